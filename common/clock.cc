@@ -1,0 +1,17 @@
+// Clock helpers.
+#include "common/clock.h"
+
+#include <time.h>
+
+namespace coord {
+
+static int64_t ClockMs(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t WallMs() { return ClockMs(CLOCK_REALTIME); }
+int64_t MonoMs() { return ClockMs(CLOCK_MONOTONIC); }
+
+}  // namespace coord

@@ -1,0 +1,53 @@
+// The job spec (`--config X.json`): one JSON file. This file owns parsing and
+// validation of what the control plane needs (the "launch" section) and the
+// top-level key check; the trainer validates "model"/"data"/"training"/"parallel".
+//
+// Every problem is reported with the file, the JSON path and what was expected:
+//   job.json: launch.nproc_per_node: expected a positive integer, got "8"
+// Syntax errors give line and column. Unknown keys are warnings with a
+// did-you-mean ("launch.nproc_per_nod: unknown key; did you mean nproc_per_node?").
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace coord {
+
+struct LaunchSpec {
+  int nproc_per_node = 0;                     // 0: not given (use hosts' slots, else 1)
+  int master_port = 0;                        // 0: node 0's agent picks a free port
+  std::map<std::string, std::string> env;     // extra environment for every rank
+  std::vector<std::string> command;           // argv; a string command becomes {"/bin/sh","-c",cmd}
+  std::string workdir;                        // empty: the submitter's cwd
+  int max_restarts = 0;
+  int hang_timeout_s = 0;                     // 0: no hang detection
+  int kill_grace_ms = 5000;                   // SIGTERM -> SIGKILL grace (launch.kill_grace_s)
+};
+
+struct JobSpec {
+  LaunchSpec launch;
+  std::string name;            // optional "name"
+  std::string source_path;     // the file it came from (for messages)
+  std::string json_text;       // the full text, kept for the trainer and the journal
+};
+
+struct JobSpecResult {
+  JobSpec spec;
+  std::vector<std::string> warnings;  // each names the file and JSON path
+};
+
+// Parses and validates. `path` is used in messages only.
+StatusOr<JobSpecResult> ParseJobSpec(const std::string& json_text, const std::string& path);
+StatusOr<JobSpecResult> LoadJobSpec(const std::string& path);
+
+// Line and column (1-based) of a byte offset in text, for syntax errors.
+void OffsetToLineColumn(const std::string& text, size_t offset, int* line, int* column);
+
+// The candidate closest to `word` by edit distance if it is close enough to be
+// a likely typo (distance <= max(1, len/3)); empty otherwise.
+std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates);
+
+}  // namespace coord

@@ -1,0 +1,42 @@
+// The gRPC edge: converting Status <-> grpc::Status, starting a server that may
+// bind port 0 (and reports the port it got), deadlines, and systemd readiness.
+// Only adapters and clients include this; logic classes never see grpcpp.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace coord {
+
+grpc::Status ToGrpc(const Status& status);
+Status FromGrpc(const grpc::Status& status);
+
+// A context with a deadline `timeout_ms` from now.
+std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int timeout_ms);
+
+// Channel to "host:port" (plaintext for now; mTLS arrives with provisioning).
+// Keepalive pings every 10 s so a dead peer is noticed on idle streams too.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
+
+// Splits "host:port" / "[v6]:port"; port 0 allowed.
+Status SplitHostPort(const std::string& hostport, std::string* host, int* port);
+
+struct StartedServer {
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;  // the bound port (the real one when 0 was asked for)
+};
+// Builds and starts a server on `listen` ("host:port", port may be 0) with the
+// given services. Fails with a clear message when the address cannot be bound.
+StatusOr<StartedServer> StartGrpcServer(const std::string& listen,
+                                        const std::vector<grpc::Service*>& services);
+
+// sd_notify(READY=1) when run under systemd (NOTIFY_SOCKET set); a no-op otherwise.
+void NotifyReady(const std::string& status_text);
+void NotifyStopping();
+
+}  // namespace coord
