@@ -1,0 +1,87 @@
+// coord-agent: the node daemon. Parses flags, starts an AgentServer, writes
+// --port-file, tells systemd it is ready, and on SIGTERM/SIGINT stops serving
+// and exits 0 while every job keeps running under its supervisor.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+
+#include "agent/agent_server.h"
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/rpc_util.h"
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+  coord::agent::AgentOptions opts;
+  std::string port_file, log_level = "info";
+  po::options_description desc("coord-agent options");
+  desc.add_options()("help,h", "show this help")(
+      "listen", po::value(&opts.listen)->default_value(opts.listen), "HOST:PORT (port 0: pick one)")(
+      "state-dir", po::value(&opts.state_dir), "state directory (required)")(
+      "port-file", po::value(&port_file), "write the bound port here (atomically)")(
+      "heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
+      "Watch heartbeat period")(
+      "grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
+      "default SIGTERM->SIGKILL grace for Kill")(
+      "supervisor", po::value(&opts.supervisor_path), "coord-supervisor binary (default: next to this one)")(
+      "cgroup-parent", po::value(&opts.cgroup_parent), "parent cgroup for jobs, or 'none'")(
+      "log-level", po::value(&log_level)->default_value(log_level), "debug|info|warning|error");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "coord-agent: " << e.what() << "\n" << desc;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  coord::LogLevel level;
+  if (!coord::ParseLogLevel(log_level, &level)) {
+    std::cerr << "coord-agent: --log-level must be debug|info|warning|error\n";
+    return 2;
+  }
+  coord::SetLogLevel(level);
+  coord::SetLogTag("coord-agent");
+  if (opts.state_dir.empty()) {
+    std::cerr << "coord-agent: --state-dir is required\n" << desc;
+    return 2;
+  }
+  // Keep fds 0-2 taken, so nothing we open later lands on them.
+  for (int fd = 0; fd < 3; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0) open("/dev/null", O_RDWR);
+  }
+  // Block the stop signals before any thread exists; main waits for them below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto server = coord::agent::AgentServer::Create(opts);
+  if (!server.ok()) {
+    LOG_ERROR << "cannot start: " << server.status().ToString();
+    return 2;
+  }
+  if (!port_file.empty()) {
+    coord::Status st = coord::WriteFileAtomic(port_file, std::to_string((*server)->port()) + "\n");
+    if (!st.ok()) {
+      LOG_ERROR << "cannot write --port-file: " << st.ToString();
+      return 2;
+    }
+  }
+  coord::NotifyReady("listening on port " + std::to_string((*server)->port()));
+  int sig = 0;
+  sigwait(&stop, &sig);
+  LOG_INFO << "got " << strsignal(sig) << "; shutting down";
+  coord::NotifyStopping();
+  (*server)->Shutdown();
+  return 0;
+}

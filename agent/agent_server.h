@@ -1,0 +1,51 @@
+// AgentServer: an AgentService behind a gRPC server. coord-agent's main, the
+// in-process agent of `coordctl` local mode, and tests create it. Create() starts
+// serving; Shutdown() stops serving and NEVER kills running jobs (restarting the
+// agent must not cost a run). Thread-safe: Shutdown may be called from any
+// thread, more than once.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/status.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace coord::agent {
+
+class AgentService;
+class AgentGrpcService;
+
+struct AgentOptions {
+  std::string listen = "0.0.0.0:7071";  // host:port, port 0 = pick one
+  std::string state_dir;                // required
+  std::string supervisor_path;          // empty: next to this executable
+  int heartbeat_ms = 1000;
+  int default_grace_ms = 5000;
+  std::string cgroup_parent;  // empty: auto-detect; "none" disables cgroups
+};
+
+class AgentServer {
+ public:
+  static StatusOr<std::unique_ptr<AgentServer>> Create(const AgentOptions& options);  // starts serving
+  int port() const { return port_; }
+  const std::string& agent_id() const;
+  void Shutdown();  // stops serving; NEVER kills running jobs
+  ~AgentServer();   // calls Shutdown
+
+ private:
+  AgentServer() = default;
+
+  int port_ = 0;
+  std::unique_ptr<AgentService> service_;
+  std::unique_ptr<AgentGrpcService> grpc_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex shutdown_mu_;  // serializes Shutdown
+  bool shut_down_ = false;  // guarded by shutdown_mu_
+};
+
+}  // namespace coord::agent

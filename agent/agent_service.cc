@@ -1,0 +1,517 @@
+// AgentService RPC logic (see agent_service.h): Launch, Kill, Watch, TailLogs,
+// ListJobs, Ping, ReservePort. State tracking and restart recovery live in
+// agent_state.cc. Runs in coord-agent on gRPC threads.
+#include "agent/agent_service.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "agent/cgroup.h"
+#include "agent/log_tailer.h"
+#include "agent/rank_env.h"
+#include "agent/spawn.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/logging.h"
+
+namespace coord::agent {
+namespace {
+
+constexpr int kMaxRanksPerNode = 4096;
+constexpr int kMaxGraceMs = 3600 * 1000;
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown-host";
+  return buf;
+}
+
+std::string RandomId() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%08x%08x", rd(), rd());
+  return buf;
+}
+
+bool HasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+// The agent's own environment minus what belongs to the agent process alone.
+std::vector<std::string> BaseEnviron() {
+  std::vector<std::string> out;
+  for (auto& e : CurrentEnviron()) {
+    if (e.compare(0, 14, "NOTIFY_SOCKET=") == 0 || e.compare(0, 11, "LISTEN_FDS=") == 0 ||
+        e.compare(0, 11, "LISTEN_PID=") == 0 || e.compare(0, 14, "COORD_JOB_TAG=") == 0) {
+      continue;
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+AgentService::AgentService(const AgentServiceOptions& options)
+    : options_(options),
+      hostname_(Hostname()),
+      agent_id_(RandomId()),
+      agent_tag_(AgentTag(options.state_dir)),
+      start_time_ms_(WallMs()),
+      hub_(agent_id_) {}
+
+AgentService::~AgentService() { Shutdown(); }
+
+StatusOr<std::unique_ptr<AgentService>> AgentService::Create(const AgentServiceOptions& options) {
+  if (options.state_dir.empty() || options.state_dir[0] != '/') {
+    return InvalidArgument("state dir must be an absolute path");
+  }
+  std::unique_ptr<AgentService> s(new AgentService(options));
+  RETURN_IF_ERROR(s->Init());
+  return s;
+}
+
+Status AgentService::Init() {
+  RETURN_IF_ERROR(MakeDirs(JobsDir(options_.state_dir), 0700));
+  GenMonitor::Callbacks cb;
+  cb.on_file = [this](uint64_t key, const std::string& name) { OnFile(key, name); };
+  cb.on_pid_exit = [this](uint64_t key) { OnPidExit(key); };
+  cb.on_overflow = [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, gen] : by_key_) SyncFromDiskLocked(*gen);
+  };
+  cb.on_tick = [this] { OnTick(); };
+  ASSIGN_OR_RETURN(monitor_, GenMonitor::Create(std::move(cb), 250));
+  Recover();
+  return Status::Ok();
+}
+
+void AgentService::Shutdown() {
+  if (shutting_down_.exchange(true)) return;
+  hub_.Close();
+  if (monitor_) monitor_->Stop();
+}
+
+// --- Ping, ReservePort, ListJobs ------------------------------------------------
+
+Status AgentService::Ping(const PingRequest&, PingReply* reply) {
+  reply->set_hostname(hostname_);
+  reply->set_agent_id(agent_id_);
+  reply->set_version(kVersion);
+  reply->set_start_time_ms(start_time_ms_);
+  return Status::Ok();
+}
+
+Status AgentService::ReservePort(const ReservePortRequest& req, ReservePortReply* reply) {
+  RETURN_IF_ERROR(ValidateJobId(req.job_id()));
+  if (req.ttl_ms() < 0) return InvalidArgument("ttl_ms must be >= 0");
+  ASSIGN_OR_RETURN(int port, ports_.Reserve(req.job_id(), req.ttl_ms()));
+  reply->set_port(port);
+  return Status::Ok();
+}
+
+Status AgentService::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [job_id, gens] : jobs_) {
+    for (const auto& [g, gen] : gens) {
+      JobGeneration* jg = reply->add_jobs();
+      jg->set_job_id(job_id);
+      jg->set_generation(g);
+      jg->set_log_dir(gen->dir);
+      bool finished = gen->done;
+      for (const auto& r : gen->ranks) {
+        *jg->add_ranks() = MakeRankStatusLocked(*gen, r);
+        if (!r.exited) finished = finished && true;
+      }
+      bool all_exited = !gen->ranks.empty();
+      for (const auto& r : gen->ranks) all_exited = all_exited && r.exited;
+      jg->set_finished(finished || (all_exited && !gen->launching));
+    }
+  }
+  return Status::Ok();
+}
+
+// --- Launch ----------------------------------------------------------------------
+
+Status AgentService::ValidateLaunch(const LaunchRequest& req) const {
+  RETURN_IF_ERROR(ValidateJobId(req.job_id()));
+  if (req.generation() < 0) return InvalidArgument("generation must be >= 0");
+  if (req.num_nodes() < 1) return InvalidArgument("num_nodes must be >= 1");
+  if (req.node_rank() < 0 || req.node_rank() >= req.num_nodes()) {
+    return InvalidArgument("node_rank " + std::to_string(req.node_rank()) + " is not in [0, " +
+                           std::to_string(req.num_nodes()) + ")");
+  }
+  if (req.world_size() < 1) return InvalidArgument("world_size must be >= 1");
+  if (req.ranks_size() == 0) return InvalidArgument("no ranks to launch");
+  if (req.ranks_size() > kMaxRanksPerNode || req.ranks_size() > req.world_size()) {
+    return InvalidArgument(std::to_string(req.ranks_size()) + " ranks on one node but world_size " +
+                           std::to_string(req.world_size()));
+  }
+  std::set<int> seen;
+  for (int r : req.ranks()) {
+    if (r < 0 || r >= req.world_size()) {
+      return InvalidArgument("rank " + std::to_string(r) + " is not in [0, world_size=" +
+                             std::to_string(req.world_size()) + ")");
+    }
+    if (!seen.insert(r).second) return InvalidArgument("rank " + std::to_string(r) + " listed twice");
+  }
+  if (req.master_addr().empty() || HasNul(req.master_addr())) {
+    return InvalidArgument("master_addr is empty or contains NUL");
+  }
+  if (req.master_port() < 1 || req.master_port() > 65535) {
+    return InvalidArgument("master_port " + std::to_string(req.master_port()) +
+                           " is not in 1..65535");
+  }
+  if (req.max_restarts() < 0) return InvalidArgument("max_restarts must be >= 0");
+  if (req.argv_size() == 0 || req.argv(0).empty()) return InvalidArgument("argv is empty");
+  for (const auto& a : req.argv()) {
+    if (HasNul(a)) return InvalidArgument("argv contains a NUL character");
+  }
+  for (const auto& [k, v] : req.env()) RETURN_IF_ERROR(ValidateEnvEntry(k, v));
+  if (req.workdir().empty() || req.workdir()[0] != '/' || HasNul(req.workdir()) ||
+      !IsDirectory(req.workdir())) {
+    return FailedPrecondition("workdir " + (req.workdir().empty() ? "''" : req.workdir()) +
+                              " does not exist on node " + hostname_ +
+                              (req.workdir().empty() || req.workdir()[0] == '/'
+                                   ? "" : " (it must be an absolute path)"));
+  }
+  return Status::Ok();
+}
+
+StatusOr<GenSpec> AgentService::BuildSpec(const LaunchRequest& req, const std::string& tag,
+                                          const std::string& cgroup_dir) const {
+  GenSpec spec;
+  spec.job_id = req.job_id();
+  spec.generation = req.generation();
+  spec.node_rank = req.node_rank();
+  spec.tag = tag;
+  spec.workdir = req.workdir();
+  spec.cgroup_dir = cgroup_dir;
+  std::vector<std::string> base = BaseEnviron();
+  std::map<std::string, std::string> job_env(req.env().begin(), req.env().end());
+  for (int i = 0; i < req.ranks_size(); ++i) {
+    RankEnvInput in;
+    in.job_id = req.job_id();
+    in.generation = req.generation();
+    in.node_rank = req.node_rank();
+    in.num_nodes = req.num_nodes();
+    in.world_size = req.world_size();
+    in.rank = req.ranks(i);
+    in.local_rank = i;
+    in.local_world_size = req.ranks_size();
+    in.master_addr = req.master_addr();
+    in.master_port = req.master_port();
+    in.max_restarts = req.max_restarts();
+    in.job_tag = tag;
+    RankSpec rs;
+    rs.rank = req.ranks(i);
+    rs.local_rank = i;
+    rs.argv.assign(req.argv().begin(), req.argv().end());
+    rs.env = BuildRankEnv(base, job_env, in);
+    spec.ranks.push_back(std::move(rs));
+  }
+  return spec;
+}
+
+void AgentService::DropGeneration(const GenPtr& gen) {
+  monitor_->UnwatchDir(gen->key);
+  (void)RemoveTree(gen->dir);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(gen->job_id);
+  if (it != jobs_.end()) {
+    it->second.erase(gen->generation);
+    if (it->second.empty()) jobs_.erase(it);
+  }
+  by_key_.erase(gen->key);
+  gen->launching = false;
+  launch_cv_.notify_all();
+}
+
+Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
+  if (shutting_down_) return Unavailable("agent on " + hostname_ + " is shutting down");
+  RETURN_IF_ERROR(ValidateLaunch(req));
+  std::string dir = GenDir(options_.state_dir, req.job_id(), req.generation());
+  auto gen = std::make_shared<Generation>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (FindLocked(req.job_id(), req.generation()) || PathExists(dir)) {
+      return AlreadyExists("job " + req.job_id() + " generation " +
+                           std::to_string(req.generation()) + " already exists on node " +
+                           hostname_);
+    }
+    gen->key = next_key_++;
+    gen->job_id = req.job_id();
+    gen->generation = req.generation();
+    gen->node_rank = req.node_rank();
+    gen->dir = dir;
+    gen->tag = JobTag(agent_tag_, req.job_id(), req.generation());
+    if (!options_.cgroup_parent.empty()) {
+      gen->cgroup_dir = GenCgroupDir(options_.cgroup_parent, req.job_id(), req.generation());
+    }
+    for (int i = 0; i < req.ranks_size(); ++i) {
+      RankState r;
+      r.rank = req.ranks(i);
+      r.local_rank = i;
+      gen->ranks.push_back(r);
+    }
+    gen->launching = true;
+    jobs_[gen->job_id][gen->generation] = gen;
+    by_key_[gen->key] = gen;
+  }
+  Status st = StartGeneration(req, gen, reply);
+  std::lock_guard<std::mutex> lock(mu_);
+  gen->launching = false;
+  launch_cv_.notify_all();
+  return st;
+}
+
+// Writes the spec, starts the supervisor and waits for its handshake.
+Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen,
+                                     LaunchReply* reply) {
+  const std::string what = "job " + gen->job_id + " generation " +
+                           std::to_string(gen->generation) + " on node " + hostname_;
+  Status st = MakeDirs(Dirname(gen->dir), 0755);
+  if (st.ok() && mkdir(gen->dir.c_str(), 0755) != 0) st = ErrnoStatus("mkdir " + gen->dir, errno);
+  StatusOr<GenSpec> spec = BuildSpec(req, gen->tag, gen->cgroup_dir);
+  if (st.ok() && !spec.ok()) st = spec.status();
+  if (st.ok()) st = WriteRecord(JoinPath(gen->dir, kSpecFile), ToJson(*spec));
+  // Watch before the supervisor exists, so no record it writes can be missed.
+  if (st.ok()) st = monitor_->WatchDir(gen->key, gen->dir);
+  // The reserved MASTER_PORT is freed right before the ranks may bind it.
+  if (st.ok()) ports_.Release(req.job_id(), req.master_port());
+  StatusOr<int> ack_fd = st.ok() ? SpawnSupervisor(options_.supervisor_path, gen->dir)
+                                 : StatusOr<int>(st);
+  if (!ack_fd.ok()) {
+    DropGeneration(gen);
+    return ack_fd.status().WithContext("cannot launch " + what);
+  }
+  LaunchAck ack = WaitLaunchAck(*ack_fd, options_.launch_timeout_ms);
+  Launched launched;
+  Status rec = ReadRecord(JoinPath(gen->dir, kLaunchedFile), &launched);
+  std::unique_lock<std::mutex> lock(mu_);
+  SyncFromDiskLocked(*gen);
+  if (gen->supervisor.pid > 0 && !gen->done) {
+    Status w = monitor_->WatchPid(gen->key, gen->supervisor.pid, gen->supervisor.start_ticks);
+    if (!w.ok()) SyncFromDiskLocked(*gen);  // it exited already: `done` tells the rest
+  }
+  if (ack == LaunchAck::kOk) {
+    for (const auto& r : gen->ranks) {
+      RankInfo* info = reply->add_ranks();
+      info->set_rank(r.rank);
+      info->set_local_rank(r.local_rank);
+      info->set_pid(r.proc.pid);
+    }
+    reply->set_log_dir(gen->dir);
+    LOG_INFO << "launched " << what << ": " << gen->ranks.size() << " ranks";
+    return Status::Ok();
+  }
+  if (ack == LaunchAck::kFail && rec.ok()) {
+    LOG_WARN << "launch of " << what << " failed: " << launched.error;
+    return FailedPrecondition("node " + hostname_ + ": job " + gen->job_id + ": " +
+                              launched.error);
+  }
+  // The supervisor died or hung: make sure nothing of the generation survives.
+  KillTarget target = MakeKillTargetLocked(*gen);
+  lock.unlock();
+  KillOutcome killed = KillGenerations({target}, 0);
+  auto log_tail = ReadFile(JoinPath(gen->dir, kSupervisorLog));
+  std::string tail = log_tail.ok() ? log_tail->substr(log_tail->size() > 400 ? log_tail->size() - 400 : 0)
+                                   : "";
+  LOG_ERROR << "supervisor of " << what << " failed; killed " << killed.killed.size()
+            << " processes; its log ends: " << tail;
+  if (ack == LaunchAck::kTimeout) {
+    return DeadlineExceeded("launch of " + what + " did not finish within " +
+                            std::to_string(options_.launch_timeout_ms) + " ms");
+  }
+  return Internal("the supervisor of " + what + " exited before launching: " + tail);
+}
+
+// --- Kill ------------------------------------------------------------------------
+
+Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
+  RETURN_IF_ERROR(ValidateJobId(req.job_id()));
+  if (req.generation() < -1) return InvalidArgument("generation must be >= -1");
+  if (req.grace_ms() < 0 || req.grace_ms() > kMaxGraceMs) {
+    return InvalidArgument("grace_ms must be in [0, " + std::to_string(kMaxGraceMs) + "]");
+  }
+  int grace = req.grace_ms() > 0 ? req.grace_ms() : options_.default_grace_ms;
+  std::vector<KillTarget> targets;
+  std::vector<GenPtr> gens;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto it = jobs_.find(req.job_id());
+    if (it != jobs_.end()) {
+      for (auto& [g, gen] : it->second) {
+        if (req.generation() == -1 || req.generation() == g) gens.push_back(gen);
+      }
+    }
+    // A generation still being launched is killed once its ranks exist, so no
+    // rank can start after the kill has looked.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(options_.launch_timeout_ms + 5000);
+    launch_cv_.wait_until(lock, deadline, [&] {
+      for (auto& g : gens) {
+        if (g->launching) return false;
+      }
+      return true;
+    });
+    for (auto& g : gens) targets.push_back(MakeKillTargetLocked(*g));
+  }
+  reply->set_job_known(!gens.empty());
+  if (gens.empty()) {
+    // Unknown here, but never leave a stray with our tag for this job.
+    std::vector<TaggedProc> strays = FindTagged(agent_tag_ + ":" + req.job_id() + ":g", false);
+    for (const auto& p : strays) {
+      LOG_WARN << "kill of unknown job " << req.job_id() << ": killing stray pid " << p.pid
+               << " (" << p.tag << ")";
+      KillTarget t;
+      t.tag = p.tag;
+      targets.push_back(t);
+    }
+    if (targets.empty()) return Status::Ok();
+  }
+  for (auto& g : gens) {
+    (void)WriteRecord(JoinPath(g->dir, kKilledFile),
+                      "{\"time_ms\":" + std::to_string(WallMs()) + "}\n");
+  }
+  int64_t t0 = MonoMs();
+  KillOutcome out = KillGenerations(targets, grace);
+  reply->set_ranks_signalled(out.ranks_signalled);
+  reply->set_sigkilled(out.sigkilled);
+  reply->set_survivors(static_cast<int>(out.survivors.size()));
+  for (int pid : out.survivors) reply->add_survivor_pids(pid);
+  for (auto& t : targets) {
+    if (!t.cgroup_dir.empty() && out.survivors.empty()) RemoveCgroupTree(t.cgroup_dir);
+  }
+  (out.survivors.empty() ? LOG_INFO : LOG_ERROR)
+      << "kill " << req.job_id() << " g" << req.generation() << ": " << out.ranks_signalled
+      << " ranks signalled, " << out.sigkilled << " SIGKILLed, " << out.survivors.size()
+      << " survivors, " << (MonoMs() - t0) << " ms";
+  return Status::Ok();
+}
+
+// --- Watch -----------------------------------------------------------------------
+
+Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
+                           const CancelledFn& cancelled) {
+  if (req.heartbeat_ms() < 0) return InvalidArgument("heartbeat_ms must be >= 0");
+  int hb = req.heartbeat_ms() > 0 ? std::max(10, std::min(req.heartbeat_ms(), 600000))
+                                  : options_.heartbeat_ms;
+  std::shared_ptr<EventHub::Subscription> sub;
+  std::vector<AgentEvent> snapshot;
+  {
+    // Subscribing and snapshotting under mu_ (which every publisher holds) means
+    // each change is either in the snapshot or queued after it, never both/neither.
+    std::lock_guard<std::mutex> lock(mu_);
+    sub = hub_.Subscribe();
+    for (const auto& [job_id, gens] : jobs_) {
+      for (const auto& [g, gen] : gens) {
+        for (const auto& r : gen->ranks) {
+          if (!r.started && !r.exited) continue;
+          AgentEvent ev;
+          ev.set_replay(true);
+          *ev.mutable_rank() = MakeRankStatusLocked(*gen, r);
+          snapshot.push_back(hub_.Stamp(std::move(ev)));
+        }
+      }
+    }
+  }
+  struct Unsub {
+    EventHub* hub;
+    std::shared_ptr<EventHub::Subscription> sub;
+    ~Unsub() { hub->Unsubscribe(sub); }
+  } unsub{&hub_, sub};
+  for (const auto& ev : snapshot) {
+    if (!write(ev)) return Status(StatusCode::kCancelled, "watcher went away");
+  }
+  int64_t next_hb = MonoMs();  // a first heartbeat right after the snapshot marks its end
+  for (;;) {
+    if (cancelled()) return Status(StatusCode::kCancelled, "watcher went away");
+    int64_t now = MonoMs();
+    if (now >= next_hb) {
+      AgentEvent ev;
+      int running = 0;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const auto& [id, gens] : jobs_) {
+          for (const auto& [g, gen] : gens) {
+            for (const auto& r : gen->ranks) running += r.started && !r.exited;
+          }
+        }
+      }
+      ev.mutable_heartbeat()->set_running_ranks(running);
+      if (!write(hub_.Stamp(std::move(ev)))) {
+        return Status(StatusCode::kCancelled, "watcher went away");
+      }
+      next_hb = now + hb;
+    }
+    AgentEvent ev;
+    int wait_ms = static_cast<int>(std::min<int64_t>(100, std::max<int64_t>(1, next_hb - now)));
+    switch (hub_.Next(sub, wait_ms, &ev)) {
+      case EventHub::Wait::kEvent:
+        if (!write(ev)) return Status(StatusCode::kCancelled, "watcher went away");
+        break;
+      case EventHub::Wait::kClosed:
+        return Unavailable("agent on " + hostname_ + " is shutting down");
+      case EventHub::Wait::kOverflow:
+        return Status(StatusCode::kResourceExhausted, "watcher fell too far behind; watch again");
+      case EventHub::Wait::kTimeout:
+        break;
+    }
+  }
+}
+
+// --- TailLogs --------------------------------------------------------------------
+
+Status AgentService::TailLogs(const TailLogsRequest& req, const LogWriter& write,
+                              const CancelledFn& cancelled) {
+  RETURN_IF_ERROR(ValidateJobId(req.job_id()));
+  if (req.generation() < -1) return InvalidArgument("generation must be >= -1");
+  if (req.rank() < -1) return InvalidArgument("rank must be >= -1");
+  if (req.tail_lines() < 0) return InvalidArgument("tail_lines must be >= 0");
+  if (req.stream() != LOG_BOTH && req.stream() != LOG_STDOUT && req.stream() != LOG_STDERR) {
+    return InvalidArgument("unknown log stream " + std::to_string(req.stream()));
+  }
+  GenPtr gen;
+  std::vector<LogSource> sources;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    gen = FindLocked(req.job_id(), req.generation());
+    if (!gen) {
+      return NotFound("job " + req.job_id() +
+                      (req.generation() >= 0 ? " generation " + std::to_string(req.generation())
+                                             : std::string()) +
+                      " is not known on node " + hostname_);
+    }
+    for (const auto& r : gen->ranks) {
+      if (req.rank() >= 0 && r.rank != req.rank()) continue;
+      if (req.stream() != LOG_STDERR) {
+        sources.push_back({r.rank, LOG_STDOUT, JoinPath(gen->dir, RankOutName(r.rank))});
+      }
+      if (req.stream() != LOG_STDOUT) {
+        sources.push_back({r.rank, LOG_STDERR, JoinPath(gen->dir, RankErrName(r.rank))});
+      }
+    }
+  }
+  if (sources.empty()) {
+    return NotFound("rank " + std::to_string(req.rank()) + " of job " + req.job_id() +
+                    " does not run on node " + hostname_);
+  }
+  auto finished = [this, gen] {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (gen->done) return true;
+    if (gen->launching) return false;
+    for (const auto& r : gen->ranks) {
+      if (!r.exited) return false;
+    }
+    return true;
+  };
+  auto stop = [this, &cancelled] { return shutting_down_.load() || cancelled(); };
+  return StreamLogs(std::move(sources), req.tail_lines(), req.follow(), 50, finished, stop, write);
+}
+
+}  // namespace coord::agent

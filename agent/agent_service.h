@@ -1,0 +1,151 @@
+// The node agent's logic, without gRPC (style rule "gRPC at the edge"): launch a
+// generation under a detached coord-supervisor, kill it, report its ranks
+// (Watch), tail its logs, re-adopt running generations after an agent restart
+// and kill only what nobody supervises any more. Runs in coord-agent.
+//
+// Threading: every method may be called concurrently from gRPC threads; the
+// GenMonitor thread calls OnFile/OnPidExit/OnTick. Shared state is guarded by
+// mu_. Lock order: AgentService::mu_ -> EventHub::mu_ / GenMonitor::mu_ /
+// PortReservations::mu_. Slow work (kill grace, /proc scans for a Kill, waiting
+// for a supervisor) happens with mu_ released.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/event_hub.h"
+#include "agent/gen_monitor.h"
+#include "agent/kill.h"
+#include "agent/port_reservations.h"
+#include "agent/state_dir.h"
+#include "common/status.h"
+#include "proto/agent.pb.h"
+
+namespace coord::agent {
+
+using StreamWriter = std::function<bool(const AgentEvent&)>;
+using LogWriter = std::function<bool(const LogBatch&)>;
+using CancelledFn = std::function<bool()>;
+
+// What the gRPC adapter calls; tests and coordctl's local mode may fake it.
+class AgentHandler {
+ public:
+  virtual ~AgentHandler() = default;
+  virtual Status Ping(const PingRequest& req, PingReply* reply) = 0;
+  virtual Status ReservePort(const ReservePortRequest& req, ReservePortReply* reply) = 0;
+  virtual Status Launch(const LaunchRequest& req, LaunchReply* reply) = 0;
+  virtual Status Kill(const KillRequest& req, KillReply* reply) = 0;
+  virtual Status Watch(const WatchRequest& req, const StreamWriter& write,
+                       const CancelledFn& cancelled) = 0;
+  virtual Status TailLogs(const TailLogsRequest& req, const LogWriter& write,
+                          const CancelledFn& cancelled) = 0;
+  virtual Status ListJobs(const ListJobsRequest& req, ListJobsReply* reply) = 0;
+};
+
+struct AgentServiceOptions {
+  std::string state_dir;        // absolute, exists
+  std::string supervisor_path;  // absolute, executable
+  std::string cgroup_parent;    // resolved parent cgroup, "" = no cgroups
+  int heartbeat_ms = 1000;
+  int default_grace_ms = 5000;
+  int launch_timeout_ms = 60000;  // every rank exec'd within this, or the launch fails
+};
+
+class AgentService final : public AgentHandler {
+ public:
+  static constexpr const char* kVersion = "0.1.0";
+
+  // Loads the state dir, re-adopts live generations, kills orphans.
+  static StatusOr<std::unique_ptr<AgentService>> Create(const AgentServiceOptions& options);
+  ~AgentService() override;
+
+  Status Ping(const PingRequest& req, PingReply* reply) override;
+  Status ReservePort(const ReservePortRequest& req, ReservePortReply* reply) override;
+  Status Launch(const LaunchRequest& req, LaunchReply* reply) override;
+  Status Kill(const KillRequest& req, KillReply* reply) override;
+  Status Watch(const WatchRequest& req, const StreamWriter& write,
+               const CancelledFn& cancelled) override;
+  Status TailLogs(const TailLogsRequest& req, const LogWriter& write,
+                  const CancelledFn& cancelled) override;
+  Status ListJobs(const ListJobsRequest& req, ListJobsReply* reply) override;
+
+  // Ends open streams and stops the monitor thread. Never kills a job.
+  void Shutdown();
+  const std::string& agent_id() const { return agent_id_; }
+  const std::string& agent_tag() const { return agent_tag_; }
+
+ private:
+  struct RankState {
+    int rank = 0;
+    int local_rank = 0;
+    ProcId proc;
+    int64_t start_ms = 0;
+    bool started = false;
+    bool exited = false;
+    RankExit exit;
+  };
+  struct Generation {
+    uint64_t key = 0;
+    std::string job_id;
+    int generation = 0;
+    int node_rank = 0;
+    std::string dir, cgroup_dir, tag;
+    std::vector<RankState> ranks;  // in local-rank order
+    ProcId supervisor;
+    bool launching = false;  // a Launch call is still starting it
+    bool done = false;       // the `done` record exists: nothing of it runs any more
+  };
+  using GenPtr = std::shared_ptr<Generation>;
+
+  explicit AgentService(const AgentServiceOptions& options);
+  Status Init();
+
+  // --- state (agent_state.cc); all *Locked methods require mu_ ---------------
+  void Recover();
+  GenPtr LoadGeneration(const std::string& job_id, int generation, const std::string& dir);
+  void SyncFromDiskLocked(Generation& gen);
+  void ApplyStartedLocked(Generation& gen, int rank);
+  void ApplyExitLocked(Generation& gen, int rank);
+  void CheckDoneLocked(Generation& gen);
+  void CleanupOrphanLocked(Generation& gen, const std::string& why);
+  void KillUnknownTaggedLocked();
+  void OnFile(uint64_t key, const std::string& name);
+  void OnPidExit(uint64_t key);
+  void OnTick();
+  RankStatus MakeRankStatusLocked(const Generation& gen, const RankState& r) const;
+  void PublishLocked(const Generation& gen, const RankState& r);
+  GenPtr FindLocked(const std::string& job_id, int generation) const;
+  KillTarget MakeKillTargetLocked(const Generation& gen) const;
+
+  // --- launch helpers (agent_service.cc) -------------------------------------
+  Status ValidateLaunch(const LaunchRequest& req) const;
+  StatusOr<GenSpec> BuildSpec(const LaunchRequest& req, const std::string& tag,
+                              const std::string& cgroup_dir) const;
+  Status StartGeneration(const LaunchRequest& req, const GenPtr& gen, LaunchReply* reply);
+  void DropGeneration(const GenPtr& gen);
+
+  const AgentServiceOptions options_;
+  const std::string hostname_;
+  const std::string agent_id_;
+  const std::string agent_tag_;
+  const int64_t start_time_ms_;
+  EventHub hub_;
+  PortReservations ports_;
+  std::unique_ptr<GenMonitor> monitor_;
+  std::atomic<bool> shutting_down_{false};
+
+  mutable std::mutex mu_;
+  std::condition_variable launch_cv_;  // a generation's `launching` became false
+  // job id -> generation -> state
+  std::map<std::string, std::map<int, GenPtr>> jobs_;  // guarded by mu_
+  std::map<uint64_t, GenPtr> by_key_;                   // guarded by mu_
+  uint64_t next_key_ = 1;                               // guarded by mu_
+};
+
+}  // namespace coord::agent

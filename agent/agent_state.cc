@@ -1,0 +1,279 @@
+// AgentService state tracking: applying the records supervisors write (via the
+// GenMonitor's inotify/pidfd callbacks), restart recovery (re-adopt live
+// generations, kill what nobody supervises) and RankStatus building. Runs in
+// coord-agent: Recover() at start, the On* callbacks on the monitor thread.
+#include <signal.h>
+
+#include "agent/agent_service.h"
+#include "agent/cgroup.h"
+#include "agent/proc_scan.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/logging.h"
+
+namespace coord::agent {
+
+// --- lookups and events ------------------------------------------------------------
+
+AgentService::GenPtr AgentService::FindLocked(const std::string& job_id, int generation) const {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end() || it->second.empty()) return nullptr;
+  if (generation < 0) return it->second.rbegin()->second;  // the latest
+  auto g = it->second.find(generation);
+  return g == it->second.end() ? nullptr : g->second;
+}
+
+RankStatus AgentService::MakeRankStatusLocked(const Generation& gen, const RankState& r) const {
+  RankStatus s;
+  s.set_job_id(gen.job_id);
+  s.set_generation(gen.generation);
+  s.set_node_rank(gen.node_rank);
+  s.set_rank(r.rank);
+  s.set_local_rank(r.local_rank);
+  s.set_pid(r.proc.pid);
+  s.set_state(r.exited ? RANK_EXITED : r.started ? RANK_RUNNING : RANK_STATE_UNKNOWN);
+  s.set_start_time_ms(r.start_ms);
+  if (r.exited) {
+    s.set_exit_code(r.exit.exit_code);
+    s.set_signal(r.exit.signal);
+    s.set_end_time_ms(r.exit.end_ms);
+    s.set_error(r.exit.error);
+  }
+  return s;
+}
+
+void AgentService::PublishLocked(const Generation& gen, const RankState& r) {
+  AgentEvent ev;
+  *ev.mutable_rank() = MakeRankStatusLocked(gen, r);
+  hub_.Publish(std::move(ev));
+}
+
+KillTarget AgentService::MakeKillTargetLocked(const Generation& gen) const {
+  KillTarget t;
+  t.tag = gen.tag;
+  t.cgroup_dir = gen.cgroup_dir;
+  for (const auto& r : gen.ranks) {
+    if (r.started && !r.exited) t.rank_mains.push_back(r.proc);
+  }
+  return t;
+}
+
+// --- applying records ----------------------------------------------------------------
+
+void AgentService::ApplyStartedLocked(Generation& gen, int rank) {
+  for (auto& r : gen.ranks) {
+    if (r.rank != rank || r.started) continue;
+    RankStarted rec;
+    if (!ReadRecord(JoinPath(gen.dir, RankStartedName(rank)), &rec).ok()) return;
+    r.started = true;
+    r.proc = rec.proc;
+    r.start_ms = rec.start_ms;
+    PublishLocked(gen, r);
+  }
+}
+
+void AgentService::ApplyExitLocked(Generation& gen, int rank) {
+  for (auto& r : gen.ranks) {
+    if (r.rank != rank || r.exited) continue;
+    RankExit rec;
+    if (!ReadRecord(JoinPath(gen.dir, RankExitName(rank)), &rec).ok()) return;
+    // An exec failure has no started record; the exit still counts as the end.
+    r.exited = true;
+    r.exit = rec;
+    PublishLocked(gen, r);
+  }
+}
+
+void AgentService::CheckDoneLocked(Generation& gen) {
+  if (!gen.done && PathExists(JoinPath(gen.dir, kDoneFile))) gen.done = true;
+}
+
+void AgentService::SyncFromDiskLocked(Generation& gen) {
+  if (gen.supervisor.pid == 0) {
+    (void)ReadRecord(JoinPath(gen.dir, kSupervisorFile), &gen.supervisor);
+  }
+  for (size_t i = 0; i < gen.ranks.size(); ++i) {
+    int rank = gen.ranks[i].rank;
+    if (!gen.ranks[i].started) ApplyStartedLocked(gen, rank);
+    if (!gen.ranks[i].exited) ApplyExitLocked(gen, rank);
+  }
+  CheckDoneLocked(gen);
+}
+
+void AgentService::OnFile(uint64_t key, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return;
+  Generation& gen = *it->second;
+  int rank;
+  if ((rank = ParseRankRecordName(name, ".started")) >= 0) {
+    ApplyStartedLocked(gen, rank);
+  } else if ((rank = ParseRankRecordName(name, ".exit")) >= 0) {
+    ApplyExitLocked(gen, rank);
+  } else if (name == kDoneFile) {
+    CheckDoneLocked(gen);
+  } else if (name == kSupervisorFile && gen.supervisor.pid == 0) {
+    (void)ReadRecord(JoinPath(gen.dir, kSupervisorFile), &gen.supervisor);
+  }
+}
+
+// A supervisor ended. Normally it wrote `done` first; if not, it was killed and
+// its ranks (if any are left) are orphans that nobody supervises.
+void AgentService::OnPidExit(uint64_t key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return;
+  Generation& gen = *it->second;
+  SyncFromDiskLocked(gen);
+  if (!gen.done) {
+    CleanupOrphanLocked(gen, "its supervisor (pid " + std::to_string(gen.supervisor.pid) +
+                                 ") died");
+  }
+  monitor_->UnwatchDir(key);
+}
+
+void AgentService::OnTick() {
+  ports_.ExpireOld();
+  // Safety net for a missed pidfd (e.g. pidfd_open unsupported): a generation
+  // whose supervisor is gone but that is not done.
+  std::vector<uint64_t> dead;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, gen] : by_key_) {
+      if (gen->done || gen->launching || gen->supervisor.pid == 0) continue;
+      if (!ProcAlive(gen->supervisor.pid, gen->supervisor.start_ticks)) dead.push_back(key);
+    }
+  }
+  for (uint64_t key : dead) OnPidExit(key);
+}
+
+// --- orphans and recovery ------------------------------------------------------------
+
+void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) {
+  KillOutcome out = KillGenerations({MakeKillTargetLocked(gen)}, 0);
+  for (int pid : out.killed) {
+    LOG_WARN << "killed orphan pid " << pid << " of job " << gen.job_id << " g"
+             << gen.generation << ": " << why;
+  }
+  for (int pid : out.survivors) {
+    LOG_ERROR << "orphan pid " << pid << " of job " << gen.job_id << " g" << gen.generation
+              << " survived SIGKILL";
+  }
+  for (auto& r : gen.ranks) {
+    if (r.exited) continue;
+    RankExit rec;
+    rec.rank = r.rank;
+    rec.signal = SIGKILL;
+    rec.end_ms = WallMs();
+    rec.error = (r.started ? "killed by coord-agent: " : "never started: ") + why;
+    Status s = WriteRecord(JoinPath(gen.dir, RankExitName(r.rank)), ToJson(rec));
+    if (!s.ok()) LOG_ERROR << s.ToString();
+    ApplyExitLocked(gen, r.rank);
+  }
+  Status s = WriteRecord(JoinPath(gen.dir, kDoneFile),
+                         "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
+  if (!s.ok()) LOG_ERROR << s.ToString();
+  gen.done = true;
+  if (!gen.cgroup_dir.empty()) RemoveCgroupTree(gen.cgroup_dir);
+}
+
+AgentService::GenPtr AgentService::LoadGeneration(const std::string& job_id, int generation,
+                                                  const std::string& dir) {
+  GenSpec spec;
+  Status st = ReadRecord(JoinPath(dir, kSpecFile), &spec);
+  if (!st.ok()) {
+    LOG_WARN << "ignoring " << dir << ": " << st.ToString();
+    return nullptr;
+  }
+  auto gen = std::make_shared<Generation>();
+  gen->job_id = job_id;
+  gen->generation = generation;
+  gen->node_rank = spec.node_rank;
+  gen->dir = dir;
+  gen->cgroup_dir = spec.cgroup_dir;
+  gen->tag = spec.tag;
+  for (const auto& rs : spec.ranks) {
+    RankState r;
+    r.rank = rs.rank;
+    r.local_rank = rs.local_rank;
+    gen->ranks.push_back(r);
+  }
+  return gen;
+}
+
+void AgentService::Recover() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto jobs = ListDir(JobsDir(options_.state_dir));
+  int adopted = 0, finished = 0, orphaned = 0;
+  for (const auto& job_id : jobs.ok() ? *jobs : std::vector<std::string>{}) {
+    if (!ValidateJobId(job_id).ok()) continue;
+    std::string job_dir = JoinPath(JobsDir(options_.state_dir), job_id);
+    auto gens = ListDir(job_dir);
+    for (const auto& name : gens.ok() ? *gens : std::vector<std::string>{}) {
+      int g = ParseGenDirName(name);
+      if (g < 0) continue;
+      GenPtr gen = LoadGeneration(job_id, g, JoinPath(job_dir, name));
+      if (!gen) continue;
+      gen->key = next_key_++;
+      jobs_[job_id][g] = gen;
+      by_key_[gen->key] = gen;
+      // Watch first, then read: a record written in between is not missed.
+      Status w = monitor_->WatchDir(gen->key, gen->dir);
+      if (!w.ok()) LOG_WARN << w.ToString();
+      SyncFromDiskLocked(*gen);
+      if (gen->done) {
+        monitor_->UnwatchDir(gen->key);
+        ++finished;
+        continue;
+      }
+      if (gen->supervisor.pid > 0 &&
+          monitor_->WatchPid(gen->key, gen->supervisor.pid, gen->supervisor.start_ticks).ok()) {
+        int running = 0;
+        for (const auto& r : gen->ranks) running += r.started && !r.exited;
+        LOG_INFO << "re-adopted job " << job_id << " g" << g << " (supervisor pid "
+                 << gen->supervisor.pid << ", " << running << " ranks running)";
+        ++adopted;
+        continue;
+      }
+      CleanupOrphanLocked(*gen, "its supervisor died while the agent was down");
+      monitor_->UnwatchDir(gen->key);
+      ++orphaned;
+    }
+  }
+  KillUnknownTaggedLocked();
+  LOG_INFO << "state dir " << options_.state_dir << ": " << adopted << " generations re-adopted, "
+           << finished << " finished, " << orphaned << " orphaned (killed)";
+}
+
+// Processes with this agent's tag prefix whose generation is unknown or finished,
+// and cgroups under our parent that belong to no live generation: nobody will
+// ever supervise them, so they go. Nothing else is touched.
+void AgentService::KillUnknownTaggedLocked() {
+  for (const auto& p : FindTagged(agent_tag_ + ":", /*exact=*/false)) {
+    std::string agent_tag, job_id;
+    int g = -1;
+    GenPtr gen;
+    if (ParseJobTag(p.tag, &agent_tag, &job_id, &g)) gen = FindLocked(job_id, g);
+    if (gen && !gen->done) continue;
+    LOG_WARN << "killing pid " << p.pid << " (COORD_JOB_TAG=" << p.tag << "): its generation is "
+             << (gen ? "finished" : "unknown");
+    kill(p.pid, SIGKILL);
+  }
+  if (options_.cgroup_parent.empty()) return;
+  auto names = ListDir(options_.cgroup_parent);
+  for (const auto& n : names.ok() ? *names : std::vector<std::string>{}) {
+    std::string dir = JoinPath(options_.cgroup_parent, n);
+    if (!IsDirectory(dir)) continue;
+    bool live = false;
+    for (const auto& [key, gen] : by_key_) live = live || (!gen->done && gen->cgroup_dir == dir);
+    if (live) continue;
+    std::vector<int> pids = CgroupProcs(dir);
+    if (!pids.empty()) {
+      LOG_WARN << "killing " << pids.size() << " processes in stale cgroup " << dir;
+      (void)CgroupKill(dir);
+    }
+    RemoveCgroupTree(dir);
+  }
+}
+
+}  // namespace coord::agent

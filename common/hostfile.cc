@@ -1,0 +1,346 @@
+// The hosts file parser (see hostfile.h for the format). Runs in coordctl and
+// coordd when a job is submitted. Every line is checked and all problems are
+// reported together as "PATH:LINE: <problem> in "<line>"; <hint>", so a user
+// fixes the file in one go. Name resolution (ResolveHosts) is a separate step.
+#include "common/hostfile.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "common/fs.h"
+#include "common/job_spec.h"  // DidYouMean
+
+namespace coord {
+namespace {
+
+// Above this a slots value is a typo, not a node (matches launch.nproc_per_node).
+constexpr int kMaxSlots = 1024;
+// The longest DNS name (RFC 1035).
+constexpr size_t kMaxHostLength = 253;
+
+constexpr char kHostChars[] =
+    "host names may use letters, digits, '.', '-' and '_'; write IPv6 addresses in brackets, "
+    "e.g. [fe80::1]:7071";
+constexpr char kFormatHint[] = "expected `host`, `host:port` or `host slots=N`";
+
+// key=value options after the host; one row per option (only slots so far).
+struct HostOption {
+  const char* name;
+  const char* hint;  // what a good value looks like
+};
+constexpr HostOption kHostOptions[] = {
+    {"slots", "slots must be a positive integer (at most 1024), e.g. slots=8"},
+};
+
+// ---------------------------------------------------------------------------
+// Small text helpers
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+std::string Trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && IsSpace(s[b])) ++b;
+  while (e > b && IsSpace(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+std::vector<std::string> SplitWhitespace(const std::string& s) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && IsSpace(s[i])) ++i;
+    size_t start = i;
+    while (i < s.size() && !IsSpace(s[i])) ++i;
+    if (i > start) out.push_back(s.substr(start, i - start));
+  }
+  return out;
+}
+
+// The line as shown in messages: control bytes escaped so the message stays one line.
+std::string Printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// Digits only (no sign, '+' or spaces). A value above `max` comes back as max + 1,
+// so the caller reports it as out of range rather than as "not a number".
+bool ParseDigits(const std::string& s, long max, long* out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  long v = 0;
+  for (char c : s) {
+    v = v * 10 + (c - '0');
+    if (v > max) {
+      v = max + 1;
+      break;
+    }
+  }
+  *out = v;
+  return true;
+}
+
+// An IPv6 address, optionally with a zone ("fe80::1%eth0", which getaddrinfo accepts).
+bool IsIPv6(const std::string& text) {
+  size_t percent = text.find('%');
+  std::string addr = text.substr(0, percent);
+  struct in6_addr parsed;
+  if (inet_pton(AF_INET6, addr.c_str(), &parsed) != 1) return false;
+  if (percent == std::string::npos) return true;
+  std::string zone = text.substr(percent + 1);
+  if (zone.empty()) return false;
+  for (unsigned char c : zone) {
+    if (!std::isalnum(c) && c != '.' && c != '-' && c != '_') return false;
+  }
+  return true;
+}
+
+// The canonical form used to spot duplicates: names are case-insensitive, and an
+// IPv6 address can be written several ways (::1 vs 0:0::1).
+std::string CanonicalHost(const std::string& host) {
+  struct in6_addr addr6;
+  if (host.find(':') != std::string::npos && inet_pton(AF_INET6, host.c_str(), &addr6) == 1) {
+    char buf[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, &addr6, buf, sizeof(buf)) != nullptr) return buf;
+  }
+  std::string out = host;
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// One line
+
+// Collects the line's problems; each becomes "PATH:LINE: problem in "line"; hint".
+class LineParser {
+ public:
+  LineParser(const std::string& path, int line_no, const std::string& line)
+      : path_(path), line_no_(line_no), line_(line) {}
+
+  // Parses `content` (the line without its comment, trimmed). False on error.
+  bool Parse(const std::string& content, HostEntry* entry);
+  const std::string& error() const { return error_; }
+
+ private:
+  bool Fail(const std::string& problem, const std::string& hint) {
+    error_ = path_ + ":" + std::to_string(line_no_) + ": " + problem + " in \"" +
+             Printable(line_) + "\"; " + hint;
+    return false;
+  }
+  bool ParseHostPort(const std::string& token, HostEntry* entry);
+  bool ParseBracketed(const std::string& token, HostEntry* entry);
+  bool CheckHostName(const std::string& host);
+  bool ParsePort(const std::string& text, HostEntry* entry);
+  bool ParseOption(const std::string& token, HostEntry* entry);
+
+  const std::string& path_;
+  int line_no_;
+  std::string line_;
+  std::string error_;
+};
+
+bool LineParser::Parse(const std::string& content, HostEntry* entry) {
+  std::vector<std::string> tokens = SplitWhitespace(content);
+  entry->line = line_no_;
+  if (tokens[0].find('=') != std::string::npos) {
+    return Fail("missing host before option '" + Printable(tokens[0]) + "'", kFormatHint);
+  }
+  if (!ParseHostPort(tokens[0], entry)) return false;
+  for (size_t i = 1; i < tokens.size(); ++i) {
+    if (!ParseOption(tokens[i], entry)) return false;
+  }
+  return true;
+}
+
+bool LineParser::ParseHostPort(const std::string& token, HostEntry* entry) {
+  if (token[0] == '[') return ParseBracketed(token, entry);
+  size_t colon = token.find(':');
+  if (colon != std::string::npos && token.find(':', colon + 1) != std::string::npos) {
+    return Fail("IPv6 address '" + Printable(token) + "' without brackets",
+                "write it as [addr] or [addr]:port, e.g. [fe80::1]:7071");
+  }
+  std::string host = token.substr(0, colon);
+  if (host.empty()) return Fail("missing host before ':'", kFormatHint);
+  if (!CheckHostName(host)) return false;
+  entry->host = host;
+  if (colon == std::string::npos) return true;
+  return ParsePort(token.substr(colon + 1), entry);
+}
+
+bool LineParser::ParseBracketed(const std::string& token, HostEntry* entry) {
+  size_t close = token.find(']');
+  if (close == std::string::npos) {
+    return Fail("missing ']' after IPv6 address", "write it as [addr]:port, e.g. [fe80::1]:7071");
+  }
+  std::string addr = token.substr(1, close - 1);
+  if (!IsIPv6(addr)) {
+    return Fail("'" + Printable(addr) + "' is not an IPv6 address",
+                "brackets are only for IPv6 addresses, e.g. [fe80::1]:7071");
+  }
+  entry->host = addr;
+  std::string rest = token.substr(close + 1);
+  if (rest.empty()) return true;
+  if (rest[0] != ':') {
+    return Fail("unexpected '" + Printable(rest) + "' after ']'",
+                "write [addr] or [addr]:port, e.g. [fe80::1]:7071");
+  }
+  return ParsePort(rest.substr(1), entry);
+}
+
+bool LineParser::CheckHostName(const std::string& host) {
+  for (unsigned char c : host) {
+    if (std::isalnum(c) || c == '.' || c == '-' || c == '_') continue;
+    std::string shown =
+        c >= 0x80 ? "non-ASCII character" : "'" + Printable(std::string(1, c)) + "'";
+    return Fail("invalid " + shown + " in host name '" + Printable(host) + "'", kHostChars);
+  }
+  if (host.size() > kMaxHostLength) {
+    return Fail("host name longer than 253 characters", "check the line for a missing newline");
+  }
+  return true;
+}
+
+bool LineParser::ParsePort(const std::string& text, HostEntry* entry) {
+  long port = 0;
+  if (!ParseDigits(text, 65535, &port) || port < 1 || port > 65535) {
+    return Fail("bad port '" + Printable(text) + "'",
+                "the port must be a number from 1 to 65535 (default " +
+                    std::to_string(kDefaultAgentPort) + ")");
+  }
+  entry->port = static_cast<int>(port);
+  return true;
+}
+
+bool LineParser::ParseOption(const std::string& token, HostEntry* entry) {
+  size_t eq = token.find('=');
+  if (eq == std::string::npos) {
+    return Fail("unexpected '" + Printable(token) + "'",
+                "only one host per line, followed by options like slots=8");
+  }
+  std::string key = token.substr(0, eq);
+  std::string value = token.substr(eq + 1);
+  if (key != kHostOptions[0].name) {
+    std::vector<std::string> names;
+    for (const HostOption& o : kHostOptions) names.push_back(o.name);
+    std::string guess = DidYouMean(key, names);
+    return Fail("unknown option '" + Printable(key) + "'",
+                guess.empty() ? "the only option is slots=N" : "did you mean " + guess + "?");
+  }
+  if (entry->slots != 0) return Fail("slots given twice", "keep one slots=N");
+  long slots = 0;
+  if (!ParseDigits(value, kMaxSlots, &slots) || slots < 1 || slots > kMaxSlots) {
+    return Fail("bad slots value '" + Printable(value) + "'", kHostOptions[0].hint);
+  }
+  entry->slots = static_cast<int>(slots);
+  return true;
+}
+
+// "cannot read hosts file X: <strerror>", keeping ReadFile's code (NotFound, ...).
+Status ReadError(const std::string& what, const std::string& path, const Status& st) {
+  const std::string& m = st.message();
+  size_t sep = m.rfind(": ");
+  std::string reason = sep == std::string::npos ? m : m.substr(sep + 2);
+  return Status(st.code(), "cannot read " + what + " " + path + ": " + reason);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public API
+
+std::string HostEntry::Target() const {
+  std::string port_text = std::to_string(port);
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + port_text;
+  return host + ":" + port_text;
+}
+
+StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const std::string& path) {
+  std::vector<HostEntry> hosts;
+  std::vector<std::string> errors;
+  std::map<std::string, int> seen;  // canonical host:port -> first line
+  size_t pos = 0;
+  for (int line_no = 1; pos < text.size(); ++line_no) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string raw = text.substr(pos, end - pos);
+    pos = end + 1;
+    std::string content = Trim(raw.substr(0, raw.find('#')));
+    if (content.empty()) continue;
+    LineParser parser(path, line_no, Trim(raw));
+    HostEntry entry;
+    if (!parser.Parse(content, &entry)) {
+      errors.push_back(parser.error());
+      continue;
+    }
+    std::string key = CanonicalHost(entry.host) + ":" + std::to_string(entry.port);
+    auto [it, inserted] = seen.emplace(key, line_no);
+    if (!inserted) {
+      errors.push_back(path + ":" + std::to_string(line_no) + ": duplicate host " +
+                       entry.Target() + " (already on line " + std::to_string(it->second) +
+                       ") in \"" + Printable(Trim(raw)) +
+                       "\"; list each agent once (agents sharing a machine need different ports)");
+      continue;
+    }
+    hosts.push_back(std::move(entry));
+  }
+  if (!errors.empty()) {
+    std::string joined;
+    for (const std::string& e : errors) joined += (joined.empty() ? "" : "\n") + e;
+    return InvalidArgument(joined);
+  }
+  if (hosts.empty()) {
+    return InvalidArgument(path +
+                           ": no hosts; expected one host per line, e.g. `node-01` or "
+                           "`node-01:7071 slots=8`");
+  }
+  return hosts;
+}
+
+StatusOr<std::vector<HostEntry>> LoadHostfile(const std::string& path) {
+  StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return ReadError("hosts file", path, text.status());
+  return ParseHostfile(*text, path);
+}
+
+Status ResolveHosts(const std::vector<HostEntry>& hosts, const std::string& path) {
+  std::string errors;
+  bool all_transient = true;  // every failure was EAI_AGAIN: retrying may help
+  for (const HostEntry& h : hosts) {
+    struct addrinfo hints;
+    std::memset(&hints, 0, sizeof(hints));
+    // No AI_ADDRCONFIG: it hides loopback names on machines without a network.
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    struct addrinfo* result = nullptr;
+    int rc = getaddrinfo(h.host.c_str(), nullptr, &hints, &result);
+    if (rc == 0) {
+      freeaddrinfo(result);
+      continue;
+    }
+    std::string reason = rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc);
+    all_transient = all_transient && rc == EAI_AGAIN;
+    errors += (errors.empty() ? "" : "\n") + path + ":" + std::to_string(h.line) +
+              ": cannot resolve host '" + h.host + "': " + reason +
+              "; check the name or use an IP address";
+  }
+  if (errors.empty()) return Status::Ok();
+  return Status(all_transient ? StatusCode::kUnavailable : StatusCode::kInvalidArgument, errors);
+}
+
+}  // namespace coord

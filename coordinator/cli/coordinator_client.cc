@@ -1,0 +1,80 @@
+// gRPC client for coordd used by coordctl.
+#include "coordinator/cli/coordinator_client.h"
+
+#include "common/rpc_util.h"
+
+namespace coord::cli {
+
+CoordinatorClient::CoordinatorClient(const std::string& target, int timeout_ms)
+    : target_(target),
+      timeout_ms_(timeout_ms),
+      stub_(coordinator::Coordinator::NewStub(MakeChannel(target))) {}
+
+Status CoordinatorClient::Explain(const Status& status) const {
+  if (status.code() == StatusCode::kUnavailable ||
+      (status.code() == StatusCode::kDeadlineExceeded && status.message() == "Deadline Exceeded")) {
+    return Status(status.code(), "cannot reach coordd at " + target_ + " (" + status.message() +
+                                     "); start it with `coordd --listen " + target_ +
+                                     " --state-dir DIR`, or set --coordinator / COORD_ADDR");
+  }
+  return status;
+}
+
+bool CoordinatorClient::Reachable(int timeout_ms) {
+  auto ctx = ContextWithDeadline(timeout_ms);
+  ctx->set_wait_for_ready(false);
+  coordinator::ListJobsRequest req;
+  coordinator::ListJobsReply reply;
+  return stub_->ListJobs(ctx.get(), req, &reply).ok();
+}
+
+StatusOr<coordinator::StartJobReply> CoordinatorClient::StartJob(
+    const coordinator::StartJobRequest& request, int timeout_ms) {
+  auto ctx = ContextWithDeadline(timeout_ms);
+  coordinator::StartJobReply reply;
+  Status st = FromGrpc(stub_->StartJob(ctx.get(), request, &reply));
+  if (!st.ok()) return Explain(st);
+  return reply;
+}
+
+StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
+    const coordinator::KillJobRequest& request) {
+  // A kill waits for the grace period on every node, so allow for it.
+  auto ctx = ContextWithDeadline(timeout_ms_ + request.grace_ms());
+  coordinator::KillJobReply reply;
+  Status st = FromGrpc(stub_->KillJob(ctx.get(), request, &reply));
+  if (!st.ok()) return Explain(st);
+  return reply;
+}
+
+StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id) {
+  auto ctx = ContextWithDeadline(timeout_ms_);
+  coordinator::GetJobRequest req;
+  req.set_job_id(job_id);
+  coordinator::JobStatus reply;
+  Status st = FromGrpc(stub_->GetJob(ctx.get(), req, &reply));
+  if (!st.ok()) return Explain(st);
+  return reply;
+}
+
+StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs() {
+  auto ctx = ContextWithDeadline(timeout_ms_);
+  coordinator::ListJobsRequest req;
+  coordinator::ListJobsReply reply;
+  Status st = FromGrpc(stub_->ListJobs(ctx.get(), req, &reply));
+  if (!st.ok()) return Explain(st);
+  return reply;
+}
+
+Status CoordinatorClient::StreamLogs(
+    const coordinator::StreamLogsRequest& request,
+    const std::function<void(const coordinator::LogBatch&)>& on_batch) {
+  grpc::ClientContext ctx;  // no deadline: a followed stream lasts as long as the job
+  auto reader = stub_->StreamLogs(&ctx, request);
+  coordinator::LogBatch batch;
+  while (reader->Read(&batch)) on_batch(batch);
+  Status st = FromGrpc(reader->Finish());
+  return st.ok() ? st : Explain(st);
+}
+
+}  // namespace coord::cli

@@ -1,0 +1,41 @@
+// coordctl's view of coordd: one stub with a deadline on every unary call.
+// Errors come back as Status with a message a person can act on (which address
+// was tried and how to start a coordinator). Not thread-safe; one per command.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "proto/coordinator.grpc.pb.h"
+
+namespace coord::cli {
+
+class CoordinatorClient {
+ public:
+  CoordinatorClient(const std::string& target, int timeout_ms);
+
+  // Cheap probe (ListJobs with a short deadline): is a coordd there?
+  bool Reachable(int timeout_ms);
+
+  StatusOr<coordinator::StartJobReply> StartJob(const coordinator::StartJobRequest& request,
+                                                int timeout_ms);
+  StatusOr<coordinator::KillJobReply> KillJob(const coordinator::KillJobRequest& request);
+  StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id);
+  StatusOr<coordinator::ListJobsReply> ListJobs();
+  // Streams until the server ends the stream (follow: job ended) or `stop` says so.
+  Status StreamLogs(const coordinator::StreamLogsRequest& request,
+                    const std::function<void(const coordinator::LogBatch&)>& on_batch);
+
+  const std::string& target() const { return target_; }
+
+ private:
+  Status Explain(const Status& status) const;
+
+  std::string target_;
+  int timeout_ms_;
+  std::unique_ptr<coordinator::Coordinator::Stub> stub_;
+};
+
+}  // namespace coord::cli

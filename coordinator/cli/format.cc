@@ -1,0 +1,97 @@
+// Text formatting for coordctl (tables and summaries).
+#include "coordinator/cli/format.h"
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+namespace coord::cli {
+namespace {
+
+std::string FormatTime(int64_t ms) {
+  if (ms <= 0) return "-";
+  time_t s = static_cast<time_t>(ms / 1000);
+  struct tm tm;
+  localtime_r(&s, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+std::string RankOutcome(const agent::RankStatus& r) {
+  if (!r.error().empty()) return "error: " + r.error();
+  switch (r.state()) {
+    case agent::RANK_RUNNING: return "running";
+    case agent::RANK_EXITED:
+      if (r.signal() != 0) return "killed by " + SignalName(r.signal());
+      return "exited " + std::to_string(r.exit_code());
+    default: return "pending";
+  }
+}
+
+}  // namespace
+
+std::string JobStateName(coordinator::JobState state) {
+  std::string name = coordinator::JobState_Name(state);
+  return name.empty() ? "UNKNOWN" : name;
+}
+
+bool IsTerminal(coordinator::JobState state) {
+  return state == coordinator::SUCCEEDED || state == coordinator::FAILED ||
+         state == coordinator::KILLED;
+}
+
+std::string FormatLogLine(const coordinator::LogLine& line) {
+  return "[" + line.host() + ":" + std::to_string(line.rank()) + "] " + line.text();
+}
+
+std::string OneLineSummary(const coordinator::JobStatus& job) {
+  std::string s = "job " + job.job_id() + " " + JobStateName(job.state());
+  if (job.state() == coordinator::FAILED && !job.failure().message().empty()) {
+    s += ": " + job.failure().message();
+  } else if (!job.message().empty()) {
+    s += ": " + job.message();
+  }
+  return s;
+}
+
+void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
+  out << "job:        " << job.job_id() << "\n"
+      << "state:      " << JobStateName(job.state()) << "\n"
+      << "generation: " << job.generation() << "\n"
+      << "world:      " << job.world_size() << " ranks (" << job.nodes_size() << " nodes x "
+      << job.nproc_per_node() << ")\n"
+      << "master:     " << job.master_addr() << ":" << job.master_port() << "\n"
+      << "created:    " << FormatTime(job.created_ms()) << "\n";
+  if (job.ended_ms() > 0) out << "ended:      " << FormatTime(job.ended_ms()) << "\n";
+  if (!job.message().empty()) out << "message:    " << job.message() << "\n";
+  if (job.has_failure() && (job.state() == coordinator::FAILED || !job.failure().message().empty())) {
+    const auto& f = job.failure();
+    out << "failure:    " << f.message() << "\n";
+    if (!f.stderr_tail().empty()) {
+      out << "last stderr of rank " << f.rank() << " on " << f.host() << ":\n";
+      for (const auto& l : f.stderr_tail()) out << "    " << l << "\n";
+    }
+  }
+  out << "\nNODE  HOST                    STATE        ERROR\n";
+  for (const auto& n : job.nodes()) {
+    out << std::left << std::setw(6) << n.node_rank() << std::setw(24)
+        << (n.host() + ":" + std::to_string(n.port())) << std::setw(13) << n.state() << n.error()
+        << "\n";
+  }
+  out << "\nRANK  NODE  LOCAL  PID      STATE\n";
+  for (const auto& r : job.ranks()) {
+    out << std::left << std::setw(6) << r.rank() << std::setw(6) << r.node_rank() << std::setw(7)
+        << r.local_rank() << std::setw(9) << (r.pid() > 0 ? std::to_string(r.pid()) : "-")
+        << RankOutcome(r) << "\n";
+  }
+}
+
+}  // namespace coord::cli

@@ -1,0 +1,112 @@
+// coordd: the coordinator daemon. Only flags, wiring and signals live here (style rule 1);
+// everything else is coordinator_lib. SIGTERM/SIGINT stop serving but leave jobs running
+// (the journal lets the next coordd pick them up). Exit codes: 0 ok, 1 runtime error, 2 usage.
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+
+#include "common/fs.h"
+#include "common/logging.h"
+#include "common/rpc_util.h"
+#include "coordinator/coordinator_server.h"
+
+namespace po = boost::program_options;
+
+namespace {
+
+struct Flags {
+  coord::coordinator::CoordinatorOptions options;
+  std::string port_file;
+  std::string log_level = "info";
+};
+
+// Returns 0 to go on, else the exit code (help: 0 via *done; usage errors: 2).
+int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
+  coord::coordinator::CoordinatorOptions& o = flags->options;
+  po::options_description desc("coordd: the Coord coordinator daemon\nOptions");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("listen", po::value(&o.listen)->default_value(o.listen),
+       "HOST:PORT to serve on (port 0 picks a free one)")
+      ("state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")
+      ("port-file", po::value(&flags->port_file), "write the bound port here (atomically)")
+      ("connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
+       "how long an agent has to answer Ping when a job starts")
+      ("launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
+       "how long an agent has to start its ranks")
+      ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
+       "heartbeat period asked of the agents")
+      ("missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
+       "heartbeats a node may miss before its job fails")
+      ("log-level", po::value(&flags->log_level)->default_value(flags->log_level),
+       "debug|info|warning|error");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      *done = true;
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "coordd: " << e.what() << "\n(see coordd --help)\n";
+    return 2;
+  }
+  coord::LogLevel level;
+  if (!coord::ParseLogLevel(flags->log_level, &level)) {
+    std::cerr << "coordd: --log-level: expected debug|info|warning|error, got '"
+              << flags->log_level << "'\n";
+    return 2;
+  }
+  coord::SetLogLevel(level);
+  if (o.connect_timeout_ms <= 0 || o.launch_timeout_ms <= 0 || o.heartbeat_ms <= 0 ||
+      o.missed_heartbeats <= 0) {
+    std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  coord::SetLogTag("coordd");
+  Flags flags;
+  bool done = false;
+  if (int rc = ParseFlags(argc, argv, &flags, &done); rc != 0 || done) return rc;
+
+  // Block the stop signals before any thread exists, so every thread inherits the mask
+  // and only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = coord::coordinator::CoordinatorServer::Create(flags.options);
+  if (!server.ok()) {
+    LOG_ERROR << server.status().ToString();
+    return 1;
+  }
+  const int port = (*server)->port();
+  LOG_INFO << "listening on " << flags.options.listen.substr(0, flags.options.listen.rfind(':'))
+           << ":" << port << " (state dir " << flags.options.state_dir << ")";
+  if (!flags.port_file.empty()) {
+    coord::Status st = coord::WriteFileAtomic(flags.port_file, std::to_string(port) + "\n");
+    if (!st.ok()) {
+      LOG_ERROR << "--port-file: " << st.ToString();
+      return 1;
+    }
+  }
+  coord::NotifyReady("listening on port " + std::to_string(port));
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LOG_INFO << "signal " << sig << ": shutting down (jobs keep running)";
+  coord::NotifyStopping();
+  (*server)->Shutdown();
+  return 0;
+}

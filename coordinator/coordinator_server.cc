@@ -1,0 +1,45 @@
+// CoordinatorServer (see coordinator_server.h): wiring only. Destruction order matters:
+// the gRPC server stops before the JobManager its handlers call into.
+#include "coordinator/coordinator_server.h"
+
+#include "common/logging.h"
+#include "common/rpc_util.h"
+#include "coordinator/grpc_agent_client.h"
+#include "coordinator/grpc_service.h"
+
+namespace coord::coordinator {
+
+// In-flight RPCs (a StreamLogs follow, a StartJob mid-launch) get this long to finish.
+constexpr int kShutdownGraceMs = 2000;
+
+StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
+    const CoordinatorOptions& options) {
+  JobManagerOptions jm;
+  jm.state_dir = options.state_dir;
+  jm.connect_timeout_ms = options.connect_timeout_ms;
+  jm.launch_timeout_ms = options.launch_timeout_ms;
+  jm.heartbeat_ms = options.heartbeat_ms;
+  jm.missed_heartbeats = options.missed_heartbeats;
+  jm.agent_factory = options.agent_factory ? options.agent_factory : MakeGrpcAgentClient;
+  std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
+  ASSIGN_OR_RETURN(s->jobs_, JobManager::Create(jm));
+  s->service_ = std::make_unique<CoordinatorGrpcService>(s->jobs_.get());
+  ASSIGN_OR_RETURN(StartedServer started, StartGrpcServer(options.listen, {s->service_.get()}));
+  s->server_ = std::move(started.server);
+  s->port_ = started.port;
+  return s;
+}
+
+void CoordinatorServer::Shutdown() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(kShutdownGraceMs));
+    server_->Wait();
+    server_.reset();
+  }
+  if (jobs_) jobs_->Shutdown();
+}
+
+CoordinatorServer::~CoordinatorServer() { Shutdown(); }
+
+}  // namespace coord::coordinator

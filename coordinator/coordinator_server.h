@@ -1,0 +1,53 @@
+// CoordinatorServer: coordd in one object (JobManager + journal + gRPC server), for the
+// coordd binary, coordctl's local mode and tests. Create() replays the journal and starts
+// serving; Shutdown() stops serving but never kills jobs. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "coordinator/agent_client.h"
+#include "coordinator/job_manager.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace coord::coordinator {
+
+class CoordinatorGrpcService;
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:7070";  // port 0 = pick one
+  std::string state_dir;                  // required: journal lives here
+  int connect_timeout_ms = 5000;          // agent must answer Ping within this at start
+  int launch_timeout_ms = 60000;
+  int heartbeat_ms = 1000;                // asked of agents' Watch
+  int missed_heartbeats = 5;              // then the node is considered lost (job FAILED)
+  AgentClientFactory agent_factory;       // empty: gRPC clients
+};
+
+class CoordinatorServer {
+ public:
+  /// Replays the journal in options.state_dir and starts serving on options.listen.
+  static StatusOr<std::unique_ptr<CoordinatorServer>> Create(const CoordinatorOptions& options);
+  /// The bound port (the real one when port 0 was asked for).
+  int port() const { return port_; }
+  /// For in-process use and tests.
+  JobManager* jobs() { return jobs_.get(); }
+  /// Stops serving (in-flight calls get a short grace) and supervision; does NOT kill jobs.
+  /// Idempotent.
+  void Shutdown();
+  ~CoordinatorServer();
+
+ private:
+  CoordinatorServer() = default;
+
+  std::unique_ptr<JobManager> jobs_;
+  std::unique_ptr<CoordinatorGrpcService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace coord::coordinator

@@ -1,0 +1,147 @@
+// gRPC implementation of AgentClient (see grpc_agent_client.h). The only file of the
+// coordinator library, besides grpc_service.cc, that includes grpcpp.
+#include "coordinator/grpc_agent_client.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "common/rpc_util.h"
+#include "proto/agent.grpc.pb.h"
+
+namespace coord::coordinator {
+namespace {
+
+namespace agent = coord::agent;
+
+// How often a blocked TailLogs checks its cancelled predicate; a client that went
+// away is noticed within this, which is plenty for a log stream.
+constexpr int kCancelPollMs = 100;
+
+class GrpcWatchHandle final : public WatchHandle {
+ public:
+  GrpcWatchHandle(agent::Agent::Stub* stub, int heartbeat_ms, AgentEventFn on_event,
+                  WatchEndFn on_end)
+      : on_event_(std::move(on_event)), on_end_(std::move(on_end)) {
+    agent::WatchRequest request;
+    request.set_heartbeat_ms(heartbeat_ms);
+    thread_ = std::thread([this, stub, request] { Run(stub, request); });
+  }
+  ~GrpcWatchHandle() override {
+    Cancel();
+    thread_.join();
+  }
+  void Cancel() override {
+    cancelled_ = true;
+    ctx_.TryCancel();
+  }
+
+ private:
+  void Run(agent::Agent::Stub* stub, const agent::WatchRequest& request) {
+    std::unique_ptr<grpc::ClientReader<agent::AgentEvent>> reader = stub->Watch(&ctx_, request);
+    agent::AgentEvent event;
+    while (reader->Read(&event)) {
+      if (cancelled_) break;
+      on_event_(event);
+    }
+    grpc::Status status = reader->Finish();
+    if (cancelled_) return;
+    Status st = FromGrpc(status);
+    if (st.ok()) st = Unavailable("agent ended the watch stream");
+    on_end_(st);
+  }
+
+  grpc::ClientContext ctx_;
+  std::atomic<bool> cancelled_{false};
+  AgentEventFn on_event_;
+  WatchEndFn on_end_;
+  std::thread thread_;  // started last: it uses every field above
+};
+
+class GrpcAgentClient final : public AgentClient {
+ public:
+  explicit GrpcAgentClient(const std::string& target)
+      : stub_(agent::Agent::NewStub(MakeChannel(target))) {}
+
+  StatusOr<agent::PingReply> Ping(int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::Ping, agent::PingRequest(), timeout_ms);
+  }
+  StatusOr<agent::ReservePortReply> ReservePort(const agent::ReservePortRequest& request,
+                                                int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::ReservePort, request, timeout_ms);
+  }
+  StatusOr<agent::LaunchReply> Launch(const agent::LaunchRequest& request,
+                                      int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::Launch, request, timeout_ms);
+  }
+  StatusOr<agent::KillReply> Kill(const agent::KillRequest& request, int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::Kill, request, timeout_ms);
+  }
+  StatusOr<agent::ListJobsReply> ListJobs(int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::ListJobs, agent::ListJobsRequest(), timeout_ms);
+  }
+
+  std::unique_ptr<WatchHandle> Watch(int heartbeat_ms, AgentEventFn on_event,
+                                     WatchEndFn on_end) override {
+    return std::make_unique<GrpcWatchHandle>(stub_.get(), heartbeat_ms, std::move(on_event),
+                                             std::move(on_end));
+  }
+
+  Status TailLogs(const agent::TailLogsRequest& request, int timeout_ms,
+                  const LogBatchFn& on_batch, const CancelledFn& cancelled) override;
+
+ private:
+  template <typename Req, typename Reply>
+  StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*,
+                                                                   const Req&, Reply*),
+                        const Req& request, int timeout_ms) {
+    std::unique_ptr<grpc::ClientContext> ctx = ContextWithDeadline(timeout_ms);
+    Reply reply;
+    grpc::Status status = (stub_.get()->*method)(ctx.get(), request, &reply);
+    if (!status.ok()) return FromGrpc(status);
+    return reply;
+  }
+
+  std::unique_ptr<agent::Agent::Stub> stub_;
+};
+
+Status GrpcAgentClient::TailLogs(const agent::TailLogsRequest& request, int timeout_ms,
+                                 const LogBatchFn& on_batch, const CancelledFn& cancelled) {
+  std::unique_ptr<grpc::ClientContext> ctx =
+      timeout_ms > 0 ? ContextWithDeadline(timeout_ms) : std::make_unique<grpc::ClientContext>();
+  // A blocked Read() cannot look at `cancelled`, so a watcher does and cancels the call.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;  // guarded by mu
+  std::thread watcher([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    while (!done) {
+      if (cancelled && cancelled()) {
+        ctx->TryCancel();
+        return;
+      }
+      cv.wait_for(lock, std::chrono::milliseconds(kCancelPollMs));
+    }
+  });
+  std::unique_ptr<grpc::ClientReader<agent::LogBatch>> reader = stub_->TailLogs(ctx.get(), request);
+  agent::LogBatch batch;
+  while (reader->Read(&batch)) on_batch(batch);
+  grpc::Status status = reader->Finish();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  watcher.join();
+  if (cancelled && cancelled()) return Status(StatusCode::kCancelled, "log stream cancelled");
+  return FromGrpc(status);
+}
+
+}  // namespace
+
+std::unique_ptr<AgentClient> MakeGrpcAgentClient(const HostEntry& entry) {
+  return std::make_unique<GrpcAgentClient>(entry.Target());
+}
+
+}  // namespace coord::coordinator

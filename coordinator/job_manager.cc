@@ -1,0 +1,629 @@
+// JobManager's API side: admission (overlap check, job ids), the launch sequence run on
+// StartJob's thread, kill, status, log fan-in, construction/restore and shutdown.
+// Supervision (events, heartbeats, transitions) lives in job_supervision.cc.
+#include "coordinator/job_manager.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <set>
+
+#include "common/clock.h"
+#include "common/hostfile.h"
+#include "common/logging.h"
+#include "coordinator/job_manager_internal.h"
+#include "coordinator/job_state.h"
+
+namespace coord::coordinator {
+
+namespace agent = coord::agent;
+
+namespace internal {
+
+void CheckFailed(const char* file, int line, const std::string& what) {
+  LOG_ERROR << file << ":" << line << ": CHECK failed: " << what;
+  std::abort();
+}
+
+void ParallelFor(int n, const std::function<void(int)>& fn) {
+  if (n == 1) return fn(0);
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) threads.emplace_back(fn, i);
+  for (std::thread& t : threads) t.join();
+}
+
+}  // namespace internal
+
+namespace {
+
+// Kill RPCs wait for the agent's grace period and its SIGKILL sweep; this is on top.
+constexpr int kKillSlackMs = 10000;
+// Non-follow log reads and the stderr tail must not hang on a slow agent.
+constexpr int kTailTimeoutMs = 10000;
+// GetJob waits this long, at most, for a failure's stderr tail to arrive.
+constexpr int kDetailsWaitMs = 3000;
+
+std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+std::string RandomHex6() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%06x", static_cast<unsigned>(rng() & 0xffffff));
+  return buf;
+}
+
+std::string NodeName(const JobPlan& plan, int node_rank) {
+  return "node " + std::to_string(node_rank) + " " +
+         DescribeHost(plan.hosts[static_cast<size_t>(node_rank)], plan.hosts_path);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Construction, restore, shutdown
+
+JobManager::JobManager(const JobManagerOptions& options) : options_(options) {}
+
+StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerOptions& options) {
+  if (options.state_dir.empty()) return InvalidArgument("coordd needs a state dir (--state-dir)");
+  if (!options.agent_factory) return InvalidArgument("JobManager: no agent client factory");
+  if (options.heartbeat_ms <= 0 || options.missed_heartbeats <= 0) {
+    return InvalidArgument("heartbeat_ms and missed_heartbeats must be positive");
+  }
+  std::unique_ptr<JobManager> jm(new JobManager(options));
+  std::vector<JournaledJob> journaled;
+  ASSIGN_OR_RETURN(jm->journal_, Journal::Open(options.state_dir, &journaled));
+  RETURN_IF_ERROR(jm->Restore(std::move(journaled)));
+  jm->monitor_ = std::thread([p = jm.get()] { p->MonitorLoop(); });
+  return jm;
+}
+
+Status JobManager::Restore(std::vector<JournaledJob> journaled) {
+  std::vector<Followup> followups;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (JournaledJob& jj : journaled) {
+    auto job = std::make_unique<Job>();
+    job->plan = std::move(jj.plan);
+    job->status = std::move(jj.status);
+    if (job->status.ranks_size() != job->plan.world_size || job->plan.hosts.empty()) {
+      return InvalidArgument(journal_->path() + ": job '" + job->status.job_id() +
+                             "' has an inconsistent rank table");
+    }
+    EnsureLinksLocked(job->plan);
+    const std::string id = job->status.job_id();
+    Job& ref = *job;
+    jobs_[id] = std::move(job);
+    order_.push_back(id);
+    JobState state = ref.status.state();
+    if (state == PENDING || state == LAUNCHING) {
+      // We cannot know which nodes got their ranks started: kill whatever did.
+      Failure f;
+      f.set_rank(-1);
+      f.set_message("coordd restarted while job '" + id +
+                    "' was launching; its ranks were killed on every node");
+      followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false));
+    } else if (state == RUNNING) {
+      ref.running_since_mono = MonoMs();
+      LOG_INFO << "job " << id << " is RUNNING: supervising it again";
+    }
+  }
+  for (Followup& f : followups) RunTask(std::move(f));
+  return Status::Ok();
+}
+
+JobManager::~JobManager() { Shutdown(); }
+
+void JobManager::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
+  std::vector<std::unique_ptr<WatchHandle>> watches;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [target, link] : links_) {
+      if (link->watch) watches.push_back(std::move(link->watch));
+      ++link->epoch;
+    }
+  }
+  watches.clear();  // joins the watch threads, outside mu_
+  for (;;) {
+    std::vector<std::thread> tasks;
+    {
+      std::lock_guard<std::mutex> lock(tasks_mu_);
+      tasks.swap(tasks_);
+      done_tasks_.clear();
+    }
+    if (tasks.empty()) break;
+    for (std::thread& t : tasks) t.join();
+  }
+}
+
+void JobManager::RunTask(Followup task) {
+  if (!task) return;
+  std::lock_guard<std::mutex> lock(tasks_mu_);
+  // Join the threads that said they are done, so finished tasks do not pile up.
+  for (std::thread::id id : done_tasks_) {
+    auto it = std::find_if(tasks_.begin(), tasks_.end(),
+                           [id](const std::thread& t) { return t.get_id() == id; });
+    if (it != tasks_.end()) {
+      it->join();
+      tasks_.erase(it);
+    }
+  }
+  done_tasks_.clear();
+  tasks_.emplace_back([this, task = std::move(task)] {
+    task();
+    std::lock_guard<std::mutex> done_lock(tasks_mu_);
+    done_tasks_.push_back(std::this_thread::get_id());
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Lookups
+
+JobManager::Job* JobManager::FindLocked(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+StatusOr<JobManager::Job*> JobManager::ResolveLocked(const std::string& job_id) {
+  if (job_id.empty()) {
+    if (order_.empty()) return NotFound("no jobs yet");
+    return FindLocked(order_.back());
+  }
+  Job* job = FindLocked(job_id);
+  if (!job) return NotFound("no job '" + job_id + "'; `coordctl jobs` lists them");
+  return job;
+}
+
+void JobManager::EnsureLinksLocked(const JobPlan& plan) {
+  for (const HostEntry& h : plan.hosts) {
+    std::unique_ptr<AgentLink>& link = links_[h.Target()];
+    if (link) continue;
+    link = std::make_unique<AgentLink>();
+    link->host = h;
+    link->client = options_.agent_factory(h);
+    COORD_CHECK(link->client != nullptr, "agent factory returned no client for " + h.Target());
+  }
+}
+
+std::vector<AgentClient*> JobManager::ClientsLocked(const JobPlan& plan) {
+  std::vector<AgentClient*> clients;
+  for (const HostEntry& h : plan.hosts) clients.push_back(links_.at(h.Target())->client.get());
+  return clients;
+}
+
+// ---------------------------------------------------------------------------------------
+// StartJob
+
+Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply) {
+  StatusOr<PlanResult> plan = BuildPlan(request, options_.resolve_hosts);
+  if (!plan.ok()) return plan.status();
+  std::string job_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Unavailable("coordd is shutting down");
+    ASSIGN_OR_RETURN(job_id, AdmitLocked(*plan));
+  }
+  for (const std::string& w : plan->warnings) LOG_WARN << "job " << job_id << ": " << w;
+  Launch(job_id);
+  reply->set_job_id(job_id);
+  for (const std::string& w : plan->warnings) reply->add_warnings(w);
+  std::lock_guard<std::mutex> lock(mu_);
+  *reply->mutable_status() = FindLocked(job_id)->status;
+  return Status::Ok();
+}
+
+StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
+  const JobPlan& plan = result.plan;
+  if (!plan.allow_overlap) {
+    std::set<std::string> mine;
+    for (const HostEntry& h : plan.hosts) mine.insert(h.Target());
+    std::vector<std::string> conflicts;
+    for (const std::string& id : order_) {
+      const Job& other = *jobs_.at(id);
+      if (IsTerminal(other.status.state())) continue;
+      std::vector<std::string> shared;
+      for (const HostEntry& h : other.plan.hosts) {
+        if (mine.count(h.Target())) shared.push_back(h.Target());
+      }
+      if (shared.empty()) continue;
+      conflicts.push_back("job '" + id + "' (" + StateName(other.status.state()) +
+                          ") already uses " + Join(shared, ", ") + "; stop it with `coordctl kill " +
+                          id + "`");
+    }
+    if (!conflicts.empty()) {
+      return FailedPrecondition(Join(conflicts, "; ") +
+                                "; or start anyway with `coordctl start --allow-overlap`");
+    }
+  }
+  std::string job_id;
+  do {
+    job_id = plan.name + "-" + RandomHex6();
+  } while (jobs_.count(job_id));
+
+  auto job = std::make_unique<Job>();
+  job->plan = plan;
+  JobStatus& st = job->status;
+  st.set_job_id(job_id);
+  st.set_state(PENDING);
+  st.set_generation(0);
+  st.set_created_ms(WallMs());
+  st.set_world_size(plan.world_size);
+  st.set_nproc_per_node(plan.nproc_per_node);
+  st.set_master_addr(plan.master_addr);
+  st.set_master_port(plan.master_port);
+  st.set_config_path(plan.config_path);
+  for (size_t n = 0; n < plan.hosts.size(); ++n) {
+    NodeStatus* node = st.add_nodes();
+    node->set_host(plan.hosts[n].host);
+    node->set_port(plan.hosts[n].port);
+    node->set_node_rank(static_cast<int>(n));
+    node->set_line(plan.hosts[n].line);
+    node->set_state("pending");
+    std::vector<int> ranks = RanksOfNode(plan, static_cast<int>(n));
+    for (size_t local = 0; local < ranks.size(); ++local) {
+      agent::RankStatus* r = st.add_ranks();
+      r->set_job_id(job_id);
+      r->set_node_rank(static_cast<int>(n));
+      r->set_rank(ranks[local]);
+      r->set_local_rank(static_cast<int>(local));
+    }
+  }
+  Status journaled = journal_->AppendSubmit(plan, st);
+  if (!journaled.ok()) {
+    return Internal("cannot record the job in the journal, so it was not started: " +
+                    journaled.message());
+  }
+  EnsureLinksLocked(plan);
+  jobs_[job_id] = std::move(job);
+  order_.push_back(job_id);
+  LOG_INFO << "job " << job_id << ": " << plan.hosts.size() << " nodes x "
+           << plan.nproc_per_node << " ranks, MASTER_ADDR " << plan.master_addr;
+  return job_id;
+}
+
+// The launch sequence: LAUNCHING, Ping everyone, reserve MASTER_PORT, Launch everyone,
+// RUNNING. Every step's RPCs go to all nodes in parallel; no step sleeps.
+void JobManager::Launch(const std::string& job_id) {
+  std::vector<AgentClient*> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    if (job.status.state() != PENDING) return;  // killed before we got here
+    job.launching = true;
+    TransitionLocked(job, LAUNCHING, "launching");
+    clients = ClientsLocked(job.plan);
+  }
+  Status pinged = PingAll(job_id, clients);
+  StatusOr<int> port = pinged.ok() ? ChooseMasterPort(job_id, clients[0]) : StatusOr<int>(pinged);
+  if (!port.ok()) {
+    // Nothing was launched yet, so there is nothing to kill.
+    std::lock_guard<std::mutex> lock(mu_);
+    FindLocked(job_id)->launching = false;
+    return;
+  }
+  LaunchAll(job_id, clients, *port);
+}
+
+Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients) {
+  std::vector<Status> results(clients.size());
+  internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
+    StatusOr<agent::PingReply> r = clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms);
+    results[static_cast<size_t>(i)] = r.status();
+  });
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  std::vector<std::string> bad;
+  int first_bad = -1;
+  for (size_t n = 0; n < results.size(); ++n) {
+    if (results[n].ok()) continue;
+    const std::string what = results[n].code() == StatusCode::kDeadlineExceeded
+                                 ? "did not answer Ping within " +
+                                       std::to_string(options_.connect_timeout_ms) + " ms"
+                                 : "is unreachable: " + results[n].ToString();
+    job.status.mutable_nodes(static_cast<int>(n))->set_state("unreachable");
+    job.status.mutable_nodes(static_cast<int>(n))->set_error(what);
+    if (first_bad < 0) first_bad = static_cast<int>(n);
+    bad.push_back(job.plan.hosts[n].Target());
+  }
+  if (first_bad < 0) return Status::Ok();
+  const HostEntry& h = job.plan.hosts[static_cast<size_t>(first_bad)];
+  std::string message = "agent " + DescribeHost(h, job.plan.hosts_path) + " " +
+                        job.status.nodes(first_bad).error() +
+                        "; is coord-agent running there? try `coordctl check`";
+  if (bad.size() > 1) message += " (unreachable: " + Join(bad, ", ") + ")";
+  if (job.status.state() == LAUNCHING) {
+    Failure f;
+    f.set_rank(-1);
+    f.set_host(h.host);
+    f.set_node_rank(first_bad);
+    f.set_message(message);
+    FailLocked(job, f, /*fetch_stderr=*/false);  // no followup: nothing launched yet
+  }
+  return Unavailable(message);
+}
+
+StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClient* node0) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    if (job.status.state() != LAUNCHING) return FailedPrecondition("job ended during launch");
+    if (job.plan.master_port > 0) return job.plan.master_port;
+  }
+  agent::ReservePortRequest req;
+  req.set_job_id(job_id);
+  req.set_ttl_ms(options_.launch_timeout_ms + options_.connect_timeout_ms);
+  StatusOr<agent::ReservePortReply> r = node0->ReservePort(req, options_.connect_timeout_ms);
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  Status st = r.status();
+  if (st.ok() && (r->port() <= 0 || r->port() > 65535)) {
+    st = Internal("agent returned port " + std::to_string(r->port()));
+  }
+  if (!st.ok()) {
+    std::string message = "cannot reserve MASTER_PORT on " + NodeName(job.plan, 0) + ": " +
+                          st.ToString() + " (or set launch.master_port)";
+    if (job.status.state() == LAUNCHING) {
+      Failure f;
+      f.set_rank(-1);
+      f.set_host(job.plan.hosts[0].host);
+      f.set_message(message);
+      FailLocked(job, f, /*fetch_stderr=*/false);
+    }
+    return Unavailable(message);
+  }
+  job.status.set_master_port(r->port());
+  return r->port();
+}
+
+void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
+                           int master_port) {
+  std::vector<agent::LaunchRequest> requests;
+  int generation = 0;
+  int grace_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    generation = job.status.generation();
+    grace_ms = job.plan.kill_grace_ms;
+    for (size_t n = 0; n < clients.size(); ++n) {
+      requests.push_back(MakeLaunchRequest(job.plan, job_id, generation, static_cast<int>(n),
+                                           master_port));
+    }
+  }
+  std::vector<StatusOr<agent::LaunchReply>> replies(clients.size(),
+                                                    StatusOr<agent::LaunchReply>(Internal("")));
+  internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
+    size_t n = static_cast<size_t>(i);
+    replies[n] = clients[n]->Launch(requests[n], options_.launch_timeout_ms);
+  });
+  bool kill = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    job.launching = false;
+    int first_bad = -1;
+    for (size_t n = 0; n < replies.size(); ++n) {
+      NodeStatus* node = job.status.mutable_nodes(static_cast<int>(n));
+      if (!replies[n].ok()) {
+        const Status& st = replies[n].status();
+        node->set_state("failed");
+        node->set_error(st.code() == StatusCode::kDeadlineExceeded
+                            ? "Launch did not return within " +
+                                  std::to_string(options_.launch_timeout_ms) + " ms"
+                            : st.message());
+        if (first_bad < 0) first_bad = static_cast<int>(n);
+        continue;
+      }
+      node->set_state("launched");
+      for (const agent::RankInfo& info : replies[n]->ranks()) {
+        if (info.rank() < 0 || info.rank() >= job.status.ranks_size()) continue;
+        agent::RankStatus* r = job.status.mutable_ranks(info.rank());
+        // A fast rank may already have reported its exit over Watch: keep that.
+        if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
+        r->set_pid(info.pid());
+        r->set_state(agent::RANK_RUNNING);
+        r->set_start_time_ms(WallMs());
+      }
+    }
+    if (job.status.state() != LAUNCHING) {
+      kill = true;  // killed or failed while we launched: some nodes started after that
+    } else if (first_bad >= 0) {
+      const NodeStatus& node = job.status.nodes(first_bad);
+      Failure f;
+      f.set_rank(-1);
+      f.set_host(node.host());
+      f.set_node_rank(first_bad);
+      f.set_message(NodeName(job.plan, first_bad) + ": launch failed: " + node.error());
+      FailLocked(job, f, /*fetch_stderr=*/false);
+      kill = true;
+    } else {
+      job.running_since_mono = MonoMs();
+      TransitionLocked(job, RUNNING, "running");
+      MaybeSucceedLocked(job);
+    }
+  }
+  // Synchronously, so StartJob returns only once nothing is left half-started.
+  if (kill) KillEverywhere(job_id, generation, grace_ms);
+}
+
+// ---------------------------------------------------------------------------------------
+// KillJob, GetJob, ListJobs
+
+Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
+  std::string job_id;
+  std::string already;
+  int grace_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job* job = nullptr;
+    if (request.job_id().empty()) {
+      std::vector<std::string> live;
+      for (const std::string& id : order_) {
+        if (!IsTerminal(jobs_.at(id)->status.state())) live.push_back(id);
+      }
+      if (live.empty()) return NotFound("no running job");
+      if (live.size() > 1) {
+        return FailedPrecondition("several jobs are running (" + Join(live, ", ") +
+                                  "); name one: `coordctl kill <job-id>`");
+      }
+      job = FindLocked(live[0]);
+    } else {
+      ASSIGN_OR_RETURN(job, ResolveLocked(request.job_id()));
+    }
+    job_id = job->status.job_id();
+    grace_ms = request.grace_ms() > 0 ? request.grace_ms() : job->plan.kill_grace_ms;
+    if (IsTerminal(job->status.state())) {
+      already = std::string("job had already ended (") + StateName(job->status.state()) +
+                "); kill re-sent to every node";
+    } else {
+      TransitionLocked(*job, KILLED, "killed by request");
+    }
+  }
+  LOG_INFO << "killing job " << job_id << " (grace " << grace_ms << " ms)";
+  KillOutcome outcome = KillEverywhere(job_id, /*generation=*/-1, grace_ms);
+  reply->set_job_id(job_id);
+  reply->set_confirmed_clean(outcome.clean);
+  for (const std::string& h : outcome.unconfirmed) reply->add_unconfirmed_hosts(h);
+  std::vector<std::string> parts;
+  if (!already.empty()) parts.push_back(already);
+  parts.insert(parts.end(), outcome.errors.begin(), outcome.errors.end());
+  reply->set_message(Join(parts, "; "));
+  return Status::Ok();
+}
+
+JobManager::KillOutcome JobManager::KillEverywhere(const std::string& job_id, int generation,
+                                                   int grace_ms) {
+  std::vector<AgentClient*> clients;
+  std::vector<HostEntry> hosts;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    clients = ClientsLocked(job.plan);
+    hosts = job.plan.hosts;
+  }
+  agent::KillRequest req;
+  req.set_job_id(job_id);
+  req.set_generation(generation);
+  req.set_grace_ms(grace_ms);
+  std::vector<StatusOr<agent::KillReply>> replies(clients.size(),
+                                                  StatusOr<agent::KillReply>(Internal("")));
+  internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
+    size_t n = static_cast<size_t>(i);
+    replies[n] = clients[n]->Kill(req, grace_ms + kKillSlackMs);
+  });
+  KillOutcome out;
+  for (size_t n = 0; n < replies.size(); ++n) {
+    std::string error;
+    if (!replies[n].ok()) {
+      error = replies[n].status().ToString();
+    } else if (replies[n]->survivors() > 0) {
+      std::vector<std::string> pids;
+      for (int pid : replies[n]->survivor_pids()) pids.push_back(std::to_string(pid));
+      error = std::to_string(replies[n]->survivors()) + " processes survived the kill (pids " +
+              Join(pids, " ") + ")";
+    }
+    if (error.empty()) continue;
+    out.clean = false;
+    out.unconfirmed.push_back(hosts[n].Target());
+    out.errors.push_back(hosts[n].Target() + ": " + error);
+    LOG_WARN << "job " << job_id << ": kill on " << hosts[n].Target() << ": " << error;
+  }
+  return out;
+}
+
+Status JobManager::GetJob(const GetJobRequest& request, JobStatus* reply) {
+  std::unique_lock<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(Job * job, ResolveLocked(request.job_id()));
+  // A failure's stderr tail arrives a few ms after the state; a status read right after
+  // the failure should show it.
+  cv_.wait_for(lock, std::chrono::milliseconds(kDetailsWaitMs),
+               [job] { return !job->details_pending; });
+  *reply = job->status;
+  return Status::Ok();
+}
+
+Status JobManager::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const std::string& id : order_) *reply->add_jobs() = jobs_.at(id)->status;
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// StreamLogs
+
+Status JobManager::StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
+                              const CancelledFn& cancelled) {
+  std::vector<int> nodes;
+  std::vector<AgentClient*> clients;
+  JobPlan plan;
+  agent::TailLogsRequest base;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Job * job, ResolveLocked(request.job_id()));
+    plan = job->plan;
+    clients = ClientsLocked(plan);
+    base.set_job_id(job->status.job_id());
+    base.set_generation(job->status.generation());
+  }
+  if (request.rank() >= plan.world_size) {
+    return InvalidArgument("rank " + std::to_string(request.rank()) + " is not in job '" +
+                           base.job_id() + "' (world size " + std::to_string(plan.world_size) +
+                           ")");
+  }
+  base.set_rank(request.rank() >= 0 ? request.rank() : -1);
+  base.set_stream(request.stream());
+  base.set_follow(request.follow());
+  base.set_tail_lines(request.tail_lines());
+  if (request.rank() >= 0) {
+    nodes.push_back(request.rank() / plan.nproc_per_node);  // only that rank's node is asked
+  } else {
+    for (size_t n = 0; n < plan.hosts.size(); ++n) nodes.push_back(static_cast<int>(n));
+  }
+
+  std::mutex sink_mu;
+  std::atomic<bool> reader_gone{false};
+  auto stop = [&] { return reader_gone.load() || (cancelled && cancelled()); };
+  std::vector<Status> results(nodes.size());
+  internal::ParallelFor(static_cast<int>(nodes.size()), [&](int i) {
+    const int node = nodes[static_cast<size_t>(i)];
+    const HostEntry& host = plan.hosts[static_cast<size_t>(node)];
+    auto on_batch = [&](const agent::LogBatch& in) {
+      LogBatch out;
+      for (const agent::LogLine& l : in.lines()) {
+        LogLine* line = out.add_lines();
+        line->set_host(host.host);
+        line->set_node_rank(node);
+        line->set_rank(l.rank());
+        line->set_stream(l.stream());
+        line->set_text(l.text());
+      }
+      std::lock_guard<std::mutex> lock(sink_mu);
+      if (!reader_gone && !sink(out)) reader_gone = true;
+    };
+    results[static_cast<size_t>(i)] = clients[static_cast<size_t>(node)]->TailLogs(
+        base, request.follow() ? 0 : kTailTimeoutMs, on_batch, stop);
+  });
+  if (stop()) return Status(StatusCode::kCancelled, "log stream cancelled");
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!results[i].ok()) {
+      return Status(results[i].code(),
+                    "logs of " + NodeName(plan, nodes[i]) + ": " + results[i].message());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace coord::coordinator

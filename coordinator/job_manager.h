@@ -1,0 +1,138 @@
+// JobManager: owns every job and its state machine (PENDING -> LAUNCHING -> RUNNING ->
+// SUCCEEDED | FAILED | KILLED), launches generations through the agents, supervises them
+// over one shared Watch stream per agent, and journals every transition.
+// Threads: gRPC handler threads (StartJob runs the launch, with one thread per node for
+// the parallel RPCs), the agents' watch threads (OnAgentEvent), one monitor thread
+// (heartbeat deadlines, opening/re-opening watches) and short task threads (stderr fetch
+// and kill after a failure). Never sees grpcpp: agents are reached via AgentClient.
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "coordinator/agent_client.h"
+#include "coordinator/job_plan.h"
+#include "coordinator/journal.h"
+#include "proto/coordinator.pb.h"
+
+namespace coord::coordinator {
+
+struct JobManagerOptions {
+  std::string state_dir;         // the journal lives here (required)
+  int connect_timeout_ms = 5000;
+  int launch_timeout_ms = 60000;
+  int heartbeat_ms = 1000;       // asked of the agents' Watch
+  int missed_heartbeats = 5;     // then the node is lost
+  AgentClientFactory agent_factory;  // required
+  /// Hosts are resolved with DNS (ResolveHosts) unless false (tests use made-up names).
+  bool resolve_hosts = true;
+};
+
+/// Receives merged log batches; returns false when the reader has gone (stops the stream).
+using LogSink = std::function<bool(const LogBatch&)>;
+
+/// Thread-safe. Lock order: mu_ -> Journal::mu_ (journal writes happen under mu_ so that
+/// records are in transition order). mu_ is never held across an agent RPC or while
+/// destroying a WatchHandle (whose thread may be waiting for mu_).
+class JobManager {
+ public:
+  /// Replays the journal in options.state_dir: terminal jobs are restored as they were;
+  /// RUNNING jobs are supervised again (their agents' watch snapshots tell what happened
+  /// while coordd was down); jobs caught mid-launch are FAILED and their generation killed.
+  static StatusOr<std::unique_ptr<JobManager>> Create(const JobManagerOptions& options);
+  ~JobManager();  // Shutdown()
+  JobManager(const JobManager&) = delete;
+  JobManager& operator=(const JobManager&) = delete;
+
+  /// Validates, assigns ranks and launches. Invalid hosts/spec or an overlap with a running
+  /// job are errors (no job is made); a failed launch is a job in state FAILED (OK status).
+  /// Returns once the job is RUNNING or has ended.
+  Status StartJob(const StartJobRequest& request, StartJobReply* reply);
+  /// Kills the job's processes on every node (always, even if the job already ended, so a
+  /// kill is safe to repeat) and marks a live job KILLED.
+  Status KillJob(const KillJobRequest& request, KillJobReply* reply);
+  /// \param request.job_id empty: the most recent job.
+  Status GetJob(const GetJobRequest& request, JobStatus* reply);
+  /// Every job, oldest first.
+  Status ListJobs(const ListJobsRequest& request, ListJobsReply* reply);
+  /// Fans in TailLogs from the job's nodes (one thread each) into `sink`; returns when all
+  /// node streams have ended or `cancelled()` turns true. Runs on the caller's thread.
+  Status StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
+                    const CancelledFn& cancelled);
+
+  /// Stops the monitor, closes the watches and waits for task threads. Jobs keep running
+  /// on the agents. Idempotent. Callers must have stopped calling the methods above.
+  void Shutdown();
+
+ private:
+  struct Job;
+  struct AgentLink;
+  // What must be done outside mu_ after a transition (agent RPCs).
+  using Followup = std::function<void()>;
+
+  explicit JobManager(const JobManagerOptions& options);
+  Status Restore(std::vector<JournaledJob> jobs);
+
+  // --- launch (StartJob's thread) ---
+  StatusOr<std::string> AdmitLocked(const PlanResult& plan);
+  void Launch(const std::string& job_id);
+  Status PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients);
+  StatusOr<int> ChooseMasterPort(const std::string& job_id, AgentClient* node0);
+  void LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
+                 int master_port);
+
+  // --- supervision (watch, monitor and task threads) ---
+  void OnAgentEvent(const std::string& target, uint64_t epoch, const coord::agent::AgentEvent& e);
+  void OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status);
+  Followup OnRankStatusLocked(Job& job, const coord::agent::RankStatus& rank);
+  void MonitorLoop();
+  int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
+  bool LinkWantedLocked(const std::string& target) const;
+
+  // --- transitions and helpers (mu_ held) ---
+  void TransitionLocked(Job& job, JobState to, const std::string& message);
+  Followup FailLocked(Job& job, Failure failure, bool fetch_stderr);
+  void MaybeSucceedLocked(Job& job);
+  void JournalStateLocked(const Job& job);
+  Job* FindLocked(const std::string& job_id);
+  StatusOr<Job*> ResolveLocked(const std::string& job_id);
+  std::vector<AgentClient*> ClientsLocked(const JobPlan& plan);
+  void EnsureLinksLocked(const JobPlan& plan);
+
+  // --- agent fan-out (no lock) ---
+  struct KillOutcome {
+    bool clean = true;
+    std::vector<std::string> unconfirmed;  // "host:port"
+    std::vector<std::string> errors;       // one line per node that did not confirm
+  };
+  KillOutcome KillEverywhere(const std::string& job_id, int generation, int grace_ms);
+  void FetchStderrTail(const std::string& job_id);
+  void RunTask(Followup task);
+
+  const JobManagerOptions options_;
+  std::unique_ptr<Journal> journal_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // monitor wakeups and GetJob's wait for failure details
+  bool stopping_ = false;                              // guarded by mu_
+  std::map<std::string, std::unique_ptr<Job>> jobs_;   // guarded by mu_
+  std::vector<std::string> order_;                     // job ids, oldest first; guarded by mu_
+  // Agent targets ("host:port") -> link. Links are never removed, so the AgentClient* they
+  // hold stay valid for the JobManager's life and are used outside mu_.
+  std::map<std::string, std::unique_ptr<AgentLink>> links_;  // guarded by mu_
+
+  std::thread monitor_;
+
+  std::mutex tasks_mu_;                  // leaf lock
+  std::vector<std::thread> tasks_;       // guarded by tasks_mu_
+  std::vector<std::thread::id> done_tasks_;  // finished, to be joined; guarded by tasks_mu_
+};
+
+}  // namespace coord::coordinator

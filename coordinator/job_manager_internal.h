@@ -1,0 +1,47 @@
+// JobManager's private records, shared by job_manager.cc (API, launch, kill, logs) and
+// job_supervision.cc (events, heartbeats, transitions). Everything here is guarded by
+// JobManager::mu_ unless a field says otherwise.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coordinator/agent_client.h"
+#include "coordinator/job_manager.h"
+
+namespace coord::coordinator {
+
+struct JobManager::Job {
+  JobPlan plan;
+  JobStatus status;                 // what GetJob returns; ranks indexed by global rank
+  bool launching = false;           // StartJob is between LAUNCHING and the end of its RPCs
+  bool details_pending = false;     // the failing rank's stderr tail is being fetched
+  int64_t running_since_mono = 0;   // heartbeat deadlines count from here at the earliest
+};
+
+struct JobManager::AgentLink {
+  HostEntry host;                        // the first hosts entry seen for this target
+  std::unique_ptr<AgentClient> client;   // never replaced: used outside mu_
+  // The shared Watch stream. Only the monitor thread opens, stores and closes it.
+  std::unique_ptr<WatchHandle> watch;
+  uint64_t epoch = 0;          // of the current stream: callbacks of older ones are ignored
+  bool broken = false;         // the current stream ended by itself; re-open at reopen_at_mono
+  int backoff_ms = 0;
+  int64_t reopen_at_mono = 0;
+  int64_t last_heard_mono = 0;  // any event (heartbeat or rank) from the current agent
+};
+
+// Aborts on a broken invariant (a programmer bug, never bad input: style rule 4).
+#define COORD_CHECK(cond, what)                                            \
+  do {                                                                     \
+    if (!(cond)) ::coord::coordinator::internal::CheckFailed(__FILE__, __LINE__, what); \
+  } while (0)
+
+namespace internal {
+[[noreturn]] void CheckFailed(const char* file, int line, const std::string& what);
+// Runs fn(0..n-1) on n threads and waits for all: the agents' RPCs go out in parallel.
+void ParallelFor(int n, const std::function<void(int)>& fn);
+}  // namespace internal
+
+}  // namespace coord::coordinator

@@ -1,0 +1,37 @@
+// The transition table of the job state machine (see job_state.h).
+#include "coordinator/job_state.h"
+
+namespace coord::coordinator {
+namespace {
+
+// Every allowed edge. RESTARTING is in the proto for restarts (max_restarts), which
+// coordd does not do yet, so no edge leads there.
+struct Edge {
+  JobState from;
+  JobState to;
+};
+constexpr Edge kEdges[] = {
+    {PENDING, LAUNCHING},   {PENDING, FAILED},   {PENDING, KILLED},
+    {LAUNCHING, RUNNING},   {LAUNCHING, FAILED}, {LAUNCHING, KILLED},
+    {RUNNING, SUCCEEDED},   {RUNNING, FAILED},   {RUNNING, KILLED},
+};
+
+}  // namespace
+
+bool IsValidTransition(JobState from, JobState to) {
+  for (const Edge& e : kEdges) {
+    if (e.from == from && e.to == to) return true;
+  }
+  return false;
+}
+
+bool IsTerminal(JobState state) {
+  return state == SUCCEEDED || state == FAILED || state == KILLED;
+}
+
+const char* StateName(JobState state) {
+  const std::string& name = JobState_Name(state);
+  return name.empty() ? "JOB_STATE_UNKNOWN" : name.c_str();
+}
+
+}  // namespace coord::coordinator

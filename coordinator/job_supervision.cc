@@ -1,0 +1,322 @@
+// JobManager's supervision side: agent events (watch threads), the monitor thread
+// (heartbeat deadlines; opening, re-opening with backoff and closing the one Watch stream
+// per agent), the state transitions and what follows a failure (stderr tail, kill).
+// An exit reaches the job state on the watch thread that read it: no polling anywhere.
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "coordinator/job_manager.h"
+#include "coordinator/job_manager_internal.h"
+#include "coordinator/job_state.h"
+
+namespace coord::coordinator {
+
+namespace agent = coord::agent;
+
+namespace {
+
+constexpr int kMinBackoffMs = 100;
+constexpr int kMaxBackoffMs = 2000;
+constexpr int kStderrTailLines = 10;
+constexpr int kStderrTimeoutMs = 2000;
+
+bool Failed(const agent::RankStatus& r) {
+  return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
+}
+
+std::string DescribeExit(const agent::RankStatus& r) {
+  if (r.signal() != 0) {
+    const char* name = sigabbrev_np(r.signal());
+    return "was killed by signal " + std::to_string(r.signal()) +
+           (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "exited with code " + std::to_string(r.exit_code());
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Transitions (mu_ held)
+
+void JobManager::TransitionLocked(Job& job, JobState to, const std::string& message) {
+  JobState from = job.status.state();
+  COORD_CHECK(IsValidTransition(from, to), std::string("job ") + job.status.job_id() +
+                                               ": invalid transition " + StateName(from) +
+                                               " -> " + StateName(to));
+  job.status.set_state(to);
+  job.status.set_message(message);
+  if (to == RUNNING) job.status.set_started_ms(WallMs());
+  if (IsTerminal(to)) job.status.set_ended_ms(WallMs());
+  JournalStateLocked(job);
+  LOG_INFO << "job " << job.status.job_id() << ": " << StateName(from) << " -> "
+           << StateName(to) << (message.empty() ? "" : ": " + message);
+  cv_.notify_all();  // the monitor re-evaluates watches and deadlines
+}
+
+void JobManager::JournalStateLocked(const Job& job) {
+  Status st = journal_->AppendState(job.status);
+  // The in-memory state is already the truth; a restart would miss this record.
+  if (!st.ok()) LOG_ERROR << "journal: " << st.ToString();
+}
+
+JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr) {
+  failure.set_time_ms(WallMs());
+  *job.status.mutable_failure() = failure;
+  job.details_pending = fetch_stderr;
+  TransitionLocked(job, FAILED, failure.message());
+  // While StartJob is still launching, it kills once its Launch RPCs return (a kill now
+  // could overtake a Launch still on its way).
+  const bool kill = !job.launching;
+  if (!fetch_stderr && !kill) return nullptr;
+  const std::string id = job.status.job_id();
+  const int generation = job.status.generation();
+  const int grace_ms = job.plan.kill_grace_ms;
+  return [this, id, generation, grace_ms, fetch_stderr, kill] {
+    if (fetch_stderr) FetchStderrTail(id);
+    if (kill) KillEverywhere(id, generation, grace_ms);
+  };
+}
+
+void JobManager::MaybeSucceedLocked(Job& job) {
+  if (job.status.state() != RUNNING) return;
+  for (const agent::RankStatus& r : job.status.ranks()) {
+    if (r.state() != agent::RANK_EXITED || Failed(r)) return;
+  }
+  TransitionLocked(job, SUCCEEDED,
+                   "all " + std::to_string(job.status.world_size()) + " ranks exited 0");
+}
+
+// Runs on a task thread after a rank failed: its last stderr lines into the Failure.
+void JobManager::FetchStderrTail(const std::string& job_id) {
+  agent::TailLogsRequest req;
+  AgentClient* client = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    const Failure& f = job.status.failure();
+    client = links_.at(job.plan.hosts[static_cast<size_t>(f.node_rank())].Target())->client.get();
+    req.set_job_id(job_id);
+    req.set_generation(job.status.generation());
+    req.set_rank(f.rank());
+    req.set_stream(agent::LOG_STDERR);
+    req.set_tail_lines(kStderrTailLines);
+  }
+  std::vector<std::string> lines;
+  Status st = client->TailLogs(
+      req, kStderrTimeoutMs,
+      [&](const agent::LogBatch& b) {
+        for (const agent::LogLine& l : b.lines()) lines.push_back(l.text());
+      },
+      nullptr);
+  if (!st.ok()) LOG_WARN << "job " << job_id << ": cannot read the failed rank's stderr: " << st.ToString();
+  if (lines.size() > static_cast<size_t>(kStderrTailLines)) {
+    lines.erase(lines.begin(), lines.end() - kStderrTailLines);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  Failure* f = job.status.mutable_failure();
+  f->clear_stderr_tail();
+  for (std::string& l : lines) f->add_stderr_tail(std::move(l));
+  Status journaled = journal_->AppendFailure(job_id, *f);
+  if (!journaled.ok()) LOG_ERROR << "journal: " << journaled.ToString();
+  job.details_pending = false;
+  cv_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------
+// Agent events (watch threads)
+
+void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
+                              const agent::AgentEvent& event) {
+  Followup followup;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = links_.find(target);
+    if (it == links_.end() || it->second->epoch != epoch) return;  // a closed stream
+    AgentLink& link = *it->second;
+    link.last_heard_mono = MonoMs();
+    link.backoff_ms = 0;
+    if (!event.has_rank()) return;  // a heartbeat: being heard is all it says
+    const agent::RankStatus& rank = event.rank();
+    Job* job = FindLocked(rank.job_id());
+    if (!job) return;  // a job this coordd does not know (another coordd's, or forgotten)
+    if (rank.generation() != job->status.generation()) return;  // an old generation
+    const JobPlan& plan = job->plan;
+    if (rank.rank() < 0 || rank.rank() >= plan.world_size ||
+        plan.hosts[static_cast<size_t>(rank.rank() / plan.nproc_per_node)].Target() != target) {
+      LOG_WARN << "agent " << target << " reported rank " << rank.rank() << " of job "
+               << rank.job_id() << ", which is not on that node; ignored";
+      return;
+    }
+    followup = OnRankStatusLocked(*job, rank);
+  }
+  RunTask(std::move(followup));
+}
+
+JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankStatus& in) {
+  agent::RankStatus& cur = *job.status.mutable_ranks(in.rank());
+  // Idempotent: replayed snapshots repeat what we know, and an exit is final (a stale
+  // "running" never brings a rank back).
+  if (cur.state() == agent::RANK_EXITED) return nullptr;
+  if (in.state() == agent::RANK_RUNNING && cur.state() == agent::RANK_RUNNING &&
+      cur.pid() == in.pid()) {
+    return nullptr;
+  }
+  if (in.state() == agent::RANK_STATE_UNKNOWN) return nullptr;
+  const int node_rank = cur.node_rank();
+  const int local_rank = cur.local_rank();
+  cur = in;
+  cur.set_node_rank(node_rank);
+  cur.set_local_rank(local_rank);
+  Status journaled = journal_->AppendRank(job.status.job_id(), cur);
+  if (!journaled.ok()) LOG_ERROR << "journal: " << journaled.ToString();
+  if (cur.state() != agent::RANK_EXITED) return nullptr;
+
+  bool node_done = true;
+  for (int r : RanksOfNode(job.plan, node_rank)) {
+    if (job.status.ranks(r).state() != agent::RANK_EXITED) node_done = false;
+  }
+  if (node_done) job.status.mutable_nodes(node_rank)->set_state("done");
+  // Ranks dying after a kill or after another rank's failure change nothing more.
+  if (IsTerminal(job.status.state())) return nullptr;
+  if (!Failed(cur)) {
+    MaybeSucceedLocked(job);
+    return nullptr;
+  }
+  const HostEntry& host = job.plan.hosts[static_cast<size_t>(node_rank)];
+  Failure f;
+  f.set_rank(cur.rank());
+  f.set_host(host.host);
+  f.set_node_rank(node_rank);
+  f.set_exit_code(cur.signal() == 0 ? cur.exit_code() : 0);
+  f.set_signal(cur.signal());
+  f.set_message("rank " + std::to_string(cur.rank()) + " on " + host.Target() + " (node " +
+                std::to_string(node_rank) + ") " + DescribeExit(cur) +
+                (cur.error().empty() ? "" : ": " + cur.error()));
+  return FailLocked(job, f, /*fetch_stderr=*/true);
+}
+
+void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = links_.find(target);
+    if (it == links_.end() || it->second->epoch != epoch) return;
+    AgentLink& link = *it->second;
+    link.broken = true;
+    link.backoff_ms = link.backoff_ms == 0 ? kMinBackoffMs
+                                           : std::min(link.backoff_ms * 2, kMaxBackoffMs);
+    link.reopen_at_mono = MonoMs() + link.backoff_ms;
+    LOG_WARN << "watch stream to agent " << target << " ended (" << status.ToString()
+             << "); re-opening in " << link.backoff_ms << " ms";
+  }
+  cv_.notify_all();
+}
+
+// ---------------------------------------------------------------------------------------
+// The monitor thread
+
+bool JobManager::LinkWantedLocked(const std::string& target) const {
+  for (const auto& [id, job] : jobs_) {
+    JobState s = job->status.state();
+    if (s != LAUNCHING && s != RUNNING) continue;
+    for (const HostEntry& h : job->plan.hosts) {
+      if (h.Target() == target) return true;
+    }
+  }
+  return false;
+}
+
+// Fails RUNNING jobs with a silent node; returns the next deadline (INT64_MAX: none).
+int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups) {
+  const int64_t allowed = static_cast<int64_t>(options_.heartbeat_ms) * options_.missed_heartbeats;
+  int64_t next = INT64_MAX;
+  for (const std::string& id : order_) {
+    Job& job = *jobs_.at(id);
+    if (job.status.state() != RUNNING) continue;
+    for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
+      const HostEntry& h = job.plan.hosts[n];
+      const AgentLink& link = *links_.at(h.Target());
+      int64_t heard = std::max(link.last_heard_mono, job.running_since_mono);
+      if (now < heard + allowed) {
+        next = std::min(next, heard + allowed);
+        continue;
+      }
+      job.status.mutable_nodes(static_cast<int>(n))->set_state("lost");
+      Failure f;
+      f.set_rank(-1);
+      f.set_host(h.host);
+      f.set_node_rank(static_cast<int>(n));
+      f.set_message("node " + h.Target() + " lost: no heartbeat for " +
+                    std::to_string(now - heard) + " ms (" + job.plan.hosts_path + ":" +
+                    std::to_string(h.line) + "; is coord-agent running there?)");
+      followups->push_back(FailLocked(job, f, /*fetch_stderr=*/false));
+      break;
+    }
+  }
+  return next;
+}
+
+void JobManager::MonitorLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const int64_t now = MonoMs();
+    std::vector<Followup> followups;
+    int64_t next = CheckHeartbeatsLocked(now, &followups);
+    std::vector<std::unique_ptr<WatchHandle>> to_close;
+    std::vector<std::pair<AgentLink*, uint64_t>> to_open;
+    for (auto& [target, link] : links_) {
+      const bool wanted = LinkWantedLocked(target);
+      if (link->watch && (link->broken || !wanted)) {
+        to_close.push_back(std::move(link->watch));
+        ++link->epoch;  // callbacks still in flight from it are ignored from now on
+      }
+      if (!wanted) {
+        link->broken = false;
+        link->backoff_ms = 0;
+        continue;
+      }
+      if (link->watch) continue;
+      if (link->broken && now < link->reopen_at_mono) {
+        next = std::min(next, link->reopen_at_mono);
+        continue;
+      }
+      link->broken = false;
+      to_open.emplace_back(link.get(), ++link->epoch);
+    }
+    if (followups.empty() && to_close.empty() && to_open.empty()) {
+      if (next == INT64_MAX) {
+        cv_.wait(lock);
+      } else {
+        cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+      }
+      continue;
+    }
+    // RPCs and joins happen without mu_: watch callbacks need it.
+    lock.unlock();
+    to_close.clear();
+    for (Followup& f : followups) RunTask(std::move(f));
+    std::vector<std::unique_ptr<WatchHandle>> opened;
+    for (auto& [link, epoch] : to_open) {
+      const std::string target = link->host.Target();
+      opened.push_back(link->client->Watch(
+          options_.heartbeat_ms,
+          [this, target, epoch = epoch](const agent::AgentEvent& e) {
+            OnAgentEvent(target, epoch, e);
+          },
+          [this, target, epoch = epoch](const Status& st) { OnWatchEnd(target, epoch, st); }));
+    }
+    lock.lock();
+    for (size_t i = 0; i < to_open.size(); ++i) {
+      AgentLink* link = to_open[i].first;
+      // Only this thread bumps epochs or sets watches, so the slot is still ours; an
+      // on_end that already fired marked the link broken and the next pass closes it.
+      link->watch = std::move(opened[i]);
+    }
+  }
+}
+
+}  // namespace coord::coordinator

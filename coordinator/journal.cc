@@ -1,0 +1,297 @@
+// The job journal (see journal.h for the record format). Encoding uses nlohmann::json for
+// the record envelope and protobuf's JSON mapping for the proto payloads, so a person can
+// read the file and new proto fields need no code here.
+#include "coordinator/journal.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+
+#include <google/protobuf/util/json_util.h>
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/logging.h"
+#include "coordinator/job_state.h"
+
+namespace coord::coordinator {
+namespace {
+
+using nlohmann::json;
+constexpr int kFormatVersion = 1;
+constexpr char kFileName[] = "journal.jsonl";
+
+json ProtoToJson(const google::protobuf::Message& msg) {
+  std::string text;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  // Cannot fail for our messages (no Any fields); an empty object is the safe fallback.
+  if (!google::protobuf::util::MessageToJsonString(msg, &text, options).ok()) return json::object();
+  return json::parse(text, nullptr, /*allow_exceptions=*/false);
+}
+
+Status JsonToProto(const json& j, google::protobuf::Message* msg) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // a newer coordd may have added fields
+  auto st = google::protobuf::util::JsonStringToMessage(Dump(j), msg, options);
+  if (!st.ok()) return InvalidArgument(std::string(st.message()));
+  return Status::Ok();
+}
+
+// Never throws: text from ranks' logs may hold invalid UTF-8, which dump() would reject.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json Envelope(const char* type, const std::string& job_id) {
+  return json{{"v", kFormatVersion}, {"type", type}, {"job", job_id}, {"time_ms", WallMs()}};
+}
+
+json PlanToJson(const JobPlan& p) {
+  json hosts = json::array();
+  for (const HostEntry& h : p.hosts) {
+    hosts.push_back({{"host", h.host}, {"port", h.port}, {"slots", h.slots}, {"line", h.line}});
+  }
+  return json{{"name", p.name},
+              {"config_json", p.config_json},
+              {"config_path", p.config_path},
+              {"hosts_text", p.hosts_text},
+              {"hosts_path", p.hosts_path},
+              {"workdir", p.workdir},
+              {"allow_overlap", p.allow_overlap},
+              {"hosts", hosts},
+              {"nproc_per_node", p.nproc_per_node},
+              {"world_size", p.world_size},
+              {"master_addr", p.master_addr},
+              {"master_port", p.master_port},
+              {"argv", p.argv},
+              {"env", p.env},
+              {"kill_grace_ms", p.kill_grace_ms},
+              {"max_restarts", p.max_restarts}};
+}
+
+// Throws json::exception on a field of the wrong type; the caller turns it into an error.
+JobPlan PlanFromJson(const json& j) {
+  JobPlan p;
+  p.name = j.at("name").get<std::string>();
+  p.config_json = j.at("config_json").get<std::string>();
+  p.config_path = j.at("config_path").get<std::string>();
+  p.hosts_text = j.at("hosts_text").get<std::string>();
+  p.hosts_path = j.at("hosts_path").get<std::string>();
+  p.workdir = j.at("workdir").get<std::string>();
+  p.allow_overlap = j.at("allow_overlap").get<bool>();
+  for (const json& h : j.at("hosts")) {
+    HostEntry e;
+    e.host = h.at("host").get<std::string>();
+    e.port = h.at("port").get<int>();
+    e.slots = h.at("slots").get<int>();
+    e.line = h.at("line").get<int>();
+    p.hosts.push_back(e);
+  }
+  p.nproc_per_node = j.at("nproc_per_node").get<int>();
+  p.world_size = j.at("world_size").get<int>();
+  p.master_addr = j.at("master_addr").get<std::string>();
+  p.master_port = j.at("master_port").get<int>();
+  p.argv = j.at("argv").get<std::vector<std::string>>();
+  p.env = j.at("env").get<std::map<std::string, std::string>>();
+  p.kill_grace_ms = j.at("kill_grace_ms").get<int>();
+  p.max_restarts = j.at("max_restarts").get<int>();
+  return p;
+}
+
+// Replays parsed records in order. Jobs are kept in submit order.
+class Replayer {
+ public:
+  Status Apply(const json& rec) {
+    if (!rec.is_object()) return InvalidArgument("not a JSON object");
+    if (rec.value("v", 0) != kFormatVersion) {
+      return InvalidArgument("unknown record version " + rec.value("v", json(0)).dump());
+    }
+    const std::string type = rec.at("type").get<std::string>();
+    const std::string job_id = rec.at("job").get<std::string>();
+    if (type == "submit") return ApplySubmit(job_id, rec);
+    auto it = index_.find(job_id);
+    if (it == index_.end()) return InvalidArgument("record for job '" + job_id + "' before its submit");
+    JournaledJob& job = jobs_[it->second];
+    if (type == "state") return ApplyState(job, rec.at("status"));
+    if (type == "rank") return ApplyRank(job, rec.at("rank"));
+    if (type == "failure") return JsonToProto(rec.at("failure"), job.status.mutable_failure());
+    return InvalidArgument("unknown record type '" + type + "'");
+  }
+  std::vector<JournaledJob> Take() { return std::move(jobs_); }
+
+ private:
+  Status ApplySubmit(const std::string& job_id, const json& rec) {
+    if (index_.count(job_id)) return InvalidArgument("job '" + job_id + "' submitted twice");
+    JournaledJob job;
+    job.plan = PlanFromJson(rec.at("plan"));
+    RETURN_IF_ERROR(JsonToProto(rec.at("status"), &job.status));
+    if (job.status.job_id() != job_id) return InvalidArgument("status of another job");
+    index_[job_id] = jobs_.size();
+    jobs_.push_back(std::move(job));
+    return Status::Ok();
+  }
+  Status ApplyState(JournaledJob& job, const json& j) {
+    JobStatus next;
+    RETURN_IF_ERROR(JsonToProto(j, &next));
+    JobState from = job.status.state();
+    if (next.job_id() != job.status.job_id()) return InvalidArgument("status of another job");
+    // Same-state records only refresh the snapshot (node states, master port).
+    if (next.state() != from && !IsValidTransition(from, next.state())) {
+      return InvalidArgument(std::string("invalid transition ") + StateName(from) + " -> " +
+                             StateName(next.state()) + " for job '" + job.status.job_id() + "'");
+    }
+    job.status = std::move(next);
+    return Status::Ok();
+  }
+  Status ApplyRank(JournaledJob& job, const json& j) {
+    coord::agent::RankStatus rank;
+    RETURN_IF_ERROR(JsonToProto(j, &rank));
+    if (rank.rank() < 0 || rank.rank() >= job.status.ranks_size()) {
+      return InvalidArgument("rank " + std::to_string(rank.rank()) + " outside job '" +
+                             job.status.job_id() + "'");
+    }
+    *job.status.mutable_ranks(rank.rank()) = rank;
+    return Status::Ok();
+  }
+
+  std::vector<JournaledJob> jobs_;
+  std::map<std::string, size_t> index_;
+};
+
+// Splits `text` at '\n'; a final piece without '\n' is a line too.
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string::npos) nl = text.size();
+    lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return lines;
+}
+
+bool IsBlank(const std::string& line) {
+  return line.find_first_not_of(std::string(" \t\r\0", 4)) == std::string::npos;
+}
+
+// Replays `text`; sets *keep_len to the bytes to keep (a torn last line is cut off).
+Status ReplayText(const std::string& path, const std::string& text,
+                  std::vector<JournaledJob>* jobs, size_t* keep_len) {
+  std::vector<std::string> lines = SplitLines(text);
+  size_t last = lines.size();
+  while (last > 0 && IsBlank(lines[last - 1])) --last;
+  Replayer replayer;
+  size_t offset = 0;
+  *keep_len = text.size();
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& line = lines[i];
+    size_t line_start = offset;
+    offset += line.size() + 1;
+    if (IsBlank(line)) continue;
+    json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    std::string where = path + ":" + std::to_string(i + 1);
+    if (rec.is_discarded()) {
+      if (i + 1 == last) {
+        LOG_WARN << where << ": torn final record (coordd stopped mid-write?); skipped";
+        *keep_len = line_start;
+        break;
+      }
+      return InvalidArgument(where + ": corrupt journal record (not JSON); fix or move the "
+                             "journal aside to start coordd");
+    }
+    Status st;
+    try {
+      st = replayer.Apply(rec);
+    } catch (const json::exception& e) {
+      st = InvalidArgument(std::string("bad field: ") + e.what());
+    }
+    if (!st.ok()) return InvalidArgument(where + ": " + st.message());
+  }
+  *jobs = replayer.Take();
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
+                                                 std::vector<JournaledJob>* jobs) {
+  RETURN_IF_ERROR(MakeDirs(state_dir, 0700));
+  std::string path = JoinPath(state_dir, kFileName);
+  bool existed = PathExists(path);
+  int fd = open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("open " + path, errno);
+  std::unique_ptr<Journal> journal(new Journal(path, fd));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return FailedPrecondition("another coordd is using state dir " + state_dir + " (" + path +
+                              " is locked)");
+  }
+  if (!existed) {
+    // The new file's directory entry must be durable before its records are.
+    int dfd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  size_t keep_len = text.size();
+  RETURN_IF_ERROR(ReplayText(path, text, jobs, &keep_len));
+  if (keep_len < text.size()) {
+    // Cut the torn tail so the next record starts on a line of its own.
+    if (ftruncate(fd, static_cast<off_t>(keep_len)) != 0 || fdatasync(fd) != 0) {
+      return ErrnoStatus("truncate " + path, errno);
+    }
+  } else if (!text.empty() && text.back() != '\n') {
+    RETURN_IF_ERROR(journal->AppendLine(""));  // cannot happen after a cut; defensive
+  }
+  return journal;
+}
+
+Journal::~Journal() { close(fd_); }
+
+Status Journal::AppendLine(const std::string& line) {
+  std::string data = line + "\n";
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd_, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write " + path_, errno);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
+  return Status::Ok();
+}
+
+Status Journal::AppendSubmit(const JobPlan& plan, const JobStatus& status) {
+  json rec = Envelope("submit", status.job_id());
+  rec["plan"] = PlanToJson(plan);
+  rec["status"] = ProtoToJson(status);
+  return AppendLine(Dump(rec));
+}
+
+Status Journal::AppendState(const JobStatus& status) {
+  json rec = Envelope("state", status.job_id());
+  rec["status"] = ProtoToJson(status);
+  return AppendLine(Dump(rec));
+}
+
+Status Journal::AppendRank(const std::string& job_id, const coord::agent::RankStatus& rank) {
+  json rec = Envelope("rank", job_id);
+  rec["rank"] = ProtoToJson(rank);
+  return AppendLine(Dump(rec));
+}
+
+Status Journal::AppendFailure(const std::string& job_id, const Failure& failure) {
+  json rec = Envelope("failure", job_id);
+  rec["failure"] = ProtoToJson(failure);
+  return AppendLine(Dump(rec));
+}
+
+}  // namespace coord::coordinator

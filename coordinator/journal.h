@@ -1,0 +1,57 @@
+// The job journal: STATE_DIR/journal.jsonl, append-only JSON lines, one record per
+// transition, each write followed by fdatasync, so coordd restarts without forgetting
+// jobs. Record types (field "type"):
+//   submit  the job's plan: spec text, hosts text, workdir, rank layout (+ "status")
+//   state   a state change: "status" = the whole JobStatus after it (proto JSON)
+//   rank    one rank's new RankStatus ("rank")
+//   failure the Failure details completed later (stderr tail) ("failure")
+// Every record has "v" (format version), "job" and "time_ms". Replay re-checks state
+// transitions against job_state's table. Thread-safe (one mutex, held across the write).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "coordinator/job_plan.h"
+#include "proto/coordinator.pb.h"
+
+namespace coord::coordinator {
+
+/// A job as the journal last saw it.
+struct JournaledJob {
+  JobPlan plan;
+  JobStatus status;  // ranks indexed by global rank
+};
+
+class Journal {
+ public:
+  /// Opens (creating) STATE_DIR/journal.jsonl, takes an exclusive lock on it (a second
+  /// coordd on the same state dir is refused) and replays it into `jobs` (oldest first).
+  /// A torn final line (crash mid-write) is skipped with a WARNING and cut off; any other
+  /// bad line is an error naming the file and line number.
+  static StatusOr<std::unique_ptr<Journal>> Open(const std::string& state_dir,
+                                                 std::vector<JournaledJob>* jobs);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  Status AppendSubmit(const JobPlan& plan, const JobStatus& status);
+  Status AppendState(const JobStatus& status);
+  Status AppendRank(const std::string& job_id, const coord::agent::RankStatus& rank);
+  Status AppendFailure(const std::string& job_id, const Failure& failure);
+
+  const std::string& path() const { return path_; }
+
+ private:
+  Journal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  Status AppendLine(const std::string& line);
+
+  const std::string path_;
+  std::mutex mu_;  // serializes appends (write + fdatasync)
+  int fd_;         // O_APPEND; guarded by mu_
+};
+
+}  // namespace coord::coordinator

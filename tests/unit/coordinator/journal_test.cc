@@ -1,0 +1,222 @@
+// The journal: records survive a reopen (round trip), a torn final line is skipped and cut
+// off, a corrupt line in the middle is an error naming its line, replay re-checks state
+// transitions, and a second coordd cannot open the same state dir.
+#include "coordinator/journal.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include "common/fs.h"
+
+namespace coord::coordinator {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/journal_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)RemoveTree(dir_); }
+
+  static JobPlan Plan() {
+    JobPlan p;
+    p.name = "demo";
+    p.config_json = R"({"launch": {"command": ["x"]}})";
+    p.config_path = "job.json";
+    p.hosts_text = "a slots=1\nb slots=1\n";
+    p.hosts_path = "hosts.txt";
+    p.workdir = "/w";
+    HostEntry a, b;
+    a.host = "a", a.slots = 1, a.line = 1;
+    b.host = "b", b.port = 7100, b.slots = 1, b.line = 2;
+    p.hosts = {a, b};
+    p.nproc_per_node = 1;
+    p.world_size = 2;
+    p.master_addr = "a";
+    p.argv = {"python3", "train.py"};
+    p.env = {{"NCCL_DEBUG", "INFO"}};
+    p.kill_grace_ms = 700;
+    return p;
+  }
+  static JobStatus Status0(const std::string& id) {
+    JobStatus s;
+    s.set_job_id(id);
+    s.set_state(PENDING);
+    s.set_world_size(2);
+    for (int r = 0; r < 2; ++r) {
+      auto* rank = s.add_ranks();
+      rank->set_job_id(id);
+      rank->set_rank(r);
+      rank->set_node_rank(r);
+    }
+    return s;
+  }
+  // Writes a submitted, then RUNNING, job whose rank 1 exited 3, then FAILED.
+  void WriteFailedJob(Journal* j, const std::string& id) {
+    JobStatus s = Status0(id);
+    ASSERT_TRUE(j->AppendSubmit(Plan(), s).ok());
+    s.set_state(LAUNCHING);
+    ASSERT_TRUE(j->AppendState(s).ok());
+    s.set_state(RUNNING);
+    s.set_master_port(29501);
+    ASSERT_TRUE(j->AppendState(s).ok());
+    agent::RankStatus r1 = s.ranks(1);
+    r1.set_state(agent::RANK_EXITED);
+    r1.set_exit_code(3);
+    ASSERT_TRUE(j->AppendRank(id, r1).ok());
+    *s.mutable_ranks(1) = r1;
+    s.set_state(FAILED);
+    s.mutable_failure()->set_rank(1);
+    s.mutable_failure()->set_host("b");
+    s.mutable_failure()->set_exit_code(3);
+    ASSERT_TRUE(j->AppendState(s).ok());
+    Failure f = s.failure();
+    f.add_stderr_tail("Traceback (most recent call last):");
+    f.add_stderr_tail("ValueError: bad");
+    ASSERT_TRUE(j->AppendFailure(id, f).ok());
+  }
+  std::string JournalPath() const { return dir_ + "/journal.jsonl"; }
+  void AppendRaw(const std::string& text) {
+    auto old = ReadFile(JournalPath());
+    ASSERT_TRUE(old.ok());
+    ASSERT_TRUE(WriteFileAtomic(JournalPath(), *old + text).ok());
+  }
+
+  std::string dir_;
+};
+
+TEST_F(JournalTest, RoundTripRestoresStateFailureRanksAndPlan) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    EXPECT_TRUE(jobs.empty());
+    WriteFailedJob(j->get(), "demo-000001");
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
+  const JournaledJob& job = jobs[0];
+  EXPECT_EQ(job.status.job_id(), "demo-000001");
+  EXPECT_EQ(job.status.state(), FAILED);
+  EXPECT_EQ(job.status.master_port(), 29501);
+  EXPECT_EQ(job.status.failure().rank(), 1);
+  EXPECT_EQ(job.status.failure().host(), "b");
+  EXPECT_EQ(job.status.failure().exit_code(), 3);
+  EXPECT_THAT(job.status.failure().stderr_tail(),
+              ElementsAre("Traceback (most recent call last):", "ValueError: bad"));
+  ASSERT_EQ(job.status.ranks_size(), 2);
+  EXPECT_EQ(job.status.ranks(1).state(), agent::RANK_EXITED);
+  EXPECT_EQ(job.status.ranks(1).exit_code(), 3);
+  EXPECT_EQ(job.plan.hosts.size(), 2u);
+  EXPECT_EQ(job.plan.hosts[1].port, 7100);
+  EXPECT_EQ(job.plan.hosts[1].line, 2);
+  EXPECT_THAT(job.plan.argv, ElementsAre("python3", "train.py"));
+  EXPECT_EQ(job.plan.env.at("NCCL_DEBUG"), "INFO");
+  EXPECT_EQ(job.plan.kill_grace_ms, 700);
+  EXPECT_EQ(job.plan.config_json, Plan().config_json);
+  EXPECT_EQ(job.plan.hosts_text, Plan().hosts_text);
+}
+
+TEST_F(JournalTest, TornFinalLineIsSkippedAndCutOff) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    JobStatus s = Status0("demo-000002");
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), s).ok());
+  }
+  AppendRaw(R"({"v":1,"type":"state","job":"demo-000002","status":{"job_id":"de)");
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    ASSERT_EQ(jobs.size(), 1u);
+    EXPECT_EQ(jobs[0].status.state(), PENDING);
+    // The next record must land on a line of its own.
+    JobStatus s = jobs[0].status;
+    s.set_state(KILLED);
+    ASSERT_TRUE((*j)->AppendState(s).ok());
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].status.state(), KILLED);
+}
+
+TEST_F(JournalTest, CorruptMiddleLineIsAnErrorNamingTheLine) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), Status0("demo-000003")).ok());
+  }
+  AppendRaw("this is not json\n");
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    JobStatus s = Status0("demo-000003");
+    s.set_state(KILLED);
+    ASSERT_TRUE((*j)->AppendState(s).ok());  // line 3: the bad line 2 is now in the middle
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_FALSE(j.ok());
+  EXPECT_THAT(j.status().message(), HasSubstr("journal.jsonl:2"));
+  EXPECT_THAT(j.status().message(), HasSubstr("corrupt"));
+}
+
+TEST_F(JournalTest, ReplayRejectsInvalidTransitionsAndUnknownJobs) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    JobStatus s = Status0("demo-000004");
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), s).ok());
+    s.set_state(SUCCEEDED);  // PENDING -> SUCCEEDED is not an edge
+    ASSERT_TRUE((*j)->AppendState(s).ok());
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_FALSE(j.ok());
+  EXPECT_THAT(j.status().message(), HasSubstr("journal.jsonl:2"));
+  EXPECT_THAT(j.status().message(), HasSubstr("invalid transition PENDING -> SUCCEEDED"));
+
+  ASSERT_TRUE(WriteFileAtomic(JournalPath(),
+                              R"({"v":1,"type":"state","job":"ghost","time_ms":1,"status":{}})"
+                              "\n{}\n")
+                  .ok());
+  auto ghost = Journal::Open(dir_, &jobs);
+  ASSERT_FALSE(ghost.ok());
+  EXPECT_THAT(ghost.status().message(), HasSubstr("journal.jsonl:1: record for job 'ghost'"));
+
+  // Well-formed JSON with fields of the wrong type is an error, not a crash.
+  ASSERT_TRUE(WriteFileAtomic(JournalPath(), R"({"v":1,"type":"submit","job":7})"
+                                             "\n{}\n")
+                  .ok());
+  auto typed = Journal::Open(dir_, &jobs);
+  ASSERT_FALSE(typed.ok());
+  EXPECT_THAT(typed.status().message(), HasSubstr("journal.jsonl:1"));
+}
+
+TEST_F(JournalTest, SecondOpenOfTheSameStateDirIsRefused) {
+  std::vector<JournaledJob> jobs;
+  auto first = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(first.ok());
+  auto second = Journal::Open(dir_, &jobs);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("another coordd"));
+}
+
+}  // namespace
+}  // namespace coord::coordinator
