@@ -48,12 +48,15 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   auto parent = SetUpCgroupParent(options.cgroup_parent, AgentTag(so.state_dir));
   if (parent.ok()) {
     so.cgroup_parent = *parent;
-    if (!so.cgroup_parent.empty()) LOG_INFO << "ranks go into cgroups under " << so.cgroup_parent;
+    if (!so.cgroup_parent.empty()) {
+      LOG_INFO << "ranks go into cgroups under " << so.cgroup_parent;
+    }
   } else {
     LOG_WARN << "cgroups unavailable (" << parent.status().message()
              << "); falling back to process groups + COORD_JOB_TAG scans";
   }
   std::unique_ptr<AgentServer> s(new AgentServer());
+  if (options.cgroup_parent.empty()) s->cgroup_parent_to_remove_ = so.cgroup_parent;
   ASSIGN_OR_RETURN(s->service_, AgentService::Create(so));
   s->grpc_service_ = std::make_unique<AgentGrpcService>(s->service_.get());
   auto started = StartGrpcServer(options.listen, {s->grpc_service_.get()});
@@ -75,9 +78,16 @@ void AgentServer::Shutdown() {
   std::lock_guard<std::mutex> lock(shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
-  // Streams first (they return once the hub is closed), then the server.
+  // Streams first (they return once the hub is closed), then the server. gRPC's
+  // Shutdown waits out the whole deadline while a client still holds an idle
+  // connection, so keep it short: unary calls finish in well under that.
   if (service_) service_->Shutdown();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(200));
+  }
+  // Our default parent cgroup goes when empty; with jobs running rmdir fails
+  // (EBUSY) and it stays for the restarted agent.
+  if (!cgroup_parent_to_remove_.empty()) rmdir(cgroup_parent_to_remove_.c_str());
   LOG_INFO << "agent stopped; running jobs keep running under their supervisors";
 }
 

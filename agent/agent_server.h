@@ -44,6 +44,7 @@ class AgentServer {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<AgentGrpcService> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::string cgroup_parent_to_remove_;  // the auto-created parent, removed when empty
   std::mutex shutdown_mu_;  // serializes Shutdown
   bool shut_down_ = false;  // guarded by shutdown_mu_
 };

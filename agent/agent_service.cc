@@ -14,6 +14,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/log_tailer.h"
+#include "agent/proc_scan.h"
 #include "agent/rank_env.h"
 #include "agent/spawn.h"
 #include "common/clock.h"
@@ -123,10 +124,7 @@ Status AgentService::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
       jg->set_generation(g);
       jg->set_log_dir(gen->dir);
       bool finished = gen->done;
-      for (const auto& r : gen->ranks) {
-        *jg->add_ranks() = MakeRankStatusLocked(*gen, r);
-        if (!r.exited) finished = finished && true;
-      }
+      for (const auto& r : gen->ranks) *jg->add_ranks() = MakeRankStatusLocked(*gen, r);
       bool all_exited = !gen->ranks.empty();
       for (const auto& r : gen->ranks) all_exited = all_exited && r.exited;
       jg->set_finished(finished || (all_exited && !gen->launching));
@@ -387,7 +385,7 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
   for (auto& t : targets) {
     if (!t.cgroup_dir.empty() && out.survivors.empty()) RemoveCgroupTree(t.cgroup_dir);
   }
-  (out.survivors.empty() ? LOG_INFO : LOG_ERROR)
+  LogMessage(out.survivors.empty() ? LogLevel::kInfo : LogLevel::kError)
       << "kill " << req.job_id() << " g" << req.generation() << ": " << out.ranks_signalled
       << " ranks signalled, " << out.sigkilled << " SIGKILLed, " << out.survivors.size()
       << " survivors, " << (MonoMs() - t0) << " ms";

@@ -167,12 +167,16 @@ void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) 
     rec.end_ms = WallMs();
     rec.error = (r.started ? "killed by coord-agent: " : "never started: ") + why;
     Status s = WriteRecord(JoinPath(gen.dir, RankExitName(r.rank)), ToJson(rec));
-    if (!s.ok()) LOG_ERROR << s.ToString();
+    if (!s.ok()) {
+      LOG_ERROR << s.ToString();
+    }
     ApplyExitLocked(gen, r.rank);
   }
   Status s = WriteRecord(JoinPath(gen.dir, kDoneFile),
                          "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
-  if (!s.ok()) LOG_ERROR << s.ToString();
+  if (!s.ok()) {
+    LOG_ERROR << s.ToString();
+  }
   gen.done = true;
   if (!gen.cgroup_dir.empty()) RemoveCgroupTree(gen.cgroup_dir);
 }
@@ -219,7 +223,9 @@ void AgentService::Recover() {
       by_key_[gen->key] = gen;
       // Watch first, then read: a record written in between is not missed.
       Status w = monitor_->WatchDir(gen->key, gen->dir);
-      if (!w.ok()) LOG_WARN << w.ToString();
+      if (!w.ok()) {
+        LOG_WARN << w.ToString();
+      }
       SyncFromDiskLocked(*gen);
       if (gen->done) {
         monitor_->UnwatchDir(gen->key);

@@ -11,7 +11,11 @@
 namespace coord::agent {
 
 LogTailer::LogTailer(std::vector<LogSource> sources, int tail_lines) : tail_lines_(tail_lines) {
-  for (auto& s : sources) files_.push_back(File{std::move(s)});
+  for (auto& s : sources) {
+    File f;
+    f.src = std::move(s);
+    files_.push_back(std::move(f));
+  }
 }
 
 size_t LogTailer::TailStart(const std::string& data, int n) {

@@ -244,14 +244,18 @@ void Supervisor::CollectExecResults() {
     RankStarted rec{r.spec.rank, r.spec.local_rank, {r.pid, 0}, WallMs()};
     if (ReadProcStat(r.pid, &st)) rec.proc.start_ticks = st.start_ticks;
     Status s = WriteRecord(JoinPath(dir_, RankStartedName(r.spec.rank)), ToJson(rec));
-    if (!s.ok()) LOG_ERROR << s.ToString();
+    if (!s.ok()) {
+      LOG_ERROR << s.ToString();
+    }
     LOG_INFO << "rank " << r.spec.rank << " started, pid " << r.pid;
   }
 }
 
 void Supervisor::Notify(const Launched& launched) {
   Status s = WriteRecord(JoinPath(dir_, kLaunchedFile), ToJson(launched));
-  if (!s.ok()) LOG_ERROR << s.ToString();
+  if (!s.ok()) {
+    LOG_ERROR << s.ToString();
+  }
   if (notify_fd_ < 0) return;
   const char* line = launched.ok ? "ok\n" : "fail\n";
   ssize_t ignored = write(notify_fd_, line, std::strlen(line));  // EPIPE: the agent is gone
@@ -265,7 +269,9 @@ void Supervisor::Notify(const Launched& launched) {
 void Supervisor::KillRankLeftovers(const RankProc& r) {
   if (!r.cgroup_dir.empty()) {
     Status s = CgroupKill(r.cgroup_dir);
-    if (!s.ok()) LOG_WARN << s.ToString();
+    if (!s.ok()) {
+      LOG_WARN << s.ToString();
+    }
   }
   kill(-r.pid, SIGKILL);
   if (r.cgroup_dir.empty()) {
@@ -287,7 +293,9 @@ void Supervisor::RecordExit(RankProc& r, int status, const std::string& error) {
   }
   r.ended = true;
   Status s = WriteRecord(JoinPath(dir_, RankExitName(r.spec.rank)), ToJson(rec));
-  if (!s.ok()) LOG_ERROR << s.ToString();
+  if (!s.ok()) {
+    LOG_ERROR << s.ToString();
+  }
   LOG_INFO << "rank " << r.spec.rank << " ended: "
            << (!error.empty() ? error
                : rec.signal ? "signal " + std::to_string(rec.signal)
@@ -324,7 +332,9 @@ void Supervisor::ReapUntilAllEnded() {
 void Supervisor::FinalCleanup() {
   if (!spec_.cgroup_dir.empty()) {
     Status s = CgroupKill(spec_.cgroup_dir);
-    if (!s.ok()) LOG_WARN << s.ToString();
+    if (!s.ok()) {
+      LOG_WARN << s.ToString();
+    }
   }
   // Orphans re-parented to us (we are a subreaper) are reaped here.
   int64_t deadline = MonoMs() + 2000;
@@ -365,7 +375,9 @@ int Supervisor::Run() {
   ReapUntilAllEnded();
   FinalCleanup();
   s = WriteRecord(JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
-  if (!s.ok()) LOG_ERROR << s.ToString();
+  if (!s.ok()) {
+    LOG_ERROR << s.ToString();
+  }
   LOG_INFO << "all ranks ended";
   return 0;
 }

@@ -10,6 +10,7 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <utility>
@@ -139,8 +140,8 @@ class LineParser {
 
  private:
   bool Fail(const std::string& problem, const std::string& hint) {
-    error_ = path_ + ":" + std::to_string(line_no_) + ": " + problem + " in \"" +
-             Printable(line_) + "\"; " + hint;
+    error_ = path_ + ":" + std::to_string(line_no_) + ": " + problem + " in \"" + Printable(line_) +
+             "\"; " + hint;
     return false;
   }
   bool ParseHostPort(const std::string& token, HostEntry* entry);
@@ -291,9 +292,9 @@ StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const st
     std::string key = CanonicalHost(entry.host) + ":" + std::to_string(entry.port);
     auto [it, inserted] = seen.emplace(key, line_no);
     if (!inserted) {
-      errors.push_back(path + ":" + std::to_string(line_no) + ": duplicate host " +
-                       entry.Target() + " (already on line " + std::to_string(it->second) +
-                       ") in \"" + Printable(Trim(raw)) +
+      errors.push_back(path + ":" + std::to_string(line_no) + ": duplicate host " + entry.Target() +
+                       " (already on line " + std::to_string(it->second) + ") in \"" +
+                       Printable(Trim(raw)) +
                        "\"; list each agent once (agents sharing a machine need different ports)");
       continue;
     }

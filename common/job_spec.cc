@@ -11,10 +11,9 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "common/fs.h"
 
@@ -54,7 +53,7 @@ constexpr TopLevelKey kTopLevelKeys[] = {
     {"logging", KeyType::kObject},
     {"env_check", KeyType::kObject},
     {"description", KeyType::kString},
-    {"comment", KeyType::kAny},  // JSON has no comments; this key is for notes
+    {"comment", KeyType::kAny},              // JSON has no comments; this key is for notes
     {"deepspeed_config", KeyType::kString},  // path of a DeepSpeed config to merge
     {"train_batch_size", KeyType::kAny},
     {"train_micro_batch_size_per_gpu", KeyType::kAny},
@@ -112,8 +111,8 @@ constexpr TopLevelKey kTopLevelKeys[] = {
 // The rank environment Coord sets itself (architecture.md, "Rank environment");
 // a job overriding one would break rendezvous or restarts.
 constexpr const char* kCoordEnv[] = {
-    "RANK",        "LOCAL_RANK",   "WORLD_SIZE",          "LOCAL_WORLD_SIZE",
-    "NODE_RANK",   "GROUP_RANK",   "MASTER_ADDR",         "MASTER_PORT",
+    "RANK",         "LOCAL_RANK",          "WORLD_SIZE",    "LOCAL_WORLD_SIZE",
+    "NODE_RANK",    "GROUP_RANK",          "MASTER_ADDR",   "MASTER_PORT",
     "COORD_JOB_ID", "COORD_RESTART_COUNT", "COORD_JOB_TAG", "COORD_PROGRESS_FD",
 };
 
@@ -247,8 +246,7 @@ bool HasNul(const std::string& s) { return s.find('\0') != std::string::npos; }
 // ---------------------------------------------------------------------------
 // The "launch" section: one parser per key, in a table
 
-using LaunchParser = void (*)(const json& v, const std::string& where, Checker* c,
-                              LaunchSpec* out);
+using LaunchParser = void (*)(const json& v, const std::string& where, Checker* c, LaunchSpec* out);
 
 void ParseNprocPerNode(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
   c->Int(v, where, 1, kMaxProcsPerNode, "a positive integer", &out->nproc_per_node);
@@ -277,9 +275,8 @@ void ParseKillGrace(const json& v, const std::string& where, Checker* c, LaunchS
 
 bool IsEnvName(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  return std::all_of(name.begin(), name.end(), [](unsigned char ch) {
-    return std::isalnum(ch) || ch == '_';
-  });
+  return std::all_of(name.begin(), name.end(),
+                     [](unsigned char ch) { return std::isalnum(ch) || ch == '_'; });
 }
 
 void ParseEnv(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
@@ -291,8 +288,9 @@ void ParseEnv(const json& v, const std::string& where, Checker* c, LaunchSpec* o
     const std::string& name = it.key();
     std::string at = Child(where, name);
     if (!IsEnvName(name)) {
-      c->Error(at, "not a valid environment variable name; use letters, digits and '_', "
-                   "not starting with a digit");
+      c->Error(at,
+               "not a valid environment variable name; use letters, digits and '_', "
+               "not starting with a digit");
       continue;
     }
     bool reserved = std::any_of(std::begin(kCoordEnv), std::end(kCoordEnv),
@@ -473,8 +471,8 @@ class DuplicateKeyFinder {
   struct Frame {
     bool is_object;
     std::set<std::string> keys;
-    std::string key;   // objects: the key being parsed
-    size_t index;      // arrays: the element being parsed
+    std::string key;  // objects: the key being parsed
+    size_t index;     // arrays: the element being parsed
   };
   void ElementDone() {
     if (!stack_.empty() && !stack_.back().is_object) ++stack_.back().index;
@@ -597,8 +595,8 @@ bool ParseJson(const std::string& text, Checker* c, const std::string& path, jso
     size_t q1 = what.find('\''), q2 = what.rfind('\'');
     size_t at = q1 < q2 ? text.find(what.substr(q1 + 1, q2 - q1 - 1)) : std::string::npos;
     size_t tag_end = what.find("] ");  // drop "[json.exception.out_of_range.406] "
-    *error = (at == std::string::npos ? path : LineCol(path, text, at)) + ": invalid JSON: " +
-             (tag_end == std::string::npos ? what : what.substr(tag_end + 2));
+    *error = (at == std::string::npos ? path : LineCol(path, text, at)) +
+             ": invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2));
     return false;
   }
   for (const std::string& dup : finder.duplicates()) {

@@ -60,7 +60,9 @@ void JobManager::TransitionLocked(Job& job, JobState to, const std::string& mess
 void JobManager::JournalStateLocked(const Job& job) {
   Status st = journal_->AppendState(job.status);
   // The in-memory state is already the truth; a restart would miss this record.
-  if (!st.ok()) LOG_ERROR << "journal: " << st.ToString();
+  if (!st.ok()) {
+    LOG_ERROR << "journal: " << st.ToString();
+  }
 }
 
 JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr) {
@@ -112,7 +114,9 @@ void JobManager::FetchStderrTail(const std::string& job_id) {
         for (const agent::LogLine& l : b.lines()) lines.push_back(l.text());
       },
       nullptr);
-  if (!st.ok()) LOG_WARN << "job " << job_id << ": cannot read the failed rank's stderr: " << st.ToString();
+  if (!st.ok()) {
+    LOG_WARN << "job " << job_id << ": cannot read the failed rank's stderr: " << st.ToString();
+  }
   if (lines.size() > static_cast<size_t>(kStderrTailLines)) {
     lines.erase(lines.begin(), lines.end() - kStderrTailLines);
   }
@@ -122,7 +126,9 @@ void JobManager::FetchStderrTail(const std::string& job_id) {
   f->clear_stderr_tail();
   for (std::string& l : lines) f->add_stderr_tail(std::move(l));
   Status journaled = journal_->AppendFailure(job_id, *f);
-  if (!journaled.ok()) LOG_ERROR << "journal: " << journaled.ToString();
+  if (!journaled.ok()) {
+    LOG_ERROR << "journal: " << journaled.ToString();
+  }
   job.details_pending = false;
   cv_.notify_all();
 }
@@ -173,7 +179,9 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   cur.set_node_rank(node_rank);
   cur.set_local_rank(local_rank);
   Status journaled = journal_->AppendRank(job.status.job_id(), cur);
-  if (!journaled.ok()) LOG_ERROR << "journal: " << journaled.ToString();
+  if (!journaled.ok()) {
+    LOG_ERROR << "journal: " << journaled.ToString();
+  }
   if (cur.state() != agent::RANK_EXITED) return nullptr;
 
   bool node_done = true;

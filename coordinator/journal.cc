@@ -25,6 +25,9 @@ using nlohmann::json;
 constexpr int kFormatVersion = 1;
 constexpr char kFileName[] = "journal.jsonl";
 
+// Never throws: text from ranks' logs may hold invalid UTF-8, which dump() would reject.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 json ProtoToJson(const google::protobuf::Message& msg) {
   std::string text;
   google::protobuf::util::JsonPrintOptions options;
@@ -41,9 +44,6 @@ Status JsonToProto(const json& j, google::protobuf::Message* msg) {
   if (!st.ok()) return InvalidArgument(std::string(st.message()));
   return Status::Ok();
 }
-
-// Never throws: text from ranks' logs may hold invalid UTF-8, which dump() would reject.
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json Envelope(const char* type, const std::string& job_id) {
   return json{{"v", kFormatVersion}, {"type", type}, {"job", job_id}, {"time_ms", WallMs()}};

@@ -24,7 +24,7 @@ static void sleep_forever(void) {
 /* Writes the whole environment, one entry per line, to DIR/env-<RANK>.txt via a
  * temp file + rename, so a reader never sees a half-written file. */
 static void write_env(const char* dir, const char* rank) {
-  char path[4096], tmp[4096];
+  char path[4096], tmp[4200];
   snprintf(path, sizeof(path), "%s/env-%s.txt", dir, rank);
   snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
   FILE* f = fopen(tmp, "w");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -121,11 +122,14 @@ TEST(HostEntryTest, TargetBracketsIPv6Only) {
 
 struct BadLine {
   const char* name;
-  std::string text;     // the file's contents
-  std::string where;    // "hosts.txt:N: problem"
-  std::string quoted;   // in "<line>"
-  std::string hint;     // after the "; "
+  std::string text;    // the file's contents
+  std::string where;   // "hosts.txt:N: problem"
+  std::string quoted;  // in "<line>"
+  std::string hint;    // after the "; "
 };
+
+// Failures print the row name, not the struct's bytes.
+void PrintTo(const BadLine& c, std::ostream* os) { *os << c.name; }
 
 class BadLineTest : public ::testing::TestWithParam<BadLine> {};
 
@@ -147,8 +151,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"PortZero", "ok\nnode-01:0\n", "hosts.txt:2: bad port '0'", "node-01:0", kPortHint},
         BadLine{"PortTooBig", "node-01:65536", "hosts.txt:1: bad port '65536'", "node-01:65536",
                 kPortHint},
-        BadLine{"PortHuge", "n:99999999999999999999", "hosts.txt:1: bad port", "n:99999999999999999999",
-                kPortHint},
+        BadLine{"PortHuge", "n:99999999999999999999", "hosts.txt:1: bad port",
+                "n:99999999999999999999", kPortHint},
         BadLine{"PortNotNumber", "node-01:http", "hosts.txt:1: bad port 'http'", "node-01:http",
                 kPortHint},
         BadLine{"PortNegative", "node-01:-1", "hosts.txt:1: bad port '-1'", "node-01:-1",
@@ -165,8 +169,8 @@ INSTANTIATE_TEST_SUITE_P(
                 kSlotsHint},
         BadLine{"SlotsTooMany", "w slots=4096", "hosts.txt:1: bad slots value '4096'",
                 "w slots=4096", kSlotsHint},
-        BadLine{"SlotsEmpty", "w slots=", "hosts.txt:1: bad slots value ''", "w slots=",
-                kSlotsHint},
+        BadLine{"SlotsEmpty", "w slots=", "hosts.txt:1: bad slots value ''",
+                "w slots=", kSlotsHint},
         BadLine{"SlotsTwice", "w slots=1 slots=2", "hosts.txt:1: slots given twice",
                 "w slots=1 slots=2", "keep one slots=N"},
         BadLine{"OptionTypo", "w slot=8", "hosts.txt:1: unknown option 'slot'", "w slot=8",
@@ -189,8 +193,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "no\\x01de", kHostHint},
         BadLine{"HostTooLong", std::string(254, 'a'), "hosts.txt:1: host name longer than 253",
                 std::string(254, 'a'), "missing newline"},
-        BadLine{"BareIPv6", "fe80::1:7071", "hosts.txt:1: IPv6 address 'fe80::1:7071' without "
-                "brackets", "fe80::1:7071", "e.g. [fe80::1]:7071"},
+        BadLine{"BareIPv6", "fe80::1:7071",
+                "hosts.txt:1: IPv6 address 'fe80::1:7071' without "
+                "brackets",
+                "fe80::1:7071", "e.g. [fe80::1]:7071"},
         BadLine{"UnclosedBracket", "[::1:7071", "hosts.txt:1: missing ']'", "[::1:7071",
                 "[addr]:port"},
         BadLine{"NotIPv6InBrackets", "[node-01]:7071", "hosts.txt:1: 'node-01' is not an IPv6",

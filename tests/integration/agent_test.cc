@@ -1,0 +1,592 @@
+// coord-agent end to end: real coord-agent processes on 127.0.0.2:0 with a fresh
+// state dir each, real coord-supervisor and rank_probe ranks, a gRPC client here.
+// Every test stops what it started by pid in TearDown and then asserts that no
+// process carrying its agent's COORD_JOB_TAG prefix is left (scanning /proc).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "agent/proc_scan.h"
+#include "agent/state_dir.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/rpc_util.h"
+#include "proto/agent.grpc.pb.h"
+
+namespace coord::agent {
+namespace {
+
+const std::string kBin = COORD_BIN_DIR;
+const std::string kProbe = kBin + "/rank_probe";
+
+std::string Host() {
+  char buf[256] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
+  std::map<std::string, std::string> env;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    size_t eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return env;
+}
+
+// Polls `pred` every 5 ms for up to timeout_ms.
+template <typename F>
+bool WaitFor(F pred, int timeout_ms) {
+  int64_t deadline = MonoMs() + timeout_ms;
+  while (MonoMs() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/coord-agent-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    tmp_ = tmpl;
+    state_ = tmp_ + "/state";
+    work_ = tmp_ + "/work";
+    ASSERT_TRUE(MakeDirs(state_).ok());
+    ASSERT_TRUE(MakeDirs(work_).ok());
+    char real[PATH_MAX];
+    ASSERT_NE(realpath(state_.c_str(), real), nullptr);
+    real_state_ = real;
+    tag_prefix_ = AgentTag(real_state_) + ":";
+    StartAgent();
+  }
+
+  void TearDown() override {
+    // Kill every job through the agent (if it is up), then stop the agent by pid.
+    if (agent_pid_ > 0) {
+      ListJobsReply jobs;
+      auto ctx = ContextWithDeadline(5000);
+      if (stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok()) {
+        std::set<std::string> ids;
+        for (const auto& j : jobs.jobs()) ids.insert(j.job_id());
+        for (const auto& id : ids) Kill(id, -1, 100);
+      }
+      StopAgent(SIGTERM);
+    }
+    // Supervisors exit once their ranks are gone; anything left is a failure,
+    // stopped here by pid so the next test starts clean.
+    std::vector<int> supervisors = SupervisorPids();
+    bool sup_gone = WaitFor([&] {
+      for (int pid : supervisors) {
+        if (ProcStartTicks(pid) != 0) return false;
+      }
+      return true;
+    }, 3000);
+    for (int pid : supervisors) {
+      if (ProcStartTicks(pid) != 0) kill(pid, SIGKILL);
+    }
+    EXPECT_TRUE(sup_gone) << "a supervisor outlived its ranks";
+    auto left = FindTagged(tag_prefix_, false);
+    for (const auto& p : left) kill(p.pid, SIGKILL);
+    EXPECT_TRUE(left.empty()) << left.size() << " processes with tag " << tag_prefix_ << " left";
+    // The agent removes its (empty) parent cgroup when it stops.
+    std::string cg = "/sys/fs/cgroup/unified/coord-" + tag_prefix_.substr(0, tag_prefix_.size() - 1);
+    EXPECT_FALSE(PathExists(cg)) << cg << " was left behind";
+    rmdir(cg.c_str());
+    if (!HasFailure()) (void)RemoveTree(tmp_);
+  }
+
+  void StartAgent(const std::vector<std::string>& extra = {}) {
+    std::string port_file = tmp_ + "/port";
+    unlink(port_file.c_str());
+    std::vector<std::string> args = {kBin + "/coord-agent", "--listen", "127.0.0.2:0",
+                                     "--state-dir", state_, "--port-file", port_file,
+                                     "--heartbeat-ms", "100"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::string log = tmp_ + "/agent.log";
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      FILE* f = freopen(log.c_str(), "a", stderr);
+      (void)f;
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    agent_pid_ = pid;
+    ASSERT_TRUE(WaitFor([&] { return PathExists(port_file); }, 10000))
+        << "agent did not start; log: " << ReadFile(log).value();
+    port_ = std::atoi(ReadFile(port_file).value().c_str());
+    ASSERT_GT(port_, 0);
+    stub_ = Agent::NewStub(MakeChannel("127.0.0.2:" + std::to_string(port_)));
+  }
+
+  void StopAgent(int sig) {
+    if (agent_pid_ <= 0) return;
+    kill(agent_pid_, sig);
+    int status = 0;
+    bool exited = WaitFor([&] { return waitpid(agent_pid_, &status, WNOHANG) == agent_pid_; },
+                          5000);
+    if (!exited) {
+      kill(agent_pid_, SIGKILL);
+      waitpid(agent_pid_, &status, 0);
+    }
+    EXPECT_TRUE(exited) << "agent ignored signal " << sig;
+    if (sig == SIGTERM) {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    agent_pid_ = -1;
+  }
+
+  std::vector<int> SupervisorPids() {
+    std::vector<int> pids;
+    auto jobs = ListDir(JobsDir(state_));
+    if (!jobs.ok()) return pids;
+    for (const auto& j : *jobs) {
+      auto gens = ListDir(JoinPath(JobsDir(state_), j));
+      if (!gens.ok()) continue;
+      for (const auto& g : *gens) {
+        ProcId p;
+        if (ReadRecord(JoinPath(JoinPath(JoinPath(JobsDir(state_), j), g), kSupervisorFile), &p)
+                .ok()) {
+          pids.push_back(p.pid);
+        }
+      }
+    }
+    return pids;
+  }
+
+  LaunchRequest MakeLaunch(const std::string& job, int nranks,
+                           const std::vector<std::string>& probe_args, int gen = 0) {
+    LaunchRequest req;
+    req.set_job_id(job);
+    req.set_generation(gen);
+    req.set_node_rank(0);
+    req.set_num_nodes(1);
+    req.set_world_size(nranks);
+    for (int r = 0; r < nranks; ++r) req.add_ranks(r);
+    req.set_master_addr("127.0.0.1");
+    req.set_master_port(29500);
+    req.add_argv(kProbe);
+    for (const auto& a : probe_args) req.add_argv(a);
+    req.set_workdir(work_);
+    return req;
+  }
+
+  grpc::Status Launch(const LaunchRequest& req, LaunchReply* reply) {
+    auto ctx = ContextWithDeadline(20000);
+    return stub_->Launch(ctx.get(), req, reply);
+  }
+
+  KillReply Kill(const std::string& job, int gen, int grace_ms) {
+    KillRequest req;
+    req.set_job_id(job);
+    req.set_generation(gen);
+    req.set_grace_ms(grace_ms);
+    KillReply reply;
+    auto ctx = ContextWithDeadline(grace_ms + 10000);
+    grpc::Status st = stub_->Kill(ctx.get(), req, &reply);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return reply;
+  }
+
+  // Reads Watch events until `done(events)` or timeout.
+  std::vector<AgentEvent> WatchUntil(const std::function<bool(const std::vector<AgentEvent>&)>& done,
+                                     int timeout_ms) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
+    WatchRequest req;
+    auto reader = stub_->Watch(&ctx, req);
+    std::vector<AgentEvent> events;
+    AgentEvent ev;
+    while (reader->Read(&ev)) {
+      events.push_back(ev);
+      if (done(events)) break;
+    }
+    ctx.TryCancel();
+    reader->Finish();
+    return events;
+  }
+
+  static int CountExited(const std::vector<AgentEvent>& evs, const std::string& job) {
+    std::set<std::pair<int, int>> ranks;  // (generation, rank)
+    for (const auto& e : evs) {
+      if (e.has_rank() && e.rank().job_id() == job && e.rank().state() == RANK_EXITED) {
+        ranks.insert({e.rank().generation(), e.rank().rank()});
+      }
+    }
+    return static_cast<int>(ranks.size());
+  }
+
+  std::vector<LogLine> TailAll(const TailLogsRequest& req) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto reader = stub_->TailLogs(&ctx, req);
+    std::vector<LogLine> lines;
+    LogBatch b;
+    while (reader->Read(&b)) {
+      for (const auto& l : b.lines()) lines.push_back(l);
+    }
+    grpc::Status st = reader->Finish();
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return lines;
+  }
+
+  std::string tmp_, state_, real_state_, work_, tag_prefix_;
+  pid_t agent_pid_ = -1;
+  int port_ = 0;
+  std::unique_ptr<Agent::Stub> stub_;
+};
+
+// --- launch and environment -----------------------------------------------------
+
+TEST_F(AgentTest, LaunchTwoRanksSetsEveryEnvVarExactly) {
+  LaunchRequest req = MakeLaunch("envjob", 2, {"--env-out", work_});
+  req.set_node_rank(1);
+  req.set_num_nodes(3);
+  req.set_world_size(6);
+  req.set_ranks(0, 4);
+  req.set_ranks(1, 5);
+  req.set_generation(2);
+  req.set_max_restarts(7);
+  req.set_master_addr("10.1.2.3");
+  req.set_master_port(23456);
+  (*req.mutable_env())["MY_VAR"] = "hello world";
+  (*req.mutable_env())["RANK"] = "999";  // the table wins over the job's env
+  LaunchReply reply;
+  grpc::Status st = Launch(req, &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(reply.ranks_size(), 2);
+  EXPECT_EQ(reply.ranks(0).rank(), 4);
+  EXPECT_EQ(reply.ranks(1).local_rank(), 1);
+  EXPECT_GT(reply.ranks(0).pid(), 0);
+  EXPECT_EQ(reply.log_dir(), GenDir(real_state_, "envjob", 2));
+  ASSERT_TRUE(WaitFor([&] { return PathExists(work_ + "/env-5.txt") &&
+                                   PathExists(work_ + "/env-4.txt"); }, 5000));
+  for (int i = 0; i < 2; ++i) {
+    auto env = ReadEnvFile(work_ + "/env-" + std::to_string(4 + i) + ".txt");
+    std::map<std::string, std::string> want = {
+        {"RANK", std::to_string(4 + i)}, {"LOCAL_RANK", std::to_string(i)},
+        {"WORLD_SIZE", "6"}, {"LOCAL_WORLD_SIZE", "2"}, {"NODE_RANK", "1"},
+        {"GROUP_RANK", "1"}, {"GROUP_WORLD_SIZE", "3"}, {"ROLE_RANK", std::to_string(4 + i)},
+        {"ROLE_WORLD_SIZE", "6"}, {"ROLE_NAME", "default"}, {"MASTER_ADDR", "10.1.2.3"},
+        {"MASTER_PORT", "23456"}, {"TORCHELASTIC_RESTART_COUNT", "2"},
+        {"TORCHELASTIC_MAX_RESTARTS", "7"}, {"TORCHELASTIC_RUN_ID", "envjob"},
+        {"COORD_JOB_ID", "envjob"}, {"COORD_RESTART_COUNT", "2"}, {"COORD_NODE_RANK", "1"},
+        {"COORD_JOB_TAG", tag_prefix_ + "envjob:g2"}, {"MY_VAR", "hello world"},
+        {"PATH", getenv("PATH")}};
+    for (const auto& [k, v] : want) EXPECT_EQ(env[k], v) << k << " of rank " << 4 + i;
+  }
+  auto evs = WatchUntil([](const auto& e) { return CountExited(e, "envjob") == 2; }, 5000);
+  EXPECT_EQ(CountExited(evs, "envjob"), 2);
+}
+
+TEST_F(AgentTest, ExecOfMissingProgramFailsLaunchNamingIt) {
+  LaunchRequest req = MakeLaunch("missing", 2, {});
+  req.set_argv(0, "nosuchprog-coord");
+  LaunchReply reply;
+  grpc::Status st = Launch(req, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("exec 'nosuchprog-coord': No such file or directory"),
+            std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find(Host()), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("rank 0"), std::string::npos) << st.error_message();
+  // The generation is known, finished, with the error on the rank.
+  ListJobsReply jobs;
+  auto ctx = ContextWithDeadline(5000);
+  ASSERT_TRUE(stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  EXPECT_NE(jobs.jobs(0).ranks(0).error().find("nosuchprog-coord"), std::string::npos);
+}
+
+TEST_F(AgentTest, RejectsBadRequests) {
+  LaunchReply reply;
+  for (const std::string& bad :
+       std::vector<std::string>{"", "../x", "a/b", ".hidden", std::string(200, 'a')}) {
+    EXPECT_EQ(Launch(MakeLaunch(bad, 1, {}), &reply).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT) << "job id '" << bad << "'";
+  }
+  LaunchRequest req = MakeLaunch("bad", 2, {});
+  req.set_ranks(1, -1);
+  EXPECT_EQ(Launch(req, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  req = MakeLaunch("bad", 2, {});
+  req.set_ranks(1, 0);
+  EXPECT_EQ(Launch(req, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  req = MakeLaunch("bad", 1, {});
+  req.clear_argv();
+  EXPECT_EQ(Launch(req, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  req = MakeLaunch("bad", 1, {});
+  req.set_workdir("/no/such/dir");
+  grpc::Status st = Launch(req, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(st.error_message(), "workdir /no/such/dir does not exist on node " + Host());
+  req = MakeLaunch("bad", 1, {});
+  req.set_workdir("relative");
+  EXPECT_EQ(Launch(req, &reply).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  req = MakeLaunch("bad", 1, {});
+  (*req.mutable_env())["A=B"] = "x";
+  EXPECT_EQ(Launch(req, &reply).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Duplicate generation.
+  ASSERT_TRUE(Launch(MakeLaunch("dup", 1, {}), &reply).ok());
+  EXPECT_EQ(Launch(MakeLaunch("dup", 1, {}), &reply).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  // Unknown jobs.
+  KillReply k = Kill("never-seen", -1, 100);
+  EXPECT_FALSE(k.job_known());
+  TailLogsRequest t;
+  t.set_job_id("never-seen");
+  grpc::ClientContext ctx;
+  auto reader = stub_->TailLogs(&ctx, t);
+  LogBatch b;
+  while (reader->Read(&b)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  KillRequest kr;
+  kr.set_job_id("../etc");
+  auto kctx = ContextWithDeadline(5000);
+  EXPECT_EQ(stub_->Kill(kctx.get(), kr, &k).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// --- logs ------------------------------------------------------------------------
+
+TEST_F(AgentTest, TailLogsReturnsLinesAndFollowEndsWithTheRanks) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("logs", 2, {"--print", "5"}), &reply).ok());
+  WatchUntil([](const auto& e) { return CountExited(e, "logs") == 2; }, 5000);
+  TailLogsRequest req;
+  req.set_job_id("logs");
+  req.set_generation(-1);
+  req.set_rank(-1);
+  auto all = TailAll(req);
+  EXPECT_EQ(all.size(), 12u);  // 2 ranks x (5 stdout + 1 stderr)
+  req.set_rank(1);
+  req.set_stream(LOG_STDOUT);
+  req.set_tail_lines(2);
+  auto tail = TailAll(req);
+  ASSERT_EQ(tail.size(), 2u);
+  EXPECT_EQ(tail[0].text(), "line 3 of rank 1");
+  EXPECT_EQ(tail[1].text(), "line 4 of rank 1");
+  EXPECT_EQ(tail[1].rank(), 1);
+
+  // follow: starts while the ranks run, ends by itself once they have ended.
+  ASSERT_TRUE(Launch(MakeLaunch("logs", 2, {"--print", "3", "--sleep-ms", "300"}, 1), &reply).ok());
+  TailLogsRequest f;
+  f.set_job_id("logs");
+  f.set_generation(-1);
+  f.set_rank(-1);
+  f.set_follow(true);
+  int64_t t0 = MonoMs();
+  auto followed = TailAll(f);
+  EXPECT_EQ(followed.size(), 8u);
+  EXPECT_LT(MonoMs() - t0, 3000);
+}
+
+// --- watch -----------------------------------------------------------------------
+
+TEST_F(AgentTest, WatchReportsStartedAndExitedWithCodeAndSignal) {
+  // The watch opens first (its first heartbeat ends the empty snapshot), then the
+  // launch: rank 1 exits at once, and its start must still be reported live.
+  LaunchReply reply;
+  std::thread launcher, killer;
+  auto evs = WatchUntil([&](const std::vector<AgentEvent>& e) {
+    if (!launcher.joinable()) {
+      launcher = std::thread([&] {
+        EXPECT_TRUE(Launch(MakeLaunch("watch", 2, {"--exit-rank", "1", "--exit", "3"}), &reply)
+                        .ok());
+      });
+    }
+    if (CountExited(e, "watch") == 1 && !killer.joinable()) {
+      killer = std::thread([this] { Kill("watch", 0, 2000); });
+    }
+    return CountExited(e, "watch") == 2;
+  }, 8000);
+  if (launcher.joinable()) launcher.join();
+  if (killer.joinable()) killer.join();
+  std::map<int, RankStatus> exited, started;
+  uint64_t last_seq = 0;
+  for (const auto& e : evs) {
+    EXPECT_GT(e.seq(), last_seq);
+    last_seq = e.seq();
+    EXPECT_FALSE(e.agent_id().empty());
+    if (!e.has_rank()) continue;
+    (e.rank().state() == RANK_EXITED ? exited : started)[e.rank().rank()] = e.rank();
+  }
+  ASSERT_EQ(started.size(), 2u);
+  ASSERT_EQ(exited.size(), 2u);
+  EXPECT_EQ(exited[1].exit_code(), 3);
+  EXPECT_EQ(exited[1].signal(), 0);
+  EXPECT_EQ(exited[0].signal(), SIGTERM);
+  EXPECT_EQ(exited[0].pid(), reply.ranks(0).pid());
+}
+
+// --- kill ------------------------------------------------------------------------
+
+TEST_F(AgentTest, KillLeavesNoProcessIncludingChildrenAndDaemons) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("k", 2, {"--spawn-child", "--spawn-daemon", "--sleep-ms", "0"}),
+                     &reply).ok());
+  std::string tag = tag_prefix_ + "k:g0";
+  ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000))
+      << FindTagged(tag, true).size();
+  int64_t t0 = MonoMs();
+  KillReply k = Kill("k", 0, 3000);
+  EXPECT_LT(MonoMs() - t0, 1000);  // everything honours SIGTERM: no need to wait out the grace
+  EXPECT_TRUE(k.job_known());
+  EXPECT_EQ(k.ranks_signalled(), 2);
+  EXPECT_EQ(k.survivors(), 0);
+  EXPECT_TRUE(FindTagged(tag, true).empty());
+}
+
+TEST_F(AgentTest, KillOfRanksIgnoringTermTakesGracePlusLittle) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("ign", 2, {"--ignore-term", "--spawn-child", "--spawn-daemon",
+                                           "--sleep-ms", "0"}), &reply).ok());
+  std::string tag = tag_prefix_ + "ign:g0";
+  ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000));
+  int64_t t0 = MonoMs();
+  KillReply k = Kill("ign", -1, 500);
+  int64_t took = MonoMs() - t0;
+  EXPECT_GE(took, 500);
+  EXPECT_LT(took, 1500);
+  EXPECT_EQ(k.survivors(), 0);
+  EXPECT_GE(k.sigkilled(), 4);  // 2 ranks + 2 children ignore SIGTERM
+  EXPECT_TRUE(FindTagged(tag, true).empty());
+}
+
+TEST_F(AgentTest, RankChildrenDieWithTheRank) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("kids", 1, {"--spawn-child", "--spawn-daemon", "--sleep-ms",
+                                            "200", "--exit", "0"}), &reply).ok());
+  auto evs = WatchUntil([](const auto& e) { return CountExited(e, "kids") == 1; }, 5000);
+  ASSERT_EQ(CountExited(evs, "kids"), 1);
+  EXPECT_TRUE(WaitFor([&] { return FindTagged(tag_prefix_ + "kids:g0", true).empty(); }, 1000));
+}
+
+// Without cgroups, process groups + COORD_JOB_TAG scans must do the same job.
+TEST_F(AgentTest, WithoutCgroupsKillAndRankExitStillCatchDaemons) {
+  StopAgent(SIGTERM);
+  StartAgent({"--cgroup-parent", "none"});
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("nocg", 2, {"--spawn-child", "--spawn-daemon", "--ignore-term",
+                                            "--sleep-ms", "0"}), &reply).ok());
+  std::string tag = tag_prefix_ + "nocg:g0";
+  ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000));
+  KillReply k = Kill("nocg", 0, 200);
+  EXPECT_EQ(k.survivors(), 0);
+  EXPECT_TRUE(FindTagged(tag, true).empty());
+
+  ASSERT_TRUE(Launch(MakeLaunch("nocg", 1, {"--spawn-child", "--spawn-daemon", "--sleep-ms",
+                                            "200"}, 1), &reply).ok());
+  auto evs = WatchUntil([](const auto& e) { return CountExited(e, "nocg") == 3; }, 5000);
+  EXPECT_TRUE(WaitFor([&] { return FindTagged(tag_prefix_ + "nocg:g1", true).empty(); }, 1000));
+}
+
+// --- restart ---------------------------------------------------------------------
+
+TEST_F(AgentTest, AgentRestartKeepsRanksAndReportsTheirExit) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("rs", 2, {"--sleep-ms", "1500", "--exit", "7"}), &reply).ok());
+  std::vector<int> pids = {reply.ranks(0).pid(), reply.ranks(1).pid()};
+  StopAgent(SIGKILL);
+  for (int pid : pids) EXPECT_NE(ProcStartTicks(pid), 0u) << "rank " << pid << " died with the agent";
+  StartAgent();
+  bool replayed_running = false;
+  auto evs = WatchUntil([&](const std::vector<AgentEvent>& e) {
+    return CountExited(e, "rs") == 2;
+  }, 8000);
+  std::map<int, int> exit_codes;
+  for (const auto& e : evs) {
+    if (!e.has_rank()) continue;
+    if (e.replay() && e.rank().state() == RANK_RUNNING) {
+      replayed_running = true;
+      EXPECT_EQ(e.rank().pid(), pids[e.rank().local_rank()]);
+    }
+    if (e.rank().state() == RANK_EXITED) exit_codes[e.rank().rank()] = e.rank().exit_code();
+  }
+  EXPECT_TRUE(replayed_running);
+  EXPECT_EQ(exit_codes[0], 7);
+  EXPECT_EQ(exit_codes[1], 7);
+}
+
+TEST_F(AgentTest, RestartKillsRanksWhoseSupervisorDied) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("orph", 2, {"--sleep-ms", "0", "--spawn-daemon"}), &reply).ok());
+  std::vector<int> sups = SupervisorPids();
+  ASSERT_EQ(sups.size(), 1u);
+  StopAgent(SIGKILL);
+  kill(sups[0], SIGKILL);
+  StartAgent();
+  EXPECT_TRUE(FindTagged(tag_prefix_ + "orph:g0", true).empty());
+  ListJobsReply jobs;
+  auto ctx = ContextWithDeadline(5000);
+  ASSERT_TRUE(stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  EXPECT_TRUE(jobs.jobs(0).finished());
+  for (const auto& r : jobs.jobs(0).ranks()) EXPECT_EQ(r.signal(), SIGKILL);
+}
+
+// --- ports -----------------------------------------------------------------------
+
+bool CanBind(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
+  ReservePortRequest req;
+  req.set_job_id("port");
+  ReservePortReply rep;
+  auto ctx = ContextWithDeadline(5000);
+  ASSERT_TRUE(stub_->ReservePort(ctx.get(), req, &rep).ok());
+  ASSERT_GT(rep.port(), 0);
+  EXPECT_FALSE(CanBind(rep.port()));
+  LaunchRequest launch = MakeLaunch("port", 1, {});
+  launch.set_master_port(rep.port());
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(launch, &reply).ok());
+  EXPECT_TRUE(CanBind(rep.port()));
+}
+
+TEST_F(AgentTest, PingAndSigtermLeaveJobsRunning) {
+  PingReply ping;
+  auto ctx = ContextWithDeadline(5000);
+  ASSERT_TRUE(stub_->Ping(ctx.get(), PingRequest(), &ping).ok());
+  EXPECT_EQ(ping.hostname(), Host());
+  EXPECT_EQ(ping.version(), "0.1.0");
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("term", 1, {"--sleep-ms", "0"}), &reply).ok());
+  StopAgent(SIGTERM);
+  EXPECT_NE(ProcStartTicks(reply.ranks(0).pid()), 0u);
+  StartAgent();
+  PingReply ping2;
+  auto ctx2 = ContextWithDeadline(5000);
+  ASSERT_TRUE(stub_->Ping(ctx2.get(), PingRequest(), &ping2).ok());
+  EXPECT_NE(ping2.agent_id(), ping.agent_id());
+}
+
+}  // namespace
+}  // namespace coord::agent

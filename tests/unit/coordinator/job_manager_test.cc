@@ -1,0 +1,483 @@
+// JobManager against in-memory agents: launch, supervision (exits, signals, lost
+// heartbeats, stale generations, replayed snapshots), failure cleanup (kill everywhere),
+// overlap, KillJob's defaults, log fan-in and restart from the journal.
+#include "coordinator/job_manager.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "common/fs.h"
+#include "fake_agent.h"
+
+namespace coord::coordinator {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::FakeAgent;
+using testing::FakeCluster;
+
+bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 3000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return pred();
+}
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/job_manager_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    jm_.reset();
+    (void)RemoveTree(dir_);
+  }
+
+  void Start() {
+    JobManagerOptions o;
+    o.state_dir = dir_;
+    o.agent_factory = cluster_.Factory();
+    o.resolve_hosts = false;
+    o.connect_timeout_ms = 300;
+    o.launch_timeout_ms = 300;
+    o.heartbeat_ms = heartbeat_ms_;
+    o.missed_heartbeats = 3;
+    auto jm = JobManager::Create(o);
+    ASSERT_TRUE(jm.ok()) << jm.status().ToString();
+    jm_ = std::move(*jm);
+  }
+
+  // Hosts node<first>..node<first+nodes-1>, each on the default agent port.
+  static StartJobRequest Request(int nodes, int nproc, int first = 0,
+                                 const std::string& launch_extra = "") {
+    StartJobRequest r;
+    std::string hosts = "# test cluster\n";
+    for (int i = first; i < first + nodes; ++i) hosts += "node" + std::to_string(i) + "\n";
+    r.set_hosts_text(hosts);
+    r.set_hosts_path("hosts.txt");
+    r.set_config_path("job.json");
+    r.set_config_json(R"({"name": "t", "launch": {"command": ["train"], "nproc_per_node": )" +
+                      std::to_string(nproc) + R"(, "kill_grace_s": 0.5)" + launch_extra + "}}");
+    return r;
+  }
+  FakeAgent* Node(int i) { return cluster_.Agent("node" + std::to_string(i) + ":7071"); }
+
+  StartJobReply MustStart(const StartJobRequest& r) {
+    StartJobReply reply;
+    Status st = jm_->StartJob(r, &reply);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return reply;
+  }
+  JobStatus Get(const std::string& id) {
+    GetJobRequest req;
+    req.set_job_id(id);
+    JobStatus s;
+    Status st = jm_->GetJob(req, &s);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return s;
+  }
+  // The state without GetJob's wait for failure details: what a reader sees right now.
+  JobState StateNow(const std::string& id) {
+    ListJobsReply all;
+    EXPECT_TRUE(jm_->ListJobs(ListJobsRequest(), &all).ok());
+    for (const auto& j : all.jobs()) {
+      if (j.job_id() == id) return j.state();
+    }
+    return JOB_STATE_UNKNOWN;
+  }
+
+  FakeCluster cluster_;  // declared first: the manager's clients point into it
+  std::string dir_;
+  int heartbeat_ms_ = 60000;
+  std::unique_ptr<JobManager> jm_;
+};
+
+TEST_F(JobManagerTest, LaunchAssignsRanksAndRuns) {
+  Start();
+  StartJobReply reply = MustStart(Request(4, 2));
+  EXPECT_THAT(reply.job_id(), ::testing::MatchesRegex("t-[0-9a-f]{6}"));
+  const JobStatus& s = reply.status();
+  EXPECT_EQ(s.state(), RUNNING);
+  EXPECT_EQ(s.world_size(), 8);
+  EXPECT_EQ(s.master_addr(), "node0");
+  EXPECT_EQ(s.master_port(), 29500);  // reserved on node 0
+  EXPECT_EQ(Node(0)->reserves(), 1);
+  EXPECT_EQ(Node(1)->reserves(), 0);
+  for (int n = 0; n < 4; ++n) {
+    auto launches = Node(n)->launches();
+    ASSERT_EQ(launches.size(), 1u) << "node " << n;
+    EXPECT_EQ(launches[0].node_rank(), n);
+    EXPECT_EQ(launches[0].num_nodes(), 4);
+    EXPECT_EQ(launches[0].world_size(), 8);
+    EXPECT_THAT(launches[0].ranks(), ElementsAre(2 * n, 2 * n + 1));
+    EXPECT_EQ(launches[0].master_addr(), "node0");
+    EXPECT_EQ(launches[0].master_port(), 29500);
+    EXPECT_EQ(s.nodes(n).state(), "launched");
+    EXPECT_EQ(s.nodes(n).line(), n + 2);
+  }
+  EXPECT_EQ(s.ranks(5).pid(), 1005);
+  EXPECT_EQ(s.ranks(5).state(), agent::RANK_RUNNING);
+  EXPECT_EQ(s.ranks(5).node_rank(), 2);
+  EXPECT_EQ(s.ranks(5).local_rank(), 1);
+  EXPECT_TRUE(WaitFor([&] { return Node(3)->open_watches() == 1; }));
+}
+
+TEST_F(JobManagerTest, FixedMasterPortSkipsReservation) {
+  Start();
+  StartJobReply reply = MustStart(Request(2, 1, 0, R"(, "master_port": 29999)"));
+  EXPECT_EQ(reply.status().master_port(), 29999);
+  EXPECT_EQ(Node(0)->reserves(), 0);
+  EXPECT_EQ(Node(1)->launches().at(0).master_port(), 29999);
+}
+
+TEST_F(JobManagerTest, AllRanksExitZeroSucceedsWithoutKilling) {
+  Start();
+  std::string id = MustStart(Request(2, 2)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(0)->PushRankExit(id, 0, 0, 0);
+  Node(0)->PushRankExit(id, 0, 1, 0);
+  Node(1)->PushRankExit(id, 0, 2, 0);
+  EXPECT_EQ(StateNow(id), RUNNING);
+  Node(1)->PushRankExit(id, 0, 3, 0);
+  EXPECT_EQ(StateNow(id), SUCCEEDED);  // no wait: the event itself moved the state
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.nodes(0).state(), "done");
+  EXPECT_GT(s.ended_ms(), 0);
+  EXPECT_TRUE(Node(0)->kills().empty());
+  EXPECT_TRUE(Node(1)->kills().empty());
+}
+
+TEST_F(JobManagerTest, NonZeroExitFailsWithFirstRankStderrAndKillsEveryNode) {
+  Start();
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 12; ++i) lines.push_back("err line " + std::to_string(i));
+  Node(1)->SetStderr(3, lines);
+  std::string id = MustStart(Request(3, 2)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->PushRankExit(id, 0, 3, 1);
+  EXPECT_EQ(StateNow(id), FAILED);
+  Node(2)->PushRankExit(id, 0, 4, 2);  // a later failure does not replace the first
+  JobStatus s = Get(id);
+  ASSERT_EQ(s.state(), FAILED);
+  EXPECT_EQ(s.failure().rank(), 3);
+  EXPECT_EQ(s.failure().host(), "node1");
+  EXPECT_EQ(s.failure().node_rank(), 1);
+  EXPECT_EQ(s.failure().exit_code(), 1);
+  EXPECT_EQ(s.failure().signal(), 0);
+  EXPECT_THAT(s.failure().message(), HasSubstr("rank 3 on node1:7071"));
+  EXPECT_THAT(s.failure().message(), HasSubstr("exited with code 1"));
+  ASSERT_EQ(s.failure().stderr_tail_size(), 10);
+  EXPECT_EQ(s.failure().stderr_tail(0), "err line 3");
+  EXPECT_EQ(s.failure().stderr_tail(9), "err line 12");
+  auto tails = Node(1)->tails();
+  ASSERT_FALSE(tails.empty());
+  EXPECT_EQ(tails[0].rank(), 3);
+  EXPECT_EQ(tails[0].stream(), agent::LOG_STDERR);
+  EXPECT_EQ(tails[0].tail_lines(), 10);
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_TRUE(WaitFor([&] { return !Node(n)->kills().empty(); })) << "node " << n;
+    EXPECT_EQ(Node(n)->kills()[0].job_id(), id);
+    EXPECT_EQ(Node(n)->kills()[0].generation(), 0);
+    EXPECT_EQ(Node(n)->kills()[0].grace_ms(), 500);
+  }
+  // The SIGTERMed ranks' exits arrive after the failure and change nothing.
+  EXPECT_EQ(Get(id).failure().rank(), 3);
+}
+
+TEST_F(JobManagerTest, SignalExitIsRecorded) {
+  Start();
+  std::string id = MustStart(Request(2, 1)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  Node(0)->PushRankExit(id, 0, 0, 0, /*signal=*/9);
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.state(), FAILED);
+  EXPECT_EQ(s.failure().rank(), 0);
+  EXPECT_EQ(s.failure().signal(), 9);
+  EXPECT_THAT(s.failure().message(), HasSubstr("signal 9 (SIGKILL)"));
+  EXPECT_TRUE(WaitFor([&] { return !Node(1)->kills().empty(); }));
+}
+
+TEST_F(JobManagerTest, UnreachableAgentFailsNamingHostAndLaunchesNothing) {
+  Start();
+  Node(2)->SetPingStatus(Unavailable("failed to connect to all addresses"));
+  StartJobReply reply = MustStart(Request(4, 1));
+  const JobStatus& s = reply.status();
+  ASSERT_EQ(s.state(), FAILED);
+  EXPECT_THAT(s.failure().message(), HasSubstr("node2:7071 (hosts.txt:4)"));
+  EXPECT_THAT(s.failure().message(), HasSubstr("is coord-agent running there?"));
+  EXPECT_THAT(s.failure().message(), HasSubstr("coordctl check"));
+  EXPECT_EQ(s.failure().node_rank(), 2);
+  EXPECT_EQ(s.nodes(2).state(), "unreachable");
+  for (int n = 0; n < 4; ++n) EXPECT_TRUE(Node(n)->launches().empty()) << n;
+}
+
+TEST_F(JobManagerTest, PingTimeoutFailsWithinConnectTimeout) {
+  Start();
+  Node(1)->SetPingHangs(true);
+  auto t0 = std::chrono::steady_clock::now();
+  StartJobReply reply = MustStart(Request(2, 1));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 2000);
+  EXPECT_EQ(reply.status().state(), FAILED);
+  EXPECT_THAT(reply.status().failure().message(), HasSubstr("did not answer Ping within 300 ms"));
+  EXPECT_THAT(reply.status().failure().message(), HasSubstr("node1:7071"));
+}
+
+TEST_F(JobManagerTest, LaunchTimeoutKillsEveryNodeThatMightHaveLaunched) {
+  Start();
+  Node(1)->SetLaunchHangs(true);  // starts its ranks, but the reply never comes
+  StartJobReply reply = MustStart(Request(3, 1));
+  ASSERT_EQ(reply.status().state(), FAILED);
+  EXPECT_THAT(reply.status().failure().message(), HasSubstr("node 1 node1:7071 (hosts.txt:3)"));
+  EXPECT_THAT(reply.status().failure().message(), HasSubstr("did not return within 300 ms"));
+  // Killed before StartJob returned, including the node whose launch timed out.
+  for (int n = 0; n < 3; ++n) EXPECT_EQ(Node(n)->kills().size(), 1u) << "node " << n;
+}
+
+TEST_F(JobManagerTest, LaunchErrorOnOneNodeFailsWithItsMessageAndKillsTheOthers) {
+  Start();
+  Node(2)->SetLaunchStatus(
+      FailedPrecondition("node 2 rank 2: cannot exec 'train': No such file or directory"));
+  StartJobReply reply = MustStart(Request(4, 1));
+  const JobStatus& s = reply.status();
+  ASSERT_EQ(s.state(), FAILED);
+  EXPECT_THAT(s.failure().message(), HasSubstr("cannot exec 'train'"));
+  EXPECT_THAT(s.failure().message(), HasSubstr("node2:7071"));
+  EXPECT_EQ(s.failure().node_rank(), 2);
+  EXPECT_EQ(s.nodes(2).state(), "failed");
+  EXPECT_EQ(s.nodes(0).state(), "launched");
+  for (int n = 0; n < 4; ++n) EXPECT_EQ(Node(n)->kills().size(), 1u) << "node " << n;
+  EXPECT_EQ(Get(reply.job_id()).state(), FAILED);  // the SIGTERM exits keep it FAILED
+}
+
+TEST_F(JobManagerTest, OverlapIsRefusedUnlessAllowed) {
+  Start();
+  std::string first = MustStart(Request(2, 1, 0)).job_id();  // node0, node1
+  StartJobReply reply;
+  Status st = jm_->StartJob(Request(2, 1, 1), &reply);  // node1, node2
+  ASSERT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr(first));
+  EXPECT_THAT(st.message(), HasSubstr("node1:7071"));
+  EXPECT_THAT(st.message(), ::testing::Not(HasSubstr("node2:7071")));
+  EXPECT_THAT(st.message(), HasSubstr("coordctl kill " + first));
+  EXPECT_THAT(st.message(), HasSubstr("--allow-overlap"));
+  ListJobsReply all;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &all).ok());
+  EXPECT_EQ(all.jobs_size(), 1);  // the refused job was not created
+
+  StartJobRequest overlap = Request(2, 1, 1);
+  overlap.set_allow_overlap(true);
+  EXPECT_EQ(MustStart(overlap).status().state(), RUNNING);
+  EXPECT_EQ(MustStart(Request(1, 1, 5)).status().state(), RUNNING);  // disjoint hosts
+}
+
+TEST_F(JobManagerTest, KillJobDefaultsAndErrors) {
+  Start();
+  KillJobReply reply;
+  Status none = jm_->KillJob(KillJobRequest(), &reply);
+  EXPECT_EQ(none.code(), StatusCode::kNotFound);
+  EXPECT_THAT(none.message(), HasSubstr("no running job"));
+
+  std::string a = MustStart(Request(2, 1, 0)).job_id();
+  KillJobRequest unknown;
+  unknown.set_job_id("nope-123456");
+  Status st = jm_->KillJob(unknown, &reply);
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_THAT(st.message(), HasSubstr("no job 'nope-123456'; `coordctl jobs` lists them"));
+
+  std::string b = MustStart(Request(1, 1, 4)).job_id();
+  st = jm_->KillJob(KillJobRequest(), &reply);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr(a));
+  EXPECT_THAT(st.message(), HasSubstr(b));
+
+  KillJobRequest kill_b;
+  kill_b.set_job_id(b);
+  kill_b.set_grace_ms(250);
+  ASSERT_TRUE(jm_->KillJob(kill_b, &reply).ok());
+  EXPECT_TRUE(reply.confirmed_clean());
+  EXPECT_EQ(Node(4)->kills().at(0).generation(), -1);
+  EXPECT_EQ(Node(4)->kills().at(0).grace_ms(), 250);
+
+  // Now only `a` runs: the default picks it, every node gets the kill, the state sticks
+  // although the killed ranks report their SIGTERM exits.
+  KillJobReply ra;
+  ASSERT_TRUE(jm_->KillJob(KillJobRequest(), &ra).ok());
+  EXPECT_EQ(ra.job_id(), a);
+  EXPECT_TRUE(ra.confirmed_clean());
+  EXPECT_EQ(Node(0)->kills().size(), 1u);
+  EXPECT_EQ(Node(1)->kills().size(), 1u);
+  EXPECT_EQ(Node(1)->kills().at(0).grace_ms(), 500);  // launch.kill_grace_s
+  EXPECT_EQ(Get(a).state(), KILLED);
+
+  // Killing an ended job is safe and re-sends the kill.
+  ASSERT_TRUE(jm_->KillJob(kill_b, &reply).ok());
+  EXPECT_THAT(reply.message(), HasSubstr("already ended (KILLED)"));
+  EXPECT_EQ(Node(4)->kills().size(), 2u);
+}
+
+TEST_F(JobManagerTest, KillReportsNodesThatCouldNotConfirm) {
+  Start();
+  std::string id = MustStart(Request(3, 1)).job_id();
+  Node(1)->SetKillSurvivors(2);
+  Node(2)->SetKillStatus(Unavailable("connection refused"));
+  KillJobRequest req;
+  req.set_job_id(id);
+  KillJobReply reply;
+  ASSERT_TRUE(jm_->KillJob(req, &reply).ok());
+  EXPECT_FALSE(reply.confirmed_clean());
+  EXPECT_THAT(reply.unconfirmed_hosts(), ElementsAre("node1:7071", "node2:7071"));
+  EXPECT_THAT(reply.message(), HasSubstr("2 processes survived"));
+  EXPECT_THAT(reply.message(), HasSubstr("connection refused"));
+}
+
+TEST_F(JobManagerTest, EventsOfAnotherGenerationOrNodeAreIgnored) {
+  Start();
+  std::string id = MustStart(Request(2, 1)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  Node(0)->PushRankExit(id, /*generation=*/1, 0, 1);
+  Node(0)->PushRankExit(id, 0, /*rank=*/1, 1);  // rank 1 lives on node1, not node0
+  Node(0)->PushRankExit("other-job", 0, 0, 1);
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.state(), RUNNING);
+  EXPECT_EQ(s.ranks(0).state(), agent::RANK_RUNNING);
+  EXPECT_EQ(s.ranks(1).state(), agent::RANK_RUNNING);
+}
+
+TEST_F(JobManagerTest, BrokenWatchIsReopenedAndItsSnapshotIsIdempotent) {
+  Start();
+  std::string id = MustStart(Request(2, 1)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  Node(0)->PushRankExit(id, 0, 0, 0);
+  Node(0)->BreakWatches(Unavailable("socket closed"));
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->watch_opens() == 2 && Node(0)->open_watches() == 1; }));
+  // The snapshot repeated rank 0's exit; the job still waits for rank 1.
+  EXPECT_EQ(StateNow(id), RUNNING);
+  Node(1)->PushRankExit(id, 0, 1, 0);
+  EXPECT_EQ(StateNow(id), SUCCEEDED);
+  // Once nothing runs there, the streams are closed.
+  EXPECT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 0; }));
+}
+
+TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
+  heartbeat_ms_ = 20;  // lost after 3 x 20 ms of silence
+  Start();
+  std::string id = MustStart(Request(2, 1)).job_id();
+  std::atomic<bool> stop{false};
+  std::thread pump([&] {
+    while (!stop) {
+      Node(0)->PushHeartbeat();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  bool failed = WaitFor([&] { return StateNow(id) == FAILED; }, 2000);
+  stop = true;
+  pump.join();
+  ASSERT_TRUE(failed);
+  JobStatus s = Get(id);
+  EXPECT_THAT(s.failure().message(), HasSubstr("node node1:7071 lost: no heartbeat for"));
+  EXPECT_EQ(s.failure().node_rank(), 1);
+  EXPECT_EQ(s.nodes(1).state(), "lost");
+  EXPECT_TRUE(WaitFor([&] { return !Node(0)->kills().empty(); }));
+}
+
+TEST_F(JobManagerTest, InvalidRequestsCreateNoJob) {
+  Start();
+  StartJobRequest bad = Request(2, 1);
+  bad.set_hosts_text("node0:99999\n");
+  StartJobReply reply;
+  Status st = jm_->StartJob(bad, &reply);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("hosts.txt:1"));
+  bad = Request(2, 1);
+  bad.set_config_json("{");
+  EXPECT_EQ(jm_->StartJob(bad, &reply).code(), StatusCode::kInvalidArgument);
+  ListJobsReply all;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &all).ok());
+  EXPECT_EQ(all.jobs_size(), 0);
+  JobStatus s;
+  EXPECT_EQ(jm_->GetJob(GetJobRequest(), &s).code(), StatusCode::kNotFound);
+  EXPECT_TRUE(Node(0)->launches().empty());
+}
+
+TEST_F(JobManagerTest, StreamLogsMergesNodesAndFiltersByRank) {
+  Start();
+  Node(0)->SetStderr(0, {"from rank 0"});
+  Node(1)->SetStderr(2, {"from rank 2"});
+  Node(1)->SetStderr(3, {"from rank 3"});
+  std::string id = MustStart(Request(2, 2)).job_id();
+  StreamLogsRequest req;
+  req.set_job_id(id);
+  req.set_rank(-1);
+  std::vector<LogLine> got;
+  auto sink = [&](const LogBatch& b) {
+    for (const auto& l : b.lines()) got.push_back(l);
+    return true;
+  };
+  ASSERT_TRUE(jm_->StreamLogs(req, sink, [] { return false; }).ok());
+  ASSERT_EQ(got.size(), 3u);
+  for (const LogLine& l : got) {
+    EXPECT_EQ(l.host(), l.rank() < 2 ? "node0" : "node1");
+    EXPECT_EQ(l.node_rank(), l.rank() / 2);
+  }
+  got.clear();
+  req.set_rank(3);
+  size_t node0_tails = Node(0)->tails().size();
+  ASSERT_TRUE(jm_->StreamLogs(req, sink, [] { return false; }).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].text(), "from rank 3");
+  EXPECT_EQ(Node(0)->tails().size(), node0_tails);  // only rank 3's node was asked
+  req.set_rank(4);
+  EXPECT_EQ(jm_->StreamLogs(req, sink, [] { return false; }).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
+  Start();
+  Node(0)->SetStderr(0, {"boom"});
+  std::string ok = MustStart(Request(1, 1, 0)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  Node(0)->PushRankExit(ok, 0, 0, 0);
+  std::string bad = MustStart(Request(1, 1, 0)).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  Node(0)->PushRankExit(bad, 0, 0, 7);
+  ASSERT_EQ(Get(bad).state(), FAILED);  // waits for the stderr tail
+  std::string running = MustStart(Request(2, 1, 2)).job_id();  // node2, node3
+  ASSERT_TRUE(WaitFor([&] { return Node(2)->open_watches() == 1; }));
+  jm_.reset();  // coordd goes away; the job's ranks keep running
+  Node(2)->PushRankExit(running, 0, 0, 0);  // exits while nobody watches
+
+  Start();
+  ListJobsReply all;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &all).ok());
+  ASSERT_EQ(all.jobs_size(), 3);
+  EXPECT_EQ(all.jobs(0).job_id(), ok);
+  EXPECT_EQ(all.jobs(0).state(), SUCCEEDED);
+  EXPECT_EQ(all.jobs(1).state(), FAILED);
+  EXPECT_EQ(all.jobs(1).failure().exit_code(), 7);
+  EXPECT_THAT(all.jobs(1).failure().stderr_tail(), ElementsAre("boom"));
+  EXPECT_EQ(all.jobs(1).ranks(0).exit_code(), 7);
+  EXPECT_EQ(all.jobs(1).ranks(0).state(), agent::RANK_EXITED);
+  // The running job is supervised again: the snapshot brings rank 0's exit, rank 1's
+  // exit arrives live.
+  ASSERT_TRUE(WaitFor([&] { return Node(3)->open_watches() == 1; }));
+  EXPECT_EQ(Get(running).ranks(0).state(), agent::RANK_EXITED);
+  EXPECT_EQ(StateNow(running), RUNNING);
+  Node(3)->PushRankExit(running, 0, 1, 0);
+  EXPECT_EQ(StateNow(running), SUCCEEDED);
+  EXPECT_EQ(Get("").job_id(), running);  // empty id: the most recent job
+}
+
+}  // namespace
+}  // namespace coord::coordinator
