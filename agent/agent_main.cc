@@ -19,17 +19,20 @@ int main(int argc, char** argv) {
   coord::agent::AgentOptions opts;
   std::string port_file, log_level = "info";
   po::options_description desc("coord-agent options");
-  desc.add_options()("help,h", "show this help")(
-      "listen", po::value(&opts.listen)->default_value(opts.listen), "HOST:PORT (port 0: pick one)")(
-      "state-dir", po::value(&opts.state_dir), "state directory (required)")(
-      "port-file", po::value(&port_file), "write the bound port here (atomically)")(
-      "heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
-      "Watch heartbeat period")(
-      "grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
-      "default SIGTERM->SIGKILL grace for Kill")(
-      "supervisor", po::value(&opts.supervisor_path), "coord-supervisor binary (default: next to this one)")(
-      "cgroup-parent", po::value(&opts.cgroup_parent), "parent cgroup for jobs, or 'none'")(
-      "log-level", po::value(&log_level)->default_value(log_level), "debug|info|warning|error");
+  auto add = desc.add_options();
+  add("help,h", "show this help");
+  add("listen", po::value(&opts.listen)->default_value(opts.listen), "HOST:PORT (0: pick a port)");
+  add("state-dir", po::value(&opts.state_dir), "state directory (required)");
+  add("port-file", po::value(&port_file), "write the bound port here (atomically)");
+  add("heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
+      "Watch heartbeat period");
+  add("grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
+      "default SIGTERM->SIGKILL grace of Kill");
+  add("supervisor", po::value(&opts.supervisor_path),
+      "coord-supervisor binary (default: next to this one)");
+  add("cgroup-parent", po::value(&opts.cgroup_parent),
+      "parent cgroup for jobs (default: auto), or 'none'");
+  add("log-level", po::value(&log_level)->default_value(log_level), "debug|info|warning|error");
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);

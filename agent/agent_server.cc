@@ -2,12 +2,15 @@
 // Runs in coord-agent (or in-process in coordctl local mode / tests).
 #include "agent/agent_server.h"
 
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
@@ -25,8 +28,34 @@ StatusOr<std::string> AbsoluteStateDir(const std::string& dir) {
   char buf[PATH_MAX];
   if (!realpath(dir.c_str(), buf)) return ErrnoStatus("realpath " + dir, errno);
   std::string abs = buf;
-  if (access(abs.c_str(), W_OK) != 0) return ErrnoStatus("state dir " + abs + " is not writable", errno);
+  if (access(abs.c_str(), W_OK) != 0)
+    return ErrnoStatus("state dir " + abs + " is not writable", errno);
   return abs;
+}
+
+// One agent per state dir: a second one would treat the first one's launches in
+// progress as orphans. flock dies with the process, so a crash never leaves a
+// stale lock; CLOEXEC keeps supervisors from inheriting it.
+StatusOr<int> LockStateDir(const std::string& dir) {
+  std::string path = JoinPath(dir, "agent.lock");
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("open " + path, errno);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[32] = {};
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      return FailedPrecondition("state dir " + dir + " is in use by another coord-agent (pid " +
+                                std::string(buf, n > 0 ? static_cast<size_t>(n) : 0) + ")");
+    }
+    return ErrnoStatus("flock " + path, err);
+  }
+  std::string pid = std::to_string(getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid.data(), pid.size(), 0) < 0) {
+    LOG_WARN << "cannot write " << path << ": " << std::strerror(errno);
+  }
+  return fd;
 }
 
 }  // namespace
@@ -34,8 +63,18 @@ StatusOr<std::string> AbsoluteStateDir(const std::string& dir) {
 StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& options) {
   if (options.heartbeat_ms < 10) return InvalidArgument("heartbeat_ms must be >= 10");
   if (options.default_grace_ms < 0) return InvalidArgument("default_grace_ms must be >= 0");
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(SplitHostPort(options.listen, &host, &port).WithContext("--listen"));
   AgentServiceOptions so;
   ASSIGN_OR_RETURN(so.state_dir, AbsoluteStateDir(options.state_dir));
+  ASSIGN_OR_RETURN(int lock_fd, LockStateDir(so.state_dir));
+  struct LockGuard {  // released unless the server takes it over
+    int fd;
+    ~LockGuard() {
+      if (fd >= 0) close(fd);
+    }
+  } lock{lock_fd};
   so.supervisor_path = options.supervisor_path.empty()
                            ? JoinPath(Dirname(SelfExePath()), "coord-supervisor")
                            : options.supervisor_path;
@@ -56,6 +95,7 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
              << "); falling back to process groups + COORD_JOB_TAG scans";
   }
   std::unique_ptr<AgentServer> s(new AgentServer());
+  std::swap(s->lock_fd_, lock.fd);
   if (options.cgroup_parent.empty()) s->cgroup_parent_to_remove_ = so.cgroup_parent;
   ASSIGN_OR_RETURN(s->service_, AgentService::Create(so));
   s->grpc_service_ = std::make_unique<AgentGrpcService>(s->service_.get());
@@ -66,7 +106,6 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   }
   s->server_ = std::move(started->server);
   s->port_ = started->port;
-  std::string host = options.listen.substr(0, options.listen.rfind(':'));
   LOG_INFO << "listening on " << host << ":" << s->port_ << " (agent " << s->service_->agent_id()
            << ", state dir " << so.state_dir << ")";
   return s;
@@ -88,9 +127,14 @@ void AgentServer::Shutdown() {
   // Our default parent cgroup goes when empty; with jobs running rmdir fails
   // (EBUSY) and it stays for the restarted agent.
   if (!cgroup_parent_to_remove_.empty()) rmdir(cgroup_parent_to_remove_.c_str());
-  LOG_INFO << "agent stopped; running jobs keep running under their supervisors";
+  if (server_) {
+    LOG_INFO << "agent stopped; running jobs keep running under their supervisors";
+  }
 }
 
-AgentServer::~AgentServer() { Shutdown(); }
+AgentServer::~AgentServer() {
+  Shutdown();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
 
 }  // namespace coord::agent

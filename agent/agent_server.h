@@ -31,7 +31,8 @@ struct AgentOptions {
 
 class AgentServer {
  public:
-  static StatusOr<std::unique_ptr<AgentServer>> Create(const AgentOptions& options);  // starts serving
+  static StatusOr<std::unique_ptr<AgentServer>> Create(
+      const AgentOptions& options);  // starts serving
   int port() const { return port_; }
   const std::string& agent_id() const;
   void Shutdown();  // stops serving; NEVER kills running jobs
@@ -44,9 +45,10 @@ class AgentServer {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<AgentGrpcService> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  int lock_fd_ = -1;                     // flock on STATE/agent.lock, held for our lifetime
   std::string cgroup_parent_to_remove_;  // the auto-created parent, removed when empty
-  std::mutex shutdown_mu_;  // serializes Shutdown
-  bool shut_down_ = false;  // guarded by shutdown_mu_
+  std::mutex shutdown_mu_;               // serializes Shutdown
+  bool shut_down_ = false;               // guarded by shutdown_mu_
 };
 
 }  // namespace coord::agent

@@ -3,6 +3,7 @@
 // agent_state.cc. Runs in coord-agent on gRPC threads.
 #include "agent/agent_service.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,7 +110,9 @@ Status AgentService::Ping(const PingRequest&, PingReply* reply) {
 
 Status AgentService::ReservePort(const ReservePortRequest& req, ReservePortReply* reply) {
   RETURN_IF_ERROR(ValidateJobId(req.job_id()));
-  if (req.ttl_ms() < 0) return InvalidArgument("ttl_ms must be >= 0");
+  if (req.ttl_ms() < 0 || req.ttl_ms() > 24 * 3600 * 1000) {
+    return InvalidArgument("ttl_ms must be in [0, 1 day]");
+  }
   ASSIGN_OR_RETURN(int port, ports_.Reserve(req.job_id(), req.ttl_ms()));
   reply->set_port(port);
   return Status::Ok();
@@ -152,10 +155,11 @@ Status AgentService::ValidateLaunch(const LaunchRequest& req) const {
   std::set<int> seen;
   for (int r : req.ranks()) {
     if (r < 0 || r >= req.world_size()) {
-      return InvalidArgument("rank " + std::to_string(r) + " is not in [0, world_size=" +
-                             std::to_string(req.world_size()) + ")");
+      return InvalidArgument("rank " + std::to_string(r) +
+                             " is not in [0, world_size=" + std::to_string(req.world_size()) + ")");
     }
-    if (!seen.insert(r).second) return InvalidArgument("rank " + std::to_string(r) + " listed twice");
+    if (!seen.insert(r).second)
+      return InvalidArgument("rank " + std::to_string(r) + " listed twice");
   }
   if (req.master_addr().empty() || HasNul(req.master_addr())) {
     return InvalidArgument("master_addr is empty or contains NUL");
@@ -172,10 +176,10 @@ Status AgentService::ValidateLaunch(const LaunchRequest& req) const {
   for (const auto& [k, v] : req.env()) RETURN_IF_ERROR(ValidateEnvEntry(k, v));
   if (req.workdir().empty() || req.workdir()[0] != '/' || HasNul(req.workdir()) ||
       !IsDirectory(req.workdir())) {
-    return FailedPrecondition("workdir " + (req.workdir().empty() ? "''" : req.workdir()) +
-                              " does not exist on node " + hostname_ +
-                              (req.workdir().empty() || req.workdir()[0] == '/'
-                                   ? "" : " (it must be an absolute path)"));
+    return FailedPrecondition(
+        "workdir " + (req.workdir().empty() ? "''" : req.workdir()) + " does not exist on node " +
+        hostname_ +
+        (req.workdir().empty() || req.workdir()[0] == '/' ? "" : " (it must be an absolute path)"));
   }
   return Status::Ok();
 }
@@ -270,8 +274,9 @@ Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
 // Writes the spec, starts the supervisor and waits for its handshake.
 Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen,
                                      LaunchReply* reply) {
-  const std::string what = "job " + gen->job_id + " generation " +
-                           std::to_string(gen->generation) + " on node " + hostname_;
+  const std::string what = "job " + gen->job_id + " generation " + std::to_string(gen->generation) +
+                           " on node " + hostname_;
+  const int64_t t_start = MonoMs();
   Status st = MakeDirs(Dirname(gen->dir), 0755);
   if (st.ok() && mkdir(gen->dir.c_str(), 0755) != 0) st = ErrnoStatus("mkdir " + gen->dir, errno);
   StatusOr<GenSpec> spec = BuildSpec(req, gen->tag, gen->cgroup_dir);
@@ -281,21 +286,30 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   if (st.ok()) st = monitor_->WatchDir(gen->key, gen->dir);
   // The reserved MASTER_PORT is freed right before the ranks may bind it.
   if (st.ok()) ports_.Release(req.job_id(), req.master_port());
-  StatusOr<int> ack_fd = st.ok() ? SpawnSupervisor(options_.supervisor_path, gen->dir)
-                                 : StatusOr<int>(st);
-  if (!ack_fd.ok()) {
+  StatusOr<SpawnedSupervisor> sup = st.ok() ? SpawnSupervisor(options_.supervisor_path, gen->dir)
+                                            : StatusOr<SpawnedSupervisor>(st);
+  if (!sup.ok()) {
     DropGeneration(gen);
-    return ack_fd.status().WithContext("cannot launch " + what);
+    return sup.status().WithContext("cannot launch " + what);
   }
-  LaunchAck ack = WaitLaunchAck(*ack_fd, options_.launch_timeout_ms);
+  {
+    // Watched from now on: a supervisor that dies at any point is noticed.
+    std::lock_guard<std::mutex> lock(mu_);
+    gen->supervisor = {sup->pid, ProcStartTicks(sup->pid)};
+    Status w = monitor_->WatchPid(gen->key, sup->pid, gen->supervisor.start_ticks);
+    if (!w.ok()) {
+      LOG_DEBUG << w.ToString();  // already gone: OnTick notices it after the handshake
+    }
+  }
+  const int64_t t_spawned = MonoMs();
+  LaunchAck ack = WaitLaunchAck(sup->ack_fd, options_.launch_timeout_ms);
+  LOG_DEBUG << "launch of " << what << ": supervisor started in " << (t_spawned - t_start)
+            << " ms, ranks exec'd " << (MonoMs() - t_spawned) << " ms later";
   Launched launched;
   Status rec = ReadRecord(JoinPath(gen->dir, kLaunchedFile), &launched);
   std::unique_lock<std::mutex> lock(mu_);
   SyncFromDiskLocked(*gen);
-  if (gen->supervisor.pid > 0 && !gen->done) {
-    Status w = monitor_->WatchPid(gen->key, gen->supervisor.pid, gen->supervisor.start_ticks);
-    if (!w.ok()) SyncFromDiskLocked(*gen);  // it exited already: `done` tells the rest
-  }
+  if (gen->done) monitor_->UnwatchDir(gen->key);
   if (ack == LaunchAck::kOk) {
     for (const auto& r : gen->ranks) {
       RankInfo* info = reply->add_ranks();
@@ -309,16 +323,19 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   }
   if (ack == LaunchAck::kFail && rec.ok()) {
     LOG_WARN << "launch of " << what << " failed: " << launched.error;
-    return FailedPrecondition("node " + hostname_ + ": job " + gen->job_id + ": " +
-                              launched.error);
+    return FailedPrecondition("node " + hostname_ + ": job " + gen->job_id + ": " + launched.error);
   }
   // The supervisor died or hung: make sure nothing of the generation survives.
+  // Not reaped yet (OnPidExit leaves launching generations alone), so this pid
+  // is still the supervisor's, alive or a zombie.
+  kill(sup->pid, SIGKILL);
   KillTarget target = MakeKillTargetLocked(*gen);
   lock.unlock();
   KillOutcome killed = KillGenerations({target}, 0);
+  ReapIfOurChild(sup->pid);
   auto log_tail = ReadFile(JoinPath(gen->dir, kSupervisorLog));
-  std::string tail = log_tail.ok() ? log_tail->substr(log_tail->size() > 400 ? log_tail->size() - 400 : 0)
-                                   : "";
+  std::string tail =
+      log_tail.ok() ? log_tail->substr(log_tail->size() > 400 ? log_tail->size() - 400 : 0) : "";
   LOG_ERROR << "supervisor of " << what << " failed; killed " << killed.killed.size()
             << " processes; its log ends: " << tail;
   if (ack == LaunchAck::kTimeout) {
@@ -339,10 +356,12 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
   int grace = req.grace_ms() > 0 ? req.grace_ms() : options_.default_grace_ms;
   std::vector<KillTarget> targets;
   std::vector<GenPtr> gens;
+  bool job_known = false;
   {
     std::unique_lock<std::mutex> lock(mu_);
     auto it = jobs_.find(req.job_id());
-    if (it != jobs_.end()) {
+    job_known = it != jobs_.end();
+    if (job_known) {
       for (auto& [g, gen] : it->second) {
         if (req.generation() == -1 || req.generation() == g) gens.push_back(gen);
       }
@@ -359,15 +378,18 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
     });
     for (auto& g : gens) targets.push_back(MakeKillTargetLocked(*g));
   }
-  reply->set_job_known(!gens.empty());
+  reply->set_job_known(job_known);
   if (gens.empty()) {
-    // Unknown here, but never leave a stray with our tag for this job.
-    std::vector<TaggedProc> strays = FindTagged(agent_tag_ + ":" + req.job_id() + ":g", false);
-    for (const auto& p : strays) {
-      LOG_WARN << "kill of unknown job " << req.job_id() << ": killing stray pid " << p.pid
-               << " (" << p.tag << ")";
+    // Nothing known here, but never leave a stray with our tag for this job.
+    std::set<std::string> tags;
+    for (const auto& p : FindTagged(agent_tag_ + ":" + req.job_id() + ":g", false)) {
+      LOG_WARN << "kill of " << req.job_id() << ": found stray pid " << p.pid << " (" << p.tag
+               << ") of no known generation";
+      tags.insert(p.tag);
+    }
+    for (const auto& tag : tags) {
       KillTarget t;
-      t.tag = p.tag;
+      t.tag = tag;
       targets.push_back(t);
     }
     if (targets.empty()) return Status::Ok();

@@ -144,8 +144,8 @@ class AgentService final : public AgentHandler {
   std::condition_variable launch_cv_;  // a generation's `launching` became false
   // job id -> generation -> state
   std::map<std::string, std::map<int, GenPtr>> jobs_;  // guarded by mu_
-  std::map<uint64_t, GenPtr> by_key_;                   // guarded by mu_
-  uint64_t next_key_ = 1;                               // guarded by mu_
+  std::map<uint64_t, GenPtr> by_key_;                  // guarded by mu_
+  uint64_t next_key_ = 1;                              // guarded by mu_
 };
 
 }  // namespace coord::agent

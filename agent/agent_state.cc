@@ -7,6 +7,7 @@
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
 #include "agent/proc_scan.h"
+#include "agent/spawn.h"
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/logging.h"
@@ -124,10 +125,14 @@ void AgentService::OnPidExit(uint64_t key) {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return;
   Generation& gen = *it->second;
+  // While launching, Launch sees the broken handshake, kills and reaps; reaping
+  // here first would free the pid for reuse before Launch's kill(pid).
+  if (gen.launching) return;
+  ReapIfOurChild(gen.supervisor.pid);
   SyncFromDiskLocked(gen);
   if (!gen.done) {
-    CleanupOrphanLocked(gen, "its supervisor (pid " + std::to_string(gen.supervisor.pid) +
-                                 ") died");
+    CleanupOrphanLocked(gen,
+                        "its supervisor (pid " + std::to_string(gen.supervisor.pid) + ") died");
   }
   monitor_->UnwatchDir(key);
 }
@@ -152,8 +157,8 @@ void AgentService::OnTick() {
 void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) {
   KillOutcome out = KillGenerations({MakeKillTargetLocked(gen)}, 0);
   for (int pid : out.killed) {
-    LOG_WARN << "killed orphan pid " << pid << " of job " << gen.job_id << " g"
-             << gen.generation << ": " << why;
+    LOG_WARN << "killed orphan pid " << pid << " of job " << gen.job_id << " g" << gen.generation
+             << ": " << why;
   }
   for (int pid : out.survivors) {
     LOG_ERROR << "orphan pid " << pid << " of job " << gen.job_id << " g" << gen.generation
@@ -172,8 +177,8 @@ void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) 
     }
     ApplyExitLocked(gen, r.rank);
   }
-  Status s = WriteRecord(JoinPath(gen.dir, kDoneFile),
-                         "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
+  Status s =
+      WriteRecord(JoinPath(gen.dir, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
   if (!s.ok()) {
     LOG_ERROR << s.ToString();
   }

@@ -111,7 +111,8 @@ StatusOr<std::string> SetUpCgroupParent(const std::string& option, const std::st
   // A probe child proves we may create the per-job cgroups (read-only mounts and
   // EACCES fail here, once, instead of on every launch).
   std::string probe = JoinPath(parent, "probe." + std::to_string(getpid()));
-  if (mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus("mkdir " + probe, errno);
+  if (mkdir(probe.c_str(), 0755) != 0 && errno != EEXIST)
+    return ErrnoStatus("mkdir " + probe, errno);
   rmdir(probe.c_str());
   return parent;
 }

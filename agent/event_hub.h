@@ -47,8 +47,8 @@ class EventHub {
   const std::string agent_id_;
   std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t seq_ = 0;                                // guarded by mu_
-  bool closed_ = false;                             // guarded by mu_
+  uint64_t seq_ = 0;                                 // guarded by mu_
+  bool closed_ = false;                              // guarded by mu_
   std::vector<std::shared_ptr<Subscription>> subs_;  // guarded by mu_
 };
 

@@ -24,7 +24,7 @@ class GenMonitor {
  public:
   struct Callbacks {
     std::function<void(uint64_t key, const std::string& name)> on_file;  // record renamed in
-    std::function<void(uint64_t key)> on_pid_exit;                        // supervisor ended
+    std::function<void(uint64_t key)> on_pid_exit;                       // supervisor ended
     std::function<void()> on_overflow;  // inotify queue overflow: resync everything
     std::function<void()> on_tick;
   };

@@ -69,8 +69,7 @@ std::vector<int> CollectProcesses(const std::vector<KillTarget>& targets) {
   return std::vector<int>(out.begin(), out.end());
 }
 
-KillOutcome KillGenerations(const std::vector<KillTarget>& targets, int grace_ms,
-                            int verify_ms) {
+KillOutcome KillGenerations(const std::vector<KillTarget>& targets, int grace_ms, int verify_ms) {
   KillOutcome out;
   for (const auto& t : targets) {
     for (const auto& m : t.rank_mains) out.ranks_signalled += ProcAlive(m.pid, m.start_ticks);

@@ -19,10 +19,10 @@ struct KillTarget {
 };
 
 struct KillOutcome {
-  int ranks_signalled = 0;      // rank main processes alive when the kill began
-  int sigkilled = 0;            // processes alive when the grace period ended
-  std::vector<int> killed;      // their pids
-  std::vector<int> survivors;   // still alive after verification: must be empty
+  int ranks_signalled = 0;     // rank main processes alive when the kill began
+  int sigkilled = 0;           // processes alive when the grace period ended
+  std::vector<int> killed;     // their pids
+  std::vector<int> survivors;  // still alive after verification: must be empty
 };
 
 // Live processes of the targets: cgroup members, members of live ranks' process

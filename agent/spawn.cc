@@ -1,11 +1,10 @@
 // Detached supervisor start and handshake (see spawn.h). Runs in coord-agent.
-// The agent is multi-threaded: between fork and exec only async-signal-safe
-// calls are made, on strings prepared before fork.
 #include "agent/spawn.h"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,67 +18,61 @@
 extern char** environ;
 
 namespace coord::agent {
-namespace {
 
-[[noreturn]] void ExecSupervisor(const char* path, char* const* argv, const char* log_path,
-                                 int notify_fd) {
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof(dfl));
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  int in = open("/dev/null", O_RDONLY);
-  int log = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-  if (in < 0 || log < 0) _exit(127);
-  dup2(in, 0);
-  dup2(log, 1);
-  dup2(log, 2);
-  if (notify_fd == 3) {
-    fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep CLOEXEC
-  } else {
-    dup2(notify_fd, 3);
-  }
-  execve(path, argv, environ);
-  _exit(127);
-}
-
-}  // namespace
-
-StatusOr<int> SpawnSupervisor(const std::string& supervisor_path, const std::string& gen_dir) {
+StatusOr<SpawnedSupervisor> SpawnSupervisor(const std::string& supervisor_path,
+                                            const std::string& gen_dir) {
   std::string log_path = JoinPath(gen_dir, "supervisor.log");
-  std::string dir_arg = gen_dir;
-  std::vector<std::string> args = {supervisor_path, "--dir", dir_arg, "--notify-fd", "3"};
+  std::vector<std::string> args = {supervisor_path, "--dir", gen_dir, "--notify-fd", "3"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
-  pid_t pid = fork();
-  if (pid < 0) {
+  // The write end must not already be fd 3: a dup2 onto itself would leave
+  // CLOEXEC set and the supervisor would start without its pipe.
+  int write_end = fcntl(fds[1], F_DUPFD_CLOEXEC, 10);
+  close(fds[1]);
+  if (write_end < 0) {
     int err = errno;
     close(fds[0]);
-    close(fds[1]);
-    return ErrnoStatus("fork", err);
+    return ErrnoStatus("fcntl(F_DUPFD_CLOEXEC)", err);
   }
-  if (pid == 0) {
-    // Intermediate child: new session, fork the supervisor, exit, so the
-    // supervisor is re-parented away from us right away and is never our zombie.
-    setsid();
-    pid_t grandchild = fork();
-    if (grandchild != 0) _exit(grandchild < 0 ? 1 : 0);
-    ExecSupervisor(supervisor_path.c_str(), argv.data(), log_path.c_str(), fds[1]);
-  }
-  close(fds[1]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  // posix_spawn (vfork + exec inside glibc) instead of fork: no copy of this
+  // large multi-threaded process's page tables, and no pthread_atfork handlers.
+  // POSIX_SPAWN_SETSID gives the supervisor its own session, so signals to the
+  // agent's process group or session never reach it; when the agent dies it is
+  // re-parented to init (or the nearest subreaper) and keeps running.
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawn_file_actions_adddup2(&fa, write_end, 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, supervisor_path.c_str(), &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(write_end);
+  if (rc != 0) {
     close(fds[0]);
-    return Internal("could not fork the supervisor for " + gen_dir);
+    return ErrnoStatus("start " + supervisor_path, rc);
   }
-  return fds[0];
+  return SpawnedSupervisor{pid, fds[0]};
+}
+
+void ReapIfOurChild(int pid) {
+  // WNOHANG + a specific pid: ECHILD (adopted after a restart, not our child)
+  // and "still running" are both fine.
+  if (pid > 0) waitpid(pid, nullptr, WNOHANG);
 }
 
 LaunchAck WaitLaunchAck(int fd, int timeout_ms) {

@@ -33,7 +33,7 @@ Status ValidateJobId(const std::string& job_id) {
 }
 
 std::string AgentTag(const std::string& abs_state_dir) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a 64: stable across builds and compilers
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64: stable across builds and compilers
   for (unsigned char c : abs_state_dir) {
     h ^= c;
     h *= 1099511628211ull;
@@ -124,11 +124,11 @@ Status WriteRecord(const std::string& path, const std::string& contents) {
 std::string ToJson(const GenSpec& v) {
   json ranks = json::array();
   for (const auto& r : v.ranks) {
-    ranks.push_back({{"rank", r.rank}, {"local_rank", r.local_rank}, {"argv", r.argv},
-                     {"env", r.env}});
+    ranks.push_back(
+        {{"rank", r.rank}, {"local_rank", r.local_rank}, {"argv", r.argv}, {"env", r.env}});
   }
   json j = {{"job_id", v.job_id}, {"generation", v.generation}, {"node_rank", v.node_rank},
-            {"tag", v.tag}, {"workdir", v.workdir}, {"cgroup_dir", v.cgroup_dir},
+            {"tag", v.tag},       {"workdir", v.workdir},       {"cgroup_dir", v.cgroup_dir},
             {"ranks", ranks}};
   return j.dump(1) + "\n";
 }
@@ -138,15 +138,23 @@ std::string ToJson(const ProcId& v) {
 }
 
 std::string ToJson(const RankStarted& v) {
-  return json({{"rank", v.rank}, {"local_rank", v.local_rank}, {"pid", v.proc.pid},
-               {"start_ticks", v.proc.start_ticks}, {"start_ms", v.start_ms}})
-             .dump() + "\n";
+  return json({{"rank", v.rank},
+               {"local_rank", v.local_rank},
+               {"pid", v.proc.pid},
+               {"start_ticks", v.proc.start_ticks},
+               {"start_ms", v.start_ms}})
+             .dump() +
+         "\n";
 }
 
 std::string ToJson(const RankExit& v) {
-  return json({{"rank", v.rank}, {"exit_code", v.exit_code}, {"signal", v.signal},
-               {"end_ms", v.end_ms}, {"error", v.error}})
-             .dump() + "\n";
+  return json({{"rank", v.rank},
+               {"exit_code", v.exit_code},
+               {"signal", v.signal},
+               {"end_ms", v.end_ms},
+               {"error", v.error}})
+             .dump() +
+         "\n";
 }
 
 std::string ToJson(const Launched& v) {

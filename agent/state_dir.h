@@ -68,7 +68,7 @@ struct GenSpec {
   std::string job_id;
   int generation = 0;
   int node_rank = 0;
-  std::string tag;         // COORD_JOB_TAG
+  std::string tag;  // COORD_JOB_TAG
   std::string workdir;
   std::string cgroup_dir;  // absolute generation cgroup, empty: no cgroups
   std::vector<RankSpec> ranks;

@@ -119,10 +119,14 @@ struct RankProc {
 std::string ChildErrorText(const RankProc& r, const GenSpec& spec, const ChildError& e) {
   const char* what = std::strerror(e.err);
   switch (e.stage) {
-    case kStageCgroup: return "join cgroup " + r.cgroup_dir + ": " + what;
-    case kStageStdio: return "open " + r.out_path + " / .err: " + what;
-    case kStageChdir: return "chdir " + spec.workdir + ": " + what;
-    default: return "exec '" + r.spec.argv[0] + "': " + what;
+    case kStageCgroup:
+      return "join cgroup " + r.cgroup_dir + ": " + what;
+    case kStageStdio:
+      return "open " + r.out_path + " / .err: " + what;
+    case kStageChdir:
+      return "chdir " + spec.workdir + ": " + what;
+    default:
+      return "exec '" + r.spec.argv[0] + "': " + what;
   }
 }
 
@@ -147,6 +151,7 @@ class Supervisor {
   std::vector<RankProc> ranks_;
   int live_ = 0;
   Launched launched_;
+  int64_t start_ms_ = 0;
 };
 
 Status Supervisor::Prepare() {
@@ -161,7 +166,8 @@ Status Supervisor::Prepare() {
   for (size_t i = 0; i < spec_.ranks.size(); ++i) {
     RankProc& r = ranks_[i];
     r.spec = spec_.ranks[i];
-    if (r.spec.argv.empty()) return InvalidArgument("rank " + std::to_string(r.spec.rank) + ": empty argv");
+    if (r.spec.argv.empty())
+      return InvalidArgument("rank " + std::to_string(r.spec.rank) + ": empty argv");
     if (!spec_.cgroup_dir.empty()) {
       r.cgroup_dir = RankCgroupDir(spec_.cgroup_dir, r.spec.rank);
       r.cgroup_procs = JoinPath(r.cgroup_dir, "cgroup.procs");
@@ -298,8 +304,8 @@ void Supervisor::RecordExit(RankProc& r, int status, const std::string& error) {
   }
   LOG_INFO << "rank " << r.spec.rank << " ended: "
            << (!error.empty() ? error
-               : rec.signal ? "signal " + std::to_string(rec.signal)
-                            : "exit code " + std::to_string(rec.exit_code));
+               : rec.signal   ? "signal " + std::to_string(rec.signal)
+                              : "exit code " + std::to_string(rec.exit_code));
 }
 
 void Supervisor::ReapUntilAllEnded() {
@@ -356,14 +362,22 @@ void Supervisor::FinalCleanup() {
 }
 
 int Supervisor::Run() {
+  start_ms_ = MonoMs();
   Status s = Prepare();
   if (!s.ok()) {
     LOG_ERROR << s.ToString();
     Notify({false, -1, s.message()});
+    if (!spec_.cgroup_dir.empty()) RemoveCgroupTree(spec_.cgroup_dir);
+    (void)WriteRecord(JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
     return 1;
   }
+  int64_t t0 = MonoMs();
   StartAll();
+  int64_t t1 = MonoMs();
   CollectExecResults();
+  LOG_INFO << "started " << ranks_.size() << " ranks: spec read in " << (t0 - start_ms_)
+           << " ms, forks " << (t1 - t0) << " ms, execs confirmed " << (MonoMs() - t1)
+           << " ms later";
   if (!launched_.ok) {
     // A generation starts whole or not at all.
     LOG_ERROR << "launch failed: " << launched_.error << "; killing the ranks already started";

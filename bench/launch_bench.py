@@ -109,6 +109,29 @@ def cmdline(pid):
         return ""
 
 
+def cpu_busy_ms():
+    """CPU time used on all cores so far (from /proc/stat; 10 ms ticks)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    return (sum(v[:8]) - v[3] - v[4]) * tick  # all but idle and iowait
+
+
+def proc_cpu_ms(pids):
+    """utime + stime of these processes (10 ms ticks)."""
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read()
+            fields = st[st.rfind(")") + 2:].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total * tick
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -318,14 +341,15 @@ class CoordCluster:
         sd = os.path.join(self.dir, "coordd")
         pf = os.path.join(self.dir, "coordd.port")
         self.coordd = self.run.spawn([b["coordd"], "--listen", "127.0.0.1:0", "--state-dir", sd,
-                                      "--port-file", pf], "coordd")
+                                      "--port-file", pf, "--log-level", self.run.coord_log_level], "coordd")
         agent_pfs = []
         for i in range(self.n):
             ad = os.path.join(self.dir, "agent%d" % i)
             apf = ad + ".port"
             self.agents.append(self.run.spawn(
                 [b["coord-agent"], "--listen", "127.0.0.%d:0" % (i + 2), "--state-dir", ad,
-                 "--port-file", apf], "agent%d" % i))
+                 "--port-file", apf, "--log-level", self.run.coord_log_level]
+                + self.run.agent_args, "agent%d" % i))
             agent_pfs.append(apf)
         port = self._wait_port(self.coordd, pf, "coordd")
         self.addr = "127.0.0.1:%d" % port
@@ -478,15 +502,20 @@ class Bench:
 
     def coord_launch_kill(self, cl, size, world, mode, metric, measure_launch):
         stamps = self.stamp_path()
+        daemons = [q.pid for q in cl.agents + [cl.coordd]]
+        cpu0, dcpu0 = cpu_busy_ms(), proc_cpu_ms(daemons)
         t0, p, out = self.coord_start(cl, [self.rank, stamps, mode])
         w = ExitWatch([], [p])
         st = wait_stamps(stamps, world, self.launch_timeout(world), p)
+        cpu1, dcpu1 = cpu_busy_ms(), proc_cpu_ms(daemons)
         g = w.wait(now() + int(self.launch_timeout(world) * 1e9))
         w.close()
         job = self.job_id(p, out, 10)
         pids = [s[2] for s in st]
         if measure_launch:
             self.res.add("coord", size, "launch", ms(max(s[3] for s in st) - t0))
+            self.res.add("coord", size, "launch: CPU busy, all cores", cpu1 - cpu0)
+            self.res.add("coord", size, "launch: CPU of coordd + agents", dcpu1 - dcpu0)
             if p.pid in g:
                 self.res.add("coord", size, "launch (coordctl start returned)", ms(g[p.pid] - t0))
         if mode == "ignore":
@@ -545,11 +574,14 @@ class Bench:
     def launcher_launch(self, tool, size, world, argv_fn, mode, metric_launch=True):
         stamps = self.stamp_path()
         argv = argv_fn(world, [stamps, mode])
+        cpu0 = cpu_busy_ms()
         t0 = now()
         p = self.run.spawn(argv, tool)
         st = wait_stamps(stamps, world, self.launch_timeout(world), p)
+        cpu1 = cpu_busy_ms()
         if metric_launch:
             self.res.add(tool, size, "launch", ms(max(s[3] for s in st) - t0))
+            self.res.add(tool, size, "launch: CPU busy, all cores", cpu1 - cpu0)
         if p.poll() is not None:
             raise BenchError("%s exited (%s) while its ranks should sleep:\n%s" % (
                 tool, p.returncode, tail(p.log_path)))
@@ -629,6 +661,8 @@ class Bench:
 ROWS = [
     ("launch", "launch: exec to last rank's start stamp"),
     ("launch (coordctl start returned)", "  coordctl start returned (job RUNNING)"),
+    ("launch: CPU busy, all cores", "  CPU time used on both cores meanwhile"),
+    ("launch: CPU of coordd + agents", "  of which coordd + agents"),
     ("kill (SIGTERM honoured)", "kill, ranks honour SIGTERM: to last rank gone"),
     ("kill (SIGTERM honoured) (command returned)", "  coordctl kill returned (confirmed clean)"),
     ("kill (SIGTERM honoured) (launcher exited)", "  launcher exited"),
@@ -762,6 +796,12 @@ def main():
     ap.add_argument("--quick", action="store_true", help="few reps: a smoke test")
     ap.add_argument("--json", help="write raw samples and summary here")
     ap.add_argument("--python", help="python for torchrun (default: this one)")
+    ap.add_argument("--coord-log-level", default="info",
+                    help="--log-level of coordd and the agents (debug shows launch phases)")
+    ap.add_argument("--agent-arg", action="append", default=[],
+                    help="extra coord-agent argument (repeatable), e.g. --agent-arg=--cgroup-parent=none")
+    ap.add_argument("--wait-idle", type=float, default=0,
+                    help="wait up to S seconds for other load to stop before starting (0)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs) for debugging")
     a = ap.parse_args()
     if a.quick:
@@ -805,9 +845,27 @@ def main():
                              "/usr/bin/python3 and python3-torch): %s" % (
                                  py, r.stderr.decode()[-300:]))
 
+    # A benchmark on a busy 2-core box measures the other load: say so, or wait.
+    def background():
+        c0 = cpu_busy_ms()
+        time.sleep(1.0)
+        return (cpu_busy_ms() - c0) / 1000.0  # cores busy
+    bg = background()
+    wait_until = time.monotonic() + a.wait_idle
+    while bg > 0.15 and time.monotonic() < wait_until:
+        log("machine busy (%.2f cores in use by others, load %s); waiting for it to be idle" % (
+            bg, open("/proc/loadavg").read().split()[0]))
+        time.sleep(5)
+        bg = background()
     root = tempfile.mkdtemp(prefix="coord-launch-bench.")
     run = Runner(root)
+    run.coord_log_level = a.coord_log_level
+    run.agent_args = a.agent_arg
     res = Results()
+    res.background_cores = bg
+    if bg > 0.15:
+        res.notes.append("the machine was busy before the run: %.2f cores used by other "
+                         "processes; every figure below includes that contention" % bg)
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     code = 0
     try:
@@ -817,6 +875,13 @@ def main():
         if r.returncode != 0:
             raise BenchError("cc bench/stamp_rank.c failed:\n" + r.stderr)
         os.makedirs(os.path.join(root, "stamps"))
+        if bins:
+            # a snapshot, so a rebuild during the run cannot swap binaries under it
+            # (coord-agent finds coord-supervisor next to itself)
+            os.makedirs(os.path.join(root, "bin"))
+            for name in COORD_BINS:
+                shutil.copy2(bins[name], os.path.join(root, "bin", name))
+                bins[name] = os.path.join(root, "bin", name)
         b = Bench(a, run, res, rank_bin)
         b.mpirun = mpirun
         b.tr_py = os.path.join(root, "torchrun_py311.py")
@@ -844,6 +909,7 @@ def main():
         pairs = [("%dx8" % n, n * 8) for n in sizes]
         table = report(res, pairs, a.grace)
         print("# Control-plane benchmark (%.0f s; %s)\n" % (elapsed, " ".join(sys.argv)))
+        print("CPU in use by other processes just before the run: %.2f cores\n" % bg)
         print(table)
         if res.notes:
             print("\nNotes:")
@@ -852,6 +918,7 @@ def main():
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"argv": sys.argv, "elapsed_s": elapsed, "notes": res.notes,
+                           "background_cores": bg,
                            "samples_ms": [{"tool": k[0], "size": k[1], "metric": k[2], "values": v,
                                            "p50": pct(v, 50), "p99": pct(v, 99)}
                                           for k, v in sorted(res.data.items())]}, f, indent=1)

@@ -26,22 +26,23 @@ struct Flags {
 int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   coord::coordinator::CoordinatorOptions& o = flags->options;
   po::options_description desc("coordd: the Coord coordinator daemon\nOptions");
-  desc.add_options()
-      ("help,h", "show this help")
-      ("listen", po::value(&o.listen)->default_value(o.listen),
-       "HOST:PORT to serve on (port 0 picks a free one)")
-      ("state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")
-      ("port-file", po::value(&flags->port_file), "write the bound port here (atomically)")
-      ("connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
-       "how long an agent has to answer Ping when a job starts")
-      ("launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
-       "how long an agent has to start its ranks")
-      ("heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
-       "heartbeat period asked of the agents")
-      ("missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
-       "heartbeats a node may miss before its job fails")
-      ("log-level", po::value(&flags->log_level)->default_value(flags->log_level),
-       "debug|info|warning|error");
+  // clang-format off: one flag per row reads better than the formatter's packing.
+  desc.add_options()("help,h", "show this help")("listen",
+                                                 po::value(&o.listen)->default_value(o.listen),
+                                                 "HOST:PORT to serve on (port 0 picks a free one)")(
+      "state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")(
+      "port-file", po::value(&flags->port_file), "write the bound port here (atomically)")(
+      "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
+      "how long an agent has to answer Ping when a job starts")(
+      "launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
+      "how long an agent has to start its ranks")(
+      "heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
+      "heartbeat period asked of the agents")(
+      "missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
+      "heartbeats a node may miss before its job fails")(
+      "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
+      "debug|info|warning|error");
+  // clang-format on
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -57,8 +58,8 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   }
   coord::LogLevel level;
   if (!coord::ParseLogLevel(flags->log_level, &level)) {
-    std::cerr << "coordd: --log-level: expected debug|info|warning|error, got '"
-              << flags->log_level << "'\n";
+    std::cerr << "coordd: --log-level: expected debug|info|warning|error, got '" << flags->log_level
+              << "'\n";
     return 2;
   }
   coord::SetLogLevel(level);

@@ -23,9 +23,9 @@ struct CoordinatorOptions {
   std::string state_dir;                  // required: journal lives here
   int connect_timeout_ms = 5000;          // agent must answer Ping within this at start
   int launch_timeout_ms = 60000;
-  int heartbeat_ms = 1000;                // asked of agents' Watch
-  int missed_heartbeats = 5;              // then the node is considered lost (job FAILED)
-  AgentClientFactory agent_factory;       // empty: gRPC clients
+  int heartbeat_ms = 1000;           // asked of agents' Watch
+  int missed_heartbeats = 5;         // then the node is considered lost (job FAILED)
+  AgentClientFactory agent_factory;  // empty: gRPC clients
 };
 
 class CoordinatorServer {

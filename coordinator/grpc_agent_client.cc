@@ -88,13 +88,13 @@ class GrpcAgentClient final : public AgentClient {
                                              std::move(on_end));
   }
 
-  Status TailLogs(const agent::TailLogsRequest& request, int timeout_ms,
-                  const LogBatchFn& on_batch, const CancelledFn& cancelled) override;
+  Status TailLogs(const agent::TailLogsRequest& request, int timeout_ms, const LogBatchFn& on_batch,
+                  const CancelledFn& cancelled) override;
 
  private:
   template <typename Req, typename Reply>
-  StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*,
-                                                                   const Req&, Reply*),
+  StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                   Reply*),
                         const Req& request, int timeout_ms) {
     std::unique_ptr<grpc::ClientContext> ctx = ContextWithDeadline(timeout_ms);
     Reply reply;

@@ -240,8 +240,8 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
       }
       if (shared.empty()) continue;
       conflicts.push_back("job '" + id + "' (" + StateName(other.status.state()) +
-                          ") already uses " + Join(shared, ", ") + "; stop it with `coordctl kill " +
-                          id + "`");
+                          ") already uses " + Join(shared, ", ") +
+                          "; stop it with `coordctl kill " + id + "`");
     }
     if (!conflicts.empty()) {
       return FailedPrecondition(Join(conflicts, "; ") +
@@ -289,8 +289,8 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   EnsureLinksLocked(plan);
   jobs_[job_id] = std::move(job);
   order_.push_back(job_id);
-  LOG_INFO << "job " << job_id << ": " << plan.hosts.size() << " nodes x "
-           << plan.nproc_per_node << " ranks, MASTER_ADDR " << plan.master_addr;
+  LOG_INFO << "job " << job_id << ": " << plan.hosts.size() << " nodes x " << plan.nproc_per_node
+           << " ranks, MASTER_ADDR " << plan.master_addr;
   return job_id;
 }
 
@@ -320,7 +320,8 @@ void JobManager::Launch(const std::string& job_id) {
 Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients) {
   std::vector<Status> results(clients.size());
   internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
-    StatusOr<agent::PingReply> r = clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms);
+    StatusOr<agent::PingReply> r =
+        clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms);
     results[static_cast<size_t>(i)] = r.status();
   });
   std::lock_guard<std::mutex> lock(mu_);
@@ -329,10 +330,10 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
   int first_bad = -1;
   for (size_t n = 0; n < results.size(); ++n) {
     if (results[n].ok()) continue;
-    const std::string what = results[n].code() == StatusCode::kDeadlineExceeded
-                                 ? "did not answer Ping within " +
-                                       std::to_string(options_.connect_timeout_ms) + " ms"
-                                 : "is unreachable: " + results[n].ToString();
+    const std::string what =
+        results[n].code() == StatusCode::kDeadlineExceeded
+            ? "did not answer Ping within " + std::to_string(options_.connect_timeout_ms) + " ms"
+            : "is unreachable: " + results[n].ToString();
     job.status.mutable_nodes(static_cast<int>(n))->set_state("unreachable");
     job.status.mutable_nodes(static_cast<int>(n))->set_error(what);
     if (first_bad < 0) first_bad = static_cast<int>(n);
@@ -388,6 +389,42 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
   return r->port();
 }
 
+// Records each node's Launch outcome (node state, rank pids); returns the first node
+// whose Launch failed, or -1.
+int JobManager::ApplyLaunchRepliesLocked(Job& job,
+                                         const std::vector<StatusOr<agent::LaunchReply>>& replies) {
+  int first_bad = -1;
+  for (size_t n = 0; n < replies.size(); ++n) {
+    NodeStatus* node = job.status.mutable_nodes(static_cast<int>(n));
+    if (!replies[n].ok()) {
+      const Status& st = replies[n].status();
+      node->set_state("failed");
+      node->set_error(st.code() == StatusCode::kDeadlineExceeded
+                          ? "Launch did not return within " +
+                                std::to_string(options_.launch_timeout_ms) + " ms"
+                          : st.message());
+      if (first_bad < 0) first_bad = static_cast<int>(n);
+      continue;
+    }
+    node->set_state("launched");
+    for (const agent::RankInfo& info : replies[n]->ranks()) {
+      if (info.rank() < 0 || info.rank() >= job.status.ranks_size()) continue;
+      agent::RankStatus* r = job.status.mutable_ranks(info.rank());
+      // A fast rank may already have reported its exit over Watch: keep that.
+      if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
+      r->set_pid(info.pid());
+      r->set_state(agent::RANK_RUNNING);
+      r->set_start_time_ms(WallMs());
+    }
+    bool all_exited = true;  // fast ranks may have ended before this reply
+    for (int r : RanksOfNode(job.plan, static_cast<int>(n))) {
+      all_exited &= job.status.ranks(r).state() == agent::RANK_EXITED;
+    }
+    if (all_exited) node->set_state("done");
+  }
+  return first_bad;
+}
+
 void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
                            int master_port) {
   std::vector<agent::LaunchRequest> requests;
@@ -399,8 +436,8 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
     generation = job.status.generation();
     grace_ms = job.plan.kill_grace_ms;
     for (size_t n = 0; n < clients.size(); ++n) {
-      requests.push_back(MakeLaunchRequest(job.plan, job_id, generation, static_cast<int>(n),
-                                           master_port));
+      requests.push_back(
+          MakeLaunchRequest(job.plan, job_id, generation, static_cast<int>(n), master_port));
     }
   }
   std::vector<StatusOr<agent::LaunchReply>> replies(clients.size(),
@@ -414,30 +451,7 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = *FindLocked(job_id);
     job.launching = false;
-    int first_bad = -1;
-    for (size_t n = 0; n < replies.size(); ++n) {
-      NodeStatus* node = job.status.mutable_nodes(static_cast<int>(n));
-      if (!replies[n].ok()) {
-        const Status& st = replies[n].status();
-        node->set_state("failed");
-        node->set_error(st.code() == StatusCode::kDeadlineExceeded
-                            ? "Launch did not return within " +
-                                  std::to_string(options_.launch_timeout_ms) + " ms"
-                            : st.message());
-        if (first_bad < 0) first_bad = static_cast<int>(n);
-        continue;
-      }
-      node->set_state("launched");
-      for (const agent::RankInfo& info : replies[n]->ranks()) {
-        if (info.rank() < 0 || info.rank() >= job.status.ranks_size()) continue;
-        agent::RankStatus* r = job.status.mutable_ranks(info.rank());
-        // A fast rank may already have reported its exit over Watch: keep that.
-        if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
-        r->set_pid(info.pid());
-        r->set_state(agent::RANK_RUNNING);
-        r->set_start_time_ms(WallMs());
-      }
-    }
+    const int first_bad = ApplyLaunchRepliesLocked(job, replies);
     if (job.status.state() != LAUNCHING) {
       kill = true;  // killed or failed while we launched: some nodes started after that
     } else if (first_bad >= 0) {

@@ -25,11 +25,11 @@
 namespace coord::coordinator {
 
 struct JobManagerOptions {
-  std::string state_dir;         // the journal lives here (required)
+  std::string state_dir;  // the journal lives here (required)
   int connect_timeout_ms = 5000;
   int launch_timeout_ms = 60000;
-  int heartbeat_ms = 1000;       // asked of the agents' Watch
-  int missed_heartbeats = 5;     // then the node is lost
+  int heartbeat_ms = 1000;           // asked of the agents' Watch
+  int missed_heartbeats = 5;         // then the node is lost
   AgentClientFactory agent_factory;  // required
   /// Hosts are resolved with DNS (ResolveHosts) unless false (tests use made-up names).
   bool resolve_hosts = true;
@@ -87,6 +87,8 @@ class JobManager {
   StatusOr<int> ChooseMasterPort(const std::string& job_id, AgentClient* node0);
   void LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
                  int master_port);
+  int ApplyLaunchRepliesLocked(Job& job,
+                               const std::vector<StatusOr<coord::agent::LaunchReply>>& replies);
 
   // --- supervision (watch, monitor and task threads) ---
   void OnAgentEvent(const std::string& target, uint64_t epoch, const coord::agent::AgentEvent& e);
@@ -94,7 +96,7 @@ class JobManager {
   Followup OnRankStatusLocked(Job& job, const coord::agent::RankStatus& rank);
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
-  bool LinkWantedLocked(const std::string& target) const;
+  bool LinkWantedLocked(const std::string& target, int64_t now, int64_t* next_check) const;
 
   // --- transitions and helpers (mu_ held) ---
   void TransitionLocked(Job& job, JobState to, const std::string& message);
@@ -121,17 +123,17 @@ class JobManager {
 
   std::mutex mu_;
   std::condition_variable cv_;  // monitor wakeups and GetJob's wait for failure details
-  bool stopping_ = false;                              // guarded by mu_
-  std::map<std::string, std::unique_ptr<Job>> jobs_;   // guarded by mu_
-  std::vector<std::string> order_;                     // job ids, oldest first; guarded by mu_
+  bool stopping_ = false;       // guarded by mu_
+  std::map<std::string, std::unique_ptr<Job>> jobs_;  // guarded by mu_
+  std::vector<std::string> order_;                    // job ids, oldest first; guarded by mu_
   // Agent targets ("host:port") -> link. Links are never removed, so the AgentClient* they
   // hold stay valid for the JobManager's life and are used outside mu_.
   std::map<std::string, std::unique_ptr<AgentLink>> links_;  // guarded by mu_
 
   std::thread monitor_;
 
-  std::mutex tasks_mu_;                  // leaf lock
-  std::vector<std::thread> tasks_;       // guarded by tasks_mu_
+  std::mutex tasks_mu_;                      // leaf lock
+  std::vector<std::thread> tasks_;           // guarded by tasks_mu_
   std::vector<std::thread::id> done_tasks_;  // finished, to be joined; guarded by tasks_mu_
 };
 

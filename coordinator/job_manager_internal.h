@@ -14,27 +14,28 @@ namespace coord::coordinator {
 
 struct JobManager::Job {
   JobPlan plan;
-  JobStatus status;                 // what GetJob returns; ranks indexed by global rank
-  bool launching = false;           // StartJob is between LAUNCHING and the end of its RPCs
-  bool details_pending = false;     // the failing rank's stderr tail is being fetched
-  int64_t running_since_mono = 0;   // heartbeat deadlines count from here at the earliest
+  JobStatus status;                // what GetJob returns; ranks indexed by global rank
+  bool launching = false;          // StartJob is between LAUNCHING and the end of its RPCs
+  bool details_pending = false;    // the failing rank's stderr tail is being fetched
+  int64_t running_since_mono = 0;  // heartbeat deadlines count from here at the earliest
+  int64_t ended_mono = 0;          // when it became terminal (0: not, or before a restart)
 };
 
 struct JobManager::AgentLink {
-  HostEntry host;                        // the first hosts entry seen for this target
-  std::unique_ptr<AgentClient> client;   // never replaced: used outside mu_
+  HostEntry host;                       // the first hosts entry seen for this target
+  std::unique_ptr<AgentClient> client;  // never replaced: used outside mu_
   // The shared Watch stream. Only the monitor thread opens, stores and closes it.
   std::unique_ptr<WatchHandle> watch;
-  uint64_t epoch = 0;          // of the current stream: callbacks of older ones are ignored
-  bool broken = false;         // the current stream ended by itself; re-open at reopen_at_mono
+  uint64_t epoch = 0;   // of the current stream: callbacks of older ones are ignored
+  bool broken = false;  // the current stream ended by itself; re-open at reopen_at_mono
   int backoff_ms = 0;
   int64_t reopen_at_mono = 0;
   int64_t last_heard_mono = 0;  // any event (heartbeat or rank) from the current agent
 };
 
 // Aborts on a broken invariant (a programmer bug, never bad input: style rule 4).
-#define COORD_CHECK(cond, what)                                            \
-  do {                                                                     \
+#define COORD_CHECK(cond, what)                                                         \
+  do {                                                                                  \
     if (!(cond)) ::coord::coordinator::internal::CheckFailed(__FILE__, __LINE__, what); \
   } while (0)
 

@@ -88,8 +88,7 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   const LaunchSpec& launch = spec->spec.launch;
   out.warnings = spec->warnings;
 
-  ASSIGN_OR_RETURN(plan.nproc_per_node,
-                   ChooseNproc(launch, hosts, plan.hosts_path, &out.warnings));
+  ASSIGN_OR_RETURN(plan.nproc_per_node, ChooseNproc(launch, hosts, plan.hosts_path, &out.warnings));
   plan.name = SanitizeJobName(spec->spec.name);
   plan.config_json = request.config_json();
   plan.hosts_text = request.hosts_text();

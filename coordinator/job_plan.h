@@ -16,18 +16,18 @@
 namespace coord::coordinator {
 
 struct JobPlan {
-  std::string name;                  // the spec's "name" (made id-safe), or "job"
-  std::string config_json;           // the spec's full text, kept for restarts and the journal
-  std::string config_path;           // for messages
+  std::string name;         // the spec's "name" (made id-safe), or "job"
+  std::string config_json;  // the spec's full text, kept for restarts and the journal
+  std::string config_path;  // for messages
   std::string hosts_text;
-  std::string hosts_path;            // for messages
-  std::string workdir;               // launch.workdir, else the submitter's cwd
+  std::string hosts_path;  // for messages
+  std::string workdir;     // launch.workdir, else the submitter's cwd
   bool allow_overlap = false;
-  std::vector<HostEntry> hosts;      // index = node rank
+  std::vector<HostEntry> hosts;  // index = node rank
   int nproc_per_node = 1;
   int world_size = 0;
-  std::string master_addr;           // the first host, as written
-  int master_port = 0;               // 0: reserved on node 0's agent at launch
+  std::string master_addr;  // the first host, as written
+  int master_port = 0;      // 0: reserved on node 0's agent at launch
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
   int kill_grace_ms = 5000;

@@ -11,9 +11,9 @@ struct Edge {
   JobState to;
 };
 constexpr Edge kEdges[] = {
-    {PENDING, LAUNCHING},   {PENDING, FAILED},   {PENDING, KILLED},
-    {LAUNCHING, RUNNING},   {LAUNCHING, FAILED}, {LAUNCHING, KILLED},
-    {RUNNING, SUCCEEDED},   {RUNNING, FAILED},   {RUNNING, KILLED},
+    {PENDING, LAUNCHING}, {PENDING, FAILED},   {PENDING, KILLED},
+    {LAUNCHING, RUNNING}, {LAUNCHING, FAILED}, {LAUNCHING, KILLED},
+    {RUNNING, SUCCEEDED}, {RUNNING, FAILED},   {RUNNING, KILLED},
 };
 
 }  // namespace
@@ -25,9 +25,7 @@ bool IsValidTransition(JobState from, JobState to) {
   return false;
 }
 
-bool IsTerminal(JobState state) {
-  return state == SUCCEEDED || state == FAILED || state == KILLED;
-}
+bool IsTerminal(JobState state) { return state == SUCCEEDED || state == FAILED || state == KILLED; }
 
 const char* StateName(JobState state) {
   const std::string& name = JobState_Name(state);

@@ -23,6 +23,9 @@ constexpr int kMinBackoffMs = 100;
 constexpr int kMaxBackoffMs = 2000;
 constexpr int kStderrTailLines = 10;
 constexpr int kStderrTimeoutMs = 2000;
+// After a job ends, its agents' streams stay open this long beyond the kill grace while
+// ranks still show as running, so the status shows how the killed ranks ended.
+constexpr int kLingerSlackMs = 10000;
 
 bool Failed(const agent::RankStatus& r) {
   return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
@@ -45,20 +48,23 @@ std::string DescribeExit(const agent::RankStatus& r) {
 void JobManager::TransitionLocked(Job& job, JobState to, const std::string& message) {
   JobState from = job.status.state();
   COORD_CHECK(IsValidTransition(from, to), std::string("job ") + job.status.job_id() +
-                                               ": invalid transition " + StateName(from) +
-                                               " -> " + StateName(to));
+                                               ": invalid transition " + StateName(from) + " -> " +
+                                               StateName(to));
   job.status.set_state(to);
   job.status.set_message(message);
   if (to == RUNNING) job.status.set_started_ms(WallMs());
-  if (IsTerminal(to)) job.status.set_ended_ms(WallMs());
+  if (IsTerminal(to)) {
+    job.status.set_ended_ms(WallMs());
+    job.ended_mono = MonoMs();
+  }
   JournalStateLocked(job);
-  LOG_INFO << "job " << job.status.job_id() << ": " << StateName(from) << " -> "
-           << StateName(to) << (message.empty() ? "" : ": " + message);
+  LOG_INFO << "job " << job.status.job_id() << ": " << StateName(from) << " -> " << StateName(to)
+           << (message.empty() ? "" : ": " + message);
   cv_.notify_all();  // the monitor re-evaluates watches and deadlines
 }
 
 void JobManager::JournalStateLocked(const Job& job) {
-  Status st = journal_->AppendState(job.status);
+  Status st = journal_->AppendState(job.status, /*sync=*/job.status.state() != LAUNCHING);
   // The in-memory state is already the truth; a restart would miss this record.
   if (!st.ok()) {
     LOG_ERROR << "journal: " << st.ToString();
@@ -188,9 +194,15 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   for (int r : RanksOfNode(job.plan, node_rank)) {
     if (job.status.ranks(r).state() != agent::RANK_EXITED) node_done = false;
   }
-  if (node_done) job.status.mutable_nodes(node_rank)->set_state("done");
-  // Ranks dying after a kill or after another rank's failure change nothing more.
-  if (IsTerminal(job.status.state())) return nullptr;
+  NodeStatus* node = job.status.mutable_nodes(node_rank);
+  // "lost" or "failed" explain a failure and stay; only a healthy node becomes "done".
+  if (node_done && node->state() == "launched") node->set_state("done");
+  if (IsTerminal(job.status.state())) {
+    // Ranks dying after a kill or after another rank's failure change nothing more, but
+    // the monitor may now close streams kept open for them.
+    if (node_done) cv_.notify_all();
+    return nullptr;
+  }
   if (!Failed(cur)) {
     MaybeSucceedLocked(job);
     return nullptr;
@@ -215,8 +227,8 @@ void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Sta
     if (it == links_.end() || it->second->epoch != epoch) return;
     AgentLink& link = *it->second;
     link.broken = true;
-    link.backoff_ms = link.backoff_ms == 0 ? kMinBackoffMs
-                                           : std::min(link.backoff_ms * 2, kMaxBackoffMs);
+    link.backoff_ms =
+        link.backoff_ms == 0 ? kMinBackoffMs : std::min(link.backoff_ms * 2, kMaxBackoffMs);
     link.reopen_at_mono = MonoMs() + link.backoff_ms;
     LOG_WARN << "watch stream to agent " << target << " ended (" << status.ToString()
              << "); re-opening in " << link.backoff_ms << " ms";
@@ -227,12 +239,24 @@ void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Sta
 // ---------------------------------------------------------------------------------------
 // The monitor thread
 
-bool JobManager::LinkWantedLocked(const std::string& target) const {
+// A target's stream is wanted while a job on it launches or runs, and for a while after a
+// job ended while ranks there still show as running (their kill-exits are still to come).
+bool JobManager::LinkWantedLocked(const std::string& target, int64_t now,
+                                  int64_t* next_check) const {
   for (const auto& [id, job] : jobs_) {
     JobState s = job->status.state();
-    if (s != LAUNCHING && s != RUNNING) continue;
-    for (const HostEntry& h : job->plan.hosts) {
-      if (h.Target() == target) return true;
+    const bool live = s == LAUNCHING || s == RUNNING;
+    const int64_t linger_end = job->ended_mono + job->plan.kill_grace_ms + kLingerSlackMs;
+    if (!live && !(IsTerminal(s) && job->ended_mono > 0 && now < linger_end)) continue;
+    for (size_t n = 0; n < job->plan.hosts.size(); ++n) {
+      if (job->plan.hosts[n].Target() != target) continue;
+      if (live) return true;
+      for (int r : RanksOfNode(job->plan, static_cast<int>(n))) {
+        if (job->status.ranks(r).state() == agent::RANK_RUNNING) {
+          *next_check = std::min(*next_check, linger_end);
+          return true;
+        }
+      }
     }
   }
   return false;
@@ -277,7 +301,7 @@ void JobManager::MonitorLoop() {
     std::vector<std::unique_ptr<WatchHandle>> to_close;
     std::vector<std::pair<AgentLink*, uint64_t>> to_open;
     for (auto& [target, link] : links_) {
-      const bool wanted = LinkWantedLocked(target);
+      const bool wanted = LinkWantedLocked(target, now, &next);
       if (link->watch && (link->broken || !wanted)) {
         to_close.push_back(std::move(link->watch));
         ++link->epoch;  // callbacks still in flight from it are ignored from now on

@@ -4,13 +4,13 @@
 #include "coordinator/journal.h"
 
 #include <fcntl.h>
+#include <google/protobuf/util/json_util.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
-
-#include <google/protobuf/util/json_util.h>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
@@ -113,7 +113,8 @@ class Replayer {
     const std::string job_id = rec.at("job").get<std::string>();
     if (type == "submit") return ApplySubmit(job_id, rec);
     auto it = index_.find(job_id);
-    if (it == index_.end()) return InvalidArgument("record for job '" + job_id + "' before its submit");
+    if (it == index_.end())
+      return InvalidArgument("record for job '" + job_id + "' before its submit");
     JournaledJob& job = jobs_[it->second];
     if (type == "state") return ApplyState(job, rec.at("status"));
     if (type == "rank") return ApplyRank(job, rec.at("rank"));
@@ -178,15 +179,16 @@ bool IsBlank(const std::string& line) {
   return line.find_first_not_of(std::string(" \t\r\0", 4)) == std::string::npos;
 }
 
-// Replays `text`; sets *keep_len to the bytes to keep (a torn last line is cut off).
-Status ReplayText(const std::string& path, const std::string& text,
-                  std::vector<JournaledJob>* jobs, size_t* keep_len) {
+// Replays `text`; sets *keep_len to the bytes to keep: through the last good record, so a
+// torn last line and trailing garbage (zero-filled blocks after a crash) are cut off.
+Status ReplayText(const std::string& path, const std::string& text, std::vector<JournaledJob>* jobs,
+                  size_t* keep_len) {
   std::vector<std::string> lines = SplitLines(text);
   size_t last = lines.size();
   while (last > 0 && IsBlank(lines[last - 1])) --last;
   Replayer replayer;
   size_t offset = 0;
-  *keep_len = text.size();
+  *keep_len = 0;
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string& line = lines[i];
     size_t line_start = offset;
@@ -200,7 +202,8 @@ Status ReplayText(const std::string& path, const std::string& text,
         *keep_len = line_start;
         break;
       }
-      return InvalidArgument(where + ": corrupt journal record (not JSON); fix or move the "
+      return InvalidArgument(where +
+                             ": corrupt journal record (not JSON); fix or move the "
                              "journal aside to start coordd");
     }
     Status st;
@@ -210,6 +213,7 @@ Status ReplayText(const std::string& path, const std::string& text,
       st = InvalidArgument(std::string("bad field: ") + e.what());
     }
     if (!st.ok()) return InvalidArgument(where + ": " + st.message());
+    *keep_len = std::min(offset, text.size());
   }
   *jobs = replayer.Take();
   return Status::Ok();
@@ -245,15 +249,16 @@ StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
     if (ftruncate(fd, static_cast<off_t>(keep_len)) != 0 || fdatasync(fd) != 0) {
       return ErrnoStatus("truncate " + path, errno);
     }
-  } else if (!text.empty() && text.back() != '\n') {
-    RETURN_IF_ERROR(journal->AppendLine(""));  // cannot happen after a cut; defensive
+  }
+  if (keep_len > 0 && text[keep_len - 1] != '\n') {
+    RETURN_IF_ERROR(journal->AppendLine(""));  // a good last record without its newline
   }
   return journal;
 }
 
 Journal::~Journal() { close(fd_); }
 
-Status Journal::AppendLine(const std::string& line) {
+Status Journal::AppendLine(const std::string& line, bool sync) {
   std::string data = line + "\n";
   std::lock_guard<std::mutex> lock(mu_);
   size_t off = 0;
@@ -265,7 +270,7 @@ Status Journal::AppendLine(const std::string& line) {
     }
     off += static_cast<size_t>(n);
   }
-  if (fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
+  if (sync && fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
   return Status::Ok();
 }
 
@@ -276,16 +281,16 @@ Status Journal::AppendSubmit(const JobPlan& plan, const JobStatus& status) {
   return AppendLine(Dump(rec));
 }
 
-Status Journal::AppendState(const JobStatus& status) {
+Status Journal::AppendState(const JobStatus& status, bool sync) {
   json rec = Envelope("state", status.job_id());
   rec["status"] = ProtoToJson(status);
-  return AppendLine(Dump(rec));
+  return AppendLine(Dump(rec), sync);
 }
 
 Status Journal::AppendRank(const std::string& job_id, const coord::agent::RankStatus& rank) {
   json rec = Envelope("rank", job_id);
   rec["rank"] = ProtoToJson(rank);
-  return AppendLine(Dump(rec));
+  return AppendLine(Dump(rec), /*sync=*/false);
 }
 
 Status Journal::AppendFailure(const std::string& job_id, const Failure& failure) {

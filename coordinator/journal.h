@@ -1,6 +1,6 @@
 // The job journal: STATE_DIR/journal.jsonl, append-only JSON lines, one record per
-// transition, each write followed by fdatasync, so coordd restarts without forgetting
-// jobs. Record types (field "type"):
+// transition, each write followed by fdatasync (rank records excepted, see AppendRank),
+// so coordd restarts without forgetting jobs. Record types (field "type"):
 //   submit  the job's plan: spec text, hosts text, workdir, rank layout (+ "status")
 //   state   a state change: "status" = the whole JobStatus after it (proto JSON)
 //   rank    one rank's new RankStatus ("rank")
@@ -39,7 +39,13 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   Status AppendSubmit(const JobPlan& plan, const JobStatus& status);
-  Status AppendState(const JobStatus& status);
+  /// \param sync false only where losing the record is harmless (LAUNCHING: a restart
+  /// treats PENDING and LAUNCHING alike); a later synced record makes it durable anyway.
+  Status AppendState(const JobStatus& status, bool sync = true);
+  /// Not fsynced on its own: 64 ranks starting or ending would mean 64 fsyncs on the launch
+  /// and exit paths. It becomes durable with the next state/failure record (fdatasync
+  /// flushes all earlier writes); if coordd dies first, the agents' Watch snapshots repeat
+  /// what it said.
   Status AppendRank(const std::string& job_id, const coord::agent::RankStatus& rank);
   Status AppendFailure(const std::string& job_id, const Failure& failure);
 
@@ -47,7 +53,7 @@ class Journal {
 
  private:
   Journal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
-  Status AppendLine(const std::string& line);
+  Status AppendLine(const std::string& line, bool sync = true);
 
   const std::string path_;
   std::mutex mu_;  // serializes appends (write + fdatasync)

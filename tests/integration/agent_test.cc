@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -17,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/agent_server.h"
 #include "agent/proc_scan.h"
 #include "agent/state_dir.h"
 #include "common/clock.h"
@@ -45,6 +48,16 @@ std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
     if (eq != std::string::npos) env[line.substr(0, eq)] = line.substr(eq + 1);
   }
   return env;
+}
+
+// A deadline plus wait_for_ready: common/rpc_util's MakeChannel sets
+// min_reconnect_backoff 100 ms, which gRPC also uses as the connect timeout, so
+// on a loaded 2-core box a first connection attempt can fail; with
+// wait_for_ready the call retries within its deadline instead of failing.
+std::unique_ptr<grpc::ClientContext> Ctx(int timeout_ms) {
+  auto ctx = ContextWithDeadline(timeout_ms);
+  ctx->set_wait_for_ready(true);
+  return ctx;
 }
 
 // Polls `pred` every 5 ms for up to timeout_ms.
@@ -79,7 +92,7 @@ class AgentTest : public ::testing::Test {
     // Kill every job through the agent (if it is up), then stop the agent by pid.
     if (agent_pid_ > 0) {
       ListJobsReply jobs;
-      auto ctx = ContextWithDeadline(5000);
+      auto ctx = Ctx(5000);
       if (stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok()) {
         std::set<std::string> ids;
         for (const auto& j : jobs.jobs()) ids.insert(j.job_id());
@@ -90,12 +103,14 @@ class AgentTest : public ::testing::Test {
     // Supervisors exit once their ranks are gone; anything left is a failure,
     // stopped here by pid so the next test starts clean.
     std::vector<int> supervisors = SupervisorPids();
-    bool sup_gone = WaitFor([&] {
-      for (int pid : supervisors) {
-        if (ProcStartTicks(pid) != 0) return false;
-      }
-      return true;
-    }, 3000);
+    bool sup_gone = WaitFor(
+        [&] {
+          for (int pid : supervisors) {
+            if (ProcStartTicks(pid) != 0) return false;
+          }
+          return true;
+        },
+        3000);
     for (int pid : supervisors) {
       if (ProcStartTicks(pid) != 0) kill(pid, SIGKILL);
     }
@@ -104,18 +119,19 @@ class AgentTest : public ::testing::Test {
     for (const auto& p : left) kill(p.pid, SIGKILL);
     EXPECT_TRUE(left.empty()) << left.size() << " processes with tag " << tag_prefix_ << " left";
     // The agent removes its (empty) parent cgroup when it stops.
-    std::string cg = "/sys/fs/cgroup/unified/coord-" + tag_prefix_.substr(0, tag_prefix_.size() - 1);
+    std::string cg =
+        "/sys/fs/cgroup/unified/coord-" + tag_prefix_.substr(0, tag_prefix_.size() - 1);
     EXPECT_FALSE(PathExists(cg)) << cg << " was left behind";
     rmdir(cg.c_str());
-    if (!HasFailure()) (void)RemoveTree(tmp_);
+    if (!HasFailure() && !getenv("COORD_TEST_KEEP")) (void)RemoveTree(tmp_);
   }
 
   void StartAgent(const std::vector<std::string>& extra = {}) {
     std::string port_file = tmp_ + "/port";
     unlink(port_file.c_str());
-    std::vector<std::string> args = {kBin + "/coord-agent", "--listen", "127.0.0.2:0",
-                                     "--state-dir", state_, "--port-file", port_file,
-                                     "--heartbeat-ms", "100"};
+    std::vector<std::string> args = {
+        kBin + "/coord-agent", "--listen", "127.0.0.2:0",    "--state-dir", state_,
+        "--port-file",         port_file,  "--heartbeat-ms", "100"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::string log = tmp_ + "/agent.log";
     pid_t pid = fork();
@@ -141,8 +157,8 @@ class AgentTest : public ::testing::Test {
     if (agent_pid_ <= 0) return;
     kill(agent_pid_, sig);
     int status = 0;
-    bool exited = WaitFor([&] { return waitpid(agent_pid_, &status, WNOHANG) == agent_pid_; },
-                          5000);
+    bool exited =
+        WaitFor([&] { return waitpid(agent_pid_, &status, WNOHANG) == agent_pid_; }, 5000);
     if (!exited) {
       kill(agent_pid_, SIGKILL);
       waitpid(agent_pid_, &status, 0);
@@ -190,7 +206,7 @@ class AgentTest : public ::testing::Test {
   }
 
   grpc::Status Launch(const LaunchRequest& req, LaunchReply* reply) {
-    auto ctx = ContextWithDeadline(20000);
+    auto ctx = Ctx(20000);
     return stub_->Launch(ctx.get(), req, reply);
   }
 
@@ -200,16 +216,17 @@ class AgentTest : public ::testing::Test {
     req.set_generation(gen);
     req.set_grace_ms(grace_ms);
     KillReply reply;
-    auto ctx = ContextWithDeadline(grace_ms + 10000);
+    auto ctx = Ctx(grace_ms + 10000);
     grpc::Status st = stub_->Kill(ctx.get(), req, &reply);
     EXPECT_TRUE(st.ok()) << st.error_message();
     return reply;
   }
 
   // Reads Watch events until `done(events)` or timeout.
-  std::vector<AgentEvent> WatchUntil(const std::function<bool(const std::vector<AgentEvent>&)>& done,
-                                     int timeout_ms) {
+  std::vector<AgentEvent> WatchUntil(
+      const std::function<bool(const std::vector<AgentEvent>&)>& done, int timeout_ms) {
     grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms));
     WatchRequest req;
     auto reader = stub_->Watch(&ctx, req);
@@ -236,6 +253,7 @@ class AgentTest : public ::testing::Test {
 
   std::vector<LogLine> TailAll(const TailLogsRequest& req) {
     grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     auto reader = stub_->TailLogs(&ctx, req);
     std::vector<LogLine> lines;
@@ -277,20 +295,31 @@ TEST_F(AgentTest, LaunchTwoRanksSetsEveryEnvVarExactly) {
   EXPECT_EQ(reply.ranks(1).local_rank(), 1);
   EXPECT_GT(reply.ranks(0).pid(), 0);
   EXPECT_EQ(reply.log_dir(), GenDir(real_state_, "envjob", 2));
-  ASSERT_TRUE(WaitFor([&] { return PathExists(work_ + "/env-5.txt") &&
-                                   PathExists(work_ + "/env-4.txt"); }, 5000));
+  ASSERT_TRUE(WaitFor(
+      [&] { return PathExists(work_ + "/env-5.txt") && PathExists(work_ + "/env-4.txt"); }, 5000));
   for (int i = 0; i < 2; ++i) {
     auto env = ReadEnvFile(work_ + "/env-" + std::to_string(4 + i) + ".txt");
-    std::map<std::string, std::string> want = {
-        {"RANK", std::to_string(4 + i)}, {"LOCAL_RANK", std::to_string(i)},
-        {"WORLD_SIZE", "6"}, {"LOCAL_WORLD_SIZE", "2"}, {"NODE_RANK", "1"},
-        {"GROUP_RANK", "1"}, {"GROUP_WORLD_SIZE", "3"}, {"ROLE_RANK", std::to_string(4 + i)},
-        {"ROLE_WORLD_SIZE", "6"}, {"ROLE_NAME", "default"}, {"MASTER_ADDR", "10.1.2.3"},
-        {"MASTER_PORT", "23456"}, {"TORCHELASTIC_RESTART_COUNT", "2"},
-        {"TORCHELASTIC_MAX_RESTARTS", "7"}, {"TORCHELASTIC_RUN_ID", "envjob"},
-        {"COORD_JOB_ID", "envjob"}, {"COORD_RESTART_COUNT", "2"}, {"COORD_NODE_RANK", "1"},
-        {"COORD_JOB_TAG", tag_prefix_ + "envjob:g2"}, {"MY_VAR", "hello world"},
-        {"PATH", getenv("PATH")}};
+    std::map<std::string, std::string> want = {{"RANK", std::to_string(4 + i)},
+                                               {"LOCAL_RANK", std::to_string(i)},
+                                               {"WORLD_SIZE", "6"},
+                                               {"LOCAL_WORLD_SIZE", "2"},
+                                               {"NODE_RANK", "1"},
+                                               {"GROUP_RANK", "1"},
+                                               {"GROUP_WORLD_SIZE", "3"},
+                                               {"ROLE_RANK", std::to_string(4 + i)},
+                                               {"ROLE_WORLD_SIZE", "6"},
+                                               {"ROLE_NAME", "default"},
+                                               {"MASTER_ADDR", "10.1.2.3"},
+                                               {"MASTER_PORT", "23456"},
+                                               {"TORCHELASTIC_RESTART_COUNT", "2"},
+                                               {"TORCHELASTIC_MAX_RESTARTS", "7"},
+                                               {"TORCHELASTIC_RUN_ID", "envjob"},
+                                               {"COORD_JOB_ID", "envjob"},
+                                               {"COORD_RESTART_COUNT", "2"},
+                                               {"COORD_NODE_RANK", "1"},
+                                               {"COORD_JOB_TAG", tag_prefix_ + "envjob:g2"},
+                                               {"MY_VAR", "hello world"},
+                                               {"PATH", getenv("PATH")}};
     for (const auto& [k, v] : want) EXPECT_EQ(env[k], v) << k << " of rank " << 4 + i;
   }
   auto evs = WatchUntil([](const auto& e) { return CountExited(e, "envjob") == 2; }, 5000);
@@ -304,12 +333,13 @@ TEST_F(AgentTest, ExecOfMissingProgramFailsLaunchNamingIt) {
   grpc::Status st = Launch(req, &reply);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(st.error_message().find("exec 'nosuchprog-coord': No such file or directory"),
-            std::string::npos) << st.error_message();
+            std::string::npos)
+      << st.error_message();
   EXPECT_NE(st.error_message().find(Host()), std::string::npos) << st.error_message();
   EXPECT_NE(st.error_message().find("rank 0"), std::string::npos) << st.error_message();
   // The generation is known, finished, with the error on the rank.
   ListJobsReply jobs;
-  auto ctx = ContextWithDeadline(5000);
+  auto ctx = Ctx(5000);
   ASSERT_TRUE(stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok());
   ASSERT_EQ(jobs.jobs_size(), 1);
   EXPECT_NE(jobs.jobs(0).ranks(0).error().find("nosuchprog-coord"), std::string::npos);
@@ -320,7 +350,8 @@ TEST_F(AgentTest, RejectsBadRequests) {
   for (const std::string& bad :
        std::vector<std::string>{"", "../x", "a/b", ".hidden", std::string(200, 'a')}) {
     EXPECT_EQ(Launch(MakeLaunch(bad, 1, {}), &reply).error_code(),
-              grpc::StatusCode::INVALID_ARGUMENT) << "job id '" << bad << "'";
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << "job id '" << bad << "'";
   }
   LaunchRequest req = MakeLaunch("bad", 2, {});
   req.set_ranks(1, -1);
@@ -352,6 +383,7 @@ TEST_F(AgentTest, RejectsBadRequests) {
   TailLogsRequest t;
   t.set_job_id("never-seen");
   grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
   auto reader = stub_->TailLogs(&ctx, t);
   LogBatch b;
   while (reader->Read(&b)) {
@@ -359,7 +391,7 @@ TEST_F(AgentTest, RejectsBadRequests) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   KillRequest kr;
   kr.set_job_id("../etc");
-  auto kctx = ContextWithDeadline(5000);
+  auto kctx = Ctx(5000);
   EXPECT_EQ(stub_->Kill(kctx.get(), kr, &k).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
@@ -404,18 +436,20 @@ TEST_F(AgentTest, WatchReportsStartedAndExitedWithCodeAndSignal) {
   // launch: rank 1 exits at once, and its start must still be reported live.
   LaunchReply reply;
   std::thread launcher, killer;
-  auto evs = WatchUntil([&](const std::vector<AgentEvent>& e) {
-    if (!launcher.joinable()) {
-      launcher = std::thread([&] {
-        EXPECT_TRUE(Launch(MakeLaunch("watch", 2, {"--exit-rank", "1", "--exit", "3"}), &reply)
-                        .ok());
-      });
-    }
-    if (CountExited(e, "watch") == 1 && !killer.joinable()) {
-      killer = std::thread([this] { Kill("watch", 0, 2000); });
-    }
-    return CountExited(e, "watch") == 2;
-  }, 8000);
+  auto evs = WatchUntil(
+      [&](const std::vector<AgentEvent>& e) {
+        if (!launcher.joinable()) {
+          launcher = std::thread([&] {
+            EXPECT_TRUE(
+                Launch(MakeLaunch("watch", 2, {"--exit-rank", "1", "--exit", "3"}), &reply).ok());
+          });
+        }
+        if (CountExited(e, "watch") == 1 && !killer.joinable()) {
+          killer = std::thread([this] { Kill("watch", 0, 2000); });
+        }
+        return CountExited(e, "watch") == 2;
+      },
+      8000);
   if (launcher.joinable()) launcher.join();
   if (killer.joinable()) killer.join();
   std::map<int, RankStatus> exited, started;
@@ -435,12 +469,39 @@ TEST_F(AgentTest, WatchReportsStartedAndExitedWithCodeAndSignal) {
   EXPECT_EQ(exited[0].pid(), reply.ranks(0).pid());
 }
 
+int ThreadCount(pid_t pid) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  if (!status.ok()) return -1;
+  size_t pos = status->find("Threads:");
+  return pos == std::string::npos ? -1 : std::atoi(status->c_str() + pos + 8);
+}
+
+TEST_F(AgentTest, ManyWatchersComeAndGoWithoutLeakingThreads) {
+  WatchUntil([](const auto& e) { return !e.empty(); }, 2000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int before = ThreadCount(agent_pid_);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::thread> watchers;
+    for (int i = 0; i < 10; ++i) {
+      watchers.emplace_back([this] {
+        auto evs = WatchUntil([](const auto&) { return false; }, 200);  // ends by deadline
+        EXPECT_FALSE(evs.empty());  // at least the heartbeat after the snapshot
+      });
+    }
+    for (auto& t : watchers) t.join();
+  }
+  // Handlers notice a cancelled stream within ~100 ms and return their thread.
+  EXPECT_TRUE(WaitFor([&] { return ThreadCount(agent_pid_) <= before + 4; }, 3000))
+      << "threads before " << before << ", after " << ThreadCount(agent_pid_);
+}
+
 // --- kill ------------------------------------------------------------------------
 
 TEST_F(AgentTest, KillLeavesNoProcessIncludingChildrenAndDaemons) {
   LaunchReply reply;
-  ASSERT_TRUE(Launch(MakeLaunch("k", 2, {"--spawn-child", "--spawn-daemon", "--sleep-ms", "0"}),
-                     &reply).ok());
+  ASSERT_TRUE(
+      Launch(MakeLaunch("k", 2, {"--spawn-child", "--spawn-daemon", "--sleep-ms", "0"}), &reply)
+          .ok());
   std::string tag = tag_prefix_ + "k:g0";
   ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000))
       << FindTagged(tag, true).size();
@@ -453,10 +514,29 @@ TEST_F(AgentTest, KillLeavesNoProcessIncludingChildrenAndDaemons) {
   EXPECT_TRUE(FindTagged(tag, true).empty());
 }
 
+TEST_F(AgentTest, KillOf256RanksHonouringTermIsFast) {
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("big", 256, {"--sleep-ms", "0"}), &reply).ok());
+  ASSERT_EQ(reply.ranks_size(), 256);
+  int64_t t0 = MonoMs();
+  KillReply k = Kill("big", 0, 5000);
+  int64_t took = MonoMs() - t0;
+  std::printf("kill of 256 ranks: %lld ms\n", static_cast<long long>(took));
+  // ~300 ms on an idle 2-core VM; the bound leaves room for a loaded CI box.
+  EXPECT_LT(took, 2000);
+  EXPECT_EQ(k.ranks_signalled(), 256);
+  EXPECT_EQ(k.sigkilled(), 0);
+  EXPECT_EQ(k.survivors(), 0);
+  EXPECT_TRUE(FindTagged(tag_prefix_ + "big:g0", true).empty());
+}
+
 TEST_F(AgentTest, KillOfRanksIgnoringTermTakesGracePlusLittle) {
   LaunchReply reply;
-  ASSERT_TRUE(Launch(MakeLaunch("ign", 2, {"--ignore-term", "--spawn-child", "--spawn-daemon",
-                                           "--sleep-ms", "0"}), &reply).ok());
+  ASSERT_TRUE(
+      Launch(MakeLaunch("ign", 2,
+                        {"--ignore-term", "--spawn-child", "--spawn-daemon", "--sleep-ms", "0"}),
+             &reply)
+          .ok());
   std::string tag = tag_prefix_ + "ign:g0";
   ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000));
   int64_t t0 = MonoMs();
@@ -471,8 +551,11 @@ TEST_F(AgentTest, KillOfRanksIgnoringTermTakesGracePlusLittle) {
 
 TEST_F(AgentTest, RankChildrenDieWithTheRank) {
   LaunchReply reply;
-  ASSERT_TRUE(Launch(MakeLaunch("kids", 1, {"--spawn-child", "--spawn-daemon", "--sleep-ms",
-                                            "200", "--exit", "0"}), &reply).ok());
+  ASSERT_TRUE(
+      Launch(MakeLaunch("kids", 1,
+                        {"--spawn-child", "--spawn-daemon", "--sleep-ms", "200", "--exit", "0"}),
+             &reply)
+          .ok());
   auto evs = WatchUntil([](const auto& e) { return CountExited(e, "kids") == 1; }, 5000);
   ASSERT_EQ(CountExited(evs, "kids"), 1);
   EXPECT_TRUE(WaitFor([&] { return FindTagged(tag_prefix_ + "kids:g0", true).empty(); }, 1000));
@@ -483,16 +566,21 @@ TEST_F(AgentTest, WithoutCgroupsKillAndRankExitStillCatchDaemons) {
   StopAgent(SIGTERM);
   StartAgent({"--cgroup-parent", "none"});
   LaunchReply reply;
-  ASSERT_TRUE(Launch(MakeLaunch("nocg", 2, {"--spawn-child", "--spawn-daemon", "--ignore-term",
-                                            "--sleep-ms", "0"}), &reply).ok());
+  ASSERT_TRUE(
+      Launch(MakeLaunch("nocg", 2,
+                        {"--spawn-child", "--spawn-daemon", "--ignore-term", "--sleep-ms", "0"}),
+             &reply)
+          .ok());
   std::string tag = tag_prefix_ + "nocg:g0";
   ASSERT_TRUE(WaitFor([&] { return FindTagged(tag, true).size() == 6; }, 5000));
   KillReply k = Kill("nocg", 0, 200);
   EXPECT_EQ(k.survivors(), 0);
   EXPECT_TRUE(FindTagged(tag, true).empty());
 
-  ASSERT_TRUE(Launch(MakeLaunch("nocg", 1, {"--spawn-child", "--spawn-daemon", "--sleep-ms",
-                                            "200"}, 1), &reply).ok());
+  ASSERT_TRUE(
+      Launch(MakeLaunch("nocg", 1, {"--spawn-child", "--spawn-daemon", "--sleep-ms", "200"}, 1),
+             &reply)
+          .ok());
   auto evs = WatchUntil([](const auto& e) { return CountExited(e, "nocg") == 3; }, 5000);
   EXPECT_TRUE(WaitFor([&] { return FindTagged(tag_prefix_ + "nocg:g1", true).empty(); }, 1000));
 }
@@ -504,12 +592,12 @@ TEST_F(AgentTest, AgentRestartKeepsRanksAndReportsTheirExit) {
   ASSERT_TRUE(Launch(MakeLaunch("rs", 2, {"--sleep-ms", "1500", "--exit", "7"}), &reply).ok());
   std::vector<int> pids = {reply.ranks(0).pid(), reply.ranks(1).pid()};
   StopAgent(SIGKILL);
-  for (int pid : pids) EXPECT_NE(ProcStartTicks(pid), 0u) << "rank " << pid << " died with the agent";
+  for (int pid : pids)
+    EXPECT_NE(ProcStartTicks(pid), 0u) << "rank " << pid << " died with the agent";
   StartAgent();
   bool replayed_running = false;
-  auto evs = WatchUntil([&](const std::vector<AgentEvent>& e) {
-    return CountExited(e, "rs") == 2;
-  }, 8000);
+  auto evs =
+      WatchUntil([&](const std::vector<AgentEvent>& e) { return CountExited(e, "rs") == 2; }, 8000);
   std::map<int, int> exit_codes;
   for (const auto& e : evs) {
     if (!e.has_rank()) continue;
@@ -534,11 +622,95 @@ TEST_F(AgentTest, RestartKillsRanksWhoseSupervisorDied) {
   StartAgent();
   EXPECT_TRUE(FindTagged(tag_prefix_ + "orph:g0", true).empty());
   ListJobsReply jobs;
-  auto ctx = ContextWithDeadline(5000);
+  auto ctx = Ctx(5000);
   ASSERT_TRUE(stub_->ListJobs(ctx.get(), ListJobsRequest(), &jobs).ok());
   ASSERT_EQ(jobs.jobs_size(), 1);
   EXPECT_TRUE(jobs.jobs(0).finished());
   for (const auto& r : jobs.jobs(0).ranks()) EXPECT_EQ(r.signal(), SIGKILL);
+}
+
+// --- launch latency ---------------------------------------------------------------
+
+// 8 agents x 8 ranks launched in parallel, as a coordinator starting a 64-rank
+// job does. The target is < 150 ms p50 on an idle 2-core box; the assertion is
+// loose so a busy CI machine does not flake, the measured value is printed.
+TEST_F(AgentTest, ParallelLaunchLatencyEightAgentsByEightRanks) {
+  struct Extra {
+    pid_t pid = -1;
+    std::string state;
+    std::unique_ptr<Agent::Stub> stub;
+  };
+  std::vector<Extra> agents(7);
+  for (size_t i = 0; i < agents.size(); ++i) {
+    agents[i].state = tmp_ + "/state" + std::to_string(i);
+    std::string port_file = agents[i].state + ".port";
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      FILE* f = freopen((agents[i].state + ".log").c_str(), "a", stderr);
+      (void)f;
+      execl((kBin + "/coord-agent").c_str(), "coord-agent", "--listen", "127.0.0.2:0",
+            "--state-dir", agents[i].state.c_str(), "--port-file", port_file.c_str(), nullptr);
+      _exit(127);
+    }
+    agents[i].pid = pid;
+  }
+  std::vector<Agent::Stub*> stubs = {stub_.get()};
+  for (auto& a : agents) {
+    std::string port_file = a.state + ".port";
+    ASSERT_TRUE(WaitFor([&] { return PathExists(port_file); }, 10000));
+    int port = std::atoi(ReadFile(port_file).value().c_str());
+    a.stub = Agent::NewStub(MakeChannel("127.0.0.2:" + std::to_string(port)));
+    stubs.push_back(a.stub.get());
+  }
+  std::vector<int64_t> latencies;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::thread> threads;
+    std::vector<int64_t> took(stubs.size());
+    std::vector<grpc::Status> status(stubs.size());
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      threads.emplace_back([&, i] {
+        LaunchRequest req = MakeLaunch("lat", 8, {"--sleep-ms", "0"}, round);
+        req.set_node_rank(static_cast<int>(i));
+        req.set_num_nodes(8);
+        req.set_world_size(64);
+        for (int r = 0; r < 8; ++r) req.set_ranks(r, static_cast<int>(i) * 8 + r);
+        LaunchReply reply;
+        auto ctx = Ctx(20000);
+        int64_t t0 = MonoMs();
+        status[i] = stubs[i]->Launch(ctx.get(), req, &reply);
+        took[i] = MonoMs() - t0;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      EXPECT_TRUE(status[i].ok()) << status[i].error_message();
+      latencies.push_back(took[i]);
+    }
+    for (auto* stub : stubs) {
+      KillRequest kr;
+      kr.set_job_id("lat");
+      kr.set_generation(round);
+      kr.set_grace_ms(1000);
+      KillReply rep;
+      auto ctx = Ctx(10000);
+      EXPECT_TRUE(stub->Kill(ctx.get(), kr, &rep).ok());
+      EXPECT_EQ(rep.survivors(), 0);
+    }
+  }
+  std::sort(latencies.begin(), latencies.end());
+  int64_t p50 = latencies[latencies.size() / 2];
+  std::printf("parallel launch 8 agents x 8 ranks: p50 %lld ms, max %lld ms\n",
+              static_cast<long long>(p50), static_cast<long long>(latencies.back()));
+  EXPECT_LT(p50, 1000);
+  for (auto& a : agents) {
+    kill(a.pid, SIGTERM);
+    int st = 0;
+    waitpid(a.pid, &st, 0);
+    char real[PATH_MAX];
+    ASSERT_NE(realpath(a.state.c_str(), real), nullptr);
+    EXPECT_TRUE(FindTagged(AgentTag(real) + ":", false).empty());
+  }
 }
 
 // --- ports -----------------------------------------------------------------------
@@ -560,7 +732,7 @@ TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
   ReservePortRequest req;
   req.set_job_id("port");
   ReservePortReply rep;
-  auto ctx = ContextWithDeadline(5000);
+  auto ctx = Ctx(5000);
   ASSERT_TRUE(stub_->ReservePort(ctx.get(), req, &rep).ok());
   ASSERT_GT(rep.port(), 0);
   EXPECT_FALSE(CanBind(rep.port()));
@@ -571,9 +743,54 @@ TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
   EXPECT_TRUE(CanBind(rep.port()));
 }
 
+TEST_F(AgentTest, SecondAgentOnTheSameStateDirIsRefused) {
+  std::string log = tmp_ + "/second.log";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl((kBin + "/coord-agent").c_str(), "coord-agent", "--listen", "127.0.0.2:0", "--state-dir",
+          state_.c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 10000));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2);
+  EXPECT_NE(ReadFile(log).value().find("in use by another coord-agent (pid " +
+                                       std::to_string(agent_pid_) + ")"),
+            std::string::npos)
+      << ReadFile(log).value();
+}
+
+// The in-process API (coordctl's local mode): Shutdown never kills a job, and a
+// new AgentServer on the same state dir adopts it.
+TEST_F(AgentTest, InProcessAgentServerShutdownKeepsJobsAndRestartAdopts) {
+  StopAgent(SIGTERM);
+  AgentOptions opts;
+  opts.listen = "127.0.0.3:0";
+  opts.state_dir = state_;
+  opts.supervisor_path = kBin + "/coord-supervisor";
+  auto server = AgentServer::Create(opts);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  stub_ = Agent::NewStub(MakeChannel("127.0.0.3:" + std::to_string((*server)->port())));
+  LaunchReply reply;
+  ASSERT_TRUE(Launch(MakeLaunch("inproc", 1, {"--sleep-ms", "0"}), &reply).ok());
+  (*server)->Shutdown();
+  server->reset();
+  EXPECT_NE(ProcStartTicks(reply.ranks(0).pid()), 0u);
+  auto again = AgentServer::Create(opts);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  stub_ = Agent::NewStub(MakeChannel("127.0.0.3:" + std::to_string((*again)->port())));
+  KillReply k = Kill("inproc", 0, 1000);
+  EXPECT_TRUE(k.job_known());
+  EXPECT_EQ(k.ranks_signalled(), 1);
+  EXPECT_EQ(k.survivors(), 0);
+}
+
 TEST_F(AgentTest, PingAndSigtermLeaveJobsRunning) {
   PingReply ping;
-  auto ctx = ContextWithDeadline(5000);
+  auto ctx = Ctx(5000);
   ASSERT_TRUE(stub_->Ping(ctx.get(), PingRequest(), &ping).ok());
   EXPECT_EQ(ping.hostname(), Host());
   EXPECT_EQ(ping.version(), "0.1.0");
@@ -583,7 +800,7 @@ TEST_F(AgentTest, PingAndSigtermLeaveJobsRunning) {
   EXPECT_NE(ProcStartTicks(reply.ranks(0).pid()), 0u);
   StartAgent();
   PingReply ping2;
-  auto ctx2 = ContextWithDeadline(5000);
+  auto ctx2 = Ctx(5000);
   ASSERT_TRUE(stub_->Ping(ctx2.get(), PingRequest(), &ping2).ok());
   EXPECT_NE(ping2.agent_id(), ping.agent_id());
 }

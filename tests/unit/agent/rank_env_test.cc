@@ -33,13 +33,25 @@ RankEnvInput Input() {
 
 TEST(RankEnvTest, TableSetsTorchrunAndCoordVariables) {
   auto env = ToMap(BuildRankEnv({}, {}, Input()));
-  std::map<std::string, std::string> want = {
-      {"RANK", "17"}, {"LOCAL_RANK", "1"}, {"WORLD_SIZE", "32"}, {"LOCAL_WORLD_SIZE", "8"},
-      {"NODE_RANK", "2"}, {"GROUP_RANK", "2"}, {"GROUP_WORLD_SIZE", "4"}, {"ROLE_RANK", "17"},
-      {"ROLE_WORLD_SIZE", "32"}, {"ROLE_NAME", "default"}, {"MASTER_ADDR", "10.0.0.1"},
-      {"MASTER_PORT", "29500"}, {"TORCHELASTIC_RESTART_COUNT", "3"},
-      {"TORCHELASTIC_MAX_RESTARTS", "5"}, {"TORCHELASTIC_RUN_ID", "j1"}, {"COORD_JOB_ID", "j1"},
-      {"COORD_RESTART_COUNT", "3"}, {"COORD_NODE_RANK", "2"}, {"COORD_JOB_TAG", "abc:j1:g3"}};
+  std::map<std::string, std::string> want = {{"RANK", "17"},
+                                             {"LOCAL_RANK", "1"},
+                                             {"WORLD_SIZE", "32"},
+                                             {"LOCAL_WORLD_SIZE", "8"},
+                                             {"NODE_RANK", "2"},
+                                             {"GROUP_RANK", "2"},
+                                             {"GROUP_WORLD_SIZE", "4"},
+                                             {"ROLE_RANK", "17"},
+                                             {"ROLE_WORLD_SIZE", "32"},
+                                             {"ROLE_NAME", "default"},
+                                             {"MASTER_ADDR", "10.0.0.1"},
+                                             {"MASTER_PORT", "29500"},
+                                             {"TORCHELASTIC_RESTART_COUNT", "3"},
+                                             {"TORCHELASTIC_MAX_RESTARTS", "5"},
+                                             {"TORCHELASTIC_RUN_ID", "j1"},
+                                             {"COORD_JOB_ID", "j1"},
+                                             {"COORD_RESTART_COUNT", "3"},
+                                             {"COORD_NODE_RANK", "2"},
+                                             {"COORD_JOB_TAG", "abc:j1:g3"}};
   EXPECT_EQ(env, want);
   EXPECT_EQ(RankEnvTable().size(), want.size());
 }
@@ -49,7 +61,7 @@ TEST(RankEnvTest, LayersOverrideInOrderAndKeepPositions) {
   std::map<std::string, std::string> job = {{"HOME", "/job"}, {"RANK", "job"}, {"NEW", "1"}};
   auto env = BuildRankEnv(base, job, Input());
   EXPECT_EQ(env[0], "PATH=/bin");
-  EXPECT_EQ(env[1], "RANK=17");  // the table beats the job and the agent
+  EXPECT_EQ(env[1], "RANK=17");    // the table beats the job and the agent
   EXPECT_EQ(env[2], "HOME=/job");  // the job beats the agent
   auto m = ToMap(env);
   EXPECT_EQ(m["NEW"], "1");

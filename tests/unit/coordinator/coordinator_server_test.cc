@@ -87,7 +87,8 @@ TEST_F(CoordinatorServerTest, ServesJobsOverGrpcAndRemembersThemAcrossRestart) {
   auto reader = stub_->StreamLogs(ctx.get(), logs);
   LogBatch batch;
   std::vector<LogLine> lines;
-  while (reader->Read(&batch)) lines.insert(lines.end(), batch.lines().begin(), batch.lines().end());
+  while (reader->Read(&batch))
+    lines.insert(lines.end(), batch.lines().begin(), batch.lines().end());
   ASSERT_TRUE(reader->Finish().ok());
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0].host(), "127.0.0.1");
@@ -111,8 +112,7 @@ TEST_F(CoordinatorServerTest, ServesJobsOverGrpcAndRemembersThemAcrossRestart) {
   GetJobRequest missing;
   missing.set_job_id("nope");
   ctx = ContextWithDeadline(5000);
-  EXPECT_EQ(stub_->GetJob(ctx.get(), missing, &status).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->GetJob(ctx.get(), missing, &status).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
 TEST_F(CoordinatorServerTest, CreateFailsClearlyWithoutStateDir) {
@@ -184,16 +184,18 @@ TEST(GrpcAgentClientTest, UnaryCallsStreamsDeadlinesAndCancellation) {
         end_status = st;
         ++ends;
       });
-  for (int i = 0; i < 2000 && events == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 2000 && events == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(events, 1);
   service.end_watch_ = true;  // the agent ends the stream: on_end reports it
-  for (int i = 0; i < 2000 && ends == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (int i = 0; i < 2000 && ends == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(ends, 1);
   EXPECT_THAT(end_status.message(), HasSubstr("agent going away"));
   watch.reset();
   service.end_watch_ = false;
-  auto cancelled_watch = client->Watch(10, [](const agent::AgentEvent&) {},
-                                       [&](const Status&) { ++ends; });
+  auto cancelled_watch = client->Watch(
+      10, [](const agent::AgentEvent&) {}, [&](const Status&) { ++ends; });
   cancelled_watch.reset();  // cancel: returns promptly and reports no end
   EXPECT_EQ(ends, 1);
 

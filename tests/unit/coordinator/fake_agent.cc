@@ -72,21 +72,51 @@ class FakeAgentClient final : public AgentClient {
 
 FakeAgent::~FakeAgent() = default;
 
-void FakeAgent::SetPingStatus(const Status& s) { std::lock_guard<std::mutex> l(mu_); ping_status_ = s; }
-void FakeAgent::SetPingHangs(bool h) { std::lock_guard<std::mutex> l(mu_); ping_hangs_ = h; }
-void FakeAgent::SetLaunchStatus(const Status& s) { std::lock_guard<std::mutex> l(mu_); launch_status_ = s; }
-void FakeAgent::SetLaunchHangs(bool h) { std::lock_guard<std::mutex> l(mu_); launch_hangs_ = h; }
-void FakeAgent::SetReservedPort(int p) { std::lock_guard<std::mutex> l(mu_); reserved_port_ = p; }
-void FakeAgent::SetKillSurvivors(int n) { std::lock_guard<std::mutex> l(mu_); kill_survivors_ = n; }
-void FakeAgent::SetKillStatus(const Status& s) { std::lock_guard<std::mutex> l(mu_); kill_status_ = s; }
-void FakeAgent::SetWatchRefused(bool r) { std::lock_guard<std::mutex> l(mu_); watch_refused_ = r; }
+void FakeAgent::SetPingStatus(const Status& s) {
+  std::lock_guard<std::mutex> l(mu_);
+  ping_status_ = s;
+}
+void FakeAgent::SetPingHangs(bool h) {
+  std::lock_guard<std::mutex> l(mu_);
+  ping_hangs_ = h;
+}
+void FakeAgent::SetLaunchStatus(const Status& s) {
+  std::lock_guard<std::mutex> l(mu_);
+  launch_status_ = s;
+}
+void FakeAgent::SetLaunchHangs(bool h) {
+  std::lock_guard<std::mutex> l(mu_);
+  launch_hangs_ = h;
+}
+void FakeAgent::SetReservedPort(int p) {
+  std::lock_guard<std::mutex> l(mu_);
+  reserved_port_ = p;
+}
+void FakeAgent::SetKillSurvivors(int n) {
+  std::lock_guard<std::mutex> l(mu_);
+  kill_survivors_ = n;
+}
+void FakeAgent::SetKillStatus(const Status& s) {
+  std::lock_guard<std::mutex> l(mu_);
+  kill_status_ = s;
+}
+void FakeAgent::SetWatchRefused(bool r) {
+  std::lock_guard<std::mutex> l(mu_);
+  watch_refused_ = r;
+}
 void FakeAgent::SetStderr(int rank, std::vector<std::string> lines) {
   std::lock_guard<std::mutex> l(mu_);
   stderr_[rank] = std::move(lines);
 }
 
-int FakeAgent::pings() const { std::lock_guard<std::mutex> l(mu_); return pings_; }
-int FakeAgent::reserves() const { std::lock_guard<std::mutex> l(mu_); return reserves_; }
+int FakeAgent::pings() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return pings_;
+}
+int FakeAgent::reserves() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return reserves_;
+}
 std::vector<agent::LaunchRequest> FakeAgent::launches() const {
   std::lock_guard<std::mutex> l(mu_);
   return launches_;
@@ -99,8 +129,14 @@ std::vector<agent::TailLogsRequest> FakeAgent::tails() const {
   std::lock_guard<std::mutex> l(mu_);
   return tails_;
 }
-int FakeAgent::open_watches() const { std::lock_guard<std::mutex> l(mu_); return static_cast<int>(subs_.size()); }
-int FakeAgent::watch_opens() const { std::lock_guard<std::mutex> l(mu_); return watch_opens_; }
+int FakeAgent::open_watches() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return static_cast<int>(subs_.size());
+}
+int FakeAgent::watch_opens() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return watch_opens_;
+}
 
 agent::AgentEvent FakeAgent::RankEvent(const agent::RankStatus& rank, bool replay) {
   agent::AgentEvent e;

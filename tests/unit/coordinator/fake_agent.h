@@ -21,13 +21,13 @@ class FakeAgent {
 
   // --- scripting ---
   void SetPingStatus(const Status& s);
-  void SetPingHangs(bool hangs);           // Ping waits out its timeout: DEADLINE_EXCEEDED
-  void SetLaunchStatus(const Status& s);   // Launch fails with this; no rank starts
-  void SetLaunchHangs(bool hangs);         // ranks start but the reply never comes
+  void SetPingHangs(bool hangs);          // Ping waits out its timeout: DEADLINE_EXCEEDED
+  void SetLaunchStatus(const Status& s);  // Launch fails with this; no rank starts
+  void SetLaunchHangs(bool hangs);        // ranks start but the reply never comes
   void SetReservedPort(int port);
   void SetKillSurvivors(int survivors);
   void SetKillStatus(const Status& s);
-  void SetWatchRefused(bool refused);      // Watch streams end at once (UNAVAILABLE)
+  void SetWatchRefused(bool refused);  // Watch streams end at once (UNAVAILABLE)
   void SetStderr(int rank, std::vector<std::string> lines);
 
   // --- observations ---

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -18,9 +19,9 @@ namespace coord::coordinator {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::FakeAgent;
 using testing::FakeCluster;
+using ::testing::HasSubstr;
 
 bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 3000) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -132,6 +133,24 @@ TEST_F(JobManagerTest, LaunchAssignsRanksAndRuns) {
   EXPECT_TRUE(WaitFor([&] { return Node(3)->open_watches() == 1; }));
 }
 
+TEST_F(JobManagerTest, EightNodeLaunchAddsOnlyMilliseconds) {
+  Start();
+  MustStart(Request(8, 8)).job_id();  // warm up: clients and watches are made once
+  KillJobRequest kill;
+  KillJobReply killed;
+  ASSERT_TRUE(jm_->KillJob(kill, &killed).ok());
+  auto t0 = std::chrono::steady_clock::now();
+  StartJobReply reply = MustStart(Request(8, 8));
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  EXPECT_EQ(reply.status().state(), RUNNING);
+  EXPECT_EQ(reply.status().world_size(), 64);
+  // Instant agents: what is left is coordd's own cost (3 journal fsyncs, 2 parallel fan-outs).
+  RecordProperty("start_job_us", static_cast<int>(us));
+  EXPECT_LT(us, 100000) << "StartJob of 8 instant nodes took " << us << " us";
+}
+
 TEST_F(JobManagerTest, FixedMasterPortSkipsReservation) {
   Start();
   StartJobReply reply = MustStart(Request(2, 1, 0, R"(, "master_port": 29999)"));
@@ -190,8 +209,17 @@ TEST_F(JobManagerTest, NonZeroExitFailsWithFirstRankStderrAndKillsEveryNode) {
     EXPECT_EQ(Node(n)->kills()[0].generation(), 0);
     EXPECT_EQ(Node(n)->kills()[0].grace_ms(), 500);
   }
-  // The SIGTERMed ranks' exits arrive after the failure and change nothing.
-  EXPECT_EQ(Get(id).failure().rank(), 3);
+  // The SIGTERMed ranks' exits arrive after the failure (the streams stay open for them)
+  // and are shown, but change neither the state nor the first failure.
+  ASSERT_TRUE(WaitFor([&] {
+    JobStatus now = Get(id);
+    return now.ranks(0).state() == agent::RANK_EXITED && now.ranks(5).state() == agent::RANK_EXITED;
+  }));
+  s = Get(id);
+  EXPECT_EQ(s.ranks(0).signal(), SIGTERM);
+  EXPECT_EQ(s.state(), FAILED);
+  EXPECT_EQ(s.failure().rank(), 3);
+  EXPECT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 0; }));  // nothing left to hear
 }
 
 TEST_F(JobManagerTest, SignalExitIsRecorded) {
@@ -226,8 +254,9 @@ TEST_F(JobManagerTest, PingTimeoutFailsWithinConnectTimeout) {
   Node(1)->SetPingHangs(true);
   auto t0 = std::chrono::steady_clock::now();
   StartJobReply reply = MustStart(Request(2, 1));
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                std::chrono::steady_clock::now() - t0).count();
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_LT(ms, 2000);
   EXPECT_EQ(reply.status().state(), FAILED);
   EXPECT_THAT(reply.status().failure().message(), HasSubstr("did not answer Ping within 300 ms"));
@@ -256,7 +285,8 @@ TEST_F(JobManagerTest, LaunchErrorOnOneNodeFailsWithItsMessageAndKillsTheOthers)
   EXPECT_THAT(s.failure().message(), HasSubstr("node2:7071"));
   EXPECT_EQ(s.failure().node_rank(), 2);
   EXPECT_EQ(s.nodes(2).state(), "failed");
-  EXPECT_EQ(s.nodes(0).state(), "launched");
+  // "launched", or "done" once its SIGTERMed ranks' exits arrived: never "failed".
+  EXPECT_THAT(s.nodes(0).state(), ::testing::AnyOf("launched", "done"));
   for (int n = 0; n < 4; ++n) EXPECT_EQ(Node(n)->kills().size(), 1u) << "node " << n;
   EXPECT_EQ(Get(reply.job_id()).state(), FAILED);  // the SIGTERM exits keep it FAILED
 }
@@ -439,8 +469,7 @@ TEST_F(JobManagerTest, StreamLogsMergesNodesAndFiltersByRank) {
   EXPECT_EQ(got[0].text(), "from rank 3");
   EXPECT_EQ(Node(0)->tails().size(), node0_tails);  // only rank 3's node was asked
   req.set_rank(4);
-  EXPECT_EQ(jm_->StreamLogs(req, sink, [] { return false; }).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(jm_->StreamLogs(req, sink, [] { return false; }).code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
@@ -452,10 +481,10 @@ TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
   std::string bad = MustStart(Request(1, 1, 0)).job_id();
   ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
   Node(0)->PushRankExit(bad, 0, 0, 7);
-  ASSERT_EQ(Get(bad).state(), FAILED);  // waits for the stderr tail
+  ASSERT_EQ(Get(bad).state(), FAILED);                         // waits for the stderr tail
   std::string running = MustStart(Request(2, 1, 2)).job_id();  // node2, node3
   ASSERT_TRUE(WaitFor([&] { return Node(2)->open_watches() == 1; }));
-  jm_.reset();  // coordd goes away; the job's ranks keep running
+  jm_.reset();                              // coordd goes away; the job's ranks keep running
   Node(2)->PushRankExit(running, 0, 0, 0);  // exits while nobody watches
 
   Start();

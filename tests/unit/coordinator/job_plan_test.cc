@@ -61,8 +61,8 @@ TEST(JobPlanTest, NprocFromCommonSlotsElseOne) {
 }
 
 TEST(JobPlanTest, NprocAboveSlotsNamesTheHostsLine) {
-  auto p = BuildPlan(Request("a slots=8\n# gpu box\nb slots=4\n", R"(, "nproc_per_node": 8)"),
-                     false);
+  auto p =
+      BuildPlan(Request("a slots=8\n# gpu box\nb slots=4\n", R"(, "nproc_per_node": 8)"), false);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(p.status().message(), HasSubstr("hosts.txt:3"));

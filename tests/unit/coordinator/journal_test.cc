@@ -152,6 +152,32 @@ TEST_F(JournalTest, TornFinalLineIsSkippedAndCutOff) {
   EXPECT_EQ(jobs[0].status.state(), KILLED);
 }
 
+TEST_F(JournalTest, ZeroFilledTailAfterACrashIsCutOff) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), Status0("demo-000005")).ok());
+  }
+  AppendRaw(std::string(64, '\0'));  // blocks allocated, data never written
+  for (JobState next : {KILLED, JOB_STATE_UNKNOWN}) {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    ASSERT_EQ(jobs.size(), 1u);
+    if (next == KILLED) {
+      JobStatus s = jobs[0].status;
+      s.set_state(KILLED);
+      ASSERT_TRUE((*j)->AppendState(s).ok());
+    } else {
+      EXPECT_EQ(jobs[0].status.state(), KILLED);  // the record after the cut was kept
+    }
+  }
+  auto text = ReadFile(JournalPath());
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->find('\0'), std::string::npos);
+}
+
 TEST_F(JournalTest, CorruptMiddleLineIsAnErrorNamingTheLine) {
   {
     std::vector<JournaledJob> jobs;
