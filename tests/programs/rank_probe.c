@@ -2,7 +2,7 @@
  * and the rank environment (RANK); runs as a rank under coord-supervisor.
  *   rank_probe [--env-out DIR] [--print N] [--sleep-ms N] [--exit CODE]
  *              [--exit-rank R] [--ignore-term] [--spawn-child] [--spawn-daemon]
- *              [--stamp FILE]
+ *              [--stamp FILE] [--describe]
  * Without --sleep-ms it exits right away (with --exit CODE, default 0);
  * --sleep-ms 0 sleeps until killed; with
  * --exit-rank R only rank R exits (with CODE) and the others sleep forever. */
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   const char* env_out = NULL;
   const char* stamp_file = NULL;
   int print = 0, sleep_ms = -1, exit_code = 0, exit_rank = -1;
-  int ignore_term = 0, spawn_child = 0, spawn_daemon = 0;
+  int ignore_term = 0, spawn_child = 0, spawn_daemon = 0, describe = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--ignore-term")) ignore_term = 1;
     else if (!strcmp(a, "--spawn-child")) spawn_child = 1;
     else if (!strcmp(a, "--spawn-daemon")) spawn_daemon = 1;
+    else if (!strcmp(a, "--describe")) describe = 1;
     else {
       fprintf(stderr, "rank_probe: unknown argument %s\n", a);
       return 2;
@@ -76,6 +77,14 @@ int main(int argc, char** argv) {
   if (stamp_file) stamp(stamp_file, rank);
   if (ignore_term) signal(SIGTERM, SIG_IGN);
   if (env_out) write_env(env_out, rank);
+  if (describe) {
+#define ENV_OR(name) (getenv(name) ? getenv(name) : "?")
+    printf("rank %s of %s (local %s of %s) on node %s, pid %d, master %s:%s, job %s\n", rank,
+           ENV_OR("WORLD_SIZE"), ENV_OR("LOCAL_RANK"), ENV_OR("LOCAL_WORLD_SIZE"),
+           ENV_OR("NODE_RANK"), (int)getpid(), ENV_OR("MASTER_ADDR"), ENV_OR("MASTER_PORT"),
+           ENV_OR("COORD_JOB_ID"));
+#undef ENV_OR
+  }
   for (int i = 0; i < print; ++i) printf("line %d of rank %s\n", i, rank);
   fprintf(stderr, "stderr of rank %s\n", rank);
   fflush(stdout);
