@@ -9,8 +9,10 @@
 
 namespace coord::coordinator {
 
-// In-flight RPCs (a StreamLogs follow, a StartJob mid-launch) get this long to finish.
-constexpr int kShutdownGraceMs = 2000;
+// In-flight RPCs get this long to finish before they are cancelled. Short, because
+// gRPC waits out the whole deadline while any client holds an idle connection,
+// and a cancelled follower (coordctl logs -f) only has to reconnect.
+constexpr int kShutdownGraceMs = 300;
 
 StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
     const CoordinatorOptions& options) {

@@ -292,7 +292,9 @@ TEST_F(ClusterTest, InvalidJsonGivesLineAndColumn) {
   WriteFile(dir_.File("broken.json"), "{\n  \"launch\": {\n    \"nproc_per_node\": 2\n    \"command\": [\"x\"]\n  }\n}\n");
   RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", dir_.File("broken.json")});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("broken.json:4:"), std::string::npos) << r.err;
+  // The comma is missing at the end of line 3 (the parser notices on line 4).
+  EXPECT_NE(r.err.find("broken.json:3:24:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("add a comma"), std::string::npos) << r.err;
 }
 
 TEST_F(ClusterTest, MistypedLaunchKeyIsWarnedWithDidYouMeanAndMissingCommandIsAnError) {
