@@ -32,6 +32,7 @@ temporary directory is removed, also on errors and Ctrl-C.
 """
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -504,6 +505,7 @@ class Bench:
         stamps = self.stamp_path()
         daemons = [q.pid for q in cl.agents + [cl.coordd]]
         cpu0, dcpu0 = cpu_busy_ms(), proc_cpu_ms(daemons)
+        t0_real = time.time_ns()
         t0, p, out = self.coord_start(cl, [self.rank, stamps, mode])
         w = ExitWatch([], [p])
         st = wait_stamps(stamps, world, self.launch_timeout(world), p)
@@ -518,11 +520,38 @@ class Bench:
             self.res.add("coord", size, "launch: CPU of coordd + agents", dcpu1 - dcpu0)
             if p.pid in g:
                 self.res.add("coord", size, "launch (coordctl start returned)", ms(g[p.pid] - t0))
+            self.coord_phases(cl, size, job, t0_real, st)
         if mode == "ignore":
             time.sleep(0.05)  # stamps come after signal(SIGTERM, SIG_IGN) anyway
         self.measure_kill("coord", size, metric, pids,
                           lambda: self.run.spawn(cl.ctl("kill", job), "coordctl-kill"),
                           self.a.grace)
+
+    def coord_phases(self, cl, size, job, t0_real, st):
+        """Where a launch's time goes, from coordd's log (wall clock, 1 ms)."""
+        marks = {}
+        try:
+            with open(cl.coordd.log_path, errors="replace") as f:
+                for line in f:
+                    if ("job %s: " % job) not in line:
+                        continue
+                    for key, text in (("launching", "PENDING -> LAUNCHING"),
+                                      ("running", "LAUNCHING -> RUNNING")):
+                        if text in line:
+                            ts = datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%f")
+                            marks[key] = ts.timestamp() * 1000.0
+        except (OSError, ValueError):
+            return
+        if len(marks) < 2:
+            return
+        t0 = t0_real / 1e6
+        first = min(s[4] for s in st) / 1e6
+        last = max(s[4] for s in st) / 1e6
+        self.res.add("coord", size, "phase: exec to coordd has the job", marks["launching"] - t0)
+        self.res.add("coord", size, "phase: LAUNCHING to RUNNING (agents)",
+                     marks["running"] - marks["launching"])
+        self.res.add("coord", size, "phase: LAUNCHING to first rank stamp", first - marks["launching"])
+        self.res.add("coord", size, "phase: first to last rank stamp", last - first)
 
     def coord_fail(self, cl, size, world):
         stamps = self.stamp_path()
@@ -661,6 +690,10 @@ class Bench:
 ROWS = [
     ("launch", "launch: exec to last rank's start stamp"),
     ("launch (coordctl start returned)", "  coordctl start returned (job RUNNING)"),
+    ("phase: exec to coordd has the job", "  phase: exec to coordd has the job (log, 1 ms)"),
+    ("phase: LAUNCHING to RUNNING (agents)", "  phase: coordd LAUNCHING to RUNNING"),
+    ("phase: LAUNCHING to first rank stamp", "  phase: LAUNCHING to first rank stamp"),
+    ("phase: first to last rank stamp", "  phase: first to last rank stamp"),
     ("launch: CPU busy, all cores", "  CPU time used on both cores meanwhile"),
     ("launch: CPU of coordd + agents", "  of which coordd + agents"),
     ("kill (SIGTERM honoured)", "kill, ranks honour SIGTERM: to last rank gone"),

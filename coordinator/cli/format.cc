@@ -71,7 +71,9 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
       << "master:     " << job.master_addr() << ":" << job.master_port() << "\n"
       << "created:    " << FormatTime(job.created_ms()) << "\n";
   if (job.ended_ms() > 0) out << "ended:      " << FormatTime(job.ended_ms()) << "\n";
-  if (!job.message().empty()) out << "message:    " << job.message() << "\n";
+  if (!job.message().empty() && job.message() != job.failure().message()) {
+    out << "message:    " << job.message() << "\n";
+  }
   if (job.has_failure() && (job.state() == coordinator::FAILED || !job.failure().message().empty())) {
     const auto& f = job.failure();
     out << "failure:    " << f.message() << "\n";

@@ -33,6 +33,7 @@ int RunKill(const GlobalOptions& global, const std::vector<std::string>& args) {
   if (grace_s >= 0) req.set_grace_ms(static_cast<int>(grace_s * 1000));
   auto reply = client.KillJob(req);
   if (!reply.ok()) return ReportError(reply.status());
+  if (!reply->message().empty()) std::cout << reply->message() << "\n";
   if (reply->confirmed_clean()) {
     std::cout << "killed " << reply->job_id() << ": every node confirmed no process is left\n";
     return kExitOk;
