@@ -32,6 +32,22 @@ TEST(UnitFileTest, AgentUnitKeepsRanksAliveAcrossAgentRestarts) {
   EXPECT_NE(text.find("LimitNOFILE="), std::string::npos);
 }
 
+// `cmake --install --prefix P` writes units that start P/bin/..., and those verify too.
+TEST(UnitFileTest, InstalledUnitsNameTheInstallPrefix) {
+  TempDir prefix;
+  RunResult install = RunCommand({CMAKE_COMMAND_PATH, "--install", COORD_TEST_BUILD_DIR,
+                                  "--prefix", prefix.path()}, {}, 120000);
+  ASSERT_EQ(install.exit_code, 0) << install.out << install.err;
+  for (std::string unit : {"coord-agent", "coordd"}) {
+    std::string path = prefix.File("lib/systemd/system/" + unit + ".service");
+    EXPECT_NE(ReadAll(path).find("ExecStart=" + prefix.path() + "/bin/" + unit + " "),
+              std::string::npos) << ReadAll(path);
+    RunResult verify = RunCommand({"systemd-analyze", "verify", path});
+    EXPECT_EQ(verify.exit_code, 0) << verify.err;
+    EXPECT_EQ(verify.err, "") << verify.err;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Units, UnitFileTest, ::testing::Values("coord-agent", "coordd"));
 
 // A datagram socket standing in for systemd's notify socket.
