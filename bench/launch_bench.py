@@ -43,6 +43,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -131,6 +132,49 @@ def proc_cpu_ms(pids):
         except (OSError, IndexError, ValueError):
             pass
     return total * tick
+
+
+class OtherLoad(threading.Thread):
+    """Samples twice a second which processes that are not ours are on a CPU."""
+
+    def __init__(self, root):
+        super().__init__(daemon=True)
+        self.root, self.stop_ev = root, threading.Event()
+        self.samples = self.busy = 0
+        self.names = {}
+
+    def run(self):
+        me = os.getpid()
+        while not self.stop_ev.wait(0.5):
+            seen = set()
+            for d in os.listdir("/proc"):
+                if not d.isdigit() or int(d) == me:
+                    continue
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                if st[st.rfind(")") + 2] != "R":
+                    continue
+                if self.root in cmdline(int(d)):
+                    continue
+                comm = st[st.find("(") + 1:st.rfind(")")]
+                if comm.startswith(("kworker", "ksoftirq", "rcu_", "migration", "kdamond", "perf")):
+                    continue
+                seen.add(comm)
+            self.samples += 1
+            if seen:
+                self.busy += 1
+                for c in seen:
+                    self.names[c] = self.names.get(c, 0) + 1
+
+    def summary(self):
+        if not self.samples:
+            return None
+        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
+        return "%d of %d half-second samples caught other processes on a CPU (%s)" % (
+            self.busy, self.samples, ", ".join("%s %d" % kv for kv in top) or "none")
 
 
 # ---------------------------------------------------------------- processes
@@ -676,6 +720,30 @@ class Bench:
              ("exit detect (torchrun exited, --monitor_interval 0.1)",
               lambda w, m: self.torchrun_argv(w, m, 0.1))])
 
+    def floor(self, world):
+        """The floor on this machine: one process posix_spawn()s every rank."""
+        size = "%d ranks" % world
+        for rep in range(self.a.reps):
+            stamps = self.stamp_path()
+            envs = []
+            for r in range(world):
+                e = dict(self.run.env)
+                e["RANK"] = str(r)
+                envs.append(e)
+            pids = []
+            t0 = now()
+            try:
+                for r in range(world):
+                    pids.append(os.posix_spawn(self.rank, [self.rank, stamps, "exit0"], envs[r]))
+                st = wait_stamps(stamps, world, self.launch_timeout(world))
+            finally:
+                for pid in pids:
+                    try:
+                        os.waitpid(pid, 0)
+                    except ChildProcessError:
+                        pass
+            self.res.add("floor", size, "launch", ms(max(s[3] for s in st) - t0))
+
     def mpirun_argv(self, world, mode_args):
         return [self.mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
                 "-np", str(world), "-x", "OMP_NUM_THREADS", self.rank] + mode_args
@@ -758,7 +826,7 @@ def report(res, pairs, grace):
             cbase = p50s.get("coord")
             # ratio against the matching coordctl metric
             if key.startswith("exit detect") and "coord" not in p50s:
-                cb = base.get("exit detect (coordd ended_ms, FAILED)", {}).get("coord")
+                cb = base.get("exit detect (start --follow exited)", {}).get("coord")
             elif key == "kill (SIGTERM ignored)":
                 cb = base.get("kill (SIGTERM ignored, grace %g s)" % grace, {}).get("coord")
             else:
@@ -782,8 +850,13 @@ def report(res, pairs, grace):
             if all(c == "-" for c in cells):
                 continue
             out.append("| %s | %s | | |" % (label, " | ".join(cells)))
+        fl = res.get("floor", "%d ranks" % world, "launch")
+        if fl:
+            out.append("\nFloor on this machine: one process posix_spawn()s the %d ranks "
+                       "(from Python), exec to last stamp: p50 %s ms, p99 %s ms (n=%d)." % (
+                           world, fmt(pct(fl, 50)), fmt(pct(fl, 99)), len(fl)))
     out.append("\nRatios: the competitor's p50 divided by coordctl's p50 for the same metric "
-               "(exit detection: against coordd's FAILED time; ignored SIGTERM: against coordctl "
+               "(exit detection: against `coordctl start --follow` exiting, the client-visible equivalent of a launcher exiting; ignored SIGTERM: against coordctl "
                "with grace %g s). >1x means coordctl is faster." % grace)
     return "\n".join(out)
 
@@ -898,7 +971,7 @@ def main():
     res.background_cores = bg
     if bg > 0.15:
         res.notes.append("the machine was busy before the run: %.2f cores used by other "
-                         "processes; every figure below includes that contention" % bg)
+                         "processes; the figures include that contention" % bg)
     old_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     code = 0
     try:
@@ -920,9 +993,12 @@ def main():
         b.tr_py = os.path.join(root, "torchrun_py311.py")
         with open(b.tr_py, "w") as f:
             f.write(TORCHRUN_WRAPPER)
+        other = OtherLoad(root)
+        other.start()
         t_start = time.monotonic()
         for n in sizes:
             world = n * 8
+            b.floor(world)
             # interleave tools per size so that drift (thermal, page cache) hits all alike
             for t in tools:
                 try:
@@ -939,6 +1015,13 @@ def main():
                     res.notes.append(msg)
                     run.cleanup()
         elapsed = time.monotonic() - t_start
+        other.stop_ev.set()
+        other.join(5)
+        if other.summary():
+            res.notes.append("other load during the run: " + other.summary() +
+                             " (a name seen now and then can be a Python thread of ours or "
+                             "a short system task; steady cc1plus or test binaries mean "
+                             "the figures include their contention)")
         pairs = [("%dx8" % n, n * 8) for n in sizes]
         table = report(res, pairs, a.grace)
         print("# Control-plane benchmark (%.0f s; %s)\n" % (elapsed, " ".join(sys.argv)))
