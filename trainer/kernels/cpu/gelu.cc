@@ -3,11 +3,14 @@
 
 #include <cmath>
 
+#include "trainer/kernels/cpu/reduce.h"
+
 namespace kernels::cpu {
 
 static constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2/pi)
 
 void gelu_forward(float* out, const float* inp, int N) {
+#pragma omp parallel for schedule(static) if (N >= kParallelMinWork)
   for (int i = 0; i < N; ++i) {
     float x = inp[i];
     float cube = 0.044715f * x * x * x;
@@ -16,6 +19,7 @@ void gelu_forward(float* out, const float* inp, int N) {
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int N) {
+#pragma omp parallel for schedule(static) if (N >= kParallelMinWork)
   for (int i = 0; i < N; ++i) {
     float x = inp[i];
     float cube = 0.044715f * x * x * x;

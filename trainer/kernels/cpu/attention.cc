@@ -1,0 +1,105 @@
+// Causal attention forward/backward (see attention.h). Tight loops over the causal
+// triangle only (t2 <= t), rows of q/k/v contiguous in HS, one (b,h) per task.
+#include "trainer/kernels/cpu/attention.h"
+
+#include <cmath>
+#include <cstddef>
+#include <vector>
+
+#include "trainer/kernels/cpu/dropout.h"
+
+namespace kernels::cpu {
+
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+                       float p, const trainer::RngStream& rng) {
+  const int C3 = 3 * C, HS = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < NH; ++h) {
+      const float* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;  // q of (b,0,h)
+      for (int t = 0; t < T; ++t) {
+        const float* q = base + static_cast<size_t>(t) * C3;  // (HS,)
+        size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        float* att_row = att + row_index;  // (T,)
+        float maxval = -INFINITY;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          const float* k = base + static_cast<size_t>(t2) * C3 + C;
+          float s = 0.0f;
+          for (int i = 0; i < HS; ++i) s += q[i] * k[i];
+          s *= scale;
+          att_row[t2] = s;
+          maxval = s > maxval ? s : maxval;
+        }
+        float sum = 0.0f;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          float e = std::exp(att_row[t2] - maxval);
+          att_row[t2] = e;
+          sum += e;
+        }
+        const float inv_sum = 1.0f / sum;
+        for (int t2 = 0; t2 <= t; ++t2) att_row[t2] *= inv_sum;
+        for (int t2 = t + 1; t2 < T; ++t2) att_row[t2] = 0.0f;
+        float* y = out + (static_cast<size_t>(b) * T + t) * C + h * HS;  // (HS,)
+        for (int i = 0; i < HS; ++i) y[i] = 0.0f;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          float w = att_row[t2];
+          if (p > 0.0f) w = dropout_keep(rng, row_index + t2, p) ? w * keep_scale : 0.0f;
+          const float* v = base + static_cast<size_t>(t2) * C3 + 2 * C;
+          for (int i = 0; i < HS; ++i) y[i] += w * v[i];
+        }
+      }
+    }
+  }
+}
+
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
+                        int T, int C, int NH, float p, const trainer::RngStream& rng) {
+  const int C3 = 3 * C, HS = C / NH;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
+  const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < B; ++b) {
+    for (int h = 0; h < NH; ++h) {
+      std::vector<float> datt(T);  // (T,) gradient of one row of probabilities
+      const float* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;
+      float* dbase = dqkv + static_cast<size_t>(b) * T * C3 + h * HS;
+      for (int t = 0; t < T; ++t) {
+        size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
+        const float* att_row = att + row_index;  // (T,)
+        const float* dy = dout + (static_cast<size_t>(b) * T + t) * C + h * HS;
+        // y = sum_t2 drop(att[t2]) v[t2]: gradients to the probabilities and to v.
+        for (int t2 = 0; t2 <= t; ++t2) {
+          const float* v = base + static_cast<size_t>(t2) * C3 + 2 * C;
+          float* dv = dbase + static_cast<size_t>(t2) * C3 + 2 * C;
+          float mask_scale = 1.0f;
+          if (p > 0.0f) mask_scale = dropout_keep(rng, row_index + t2, p) ? keep_scale : 0.0f;
+          float w = att_row[t2] * mask_scale;
+          float d = 0.0f;
+          for (int i = 0; i < HS; ++i) {
+            d += dy[i] * v[i];
+            dv[i] += w * dy[i];
+          }
+          datt[t2] = d * mask_scale;
+        }
+        // softmax backward: dpre[t2] = att[t2] * (datt[t2] - sum_j att[j] datt[j]).
+        float dot = 0.0f;
+        for (int t2 = 0; t2 <= t; ++t2) dot += att_row[t2] * datt[t2];
+        const float* q = base + static_cast<size_t>(t) * C3;
+        float* dq = dbase + static_cast<size_t>(t) * C3;
+        for (int t2 = 0; t2 <= t; ++t2) {
+          float dpre = att_row[t2] * (datt[t2] - dot) * scale;
+          const float* k = base + static_cast<size_t>(t2) * C3 + C;
+          float* dk = dbase + static_cast<size_t>(t2) * C3 + C;
+          for (int i = 0; i < HS; ++i) {
+            dq[i] += dpre * k[i];
+            dk[i] += dpre * q[i];
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace kernels::cpu

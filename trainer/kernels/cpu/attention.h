@@ -1,0 +1,21 @@
+// Causal multi-head self-attention core (after the QKV projection, before the output
+// projection), fp32 CPU reference: y = dropout(softmax(q k^T / sqrt(HS) + causal)) v.
+// Parallel over (b, h); each (b, h) owns disjoint slices of every output, so the
+// kernels are deterministic for any thread count.
+#pragma once
+
+#include "trainer/core/philox.h"
+
+namespace kernels::cpu {
+
+// qkv (B,T,3C) holds [q | k | v], each (NH, HS) head-major inside C = NH*HS.
+// out (B,T,C) head-major; att (B,NH,T,T) stores the softmax probabilities before
+// dropout (zero above the diagonal). Attention dropout p (0 = off) draws element
+// ((b*NH + h)*T + t)*T + t2 of `rng`.
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+                       float p, const trainer::RngStream& rng);
+// dqkv (B,T,3C) += gradient; dout (B,T,C); qkv, att as saved by forward; same p, rng.
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
+                        int T, int C, int NH, float p, const trainer::RngStream& rng);
+
+}  // namespace kernels::cpu

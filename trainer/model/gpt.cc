@@ -1,0 +1,257 @@
+// GPT-2 forward/backward on the CPU kernels (see gpt.h). Per layer, exactly
+// Megatron's ParallelTransformerLayer with pre-LN:
+//   x1 = x  + dropout(attn_proj(attention(ln1(x))))
+//   y  = x1 + dropout(fc_proj(gelu(fc(ln2(x1)))))
+// With checkpoint_activations only the layer inputs (residual[l]) are kept; backward
+// re-runs LayerForward for layer l into the single activation slot right before
+// LayerBackward(l). Same kernels, same inputs, same dropout streams, so the
+// recomputed activations - and hence the gradients - are bitwise identical.
+#include "trainer/model/gpt.h"
+
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "trainer/core/philox.h"
+#include "trainer/kernels/cpu/attention.h"
+#include "trainer/kernels/cpu/dropout.h"
+#include "trainer/kernels/cpu/encoder.h"
+#include "trainer/kernels/cpu/gelu.h"
+#include "trainer/kernels/cpu/layernorm.h"
+#include "trainer/kernels/cpu/matmul.h"
+#include "trainer/kernels/cpu/residual.h"
+#include "trainer/kernels/cpu/softmax_cross_entropy.h"
+
+namespace trainer {
+
+namespace cpu = kernels::cpu;
+
+namespace {
+
+// Different Philox keys for init and dropout, so their streams never coincide.
+constexpr uint64_t kInitKeyOffset = 0x9E3779B97F4A7C15ull;
+
+void Zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
+
+}  // namespace
+
+GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq)
+    : config_(config), layout_(config), max_batch_(max_batch), max_seq_(max_seq) {
+  params_memory_.assign(layout_.num_params(), 0.0f);
+  grads_memory_.assign(layout_.num_params(), 0.0f);
+  params_ = layout_.Views(params_memory_.data());
+  grads_ = layout_.Views(grads_memory_.data());
+  acts_memory_.assign(ActivationFloats(config, max_batch, max_seq, config.checkpoint_activations),
+                      0.0f);
+}
+
+coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& config, int max_batch,
+                                                            int max_seq) {
+  RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
+    return coord::InvalidArgument(
+        "GptModel: need 0 < batch and 0 < seq <= "
+        "max_position_embeddings (" +
+        std::to_string(config.max_position_embeddings) + "), got B=" + std::to_string(max_batch) +
+        " T=" + std::to_string(max_seq));
+  }
+  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq));
+}
+
+void GptModel::InitMegatron(uint64_t seed) {
+  const float std_dev = config_.init_method_std;
+  const float scaled_std = std_dev / std::sqrt(2.0f * config_.num_layers);
+  const auto& tensors = layout_.tensors();
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    const ParamTensorInfo& t = tensors[k];
+    float* p = params_memory_.data() + t.offset;  // (t.numel,)
+    const long long n = static_cast<long long>(t.numel);
+    if (t.init == ParamInit::kZero || t.init == ParamInit::kOne) {
+      const float value = t.init == ParamInit::kOne ? 1.0f : 0.0f;
+      for (long long i = 0; i < n; ++i) p[i] = value;
+      continue;
+    }
+    const float s = t.init == ParamInit::kScaledNormal ? scaled_std : std_dev;
+    const RngStream rng{seed + kInitKeyOffset, k};  // one stream per tensor
+#pragma omp parallel for schedule(static)
+    for (long long i = 0; i < n; ++i) p[i] = s * rng.normal(static_cast<uint64_t>(i));
+  }
+}
+
+void GptModel::ZeroGrad() { Zero(grads_memory_.data(), grads_memory_.size()); }
+
+RngStream GptModel::DropoutRng(int layer, DropoutSite site) const {
+  // stream = rng_step (40 bits) | layer + 1 (16 bits) | site (8 bits)
+  uint64_t stream = (rng_step_ << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
+                    static_cast<uint32_t>(site);
+  return RngStream{config_.seed, stream};
+}
+
+// --- forward -----------------------------------------------------------------
+
+void GptModel::LayerForward(int l, const LayerActivations& a, const float* in, float* out) {
+  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+  const int BT = B * T;
+  const size_t BTC = static_cast<size_t>(BT) * C;
+  const LayerParams& w = params_.layers[l];
+  const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
+  const float p_attn = training_ ? config_.attention_dropout : 0.0f;
+  float* proj = acts_.scratch;  // (B,T,C) projection output, then its dropout
+
+  cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT, C,
+                         config_.layernorm_epsilon);
+  cpu::matmul_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
+  cpu::attention_forward(a.atty, a.att, a.qkv, B, T, C, NH, p_attn,
+                         DropoutRng(l, DropoutSite::kAttentionProbs));
+  cpu::matmul_forward(proj, a.atty, w.attprojw, w.attprojb, BT, C, C);
+  if (p_hidden > 0.0f) {
+    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kAttentionOut));
+  }
+  cpu::residual_forward(a.residual2, in, proj, BTC);
+
+  cpu::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w, w.ln2b, BT, C,
+                         config_.layernorm_epsilon);
+  cpu::matmul_forward(a.fch, a.ln2, w.fcw, w.fcb, BT, C, 4 * C);
+  cpu::gelu_forward(a.fch_gelu, a.fch, BT * 4 * C);
+  cpu::matmul_forward(proj, a.fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
+  if (p_hidden > 0.0f) {
+    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut));
+  }
+  cpu::residual_forward(out, a.residual2, proj, BTC);
+}
+
+coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, int B, int T,
+                                         const StepOptions& options) {
+  if (B <= 0 || T <= 0 || B > max_batch_ || T > max_seq_) {
+    return coord::InvalidArgument("GptModel::Forward: batch (B=" + std::to_string(B) +
+                                  ", T=" + std::to_string(T) + ") outside the allocated (" +
+                                  std::to_string(max_batch_) + ", " + std::to_string(max_seq_) +
+                                  ")");
+  }
+  const int V = config_.vocab_size, BT = B * T;
+  for (int i = 0; i < BT; ++i) {
+    if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V) {
+      return coord::InvalidArgument("GptModel::Forward: token " + std::to_string(i) + " (input " +
+                                    std::to_string(inputs[i]) + ", target " +
+                                    std::to_string(targets[i]) + ") outside the vocabulary [0, " +
+                                    std::to_string(V) + ")");
+    }
+  }
+  B_ = B;
+  T_ = T;
+  training_ = options.training;
+  rng_step_ = options.rng_step;
+  inputs_.assign(inputs, inputs + BT);
+  targets_.assign(targets, targets + BT);
+  acts_ = ActivationViews(acts_memory_.data(), config_, B, T, config_.checkpoint_activations);
+
+  const int C = config_.hidden_size, L = config_.num_layers, Vp = config_.padded_vocab_size();
+  const size_t BTC = static_cast<size_t>(BT) * C;
+  cpu::encoder_forward(acts_.residual, inputs, params_.wte, params_.wpe, B, T, C);
+  if (training_ && config_.hidden_dropout > 0.0f) {
+    cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
+                         DropoutRng(-1, DropoutSite::kEmbedding));
+  }
+  for (int l = 0; l < L; ++l) {
+    const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : l];
+    LayerForward(l, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC);
+  }
+  cpu::layernorm_forward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
+                         params_.lnfw, params_.lnfb, BT, C, config_.layernorm_epsilon);
+  cpu::matmul_forward(acts_.logits, acts_.lnf, params_.wte, nullptr, BT, C, Vp);
+  cpu::softmax_cross_entropy_forward(acts_.losses, acts_.logits, targets, BT, V, Vp);
+  double sum = 0.0;  // in token order: deterministic
+  for (int i = 0; i < BT; ++i) sum += acts_.losses[i];
+  have_forward_ = true;
+  return static_cast<float>(sum / BT);
+}
+
+// --- backward ----------------------------------------------------------------
+
+// On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit d/d(in).
+void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) {
+  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+  const int BT = B * T;
+  const size_t BTC = static_cast<size_t>(BT) * C;
+  const LayerParams& w = params_.layers[l];
+  LayerParams& g = grads_.layers[l];
+  const GptGradActivations& d = grad_acts_;
+  const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
+  const float p_attn = training_ ? config_.attention_dropout : 0.0f;
+
+  // out = residual2 + dropout(fc_proj(...)): dresidual flows to residual2 unchanged.
+  const float* dproj = d.dresidual;
+  if (p_hidden > 0.0f) {
+    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut));
+    dproj = d.dbtc;
+  }
+  Zero(d.dfch_gelu, BTC * 4);
+  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, 4 * C,
+                       C);
+  Zero(d.dfch, BTC * 4);
+  cpu::gelu_backward(d.dfch, a.fch, d.dfch_gelu, BT * 4 * C);
+  Zero(d.dbtc2, BTC);
+  cpu::matmul_backward(d.dbtc2, g.fcw, g.fcb, d.dfch, a.ln2, w.fcw, BT, C, 4 * C);
+  cpu::layernorm_backward(d.dresidual, g.ln2w, g.ln2b, d.dbtc2, a.residual2, w.ln2w, a.ln2_mean,
+                          a.ln2_rstd, BT, C);
+
+  // residual2 = in + dropout(attn_proj(...)): dresidual now is d/d(residual2).
+  dproj = d.dresidual;
+  if (p_hidden > 0.0f) {
+    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden,
+                          DropoutRng(l, DropoutSite::kAttentionOut));
+    dproj = d.dbtc;
+  }
+  Zero(d.dbtc2, BTC);  // d(atty)
+  cpu::matmul_backward(d.dbtc2, g.attprojw, g.attprojb, dproj, a.atty, w.attprojw, BT, C, C);
+  Zero(d.dqkv, BTC * 3);
+  cpu::attention_backward(d.dqkv, d.dbtc2, a.qkv, a.att, B, T, C, NH, p_attn,
+                          DropoutRng(l, DropoutSite::kAttentionProbs));
+  Zero(d.dbtc, BTC);  // d(ln1)
+  cpu::matmul_backward(d.dbtc, g.qkvw, g.qkvb, d.dqkv, a.ln1, w.qkvw, BT, C, 3 * C);
+  cpu::layernorm_backward(d.dresidual, g.ln1w, g.ln1b, d.dbtc, in, w.ln1w, a.ln1_mean, a.ln1_rstd,
+                          BT, C);
+}
+
+coord::Status GptModel::Backward(float loss_scale) {
+  if (!have_forward_) {
+    return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
+  }
+  have_forward_ = false;  // probs are overwritten with dlogits below
+  if (grad_acts_memory_.empty()) {
+    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_), 0.0f);
+  }
+  const int B = B_, T = T_, BT = B * T, C = config_.hidden_size, L = config_.num_layers;
+  const int V = config_.vocab_size, Vp = config_.padded_vocab_size();
+  const size_t BTC = static_cast<size_t>(BT) * C;
+  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T);
+  const GptGradActivations& d = grad_acts_;
+
+  // loss = loss_scale * mean over BT tokens.
+  cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vp, loss_scale / BT);
+  Zero(d.dbtc, BTC);  // d(lnf)
+  cpu::matmul_backward(d.dbtc, grads_.wte, nullptr, acts_.logits, acts_.lnf, params_.wte, BT, C,
+                       Vp);
+  Zero(d.dresidual, BTC);
+  cpu::layernorm_backward(d.dresidual, grads_.lnfw, grads_.lnfb, d.dbtc, acts_.residual + L * BTC,
+                          params_.lnfw, acts_.lnf_mean, acts_.lnf_rstd, BT, C);
+  for (int l = L - 1; l >= 0; --l) {
+    const float* in = acts_.residual + l * BTC;
+    if (config_.checkpoint_activations) {
+      // Recompute layer l's activations from its saved input (writes the same bits
+      // to residual[l+1] again, which backward no longer needs).
+      LayerForward(l, acts_.layers[0], in, acts_.residual + (l + 1) * BTC);
+      LayerBackward(l, acts_.layers[0], in);
+    } else {
+      LayerBackward(l, acts_.layers[l], in);
+    }
+  }
+  if (training_ && config_.hidden_dropout > 0.0f) {
+    cpu::dropout_backward(d.dresidual, d.dresidual, BTC, config_.hidden_dropout,
+                          DropoutRng(-1, DropoutSite::kEmbedding));
+  }
+  cpu::encoder_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(), B, T, C);
+  return coord::Status::Ok();
+}
+
+}  // namespace trainer

@@ -1,0 +1,92 @@
+// The GPT-2 model as Megatron builds it (pre-LN blocks, learned positions, GELU(tanh),
+// final LN, LM head tied to wte), on the fp32 CPU kernels of trainer/kernels/cpu.
+// Owns the flat parameter and gradient buffers (layout: gpt_params.h) and the
+// activations for up to (max_batch, max_seq). Forward returns the mean loss over
+// tokens; Backward ACCUMULATES into the gradient buffer, so gradient accumulation is
+// Forward/Backward per micro-batch with loss_scale = 1/num_micro_batches.
+//
+// Not thread-safe: one rank's training loop drives it; the kernels use OpenMP inside.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/core/philox.h"
+#include "trainer/model/gpt_config.h"
+#include "trainer/model/gpt_params.h"
+
+namespace trainer {
+
+struct StepOptions {
+  bool training = true;   // dropout on (when configured); false for eval
+  uint64_t rng_step = 0;  // selects the dropout masks: use a global micro-batch counter,
+                          // so a resumed run draws exactly the masks it would have drawn
+};
+
+// Dropout sites inside a layer; part of the RNG stream id.
+enum class DropoutSite : uint32_t {
+  kEmbedding = 0,
+  kAttentionProbs = 1,
+  kAttentionOut = 2,
+  kMlpOut = 3
+};
+
+class GptModel {
+ public:
+  // Validates config, allocates params, grads (zeroed) and activations for (B, T) up
+  // to (max_batch, max_seq). Params are zero until InitMegatron or a load.
+  static coord::StatusOr<std::unique_ptr<GptModel>> Create(const GptConfig& config, int max_batch,
+                                                           int max_seq);
+
+  const GptConfig& config() const { return config_; }
+  const GptParamLayout& layout() const { return layout_; }
+  size_t num_params() const { return layout_.num_params(); }
+  float* param_data() { return params_memory_.data(); }  // (num_params,)
+  const float* param_data() const { return params_memory_.data(); }
+  float* grad_data() { return grads_memory_.data(); }  // (num_params,)
+  const float* grad_data() const { return grads_memory_.data(); }
+  const GptParams& params() const { return params_; }
+  const GptParams& grads() const { return grads_; }
+
+  // Megatron init (see ParamInit) from counter-based normals keyed by `seed`: the same
+  // seed gives the same weights on any machine and thread count.
+  void InitMegatron(uint64_t seed);
+  void ZeroGrad();
+
+  // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy.
+  coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
+                                 const StepOptions& options);
+  // grads += d(loss_scale * mean loss)/d(params) for the last Forward.
+  coord::Status Backward(float loss_scale);
+
+  // (B, T, Vp) probabilities of the last Forward (valid until Backward).
+  const float* probs() const { return acts_.logits; }
+
+ private:
+  GptModel(const GptConfig& config, int max_batch, int max_seq);
+
+  trainer::RngStream DropoutRng(int layer, DropoutSite site) const;
+  void LayerForward(int l, const LayerActivations& a, const float* in, float* out);
+  void LayerBackward(int l, const LayerActivations& a, const float* in);
+
+  GptConfig config_;
+  GptParamLayout layout_;
+  int max_batch_, max_seq_;
+  std::vector<float> params_memory_;  // (num_params,)
+  std::vector<float> grads_memory_;   // (num_params,)
+  GptParams params_, grads_;
+  std::vector<float> acts_memory_;       // ActivationFloats(max_batch, max_seq)
+  std::vector<float> grad_acts_memory_;  // GradActivationFloats, allocated on first Backward
+  GptActivations acts_;                  // views for the (B, T) of the last Forward
+  GptGradActivations grad_acts_;
+  // Last Forward's batch, needed by Backward.
+  int B_ = 0, T_ = 0;
+  std::vector<int> inputs_, targets_;  // (B, T)
+  bool training_ = false;
+  uint64_t rng_step_ = 0;
+  bool have_forward_ = false;
+};
+
+}  // namespace trainer

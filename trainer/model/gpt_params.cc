@@ -1,0 +1,241 @@
+// Parameter/activation layouts and the memory plan (see gpt_params.h).
+#include "trainer/model/gpt_params.h"
+
+#include <cstdio>
+#include <string>
+
+namespace trainer {
+
+namespace {
+
+// The 12 per-layer tensors in flat order: name, member, shape in units of C, decay.
+struct LayerTensorSpec {
+  const char* name;
+  float* LayerParams::*member;
+  int rows_times_c;  // first dim / C (0 for a vector of cols_times_c * C)
+  int cols_times_c;  // last dim / C
+  bool weight_decay;
+  ParamInit init;
+};
+
+constexpr std::array<LayerTensorSpec, kTensorsPerLayer> kLayerSpecs = {{
+    {"ln1_weight", &LayerParams::ln1w, 0, 1, false, ParamInit::kOne},
+    {"ln1_bias", &LayerParams::ln1b, 0, 1, false, ParamInit::kZero},
+    {"qkv_weight", &LayerParams::qkvw, 3, 1, true, ParamInit::kNormal},
+    {"qkv_bias", &LayerParams::qkvb, 0, 3, false, ParamInit::kZero},
+    {"attn_proj_weight", &LayerParams::attprojw, 1, 1, true, ParamInit::kScaledNormal},
+    {"attn_proj_bias", &LayerParams::attprojb, 0, 1, false, ParamInit::kZero},
+    {"ln2_weight", &LayerParams::ln2w, 0, 1, false, ParamInit::kOne},
+    {"ln2_bias", &LayerParams::ln2b, 0, 1, false, ParamInit::kZero},
+    {"fc_weight", &LayerParams::fcw, 4, 1, true, ParamInit::kNormal},
+    {"fc_bias", &LayerParams::fcb, 0, 4, false, ParamInit::kZero},
+    {"fc_proj_weight", &LayerParams::fcprojw, 1, 4, true, ParamInit::kScaledNormal},
+    {"fc_proj_bias", &LayerParams::fcprojb, 0, 1, false, ParamInit::kZero},
+}};
+
+std::string Problem(const char* key, long long got, const char* want) {
+  return std::string("model.") + key + ": expected " + want + ", got " + std::to_string(got);
+}
+
+}  // namespace
+
+coord::Status ValidateGptConfig(const GptConfig& c) {
+  std::string errors;
+  auto add = [&errors](const std::string& e) { errors += (errors.empty() ? "" : "; ") + e; };
+  if (c.num_layers <= 0) add(Problem("num_layers", c.num_layers, "positive integer"));
+  if (c.hidden_size <= 0) add(Problem("hidden_size", c.hidden_size, "positive integer"));
+  if (c.num_attention_heads <= 0) {
+    add(Problem("num_attention_heads", c.num_attention_heads, "positive integer"));
+  } else if (c.hidden_size % c.num_attention_heads != 0) {
+    add("model.hidden_size (" + std::to_string(c.hidden_size) +
+        ") must be divisible by model.num_attention_heads (" +
+        std::to_string(c.num_attention_heads) + ")");
+  }
+  if (c.seq_length <= 0) add(Problem("seq_length", c.seq_length, "positive integer"));
+  if (c.max_position_embeddings < c.seq_length) {
+    add("model.seq_length (" + std::to_string(c.seq_length) +
+        ") > model.max_position_embeddings (" + std::to_string(c.max_position_embeddings) + ")");
+  }
+  if (c.vocab_size <= 0) add(Problem("vocab_size", c.vocab_size, "positive integer"));
+  if (c.make_vocab_size_divisible_by <= 0) {
+    add(Problem("make_vocab_size_divisible_by", c.make_vocab_size_divisible_by, "positive"));
+  }
+  if (c.tensor_model_parallel_size <= 0) {
+    add(Problem("tensor_model_parallel_size", c.tensor_model_parallel_size, "positive"));
+  }
+  if (!(c.hidden_dropout >= 0.0f && c.hidden_dropout < 1.0f))
+    add("model.hidden_dropout: expected [0, 1)");
+  if (!(c.attention_dropout >= 0.0f && c.attention_dropout < 1.0f)) {
+    add("model.attention_dropout: expected [0, 1)");
+  }
+  if (!(c.init_method_std > 0.0f)) add("model.init_method_std: expected > 0");
+  if (!(c.layernorm_epsilon > 0.0f)) add("model.layernorm_epsilon: expected > 0");
+  if (!errors.empty()) return coord::InvalidArgument(errors);
+  return coord::Status::Ok();
+}
+
+GptParamLayout::GptParamLayout(const GptConfig& config) : config_(config) {
+  const int C = config.hidden_size;
+  size_t offset = 0;
+  auto push = [&](std::string name, std::vector<int> shape, bool decay, int layer, ParamInit init) {
+    size_t numel = 1;
+    for (int d : shape) numel *= static_cast<size_t>(d);
+    tensors_.push_back({std::move(name), offset, numel, std::move(shape), decay, layer, init});
+    offset += numel;
+  };
+  push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal);
+  push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal);
+  for (int l = 0; l < config.num_layers; ++l) {
+    for (const LayerTensorSpec& spec : kLayerSpecs) {
+      std::vector<int> shape;
+      if (spec.rows_times_c > 0) shape.push_back(spec.rows_times_c * C);
+      shape.push_back(spec.cols_times_c * C);
+      push("layers." + std::to_string(l) + "." + spec.name, shape, spec.weight_decay, l, spec.init);
+    }
+  }
+  push("lnf_weight", {C}, false, -1, ParamInit::kOne);
+  push("lnf_bias", {C}, false, -1, ParamInit::kZero);
+  num_params_ = offset;
+}
+
+GptParams GptParamLayout::Views(float* base) const {
+  GptParams p;
+  p.base = base;
+  p.wte = base + tensors_[0].offset;
+  p.wpe = base + tensors_[1].offset;
+  p.layers.resize(config_.num_layers);
+  for (int l = 0; l < config_.num_layers; ++l) {
+    for (int j = 0; j < kTensorsPerLayer; ++j) {
+      p.layers[l].*(kLayerSpecs[j].member) = base + tensors_[layer_tensor_index(l, j)].offset;
+    }
+  }
+  p.lnfw = base + tensors_[tensors_.size() - 2].offset;
+  p.lnfb = base + tensors_[tensors_.size() - 1].offset;
+  return p;
+}
+
+// --- activations -------------------------------------------------------------
+
+namespace {
+
+// Walks the activation layout once; with base == nullptr it only counts.
+template <typename Fn>
+size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, Fn take) {
+  const size_t BT = static_cast<size_t>(B) * T, C = c.hidden_size, L = c.num_layers;
+  const size_t NH = c.num_attention_heads, Vp = c.padded_vocab_size();
+  size_t total = 0;
+  auto alloc = [&](float** slot, size_t n) {
+    take(slot, total);
+    total += n;
+  };
+  alloc(take.residual(), (L + 1) * BT * C);
+  const size_t nlayers = checkpoint ? 1 : L;
+  for (size_t l = 0; l < nlayers; ++l) {
+    LayerActivations* la = take.layer(l);
+    alloc(&la->ln1, BT * C);
+    alloc(&la->ln1_mean, BT);
+    alloc(&la->ln1_rstd, BT);
+    alloc(&la->qkv, BT * 3 * C);
+    alloc(&la->att, BT * NH * T);
+    alloc(&la->atty, BT * C);
+    alloc(&la->residual2, BT * C);
+    alloc(&la->ln2, BT * C);
+    alloc(&la->ln2_mean, BT);
+    alloc(&la->ln2_rstd, BT);
+    alloc(&la->fch, BT * 4 * C);
+    alloc(&la->fch_gelu, BT * 4 * C);
+  }
+  GptActivations* top = take.top();
+  alloc(&top->scratch, BT * C);
+  alloc(&top->lnf, BT * C);
+  alloc(&top->lnf_mean, BT);
+  alloc(&top->lnf_rstd, BT);
+  alloc(&top->logits, BT * Vp);
+  alloc(&top->losses, BT);
+  return total;
+}
+
+// Assigns pointers (base != nullptr) or just counts.
+struct ActivationTaker {
+  float* base;
+  GptActivations* acts;
+  void operator()(float** slot, size_t offset) const {
+    if (base != nullptr) *slot = base + offset;
+  }
+  float** residual() const { return &acts->residual; }
+  LayerActivations* layer(size_t l) const { return &acts->layers[l]; }
+  GptActivations* top() const { return acts; }
+};
+
+}  // namespace
+
+GptActivations ActivationViews(float* base, const GptConfig& c, int B, int T, bool checkpoint) {
+  GptActivations acts;
+  acts.layers.resize(checkpoint ? 1 : c.num_layers);
+  WalkActivations(c, B, T, checkpoint, ActivationTaker{base, &acts});
+  return acts;
+}
+
+size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint) {
+  GptActivations acts;
+  acts.layers.resize(checkpoint ? 1 : c.num_layers);
+  return WalkActivations(c, B, T, checkpoint, ActivationTaker{nullptr, &acts});
+}
+
+size_t GradActivationFloats(const GptConfig& c, int B, int T) {
+  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size;
+  return 3 * BTC + 3 * BTC + 2 * 4 * BTC;
+}
+
+GptGradActivations GradActivationViews(float* base, const GptConfig& c, int B, int T) {
+  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size;
+  GptGradActivations g;
+  g.dresidual = base;
+  g.dbtc = g.dresidual + BTC;
+  g.dbtc2 = g.dbtc + BTC;
+  g.dqkv = g.dbtc2 + BTC;
+  g.dfch = g.dqkv + 3 * BTC;
+  g.dfch_gelu = g.dfch + 4 * BTC;
+  return g;
+}
+
+// --- memory plan -------------------------------------------------------------
+
+size_t MemoryPlan::total_bytes(bool checkpoint_activations) const {
+  return param_bytes + grad_bytes + optimizer_bytes +
+         (checkpoint_activations ? activation_bytes_checkpointed : activation_bytes) +
+         backward_bytes;
+}
+
+MemoryPlan PlanMemory(const GptConfig& config, int B, int T) {
+  MemoryPlan plan;
+  plan.num_params = GptParamLayout(config).num_params();
+  plan.param_bytes = plan.num_params * sizeof(float);
+  plan.grad_bytes = plan.param_bytes;
+  plan.optimizer_bytes = 2 * plan.param_bytes;
+  plan.activation_bytes = ActivationFloats(config, B, T, false) * sizeof(float);
+  plan.activation_bytes_checkpointed = ActivationFloats(config, B, T, true) * sizeof(float);
+  plan.backward_bytes = GradActivationFloats(config, B, T) * sizeof(float);
+  return plan;
+}
+
+std::string FormatMemoryPlan(const MemoryPlan& plan, bool checkpoint_activations) {
+  auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  char buf[640];
+  std::snprintf(buf, sizeof(buf),
+                "parameters            %12zu (%.1f MiB fp32)\n"
+                "gradients             %10.1f MiB\n"
+                "optimizer (Adam m,v)  %10.1f MiB\n"
+                "activations           %10.1f MiB%s\n"
+                "activations (ckpt)    %10.1f MiB%s\n"
+                "backward buffers      %10.1f MiB\n"
+                "total                 %10.1f MiB\n",
+                plan.num_params, mib(plan.param_bytes), mib(plan.grad_bytes),
+                mib(plan.optimizer_bytes), mib(plan.activation_bytes),
+                checkpoint_activations ? "" : "  <- used", mib(plan.activation_bytes_checkpointed),
+                checkpoint_activations ? "  <- used" : "", mib(plan.backward_bytes),
+                mib(plan.total_bytes(checkpoint_activations)));
+  return buf;
+}
+
+}  // namespace trainer

@@ -1,0 +1,152 @@
+// Parameter layout of the GPT model: every parameter lives in ONE contiguous fp32
+// buffer (llm.c style), layer-major, so data-parallel all-reduce, ZeRO shards,
+// pipeline stages and checkpoints all work on flat ranges. Gradients and Adam's m/v
+// use the identical layout. Also the activation layout and the memory plan.
+//
+// Flat order: wte, wpe, then for l in 0..L-1 the 12 tensors of layer l (ln1, qkv,
+// attn proj, ln2, fc, fc proj), then lnf. layer_range(l) is one contiguous range.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/model/gpt_config.h"
+
+namespace trainer {
+
+// Checks ranges and divisibility; one message per problem, with Megatron's names.
+coord::Status ValidateGptConfig(const GptConfig& config);
+
+// Megatron's init: weights normal(0, init_method_std); the two output projections of
+// each layer (attn proj, fc proj) normal(0, init_method_std / sqrt(2 L)); biases 0;
+// LayerNorm weight 1, bias 0 (megatron/model/utils.py scaled_init_method_normal).
+enum class ParamInit { kNormal, kScaledNormal, kZero, kOne };
+
+// One named tensor inside the flat buffer.
+struct ParamTensorInfo {
+  std::string name;   // ours, e.g. "layers.3.qkv_weight"
+  size_t offset = 0;  // in floats from the buffer start
+  size_t numel = 0;
+  std::vector<int> shape;     // row-major
+  bool weight_decay = false;  // weights and embeddings yes; biases and LayerNorm no
+  int layer = -1;             // transformer layer, -1 for embeddings and final LN
+  ParamInit init = ParamInit::kZero;
+};
+
+// Pointers into one layer's slice of the flat buffer (params or grads).
+struct LayerParams {
+  float* ln1w;      // (C)
+  float* ln1b;      // (C)
+  float* qkvw;      // (3C, C)  rows [q | k | v], each head-major (NH, HS)
+  float* qkvb;      // (3C)
+  float* attprojw;  // (C, C)
+  float* attprojb;  // (C)
+  float* ln2w;      // (C)
+  float* ln2b;      // (C)
+  float* fcw;       // (4C, C)
+  float* fcb;       // (4C)
+  float* fcprojw;   // (C, 4C)
+  float* fcprojb;   // (C)
+};
+inline constexpr int kTensorsPerLayer = 12;
+
+// Named views of the whole flat buffer.
+struct GptParams {
+  float* base = nullptr;            // (num_params,)
+  float* wte = nullptr;             // (Vp, C) token embedding, also the LM head (tied)
+  float* wpe = nullptr;             // (maxT, C) position embedding
+  std::vector<LayerParams> layers;  // L entries
+  float* lnfw = nullptr;            // (C) final LayerNorm
+  float* lnfb = nullptr;            // (C)
+};
+
+class GptParamLayout {
+ public:
+  explicit GptParamLayout(const GptConfig& config);  // config must be valid
+
+  size_t num_params() const { return num_params_; }
+  const std::vector<ParamTensorInfo>& tensors() const { return tensors_; }
+  // Index of the first tensor of layer l in tensors().
+  static int layer_tensor_index(int l, int j) { return 2 + l * kTensorsPerLayer + j; }
+  // Flat [begin, end) of layer l's parameters.
+  size_t layer_begin(int l) const { return tensors_[layer_tensor_index(l, 0)].offset; }
+  size_t layer_end(int l) const { return tensors_[layer_tensor_index(l + 1, 0)].offset; }
+  // Views of a buffer of num_params() floats laid out as above.
+  GptParams Views(float* base) const;
+
+ private:
+  GptConfig config_;
+  std::vector<ParamTensorInfo> tensors_;
+  size_t num_params_ = 0;
+};
+
+// --- activations -------------------------------------------------------------
+
+// Per-layer forward activations kept for backward. Without checkpoint_activations
+// there are L of these; with it, one, reused by each layer's recomputation.
+struct LayerActivations {
+  float* ln1;        // (B, T, C)
+  float* ln1_mean;   // (B, T)
+  float* ln1_rstd;   // (B, T)
+  float* qkv;        // (B, T, 3C)
+  float* att;        // (B, NH, T, T) softmax probabilities (before attention dropout)
+  float* atty;       // (B, T, C) attention output before the projection
+  float* residual2;  // (B, T, C) input of ln2 = input + dropout(attn proj)
+  float* ln2;        // (B, T, C)
+  float* ln2_mean;   // (B, T)
+  float* ln2_rstd;   // (B, T)
+  float* fch;        // (B, T, 4C) fc output, before GELU
+  float* fch_gelu;   // (B, T, 4C)
+};
+
+struct GptActivations {
+  float* residual = nullptr;             // (L+1, B, T, C): [0] embeddings, [l+1] output of layer l
+  std::vector<LayerActivations> layers;  // L entries, or 1 with checkpoint_activations
+  float* scratch = nullptr;              // (B, T, C) projection output before dropout + residual
+  float* lnf = nullptr;                  // (B, T, C)
+  float* lnf_mean = nullptr;             // (B, T)
+  float* lnf_rstd = nullptr;             // (B, T)
+  float* logits = nullptr;  // (B, T, Vp) logits -> probs (forward) -> dlogits (backward)
+  float* losses = nullptr;  // (B, T)
+};
+
+// Backward-only buffers (allocated on the first backward).
+struct GptGradActivations {
+  float* dresidual = nullptr;  // (B, T, C) gradient flowing down the residual stream
+  float* dbtc = nullptr;       // (B, T, C)
+  float* dbtc2 = nullptr;      // (B, T, C)
+  float* dqkv = nullptr;       // (B, T, 3C)
+  float* dfch = nullptr;       // (B, T, 4C)
+  float* dfch_gelu = nullptr;  // (B, T, 4C)
+};
+
+// Number of floats of the forward activations / backward buffers for (B, T).
+size_t ActivationFloats(const GptConfig& config, int B, int T, bool checkpoint_activations);
+size_t GradActivationFloats(const GptConfig& config, int B, int T);
+// Carves views out of buffers of those sizes.
+GptActivations ActivationViews(float* base, const GptConfig& config, int B, int T,
+                               bool checkpoint_activations);
+GptGradActivations GradActivationViews(float* base, const GptConfig& config, int B, int T);
+
+// --- memory plan -------------------------------------------------------------
+
+struct MemoryPlan {
+  size_t num_params = 0;
+  size_t param_bytes = 0;
+  size_t grad_bytes = 0;
+  size_t optimizer_bytes = 0;                // Adam m and v, fp32
+  size_t activation_bytes = 0;               // forward activations, no checkpointing
+  size_t activation_bytes_checkpointed = 0;  // with checkpoint_activations
+  size_t backward_bytes = 0;                 // backward-only buffers (either mode)
+  // Peak for the configured mode (params + grads + optimizer + activations + backward).
+  size_t total_bytes(bool checkpoint_activations) const;
+};
+
+MemoryPlan PlanMemory(const GptConfig& config, int B, int T);
+// Human-readable table (MiB), one line per item, for gpt-rank plan and the start log.
+std::string FormatMemoryPlan(const MemoryPlan& plan, bool checkpoint_activations);
+
+}  // namespace trainer

@@ -1,0 +1,55 @@
+// AdamW over the flat parameter buffer (torch.optim.AdamW semantics = Megatron's apex
+// FusedAdam with adam_w_mode): weight decay decoupled and applied only to tensors the
+// layout marks weight_decay (weights, embeddings), never to biases or LayerNorm
+// (Megatron's _get_params_for_weight_decay_optimization). m and v share the params'
+// flat layout, so ZeRO can later shard all three by the same ranges.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "trainer/model/gpt_params.h"
+
+namespace trainer {
+
+struct AdamWConfig {
+  float beta1 = 0.9f;          // adam_beta1
+  float beta2 = 0.999f;        // adam_beta2
+  float eps = 1e-8f;           // adam_eps
+  float weight_decay = 0.01f;  // weight_decay
+};
+
+class AdamW {
+ public:
+  AdamW(const GptParamLayout& layout, const AdamWConfig& config);
+
+  // One update with learning rate lr; params, grads are (num_params,).
+  void Step(float* params, const float* grads, float lr);
+
+  int64_t step() const { return step_; }
+  float* m() { return m_.data(); }  // (num_params,) first moment
+  float* v() { return v_.data(); }  // (num_params,) second moment
+  // Set when resuming from a checkpoint.
+  void set_step(int64_t step) { step_ = step; }
+  // Maximal flat ranges [begin, end) with weight decay on (true) or off (false).
+  const std::vector<std::pair<size_t, size_t>>& ranges(bool decay) const {
+    return decay ? decay_ranges_ : no_decay_ranges_;
+  }
+
+ private:
+  AdamWConfig config_;
+  int64_t step_ = 0;
+  std::vector<float> m_, v_;
+  std::vector<std::pair<size_t, size_t>> decay_ranges_, no_decay_ranges_;
+};
+
+// torch.nn.utils.clip_grad_norm_ / Megatron clip_grad_norm_fp32 on the flat buffer:
+// norm = ||grads||_2 (accumulated in double, fixed-chunk order: deterministic);
+// if max_norm > 0 and coef = max_norm / (norm + 1e-6) < 1, grads *= coef.
+// Returns the norm before clipping.
+double ClipGradNorm(float* grads, size_t n, double max_norm);
+// ||grads||_2 without clipping.
+double GradNorm(const float* grads, size_t n);
+
+}  // namespace trainer
