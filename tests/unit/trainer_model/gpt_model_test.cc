@@ -73,7 +73,9 @@ TEST(GptParamsTest, LayoutIsContiguousLayerMajorWithDecayOnWeightsOnly) {
   const size_t per_layer = 12 * C * C + 13 * C;
   for (int l = 0; l < c.num_layers; ++l) {
     EXPECT_EQ(layout.layer_end(l) - layout.layer_begin(l), per_layer);
-    if (l > 0) EXPECT_EQ(layout.layer_begin(l), layout.layer_end(l - 1));
+    if (l > 0) {
+      EXPECT_EQ(layout.layer_begin(l), layout.layer_end(l - 1));
+    }
   }
   std::vector<float> buf(layout.num_params());
   GptParams p = layout.Views(buf.data());
