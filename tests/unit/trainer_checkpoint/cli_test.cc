@@ -1,0 +1,131 @@
+// generate / export-hf / import-hf verbs: usage errors exit 2 with a clear message,
+// export-hf -> import-hf is a bitwise round trip, generate prints text for a seed.
+#include <gtest/gtest.h>
+
+#include "tests/unit/trainer_checkpoint/test_util.h"
+#include "tests/unit/trainer_data/tiny_vocab.h"
+#include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/cli/commands.h"
+#include "trainer/model/gpt.h"
+
+namespace gpt_rank::cli {
+namespace {
+
+using trainer::testing::TempDir;
+using trainer::testing::WriteText;
+
+// Runs a verb, capturing stderr into *err.
+int RunVerb(int (*verb)(const std::vector<std::string>&), std::vector<std::string> args,
+            std::string* err, std::string* out = nullptr) {
+  ::testing::internal::CaptureStderr();
+  if (out != nullptr) ::testing::internal::CaptureStdout();
+  const int rc = verb(args);
+  if (out != nullptr) *out = ::testing::internal::GetCapturedStdout();
+  *err = ::testing::internal::GetCapturedStderr();
+  return rc;
+}
+
+// A job config + a checkpoint of a tiny model with the 264-token test vocab.
+struct TinyRun {
+  TempDir dir;
+  std::string job;
+  std::vector<float> params;  // (n,)
+  TinyRun() {
+    const auto vocab = trainer::data::testing::MakeTinyVocab();
+    WriteText(dir / "vocab.json", vocab.vocab_json);
+    WriteText(dir / "merges.txt", vocab.merges_txt);
+    job = R"({"model": {"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
+      "seq_length": 16, "max_position_embeddings": 16},
+      "data": {"vocab_file": ")" +
+          dir / "vocab.json" + R"(", "merge_file": ")" + dir / "merges.txt" +
+          R"("}, "training": {"seed": 9}})";
+    WriteText(dir / "job.json", job);
+    trainer::GptConfig c;
+    c.num_layers = 2, c.hidden_size = 32, c.num_attention_heads = 4;
+    c.seq_length = c.max_position_embeddings = 16;
+    c.vocab_size = 264;  // padded to 384
+    auto model = trainer::GptModel::Create(c, 1, 16);
+    (*model)->InitMegatron(3);
+    params.assign((*model)->param_data(), (*model)->param_data() + (*model)->num_params());
+    // HF has no padded rows: zero them so the round trip can be compared bitwise.
+    std::fill(params.begin() + 264 * 32, params.begin() + 384 * 32, 0.0f);
+    trainer::TrainState state;
+    state.iteration = 7;
+    state.config_json = job;
+    std::vector<float> mv(params.size(), 0.5f);
+    EXPECT_TRUE(trainer::SaveCheckpoint(dir / "save", state,
+                                        {params.data(), mv.data(), mv.data(), params.size()})
+                    .ok());
+  }
+};
+
+TEST(CliTest, UsageErrorsExit2) {
+  TempDir empty;
+  std::string err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate"}, &err), 2);
+  EXPECT_NE(err.find("--load is required"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", empty.path()}, &err), 2);
+  EXPECT_NE(err.find("no checkpoint in " + empty.path()), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", empty / "nope"}, &err), 2);
+  EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--bogus"}, &err), 2);
+  EXPECT_EQ(RunVerb(RunExportHf, {"export-hf", "--load", empty.path()}, &err), 2);
+  EXPECT_NE(err.find("--out is required"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunImportHf, {"import-hf", "--hf", empty.path()}, &err), 2);
+  EXPECT_EQ(RunVerb(RunImportHf,
+                    {"import-hf", "--hf", empty.path(), "--config", empty / "j.json", "--save",
+                     empty / "s"},
+                    &err),
+            2);
+  std::string out;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--help"}, &err, &out), 0);
+  EXPECT_NE(out.find("--temperature"), std::string::npos);
+}
+
+TEST(CliTest, ExportImportRoundTripIsBitwise) {
+  TinyRun run;
+  std::string err;
+  ASSERT_EQ(RunVerb(RunExportHf, {"export-hf", "--load", run.dir / "save", "--out", run.dir / "hf"},
+                    &err),
+            0)
+      << err;
+  ASSERT_EQ(RunVerb(RunImportHf,
+                    {"import-hf", "--hf", run.dir / "hf", "--config", run.dir / "job.json",
+                     "--save", run.dir / "imported"},
+                    &err),
+            0)
+      << err;
+  auto loaded = trainer::LoadLatestCheckpoint(run.dir / "imported", run.params.size());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->state.iteration, 0);
+  EXPECT_EQ(loaded->state.seed, 9u);
+  EXPECT_EQ(loaded->state.config_json, run.job);
+  EXPECT_EQ(0, std::memcmp(loaded->params.data(), run.params.data(), run.params.size() * 4));
+  for (float x : loaded->adam_m) ASSERT_EQ(x, 0.0f);
+
+  // A job whose architecture differs from the HF weights is refused, exit 2.
+  WriteText(run.dir / "job3.json", R"({"model": {"num_layers": 3, "hidden_size": 32,
+      "num_attention_heads": 4, "seq_length": 16, "max_position_embeddings": 16}})");
+  EXPECT_EQ(RunVerb(RunImportHf,
+                    {"import-hf", "--hf", run.dir / "hf", "--config", run.dir / "job3.json",
+                     "--save", run.dir / "x"},
+                    &err),
+            2);
+  EXPECT_NE(err.find("model.num_layers is 3"), std::string::npos) << err;
+}
+
+TEST(CliTest, GenerateIsDeterministic) {
+  TinyRun run;
+  std::string err, out1, out2;
+  const std::vector<std::string> args = {
+      "generate", "--load", run.dir / "save", "--prompt", "hello", "--max-tokens", "8",
+      "--seed",   "5",      "--top-k",        "20"};
+  ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out1), 0) << err;
+  ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out2), 0) << err;
+  EXPECT_EQ(out1, out2);
+  EXPECT_EQ(out1.rfind("hello", 0), 0u) << out1;
+  EXPECT_NE(err.find("iteration 7"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace gpt_rank::cli

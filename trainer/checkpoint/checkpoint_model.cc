@@ -1,0 +1,132 @@
+// Job-config parsing for checkpoint consumers (see checkpoint_model.h).
+#include "trainer/checkpoint/checkpoint_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/fs.h"
+#include "trainer/model/gpt_params.h"
+
+namespace trainer {
+
+namespace {
+
+using nlohmann::json;
+
+coord::Status GetInt(const json& section, const char* sname, const char* key,
+                     const std::string& origin, int* out) {
+  if (!section.contains(key)) return coord::Status::Ok();
+  const json& v = section[key];
+  if (!v.is_number_integer()) {
+    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected an integer");
+  }
+  *out = v.get<int>();
+  return coord::Status::Ok();
+}
+
+coord::Status GetFloat(const json& section, const char* sname, const char* key,
+                       const std::string& origin, float* out) {
+  if (!section.contains(key)) return coord::Status::Ok();
+  if (!section[key].is_number()) {
+    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected a number");
+  }
+  *out = section[key].get<float>();
+  return coord::Status::Ok();
+}
+
+const json& Section(const json& j, const char* name) {
+  static const json kEmpty = json::object();
+  return j.contains(name) && j[name].is_object() ? j[name] : kEmpty;
+}
+
+}  // namespace
+
+coord::StatusOr<JobModelConfig> ParseJobModelConfig(const std::string& config_json,
+                                                    const std::string& origin) {
+  const json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return coord::InvalidArgument(origin + ": config is not a JSON object");
+  JobModelConfig out;
+  GptConfig& c = out.model;
+  const json& m = Section(j, "model");
+  RETURN_IF_ERROR(GetInt(m, "model", "num_layers", origin, &c.num_layers));
+  RETURN_IF_ERROR(GetInt(m, "model", "hidden_size", origin, &c.hidden_size));
+  RETURN_IF_ERROR(GetInt(m, "model", "num_attention_heads", origin, &c.num_attention_heads));
+  RETURN_IF_ERROR(GetInt(m, "model", "seq_length", origin, &c.seq_length));
+  RETURN_IF_ERROR(
+      GetInt(m, "model", "max_position_embeddings", origin, &c.max_position_embeddings));
+  RETURN_IF_ERROR(
+      GetInt(m, "model", "make_vocab_size_divisible_by", origin, &c.make_vocab_size_divisible_by));
+  out.vocab_size_given = m.contains("vocab_size");
+  RETURN_IF_ERROR(GetInt(m, "model", "vocab_size", origin, &c.vocab_size));
+  RETURN_IF_ERROR(GetFloat(m, "model", "layernorm_epsilon", origin, &c.layernorm_epsilon));
+  RETURN_IF_ERROR(GetFloat(m, "model", "hidden_dropout", origin, &c.hidden_dropout));
+  RETURN_IF_ERROR(GetFloat(m, "model", "attention_dropout", origin, &c.attention_dropout));
+  RETURN_IF_ERROR(GetFloat(m, "model", "init_method_std", origin, &c.init_method_std));
+  // Megatron pads the vocab to divisible_by * tp, so tp changes the parameter count.
+  RETURN_IF_ERROR(GetInt(Section(j, "parallel"), "parallel", "tensor_model_parallel_size", origin,
+                         &c.tensor_model_parallel_size));
+  const json& d = Section(j, "data");
+  if (d.contains("vocab_file") && d["vocab_file"].is_string()) out.vocab_file = d["vocab_file"];
+  if (d.contains("merge_file") && d["merge_file"].is_string()) out.merge_file = d["merge_file"];
+  const json& t = Section(j, "training");
+  if (t.contains("seed") && t["seed"].is_number_unsigned()) out.seed = t["seed"].get<uint64_t>();
+  return out;
+}
+
+coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
+  ASSIGN_OR_RETURN(std::string text, coord::ReadFile(vocab_file));
+  const json j = json::parse(text, nullptr, false);
+  if (!j.is_object() || j.empty()) {
+    return coord::InvalidArgument(vocab_file + ": not a JSON object of token -> id");
+  }
+  return static_cast<int>(j.size());
+}
+
+coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& load_dir,
+                                                             int64_t iteration) {
+  if (iteration >= 0) {
+    const std::string dir = CheckpointIterDir(load_dir, iteration);
+    if (!coord::IsDirectory(dir)) {
+      return coord::InvalidArgument("no checkpoint for iteration " + std::to_string(iteration) +
+                                    ": " + dir + " does not exist");
+    }
+    return LoadCheckpoint(dir, 0);
+  }
+  if (!coord::IsDirectory(load_dir)) {
+    return coord::InvalidArgument("checkpoint directory " + load_dir + " does not exist");
+  }
+  if (!HasCheckpoint(load_dir)) {
+    return coord::InvalidArgument("no checkpoint in " + load_dir + " (no " + kLatestIterationFile +
+                                  " and no complete iter_* directory)");
+  }
+  return LoadLatestCheckpoint(load_dir, 0);
+}
+
+coord::StatusOr<GptConfig> CheckpointModelConfig(const LoadedCheckpoint& ckpt,
+                                                 const std::string& vocab_override,
+                                                 const std::string& merge_override,
+                                                 std::string* vocab_out, std::string* merge_out) {
+  ASSIGN_OR_RETURN(JobModelConfig job,
+                   ParseJobModelConfig(ckpt.state.config_json, "checkpoint " + ckpt.path));
+  const std::string vocab = vocab_override.empty() ? job.vocab_file : vocab_override;
+  const std::string merges = merge_override.empty() ? job.merge_file : merge_override;
+  if (vocab_out != nullptr) *vocab_out = vocab;
+  if (merge_out != nullptr) *merge_out = merges;
+  if (!job.vocab_size_given) {
+    if (vocab.empty()) {
+      return coord::InvalidArgument("checkpoint " + ckpt.path +
+                                    ": its config has no data.vocab_file; pass --vocab-file");
+    }
+    ASSIGN_OR_RETURN(job.model.vocab_size, ReadVocabSize(vocab));
+  }
+  RETURN_IF_ERROR(ValidateGptConfig(job.model).WithContext("checkpoint " + ckpt.path));
+  const size_t n = GptParamLayout(job.model).num_params();
+  if (n != ckpt.params.size()) {
+    return coord::FailedPrecondition(
+        "checkpoint " + ckpt.path + " holds " + std::to_string(ckpt.params.size()) +
+        " parameters but its config (vocab " + std::to_string(job.model.vocab_size) + ") gives " +
+        std::to_string(n) + "; wrong --vocab-file?");
+  }
+  return job.model;
+}
+
+}  // namespace trainer

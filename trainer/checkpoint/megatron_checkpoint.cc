@@ -1,0 +1,566 @@
+// Megatron-layout checkpoints (format and crash-safety rules: megatron_checkpoint.h).
+// Tensors are streamed through one XXH64 state while written and read, so a 10B
+// checkpoint is hashed in the same pass that moves its bytes.
+#include "trainer/checkpoint/megatron_checkpoint.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/fs.h"
+
+namespace trainer {
+
+namespace {
+
+using coord::Status;
+using coord::StatusOr;
+using nlohmann::json;
+
+constexpr char kMagic[8] = {'G', 'P', 'T', 'R', 'C', 'K', 'P', 'T'};
+constexpr char kEndMagic[8] = {'G', 'P', 'T', 'R', 'E', 'N', 'D', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kNumTensors = 3;
+constexpr size_t kHeaderBytes = 64, kTrailerBytes = 16;
+constexpr char kRankDir[] = "mp_rank_00";
+constexpr char kTensorFile[] = "model_optim_rng.bin";
+constexpr char kStateFile[] = "train_state.json";
+constexpr char kManifestFile[] = "manifest.json";
+
+// --- XXH64 (Yann Collet's xxHash, 64-bit variant), streaming -----------------------
+constexpr uint64_t kP1 = 11400714785074694791ull, kP2 = 14029467366897019727ull,
+                   kP3 = 1609587929392839161ull, kP4 = 9650029242287828579ull,
+                   kP5 = 2870177450012600261ull;
+
+inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+inline uint64_t Read64(const unsigned char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);  // little-endian hosts only (x86-64, aarch64)
+  return v;
+}
+inline uint32_t Read32(const unsigned char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint64_t Round(uint64_t acc, uint64_t in) { return Rotl(acc + in * kP2, 31) * kP1; }
+inline uint64_t MergeRound(uint64_t acc, uint64_t v) { return (acc ^ Round(0, v)) * kP1 + kP4; }
+
+class Xxh64State {
+ public:
+  explicit Xxh64State(uint64_t seed = 0)
+      : v_{seed + kP1 + kP2, seed + kP2, seed, seed - kP1}, seed_(seed) {}
+
+  void Update(const void* data, size_t size) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    total_ += size;
+    if (buffered_ + size < 32) {
+      std::memcpy(buf_ + buffered_, p, size);
+      buffered_ += size;
+      return;
+    }
+    if (buffered_ > 0) {  // complete the pending stripe
+      const size_t take = 32 - buffered_;
+      std::memcpy(buf_ + buffered_, p, take);
+      Stripe(buf_);
+      p += take;
+      size -= take;
+      buffered_ = 0;
+    }
+    for (; size >= 32; p += 32, size -= 32) Stripe(p);
+    std::memcpy(buf_, p, size);
+    buffered_ = size;
+  }
+
+  uint64_t Digest() const {
+    uint64_t h;
+    if (total_ >= 32) {
+      h = Rotl(v_[0], 1) + Rotl(v_[1], 7) + Rotl(v_[2], 12) + Rotl(v_[3], 18);
+      for (uint64_t v : v_) h = MergeRound(h, v);
+    } else {
+      h = seed_ + kP5;
+    }
+    h += total_;
+    const unsigned char* p = buf_;
+    size_t n = buffered_;
+    for (; n >= 8; p += 8, n -= 8) h = Rotl(h ^ Round(0, Read64(p)), 27) * kP1 + kP4;
+    if (n >= 4) {
+      h = Rotl(h ^ (static_cast<uint64_t>(Read32(p)) * kP1), 23) * kP2 + kP3;
+      p += 4;
+      n -= 4;
+    }
+    for (; n > 0; ++p, --n) h = Rotl(h ^ (*p * kP5), 11) * kP1;
+    h ^= h >> 33;
+    h *= kP2;
+    h ^= h >> 29;
+    h *= kP3;
+    h ^= h >> 32;
+    return h;
+  }
+
+ private:
+  void Stripe(const unsigned char* p) {
+    for (int i = 0; i < 4; ++i) v_[i] = Round(v_[i], Read64(p + 8 * i));
+  }
+  uint64_t v_[4];
+  uint64_t seed_;
+  uint64_t total_ = 0;
+  unsigned char buf_[32] = {};
+  size_t buffered_ = 0;
+};
+
+std::string Hex64(uint64_t v) {
+  char s[17];
+  std::snprintf(s, sizeof(s), "%016" PRIx64, v);
+  return s;
+}
+
+// --- writing ------------------------------------------------------------------------
+
+int64_t g_fault_bytes_left = -1;  // < 0: no injected fault
+int g_fault_errno = 0;
+
+// errno -> Status, with ENOSPC/EDQUOT as ResourceExhausted so callers can tell "disk
+// full" from "bug".
+Status IoError(const std::string& what, int err) {
+  if (err == ENOSPC || err == EDQUOT) {
+    return Status(coord::StatusCode::kResourceExhausted,
+                  what + ": " + std::strerror(err) + " (disk full?)");
+  }
+  return coord::ErrnoStatus(what, err);
+}
+
+// A file being written: every byte goes through the hash and the fault injector.
+class CheckedWriter {
+ public:
+  ~CheckedWriter() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Status Open(const std::string& path) {
+    path_ = path;
+    fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return fd_ < 0 ? IoError("create " + path, errno) : Status::Ok();
+  }
+  Status Write(const void* data, size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    hash_.Update(p, size);
+    size_ += size;
+    while (size > 0) {
+      size_t chunk = std::min<size_t>(size, 64u << 20);
+      if (g_fault_bytes_left >= 0) {
+        if (g_fault_bytes_left == 0) return IoError("write " + path_, g_fault_errno);
+        chunk = std::min<size_t>(chunk, static_cast<size_t>(g_fault_bytes_left));
+      }
+      const ssize_t w = write(fd_, p, chunk);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return IoError("write " + path_, errno);
+      if (g_fault_bytes_left >= 0) g_fault_bytes_left -= w;
+      p += w;
+      size -= static_cast<size_t>(w);
+    }
+    return Status::Ok();
+  }
+  // fsync + close: the bytes are durable before anything renames them into place.
+  Status Close() {
+    if (fsync(fd_) != 0) return IoError("fsync " + path_, errno);
+    const int rc = close(fd_);
+    fd_ = -1;
+    return rc != 0 ? IoError("close " + path_, errno) : Status::Ok();
+  }
+  uint64_t digest() const { return hash_.Digest(); }
+  uint64_t size() const { return size_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  Xxh64State hash_;
+  uint64_t size_ = 0;
+};
+
+void PutU32(unsigned char* p, uint32_t v) { std::memcpy(p, &v, 4); }
+void PutU64(unsigned char* p, uint64_t v) { std::memcpy(p, &v, 8); }
+
+struct FileRecord {
+  std::string name;
+  uint64_t size;
+  uint64_t hash;
+};
+
+Status WriteTensorFile(const std::string& path, const CheckpointTensors& t, FileRecord* rec) {
+  CheckedWriter w;
+  RETURN_IF_ERROR(w.Open(path));
+  unsigned char header[kHeaderBytes] = {};
+  std::memcpy(header, kMagic, 8);
+  PutU32(header + 8, kVersion);
+  PutU32(header + 12, kNumTensors);
+  PutU64(header + 16, t.n);
+  PutU64(header + 24, static_cast<uint64_t>(kNumTensors) * t.n * sizeof(float));
+  RETURN_IF_ERROR(w.Write(header, kHeaderBytes));
+  for (const float* p : {t.params, t.adam_m, t.adam_v}) {
+    RETURN_IF_ERROR(w.Write(p, t.n * sizeof(float)));
+  }
+  unsigned char trailer[kTrailerBytes];
+  PutU64(trailer, w.digest());
+  std::memcpy(trailer + 8, kEndMagic, 8);
+  RETURN_IF_ERROR(w.Write(trailer, kTrailerBytes));
+  RETURN_IF_ERROR(w.Close());
+  *rec = {kTensorFile, w.size(), w.digest()};
+  return Status::Ok();
+}
+
+Status WriteSmallFile(const std::string& path, const std::string& name, const std::string& contents,
+                      FileRecord* rec) {
+  CheckedWriter w;
+  RETURN_IF_ERROR(w.Open(path));
+  RETURN_IF_ERROR(w.Write(contents.data(), contents.size()));
+  RETURN_IF_ERROR(w.Close());
+  if (rec != nullptr) *rec = {name, w.size(), w.digest()};
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return IoError("open " + dir, errno);
+  const int rc = fsync(fd);
+  const int err = errno;
+  close(fd);
+  return rc != 0 ? IoError("fsync " + dir, err) : Status::Ok();
+}
+
+std::string StateToJson(const TrainState& s) {
+  json j = {{"iteration", s.iteration},
+            {"consumed_train_samples", s.consumed_train_samples},
+            {"consumed_valid_samples", s.consumed_valid_samples},
+            {"rng_step", s.rng_step},
+            {"seed", s.seed},
+            {"adam_step", s.adam_step},
+            {"config_json", s.config_json}};
+  return j.dump(2) + "\n";
+}
+
+// Fills a fresh temporary iteration directory; the caller renames it into place.
+Status WriteIterDir(const std::string& tmp_dir, const TrainState& state,
+                    const CheckpointTensors& t) {
+  const std::string rank_dir = coord::JoinPath(tmp_dir, kRankDir);
+  RETURN_IF_ERROR(coord::MakeDirs(rank_dir));
+  std::vector<FileRecord> files(2);
+  RETURN_IF_ERROR(WriteTensorFile(coord::JoinPath(rank_dir, kTensorFile), t, &files[0]));
+  RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kStateFile), kStateFile,
+                                 StateToJson(state), &files[1]));
+  json manifest = {{"format", "gpt-rank-checkpoint"},
+                   {"version", kVersion},
+                   {"iteration", state.iteration},
+                   {"n", t.n},
+                   {"hash", "xxh64"},
+                   {"files", json::array()}};
+  for (const FileRecord& f : files) {
+    manifest["files"].push_back({{"name", f.name}, {"size", f.size}, {"xxh64", Hex64(f.hash)}});
+  }
+  // The manifest goes last, after the data files are durable: its presence means the
+  // directory is complete.
+  RETURN_IF_ERROR(FsyncDir(rank_dir));
+  RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kManifestFile), kManifestFile,
+                                 manifest.dump(2) + "\n", nullptr));
+  RETURN_IF_ERROR(FsyncDir(rank_dir));
+  return FsyncDir(tmp_dir);
+}
+
+// Moves tmp_dir to final_dir. An existing final_dir (the same iteration saved again
+// after a resume) is swapped out atomically where the filesystem supports it.
+Status InstallIterDir(const std::string& tmp_dir, const std::string& final_dir) {
+  if (rename(tmp_dir.c_str(), final_dir.c_str()) == 0) return Status::Ok();
+  if (errno != EEXIST && errno != ENOTEMPTY) return IoError("rename " + tmp_dir, errno);
+  if (renameat2(AT_FDCWD, tmp_dir.c_str(), AT_FDCWD, final_dir.c_str(), RENAME_EXCHANGE) == 0) {
+    return coord::RemoveTree(tmp_dir);  // now holds the old copy
+  }
+  // No RENAME_EXCHANGE (e.g. NFS): move the old copy aside first. A crash in between
+  // leaves no final_dir, and the load falls back to the previous iteration.
+  const std::string old_dir = final_dir + ".old-" + std::to_string(getpid());
+  if (rename(final_dir.c_str(), old_dir.c_str()) != 0) return IoError("rename " + final_dir, errno);
+  if (rename(tmp_dir.c_str(), final_dir.c_str()) != 0) return IoError("rename " + tmp_dir, errno);
+  return coord::RemoveTree(old_dir);
+}
+
+}  // namespace
+
+void SetCheckpointWriteFaultForTesting(int64_t bytes, int err) {
+  g_fault_bytes_left = bytes;
+  g_fault_errno = err;
+}
+
+uint64_t Xxh64(const void* data, size_t size, uint64_t seed) {
+  Xxh64State s(seed);
+  s.Update(data, size);
+  return s.Digest();
+}
+
+std::string CheckpointIterDir(const std::string& save_dir, int64_t iteration) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "iter_%07" PRId64, iteration);
+  return coord::JoinPath(save_dir, name);
+}
+
+Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
+                      const CheckpointTensors& tensors) {
+  if (save_dir.empty()) return coord::InvalidArgument("SaveCheckpoint: empty save directory");
+  if (state.iteration < 0) return coord::InvalidArgument("SaveCheckpoint: negative iteration");
+  if (tensors.n == 0 || !tensors.params || !tensors.adam_m || !tensors.adam_v) {
+    return coord::InvalidArgument("SaveCheckpoint: missing tensors");
+  }
+  Status st = coord::MakeDirs(save_dir);
+  if (!st.ok()) return st.WithContext("checkpoint directory " + save_dir + " is not usable");
+  if (access(save_dir.c_str(), W_OK) != 0) {
+    return IoError("checkpoint directory " + save_dir + " is not writable", errno);
+  }
+  const std::string final_dir = CheckpointIterDir(save_dir, state.iteration);
+  const std::string tmp_dir = final_dir + ".tmp-" + std::to_string(getpid());
+  RETURN_IF_ERROR(coord::RemoveTree(tmp_dir));  // a leftover of an earlier crash with our pid
+  st = WriteIterDir(tmp_dir, state, tensors);
+  if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
+  if (st.ok()) st = FsyncDir(save_dir);
+  if (!st.ok()) {
+    (void)coord::RemoveTree(tmp_dir);  // best effort: the error below is the one that matters
+    return st.WithContext("saving checkpoint " + final_dir);
+  }
+  // Last: the tracker names the new iteration only once it is complete and durable.
+  st = coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
+                              std::to_string(state.iteration) + "\n");
+  return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
+}
+
+namespace {
+
+// --- reading ------------------------------------------------------------------------
+
+Status Corrupt(const std::string& path, const std::string& why) {
+  return coord::FailedPrecondition(path + ": " + why);
+}
+
+// Reads exactly size bytes (streamed through the hash) or says the file is truncated.
+Status ReadExact(int fd, const std::string& path, void* out, size_t size, Xxh64State* hash) {
+  auto* p = static_cast<char*>(out);
+  size_t left = size;
+  while (left > 0) {
+    const ssize_t r = read(fd, p, std::min<size_t>(left, 64u << 20));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return IoError("read " + path, errno);
+    if (r == 0) return Corrupt(path, "truncated");
+    p += r;
+    left -= static_cast<size_t>(r);
+  }
+  if (hash != nullptr) hash->Update(out, size);
+  return Status::Ok();
+}
+
+uint64_t GetU64(const unsigned char* p) { return Read64(p); }
+
+// Reads and verifies model_optim_rng.bin against its own header/trailer and the
+// manifest's size and hash.
+Status ReadTensorFile(const std::string& path, uint64_t manifest_size, uint64_t manifest_hash,
+                      size_t expected_n, LoadedCheckpoint* out) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("open " + path, errno);
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0) return IoError("stat " + path, errno);
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (file_size != manifest_size) {
+    return Corrupt(path, "size " + std::to_string(file_size) + " bytes, manifest says " +
+                             std::to_string(manifest_size) + " (truncated?)");
+  }
+  Xxh64State hash;
+  unsigned char header[kHeaderBytes];
+  RETURN_IF_ERROR(ReadExact(fd, path, header, kHeaderBytes, &hash));
+  if (std::memcmp(header, kMagic, 8) != 0) return Corrupt(path, "bad magic (not a checkpoint)");
+  if (Read32(header + 8) != kVersion) {
+    return Corrupt(path, "unsupported version " + std::to_string(Read32(header + 8)));
+  }
+  const uint64_t n = GetU64(header + 16);
+  if (Read32(header + 12) != kNumTensors || GetU64(header + 24) != kNumTensors * n * 4 ||
+      file_size != kHeaderBytes + kNumTensors * n * 4 + kTrailerBytes) {
+    return Corrupt(path, "header sizes do not match the file size");
+  }
+  if (expected_n != 0 && n != expected_n) {
+    return Corrupt(path, "holds " + std::to_string(n) + " parameters, the model has " +
+                             std::to_string(expected_n) + " (different model config?)");
+  }
+  for (std::vector<float>* v : {&out->params, &out->adam_m, &out->adam_v}) {
+    v->resize(n);  // (n,)
+    RETURN_IF_ERROR(ReadExact(fd, path, v->data(), n * sizeof(float), &hash));
+  }
+  const uint64_t content_hash = hash.Digest();
+  unsigned char trailer[kTrailerBytes];
+  RETURN_IF_ERROR(ReadExact(fd, path, trailer, kTrailerBytes, &hash));
+  if (std::memcmp(trailer + 8, kEndMagic, 8) != 0 || GetU64(trailer) != content_hash ||
+      hash.Digest() != manifest_hash) {
+    return Corrupt(path, "checksum mismatch (xxh64)");
+  }
+  return Status::Ok();
+}
+
+StatusOr<TrainState> ParseState(const std::string& path, const std::string& text) {
+  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Corrupt(path, "not a JSON object");
+  TrainState s;
+  try {
+    s.iteration = j.at("iteration").get<int64_t>();
+    s.consumed_train_samples = j.at("consumed_train_samples").get<int64_t>();
+    s.consumed_valid_samples = j.at("consumed_valid_samples").get<int64_t>();
+    s.rng_step = j.at("rng_step").get<int64_t>();
+    s.seed = j.at("seed").get<uint64_t>();
+    s.adam_step = j.at("adam_step").get<int64_t>();
+    s.config_json = j.at("config_json").get<std::string>();
+  } catch (const json::exception& e) {
+    return Corrupt(path, std::string("bad field: ") + e.what());
+  }
+  return s;
+}
+
+struct ManifestFile {
+  uint64_t size = 0, hash = 0;
+  bool present = false;
+};
+
+// name -> (size, hash) for the files the format requires.
+Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile>* files) {
+  auto text = coord::ReadFile(path);
+  if (!text.ok()) {
+    if (text.status().code() == coord::StatusCode::kNotFound) {
+      return coord::NotFound(path + " missing: incomplete checkpoint");
+    }
+    return text.status();
+  }
+  const json j = json::parse(*text, nullptr, false);
+  if (!j.is_object() || j.value("format", "") != "gpt-rank-checkpoint" || !j.contains("files") ||
+      !j["files"].is_array()) {
+    return Corrupt(path, "not a gpt-rank checkpoint manifest");
+  }
+  if (j.value("version", 0u) != kVersion) return Corrupt(path, "unsupported manifest version");
+  for (const json& f : j["files"]) {
+    if (!f.is_object() || !f.contains("name") || !f.contains("size") || !f.contains("xxh64") ||
+        !f["name"].is_string() || !f["size"].is_number_unsigned() || !f["xxh64"].is_string()) {
+      return Corrupt(path, "malformed file entry");
+    }
+    ManifestFile& m = (*files)[f["name"].get<std::string>()];
+    m.size = f["size"].get<uint64_t>();
+    m.hash = std::strtoull(f["xxh64"].get<std::string>().c_str(), nullptr, 16);
+    m.present = true;
+  }
+  for (const char* need : {kTensorFile, kStateFile}) {
+    if (!(*files)[need].present) return Corrupt(path, std::string("does not list ") + need);
+  }
+  return Status::Ok();
+}
+
+// Iterations with an iter_XXXXXXX directory (temporaries and .old copies excluded).
+std::vector<int64_t> ListIterations(const std::string& dir) {
+  std::vector<int64_t> out;
+  auto names = coord::ListDir(dir);
+  if (!names.ok()) return out;
+  for (const std::string& name : *names) {
+    if (name.size() < 6 || name.compare(0, 5, "iter_") != 0) continue;
+    const std::string digits = name.substr(5);
+    if (!std::all_of(digits.begin(), digits.end(), ::isdigit) || digits.size() > 18) continue;
+    if (coord::IsDirectory(coord::JoinPath(dir, name))) out.push_back(std::stoll(digits));
+  }
+  std::sort(out.rbegin(), out.rend());  // newest first
+  return out;
+}
+
+// The tracker's iteration, or -1 with *why set when it is missing or unreadable.
+int64_t ReadTracker(const std::string& load_dir, std::string* why) {
+  const std::string path = coord::JoinPath(load_dir, kLatestIterationFile);
+  auto text = coord::ReadFile(path);
+  if (!text.ok()) {
+    *why = text.status().message();
+    return -1;
+  }
+  std::string s = *text;
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  if (s.empty() || s.size() > 18 || !std::all_of(s.begin(), s.end(), ::isdigit)) {
+    *why = path + ": not an iteration number: \"" + s.substr(0, 40) + "\"";
+    return -1;
+  }
+  return std::stoll(s);
+}
+
+}  // namespace
+
+StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n) {
+  if (!coord::IsDirectory(iter_dir)) return coord::NotFound("no checkpoint directory " + iter_dir);
+  const std::string rank_dir = coord::JoinPath(iter_dir, kRankDir);
+  std::map<std::string, ManifestFile> files;
+  RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), &files));
+  LoadedCheckpoint out;
+  out.path = iter_dir;
+  const std::string state_path = coord::JoinPath(rank_dir, kStateFile);
+  ASSIGN_OR_RETURN(std::string state_text, coord::ReadFile(state_path));
+  const ManifestFile& sm = files[kStateFile];
+  if (state_text.size() != sm.size) return Corrupt(state_path, "size differs from the manifest");
+  if (Xxh64(state_text.data(), state_text.size()) != sm.hash) {
+    return Corrupt(state_path, "checksum mismatch (xxh64)");
+  }
+  ASSIGN_OR_RETURN(out.state, ParseState(state_path, state_text));
+  const ManifestFile& tm = files[kTensorFile];
+  RETURN_IF_ERROR(
+      ReadTensorFile(coord::JoinPath(rank_dir, kTensorFile), tm.size, tm.hash, expected_n, &out));
+  return out;
+}
+
+StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, size_t expected_n) {
+  std::string tracker_problem;
+  const int64_t latest = ReadTracker(load_dir, &tracker_problem);
+  std::vector<int64_t> candidates;
+  std::vector<std::string> warnings;
+  if (latest >= 0)
+    candidates.push_back(latest);
+  else
+    warnings.push_back("no usable " + std::string(kLatestIterationFile) + " (" + tracker_problem +
+                       "); using the newest complete iteration");
+  for (int64_t it : ListIterations(load_dir)) {
+    // Newer than the tracker means its save never finished: never trust it.
+    if (latest < 0 || it < latest) candidates.push_back(it);
+  }
+  std::string refused;  // the last refusal, named in the next success's warning
+  std::vector<std::string> reasons;
+  for (int64_t it : candidates) {
+    const std::string dir = CheckpointIterDir(load_dir, it);
+    auto loaded = LoadCheckpoint(dir, expected_n);
+    if (loaded.ok()) {
+      if (!refused.empty()) warnings.push_back(refused + "; using " + dir);
+      loaded->warnings = std::move(warnings);
+      return loaded;
+    }
+    if (!refused.empty()) warnings.push_back(refused);
+    refused = "checkpoint " + dir + " refused (" + loaded.status().message() + ")";
+    reasons.push_back(refused);
+  }
+  std::string msg = "no loadable checkpoint in " + load_dir;
+  if (latest < 0) msg += " (" + tracker_problem + ")";
+  for (const std::string& r : reasons) msg += "; " + r;
+  return coord::NotFound(msg);
+}
+
+bool HasCheckpoint(const std::string& load_dir) {
+  if (coord::PathExists(coord::JoinPath(load_dir, kLatestIterationFile))) return true;
+  for (int64_t it : ListIterations(load_dir)) {
+    const std::string m =
+        coord::JoinPath(coord::JoinPath(CheckpointIterDir(load_dir, it), kRankDir), kManifestFile);
+    if (coord::PathExists(m)) return true;
+  }
+  return false;
+}
+
+}  // namespace trainer

@@ -1,0 +1,107 @@
+// Megatron-layout training checkpoints for gpt-rank: weights, Adam state and the
+// TrainState needed for exact resume, one directory per iteration
+// (save/iter_0000100/mp_rank_00/), every file checksummed (XXH64), written under a
+// temporary name and renamed, latest_checkpointed_iteration.txt replaced last. A load
+// refuses a corrupt or incomplete iteration by name and falls back to the newest older
+// complete one, so a kill or a full disk at any moment never loads wrong state.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace trainer {
+
+// On-disk format, version 1 (all integers little-endian):
+//   save_dir/latest_checkpointed_iteration.txt   "100\n" (Megatron's tracker file)
+//   save_dir/iter_0000100/mp_rank_00/
+//     model_optim_rng.bin  header (64 bytes): magic "GPTRCKPT", u32 version = 1,
+//                          u32 num_tensors = 3, u64 n (floats per tensor),
+//                          u64 payload bytes (= 3 * n * 4), 32 reserved zero bytes;
+//                          payload: params (n,) | adam_m (n,) | adam_v (n,) as fp32;
+//                          trailer (16 bytes): u64 XXH64(seed 0) of header + payload,
+//                          magic "GPTREND\0". Self-checking: truncation or a flipped
+//                          byte is detected without the manifest.
+//     train_state.json     TrainState (below) as a JSON object.
+//     manifest.json        {"format": "gpt-rank-checkpoint", "version": 1, "iteration",
+//                          "n", "hash": "xxh64", "files": [{"name", "size", "xxh64"}]}
+//                          written LAST inside the directory: an iteration directory
+//                          without it is incomplete and never loaded.
+// Writing: iter_XXXXXXX.tmp-<pid>/ is filled (each file fsynced), fsynced, renamed to
+// iter_XXXXXXX (atomically exchanged if it already exists), save_dir fsynced, then the
+// tracker is replaced atomically. Old iterations are left in place, as Megatron does.
+
+inline constexpr char kLatestIterationFile[] = "latest_checkpointed_iteration.txt";
+
+// Everything beyond the tensors that exact resume needs.
+struct TrainState {
+  int64_t iteration = 0;  // completed iterations
+  int64_t consumed_train_samples = 0;
+  int64_t consumed_valid_samples = 0;
+  int64_t rng_step = 0;  // dropout counter (StepOptions::rng_step) of the next micro-batch
+  uint64_t seed = 0;
+  int64_t adam_step = 0;    // AdamW::step()
+  std::string config_json;  // the resolved job config that produced it (stored verbatim)
+};
+
+// Views of the flat buffers to save; each is (n,) in GptParamLayout order.
+struct CheckpointTensors {
+  const float* params = nullptr;
+  const float* adam_m = nullptr;
+  const float* adam_v = nullptr;
+  size_t n = 0;
+};
+
+// "save_dir/iter_0000100" (Megatron's %07d naming).
+std::string CheckpointIterDir(const std::string& save_dir, int64_t iteration);
+
+// Writes iteration state.iteration under save_dir (created if missing) and then points
+// the tracker at it. Errors name the path: a directory that is not writable
+// (PermissionDenied), a full disk (ResourceExhausted); on any error the temporary
+// directory is removed and the tracker and the previous checkpoints are untouched.
+coord::Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
+                             const CheckpointTensors& tensors);
+
+struct LoadedCheckpoint {
+  TrainState state;
+  std::vector<float> params, adam_m, adam_v;  // (n,) each
+  std::string path;                           // the iteration directory loaded
+  // One line per refused iteration, e.g. "checkpoint /s/iter_0000200 refused
+  // (model_optim_rng.bin: checksum mismatch); using /s/iter_0000100". Log them.
+  std::vector<std::string> warnings;
+};
+
+// Loads and verifies one iteration directory (manifest, sizes, checksums, header).
+// expected_n == 0 accepts any n (e.g. generate, which learns the model config from the
+// checkpoint itself); otherwise a different n is refused (FailedPrecondition).
+// Errors: NotFound (no such directory, or incomplete: no manifest.json);
+// FailedPrecondition for a checksum mismatch, truncation, bad header or wrong n (the
+// message names the file).
+coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n);
+
+// Loads the iteration named by the tracker; if that one is corrupt or incomplete, says
+// so in warnings and falls back to the newest older complete one. With no tracker (a
+// first save killed before it), the newest complete iteration is used, with a warning.
+// NotFound when load_dir holds no loadable checkpoint at all (the message lists why
+// each candidate was refused).
+coord::StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir,
+                                                       size_t expected_n);
+
+// True when load_dir has a tracker file or an iteration directory with a manifest:
+// i.e. a run should try to resume (and fail loudly if nothing loads) instead of
+// starting from scratch.
+bool HasCheckpoint(const std::string& load_dir);
+
+// --- testing hooks -------------------------------------------------------------
+// After `bytes` more bytes written by SaveCheckpoint, writes fail with errno `err`
+// (e.g. ENOSPC) until reset with bytes < 0. For tests where a small tmpfs cannot be
+// mounted; not thread-safe.
+void SetCheckpointWriteFaultForTesting(int64_t bytes, int err);
+
+// XXH64 (seed 0) of a buffer: the checksum used in the files above.
+uint64_t Xxh64(const void* data, size_t size, uint64_t seed = 0);
+
+}  // namespace trainer
