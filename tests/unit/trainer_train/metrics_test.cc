@@ -1,0 +1,152 @@
+// Megatron's log line and validation block (exact format), metrics.jsonl records
+// (fields, full precision, append on resume) and COORD_PROGRESS_FD records through a
+// real pipe, including a closed fd (one warning, training goes on).
+#include "trainer/train/metrics.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/fs.h"
+
+namespace gpt_rank::train {
+namespace {
+
+IterationRecord Sample() {
+  IterationRecord r;
+  r.iteration = 20;
+  r.train_iters = 500000;
+  r.consumed_samples = 160;
+  r.elapsed_ms = 236.66;
+  r.lr = 1.977e-3;
+  r.global_batch_size = 8;
+  r.lm_loss = 7.123456789;
+  r.grad_norm = 1.23456;
+  r.tokens_per_s = 2163.35;
+  r.tflops = 0.01234;
+  return r;
+}
+
+TEST(MetricsTest, MegatronLogLine) {
+  EXPECT_EQ(FormatMegatronLogLine(Sample()),
+            " iteration       20/  500000 | consumed samples:          160 |"
+            " elapsed time per iteration (ms): 236.7 | learning rate: 1.977E-03 |"
+            " global batch size:     8 | lm loss: 7.123457E+00 | grad norm: 1.235 |"
+            " number of skipped iterations:   0 | number of nan iterations:   0 |"
+            " tokens/s: 2163.3 | TFLOP/s: 0.012 |");
+}
+
+TEST(MetricsTest, ValidationBlockAsMegatronPrintsIt) {
+  const std::string block = FormatValidationBlock("iteration 100", 2.0);
+  const std::string line =
+      " validation loss at iteration 100 | lm loss value: 2.000000E+00 | lm loss PPL: "
+      "7.389056E+00 | ";
+  const std::string dashes(line.size() + 1, '-');
+  EXPECT_EQ(block, dashes + "\n" + line + "\n" + dashes);
+  // Megatron caps the perplexity's exponent at 20.
+  EXPECT_NE(FormatValidationBlock("x", 50.0).find("lm loss PPL: 4.851652E+08"), std::string::npos);
+}
+
+TEST(MetricsTest, JsonRecordHasFullPrecisionFields) {
+  nlohmann::json j = IterationRecordJson(Sample());
+  for (const char* key : {"iteration", "lm_loss", "lr", "grad_norm", "tokens_per_s",
+                          "consumed_samples", "elapsed_ms"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j["iteration"], 20);
+  EXPECT_EQ(j["lm_loss"].get<double>(), 7.123456789);
+  EXPECT_EQ(nlohmann::json::parse(j.dump())["lr"].get<double>(), 1.977e-3);
+}
+
+TEST(MetricsTest, FlopsFormulaOfMegatronDeepSpeed) {
+  trainer::GptConfig c;
+  c.num_layers = 2;
+  c.hidden_size = 64;
+  c.seq_length = 32;
+  c.vocab_size = 500;  // padded 512
+  const double expected = 24.0 * 3 * 4 * 32 * 2 * 64 * 64 * (1 + 32.0 / 384 + 512.0 / 2048);
+  EXPECT_DOUBLE_EQ(FlopsPerIteration(c, 4), expected);
+  c.checkpoint_activations = true;
+  EXPECT_DOUBLE_EQ(FlopsPerIteration(c, 4), expected * 4 / 3);
+}
+
+TEST(MetricsTest, MetricsFileAppends) {
+  char tmpl[] = "/tmp/metrics_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/sub/metrics.jsonl";
+  for (int round = 0; round < 2; ++round) {  // a resumed run appends
+    auto sink = MetricsSink::Open(path, -1);
+    ASSERT_TRUE(sink.ok()) << sink.status().ToString();
+    IterationRecord r = Sample();
+    r.iteration += round;
+    ASSERT_TRUE(sink->WriteMetrics(r).ok());
+    ASSERT_TRUE(sink->WriteValidation(r.iteration, 2.5).ok());
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::vector<nlohmann::json> lines;
+  while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0]["iteration"], 20);
+  EXPECT_EQ(lines[1]["event"], "validation");
+  EXPECT_EQ(lines[2]["iteration"], 21);
+  (void)coord::RemoveTree(tmpl);
+}
+
+TEST(MetricsTest, ProgressRecordsThroughAPipe) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  {
+    auto sink = MetricsSink::Open("", fds[1]);
+    ASSERT_TRUE(sink.ok());
+    sink->WriteProgress(1, 10.5, 12.25);
+    sink->WriteProgress(2, 9.75, 11.0);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  std::istringstream lines(text);
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line),
+            nlohmann::json({{"iteration", 1}, {"loss", 10.5}, {"time_ms", 12.25}}));
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line)["iteration"], 2);
+  EXPECT_FALSE(std::getline(lines, line));
+}
+
+TEST(MetricsTest, BadProgressFdWarnsOnceAndStops) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const int bad = fds[1];
+  close(fds[0]);
+  close(fds[1]);  // now EBADF
+  auto sink = MetricsSink::Open("", bad);
+  ASSERT_TRUE(sink.ok());
+  testing::internal::CaptureStderr();
+  sink->WriteProgress(1, 1.0, 1.0);
+  sink->WriteProgress(2, 1.0, 1.0);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("COORD_PROGRESS_FD"), std::string::npos) << err;
+  EXPECT_EQ(err.find("COORD_PROGRESS_FD"), err.rfind("COORD_PROGRESS_FD")) << "warned twice";
+}
+
+TEST(MetricsTest, ProgressFdFromEnv) {
+  unsetenv("COORD_PROGRESS_FD");
+  EXPECT_EQ(*ProgressFdFromEnv(), -1);
+  setenv("COORD_PROGRESS_FD", "7", 1);
+  EXPECT_EQ(*ProgressFdFromEnv(), 7);
+  setenv("COORD_PROGRESS_FD", "x", 1);
+  EXPECT_FALSE(ProgressFdFromEnv().ok());
+  unsetenv("COORD_PROGRESS_FD");
+}
+
+}  // namespace
+}  // namespace gpt_rank::train

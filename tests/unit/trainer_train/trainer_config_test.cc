@@ -1,0 +1,271 @@
+// Parsing of the trainer's job-spec sections: defaults, every bad-input message (file
+// and JSON path in it), --set overrides, did-you-mean warnings, DeepSpeed keys that
+// must agree with Megatron's, and what `train` refuses that `plan` accepts.
+#include "trainer/train/trainer_config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace gpt_rank::train {
+namespace {
+
+using json = nlohmann::json;
+
+json MinimalJob() {
+  return json::parse(R"({
+    "launch": {"command": ["gpt-rank", "train"]},
+    "model": {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+              "seq_length": 32, "max_position_embeddings": 32},
+    "data": {"data_path": "/d/prefix", "vocab_file": "v.json", "merge_file": "m.txt"},
+    "training": {"micro_batch_size": 2, "global_batch_size": 4, "train_iters": 10,
+                 "lr": 1e-3, "lr_warmup_iters": 2}
+  })");
+}
+
+coord::StatusOr<TrainerConfigResult> Parse(const json& j, std::vector<std::string> sets = {},
+                                           int world_size = 1) {
+  return ParseTrainerConfig(j.dump(), "job.json", sets, world_size);
+}
+
+// The single error message for a job with `path` = `value` (path like "training.lr").
+std::string ErrorFor(const std::string& path, const std::string& value) {
+  auto r = Parse(MinimalJob(), {path + "=" + value});
+  EXPECT_FALSE(r.ok()) << path << "=" << value << " was accepted";
+  return r.ok() ? "" : r.status().message();
+}
+
+TEST(TrainerConfigTest, MinimalJobParsesWithMegatronDefaults) {
+  auto r = Parse(MinimalJob());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const TrainerConfig& c = r->config;
+  EXPECT_EQ(c.model.num_layers, 2);
+  EXPECT_EQ(c.model.make_vocab_size_divisible_by, 128);
+  EXPECT_FLOAT_EQ(c.model.hidden_dropout, 0.1f);
+  EXPECT_EQ(c.training.global_batch_size, 4);
+  EXPECT_EQ(c.training.lr.train_iters, 10);
+  EXPECT_EQ(c.training.lr.global_batch_size, 4);
+  EXPECT_DOUBLE_EQ(c.training.clip_grad, 1.0);
+  EXPECT_EQ(c.data.split, "969,30,1");
+  EXPECT_TRUE(c.training.metrics_file.empty());
+  EXPECT_TRUE(r->warnings.empty());
+}
+
+TEST(TrainerConfigTest, MetricsFileDefaultsToSaveDir) {
+  auto r = Parse(MinimalJob(), {"training.save=/ck"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->config.training.metrics_file, "/ck/metrics.jsonl");
+}
+
+TEST(TrainerConfigTest, BadValuesNameFileAndPath) {
+  EXPECT_EQ(ErrorFor("training.lr", "\"x\""),
+            "job.json: training.lr: expected a positive number, got \"x\"");
+  EXPECT_EQ(ErrorFor("training.lr", "-1"),
+            "job.json: training.lr: expected a positive number, got -1");
+  EXPECT_EQ(ErrorFor("training.train_iters", "5e5"),
+            "job.json: training.train_iters: expected a positive integer, got 500000.0; "
+            "write 500000");
+  EXPECT_EQ(ErrorFor("model.num_layers", "0"),
+            "job.json: model.num_layers: expected a positive integer, got 0");
+  EXPECT_EQ(ErrorFor("model.hidden_dropout", "1.5"),
+            "job.json: model.hidden_dropout: expected a number in [0, 1), got 1.5");
+  EXPECT_EQ(ErrorFor("model.checkpoint_activations", "\"yes\""),
+            "job.json: model.checkpoint_activations: expected true or false, got \"yes\"");
+  EXPECT_EQ(ErrorFor("training.lr_decay_style", "\"cosin\""),
+            "job.json: training.lr_decay_style: expected \"constant\", \"linear\" or \"cosine\", "
+            "got \"cosin\"");
+  EXPECT_EQ(ErrorFor("data.split", "949"),
+            "job.json: data.split: expected a string like \"949,50,1\", got 949");
+  EXPECT_EQ(ErrorFor("data.vocab_file", "3"),
+            "job.json: data.vocab_file: expected a string, got 3");
+  EXPECT_EQ(ErrorFor("training.adam_beta2", "1"),
+            "job.json: training.adam_beta2: expected a number in [0, 1), got 1");
+  EXPECT_EQ(ErrorFor("model", "[]"), "job.json: model: expected an object, got []");
+}
+
+TEST(TrainerConfigTest, SeqLengthLongerThanPositionsIsAnError) {
+  EXPECT_EQ(ErrorFor("model.seq_length", "64"),
+            "job.json: model.seq_length: 64 is larger than model.max_position_embeddings (32)");
+}
+
+TEST(TrainerConfigTest, HiddenNotDivisibleByHeads) {
+  EXPECT_NE(ErrorFor("model.hidden_size", "66").find("model.hidden_size: must be divisible by "
+                                                     "model.num_attention_heads"),
+            std::string::npos);
+}
+
+TEST(TrainerConfigTest, ManyProblemsReportedAtOnce) {
+  auto r = Parse(MinimalJob(), {"training.lr=0", "model.num_layers=-2", "training.eval_iters=-1"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), coord::StatusCode::kInvalidArgument);
+  const std::string& m = r.status().message();
+  EXPECT_NE(m.find("model.num_layers"), std::string::npos) << m;
+  EXPECT_NE(m.find("training.lr:"), std::string::npos) << m;
+  EXPECT_NE(m.find("training.eval_iters"), std::string::npos) << m;
+}
+
+TEST(TrainerConfigTest, DataSourceRequiredAndExclusive) {
+  json j = MinimalJob();
+  j["data"].erase("data_path");
+  auto r = Parse(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("job.json: data: give data.data_path"), std::string::npos);
+  j["data"]["data_path"] = "a";
+  j["data"]["train_data"] = "b.json";
+  r = Parse(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not both"), std::string::npos);
+  j = MinimalJob();
+  j["data"].erase("vocab_file");
+  r = Parse(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("job.json: data.vocab_file: required"), std::string::npos);
+}
+
+TEST(TrainerConfigTest, MissingTrainItersIsAnError) {
+  json j = MinimalJob();
+  j["training"].erase("train_iters");
+  auto r = Parse(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("training.train_iters: required"), std::string::npos);
+}
+
+TEST(TrainerConfigTest, UnknownKeysWarnWithDidYouMean) {
+  json j = MinimalJob();
+  j["training"]["train_iter"] = 5;
+  j["model"]["zzz_unrelated"] = 1;
+  auto r = Parse(j);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->warnings.size(), 2u);
+  EXPECT_EQ(r->warnings[0], "job.json: model.zzz_unrelated: unknown key");
+  EXPECT_EQ(r->warnings[1],
+            "job.json: training.train_iter: unknown key; did you mean train_iters?");
+}
+
+TEST(TrainerConfigTest, SetOverridesByJsonPath) {
+  auto r = Parse(MinimalJob(), {"training.train_iters=20", "training.save=/tmp/x y",
+                                "model.checkpoint_activations=true", "data.split=\"90,10,0\"",
+                                "training.log_interval=1"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.training.train_iters, 20);
+  EXPECT_EQ(r->config.training.save, "/tmp/x y");  // not JSON: taken as a string
+  EXPECT_TRUE(r->config.model.checkpoint_activations);
+  EXPECT_EQ(r->config.data.split, "90,10,0");
+  EXPECT_EQ(r->config.job["training"]["train_iters"], 20);  // saved with checkpoints
+}
+
+TEST(TrainerConfigTest, SetCreatesSectionsAndRejectsBadForms) {
+  json j = MinimalJob();
+  j.erase("parallel");
+  ASSERT_TRUE(ApplyOverride("parallel.zero_stage=1", &j).ok());
+  EXPECT_EQ(j["parallel"]["zero_stage"], 1);
+  EXPECT_FALSE(ApplyOverride("no_equals_sign", &j).ok());
+  EXPECT_FALSE(ApplyOverride("=5", &j).ok());
+  EXPECT_FALSE(ApplyOverride("training..lr=1", &j).ok());
+  coord::Status s = ApplyOverride("training.lr.x=1", &j);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("training.lr is not an object"), std::string::npos) << s.message();
+}
+
+TEST(TrainerConfigTest, DeepSpeedKeysMustAgree) {
+  json j = MinimalJob();
+  j["train_batch_size"] = 4;
+  j["train_micro_batch_size_per_gpu"] = 2;
+  j["gradient_accumulation_steps"] = 2;
+  j["gradient_clipping"] = 1.0;
+  ASSERT_TRUE(Parse(j).ok());
+  j["train_batch_size"] = 8;
+  auto r = Parse(j);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(
+                "job.json: train_batch_size: 8 disagrees with training.global_batch_size = 4"),
+            std::string::npos)
+      << r.status().message();
+  j = MinimalJob();
+  j["training"].erase("global_batch_size");
+  j["training"].erase("micro_batch_size");
+  j["train_micro_batch_size_per_gpu"] = 3;
+  j["gradient_accumulation_steps"] = 2;
+  r = Parse(j);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.training.micro_batch_size, 3);
+  EXPECT_EQ(r->config.training.global_batch_size, 6);
+  j["gradient_clipping"] = 0.5;
+  j["training"]["clip_grad"] = 2.0;
+  EXPECT_FALSE(Parse(j).ok());
+}
+
+TEST(TrainerConfigTest, GlobalBatchMustBeMultipleOfMicroBatch) {
+  EXPECT_EQ(ErrorFor("training.global_batch_size", "5"),
+            "job.json: training.global_batch_size: 5 is not a multiple of micro_batch_size (2) * "
+            "data parallel size (1)");
+}
+
+TEST(TrainerConfigTest, LrScheduleCheckedAtParse) {
+  auto r = Parse(MinimalJob(), {"training.lr_warmup_iters=20"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("job.json: training: "), std::string::npos);
+}
+
+TEST(TrainerConfigTest, SyntaxErrorGivesLineAndColumn) {
+  auto r = ParseTrainerConfig("{\n  \"model\": {,}\n}", "job.json", {}, 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().rfind("job.json:2:", 0), 0u) << r.status().message();
+}
+
+TEST(TrainerConfigTest, WorldSizeAboveOneIsRefusedForTrainingOnly) {
+  auto r = Parse(MinimalJob(), {}, 2);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();  // plan can size it
+  coord::Status s = CheckTrainable(r->config);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("data parallel arrives with the distributed issue"),
+            std::string::npos);
+  EXPECT_TRUE(CheckTrainable(Parse(MinimalJob())->config).ok());
+}
+
+TEST(TrainerConfigTest, ParallelAndZeroAcceptedForPlanning) {
+  json j = MinimalJob();
+  j["parallel"] = {{"tensor_model_parallel_size", 4}};
+  j["zero_optimization"] = {{"stage", 3}, {"offload_optimizer", {{"device", "cpu"}}}};
+  j["fp16"] = {{"enabled", true}};
+  auto r = Parse(j);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.parallel.zero_stage, 3);
+  EXPECT_TRUE(r->config.parallel.cpu_optimizer);
+  EXPECT_EQ(r->config.parallel.precision, "fp16");
+  EXPECT_EQ(r->config.model.tensor_model_parallel_size, 4);
+  EXPECT_FALSE(CheckTrainable(r->config).ok());
+  j["parallel"]["tensor_model_parallel_size"] = 3;  // 4 heads
+  EXPECT_FALSE(Parse(j).ok());
+}
+
+TEST(TrainerConfigTest, WorldSizeFromEnv) {
+  unsetenv("WORLD_SIZE");
+  EXPECT_EQ(*WorldSizeFromEnv(), 1);
+  setenv("WORLD_SIZE", "4", 1);
+  EXPECT_EQ(*WorldSizeFromEnv(), 4);
+  setenv("WORLD_SIZE", "four", 1);
+  EXPECT_FALSE(WorldSizeFromEnv().ok());
+  unsetenv("WORLD_SIZE");
+}
+
+TEST(TrainerConfigTest, ExpandEnvInPaths) {
+  setenv("GPT_RANK_TEST_DIR", "/data", 1);
+  unsetenv("GPT_RANK_TEST_UNSET");
+  EXPECT_EQ(ExpandEnv("${GPT_RANK_TEST_DIR}/x"), "/data/x");
+  EXPECT_EQ(ExpandEnv("${GPT_RANK_TEST_UNSET:-${GPT_RANK_TEST_DIR}/c}/v"), "/data/c/v");
+  EXPECT_EQ(ExpandEnv("${GPT_RANK_TEST_UNSET}/v"), "/v");
+  EXPECT_EQ(ExpandEnv("plain/$x"), "plain/$x");
+  EXPECT_EQ(ExpandEnv("${unterminated"), "${unterminated");
+}
+
+TEST(TrainerConfigTest, StoredJobHasResolvedPaths) {
+  setenv("GPT_RANK_TEST_DIR", "/data", 1);
+  auto r = Parse(MinimalJob(), {"data.vocab_file=${GPT_RANK_TEST_DIR}/v.json"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->config.data.vocab_file, "/data/v.json");
+  EXPECT_EQ(r->config.job["data"]["vocab_file"], "/data/v.json");
+}
+
+}  // namespace
+}  // namespace gpt_rank::train

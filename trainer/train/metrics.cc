@@ -1,0 +1,161 @@
+// Megatron's log formats, metrics.jsonl and COORD_PROGRESS_FD records (metrics.h).
+#include "trainer/train/metrics.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/fs.h"
+#include "common/logging.h"
+
+namespace gpt_rank::train {
+
+std::string FormatMegatronLogLine(const IterationRecord& r) {
+  char buf[512];
+  std::string s;
+  std::snprintf(buf, sizeof(buf), " iteration %8lld/%8lld |", static_cast<long long>(r.iteration),
+                static_cast<long long>(r.train_iters));
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " consumed samples: %12lld |",
+                static_cast<long long>(r.consumed_samples));
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " elapsed time per iteration (ms): %.1f |", r.elapsed_ms);
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " learning rate: %.3E |", r.lr);
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " global batch size: %5lld |",
+                static_cast<long long>(r.global_batch_size));
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " lm loss: %.6E |", r.lm_loss);
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " grad norm: %.3f |", r.grad_norm);
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " number of skipped iterations: %3lld |",
+                static_cast<long long>(r.skipped_iterations));
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " number of nan iterations: %3lld |",
+                static_cast<long long>(r.nan_iterations));
+  s += buf;
+  std::snprintf(buf, sizeof(buf), " tokens/s: %.1f | TFLOP/s: %.3f |", r.tokens_per_s, r.tflops);
+  s += buf;
+  return s;
+}
+
+std::string FormatValidationBlock(const std::string& prefix, double lm_loss) {
+  char buf[256];
+  // Megatron: ppl = math.exp(min(20, loss)).
+  std::snprintf(buf, sizeof(buf),
+                " validation loss at %s | lm loss value: %.6E | lm loss PPL: %.6E | ",
+                prefix.c_str(), lm_loss, std::exp(std::min(20.0, lm_loss)));
+  const std::string line = buf;
+  const std::string dashes(line.size() + 1, '-');
+  return dashes + "\n" + line + "\n" + dashes;
+}
+
+nlohmann::json IterationRecordJson(const IterationRecord& r) {
+  return {{"iteration", r.iteration},
+          {"lm_loss", r.lm_loss},
+          {"lr", r.lr},
+          {"grad_norm", r.grad_norm},
+          {"tokens_per_s", r.tokens_per_s},
+          {"tflops", r.tflops},
+          {"consumed_samples", r.consumed_samples},
+          {"elapsed_ms", r.elapsed_ms},
+          {"global_batch_size", r.global_batch_size},
+          {"skipped_iterations", r.skipped_iterations},
+          {"nan_iterations", r.nan_iterations}};
+}
+
+double FlopsPerIteration(const trainer::GptConfig& c, int64_t global_batch_size) {
+  const double f = c.checkpoint_activations ? 4.0 : 3.0;
+  const double T = c.seq_length, L = c.num_layers, C = c.hidden_size;
+  const double V = c.padded_vocab_size();
+  return 24.0 * f * static_cast<double>(global_batch_size) * T * L * C * C *
+         (1.0 + T / (6.0 * C) + V / (16.0 * L * C));
+}
+
+coord::StatusOr<int> ProgressFdFromEnv() {
+  const char* v = std::getenv("COORD_PROGRESS_FD");
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  const long fd = std::strtol(v, &end, 10);
+  if (*end != '\0' || fd < 0 || fd > 1 << 20) {
+    return coord::InvalidArgument(std::string("COORD_PROGRESS_FD: expected a file descriptor "
+                                              "number, got \"") + v + "\"");
+  }
+  return static_cast<int>(fd);
+}
+
+// ---------------------------------------------------------------------------
+
+coord::StatusOr<MetricsSink> MetricsSink::Open(const std::string& metrics_path, int progress_fd) {
+  int fd = -1;
+  if (!metrics_path.empty()) {
+    const std::string dir = coord::Dirname(metrics_path);
+    if (!dir.empty()) RETURN_IF_ERROR(coord::MakeDirs(dir));
+    fd = open(metrics_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return coord::ErrnoStatus("open " + metrics_path, errno);
+  }
+  return MetricsSink(fd, progress_fd, metrics_path);
+}
+
+MetricsSink::MetricsSink(MetricsSink&& o) noexcept
+    : metrics_fd_(o.metrics_fd_), progress_fd_(o.progress_fd_), path_(std::move(o.path_)) {
+  o.metrics_fd_ = -1;
+  o.progress_fd_ = -1;
+}
+
+MetricsSink::~MetricsSink() {
+  if (metrics_fd_ >= 0) close(metrics_fd_);
+}
+
+coord::Status MetricsSink::AppendLine(const std::string& line) {
+  if (metrics_fd_ < 0) return coord::Status::Ok();
+  const std::string text = line + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(metrics_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return coord::ErrnoStatus("write " + path_, errno);
+    done += static_cast<size_t>(n);
+  }
+  return coord::Status::Ok();
+}
+
+coord::Status MetricsSink::WriteMetrics(const IterationRecord& r) {
+  return AppendLine(IterationRecordJson(r).dump());
+}
+
+coord::Status MetricsSink::WriteValidation(int64_t iteration, double lm_loss) {
+  nlohmann::json j = {{"event", "validation"},
+                      {"iteration", iteration},
+                      {"lm_loss", lm_loss},
+                      {"ppl", std::exp(std::min(20.0, lm_loss))}};
+  return AppendLine(j.dump());
+}
+
+void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms) {
+  if (progress_fd_ < 0) return;
+  nlohmann::json j = {{"iteration", iteration}, {"loss", loss}, {"time_ms", time_ms}};
+  // NaN is not JSON: nlohmann writes null, which the agent reads as "no loss".
+  const std::string text = j.dump() + "\n";
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = write(progress_fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      LOG_WARN << "COORD_PROGRESS_FD=" << progress_fd_ << ": " << std::strerror(errno)
+               << "; progress records disabled";
+      progress_fd_ = -1;
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace gpt_rank::train

@@ -1,0 +1,385 @@
+// The training loop (trainer.h): setup, resume, train step, evaluation, saving.
+// One rank, rank 0 of world size 1; the data-parallel issue adds the all-reduce
+// between backward and clipping, and a dp_rank for the sampler.
+#include "trainer/train/trainer.h"
+
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "common/fs.h"
+#include "common/logging.h"
+#include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/data/preprocess.h"
+
+namespace gpt_rank::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+std::atomic<bool> g_stop_requested{false};
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+std::string Hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// The cache key of a preprocessed loose-JSON file: what changes its tokens.
+coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
+  struct stat st{};
+  if (stat(data.train_data.c_str(), &st) != 0) {
+    return coord::NotFound("data.train_data: " + data.train_data + ": " + std::strerror(errno));
+  }
+  const std::string key = data.train_data + "|" + std::to_string(st.st_size) + "|" +
+                          std::to_string(st.st_mtime) + "|" + data.vocab_file + "|" +
+                          data.merge_file + "|" + data.json_key + "|" +
+                          (data.skip_bad_lines ? "skip" : "strict");
+  std::string stem = data.train_data.substr(data.train_data.find_last_of('/') + 1);
+  stem = stem.substr(0, stem.find('.'));
+  return coord::JoinPath(data.cache_dir,
+                         stem + "-" + Hex(trainer::Xxh64(key.data(), key.size())) +
+                             "_text_document");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Data
+
+coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData(
+    const DataConfig& data, trainer::data::Gpt2Tokenizer* tokenizer) {
+  namespace td = trainer::data;
+  if (!data.data_path.empty()) {
+    auto ds = td::IndexedDataset::Open(data.data_path);
+    if (!ds.ok()) return ds.status().WithContext("data.data_path");
+    return ds;
+  }
+  ASSIGN_OR_RETURN(std::string prefix, CachePrefix(data));
+  if (!coord::PathExists(td::IndexPath(prefix))) {
+    RETURN_IF_ERROR(coord::MakeDirs(data.cache_dir));
+    LOG_INFO << "preprocessing " << data.train_data << " into " << prefix << " (once)";
+    td::PreprocessOptions options;
+    options.input = data.train_data;
+    options.output_prefix = prefix;
+    options.json_key = data.json_key;
+    options.append_eod = true;
+    options.skip_bad_lines = data.skip_bad_lines;
+    const Clock::time_point t0 = Clock::now();
+    auto stats = td::PreprocessLooseJson(options, tokenizer);
+    if (!stats.ok()) return stats.status().WithContext("data.train_data");
+    LOG_INFO << "preprocessed " << stats->documents << " documents, " << stats->tokens
+             << " tokens in " << static_cast<int64_t>(MsSince(t0)) << " ms"
+             << (stats->skipped_lines > 0
+                     ? "; skipped " + std::to_string(stats->skipped_lines) + " bad lines"
+                     : "");
+  }
+  return td::IndexedDataset::Open(prefix);
+}
+
+// ---------------------------------------------------------------------------
+// Setup
+
+void Trainer::RequestStop() { g_stop_requested.store(true); }
+
+coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config) {
+  RETURN_IF_ERROR(CheckTrainable(config));
+  std::unique_ptr<Trainer> t(new Trainer(config));
+  RETURN_IF_ERROR(t->Setup());
+  return t;
+}
+
+coord::Status Trainer::Setup() {
+  TrainingConfig& tr = config_.training;
+  if (tr.threads > 0) omp_set_num_threads(tr.threads);
+  num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * config_.parallel.world_size);
+  auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
+  if (!tok.ok()) return tok.status().WithContext("data.vocab_file/merge_file");
+  tokenizer_ = std::move(*tok);
+  if (!config_.vocab_size_given) config_.model.vocab_size = tokenizer_->vocab_size();
+  config_.model.seed = tr.seed;
+  RETURN_IF_ERROR(SetupData());
+
+  const trainer::GptConfig& mc = config_.model;
+  ASSIGN_OR_RETURN(model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
+                                                     mc.seq_length));
+  model_->InitMegatron(tr.seed);
+  adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam);
+  ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
+  schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
+  const trainer::MemoryPlan plan = trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size),
+                                                       mc.seq_length);
+  LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
+           << mc.num_attention_heads << " heads, seq " << mc.seq_length << ", vocab "
+           << mc.vocab_size << " (padded " << mc.padded_vocab_size() << "): "
+           << model_->num_params() << " parameters; " << omp_get_max_threads() << " threads";
+  LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
+           << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
+  inputs_.resize(static_cast<size_t>(tr.micro_batch_size * mc.seq_length));
+  targets_.resize(inputs_.size());
+  if (!tr.load.empty()) RETURN_IF_ERROR(Resume());
+  ASSIGN_OR_RETURN(auto progress_fd, ProgressFdFromEnv());
+  ASSIGN_OR_RETURN(MetricsSink sink, MetricsSink::Open(tr.metrics_file, progress_fd));
+  metrics_ = std::make_unique<MetricsSink>(std::move(sink));
+  return coord::Status::Ok();
+}
+
+coord::Status Trainer::SetupData() {
+  namespace td = trainer::data;
+  const TrainingConfig& tr = config_.training;
+  ASSIGN_OR_RETURN(dataset_, OpenTrainingData(config_.data, tokenizer_.get()));
+  auto bounds = td::SplitDocuments(config_.data.split, dataset_->num_documents());
+  if (!bounds.ok()) return bounds.status().WithContext("data.split");
+  const auto num_samples = td::TrainValidTestNumSamples(tr.train_iters, tr.eval_interval,
+                                                        tr.eval_iters, tr.global_batch_size);
+  td::GptDatasetOptions o;
+  o.seq_length = config_.model.seq_length;
+  o.seed = config_.data.seed;
+  o.name = "train";
+  o.first_document = (*bounds)[0];
+  o.end_document = (*bounds)[1];
+  o.num_samples = num_samples[0];
+  ASSIGN_OR_RETURN(train_ds_, td::GptDataset::Build(dataset_.get(), o));
+  ASSIGN_OR_RETURN(auto ts, td::PretrainingSampler::Create(train_ds_->size(), tr.micro_batch_size,
+                                                           0, config_.parallel.world_size));
+  train_sampler_ = std::make_unique<td::PretrainingSampler>(ts);
+  LOG_INFO << "data: " << dataset_->num_documents() << " documents, " << dataset_->num_tokens()
+           << " tokens; split " << config_.data.split << ": train documents [" << (*bounds)[0]
+           << ", " << (*bounds)[1] << "), " << train_ds_->size() << " samples, "
+           << train_ds_->num_epochs() << " epochs";
+  if (tr.eval_iters == 0) return coord::Status::Ok();
+  if ((*bounds)[2] <= (*bounds)[1]) {
+    LOG_WARN << "data.split " << config_.data.split << " leaves no validation documents; "
+             << "no evaluation";
+    return coord::Status::Ok();
+  }
+  o.name = "valid";
+  o.first_document = (*bounds)[1];
+  o.end_document = (*bounds)[2];
+  o.num_samples = num_samples[1];
+  ASSIGN_OR_RETURN(valid_ds_, td::GptDataset::Build(dataset_.get(), o));
+  ASSIGN_OR_RETURN(auto vs, td::PretrainingSampler::Create(valid_ds_->size(), tr.micro_batch_size,
+                                                           0, config_.parallel.world_size));
+  valid_sampler_ = std::make_unique<td::PretrainingSampler>(vs);
+  return coord::Status::Ok();
+}
+
+coord::Status Trainer::Resume() {
+  const std::string& dir = config_.training.load;
+  if (!trainer::HasCheckpoint(dir)) {
+    LOG_WARN << "training.load: no checkpoint in " << dir << "; starting from scratch";
+    return coord::Status::Ok();
+  }
+  auto loaded = trainer::LoadLatestCheckpoint(dir, model_->num_params());
+  if (!loaded.ok()) return loaded.status().WithContext("training.load");
+  for (const std::string& w : loaded->warnings) LOG_WARN << w;
+  const size_t n = model_->num_params();
+  std::memcpy(model_->param_data(), loaded->params.data(), n * sizeof(float));
+  std::memcpy(adam_->m(), loaded->adam_m.data(), n * sizeof(float));
+  std::memcpy(adam_->v(), loaded->adam_v.data(), n * sizeof(float));
+  const trainer::TrainState& s = loaded->state;
+  adam_->set_step(s.adam_step);
+  iteration_ = s.iteration;
+  consumed_train_samples_ = s.consumed_train_samples;
+  consumed_valid_samples_ = s.consumed_valid_samples;
+  rng_step_ = s.rng_step;
+  if (s.seed != config_.training.seed) {
+    LOG_WARN << "training.seed " << config_.training.seed << " differs from the checkpoint's "
+             << s.seed << "; dropout follows the checkpoint's counter with the new seed";
+  }
+  if (config_.training.save == dir) last_saved_iteration_ = iteration_;
+  LOG_INFO << "resumed from " << loaded->path << ": iteration " << iteration_
+           << ", consumed samples " << consumed_train_samples_;
+  return coord::Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// Steps
+
+coord::Status Trainer::LoadBatch(const trainer::data::GptDataset& ds,
+                                 const std::vector<int64_t>& idx) {
+  const size_t T = static_cast<size_t>(config_.model.seq_length);
+  const int V = config_.model.vocab_size;
+  for (size_t b = 0; b < idx.size(); ++b) {
+    RETURN_IF_ERROR(ds.GetItem(idx[b], &sample_));
+    for (size_t t = 0; t < T; ++t) {
+      inputs_[b * T + t] = sample_[t];
+      targets_[b * T + t] = sample_[t + 1];
+    }
+  }
+  for (size_t i = 0; i < idx.size() * T; ++i) {
+    if (inputs_[i] < 0 || inputs_[i] >= V || targets_[i] < 0 || targets_[i] >= V) {
+      const int bad = std::max(inputs_[i], targets_[i]);
+      return coord::InvalidArgument("token id " + std::to_string(bad) +
+                                    " in the data is outside the vocabulary (" +
+                                    std::to_string(V) + ")");
+    }
+  }
+  return coord::Status::Ok();
+}
+
+coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
+  const int B = static_cast<int>(config_.training.micro_batch_size);
+  const int T = config_.model.seq_length;
+  const int64_t it = iteration_ + 1;
+  model_->ZeroGrad();
+  *loss = 0.0;
+  for (int64_t m = 0; m < num_micro_batches_; ++m) {
+    if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
+    ASSIGN_OR_RETURN(std::vector<int64_t> idx,
+                     train_sampler_->MicroBatch(consumed_train_samples_, m));
+    RETURN_IF_ERROR(LoadBatch(*train_ds_, idx));
+    trainer::StepOptions options;
+    options.training = true;
+    options.rng_step = static_cast<uint64_t>(rng_step_++);
+    ASSIGN_OR_RETURN(float l, model_->Forward(inputs_.data(), targets_.data(), B, T, options));
+    *loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
+    RETURN_IF_ERROR(model_->Backward(1.0f / static_cast<float>(num_micro_batches_)));
+  }
+  const double clip = config_.training.clip_grad;
+  *grad_norm = clip > 0 ? trainer::ClipGradNorm(model_->grad_data(), model_->num_params(), clip)
+                        : trainer::GradNorm(model_->grad_data(), model_->num_params());
+  if (!std::isfinite(*loss) || !std::isfinite(*grad_norm)) {
+    char what[160];
+    std::snprintf(what, sizeof(what), "iteration %lld: lm loss is %g and grad norm %g",
+                  static_cast<long long>(it), *loss, *grad_norm);
+    return coord::Status(coord::StatusCode::kAborted,
+                         std::string(what) + "; stopping before the optimizer step (no update "
+                                             "applied). " + LastCheckpointText());
+  }
+  adam_->Step(model_->param_data(), model_->grad_data(),
+              static_cast<float>(schedule_->LrForIteration(it)));
+  consumed_train_samples_ += config_.training.global_batch_size;
+  iteration_ = it;
+  return coord::Status::Ok();
+}
+
+coord::StatusOr<double> Trainer::Evaluate() {
+  const int B = static_cast<int>(config_.training.micro_batch_size);
+  const int T = config_.model.seq_length;
+  double total = 0.0;
+  for (int64_t k = 0; k < config_.training.eval_iters; ++k) {
+    for (int64_t m = 0; m < num_micro_batches_; ++m) {
+      ASSIGN_OR_RETURN(std::vector<int64_t> idx,
+                       valid_sampler_->MicroBatch(consumed_valid_samples_, m));
+      RETURN_IF_ERROR(LoadBatch(*valid_ds_, idx));
+      trainer::StepOptions options;
+      options.training = false;
+      ASSIGN_OR_RETURN(float l, model_->Forward(inputs_.data(), targets_.data(), B, T, options));
+      total += l;
+    }
+    consumed_valid_samples_ += config_.training.global_batch_size;
+  }
+  return total / static_cast<double>(config_.training.eval_iters * num_micro_batches_);
+}
+
+coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
+  if (valid_ds_ == nullptr) return coord::Status::Ok();
+  ASSIGN_OR_RETURN(double loss, Evaluate());
+  LOG_INFO << "\n" << FormatValidationBlock(prefix, loss);
+  return metrics_->WriteValidation(iteration_, loss);
+}
+
+std::string Trainer::LastCheckpointText() const {
+  if (last_saved_iteration_ < 0) return "No checkpoint was saved by this run.";
+  return "The last good checkpoint is " +
+         trainer::CheckpointIterDir(config_.training.save.empty() ? config_.training.load
+                                                                  : config_.training.save,
+                                    last_saved_iteration_) +
+         " (kept).";
+}
+
+coord::Status Trainer::Save() {
+  const std::string& dir = config_.training.save;
+  if (dir.empty() || last_saved_iteration_ == iteration_) return coord::Status::Ok();
+  trainer::TrainState s;
+  s.iteration = iteration_;
+  s.consumed_train_samples = consumed_train_samples_;
+  s.consumed_valid_samples = consumed_valid_samples_;
+  s.rng_step = rng_step_;
+  s.seed = config_.training.seed;
+  s.adam_step = adam_->step();
+  s.config_json = config_.job.dump(2);
+  trainer::CheckpointTensors t;
+  t.params = model_->param_data();
+  t.adam_m = adam_->m();
+  t.adam_v = adam_->v();
+  t.n = model_->num_params();
+  const Clock::time_point t0 = Clock::now();
+  RETURN_IF_ERROR(trainer::SaveCheckpoint(dir, s, t));
+  last_saved_iteration_ = iteration_;
+  LOG_INFO << "saved checkpoint at iteration " << iteration_ << " to "
+           << trainer::CheckpointIterDir(dir, iteration_) << " in "
+           << static_cast<int64_t>(MsSince(t0)) << " ms";
+  return coord::Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+coord::Status Trainer::Run() {
+  const TrainingConfig& tr = config_.training;
+  const double tokens_per_iter =
+      static_cast<double>(tr.global_batch_size) * config_.model.seq_length;
+  const double flops_per_iter = FlopsPerIteration(config_.model, tr.global_batch_size);
+  LOG_INFO << "training from iteration " << iteration_ << " to " << tr.train_iters;
+  double interval_loss = 0.0, interval_ms = 0.0;
+  int64_t interval_iters = 0;
+  while (iteration_ < tr.train_iters) {
+    const Clock::time_point t0 = Clock::now();
+    double loss = 0.0, grad_norm = 0.0;
+    coord::Status s = TrainStep(&loss, &grad_norm);
+    if (s.code() == coord::StatusCode::kCancelled) {
+      return coord::Status(coord::StatusCode::kCancelled,
+                           "stop requested during iteration " + std::to_string(iteration_ + 1) +
+                               "; exiting without saving. " + LastCheckpointText());
+    }
+    if (s.code() == coord::StatusCode::kAborted) {
+      metrics_->WriteProgress(iteration_ + 1, loss, MsSince(t0));
+    }
+    RETURN_IF_ERROR(s);
+    const double ms = MsSince(t0);
+    metrics_->WriteProgress(iteration_, loss, ms);
+    interval_loss += loss;
+    interval_ms += ms;
+    ++interval_iters;
+    if (iteration_ % tr.log_interval == 0 || iteration_ == tr.train_iters) {
+      IterationRecord r;
+      r.iteration = iteration_;
+      r.train_iters = tr.train_iters;
+      r.consumed_samples = consumed_train_samples_;
+      r.elapsed_ms = interval_ms / static_cast<double>(interval_iters);
+      r.lr = schedule_->LoggedLrForIteration(iteration_);
+      r.global_batch_size = tr.global_batch_size;
+      r.lm_loss = interval_loss / static_cast<double>(interval_iters);
+      r.grad_norm = grad_norm;
+      r.tokens_per_s = tokens_per_iter / (r.elapsed_ms / 1000.0);
+      r.tflops = flops_per_iter / (r.elapsed_ms / 1000.0) / 1e12;
+      LOG_INFO << FormatMegatronLogLine(r);
+      RETURN_IF_ERROR(metrics_->WriteMetrics(r));
+      interval_loss = interval_ms = 0.0;
+      interval_iters = 0;
+    }
+    if (tr.eval_iters > 0 && iteration_ % tr.eval_interval == 0) {
+      RETURN_IF_ERROR(EvaluateAndPrint("iteration " + std::to_string(iteration_)));
+    }
+    if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) RETURN_IF_ERROR(Save());
+  }
+  // As Megatron's pretrain(): evaluate once more at the end, then save.
+  if (tr.eval_iters > 0) RETURN_IF_ERROR(EvaluateAndPrint("the end of training for val data"));
+  RETURN_IF_ERROR(Save());
+  LOG_INFO << "training done at iteration " << iteration_;
+  return coord::Status::Ok();
+}
+
+}  // namespace gpt_rank::train

@@ -1,0 +1,86 @@
+// The single-rank training loop of gpt-rank (Megatron's pretrain() on one process):
+// data (train/valid splits of an indexed dataset, Megatron's sample order, the
+// sampler's consumed_samples), gradient accumulation to global_batch_size, global
+// norm clipping, AdamW with Megatron's per-iteration lr, evaluation every
+// eval_interval, checkpoints every save_interval and at the end, exact resume from
+// `load`, and a clear stop on a NaN/inf loss that leaves the last good checkpoint.
+// Runs on the main thread of a rank; the kernels use OpenMP inside. Not thread-safe,
+// except RequestStop, which a signal handler may call.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/data/bpe_tokenizer.h"
+#include "trainer/data/data_sampler.h"
+#include "trainer/data/gpt_dataset.h"
+#include "trainer/data/indexed_dataset.h"
+#include "trainer/model/gpt.h"
+#include "trainer/optim/adamw.h"
+#include "trainer/optim/lr_schedule.h"
+#include "trainer/train/metrics.h"
+#include "trainer/train/trainer_config.h"
+
+namespace gpt_rank::train {
+
+// The dataset behind data.data_path, or data.train_data preprocessed (once, keyed by
+// the input's path, size and mtime and the tokenizer files) into data.cache_dir.
+coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData(
+    const DataConfig& data, trainer::data::Gpt2Tokenizer* tokenizer);
+
+class Trainer {
+ public:
+  // Loads the tokenizer and data, builds the model (Megatron init or the checkpoint
+  // in training.load), the optimizer and the schedule. Config and data problems are
+  // InvalidArgument / NotFound / FailedPrecondition.
+  static coord::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config);
+
+  // Trains from the current iteration to train_iters. Aborted on a NaN/inf loss or
+  // grad norm (naming the iteration), Cancelled after RequestStop, else I/O errors.
+  coord::Status Run();
+
+  // Async-signal-safe: the loop stops before the next micro-batch.
+  static void RequestStop();
+
+  int64_t iteration() const { return iteration_; }
+  const trainer::GptModel& model() const { return *model_; }
+
+ private:
+  explicit Trainer(const TrainerConfig& config) : config_(config) {}
+  coord::Status Setup();
+  coord::Status SetupData();
+  coord::Status Resume();
+  // Fills inputs_/targets_ (B, T) with the micro-batch of these dataset indices.
+  coord::Status LoadBatch(const trainer::data::GptDataset& ds, const std::vector<int64_t>& idx);
+  // One iteration: accumulate over micro-batches, clip, AdamW. *loss = mean loss.
+  coord::Status TrainStep(double* loss, double* grad_norm);
+  coord::StatusOr<double> Evaluate();
+  coord::Status EvaluateAndPrint(const std::string& prefix);
+  coord::Status Save();
+  std::string LastCheckpointText() const;
+
+  TrainerConfig config_;
+  int64_t num_micro_batches_ = 1;  // gbs / (mbs * dp)
+  std::unique_ptr<trainer::data::Gpt2Tokenizer> tokenizer_;
+  std::unique_ptr<trainer::data::IndexedDataset> dataset_;
+  std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
+  std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;
+  std::unique_ptr<trainer::GptModel> model_;
+  std::unique_ptr<trainer::AdamW> adam_;
+  std::unique_ptr<trainer::LrSchedule> schedule_;
+  std::unique_ptr<MetricsSink> metrics_;
+  std::vector<int> inputs_, targets_;  // (B, T) of the current micro-batch
+  std::vector<int32_t> sample_;        // (T + 1) scratch
+
+  // Training state; all of it is in the checkpoint (TrainState).
+  int64_t iteration_ = 0;  // completed iterations
+  int64_t consumed_train_samples_ = 0;
+  int64_t consumed_valid_samples_ = 0;
+  int64_t rng_step_ = 0;           // dropout counter of the next micro-batch
+  int64_t last_saved_iteration_ = -1;  // -1: none saved or loaded in this save dir
+};
+
+}  // namespace gpt_rank::train
