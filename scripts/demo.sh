@@ -12,10 +12,13 @@ cd "$(dirname "$0")/.."
 scripts/fetch-demo-data.sh
 scripts/build.sh
 export PATH="$PWD/build/bin:$PATH"
+save="${COORD_DATA_DIR:-$HOME/.cache/coord}/runs/demo"
+# A fresh run each time: otherwise gpt-rank would resume the finished run from its
+# last checkpoint and have nothing left to train.
+rm -rf "$save"
 # configs/demo.json names itself relative to the repository root: the job's workdir
 # is the submitter's cwd, which is here.
 coordctl start --config configs/demo.json --local-nodes 1
-save="${COORD_DATA_DIR:-$HOME/.cache/coord}/runs/demo"
 if gpt-rank generate --help >/dev/null 2>&1; then
   echo
   echo "--- a sample from the trained model (gpt-rank generate --load $save):"
