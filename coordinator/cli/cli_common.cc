@@ -2,6 +2,7 @@
 #include <iostream>
 #include <stdexcept>
 
+#include "common/verb_args.h"
 #include "coordinator/cli/cli.h"
 
 namespace coord::cli {
@@ -34,24 +35,8 @@ bool ParseVerbArgs(const std::vector<std::string>& args, const Verb& verb,
                    const po::options_description& options,
                    const po::positional_options_description& positional, po::variables_map* vm,
                    int* exit_code) {
-  po::options_description all(options);
-  all.add_options()("help,h", "show this help");
-  try {
-    std::vector<std::string> rest(args.begin() + 1, args.end());
-    po::store(po::command_line_parser(rest).options(all).positional(positional).run(), *vm);
-    if (vm->count("help")) {
-      std::cout << "usage: coordctl " << verb.usage << "\n" << verb.summary << "\n\n" << all;
-      *exit_code = kExitOk;
-      return false;
-    }
-    po::notify(*vm);
-  } catch (const po::error& e) {
-    std::cerr << "coordctl " << verb.name << ": " << e.what() << "\nusage: coordctl " << verb.usage
-              << "\n";
-    *exit_code = kExitUsage;
-    return false;
-  }
-  return true;
+  return coord::ParseVerbArgs(args, {"coordctl", verb.name, verb.usage, verb.summary}, options,
+                              positional, vm, exit_code);
 }
 
 }  // namespace coord::cli
