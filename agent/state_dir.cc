@@ -95,28 +95,9 @@ int ParseRankRecordName(const std::string& name, const std::string& suffix) {
 }
 
 Status WriteRecord(const std::string& path, const std::string& contents) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus("create " + tmp, errno);
-  size_t off = 0;
-  while (off < contents.size()) {
-    ssize_t n = write(fd, contents.data() + off, contents.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return ErrnoStatus("write " + tmp, err);
-    }
-    off += static_cast<size_t>(n);
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus("rename " + tmp, err);
-  }
-  return Status::Ok();
+  // Records must survive a crashed process, not a power loss: no fsync on the
+  // launch path (it would cost milliseconds per rank).
+  return WriteFileAtomic(path, contents, /*durable=*/false);
 }
 
 // --- records -----------------------------------------------------------------

@@ -33,7 +33,7 @@ StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-static Status WriteAll(int fd, const std::string& data, const std::string& path) {
+Status WriteAll(int fd, const std::string& data, const std::string& path) {
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = write(fd, data.data() + off, data.size() - off);
@@ -46,18 +46,19 @@ static Status WriteAll(int fd, const std::string& data, const std::string& path)
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents) {
+Status WriteFileAtomic(const std::string& path, const std::string& contents, bool durable) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus("create " + tmp, errno);
   Status st = WriteAll(fd, contents, tmp);
-  if (st.ok() && fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp, errno);
+  if (st.ok() && durable && fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp, errno);
   close(fd);
   if (st.ok() && rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoStatus("rename " + tmp, errno);
   if (!st.ok()) {
     unlink(tmp.c_str());
     return st;
   }
+  if (!durable) return Status::Ok();
   // The rename is durable only once the directory entry is.
   int dfd = open(Dirname(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

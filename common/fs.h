@@ -11,7 +11,13 @@
 namespace coord {
 
 StatusOr<std::string> ReadFile(const std::string& path);
-Status WriteFileAtomic(const std::string& path, const std::string& contents);
+// durable = false skips the fsyncs: the file still survives a crash of the
+// process (temp + rename), only not a power loss, and costs no disk flush.
+Status WriteFileAtomic(const std::string& path, const std::string& contents,
+                       bool durable = true);
+// write(2) until all of `data` is written (retrying EINTR); `path` names the
+// file in the error.
+Status WriteAll(int fd, const std::string& data, const std::string& path);
 // mkdir -p; mode applies to the directories it creates.
 Status MakeDirs(const std::string& path, int mode = 0755);
 // rm -rf of a directory we own (never follows symlinks out of it).

@@ -261,15 +261,7 @@ Journal::~Journal() { close(fd_); }
 Status Journal::AppendLine(const std::string& line, bool sync) {
   std::string data = line + "\n";
   std::lock_guard<std::mutex> lock(mu_);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd_, data.data() + off, data.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write " + path_, errno);
-    }
-    off += static_cast<size_t>(n);
-  }
+  RETURN_IF_ERROR(WriteAll(fd_, data, path_));
   if (sync && fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
   return Status::Ok();
 }
