@@ -209,6 +209,7 @@ StatusOr<GenSpec> AgentService::BuildSpec(const LaunchRequest& req, const std::s
     in.master_port = req.master_port();
     in.max_restarts = req.max_restarts();
     in.job_tag = tag;
+    in.node_name = req.node_name();
     RankSpec rs;
     rs.rank = req.ranks(i);
     rs.local_rank = i;

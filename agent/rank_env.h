@@ -25,6 +25,7 @@ struct RankEnvInput {
   int master_port = 0;
   int max_restarts = 0;
   std::string job_tag;  // COORD_JOB_TAG
+  std::string node_name;  // COORD_NODE_NAME: the hosts-file name (log prefixes)
 };
 
 struct RankEnvVar {

@@ -139,6 +139,7 @@ coord::agent::LaunchRequest MakeLaunchRequest(const JobPlan& plan, const std::st
   for (const auto& [k, v] : plan.env) (*r.mutable_env())[k] = v;
   r.set_workdir(plan.workdir);
   r.set_max_restarts(plan.max_restarts);
+  r.set_node_name(plan.hosts[static_cast<size_t>(node_rank)].host);
   return r;
 }
 

@@ -89,7 +89,7 @@ coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& 
       return coord::InvalidArgument("no checkpoint for iteration " + std::to_string(iteration) +
                                     ": " + dir + " does not exist");
     }
-    return LoadCheckpoint(dir, 0);
+    return LoadCheckpoint(dir, 0, OptimizerRange{0, 0, false});
   }
   if (!coord::IsDirectory(load_dir)) {
     return coord::InvalidArgument("checkpoint directory " + load_dir + " does not exist");
@@ -98,7 +98,7 @@ coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& 
     return coord::InvalidArgument("no checkpoint in " + load_dir + " (no " + kLatestIterationFile +
                                   " and no complete iter_* directory)");
   }
-  return LoadLatestCheckpoint(load_dir, 0);
+  return LoadLatestCheckpoint(load_dir, 0, OptimizerRange{0, 0, false});
 }
 
 coord::StatusOr<GptConfig> CheckpointModelConfig(const LoadedCheckpoint& ckpt,

@@ -189,31 +189,28 @@ class CheckedWriter {
 void PutU32(unsigned char* p, uint32_t v) { std::memcpy(p, &v, 4); }
 void PutU64(unsigned char* p, uint64_t v) { std::memcpy(p, &v, 8); }
 
-struct FileRecord {
-  std::string name;
-  uint64_t size;
-  uint64_t hash;
-};
+using FileRecord = CheckpointFileRecord;
 
-Status WriteTensorFile(const std::string& path, const CheckpointTensors& t, FileRecord* rec) {
+// Header, the tensors (n floats each) back to back, trailer with the content hash.
+Status WriteTensors(const std::string& path, const std::string& name,
+                    const std::vector<const float*>& tensors, size_t n, FileRecord* rec) {
   CheckedWriter w;
   RETURN_IF_ERROR(w.Open(path));
+  const uint32_t count = static_cast<uint32_t>(tensors.size());
   unsigned char header[kHeaderBytes] = {};
   std::memcpy(header, kMagic, 8);
   PutU32(header + 8, kVersion);
-  PutU32(header + 12, kNumTensors);
-  PutU64(header + 16, t.n);
-  PutU64(header + 24, static_cast<uint64_t>(kNumTensors) * t.n * sizeof(float));
+  PutU32(header + 12, count);
+  PutU64(header + 16, n);
+  PutU64(header + 24, static_cast<uint64_t>(count) * n * sizeof(float));
   RETURN_IF_ERROR(w.Write(header, kHeaderBytes));
-  for (const float* p : {t.params, t.adam_m, t.adam_v}) {
-    RETURN_IF_ERROR(w.Write(p, t.n * sizeof(float)));
-  }
+  for (const float* p : tensors) RETURN_IF_ERROR(w.Write(p, n * sizeof(float)));
   unsigned char trailer[kTrailerBytes];
   PutU64(trailer, w.digest());
   std::memcpy(trailer + 8, kEndMagic, 8);
   RETURN_IF_ERROR(w.Write(trailer, kTrailerBytes));
   RETURN_IF_ERROR(w.Close());
-  *rec = {kTensorFile, w.size(), w.digest()};
+  *rec = {name, w.size(), w.digest()};
   return Status::Ok();
 }
 
@@ -247,31 +244,45 @@ std::string StateToJson(const TrainState& s) {
   return j.dump(2) + "\n";
 }
 
+// The manifest goes last, after the data files are durable: its presence means the
+// directory is complete.
+Status WriteManifest(const std::string& tmp_dir, int64_t iteration, size_t n,
+                     const std::vector<FileRecord>& files,
+                     const std::vector<OptimizerShardInfo>& shards) {
+  const std::string rank_dir = coord::JoinPath(tmp_dir, kRankDir);
+  json manifest = {{"format", "gpt-rank-checkpoint"},
+                   {"version", kVersion},
+                   {"iteration", iteration},
+                   {"n", n},
+                   {"hash", "xxh64"},
+                   {"files", json::array()}};
+  for (const FileRecord& f : files) {
+    manifest["files"].push_back({{"name", f.name}, {"size", f.size}, {"xxh64", Hex64(f.xxh64)}});
+  }
+  if (!shards.empty()) {
+    manifest["zero_shards"] = json::array();
+    for (const OptimizerShardInfo& sh : shards) {
+      manifest["zero_shards"].push_back({{"file", sh.file}, {"begin", sh.begin}, {"end", sh.end}});
+    }
+  }
+  RETURN_IF_ERROR(FsyncDir(rank_dir));
+  RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kManifestFile), kManifestFile,
+                                 manifest.dump(2) + "\n", nullptr));
+  RETURN_IF_ERROR(FsyncDir(rank_dir));
+  return FsyncDir(tmp_dir);
+}
+
 // Fills a fresh temporary iteration directory; the caller renames it into place.
 Status WriteIterDir(const std::string& tmp_dir, const TrainState& state,
                     const CheckpointTensors& t) {
   const std::string rank_dir = coord::JoinPath(tmp_dir, kRankDir);
   RETURN_IF_ERROR(coord::MakeDirs(rank_dir));
   std::vector<FileRecord> files(2);
-  RETURN_IF_ERROR(WriteTensorFile(coord::JoinPath(rank_dir, kTensorFile), t, &files[0]));
+  RETURN_IF_ERROR(WriteTensors(coord::JoinPath(rank_dir, kTensorFile), kTensorFile,
+                               {t.params, t.adam_m, t.adam_v}, t.n, &files[0]));
   RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kStateFile), kStateFile,
                                  StateToJson(state), &files[1]));
-  json manifest = {{"format", "gpt-rank-checkpoint"},
-                   {"version", kVersion},
-                   {"iteration", state.iteration},
-                   {"n", t.n},
-                   {"hash", "xxh64"},
-                   {"files", json::array()}};
-  for (const FileRecord& f : files) {
-    manifest["files"].push_back({{"name", f.name}, {"size", f.size}, {"xxh64", Hex64(f.hash)}});
-  }
-  // The manifest goes last, after the data files are durable: its presence means the
-  // directory is complete.
-  RETURN_IF_ERROR(FsyncDir(rank_dir));
-  RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kManifestFile), kManifestFile,
-                                 manifest.dump(2) + "\n", nullptr));
-  RETURN_IF_ERROR(FsyncDir(rank_dir));
-  return FsyncDir(tmp_dir);
+  return WriteManifest(tmp_dir, state.iteration, t.n, files, {});
 }
 
 // Moves tmp_dir to final_dir. An existing final_dir (the same iteration saved again
@@ -337,6 +348,87 @@ Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
   return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
 }
 
+// --- ZeRO saves -----------------------------------------------------------------------
+
+std::string OptimizerShardFileName(int dp_rank) {
+  char name[48];
+  std::snprintf(name, sizeof(name), "zero_optim_rank_%05d.bin", dp_rank);
+  return name;
+}
+
+std::string ShardedSaveTmpDir(const std::string& save_dir, int64_t iteration) {
+  return CheckpointIterDir(save_dir, iteration) + ".tmp-zero";
+}
+
+Status BeginShardedSave(const std::string& save_dir, int64_t iteration) {
+  if (save_dir.empty()) return coord::InvalidArgument("BeginShardedSave: empty save directory");
+  Status st = coord::MakeDirs(save_dir);
+  if (!st.ok()) return st.WithContext("checkpoint directory " + save_dir + " is not usable");
+  if (access(save_dir.c_str(), W_OK) != 0) {
+    return IoError("checkpoint directory " + save_dir + " is not writable", errno);
+  }
+  const std::string tmp_dir = ShardedSaveTmpDir(save_dir, iteration);
+  RETURN_IF_ERROR(coord::RemoveTree(tmp_dir));  // a leftover of a crashed save
+  return coord::MakeDirs(coord::JoinPath(tmp_dir, kRankDir));
+}
+
+StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir, int64_t iteration,
+                                                   int dp_rank, const float* adam_m,
+                                                   const float* adam_v, size_t count) {
+  const std::string name = OptimizerShardFileName(dp_rank);
+  const std::string path =
+      coord::JoinPath(coord::JoinPath(ShardedSaveTmpDir(save_dir, iteration), kRankDir), name);
+  FileRecord rec;
+  Status st = WriteTensors(path, name, {adam_m, adam_v}, count, &rec);
+  if (!st.ok()) return st.WithContext("rank " + std::to_string(dp_rank) + " optimizer shard");
+  return rec;
+}
+
+StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(const std::string& save_dir,
+                                                                   const TrainState& state,
+                                                                   const float* params, size_t n) {
+  const std::string rank_dir =
+      coord::JoinPath(ShardedSaveTmpDir(save_dir, state.iteration), kRankDir);
+  std::vector<FileRecord> files(2);
+  RETURN_IF_ERROR(
+      WriteTensors(coord::JoinPath(rank_dir, kTensorFile), kTensorFile, {params}, n, &files[0]));
+  RETURN_IF_ERROR(WriteSmallFile(coord::JoinPath(rank_dir, kStateFile), kStateFile,
+                                 StateToJson(state), &files[1]));
+  return files;
+}
+
+Status FinishShardedSave(const std::string& save_dir, const TrainState& state, size_t n,
+                         const std::vector<CheckpointFileRecord>& files,
+                         const std::vector<OptimizerShardInfo>& shards) {
+  const std::string final_dir = CheckpointIterDir(save_dir, state.iteration);
+  const std::string tmp_dir = ShardedSaveTmpDir(save_dir, state.iteration);
+  Status st;
+  for (const FileRecord& f : files) {
+    struct stat sb;
+    const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, kRankDir), f.name);
+    if (stat(path.c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_size) != f.size) {
+      st = coord::FailedPrecondition(
+          path + " is missing or has the wrong size on rank 0, although its rank wrote it: "
+                 "the checkpoint directory must be on storage every rank shares (CFS)");
+      break;
+    }
+  }
+  if (st.ok()) st = WriteManifest(tmp_dir, state.iteration, n, files, shards);
+  if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
+  if (st.ok()) st = FsyncDir(save_dir);
+  if (!st.ok()) {
+    (void)coord::RemoveTree(tmp_dir);
+    return st.WithContext("saving checkpoint " + final_dir);
+  }
+  st = coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
+                              std::to_string(state.iteration) + "\n");
+  return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
+}
+
+void AbortShardedSave(const std::string& save_dir, int64_t iteration) {
+  (void)coord::RemoveTree(ShardedSaveTmpDir(save_dir, iteration));
+}
+
 namespace {
 
 // --- reading ------------------------------------------------------------------------
@@ -363,10 +455,12 @@ Status ReadExact(int fd, const std::string& path, void* out, size_t size, Xxh64S
 
 uint64_t GetU64(const unsigned char* p) { return Read64(p); }
 
-// Reads and verifies model_optim_rng.bin against its own header/trailer and the
-// manifest's size and hash.
-Status ReadTensorFile(const std::string& path, uint64_t manifest_size, uint64_t manifest_hash,
-                      size_t expected_n, LoadedCheckpoint* out) {
+// Reads and verifies a tensor file against its own header/trailer and the manifest's
+// size and hash: `outs.size()` tensors of n floats each; n == expected_n unless 0.
+// *n_out gets n.
+Status ReadTensors(const std::string& path, uint64_t manifest_size, uint64_t manifest_hash,
+                   size_t expected_n, const std::vector<std::vector<float>*>& outs,
+                   uint64_t* n_out) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return IoError("open " + path, errno);
   struct FdCloser {
@@ -388,15 +482,16 @@ Status ReadTensorFile(const std::string& path, uint64_t manifest_size, uint64_t 
     return Corrupt(path, "unsupported version " + std::to_string(Read32(header + 8)));
   }
   const uint64_t n = GetU64(header + 16);
-  if (Read32(header + 12) != kNumTensors || GetU64(header + 24) != kNumTensors * n * 4 ||
-      file_size != kHeaderBytes + kNumTensors * n * 4 + kTrailerBytes) {
+  const uint64_t count = outs.size();
+  if (Read32(header + 12) != count || GetU64(header + 24) != count * n * 4 ||
+      file_size != kHeaderBytes + count * n * 4 + kTrailerBytes) {
     return Corrupt(path, "header sizes do not match the file size");
   }
   if (expected_n != 0 && n != expected_n) {
     return Corrupt(path, "holds " + std::to_string(n) + " parameters, the model has " +
                              std::to_string(expected_n) + " (different model config?)");
   }
-  for (std::vector<float>* v : {&out->params, &out->adam_m, &out->adam_v}) {
+  for (std::vector<float>* v : outs) {
     v->resize(n);  // (n,)
     RETURN_IF_ERROR(ReadExact(fd, path, v->data(), n * sizeof(float), &hash));
   }
@@ -407,6 +502,7 @@ Status ReadTensorFile(const std::string& path, uint64_t manifest_size, uint64_t 
       hash.Digest() != manifest_hash) {
     return Corrupt(path, "checksum mismatch (xxh64)");
   }
+  *n_out = n;
   return Status::Ok();
 }
 
@@ -434,7 +530,8 @@ struct ManifestFile {
 };
 
 // name -> (size, hash) for the files the format requires.
-Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile>* files) {
+Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile>* files,
+                     std::vector<OptimizerShardInfo>* shards) {
   auto text = coord::ReadFile(path);
   if (!text.ok()) {
     if (text.status().code() == coord::StatusCode::kNotFound) {
@@ -460,6 +557,26 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
   }
   for (const char* need : {kTensorFile, kStateFile}) {
     if (!(*files)[need].present) return Corrupt(path, std::string("does not list ") + need);
+  }
+  if (j.contains("zero_shards")) {
+    if (!j["zero_shards"].is_array()) return Corrupt(path, "zero_shards is not an array");
+    uint64_t next = 0;  // shards tile [0, n) in order
+    for (const json& sh : j["zero_shards"]) {
+      if (!sh.is_object() || !sh.contains("file") || !sh["file"].is_string() ||
+          !sh.contains("begin") || !sh["begin"].is_number_unsigned() || !sh.contains("end") ||
+          !sh["end"].is_number_unsigned()) {
+        return Corrupt(path, "malformed zero_shards entry");
+      }
+      OptimizerShardInfo info{sh["file"].get<std::string>(), sh["begin"].get<uint64_t>(),
+                              sh["end"].get<uint64_t>()};
+      if (info.begin != next || info.end < info.begin || !(*files)[info.file].present) {
+        return Corrupt(path, "zero_shards entry " + info.file +
+                                 " does not continue the previous range or is not listed");
+      }
+      next = info.end;
+      shards->push_back(info);
+    }
+    if (next != j.value("n", uint64_t{0})) return Corrupt(path, "zero_shards do not cover n");
   }
   return Status::Ok();
 }
@@ -498,11 +615,13 @@ int64_t ReadTracker(const std::string& load_dir, std::string* why) {
 
 }  // namespace
 
-StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n) {
+StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
+                                          const OptimizerRange& optimizer) {
   if (!coord::IsDirectory(iter_dir)) return coord::NotFound("no checkpoint directory " + iter_dir);
   const std::string rank_dir = coord::JoinPath(iter_dir, kRankDir);
   std::map<std::string, ManifestFile> files;
-  RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), &files));
+  std::vector<OptimizerShardInfo> shards;
+  RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), &files, &shards));
   LoadedCheckpoint out;
   out.path = iter_dir;
   const std::string state_path = coord::JoinPath(rank_dir, kStateFile);
@@ -514,12 +633,51 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t ex
   }
   ASSIGN_OR_RETURN(out.state, ParseState(state_path, state_text));
   const ManifestFile& tm = files[kTensorFile];
-  RETURN_IF_ERROR(
-      ReadTensorFile(coord::JoinPath(rank_dir, kTensorFile), tm.size, tm.hash, expected_n, &out));
+  const std::string tensor_path = coord::JoinPath(rank_dir, kTensorFile);
+  uint64_t n = 0;
+  if (shards.empty()) {
+    RETURN_IF_ERROR(ReadTensors(tensor_path, tm.size, tm.hash, expected_n,
+                                {&out.params, &out.adam_m, &out.adam_v}, &n));
+  } else {
+    RETURN_IF_ERROR(ReadTensors(tensor_path, tm.size, tm.hash, expected_n, {&out.params}, &n));
+    out.saved_dp_shards = static_cast<int>(shards.size());
+  }
+  // The optimizer range this caller wants, cut out of the full tensors or assembled
+  // from the shards that overlap it.
+  const size_t begin = optimizer.load ? std::min<size_t>(optimizer.begin, n) : 0;
+  const size_t end = optimizer.load ? std::min<size_t>(optimizer.end, n) : 0;
+  out.optim_begin = begin;
+  if (shards.empty()) {
+    if (begin != 0 || end != n) {
+      out.adam_m = std::vector<float>(out.adam_m.begin() + static_cast<std::ptrdiff_t>(begin),
+                                      out.adam_m.begin() + static_cast<std::ptrdiff_t>(end));
+      out.adam_v = std::vector<float>(out.adam_v.begin() + static_cast<std::ptrdiff_t>(begin),
+                                      out.adam_v.begin() + static_cast<std::ptrdiff_t>(end));
+    }
+    return out;
+  }
+  out.adam_m.assign(end > begin ? end - begin : 0, 0.0f);
+  out.adam_v.assign(out.adam_m.size(), 0.0f);
+  for (const OptimizerShardInfo& sh : shards) {
+    const size_t b = std::max<size_t>(begin, sh.begin), e = std::min<size_t>(end, sh.end);
+    if (b >= e) continue;
+    const ManifestFile& fm = files[sh.file];
+    std::vector<float> m, v;
+    uint64_t count = 0;
+    RETURN_IF_ERROR(ReadTensors(coord::JoinPath(rank_dir, sh.file), fm.size, fm.hash,
+                                sh.end - sh.begin, {&m, &v}, &count));
+    std::copy(m.begin() + static_cast<std::ptrdiff_t>(b - sh.begin),
+              m.begin() + static_cast<std::ptrdiff_t>(e - sh.begin),
+              out.adam_m.begin() + static_cast<std::ptrdiff_t>(b - begin));
+    std::copy(v.begin() + static_cast<std::ptrdiff_t>(b - sh.begin),
+              v.begin() + static_cast<std::ptrdiff_t>(e - sh.begin),
+              out.adam_v.begin() + static_cast<std::ptrdiff_t>(b - begin));
+  }
   return out;
 }
 
-StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, size_t expected_n) {
+StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, size_t expected_n,
+                                                const OptimizerRange& optimizer) {
   std::string tracker_problem;
   const int64_t latest = ReadTracker(load_dir, &tracker_problem);
   std::vector<int64_t> candidates;
@@ -537,7 +695,7 @@ StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, siz
   std::vector<std::string> reasons;
   for (int64_t it : candidates) {
     const std::string dir = CheckpointIterDir(load_dir, it);
-    auto loaded = LoadCheckpoint(dir, expected_n);
+    auto loaded = LoadCheckpoint(dir, expected_n, optimizer);
     if (loaded.ok()) {
       if (!refused.empty()) warnings.push_back(refused + "; using " + dir);
       loaded->warnings = std::move(warnings);

@@ -65,10 +65,21 @@ std::string CheckpointIterDir(const std::string& save_dir, int64_t iteration);
 coord::Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
                              const CheckpointTensors& tensors);
 
+// Which part of the Adam state a load wants: [begin, end) of the flat buffer (ZeRO
+// ranks want their shard; end is clipped to n), or none (generate, export).
+struct OptimizerRange {
+  size_t begin = 0;
+  size_t end = static_cast<size_t>(-1);
+  bool load = true;
+};
+
 struct LoadedCheckpoint {
   TrainState state;
-  std::vector<float> params, adam_m, adam_v;  // (n,) each
-  std::string path;                           // the iteration directory loaded
+  std::vector<float> params;          // (n,)
+  std::vector<float> adam_m, adam_v;  // [optim_begin, optim_begin + size) of the flat state
+  size_t optim_begin = 0;
+  int saved_dp_shards = 0;  // > 0: the optimizer state was saved as this many ZeRO shards
+  std::string path;         // the iteration directory loaded
   // One line per refused iteration, e.g. "checkpoint /s/iter_0000200 refused
   // (model_optim_rng.bin: checksum mismatch); using /s/iter_0000100". Log them.
   std::vector<std::string> warnings;
@@ -80,7 +91,8 @@ struct LoadedCheckpoint {
 // Errors: NotFound (no such directory, or incomplete: no manifest.json);
 // FailedPrecondition for a checksum mismatch, truncation, bad header or wrong n (the
 // message names the file).
-coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n);
+coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
+                                                 const OptimizerRange& optimizer = {});
 
 // Loads the iteration named by the tracker; if that one is corrupt or incomplete, says
 // so in warnings and falls back to the newest older complete one. With no tracker (a
@@ -88,12 +100,57 @@ coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, si
 // NotFound when load_dir holds no loadable checkpoint at all (the message lists why
 // each candidate was refused).
 coord::StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir,
-                                                       size_t expected_n);
+                                                       size_t expected_n,
+                                                       const OptimizerRange& optimizer = {});
 
 // True when load_dir has a tracker file or an iteration directory with a manifest:
 // i.e. a run should try to resume (and fail loudly if nothing loads) instead of
 // starting from scratch.
 bool HasCheckpoint(const std::string& load_dir);
+
+// --- ZeRO checkpoints: the optimizer state in per-rank shards ---------------------
+// Same directory layout as above, but model_optim_rng.bin holds the parameters only
+// (num_tensors = 1) and data-parallel rank r writes zero_optim_rank_RRRRR.bin with
+// Adam's m and v for its flat range (num_tensors = 2, n = the range's length). The
+// manifest lists every file with its checksum and, under "zero_shards", each shard's
+// file and [begin, end). A load with any number of ranks reads the ranges it needs
+// from whichever shards hold them (re-sharding: DeepSpeed's universal checkpoint
+// without the conversion step). The save is collective, in three steps the caller
+// separates with barriers: BeginShardedSave (rank 0), WriteOptimizerShard (every
+// rank) and WriteShardedModelFiles (rank 0), FinishShardedSave (rank 0, after
+// gathering every rank's record). The directory is on storage all ranks share (CFS).
+
+struct CheckpointFileRecord {
+  std::string name;  // inside iter_XXXXXXX/mp_rank_00
+  uint64_t size = 0;
+  uint64_t xxh64 = 0;
+};
+struct OptimizerShardInfo {
+  std::string file;
+  uint64_t begin = 0, end = 0;  // flat range of m and v it holds
+};
+
+std::string OptimizerShardFileName(int dp_rank);
+// The temporary directory every rank writes into (a fixed name: ranks cannot share a pid).
+std::string ShardedSaveTmpDir(const std::string& save_dir, int64_t iteration);
+// Rank 0: checks save_dir, removes a stale temporary of this iteration, creates it.
+coord::Status BeginShardedSave(const std::string& save_dir, int64_t iteration);
+// Every rank: its shard file (fsynced).
+coord::StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir,
+                                                          int64_t iteration, int dp_rank,
+                                                          const float* adam_m,
+                                                          const float* adam_v, size_t count);
+// Rank 0: the parameters and train_state.json.
+coord::StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(
+    const std::string& save_dir, const TrainState& state, const float* params, size_t n);
+// Rank 0: checks every listed file is there with its size (a rank that wrote to a
+// directory rank 0 cannot see is named), writes the manifest, renames the directory
+// into place and updates the tracker. On error the temporary directory is removed.
+coord::Status FinishShardedSave(const std::string& save_dir, const TrainState& state, size_t n,
+                                const std::vector<CheckpointFileRecord>& files,
+                                const std::vector<OptimizerShardInfo>& shards);
+// Best effort, after a failed step on any rank.
+void AbortShardedSave(const std::string& save_dir, int64_t iteration);
 
 // --- testing hooks -------------------------------------------------------------
 // After `bytes` more bytes written by SaveCheckpoint, writes fail with errno `err`

@@ -1,11 +1,15 @@
 // `gpt-rank train --config job.json [--set training.train_iters=20 ...]`: one rank
-// of training (trainer/train/trainer.h). SIGTERM/SIGINT stop the loop before the
+// of training (trainer/train/trainer.h), joined to its peers (trainer/dist) when
+// WORLD_SIZE > 1. SIGTERM/SIGINT stop the loop before the
 // next micro-batch without saving (checkpoints are periodic): exit 143.
+#include <chrono>
 #include <csignal>
 #include <iostream>
 
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
+#include "trainer/dist/process_group.h"
+#include "trainer/dist/rank_env.h"
 #include "trainer/train/cli_args.h"
 #include "trainer/train/trainer.h"
 #include "trainer/train/trainer_config.h"
@@ -45,18 +49,39 @@ int RunTrain(const std::vector<std::string>& args) {
   po::variables_map vm;
   int code = kExitOk;
   if (!train::ParseVerbArgs(args, verb, options, {}, &vm, &code)) return code;
-  train::SetRankLogTag();
-
-  auto world_size = train::WorldSizeFromEnv();
-  if (!world_size.ok()) return train::ReportSetupError(world_size.status());
-  auto parsed = train::LoadTrainerConfig(config_path, sets, *world_size);
+  // Rank and world from torchrun's variables (what coord-agent sets), else Open MPI's
+  // or Slurm's, so `mpirun -np 4 gpt-rank train ...` works too.
+  auto env = dist::DiscoverRankEnv();
+  if (!env.ok()) {
+    train::SetRankLogTag();
+    return train::ReportSetupError(env.status());
+  }
+  train::SetRankLogTag(env->rank);
+  auto parsed = train::LoadTrainerConfig(config_path, sets, env->world_size);
   if (!parsed.ok()) {
     std::cerr << parsed.status().message() << "\n";
     return kExitUsage;
   }
-  for (const std::string& w : parsed->warnings) LOG_WARN << w;
+  if (env->rank == 0) {
+    for (const std::string& w : parsed->warnings) LOG_WARN << w;
+  }
+  if (coord::Status s = train::CheckTrainable(parsed->config); !s.ok()) {
+    return train::ReportSetupError(s);
+  }
   InstallStopHandlers();
-  auto trainer = train::Trainer::Create(parsed->config);
+  const train::ParallelConfig& par = parsed->config.parallel;
+  dist::ProcessGroupOptions pgo;
+  pgo.rendezvous_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(par.rendezvous_timeout_s * 1000.0));
+  pgo.collective_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(par.collective_timeout_s * 1000.0));
+  auto group = dist::ProcessGroup::Init(*env, pgo);
+  if (!group.ok()) return train::ReportSetupError(group.status());
+  // Megatron's print_rank_0: the other ranks log only warnings and errors.
+  if (env->rank != 0 && !coord::LogEnabled(coord::LogLevel::kDebug)) {
+    coord::SetLogLevel(coord::LogLevel::kWarning);
+  }
+  auto trainer = train::Trainer::Create(parsed->config, &(*group)->comm());
   if (!trainer.ok()) return train::ReportSetupError(trainer.status());
   coord::Status s = (*trainer)->Run();
   if (s.ok()) return kExitOk;

@@ -59,4 +59,13 @@ struct RngStream {
   }
 };
 
+// Dropout streams are per sample: the stream of row b of a batch is `first`'s stream
+// plus b * kSampleStreamStride, where `first` encodes the batch's first global sample
+// (GptModel::DropoutRng). A sample then draws the same mask whichever rank, micro-batch
+// or row it lands in, so data-parallel training matches one process exactly.
+inline constexpr uint64_t kSampleStreamStride = uint64_t{1} << 24;
+inline RngStream SampleStream(const RngStream& first, int64_t b) {
+  return {first.seed, first.stream + static_cast<uint64_t>(b) * kSampleStreamStride};
+}
+
 }  // namespace trainer

@@ -2,10 +2,11 @@
 // Megatron's ParallelTransformerLayer with pre-LN:
 //   x1 = x  + dropout(attn_proj(attention(ln1(x))))
 //   y  = x1 + dropout(fc_proj(gelu(fc(ln2(x1)))))
-// With checkpoint_activations only the layer inputs (residual[l]) are kept; backward
-// re-runs LayerForward for layer l into the single activation slot right before
-// LayerBackward(l). Same kernels, same inputs, same dropout streams, so the
-// recomputed activations - and hence the gradients - are bitwise identical.
+// With checkpoint_activations only the layer inputs (residual[l]) are kept;
+// backward re-runs LayerForward for layer l into the single activation slot
+// right before LayerBackward(l). Same kernels, same inputs, same dropout
+// streams, so the recomputed activations - and hence the gradients - are
+// bitwise identical.
 #include "trainer/model/gpt.h"
 
 #include <cmath>
@@ -81,7 +82,9 @@ void GptModel::InitMegatron(uint64_t seed) {
 void GptModel::ZeroGrad() { Zero(grads_memory_.data(), grads_memory_.size()); }
 
 RngStream GptModel::DropoutRng(int layer, DropoutSite site) const {
-  // stream = rng_step (40 bits) | layer + 1 (16 bits) | site (8 bits)
+  // stream = first sample (40 bits) | layer + 1 (16 bits) | site (8 bits); row
+  // b of the batch uses SampleStream(.., b), i.e. sample rng_step + b
+  // (philox.h).
   uint64_t stream = (rng_step_ << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
                     static_cast<uint32_t>(site);
   return RngStream{config_.seed, stream};
@@ -105,7 +108,8 @@ void GptModel::LayerForward(int l, const LayerActivations& a, const float* in, f
                          DropoutRng(l, DropoutSite::kAttentionProbs));
   cpu::matmul_forward(proj, a.atty, w.attprojw, w.attprojb, BT, C, C);
   if (p_hidden > 0.0f) {
-    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kAttentionOut));
+    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kAttentionOut),
+                         RowElems());
   }
   cpu::residual_forward(a.residual2, in, proj, BTC);
 
@@ -115,7 +119,8 @@ void GptModel::LayerForward(int l, const LayerActivations& a, const float* in, f
   cpu::gelu_forward(a.fch_gelu, a.fch, BT * 4 * C);
   cpu::matmul_forward(proj, a.fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
   if (p_hidden > 0.0f) {
-    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut));
+    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut),
+                         RowElems());
   }
   cpu::residual_forward(out, a.residual2, proj, BTC);
 }
@@ -150,7 +155,7 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   cpu::encoder_forward(acts_.residual, inputs, params_.wte, params_.wpe, B, T, C);
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
-                         DropoutRng(-1, DropoutSite::kEmbedding));
+                         DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
   }
   for (int l = 0; l < L; ++l) {
     const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : l];
@@ -168,7 +173,8 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
 
 // --- backward ----------------------------------------------------------------
 
-// On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit d/d(in).
+// On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit
+// d/d(in).
 void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) {
   const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
   const int BT = B * T;
@@ -179,10 +185,12 @@ void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) 
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
 
-  // out = residual2 + dropout(fc_proj(...)): dresidual flows to residual2 unchanged.
+  // out = residual2 + dropout(fc_proj(...)): dresidual flows to residual2
+  // unchanged.
   const float* dproj = d.dresidual;
   if (p_hidden > 0.0f) {
-    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut));
+    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut),
+                          RowElems());
     dproj = d.dbtc;
   }
   Zero(d.dfch_gelu, BTC * 4);
@@ -199,7 +207,7 @@ void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) 
   dproj = d.dresidual;
   if (p_hidden > 0.0f) {
     cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden,
-                          DropoutRng(l, DropoutSite::kAttentionOut));
+                          DropoutRng(l, DropoutSite::kAttentionOut), RowElems());
     dproj = d.dbtc;
   }
   Zero(d.dbtc2, BTC);  // d(atty)
@@ -213,7 +221,7 @@ void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) 
                           BT, C);
 }
 
-coord::Status GptModel::Backward(float loss_scale) {
+coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_ready) {
   if (!have_forward_) {
     return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
   }
@@ -235,22 +243,25 @@ coord::Status GptModel::Backward(float loss_scale) {
   Zero(d.dresidual, BTC);
   cpu::layernorm_backward(d.dresidual, grads_.lnfw, grads_.lnfb, d.dbtc, acts_.residual + L * BTC,
                           params_.lnfw, acts_.lnf_mean, acts_.lnf_rstd, BT, C);
+  if (grads_ready) grads_ready(layout_.layer_end(L - 1));
   for (int l = L - 1; l >= 0; --l) {
     const float* in = acts_.residual + l * BTC;
     if (config_.checkpoint_activations) {
-      // Recompute layer l's activations from its saved input (writes the same bits
-      // to residual[l+1] again, which backward no longer needs).
+      // Recompute layer l's activations from its saved input (writes the same
+      // bits to residual[l+1] again, which backward no longer needs).
       LayerForward(l, acts_.layers[0], in, acts_.residual + (l + 1) * BTC);
       LayerBackward(l, acts_.layers[0], in);
     } else {
       LayerBackward(l, acts_.layers[l], in);
     }
+    if (grads_ready) grads_ready(layout_.layer_begin(l));
   }
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_backward(d.dresidual, d.dresidual, BTC, config_.hidden_dropout,
-                          DropoutRng(-1, DropoutSite::kEmbedding));
+                          DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
   }
   cpu::encoder_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(), B, T, C);
+  if (grads_ready) grads_ready(0);
   return coord::Status::Ok();
 }
 

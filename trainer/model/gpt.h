@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -21,8 +22,10 @@ namespace trainer {
 
 struct StepOptions {
   bool training = true;   // dropout on (when configured); false for eval
-  uint64_t rng_step = 0;  // selects the dropout masks: use a global micro-batch counter,
-                          // so a resumed run draws exactly the masks it would have drawn
+  uint64_t rng_step = 0;  // selects the dropout masks: the global position of row 0's
+                          // sample in the training order (row b is rng_step + b), so a
+                          // sample draws the same masks on any rank, micro-batch or
+                          // resume (< 2^40)
 };
 
 // Dropout sites inside a layer; part of the RNG stream id.
@@ -58,8 +61,15 @@ class GptModel {
   // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy.
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const StepOptions& options);
+  // Called during Backward each time the gradients in [from, num_params) are final
+  // (after the final LayerNorm, after each layer l with layer_begin(l), and with 0
+  // at the end; from only decreases): the data-parallel reducer starts a bucket's
+  // reduction there while backward goes on. The embeddings come last because the tied
+  // LM head's gradient is completed by the embedding backward.
+  using GradsReadyFn = std::function<void(size_t from)>;
+
   // grads += d(loss_scale * mean loss)/d(params) for the last Forward.
-  coord::Status Backward(float loss_scale);
+  coord::Status Backward(float loss_scale, const GradsReadyFn& grads_ready = {});
 
   // (B, T, Vp) probabilities of the last Forward (valid until Backward).
   const float* probs() const { return acts_.logits; }
@@ -68,6 +78,8 @@ class GptModel {
   GptModel(const GptConfig& config, int max_batch, int max_seq);
 
   trainer::RngStream DropoutRng(int layer, DropoutSite site) const;
+  // Elements per sample of a (B, T, C) activation: one dropout stream each.
+  size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
   void LayerForward(int l, const LayerActivations& a, const float* in, float* out);
   void LayerBackward(int l, const LayerActivations& a, const float* in);
 

@@ -1,23 +1,29 @@
 // AdamW over flat ranges and global-norm clipping (see adamw.h).
 #include "trainer/optim/adamw.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "trainer/kernels/cpu/adamw.h"
 
 namespace trainer {
 
-AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config) : config_(config) {
-  m_.assign(layout.num_params(), 0.0f);
-  v_.assign(layout.num_params(), 0.0f);
+AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t begin, size_t end)
+    : config_(config) {
+  end_ = std::min(end, layout.num_params());
+  begin_ = std::min(begin, end_);
+  m_.assign(end_ - begin_, 0.0f);
+  v_.assign(end_ - begin_, 0.0f);
   // Merge neighbouring tensors with the same decay flag into maximal flat ranges
   // (e.g. ln2 w/b of layer l and nothing else form a no-decay range of 2C floats).
   for (const ParamTensorInfo& t : layout.tensors()) {
+    const size_t b = std::max(t.offset, begin_), e = std::min(t.offset + t.numel, end_);
+    if (b >= e) continue;
     auto& ranges = t.weight_decay ? decay_ranges_ : no_decay_ranges_;
-    if (!ranges.empty() && ranges.back().second == t.offset) {
-      ranges.back().second = t.offset + t.numel;
+    if (!ranges.empty() && ranges.back().second == b) {
+      ranges.back().second = e;
     } else {
-      ranges.emplace_back(t.offset, t.offset + t.numel);
+      ranges.emplace_back(b, e);
     }
   }
 }
@@ -27,14 +33,14 @@ void AdamW::Step(float* params, const float* grads, float lr) {
   for (bool decay : {true, false}) {
     const float wd = decay ? config_.weight_decay : 0.0f;
     for (const auto& [begin, end] : ranges(decay)) {
-      kernels::cpu::adamw_update(params + begin, grads + begin, m_.data() + begin,
-                                 v_.data() + begin, end - begin, lr, config_.beta1, config_.beta2,
-                                 config_.eps, wd, step_);
+      kernels::cpu::adamw_update(params + begin, grads + begin, m_.data() + (begin - begin_),
+                                 v_.data() + (begin - begin_), end - begin, lr, config_.beta1,
+                                 config_.beta2, config_.eps, wd, step_);
     }
   }
 }
 
-double GradNorm(const float* grads, size_t n) {
+double SumOfSquares(const float* grads, size_t n) {
   // Fixed chunking (independent of the thread count), partials added in order.
   constexpr size_t kChunks = 64;
   double partial[kChunks];
@@ -47,18 +53,26 @@ double GradNorm(const float* grads, size_t n) {
   }
   double total = 0.0;
   for (size_t c = 0; c < kChunks; ++c) total += partial[c];
-  return std::sqrt(total);
+  return total;
+}
+
+double GradNorm(const float* grads, size_t n) { return std::sqrt(SumOfSquares(grads, n)); }
+
+void ScaleInPlace(float* x, size_t n, float coef) {
+#pragma omp parallel for schedule(static)
+  for (long long i = 0; i < static_cast<long long>(n); ++i) x[i] *= coef;
+}
+
+double ClipCoefficient(double norm, double max_norm) {
+  if (max_norm <= 0.0) return 1.0;
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? coef : 1.0;
 }
 
 double ClipGradNorm(float* grads, size_t n, double max_norm) {
   const double norm = GradNorm(grads, n);
-  if (max_norm <= 0.0) return norm;
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef < 1.0) {
-    const float c = static_cast<float>(coef);
-#pragma omp parallel for schedule(static)
-    for (long long i = 0; i < static_cast<long long>(n); ++i) grads[i] *= c;
-  }
+  const double coef = ClipCoefficient(norm, max_norm);
+  if (coef < 1.0) ScaleInPlace(grads, n, static_cast<float>(coef));
   return norm;
 }
 

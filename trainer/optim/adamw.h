@@ -22,23 +22,31 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(const GptParamLayout& layout, const AdamWConfig& config);
+  // Owns m and v for the flat range [begin, end) only: the whole model by default, one
+  // data-parallel rank's shard under ZeRO (stages 1 and 2 partition the optimizer).
+  AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t begin = 0,
+        size_t end = static_cast<size_t>(-1));
 
-  // One update with learning rate lr; params, grads are (num_params,).
+  // One update with learning rate lr of params[begin, end) from grads[begin, end);
+  // params, grads are the full (num_params,) buffers.
   void Step(float* params, const float* grads, float lr);
 
   int64_t step() const { return step_; }
-  float* m() { return m_.data(); }  // (num_params,) first moment
-  float* v() { return v_.data(); }  // (num_params,) second moment
+  size_t begin() const { return begin_; }
+  size_t end() const { return end_; }
+  float* m() { return m_.data(); }  // (end - begin,) first moment of [begin, end)
+  float* v() { return v_.data(); }  // (end - begin,) second moment
   // Set when resuming from a checkpoint.
   void set_step(int64_t step) { step_ = step; }
-  // Maximal flat ranges [begin, end) with weight decay on (true) or off (false).
+  // Maximal flat ranges [begin, end) with weight decay on (true) or off (false),
+  // clipped to this optimizer's range.
   const std::vector<std::pair<size_t, size_t>>& ranges(bool decay) const {
     return decay ? decay_ranges_ : no_decay_ranges_;
   }
 
  private:
   AdamWConfig config_;
+  size_t begin_ = 0, end_ = 0;
   int64_t step_ = 0;
   std::vector<float> m_, v_;
   std::vector<std::pair<size_t, size_t>> decay_ranges_, no_decay_ranges_;
@@ -51,5 +59,12 @@ class AdamW {
 double ClipGradNorm(float* grads, size_t n, double max_norm);
 // ||grads||_2 without clipping.
 double GradNorm(const float* grads, size_t n);
+// sum of grads[i]^2 in double, fixed-chunk order (deterministic for any thread count).
+double SumOfSquares(const float* grads, size_t n);
+// x[i] *= coef.
+void ScaleInPlace(float* x, size_t n, float coef);
+// Megatron's clip coefficient: max_norm / (norm + 1e-6), or 1 when that is >= 1 or
+// clipping is off (max_norm <= 0).
+double ClipCoefficient(double norm, double max_norm);
 
 }  // namespace trainer

@@ -21,12 +21,23 @@ bool ParseVerbArgs(const std::vector<std::string>& args, const VerbInfo& verb,
                               positional, vm, exit_code);
 }
 
-void SetRankLogTag() {
-  char host[256] = {};
-  if (gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
-  const char* rank = std::getenv("RANK");
-  coord::SetLogTag(std::string(host[0] ? host : "localhost") + ":" +
-                   (rank != nullptr && *rank != '\0' ? rank : "0"));
+void SetRankLogTag(int rank) {
+  // The hosts-file name Coord gives the node (simulated nodes share one hostname),
+  // else the hostname.
+  std::string node;
+  if (const char* n = std::getenv("COORD_NODE_NAME"); n != nullptr && *n != '\0') node = n;
+  if (node.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0) node = host;
+  }
+  std::string rank_text;
+  if (rank >= 0) {
+    rank_text = std::to_string(rank);
+  } else {
+    const char* r = std::getenv("RANK");
+    rank_text = r != nullptr && *r != '\0' ? r : "0";
+  }
+  coord::SetLogTag((node.empty() ? std::string("localhost") : node) + ":" + rank_text);
 }
 
 int ReportSetupError(const coord::Status& status) {

@@ -28,8 +28,9 @@ bool ParseVerbArgs(const std::vector<std::string>& args, const VerbInfo& verb,
                    const boost::program_options::positional_options_description& positional,
                    boost::program_options::variables_map* vm, int* exit_code);
 
-// The log tag "host:rank" (RANK from the environment, 0 when unset).
-void SetRankLogTag();
+// The log tag "node:rank": node is COORD_NODE_NAME (set by coord-agent) or the
+// hostname; rank is `rank` when >= 0, else RANK from the environment (0 when unset).
+void SetRankLogTag(int rank = -1);
 
 // Prints the error to the log and maps it to an exit code: configuration and data
 // problems (InvalidArgument, NotFound, FailedPrecondition, PermissionDenied) are 2,

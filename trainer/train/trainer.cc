@@ -1,6 +1,5 @@
-// The training loop (trainer.h): setup, resume, train step, evaluation, saving.
-// One rank, rank 0 of world size 1; the data-parallel issue adds the all-reduce
-// between backward and clipping, and a dp_rank for the sampler.
+// The training loop (trainer.h): setup, resume, train step, evaluation, saving, on
+// one data-parallel rank of comm_->size().
 #include "trainer/train/trainer.h"
 
 #include <omp.h>
@@ -92,15 +91,26 @@ coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData
 
 void Trainer::RequestStop() { g_stop_requested.store(true); }
 
-coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config) {
+coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config,
+                                                          dist::Communicator* comm) {
   RETURN_IF_ERROR(CheckTrainable(config));
   std::unique_ptr<Trainer> t(new Trainer(config));
-  RETURN_IF_ERROR(t->Setup());
+  RETURN_IF_ERROR(t->Setup(comm));
   return t;
 }
 
-coord::Status Trainer::Setup() {
+coord::Status Trainer::Setup(dist::Communicator* comm) {
   TrainingConfig& tr = config_.training;
+  if (comm == nullptr) {
+    own_comm_ = dist::MakeSelfCommunicator();
+    comm = own_comm_.get();
+  }
+  comm_ = comm;
+  if (comm_->size() != config_.parallel.world_size) {
+    return coord::FailedPrecondition("the communicator has " + std::to_string(comm_->size()) +
+                                     " ranks, the config was parsed for WORLD_SIZE=" +
+                                     std::to_string(config_.parallel.world_size));
+  }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * config_.parallel.world_size);
   auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
@@ -114,7 +124,13 @@ coord::Status Trainer::Setup() {
   ASSIGN_OR_RETURN(model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
                                                      mc.seq_length));
   model_->InitMegatron(tr.seed);
-  adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam);
+  DataParallelOptions dpo;
+  dpo.zero_stage = config_.parallel.zero_stage;
+  dpo.bucket_floats = static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4);
+  dpo.overlap = config_.parallel.overlap_grad_reduce;
+  dp_ = std::make_unique<DataParallel>(comm_, model_->num_params(), dpo);
+  adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam, dp_->shard_begin(),
+                                           dp_->shard_end());
   ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
   schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
   const trainer::MemoryPlan plan = trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size),
@@ -125,11 +141,24 @@ coord::Status Trainer::Setup() {
            << model_->num_params() << " parameters; " << omp_get_max_threads() << " threads";
   LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
            << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
+  if (comm_->size() > 1) {
+    LOG_INFO << "data parallel: " << comm_->size() << " ranks (" << comm_->backend() << "), "
+             << num_micro_batches_ << " micro-batches of " << tr.micro_batch_size
+             << " per rank and iteration, ZeRO stage " << dpo.zero_stage
+             << (dpo.zero_stage > 0 ? " (this rank owns " +
+                                          std::to_string(dp_->shard_end() - dp_->shard_begin()) +
+                                          " of the optimizer's parameters)"
+                                    : "")
+             << ", buckets of " << config_.parallel.bucket_cap_mb << " MiB"
+             << (dpo.overlap ? " overlapped with backward" : "");
+  }
   inputs_.resize(static_cast<size_t>(tr.micro_batch_size * mc.seq_length));
   targets_.resize(inputs_.size());
   if (!tr.load.empty()) RETURN_IF_ERROR(Resume());
   ASSIGN_OR_RETURN(auto progress_fd, ProgressFdFromEnv());
-  ASSIGN_OR_RETURN(MetricsSink sink, MetricsSink::Open(tr.metrics_file, progress_fd));
+  // Every rank reports progress (hang detection); only rank 0 writes metrics.
+  ASSIGN_OR_RETURN(MetricsSink sink,
+                   MetricsSink::Open(is_root() ? tr.metrics_file : "", progress_fd));
   metrics_ = std::make_unique<MetricsSink>(std::move(sink));
   return coord::Status::Ok();
 }
@@ -137,7 +166,16 @@ coord::Status Trainer::Setup() {
 coord::Status Trainer::SetupData() {
   namespace td = trainer::data;
   const TrainingConfig& tr = config_.training;
-  ASSIGN_OR_RETURN(dataset_, OpenTrainingData(config_.data, tokenizer_.get()));
+  // Rank 0 preprocesses a loose-JSON corpus (once, into the cache) while the others
+  // wait, instead of every rank tokenizing the same file at once.
+  if (is_root()) {
+    auto ds = OpenTrainingData(config_.data, tokenizer_.get());
+    RETURN_IF_ERROR(Agree(ds.status(), "opening the training data"));
+    dataset_ = std::move(*ds);
+  } else {
+    RETURN_IF_ERROR(Agree(coord::Status::Ok(), "opening the training data"));
+    ASSIGN_OR_RETURN(dataset_, OpenTrainingData(config_.data, tokenizer_.get()));
+  }
   auto bounds = td::SplitDocuments(config_.data.split, dataset_->num_documents());
   if (!bounds.ok()) return bounds.status().WithContext("data.split");
   const auto num_samples = td::TrainValidTestNumSamples(tr.train_iters, tr.eval_interval,
@@ -151,7 +189,7 @@ coord::Status Trainer::SetupData() {
   o.num_samples = num_samples[0];
   ASSIGN_OR_RETURN(train_ds_, td::GptDataset::Build(dataset_.get(), o));
   ASSIGN_OR_RETURN(auto ts, td::PretrainingSampler::Create(train_ds_->size(), tr.micro_batch_size,
-                                                           0, config_.parallel.world_size));
+                                                           comm_->rank(), comm_->size()));
   train_sampler_ = std::make_unique<td::PretrainingSampler>(ts);
   LOG_INFO << "data: " << dataset_->num_documents() << " documents, " << dataset_->num_tokens()
            << " tokens; split " << config_.data.split << ": train documents [" << (*bounds)[0]
@@ -169,7 +207,7 @@ coord::Status Trainer::SetupData() {
   o.num_samples = num_samples[1];
   ASSIGN_OR_RETURN(valid_ds_, td::GptDataset::Build(dataset_.get(), o));
   ASSIGN_OR_RETURN(auto vs, td::PretrainingSampler::Create(valid_ds_->size(), tr.micro_batch_size,
-                                                           0, config_.parallel.world_size));
+                                                           comm_->rank(), comm_->size()));
   valid_sampler_ = std::make_unique<td::PretrainingSampler>(vs);
   return coord::Status::Ok();
 }
@@ -180,26 +218,40 @@ coord::Status Trainer::Resume() {
     LOG_WARN << "training.load: no checkpoint in " << dir << "; starting from scratch";
     return coord::Status::Ok();
   }
-  auto loaded = trainer::LoadLatestCheckpoint(dir, model_->num_params());
+  // Each rank reads the parameters and the optimizer state of its own shard, from
+  // full tensors or from whichever saved shards overlap it (re-sharding).
+  trainer::OptimizerRange range{adam_->begin(), adam_->end(), true};
+  auto loaded = trainer::LoadLatestCheckpoint(dir, model_->num_params(), range);
   if (!loaded.ok()) return loaded.status().WithContext("training.load");
-  for (const std::string& w : loaded->warnings) LOG_WARN << w;
+  if (is_root()) {
+    for (const std::string& w : loaded->warnings) LOG_WARN << w;
+  }
   const size_t n = model_->num_params();
+  const size_t shard = adam_->end() - adam_->begin();
+  if (loaded->adam_m.size() != shard) {
+    return coord::Internal("training.load: optimizer range of " +
+                           std::to_string(loaded->adam_m.size()) + " floats, expected " +
+                           std::to_string(shard));
+  }
   std::memcpy(model_->param_data(), loaded->params.data(), n * sizeof(float));
-  std::memcpy(adam_->m(), loaded->adam_m.data(), n * sizeof(float));
-  std::memcpy(adam_->v(), loaded->adam_v.data(), n * sizeof(float));
+  std::memcpy(adam_->m(), loaded->adam_m.data(), shard * sizeof(float));
+  std::memcpy(adam_->v(), loaded->adam_v.data(), shard * sizeof(float));
   const trainer::TrainState& s = loaded->state;
   adam_->set_step(s.adam_step);
   iteration_ = s.iteration;
   consumed_train_samples_ = s.consumed_train_samples;
   consumed_valid_samples_ = s.consumed_valid_samples;
-  rng_step_ = s.rng_step;
   if (s.seed != config_.training.seed) {
     LOG_WARN << "training.seed " << config_.training.seed << " differs from the checkpoint's "
              << s.seed << "; dropout follows the checkpoint's counter with the new seed";
   }
   if (config_.training.save == dir) last_saved_iteration_ = iteration_;
   LOG_INFO << "resumed from " << loaded->path << ": iteration " << iteration_
-           << ", consumed samples " << consumed_train_samples_;
+           << ", consumed samples " << consumed_train_samples_
+           << (loaded->saved_dp_shards > 0
+                   ? "; optimizer state from " + std::to_string(loaded->saved_dp_shards) +
+                         " ZeRO shards, re-sharded for " + std::to_string(comm_->size()) + " ranks"
+                   : "");
   return coord::Status::Ok();
 }
 
@@ -232,8 +284,13 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   const int B = static_cast<int>(config_.training.micro_batch_size);
   const int T = config_.model.seq_length;
   const int64_t it = iteration_ + 1;
+  // Every micro-batch of every rank contributes 1/(micro-batches x ranks) of the
+  // gradient, so the reduction's sum is the mean over the global batch.
+  const float contribution =
+      1.0f / static_cast<float>(num_micro_batches_ * static_cast<int64_t>(comm_->size()));
+  float* grads = model_->grad_data();
   model_->ZeroGrad();
-  *loss = 0.0;
+  double local_loss = 0.0;
   for (int64_t m = 0; m < num_micro_batches_; ++m) {
     if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
     ASSIGN_OR_RETURN(std::vector<int64_t> idx,
@@ -241,14 +298,20 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
     RETURN_IF_ERROR(LoadBatch(*train_ds_, idx));
     trainer::StepOptions options;
     options.training = true;
-    options.rng_step = static_cast<uint64_t>(rng_step_++);
+    // Dropout masks follow the sample's position in the global order (idx is a
+    // contiguous run of it), so they do not depend on the rank count.
+    options.rng_step = static_cast<uint64_t>(idx.front());
     ASSIGN_OR_RETURN(float l, model_->Forward(inputs_.data(), targets_.data(), B, T, options));
-    *loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
-    RETURN_IF_ERROR(model_->Backward(1.0f / static_cast<float>(num_micro_batches_)));
+    local_loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
+    RETURN_IF_ERROR(
+        model_->Backward(contribution, dp_->BeginMicroBatch(grads, m, num_micro_batches_)));
+    bool zero_grads = false;
+    RETURN_IF_ERROR(dp_->EndMicroBatch(grads, &zero_grads));
+    if (zero_grads) model_->ZeroGrad();
   }
-  const double clip = config_.training.clip_grad;
-  *grad_norm = clip > 0 ? trainer::ClipGradNorm(model_->grad_data(), model_->num_params(), clip)
-                        : trainer::GradNorm(model_->grad_data(), model_->num_params());
+  ASSIGN_OR_RETURN(*loss, dp_->Average(local_loss));
+  ASSIGN_OR_RETURN(double norm_sq, dp_->GradNormSquared(grads));
+  *grad_norm = std::sqrt(norm_sq);
   if (!std::isfinite(*loss) || !std::isfinite(*grad_norm)) {
     char what[160];
     std::snprintf(what, sizeof(what), "iteration %lld: lm loss is %g and grad norm %g",
@@ -257,8 +320,10 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
                          std::string(what) + "; stopping before the optimizer step (no update "
                                              "applied). " + LastCheckpointText());
   }
-  adam_->Step(model_->param_data(), model_->grad_data(),
-              static_cast<float>(schedule_->LrForIteration(it)));
+  const double coef = trainer::ClipCoefficient(*grad_norm, config_.training.clip_grad);
+  if (coef < 1.0) dp_->ScaleGrads(grads, static_cast<float>(coef));
+  adam_->Step(model_->param_data(), grads, static_cast<float>(schedule_->LrForIteration(it)));
+  RETURN_IF_ERROR(dp_->GatherParams(model_->param_data()));
   consumed_train_samples_ += config_.training.global_batch_size;
   iteration_ = it;
   return coord::Status::Ok();
@@ -280,14 +345,34 @@ coord::StatusOr<double> Trainer::Evaluate() {
     }
     consumed_valid_samples_ += config_.training.global_batch_size;
   }
-  return total / static_cast<double>(config_.training.eval_iters * num_micro_batches_);
+  ASSIGN_OR_RETURN(double mean, dp_->Average(total));
+  return mean / static_cast<double>(config_.training.eval_iters * num_micro_batches_);
 }
 
 coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
   if (valid_ds_ == nullptr) return coord::Status::Ok();
   ASSIGN_OR_RETURN(double loss, Evaluate());
+  if (!is_root()) return coord::Status::Ok();
   LOG_INFO << "\n" << FormatValidationBlock(prefix, loss);
   return metrics_->WriteValidation(iteration_, loss);
+}
+
+coord::Status Trainer::Agree(const coord::Status& local, const std::string& what) {
+  const int n = comm_->size();
+  if (n == 1) return local;
+  std::vector<double> failed(static_cast<size_t>(n), 0.0);
+  failed[static_cast<size_t>(comm_->rank())] = local.ok() ? 0.0 : 1.0;
+  coord::Status s = comm_->AllGather(failed.data(), std::vector<size_t>(static_cast<size_t>(n), 1),
+                                     dist::DataType::kFloat64);
+  if (!s.ok()) return local.ok() ? s : local;
+  if (!local.ok()) return local;
+  for (int r = 0; r < n; ++r) {
+    if (failed[static_cast<size_t>(r)] != 0.0) {
+      return coord::Status(coord::StatusCode::kAborted,
+                           what + " failed on rank " + std::to_string(r) + " (see its log)");
+    }
+  }
+  return coord::Status::Ok();
 }
 
 std::string Trainer::LastCheckpointText() const {
@@ -306,22 +391,77 @@ coord::Status Trainer::Save() {
   s.iteration = iteration_;
   s.consumed_train_samples = consumed_train_samples_;
   s.consumed_valid_samples = consumed_valid_samples_;
-  s.rng_step = rng_step_;
+  s.rng_step = consumed_train_samples_;  // the first sample of the next iteration
   s.seed = config_.training.seed;
   s.adam_step = adam_->step();
   s.config_json = config_.job.dump(2);
-  trainer::CheckpointTensors t;
-  t.params = model_->param_data();
-  t.adam_m = adam_->m();
-  t.adam_v = adam_->v();
-  t.n = model_->num_params();
   const Clock::time_point t0 = Clock::now();
-  RETURN_IF_ERROR(trainer::SaveCheckpoint(dir, s, t));
+  if (dp_->zero_stage() > 0 && comm_->size() > 1) {
+    RETURN_IF_ERROR(SaveSharded(s));
+  } else {
+    // Rank 0 holds the whole optimizer (stage 0: every rank does); the others wait.
+    coord::Status st;
+    if (is_root()) {
+      trainer::CheckpointTensors t;
+      t.params = model_->param_data();
+      t.adam_m = adam_->m();
+      t.adam_v = adam_->v();
+      t.n = model_->num_params();
+      st = trainer::SaveCheckpoint(dir, s, t);
+    }
+    RETURN_IF_ERROR(Agree(st, "saving checkpoint iteration " + std::to_string(iteration_)));
+  }
   last_saved_iteration_ = iteration_;
   LOG_INFO << "saved checkpoint at iteration " << iteration_ << " to "
            << trainer::CheckpointIterDir(dir, iteration_) << " in "
            << static_cast<int64_t>(MsSince(t0)) << " ms";
   return coord::Status::Ok();
+}
+
+// ZeRO: rank 0 prepares the directory; every rank writes its optimizer shard; the
+// records reach rank 0 (all-gather of raw 64-bit words), which checks and installs
+// the iteration. Any rank's failure fails the save on every rank.
+coord::Status Trainer::SaveSharded(const trainer::TrainState& s) {
+  const std::string& dir = config_.training.save;
+  const std::string what = "saving checkpoint iteration " + std::to_string(s.iteration);
+  const int n = comm_->size(), rank = comm_->rank();
+  RETURN_IF_ERROR(Agree(is_root() ? trainer::BeginShardedSave(dir, s.iteration)
+                                  : coord::Status::Ok(),
+                        what));
+  auto shard = trainer::WriteOptimizerShard(dir, s.iteration, rank, adam_->m(), adam_->v(),
+                                            adam_->end() - adam_->begin());
+  std::vector<trainer::CheckpointFileRecord> model_files;
+  coord::Status local = shard.status();
+  if (local.ok() && is_root()) {
+    auto files = trainer::WriteShardedModelFiles(dir, s, model_->param_data(), model_->num_params());
+    local = files.status();
+    if (files.ok()) model_files = std::move(*files);
+  }
+  coord::Status agreed = Agree(local, what);
+  if (!agreed.ok()) {
+    if (is_root()) trainer::AbortShardedSave(dir, s.iteration);
+    return agreed;
+  }
+  std::vector<uint64_t> records(static_cast<size_t>(n) * 2, 0);  // (size, xxh64) per rank
+  records[static_cast<size_t>(rank) * 2] = shard->size;
+  records[static_cast<size_t>(rank) * 2 + 1] = shard->xxh64;
+  RETURN_IF_ERROR(comm_->AllGather(records.data(), std::vector<size_t>(static_cast<size_t>(n), 2),
+                                   dist::DataType::kFloat64));  // bytes move untouched
+  coord::Status finished;
+  if (is_root()) {
+    std::vector<trainer::OptimizerShardInfo> shards;
+    size_t begin = 0;
+    for (int r = 0; r < n; ++r) {
+      const std::string name = trainer::OptimizerShardFileName(r);
+      model_files.push_back({name, records[static_cast<size_t>(r) * 2],
+                             records[static_cast<size_t>(r) * 2 + 1]});
+      const size_t count = dp_->shard_counts()[static_cast<size_t>(r)];
+      shards.push_back({name, begin, begin + count});
+      begin += count;
+    }
+    finished = trainer::FinishShardedSave(dir, s, model_->num_params(), model_files, shards);
+  }
+  return Agree(finished, what);
 }
 
 // ---------------------------------------------------------------------------
@@ -365,8 +505,10 @@ coord::Status Trainer::Run() {
       r.grad_norm = grad_norm;
       r.tokens_per_s = tokens_per_iter / (r.elapsed_ms / 1000.0);
       r.tflops = flops_per_iter / (r.elapsed_ms / 1000.0) / 1e12;
-      LOG_INFO << FormatMegatronLogLine(r);
-      RETURN_IF_ERROR(metrics_->WriteMetrics(r));
+      if (is_root()) {
+        LOG_INFO << FormatMegatronLogLine(r);
+        RETURN_IF_ERROR(metrics_->WriteMetrics(r));
+      }
       interval_loss = interval_ms = 0.0;
       interval_iters = 0;
     }

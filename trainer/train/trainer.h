@@ -1,9 +1,13 @@
-// The single-rank training loop of gpt-rank (Megatron's pretrain() on one process):
-// data (train/valid splits of an indexed dataset, Megatron's sample order, the
-// sampler's consumed_samples), gradient accumulation to global_batch_size, global
-// norm clipping, AdamW with Megatron's per-iteration lr, evaluation every
-// eval_interval, checkpoints every save_interval and at the end, exact resume from
-// `load`, and a clear stop on a NaN/inf loss that leaves the last good checkpoint.
+// The training loop of one gpt-rank process (Megatron's pretrain()): data (train/valid
+// splits of an indexed dataset, Megatron's sample order, the sampler's
+// consumed_samples, this data-parallel rank's slice of every global batch), gradient
+// accumulation to global_batch_size, the data-parallel reduction and ZeRO stages 1/2
+// (data_parallel.h), global norm clipping across ranks, AdamW with Megatron's
+// per-iteration lr, evaluation every eval_interval, checkpoints every save_interval
+// and at the end (ZeRO: one optimizer shard per rank), exact resume from `load` with
+// any number of ranks, and a clear stop on a NaN/inf loss that leaves the last good
+// checkpoint. Rank 0 alone writes the log lines, metrics.jsonl and manifests; every
+// rank reports progress on COORD_PROGRESS_FD.
 // Runs on the main thread of a rank; the kernels use OpenMP inside. Not thread-safe,
 // except RequestStop, which a signal handler may call.
 #pragma once
@@ -14,13 +18,16 @@
 #include <vector>
 
 #include "common/status.h"
+#include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/data_sampler.h"
 #include "trainer/data/gpt_dataset.h"
 #include "trainer/data/indexed_dataset.h"
+#include "trainer/dist/communicator.h"
 #include "trainer/model/gpt.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/lr_schedule.h"
+#include "trainer/train/data_parallel.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/trainer_config.h"
 
@@ -35,8 +42,11 @@ class Trainer {
  public:
   // Loads the tokenizer and data, builds the model (Megatron init or the checkpoint
   // in training.load), the optimizer and the schedule. Config and data problems are
-  // InvalidArgument / NotFound / FailedPrecondition.
-  static coord::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config);
+  // InvalidArgument / NotFound / FailedPrecondition. `comm` connects the data-parallel
+  // ranks (config.parallel.world_size of them; not owned, must outlive the trainer);
+  // null for a single process.
+  static coord::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config,
+                                                          dist::Communicator* comm = nullptr);
 
   // Trains from the current iteration to train_iters. Aborted on a NaN/inf loss or
   // grad norm (naming the iteration), Cancelled after RequestStop, else I/O errors.
@@ -50,7 +60,7 @@ class Trainer {
 
  private:
   explicit Trainer(const TrainerConfig& config) : config_(config) {}
-  coord::Status Setup();
+  coord::Status Setup(dist::Communicator* comm);
   coord::Status SetupData();
   coord::Status Resume();
   // Fills inputs_/targets_ (B, T) with the micro-batch of these dataset indices.
@@ -60,9 +70,17 @@ class Trainer {
   coord::StatusOr<double> Evaluate();
   coord::Status EvaluateAndPrint(const std::string& prefix);
   coord::Status Save();
+  coord::Status SaveSharded(const trainer::TrainState& s);
+  // The same outcome on every rank: `local` if it failed here, else an error naming
+  // the first rank where `what` failed, else Ok.
+  coord::Status Agree(const coord::Status& local, const std::string& what);
   std::string LastCheckpointText() const;
+  bool is_root() const { return comm_->rank() == 0; }
 
   TrainerConfig config_;
+  std::unique_ptr<dist::Communicator> own_comm_;  // world of one
+  dist::Communicator* comm_ = nullptr;
+  std::unique_ptr<DataParallel> dp_;
   int64_t num_micro_batches_ = 1;  // gbs / (mbs * dp)
   std::unique_ptr<trainer::data::Gpt2Tokenizer> tokenizer_;
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
@@ -79,7 +97,6 @@ class Trainer {
   int64_t iteration_ = 0;  // completed iterations
   int64_t consumed_train_samples_ = 0;
   int64_t consumed_valid_samples_ = 0;
-  int64_t rng_step_ = 0;           // dropout counter of the next micro-batch
   int64_t last_saved_iteration_ = -1;  // -1: none saved or loaded in this save dir
 };
 

@@ -37,9 +37,10 @@ const std::vector<std::string> kTrainingKeys = {
     "eval_iters",       "save",              "save_interval",   "load",
     "metrics_file",     "seed",              "threads",         "checkpoint_activations",
     "fp16",             "bf16",              "optimizer"};
-const std::vector<std::string> kParallelKeys = {"tensor_model_parallel_size",
-                                                "pipeline_model_parallel_size", "zero_stage",
-                                                "cpu_optimizer"};
+const std::vector<std::string> kParallelKeys = {
+    "tensor_model_parallel_size", "pipeline_model_parallel_size", "zero_stage",
+    "cpu_optimizer",              "bucket_cap_mb",                "overlap_grad_reduce",
+    "collective_timeout_s",       "rendezvous_timeout_s"};
 
 std::string Shown(const json& v) {
   std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -315,6 +316,12 @@ void ParseParallel(const json* par, Parser* p, TrainerConfig* c) {
   p->Int(par, s, "zero_stage", 0, "0, 1, 2 or 3", &pc.zero_stage);
   if (pc.zero_stage > 3) p->Error("parallel.zero_stage", "expected 0, 1, 2 or 3");
   p->Bool(par, s, "cpu_optimizer", &pc.cpu_optimizer);
+  p->Number(par, s, "bucket_cap_mb", 0.0, true, 1e6, "a positive number of MiB", &pc.bucket_cap_mb);
+  p->Bool(par, s, "overlap_grad_reduce", &pc.overlap_grad_reduce);
+  p->Number(par, s, "collective_timeout_s", 0.0, true, 1e7, "a positive number of seconds",
+            &pc.collective_timeout_s);
+  p->Number(par, s, "rendezvous_timeout_s", 0.0, true, 1e7, "a positive number of seconds",
+            &pc.rendezvous_timeout_s);
   c->model.tensor_model_parallel_size = pc.tensor_model_parallel_size;
   if (pc.tensor_model_parallel_size > 0 &&
       c->model.num_attention_heads % pc.tensor_model_parallel_size != 0) {
@@ -539,10 +546,6 @@ coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
 
 coord::Status CheckTrainable(const TrainerConfig& c) {
   std::vector<std::string> problems;
-  if (c.parallel.world_size > 1) {
-    problems.push_back("WORLD_SIZE=" + std::to_string(c.parallel.world_size) +
-                       ": data parallel arrives with the distributed issue; run 1 rank");
-  }
   if (c.parallel.tensor_model_parallel_size > 1) {
     problems.push_back("parallel.tensor_model_parallel_size > 1: tensor parallel is not "
                        "implemented yet (gpt-rank plan can size it)");
@@ -550,8 +553,9 @@ coord::Status CheckTrainable(const TrainerConfig& c) {
   if (c.parallel.pipeline_model_parallel_size > 1) {
     problems.push_back("parallel.pipeline_model_parallel_size > 1: not implemented yet");
   }
-  if (c.parallel.zero_stage > 0 || c.parallel.cpu_optimizer) {
-    problems.push_back("ZeRO / CPU optimizer offload is not implemented yet");
+  if (c.parallel.zero_stage > 2) {
+    problems.push_back("zero_optimization.stage 3 (partitioned parameters) is not implemented; "
+                       "use stage 1 or 2");
   }
   if (problems.empty()) return coord::Status::Ok();
   std::string all;

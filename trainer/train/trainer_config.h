@@ -52,14 +52,21 @@ struct TrainingConfig {
   int threads = 0;                // OpenMP threads; 0: OMP_NUM_THREADS or all cores
 };
 
-// Parallel layout. Only world size 1, tp 1, pp 1, no ZeRO train today; the rest is
-// accepted so that `gpt-rank plan` can size the big configs.
+// Parallel layout. Training runs data parallel over world_size ranks with ZeRO stage
+// 0-2; tensor/pipeline parallel and stage 3 are accepted so that `gpt-rank plan` can
+// size the big configs, and refused by `train`.
 struct ParallelConfig {
-  int world_size = 1;  // from WORLD_SIZE
+  int world_size = 1;  // from WORLD_SIZE (or Open MPI's / Slurm's equivalents)
   int tensor_model_parallel_size = 1;
   int pipeline_model_parallel_size = 1;
   int zero_stage = 0;           // zero_optimization.stage
-  bool cpu_optimizer = false;   // ZeRO offload_optimizer.device == "cpu" / parallel.cpu_optimizer
+  // ZeRO offload_optimizer.device == "cpu" / parallel.cpu_optimizer. The CPU backend's
+  // optimizer always runs on the CPU, so there it changes nothing.
+  bool cpu_optimizer = false;
+  double bucket_cap_mb = 25.0;       // gradient bucket size (torch DDP's bucket_cap_mb)
+  bool overlap_grad_reduce = true;   // reduce buckets during backward (Megatron's name)
+  double collective_timeout_s = 300;  // every collective; a dead or stuck peer fails the rank
+  double rendezvous_timeout_s = 300;  // reaching MASTER_ADDR:MASTER_PORT and all ranks joining
   std::string precision = "fp32";  // fp16 / bf16 requested (the CPU backend trains fp32)
 };
 

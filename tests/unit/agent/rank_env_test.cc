@@ -28,6 +28,7 @@ RankEnvInput Input() {
   in.master_port = 29500;
   in.max_restarts = 5;
   in.job_tag = "abc:j1:g3";
+  in.node_name = "gpu-node-3";
   return in;
 }
 
@@ -51,7 +52,8 @@ TEST(RankEnvTest, TableSetsTorchrunAndCoordVariables) {
                                              {"COORD_JOB_ID", "j1"},
                                              {"COORD_RESTART_COUNT", "3"},
                                              {"COORD_NODE_RANK", "2"},
-                                             {"COORD_JOB_TAG", "abc:j1:g3"}};
+                                             {"COORD_JOB_TAG", "abc:j1:g3"},
+                                             {"COORD_NODE_NAME", "gpu-node-3"}};
   EXPECT_EQ(env, want);
   EXPECT_EQ(RankEnvTable().size(), want.size());
 }

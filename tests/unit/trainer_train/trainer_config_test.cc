@@ -213,14 +213,39 @@ TEST(TrainerConfigTest, SyntaxErrorGivesLineAndColumn) {
   EXPECT_EQ(r.status().message().rfind("job.json:2:", 0), 0u) << r.status().message();
 }
 
-TEST(TrainerConfigTest, WorldSizeAboveOneIsRefusedForTrainingOnly) {
-  auto r = Parse(MinimalJob(), {}, 2);
-  ASSERT_TRUE(r.ok()) << r.status().ToString();  // plan can size it
-  coord::Status s = CheckTrainable(r->config);
+TEST(TrainerConfigTest, DataParallelWithZeroOneAndTwoTrainsStageThreeDoesNot) {
+  for (int stage : {0, 1, 2}) {
+    json j = MinimalJob();
+    j["zero_optimization"] = {{"stage", stage}};
+    auto r = Parse(j, {}, 2);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(CheckTrainable(r->config).ok()) << "stage " << stage;
+  }
+  json j = MinimalJob();
+  j["zero_optimization"] = {{"stage", 3}};
+  coord::Status s = CheckTrainable(Parse(j, {}, 2)->config);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("data parallel arrives with the distributed issue"),
-            std::string::npos);
-  EXPECT_TRUE(CheckTrainable(Parse(MinimalJob())->config).ok());
+  EXPECT_NE(s.message().find("stage 3"), std::string::npos) << s.message();
+}
+
+TEST(TrainerConfigTest, DistributedKnobsAreParsedAndChecked) {
+  json j = MinimalJob();
+  j["parallel"] = {{"bucket_cap_mb", 0.5},
+                   {"overlap_grad_reduce", false},
+                   {"collective_timeout_s", 2.5},
+                   {"rendezvous_timeout_s", 60}};
+  auto r = Parse(j);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.parallel.bucket_cap_mb, 0.5);
+  EXPECT_FALSE(r->config.parallel.overlap_grad_reduce);
+  EXPECT_EQ(r->config.parallel.collective_timeout_s, 2.5);
+  EXPECT_EQ(r->config.parallel.rendezvous_timeout_s, 60);
+  j["parallel"] = {{"collective_timeout_s", 0}, {"bucket_cap_mb", "big"}};
+  auto bad = Parse(j);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("parallel.collective_timeout_s"), std::string::npos)
+      << bad.status().message();
+  EXPECT_NE(bad.status().message().find("parallel.bucket_cap_mb"), std::string::npos);
 }
 
 TEST(TrainerConfigTest, ParallelAndZeroAcceptedForPlanning) {

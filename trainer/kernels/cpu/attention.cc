@@ -1,5 +1,6 @@
-// Causal attention forward/backward (see attention.h). Tight loops over the causal
-// triangle only (t2 <= t), rows of q/k/v contiguous in HS, one (b,h) per task.
+// Causal attention forward/backward (see attention.h). Tight loops over the
+// causal triangle only (t2 <= t), rows of q/k/v contiguous in HS, one (b,h) per
+// task.
 #include "trainer/kernels/cpu/attention.h"
 
 #include <cmath>
@@ -19,10 +20,12 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
   for (int b = 0; b < B; ++b) {
     for (int h = 0; h < NH; ++h) {
       const float* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;  // q of (b,0,h)
+      const trainer::RngStream sample_rng = trainer::SampleStream(rng, b);
       for (int t = 0; t < T; ++t) {
         const float* q = base + static_cast<size_t>(t) * C3;  // (HS,)
         size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        float* att_row = att + row_index;  // (T,)
+        const size_t sample_row = (static_cast<size_t>(h) * T + t) * T;  // in sample b
+        float* att_row = att + row_index;                                // (T,)
         float maxval = -INFINITY;
         for (int t2 = 0; t2 <= t; ++t2) {
           const float* k = base + static_cast<size_t>(t2) * C3 + C;
@@ -45,7 +48,9 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
         for (int i = 0; i < HS; ++i) y[i] = 0.0f;
         for (int t2 = 0; t2 <= t; ++t2) {
           float w = att_row[t2];
-          if (p > 0.0f) w = dropout_keep(rng, row_index + t2, p) ? w * keep_scale : 0.0f;
+          if (p > 0.0f) {
+            w = dropout_keep(sample_rng, sample_row + t2, p) ? w * keep_scale : 0.0f;
+          }
           const float* v = base + static_cast<size_t>(t2) * C3 + 2 * C;
           for (int i = 0; i < HS; ++i) y[i] += w * v[i];
         }
@@ -65,16 +70,20 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
       std::vector<float> datt(T);  // (T,) gradient of one row of probabilities
       const float* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;
       float* dbase = dqkv + static_cast<size_t>(b) * T * C3 + h * HS;
+      const trainer::RngStream sample_rng = trainer::SampleStream(rng, b);
       for (int t = 0; t < T; ++t) {
         size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        const float* att_row = att + row_index;  // (T,)
+        const size_t sample_row = (static_cast<size_t>(h) * T + t) * T;  // in sample b
+        const float* att_row = att + row_index;                          // (T,)
         const float* dy = dout + (static_cast<size_t>(b) * T + t) * C + h * HS;
-        // y = sum_t2 drop(att[t2]) v[t2]: gradients to the probabilities and to v.
+        // y = sum_t2 drop(att[t2]) v[t2]: gradients to the probabilities and to
+        // v.
         for (int t2 = 0; t2 <= t; ++t2) {
           const float* v = base + static_cast<size_t>(t2) * C3 + 2 * C;
           float* dv = dbase + static_cast<size_t>(t2) * C3 + 2 * C;
           float mask_scale = 1.0f;
-          if (p > 0.0f) mask_scale = dropout_keep(rng, row_index + t2, p) ? keep_scale : 0.0f;
+          if (p > 0.0f)
+            mask_scale = dropout_keep(sample_rng, sample_row + t2, p) ? keep_scale : 0.0f;
           float w = att_row[t2] * mask_scale;
           float d = 0.0f;
           for (int i = 0; i < HS; ++i) {
@@ -83,7 +92,8 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
           }
           datt[t2] = d * mask_scale;
         }
-        // softmax backward: dpre[t2] = att[t2] * (datt[t2] - sum_j att[j] datt[j]).
+        // softmax backward: dpre[t2] = att[t2] * (datt[t2] - sum_j att[j]
+        // datt[j]).
         float dot = 0.0f;
         for (int t2 = 0; t2 <= t; ++t2) dot += att_row[t2] * datt[t2];
         const float* q = base + static_cast<size_t>(t) * C3;

@@ -11,7 +11,7 @@ namespace kernels::cpu {
 // qkv (B,T,3C) holds [q | k | v], each (NH, HS) head-major inside C = NH*HS.
 // out (B,T,C) head-major; att (B,NH,T,T) stores the softmax probabilities before
 // dropout (zero above the diagonal). Attention dropout p (0 = off) draws element
-// ((b*NH + h)*T + t)*T + t2 of `rng`.
+// (h*T + t)*T + t2 of sample b's stream SampleStream(rng, b) (philox.h).
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
                        float p, const trainer::RngStream& rng);
 // dqkv (B,T,3C) += gradient; dout (B,T,C); qkv, att as saved by forward; same p, rng.

@@ -1,0 +1,183 @@
+// The gloo communicator with 1-4 ranks as threads of this process (gloo's real TCP
+// transport on 127.0.0.1, rendezvous through gloo's in-memory HashStore): every
+// collective against a serial computation of the same result, uneven and empty
+// blocks, float and double, and the two ways a peer fails (stops: timeout; exits:
+// connection error), which must end the call promptly instead of hanging.
+#include <gloo/rendezvous/hash_store.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <thread>
+
+#include "trainer/dist/gloo_communicator.h"
+
+namespace gpt_rank::dist {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Runs body(rank, comm) on `size` threads, each with its own communicator.
+void RunRanks(int size, milliseconds timeout,
+              const std::function<void(int, GlooCommunicator&)>& body) {
+  gloo::rendezvous::HashStore store;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < size; ++r) {
+    threads.emplace_back([&, r] {
+      GlooOptions o;
+      o.hostname = "127.0.0.1";
+      o.timeout = timeout;
+      auto comm = GlooCommunicator::Create(store, r, size, o);
+      ASSERT_TRUE(comm.ok()) << comm.status().ToString();
+      body(r, **comm);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+// Rank r's input element i: distinct per rank and element, exact in float.
+float Input(int r, size_t i) { return static_cast<float>((r + 1) * 1000 + static_cast<int>(i % 997)); }
+
+class GlooRanks : public ::testing::TestWithParam<int> {};
+
+TEST_P(GlooRanks, AllReduceSumsFloatsAndDoubles) {
+  const int size = GetParam();
+  for (size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{100003}}) {
+    RunRanks(size, milliseconds(10000), [&](int r, GlooCommunicator& comm) {
+      std::vector<float> f(n);
+      std::vector<double> d(n);
+      for (size_t i = 0; i < n; ++i) f[i] = Input(r, i), d[i] = Input(r, i) + 0.25;
+      ASSERT_TRUE(comm.AllReduceSum(f.data(), n).ok());
+      ASSERT_TRUE(comm.AllReduceSum(d.data(), n).ok());
+      for (size_t i = 0; i < n; ++i) {
+        double want = 0;
+        for (int q = 0; q < size; ++q) want += Input(q, i);
+        ASSERT_EQ(f[i], static_cast<float>(want)) << "rank " << r << " element " << i;
+        ASSERT_EQ(d[i], want + 0.25 * size);
+      }
+    });
+  }
+}
+
+TEST_P(GlooRanks, ReduceScatterLeavesEachRankTheSumOfItsBlock) {
+  const int size = GetParam();
+  // Uneven blocks, including empty ones, and the even split ZeRO uses.
+  std::vector<std::vector<size_t>> layouts = {EvenCounts(1001, size), EvenCounts(3, size)};
+  std::vector<size_t> uneven(static_cast<size_t>(size));
+  for (int r = 0; r < size; ++r) uneven[static_cast<size_t>(r)] = r == 1 ? 0 : 17 * (r + 1) + 5;
+  layouts.push_back(uneven);
+  for (const auto& counts : layouts) {
+    size_t total = 0;
+    for (size_t c : counts) total += c;
+    RunRanks(size, milliseconds(10000), [&](int r, GlooCommunicator& comm) {
+      std::vector<float> data(total);
+      for (size_t i = 0; i < total; ++i) data[i] = Input(r, i);
+      ASSERT_TRUE(comm.ReduceScatterSum(data.data(), counts, DataType::kFloat32).ok());
+      size_t begin = 0;
+      for (int q = 0; q < r; ++q) begin += counts[static_cast<size_t>(q)];
+      for (size_t i = begin; i < begin + counts[static_cast<size_t>(r)]; ++i) {
+        double want = 0;
+        for (int q = 0; q < size; ++q) want += Input(q, i);
+        ASSERT_EQ(data[i], static_cast<float>(want)) << "rank " << r << " element " << i;
+      }
+    });
+  }
+}
+
+TEST_P(GlooRanks, AllGatherFillsEveryBlockFromItsOwner) {
+  const int size = GetParam();
+  std::vector<size_t> counts = EvenCounts(5003, size);
+  counts[0] += 3;  // uneven
+  size_t total = 0;
+  for (size_t c : counts) total += c;
+  RunRanks(size, milliseconds(10000), [&](int r, GlooCommunicator& comm) {
+    std::vector<double> data(total, -1.0);
+    std::vector<size_t> owner(total);
+    size_t at = 0;
+    for (int q = 0; q < size; ++q) {
+      for (size_t k = 0; k < counts[static_cast<size_t>(q)]; ++k, ++at) {
+        owner[at] = static_cast<size_t>(q);
+        if (q == r) data[at] = Input(q, at);
+      }
+    }
+    ASSERT_TRUE(comm.AllGather(data.data(), counts, DataType::kFloat64).ok());
+    for (size_t i = 0; i < total; ++i) {
+      ASSERT_EQ(data[i], Input(static_cast<int>(owner[i]), i)) << "rank " << r << " element " << i;
+    }
+  });
+}
+
+TEST_P(GlooRanks, BroadcastFromEveryRootAndBarrier) {
+  const int size = GetParam();
+  RunRanks(size, milliseconds(10000), [&](int r, GlooCommunicator& comm) {
+    for (int root = 0; root < size; ++root) {
+      std::vector<float> data(1000);
+      for (size_t i = 0; i < data.size(); ++i) data[i] = Input(r, i);
+      ASSERT_TRUE(comm.Broadcast(data.data(), data.size(), DataType::kFloat32, root).ok());
+      for (size_t i = 0; i < data.size(); ++i) ASSERT_EQ(data[i], Input(root, i));
+      ASSERT_TRUE(comm.Barrier().ok());
+    }
+    EXPECT_EQ(comm.Broadcast(nullptr, 0, DataType::kFloat32, size).code(),
+              coord::StatusCode::kInvalidArgument);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, GlooRanks, ::testing::Values(1, 2, 3, 4));
+
+TEST(GlooCommunicator, PeerThatStopsParticipatingTimesOut) {
+  const auto timeout = milliseconds(400);
+  RunRanks(2, timeout, [&](int r, GlooCommunicator& comm) {
+    ASSERT_TRUE(comm.Barrier().ok());
+    if (r == 1) {
+      std::this_thread::sleep_for(timeout * 4);  // alive, connected, silent: a hang
+      return;
+    }
+    std::vector<float> data(1024, 1.0f);
+    const auto t0 = std::chrono::steady_clock::now();
+    coord::Status s = comm.AllReduceSum(data.data(), data.size());
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(s.code(), coord::StatusCode::kDeadlineExceeded) << s.ToString();
+    EXPECT_NE(s.message().find("rank 0 of 2"), std::string::npos) << s.message();
+    EXPECT_LT(waited, timeout * 3);
+    // Unusable afterwards, with the first cause.
+    coord::Status again = comm.Barrier();
+    EXPECT_EQ(again.code(), coord::StatusCode::kFailedPrecondition);
+    EXPECT_NE(again.message().find("all-reduce"), std::string::npos) << again.message();
+  });
+}
+
+TEST(GlooCommunicator, PeerThatGoesAwayFailsTheCallBeforeTheTimeout) {
+  const auto timeout = milliseconds(20000);
+  gloo::rendezvous::HashStore store;
+  std::unique_ptr<GlooCommunicator> comms[2];
+  std::thread t1([&] {
+    GlooOptions o;
+    o.hostname = "127.0.0.1";
+    o.timeout = timeout;
+    auto c = GlooCommunicator::Create(store, 1, 2, o);
+    ASSERT_TRUE(c.ok());
+    comms[1] = std::move(*c);
+  });
+  GlooOptions o;
+  o.hostname = "127.0.0.1";
+  o.timeout = timeout;
+  auto c0 = GlooCommunicator::Create(store, 0, 2, o);
+  t1.join();
+  ASSERT_TRUE(c0.ok());
+  comms[1].reset();  // rank 1 exits: its sockets close
+  std::vector<float> data(1 << 16, 1.0f);
+  const auto t0 = std::chrono::steady_clock::now();
+  coord::Status s = (*c0)->AllReduceSum(data.data(), data.size());
+  EXPECT_FALSE(s.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5000)) << s.ToString();
+}
+
+TEST(GlooCommunicator, EvenCountsSplitsLikeZero) {
+  EXPECT_EQ(EvenCounts(10, 4), (std::vector<size_t>{3, 3, 3, 1}));
+  EXPECT_EQ(EvenCounts(2, 4), (std::vector<size_t>{1, 1, 0, 0}));
+  EXPECT_EQ(EvenCounts(8, 1), (std::vector<size_t>{8}));
+}
+
+}  // namespace
+}  // namespace gpt_rank::dist
