@@ -4,7 +4,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,19 +86,34 @@ Process::~Process() { Stop(); }
 
 bool Process::Start(const std::vector<std::string>& argv, const std::string& log_path,
                     const std::map<std::string, std::string>& env) {
+  reaped_ = false;
+  wait_status_ = -1;
   pid_ = fork();
   if (pid_ == 0) ExecChild(argv, env, log_path, log_path);
   return pid_ > 0;
 }
 
 bool Process::Alive() const {
-  if (pid_ <= 0) return false;
-  int status;
-  return waitpid(pid_, &status, WNOHANG) == 0;
+  if (pid_ <= 0 || reaped_) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+  reaped_ = true;
+  wait_status_ = status;
+  return false;
+}
+
+int Process::Wait(int timeout_ms) {
+  if (pid_ <= 0) return -1;
+  if (!WaitUntil([&] { return !Alive(); }, timeout_ms)) return -1;
+  return wait_status_;
 }
 
 int Process::Stop(int grace_ms) {
   if (pid_ <= 0) return -1;
+  if (reaped_ || !Alive()) {
+    pid_ = -1;
+    return wait_status_;
+  }
   int status = 0;
   kill(pid_, SIGTERM);
   bool exited = WaitUntil([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, grace_ms);
@@ -110,10 +127,30 @@ int Process::Stop(int grace_ms) {
 
 void Process::Crash() {
   if (pid_ <= 0) return;
+  if (reaped_ || !Alive()) {
+    pid_ = -1;
+    return;
+  }
   kill(pid_, SIGKILL);
   int status;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+int UnusedTcpPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
 }
 
 std::string ReadAll(const std::string& path) {

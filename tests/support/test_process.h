@@ -51,7 +51,10 @@ class Process {
   bool Start(const std::vector<std::string>& argv, const std::string& log_path,
              const std::map<std::string, std::string>& env = {});
   pid_t pid() const { return pid_; }
+  // False once it exited (it is then reaped and its wait status kept).
   bool Alive() const;
+  // Waits up to timeout_ms for it to exit: its wait status, or -1 if still running.
+  int Wait(int timeout_ms);
   // SIGTERM, wait up to grace_ms, then SIGKILL; reaps. Returns the wait status or -1.
   int Stop(int grace_ms = 5000);
   // SIGKILL and reap (a crash).
@@ -59,6 +62,8 @@ class Process {
 
  private:
   pid_t pid_ = -1;
+  mutable bool reaped_ = false;
+  mutable int wait_status_ = -1;
 };
 
 // Waits for a file to exist and be non-empty; returns its contents ("" on timeout).
@@ -69,6 +74,11 @@ std::string ReadAll(const std::string& path);
 std::vector<pid_t> ProcessesWithEnv(const std::string& name, const std::string& value);
 // SIGKILLs those PIDs (cleanup after a failed test; the test has already failed then).
 void KillPids(const std::vector<pid_t>& pids);
+
+// A TCP port that was free on 127.0.0.1 a moment ago (bind port 0, close). For
+// programs that take a fixed port (MASTER_PORT); the kernel does not hand it out
+// again soon.
+int UnusedTcpPort();
 
 // Polls `pred` every 5 ms until true or timeout; returns the final value.
 template <typename Pred>

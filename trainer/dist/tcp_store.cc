@@ -135,6 +135,12 @@ std::string Seconds(Clock::duration d) {
   return buf;
 }
 
+// now + timeout, capped so that "forever" (milliseconds::max()) cannot overflow the clock.
+Clock::time_point DeadlineAfter(std::chrono::milliseconds timeout) {
+  constexpr std::chrono::hours kLongest(24 * 365);
+  return Clock::now() + std::min<std::chrono::milliseconds>(timeout, kLongest);
+}
+
 std::string Quoted(const std::string& key) { return "\"" + key + "\""; }
 
 std::string DescribeKeys(const std::vector<std::string>& keys) {
@@ -677,7 +683,7 @@ StatusOr<std::unique_ptr<TcpStore>> TcpStore::Connect(const std::string& host, i
                                   ": expected a host and a port in [1, 65535]");
   }
   const Clock::time_point start = Clock::now();
-  const Clock::time_point end = start + deadline;
+  const Clock::time_point end = DeadlineAfter(deadline);
   std::chrono::milliseconds backoff(10);
   std::string last_error;
   for (;;) {
@@ -705,7 +711,7 @@ StatusOr<std::string> TcpStore::Call(const std::string& request, std::chrono::mi
   std::lock_guard<std::mutex> lock(mu_);
   if (!broken_.ok()) return broken_;
   const Clock::time_point start = Clock::now();
-  const Clock::time_point deadline = start + timeout;
+  const Clock::time_point deadline = DeadlineAfter(timeout);
   if (fd_ < 0) {
     StatusOr<int> fd = ConnectOnce(host_, port_, deadline);
     if (!fd.ok()) {
