@@ -487,7 +487,8 @@ coord::Status Trainer::Run() {
     if (s.code() == coord::StatusCode::kAborted) {
       metrics_->WriteProgress(iteration_ + 1, loss, MsSince(t0));
     }
-    RETURN_IF_ERROR(s);
+    if (s.code() == coord::StatusCode::kAborted) return s;  // names its iteration already
+    if (!s.ok()) return s.WithContext("iteration " + std::to_string(iteration_ + 1));
     const double ms = MsSince(t0);
     metrics_->WriteProgress(iteration_, loss, ms);
     interval_loss += loss;
