@@ -2,6 +2,7 @@
 // sockets on 127.0.0.1 with the server on port 0: blocking gets, timeouts and their
 // messages, concurrent adds, connect retries and deadlines, a server that goes away,
 // protocol abuse, and a gloo full mesh + allreduce rendezvoused through the store.
+#include "tests/support/test_process.h"
 #include "trainer/dist/tcp_store.h"
 
 #include <arpa/inet.h>
@@ -39,19 +40,7 @@ milliseconds Since(Clock::time_point start) {
   return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
 }
 
-// A port nothing listens on (bound to pick it, then closed). Another process could
-// take it in between; on a test machine that is rare enough.
-int UnusedPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
-  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using coord::testing::UnusedTcpPort;
 
 class TcpStoreTest : public ::testing::Test {
  protected:
@@ -220,7 +209,7 @@ TEST_F(TcpStoreTest, ManyClientsRendezvous) {
 }
 
 TEST(TcpStoreConnect, RetriesUntilTheServerAppears) {
-  const int port = UnusedPort();
+  const int port = UnusedTcpPort();
   const Clock::time_point start = Clock::now();
   coord::StatusOr<std::unique_ptr<TcpStore>> store = coord::Unavailable("not run");
   std::thread client([&] { store = TcpStore::Connect(kHost, port, seconds(5)); });
@@ -236,7 +225,7 @@ TEST(TcpStoreConnect, RetriesUntilTheServerAppears) {
 }
 
 TEST(TcpStoreConnect, DeadlineWithNothingListeningNamesAddressAndTime) {
-  const int port = UnusedPort();
+  const int port = UnusedTcpPort();
   const Clock::time_point start = Clock::now();
   auto store = TcpStore::Connect(kHost, port, milliseconds(300));
   const milliseconds waited = Since(start);
