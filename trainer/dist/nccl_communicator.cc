@@ -444,30 +444,11 @@ coord::Status NcclCommunicator::ReduceScatterSum(void* data, const std::vector<s
     return WaitStream(op, deadline);
   }
   // Uneven blocks (the ZeRO tail): one in-place reduce per block to its owner.
-  // Grouped, so NCCL launches them as one operation instead of size() serialized
-  // ones; skipping empty blocks is safe because every rank has the same counts.
-  RETURN_IF_ERROR(Check(ncclGroupStart(), "ncclGroupStart", op, deadline));
-  ncclResult_t first_error = ncclSuccess;
-  const char* failed_call = nullptr;
-  size_t offset = 0;
-  for (int r = 0; r < size_; ++r) {
-    const size_t n = counts[r];
-    if (n != 0 && first_error == ncclSuccess) {
-      char* block = bytes + offset * elem;
-      ncclResult_t res = ncclReduce(block, block, n, NcclType(type), ncclSum, r, comm_, stream_);
-      if (res != ncclSuccess && res != ncclInProgress) {
-        first_error = res;
-        failed_call = "ncclReduce";
-      }
-    }
-    offset += n;
-  }
-  // Always close the group, even after a failed call, so NCCL's group state on
-  // this thread is not left open.
-  ncclResult_t end = ncclGroupEnd();
-  if (first_error != ncclSuccess) return Check(first_error, failed_call, op, deadline);
-  RETURN_IF_ERROR(Check(end, "ncclGroupEnd", op, deadline));
-  return WaitStream(op, deadline);
+  return GroupedPerBlock(op, counts, bytes, elem, deadline, "ncclReduce",
+                         [&](char* block, size_t n, int owner) {
+                           return ncclReduce(block, block, n, NcclType(type), ncclSum, owner,
+                                             comm_, stream_);
+                         });
 }
 
 coord::Status NcclCommunicator::AllGather(void* data, const std::vector<size_t>& counts,
@@ -491,25 +472,36 @@ coord::Status NcclCommunicator::AllGather(void* data, const std::vector<size_t>&
               "ncclAllGather", op, deadline));
     return WaitStream(op, deadline);
   }
-  // Uneven blocks: each owner broadcasts its block in place, grouped as above.
+  // Uneven blocks: each owner broadcasts its block in place.
+  return GroupedPerBlock(op, counts, bytes, elem, deadline, "ncclBroadcast",
+                         [&](char* block, size_t n, int owner) {
+                           return ncclBroadcast(block, block, n, NcclType(type), owner, comm_,
+                                                stream_);
+                         });
+}
+
+// One call per non-empty block inside ncclGroupStart/End, so NCCL launches them as one
+// operation instead of size() serialized ones; skipping empty blocks is safe because
+// every rank has the same counts.
+coord::Status NcclCommunicator::GroupedPerBlock(
+    const Op& op, const std::vector<size_t>& counts, char* bytes, size_t elem,
+    std::chrono::steady_clock::time_point deadline, const char* call,
+    const std::function<int(char* block, size_t n, int owner)>& per_block) {
   RETURN_IF_ERROR(Check(ncclGroupStart(), "ncclGroupStart", op, deadline));
   ncclResult_t first_error = ncclSuccess;
-  const char* failed_call = nullptr;
   size_t offset = 0;
   for (int r = 0; r < size_; ++r) {
-    const size_t n = counts[r];
+    const size_t n = counts[static_cast<size_t>(r)];
     if (n != 0 && first_error == ncclSuccess) {
-      char* block = bytes + offset * elem;
-      ncclResult_t res = ncclBroadcast(block, block, n, NcclType(type), r, comm_, stream_);
-      if (res != ncclSuccess && res != ncclInProgress) {
-        first_error = res;
-        failed_call = "ncclBroadcast";
-      }
+      const auto res = static_cast<ncclResult_t>(per_block(bytes + offset * elem, n, r));
+      if (res != ncclSuccess && res != ncclInProgress) first_error = res;
     }
     offset += n;
   }
+  // Always close the group, even after a failed call, so NCCL's group state on this
+  // thread is not left open.
   ncclResult_t end = ncclGroupEnd();
-  if (first_error != ncclSuccess) return Check(first_error, failed_call, op, deadline);
+  if (first_error != ncclSuccess) return Check(first_error, call, op, deadline);
   RETURN_IF_ERROR(Check(end, "ncclGroupEnd", op, deadline));
   return WaitStream(op, deadline);
 }

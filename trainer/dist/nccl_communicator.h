@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -122,6 +123,10 @@ class NcclCommunicator final : public Communicator {
   coord::Status Check(int result, const char* call, const Op& op,
                       std::chrono::steady_clock::time_point deadline);
   // DeadlineExceeded / Unavailable for `op`, naming this rank.
+  coord::Status GroupedPerBlock(
+      const Op& op, const std::vector<size_t>& counts, char* bytes, size_t elem,
+      std::chrono::steady_clock::time_point deadline, const char* call,
+      const std::function<int(char* block, size_t n, int owner)>& per_block);
   coord::Status TimedOut(const Op& op) const;
   coord::Status AsyncError(const Op& op, int state) const;
   // Aborts the comm, remembers `status` as the reason every later op fails, returns it.
