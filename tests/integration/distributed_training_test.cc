@@ -83,17 +83,17 @@ TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   job["zero_optimization"] = {{"stage", 1}};
   job["training"]["save"] = dir_.File("single");
   const std::string single_cfg = gpt_rank::e2e::WriteJob(dir_.File("single.json"), job);
-  RunResult single = RunCommand({gpt_rank::e2e::GptRank(), "train", "--config", single_cfg}, {},
-                                120000);
+  RunResult single =
+      RunCommand({gpt_rank::e2e::GptRank(), "train", "--config", single_cfg}, {}, 120000);
   ASSERT_EQ(single.exit_code, 0) << single.err;
 
   job["name"] = "tiny-dp";
   job["training"]["save"] = dir_.File("distributed");
-  job["launch"] = {{"nproc_per_node", 2},
-                   {"command", {gpt_rank::e2e::GptRank(), "train", "--config",
-                                dir_.File("distributed.json")}},
-                   {"env", {{"OMP_NUM_THREADS", "1"}}},
-                   {"kill_grace_s", 2}};
+  job["launch"] = {
+      {"nproc_per_node", 2},
+      {"command", {gpt_rank::e2e::GptRank(), "train", "--config", dir_.File("distributed.json")}},
+      {"env", {{"OMP_NUM_THREADS", "1"}}},
+      {"kill_grace_s", 2}};
   const std::string cfg = gpt_rank::e2e::WriteJob(dir_.File("distributed.json"), job);
   RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;

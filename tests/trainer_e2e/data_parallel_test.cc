@@ -65,9 +65,8 @@ std::map<std::string, std::string> RankEnv(int rank, int world, int port) {
 }
 
 // Runs `world` ranks of `gpt-rank train --config cfg` to completion.
-RanksResult RunRanks(const TempDir& dir, const std::string& tag, int world,
-                     const std::string& cfg, const std::vector<std::string>& sets,
-                     int timeout_ms = 120000) {
+RanksResult RunRanks(const TempDir& dir, const std::string& tag, int world, const std::string& cfg,
+                     const std::vector<std::string>& sets, int timeout_ms = 120000) {
   const int port = coord::testing::UnusedTcpPort();
   std::vector<std::unique_ptr<Process>> procs;
   RanksResult r;
@@ -107,8 +106,8 @@ void ExpectSameLosses(const std::map<int64_t, double>& want, const std::map<int6
   for (int64_t it = from; it <= to; ++it) {
     ASSERT_TRUE(want.count(it) && got.count(it)) << what << ": no loss for iteration " << it;
     const double a = want.at(it), b = got.at(it);
-    EXPECT_LE(std::abs(a - b), 1e-5 * std::abs(a)) << what << " iteration " << it << ": " << a
-                                                   << " vs " << b;
+    EXPECT_LE(std::abs(a - b), 1e-5 * std::abs(a))
+        << what << " iteration " << it << ": " << a << " vs " << b;
   }
 }
 
@@ -123,8 +122,8 @@ TEST_P(DataParallelLosses, OneTwoAndFourRanksGiveTheSameLosses) {
   std::map<int, std::map<int64_t, double>> losses;
   for (int world : {1, 2, 4}) {
     const std::string save = dir.File("w" + std::to_string(world));
-    RanksResult r = RunRanks(dir, "w" + std::to_string(world), world, cfg,
-                             {zero, "training.save=" + save});
+    RanksResult r =
+        RunRanks(dir, "w" + std::to_string(world), world, cfg, {zero, "training.save=" + save});
     std::string why;
     ASSERT_TRUE(AllExitedZero(r, &why)) << why;
     losses[world] = Losses(save);
@@ -165,8 +164,7 @@ TEST(DataParallelCheckpoint, ZeroTwoCheckpointOfFourRanksResumesOnTwoAndOne) {
     // A save directory holding only iteration 10 of the 4-rank run.
     const std::string resume = dir.File("resume" + std::to_string(world));
     (void)coord::testing::RunCommand({"mkdir", "-p", resume});
-    ASSERT_EQ(coord::testing::RunCommand(
-                  {"cp", "-a", dir.File("full/iter_0000010"), resume + "/"})
+    ASSERT_EQ(coord::testing::RunCommand({"cp", "-a", dir.File("full/iter_0000010"), resume + "/"})
                   .exit_code,
               0);
     std::ofstream(resume + "/latest_checkpointed_iteration.txt") << "10\n";
@@ -195,11 +193,11 @@ TEST(DataParallelMpirun, MpirunWithFourRanksGivesTheSameLosses) {
   const int port = coord::testing::UnusedTcpPort();
   // Open MPI only launches: gpt-rank reads OMPI_COMM_WORLD_* and rendezvous on its own
   // store (MASTER_ADDR defaults to 127.0.0.1 when all ranks are on one node).
-  coord::testing::RunResult r = coord::testing::RunCommand(
-      {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4", "-x",
-       "MASTER_PORT=" + std::to_string(port), GptRank(), "train", "--config", cfg, "--set",
-       "training.save=" + dir.File("mpi")},
-      {}, 120000);
+  coord::testing::RunResult r =
+      coord::testing::RunCommand({"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
+                                  "-x", "MASTER_PORT=" + std::to_string(port), GptRank(), "train",
+                                  "--config", cfg, "--set", "training.save=" + dir.File("mpi")},
+                                 {}, 120000);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE((r.out + r.err).find("from openmpi"), std::string::npos);
   ExpectSameLosses(Losses(dir.File("one")), Losses(dir.File("mpi")), 1, 8, "mpirun -np 4");
@@ -225,14 +223,15 @@ void PeerFailureTest(int signal, double timeout_s, const std::string& expect_in_
                                   RankEnv(rank, 3, port)));
   }
   // Wait until training runs (rank 0 logged iteration 3), then hit rank 1.
-  ASSERT_TRUE(coord::testing::WaitUntil(
-      [&] {
-        return !ranks[0].Alive() ||
-               coord::testing::ReadAll(dir.File("rank0.log")).find(" iteration        3/") !=
-                   std::string::npos;
-      },
-      60000) &&
-              ranks[0].Alive())
+  ASSERT_TRUE(
+      coord::testing::WaitUntil(
+          [&] {
+            return !ranks[0].Alive() ||
+                   coord::testing::ReadAll(dir.File("rank0.log")).find(" iteration        3/") !=
+                       std::string::npos;
+          },
+          60000) &&
+      ranks[0].Alive())
       << coord::testing::ReadAll(dir.File("rank0.log"));
   kill(ranks[1].pid(), signal);
   const auto t0 = std::chrono::steady_clock::now();
@@ -240,9 +239,11 @@ void PeerFailureTest(int signal, double timeout_s, const std::string& expect_in_
     const int status = ranks[rank].Wait(static_cast<int>(timeout_s * 1000) + 10000);
     const double waited =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string log = coord::testing::ReadAll(dir.File("rank" + std::to_string(rank) + ".log"));
+    const std::string log =
+        coord::testing::ReadAll(dir.File("rank" + std::to_string(rank) + ".log"));
     ASSERT_GE(status, 0) << "rank " << rank << " still running " << waited << " s after the peer "
-                         << "failed:\n" << log;
+                         << "failed:\n"
+                         << log;
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << status;
     EXPECT_NE(log.find(expect_in_log), std::string::npos) << log;
     EXPECT_LE(waited, timeout_s + 8.0);

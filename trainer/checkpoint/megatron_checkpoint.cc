@@ -408,8 +408,9 @@ Status FinishShardedSave(const std::string& save_dir, const TrainState& state, s
     const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, kRankDir), f.name);
     if (stat(path.c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_size) != f.size) {
       st = coord::FailedPrecondition(
-          path + " is missing or has the wrong size on rank 0, although its rank wrote it: "
-                 "the checkpoint directory must be on storage every rank shares (CFS)");
+          path +
+          " is missing or has the wrong size on rank 0, although its rank wrote it: "
+          "the checkpoint directory must be on storage every rank shares (CFS)");
       break;
     }
   }

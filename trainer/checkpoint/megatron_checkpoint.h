@@ -138,8 +138,8 @@ coord::Status BeginShardedSave(const std::string& save_dir, int64_t iteration);
 // Every rank: its shard file (fsynced).
 coord::StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir,
                                                           int64_t iteration, int dp_rank,
-                                                          const float* adam_m,
-                                                          const float* adam_v, size_t count);
+                                                          const float* adam_m, const float* adam_v,
+                                                          size_t count);
 // Rank 0: the parameters and train_state.json.
 coord::StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(
     const std::string& save_dir, const TrainState& state, const float* params, size_t n);

@@ -71,10 +71,10 @@ int RunTrain(const std::vector<std::string>& args) {
   InstallStopHandlers();
   const train::ParallelConfig& par = parsed->config.parallel;
   dist::ProcessGroupOptions pgo;
-  pgo.rendezvous_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(par.rendezvous_timeout_s * 1000.0));
-  pgo.collective_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(par.collective_timeout_s * 1000.0));
+  pgo.rendezvous_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(par.rendezvous_timeout_s * 1000.0));
+  pgo.collective_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(par.collective_timeout_s * 1000.0));
   auto group = dist::ProcessGroup::Init(*env, pgo);
   if (!group.ok()) return train::ReportSetupError(group.status());
   // Megatron's print_rank_0: the other ranks log only warnings and errors.

@@ -50,8 +50,7 @@ class Communicator {
 
   // All-gather in place: data is (sum of counts) elements laid out as above; each
   // rank contributes its own block, and afterwards every block holds its owner's values.
-  virtual coord::Status AllGather(void* data, const std::vector<size_t>& counts,
-                                  DataType type) = 0;
+  virtual coord::Status AllGather(void* data, const std::vector<size_t>& counts, DataType type) = 0;
 
   // data[0, count) = root's data[0, count) on every rank.
   virtual coord::Status Broadcast(void* data, size_t count, DataType type, int root) = 0;

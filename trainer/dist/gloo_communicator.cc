@@ -2,13 +2,6 @@
 #include "trainer/dist/gloo_communicator.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstring>
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
 #include <gloo/broadcast.h>
@@ -18,6 +11,13 @@
 #include <gloo/rendezvous/prefix_store.h>
 #include <gloo/transport/tcp/device.h>
 #include <gloo/types.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 namespace gpt_rank::dist {
 namespace {
@@ -99,10 +99,9 @@ coord::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     context->connectFullMesh(prefixed, device);
     comm->context_ = std::move(context);
   } catch (const std::exception& e) {
-    return coord::Unavailable("gloo: rank " + std::to_string(rank) + " of " +
-                              std::to_string(size) + " could not connect to its peers from " +
-                              comm->local_address_ + " (timeout " + Seconds(options.timeout) +
-                              "): " + e.what());
+    return coord::Unavailable("gloo: rank " + std::to_string(rank) + " of " + std::to_string(size) +
+                              " could not connect to its peers from " + comm->local_address_ +
+                              " (timeout " + Seconds(options.timeout) + "): " + e.what());
   }
   return comm;
 }
@@ -121,7 +120,7 @@ coord::Status GlooCommunicator::Failed(const std::string& op, const std::excepti
   return coord::Unavailable(broken_reason_ + " (a peer exited or its connection broke)");
 }
 
-#define GLOO_GUARD                                                                      \
+#define GLOO_GUARD \
   if (broken_) return coord::FailedPrecondition("communicator unusable after: " + broken_reason_)
 
 coord::Status GlooCommunicator::AllReduceSum(void* data, size_t count, DataType type) {
@@ -193,8 +192,8 @@ coord::Status GlooCommunicator::AllGather(void* data, const std::vector<size_t>&
                                           DataType type) {
   GLOO_GUARD;
   if (counts.size() != static_cast<size_t>(size_)) {
-    return coord::InvalidArgument("all-gather: " + std::to_string(counts.size()) +
-                                  " counts for " + std::to_string(size_) + " ranks");
+    return coord::InvalidArgument("all-gather: " + std::to_string(counts.size()) + " counts for " +
+                                  std::to_string(size_) + " ranks");
   }
   if (size_ == 1) return coord::Status::Ok();
   const size_t esize = DataTypeSize(type);
@@ -238,9 +237,8 @@ coord::Status GlooCommunicator::Broadcast(void* data, size_t count, DataType typ
     opts.setTimeout(timeout_);
     gloo::broadcast(opts);
   } catch (const std::exception& e) {
-    return Failed("broadcast of " + std::to_string(count) + " elements from rank " +
-                      std::to_string(root),
-                  e);
+    return Failed(
+        "broadcast of " + std::to_string(count) + " elements from rank " + std::to_string(root), e);
   }
   return coord::Status::Ok();
 }

@@ -26,8 +26,8 @@ struct GlooOptions {
   // Local address to bind and advertise to peers ("" = the address this host uses
   // to reach `route_to`, else the hostname's address).
   std::string hostname;
-  std::string route_to;      // usually MASTER_ADDR
-  std::string iface;         // GLOO_SOCKET_IFNAME: bind this interface instead
+  std::string route_to;  // usually MASTER_ADDR
+  std::string iface;     // GLOO_SOCKET_IFNAME: bind this interface instead
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
   std::string key_prefix = "gloo";  // store namespace (one per process group)
 };

@@ -444,11 +444,10 @@ coord::Status NcclCommunicator::ReduceScatterSum(void* data, const std::vector<s
     return WaitStream(op, deadline);
   }
   // Uneven blocks (the ZeRO tail): one in-place reduce per block to its owner.
-  return GroupedPerBlock(op, counts, bytes, elem, deadline, "ncclReduce",
-                         [&](char* block, size_t n, int owner) {
-                           return ncclReduce(block, block, n, NcclType(type), ncclSum, owner,
-                                             comm_, stream_);
-                         });
+  return GroupedPerBlock(
+      op, counts, bytes, elem, deadline, "ncclReduce", [&](char* block, size_t n, int owner) {
+        return ncclReduce(block, block, n, NcclType(type), ncclSum, owner, comm_, stream_);
+      });
 }
 
 coord::Status NcclCommunicator::AllGather(void* data, const std::vector<size_t>& counts,
@@ -473,11 +472,10 @@ coord::Status NcclCommunicator::AllGather(void* data, const std::vector<size_t>&
     return WaitStream(op, deadline);
   }
   // Uneven blocks: each owner broadcasts its block in place.
-  return GroupedPerBlock(op, counts, bytes, elem, deadline, "ncclBroadcast",
-                         [&](char* block, size_t n, int owner) {
-                           return ncclBroadcast(block, block, n, NcclType(type), owner, comm_,
-                                                stream_);
-                         });
+  return GroupedPerBlock(
+      op, counts, bytes, elem, deadline, "ncclBroadcast", [&](char* block, size_t n, int owner) {
+        return ncclBroadcast(block, block, n, NcclType(type), owner, comm_, stream_);
+      });
 }
 
 // One call per non-empty block inside ncclGroupStart/End, so NCCL launches them as one

@@ -60,7 +60,8 @@ coord::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Init(
     gloo.iface = iface;
   }
   gloo.timeout = options.collective_timeout;
-  ASSIGN_OR_RETURN(auto comm, GlooCommunicator::Create(*pg->store_, env.rank, env.world_size, gloo));
+  ASSIGN_OR_RETURN(auto comm,
+                   GlooCommunicator::Create(*pg->store_, env.rank, env.world_size, gloo));
   LOG_INFO << "rank " << env.rank << " of " << env.world_size << " (local " << env.local_rank
            << " of " << env.local_world_size << ", from " << env.source << ") joined via "
            << env.master_addr << ":" << env.master_port << "; gloo on " << comm->local_address()

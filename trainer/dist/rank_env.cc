@@ -41,10 +41,12 @@ class Env {
   bool Has(const char* name) const { return Get(name).has_value(); }
 
   // An integer in [lo, hi]; `expected` describes that range for messages.
-  StatusOr<int> RequireInt(const char* name, long long lo, long long hi, const std::string& expected,
-                           const std::string& why_required) const {
+  StatusOr<int> RequireInt(const char* name, long long lo, long long hi,
+                           const std::string& expected, const std::string& why_required) const {
     std::optional<std::string> text = Get(name);
-    if (!text) return InvalidArgument(std::string(name) + " is not set: expected " + expected + why_required);
+    if (!text)
+      return InvalidArgument(std::string(name) + " is not set: expected " + expected +
+                             why_required);
     return ParseInRange(name, *text, lo, hi, expected);
   }
 
@@ -56,8 +58,8 @@ class Env {
   }
 
  private:
-  static StatusOr<int> ParseInRange(const char* name, const std::string& text, long long lo, long long hi,
-                                    const std::string& expected) {
+  static StatusOr<int> ParseInRange(const char* name, const std::string& text, long long lo,
+                                    long long hi, const std::string& expected) {
     std::optional<long long> v = ParseInteger(text);
     if (!v || *v < lo || *v > hi) {
       return InvalidArgument(std::string(name) + "=" + Quoted(text) + ": expected " + expected);
@@ -86,12 +88,14 @@ StatusOr<RankEnv> FromTorchEnv(const Env& env) {
   RankEnv r;
   r.source = "env://";
   ASSIGN_OR_RETURN(r.world_size, env.RequireInt("WORLD_SIZE", 1, INT_MAX, kAtLeastOne, why));
-  ASSIGN_OR_RETURN(r.rank, env.RequireInt("RANK", 0, r.world_size - 1, Below("WORLD_SIZE", r.world_size), why));
-  ASSIGN_OR_RETURN(r.local_world_size,
-                   env.IntOr("LOCAL_WORLD_SIZE", 1, 1, r.world_size, UpTo("WORLD_SIZE", r.world_size)));
+  ASSIGN_OR_RETURN(
+      r.rank, env.RequireInt("RANK", 0, r.world_size - 1, Below("WORLD_SIZE", r.world_size), why));
+  ASSIGN_OR_RETURN(r.local_world_size, env.IntOr("LOCAL_WORLD_SIZE", 1, 1, r.world_size,
+                                                 UpTo("WORLD_SIZE", r.world_size)));
   ASSIGN_OR_RETURN(r.local_rank, env.IntOr("LOCAL_RANK", 0, 0, r.local_world_size - 1,
                                            Below("LOCAL_WORLD_SIZE", r.local_world_size)));
-  ASSIGN_OR_RETURN(r.node_rank, env.IntOr("GROUP_RANK", 0, 0, r.world_size - 1, Below("WORLD_SIZE", r.world_size)));
+  ASSIGN_OR_RETURN(r.node_rank, env.IntOr("GROUP_RANK", 0, 0, r.world_size - 1,
+                                          Below("WORLD_SIZE", r.world_size)));
   if (r.world_size == 1) {
     // Nobody to meet, but keep what was given (a single-rank job launched by Coord).
     r.master_addr = env.Get("MASTER_ADDR").value_or("");
@@ -110,13 +114,16 @@ StatusOr<RankEnv> FromOpenMpi(const Env& env) {
   const std::string why = " (OMPI_COMM_WORLD_RANK is set, so Open MPI variables are read)";
   RankEnv r;
   r.source = "openmpi";
-  ASSIGN_OR_RETURN(r.world_size, env.RequireInt("OMPI_COMM_WORLD_SIZE", 1, INT_MAX, kAtLeastOne, why));
+  ASSIGN_OR_RETURN(r.world_size,
+                   env.RequireInt("OMPI_COMM_WORLD_SIZE", 1, INT_MAX, kAtLeastOne, why));
   ASSIGN_OR_RETURN(r.rank, env.RequireInt("OMPI_COMM_WORLD_RANK", 0, r.world_size - 1,
                                           Below("OMPI_COMM_WORLD_SIZE", r.world_size), why));
-  ASSIGN_OR_RETURN(r.local_world_size, env.RequireInt("OMPI_COMM_WORLD_LOCAL_SIZE", 1, r.world_size,
-                                                      UpTo("OMPI_COMM_WORLD_SIZE", r.world_size), why));
-  ASSIGN_OR_RETURN(r.local_rank, env.RequireInt("OMPI_COMM_WORLD_LOCAL_RANK", 0, r.local_world_size - 1,
-                                                Below("OMPI_COMM_WORLD_LOCAL_SIZE", r.local_world_size), why));
+  ASSIGN_OR_RETURN(r.local_world_size,
+                   env.RequireInt("OMPI_COMM_WORLD_LOCAL_SIZE", 1, r.world_size,
+                                  UpTo("OMPI_COMM_WORLD_SIZE", r.world_size), why));
+  ASSIGN_OR_RETURN(r.local_rank,
+                   env.RequireInt("OMPI_COMM_WORLD_LOCAL_RANK", 0, r.local_world_size - 1,
+                                  Below("OMPI_COMM_WORLD_LOCAL_SIZE", r.local_world_size), why));
   // See the header: Open MPI exports no node index, so assume by-slot mapping.
   r.node_rank = r.rank / r.local_world_size;
   if (std::optional<std::string> addr = env.Get("MASTER_ADDR")) {
@@ -126,8 +133,8 @@ StatusOr<RankEnv> FromOpenMpi(const Env& env) {
   } else {
     return InvalidArgument("MASTER_ADDR is not set and the " + std::to_string(r.world_size) +
                            " ranks span several nodes (OMPI_COMM_WORLD_LOCAL_SIZE=" +
-                           std::to_string(r.local_world_size) + " < OMPI_COMM_WORLD_SIZE=" +
-                           std::to_string(r.world_size) +
+                           std::to_string(r.local_world_size) +
+                           " < OMPI_COMM_WORLD_SIZE=" + std::to_string(r.world_size) +
                            "): expected mpirun -x MASTER_ADDR=<host of rank 0>");
   }
   ASSIGN_OR_RETURN(r.master_port, MasterPortOrDefault(env));
@@ -151,7 +158,8 @@ StatusOr<int> SlurmTasksOnNode(const std::string& text, int node_rank, int world
     long long repeat = 1;
     size_t paren = item.find('(');
     if (paren != std::string::npos) {
-      if (item.size() < paren + 4 || item.compare(paren, 2, "(x") != 0 || item.back() != ')') return malformed;
+      if (item.size() < paren + 4 || item.compare(paren, 2, "(x") != 0 || item.back() != ')')
+        return malformed;
       std::optional<long long> n = ParseInteger(item.substr(paren + 2, item.size() - paren - 3));
       if (!n || *n < 1) return malformed;
       repeat = *n;
@@ -161,15 +169,17 @@ StatusOr<int> SlurmTasksOnNode(const std::string& text, int node_rank, int world
     if (!count || *count < 1) return malformed;
     if (node_rank < first_node + repeat) {
       if (*count > world_size) {
-        return InvalidArgument(std::string(name) + "=" + Quoted(text) + ": node " + std::to_string(node_rank) +
-                               " runs " + std::to_string(*count) + " tasks, expected at most SLURM_NTASKS=" +
-                               std::to_string(world_size));
+        return InvalidArgument(
+            std::string(name) + "=" + Quoted(text) + ": node " + std::to_string(node_rank) +
+            " runs " + std::to_string(*count) +
+            " tasks, expected at most SLURM_NTASKS=" + std::to_string(world_size));
       }
       return static_cast<int>(*count);
     }
     first_node += repeat;
   }
-  return InvalidArgument(std::string(name) + "=" + Quoted(text) + ": lists " + std::to_string(first_node) +
+  return InvalidArgument(std::string(name) + "=" + Quoted(text) + ": lists " +
+                         std::to_string(first_node) +
                          " nodes, expected an entry for SLURM_NODEID=" + std::to_string(node_rank));
 }
 
@@ -178,8 +188,10 @@ StatusOr<RankEnv> FromSlurm(const Env& env) {
   RankEnv r;
   r.source = "slurm";
   ASSIGN_OR_RETURN(r.world_size, env.RequireInt("SLURM_NTASKS", 1, INT_MAX, kAtLeastOne, why));
-  ASSIGN_OR_RETURN(r.rank, env.RequireInt("SLURM_PROCID", 0, r.world_size - 1, Below("SLURM_NTASKS", r.world_size), why));
-  ASSIGN_OR_RETURN(r.node_rank, env.IntOr("SLURM_NODEID", 0, 0, r.world_size - 1, Below("SLURM_NTASKS", r.world_size)));
+  ASSIGN_OR_RETURN(r.rank, env.RequireInt("SLURM_PROCID", 0, r.world_size - 1,
+                                          Below("SLURM_NTASKS", r.world_size), why));
+  ASSIGN_OR_RETURN(r.node_rank, env.IntOr("SLURM_NODEID", 0, 0, r.world_size - 1,
+                                          Below("SLURM_NTASKS", r.world_size)));
   const char* local_size_name = "SLURM_NTASKS_PER_NODE";
   if (env.Has("SLURM_NTASKS_PER_NODE")) {
     ASSIGN_OR_RETURN(r.local_world_size, env.RequireInt("SLURM_NTASKS_PER_NODE", 1, r.world_size,
@@ -188,8 +200,10 @@ StatusOr<RankEnv> FromSlurm(const Env& env) {
     local_size_name = "SLURM_TASKS_PER_NODE";
     ASSIGN_OR_RETURN(r.local_world_size, SlurmTasksOnNode(*per_node, r.node_rank, r.world_size));
   } else {
-    return InvalidArgument("SLURM_NTASKS_PER_NODE and SLURM_TASKS_PER_NODE are not set: expected one of them"
-                           " to give the number of tasks on this node" + why);
+    return InvalidArgument(
+        "SLURM_NTASKS_PER_NODE and SLURM_TASKS_PER_NODE are not set: expected one of them"
+        " to give the number of tasks on this node" +
+        why);
   }
   ASSIGN_OR_RETURN(r.local_rank, env.RequireInt("SLURM_LOCALID", 0, r.local_world_size - 1,
                                                 Below(local_size_name, r.local_world_size), why));
@@ -207,8 +221,9 @@ StatusOr<RankEnv> FromSlurm(const Env& env) {
     } else if (r.local_world_size == r.world_size) {
       r.master_addr = kLocalHost;
     } else {
-      return InvalidArgument("MASTER_ADDR, SLURM_JOB_NODELIST and SLURM_NODELIST are not set: expected one of"
-                             " them to name the host of rank 0");
+      return InvalidArgument(
+          "MASTER_ADDR, SLURM_JOB_NODELIST and SLURM_NODELIST are not set: expected one of"
+          " them to name the host of rank 0");
     }
   }
   ASSIGN_OR_RETURN(r.master_port, MasterPortOrDefault(env));

@@ -47,7 +47,7 @@ struct RankEnv {
   // for env:// with WORLD_SIZE=1 and no MASTER_ADDR (nobody to meet).
   std::string master_addr;
   int master_port = 0;
-  std::string source;        // "env://", "openmpi", "slurm" or "single"
+  std::string source;  // "env://", "openmpi", "slurm" or "single"
 };
 
 // Like getenv: nullptr when the variable is unset. Lets tests pass a map.

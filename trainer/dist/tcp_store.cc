@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gloo/common/error.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,8 +20,6 @@
 #include <optional>
 #include <unordered_map>
 #include <utility>
-
-#include <gloo/common/error.h>
 
 #include "common/logging.h"
 
@@ -245,7 +244,8 @@ StatusOr<int> ConnectOnce(const std::string& host, int port, Clock::time_point d
   }
   std::string last_error = "no address";
   for (addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       last_error = std::strerror(errno);
       continue;
@@ -303,10 +303,10 @@ class TcpStoreServer::Loop {
  private:
   struct Connection {
     int fd = -1;
-    std::string peer;     // for log lines
-    std::string in;       // received bytes; requests start at in_pos
+    std::string peer;  // for log lines
+    std::string in;    // received bytes; requests start at in_pos
     size_t in_pos = 0;
-    std::string out;      // replies not yet sent, from out_pos
+    std::string out;  // replies not yet sent, from out_pos
     size_t out_pos = 0;
     bool parked = false;  // a GET/WAIT is waiting for keys; later requests wait behind it
     bool dead = false;    // closed at the end of this loop iteration
@@ -338,7 +338,7 @@ class TcpStoreServer::Loop {
   uint64_t next_id_ = 1;  // connection ids are never reused, unlike fds
   std::unordered_map<uint64_t, Connection> conns_;
   std::unordered_map<std::string, std::string> data_;
-  std::unordered_map<uint64_t, Waiter> waiters_;                      // by connection id
+  std::unordered_map<uint64_t, Waiter> waiters_;                       // by connection id
   std::unordered_map<std::string, std::vector<uint64_t>> waiting_on_;  // key -> connection ids
   std::vector<uint64_t> unparked_;  // connections to resume once this event is handled
 };
@@ -360,7 +360,8 @@ void TcpStoreServer::Loop::Run() {
     int n = ::poll(fds.data(), fds.size(), -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      LOG_ERROR << "rendezvous store: poll failed, closing every connection: " << std::strerror(errno);
+      LOG_ERROR << "rendezvous store: poll failed, closing every connection: "
+                << std::strerror(errno);
       return;
     }
     if (fds[0].revents != 0) return;  // Stop()
@@ -497,8 +498,9 @@ void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, BodyReader body) {
           return;
         }
         if (__builtin_add_overflow(static_cast<int64_t>(current), delta, &sum)) {
-          Reply(c, kReplyError, "ADD on key " + Quoted(key) + ": " + it->second + " + " +
-                                    std::to_string(delta) + " overflows int64");
+          Reply(c, kReplyError,
+                "ADD on key " + Quoted(key) + ": " + it->second + " + " + std::to_string(delta) +
+                    " overflows int64");
           return;
         }
       }
@@ -569,7 +571,8 @@ void TcpStoreServer::Loop::Reply(Connection& c, ReplyStatus status, const std::s
 
 void TcpStoreServer::Loop::Flush(Connection& c) {
   while (c.out_pos < c.out.size()) {
-    ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t n = ::send(c.fd, c.out.data() + c.out_pos, c.out.size() - c.out_pos,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n >= 0) {
       c.out_pos += static_cast<size_t>(n);
       continue;
@@ -620,12 +623,14 @@ StatusOr<std::unique_ptr<TcpStoreServer>> TcpStoreServer::Start(const std::strin
   int rc = ::getaddrinfo(any ? nullptr : host.c_str(), std::to_string(port).c_str(), &hints, &list);
   if (rc != 0) {
     const char* why = rc == EAI_SYSTEM ? std::strerror(errno) : ::gai_strerror(rc);
-    return coord::Unavailable("cannot listen on " + shown + ": cannot resolve " + host + ": " + why);
+    return coord::Unavailable("cannot listen on " + shown + ": cannot resolve " + host + ": " +
+                              why);
   }
   int listen_fd = -1;
   int err = 0;
   for (addrinfo* ai = list; ai != nullptr && listen_fd < 0; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       err = errno;
       continue;
@@ -650,8 +655,9 @@ StatusOr<std::unique_ptr<TcpStoreServer>> TcpStoreServer::Start(const std::strin
     CloseFd(listen_fd);
     return coord::ErrnoStatus("cannot listen on " + shown + ": getsockname", err);
   }
-  int bound_port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                     : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  int bound_port =
+      ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                        : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd < 0) {
     err = errno;
@@ -664,7 +670,8 @@ StatusOr<std::unique_ptr<TcpStoreServer>> TcpStoreServer::Start(const std::strin
   return server;
 }
 
-TcpStoreServer::TcpStoreServer(std::unique_ptr<Loop> loop, int port) : loop_(std::move(loop)), port_(port) {}
+TcpStoreServer::TcpStoreServer(std::unique_ptr<Loop> loop, int port)
+    : loop_(std::move(loop)), port_(port) {}
 
 TcpStoreServer::~TcpStoreServer() {
   loop_->Stop();
@@ -697,8 +704,9 @@ StatusOr<std::unique_ptr<TcpStore>> TcpStore::Connect(const std::string& host, i
     backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
   }
   return coord::DeadlineExceeded("could not reach the rendezvous store at " + address +
-                                 " (MASTER_ADDR:MASTER_PORT) within " + Seconds(Clock::now() - start) +
-                                 " (last error: " + last_error + "); is rank 0 running and is the port open?");
+                                 " (MASTER_ADDR:MASTER_PORT) within " +
+                                 Seconds(Clock::now() - start) + " (last error: " + last_error +
+                                 "); is rank 0 running and is the port open?");
 }
 
 TcpStore::TcpStore(std::string host, int port, int fd)
@@ -741,13 +749,15 @@ StatusOr<std::string> TcpStore::Call(const std::string& request, std::chrono::mi
       // The reply may still come: a fresh connection keeps the next call in step.
       CloseFd(fd_);
       fd_ = -1;
-      return coord::DeadlineExceeded("timed out after " + Seconds(Clock::now() - start) + " waiting for " + what +
-                                     " in the rendezvous store at " + address_);
+      return coord::DeadlineExceeded("timed out after " + Seconds(Clock::now() - start) +
+                                     " waiting for " + what + " in the rendezvous store at " +
+                                     address_);
     case Io::kClosed:
       CloseFd(fd_);
       fd_ = -1;
-      broken_ = coord::Unavailable("rendezvous store " + address_ + " closed the connection (while waiting for " +
-                                   what + "); did rank 0 exit?");
+      broken_ = coord::Unavailable("rendezvous store " + address_ +
+                                   " closed the connection (while waiting for " + what +
+                                   "); did rank 0 exit?");
       return broken_;
     case Io::kError:
       CloseFd(fd_);
@@ -779,10 +789,12 @@ StatusOr<int64_t> TcpStore::Add(const std::string& key, int64_t delta) {
   std::string request(1, static_cast<char>(kAdd));
   PutString(&request, key);
   PutI64(&request, delta);
-  ASSIGN_OR_RETURN(std::string payload, Call(request, default_timeout(), "the reply to adding to key " + Quoted(key)));
+  ASSIGN_OR_RETURN(std::string payload,
+                   Call(request, default_timeout(), "the reply to adding to key " + Quoted(key)));
   BodyReader reader(payload.data(), payload.size());
   int64_t sum = reader.I64();
-  if (!reader.done()) return coord::Internal("rendezvous store " + address_ + ": malformed reply to ADD");
+  if (!reader.done())
+    return coord::Internal("rendezvous store " + address_ + ": malformed reply to ADD");
   return sum;
 }
 
@@ -807,7 +819,8 @@ std::vector<char> TcpStore::get(const std::string& key) {
 
 void TcpStore::wait(const std::vector<std::string>& keys) { wait(keys, default_timeout()); }
 
-void TcpStore::wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) {
+void TcpStore::wait(const std::vector<std::string>& keys,
+                    const std::chrono::milliseconds& timeout) {
   Status s = Wait(keys, timeout.count() > 0 ? timeout : default_timeout());
   if (!s.ok()) throw ::gloo::IoException(s.ToString());
 }

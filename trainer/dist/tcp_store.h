@@ -15,6 +15,8 @@
 // server never sleeps or times anything out.
 #pragma once
 
+#include <gloo/rendezvous/store.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -23,8 +25,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gloo/rendezvous/store.h>
 
 #include "common/status.h"
 #include "trainer/dist/store.h"
@@ -82,9 +82,11 @@ class TcpStore final : public KeyValueStore, public ::gloo::rendezvous::Store {
 
   // KeyValueStore. Set and Add wait for the server's reply at most default_timeout().
   coord::Status Set(const std::string& key, const std::string& value) override;
-  coord::StatusOr<std::string> Get(const std::string& key, std::chrono::milliseconds timeout) override;
+  coord::StatusOr<std::string> Get(const std::string& key,
+                                   std::chrono::milliseconds timeout) override;
   coord::StatusOr<int64_t> Add(const std::string& key, int64_t delta) override;
-  coord::Status Wait(const std::vector<std::string>& keys, std::chrono::milliseconds timeout) override;
+  coord::Status Wait(const std::vector<std::string>& keys,
+                     std::chrono::milliseconds timeout) override;
   std::string address() const override { return address_; }
 
   // gloo::rendezvous::Store, for gloo::rendezvous::Context::connectFullMesh. These
@@ -94,10 +96,13 @@ class TcpStore final : public KeyValueStore, public ::gloo::rendezvous::Store {
   void set(const std::string& key, const std::vector<char>& data) override;
   std::vector<char> get(const std::string& key) override;
   void wait(const std::vector<std::string>& keys) override;
-  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override;
+  void wait(const std::vector<std::string>& keys,
+            const std::chrono::milliseconds& timeout) override;
 
   // 30 s (gloo's default) until set.
-  void set_default_timeout(std::chrono::milliseconds timeout) { default_timeout_ms_ = timeout.count(); }
+  void set_default_timeout(std::chrono::milliseconds timeout) {
+    default_timeout_ms_ = timeout.count();
+  }
   std::chrono::milliseconds default_timeout() const {
     return std::chrono::milliseconds(default_timeout_ms_.load());
   }
@@ -115,9 +120,9 @@ class TcpStore final : public KeyValueStore, public ::gloo::rendezvous::Store {
   const std::string address_;  // "host:port" ("[v6]:port")
   std::atomic<int64_t> default_timeout_ms_{30000};
 
-  std::mutex mu_;  // serializes Call; guards the two fields below
-  int fd_ = -1;            // -1 after a timeout: reconnect on the next call
-  coord::Status broken_;   // not ok once the server closed the connection
+  std::mutex mu_;         // serializes Call; guards the two fields below
+  int fd_ = -1;           // -1 after a timeout: reconnect on the next call
+  coord::Status broken_;  // not ok once the server closed the connection
 };
 
 }  // namespace gpt_rank::dist

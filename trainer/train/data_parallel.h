@@ -34,9 +34,9 @@
 namespace gpt_rank::train {
 
 struct DataParallelOptions {
-  int zero_stage = 0;           // 0, 1 or 2
+  int zero_stage = 0;              // 0, 1 or 2
   size_t bucket_floats = 6553600;  // 25 MiB of fp32, torch DDP's bucket_cap_mb default
-  bool overlap = true;          // reduce buckets on a thread during backward
+  bool overlap = true;             // reduce buckets on a thread during backward
 };
 
 class DataParallel {

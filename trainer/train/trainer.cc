@@ -36,7 +36,7 @@ std::string Hex(uint64_t v) {
 
 // The cache key of a preprocessed loose-JSON file: what changes its tokens.
 coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
-  struct stat st{};
+  struct stat st {};
   if (stat(data.train_data.c_str(), &st) != 0) {
     return coord::NotFound("data.train_data: " + data.train_data + ": " + std::strerror(errno));
   }
@@ -46,9 +46,8 @@ coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
                           (data.skip_bad_lines ? "skip" : "strict");
   std::string stem = data.train_data.substr(data.train_data.find_last_of('/') + 1);
   stem = stem.substr(0, stem.find('.'));
-  return coord::JoinPath(data.cache_dir,
-                         stem + "-" + Hex(trainer::Xxh64(key.data(), key.size())) +
-                             "_text_document");
+  return coord::JoinPath(
+      data.cache_dir, stem + "-" + Hex(trainer::Xxh64(key.data(), key.size())) + "_text_document");
 }
 
 }  // namespace
@@ -121,8 +120,8 @@ coord::Status Trainer::Setup(dist::Communicator* comm) {
   RETURN_IF_ERROR(SetupData());
 
   const trainer::GptConfig& mc = config_.model;
-  ASSIGN_OR_RETURN(model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
-                                                     mc.seq_length));
+  ASSIGN_OR_RETURN(
+      model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length));
   model_->InitMegatron(tr.seed);
   DataParallelOptions dpo;
   dpo.zero_stage = config_.parallel.zero_stage;
@@ -133,22 +132,23 @@ coord::Status Trainer::Setup(dist::Communicator* comm) {
                                            dp_->shard_end());
   ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
   schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
-  const trainer::MemoryPlan plan = trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size),
-                                                       mc.seq_length);
+  const trainer::MemoryPlan plan =
+      trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length);
   LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
            << mc.num_attention_heads << " heads, seq " << mc.seq_length << ", vocab "
-           << mc.vocab_size << " (padded " << mc.padded_vocab_size() << "): "
-           << model_->num_params() << " parameters; " << omp_get_max_threads() << " threads";
+           << mc.vocab_size << " (padded " << mc.padded_vocab_size()
+           << "): " << model_->num_params() << " parameters; " << omp_get_max_threads()
+           << " threads";
   LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
            << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
   if (comm_->size() > 1) {
     LOG_INFO << "data parallel: " << comm_->size() << " ranks (" << comm_->backend() << "), "
              << num_micro_batches_ << " micro-batches of " << tr.micro_batch_size
              << " per rank and iteration, ZeRO stage " << dpo.zero_stage
-             << (dpo.zero_stage > 0 ? " (this rank owns " +
-                                          std::to_string(dp_->shard_end() - dp_->shard_begin()) +
-                                          " of the optimizer's parameters)"
-                                    : "")
+             << (dpo.zero_stage > 0
+                     ? " (this rank owns " + std::to_string(dp_->shard_end() - dp_->shard_begin()) +
+                           " of the optimizer's parameters)"
+                     : "")
              << ", buckets of " << config_.parallel.bucket_cap_mb << " MiB"
              << (dpo.overlap ? " overlapped with backward" : "");
   }
@@ -273,8 +273,8 @@ coord::Status Trainer::LoadBatch(const trainer::data::GptDataset& ds,
     if (inputs_[i] < 0 || inputs_[i] >= V || targets_[i] < 0 || targets_[i] >= V) {
       const int bad = std::max(inputs_[i], targets_[i]);
       return coord::InvalidArgument("token id " + std::to_string(bad) +
-                                    " in the data is outside the vocabulary (" +
-                                    std::to_string(V) + ")");
+                                    " in the data is outside the vocabulary (" + std::to_string(V) +
+                                    ")");
     }
   }
   return coord::Status::Ok();
@@ -317,8 +317,10 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
     std::snprintf(what, sizeof(what), "iteration %lld: lm loss is %g and grad norm %g",
                   static_cast<long long>(it), *loss, *grad_norm);
     return coord::Status(coord::StatusCode::kAborted,
-                         std::string(what) + "; stopping before the optimizer step (no update "
-                                             "applied). " + LastCheckpointText());
+                         std::string(what) +
+                             "; stopping before the optimizer step (no update "
+                             "applied). " +
+                             LastCheckpointText());
   }
   const double coef = trainer::ClipCoefficient(*grad_norm, config_.training.clip_grad);
   if (coef < 1.0) dp_->ScaleGrads(grads, static_cast<float>(coef));
@@ -378,9 +380,9 @@ coord::Status Trainer::Agree(const coord::Status& local, const std::string& what
 std::string Trainer::LastCheckpointText() const {
   if (last_saved_iteration_ < 0) return "No checkpoint was saved by this run.";
   return "The last good checkpoint is " +
-         trainer::CheckpointIterDir(config_.training.save.empty() ? config_.training.load
-                                                                  : config_.training.save,
-                                    last_saved_iteration_) +
+         trainer::CheckpointIterDir(
+             config_.training.save.empty() ? config_.training.load : config_.training.save,
+             last_saved_iteration_) +
          " (kept).";
 }
 
@@ -425,15 +427,15 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s) {
   const std::string& dir = config_.training.save;
   const std::string what = "saving checkpoint iteration " + std::to_string(s.iteration);
   const int n = comm_->size(), rank = comm_->rank();
-  RETURN_IF_ERROR(Agree(is_root() ? trainer::BeginShardedSave(dir, s.iteration)
-                                  : coord::Status::Ok(),
-                        what));
+  RETURN_IF_ERROR(
+      Agree(is_root() ? trainer::BeginShardedSave(dir, s.iteration) : coord::Status::Ok(), what));
   auto shard = trainer::WriteOptimizerShard(dir, s.iteration, rank, adam_->m(), adam_->v(),
                                             adam_->end() - adam_->begin());
   std::vector<trainer::CheckpointFileRecord> model_files;
   coord::Status local = shard.status();
   if (local.ok() && is_root()) {
-    auto files = trainer::WriteShardedModelFiles(dir, s, model_->param_data(), model_->num_params());
+    auto files =
+        trainer::WriteShardedModelFiles(dir, s, model_->param_data(), model_->num_params());
     local = files.status();
     if (files.ok()) model_files = std::move(*files);
   }
@@ -453,8 +455,8 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s) {
     size_t begin = 0;
     for (int r = 0; r < n; ++r) {
       const std::string name = trainer::OptimizerShardFileName(r);
-      model_files.push_back({name, records[static_cast<size_t>(r) * 2],
-                             records[static_cast<size_t>(r) * 2 + 1]});
+      model_files.push_back(
+          {name, records[static_cast<size_t>(r) * 2], records[static_cast<size_t>(r) * 2 + 1]});
       const size_t count = dp_->shard_counts()[static_cast<size_t>(r)];
       shards.push_back({name, begin, begin + count});
       begin += count;

@@ -3,6 +3,8 @@
 // collective against a serial computation of the same result, uneven and empty
 // blocks, float and double, and the two ways a peer fails (stops: timeout; exits:
 // connection error), which must end the call promptly instead of hanging.
+#include "trainer/dist/gloo_communicator.h"
+
 #include <gloo/rendezvous/hash_store.h>
 #include <gtest/gtest.h>
 
@@ -10,8 +12,6 @@
 #include <cmath>
 #include <functional>
 #include <thread>
-
-#include "trainer/dist/gloo_communicator.h"
 
 namespace gpt_rank::dist {
 namespace {
@@ -37,7 +37,9 @@ void RunRanks(int size, milliseconds timeout,
 }
 
 // Rank r's input element i: distinct per rank and element, exact in float.
-float Input(int r, size_t i) { return static_cast<float>((r + 1) * 1000 + static_cast<int>(i % 997)); }
+float Input(int r, size_t i) {
+  return static_cast<float>((r + 1) * 1000 + static_cast<int>(i % 997));
+}
 
 class GlooRanks : public ::testing::TestWithParam<int> {};
 

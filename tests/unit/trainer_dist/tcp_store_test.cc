@@ -2,14 +2,9 @@
 // sockets on 127.0.0.1 with the server on port 0: blocking gets, timeouts and their
 // messages, concurrent adds, connect retries and deadlines, a server that goes away,
 // protocol abuse, and a gloo full mesh + allreduce rendezvoused through the store.
-#include "tests/support/test_process.h"
 #include "trainer/dist/tcp_store.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gloo/allreduce.h>
 #include <gloo/common/error.h>
 #include <gloo/math.h>
@@ -17,6 +12,9 @@
 #include <gloo/transport/tcp/device.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +23,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "tests/support/test_process.h"
 
 namespace gpt_rank::dist {
 namespace {
@@ -241,8 +241,10 @@ TEST(TcpStoreConnect, DeadlineWithNothingListeningNamesAddressAndTime) {
 }
 
 TEST(TcpStoreConnect, RejectsBadAddresses) {
-  EXPECT_EQ(TcpStore::Connect(kHost, 0, milliseconds(10)).status().code(), coord::StatusCode::kInvalidArgument);
-  EXPECT_EQ(TcpStore::Connect("", 29500, milliseconds(10)).status().code(), coord::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TcpStore::Connect(kHost, 0, milliseconds(10)).status().code(),
+            coord::StatusCode::kInvalidArgument);
+  EXPECT_EQ(TcpStore::Connect("", 29500, milliseconds(10)).status().code(),
+            coord::StatusCode::kInvalidArgument);
   auto unresolvable = TcpStore::Connect("no-such-host.invalid", 29500, milliseconds(50));
   EXPECT_EQ(unresolvable.status().code(), coord::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(unresolvable.status().message(), HasSubstr("cannot resolve no-such-host.invalid"));
@@ -254,7 +256,8 @@ TEST(TcpStoreServerStart, PortInUseNamesTheAddress) {
   auto second = TcpStoreServer::Start(kHost, (*first)->port());
   ASSERT_FALSE(second.ok());
   EXPECT_THAT(second.status().message(),
-              HasSubstr("cannot listen on 127.0.0.1:" + std::to_string((*first)->port()) + ": Address already in use"));
+              HasSubstr("cannot listen on 127.0.0.1:" + std::to_string((*first)->port()) +
+                        ": Address already in use"));
   auto bad = TcpStoreServer::Start(kHost, 70000);
   EXPECT_EQ(bad.status().code(), coord::StatusCode::kInvalidArgument);
 }
@@ -295,8 +298,8 @@ TEST_F(TcpStoreTest, OversizedOrMalformedFramesCloseOnlyThatConnection) {
   auto good = Client();
   ASSERT_TRUE(good);
   const std::vector<std::string> abuses = {
-      std::string("\xff\xff\xff\xff", 4),           // 4 GiB frame
-      std::string("\x00\x00\x00\x01\x09", 5),       // unknown op
+      std::string("\xff\xff\xff\xff", 4),              // 4 GiB frame
+      std::string("\x00\x00\x00\x01\x09", 5),          // unknown op
       std::string("\x00\x00\x00\x03\x02\x00\x00", 7),  // GET with a truncated key length
   };
   for (const std::string& abuse : abuses) {
@@ -306,7 +309,8 @@ TEST_F(TcpStoreTest, OversizedOrMalformedFramesCloseOnlyThatConnection) {
     addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::send(fd, abuse.data(), abuse.size(), MSG_NOSIGNAL), static_cast<ssize_t>(abuse.size()));
+    ASSERT_EQ(::send(fd, abuse.data(), abuse.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(abuse.size()));
     timeval tv{2, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     char byte;
