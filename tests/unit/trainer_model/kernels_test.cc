@@ -136,8 +136,9 @@ std::vector<double> AttentionRef(const std::vector<double>& qkv, int B, int T, i
         for (double& v : s) sum += (v = std::exp(v - mx));
         for (int t2 = 0; t2 <= t; ++t2) {
           double a = s[t2] / sum;
-          size_t idx = ((static_cast<size_t>(b) * NH + h) * T + t) * T + t2;
-          if (p > 0) a = dropout_keep(rng, idx, p) ? a / (1.0 - p) : 0.0;
+          // Sample b's own stream, element (h, t, t2) of it.
+          size_t idx = (static_cast<size_t>(h) * T + t) * T + t2;
+          if (p > 0) a = dropout_keep(trainer::SampleStream(rng, b), idx, p) ? a / (1.0 - p) : 0.0;
           for (int i = 0; i < HS; ++i)
             out[(b * T + t) * C + h * HS + i] += a * qkv[(b * T + t2) * 3 * C + 2 * C + h * HS + i];
         }
@@ -267,6 +268,33 @@ TEST(DropoutTest, RateScaleMaskReuseAndStreams) {
   EXPECT_EQ(y2, y);
   dropout_forward(y2.data(), x.data(), N, p, RngStream{1234, 100});
   EXPECT_NE(y2, y);
+}
+
+// Rows of a (rows, row_elems) tensor each draw from their own sample's stream, so a
+// sample gets the same mask wherever it sits in a batch (data parallel needs that).
+TEST(DropoutTest, RowsUseTheirSampleStreams) {
+  const size_t rows = 3, row = 30;  // a row length that is not a multiple of 4
+  const float p = 0.3f;
+  std::vector<float> x(rows * row);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f + static_cast<float>(i);
+  const RngStream first{77, 5ull << 24};  // sample 5 is row 0
+  std::vector<float> batch(x.size());
+  dropout_forward(batch.data(), x.data(), x.size(), p, first, row);
+  for (size_t r = 0; r < rows; ++r) {
+    // Row r alone, as row 0 of a batch that starts at sample 5 + r.
+    std::vector<float> alone(row);
+    dropout_forward(alone.data(), x.data() + r * row, row, p,
+                    RngStream{77, (5ull + r) << 24}, row);
+    EXPECT_EQ(alone, std::vector<float>(batch.begin() + r * row, batch.begin() + (r + 1) * row))
+        << "row " << r;
+    for (size_t k = 0; k < row; ++k) {
+      const bool keep = dropout_keep(trainer::SampleStream(first, static_cast<int64_t>(r)), k, p);
+      EXPECT_EQ(batch[r * row + k], keep ? x[r * row + k] * (1.0f / (1.0f - p)) : 0.0f);
+    }
+  }
+  std::vector<float> back(x.size());
+  dropout_backward(back.data(), x.data(), x.size(), p, first, row);
+  EXPECT_EQ(back, batch);
 }
 
 // --- adamw ---------------------------------------------------------------------
