@@ -98,6 +98,12 @@ coord::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     gloo::rendezvous::PrefixStore prefixed(options.key_prefix, store);
     context->connectFullMesh(prefixed, device);
     comm->context_ = std::move(context);
+    // connectFullMesh returns once this rank's pairs are up, not everyone's: without
+    // a barrier a rank that exits right away can cut a peer's handshake short.
+    gloo::BarrierOptions barrier(comm->context_);
+    barrier.setTag(comm->NextTag());
+    barrier.setTimeout(options.timeout);
+    gloo::barrier(barrier);
   } catch (const std::exception& e) {
     return coord::Unavailable("gloo: rank " + std::to_string(rank) + " of " + std::to_string(size) +
                               " could not connect to its peers from " + comm->local_address_ +

@@ -1,12 +1,15 @@
-// The gloo communicator with 1-4 ranks as threads of this process (gloo's real TCP
-// transport on 127.0.0.1, rendezvous through gloo's in-memory HashStore): every
+// The gloo communicator with 1-4 ranks as forked processes (gloo's real TCP
+// transport on 127.0.0.1, rendezvous through the TCP store rank 0 hosts): every
 // collective against a serial computation of the same result, uneven and empty
 // blocks, float and double, and the two ways a peer fails (stops: timeout; exits:
 // connection error), which must end the call promptly instead of hanging.
+#include "tests/support/test_process.h"
 #include "trainer/dist/gloo_communicator.h"
+#include "trainer/dist/tcp_store.h"
 
-#include <gloo/rendezvous/hash_store.h>
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cmath>
@@ -18,22 +21,60 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Runs body(rank, comm) on `size` threads, each with its own communicator.
+// Runs body(rank, comm) in `size` forked processes, one rank each, as in a real
+// job (several gloo devices in one process are not what gpt-rank runs, and gloo's
+// connect is not reliable that way). Rank 0 hosts the TCP store on a free port.
+// gtest failures inside a child are printed by the child and make it exit 1;
+// the parent asserts that every rank exited 0. The parent has no threads, so
+// forking is safe.
+int FailedParts() {
+  const ::testing::TestResult* result =
+      ::testing::UnitTest::GetInstance()->current_test_info()->result();
+  int failed = 0;
+  for (int i = 0; i < result->total_part_count(); ++i) failed += result->GetTestPartResult(i).failed();
+  return failed;
+}
+
 void RunRanks(int size, milliseconds timeout,
               const std::function<void(int, GlooCommunicator&)>& body) {
-  gloo::rendezvous::HashStore store;
-  std::vector<std::thread> threads;
+  const int port = coord::testing::UnusedTcpPort();
+  std::vector<pid_t> pids;
   for (int r = 0; r < size; ++r) {
-    threads.emplace_back([&, r] {
-      GlooOptions o;
-      o.hostname = "127.0.0.1";
-      o.timeout = timeout;
-      auto comm = GlooCommunicator::Create(store, r, size, o);
-      ASSERT_TRUE(comm.ok()) << comm.status().ToString();
-      body(r, **comm);
-    });
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      // Failures recorded before the fork belong to the parent.
+      const int parts_before = FailedParts();
+      std::unique_ptr<TcpStoreServer> server;
+      if (r == 0) {
+        auto started = TcpStoreServer::Start("127.0.0.1", port);
+        if (!started.ok()) {
+          std::fprintf(stderr, "rank 0: %s\n", started.status().ToString().c_str());
+          _exit(3);
+        }
+        server = std::move(*started);
+      }
+      auto store = TcpStore::Connect("127.0.0.1", port, milliseconds(10000));
+      EXPECT_TRUE(store.ok()) << store.status().ToString();
+      if (store.ok()) {
+        GlooOptions o;
+        o.hostname = "127.0.0.1";
+        o.timeout = timeout;
+        auto comm = GlooCommunicator::Create(**store, r, size, o);
+        EXPECT_TRUE(comm.ok()) << "rank " << r << ": " << comm.status().ToString();
+        if (comm.ok()) body(r, **comm);
+      }
+      std::fflush(stdout);
+      _exit(FailedParts() > parts_before ? 1 : 0);
+    }
+    pids.push_back(pid);
   }
-  for (auto& t : threads) t.join();
+  for (int r = 0; r < size; ++r) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pids[static_cast<size_t>(r)], &status, 0), pids[static_cast<size_t>(r)]);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "rank " << r << " of " << size << " failed (status " << status << ", output above)";
+  }
 }
 
 // Rank r's input element i: distinct per rank and element, exact in float.
@@ -151,28 +192,15 @@ TEST(GlooCommunicator, PeerThatStopsParticipatingTimesOut) {
 
 TEST(GlooCommunicator, PeerThatGoesAwayFailsTheCallBeforeTheTimeout) {
   const auto timeout = milliseconds(20000);
-  gloo::rendezvous::HashStore store;
-  std::unique_ptr<GlooCommunicator> comms[2];
-  std::thread t1([&] {
-    GlooOptions o;
-    o.hostname = "127.0.0.1";
-    o.timeout = timeout;
-    auto c = GlooCommunicator::Create(store, 1, 2, o);
-    ASSERT_TRUE(c.ok());
-    comms[1] = std::move(*c);
+  RunRanks(2, timeout, [&](int r, GlooCommunicator& comm) {
+    ASSERT_TRUE(comm.Barrier().ok());
+    if (r == 1) return;  // the process exits: its sockets close
+    std::vector<float> data(1 << 16, 1.0f);
+    const auto t0 = std::chrono::steady_clock::now();
+    coord::Status s = comm.AllReduceSum(data.data(), data.size());
+    EXPECT_EQ(s.code(), coord::StatusCode::kUnavailable) << s.ToString();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5000)) << s.ToString();
   });
-  GlooOptions o;
-  o.hostname = "127.0.0.1";
-  o.timeout = timeout;
-  auto c0 = GlooCommunicator::Create(store, 0, 2, o);
-  t1.join();
-  ASSERT_TRUE(c0.ok());
-  comms[1].reset();  // rank 1 exits: its sockets close
-  std::vector<float> data(1 << 16, 1.0f);
-  const auto t0 = std::chrono::steady_clock::now();
-  coord::Status s = (*c0)->AllReduceSum(data.data(), data.size());
-  EXPECT_FALSE(s.ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, milliseconds(5000)) << s.ToString();
 }
 
 TEST(GlooCommunicator, EvenCountsSplitsLikeZero) {
