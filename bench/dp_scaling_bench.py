@@ -45,6 +45,7 @@ def run_job(gpt_rank, tmp, tag, world, threads, zero, iters, timeout):
         "training.micro_batch_size=8", "training.save=", "training.eval_iters=0",
         "training.log_interval=1", "training.metrics_file=" + metrics,
         "training.threads=%d" % threads, "zero_optimization.stage=%d" % zero,
+        "training.lr_warmup_iters=1",
     ]
     argv = [gpt_rank, "train", "--config", os.path.join(ROOT, "configs/tiny.json")]
     for s in sets:
