@@ -135,6 +135,7 @@ coord::Status GlooCommunicator::AllReduceSum(void* data, size_t count, DataType 
   try {
     gloo::AllreduceOptions opts(context_);
     opts.setAlgorithm(gloo::AllreduceOptions::Algorithm::RING);
+    opts.setMaxSegmentSize(4u << 20);
     if (type == DataType::kFloat32) {
       opts.setOutput(static_cast<float*>(data), count);
     } else {
