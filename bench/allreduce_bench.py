@@ -48,13 +48,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import log, loadavg, wait_idle, free_port, tail  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -70,37 +72,6 @@ OUR_COMMS = ("gloo_allreduce_", "mpi_allreduce_b", "mpirun", "orted", "prterun")
 
 class BenchError(Exception):
     pass
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
-def wait_idle(limit, threshold):
-    if limit <= 0:
-        return loadavg()
-    deadline = time.monotonic() + limit
-    while True:
-        la = loadavg()
-        if la[0] < threshold or time.monotonic() > deadline:
-            if la[0] >= threshold:
-                log(f"load still {la[0]:.2f} after {limit} s; measuring anyway")
-            return la
-        log(f"load {la[0]:.2f} >= {threshold}: waiting")
-        time.sleep(10)
-
-
-def free_port(host="127.0.0.1"):
-    s = socket.socket()
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def default_iters(mb):
@@ -232,14 +203,6 @@ def _gone(pid):
         return st[st.rfind(")") + 2] in "ZX"
     except OSError:
         return True
-
-
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 class OtherLoad(threading.Thread):

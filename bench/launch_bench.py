@@ -39,12 +39,14 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import tail, free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COORD_BINS = ("coordctl", "coordd", "coord-agent", "coord-supervisor")
@@ -73,22 +75,6 @@ def pct(values, p):
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def tail(path, n=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return "(no log)"
-
-
-def free_port(host="127.0.0.1"):
-    s = socket.socket()
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def proc_alive(pid):

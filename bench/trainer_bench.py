@@ -51,6 +51,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import log, loadavg, wait_idle  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -62,15 +65,6 @@ CONFIGS = {
 DEFAULT_ITERS = {"tiny": 6, "gpt-125m": 3}
 
 _children = []  # Popen objects still running (killed by PID on exit)
-
-
-def log(msg):
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
 
 
 def padded_vocab(v, mult):
@@ -291,20 +285,6 @@ def parse_iters(text, names):
         if out.get(n, 0) < 1:
             sys.exit(f"--iters: need at least 1 measured iteration for {n}")
     return out
-
-
-def wait_idle(limit, threshold):
-    if limit <= 0:
-        return loadavg()
-    deadline = time.monotonic() + limit
-    while True:
-        la = loadavg()
-        if la[0] < threshold or time.monotonic() > deadline:
-            if la[0] >= threshold:
-                log(f"load still {la[0]:.2f} after {limit} s; measuring anyway")
-            return la
-        log(f"load {la[0]:.2f} >= {threshold}: waiting")
-        time.sleep(10)
 
 
 def gib(kib):
