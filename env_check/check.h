@@ -1,40 +1,68 @@
-// env_check: what a node must have before a job starts on it. A check is a row
-// in a table (registry.cc): an id, a function that inspects this node, and the
-// severity of a miss. Results say what was found, what was expected and how to
-// fix it. The agent runs the table before launch; `env-check` runs it by hand.
+// env_check: what a node must have before a job starts on it. A check is a row in a
+// table (registry.cc): an id, a one-line description, and a function that inspects
+// the node through System (system.h) and says what it found, what was expected, how
+// bad a miss is and how to fix it. env-check runs the table on one node; the agent
+// runs it for `coordctl check` and before `coordctl start`.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "env_check/system.h"
+
 namespace coord::env_check {
 
+// FAIL blocks a launch, WARN is shown, INFO is recorded.
 enum class Severity { kInfo, kWarn, kFail };
 
 struct CheckResult {
   std::string id;
   bool passed = true;
-  Severity severity = Severity::kInfo;  // what a miss means (FAIL blocks a launch)
-  std::string found;
-  std::string expected;
-  std::string hint;  // how to fix it, for a person
+  Severity severity = Severity::kInfo;  // what a miss means
+  std::string found;                    // what the node has ("driver 550.54.15, 8 GPUs")
+  std::string expected;                 // what the job needs
+  std::string hint;                     // how to fix it, for a person
+  // Machine-readable facts for cluster-wide comparison ("driver_version" ->
+  // "550.54.15"); the coordinator compares them across nodes.
+  std::vector<std::pair<std::string, std::string>> facts;
 };
 
+// What the job asks of a node (from the job spec; defaults when there is none).
 struct CheckContext {
-  std::string shared_path;         // the CFS mount the job uses ("" = not checked)
-  std::string checkpoint_dir;      // where checkpoints go ("" = not checked)
-  long min_shm_bytes = 1L << 30;   // NCCL needs a large /dev/shm
-  long min_free_disk_bytes = 10L << 30;
+  int nproc_per_node = 0;                  // 0: no GPU count requirement
+  bool gpus_required = false;              // the job runs on GPUs (a node without is FAIL)
+  std::string shared_path;                 // the CFS mount the job uses ("" = not checked)
+  std::vector<std::string> shared_fs_types = {"nfs", "nfs4"};
+  std::string checkpoint_dir;              // where checkpoints go ("" = not checked)
+  uint64_t min_shm_bytes = 1ull << 30;     // NCCL needs a large /dev/shm
+  uint64_t min_free_disk_bytes = 10ull << 30;
+  int master_port = 0;                     // checked free on the master node (0 = not)
+  bool is_master_node = false;
+  std::vector<std::string> peer_hosts;     // every peer's name must resolve
+  int cuda_runtime_version = 0;            // the job's CUDA runtime (e.g. 12040); 0 = any
+  std::chrono::milliseconds probe_deadline{std::chrono::seconds(5)};
+  std::chrono::milliseconds command_deadline{std::chrono::seconds(10)};
 };
 
 struct Check {
   const char* id;
   const char* what;  // one line for --list
-  CheckResult (*run)(const CheckContext& ctx);
+  CheckResult (*run)(const CheckContext& ctx, const System& sys);
 };
 
 const std::vector<Check>& AllChecks();
-std::vector<CheckResult> RunAll(const CheckContext& ctx);
+// Runs every check, in parallel (each is independent), results in table order.
+std::vector<CheckResult> RunAll(const CheckContext& ctx, const System& sys);
 const char* SeverityName(Severity s);
+
+// Node-level checks, one group per file (checks/*.cc); registry.cc concatenates them.
+const std::vector<Check>& SystemChecks();  // checks/system.cc: shm, disk, limits, cgroup2
+const std::vector<Check>& MountChecks();   // checks/mounts.cc: the shared (CFS) mount
+const std::vector<Check>& NetworkChecks(); // checks/network.cc: master port, peer names
+const std::vector<Check>& SoftwareChecks();// checks/software.cc: Open MPI, DCGM env vars
+const std::vector<Check>& GpuChecks();     // checks/gpu.cc: NVML / nvidia-smi / mthreads-gmi
+const std::vector<Check>& CudaChecks();    // checks/cuda.cc: CUDA driver/runtime, NCCL
 
 }  // namespace coord::env_check

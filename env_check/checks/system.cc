@@ -1,21 +1,21 @@
-// Node checks that need no GPU: /dev/shm size, free disk, memlock and nofile
-// limits, a writable cgroup v2 for job cgroups. GPU, CUDA, NCCL, MPI and CFS
-// checks join this table with the env_check issue.
+// Node checks that need no GPU: /dev/shm size, free disk where checkpoints go,
+// memlock and nofile limits, cgroup v2 (the agent puts each job in a cgroup).
 #include <sys/resource.h>
-#include <sys/statvfs.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
+#include <cstdint>
+#include <cstdio>
+#include <sstream>
 #include <string>
 
 #include "env_check/check.h"
+#include "env_check/checks/result.h"
 
 namespace coord::env_check {
 namespace {
 
-std::string Bytes(double b) {
+std::string Bytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double b = static_cast<double>(bytes);
   int u = 0;
   while (b >= 1024 && u < 4) {
     b /= 1024;
@@ -26,98 +26,102 @@ std::string Bytes(double b) {
   return buf;
 }
 
-CheckResult SpaceCheck(const char* id, const std::string& path, long min_bytes, Severity sev,
-                       const std::string& hint) {
-  CheckResult r{id, true, sev, "", ">= " + Bytes(static_cast<double>(min_bytes)) + " free on " + path, hint};
-  struct statvfs st;
-  if (statvfs(path.c_str(), &st) != 0) {
+std::string LimitText(uint64_t v) { return v == UINT64_MAX ? "unlimited" : std::to_string(v); }
+
+CheckResult ShmSize(const CheckContext& ctx, const System& sys) {
+  CheckResult r =
+      Result("shm_size", true, Severity::kWarn, "", ">= " + Bytes(ctx.min_shm_bytes),
+             "NCCL passes data between local ranks through /dev/shm; remount it larger "
+             "(mount -o remount,size=64G /dev/shm) or raise the container's --shm-size");
+  StatusOr<uint64_t> total = sys.TotalBytes("/dev/shm");
+  if (!total.ok()) {
     r.passed = false;
-    r.found = path + ": " + strerror(errno);
+    r.found = total.status().message();
     return r;
   }
-  double avail = static_cast<double>(st.f_bavail) * static_cast<double>(st.f_frsize);
-  r.found = Bytes(avail) + " free";
-  r.passed = avail >= static_cast<double>(min_bytes);
+  r.found = Bytes(*total);
+  r.passed = *total >= ctx.min_shm_bytes;
+  r.facts.push_back({"shm_bytes", std::to_string(*total)});
   return r;
 }
 
-CheckResult ShmSize(const CheckContext& ctx) {
-  return SpaceCheck("shm_size", "/dev/shm", ctx.min_shm_bytes, Severity::kWarn,
-                    "NCCL uses /dev/shm between local ranks; remount it larger "
-                    "(mount -o remount,size=64G /dev/shm) or raise the container's --shm-size");
-}
-
-CheckResult CheckpointDisk(const CheckContext& ctx) {
-  if (ctx.checkpoint_dir.empty()) return {"checkpoint_disk", true, Severity::kInfo, "not configured", "", ""};
-  return SpaceCheck("checkpoint_disk", ctx.checkpoint_dir, ctx.min_free_disk_bytes, Severity::kFail,
-                    "free space where checkpoints go, or point training.save elsewhere");
-}
-
-CheckResult LimitCheck(const char* id, int resource, rlim_t min, const std::string& hint) {
-  struct rlimit rl;
-  getrlimit(resource, &rl);
-  CheckResult r{id, true, Severity::kWarn, "", "", hint};
-  auto fmt = [](rlim_t v) { return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v); };
-  r.found = fmt(rl.rlim_cur);
-  r.expected = min == RLIM_INFINITY ? "unlimited" : ">= " + fmt(min);
-  r.passed = rl.rlim_cur == RLIM_INFINITY || (min != RLIM_INFINITY && rl.rlim_cur >= min);
+CheckResult CheckpointDisk(const CheckContext& ctx, const System& sys) {
+  if (ctx.checkpoint_dir.empty())
+    return Result("checkpoint_disk", true, Severity::kInfo, "not configured");
+  CheckResult r = Result("checkpoint_disk", true, Severity::kFail, "",
+                         ">= " + Bytes(ctx.min_free_disk_bytes) + " free on " + ctx.checkpoint_dir,
+                         "free space where checkpoints go, or point training.save elsewhere");
+  StatusOr<uint64_t> free = sys.FreeBytes(ctx.checkpoint_dir);
+  if (!free.ok()) {
+    r.passed = false;
+    r.found = free.status().message();
+    r.hint = "create " + ctx.checkpoint_dir + " (or its parent mount) on this node";
+    return r;
+  }
+  r.found = Bytes(*free) + " free on " + ctx.checkpoint_dir;
+  r.passed = *free >= ctx.min_free_disk_bytes;
   return r;
 }
 
-CheckResult Memlock(const CheckContext&) {
-  return LimitCheck("memlock_limit", RLIMIT_MEMLOCK, RLIM_INFINITY,
-                    "pinned memory for NCCL/RDMA: LimitMEMLOCK=infinity in the agent's unit, "
-                    "or '* - memlock unlimited' in /etc/security/limits.conf");
+CheckResult MemlockLimit(const CheckContext&, const System& sys) {
+  ResourceLimit l = sys.Limit(RLIMIT_MEMLOCK);
+  CheckResult r = Result("memlock_limit", l.soft == UINT64_MAX, Severity::kWarn,
+                         "soft " + LimitText(l.soft) + ", hard " + LimitText(l.hard), "unlimited",
+                         "RDMA (InfiniBand/RoCE) pins memory; set 'memlock unlimited' in "
+                         "/etc/security/limits.conf or LimitMEMLOCK=infinity for the agent's unit");
+  r.facts.push_back({"memlock_soft", LimitText(l.soft)});
+  return r;
 }
 
-CheckResult Nofile(const CheckContext&) {
-  return LimitCheck("nofile_limit", RLIMIT_NOFILE, 65536,
-                    "data loaders and NCCL open many files: LimitNOFILE=1048576 in the agent's unit");
+CheckResult NofileLimit(const CheckContext&, const System& sys) {
+  constexpr uint64_t kMin = 65536;
+  ResourceLimit l = sys.Limit(RLIMIT_NOFILE);
+  return Result("nofile_limit", l.soft >= kMin, Severity::kWarn,
+                "soft " + LimitText(l.soft) + ", hard " + LimitText(l.hard),
+                ">= " + std::to_string(kMin),
+                "data loaders and NCCL open many files and sockets; raise nofile in "
+                "/etc/security/limits.conf or LimitNOFILE= for the agent's unit");
 }
 
-CheckResult Cgroup2(const CheckContext&) {
-  CheckResult r{"cgroup2", false, Severity::kInfo, "no cgroup2 mount", "cgroup2 mounted",
-                "without cgroup2 the agent kills by process group and job tag, which a "
-                "process can escape only by clearing its environment"};
-  std::ifstream in("/proc/self/mountinfo");
+CheckResult Cgroup2(const CheckContext&, const System& sys) {
+  CheckResult r =
+      Result("cgroup2", false, Severity::kInfo, "", "cgroup2 mounted",
+             "the agent confines jobs with cgroup v2; boot with "
+             "systemd.unified_cgroup_hierarchy=1 or mount -t cgroup2 none /sys/fs/cgroup");
+  StatusOr<std::string> mi = sys.ReadFile("/proc/self/mountinfo");
+  if (!mi.ok()) {
+    r.found = mi.status().message();
+    return r;
+  }
+  std::istringstream in(*mi);
   std::string line;
   while (std::getline(in, line)) {
+    // " - cgroup2 " separates the optional fields from the filesystem type.
     size_t dash = line.find(" - ");
     if (dash != std::string::npos && line.compare(dash + 3, 8, "cgroup2 ") == 0) {
+      std::istringstream f(line);
+      std::string id, parent, dev, root, mount_point;
+      f >> id >> parent >> dev >> root >> mount_point;
       r.passed = true;
-      r.found = "cgroup2 mounted";
-      break;
+      r.found = "cgroup2 on " + mount_point;
+      return r;
     }
   }
+  r.found = "no cgroup2 mount";
   return r;
 }
 
 }  // namespace
 
-// The table: adding a check is one function and one row.
-const std::vector<Check>& AllChecks() {
-  static const std::vector<Check> kChecks = {
-      {"shm_size", "/dev/shm is large enough for NCCL", ShmSize},
+const std::vector<Check>& SystemChecks() {
+  static const std::vector<Check> k = {
+      {"shm_size", "/dev/shm is large enough for NCCL's shared-memory transport", ShmSize},
       {"checkpoint_disk", "free space where checkpoints are written", CheckpointDisk},
-      {"memlock_limit", "memlock limit is unlimited (pinned memory)", Memlock},
-      {"nofile_limit", "open-files limit is high enough", Nofile},
-      {"cgroup2", "cgroup v2 is available for per-job cgroups", Cgroup2},
+      {"memlock_limit", "locked-memory limit is unlimited (RDMA)", MemlockLimit},
+      {"nofile_limit", "open-files limit >= 65536", NofileLimit},
+      {"cgroup2", "cgroup v2 is mounted (job confinement)", Cgroup2},
   };
-  return kChecks;
-}
-
-std::vector<CheckResult> RunAll(const CheckContext& ctx) {
-  std::vector<CheckResult> out;
-  for (const Check& c : AllChecks()) out.push_back(c.run(ctx));
-  return out;
-}
-
-const char* SeverityName(Severity s) {
-  switch (s) {
-    case Severity::kFail: return "FAIL";
-    case Severity::kWarn: return "WARN";
-    default: return "INFO";
-  }
+  return k;
 }
 
 }  // namespace coord::env_check

@@ -3,7 +3,10 @@
 // WORLD_SIZE > 1. SIGTERM/SIGINT stop the loop before the
 // next micro-batch without saving (checkpoints are periodic): exit 143.
 #include <chrono>
+#include <algorithm>
 #include <csignal>
+#include <cstdlib>
+#include <thread>
 #include <iostream>
 
 #include "common/logging.h"
@@ -69,6 +72,17 @@ int RunTrain(const std::vector<std::string>& args) {
     return train::ReportSetupError(s);
   }
   InstallStopHandlers();
+  // Like torchrun, do not let every local rank spawn a thread per core: with neither
+  // training.threads nor OMP_NUM_THREADS given, the node's cores are shared out.
+  const char* omp_env = std::getenv("OMP_NUM_THREADS");
+  if (parsed->config.training.threads == 0 && (omp_env == nullptr || *omp_env == '\0') &&
+      env->local_world_size > 1) {
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    parsed->config.training.threads = std::max(1, cores / env->local_world_size);
+    LOG_INFO << "OMP_NUM_THREADS and training.threads unset: " << env->local_world_size
+             << " local ranks share " << cores << " cores, " << parsed->config.training.threads
+             << " thread(s) each";
+  }
   const train::ParallelConfig& par = parsed->config.parallel;
   dist::ProcessGroupOptions pgo;
   pgo.rendezvous_timeout =

@@ -1,0 +1,367 @@
+// RealSystem: System for this machine, in plain POSIX. Commands and the directory
+// probe run in child processes so that neither a stuck program nor a hung NFS
+// mount can stall the check run past its deadline.
+#include "env_check/system.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+namespace coord::env_check {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kMaxCapture = 1 << 20;
+
+int MsLeft(Clock::time_point end) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(left);
+}
+
+// Children we killed but could not reap. A process in uninterruptible NFS I/O (or
+// a driver call of a wedged nvidia-smi) ignores SIGKILL until the kernel call
+// returns; waiting for it would hang the very check the deadline protects. They
+// are reaped without blocking on later calls, so a long-lived agent does not
+// collect zombies.
+std::mutex g_abandoned_mu;
+std::vector<pid_t> g_abandoned;
+
+void ReapAbandoned() {
+  std::lock_guard<std::mutex> lock(g_abandoned_mu);
+  std::vector<pid_t> still;
+  for (pid_t p : g_abandoned) {
+    if (waitpid(p, nullptr, WNOHANG) == 0) still.push_back(p);
+  }
+  g_abandoned.swap(still);
+}
+
+// Kills (the group of, when group) pid and reaps it if it dies within a moment;
+// otherwise leaves it to ReapAbandoned.
+void KillAndReap(pid_t pid, bool group, int* status) {
+  kill(group ? -pid : pid, SIGKILL);
+  for (int i = 0; i < 100; ++i) {
+    if (waitpid(pid, status, WNOHANG) == pid) return;
+    usleep(1000);
+  }
+  std::lock_guard<std::mutex> lock(g_abandoned_mu);
+  g_abandoned.push_back(pid);
+}
+
+std::string FormatSeconds(std::chrono::milliseconds d) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+class RealSystem : public System {
+ public:
+  explicit RealSystem(std::string root) : root_(std::move(root)) {
+    while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+    if (root_ == "/") root_.clear();
+  }
+
+  StatusOr<std::string> ReadFile(const std::string& path) const override {
+    std::ifstream in(Under(path), std::ios::binary);
+    if (!in) return ErrnoStatus("open " + path, errno ? errno : ENOENT);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+  bool Exists(const std::string& path) const override {
+    struct stat st;
+    return stat(Under(path).c_str(), &st) == 0;
+  }
+
+  StatusOr<std::vector<std::string>> ListDir(const std::string& path) const override {
+    DIR* d = opendir(Under(path).c_str());
+    if (!d) return ErrnoStatus("opendir " + path, errno);
+    std::vector<std::string> names;
+    while (dirent* e = readdir(d)) {
+      if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
+    }
+    closedir(d);
+    return names;
+  }
+
+  CommandResult Run(const std::vector<std::string>& argv,
+                    std::chrono::milliseconds deadline) const override;
+
+  void* Symbol(const std::string& library, const std::string& symbol) const override {
+    std::lock_guard<std::mutex> lock(dl_mu_);
+    auto it = handles_.find(library);
+    if (it == handles_.end()) {
+      // Kept open for the process's life: symbols handed out must stay valid.
+      it = handles_.emplace(library, dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL)).first;
+    }
+    return it->second ? dlsym(it->second, symbol.c_str()) : nullptr;
+  }
+
+  std::string Getenv(const std::string& name) const override {
+    const char* v = getenv(name.c_str());
+    return v ? v : "";
+  }
+
+  std::string Hostname() const override {
+    char buf[256] = {};
+    gethostname(buf, sizeof(buf) - 1);
+    return buf;
+  }
+
+  StatusOr<uint64_t> FreeBytes(const std::string& path) const override {
+    struct statvfs st;
+    if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs " + path, errno);
+    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  }
+
+  StatusOr<uint64_t> TotalBytes(const std::string& path) const override {
+    struct statvfs st;
+    if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs " + path, errno);
+    return static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
+  }
+
+  ResourceLimit Limit(int resource) const override {
+    struct rlimit rl;
+    if (getrlimit(resource, &rl) != 0) return {};
+    auto conv = [](rlim_t v) { return v == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(v); };
+    return {conv(rl.rlim_cur), conv(rl.rlim_max)};
+  }
+
+  Status ProbeDirectory(const std::string& path, bool write,
+                        std::chrono::milliseconds deadline) const override;
+
+  bool PortFree(int port) const override {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    int one = 1;
+    // SO_REUSEADDR: a port in TIME_WAIT is free for the job's listener too.
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    return ok;
+  }
+
+  StatusOr<std::string> Resolve(const std::string& host) const override {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) return NotFound(host + ": " + gai_strerror(rc));
+    char buf[INET6_ADDRSTRLEN] = {};
+    const void* a =
+        res->ai_family == AF_INET6
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+    inet_ntop(res->ai_family, a, buf, sizeof(buf));
+    freeaddrinfo(res);
+    return std::string(buf);
+  }
+
+ private:
+  std::string Under(const std::string& path) const { return root_ + path; }
+
+  std::string root_;
+  mutable std::mutex dl_mu_;
+  mutable std::map<std::string, void*> handles_;
+};
+
+CommandResult RealSystem::Run(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds deadline) const {
+  ReapAbandoned();
+  CommandResult r;
+  if (argv.empty()) {
+    r.not_found = true;
+    return r;
+  }
+  int out[2], err[2], exec_err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return r;
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]), close(out[1]);
+    return r;
+  }
+  if (pipe2(exec_err, O_CLOEXEC) != 0) {
+    close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+    return r;
+  }
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);  // its own group, so the deadline kill reaches grandchildren
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) dup2(devnull, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execvp(args[0], args.data());
+    int e = errno;  // exec failed: tell the parent why through the CLOEXEC pipe
+    (void)!::write(exec_err[1], &e, sizeof(e));
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  close(exec_err[1]);
+  if (pid < 0) {
+    close(out[0]), close(err[0]), close(exec_err[0]);
+    return r;
+  }
+  setpgid(pid, pid);  // also from the parent: no race with an early kill
+
+  // Non-blocking, exec_err included: its EOF may never come for the same reason.
+  for (int fd : {out[0], err[0], exec_err[0]}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // Read until the child exits, not until the pipes close: a concurrent fork in
+  // another check thread, or a daemonized grandchild, can hold the write ends.
+  const auto end = Clock::now() + deadline;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  std::string* bufs[2] = {&r.out, &r.err};
+  auto drain = [&](int i) {
+    char buf[65536];
+    while (fds[i].fd >= 0) {
+      ssize_t got = read(fds[i].fd, buf, sizeof(buf));
+      if (got > 0) {
+        // Keep draining past the cap so the child never blocks on a full pipe.
+        size_t room = kMaxCapture - std::min(kMaxCapture, bufs[i]->size());
+        bufs[i]->append(buf, std::min(room, static_cast<size_t>(got)));
+      } else if (got < 0 && errno == EINTR) {
+        continue;
+      } else {
+        if (got == 0 || errno != EAGAIN) {
+          close(fds[i].fd);
+          fds[i].fd = -1;
+        }
+        return;
+      }
+    }
+  };
+  int status = 0;
+  bool exited = false;
+  while (true) {
+    int left = MsLeft(end);
+    if (left == 0) break;
+    // Short polls so the waitpid below notices an exit promptly.
+    if (poll(fds, 2, std::min(left, 20)) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd >= 0 && fds[i].revents) drain(i);
+    }
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      drain(0);
+      drain(1);
+      break;
+    }
+  }
+  for (pollfd& p : fds) {
+    if (p.fd >= 0) close(p.fd);
+  }
+
+  int e = 0;
+  if (read(exec_err[0], &e, sizeof(e)) == static_cast<ssize_t>(sizeof(e))) {
+    r.not_found = e == ENOENT;
+    if (!r.not_found) r.err = std::string("exec ") + argv[0] + ": " + strerror(e);
+  }
+  close(exec_err[0]);
+
+  if (!exited) {
+    r.timed_out = true;
+    KillAndReap(pid, /*group=*/true, &status);
+    return r;
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// The child's work: every call that can hang on a dead NFS server is here. It
+// runs after fork() in a threaded process; glibc makes malloc (used by opendir
+// and std::string) safe there, and the child touches no other locks.
+// Returns 0 or an errno value, which becomes the exit status.
+int ProbeChild(const std::string& path, bool write, const std::string& host) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return errno;
+  DIR* d = opendir(path.c_str());
+  if (!d) return errno;
+  errno = 0;
+  while (readdir(d)) {
+  }
+  int e = errno;
+  closedir(d);
+  if (e) return e;
+  if (!write) return 0;
+  std::string file = path + "/.coord-probe-" + host + "-" + std::to_string(getpid());
+  int fd = open(file.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return errno;
+  const char kData[] = "coord env_check probe\n";
+  int rc = 0;
+  char back[sizeof(kData)] = {};
+  if (pwrite(fd, kData, sizeof(kData), 0) != static_cast<ssize_t>(sizeof(kData)))
+    rc = errno ? errno : EIO;
+  else if (fsync(fd) != 0)
+    rc = errno;
+  else if (pread(fd, back, sizeof(back), 0) != static_cast<ssize_t>(sizeof(back)) ||
+           memcmp(back, kData, sizeof(kData)) != 0)
+    rc = EIO;
+  close(fd);
+  if (unlink(file.c_str()) != 0 && rc == 0) rc = errno;
+  return rc;
+}
+
+Status RealSystem::ProbeDirectory(const std::string& path, bool write,
+                                  std::chrono::milliseconds deadline) const {
+  ReapAbandoned();
+  const std::string host = Hostname();  // before fork: the child only probes
+  pid_t pid = fork();
+  if (pid == 0) _exit(ProbeChild(path, write, host));
+  if (pid < 0) return ErrnoStatus("fork", errno);
+  // waitpid polling rather than a pipe: another check thread may fork at the same
+  // moment and hold a copy of any pipe we make, so EOF would not mean "exited".
+  const auto end = Clock::now() + deadline;
+  int status = 0;
+  while (true) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return ErrnoStatus("waitpid", errno);
+    if (MsLeft(end) == 0) {
+      KillAndReap(pid, /*group=*/false, &status);
+      return DeadlineExceeded(path + " did not answer within " + FormatSeconds(deadline) +
+                              " (hung NFS mount?)");
+    }
+    usleep(1000);
+  }
+  if (!WIFEXITED(status)) return Internal("probe of " + path + " was killed by a signal");
+  int e = WEXITSTATUS(status);
+  if (e == 0) return Status::Ok();
+  return ErrnoStatus((write ? "write probe of " : "probe of ") + path, e);
+}
+
+}  // namespace
+
+std::unique_ptr<System> MakeRealSystem(const std::string& root) {
+  return std::make_unique<RealSystem>(root);
+}
+
+}  // namespace coord::env_check
