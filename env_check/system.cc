@@ -15,10 +15,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -300,20 +302,23 @@ CommandResult RealSystem::Run(const std::vector<std::string>& argv,
 // runs after fork() in a threaded process; glibc makes malloc (used by opendir
 // and std::string) safe there, and the child touches no other locks.
 // Returns 0 or an errno value, which becomes the exit status.
-int ProbeChild(const std::string& path, bool write, const std::string& host) {
+// Runs in the forked child of a process whose other threads may hold malloc's lock
+// (RunAll runs checks in parallel), so only system calls here: no allocation, no
+// opendir (which mallocs); the probe file's name is built before the fork.
+int ProbeChild(const char* path, bool write, const char* file) {
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return errno;
-  DIR* d = opendir(path.c_str());
-  if (!d) return errno;
-  errno = 0;
-  while (readdir(d)) {
+  if (stat(path, &st) != 0) return errno;
+  const int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return errno;
+  char entries[4096];
+  long n;
+  while ((n = syscall(SYS_getdents64, dfd, entries, sizeof(entries))) > 0) {
   }
-  int e = errno;
-  closedir(d);
+  const int e = n < 0 ? errno : 0;
+  close(dfd);
   if (e) return e;
   if (!write) return 0;
-  std::string file = path + "/.coord-probe-" + host + "-" + std::to_string(getpid());
-  int fd = open(file.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+  int fd = open(file, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0) return errno;
   const char kData[] = "coord env_check probe\n";
   int rc = 0;
@@ -326,16 +331,18 @@ int ProbeChild(const std::string& path, bool write, const std::string& host) {
            memcmp(back, kData, sizeof(kData)) != 0)
     rc = EIO;
   close(fd);
-  if (unlink(file.c_str()) != 0 && rc == 0) rc = errno;
+  if (unlink(file) != 0 && rc == 0) rc = errno;
   return rc;
 }
 
 Status RealSystem::ProbeDirectory(const std::string& path, bool write,
                                   std::chrono::milliseconds deadline) const {
   ReapAbandoned();
-  const std::string host = Hostname();  // before fork: the child only probes
+  static std::atomic<uint64_t> probe_counter{0};
+  const std::string file = path + "/.coord-probe-" + Hostname() + "-" + std::to_string(getpid()) +
+                           "-" + std::to_string(probe_counter++);
   pid_t pid = fork();
-  if (pid == 0) _exit(ProbeChild(path, write, host));
+  if (pid == 0) _exit(ProbeChild(path.c_str(), write, file.c_str()));
   if (pid < 0) return ErrnoStatus("fork", errno);
   // waitpid polling rather than a pipe: another check thread may fork at the same
   // moment and hold a copy of any pipe we make, so EOF would not mean "exited".
