@@ -3,6 +3,8 @@
 // mount can stall the check run past its deadline.
 #include "env_check/system.h"
 
+#include "common/net.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -153,20 +155,7 @@ class RealSystem : public System {
   Status ProbeDirectory(const std::string& path, bool write,
                         std::chrono::milliseconds deadline) const override;
 
-  bool PortFree(int port) const override {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    int one = 1;
-    // SO_REUSEADDR: a port in TIME_WAIT is free for the job's listener too.
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    return ok;
-  }
+  bool PortFree(int port) const override { return TcpPortBindable(port); }
 
   StatusOr<std::string> Resolve(const std::string& host) const override {
     addrinfo hints{};

@@ -23,6 +23,7 @@
 #include "agent/proc_scan.h"
 #include "agent/state_dir.h"
 #include "common/clock.h"
+#include "common/net.h"
 #include "common/fs.h"
 #include "common/rpc_util.h"
 #include "proto/agent.grpc.pb.h"
@@ -715,19 +716,6 @@ TEST_F(AgentTest, ParallelLaunchLatencyEightAgentsByEightRanks) {
 
 // --- ports -----------------------------------------------------------------------
 
-bool CanBind(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  close(fd);
-  return ok;
-}
-
 TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
   ReservePortRequest req;
   req.set_job_id("port");
@@ -735,12 +723,12 @@ TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
   auto ctx = Ctx(5000);
   ASSERT_TRUE(stub_->ReservePort(ctx.get(), req, &rep).ok());
   ASSERT_GT(rep.port(), 0);
-  EXPECT_FALSE(CanBind(rep.port()));
+  EXPECT_FALSE(TcpPortBindable(rep.port()));
   LaunchRequest launch = MakeLaunch("port", 1, {});
   launch.set_master_port(rep.port());
   LaunchReply reply;
   ASSERT_TRUE(Launch(launch, &reply).ok());
-  EXPECT_TRUE(CanBind(rep.port()));
+  EXPECT_TRUE(TcpPortBindable(rep.port()));
 }
 
 TEST_F(AgentTest, SecondAgentOnTheSameStateDirIsRefused) {
