@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/verb_args.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/cli/commands.h"
 #include "trainer/data/bpe_tokenizer.h"
@@ -27,9 +28,9 @@ struct GenerateArgs {
 
 // 0 = run, otherwise the exit code to return (help printed: 0 via *help).
 int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, bool* help) {
-  po::options_description desc("gpt-rank generate: sample text from a checkpoint");
-  desc.add_options()("help", "show this help")(
-      "load", po::value(&out->load), "checkpoint directory (save dir of a run; required)")(
+  po::options_description desc("generate options");
+  desc.add_options()("load", po::value(&out->load),
+                     "checkpoint directory (save dir of a run; required)")(
       "iteration", po::value(&out->iteration), "iteration to load (default: the latest)")(
       "prompt", po::value(&out->prompt)->default_value(""),
       "text to continue (empty: start from <|endoftext|>)")(
@@ -39,19 +40,13 @@ int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, b
       "seed", po::value(&out->sample.seed)->default_value(1234), "sampling seed")(
       "vocab-file", po::value(&out->vocab_file), "vocab.json (default: from the checkpoint)")(
       "merge-file", po::value(&out->merge_file), "merges.txt (default: from the checkpoint)");
+  const coord::VerbUsage verb = {"gpt-rank", "generate", "generate --load DIR [--prompt TEXT]",
+                                 "sample text from a checkpoint"};
   po::variables_map vm;
-  try {
-    std::vector<std::string> rest(args.begin() + (args.empty() ? 0 : 1), args.end());
-    po::store(po::command_line_parser(rest).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "gpt-rank generate: " << e.what() << "\n" << desc;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc;
-    *help = true;
-    return 0;
+  int code = 0;
+  if (!coord::ParseVerbArgs(args, verb, desc, {}, &vm, &code)) {
+    *help = code == 0;
+    return code;
   }
   if (out->load.empty()) {
     std::cerr << "gpt-rank generate: --load is required (a checkpoint directory)\n";

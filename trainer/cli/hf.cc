@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/verb_args.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/safetensors.h"
 #include "trainer/cli/commands.h"
@@ -18,25 +19,16 @@ namespace {
 
 namespace po = boost::program_options;
 
-// Parses args[1:]; returns -1 to go on, else the exit code (0 after --help).
-int ParseOrExit(const char* verb, const std::vector<std::string>& args,
+// Parses the verb's flags (coord::ParseVerbArgs: --help, usage errors) and checks
+// the required ones; returns -1 to go on, else the exit code.
+int ParseOrExit(const coord::VerbUsage& verb, const std::vector<std::string>& args,
                 const po::options_description& desc, const std::vector<const char*>& required) {
   po::variables_map vm;
-  try {
-    std::vector<std::string> rest(args.begin() + (args.empty() ? 0 : 1), args.end());
-    po::store(po::command_line_parser(rest).options(desc).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "gpt-rank " << verb << ": " << e.what() << "\n" << desc;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  int code = 0;
+  if (!coord::ParseVerbArgs(args, verb, desc, {}, &vm, &code)) return code;
   for (const char* r : required) {
     if (!vm.count(r)) {
-      std::cerr << "gpt-rank " << verb << ": --" << r << " is required (see --help)\n";
+      std::cerr << "gpt-rank " << verb.name << ": --" << r << " is required (see --help)\n";
       return 2;
     }
   }
@@ -78,13 +70,14 @@ coord::Status CheckSameArchitecture(const trainer::GptConfig& hf, const trainer:
 int RunExportHf(const std::vector<std::string>& args) {
   std::string load, out, vocab, merges;
   int64_t iteration = -1;
-  po::options_description desc("gpt-rank export-hf: write a checkpoint as HF GPT-2");
-  desc.add_options()("help", "show this help")("load", po::value(&load),
-                                               "checkpoint directory (required)")(
+  po::options_description desc("export-hf options");
+  desc.add_options()("load", po::value(&load), "checkpoint directory (required)")(
       "iteration", po::value(&iteration), "iteration to export (default: the latest)")(
       "out", po::value(&out), "output directory for model.safetensors + config.json (required)")(
       "vocab-file", po::value(&vocab), "vocab.json, for the vocab size (default: from config)");
-  if (int rc = ParseOrExit("export-hf", args, desc, {"load", "out"}); rc >= 0) return rc;
+  const coord::VerbUsage verb = {"gpt-rank", "export-hf", "export-hf --load DIR --out DIR",
+                                 "write a checkpoint as Hugging Face GPT-2"};
+  if (int rc = ParseOrExit(verb, args, desc, {"load", "out"}); rc >= 0) return rc;
 
   auto ckpt = trainer::LoadCheckpointForInference(load, iteration);
   if (!ckpt.ok()) {
@@ -103,13 +96,15 @@ int RunExportHf(const std::vector<std::string>& args) {
 
 int RunImportHf(const std::vector<std::string>& args) {
   std::string hf_dir, config_path, save;
-  po::options_description desc(
-      "gpt-rank import-hf: HF GPT-2 weights -> an iteration-0 checkpoint to train from");
-  desc.add_options()("help", "show this help")(
-      "hf", po::value(&hf_dir), "directory with model.safetensors + config.json (required)")(
+  po::options_description desc("import-hf options");
+  desc.add_options()("hf", po::value(&hf_dir),
+                     "directory with model.safetensors + config.json (required)")(
       "config", po::value(&config_path), "the job config to train with (required)")(
       "save", po::value(&save), "checkpoint directory to write (required)");
-  if (int rc = ParseOrExit("import-hf", args, desc, {"hf", "config", "save"}); rc >= 0) return rc;
+  const coord::VerbUsage verb = {
+      "gpt-rank", "import-hf", "import-hf --hf DIR --config F --save DIR",
+      "Hugging Face GPT-2 weights -> an iteration-0 checkpoint to train from"};
+  if (int rc = ParseOrExit(verb, args, desc, {"hf", "config", "save"}); rc >= 0) return rc;
 
   auto hf = trainer::ReadHfGpt2Config(hf_dir);
   if (!hf.ok()) return Fail("import-hf", hf.status(), 2);
