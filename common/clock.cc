@@ -3,6 +3,8 @@
 
 #include <time.h>
 
+#include <cstdio>
+
 namespace coord {
 
 static int64_t ClockMs(clockid_t id) {
@@ -13,5 +15,11 @@ static int64_t ClockMs(clockid_t id) {
 
 int64_t WallMs() { return ClockMs(CLOCK_REALTIME); }
 int64_t MonoMs() { return ClockMs(CLOCK_MONOTONIC); }
+
+std::string FormatSeconds(std::chrono::duration<double> d) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f s", d.count());
+  return buf;
+}
 
 }  // namespace coord

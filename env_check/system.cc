@@ -3,8 +3,6 @@
 // mount can stall the check run past its deadline.
 #include "env_check/system.h"
 
-#include "common/net.h"
-
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -31,6 +29,9 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+
+#include "common/clock.h"
+#include "common/net.h"
 
 namespace coord::env_check {
 namespace {
@@ -70,12 +71,6 @@ void KillAndReap(pid_t pid, bool group, int* status) {
   }
   std::lock_guard<std::mutex> lock(g_abandoned_mu);
   g_abandoned.push_back(pid);
-}
-
-std::string FormatSeconds(std::chrono::milliseconds d) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(d.count()) / 1000.0);
-  return buf;
 }
 
 class RealSystem : public System {

@@ -19,6 +19,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/clock.h"
+
 namespace gpt_rank::dist {
 namespace {
 
@@ -31,12 +33,6 @@ using ReduceFn = void (*)(void*, const void*, const void*, size_t);
 ReduceFn SumFor(DataType type) {
   return type == DataType::kFloat32 ? static_cast<ReduceFn>(&gloo::sum<float>)
                                     : static_cast<ReduceFn>(&gloo::sum<double>);
-}
-
-std::string Seconds(std::chrono::milliseconds ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(ms.count()) / 1000.0);
-  return buf;
 }
 
 std::vector<size_t> Offsets(const std::vector<size_t>& counts) {
@@ -107,7 +103,8 @@ coord::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
   } catch (const std::exception& e) {
     return coord::Unavailable("gloo: rank " + std::to_string(rank) + " of " + std::to_string(size) +
                               " could not connect to its peers from " + comm->local_address_ +
-                              " (timeout " + Seconds(options.timeout) + "): " + e.what());
+                              " (timeout " + coord::FormatSeconds(options.timeout) +
+                              "): " + e.what());
   }
   return comm;
 }
@@ -120,7 +117,8 @@ coord::Status GlooCommunicator::Failed(const std::string& op, const std::excepti
   broken_reason_ = "gloo " + op + " failed on rank " + std::to_string(rank_) + " of " +
                    std::to_string(size_) + ": " + what;
   if (what.find("imed out") != std::string::npos) {
-    return coord::DeadlineExceeded(broken_reason_ + " (collective timeout " + Seconds(timeout_) +
+    return coord::DeadlineExceeded(broken_reason_ + " (collective timeout " +
+                                   coord::FormatSeconds(timeout_) +
                                    "; a peer died or stopped making progress)");
   }
   return coord::Unavailable(broken_reason_ + " (a peer exited or its connection broke)");

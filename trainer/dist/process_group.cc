@@ -4,20 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "trainer/dist/gloo_communicator.h"
 #include "trainer/dist/tcp_store.h"
 
 namespace gpt_rank::dist {
-namespace {
-
-std::string Seconds(std::chrono::milliseconds ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.1f s", static_cast<double>(ms.count()) / 1000.0);
-  return buf;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 ProcessGroup::~ProcessGroup() {
   comm_.reset();  // before the store: gloo may still talk to peers while closing
@@ -65,7 +58,7 @@ coord::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Init(
   LOG_INFO << "rank " << env.rank << " of " << env.world_size << " (local " << env.local_rank
            << " of " << env.local_world_size << ", from " << env.source << ") joined via "
            << env.master_addr << ":" << env.master_port << "; gloo on " << comm->local_address()
-           << ", collective timeout " << Seconds(options.collective_timeout);
+           << ", collective timeout " << coord::FormatSeconds(options.collective_timeout);
   pg->comm_ = std::move(comm);
   return pg;
 }
@@ -93,7 +86,8 @@ coord::Status ProcessGroup::WaitForAllRanks(const ProcessGroupOptions& options) 
   }
   return coord::DeadlineExceeded("rendezvous at " + store_->address() + ": rank(s) " + missing +
                                  " of " + std::to_string(env_.world_size) +
-                                 " did not join within " + Seconds(options.rendezvous_timeout) +
+                                 " did not join within " +
+                                 coord::FormatSeconds(options.rendezvous_timeout) +
                                  "; check that every node started its ranks with the same "
                                  "WORLD_SIZE and MASTER_ADDR:MASTER_PORT");
 }

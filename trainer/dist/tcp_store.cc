@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "common/clock.h"
 #include "common/logging.h"
 
 namespace gpt_rank::dist {
@@ -126,12 +127,6 @@ std::string Framed(const std::string& body) {
 std::string HostPort(const std::string& host, int port) {
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
-}
-
-std::string Seconds(Clock::duration d) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
-  return buf;
 }
 
 // now + timeout, capped so that "forever" (milliseconds::max()) cannot overflow the clock.
@@ -703,10 +698,10 @@ StatusOr<std::unique_ptr<TcpStore>> TcpStore::Connect(const std::string& host, i
     std::this_thread::sleep_for(std::min<Clock::duration>(backoff, end - now));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
   }
-  return coord::DeadlineExceeded("could not reach the rendezvous store at " + address +
-                                 " (MASTER_ADDR:MASTER_PORT) within " +
-                                 Seconds(Clock::now() - start) + " (last error: " + last_error +
-                                 "); is rank 0 running and is the port open?");
+  return coord::DeadlineExceeded(
+      "could not reach the rendezvous store at " + address + " (MASTER_ADDR:MASTER_PORT) within " +
+      coord::FormatSeconds(Clock::now() - start) + " (last error: " + last_error +
+      "); is rank 0 running and is the port open?");
 }
 
 TcpStore::TcpStore(std::string host, int port, int fd)
@@ -749,9 +744,9 @@ StatusOr<std::string> TcpStore::Call(const std::string& request, std::chrono::mi
       // The reply may still come: a fresh connection keeps the next call in step.
       CloseFd(fd_);
       fd_ = -1;
-      return coord::DeadlineExceeded("timed out after " + Seconds(Clock::now() - start) +
-                                     " waiting for " + what + " in the rendezvous store at " +
-                                     address_);
+      return coord::DeadlineExceeded("timed out after " +
+                                     coord::FormatSeconds(Clock::now() - start) + " waiting for " +
+                                     what + " in the rendezvous store at " + address_);
     case Io::kClosed:
       CloseFd(fd_);
       fd_ = -1;
