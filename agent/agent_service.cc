@@ -64,6 +64,7 @@ AgentService::AgentService(const AgentServiceOptions& options)
       agent_id_(RandomId()),
       agent_tag_(AgentTag(options.state_dir)),
       start_time_ms_(WallMs()),
+      system_(options.system ? options.system : env_check::MakeRealSystem()),
       hub_(agent_id_) {}
 
 AgentService::~AgentService() { Shutdown(); }
@@ -105,6 +106,7 @@ Status AgentService::Ping(const PingRequest&, PingReply* reply) {
   reply->set_agent_id(agent_id_);
   reply->set_version(kVersion);
   reply->set_start_time_ms(start_time_ms_);
+  reply->set_time_ms(WallMs());
   return Status::Ok();
 }
 

@@ -25,6 +25,7 @@
 #include "agent/port_reservations.h"
 #include "agent/state_dir.h"
 #include "common/status.h"
+#include "env_check/system.h"
 #include "proto/agent.pb.h"
 
 namespace coord::agent {
@@ -46,6 +47,8 @@ class AgentHandler {
   virtual Status TailLogs(const TailLogsRequest& req, const LogWriter& write,
                           const CancelledFn& cancelled) = 0;
   virtual Status ListJobs(const ListJobsRequest& req, ListJobsReply* reply) = 0;
+  virtual Status CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) = 0;
+  virtual Status SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) = 0;
 };
 
 struct AgentServiceOptions {
@@ -55,6 +58,8 @@ struct AgentServiceOptions {
   int heartbeat_ms = 1000;
   int default_grace_ms = 5000;
   int launch_timeout_ms = 60000;  // every rank exec'd within this, or the launch fails
+  // What the node checks read; null = this machine (tests give a fake node).
+  std::shared_ptr<const env_check::System> system;
 };
 
 class AgentService final : public AgentHandler {
@@ -74,6 +79,9 @@ class AgentService final : public AgentHandler {
   Status TailLogs(const TailLogsRequest& req, const LogWriter& write,
                   const CancelledFn& cancelled) override;
   Status ListJobs(const ListJobsRequest& req, ListJobsReply* reply) override;
+  // node_checks.cc
+  Status CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) override;
+  Status SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) override;
 
   // Ends open streams and stops the monitor thread. Never kills a job.
   void Shutdown();
@@ -135,6 +143,7 @@ class AgentService final : public AgentHandler {
   const std::string agent_id_;
   const std::string agent_tag_;
   const int64_t start_time_ms_;
+  const std::shared_ptr<const env_check::System> system_;
   EventHub hub_;
   PortReservations ports_;
   std::unique_ptr<GenMonitor> monitor_;

@@ -44,4 +44,14 @@ grpc::Status AgentGrpcService::ListJobs(grpc::ServerContext*, const ListJobsRequ
   return ToGrpc(handler_->ListJobs(*req, reply));
 }
 
+grpc::Status AgentGrpcService::CheckNode(grpc::ServerContext*, const CheckNodeRequest* req,
+                                         CheckNodeReply* reply) {
+  return ToGrpc(handler_->CheckNode(*req, reply));
+}
+
+grpc::Status AgentGrpcService::SharedTokens(grpc::ServerContext*, const SharedTokensRequest* req,
+                                            SharedTokensReply* reply) {
+  return ToGrpc(handler_->SharedTokens(*req, reply));
+}
+
 }  // namespace coord::agent

@@ -31,6 +31,10 @@ class AgentGrpcService final : public Agent::Service {
                         grpc::ServerWriter<LogBatch>* writer) override;
   grpc::Status ListJobs(grpc::ServerContext* ctx, const ListJobsRequest* req,
                         ListJobsReply* reply) override;
+  grpc::Status CheckNode(grpc::ServerContext* ctx, const CheckNodeRequest* req,
+                         CheckNodeReply* reply) override;
+  grpc::Status SharedTokens(grpc::ServerContext* ctx, const SharedTokensRequest* req,
+                            SharedTokensReply* reply) override;
 
  private:
   AgentHandler* handler_;  // not owned; outlives the server

@@ -43,6 +43,10 @@ class AgentClient {
   virtual StatusOr<coord::agent::KillReply> Kill(const coord::agent::KillRequest& request,
                                                  int timeout_ms) = 0;
   virtual StatusOr<coord::agent::ListJobsReply> ListJobs(int timeout_ms) = 0;
+  virtual StatusOr<coord::agent::CheckNodeReply> CheckNode(
+      const coord::agent::CheckNodeRequest& request, int timeout_ms) = 0;
+  virtual StatusOr<coord::agent::SharedTokensReply> SharedTokens(
+      const coord::agent::SharedTokensRequest& request, int timeout_ms) = 0;
 
   /// Opens the agent's event stream: a snapshot (replay = true), then live events and a
   /// heartbeat every `heartbeat_ms`. Callbacks run on a thread owned by the handle.

@@ -81,6 +81,14 @@ class GrpcAgentClient final : public AgentClient {
   StatusOr<agent::ListJobsReply> ListJobs(int timeout_ms) override {
     return Unary(&agent::Agent::Stub::ListJobs, agent::ListJobsRequest(), timeout_ms);
   }
+  StatusOr<agent::CheckNodeReply> CheckNode(const agent::CheckNodeRequest& request,
+                                            int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::CheckNode, request, timeout_ms);
+  }
+  StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest& request,
+                                                  int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::SharedTokens, request, timeout_ms);
+  }
 
   std::unique_ptr<WatchHandle> Watch(int heartbeat_ms, AgentEventFn on_event,
                                      WatchEndFn on_end) override {

@@ -12,8 +12,10 @@
 #include "common/clock.h"
 #include "common/hostfile.h"
 #include "common/logging.h"
+#include "coordinator/cluster_check.h"
 #include "coordinator/job_manager_internal.h"
 #include "coordinator/job_state.h"
+#include "env_check/check_proto.h"
 
 namespace coord::coordinator {
 
@@ -210,6 +212,32 @@ std::vector<AgentClient*> JobManager::ClientsLocked(const JobPlan& plan) {
 Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply) {
   StatusOr<PlanResult> plan = BuildPlan(request, options_.resolve_hosts);
   if (!plan.ok()) return plan.status();
+  if (plan->plan.skip_checks) {
+    plan->warnings.push_back("started without the node and cluster checks (--skip-checks)");
+  } else {
+    // The same checks as `coordctl check`, on these nodes for this job; a FAIL
+    // anywhere means no job: the reply carries the table that says why.
+    ClusterCheckRequest check;
+    check.hosts = plan->plan.hosts;
+    check.config_json = plan->plan.config_json;
+    check.config_path = plan->plan.config_path;
+    check.env = plan->plan.env;
+    check.workdir = plan->plan.workdir;
+    check.connect_timeout_ms = options_.connect_timeout_ms;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return Unavailable("coordd is shutting down");
+      EnsureLinksLocked(plan->plan);
+      check.clients = ClientsLocked(plan->plan);
+    }
+    ASSIGN_OR_RETURN(env_check::ClusterReport report, RunClusterCheck(check));
+    *reply->mutable_checks() = env_check::ToProto(report);
+    if (env_check::ClusterExitCode(report) == 2) {
+      LOG_WARN << "refused to start " << plan->plan.name << " from " << plan->plan.config_path
+               << ": the node or cluster checks failed";
+      return Status::Ok();
+    }
+  }
   std::string job_id;
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -94,6 +94,7 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   plan.hosts_text = request.hosts_text();
   plan.workdir = launch.workdir.empty() ? request.workdir() : launch.workdir;
   plan.allow_overlap = request.allow_overlap();
+  plan.skip_checks = request.skip_checks();
   plan.hosts = hosts;
   plan.world_size = static_cast<int>(hosts.size()) * plan.nproc_per_node;
   plan.master_addr = hosts.front().host;

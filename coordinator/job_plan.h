@@ -23,6 +23,7 @@ struct JobPlan {
   std::string hosts_path;  // for messages
   std::string workdir;     // launch.workdir, else the submitter's cwd
   bool allow_overlap = false;
+  bool skip_checks = false;  // launched without the pre-launch checks (`--skip-checks`)
   std::vector<HostEntry> hosts;  // index = node rank
   int nproc_per_node = 1;
   int world_size = 0;

@@ -61,6 +61,7 @@ json PlanToJson(const JobPlan& p) {
               {"hosts_path", p.hosts_path},
               {"workdir", p.workdir},
               {"allow_overlap", p.allow_overlap},
+              {"skip_checks", p.skip_checks},
               {"hosts", hosts},
               {"nproc_per_node", p.nproc_per_node},
               {"world_size", p.world_size},
@@ -82,6 +83,7 @@ JobPlan PlanFromJson(const json& j) {
   p.hosts_path = j.at("hosts_path").get<std::string>();
   p.workdir = j.at("workdir").get<std::string>();
   p.allow_overlap = j.at("allow_overlap").get<bool>();
+  p.skip_checks = j.value("skip_checks", false);  // journals from before the checks lack it
   for (const json& h : j.at("hosts")) {
     HostEntry e;
     e.host = h.at("host").get<std::string>();

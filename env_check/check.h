@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,12 +39,18 @@ struct CheckContext {
   std::string checkpoint_dir;              // where checkpoints go ("" = not checked)
   uint64_t min_shm_bytes = 1ull << 30;     // NCCL needs a large /dev/shm
   uint64_t min_free_disk_bytes = 10ull << 30;
+  uint64_t checkpoint_bytes = 0;           // one checkpoint of the job's model (0 = unknown)
   int master_port = 0;                     // checked free on the master node (0 = not)
   bool is_master_node = false;
   std::vector<std::string> peer_hosts;     // every peer's name must resolve
   int cuda_runtime_version = 0;            // the job's CUDA runtime (e.g. 12040); 0 = any
   std::chrono::milliseconds probe_deadline{std::chrono::seconds(5)};
   std::chrono::milliseconds command_deadline{std::chrono::seconds(10)};
+  // The job's program (launch.command[0]) and the PATH its ranks get ("" = the
+  // checking process's); located and digested so nodes with another build stand out.
+  std::string program;
+  std::string program_search_path;
+  std::string workdir;  // the ranks' working directory ("" = the checking process's)
 };
 
 struct Check {
@@ -54,7 +61,10 @@ struct Check {
 
 const std::vector<Check>& AllChecks();
 // Runs every check, in parallel (each is independent), results in table order.
-std::vector<CheckResult> RunAll(const CheckContext& ctx, const System& sys);
+// Returns within RunDeadline(ctx) even if a check hangs: that check is then a FAIL
+// saying so, and its thread is left to finish on its own (it keeps `sys` alive).
+std::vector<CheckResult> RunAll(const CheckContext& ctx, std::shared_ptr<const System> sys);
+std::chrono::milliseconds RunDeadline(const CheckContext& ctx);
 const char* SeverityName(Severity s);
 
 // Node-level checks, one group per file (checks/*.cc); registry.cc concatenates them.

@@ -90,8 +90,7 @@ int main(int argc, char** argv) {
     ctx.probe_deadline = std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
   }
 
-  std::unique_ptr<System> sys = MakeRealSystem();
-  std::vector<CheckResult> results = RunAll(ctx, *sys);
+  std::vector<CheckResult> results = RunAll(ctx, MakeRealSystem());
   if (json) {
     std::printf("%s\n", ToJson(results).dump(2).c_str());
   } else {

@@ -1,5 +1,6 @@
 #include "env_check/job_context.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -91,6 +92,27 @@ Status ReadEnvCheckSection(const std::string& file, const json& s, CheckContext*
 
 }  // namespace
 
+uint64_t EstimateCheckpointBytes(const json& model) {
+  auto positive = [&](const char* key) -> double {
+    auto it = model.find(key);
+    return it != model.end() && it->is_number() && it->get<double>() > 0 ? it->get<double>() : 0;
+  };
+  const double layers = positive("num_layers"), hidden = positive("hidden_size");
+  if (layers == 0 || hidden == 0) return 0;
+  double positions = positive("max_position_embeddings");
+  if (positions == 0) positions = positive("seq_length");
+  // GPT-2's vocabulary padded as Megatron pads it (50257 -> 50304 by default).
+  double multiple = positive("make_vocab_size_divisible_by");
+  if (multiple == 0) multiple = 128;
+  const double vocab = std::ceil(50257 / multiple) * multiple;
+  // Per layer: QKV, projection and the 4h MLP (12h^2), their biases and two
+  // LayerNorms (13h); then the embeddings and the final LayerNorm.
+  const double params = layers * (12 * hidden * hidden + 13 * hidden) + (vocab + positions) * hidden +
+                        2 * hidden;
+  // fp32 weights plus Adam's two moments.
+  return static_cast<uint64_t>(params * 12);
+}
+
 std::string ExpandEnvVars(const std::string& text) {
   std::string out;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -171,6 +193,22 @@ StatusOr<CheckContext> ContextFromJob(const std::string& job_json_text, const st
       training->value("backend", json()) == "cuda" || parallel->value("backend", json()) == "cuda";
   ctx.gpus_required = gpus || fp16 || bf16 || cuda_backend;
   if (!ctx.gpus_required) ctx.nproc_per_node = 0;  // processes, not GPUs, to count
+
+  // The program the ranks run, for the job_program check. A "string" command runs
+  // through /bin/sh; its first word is still what must exist on the node.
+  if (launch->contains("command")) {
+    const json& c = (*launch)["command"];
+    if (c.is_array() && !c.empty() && c[0].is_string()) {
+      ctx.program = c[0].get<std::string>();
+    } else if (c.is_string()) {
+      std::string cmd = c.get<std::string>();
+      size_t b = cmd.find_first_not_of(" \t");
+      if (b != std::string::npos) ctx.program = cmd.substr(b, cmd.find_first_of(" \t", b) - b);
+    }
+  }
+  ASSIGN_OR_RETURN(const json* model, section("model"));
+  ctx.checkpoint_bytes = EstimateCheckpointBytes(*model);
+  if (ctx.checkpoint_bytes > 0) ctx.min_free_disk_bytes = 2 * ctx.checkpoint_bytes;
 
   if (training->contains("save")) {
     const json& v = (*training)["save"];

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +33,9 @@
 
 #include "common/clock.h"
 #include "common/net.h"
+
+#define XXH_STATIC_LINKING_ONLY  // XXH64_state_t on the stack (no malloc in a forked child)
+#include <xxhash.h>
 
 namespace coord::env_check {
 namespace {
@@ -128,17 +132,16 @@ class RealSystem : public System {
     return buf;
   }
 
-  StatusOr<uint64_t> FreeBytes(const std::string& path) const override {
-    struct statvfs st;
-    if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs " + path, errno);
-    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
-  }
-
-  StatusOr<uint64_t> TotalBytes(const std::string& path) const override {
-    struct statvfs st;
-    if (statvfs(path.c_str(), &st) != 0) return ErrnoStatus("statvfs " + path, errno);
-    return static_cast<uint64_t>(st.f_blocks) * st.f_frsize;
-  }
+  StatusOr<FsSpace> Space(const std::string& path,
+                          std::chrono::milliseconds deadline) const override;
+  StatusOr<ProgramInfo> LocateProgram(const std::string& program, const std::string& search_path,
+                                      std::chrono::milliseconds deadline) const override;
+  Status WriteSmallFile(const std::string& path, const std::string& content,
+                        std::chrono::milliseconds deadline) const override;
+  StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                      std::chrono::milliseconds deadline) const override;
+  Status RemoveSmallFile(const std::string& path,
+                         std::chrono::milliseconds deadline) const override;
 
   ResourceLimit Limit(int resource) const override {
     struct rlimit rl;
@@ -282,13 +285,61 @@ CommandResult RealSystem::Run(const std::vector<std::string>& argv,
   return r;
 }
 
-// The child's work: every call that can hang on a dead NFS server is here. It
-// runs after fork() in a threaded process; glibc makes malloc (used by opendir
-// and std::string) safe there, and the child touches no other locks.
-// Returns 0 or an errno value, which becomes the exit status.
-// Runs in the forked child of a process whose other threads may hold malloc's lock
-// (RunAll runs checks in parallel), so only system calls here: no allocation, no
-// opendir (which mallocs); the probe file's name is built before the fork.
+// --- work in a child process, bounded by a deadline -------------------------------
+// Everything that touches a filesystem that may be a dead NFS server runs in a
+// forked child: the parent waits with a deadline and kills it past that. The child
+// is forked from a threaded process (checks run in parallel, the agent serves RPCs)
+// whose other threads may hold malloc's lock at that moment, so the child's work
+// makes system calls only: no allocation, no stdio, no opendir. Inputs are built
+// before the fork; results come back through a shared anonymous mapping.
+
+constexpr size_t kSharedBytes = 8192;
+
+// Runs work(shared) in a child. work returns 0 or an errno value (its exit status).
+// `what` names the operation in errors ("probe of /cfs").
+template <typename Work>
+Status RunBounded(const std::string& what, std::chrono::milliseconds deadline, char* shared,
+                  Work work) {
+  ReapAbandoned();
+  pid_t pid = fork();
+  if (pid == 0) _exit(work(shared));
+  if (pid < 0) return ErrnoStatus("fork", errno);
+  // waitpid polling rather than a pipe: another check thread may fork at the same
+  // moment and hold a copy of any pipe we make, so EOF would not mean "exited".
+  const auto end = Clock::now() + deadline;
+  int status = 0;
+  while (true) {
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return ErrnoStatus("waitpid", errno);
+    if (MsLeft(end) == 0) {
+      KillAndReap(pid, /*group=*/false, &status);
+      return DeadlineExceeded(what + " did not answer within " + FormatSeconds(deadline) +
+                              " (hung NFS mount?)");
+    }
+    usleep(1000);
+  }
+  if (!WIFEXITED(status)) return Internal(what + " was killed by a signal");
+  int e = WEXITSTATUS(status);
+  return e == 0 ? Status::Ok() : ErrnoStatus(what, e);
+}
+
+// A MAP_SHARED page the child writes its answer into.
+class SharedPage {
+ public:
+  SharedPage() {
+    void* p = mmap(nullptr, kSharedBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    data_ = p == MAP_FAILED ? nullptr : static_cast<char*>(p);
+  }
+  ~SharedPage() {
+    if (data_) munmap(data_, kSharedBytes);
+  }
+  char* data() const { return data_; }
+
+ private:
+  char* data_;
+};
+
 int ProbeChild(const char* path, bool write, const char* file) {
   struct stat st;
   if (stat(path, &st) != 0) return errno;
@@ -319,37 +370,155 @@ int ProbeChild(const char* path, bool write, const char* file) {
   return rc;
 }
 
-Status RealSystem::ProbeDirectory(const std::string& path, bool write,
-                                  std::chrono::milliseconds deadline) const {
-  ReapAbandoned();
-  static std::atomic<uint64_t> probe_counter{0};
-  const std::string file = path + "/.coord-probe-" + Hostname() + "-" + std::to_string(getpid()) +
-                           "-" + std::to_string(probe_counter++);
-  pid_t pid = fork();
-  if (pid == 0) _exit(ProbeChild(path.c_str(), write, file.c_str()));
-  if (pid < 0) return ErrnoStatus("fork", errno);
-  // waitpid polling rather than a pipe: another check thread may fork at the same
-  // moment and hold a copy of any pipe we make, so EOF would not mean "exited".
-  const auto end = Clock::now() + deadline;
-  int status = 0;
-  while (true) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) return ErrnoStatus("waitpid", errno);
-    if (MsLeft(end) == 0) {
-      KillAndReap(pid, /*group=*/false, &status);
-      return DeadlineExceeded(path + " did not answer within " + FormatSeconds(deadline) +
-                              " (hung NFS mount?)");
-    }
-    usleep(1000);
+// Digests an open file with XXH64 into shared (16 hex digits, NUL) and its size
+// after them. The state lives on the stack: XXH64_createState would malloc.
+int DigestChild(int fd, char* shared) {
+  XXH64_state_t state;
+  XXH64_reset(&state, 0);
+  char buf[65536];
+  uint64_t size = 0;
+  ssize_t got;
+  while ((got = read(fd, buf, sizeof(buf))) > 0) {
+    XXH64_update(&state, buf, static_cast<size_t>(got));
+    size += static_cast<uint64_t>(got);
   }
-  if (!WIFEXITED(status)) return Internal("probe of " + path + " was killed by a signal");
-  int e = WEXITSTATUS(status);
-  if (e == 0) return Status::Ok();
-  return ErrnoStatus((write ? "write probe of " : "probe of ") + path, e);
+  if (got < 0) return errno;
+  uint64_t h = XXH64_digest(&state);
+  const char* hex = "0123456789abcdef";
+  for (int i = 0; i < 16; ++i) shared[i] = hex[(h >> (60 - 4 * i)) & 0xf];
+  shared[16] = '\0';
+  memcpy(shared + 24, &size, sizeof(size));
+  return 0;
 }
 
 }  // namespace
+
+Status RealSystem::ProbeDirectory(const std::string& path, bool write,
+                                  std::chrono::milliseconds deadline) const {
+  static std::atomic<uint64_t> probe_counter{0};
+  const std::string file = path + "/.coord-probe-" + Hostname() + "-" + std::to_string(getpid()) +
+                           "-" + std::to_string(probe_counter++);
+  return RunBounded((write ? "write probe of " : "probe of ") + path, deadline, nullptr,
+                    [&](char*) { return ProbeChild(path.c_str(), write, file.c_str()); });
+}
+
+StatusOr<FsSpace> RealSystem::Space(const std::string& path,
+                                    std::chrono::milliseconds deadline) const {
+  SharedPage page;
+  if (!page.data()) return ErrnoStatus("mmap", errno);
+  RETURN_IF_ERROR(RunBounded("statvfs " + path, deadline, page.data(), [&](char* shared) {
+    struct statvfs st;
+    if (statvfs(path.c_str(), &st) != 0) return errno;
+    FsSpace space{static_cast<uint64_t>(st.f_bavail) * st.f_frsize,
+                  static_cast<uint64_t>(st.f_blocks) * st.f_frsize};
+    memcpy(shared, &space, sizeof(space));
+    return 0;
+  }));
+  FsSpace space;
+  memcpy(&space, page.data(), sizeof(space));
+  return space;
+}
+
+StatusOr<ProgramInfo> RealSystem::LocateProgram(const std::string& program,
+                                                const std::string& search_path,
+                                                std::chrono::milliseconds deadline) const {
+  if (program.empty()) return InvalidArgument("no program given");
+  // Candidates in execvp's order, built before the fork.
+  std::vector<std::string> candidates;
+  if (program.find('/') != std::string::npos) {
+    candidates.push_back(program);
+  } else {
+    std::string dirs = search_path.empty() ? Getenv("PATH") : search_path;
+    if (dirs.empty()) dirs = "/usr/local/bin:/usr/bin:/bin";
+    std::istringstream in(dirs);
+    for (std::string dir; std::getline(in, dir, ':');)
+      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
+  }
+  std::vector<const char*> paths;
+  for (const std::string& c : candidates) paths.push_back(c.c_str());
+  SharedPage page;
+  if (!page.data()) return ErrnoStatus("mmap", errno);
+  Status st = RunBounded("looking up " + program, deadline, page.data(), [&](char* shared) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      struct stat s;
+      if (stat(paths[i], &s) != 0 || !S_ISREG(s.st_mode) || access(paths[i], X_OK) != 0)
+        continue;
+      int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return errno;
+      int rc = DigestChild(fd, shared);
+      close(fd);
+      memcpy(shared + 32, &i, sizeof(i));
+      return rc;
+    }
+    return ENOENT;
+  });
+  if (!st.ok()) {
+    if (st.code() == StatusCode::kNotFound)
+      return NotFound(program + " not found" +
+                      (program.find('/') == std::string::npos ? " on PATH" : ""));
+    return st;
+  }
+  ProgramInfo info;
+  size_t index = 0;
+  memcpy(&index, page.data() + 32, sizeof(index));
+  info.path = candidates.at(index);
+  info.digest.assign(page.data(), 16);
+  memcpy(&info.size, page.data() + 24, sizeof(info.size));
+  return info;
+}
+
+Status RealSystem::WriteSmallFile(const std::string& path, const std::string& content,
+                                  std::chrono::milliseconds deadline) const {
+  if (content.size() > kSharedBytes) return InvalidArgument("token too large for " + path);
+  const std::string parent = path.substr(0, path.rfind('/'));
+  const std::string tmp = path + ".tmp";
+  return RunBounded("writing " + path, deadline, nullptr, [&](char*) {
+    if (mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return errno;
+    int fd = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) return errno;
+    int rc = 0;
+    if (write(fd, content.data(), content.size()) != static_cast<ssize_t>(content.size()))
+      rc = errno ? errno : EIO;
+    else if (fsync(fd) != 0)
+      rc = errno;
+    close(fd);
+    if (rc == 0 && rename(tmp.c_str(), path.c_str()) != 0) rc = errno;
+    if (rc != 0) unlink(tmp.c_str());
+    return rc;
+  });
+}
+
+StatusOr<std::string> RealSystem::ReadSmallFile(const std::string& path,
+                                                std::chrono::milliseconds deadline) const {
+  SharedPage page;
+  if (!page.data()) return ErrnoStatus("mmap", errno);
+  Status st = RunBounded("reading " + path, deadline, page.data(), [&](char* shared) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    // Length first, then up to 4 KiB of bytes.
+    ssize_t got = read(fd, shared + sizeof(ssize_t), 4096);
+    int rc = got < 0 ? errno : 0;
+    close(fd);
+    memcpy(shared, &got, sizeof(got));
+    return rc;
+  });
+  if (!st.ok()) return st;
+  ssize_t got = 0;
+  memcpy(&got, page.data(), sizeof(got));
+  return std::string(page.data() + sizeof(ssize_t), static_cast<size_t>(got));
+}
+
+Status RealSystem::RemoveSmallFile(const std::string& path,
+                                   std::chrono::milliseconds deadline) const {
+  const std::string parent = path.substr(0, path.rfind('/'));
+  return RunBounded("removing " + path, deadline, nullptr, [&](char*) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return errno;
+    // The last node out removes the directory; the others find it not empty.
+    if (rmdir(parent.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
+      return errno;
+    return 0;
+  });
+}
 
 std::unique_ptr<System> MakeRealSystem(const std::string& root) {
   return std::make_unique<RealSystem>(root);

@@ -28,6 +28,19 @@ struct CommandResult {
   std::string out, err;    // captured (truncated at 1 MiB each)
 };
 
+struct FsSpace {
+  uint64_t free = 0;   // bytes available to unprivileged users
+  uint64_t total = 0;  // size of the filesystem
+};
+
+// The job's program as this node would exec it, and a digest of its bytes, so
+// the coordinator can name the node that runs a different build.
+struct ProgramInfo {
+  std::string path;    // resolved like execvp: PATH unless the name has a '/'
+  std::string digest;  // XXH64 of the file, 16 hex digits
+  uint64_t size = 0;
+};
+
 struct ResourceLimit {
   uint64_t soft = 0, hard = 0;  // UINT64_MAX = unlimited
 };
@@ -54,10 +67,10 @@ class System {
   virtual std::string Getenv(const std::string& name) const = 0;
   virtual std::string Hostname() const = 0;
 
-  // Bytes available to unprivileged users on the filesystem holding path.
-  virtual StatusOr<uint64_t> FreeBytes(const std::string& path) const = 0;
-  // Total size of the filesystem holding path.
-  virtual StatusOr<uint64_t> TotalBytes(const std::string& path) const = 0;
+  // statvfs of the filesystem holding path, in a child bounded by `deadline`
+  // (checkpoints usually live on the shared mount, which may hang).
+  virtual StatusOr<FsSpace> Space(const std::string& path,
+                                  std::chrono::milliseconds deadline) const = 0;
   virtual ResourceLimit Limit(int resource) const = 0;  // RLIMIT_*
 
   // In a child process bounded by `deadline`: stat + readdir of path and, with
@@ -65,6 +78,25 @@ class System {
   // names the path and the deadline when the filesystem does not answer.
   virtual Status ProbeDirectory(const std::string& path, bool write,
                                 std::chrono::milliseconds deadline) const = 0;
+
+  // Looks `program` up in `search_path` (a PATH value; "" = this process's PATH)
+  // and digests it, in a child bounded by `deadline` (PATH may reach into CFS).
+  virtual StatusOr<ProgramInfo> LocateProgram(const std::string& program,
+                                              const std::string& search_path,
+                                              std::chrono::milliseconds deadline) const = 0;
+
+  // Small files in the shared path, for the cluster-wide check that every node
+  // sees every other node's token (one filesystem, not a local directory at the
+  // same path). Each runs in a child bounded by `deadline`.
+  // Write: creates the parent directory if needed, writes a temporary file,
+  // fsyncs and renames it into place. Read: at most 4 KiB. Remove: unlinks the
+  // file, then removes its parent if that is now empty.
+  virtual Status WriteSmallFile(const std::string& path, const std::string& content,
+                                std::chrono::milliseconds deadline) const = 0;
+  virtual StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                              std::chrono::milliseconds deadline) const = 0;
+  virtual Status RemoveSmallFile(const std::string& path,
+                                 std::chrono::milliseconds deadline) const = 0;
 
   // Whether a TCP listener could bind port on all addresses right now.
   virtual bool PortFree(int port) const = 0;

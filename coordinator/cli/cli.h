@@ -40,6 +40,7 @@ int RunKill(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunLogs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunCheck(const GlobalOptions& global, const std::vector<std::string>& args);
 
 // Parses a verb's arguments (args[0] is the verb). Returns false after printing
 // help (`--help`: *exit_code = 0) or a usage error (*exit_code = 2).

@@ -14,13 +14,15 @@ namespace coord::cli {
 namespace {
 
 const Verb kVerbs[] = {
-    {"start", "start --config F [--hosts F] [--follow] [--allow-overlap] [--local-nodes N]",
+    {"start", "start --config F [--hosts F] [--follow] [--allow-overlap] [--skip-checks] [--local-nodes N]",
      "start a job on the hosts' agents (no --hosts and no coordd: run it locally)", RunStart},
     {"kill", "kill [JOB] [--grace S]", "stop every process of a job on every node", RunKill},
     {"status", "status [JOB] [--json]", "state of a job, its nodes and ranks", RunStatus},
     {"logs", "logs [JOB] [--rank R] [-f] [--tail N] [--stdout|--stderr]",
      "the ranks' output, each line prefixed [node:rank]", RunLogs},
     {"jobs", "jobs [--json]", "every job the coordinator knows", RunJobs},
+    {"check", "check [--hosts F] [--config F] [--json]",
+     "check every node (drivers, CUDA, NCCL, MPI, shared mount, limits) and compare them", RunCheck},
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Software around the job: the Open MPI version (recorded, so the coordinator can
-// spot the node with a different one) and environment variables on the agent
-// that NCCL/DCGM guides warn about, because every rank inherits them.
+// spot the node with a different one), environment variables on the agent that
+// NCCL/DCGM guides warn about (every rank inherits them), and the job's program.
 #include <cctype>
 #include <string>
 
@@ -83,12 +83,38 @@ CheckResult RiskyEnvironment(const CheckContext&, const System& sys) {
   return r;
 }
 
+// The job's program must exist here, and be the same build everywhere: the digest
+// goes into the facts, where the coordinator names the node whose binary differs.
+CheckResult JobProgram(const CheckContext& ctx, const System& sys) {
+  if (ctx.program.empty()) return Result("job_program", true, Severity::kInfo, "not configured");
+  CheckResult r = Result("job_program", false, Severity::kFail, "",
+                         ctx.program + " present and executable",
+                         "install the same build of " + ctx.program +
+                             " on every node (or put it on the shared mount)");
+  // A relative path with a '/' is relative to the ranks' working directory.
+  std::string program = ctx.program;
+  if (program.find('/') != std::string::npos && program[0] != '/' && !ctx.workdir.empty())
+    program = ctx.workdir + "/" + program;
+  StatusOr<ProgramInfo> info = sys.LocateProgram(program, ctx.program_search_path,
+                                                 ctx.command_deadline);
+  if (!info.ok()) {
+    r.found = info.status().message();
+    return r;
+  }
+  r.passed = true;
+  r.found = info->path + " (" + std::to_string(info->size) + " bytes, xxh64 " + info->digest + ")";
+  r.facts.push_back({"program_digest", info->digest});
+  return r;
+}
+
 }  // namespace
 
 const std::vector<Check>& SoftwareChecks() {
   static const std::vector<Check> k = {
       {"openmpi_version", "Open MPI version (ompi_info / mpirun)", OpenMpiVersion},
       {"dcgm_env", "no environment variables that DCGM/NCCL guides warn about", RiskyEnvironment},
+      {"job_program", "the job's program is on this node (digest compared across nodes)",
+       JobProgram},
   };
   return k;
 }

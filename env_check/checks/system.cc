@@ -33,15 +33,15 @@ CheckResult ShmSize(const CheckContext& ctx, const System& sys) {
       Result("shm_size", true, Severity::kWarn, "", ">= " + Bytes(ctx.min_shm_bytes),
              "NCCL passes data between local ranks through /dev/shm; remount it larger "
              "(mount -o remount,size=64G /dev/shm) or raise the container's --shm-size");
-  StatusOr<uint64_t> total = sys.TotalBytes("/dev/shm");
-  if (!total.ok()) {
+  StatusOr<FsSpace> space = sys.Space("/dev/shm", ctx.probe_deadline);
+  if (!space.ok()) {
     r.passed = false;
-    r.found = total.status().message();
+    r.found = space.status().message();
     return r;
   }
-  r.found = Bytes(*total);
-  r.passed = *total >= ctx.min_shm_bytes;
-  r.facts.push_back({"shm_bytes", std::to_string(*total)});
+  r.found = Bytes(space->total);
+  r.passed = space->total >= ctx.min_shm_bytes;
+  r.facts.push_back({"shm_bytes", std::to_string(space->total)});
   return r;
 }
 
@@ -49,17 +49,30 @@ CheckResult CheckpointDisk(const CheckContext& ctx, const System& sys) {
   if (ctx.checkpoint_dir.empty())
     return Result("checkpoint_disk", true, Severity::kInfo, "not configured");
   CheckResult r = Result("checkpoint_disk", true, Severity::kFail, "",
-                         ">= " + Bytes(ctx.min_free_disk_bytes) + " free on " + ctx.checkpoint_dir,
+                         ">= " + Bytes(ctx.min_free_disk_bytes) + " free on " + ctx.checkpoint_dir +
+                             (ctx.checkpoint_bytes > 0
+                                  ? " (room for 2 checkpoints of " + Bytes(ctx.checkpoint_bytes) + ")"
+                                  : ""),
                          "free space where checkpoints go, or point training.save elsewhere");
-  StatusOr<uint64_t> free = sys.FreeBytes(ctx.checkpoint_dir);
-  if (!free.ok()) {
+  // The directory is often made by the first save: measure the nearest existing
+  // ancestor, which is the filesystem the checkpoints will land on.
+  std::string dir = ctx.checkpoint_dir;
+  StatusOr<FsSpace> space = sys.Space(dir, ctx.probe_deadline);
+  while (!space.ok() && space.status().code() == StatusCode::kNotFound && dir.size() > 1) {
+    size_t slash = dir.find_last_of('/', dir.size() - 2);
+    if (slash == std::string::npos) break;
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+    space = sys.Space(dir, ctx.probe_deadline);
+  }
+  if (!space.ok()) {
     r.passed = false;
-    r.found = free.status().message();
-    r.hint = "create " + ctx.checkpoint_dir + " (or its parent mount) on this node";
+    r.found = space.status().message();
+    if (space.status().code() == StatusCode::kNotFound)
+      r.hint = "create " + ctx.checkpoint_dir + " (or its parent mount) on this node";
     return r;
   }
-  r.found = Bytes(*free) + " free on " + ctx.checkpoint_dir;
-  r.passed = *free >= ctx.min_free_disk_bytes;
+  r.found = Bytes(space->free) + " free on " + dir;
+  r.passed = space->free >= ctx.min_free_disk_bytes;
   return r;
 }
 

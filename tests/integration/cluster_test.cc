@@ -316,12 +316,22 @@ TEST_F(ClusterTest, MistypedLaunchKeyIsWarnedWithDidYouMeanAndMissingCommandIsAn
   EXPECT_NE(t.err.find("launch.nproc_per_node"), std::string::npos) << t.err;
 }
 
-TEST_F(ClusterTest, UnreachableAgentFailsTheStartQuicklyAndLeavesNothing) {
+TEST_F(ClusterTest, UnreachableAgentRefusesTheStartQuicklyAndLeavesNothing) {
   // Port 1 on 127.0.0.9: nothing listens there.
   std::string hosts = ReadAll(dir_.File("hosts.txt")) + "127.0.0.9:1\n";
   WriteFile(dir_.File("hosts5.txt"), hosts);
   WriteFile(dir_.File("j.json"), Probe({"--sleep-ms", "600000"}).dump());
   RunResult r = Ctl({"start", "--hosts", dir_.File("hosts5.txt"), "--config", dir_.File("j.json")});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("127.0.0.9:1: unreachable"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not started"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << "no job may be made: " << r.out;
+  EXPECT_LT(r.seconds, 10.0);
+  EXPECT_TRUE(Ctl({"jobs", "--json"}).out.find("probe") == std::string::npos);
+
+  // --skip-checks: the launch itself fails on that node, as a job you can inspect.
+  r = Ctl({"start", "--hosts", dir_.File("hosts5.txt"), "--config", dir_.File("j.json"),
+           "--skip-checks"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("127.0.0.9:1"), std::string::npos) << r.err;
   EXPECT_LT(r.seconds, 10.0);
@@ -332,9 +342,15 @@ TEST_F(ClusterTest, UnreachableAgentFailsTheStartQuicklyAndLeavesNothing) {
   EXPECT_EQ(Status(job)["state"], "FAILED");
 }
 
-TEST_F(ClusterTest, MissingCommandOnANodeFailsTheJobWithThatNodesError) {
-  RunResult r = Start(json{{"launch", {{"nproc_per_node", 2},
-                                       {"command", {"/nonexistent/trainer", "--x"}}}}});
+TEST_F(ClusterTest, MissingCommandIsCaughtByTheChecksOrByTheLaunch) {
+  json spec = {{"launch", {{"nproc_per_node", 2}, {"command", {"/nonexistent/trainer", "--x"}}}}};
+  RunResult checked = Start(spec);
+  EXPECT_EQ(checked.exit_code, 1) << checked.err;
+  EXPECT_NE(checked.err.find("job_program on 127.0.0.2:"), std::string::npos) << checked.err;
+  EXPECT_NE(checked.err.find("/nonexistent/trainer not found"), std::string::npos) << checked.err;
+  EXPECT_TRUE(JobId(checked).empty());
+
+  RunResult r = Start(spec, {"--skip-checks"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("/nonexistent/trainer"), std::string::npos) << r.err;
   std::string job = JobId(r);

@@ -15,6 +15,7 @@
 #include "coordinator/cli/follow.h"
 #include "coordinator/cli/format.h"
 #include "coordinator/cli/local_cluster.h"
+#include "env_check/check_proto.h"
 
 namespace coord::cli {
 
@@ -27,6 +28,7 @@ struct StartArgs {
   std::string hosts;
   bool follow = false;
   bool allow_overlap = false;
+  bool skip_checks = false;
   int local_nodes = 1;
   std::string state_dir;
   int launch_timeout_s = 120;
@@ -48,9 +50,24 @@ int Submit(CoordinatorClient& client, const StartArgs& a, const std::string& con
   req.set_hosts_path(hosts_path);
   req.set_workdir(CurrentDir());
   req.set_allow_overlap(a.allow_overlap);
+  req.set_skip_checks(a.skip_checks);
   auto reply = client.StartJob(req, a.launch_timeout_s * 1000);
   if (!reply.ok()) return ReportError(reply.status());
   for (const auto& w : reply->warnings()) std::cerr << "coordctl: warning: " << w << "\n";
+  if (reply->has_checks()) {
+    env_check::ClusterReport checks = env_check::FromProto(reply->checks());
+    int check_code = env_check::ClusterExitCode(checks);
+    if (reply->job_id().empty()) {
+      std::cerr << env_check::FormatClusterReport(checks)
+                << "coordctl: not started: the checks above failed on "
+                << (check_code == 2 ? "some node" : "the cluster")
+                << "; fix them (or start anyway with --skip-checks)\n";
+      return kExitJobFailed;
+    }
+    if (check_code == 1) {
+      std::cerr << "coordctl: checks passed with warnings (`coordctl check` shows them)\n";
+    }
+  }
   const auto& job = reply->status();
   if (job.state() == coordinator::FAILED) {
     std::cerr << "coordctl: " << OneLineSummary(job) << "\n";
@@ -84,6 +101,8 @@ int RunStart(const GlobalOptions& global, const std::vector<std::string>& args) 
       ("follow,f", po::bool_switch(&a.follow), "stream the ranks' logs and wait for the end")
       ("allow-overlap", po::bool_switch(&a.allow_overlap),
        "start even if a running job uses some of these hosts")
+      ("skip-checks", po::bool_switch(&a.skip_checks),
+       "launch without the node and cluster checks (recorded in the job's journal)")
       ("local-nodes", po::value(&a.local_nodes)->default_value(1),
        "local mode: how many simulated nodes (agents on 127.0.0.1, 127.0.0.2, ...)")
       ("state-dir", po::value(&a.state_dir), "local mode: where state and logs go (default: a new /tmp dir)")

@@ -56,6 +56,13 @@ class FakeAgentClient final : public AgentClient {
     return agent_->Kill(r);
   }
   StatusOr<agent::ListJobsReply> ListJobs(int) override { return agent::ListJobsReply(); }
+  StatusOr<agent::CheckNodeReply> CheckNode(const agent::CheckNodeRequest& r, int) override {
+    return agent_->CheckNode(r);
+  }
+  StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&,
+                                                  int) override {
+    return Unimplemented("fake agents have no shared path");
+  }
   std::unique_ptr<WatchHandle> Watch(int, AgentEventFn on_event, WatchEndFn on_end) override {
     return agent_->Watch(std::move(on_event), std::move(on_end));
   }
@@ -107,6 +114,25 @@ void FakeAgent::SetWatchRefused(bool r) {
 void FakeAgent::SetStderr(int rank, std::vector<std::string> lines) {
   std::lock_guard<std::mutex> l(mu_);
   stderr_[rank] = std::move(lines);
+}
+
+void FakeAgent::SetCheckResults(std::vector<agent::CheckResult> results) {
+  std::lock_guard<std::mutex> l(mu_);
+  check_results_ = std::move(results);
+}
+
+int FakeAgent::checks() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return checks_;
+}
+
+StatusOr<agent::CheckNodeReply> FakeAgent::CheckNode(const agent::CheckNodeRequest&) {
+  std::lock_guard<std::mutex> l(mu_);
+  ++checks_;
+  agent::CheckNodeReply reply;
+  reply.set_hostname(target_);
+  for (const agent::CheckResult& r : check_results_) *reply.add_results() = r;
+  return reply;
 }
 
 int FakeAgent::pings() const {

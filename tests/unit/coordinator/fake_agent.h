@@ -29,6 +29,8 @@ class FakeAgent {
   void SetKillStatus(const Status& s);
   void SetWatchRefused(bool refused);  // Watch streams end at once (UNAVAILABLE)
   void SetStderr(int rank, std::vector<std::string> lines);
+  // CheckNode answers with these results (default: none, i.e. a healthy node).
+  void SetCheckResults(std::vector<coord::agent::CheckResult> results);
 
   // --- observations ---
   int pings() const;
@@ -36,6 +38,7 @@ class FakeAgent {
   std::vector<coord::agent::LaunchRequest> launches() const;
   std::vector<coord::agent::KillRequest> kills() const;
   std::vector<coord::agent::TailLogsRequest> tails() const;
+  int checks() const;  // CheckNode calls
   int open_watches() const;
   int watch_opens() const;
 
@@ -53,6 +56,7 @@ class FakeAgent {
   StatusOr<coord::agent::KillReply> Kill(const coord::agent::KillRequest& r);
   std::unique_ptr<WatchHandle> Watch(AgentEventFn on_event, WatchEndFn on_end);
   Status TailLogs(const coord::agent::TailLogsRequest& r, const LogBatchFn& on_batch);
+  StatusOr<coord::agent::CheckNodeReply> CheckNode(const coord::agent::CheckNodeRequest& r);
 
   struct Subscriber;
 
@@ -73,6 +77,8 @@ class FakeAgent {
   Status kill_status_;
   bool watch_refused_ = false;
   std::map<int, std::vector<std::string>> stderr_;
+  std::vector<coord::agent::CheckResult> check_results_;
+  int checks_ = 0;
   int pings_ = 0;
   int reserves_ = 0;
   int watch_opens_ = 0;

@@ -18,6 +18,7 @@
 namespace coord::coordinator {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using testing::FakeAgent;
 using testing::FakeCluster;
@@ -235,10 +236,73 @@ TEST_F(JobManagerTest, SignalExitIsRecorded) {
   EXPECT_TRUE(WaitFor([&] { return !Node(1)->kills().empty(); }));
 }
 
-TEST_F(JobManagerTest, UnreachableAgentFailsNamingHostAndLaunchesNothing) {
+// The pre-launch checks find the node down: no job, and the reply's check report
+// names the node.
+TEST_F(JobManagerTest, UnreachableAgentRefusesTheStartNamingTheNode) {
   Start();
   Node(2)->SetPingStatus(Unavailable("failed to connect to all addresses"));
   StartJobReply reply = MustStart(Request(4, 1));
+  EXPECT_TRUE(reply.job_id().empty());
+  ASSERT_EQ(reply.checks().nodes_size(), 4);
+  EXPECT_FALSE(reply.checks().nodes(2).reachable());
+  EXPECT_EQ(reply.checks().nodes(2).name(), "node2:7071");
+  EXPECT_THAT(reply.checks().nodes(2).error(), HasSubstr("is coord-agent running there?"));
+  EXPECT_TRUE(reply.checks().nodes(1).reachable());
+  EXPECT_EQ(reply.checks().exit_code(), 2);
+  for (int n = 0; n < 4; ++n) EXPECT_TRUE(Node(n)->launches().empty()) << n;
+  ListJobsReply jobs;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &jobs).ok());
+  EXPECT_EQ(jobs.jobs_size(), 0);
+}
+
+TEST_F(JobManagerTest, ANodeCheckFailRefusesTheStartAndAWarningDoesNot) {
+  Start();
+  agent::CheckResult fail;
+  fail.set_id("shared_mount");
+  fail.set_passed(false);
+  fail.set_severity(agent::CHECK_FAIL);
+  fail.set_found("no mount holds /cfs");
+  Node(1)->SetCheckResults({fail});
+  StartJobReply refused = MustStart(Request(3, 1));
+  EXPECT_TRUE(refused.job_id().empty());
+  EXPECT_EQ(refused.checks().nodes(1).results(0).found(), "no mount holds /cfs");
+  for (int n = 0; n < 3; ++n) EXPECT_TRUE(Node(n)->launches().empty()) << n;
+
+  fail.set_severity(agent::CHECK_WARN);
+  Node(1)->SetCheckResults({fail});
+  StartJobReply started = MustStart(Request(3, 1));
+  EXPECT_FALSE(started.job_id().empty());
+  EXPECT_EQ(started.checks().exit_code(), 1);
+  EXPECT_EQ(started.status().state(), RUNNING);
+}
+
+TEST_F(JobManagerTest, SkipChecksLaunchesWithoutCheckingAndIsJournaled) {
+  Start();
+  agent::CheckResult fail;
+  fail.set_id("gpu_count");
+  fail.set_passed(false);
+  fail.set_severity(agent::CHECK_FAIL);
+  Node(0)->SetCheckResults({fail});
+  StartJobRequest req = Request(2, 1);
+  req.set_skip_checks(true);
+  StartJobReply reply = MustStart(req);
+  ASSERT_FALSE(reply.job_id().empty());
+  EXPECT_FALSE(reply.has_checks());
+  EXPECT_EQ(Node(0)->checks(), 0);
+  EXPECT_THAT(reply.warnings(), Contains(HasSubstr("--skip-checks")));
+  StatusOr<std::string> journal = ReadFile(dir_ + "/journal.jsonl");
+  ASSERT_TRUE(journal.ok()) << journal.status().ToString();
+  EXPECT_THAT(*journal, HasSubstr("\"skip_checks\":true"));
+}
+
+// With the checks skipped, a node that is down is found by the launch itself: a
+// FAILED job naming the node.
+TEST_F(JobManagerTest, UnreachableAgentFailsTheLaunchNamingHostWhenChecksAreSkipped) {
+  Start();
+  Node(2)->SetPingStatus(Unavailable("failed to connect to all addresses"));
+  StartJobRequest req = Request(4, 1);
+  req.set_skip_checks(true);
+  StartJobReply reply = MustStart(req);
   const JobStatus& s = reply.status();
   ASSERT_EQ(s.state(), FAILED);
   EXPECT_THAT(s.failure().message(), HasSubstr("node2:7071 (hosts.txt:4)"));
@@ -249,15 +313,20 @@ TEST_F(JobManagerTest, UnreachableAgentFailsNamingHostAndLaunchesNothing) {
   for (int n = 0; n < 4; ++n) EXPECT_TRUE(Node(n)->launches().empty()) << n;
 }
 
-TEST_F(JobManagerTest, PingTimeoutFailsWithinConnectTimeout) {
+TEST_F(JobManagerTest, PingTimeoutIsReportedWithinConnectTimeout) {
   Start();
   Node(1)->SetPingHangs(true);
   auto t0 = std::chrono::steady_clock::now();
-  StartJobReply reply = MustStart(Request(2, 1));
+  StartJobReply checked = MustStart(Request(2, 1));
+  EXPECT_TRUE(checked.job_id().empty());
+  EXPECT_FALSE(checked.checks().nodes(1).reachable());
+  StartJobRequest req = Request(2, 1);
+  req.set_skip_checks(true);
+  StartJobReply reply = MustStart(req);
   auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();
-  EXPECT_LT(ms, 2000);
+  EXPECT_LT(ms, 2000);  // two starts, each bounded by the 300 ms connect timeout
   EXPECT_EQ(reply.status().state(), FAILED);
   EXPECT_THAT(reply.status().failure().message(), HasSubstr("did not answer Ping within 300 ms"));
   EXPECT_THAT(reply.status().failure().message(), HasSubstr("node1:7071"));

@@ -11,6 +11,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "env_check/system.h"
@@ -30,6 +31,9 @@ class FakeSystem : public System {
   std::map<std::string, uint64_t> free_bytes, total_bytes;  // by path
   std::map<int, ResourceLimit> limits;                      // default: unlimited
   std::map<std::string, Status> probes;                     // default: OK
+  std::chrono::milliseconds space_delay{0};                 // Space() blocks this long
+  std::map<std::string, ProgramInfo> programs;              // by name as given
+  mutable std::map<std::string, std::string> small_files;   // WriteSmallFile's
   std::set<int> busy_ports;
   std::map<std::string, std::string> hosts;            // name -> address
   mutable std::vector<std::vector<std::string>> runs;  // every Run() argv, in order
@@ -69,15 +73,33 @@ class FakeSystem : public System {
     return it == env.end() ? "" : it->second;
   }
   std::string Hostname() const override { return hostname; }
-  StatusOr<uint64_t> FreeBytes(const std::string& path) const override {
-    auto it = free_bytes.find(path);
-    if (it == free_bytes.end()) return NotFound("statvfs " + path + ": No such file or directory");
+  StatusOr<FsSpace> Space(const std::string& path, std::chrono::milliseconds) const override {
+    if (space_delay.count() > 0) std::this_thread::sleep_for(space_delay);
+    auto f = free_bytes.find(path), t = total_bytes.find(path);
+    if (f == free_bytes.end() && t == total_bytes.end())
+      return NotFound("statvfs " + path + ": No such file or directory");
+    return FsSpace{f == free_bytes.end() ? 0 : f->second, t == total_bytes.end() ? 0 : t->second};
+  }
+  StatusOr<ProgramInfo> LocateProgram(const std::string& program, const std::string&,
+                                      std::chrono::milliseconds) const override {
+    auto it = programs.find(program);
+    if (it == programs.end()) return NotFound(program + " not found on PATH");
     return it->second;
   }
-  StatusOr<uint64_t> TotalBytes(const std::string& path) const override {
-    auto it = total_bytes.find(path);
-    if (it == total_bytes.end()) return NotFound("statvfs " + path + ": No such file or directory");
+  Status WriteSmallFile(const std::string& path, const std::string& content,
+                        std::chrono::milliseconds) const override {
+    small_files[path] = content;
+    return Status::Ok();
+  }
+  StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                      std::chrono::milliseconds) const override {
+    auto it = small_files.find(path);
+    if (it == small_files.end()) return NotFound("open " + path + ": No such file or directory");
     return it->second;
+  }
+  Status RemoveSmallFile(const std::string& path, std::chrono::milliseconds) const override {
+    small_files.erase(path);
+    return Status::Ok();
   }
   ResourceLimit Limit(int resource) const override {
     auto it = limits.find(resource);

@@ -21,6 +21,7 @@ namespace {
 
 using testing::FakeSystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 CheckResult RunCheck(const std::string& id, const CheckContext& ctx, const System& sys) {
   for (const Check& c : AllChecks()) {
@@ -329,10 +330,38 @@ TEST(Report, ExitCodeAndTable) {
 TEST(Registry, IdsUniqueAndRunAllKeepsTableOrder) {
   std::set<std::string> ids;
   for (const Check& c : AllChecks()) EXPECT_TRUE(ids.insert(c.id).second) << c.id;
-  FakeSystem fs;
+  auto fs = std::make_shared<FakeSystem>();
   std::vector<CheckResult> results = RunAll(CheckContext(), fs);
   ASSERT_EQ(results.size(), AllChecks().size());
   for (size_t i = 0; i < results.size(); ++i) EXPECT_EQ(results[i].id, AllChecks()[i].id);
+}
+
+// A check stuck in a call nothing can bound (a wedged driver) must not hold the
+// node's answer: RunAll reports it as hung at its deadline and returns.
+TEST(Registry, RunAllReportsAHungCheckAtItsDeadline) {
+  auto fs = std::make_shared<FakeSystem>();
+  fs->space_delay = std::chrono::milliseconds(6000);
+  CheckContext ctx;
+  ctx.probe_deadline = ctx.command_deadline = std::chrono::milliseconds(100);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<CheckResult> results = RunAll(ctx, fs);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 4.0);
+  EXPECT_GE(s, 2.0);
+  bool saw = false;
+  for (const CheckResult& r : results) {
+    if (r.id != "shm_size") continue;
+    saw = true;
+    EXPECT_FALSE(r.passed);
+    EXPECT_EQ(r.severity, Severity::kFail);
+    EXPECT_THAT(r.found, HasSubstr("did not finish within 2.1 s"));
+    EXPECT_THAT(r.hint, HasSubstr("hung NFS mount"));
+  }
+  EXPECT_TRUE(saw);
+  for (const CheckResult& r : results) {
+    if (r.id == "shm_size") continue;
+    EXPECT_THAT(r.found, Not(HasSubstr("did not finish"))) << r.id;
+  }
 }
 
 // --- RealSystem on this machine ---

@@ -1,0 +1,74 @@
+// CheckNode and SharedTokens: the agent's half of `coordctl check` and of the
+// checks before `coordctl start`. The node table runs here, on the node, with the
+// agent's environment (the one its ranks inherit) plus the job's launch.env.
+#include <chrono>
+
+#include "agent/agent_service.h"
+#include "common/clock.h"
+#include "env_check/check_proto.h"
+#include "env_check/job_context.h"
+
+namespace coord::agent {
+namespace {
+
+// Tokens live in "<shared path>/.coord-check/<check id>/<node>": the agent reads and
+// removes only there, so these RPCs cannot touch anything else on the node.
+Status ValidateTokenPath(const std::string& path) {
+  if (path.empty() || path[0] != '/' || path.find("/.coord-check/") == std::string::npos ||
+      path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      path.back() == '/')
+    return InvalidArgument("not a cluster-check token path: '" + path +
+                           "' (expected <shared path>/.coord-check/<id>/<node>)");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status AgentService::CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) {
+  env_check::CheckContext ctx;
+  if (!req.config_json().empty()) {
+    ASSIGN_OR_RETURN(ctx, env_check::ContextFromJob(req.config_json(), req.config_path().empty()
+                                                                           ? "job spec"
+                                                                           : req.config_path()));
+  }
+  ctx.is_master_node = req.is_master_node();
+  ctx.peer_hosts.assign(req.peer_hosts().begin(), req.peer_hosts().end());
+  auto path = req.env().find("PATH");
+  if (path != req.env().end()) ctx.program_search_path = path->second;
+  ctx.workdir = req.workdir();
+  if (!req.token_path().empty()) {
+    RETURN_IF_ERROR(ValidateTokenPath(req.token_path()));
+    // Written before the checks run, so the other nodes find it when they read.
+    Status wrote = system_->WriteSmallFile(req.token_path(), req.token_content(),
+                                           ctx.probe_deadline);
+    if (!wrote.ok()) reply->set_token_error(wrote.message());
+  }
+  reply->set_hostname(hostname_);
+  for (const env_check::CheckResult& r : env_check::RunAll(ctx, system_))
+    *reply->add_results() = env_check::ToProto(r);
+  return Status::Ok();
+}
+
+Status AgentService::SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) {
+  for (const std::string& p : req.paths()) RETURN_IF_ERROR(ValidateTokenPath(p));
+  const std::chrono::milliseconds deadline(req.deadline_ms() > 0 ? req.deadline_ms() : 5000);
+  for (const std::string& p : req.paths()) {
+    SharedToken* t = reply->add_tokens();
+    t->set_path(p);
+    if (req.remove()) {
+      Status st = system_->RemoveSmallFile(p, deadline);
+      t->set_ok(st.ok());
+      t->set_error(st.ok() ? "" : st.message());
+      continue;
+    }
+    StatusOr<std::string> content = system_->ReadSmallFile(p, deadline);
+    t->set_ok(content.ok());
+    if (content.ok())
+      t->set_content(*content);
+    else
+      t->set_error(content.status().message());
+  }
+  return Status::Ok();
+}
+
+}  // namespace coord::agent
