@@ -2,6 +2,7 @@
 // checks before `coordctl start`. The node table runs here, on the node, with the
 // agent's environment (the one its ranks inherit) plus the job's launch.env.
 #include <chrono>
+#include <future>
 
 #include "agent/agent_service.h"
 #include "common/clock.h"
@@ -36,16 +37,22 @@ Status AgentService::CheckNode(const CheckNodeRequest& req, CheckNodeReply* repl
   auto path = req.env().find("PATH");
   if (path != req.env().end()) ctx.program_search_path = path->second;
   ctx.workdir = req.workdir();
+  // The token is written alongside the checks (a hung mount then costs one probe
+  // deadline, not two); the other nodes read it only after every CheckNode returned.
+  std::future<Status> wrote;
   if (!req.token_path().empty()) {
     RETURN_IF_ERROR(ValidateTokenPath(req.token_path()));
-    // Written before the checks run, so the other nodes find it when they read.
-    Status wrote = system_->WriteSmallFile(req.token_path(), req.token_content(),
-                                           ctx.probe_deadline);
-    if (!wrote.ok()) reply->set_token_error(wrote.message());
+    wrote = std::async(std::launch::async, [this, &req, deadline = ctx.probe_deadline] {
+      return system_->WriteSmallFile(req.token_path(), req.token_content(), deadline);
+    });
   }
   reply->set_hostname(hostname_);
   for (const env_check::CheckResult& r : env_check::RunAll(ctx, system_))
     *reply->add_results() = env_check::ToProto(r);
+  if (wrote.valid()) {
+    Status st = wrote.get();
+    if (!st.ok()) reply->set_token_error(st.message());
+  }
   return Status::Ok();
 }
 

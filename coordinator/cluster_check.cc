@@ -127,7 +127,8 @@ StatusOr<env_check::ClusterReport> RunClusterCheck(const ClusterCheckRequest& re
     });
     internal::ParallelFor(static_cast<int>(n), [&](int i) {
       const size_t me = static_cast<size_t>(i);
-      if (!report.nodes[me].reachable) return;
+      // A node that could not write (a hung mount) would only hang again here.
+      if (!report.nodes[me].reachable || !exchange.write_error[me].empty()) return;
       agent::SharedTokensRequest remove;
       remove.add_paths(token_path(me));
       remove.set_remove(true);

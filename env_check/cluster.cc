@@ -59,7 +59,7 @@ CheckResult CompareFact(const SameFact& f, const std::vector<const NodeReport*>&
   // value -> nodes having it; nodes without the fact count only when some have it.
   std::map<std::string, std::vector<std::string>> by_value;
   for (const NodeReport* n : nodes) by_value[Fact(*n, f.fact)].push_back(n->name);
-  CheckResult r = Result(f.id, true, f.severity, "", std::string("one ") + f.what + " on every node",
+  CheckResult r = Result(f.id, true, f.severity, "", std::string("the same ") + f.what + " on every node",
                          f.hint);
   if (by_value.size() == 1 && by_value.begin()->first.empty()) {
     r.severity = Severity::kInfo;
@@ -188,7 +188,7 @@ void AddSharedPathResults(const TokenExchange& t, std::vector<NodeReport>* nodes
       }
       r.found = t.shared_path + " here is not the filesystem the other nodes share: it " +
                 (sees.empty() ? "sees no other node's token" : "sees only " + NameList(sees)) +
-                ", and " + NameList(best_names, 3) + " do not see its token";
+                ", and none of " + NameList(best_names, 3) + " sees its token";
       r.hint = "mount the shared export at " + t.shared_path +
                " on this node (a local directory at the same path is not shared); compare "
                "`findmnt " + t.shared_path + "` with a good node";

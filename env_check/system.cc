@@ -470,10 +470,16 @@ StatusOr<ProgramInfo> RealSystem::LocateProgram(const std::string& program,
 Status RealSystem::WriteSmallFile(const std::string& path, const std::string& content,
                                   std::chrono::milliseconds deadline) const {
   if (content.size() > kSharedBytes) return InvalidArgument("token too large for " + path);
-  const std::string parent = path.substr(0, path.rfind('/'));
+  // Every missing directory on the way (mkdir -p), outermost first.
+  std::vector<std::string> dirs;
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1))
+    dirs.push_back(path.substr(0, slash));
   const std::string tmp = path + ".tmp";
   return RunBounded("writing " + path, deadline, nullptr, [&](char*) {
-    if (mkdir(parent.c_str(), 0755) != 0 && errno != EEXIST) return errno;
+    for (const std::string& d : dirs) {
+      if (mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return errno;
+    }
     int fd = open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
     if (fd < 0) return errno;
     int rc = 0;
@@ -511,11 +517,17 @@ StatusOr<std::string> RealSystem::ReadSmallFile(const std::string& path,
 Status RealSystem::RemoveSmallFile(const std::string& path,
                                    std::chrono::milliseconds deadline) const {
   const std::string parent = path.substr(0, path.rfind('/'));
+  const std::string grandparent = parent.substr(0, parent.rfind('/'));
   return RunBounded("removing " + path, deadline, nullptr, [&](char*) {
     if (unlink(path.c_str()) != 0 && errno != ENOENT) return errno;
-    // The last node out removes the directory; the others find it not empty.
-    if (rmdir(parent.c_str()) != 0 && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
-      return errno;
+    // The last node out removes the directories; the others find them not empty.
+    for (const std::string* d : {&parent, &grandparent}) {
+      if (d->size() <= 1) break;
+      if (rmdir(d->c_str()) != 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST || errno == EBUSY) break;
+        if (errno != ENOENT) return errno;
+      }
+    }
     return 0;
   });
 }

@@ -88,9 +88,10 @@ class System {
   // Small files in the shared path, for the cluster-wide check that every node
   // sees every other node's token (one filesystem, not a local directory at the
   // same path). Each runs in a child bounded by `deadline`.
-  // Write: creates the parent directory if needed, writes a temporary file,
+  // Write: creates the missing directories on the way, writes a temporary file,
   // fsyncs and renames it into place. Read: at most 4 KiB. Remove: unlinks the
-  // file, then removes its parent if that is now empty.
+  // file, then its parent and grandparent directories if they are now empty (the
+  // check's directory and ".coord-check": the last node out leaves nothing).
   virtual Status WriteSmallFile(const std::string& path, const std::string& content,
                                 std::chrono::milliseconds deadline) const = 0;
   virtual StatusOr<std::string> ReadSmallFile(const std::string& path,

@@ -69,6 +69,9 @@ CheckResult CheckpointDisk(const CheckContext& ctx, const System& sys) {
     r.found = space.status().message();
     if (space.status().code() == StatusCode::kNotFound)
       r.hint = "create " + ctx.checkpoint_dir + " (or its parent mount) on this node";
+    if (space.status().code() == StatusCode::kDeadlineExceeded)
+      r.hint = "the filesystem holding " + ctx.checkpoint_dir +
+               " does not answer: a hung NFS mount? (`dmesg | grep -i nfs`)";
     return r;
   }
   r.found = Bytes(space->free) + " free on " + dir;

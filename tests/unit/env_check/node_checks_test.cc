@@ -376,6 +376,57 @@ TEST(RealSystem, ProbeTempDirectory) {
   EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
 }
 
+TEST(RealSystem, LocateProgramSearchesThePathAndDigestsTheFile) {
+  coord::testing::TempDir dir;
+  auto sys = MakeRealSystem();
+  std::string bin = dir.File("bin");
+  mkdir(bin.c_str(), 0755);
+  std::ofstream(bin + "/trainer") << "#!/bin/sh\necho v1\n";
+  chmod((bin + "/trainer").c_str(), 0755);
+  auto first = sys->LocateProgram("trainer", "/nonexistent:" + bin, std::chrono::seconds(5));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(first->path, bin + "/trainer");
+  EXPECT_EQ(first->size, 18u);  // "#!/bin/sh\necho v1\n"
+  EXPECT_EQ(first->digest.size(), 16u);
+  auto again = sys->LocateProgram(bin + "/trainer", "", std::chrono::seconds(5));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->digest, first->digest);
+  std::ofstream(bin + "/trainer") << "#!/bin/sh\necho v2\n";  // same size, one byte differs
+  auto changed = sys->LocateProgram("trainer", bin, std::chrono::seconds(5));
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE(changed->digest, first->digest);
+  auto missing = sys->LocateProgram("no-such-trainer", bin, std::chrono::seconds(5));
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("no-such-trainer not found on PATH"));
+  // Not executable: skipped, as execvp would.
+  chmod((bin + "/trainer").c_str(), 0644);
+  EXPECT_FALSE(sys->LocateProgram("trainer", bin, std::chrono::seconds(5)).ok());
+}
+
+TEST(RealSystem, SmallFilesAreWrittenReadAndRemovedWithTheirDirectories) {
+  coord::testing::TempDir dir;
+  auto sys = MakeRealSystem();
+  std::string token = dir.File(".coord-check/abc/node-0");
+  ASSERT_TRUE(sys->WriteSmallFile(token, "hello\n", std::chrono::seconds(5)).ok());
+  auto back = sys->ReadSmallFile(token, std::chrono::seconds(5));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, "hello\n");
+  EXPECT_EQ(sys->ReadSmallFile(dir.File(".coord-check/abc/node-1"), std::chrono::seconds(5))
+                .status()
+                .code(),
+            StatusCode::kNotFound);
+  std::string other = dir.File(".coord-check/abc/node-1");
+  ASSERT_TRUE(sys->WriteSmallFile(other, "x", std::chrono::seconds(5)).ok());
+  ASSERT_TRUE(sys->RemoveSmallFile(token, std::chrono::seconds(5)).ok());
+  EXPECT_TRUE(sys->Exists(dir.File(".coord-check/abc")));  // node-1's token is still there
+  ASSERT_TRUE(sys->RemoveSmallFile(other, std::chrono::seconds(5)).ok());
+  EXPECT_FALSE(sys->Exists(dir.File(".coord-check")));  // the last one out cleans up
+  auto space = sys->Space(dir.path(), std::chrono::seconds(5));
+  ASSERT_TRUE(space.ok());
+  EXPECT_GT(space->total, 0u);
+  EXPECT_LE(space->free, space->total);
+}
+
 TEST(RealSystem, RunDeadlineKillsProcess) {
   auto sys = MakeRealSystem();
   auto start = std::chrono::steady_clock::now();
