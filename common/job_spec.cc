@@ -265,6 +265,14 @@ void ParseHangTimeout(const json& v, const std::string& where, Checker* c, Launc
          &out->hang_timeout_s);
 }
 
+void ParseRestartBackoff(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+  if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxKillGraceS) {
+    c->Error(where, "expected a number of seconds from 0 to 3600, got " + Shown(v));
+    return;
+  }
+  out->restart_backoff_ms = static_cast<int>(std::llround(v.get<double>() * 1000));
+}
+
 void ParseKillGrace(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
   if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxKillGraceS) {
     c->Error(where, "expected a number of seconds from 0 to 3600, got " + Shown(v));
@@ -362,6 +370,7 @@ constexpr LaunchKey kLaunchKeys[] = {
     {"command", ParseCommand},
     {"workdir", ParseWorkdir},
     {"max_restarts", ParseMaxRestarts},
+    {"restart_backoff_s", ParseRestartBackoff},
     {"hang_timeout_s", ParseHangTimeout},
     {"kill_grace_s", ParseKillGrace},
 };

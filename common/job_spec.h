@@ -22,7 +22,8 @@ struct LaunchSpec {
   std::map<std::string, std::string> env;     // extra environment for every rank
   std::vector<std::string> command;           // argv; a string command becomes {"/bin/sh","-c",cmd}
   std::string workdir;                        // empty: the submitter's cwd
-  int max_restarts = 0;
+  int max_restarts = 0;                       // restarts after a failure, from the latest checkpoint
+  int restart_backoff_ms = 1000;              // before restart k: this x 2^(k-1), at most 60 s
   int hang_timeout_s = 0;                     // 0: no hang detection
   int kill_grace_ms = 5000;                   // SIGTERM -> SIGKILL grace (launch.kill_grace_s)
 };

@@ -105,13 +105,14 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
     jobs_[id] = std::move(job);
     order_.push_back(id);
     JobState state = ref.status.state();
-    if (state == PENDING || state == LAUNCHING) {
+    if (state == PENDING || state == LAUNCHING || state == RESTARTING) {
       // We cannot know which nodes got their ranks started: kill whatever did.
       Failure f;
       f.set_rank(-1);
-      f.set_message("coordd restarted while job '" + id +
-                    "' was launching; its ranks were killed on every node");
-      followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false));
+      f.set_message("coordd restarted while job '" + id + "' was " +
+                    (state == RESTARTING ? "restarting" : "launching") +
+                    "; its ranks were killed on every node");
+      followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false, /*may_restart=*/false));
     } else if (state == RUNNING) {
       ref.running_since_mono = MonoMs();
       LOG_INFO << "job " << id << " is RUNNING: supervising it again";
@@ -293,6 +294,7 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   st.set_master_addr(plan.master_addr);
   st.set_master_port(plan.master_port);
   st.set_config_path(plan.config_path);
+  st.set_max_restarts(plan.max_restarts);
   for (size_t n = 0; n < plan.hosts.size(); ++n) {
     NodeStatus* node = st.add_nodes();
     node->set_host(plan.hosts[n].host);
@@ -329,9 +331,12 @@ void JobManager::Launch(const std::string& job_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = *FindLocked(job_id);
-    if (job.status.state() != PENDING) return;  // killed before we got here
+    // PENDING: the first start; RESTARTING: generation n+1 (Restart). Anything else was
+    // killed before we got here.
+    if (job.status.state() != PENDING && job.status.state() != RESTARTING) return;
     job.launching = true;
-    TransitionLocked(job, LAUNCHING, "launching");
+    TransitionLocked(job, LAUNCHING,
+                     "launching generation " + std::to_string(job.status.generation()));
     clients = ClientsLocked(job.plan);
   }
   Status pinged = PingAll(job_id, clients);
@@ -340,6 +345,7 @@ void JobManager::Launch(const std::string& job_id) {
     // Nothing was launched yet, so there is nothing to kill.
     std::lock_guard<std::mutex> lock(mu_);
     FindLocked(job_id)->launching = false;
+    cv_.notify_all();
     return;
   }
   LaunchAll(job_id, clients, *port);
@@ -379,7 +385,8 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
     f.set_host(h.host);
     f.set_node_rank(first_bad);
     f.set_message(message);
-    FailLocked(job, f, /*fetch_stderr=*/false);  // no followup: nothing launched yet
+    // Nothing of this generation was launched; a restart (if any are left) still runs.
+    RunTask(FailLocked(job, f, /*fetch_stderr=*/false));
   }
   return Unavailable(message);
 }
@@ -409,7 +416,7 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
       f.set_rank(-1);
       f.set_host(job.plan.hosts[0].host);
       f.set_message(message);
-      FailLocked(job, f, /*fetch_stderr=*/false);
+      RunTask(FailLocked(job, f, /*fetch_stderr=*/false));
     }
     return Unavailable(message);
   }
@@ -475,10 +482,12 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
     replies[n] = clients[n]->Launch(requests[n], options_.launch_timeout_ms);
   });
   bool kill = false;
+  Followup restart;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = *FindLocked(job_id);
     job.launching = false;
+    cv_.notify_all();  // a Restart waits for the launch to be over
     const int first_bad = ApplyLaunchRepliesLocked(job, replies);
     if (job.status.state() != LAUNCHING) {
       kill = true;  // killed or failed while we launched: some nodes started after that
@@ -489,7 +498,7 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
       f.set_host(node.host());
       f.set_node_rank(first_bad);
       f.set_message(NodeName(job.plan, first_bad) + ": launch failed: " + node.error());
-      FailLocked(job, f, /*fetch_stderr=*/false);
+      restart = FailLocked(job, f, /*fetch_stderr=*/false);
       kill = true;
     } else {
       job.running_since_mono = MonoMs();
@@ -499,6 +508,7 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
   }
   // Synchronously, so StartJob returns only once nothing is left half-started.
   if (kill) KillEverywhere(job_id, generation, grace_ms);
+  RunTask(std::move(restart));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -100,7 +100,12 @@ class JobManager {
 
   // --- transitions and helpers (mu_ held) ---
   void TransitionLocked(Job& job, JobState to, const std::string& message);
-  Followup FailLocked(Job& job, Failure failure, bool fetch_stderr);
+  // FAILED, or RESTARTING when the job has restarts left (and may_restart): the
+  // followup then kills the generation and launches the next one (Restart).
+  Followup FailLocked(Job& job, Failure failure, bool fetch_stderr, bool may_restart = true);
+  // Kills generation `failed` everywhere, waits the backoff, launches generation
+  // failed + 1 unless the job was killed meanwhile. Runs on a task thread.
+  void Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms);
   void MaybeSucceedLocked(Job& job);
   void JournalStateLocked(const Job& job);
   Job* FindLocked(const std::string& job_id);

@@ -102,6 +102,7 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   plan.env = launch.env;
   plan.kill_grace_ms = launch.kill_grace_ms > 0 ? launch.kill_grace_ms : 5000;
   plan.max_restarts = launch.max_restarts;
+  plan.restart_backoff_ms = launch.restart_backoff_ms;
   if (!launch.command.empty()) {
     plan.argv = launch.command;
   } else if (!request.config_path().empty()) {

@@ -33,6 +33,7 @@ struct JobPlan {
   std::map<std::string, std::string> env;
   int kill_grace_ms = 5000;
   int max_restarts = 0;
+  int restart_backoff_ms = 1000;
 };
 
 struct PlanResult {

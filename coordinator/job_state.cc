@@ -4,8 +4,9 @@
 namespace coord::coordinator {
 namespace {
 
-// Every allowed edge. RESTARTING is in the proto for restarts (max_restarts), which
-// coordd does not do yet, so no edge leads there.
+// Every allowed edge. A failure with restarts left goes to RESTARTING instead of
+// FAILED: the generation is killed everywhere, then the next one launches (LAUNCHING)
+// unless a kill came first.
 struct Edge {
   JobState from;
   JobState to;
@@ -14,6 +15,8 @@ constexpr Edge kEdges[] = {
     {PENDING, LAUNCHING}, {PENDING, FAILED},   {PENDING, KILLED},
     {LAUNCHING, RUNNING}, {LAUNCHING, FAILED}, {LAUNCHING, KILLED},
     {RUNNING, SUCCEEDED}, {RUNNING, FAILED},   {RUNNING, KILLED},
+    {LAUNCHING, RESTARTING}, {RUNNING, RESTARTING},
+    {RESTARTING, LAUNCHING}, {RESTARTING, FAILED}, {RESTARTING, KILLED},
 };
 
 }  // namespace

@@ -71,10 +71,31 @@ void JobManager::JournalStateLocked(const Job& job) {
   }
 }
 
-JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr) {
+JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr,
+                                            bool may_restart) {
   failure.set_time_ms(WallMs());
   *job.status.mutable_failure() = failure;
   job.details_pending = fetch_stderr;
+  const JobState from = job.status.state();
+  if (may_restart && (from == RUNNING || from == LAUNCHING) &&
+      job.status.restarts() < job.plan.max_restarts) {
+    const int restart = job.status.restarts() + 1;
+    TransitionLocked(job, RESTARTING,
+                     "restart " + std::to_string(restart) + " of " +
+                         std::to_string(job.plan.max_restarts) + " after: " + failure.message());
+    const std::string id = job.status.job_id();
+    const int generation = job.status.generation();
+    const int grace_ms = job.plan.kill_grace_ms;
+    // restart_backoff x 2^(k-1), at most a minute: a node that fails at once does not
+    // get hammered, and the first restart is quick.
+    const int64_t backoff =
+        std::min<int64_t>(static_cast<int64_t>(job.plan.restart_backoff_ms) << std::min(restart - 1, 16),
+                          60000);
+    return [this, id, generation, grace_ms, fetch_stderr, backoff] {
+      if (fetch_stderr) FetchStderrTail(id);
+      Restart(id, generation, grace_ms, static_cast<int>(backoff));
+    };
+  }
   TransitionLocked(job, FAILED, failure.message());
   // While StartJob is still launching, it kills once its Launch RPCs return (a kill now
   // could overtake a Launch still on its way).
@@ -87,6 +108,55 @@ JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetc
     if (fetch_stderr) FetchStderrTail(id);
     if (kill) KillEverywhere(id, generation, grace_ms);
   };
+}
+
+void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms) {
+  const int64_t t0 = MonoMs();
+  {
+    // A launch still in flight kills its own generation once its RPCs return; wait for
+    // that, so this kill cannot overtake one of its Launch calls.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stopping_ || !FindLocked(job_id)->launching; });
+    if (stopping_) return;
+  }
+  KillOutcome killed = KillEverywhere(job_id, failed, grace_ms);
+  const int64_t kill_ms = MonoMs() - t0;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms);
+    cv_.wait_until(lock, until,
+                   [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
+    Job& job = *FindLocked(job_id);
+    if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
+    if (!killed.clean) {
+      // A node that could not confirm is lost or hung; the next generation's launch
+      // finds out (and fails or restarts again) rather than waiting here.
+      std::string nodes;
+      for (const std::string& n : killed.unconfirmed) nodes += (nodes.empty() ? "" : ", ") + n;
+      LOG_WARN << "job " << job_id << ": generation " << failed << " not confirmed gone on: "
+               << nodes;
+    }
+    // Generation n+1: fresh ranks and nodes; the failure stays as the last one.
+    job.status.set_generation(failed + 1);
+    job.status.set_restarts(job.status.restarts() + 1);
+    for (agent::RankStatus& r : *job.status.mutable_ranks()) {
+      agent::RankStatus fresh;
+      fresh.set_job_id(r.job_id());
+      fresh.set_generation(failed + 1);
+      fresh.set_node_rank(r.node_rank());
+      fresh.set_rank(r.rank());
+      fresh.set_local_rank(r.local_rank());
+      r = fresh;
+    }
+    for (NodeStatus& n : *job.status.mutable_nodes()) {
+      n.set_state("pending");
+      n.clear_error();
+    }
+    LOG_INFO << "job " << job_id << ": generation " << failed << " killed in " << kill_ms
+             << " ms; launching generation " << failed + 1 << " after a " << backoff_ms
+             << " ms backoff";
+  }
+  Launch(job_id);
 }
 
 void JobManager::MaybeSucceedLocked(Job& job) {
@@ -197,7 +267,7 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   NodeStatus* node = job.status.mutable_nodes(node_rank);
   // "lost" or "failed" explain a failure and stay; only a healthy node becomes "done".
   if (node_done && node->state() == "launched") node->set_state("done");
-  if (IsTerminal(job.status.state())) {
+  if (IsTerminal(job.status.state()) || job.status.state() == RESTARTING) {
     // Ranks dying after a kill or after another rank's failure change nothing more, but
     // the monitor may now close streams kept open for them.
     if (node_done) cv_.notify_all();

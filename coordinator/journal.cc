@@ -70,7 +70,8 @@ json PlanToJson(const JobPlan& p) {
               {"argv", p.argv},
               {"env", p.env},
               {"kill_grace_ms", p.kill_grace_ms},
-              {"max_restarts", p.max_restarts}};
+              {"max_restarts", p.max_restarts},
+              {"restart_backoff_ms", p.restart_backoff_ms}};
 }
 
 // Throws json::exception on a field of the wrong type; the caller turns it into an error.
@@ -100,6 +101,7 @@ JobPlan PlanFromJson(const json& j) {
   p.env = j.at("env").get<std::map<std::string, std::string>>();
   p.kill_grace_ms = j.at("kill_grace_ms").get<int>();
   p.max_restarts = j.at("max_restarts").get<int>();
+  p.restart_backoff_ms = j.value("restart_backoff_ms", 1000);
   return p;
 }
 

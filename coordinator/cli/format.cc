@@ -65,7 +65,8 @@ std::string OneLineSummary(const coordinator::JobStatus& job) {
 void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
   out << "job:        " << job.job_id() << "\n"
       << "state:      " << JobStateName(job.state()) << "\n"
-      << "generation: " << job.generation() << "\n"
+      << "generation: " << job.generation() << " (restarts used " << job.restarts() << " of "
+      << job.max_restarts() << ")\n"
       << "world:      " << job.world_size() << " ranks (" << job.nodes_size() << " nodes x "
       << job.nproc_per_node() << ")\n"
       << "master:     " << job.master_addr() << ":" << job.master_port() << "\n"
@@ -76,7 +77,8 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
   }
   if (job.has_failure() && (job.state() == coordinator::FAILED || !job.failure().message().empty())) {
     const auto& f = job.failure();
-    out << "failure:    " << f.message() << "\n";
+    out << (job.state() == coordinator::FAILED ? "failure:    " : "last failure: ") << f.message()
+        << "\n";
     if (!f.stderr_tail().empty()) {
       out << "last stderr of rank " << f.rank() << " on " << f.host() << ":\n";
       for (const auto& l : f.stderr_tail()) out << "    " << l << "\n";

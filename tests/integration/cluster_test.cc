@@ -359,6 +359,27 @@ TEST_F(ClusterTest, MissingCommandIsCaughtByTheChecksOrByTheLaunch) {
   EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job).empty(); }, 5000));
 }
 
+// launch.max_restarts: rank 5 dies in generation 0; the coordinator kills the rest of
+// that generation on every node, launches generation 1, which succeeds.
+TEST_F(ClusterTest, AFailedRankRestartsTheJobAsTheNextGeneration) {
+  json spec = Probe({"--exit", "3", "--exit-rank", "5", "--only-generation", "0"});
+  spec["launch"]["max_restarts"] = 2;
+  spec["launch"]["restart_backoff_s"] = 0.2;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "SUCCEEDED", 20000)) << Status(job).dump(2);
+  json s = Status(job);
+  EXPECT_EQ(s["generation"], 1);
+  EXPECT_EQ(s["restarts"], 1);
+  EXPECT_EQ(s["failure"]["rank"], 5);
+  EXPECT_EQ(s["failure"]["exit_code"], 3) << s["failure"].dump();
+  for (const json& rank : s["ranks"]) EXPECT_EQ(rank.value("exit_code", 0), 0) << rank.dump();
+  RunResult text = Ctl({"status", job});
+  EXPECT_NE(text.out.find("generation: 1 (restarts used 1 of 2)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("last failure: rank 5"), std::string::npos) << text.out;
+}
+
 TEST_F(ClusterTest, KillOfUnknownJobIsAClearError) {
   RunResult r = Ctl({"kill", "no-such-job"});
   EXPECT_EQ(r.exit_code, 2);

@@ -2,10 +2,13 @@
  * and the rank environment (RANK); runs as a rank under coord-supervisor.
  *   rank_probe [--env-out DIR] [--print N] [--sleep-ms N] [--exit CODE]
  *              [--exit-rank R] [--ignore-term] [--spawn-child] [--spawn-daemon]
- *              [--stamp FILE] [--describe]
+ *              [--stamp FILE] [--describe] [--only-generation G]
  * Without --sleep-ms it exits right away (with --exit CODE, default 0);
  * --sleep-ms 0 sleeps until killed; with
- * --exit-rank R only rank R exits (with CODE) and the others sleep forever. */
+ * --exit-rank R only rank R exits (with CODE) and the others sleep forever.
+ * With --only-generation G, --exit/--exit-rank/--sleep-ms apply only while
+ * COORD_RESTART_COUNT is G; in any other generation every rank exits 0 at once
+ * (a fault that a restart cures). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -53,7 +56,7 @@ static void stamp(const char* file, const char* rank) {
 int main(int argc, char** argv) {
   const char* env_out = NULL;
   const char* stamp_file = NULL;
-  int print = 0, sleep_ms = -1, exit_code = 0, exit_rank = -1;
+  int print = 0, sleep_ms = -1, exit_code = 0, exit_rank = -1, only_generation = -1;
   int ignore_term = 0, spawn_child = 0, spawn_daemon = 0, describe = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--spawn-child")) spawn_child = 1;
     else if (!strcmp(a, "--spawn-daemon")) spawn_daemon = 1;
     else if (!strcmp(a, "--describe")) describe = 1;
+    else if (!strcmp(a, "--only-generation") && v) only_generation = atoi(argv[++i]);
     else {
       fprintf(stderr, "rank_probe: unknown argument %s\n", a);
       return 2;
@@ -96,6 +100,8 @@ int main(int argc, char** argv) {
     }
     _exit(0);
   }
+  const char* restart_count = getenv("COORD_RESTART_COUNT");
+  if (only_generation >= 0 && (!restart_count || atoi(restart_count) != only_generation)) return 0;
   if (exit_rank >= 0) {
     if (atoi(rank) == exit_rank) return exit_code;
     sleep_forever();

@@ -469,6 +469,81 @@ TEST_F(JobManagerTest, BrokenWatchIsReopenedAndItsSnapshotIsIdempotent) {
   EXPECT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 0; }));
 }
 
+// --- restarts (launch.max_restarts) ---
+
+TEST_F(JobManagerTest, AFailureWithRestartsLeftKillsAndLaunchesTheNextGeneration) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 2, 0, R"(, "max_restarts": 2, "restart_backoff_s": 0)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->PushRankExit(id, 0, 3, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.restarts(), 1);
+  EXPECT_EQ(s.max_restarts(), 2);
+  EXPECT_THAT(s.failure().message(), HasSubstr("rank 3 on node1:7071"));
+  for (int n = 0; n < 2; ++n) {
+    // Generation 0 killed on every node before generation 1 was launched there.
+    ASSERT_GE(Node(n)->kills().size(), 1u) << n;
+    EXPECT_EQ(Node(n)->kills()[0].generation(), 0) << n;
+    ASSERT_EQ(Node(n)->launches().size(), 2u) << n;
+    EXPECT_EQ(Node(n)->launches()[1].generation(), 1) << n;
+  }
+  for (const agent::RankStatus& r : s.ranks()) EXPECT_EQ(r.state(), agent::RANK_RUNNING);
+
+  // An exit of the old generation arriving late changes nothing.
+  Node(0)->PushRankExit(id, 0, 0, 9);
+  EXPECT_EQ(StateNow(id), RUNNING);
+  EXPECT_EQ(Get(id).generation(), 1);
+
+  Node(0)->PushRankExit(id, 1, 1, 2);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 2 && StateNow(id) == RUNNING; }));
+  // The third failure finds no restart left.
+  Node(1)->PushRankExit(id, 2, 2, 3);
+  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == FAILED; }));
+  s = Get(id);
+  EXPECT_EQ(s.restarts(), 2);
+  EXPECT_EQ(s.failure().rank(), 2);
+  EXPECT_EQ(Node(0)->launches().size(), 3u);
+}
+
+TEST_F(JobManagerTest, AKillDuringTheRestartBackoffWinsAndNothingIsLaunched) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 3, "restart_backoff_s": 30)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == RESTARTING; }));
+  // The generation is killed before the backoff starts.
+  ASSERT_TRUE(WaitFor([&] { return Node(0)->kills().size() == 1; }));
+  KillJobRequest kill;
+  kill.set_job_id(id);
+  KillJobReply reply;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(jm_->KillJob(kill, &reply).ok());
+  EXPECT_EQ(StateNow(id), KILLED);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int n = 0; n < 2; ++n) EXPECT_EQ(Node(n)->launches().size(), 1u) << n;
+  EXPECT_EQ(Get(id).generation(), 0);
+  // Shutdown must not wait out the 30 s backoff either.
+  jm_->Shutdown();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+}
+
+TEST_F(JobManagerTest, ARelaunchThatFailsUsesTheNextRestart) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->SetLaunchStatus(FailedPrecondition("node 1 rank 1: cannot exec 'train'"));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == FAILED; }));
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.generation(), 1);
+  EXPECT_EQ(s.restarts(), 1);
+  EXPECT_THAT(s.failure().message(), HasSubstr("cannot exec 'train'"));
+}
+
 TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
   heartbeat_ms_ = 20;  // lost after 3 x 20 ms of silence
   Start();
