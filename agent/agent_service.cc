@@ -465,6 +465,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
             for (const auto& r : gen->ranks) running += r.started && !r.exited;
           }
         }
+        CollectProgressLocked(ev.mutable_heartbeat());
       }
       ev.mutable_heartbeat()->set_running_ranks(running);
       if (!write(hub_.Stamp(std::move(ev)))) {

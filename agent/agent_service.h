@@ -97,6 +97,7 @@ class AgentService final : public AgentHandler {
     bool started = false;
     bool exited = false;
     RankExit exit;
+    RankProgress progress;  // the last progress record read (records = file size then)
   };
   struct Generation {
     uint64_t key = 0;
@@ -127,6 +128,8 @@ class AgentService final : public AgentHandler {
   void OnPidExit(uint64_t key);
   void OnTick();
   RankStatus MakeRankStatusLocked(const Generation& gen, const RankState& r) const;
+  // The running ranks' latest progress records, for a heartbeat (agent_state.cc).
+  void CollectProgressLocked(Heartbeat* hb);
   void PublishLocked(const Generation& gen, const RankState& r);
   GenPtr FindLocked(const std::string& job_id, int generation) const;
   KillTarget MakeKillTargetLocked(const Generation& gen) const;

@@ -2,7 +2,13 @@
 // GenMonitor's inotify/pidfd callbacks), restart recovery (re-adopt live
 // generations, kill what nobody supervises) and RankStatus building. Runs in
 // coord-agent: Recover() at start, the On* callbacks on the monitor thread.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
@@ -284,6 +290,55 @@ void AgentService::KillUnknownTaggedLocked() {
       (void)CgroupKill(dir);
     }
     RemoveCgroupTree(dir);
+  }
+}
+
+// Progress records: ranks append lines to rank-R.progress (COORD_PROGRESS_FD). A
+// heartbeat carries each running rank's latest one; a file only grows, so its
+// size says whether anything new was written since the last heartbeat.
+void AgentService::CollectProgressLocked(Heartbeat* hb) {
+  constexpr size_t kTail = 512;
+  for (auto& [id, gens] : jobs_) {
+    for (auto& [g, gen] : gens) {
+      for (RankState& r : gen->ranks) {
+        if (!r.started || r.exited) continue;
+        const std::string path = JoinPath(gen->dir, RankProgressName(r.rank));
+        struct stat st;
+        if (stat(path.c_str(), &st) != 0 || st.st_size == 0) continue;
+        if (st.st_size != r.progress.records()) {
+          std::string tail;
+          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) continue;
+          const off_t from = st.st_size > static_cast<off_t>(kTail) ? st.st_size - kTail : 0;
+          tail.resize(kTail);
+          ssize_t got = pread(fd, tail.data(), kTail, from);
+          close(fd);
+          tail.resize(got > 0 ? static_cast<size_t>(got) : 0);
+          // The last complete line (a record being written has no newline yet).
+          size_t end = tail.rfind('\n');
+          if (end == std::string::npos) continue;
+          size_t begin = tail.rfind('\n', end == 0 ? 0 : end - 1);
+          begin = (begin == std::string::npos || begin >= end) ? 0 : begin + 1;
+          std::string line = tail.substr(begin, end - begin);
+          r.progress.set_job_id(gen->job_id);
+          r.progress.set_generation(gen->generation);
+          r.progress.set_rank(r.rank);
+          r.progress.set_records(st.st_size);
+          r.progress.set_time_ms(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                                 st.st_mtim.tv_nsec / 1000000);
+          r.progress.set_text(line);
+          auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+          r.progress.set_iteration(rec.is_object() && rec.contains("iteration") &&
+                                           rec["iteration"].is_number_integer()
+                                       ? rec["iteration"].get<int64_t>()
+                                       : -1);
+          r.progress.set_loss(rec.is_object() && rec.contains("loss") && rec["loss"].is_number()
+                                  ? rec["loss"].get<double>()
+                                  : std::nan(""));
+        }
+        *hb->add_progress() = r.progress;
+      }
+    }
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <unordered_map>
 
+#include "agent/state_dir.h"
+
 extern char** environ;
 
 namespace coord::agent {
@@ -34,6 +36,7 @@ const std::vector<RankEnvVar>& RankEnvTable() {
       {"COORD_RESTART_COUNT", [](const RankEnvInput& in) { return I(in.generation); }},
       {"COORD_NODE_RANK", [](const RankEnvInput& in) { return I(in.node_rank); }},
       {"COORD_JOB_TAG", [](const RankEnvInput& in) { return in.job_tag; }},
+      {"COORD_PROGRESS_FD", [](const RankEnvInput&) { return I(kProgressFd); }},
       {"COORD_NODE_NAME", [](const RankEnvInput& in) { return in.node_name; }},
   };
   return kTable;

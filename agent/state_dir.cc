@@ -85,6 +85,7 @@ std::string RankStartedName(int rank) { return "rank-" + std::to_string(rank) + 
 std::string RankExitName(int rank) { return "rank-" + std::to_string(rank) + ".exit"; }
 std::string RankOutName(int rank) { return "rank-" + std::to_string(rank) + ".out"; }
 std::string RankErrName(int rank) { return "rank-" + std::to_string(rank) + ".err"; }
+std::string RankProgressName(int rank) { return "rank-" + std::to_string(rank) + ".progress"; }
 
 int ParseRankRecordName(const std::string& name, const std::string& suffix) {
   const std::string prefix = "rank-";

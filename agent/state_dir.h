@@ -45,6 +45,10 @@ std::string RankStartedName(int rank);  // rank-<R>.started
 std::string RankExitName(int rank);     // rank-<R>.exit
 std::string RankOutName(int rank);      // rank-<R>.out
 std::string RankErrName(int rank);      // rank-<R>.err
+// rank-<R>.progress: the rank's progress records (one line each, appended through
+// COORD_PROGRESS_FD); the agent reports the last one with its heartbeats.
+std::string RankProgressName(int rank);
+constexpr int kProgressFd = 3;  // COORD_PROGRESS_FD in every rank
 // Parses "rank-<R>.started" / "rank-<R>.exit"; -1 otherwise.
 int ParseRankRecordName(const std::string& name, const std::string& suffix);
 

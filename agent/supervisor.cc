@@ -72,7 +72,7 @@ struct RankProc {
   std::string exe;
   std::string cgroup_dir;    // rank cgroup, "" without cgroups
   std::string cgroup_procs;  // <cgroup_dir>/cgroup.procs
-  std::string out_path, err_path;
+  std::string out_path, err_path, progress_path;
   std::vector<char*> argv, envp;
   int pid = 0;
   int resolve_err = 0;  // errno when exe could not be found in the rank's PATH
@@ -105,13 +105,18 @@ struct RankProc {
   int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int out = open(r.out_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   int err = open(r.err_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (in < 0 || out < 0 || err < 0) ChildFail(err_fd, kStageStdio, errno);
+  // Progress records go to their own file on kProgressFd (COORD_PROGRESS_FD).
+  int progress = open(r.progress_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (in < 0 || out < 0 || err < 0 || progress < 0) ChildFail(err_fd, kStageStdio, errno);
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
     ChildFail(err_fd, kStageStdio, errno);
   }
+  // dup2 onto itself keeps CLOEXEC, so the descriptor is moved off kProgressFd first.
+  if (progress == kProgressFd) progress = fcntl(progress, F_DUPFD_CLOEXEC, kProgressFd + 1);
+  if (progress < 0 || dup2(progress, kProgressFd) < 0) ChildFail(err_fd, kStageStdio, errno);
   if (chdir(workdir) != 0) ChildFail(err_fd, kStageChdir, errno);
   // Nothing of the supervisor's leaks into the rank (err_fd is CLOEXEC too).
-  syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+  syscall(SYS_close_range, static_cast<unsigned>(kProgressFd) + 1, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
   execve(r.exe.c_str(), r.argv.data(), r.envp.data());
   ChildFail(err_fd, kStageExec, errno);
 }
@@ -174,6 +179,7 @@ Status Supervisor::Prepare() {
     }
     r.out_path = JoinPath(dir_, RankOutName(r.spec.rank));
     r.err_path = JoinPath(dir_, RankErrName(r.spec.rank));
+    r.progress_path = JoinPath(dir_, RankProgressName(r.spec.rank));
     for (auto& a : r.spec.argv) r.argv.push_back(a.data());
     r.argv.push_back(nullptr);
     std::string path_env;

@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -230,7 +231,8 @@ def summarize(out):
     for c in rep.get("cluster", []):
         if c.get("severity") == "FAIL" and not c.get("passed"):
             lines.append("cluster FAIL %s: %s" % (c.get("id"), c.get("found")))
-    return "\n".join(lines[:20]) or out[-2000:]
+    more = "\n(%d more)" % (len(lines) - 5) if len(lines) > 5 else ""
+    return "\n".join(lines[:5]) + more if lines else out[-2000:]
 
 
 def run_serial(bins, export, shared, job, n):
@@ -248,6 +250,60 @@ def run_serial(bins, export, shared, job, n):
         raise BenchError("env-check in the serial loop: run, exit, failed FAIL rows: %s" % bad[:5])
     res["forks"], res["cpu"] = run.forks, run.cpu
     return res
+
+
+def background_cores(seconds=1.0):
+    """Cores busy over `seconds` (everything on the machine; call it while idle)."""
+    c0 = machine_counters()[1]
+    time.sleep(seconds)
+    return (machine_counters()[1] - c0) / seconds
+
+
+class OtherLoad(threading.Thread):
+    """Twice a second: is a process that is not ours (its command line does not name
+    our temp dir) on a CPU?"""
+
+    def __init__(self, root):
+        super().__init__(daemon=True)
+        self.root = root.encode()
+        self.stop_ev = threading.Event()
+        self.samples = self.busy = 0
+        self.names = {}
+
+    def run(self):
+        while not self.stop_ev.wait(0.5):
+            seen = set()
+            me = str(os.getpid())
+            for d in os.listdir("/proc"):
+                if not d.isdigit() or d == me:
+                    continue
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                comm = st[st.find("(") + 1:st.rfind(")")]
+                if st[st.rfind(")") + 2] != "R" or comm.startswith(
+                        ("kworker", "ksoftirq", "rcu_", "migration", "kdamond")):
+                    continue
+                try:
+                    with open("/proc/%s/cmdline" % d, "rb") as f:
+                        if self.root in f.read():
+                            continue
+                except OSError:
+                    continue
+                seen.add(comm)
+            self.samples += 1
+            if seen:
+                self.busy += 1
+                for c in seen:
+                    self.names[c] = self.names.get(c, 0) + 1
+
+    def summary(self):
+        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
+        return "%d of %d half-second samples caught other processes on a CPU%s" % (
+            self.busy, self.samples,
+            (" (" + ", ".join("%s %d" % kv for kv in top) + ")") if top else "")
 
 
 def fs_type(path):
@@ -333,7 +389,13 @@ def main():
         job_noshared = write_job(os.path.join(root, "job-noshared.json"),
                                  {"probe_deadline_s": a.probe_deadline_s})
 
+        t_wait = time.monotonic() + a.idle_wait
         la0 = wait_idle(a.idle_wait, a.idle_load)
+        bg0 = background_cores()
+        while bg0 > 0.2 and time.monotonic() < t_wait:
+            log("%.2f cores busy: waiting" % bg0)
+            time.sleep(5)
+            bg0 = background_cores()
         log("load average before: %s; %d cores" % (" ".join("%.2f" % x for x in la0),
                                                     os.cpu_count()))
         log("starting %d agents on 127.0.0.2 .. 127.0.0.%d" % (a.nodes, a.nodes + 1))
@@ -345,6 +407,8 @@ def main():
         with open(hosts, "w") as f:
             f.write("".join(h + "\n" for h in names))
 
+        other = OtherLoad(root)
+        other.start()
         log("warm-up")
         w = run_check(bins, hosts, job, a.nodes)
         if w.problem:
@@ -372,6 +436,8 @@ def main():
             log("repeat %d/%d: coordctl check %.3f s (exit %d%s), serial env-check x %d %.3f s" % (
                 rep + 1, a.repeats, r.wall, r.rc, ", PROBLEM" if r.problem else "", a.nodes,
                 res["total_s"]))
+        other.stop_ev.set()
+        other.join(5)
         la1 = loadavg()
 
         n = a.nodes
@@ -390,11 +456,12 @@ def main():
         med_check = statistics.median(r.wall for r in checks)
         med_serial = statistics.median(s["total_s"] for s in serials)
         print("# Cluster check: coordctl check on %d nodes against a serial per-node loop\n" % n)
-        print("`%s`; %d cores (`nproc`); load average %s before, %s after; shared path fs "
-              "type %s (bind mount per node); coordctl check exit codes %s (1: warnings only)\n"
+        print("`%s`; %d cores (`nproc`); load average %s before, %s after; %.2f cores busy "
+              "just before; other load during the run: %s; shared path fs type %s (bind mount "
+              "per node); coordctl check exit codes %s (1: warnings only)\n"
               % (" ".join(["python3"] + sys.argv), os.cpu_count(),
-                 " ".join("%.2f" % x for x in la0), " ".join("%.2f" % x for x in la1),
-                 fstype, ",".join(str(r.rc) for r in checks)))
+                 " ".join("%.2f" % x for x in la0), " ".join("%.2f" % x for x in la1), bg0,
+                 other.summary(), fstype, ",".join(str(r.rc) for r in checks)))
         print("| run | median s | min s | max s | processes created (median) "
               "| CPU s, all cores (median) | runs |")
         print("|---|---:|---:|---:|---:|---:|---:|")

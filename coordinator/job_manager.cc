@@ -295,6 +295,7 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   st.set_master_port(plan.master_port);
   st.set_config_path(plan.config_path);
   st.set_max_restarts(plan.max_restarts);
+  st.set_iteration(-1);
   for (size_t n = 0; n < plan.hosts.size(); ++n) {
     NodeStatus* node = st.add_nodes();
     node->set_host(plan.hosts[n].host);

@@ -94,6 +94,7 @@ class JobManager {
   void OnAgentEvent(const std::string& target, uint64_t epoch, const coord::agent::AgentEvent& e);
   void OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status);
   Followup OnRankStatusLocked(Job& job, const coord::agent::RankStatus& rank);
+  void OnProgressLocked(const coord::agent::RankProgress& progress, int64_t age_ms);
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
   bool LinkWantedLocked(const std::string& target, int64_t now, int64_t* next_check) const;

@@ -103,6 +103,7 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   plan.kill_grace_ms = launch.kill_grace_ms > 0 ? launch.kill_grace_ms : 5000;
   plan.max_restarts = launch.max_restarts;
   plan.restart_backoff_ms = launch.restart_backoff_ms;
+  plan.hang_timeout_ms = launch.hang_timeout_s * 1000;
   if (!launch.command.empty()) {
     plan.argv = launch.command;
   } else if (!request.config_path().empty()) {

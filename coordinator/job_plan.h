@@ -34,6 +34,7 @@ struct JobPlan {
   int kill_grace_ms = 5000;
   int max_restarts = 0;
   int restart_backoff_ms = 1000;
+  int hang_timeout_ms = 0;  // launch.hang_timeout_s; 0: no hang detection
 };
 
 struct PlanResult {

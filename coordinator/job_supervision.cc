@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstring>
 
 #include "common/clock.h"
@@ -139,6 +140,9 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
     // Generation n+1: fresh ranks and nodes; the failure stays as the last one.
     job.status.set_generation(failed + 1);
     job.status.set_restarts(job.status.restarts() + 1);
+    job.status.set_iteration(-1);
+    job.last_progress_mono = 0;
+    job.progress_records.clear();
     for (agent::RankStatus& r : *job.status.mutable_ranks()) {
       agent::RankStatus fresh;
       fresh.set_job_id(r.job_id());
@@ -222,7 +226,15 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
     AgentLink& link = *it->second;
     link.last_heard_mono = MonoMs();
     link.backoff_ms = 0;
-    if (!event.has_rank()) return;  // a heartbeat: being heard is all it says
+    if (event.has_heartbeat()) {
+      for (const agent::RankProgress& p : event.heartbeat().progress()) {
+        // How old the record was when the agent sent it, on the agent's own clock:
+        // no clock offset between nodes enters the hang deadline.
+        OnProgressLocked(p, std::max<int64_t>(0, event.time_ms() - p.time_ms()));
+      }
+      return;
+    }
+    if (!event.has_rank()) return;
     const agent::RankStatus& rank = event.rank();
     Job* job = FindLocked(rank.job_id());
     if (!job) return;  // a job this coordd does not know (another coordd's, or forgotten)
@@ -290,6 +302,19 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   return FailLocked(job, f, /*fetch_stderr=*/true);
 }
 
+void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) {
+  Job* job = FindLocked(p.job_id());
+  if (!job || p.generation() != job->status.generation() || job->status.state() != RUNNING)
+    return;
+  int64_t& seen = job->progress_records[p.rank()];
+  if (p.records() <= seen) return;  // nothing new from this rank
+  seen = p.records();
+  job->last_progress_mono = std::max(job->last_progress_mono, MonoMs() - age_ms);
+  job->status.set_last_progress_ms(WallMs());
+  if (p.iteration() > job->status.iteration()) job->status.set_iteration(p.iteration());
+  if (p.rank() == 0 && !std::isnan(p.loss())) job->status.set_loss(p.loss());
+}
+
 void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -339,6 +364,26 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
   for (const std::string& id : order_) {
     Job& job = *jobs_.at(id);
     if (job.status.state() != RUNNING) continue;
+    if (job.plan.hang_timeout_ms > 0) {
+      // Every process alive and nothing moving: no progress record from any rank.
+      // Records arrive with the heartbeats, so one heartbeat of slack: a record
+      // written just after a heartbeat is only seen with the next one.
+      const int64_t since = std::max(job.last_progress_mono, job.running_since_mono);
+      const int64_t deadline = since + job.plan.hang_timeout_ms + options_.heartbeat_ms;
+      if (now >= deadline) {
+        Failure f;
+        f.set_rank(-1);
+        f.set_message("hang: no progress record from any rank for " +
+                      FormatSeconds(std::chrono::milliseconds(now - since)) +
+                      " (launch.hang_timeout_s " +
+                      FormatSeconds(std::chrono::milliseconds(job.plan.hang_timeout_ms)) + ")" +
+                      (job.last_progress_mono == 0 ? "; no rank has written one since it started"
+                                                   : ""));
+        followups->push_back(FailLocked(job, f, /*fetch_stderr=*/false));
+        continue;
+      }
+      next = std::min(next, deadline);
+    }
     for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
       const HostEntry& h = job.plan.hosts[n];
       const AgentLink& link = *links_.at(h.Target());

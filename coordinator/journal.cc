@@ -71,7 +71,8 @@ json PlanToJson(const JobPlan& p) {
               {"env", p.env},
               {"kill_grace_ms", p.kill_grace_ms},
               {"max_restarts", p.max_restarts},
-              {"restart_backoff_ms", p.restart_backoff_ms}};
+              {"restart_backoff_ms", p.restart_backoff_ms},
+              {"hang_timeout_ms", p.hang_timeout_ms}};
 }
 
 // Throws json::exception on a field of the wrong type; the caller turns it into an error.
@@ -102,6 +103,7 @@ JobPlan PlanFromJson(const json& j) {
   p.kill_grace_ms = j.at("kill_grace_ms").get<int>();
   p.max_restarts = j.at("max_restarts").get<int>();
   p.restart_backoff_ms = j.value("restart_backoff_ms", 1000);
+  p.hang_timeout_ms = j.value("hang_timeout_ms", 0);
   return p;
 }
 

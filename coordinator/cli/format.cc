@@ -72,6 +72,11 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
       << "master:     " << job.master_addr() << ":" << job.master_port() << "\n"
       << "created:    " << FormatTime(job.created_ms()) << "\n";
   if (job.ended_ms() > 0) out << "ended:      " << FormatTime(job.ended_ms()) << "\n";
+  if (job.iteration() >= 0 && job.last_progress_ms() > 0) {
+    out << "progress:   iteration " << job.iteration();
+    if (job.loss() != 0) out << ", loss " << job.loss();
+    out << " (last record " << FormatTime(job.last_progress_ms()) << ")\n";
+  }
   if (!job.message().empty() && job.message() != job.failure().message()) {
     out << "message:    " << job.message() << "\n";
   }

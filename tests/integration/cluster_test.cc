@@ -380,6 +380,44 @@ TEST_F(ClusterTest, AFailedRankRestartsTheJobAsTheNextGeneration) {
   EXPECT_NE(text.out.find("last failure: rank 5"), std::string::npos) << text.out;
 }
 
+// launch.hang_timeout_s: every rank alive, none writing progress records any more
+// (COORD_PROGRESS_FD): the coordinator calls it a hang, kills the generation and
+// restarts; generation 1 succeeds.
+TEST_F(ClusterTest, RanksThatStopReportingProgressAreAHangAndTheJobRestarts) {
+  json spec = Probe({"--progress-ms", "50", "--progress-count", "5", "--only-generation", "0"});
+  spec["launch"]["max_restarts"] = 1;
+  spec["launch"]["restart_backoff_s"] = 0;
+  spec["launch"]["hang_timeout_s"] = 1;
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "SUCCEEDED", 20000)) << Status(job).dump(2);
+  double s_total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  json s = Status(job);
+  EXPECT_EQ(s["restarts"], 1);
+  std::string why = s["failure"]["message"];
+  EXPECT_NE(why.find("hang: no progress record from any rank for "), std::string::npos) << why;
+  EXPECT_NE(why.find("(launch.hang_timeout_s 1.0 s)"), std::string::npos) << why;
+  // 5 records in 0.25 s, then a 1 s timeout, a heartbeat (1 s) at most late, restart.
+  EXPECT_LT(s_total, 8.0);
+  std::printf("hang detected and job restarted and done in %.2f s\n", s_total);
+}
+
+TEST_F(ClusterTest, ProgressKeepsAJobAliveAndShowsItsIterationAndLoss) {
+  json spec = Probe({"--progress-ms", "100"});
+  spec["launch"]["hang_timeout_s"] = 1;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = JobId(r);
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  json s = Status(job);
+  EXPECT_EQ(s["state"], "RUNNING") << s.dump(2);
+  EXPECT_GE(std::stoll(s["iteration"].get<std::string>()), 10) << s.dump(2);
+  EXPECT_GT(s["loss"].get<double>(), 0.0);
+  EXPECT_EQ(Ctl({"kill", job}).exit_code, 0);
+}
+
 TEST_F(ClusterTest, KillOfUnknownJobIsAClearError) {
   RunResult r = Ctl({"kill", "no-such-job"});
   EXPECT_EQ(r.exit_code, 2);

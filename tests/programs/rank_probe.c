@@ -3,12 +3,16 @@
  *   rank_probe [--env-out DIR] [--print N] [--sleep-ms N] [--exit CODE]
  *              [--exit-rank R] [--ignore-term] [--spawn-child] [--spawn-daemon]
  *              [--stamp FILE] [--describe] [--only-generation G]
+ *              [--progress-ms N [--progress-count K]]
  * Without --sleep-ms it exits right away (with --exit CODE, default 0);
  * --sleep-ms 0 sleeps until killed; with
  * --exit-rank R only rank R exits (with CODE) and the others sleep forever.
  * With --only-generation G, --exit/--exit-rank/--sleep-ms apply only while
  * COORD_RESTART_COUNT is G; in any other generation every rank exits 0 at once
- * (a fault that a restart cures). */
+ * (a fault that a restart cures).
+ * --progress-ms N writes a progress record ({"iteration": i, "loss": ...}) to
+ * COORD_PROGRESS_FD every N ms; after --progress-count K records it stops writing
+ * and sleeps forever: alive, and hung. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
   const char* env_out = NULL;
   const char* stamp_file = NULL;
   int print = 0, sleep_ms = -1, exit_code = 0, exit_rank = -1, only_generation = -1;
+  int progress_ms = 0, progress_count = -1;
   int ignore_term = 0, spawn_child = 0, spawn_daemon = 0, describe = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -72,6 +77,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--spawn-daemon")) spawn_daemon = 1;
     else if (!strcmp(a, "--describe")) describe = 1;
     else if (!strcmp(a, "--only-generation") && v) only_generation = atoi(argv[++i]);
+    else if (!strcmp(a, "--progress-ms") && v) progress_ms = atoi(argv[++i]);
+    else if (!strcmp(a, "--progress-count") && v) progress_count = atoi(argv[++i]);
     else {
       fprintf(stderr, "rank_probe: unknown argument %s\n", a);
       return 2;
@@ -102,6 +109,18 @@ int main(int argc, char** argv) {
   }
   const char* restart_count = getenv("COORD_RESTART_COUNT");
   if (only_generation >= 0 && (!restart_count || atoi(restart_count) != only_generation)) return 0;
+  if (progress_ms > 0) {
+    const char* fd_text = getenv("COORD_PROGRESS_FD");
+    int fd = fd_text ? atoi(fd_text) : -1;
+    for (int i = 0; progress_count < 0 || i < progress_count; ++i) {
+      char rec[96];
+      int n = snprintf(rec, sizeof(rec), "{\"iteration\": %d, \"loss\": %.4f}\n", i + 1,
+                       10.0 / (i + 2));
+      if (fd >= 0 && write(fd, rec, (size_t)n) != n) return 71;
+      usleep((useconds_t)progress_ms * 1000);
+    }
+    sleep_forever();
+  }
   if (exit_rank >= 0) {
     if (atoi(rank) == exit_rank) return exit_code;
     sleep_forever();

@@ -53,6 +53,7 @@ TEST(RankEnvTest, TableSetsTorchrunAndCoordVariables) {
                                              {"COORD_RESTART_COUNT", "3"},
                                              {"COORD_NODE_RANK", "2"},
                                              {"COORD_JOB_TAG", "abc:j1:g3"},
+                                             {"COORD_PROGRESS_FD", "3"},
                                              {"COORD_NODE_NAME", "gpu-node-3"}};
   EXPECT_EQ(env, want);
   EXPECT_EQ(RankEnvTable().size(), want.size());
