@@ -59,21 +59,27 @@ Status AgentService::CheckNode(const CheckNodeRequest& req, CheckNodeReply* repl
 Status AgentService::SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) {
   for (const std::string& p : req.paths()) RETURN_IF_ERROR(ValidateTokenPath(p));
   const std::chrono::milliseconds deadline(req.deadline_ms() > 0 ? req.deadline_ms() : 5000);
-  for (const std::string& p : req.paths()) {
-    SharedToken* t = reply->add_tokens();
-    t->set_path(p);
-    if (req.remove()) {
+  const std::vector<std::string> paths(req.paths().begin(), req.paths().end());
+  if (req.remove()) {
+    for (const std::string& p : paths) {
+      SharedToken* t = reply->add_tokens();
+      t->set_path(p);
       Status st = system_->RemoveSmallFile(p, deadline);
       t->set_ok(st.ok());
       t->set_error(st.ok() ? "" : st.message());
-      continue;
     }
-    StatusOr<std::string> content = system_->ReadSmallFile(p, deadline);
-    t->set_ok(content.ok());
-    if (content.ok())
-      t->set_content(*content);
+    return Status::Ok();
+  }
+  auto contents = system_->ReadSmallFiles(paths, deadline);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    SharedToken* t = reply->add_tokens();
+    t->set_path(paths[i]);
+    const Status& st = contents.ok() ? (*contents)[i].status() : contents.status();
+    t->set_ok(st.ok());
+    if (st.ok())
+      t->set_content(*(*contents)[i]);
     else
-      t->set_error(content.status().message());
+      t->set_error(st.message());
   }
   return Status::Ok();
 }

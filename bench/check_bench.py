@@ -139,6 +139,11 @@ class Agents:
                 time.sleep(0.01)
         return ["127.0.0.%d:%d" % (i + 2, port) for i, port in enumerate(ports)]
 
+    def dead(self):
+        """Agents that have exited, with their log tails."""
+        return ["agent %d (pid %d) exited with %s:\n%s" % (i, p.pid, p.returncode, tail(p.log_path, 5))
+                for i, p in enumerate(self.procs) if p.poll() is not None]
+
     def stop(self, grace_s=5.0):
         """SIGTERM every agent we started, then SIGKILL whatever outlives the grace."""
         for p in self.procs:
@@ -260,39 +265,40 @@ def background_cores(seconds=1.0):
 
 
 class OtherLoad(threading.Thread):
-    """Twice a second: is a process that is not ours (its command line does not name
-    our temp dir) on a CPU?"""
+    """Twice a second: is a process that is not ours (not a descendant of this bench:
+    agents, their check children, coordctl, env-check) on a CPU?"""
 
-    def __init__(self, root):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.root = root.encode()
         self.stop_ev = threading.Event()
         self.samples = self.busy = 0
         self.names = {}
 
     def run(self):
+        me = os.getpid()
         while not self.stop_ev.wait(0.5):
-            seen = set()
-            me = str(os.getpid())
+            parent, running = {}, {}
             for d in os.listdir("/proc"):
-                if not d.isdigit() or d == me:
+                if not d.isdigit():
                     continue
                 try:
                     with open("/proc/%s/stat" % d) as f:
                         st = f.read()
                 except OSError:
                     continue
+                rest = st[st.rfind(")") + 2:].split()
+                parent[int(d)] = int(rest[1])
                 comm = st[st.find("(") + 1:st.rfind(")")]
-                if st[st.rfind(")") + 2] != "R" or comm.startswith(
+                if rest[0] == "R" and not comm.startswith(
                         ("kworker", "ksoftirq", "rcu_", "migration", "kdamond")):
-                    continue
-                try:
-                    with open("/proc/%s/cmdline" % d, "rb") as f:
-                        if self.root in f.read():
-                            continue
-                except OSError:
-                    continue
-                seen.add(comm)
+                    running[int(d)] = comm
+            seen = set()
+            for pid, comm in running.items():
+                q, hops = pid, 0
+                while q > 1 and q != me and hops < 32:
+                    q, hops = parent.get(q, 0), hops + 1
+                if q != me:
+                    seen.add(comm)
             self.samples += 1
             if seen:
                 self.busy += 1
@@ -407,7 +413,7 @@ def main():
         with open(hosts, "w") as f:
             f.write("".join(h + "\n" for h in names))
 
-        other = OtherLoad(root)
+        other = OtherLoad()
         other.start()
         log("warm-up")
         w = run_check(bins, hosts, job, a.nodes)
@@ -430,6 +436,8 @@ def main():
                     problems.append("repeat %d: coordctl check (no shared path) took %.3f s, %s"
                                     % (rep + 1, c.wall, c.problem))
                     log("ERROR " + problems[-1])
+            if agents.dead():
+                raise BenchError("; ".join(agents.dead()))
             res = run_serial(bins, export, shared, job, a.nodes)
             serials.append(res)
             single_s.extend(res["per_run_s"])

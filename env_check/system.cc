@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -36,6 +37,8 @@
 
 #define XXH_STATIC_LINKING_ONLY  // XXH64_state_t on the stack (no malloc in a forked child)
 #include <xxhash.h>
+
+extern char** environ;
 
 namespace coord::env_check {
 namespace {
@@ -138,8 +141,8 @@ class RealSystem : public System {
                                       std::chrono::milliseconds deadline) const override;
   Status WriteSmallFile(const std::string& path, const std::string& content,
                         std::chrono::milliseconds deadline) const override;
-  StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                      std::chrono::milliseconds deadline) const override;
+  StatusOr<std::vector<StatusOr<std::string>>> ReadSmallFiles(
+      const std::vector<std::string>& paths, std::chrono::milliseconds deadline) const override;
   Status RemoveSmallFile(const std::string& path,
                          std::chrono::milliseconds deadline) const override;
 
@@ -187,43 +190,42 @@ CommandResult RealSystem::Run(const std::vector<std::string>& argv,
     r.not_found = true;
     return r;
   }
-  int out[2], err[2], exec_err[2];
+  int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return r;
   if (pipe2(err, O_CLOEXEC) != 0) {
     close(out[0]), close(out[1]);
-    return r;
-  }
-  if (pipe2(exec_err, O_CLOEXEC) != 0) {
-    close(out[0]), close(out[1]), close(err[0]), close(err[1]);
     return r;
   }
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);  // its own group, so the deadline kill reaches grandchildren
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull >= 0) dup2(devnull, 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execvp(args[0], args.data());
-    int e = errno;  // exec failed: tell the parent why through the CLOEXEC pipe
-    (void)!::write(exec_err[1], &e, sizeof(e));
-    _exit(127);
-  }
+  // posix_spawnp (vfork-like: no copy of the agent's page tables, which a plain
+  // fork pays for every command of every check) in its own process group, so the
+  // deadline kill reaches grandchildren. It reports a failed exec itself.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
+  pid_t pid = -1;
+  const int spawned = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   close(out[1]);
   close(err[1]);
-  close(exec_err[1]);
-  if (pid < 0) {
-    close(out[0]), close(err[0]), close(exec_err[0]);
+  if (spawned != 0) {
+    close(out[0]), close(err[0]);
+    r.not_found = spawned == ENOENT;
+    if (!r.not_found) r.err = std::string("exec ") + argv[0] + ": " + strerror(spawned);
     return r;
   }
-  setpgid(pid, pid);  // also from the parent: no race with an early kill
 
-  // Non-blocking, exec_err included: its EOF may never come for the same reason.
-  for (int fd : {out[0], err[0], exec_err[0]}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int fd : {out[0], err[0]}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   // Read until the child exits, not until the pipes close: a concurrent fork in
   // another check thread, or a daemonized grandchild, can hold the write ends.
   const auto end = Clock::now() + deadline;
@@ -268,13 +270,6 @@ CommandResult RealSystem::Run(const std::vector<std::string>& argv,
   for (pollfd& p : fds) {
     if (p.fd >= 0) close(p.fd);
   }
-
-  int e = 0;
-  if (read(exec_err[0], &e, sizeof(e)) == static_cast<ssize_t>(sizeof(e))) {
-    r.not_found = e == ENOENT;
-    if (!r.not_found) r.err = std::string("exec ") + argv[0] + ": " + strerror(e);
-  }
-  close(exec_err[0]);
 
   if (!exited) {
     r.timed_out = true;
@@ -494,24 +489,50 @@ Status RealSystem::WriteSmallFile(const std::string& path, const std::string& co
   });
 }
 
-StatusOr<std::string> RealSystem::ReadSmallFile(const std::string& path,
-                                                std::chrono::milliseconds deadline) const {
-  SharedPage page;
-  if (!page.data()) return ErrnoStatus("mmap", errno);
-  Status st = RunBounded("reading " + path, deadline, page.data(), [&](char* shared) {
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    // Length first, then up to 4 KiB of bytes.
-    ssize_t got = read(fd, shared + sizeof(ssize_t), 4096);
-    int rc = got < 0 ? errno : 0;
-    close(fd);
-    memcpy(shared, &got, sizeof(got));
-    return rc;
-  });
+StatusOr<std::vector<StatusOr<std::string>>> RealSystem::ReadSmallFiles(
+    const std::vector<std::string>& paths, std::chrono::milliseconds deadline) const {
+  // One slot per file in a shared mapping: [int64 length or -errno][1 KiB of bytes].
+  constexpr size_t kMaxFile = 1024, kSlot = sizeof(int64_t) + kMaxFile;
+  const size_t bytes = std::max<size_t>(kSlot, paths.size() * kSlot);
+  void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (map == MAP_FAILED) return ErrnoStatus("mmap", errno);
+  char* slots = static_cast<char*>(map);
+  std::vector<const char*> names;
+  for (const std::string& p : paths) names.push_back(p.c_str());
+  Status st = RunBounded("reading " + std::to_string(paths.size()) + " file(s) under " +
+                             (paths.empty() ? std::string("?")
+                                            : paths[0].substr(0, paths[0].rfind('/'))),
+                         deadline, slots, [&](char* shared) {
+                           for (size_t i = 0; i < names.size(); ++i) {
+                             char* slot = shared + i * kSlot;
+                             int64_t got;
+                             int fd = open(names[i], O_RDONLY | O_CLOEXEC);
+                             if (fd < 0) {
+                               got = -errno;
+                             } else {
+                               ssize_t n = read(fd, slot + sizeof(int64_t), kMaxFile);
+                               got = n < 0 ? -errno : n;
+                               close(fd);
+                             }
+                             memcpy(slot, &got, sizeof(got));
+                           }
+                           return 0;
+                         });
+  std::vector<StatusOr<std::string>> out;
+  if (st.ok()) {
+    for (size_t i = 0; i < paths.size(); ++i) {
+      const char* slot = slots + i * kSlot;
+      int64_t got;
+      memcpy(&got, slot, sizeof(got));
+      if (got < 0)
+        out.push_back(ErrnoStatus("open " + paths[i], static_cast<int>(-got)));
+      else
+        out.push_back(std::string(slot + sizeof(int64_t), static_cast<size_t>(got)));
+    }
+  }
+  munmap(map, bytes);
   if (!st.ok()) return st;
-  ssize_t got = 0;
-  memcpy(&got, page.data(), sizeof(got));
-  return std::string(page.data() + sizeof(ssize_t), static_cast<size_t>(got));
+  return out;
 }
 
 Status RealSystem::RemoveSmallFile(const std::string& path,

@@ -89,13 +89,16 @@ class System {
   // sees every other node's token (one filesystem, not a local directory at the
   // same path). Each runs in a child bounded by `deadline`.
   // Write: creates the missing directories on the way, writes a temporary file,
-  // fsyncs and renames it into place. Read: at most 4 KiB. Remove: unlinks the
+  // fsyncs and renames it into place. Remove: unlinks the
   // file, then its parent and grandparent directories if they are now empty (the
   // check's directory and ".coord-check": the last node out leaves nothing).
   virtual Status WriteSmallFile(const std::string& path, const std::string& content,
                                 std::chrono::milliseconds deadline) const = 0;
-  virtual StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                              std::chrono::milliseconds deadline) const = 0;
+  // Reads every path (at most 1 KiB each) in one child: one fork per node and
+  // round, not one per token. Each entry is the file's bytes or why it could not
+  // be read; a mount that does not answer fails the whole call (DeadlineExceeded).
+  virtual StatusOr<std::vector<StatusOr<std::string>>> ReadSmallFiles(
+      const std::vector<std::string>& paths, std::chrono::milliseconds deadline) const = 0;
   virtual Status RemoveSmallFile(const std::string& path,
                                  std::chrono::milliseconds deadline) const = 0;
 

@@ -91,11 +91,17 @@ class FakeSystem : public System {
     small_files[path] = content;
     return Status::Ok();
   }
-  StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                      std::chrono::milliseconds) const override {
-    auto it = small_files.find(path);
-    if (it == small_files.end()) return NotFound("open " + path + ": No such file or directory");
-    return it->second;
+  StatusOr<std::vector<StatusOr<std::string>>> ReadSmallFiles(
+      const std::vector<std::string>& paths, std::chrono::milliseconds) const override {
+    std::vector<StatusOr<std::string>> out;
+    for (const std::string& path : paths) {
+      auto it = small_files.find(path);
+      if (it == small_files.end())
+        out.push_back(NotFound("open " + path + ": No such file or directory"));
+      else
+        out.push_back(it->second);
+    }
+    return out;
   }
   Status RemoveSmallFile(const std::string& path, std::chrono::milliseconds) const override {
     small_files.erase(path);

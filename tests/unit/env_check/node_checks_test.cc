@@ -408,13 +408,13 @@ TEST(RealSystem, SmallFilesAreWrittenReadAndRemovedWithTheirDirectories) {
   auto sys = MakeRealSystem();
   std::string token = dir.File(".coord-check/abc/node-0");
   ASSERT_TRUE(sys->WriteSmallFile(token, "hello\n", std::chrono::seconds(5)).ok());
-  auto back = sys->ReadSmallFile(token, std::chrono::seconds(5));
-  ASSERT_TRUE(back.ok());
-  EXPECT_EQ(*back, "hello\n");
-  EXPECT_EQ(sys->ReadSmallFile(dir.File(".coord-check/abc/node-1"), std::chrono::seconds(5))
-                .status()
-                .code(),
-            StatusCode::kNotFound);
+  auto back = sys->ReadSmallFiles({token, dir.File(".coord-check/abc/node-1")},
+                                  std::chrono::seconds(5));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 2u);
+  ASSERT_TRUE((*back)[0].ok());
+  EXPECT_EQ(*(*back)[0], "hello\n");
+  EXPECT_EQ((*back)[1].status().code(), StatusCode::kNotFound);
   std::string other = dir.File(".coord-check/abc/node-1");
   ASSERT_TRUE(sys->WriteSmallFile(other, "x", std::chrono::seconds(5)).ok());
   ASSERT_TRUE(sys->RemoveSmallFile(token, std::chrono::seconds(5)).ok());
