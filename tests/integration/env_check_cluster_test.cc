@@ -98,8 +98,10 @@ class EnvCheckClusterTest : public ::testing::Test {
   }
 
   RunResult Check(std::vector<std::string> extra, int timeout_ms = 30000) {
+    // A generous connect timeout: under a loaded test run a just-started agent can
+    // take a while to answer its first RPC (unreachable hosts are tested separately).
     std::vector<std::string> args = {BinPath("coordctl"), "check", "--hosts",
-                                     dir_.File("hosts.txt")};
+                                     dir_.File("hosts.txt"), "--connect-timeout", "10"};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunCommand(args, {}, timeout_ms);
   }
@@ -157,7 +159,7 @@ TEST_F(EnvCheckClusterTest, TheNodeWhoseSharedPathIsAnotherDirectoryAloneFailsBy
   json report = json::parse(r.out);
   for (int i = 0; i < kNodes; ++i) {
     const json* same = FindCheck(report["nodes"][i], "shared_path_same_fs");
-    ASSERT_NE(same, nullptr);
+    ASSERT_NE(same, nullptr) << report["nodes"][i].dump(2);
     EXPECT_EQ((*same)["passed"].get<bool>(), i != 2) << i << ": " << same->dump();
     // The bind mount is a mount of an allowed type everywhere: only the token
     // exchange can tell that node 2 sees another directory.
