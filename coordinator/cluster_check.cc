@@ -122,8 +122,11 @@ StatusOr<env_check::ClusterReport> RunClusterCheck(const ClusterCheckRequest& re
             t.ok() && t.content() == token_content(static_cast<size_t>(j));
       }
       // Its own token missing means the filesystem lost a write it acknowledged.
-      if (!exchange.seen[me][me])
-        exchange.read_error[me] = "its own token is gone: " + got->tokens(i).error();
+      if (!exchange.seen[me][me]) {
+        exchange.read_error[me] =
+            "its own token is gone" +
+            (i < got->tokens_size() ? ": " + got->tokens(i).error() : std::string());
+      }
     });
     internal::ParallelFor(static_cast<int>(n), [&](int i) {
       const size_t me = static_cast<size_t>(i);
