@@ -26,12 +26,15 @@ Every coordctl check is verified: all nodes reachable and no failed FAIL row (ex
 are copied into the temp dir first, so a rebuild during the run cannot swap them.
 Everything it starts is stopped by PID (SIGTERM, then SIGKILL after a grace) and
 the temp dir is removed, also on errors and Ctrl-C. Python 3 standard library only.
+Exit 0; 1 when a coordctl check run did not report a healthy cluster (listed
+under the table); 2 on a setup error (binaries, agents, the serial loop).
 
   python3 bench/check_bench.py                      # 32 nodes, 5 repeats
   python3 bench/check_bench.py --nodes 8 --repeats 3
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -321,6 +324,16 @@ def fs_type(path):
     return t
 
 
+def identify(path):
+    """mtime and a short sha256 of a binary: which build was measured."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "%s %s" % (time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path))),
+                      h.hexdigest()[:12])
+
+
 def stats(v):
     return statistics.median(v), min(v), max(v)
 
@@ -377,6 +390,8 @@ def main():
         for b, p in src.items():
             bins[b] = os.path.join(root, "bin", b)
             shutil.copy2(p, bins[b])  # coord-agent finds coord-supervisor next to itself
+        build_id = "; ".join("%s %s" % (b, identify(bins[b]))
+                             for b in ("coordctl", "coord-agent", "env-check"))
         export = os.path.join(root, "export")   # what the "CFS" holds
         shared = os.path.join(root, "shared")   # where every node mounts it
         os.makedirs(export)
@@ -450,10 +465,11 @@ def main():
 
         n = a.nodes
         ok = [r for r in checks if not r.problem]
-        rows = [("`coordctl check --config J` (%d nodes, parallel)" % n,
+        nodes = "%d node%s" % (n, "" if n == 1 else "s")
+        rows = [("`coordctl check --config J` (%s, parallel)" % nodes,
                  [r.wall for r in checks], [r.forks for r in checks], [r.cpu for r in checks])]
         if context:
-            rows.append(("`coordctl check`, spec without shared path (%d nodes; context)" % n,
+            rows.append(("`coordctl check`, spec without shared path (%s; context)" % nodes,
                          [r.wall for r in context], [r.forks for r in context],
                          [r.cpu for r in context]))
         rows += [("serial `env-check --config J` x %d (reference)" % n,
@@ -463,13 +479,15 @@ def main():
                   None, None)]
         med_check = statistics.median(r.wall for r in checks)
         med_serial = statistics.median(s["total_s"] for s in serials)
-        print("# Cluster check: coordctl check on %d nodes against a serial per-node loop\n" % n)
+        print("# Cluster check: coordctl check on %s against a serial per-node loop\n" % nodes)
         print("`%s`; %d cores (`nproc`); load average %s before, %s after; %.2f cores busy "
               "just before; other load during the run: %s; shared path fs type %s (bind mount "
               "per node); coordctl check exit codes %s (1: warnings only)\n"
               % (" ".join(["python3"] + sys.argv), os.cpu_count(),
                  " ".join("%.2f" % x for x in la0), " ".join("%.2f" % x for x in la1), bg0,
                  other.summary(), fstype, ",".join(str(r.rc) for r in checks)))
+        print("Binaries (%s, copied at the start; mtime, sha256): %s\n" % (
+            os.path.abspath(a.bin_dir), build_id))
         print("| run | median s | min s | max s | processes created (median) "
               "| CPU s, all cores (median) | runs |")
         print("|---|---:|---:|---:|---:|---:|---:|")
@@ -485,8 +503,8 @@ def main():
             verdict = "met"
         elif med_check < TARGET_S:
             verdict = "met by the median, not by every run"
-        print("Target \"under %g s on %d nodes when every node is healthy\": %s (median %.3f s, "
-              "max %.3f s)" % (TARGET_S, n, verdict, med_check, max(walls)))
+        print("Target \"under %g s on %s when every node is healthy\": %s (median %.3f s, "
+              "max %.3f s)" % (TARGET_S, nodes, verdict, med_check, max(walls)))
         print("\nThe serial reference excludes ssh connection cost, which would only add to it. "
               "Processes and CPU seconds are machine-wide (/proc/stat) during the run.")
         if problems:
