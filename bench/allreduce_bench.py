@@ -52,11 +52,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import log, loadavg, wait_idle, free_port, tail  # noqa: E402
+from benchlib import (log, loadavg, wait_idle, free_port, tail, descendants,  # noqa: E402
+                      OtherLoad)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -96,35 +96,6 @@ def parse_counts(text, sizes, default):
 
 
 # ---------------------------------------------------------------- processes
-
-
-def proc_table():
-    """pid -> (ppid, comm, state) for every process we can read."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st[st.rfind(")") + 2:].split()
-        out[int(d)] = (int(rest[1]), st[st.find("(") + 1:st.rfind(")")], rest[0])
-    return out
-
-
-def descendants(roots, table=None):
-    table = table if table is not None else proc_table()
-    children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    out, todo = [], list(roots)
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 class Children:
@@ -203,39 +174,6 @@ def _gone(pid):
         return st[st.rfind(")") + 2] in "ZX"
     except OSError:
         return True
-
-
-class OtherLoad(threading.Thread):
-    """Samples twice a second which processes that are not ours are on a CPU."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop_ev = threading.Event()
-        self.samples = self.busy = 0
-        self.names = {}
-
-    def run(self):
-        me = os.getpid()
-        while not self.stop_ev.wait(0.5):
-            table = proc_table()
-            ours = set(descendants([me], table)) | {me}
-            seen = set()
-            for pid, (_, comm, state) in table.items():
-                if state != "R" or pid in ours or comm.startswith(OUR_COMMS):
-                    continue
-                if comm.startswith(("kworker", "ksoftirq", "rcu_", "migration", "kdamond")):
-                    continue
-                seen.add(comm)
-            self.samples += 1
-            if seen:
-                self.busy += 1
-                for c in seen:
-                    self.names[c] = self.names.get(c, 0) + 1
-
-    def summary(self):
-        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
-        return (f"{self.busy} of {self.samples} half-second samples caught other processes "
-                f"on a CPU ({', '.join('%s %d' % kv for kv in top) or 'none'})")
 
 
 # ---------------------------------------------------------------- runs
@@ -391,7 +329,7 @@ def main():
                "ranks": args.ranks, "sizes_mb": args.sizes, "iters": args.iters,
                "warmup": args.warmup, "repeats": args.repeats,
                "malloc_tunables": args.malloc_tunables, "runs": []}
-    other = OtherLoad()
+    other = OtherLoad(ignore=OUR_COMMS)
     rc = 0
     t0 = time.monotonic()
     try:

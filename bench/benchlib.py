@@ -1,7 +1,10 @@
 """Helpers shared by the benchmark drivers in bench/: timestamped logging, the load
-average and waiting for an idle machine, free ports, log tails. Standard library only."""
+average and waiting for an idle machine, free ports, log tails, the process table
+and a sampler of other load on the CPUs. Standard library only."""
+import os
 import socket
 import sys
+import threading
 import time
 
 
@@ -45,3 +48,75 @@ def tail(path, n=15):
             return "".join(f.readlines()[-n:])
     except OSError:
         return "(no log)"
+
+
+def proc_table():
+    """pid -> (ppid, comm, state) for every process we can read."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        rest = st[st.rfind(")") + 2:].split()
+        out[int(d)] = (int(rest[1]), st[st.find("(") + 1:st.rfind(")")], rest[0])
+    return out
+
+
+def descendants(roots, table=None):
+    table = table if table is not None else proc_table()
+    children = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = [], list(roots)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+KERNEL_THREADS = ("kworker", "ksoftirq", "rcu_", "migration", "kdamond")
+
+
+class OtherLoad(threading.Thread):
+    """Twice a second: which processes that are not the bench's own are on a CPU.
+    The bench's own are this process and its descendants, plus those `ours(pid,
+    comm)` claims (daemons that left the process tree); names starting with
+    `ignore` (and kernel threads) are not counted either."""
+
+    def __init__(self, ours=None, ignore=()):
+        super().__init__(daemon=True)
+        self.ours, self.ignore = ours, KERNEL_THREADS + tuple(ignore)
+        self.stop_ev = threading.Event()
+        self.samples = self.busy = 0
+        self.names = {}
+
+    def run(self):
+        me = os.getpid()
+        while not self.stop_ev.wait(0.5):
+            table = proc_table()
+            mine = set(descendants([me], table)) | {me}
+            seen = set()
+            for pid, (_, comm, state) in table.items():
+                if state != "R" or pid in mine or comm.startswith(self.ignore):
+                    continue
+                if self.ours and self.ours(pid, comm):
+                    continue
+                seen.add(comm)
+            self.samples += 1
+            if seen:
+                self.busy += 1
+                for c in seen:
+                    self.names[c] = self.names.get(c, 0) + 1
+
+    def summary(self):
+        """A line for the report; None before the first sample."""
+        if not self.samples:
+            return None
+        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
+        return "%d of %d half-second samples caught other processes on a CPU (%s)" % (
+            self.busy, self.samples, ", ".join("%s %d" % kv for kv in top) or "none")

@@ -43,11 +43,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import log, loadavg, tail, wait_idle  # noqa: E402
+from benchlib import log, loadavg, tail, wait_idle, OtherLoad  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -265,54 +264,6 @@ def background_cores(seconds=1.0):
     c0 = machine_counters()[1]
     time.sleep(seconds)
     return (machine_counters()[1] - c0) / seconds
-
-
-class OtherLoad(threading.Thread):
-    """Twice a second: is a process that is not ours (not a descendant of this bench:
-    agents, their check children, coordctl, env-check) on a CPU?"""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop_ev = threading.Event()
-        self.samples = self.busy = 0
-        self.names = {}
-
-    def run(self):
-        me = os.getpid()
-        while not self.stop_ev.wait(0.5):
-            parent, running = {}, {}
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
-                try:
-                    with open("/proc/%s/stat" % d) as f:
-                        st = f.read()
-                except OSError:
-                    continue
-                rest = st[st.rfind(")") + 2:].split()
-                parent[int(d)] = int(rest[1])
-                comm = st[st.find("(") + 1:st.rfind(")")]
-                if rest[0] == "R" and not comm.startswith(
-                        ("kworker", "ksoftirq", "rcu_", "migration", "kdamond")):
-                    running[int(d)] = comm
-            seen = set()
-            for pid, comm in running.items():
-                q, hops = pid, 0
-                while q > 1 and q != me and hops < 32:
-                    q, hops = parent.get(q, 0), hops + 1
-                if q != me:
-                    seen.add(comm)
-            self.samples += 1
-            if seen:
-                self.busy += 1
-                for c in seen:
-                    self.names[c] = self.names.get(c, 0) + 1
-
-    def summary(self):
-        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
-        return "%d of %d half-second samples caught other processes on a CPU%s" % (
-            self.busy, self.samples,
-            (" (" + ", ".join("%s %d" % kv for kv in top) + ")") if top else "")
 
 
 def fs_type(path):

@@ -42,11 +42,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import tail, free_port  # noqa: E402
+from benchlib import tail, free_port, OtherLoad  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COORD_BINS = ("coordctl", "coordd", "coord-agent", "coord-supervisor")
@@ -118,49 +117,6 @@ def proc_cpu_ms(pids):
         except (OSError, IndexError, ValueError):
             pass
     return total * tick
-
-
-class OtherLoad(threading.Thread):
-    """Samples twice a second which processes that are not ours are on a CPU."""
-
-    def __init__(self, root):
-        super().__init__(daemon=True)
-        self.root, self.stop_ev = root, threading.Event()
-        self.samples = self.busy = 0
-        self.names = {}
-
-    def run(self):
-        me = os.getpid()
-        while not self.stop_ev.wait(0.5):
-            seen = set()
-            for d in os.listdir("/proc"):
-                if not d.isdigit() or int(d) == me:
-                    continue
-                try:
-                    with open("/proc/%s/stat" % d) as f:
-                        st = f.read()
-                except OSError:
-                    continue
-                if st[st.rfind(")") + 2] != "R":
-                    continue
-                if self.root in cmdline(int(d)):
-                    continue
-                comm = st[st.find("(") + 1:st.rfind(")")]
-                if comm.startswith(("kworker", "ksoftirq", "rcu_", "migration", "kdamond", "perf")):
-                    continue
-                seen.add(comm)
-            self.samples += 1
-            if seen:
-                self.busy += 1
-                for c in seen:
-                    self.names[c] = self.names.get(c, 0) + 1
-
-    def summary(self):
-        if not self.samples:
-            return None
-        top = sorted(self.names.items(), key=lambda kv: -kv[1])[:5]
-        return "%d of %d half-second samples caught other processes on a CPU (%s)" % (
-            self.busy, self.samples, ", ".join("%s %d" % kv for kv in top) or "none")
 
 
 # ---------------------------------------------------------------- processes
@@ -790,8 +746,6 @@ def report(res, pairs, grace):
         out.append("| metric (ms) | coordctl p50 / p99 (n) | torchrun p50 / p99 (n) | mpirun p50 / p99 (n) "
                    "| torchrun / coordctl (p50) | mpirun / coordctl (p50) |")
         out.append("|---|---|---|---|---|---|")
-        comparable = {"launch": "launch", "kill (SIGTERM honoured)": "kill (SIGTERM honoured)",
-                      "exit detect (start --follow exited)": None}
         base = {}
         for key, label in ROWS:
             key = key.format(g="%g" % grace)
@@ -979,7 +933,8 @@ def main():
         b.tr_py = os.path.join(root, "torchrun_py311.py")
         with open(b.tr_py, "w") as f:
             f.write(TORCHRUN_WRAPPER)
-        other = OtherLoad(root)
+        # Ours too: whatever names our temp dir (agents and supervisors leave our tree).
+        other = OtherLoad(ours=lambda pid, comm: root in cmdline(pid), ignore=("perf",))
         other.start()
         t_start = time.monotonic()
         for n in sizes:
