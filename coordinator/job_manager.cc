@@ -28,6 +28,12 @@ void CheckFailed(const char* file, int line, const std::string& what) {
   std::abort();
 }
 
+std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
 void ParallelFor(int n, const std::function<void(int)>& fn) {
   if (n == 1) return fn(0);
   std::vector<std::thread> threads;
@@ -40,18 +46,14 @@ void ParallelFor(int n, const std::function<void(int)>& fn) {
 
 namespace {
 
+using internal::Join;
+
 // Kill RPCs wait for the agent's grace period and its SIGKILL sweep; this is on top.
 constexpr int kKillSlackMs = 10000;
 // Non-follow log reads and the stderr tail must not hang on a slow agent.
 constexpr int kTailTimeoutMs = 10000;
 // GetJob waits this long, at most, for a failure's stderr tail to arrive.
 constexpr int kDetailsWaitMs = 3000;
-
-std::string Join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
-  return out;
-}
 
 std::string RandomHex6() {
   static std::mutex mu;

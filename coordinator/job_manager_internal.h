@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "coordinator/agent_client.h"
 #include "coordinator/job_manager.h"
@@ -48,6 +49,8 @@ namespace internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const std::string& what);
 // Runs fn(0..n-1) on n threads and waits for all: the agents' RPCs go out in parallel.
 void ParallelFor(int n, const std::function<void(int)>& fn);
+// "a, b, c" for messages.
+std::string Join(const std::vector<std::string>& items, const std::string& sep);
 }  // namespace internal
 
 }  // namespace coord::coordinator

@@ -132,10 +132,8 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
     if (!killed.clean) {
       // A node that could not confirm is lost or hung; the next generation's launch
       // finds out (and fails or restarts again) rather than waiting here.
-      std::string nodes;
-      for (const std::string& n : killed.unconfirmed) nodes += (nodes.empty() ? "" : ", ") + n;
       LOG_WARN << "job " << job_id << ": generation " << failed << " not confirmed gone on: "
-               << nodes;
+               << internal::Join(killed.unconfirmed, ", ");
     }
     // Generation n+1: fresh ranks and nodes; the failure stays as the last one.
     job.status.set_generation(failed + 1);

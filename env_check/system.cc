@@ -289,6 +289,8 @@ CommandResult RealSystem::Run(const std::vector<std::string>& argv,
 // before the fork; results come back through a shared anonymous mapping.
 
 constexpr size_t kSharedBytes = 8192;
+// Cluster-check tokens: what WriteSmallFile accepts is what ReadSmallFiles returns whole.
+constexpr size_t kMaxSmallFile = 1024;
 
 // Runs work(shared) in a child. work returns 0 or an errno value (its exit status).
 // `what` names the operation in errors ("probe of /cfs").
@@ -464,7 +466,9 @@ StatusOr<ProgramInfo> RealSystem::LocateProgram(const std::string& program,
 
 Status RealSystem::WriteSmallFile(const std::string& path, const std::string& content,
                                   std::chrono::milliseconds deadline) const {
-  if (content.size() > kSharedBytes) return InvalidArgument("token too large for " + path);
+  if (content.size() > kMaxSmallFile)
+    return InvalidArgument(path + ": " + std::to_string(content.size()) + " bytes; at most " +
+                           std::to_string(kMaxSmallFile) + " are read back");
   // Every missing directory on the way (mkdir -p), outermost first.
   std::vector<std::string> dirs;
   for (size_t slash = path.find('/', 1); slash != std::string::npos;
@@ -492,7 +496,7 @@ Status RealSystem::WriteSmallFile(const std::string& path, const std::string& co
 StatusOr<std::vector<StatusOr<std::string>>> RealSystem::ReadSmallFiles(
     const std::vector<std::string>& paths, std::chrono::milliseconds deadline) const {
   // One slot per file in a shared mapping: [int64 length or -errno][1 KiB of bytes].
-  constexpr size_t kMaxFile = 1024, kSlot = sizeof(int64_t) + kMaxFile;
+  constexpr size_t kMaxFile = kMaxSmallFile, kSlot = sizeof(int64_t) + kMaxFile;
   const size_t bytes = std::max<size_t>(kSlot, paths.size() * kSlot);
   void* map = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) return ErrnoStatus("mmap", errno);

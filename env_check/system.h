@@ -89,9 +89,10 @@ class System {
   // sees every other node's token (one filesystem, not a local directory at the
   // same path). Each runs in a child bounded by `deadline`.
   // Write: creates the missing directories on the way, writes a temporary file,
-  // fsyncs and renames it into place. Remove: unlinks the
-  // file, then its parent and grandparent directories if they are now empty (the
-  // check's directory and ".coord-check": the last node out leaves nothing).
+  // fsyncs and renames it into place; at most 1 KiB, the most a read returns.
+  // Remove: unlinks the file, then its parent and grandparent directories if they
+  // are now empty (the check's directory and ".coord-check": the last node out
+  // leaves nothing).
   virtual Status WriteSmallFile(const std::string& path, const std::string& content,
                                 std::chrono::milliseconds deadline) const = 0;
   // Reads every path (at most 1 KiB each) in one child: one fork per node and

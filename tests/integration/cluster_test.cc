@@ -69,10 +69,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   static void WriteFile(const std::string& path, const std::string& text) {
-    FILE* f = fopen(path.c_str(), "w");
-    ASSERT_NE(f, nullptr) << path;
-    fputs(text.c_str(), f);
-    fclose(f);
+    ASSERT_TRUE(WriteTextFile(path, text)) << path;
   }
 
   RunResult Ctl(std::vector<std::string> args, int timeout_ms = 60000) {

@@ -91,10 +91,7 @@ class EnvCheckClusterTest : public ::testing::Test {
   }
 
   static void WriteFile(const std::string& path, const std::string& text) {
-    FILE* f = fopen(path.c_str(), "w");
-    ASSERT_NE(f, nullptr) << path;
-    fputs(text.c_str(), f);
-    fclose(f);
+    ASSERT_TRUE(WriteTextFile(path, text)) << path;
   }
 
   RunResult Check(std::vector<std::string> extra, int timeout_ms = 30000) {

@@ -13,9 +13,7 @@ namespace {
 
 std::string WriteSpec(const TempDir& dir, const nlohmann::json& spec) {
   std::string path = dir.File("job.json");
-  FILE* f = fopen(path.c_str(), "w");
-  fputs(spec.dump().c_str(), f);
-  fclose(f);
+  EXPECT_TRUE(WriteTextFile(path, spec.dump())) << path;
   return path;
 }
 

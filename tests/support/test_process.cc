@@ -160,6 +160,13 @@ std::string ReadAll(const std::string& path) {
   return ss.str();
 }
 
+bool WriteTextFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.close();
+  return static_cast<bool>(out);
+}
+
 std::string WaitForFile(const std::string& path, int timeout_ms) {
   std::string text;
   WaitUntil([&] {

@@ -69,6 +69,8 @@ class Process {
 // Waits for a file to exist and be non-empty; returns its contents ("" on timeout).
 std::string WaitForFile(const std::string& path, int timeout_ms);
 std::string ReadAll(const std::string& path);
+// Creates or replaces path with text; false if it could not be written.
+bool WriteTextFile(const std::string& path, const std::string& text);
 
 // PIDs of processes whose environment contains NAME=VALUE exactly.
 std::vector<pid_t> ProcessesWithEnv(const std::string& name, const std::string& value);
