@@ -17,6 +17,13 @@ std::vector<size_t> EvenCounts(size_t n, int parts) {
   return counts;
 }
 
+coord::Status CheckBlockCounts(const std::string& what, const std::vector<size_t>& counts,
+                               int ranks) {
+  if (counts.size() == static_cast<size_t>(ranks)) return coord::Status::Ok();
+  return coord::InvalidArgument(what + ": " + std::to_string(counts.size()) + " counts for " +
+                                std::to_string(ranks) + " ranks");
+}
+
 }  // namespace gpt_rank::dist
 
 namespace gpt_rank::dist {

@@ -71,6 +71,11 @@ class Communicator {
 // empty. Sums to n.
 std::vector<size_t> EvenCounts(size_t n, int parts);
 
+// Reduce-scatter and all-gather take one block count per rank: InvalidArgument
+// ("<what>: 3 counts for 4 ranks") otherwise.
+coord::Status CheckBlockCounts(const std::string& what, const std::vector<size_t>& counts,
+                               int ranks);
+
 }  // namespace gpt_rank::dist
 
 namespace gpt_rank::dist {

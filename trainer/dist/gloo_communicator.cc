@@ -155,10 +155,7 @@ coord::Status GlooCommunicator::AllReduceSum(void* data, size_t count, DataType 
 coord::Status GlooCommunicator::ReduceScatterSum(void* data, const std::vector<size_t>& counts,
                                                  DataType type) {
   GLOO_GUARD;
-  if (counts.size() != static_cast<size_t>(size_)) {
-    return coord::InvalidArgument("reduce-scatter: " + std::to_string(counts.size()) +
-                                  " counts for " + std::to_string(size_) + " ranks");
-  }
+  RETURN_IF_ERROR(CheckBlockCounts("reduce-scatter", counts, size_));
   if (size_ == 1) return coord::Status::Ok();
   const size_t esize = DataTypeSize(type);
   const std::vector<size_t> off = Offsets(counts);
@@ -196,10 +193,7 @@ coord::Status GlooCommunicator::ReduceScatterSum(void* data, const std::vector<s
 coord::Status GlooCommunicator::AllGather(void* data, const std::vector<size_t>& counts,
                                           DataType type) {
   GLOO_GUARD;
-  if (counts.size() != static_cast<size_t>(size_)) {
-    return coord::InvalidArgument("all-gather: " + std::to_string(counts.size()) + " counts for " +
-                                  std::to_string(size_) + " ranks");
-  }
+  RETURN_IF_ERROR(CheckBlockCounts("all-gather", counts, size_));
   if (size_ == 1) return coord::Status::Ok();
   const size_t esize = DataTypeSize(type);
   const std::vector<size_t> off = Offsets(counts);

@@ -426,10 +426,7 @@ coord::Status NcclCommunicator::ReduceScatterSum(void* data, const std::vector<s
                                                  DataType type) {
   const Op op{"reduce-scatter", Sum(counts), type};
   RETURN_IF_ERROR(Begin(op));
-  if (counts.size() != static_cast<size_t>(size_)) {
-    return coord::InvalidArgument(Context(op) + ": " + std::to_string(counts.size()) +
-                                  " counts for " + std::to_string(size_) + " ranks");
-  }
+  RETURN_IF_ERROR(CheckBlockCounts(Context(op), counts, size_));
   if (op.count == 0) return coord::Status::Ok();
   if (data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
   auto* bytes = static_cast<char*>(data);
@@ -454,10 +451,7 @@ coord::Status NcclCommunicator::AllGather(void* data, const std::vector<size_t>&
                                           DataType type) {
   const Op op{"all-gather", Sum(counts), type};
   RETURN_IF_ERROR(Begin(op));
-  if (counts.size() != static_cast<size_t>(size_)) {
-    return coord::InvalidArgument(Context(op) + ": " + std::to_string(counts.size()) +
-                                  " counts for " + std::to_string(size_) + " ranks");
-  }
+  RETURN_IF_ERROR(CheckBlockCounts(Context(op), counts, size_));
   if (op.count == 0) return coord::Status::Ok();
   if (data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
   auto* bytes = static_cast<char*>(data);
