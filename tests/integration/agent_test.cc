@@ -793,5 +793,36 @@ TEST_F(AgentTest, PingAndSigtermLeaveJobsRunning) {
   EXPECT_NE(ping2.agent_id(), ping.agent_id());
 }
 
+// The cluster-check RPCs touch files as root: only token paths under a
+// ".coord-check" directory are accepted, and a bad job spec is named.
+TEST_F(AgentTest, CheckRpcsRefuseBadPathsAndBadSpecs) {
+  for (const char* bad : {"/etc/passwd", "relative/.coord-check/x/node-0",
+                          "/cfs/.coord-check/../../etc/passwd", "/cfs/.coord-check/x/"}) {
+    SharedTokensRequest req;
+    req.add_paths(bad);
+    req.set_remove(true);
+    SharedTokensReply reply;
+    auto ctx = Ctx(5000);
+    grpc::Status st = stub_->SharedTokens(ctx.get(), req, &reply);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_NE(st.error_message().find("not a cluster-check token path"), std::string::npos)
+        << st.error_message();
+  }
+  CheckNodeRequest check;
+  check.set_token_path("/tmp/elsewhere/node-0");
+  CheckNodeReply checked;
+  auto ctx = Ctx(5000);
+  EXPECT_EQ(stub_->CheckNode(ctx.get(), check, &checked).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  check.clear_token_path();
+  check.set_config_json("{\"launch\": {\"nproc_per_node\": 1,}}");
+  check.set_config_path("job.json");
+  auto ctx2 = Ctx(5000);
+  grpc::Status st = stub_->CheckNode(ctx2.get(), check, &checked);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("job.json:1:"), std::string::npos) << st.error_message();
+}
+
 }  // namespace
 }  // namespace coord::agent
