@@ -265,20 +265,21 @@ void ParseHangTimeout(const json& v, const std::string& where, Checker* c, Launc
          &out->hang_timeout_s);
 }
 
-void ParseRestartBackoff(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+// Seconds from 0 to 3600 (fractions allowed), kept as milliseconds.
+void ParseSecondsToMs(const json& v, const std::string& where, Checker* c, int* out_ms) {
   if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxKillGraceS) {
     c->Error(where, "expected a number of seconds from 0 to 3600, got " + Shown(v));
     return;
   }
-  out->restart_backoff_ms = static_cast<int>(std::llround(v.get<double>() * 1000));
+  *out_ms = static_cast<int>(std::llround(v.get<double>() * 1000));
+}
+
+void ParseRestartBackoff(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+  ParseSecondsToMs(v, where, c, &out->restart_backoff_ms);
 }
 
 void ParseKillGrace(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
-  if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxKillGraceS) {
-    c->Error(where, "expected a number of seconds from 0 to 3600, got " + Shown(v));
-    return;
-  }
-  out->kill_grace_ms = static_cast<int>(std::llround(v.get<double>() * 1000));
+  ParseSecondsToMs(v, where, c, &out->kill_grace_ms);
 }
 
 bool IsEnvName(const std::string& name) {

@@ -82,7 +82,8 @@ TEST(ParseJobSpecTest, FullLaunchSection) {
       "workdir": "/home/me/run",
       "max_restarts": 3,
       "hang_timeout_s": 600,
-      "kill_grace_s": 2.5
+      "kill_grace_s": 2.5,
+      "restart_backoff_s": 0.2
     }
   })");
   const LaunchSpec& l = r.spec.launch;
@@ -97,6 +98,7 @@ TEST(ParseJobSpecTest, FullLaunchSection) {
   EXPECT_EQ(l.max_restarts, 3);
   EXPECT_EQ(l.hang_timeout_s, 600);
   EXPECT_EQ(l.kill_grace_ms, 2500);
+  EXPECT_EQ(l.restart_backoff_ms, 200);
   EXPECT_THAT(r.warnings, IsEmpty());
 }
 
@@ -294,6 +296,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadLaunch{"KillGraceString", R"("kill_grace_s": "5")",
                   "job.json: launch.kill_grace_s: expected a number of seconds from 0 to 3600, "
                   R"(got "5")"},
+        BadLaunch{"RestartBackoffNegative", R"("restart_backoff_s": -1)",
+                  "job.json: launch.restart_backoff_s: expected a number of seconds from 0 to "
+                  "3600, got -1"},
+        BadLaunch{"RestartBackoffString", R"("restart_backoff_s": "1")",
+                  "job.json: launch.restart_backoff_s: expected a number of seconds from 0 to "
+                  R"(3600, got "1")"},
         BadLaunch{"CommandNull", R"("nproc_per_node": 2, "command": null)",
                   "job.json: launch.command: expected a non-empty array of strings (argv) or a "
                   R"(shell command string, got null; e.g. "command": ["python3", "train.py", )"
