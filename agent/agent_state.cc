@@ -335,6 +335,10 @@ void AgentService::CollectProgressLocked(Heartbeat* hb) {
           r.progress.set_loss(rec.is_object() && rec.contains("loss") && rec["loss"].is_number()
                                   ? rec["loss"].get<double>()
                                   : std::nan(""));
+          r.progress.set_checkpoint(rec.is_object() && rec.contains("checkpoint") &&
+                                            rec["checkpoint"].is_number_integer()
+                                        ? rec["checkpoint"].get<int64_t>()
+                                        : -1);
         }
         *hb->add_progress() = r.progress;
       }

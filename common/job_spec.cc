@@ -9,6 +9,7 @@
 #include <cctype>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kMaxProcsPerNode = 1024;
+constexpr long kMaxNodes = 100000;
 constexpr int kMaxHangTimeoutS = 7 * 24 * 3600;  // beyond a week it is a typo
 constexpr double kMaxKillGraceS = 3600;
 constexpr size_t kMaxShown = 60;  // values quoted in messages are cut here
@@ -282,6 +284,36 @@ void ParseKillGrace(const json& v, const std::string& where, Checker* c, LaunchS
   ParseSecondsToMs(v, where, c, &out->kill_grace_ms);
 }
 
+// N or "MIN:MAX" (torchrun's --nnodes), 1 <= MIN <= MAX.
+void ParseNnodes(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+  const std::string expected =
+      R"(expected a positive integer or "MIN:MAX" (elastic, as torchrun's --nnodes), got )" +
+      Shown(v);
+  long lo = 0, hi = 0;
+  if (v.is_number_integer()) {
+    lo = hi = v.get<long>();
+  } else if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    char tail = 0;
+    const int n = std::sscanf(s.c_str(), "%ld:%ld%c", &lo, &hi, &tail);
+    if (n == 1 && s.find(':') == std::string::npos) hi = lo;
+    if (n < 1 || n > 2 || (n == 1 && s.find(':') != std::string::npos) ||
+        s.find_first_not_of("0123456789:") != std::string::npos) {
+      c->Error(where, expected);
+      return;
+    }
+  } else {
+    c->Error(where, expected);
+    return;
+  }
+  if (lo < 1 || hi < lo || hi > kMaxNodes) {
+    c->Error(where, expected + " (need 1 <= MIN <= MAX <= " + std::to_string(kMaxNodes) + ")");
+    return;
+  }
+  out->min_nodes = static_cast<int>(lo);
+  out->max_nodes = static_cast<int>(hi);
+}
+
 bool IsEnvName(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   return std::all_of(name.begin(), name.end(),
@@ -366,6 +398,7 @@ struct LaunchKey {
 
 constexpr LaunchKey kLaunchKeys[] = {
     {"nproc_per_node", ParseNprocPerNode},
+    {"nnodes", ParseNnodes},
     {"master_port", ParseMasterPort},
     {"env", ParseEnv},
     {"command", ParseCommand},

@@ -17,22 +17,27 @@
 namespace coord {
 
 struct LaunchSpec {
-  int nproc_per_node = 0;                     // 0: not given (use hosts' slots, else 1)
-  int master_port = 0;                        // 0: node 0's agent picks a free port
-  std::map<std::string, std::string> env;     // extra environment for every rank
-  std::vector<std::string> command;           // argv; a string command becomes {"/bin/sh","-c",cmd}
-  std::string workdir;                        // empty: the submitter's cwd
-  int max_restarts = 0;                       // restarts after a failure, from the latest checkpoint
-  int restart_backoff_ms = 1000;              // before restart k: this x 2^(k-1), at most 60 s
-  int hang_timeout_s = 0;                     // 0: no hang detection
-  int kill_grace_ms = 5000;                   // SIGTERM -> SIGKILL grace (launch.kill_grace_s)
+  int nproc_per_node = 0;                  // 0: not given (use hosts' slots, else 1)
+  int master_port = 0;                     // 0: node 0's agent picks a free port
+  std::map<std::string, std::string> env;  // extra environment for every rank
+  std::vector<std::string> command;        // argv; a string command becomes {"/bin/sh","-c",cmd}
+  std::string workdir;                     // empty: the submitter's cwd
+  int max_restarts = 0;                    // restarts after a failure, from the latest checkpoint
+  int restart_backoff_ms = 1000;           // before restart k: this x 2^(k-1), at most 60 s
+  int hang_timeout_s = 0;                  // 0: no hang detection
+  int kill_grace_ms = 5000;                // SIGTERM -> SIGKILL grace (launch.kill_grace_s)
+  // launch.nnodes, torchrun's: N, or "MIN:MAX" (elastic: a failed node without a spare
+  // leaves the job on fewer nodes, down to MIN). 0: every host in the hosts file. Hosts
+  // beyond MAX are spares that replace a failed node.
+  int min_nodes = 0;
+  int max_nodes = 0;
 };
 
 struct JobSpec {
   LaunchSpec launch;
-  std::string name;            // optional "name"
-  std::string source_path;     // the file it came from (for messages)
-  std::string json_text;       // the full text, kept for the trainer and the journal
+  std::string name;         // optional "name"
+  std::string source_path;  // the file it came from (for messages)
+  std::string json_text;    // the full text, kept for the trainer and the journal
 };
 
 struct JobSpecResult {

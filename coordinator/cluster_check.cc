@@ -73,7 +73,8 @@ StatusOr<env_check::ClusterReport> RunClusterCheck(const ClusterCheckRequest& re
     const int64_t received = WallMs();
     if (!ping.ok()) {
       node.reachable = false;
-      node.error = ping.status().message() + " (is coord-agent running there? `systemctl status coord-agent`)";
+      node.error = ping.status().message() +
+                   " (is coord-agent running there? `systemctl status coord-agent`)";
       return;
     }
     node.hostname = ping->hostname();

@@ -22,10 +22,10 @@
 namespace coord::coordinator {
 
 struct ClusterCheckRequest {
-  std::vector<HostEntry> hosts;        // node i; node 0 is the master
-  std::vector<AgentClient*> clients;   // clients[i] talks to hosts[i]; not owned
-  std::string config_json;             // "" = no job: the node checks' defaults
-  std::string config_path = "job spec";  // for messages
+  std::vector<HostEntry> hosts;            // node i; node 0 is the master
+  std::vector<AgentClient*> clients;       // clients[i] talks to hosts[i]; not owned
+  std::string config_json;                 // "" = no job: the node checks' defaults
+  std::string config_path = "job spec";    // for messages
   std::map<std::string, std::string> env;  // launch.env, as the ranks will have it
   std::string workdir;                     // the ranks' working directory
   int connect_timeout_ms = 2000;           // Ping: a node that does not answer is unreachable

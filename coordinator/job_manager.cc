@@ -69,6 +69,44 @@ std::string NodeName(const JobPlan& plan, int node_rank) {
          DescribeHost(plan.hosts[static_cast<size_t>(node_rank)], plan.hosts_path);
 }
 
+// The status's node and rank tables for the plan's nodes (fresh: nothing launched), and
+// the hosts-file nodes it does not use.
+void FillLayout(const JobPlan& plan, const std::set<std::string>& excluded, JobStatus* st) {
+  st->set_world_size(plan.world_size);
+  st->set_master_addr(plan.master_addr);
+  st->clear_nodes();
+  st->clear_ranks();
+  st->clear_spares();
+  for (size_t n = 0; n < plan.hosts.size(); ++n) {
+    NodeStatus* node = st->add_nodes();
+    node->set_host(plan.hosts[n].host);
+    node->set_port(plan.hosts[n].port);
+    node->set_node_rank(static_cast<int>(n));
+    node->set_line(plan.hosts[n].line);
+    node->set_state("pending");
+    std::vector<int> ranks = RanksOfNode(plan, static_cast<int>(n));
+    for (size_t local = 0; local < ranks.size(); ++local) {
+      agent::RankStatus* r = st->add_ranks();
+      r->set_job_id(st->job_id());
+      r->set_generation(st->generation());
+      r->set_node_rank(static_cast<int>(n));
+      r->set_rank(ranks[local]);
+      r->set_local_rank(static_cast<int>(local));
+    }
+  }
+  for (const HostEntry& h : plan.pool) {
+    const bool active = std::any_of(plan.hosts.begin(), plan.hosts.end(),
+                                    [&](const HostEntry& a) { return a.Target() == h.Target(); });
+    if (active) continue;
+    NodeStatus* spare = st->add_spares();
+    spare->set_host(h.host);
+    spare->set_port(h.port);
+    spare->set_node_rank(-1);
+    spare->set_line(h.line);
+    spare->set_state(excluded.count(h.Target()) ? "excluded" : "spare");
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -102,19 +140,33 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
                              "' has an inconsistent rank table");
     }
     EnsureLinksLocked(job->plan);
+    for (const NodeStatus& spare : job->status.spares()) {
+      if (spare.state() == "excluded") {
+        job->excluded.insert(spare.host() + ":" + std::to_string(spare.port()));
+      }
+    }
     const std::string id = job->status.job_id();
     Job& ref = *job;
     jobs_[id] = std::move(job);
     order_.push_back(id);
     JobState state = ref.status.state();
-    if (state == PENDING || state == LAUNCHING || state == RESTARTING) {
-      // We cannot know which nodes got their ranks started: kill whatever did.
+    if (state == RESTARTING) {
+      // The restart goes on where it was: the failed generation is killed (again) and
+      // the next one launched.
+      LOG_INFO << "job " << id << " was RESTARTING: going on with the restart";
+      const int generation = ref.status.generation();
+      const int grace_ms = ref.plan.kill_grace_ms;
+      followups.push_back(
+          [this, id, generation, grace_ms] { Restart(id, generation, grace_ms, 0); });
+    } else if (state == PENDING || state == LAUNCHING) {
+      // We cannot know which nodes got their ranks started: kill whatever did, and
+      // restart if the job has restarts left.
       Failure f;
       f.set_rank(-1);
-      f.set_message("coordd restarted while job '" + id + "' was " +
-                    (state == RESTARTING ? "restarting" : "launching") +
-                    "; its ranks were killed on every node");
-      followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false, /*may_restart=*/false));
+      f.set_kind(FAILURE_COORDINATOR);
+      f.set_message("coordd restarted while job '" + id + "' was launching generation " +
+                    std::to_string(ref.status.generation()));
+      followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false));
     } else if (state == RUNNING) {
       ref.running_since_mono = MonoMs();
       LOG_INFO << "job " << id << " is RUNNING: supervising it again";
@@ -192,8 +244,18 @@ StatusOr<JobManager::Job*> JobManager::ResolveLocked(const std::string& job_id) 
   return job;
 }
 
+void JobManager::SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation) {
+  SetNodes(&job.plan, std::move(hosts));
+  job.status.set_generation(generation);
+  job.status.set_iteration(-1);
+  job.last_progress_mono = 0;
+  job.progress_records.clear();
+  FillLayout(job.plan, job.excluded, &job.status);
+}
+
+// Links for every hosts-file node: spares may be asked to take over.
 void JobManager::EnsureLinksLocked(const JobPlan& plan) {
-  for (const HostEntry& h : plan.hosts) {
+  for (const HostEntry& h : plan.pool.empty() ? plan.hosts : plan.pool) {
     std::unique_ptr<AgentLink>& link = links_[h.Target()];
     if (link) continue;
     link = std::make_unique<AgentLink>();
@@ -291,29 +353,13 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   st.set_state(PENDING);
   st.set_generation(0);
   st.set_created_ms(WallMs());
-  st.set_world_size(plan.world_size);
   st.set_nproc_per_node(plan.nproc_per_node);
-  st.set_master_addr(plan.master_addr);
   st.set_master_port(plan.master_port);
   st.set_config_path(plan.config_path);
   st.set_max_restarts(plan.max_restarts);
   st.set_iteration(-1);
-  for (size_t n = 0; n < plan.hosts.size(); ++n) {
-    NodeStatus* node = st.add_nodes();
-    node->set_host(plan.hosts[n].host);
-    node->set_port(plan.hosts[n].port);
-    node->set_node_rank(static_cast<int>(n));
-    node->set_line(plan.hosts[n].line);
-    node->set_state("pending");
-    std::vector<int> ranks = RanksOfNode(plan, static_cast<int>(n));
-    for (size_t local = 0; local < ranks.size(); ++local) {
-      agent::RankStatus* r = st.add_ranks();
-      r->set_job_id(job_id);
-      r->set_node_rank(static_cast<int>(n));
-      r->set_rank(ranks[local]);
-      r->set_local_rank(static_cast<int>(local));
-    }
-  }
+  st.set_last_checkpoint_iteration(-1);
+  FillLayout(plan, {}, &st);
   Status journaled = journal_->AppendSubmit(plan, st);
   if (!journaled.ok()) {
     return Internal("cannot record the job in the journal, so it was not started: " +
@@ -385,6 +431,7 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
   if (job.status.state() == LAUNCHING) {
     Failure f;
     f.set_rank(-1);
+    f.set_kind(FAILURE_LAUNCH);
     f.set_host(h.host);
     f.set_node_rank(first_bad);
     f.set_message(message);
@@ -417,7 +464,9 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
     if (job.status.state() == LAUNCHING) {
       Failure f;
       f.set_rank(-1);
+      f.set_kind(FAILURE_LAUNCH);
       f.set_host(job.plan.hosts[0].host);
+      f.set_node_rank(0);
       f.set_message(message);
       RunTask(FailLocked(job, f, /*fetch_stderr=*/false));
     }
@@ -498,6 +547,7 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
       const NodeStatus& node = job.status.nodes(first_bad);
       Failure f;
       f.set_rank(-1);
+      f.set_kind(FAILURE_LAUNCH);
       f.set_host(node.host());
       f.set_node_rank(first_bad);
       f.set_message(NodeName(job.plan, first_bad) + ": launch failed: " + node.error());
@@ -505,6 +555,9 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
       kill = true;
     } else {
       job.running_since_mono = MonoMs();
+      if (job.status.generation() > 0 && job.status.failures_size() > 0) {
+        UpdateFailureLocked(job, [](Failure* f) { f->set_relaunched_ms(WallMs()); });
+      }
       TransitionLocked(job, RUNNING, "running");
       MaybeSucceedLocked(job);
     }
@@ -521,6 +574,7 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
   std::string job_id;
   std::string already;
   int grace_ms = 0;
+  std::vector<HostEntry> nodes;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job* job = nullptr;
@@ -540,6 +594,12 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
     }
     job_id = job->status.job_id();
     grace_ms = request.grace_ms() > 0 ? request.grace_ms() : job->plan.kill_grace_ms;
+    // Its nodes, and nodes it left after a failure: one that came back may still run
+    // ranks of an old generation.
+    nodes = job->plan.hosts;
+    for (const HostEntry& h : job->plan.pool) {
+      if (job->excluded.count(h.Target())) nodes.push_back(h);
+    }
     if (IsTerminal(job->status.state())) {
       already = std::string("job had already ended (") + StateName(job->status.state()) +
                 "); kill re-sent to every node";
@@ -548,7 +608,7 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
     }
   }
   LOG_INFO << "killing job " << job_id << " (grace " << grace_ms << " ms)";
-  KillOutcome outcome = KillEverywhere(job_id, /*generation=*/-1, grace_ms);
+  KillOutcome outcome = KillOn(job_id, nodes, /*generation=*/-1, grace_ms, 0);
   reply->set_job_id(job_id);
   reply->set_confirmed_clean(outcome.clean);
   for (const std::string& h : outcome.unconfirmed) reply->add_unconfirmed_hosts(h);
@@ -561,13 +621,22 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
 
 JobManager::KillOutcome JobManager::KillEverywhere(const std::string& job_id, int generation,
                                                    int grace_ms) {
-  std::vector<AgentClient*> clients;
   std::vector<HostEntry> hosts;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    Job& job = *FindLocked(job_id);
-    clients = ClientsLocked(job.plan);
-    hosts = job.plan.hosts;
+    hosts = FindLocked(job_id)->plan.hosts;
+  }
+  return KillOn(job_id, hosts, generation, grace_ms, 0);
+}
+
+JobManager::KillOutcome JobManager::KillOn(const std::string& job_id,
+                                           const std::vector<HostEntry>& hosts, int generation,
+                                           int grace_ms, int deadline_ms) {
+  if (deadline_ms <= 0) deadline_ms = grace_ms + kKillSlackMs;
+  std::vector<AgentClient*> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const HostEntry& h : hosts) clients.push_back(links_.at(h.Target())->client.get());
   }
   agent::KillRequest req;
   req.set_job_id(job_id);
@@ -577,7 +646,7 @@ JobManager::KillOutcome JobManager::KillEverywhere(const std::string& job_id, in
                                                   StatusOr<agent::KillReply>(Internal("")));
   internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
     size_t n = static_cast<size_t>(i);
-    replies[n] = clients[n]->Kill(req, grace_ms + kKillSlackMs);
+    replies[n] = clients[n]->Kill(req, deadline_ms);
   });
   KillOutcome out;
   for (size_t n = 0; n < replies.size(); ++n) {

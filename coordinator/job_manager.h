@@ -104,9 +104,20 @@ class JobManager {
   // FAILED, or RESTARTING when the job has restarts left (and may_restart): the
   // followup then kills the generation and launches the next one (Restart).
   Followup FailLocked(Job& job, Failure failure, bool fetch_stderr, bool may_restart = true);
-  // Kills generation `failed` everywhere, waits the backoff, launches generation
-  // failed + 1 unless the job was killed meanwhile. Runs on a task thread.
+  // Edits the last failure (and its copy in the history) and journals it.
+  void UpdateFailureLocked(Job& job, const std::function<void(Failure*)>& edit);
+  // Kills generation `failed` everywhere and re-checks the failed node; a node that does
+  // not confirm or fails its checks is replaced by a spare, dropped (elastic) or waited
+  // for; after the backoff, launches generation failed + 1 unless the job was killed
+  // meanwhile. Runs on a task thread (job_restart.cc).
   void Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms);
+  // The nodes among `hosts` that fail the node checks (or do not answer), with why.
+  std::map<std::string, std::string> RecheckNodes(const std::string& job_id,
+                                                  const std::vector<HostEntry>& hosts);
+  // Spares that answer a Ping, in hosts-file order.
+  std::vector<HostEntry> LiveSpares(const std::string& job_id);
+  // Makes `hosts` the job's nodes for generation `generation` (fresh rank table).
+  void SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
   void MaybeSucceedLocked(Job& job);
   void JournalStateLocked(const Job& job);
   Job* FindLocked(const std::string& job_id);
@@ -120,7 +131,11 @@ class JobManager {
     std::vector<std::string> unconfirmed;  // "host:port"
     std::vector<std::string> errors;       // one line per node that did not confirm
   };
+  // On the job's current nodes.
   KillOutcome KillEverywhere(const std::string& job_id, int generation, int grace_ms);
+  // deadline_ms: for each Kill RPC; 0: the grace plus a generous slack.
+  KillOutcome KillOn(const std::string& job_id, const std::vector<HostEntry>& hosts, int generation,
+                     int grace_ms, int deadline_ms);
   void FetchStderrTail(const std::string& job_id);
   void RunTask(Followup task);
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct JobManager::Job {
   // timeout then counts from running_since_mono), and each rank's record count.
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
+  // Nodes taken out after a failure (replaced or dropped), by target: never used again
+  // for this job, but still killed with it. Rebuilt from status.spares on restore.
+  std::set<std::string> excluded;
 };
 
 struct JobManager::AgentLink {

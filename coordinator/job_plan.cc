@@ -1,6 +1,7 @@
 // Rank layout and validation of a StartJob request (see job_plan.h).
 #include "coordinator/job_plan.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/job_spec.h"
@@ -95,9 +96,22 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   plan.workdir = launch.workdir.empty() ? request.workdir() : launch.workdir;
   plan.allow_overlap = request.allow_overlap();
   plan.skip_checks = request.skip_checks();
-  plan.hosts = hosts;
-  plan.world_size = static_cast<int>(hosts.size()) * plan.nproc_per_node;
-  plan.master_addr = hosts.front().host;
+  const int n = static_cast<int>(hosts.size());
+  if (launch.min_nodes > n) {
+    return InvalidArgument(plan.config_path + ": launch.nnodes asks for at least " +
+                           std::to_string(launch.min_nodes) + " nodes but " + plan.hosts_path +
+                           " lists " + std::to_string(n) + "; add hosts or lower launch.nnodes");
+  }
+  plan.max_nodes = launch.max_nodes > 0 ? std::min(launch.max_nodes, n) : n;
+  plan.min_nodes = launch.min_nodes > 0 ? launch.min_nodes : plan.max_nodes;
+  if (launch.max_nodes > n) {
+    out.warnings.push_back(plan.config_path + ": launch.nnodes allows up to " +
+                           std::to_string(launch.max_nodes) + " nodes; " + plan.hosts_path +
+                           " lists " + std::to_string(n) + ", so the job runs on " +
+                           std::to_string(n));
+  }
+  plan.pool = hosts;
+  SetNodes(&plan, std::vector<HostEntry>(hosts.begin(), hosts.begin() + plan.max_nodes));
   plan.master_port = launch.master_port;
   plan.env = launch.env;
   plan.kill_grace_ms = launch.kill_grace_ms > 0 ? launch.kill_grace_ms : 5000;
@@ -118,6 +132,42 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
 }
 
 }  // namespace
+
+void SetNodes(JobPlan* plan, std::vector<HostEntry> hosts) {
+  plan->hosts = std::move(hosts);
+  plan->world_size = static_cast<int>(plan->hosts.size()) * plan->nproc_per_node;
+  plan->master_addr = plan->hosts.empty() ? "" : plan->hosts.front().host;
+}
+
+Relayout ChooseNodes(const JobPlan& plan, const std::set<std::string>& bad,
+                     const std::vector<HostEntry>& spares) {
+  Relayout out;
+  size_t next_spare = 0;
+  std::vector<HostEntry> kept;
+  std::vector<std::string> missing;
+  for (const HostEntry& h : plan.hosts) {
+    if (!bad.count(h.Target())) {
+      kept.push_back(h);
+    } else if (next_spare < spares.size()) {
+      const HostEntry& spare = spares[next_spare++];
+      out.replaced.push_back(h.Target() + " by " + spare.Target());
+      kept.push_back(spare);
+    } else {
+      missing.push_back(h.Target());
+    }
+  }
+  if (missing.empty()) {
+    out.hosts = std::move(kept);
+  } else if (static_cast<int>(kept.size()) >= plan.min_nodes) {
+    out.dropped = std::move(missing);
+    out.hosts = std::move(kept);
+  } else {
+    out.waiting_for = std::move(missing);
+    out.hosts = plan.hosts;
+    out.replaced.clear();
+  }
+  return out;
+}
 
 std::vector<int> RanksOfNode(const JobPlan& plan, int node_rank) {
   std::vector<int> ranks;

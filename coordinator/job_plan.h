@@ -5,6 +5,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,11 +24,16 @@ struct JobPlan {
   std::string hosts_path;  // for messages
   std::string workdir;     // launch.workdir, else the submitter's cwd
   bool allow_overlap = false;
-  bool skip_checks = false;  // launched without the pre-launch checks (`--skip-checks`)
-  std::vector<HostEntry> hosts;  // index = node rank
+  bool skip_checks = false;     // launched without the pre-launch checks (`--skip-checks`)
+  std::vector<HostEntry> pool;  // every host in the hosts file, in file order
+  // The nodes of the current generation, index = node rank: the first max_nodes of the
+  // pool at submit; a restart may replace a failed node by a spare or (elastic) drop it.
+  std::vector<HostEntry> hosts;
+  int min_nodes = 0;  // launch.nnodes (MIN:MAX); both equal hosts.size() unless elastic
+  int max_nodes = 0;
   int nproc_per_node = 1;
-  int world_size = 0;
-  std::string master_addr;  // the first host, as written
+  int world_size = 0;       // hosts.size() * nproc_per_node
+  std::string master_addr;  // node 0's host, as written
   int master_port = 0;      // 0: reserved on node 0's agent at launch
   std::vector<std::string> argv;
   std::map<std::string, std::string> env;
@@ -46,6 +52,21 @@ struct PlanResult {
 /// `resolve_hosts` is false) and spec (ParseJobSpec) and lays out the ranks. Every problem
 /// is INVALID_ARGUMENT whose message names the file and line (or JSON path).
 StatusOr<PlanResult> BuildPlan(const StartJobRequest& request, bool resolve_hosts = true);
+
+/// Makes `hosts` the plan's nodes (index = node rank): world size and master address follow.
+void SetNodes(JobPlan* plan, std::vector<HostEntry> hosts);
+
+/// The nodes of the next generation after a failure.
+struct Relayout {
+  std::vector<HostEntry> hosts;          // the new layout (unchanged when waiting)
+  std::vector<std::string> replaced;     // "a:1 by b:2"
+  std::vector<std::string> dropped;      // targets left out (elastic)
+  std::vector<std::string> waiting_for;  // bad nodes that have no replacement: wait for them
+};
+/// Keeps every good node at its node rank; a bad node (by target) takes the next spare in
+/// order, else is dropped while at least plan.min_nodes remain, else is waited for.
+Relayout ChooseNodes(const JobPlan& plan, const std::set<std::string>& bad,
+                     const std::vector<HostEntry>& spares);
 
 /// The global ranks of node `node_rank`, index = local rank.
 std::vector<int> RanksOfNode(const JobPlan& plan, int node_rank);

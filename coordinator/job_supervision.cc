@@ -27,6 +27,8 @@ constexpr int kStderrTimeoutMs = 2000;
 // After a job ends, its agents' streams stay open this long beyond the kill grace while
 // ranks still show as running, so the status shows how the killed ranks ended.
 constexpr int kLingerSlackMs = 10000;
+// JobStatus.failures keeps this many (a job with thousands of restarts stays small).
+constexpr int kMaxFailureHistory = 100;
 
 bool Failed(const agent::RankStatus& r) {
   return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
@@ -75,23 +77,38 @@ void JobManager::JournalStateLocked(const Job& job) {
 JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr,
                                             bool may_restart) {
   failure.set_time_ms(WallMs());
-  *job.status.mutable_failure() = failure;
+  if (failure.occurred_ms() == 0 || failure.occurred_ms() > failure.time_ms()) {
+    failure.set_occurred_ms(failure.time_ms());
+  }
   job.details_pending = fetch_stderr;
   const JobState from = job.status.state();
-  if (may_restart && (from == RUNNING || from == LAUNCHING) &&
-      job.status.restarts() < job.plan.max_restarts) {
-    const int restart = job.status.restarts() + 1;
+  const bool restart = may_restart && (from == RUNNING || from == LAUNCHING) &&
+                       job.status.restarts() < job.plan.max_restarts;
+  const int next = job.status.restarts() + 1;
+  failure.set_action(restart ? "restart " + std::to_string(next) + " of " +
+                                   std::to_string(job.plan.max_restarts)
+                     : job.plan.max_restarts > 0 && may_restart
+                         ? "failed: all " + std::to_string(job.plan.max_restarts) +
+                               " restarts used (launch.max_restarts)"
+                         : "failed");
+  *job.status.mutable_failure() = failure;
+  *job.status.add_failures() = failure;
+  if (job.status.failures_size() > kMaxFailureHistory) {
+    job.status.mutable_failures()->DeleteSubrange(0, 1);
+  }
+  LOG_WARN << "job " << job.status.job_id() << ": " << failure.message() << " (detected in "
+           << failure.time_ms() - failure.occurred_ms() << " ms; " << failure.action() << ")";
+  if (restart) {
     TransitionLocked(job, RESTARTING,
-                     "restart " + std::to_string(restart) + " of " +
+                     "restart " + std::to_string(next) + " of " +
                          std::to_string(job.plan.max_restarts) + " after: " + failure.message());
     const std::string id = job.status.job_id();
     const int generation = job.status.generation();
     const int grace_ms = job.plan.kill_grace_ms;
     // restart_backoff x 2^(k-1), at most a minute: a node that fails at once does not
     // get hammered, and the first restart is quick.
-    const int64_t backoff =
-        std::min<int64_t>(static_cast<int64_t>(job.plan.restart_backoff_ms) << std::min(restart - 1, 16),
-                          60000);
+    const int64_t backoff = std::min<int64_t>(
+        static_cast<int64_t>(job.plan.restart_backoff_ms) << std::min(next - 1, 16), 60000);
     return [this, id, generation, grace_ms, fetch_stderr, backoff] {
       if (fetch_stderr) FetchStderrTail(id);
       Restart(id, generation, grace_ms, static_cast<int>(backoff));
@@ -111,54 +128,14 @@ JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetc
   };
 }
 
-void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms) {
-  const int64_t t0 = MonoMs();
-  {
-    // A launch still in flight kills its own generation once its RPCs return; wait for
-    // that, so this kill cannot overtake one of its Launch calls.
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return stopping_ || !FindLocked(job_id)->launching; });
-    if (stopping_) return;
+void JobManager::UpdateFailureLocked(Job& job, const std::function<void(Failure*)>& edit) {
+  edit(job.status.mutable_failure());
+  const int n = job.status.failures_size();
+  if (n > 0) *job.status.mutable_failures(n - 1) = job.status.failure();
+  Status journaled = journal_->AppendFailure(job.status.job_id(), job.status.failure());
+  if (!journaled.ok()) {
+    LOG_ERROR << "journal: " << journaled.ToString();
   }
-  KillOutcome killed = KillEverywhere(job_id, failed, grace_ms);
-  const int64_t kill_ms = MonoMs() - t0;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms);
-    cv_.wait_until(lock, until,
-                   [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
-    Job& job = *FindLocked(job_id);
-    if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
-    if (!killed.clean) {
-      // A node that could not confirm is lost or hung; the next generation's launch
-      // finds out (and fails or restarts again) rather than waiting here.
-      LOG_WARN << "job " << job_id << ": generation " << failed << " not confirmed gone on: "
-               << internal::Join(killed.unconfirmed, ", ");
-    }
-    // Generation n+1: fresh ranks and nodes; the failure stays as the last one.
-    job.status.set_generation(failed + 1);
-    job.status.set_restarts(job.status.restarts() + 1);
-    job.status.set_iteration(-1);
-    job.last_progress_mono = 0;
-    job.progress_records.clear();
-    for (agent::RankStatus& r : *job.status.mutable_ranks()) {
-      agent::RankStatus fresh;
-      fresh.set_job_id(r.job_id());
-      fresh.set_generation(failed + 1);
-      fresh.set_node_rank(r.node_rank());
-      fresh.set_rank(r.rank());
-      fresh.set_local_rank(r.local_rank());
-      r = fresh;
-    }
-    for (NodeStatus& n : *job.status.mutable_nodes()) {
-      n.set_state("pending");
-      n.clear_error();
-    }
-    LOG_INFO << "job " << job_id << ": generation " << failed << " killed in " << kill_ms
-             << " ms; launching generation " << failed + 1 << " after a " << backoff_ms
-             << " ms backoff";
-  }
-  Launch(job_id);
 }
 
 void JobManager::MaybeSucceedLocked(Job& job) {
@@ -200,13 +177,10 @@ void JobManager::FetchStderrTail(const std::string& job_id) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   Job& job = *FindLocked(job_id);
-  Failure* f = job.status.mutable_failure();
-  f->clear_stderr_tail();
-  for (std::string& l : lines) f->add_stderr_tail(std::move(l));
-  Status journaled = journal_->AppendFailure(job_id, *f);
-  if (!journaled.ok()) {
-    LOG_ERROR << "journal: " << journaled.ToString();
-  }
+  UpdateFailureLocked(job, [&](Failure* f) {
+    f->clear_stderr_tail();
+    for (std::string& l : lines) f->add_stderr_tail(std::move(l));
+  });
   job.details_pending = false;
   cv_.notify_all();
 }
@@ -294,6 +268,8 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   f.set_node_rank(node_rank);
   f.set_exit_code(cur.signal() == 0 ? cur.exit_code() : 0);
   f.set_signal(cur.signal());
+  f.set_kind(FAILURE_RANK_EXIT);
+  f.set_occurred_ms(cur.end_time_ms());
   f.set_message("rank " + std::to_string(cur.rank()) + " on " + host.Target() + " (node " +
                 std::to_string(node_rank) + ") " + DescribeExit(cur) +
                 (cur.error().empty() ? "" : ": " + cur.error()));
@@ -302,8 +278,7 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
 
 void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) {
   Job* job = FindLocked(p.job_id());
-  if (!job || p.generation() != job->status.generation() || job->status.state() != RUNNING)
-    return;
+  if (!job || p.generation() != job->status.generation() || job->status.state() != RUNNING) return;
   int64_t& seen = job->progress_records[p.rank()];
   if (p.records() <= seen) return;  // nothing new from this rank
   seen = p.records();
@@ -311,6 +286,9 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   job->status.set_last_progress_ms(WallMs());
   if (p.iteration() > job->status.iteration()) job->status.set_iteration(p.iteration());
   if (p.rank() == 0 && !std::isnan(p.loss())) job->status.set_loss(p.loss());
+  if (p.checkpoint() > job->status.last_checkpoint_iteration()) {
+    job->status.set_last_checkpoint_iteration(p.checkpoint());
+  }
 }
 
 void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status) {
@@ -371,12 +349,14 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
       if (now >= deadline) {
         Failure f;
         f.set_rank(-1);
-        f.set_message("hang: no progress record from any rank for " +
-                      FormatSeconds(std::chrono::milliseconds(now - since)) +
-                      " (launch.hang_timeout_s " +
-                      FormatSeconds(std::chrono::milliseconds(job.plan.hang_timeout_ms)) + ")" +
-                      (job.last_progress_mono == 0 ? "; no rank has written one since it started"
-                                                   : ""));
+        f.set_kind(FAILURE_HANG);
+        // It became a hang when the timeout ran out.
+        f.set_occurred_ms(WallMs() - (now - since - job.plan.hang_timeout_ms));
+        f.set_message(
+            "hang: no progress record from any rank for " +
+            FormatSeconds(std::chrono::milliseconds(now - since)) + " (launch.hang_timeout_s " +
+            FormatSeconds(std::chrono::milliseconds(job.plan.hang_timeout_ms)) + ")" +
+            (job.last_progress_mono == 0 ? "; no rank has written one since it started" : ""));
         followups->push_back(FailLocked(job, f, /*fetch_stderr=*/false));
         continue;
       }
@@ -395,6 +375,8 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
       f.set_rank(-1);
       f.set_host(h.host);
       f.set_node_rank(static_cast<int>(n));
+      f.set_kind(FAILURE_NODE_LOST);
+      f.set_occurred_ms(WallMs() - (now - heard));
       f.set_message("node " + h.Target() + " lost: no heartbeat for " +
                     std::to_string(now - heard) + " ms (" + job.plan.hosts_path + ":" +
                     std::to_string(h.line) + "; is coord-agent running there?)");

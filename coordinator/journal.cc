@@ -49,11 +49,29 @@ json Envelope(const char* type, const std::string& job_id) {
   return json{{"v", kFormatVersion}, {"type", type}, {"job", job_id}, {"time_ms", WallMs()}};
 }
 
-json PlanToJson(const JobPlan& p) {
+json HostsToJson(const std::vector<HostEntry>& in) {
   json hosts = json::array();
-  for (const HostEntry& h : p.hosts) {
+  for (const HostEntry& h : in) {
     hosts.push_back({{"host", h.host}, {"port", h.port}, {"slots", h.slots}, {"line", h.line}});
   }
+  return hosts;
+}
+
+std::vector<HostEntry> HostsFromJson(const json& j) {
+  std::vector<HostEntry> out;
+  for (const json& h : j) {
+    HostEntry e;
+    e.host = h.at("host").get<std::string>();
+    e.port = h.at("port").get<int>();
+    e.slots = h.at("slots").get<int>();
+    e.line = h.at("line").get<int>();
+    out.push_back(e);
+  }
+  return out;
+}
+
+json PlanToJson(const JobPlan& p) {
+  json hosts = HostsToJson(p.hosts);
   return json{{"name", p.name},
               {"config_json", p.config_json},
               {"config_path", p.config_path},
@@ -63,6 +81,9 @@ json PlanToJson(const JobPlan& p) {
               {"allow_overlap", p.allow_overlap},
               {"skip_checks", p.skip_checks},
               {"hosts", hosts},
+              {"pool", HostsToJson(p.pool)},
+              {"min_nodes", p.min_nodes},
+              {"max_nodes", p.max_nodes},
               {"nproc_per_node", p.nproc_per_node},
               {"world_size", p.world_size},
               {"master_addr", p.master_addr},
@@ -86,14 +107,11 @@ JobPlan PlanFromJson(const json& j) {
   p.workdir = j.at("workdir").get<std::string>();
   p.allow_overlap = j.at("allow_overlap").get<bool>();
   p.skip_checks = j.value("skip_checks", false);  // journals from before the checks lack it
-  for (const json& h : j.at("hosts")) {
-    HostEntry e;
-    e.host = h.at("host").get<std::string>();
-    e.port = h.at("port").get<int>();
-    e.slots = h.at("slots").get<int>();
-    e.line = h.at("line").get<int>();
-    p.hosts.push_back(e);
-  }
+  p.hosts = HostsFromJson(j.at("hosts"));
+  // Journals from before spares: the pool was the nodes.
+  p.pool = j.contains("pool") ? HostsFromJson(j.at("pool")) : p.hosts;
+  p.min_nodes = j.value("min_nodes", static_cast<int>(p.hosts.size()));
+  p.max_nodes = j.value("max_nodes", static_cast<int>(p.hosts.size()));
   p.nproc_per_node = j.at("nproc_per_node").get<int>();
   p.world_size = j.at("world_size").get<int>();
   p.master_addr = j.at("master_addr").get<std::string>();
@@ -124,7 +142,7 @@ class Replayer {
     JournaledJob& job = jobs_[it->second];
     if (type == "state") return ApplyState(job, rec.at("status"));
     if (type == "rank") return ApplyRank(job, rec.at("rank"));
-    if (type == "failure") return JsonToProto(rec.at("failure"), job.status.mutable_failure());
+    if (type == "failure") return ApplyFailure(job, rec.at("failure"));
     return InvalidArgument("unknown record type '" + type + "'");
   }
   std::vector<JournaledJob> Take() { return std::move(jobs_); }
@@ -151,6 +169,34 @@ class Replayer {
                              StateName(next.state()) + " for job '" + job.status.job_id() + "'");
     }
     job.status = std::move(next);
+    // A restart may have moved the job to other nodes (spares, elastic): the status's
+    // node list is the current layout.
+    if (job.status.nodes().empty()) return Status::Ok();
+    std::vector<HostEntry> hosts;
+    for (const NodeStatus& n : job.status.nodes()) {
+      auto it = std::find_if(job.plan.pool.begin(), job.plan.pool.end(), [&](const HostEntry& h) {
+        return h.host == n.host() && h.port == n.port() && h.line == n.line();
+      });
+      if (it == job.plan.pool.end()) {
+        return InvalidArgument("job '" + job.status.job_id() + "' runs on " + n.host() + ":" +
+                               std::to_string(n.port()) + ", which is not in its hosts file");
+      }
+      hosts.push_back(*it);
+    }
+    if (job.status.ranks_size() != static_cast<int>(hosts.size()) * job.plan.nproc_per_node) {
+      return InvalidArgument("job '" + job.status.job_id() + "' has " +
+                             std::to_string(job.status.ranks_size()) + " ranks on " +
+                             std::to_string(hosts.size()) + " nodes");
+    }
+    SetNodes(&job.plan, std::move(hosts));
+    return Status::Ok();
+  }
+  // The last failure, completed (stderr tail, kill confirmed, relaunched): it is also the
+  // last entry of the history.
+  Status ApplyFailure(JournaledJob& job, const json& j) {
+    RETURN_IF_ERROR(JsonToProto(j, job.status.mutable_failure()));
+    const int n = job.status.failures_size();
+    if (n > 0) *job.status.mutable_failures(n - 1) = job.status.failure();
     return Status::Ok();
   }
   Status ApplyRank(JournaledJob& job, const json& j) {

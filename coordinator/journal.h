@@ -4,7 +4,7 @@
 //   submit  the job's plan: spec text, hosts text, workdir, rank layout (+ "status")
 //   state   a state change: "status" = the whole JobStatus after it (proto JSON)
 //   rank    one rank's new RankStatus ("rank")
-//   failure the Failure details completed later (stderr tail) ("failure")
+//   failure the last Failure, completed later: stderr tail, kill confirmed, relaunched
 // Every record has "v" (format version), "job" and "time_ms". Replay re-checks state
 // transitions against job_state's table. Thread-safe (one mutex, held across the write).
 #pragma once

@@ -28,11 +28,13 @@ std::string SignalName(int sig) {
 std::string RankOutcome(const agent::RankStatus& r) {
   if (!r.error().empty()) return "error: " + r.error();
   switch (r.state()) {
-    case agent::RANK_RUNNING: return "running";
+    case agent::RANK_RUNNING:
+      return "running";
     case agent::RANK_EXITED:
       if (r.signal() != 0) return "killed by " + SignalName(r.signal());
       return "exited " + std::to_string(r.exit_code());
-    default: return "pending";
+    default:
+      return "pending";
   }
 }
 
@@ -77,13 +79,27 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
     if (job.loss() != 0) out << ", loss " << job.loss();
     out << " (last record " << FormatTime(job.last_progress_ms()) << ")\n";
   }
+  if (job.last_checkpoint_iteration() >= 0) {
+    out << "checkpoint: iteration " << job.last_checkpoint_iteration() << " (the newest saved)\n";
+  }
   if (!job.message().empty() && job.message() != job.failure().message()) {
     out << "message:    " << job.message() << "\n";
   }
-  if (job.has_failure() && (job.state() == coordinator::FAILED || !job.failure().message().empty())) {
+  if (job.has_failure() &&
+      (job.state() == coordinator::FAILED || !job.failure().message().empty())) {
     const auto& f = job.failure();
     out << (job.state() == coordinator::FAILED ? "failure:    " : "last failure: ") << f.message()
         << "\n";
+    if (f.occurred_ms() > 0 && f.time_ms() >= f.occurred_ms()) {
+      out << "              detected in " << f.time_ms() - f.occurred_ms() << " ms";
+      if (f.confirmed_gone_ms() > 0) {
+        out << ", generation gone after " << f.confirmed_gone_ms() - f.time_ms() << " ms";
+      }
+      if (f.relaunched_ms() > 0)
+        out << ", relaunched after " << f.relaunched_ms() - f.time_ms() << " ms";
+      out << "\n";
+    }
+    if (!f.action().empty()) out << "              action: " << f.action() << "\n";
     if (!f.stderr_tail().empty()) {
       out << "last stderr of rank " << f.rank() << " on " << f.host() << ":\n";
       for (const auto& l : f.stderr_tail()) out << "    " << l << "\n";
@@ -94,6 +110,18 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
     out << std::left << std::setw(6) << n.node_rank() << std::setw(24)
         << (n.host() + ":" + std::to_string(n.port())) << std::setw(13) << n.state() << n.error()
         << "\n";
+  }
+  for (const auto& n : job.spares()) {
+    out << std::left << std::setw(6) << "-" << std::setw(24)
+        << (n.host() + ":" + std::to_string(n.port())) << n.state() << "\n";
+  }
+  if (job.failures_size() > 1) {
+    out << "\nFAILURES (oldest first)\n";
+    for (const auto& f : job.failures()) {
+      out << "  " << FormatTime(f.time_ms()) << "  " << f.message();
+      if (f.occurred_ms() > 0) out << " [detected in " << f.time_ms() - f.occurred_ms() << " ms]";
+      out << "\n";
+    }
   }
   out << "\nRANK  NODE  LOCAL  PID      STATE\n";
   for (const auto& r : job.ranks()) {

@@ -86,7 +86,8 @@ coord::StatusOr<int> ProgressFdFromEnv() {
   const long fd = std::strtol(v, &end, 10);
   if (*end != '\0' || fd < 0 || fd > 1 << 20) {
     return coord::InvalidArgument(std::string("COORD_PROGRESS_FD: expected a file descriptor "
-                                              "number, got \"") + v + "\"");
+                                              "number, got \"") +
+                                  v + "\"");
   }
   return static_cast<int>(fd);
 }
@@ -139,9 +140,11 @@ coord::Status MetricsSink::WriteValidation(int64_t iteration, double lm_loss) {
   return AppendLine(j.dump());
 }
 
-void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms) {
+void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms,
+                                int64_t checkpoint) {
   if (progress_fd_ < 0) return;
   nlohmann::json j = {{"iteration", iteration}, {"loss", loss}, {"time_ms", time_ms}};
+  if (checkpoint >= 0) j["checkpoint"] = checkpoint;
   // NaN is not JSON: nlohmann writes null, which the agent reads as "no loss".
   const std::string text = j.dump() + "\n";
   size_t done = 0;

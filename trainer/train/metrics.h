@@ -58,9 +58,10 @@ class MetricsSink {
   ~MetricsSink();
 
   coord::Status WriteMetrics(const IterationRecord& r);  // one metrics.jsonl line
-  // {"iteration":N,"loss":L,"time_ms":T}; a closed or bad fd gives one warning and
-  // then progress records stop (training goes on).
-  void WriteProgress(int64_t iteration, double loss, double time_ms);
+  // {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C]} (C: the newest checkpoint in
+  // training.save, when there is one); a closed or bad fd gives one warning and then
+  // progress records stop (training goes on).
+  void WriteProgress(int64_t iteration, double loss, double time_ms, int64_t checkpoint = -1);
   // {"event":"validation","iteration":N,"lm_loss":L,"ppl":P} to metrics.jsonl.
   coord::Status WriteValidation(int64_t iteration, double lm_loss);
 

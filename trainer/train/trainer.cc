@@ -492,7 +492,7 @@ coord::Status Trainer::Run() {
     if (s.code() == coord::StatusCode::kAborted) return s;  // names its iteration already
     if (!s.ok()) return s.WithContext("iteration " + std::to_string(iteration_ + 1));
     const double ms = MsSince(t0);
-    metrics_->WriteProgress(iteration_, loss, ms);
+    metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
     interval_loss += loss;
     interval_ms += ms;
     ++interval_iters;
@@ -518,7 +518,11 @@ coord::Status Trainer::Run() {
     if (tr.eval_iters > 0 && iteration_ % tr.eval_interval == 0) {
       RETURN_IF_ERROR(EvaluateAndPrint("iteration " + std::to_string(iteration_)));
     }
-    if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) RETURN_IF_ERROR(Save());
+    if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) {
+      RETURN_IF_ERROR(Save());
+      // The supervisor learns of the checkpoint now, not one iteration later.
+      metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
+    }
   }
   // As Megatron's pretrain(): evaluate once more at the end, then save.
   if (tr.eval_iters > 0) RETURN_IF_ERROR(EvaluateAndPrint("the end of training for val data"));

@@ -1,0 +1,277 @@
+// JobManager's restart path: after a failure with restarts left (FailLocked put the job in
+// RESTARTING), kill the failed generation on every node and confirm it gone, re-check the
+// node that failed, replace a node that is gone or unhealthy by a spare from the hosts
+// file (or, elastic, continue without it; else wait for it to come back), then launch
+// generation n+1 after the backoff. A kill at any point ends it: no generation is started
+// after a kill.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "coordinator/cluster_check.h"
+#include "coordinator/job_manager.h"
+#include "coordinator/job_manager_internal.h"
+#include "coordinator/job_state.h"
+
+namespace coord::coordinator {
+
+namespace agent = coord::agent;
+using internal::Join;
+
+namespace {
+
+// A node with no replacement gets this long to come back (agent restarted, network
+// healed) before the job fails.
+constexpr int kNodeWaitMs = 10 * 60 * 1000;
+constexpr int kMinWaitStepMs = 200;
+constexpr int kMaxWaitStepMs = 5000;
+
+bool FailureOfANode(const Failure& f) {
+  return f.node_rank() >= 0 && (f.kind() == FAILURE_RANK_EXIT || f.kind() == FAILURE_NODE_LOST ||
+                                f.kind() == FAILURE_LAUNCH);
+}
+
+std::vector<HostEntry> HostsNamed(const std::vector<HostEntry>& pool,
+                                  const std::vector<std::string>& targets) {
+  std::vector<HostEntry> out;
+  for (const HostEntry& h : pool) {
+    if (std::find(targets.begin(), targets.end(), h.Target()) != targets.end()) out.push_back(h);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> JobManager::RecheckNodes(const std::string& job_id,
+                                                            const std::vector<HostEntry>& hosts) {
+  ClusterCheckRequest check;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const JobPlan& plan = FindLocked(job_id)->plan;
+    check.hosts = hosts;
+    check.config_json = plan.config_json;
+    check.config_path = plan.config_path;
+    check.env = plan.env;
+    check.workdir = plan.workdir;
+    check.connect_timeout_ms = options_.connect_timeout_ms;
+    for (const HostEntry& h : hosts) check.clients.push_back(links_.at(h.Target())->client.get());
+  }
+  std::map<std::string, std::string> failed;
+  StatusOr<env_check::ClusterReport> report = RunClusterCheck(check);
+  if (!report.ok()) {
+    // The spec was checked at submit; a check that cannot run says nothing about a node.
+    LOG_WARN << "job " << job_id << ": re-check not run: " << report.status().ToString();
+    return failed;
+  }
+  for (size_t i = 0; i < report->nodes.size(); ++i) {
+    const env_check::NodeReport& n = report->nodes[i];
+    std::vector<std::string> why;
+    if (!n.reachable) why.push_back("unreachable: " + n.error);
+    for (const env_check::CheckResult& r : n.results) {
+      if (!r.passed && r.severity == env_check::Severity::kFail) {
+        why.push_back(r.id + ": " + r.found +
+                      (r.expected.empty() ? "" : " (expected " + r.expected + ")"));
+      }
+    }
+    if (!why.empty()) failed[hosts[i].Target()] = Join(why, "; ");
+  }
+  return failed;
+}
+
+std::vector<HostEntry> JobManager::LiveSpares(const std::string& job_id) {
+  std::vector<HostEntry> candidates;
+  std::vector<AgentClient*> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const Job& job = *FindLocked(job_id);
+    for (const HostEntry& h : job.plan.pool) {
+      const bool active = std::any_of(job.plan.hosts.begin(), job.plan.hosts.end(),
+                                      [&](const HostEntry& a) { return a.Target() == h.Target(); });
+      if (active || job.excluded.count(h.Target())) continue;
+      candidates.push_back(h);
+      clients.push_back(links_.at(h.Target())->client.get());
+    }
+  }
+  std::vector<bool> alive(candidates.size(), false);
+  if (!candidates.empty()) {
+    internal::ParallelFor(static_cast<int>(candidates.size()), [&](int i) {
+      alive[static_cast<size_t>(i)] =
+          clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms).ok();
+    });
+  }
+  std::vector<HostEntry> out;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (alive[i]) out.push_back(candidates[i]);
+  }
+  return out;
+}
+
+void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms) {
+  const int64_t t0 = MonoMs();
+  std::vector<HostEntry> suspects, lost, others;
+  bool recheck = false;
+  {
+    // A launch still in flight kills its own generation once its RPCs return; wait for
+    // that, so this kill cannot overtake one of its Launch calls.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return stopping_ || !FindLocked(job_id)->launching; });
+    if (stopping_) return;
+    Job& job = *FindLocked(job_id);
+    const Failure& f = job.status.failure();
+    recheck = !job.plan.skip_checks;
+    if (FailureOfANode(f) && f.node_rank() < static_cast<int>(job.plan.hosts.size())) {
+      suspects.push_back(job.plan.hosts[static_cast<size_t>(f.node_rank())]);
+    }
+    for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
+      const std::string& state = job.status.nodes(static_cast<int>(n)).state();
+      (state == "lost" || state == "unreachable" ? lost : others).push_back(job.plan.hosts[n]);
+    }
+  }
+  // In parallel: the kill (which waits out the grace), the kill on nodes already known
+  // to be gone (a short deadline: a frozen agent accepts the call and never answers),
+  // and the re-check of the failed node.
+  KillOutcome killed, killed_lost;
+  std::map<std::string, std::string> check_failed;
+  std::thread lost_kill([&] {
+    if (!lost.empty()) {
+      killed_lost = KillOn(job_id, lost, failed, grace_ms, grace_ms + options_.connect_timeout_ms);
+    }
+  });
+  std::thread checker([&] {
+    if (recheck && !suspects.empty()) check_failed = RecheckNodes(job_id, suspects);
+  });
+  if (!others.empty()) killed = KillOn(job_id, others, failed, grace_ms, 0);
+  lost_kill.join();
+  checker.join();
+  std::set<std::string> unconfirmed(killed.unconfirmed.begin(), killed.unconfirmed.end());
+  unconfirmed.insert(killed_lost.unconfirmed.begin(), killed_lost.unconfirmed.end());
+  const int64_t kill_ms = MonoMs() - t0;
+
+  Relayout layout;
+  const int64_t give_up = MonoMs() + kNodeWaitMs;
+  int step_ms = std::max(backoff_ms, kMinWaitStepMs);
+  std::string waiting_said;
+  for (;;) {
+    std::set<std::string> bad = unconfirmed;
+    for (const auto& [target, why] : check_failed) bad.insert(target);
+    std::vector<HostEntry> spares;
+    if (!bad.empty()) spares = LiveSpares(job_id);
+    if (recheck && !spares.empty()) {
+      // A spare must pass the same checks as the node it replaces.
+      std::map<std::string, std::string> spare_failed = RecheckNodes(job_id, spares);
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& [target, why] : spare_failed) {
+        LOG_WARN << "job " << job_id << ": spare " << target << " failed its checks: " << why;
+        FindLocked(job_id)->excluded.insert(target);
+      }
+      spares.erase(
+          std::remove_if(spares.begin(), spares.end(),
+                         [&](const HostEntry& h) { return spare_failed.count(h.Target()); }),
+          spares.end());
+    }
+    std::vector<HostEntry> retry_kill, retry_check;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      Job& job = *FindLocked(job_id);
+      if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
+      for (const auto& [target, why] : check_failed) {
+        if (waiting_said.find(target) != std::string::npos) continue;
+        LOG_WARN << "job " << job_id << ": node " << target << " failed its re-check: " << why;
+      }
+      layout = ChooseNodes(job.plan, bad, spares);
+      if (layout.waiting_for.empty()) break;
+      const std::string waiting = Join(layout.waiting_for, ", ");
+      if (MonoMs() >= give_up) {
+        Failure f;
+        f.set_rank(-1);
+        f.set_kind(check_failed.empty() ? FAILURE_NODE_LOST : FAILURE_NODE_CHECK);
+        f.set_message("gave up waiting " + std::to_string(kNodeWaitMs / 1000) + " s for " +
+                      waiting + " to come back (no spare in " + job.plan.hosts_path +
+                      "; launch.nnodes MIN:MAX lets the job go on with fewer nodes)");
+        RunTask(FailLocked(job, f, /*fetch_stderr=*/false, /*may_restart=*/false));
+        return;
+      }
+      if (waiting != waiting_said) {
+        waiting_said = waiting;
+        std::vector<std::string> reasons;
+        for (const std::string& t : layout.waiting_for) {
+          auto it = check_failed.find(t);
+          reasons.push_back(t + (it != check_failed.end()
+                                     ? " (failed its checks: " + it->second + ")"
+                                     : " (kill not confirmed)"));
+        }
+        const std::string what = "waiting for " + Join(reasons, ", ") + ": no spare node in " +
+                                 job.plan.hosts_path + " to replace it";
+        LOG_WARN << "job " << job_id << ": " << what;
+        job.status.set_message(what);
+        UpdateFailureLocked(job, [&](Failure* f) { f->set_action(f->action() + "; " + what); });
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(step_ms),
+                   [&] { return stopping_ || job.status.state() != RESTARTING; });
+      if (stopping_ || job.status.state() != RESTARTING) return;
+      for (const std::string& t : layout.waiting_for) {
+        (check_failed.count(t) ? retry_check : retry_kill)
+            .push_back(HostsNamed(job.plan.hosts, {t}).front());
+      }
+    }
+    step_ms = std::min(step_ms * 2, kMaxWaitStepMs);
+    // Ask again: the agent may be back (restarted, network healed, node repaired).
+    if (!retry_kill.empty()) {
+      KillOutcome again =
+          KillOn(job_id, retry_kill, failed, grace_ms, grace_ms + options_.connect_timeout_ms);
+      for (const HostEntry& h : retry_kill) {
+        if (std::find(again.unconfirmed.begin(), again.unconfirmed.end(), h.Target()) ==
+            again.unconfirmed.end()) {
+          unconfirmed.erase(h.Target());
+        }
+      }
+    }
+    if (!retry_check.empty()) {
+      std::map<std::string, std::string> still = RecheckNodes(job_id, retry_check);
+      for (const HostEntry& h : retry_check) {
+        if (!still.count(h.Target())) check_failed.erase(h.Target());
+      }
+    }
+  }
+
+  std::unique_lock<std::mutex> lock(mu_);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(std::max<int64_t>(0, t0 + backoff_ms - MonoMs()));
+  cv_.wait_until(lock, until,
+                 [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
+  Job& job = *FindLocked(job_id);
+  if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
+  // Nodes left out for good: a replaced or dropped node is never used again by this job
+  // (its ranks, if it comes back, are still killed with the job).
+  std::vector<std::string> out;
+  for (const HostEntry& h : job.plan.hosts) {
+    const bool kept = std::any_of(layout.hosts.begin(), layout.hosts.end(),
+                                  [&](const HostEntry& k) { return k.Target() == h.Target(); });
+    if (!kept) {
+      job.excluded.insert(h.Target());
+      out.push_back(h.Target());
+    }
+  }
+  UpdateFailureLocked(job, [&](Failure* f) {
+    f->set_confirmed_gone_ms(WallMs());  // every node confirmed, or declared lost just now
+    std::string action = f->action();
+    if (!layout.replaced.empty()) action += "; replaced " + Join(layout.replaced, ", ");
+    if (!layout.dropped.empty()) {
+      action += "; continuing on " + std::to_string(layout.hosts.size()) + " nodes without " +
+                Join(layout.dropped, ", ") + " (elastic)";
+    }
+    f->set_action(action);
+  });
+  LOG_INFO << "job " << job_id << ": generation " << failed << " gone in " << kill_ms << " ms"
+           << (out.empty() ? "" : "; left out: " + Join(out, ", ")) << "; launching generation "
+           << failed + 1 << " on " << layout.hosts.size() << " nodes after a " << backoff_ms
+           << " ms backoff";
+  SetLayoutLocked(job, std::move(layout.hosts), failed + 1);
+  job.status.set_restarts(job.status.restarts() + 1);
+  lock.unlock();
+  Launch(job_id);
+}
+
+}  // namespace coord::coordinator
