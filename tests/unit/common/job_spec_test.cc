@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/fs.h"
@@ -98,8 +99,19 @@ TEST(ParseJobSpecTest, FullLaunchSection) {
   EXPECT_EQ(l.max_restarts, 3);
   EXPECT_EQ(l.hang_timeout_s, 600);
   EXPECT_EQ(l.kill_grace_ms, 2500);
+  EXPECT_EQ(l.min_nodes, 0);  // not given: every host
+  EXPECT_EQ(l.max_nodes, 0);
   EXPECT_EQ(l.restart_backoff_ms, 200);
   EXPECT_THAT(r.warnings, IsEmpty());
+}
+
+TEST(ParseJobSpecTest, NnodesIsACountOrAnElasticRange) {
+  for (const auto& [text, lo, hi] : std::vector<std::tuple<std::string, int, int>>{
+           {"3", 3, 3}, {"\"3\"", 3, 3}, {"\"2:4\"", 2, 4}}) {
+    JobSpecResult r = ParseOk(R"({"launch": {"command": "x", "nnodes": )" + text + "}}");
+    EXPECT_EQ(r.spec.launch.min_nodes, lo) << text;
+    EXPECT_EQ(r.spec.launch.max_nodes, hi) << text;
+  }
 }
 
 TEST(ParseJobSpecTest, StringCommandRunsThroughTheShell) {
@@ -302,6 +314,15 @@ INSTANTIATE_TEST_SUITE_P(
         BadLaunch{"RestartBackoffString", R"("restart_backoff_s": "1")",
                   "job.json: launch.restart_backoff_s: expected a number of seconds from 0 to "
                   R"(3600, got "1")"},
+        BadLaunch{"NnodesZero", R"("nnodes": 0)",
+                  "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
+                  "as torchrun's --nnodes), got 0 (need 1 <= MIN <= MAX <= 100000)"},
+        BadLaunch{"NnodesMinAboveMax", R"("nnodes": "4:2")",
+                  "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
+                  R"(as torchrun's --nnodes), got "4:2" (need 1 <= MIN <= MAX <= 100000))"},
+        BadLaunch{"NnodesNotARange", R"("nnodes": "2-4")",
+                  "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
+                  R"(as torchrun's --nnodes), got "2-4")"},
         BadLaunch{"CommandNull", R"("nproc_per_node": 2, "command": null)",
                   "job.json: launch.command: expected a non-empty array of strings (argv) or a "
                   R"(shell command string, got null; e.g. "command": ["python3", "train.py", )"

@@ -59,8 +59,7 @@ class FakeAgentClient final : public AgentClient {
   StatusOr<agent::CheckNodeReply> CheckNode(const agent::CheckNodeRequest& r, int) override {
     return agent_->CheckNode(r);
   }
-  StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&,
-                                                  int) override {
+  StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&, int) override {
     return Unimplemented("fake agents have no shared path");
   }
   std::unique_ptr<WatchHandle> Watch(int, AgentEventFn on_event, WatchEndFn on_end) override {

@@ -544,6 +544,133 @@ TEST_F(JobManagerTest, ARelaunchThatFailsUsesTheNextRestart) {
   EXPECT_THAT(s.failure().message(), HasSubstr("cannot exec 'train'"));
 }
 
+TEST_F(JobManagerTest, ARestartRecordsDetectionKillAndRelaunchTimes) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  const Failure f = Get(id).failure();
+  EXPECT_EQ(f.kind(), FAILURE_RANK_EXIT);
+  EXPECT_GT(f.occurred_ms(), 0);
+  EXPECT_LE(f.occurred_ms(), f.time_ms());
+  EXPECT_GE(f.confirmed_gone_ms(), f.time_ms());
+  EXPECT_GE(f.relaunched_ms(), f.confirmed_gone_ms());
+  EXPECT_EQ(f.action(), "restart 1 of 1");
+  ASSERT_EQ(Get(id).failures_size(), 1);
+  EXPECT_EQ(Get(id).failures(0).relaunched_ms(), f.relaunched_ms());
+}
+
+TEST_F(JobManagerTest, ASpareReplacesANodeThatCannotConfirmTheKill) {
+  Start();
+  // 3 hosts, 2 nodes wanted: node2 is a spare.
+  std::string id =
+      MustStart(Request(3, 2, 0, R"(, "nnodes": 2, "max_restarts": 1, "restart_backoff_s": 0)"))
+          .job_id();
+  ASSERT_FALSE(id.empty());
+  JobStatus s = Get(id);
+  ASSERT_EQ(s.nodes_size(), 2);
+  EXPECT_EQ(s.world_size(), 4);
+  ASSERT_EQ(s.spares_size(), 1);
+  EXPECT_EQ(s.spares(0).state(), "spare");
+  EXPECT_TRUE(Node(2)->launches().empty());
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->SetKillStatus(Unavailable("connection refused"));
+  Node(1)->PushRankExit(id, 0, 2, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  s = Get(id);
+  EXPECT_EQ(s.nodes(1).host(), "node2");
+  EXPECT_EQ(s.world_size(), 4);
+  ASSERT_EQ(s.spares_size(), 1);
+  EXPECT_EQ(s.spares(0).host(), "node1");
+  EXPECT_EQ(s.spares(0).state(), "excluded");
+  EXPECT_THAT(s.failure().action(), HasSubstr("replaced node1:7071 by node2:7071"));
+  ASSERT_EQ(Node(2)->launches().size(), 1u);
+  EXPECT_EQ(Node(2)->launches()[0].node_rank(), 1);
+  EXPECT_EQ(Node(2)->launches()[0].generation(), 1);
+  EXPECT_EQ(Node(1)->launches().size(), 1u);  // only generation 0
+  // A kill still reaches the node that was left out: its old ranks may be back.
+  KillJobRequest kill;
+  kill.set_job_id(id);
+  KillJobReply reply;
+  ASSERT_TRUE(jm_->KillJob(kill, &reply).ok());
+  EXPECT_THAT(reply.unconfirmed_hosts(), ElementsAre("node1:7071"));
+}
+
+TEST_F(JobManagerTest, AnElasticJobGoesOnWithFewerNodesWhenThereIsNoSpare) {
+  Start();
+  std::string id =
+      MustStart(Request(3, 2, 0, R"(, "nnodes": "2:3", "max_restarts": 1, "restart_backoff_s": 0)"))
+          .job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(2)->open_watches() == 1; }));
+  EXPECT_EQ(Get(id).world_size(), 6);
+  Node(0)->SetKillStatus(Unavailable("connection refused"));
+  Node(0)->PushRankExit(id, 0, 0, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.world_size(), 4);
+  ASSERT_EQ(s.nodes_size(), 2);
+  EXPECT_EQ(s.nodes(0).host(), "node1");
+  EXPECT_EQ(s.master_addr(), "node1");  // node 0 left: the next one hosts the store
+  EXPECT_THAT(s.failure().action(), HasSubstr("continuing on 2 nodes without node0:7071"));
+  ASSERT_EQ(Node(1)->launches().size(), 2u);
+  EXPECT_EQ(Node(1)->launches()[1].world_size(), 4);
+  EXPECT_EQ(Node(1)->launches()[1].node_rank(), 0);
+  EXPECT_EQ(Node(1)->launches()[1].master_addr(), "node1");
+}
+
+TEST_F(JobManagerTest, WithoutASpareTheRestartWaitsForTheNodeToComeBack) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->SetKillStatus(Unavailable("connection refused"));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).message().find("waiting for node1:7071") == 0; }));
+  EXPECT_EQ(StateNow(id), RESTARTING);
+  EXPECT_EQ(Node(0)->launches().size(), 1u);
+  Node(1)->SetKillStatus(Status::Ok());  // the agent is back and confirms
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 5000));
+  EXPECT_EQ(Node(1)->launches().size(), 2u);
+  EXPECT_THAT(Get(id).failure().action(), HasSubstr("waiting for node1:7071 (kill not confirmed)"));
+}
+
+TEST_F(JobManagerTest, ANodeThatFailsItsRecheckIsReplacedByASpare) {
+  Start();
+  std::string id =
+      MustStart(Request(3, 1, 0, R"(, "nnodes": 2, "max_restarts": 1, "restart_backoff_s": 0)"))
+          .job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  const int checks_before = Node(1)->checks();
+  agent::CheckResult fail;
+  fail.set_id("gpu_driver");
+  fail.set_passed(false);
+  fail.set_severity(agent::CHECK_FAIL);
+  fail.set_found("NVML: GPU 3 fell off the bus");
+  Node(1)->SetCheckResults({fail});
+  Node(1)->PushRankExit(id, 0, 1, 0, 7);  // SIGBUS
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  EXPECT_EQ(Node(1)->checks(), checks_before + 1);
+  JobStatus s = Get(id);
+  EXPECT_EQ(s.nodes(1).host(), "node2");
+  EXPECT_THAT(s.failure().action(), HasSubstr("replaced node1:7071 by node2:7071"));
+}
+
+TEST_F(JobManagerTest, ARestartingJobGoesOnAfterACoordinatorRestart) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 2, "restart_backoff_s": 30)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == RESTARTING; }));
+  jm_.reset();  // coordd dies during the 30 s backoff
+  Start();
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  EXPECT_EQ(Get(id).restarts(), 1);
+  EXPECT_EQ(Node(0)->launches().back().generation(), 1);
+}
+
 TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
   heartbeat_ms_ = 20;  // lost after 3 x 20 ms of silence
   Start();

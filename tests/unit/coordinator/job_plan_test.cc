@@ -41,6 +41,48 @@ TEST(JobPlanTest, NprocFromSpecLaysOutRanksInHostOrder) {
   EXPECT_EQ(req.workdir(), "/submit/cwd");
 }
 
+TEST(JobPlanTest, HostsBeyondNnodesAreSparesAndElasticKeepsTheMinimum) {
+  auto p = BuildPlan(Request("a\nb\nc\nd\n", R"(, "nnodes": 2, "nproc_per_node": 2)"), false);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->plan.hosts.size(), 2u);
+  EXPECT_EQ(p->plan.pool.size(), 4u);
+  EXPECT_EQ(p->plan.world_size, 4);
+  EXPECT_EQ(p->plan.min_nodes, 2);
+  auto too_many = BuildPlan(Request("a\nb\n", R"(, "nnodes": "3:4")"), false);
+  ASSERT_FALSE(too_many.ok());
+  EXPECT_THAT(too_many.status().message(),
+              HasSubstr("launch.nnodes asks for at least 3 nodes but hosts.txt lists 2"));
+  auto up_to = BuildPlan(Request("a\nb\n", R"(, "nnodes": "1:4")"), false);
+  ASSERT_TRUE(up_to.ok());
+  EXPECT_EQ(up_to->plan.hosts.size(), 2u);
+  EXPECT_THAT(up_to->warnings, ElementsAre(HasSubstr("so the job runs on 2")));
+}
+
+TEST(JobPlanTest, ChooseNodesReplacesDropsOrWaits) {
+  auto p = BuildPlan(Request("a\nb\nc\nd\n", R"(, "nnodes": "2:3")"), false);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  const JobPlan& plan = p->plan;  // a b c running, d spare
+  const std::vector<HostEntry> spares(plan.pool.begin() + 3, plan.pool.end());
+  auto targets = [](const std::vector<HostEntry>& hs) {
+    std::vector<std::string> out;
+    for (const HostEntry& h : hs) out.push_back(h.host);
+    return out;
+  };
+  // A bad node takes the spare's place, at its own node rank.
+  Relayout r = ChooseNodes(plan, {plan.hosts[1].Target()}, spares);
+  EXPECT_THAT(targets(r.hosts), ElementsAre("a", "d", "c"));
+  EXPECT_EQ(r.replaced.size(), 1u);
+  // Two bad nodes, one spare: the second is dropped (3 -> 2 >= MIN).
+  r = ChooseNodes(plan, {plan.hosts[0].Target(), plan.hosts[1].Target()}, spares);
+  EXPECT_THAT(targets(r.hosts), ElementsAre("d", "c"));
+  EXPECT_EQ(r.dropped.size(), 1u);
+  // No spare and below MIN: wait for them, layout unchanged.
+  r = ChooseNodes(plan, {plan.hosts[0].Target(), plan.hosts[1].Target()}, {});
+  EXPECT_THAT(targets(r.hosts), ElementsAre("a", "b", "c"));
+  EXPECT_EQ(r.waiting_for.size(), 2u);
+  EXPECT_TRUE(r.replaced.empty());
+}
+
 TEST(JobPlanTest, NprocFromCommonSlotsElseOne) {
   auto same = BuildPlan(Request("a slots=8\nb slots=8\n"), false);
   ASSERT_TRUE(same.ok()) << same.status().ToString();
