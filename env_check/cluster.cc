@@ -61,7 +61,7 @@ CheckResult CompareFact(const SameFact& f, const std::vector<const NodeReport*>&
   for (const NodeReport* n : nodes) by_value[Fact(*n, f.fact)].push_back(n->name);
   CheckResult r = Result(f.id, true, f.severity, "", std::string("the same ") + f.what + " on every node",
                          f.hint);
-  if (by_value.size() == 1 && by_value.begin()->first.empty()) {
+  if (by_value.empty() || (by_value.size() == 1 && by_value.begin()->first.empty())) {
     r.severity = Severity::kInfo;
     r.found = "not reported by any node";
     return r;

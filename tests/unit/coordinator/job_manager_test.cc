@@ -636,6 +636,21 @@ TEST_F(JobManagerTest, WithoutASpareTheRestartWaitsForTheNodeToComeBack) {
   EXPECT_THAT(Get(id).failure().action(), HasSubstr("waiting for node1:7071 (kill not confirmed)"));
 }
 
+TEST_F(JobManagerTest, AnUnreachableNodeIsWaitedForThenTheJobGoesOn) {
+  Start();
+  std::string id =
+      MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
+  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  // The agent is gone: every call is refused, its re-check too.
+  Node(1)->SetPingStatus(Unavailable("connection refused"));
+  Node(1)->SetKillStatus(Unavailable("connection refused"));
+  Node(1)->PushRankExit(id, 0, 1, 1);
+  ASSERT_TRUE(WaitFor([&] { return Get(id).message().find("waiting for node1:7071") == 0; }));
+  Node(1)->SetPingStatus(Status::Ok());
+  Node(1)->SetKillStatus(Status::Ok());
+  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 8000));
+}
+
 TEST_F(JobManagerTest, ANodeThatFailsItsRecheckIsReplacedByASpare) {
   Start();
   std::string id =

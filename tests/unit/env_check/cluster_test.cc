@@ -84,6 +84,16 @@ TEST(CompareNodes, UnreachableNodesAreNotCompared) {
   EXPECT_TRUE(Row(CompareNodes(nodes), "same_job_program").passed);
 }
 
+TEST(CompareNodes, NoReachableNodeAtAllComparesNothing) {
+  // A re-check of one lost node: nobody answers, so there is nothing to compare.
+  NodeReport down;
+  down.name = "c";
+  down.reachable = false;
+  const std::vector<CheckResult> rows = CompareNodes({down});
+  EXPECT_EQ(Row(rows, "same_job_program").found, "not reported by any node");
+  EXPECT_TRUE(Row(rows, "same_job_program").passed);
+}
+
 TEST(CompareNodes, ClockOffsetBeyondTheLimitAndItsUncertaintyIsAWarning) {
   std::vector<NodeReport> nodes = {Node("a", {}), Node("b", {}), Node("c", {})};
   nodes[0].clock_offset_ms = 3;
