@@ -46,6 +46,7 @@ errors and Ctrl-C; the temp dir is removed unless --keep.
 import argparse
 import json
 import os
+import random
 import re
 import select
 import shlex
@@ -64,6 +65,9 @@ from launch_bench import (Runner, BenchError, proc_alive, cmdline, cpu_busy_ms, 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = ("rank-exit", "node-loss", "hang")
 TERMINAL = ("SUCCEEDED", "FAILED", "KILLED")
+# A rank ends itself after this long: a safety net should the bench itself be SIGKILLed
+# (every restart count lives seconds, far less than this).
+RANK_LIFE_S = "300"
 
 # The figures the task statement quotes for torchrun 1.13 on this machine.
 QUOTED_TORCHRUN = [
@@ -272,7 +276,7 @@ class CoordRig:
         spec = os.path.join(stamps.dir, "job.json")
         with open(spec, "w") as f:
             json.dump({"name": "restart-bench", "launch": {
-                "nproc_per_node": self.b.nproc, "command": [self.b.rank_bin, stamps.dir],
+                "nproc_per_node": self.b.nproc, "command": [self.b.rank_bin, stamps.dir, RANK_LIFE_S],
                 "max_restarts": max_restarts, "restart_backoff_s": 0,
                 "hang_timeout_s": a.hang_timeout, "kill_grace_s": a.kill_grace,
                 "env": {"OMP_NUM_THREADS": "1"}}}, f)
@@ -347,6 +351,13 @@ class Bench:
         self.stopped = set()  # pids we SIGSTOPped and have not SIGCONTed yet
         self.stampdirs = []
         self.n = 0
+        self.rng = random.Random(a.seed)
+
+    def pause(self, period_s):
+        """Before an injection: --settle, plus a random phase within the period the
+        launcher polls at (torchrun's monitor interval, coordd's heartbeat), so that
+        no launcher is always hit at the same point of its cycle."""
+        time.sleep(self.a.settle + self.rng.uniform(0, period_s))
 
     # -- plumbing ------------------------------------------------------------
     def new_stamps(self, what):
@@ -538,7 +549,7 @@ class Bench:
                     rig.kill_job(job)
                     job = None
                     continue
-                time.sleep(a.settle)
+                self.pause(a.heartbeat_ms / 1000.0)
                 self.res.injected[(size, tool, kind)] = self.res.injected.get((size, tool, kind), 0) + 1
                 try:
                     ok, next_rc = getattr(self, "coord_" + kind.replace("-", "_"))(
@@ -633,7 +644,12 @@ class Bench:
             if base:
                 self.res.add(size, tool, kind, "after-decision", obs.restart / 1e6 - base)
             if obs.first_term and obs.old_gone:
-                self.res.add(size, tool, kind, "grace-needed", (obs.old_gone - obs.first_term) / 1e6)
+                # from the kill reaching the ranks (node loss: the stopped node's ranks can
+                # only be killed once its agent runs again) to the last one gone
+                k0 = obs.first_term
+                if kind == "node-loss" and extra_ref and extra_ref.get("cont"):
+                    k0 = max(k0, extra_ref["cont"])
+                self.res.add(size, tool, kind, "grace-needed", max(0, obs.old_gone - k0) / 1e6)
             self.res.count(size, tool, kind, "restarts used", obs.next_rc - rc)
         if obs.next_rc is None or obs.old_gone is None:
             what = []
@@ -742,14 +758,14 @@ class Bench:
             return
         stamps = self.new_stamps("torchrun")
         argv = self.torchrun_base(monitor) + ["--standalone", "--nnodes", "1", "--nproc_per_node",
-                                              str(self.world), self.rank_bin, stamps.dir]
+                                              str(self.world), self.rank_bin, stamps.dir, RANK_LIFE_S]
         log("torchrun %s, --monitor_interval %g" % (size, monitor))
         p = self.run.spawn(argv, "torchrun")
         try:
             rc, st = self.wait_ready(stamps, 0, 60 + self.world * 0.5, procs=[p])
             if "rank-exit" in self.kinds:
                 for rep in range(a.reps):
-                    time.sleep(a.settle)
+                    self.pause(monitor)
                     victim = self.victim(rep)
                     old = [q for q, _ in st.values()]
                     self.res.injected[(size, tool, "rank-exit")] = \
@@ -780,7 +796,7 @@ class Bench:
                                                           len(obs.still_alive), tail(p.log_path)))
                     rc, st = self.wait_ready(stamps, obs.next_rc, 30, procs=[p])
             if "hang" in self.kinds:
-                time.sleep(a.settle)
+                self.pause(monitor)
                 self.res.injected[(size, tool, "hang")] = 1
                 old = [q for q, _ in st.values()]
                 t = rt_ns()
@@ -843,9 +859,9 @@ class Bench:
             "--nnodes", "2", "--nproc_per_node", str(half), "--rdzv_backend", "c10d",
             "--rdzv_endpoint", "127.0.0.1:%d" % port, "--rdzv_id", "restart-bench-%d" % self.n]
         log("%s %s: node loss, 2 torchrun agents x %d ranks (c10d rendezvous)" % (tool, size, half))
-        host = self.run.spawn(base + ["--rdzv_conf", "is_host=1", self.rank_bin, stamps.dir], "torchrun-a")
+        host = self.run.spawn(base + ["--rdzv_conf", "is_host=1", self.rank_bin, stamps.dir, RANK_LIFE_S], "torchrun-a")
         time.sleep(0.3)
-        other = self.run.spawn(base + ["--rdzv_conf", "is_host=0", self.rank_bin, stamps.dir], "torchrun-b")
+        other = self.run.spawn(base + ["--rdzv_conf", "is_host=0", self.rank_bin, stamps.dir, RANK_LIFE_S], "torchrun-b")
         procs = [host, other]
         try:
             rc, st = self.wait_ready(stamps, 0, 90 + self.world * 0.5, procs=procs)
@@ -855,7 +871,7 @@ class Bench:
             if len(mine) != half or len(theirs) != half:
                 raise BenchError("cannot tell which ranks belong to which torchrun (%d + %d of %d)" % (
                     len(mine), len(theirs), self.world))
-            time.sleep(a.settle)
+            self.pause(monitor)
             self.res.injected[(size, tool, "node-loss")] = 1
             t = rt_ns()
             self.stop_proc(other.pid)
@@ -1036,8 +1052,9 @@ def report(res, sizes, tools, a):
         for kind in a.kinds:
             g = res.data.get((size, "coord", kind, "grace-needed"), [])
             extra = max(g) if g else 0
-            tgt("%s: restart after the decision < 1 s + grace needed (max %s ms: first SIGTERM to "
-                "last old rank gone)" % (kind, fmt(extra)),
+            tgt("%s: restart after the decision%s < 1 s + grace needed (max %s ms: first SIGTERM%s "
+                "to last old rank gone)" % (kind, " (or SIGCONT)" if kind == "node-loss" else "",
+                                            fmt(extra), " or SIGCONT" if kind == "node-loss" else ""),
                 (size, "coord", kind, "after-decision"), 1000 + extra)
     return "\n".join(out)
 
@@ -1105,6 +1122,8 @@ def main():
                     help="wait up to S seconds for other load to stop before starting (0)")
     ap.add_argument("--settle", type=float, default=0.5,
                     help="pause after all ranks are up before injecting (0.5 s)")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="seed of the random injection phase (1)")
     ap.add_argument("--quick", action="store_true",
                     help="2 agents x 2 ranks, 2 reps, short windows: a smoke test of a few minutes")
     ap.add_argument("--json", help="write raw samples here")
@@ -1196,25 +1215,32 @@ def main():
         other = OtherLoad(ours=lambda pid, comm: root in cmdline(pid), ignore=("perf",))
         other.start()
         t_start = time.monotonic()
-        for size, nodes, nproc in sizes:
-            b.nodes, b.nproc, b.world = nodes, nproc, nodes * nproc
-            b.floor(size)
-            for t in tools_in:
-                try:
-                    if t == "coord":
-                        b.coord(size)
-                    else:
-                        for m in monitors:
-                            b.torchrun(size, m)
-                        if "node-loss" in a.kinds:
+        try:
+            for size, nodes, nproc in sizes:
+                b.nodes, b.nproc, b.world = nodes, nproc, nodes * nproc
+                b.floor(size)
+                for t in tools_in:
+                    try:
+                        if t == "coord":
+                            b.coord(size)
+                        else:
                             for m in monitors:
-                                b.torchrun_node_loss(size, m)
-                except BenchError as e:
-                    code = 1
-                    res.note("%s at %s failed: %s" % (t, size, e))
-                    b.cont_all()
-                    b.finish_all()
-                    run.cleanup()
+                                b.torchrun(size, m)
+                            if "node-loss" in a.kinds:
+                                for m in monitors:
+                                    b.torchrun_node_loss(size, m)
+                    except BenchError as e:
+                        code = 1
+                        res.note("%s at %s failed: %s" % (t, size, e))
+                        b.cont_all()
+                        b.finish_all()
+                        run.cleanup()
+        except (KeyboardInterrupt, SystemExit) as e:
+            code = 130
+            res.note("interrupted (%s): the report covers what was measured before" % (
+                type(e).__name__))
+            b.cont_all()
+            b.finish_all()
         elapsed = time.monotonic() - t_start
         other.stop_ev.set()
         other.join(5)
@@ -1227,10 +1253,13 @@ def main():
               "the stopped agent gets SIGCONT %g s after coordd decided); "
               "launch.hang_timeout_s %d, kill_grace_s %g, restart_backoff_s 0; torchrun 1.13 "
               "--max_restarts, --standalone (node loss: c10d rendezvous, 2 agents); %d rep(s) per "
-              "kind; torchrun watched %g s for a hang, %g s for a lost peer. CPU in use by others "
+              "kind, each injected %g s + a random phase within the launcher's poll period "
+              "(coordd heartbeat, torchrun --monitor_interval) after all ranks are up; torchrun "
+              "watched %g s for a hang, %g s for a lost peer. CPU in use by others "
               "before the run: %.2f cores; %d cores." % (
                   a.heartbeat_ms, a.missed_heartbeats, a.heartbeat_ms * a.missed_heartbeats,
-                  a.node_down, a.hang_timeout, a.kill_grace, a.reps, a.window, a.node_window, bg, os.cpu_count()))
+                  a.node_down, a.hang_timeout, a.kill_grace, a.reps, a.settle, a.window,
+                  a.node_window, bg, os.cpu_count()))
         print("\nTimes are ms from the failure: %s." % "; ".join(
             "%s: %s" % (k, EVENT[k]) for k in a.kinds))
         print(report(res, sizes, tools, a))

@@ -23,8 +23,8 @@ struct CoordinatorOptions {
   std::string state_dir;                  // required: journal lives here
   int connect_timeout_ms = 5000;          // agent must answer Ping within this at start
   int launch_timeout_ms = 60000;
-  int heartbeat_ms = 1000;           // asked of agents' Watch
-  int missed_heartbeats = 5;         // then the node is considered lost (job FAILED)
+  int heartbeat_ms = 500;            // asked of agents' Watch
+  int missed_heartbeats = 4;         // then the node is lost: 2 s of silence by default
   AgentClientFactory agent_factory;  // empty: gRPC clients
 };
 

@@ -28,8 +28,8 @@ struct JobManagerOptions {
   std::string state_dir;  // the journal lives here (required)
   int connect_timeout_ms = 5000;
   int launch_timeout_ms = 60000;
-  int heartbeat_ms = 1000;           // asked of the agents' Watch
-  int missed_heartbeats = 5;         // then the node is lost
+  int heartbeat_ms = 500;            // asked of the agents' Watch
+  int missed_heartbeats = 4;         // then the node is lost (2 s by default)
   AgentClientFactory agent_factory;  // required
   /// Hosts are resolved with DNS (ResolveHosts) unless false (tests use made-up names).
   bool resolve_hosts = true;
@@ -111,7 +111,7 @@ class JobManager {
   // for; after the backoff, launches generation failed + 1 unless the job was killed
   // meanwhile. Runs on a task thread (job_restart.cc).
   void Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms);
-  // The nodes among `hosts` that fail the node checks (or do not answer), with why.
+  // The nodes among `hosts` that answer and fail the node checks, with why.
   std::map<std::string, std::string> RecheckNodes(const std::string& job_id,
                                                   const std::vector<HostEntry>& hosts);
   // Spares that answer a Ping, in hosts-file order.

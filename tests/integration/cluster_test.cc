@@ -27,7 +27,8 @@ class ClusterTest : public ::testing::Test {
     ASSERT_TRUE(StartCoordinator());
     for (int i = 0; i < kNodes; ++i) ASSERT_TRUE(StartAgent(i, 0)) << "agent " << i;
     std::string hosts = "# 4 simulated nodes\n";
-    for (int i = 0; i < kNodes; ++i) hosts += AgentAddr(i) + ":" + std::to_string(agent_ports_[i]) + "\n";
+    for (int i = 0; i < kNodes; ++i)
+      hosts += AgentAddr(i) + ":" + std::to_string(agent_ports_[i]) + "\n";
     WriteFile(dir_.File("hosts.txt"), hosts);
   }
 
@@ -58,10 +59,10 @@ class ClusterTest : public ::testing::Test {
   bool StartAgent(int i, int port) {
     std::string port_file = dir_.File("agent" + std::to_string(i) + ".port");
     unlink(port_file.c_str());
-    agents_[i].Start({BinPath("coord-agent"), "--listen", AgentAddr(i) + ":" + std::to_string(port),
-                      "--state-dir", dir_.File("agent" + std::to_string(i)), "--port-file",
-                      port_file},
-                     dir_.File("agent" + std::to_string(i) + ".log"));
+    agents_[i].Start(
+        {BinPath("coord-agent"), "--listen", AgentAddr(i) + ":" + std::to_string(port),
+         "--state-dir", dir_.File("agent" + std::to_string(i)), "--port-file", port_file},
+        dir_.File("agent" + std::to_string(i) + ".log"));
     std::string got = WaitForFile(port_file, 10000);
     if (got.empty()) return false;
     agent_ports_[i] = std::stoi(got);
@@ -107,6 +108,19 @@ class ClusterTest : public ::testing::Test {
     cmd.insert(cmd.end(), args.begin(), args.end());
     return json{{"name", "probe"},
                 {"launch", {{"nproc_per_node", nproc}, {"command", cmd}, {"kill_grace_s", 1}}}};
+  }
+
+  // As the message of an unconfirmed kill says: run it again once the nodes answer
+  // (coordd's channel to a restarted agent reconnects within its 2 s backoff).
+  void ExpectKillConfirmedOnceTheAgentsAnswer(const std::string& job) {
+    RunResult k;
+    EXPECT_TRUE(WaitUntil(
+        [&] {
+          k = Ctl({"kill", job});
+          return k.exit_code == 0;
+        },
+        10000))
+        << k.out << k.err;
   }
 
   TempDir dir_;
@@ -199,8 +213,8 @@ TEST_F(ClusterTest, FollowStreamsUntilTheJobEnds) {
 // Failures and kill
 
 TEST_F(ClusterTest, ARankExitingOneFailsTheJobAndKillsTheOthers) {
-  RunResult r = Start(Probe({"--exit-rank", "5", "--exit", "3", "--sleep-ms", "600000"}),
-                      {"--follow"});
+  RunResult r =
+      Start(Probe({"--exit-rank", "5", "--exit", "3", "--sleep-ms", "600000"}), {"--follow"});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   std::string job = JobId(r);
   json st = Status(job);
@@ -215,8 +229,8 @@ TEST_F(ClusterTest, ARankExitingOneFailsTheJobAndKillsTheOthers) {
 }
 
 TEST_F(ClusterTest, KillLeavesNoProcessEvenChildrenDaemonsAndTermIgnorers) {
-  RunResult r = Start(Probe({"--spawn-child", "--spawn-daemon", "--ignore-term", "--sleep-ms",
-                             "600000"}));
+  RunResult r =
+      Start(Probe({"--spawn-child", "--spawn-daemon", "--ignore-term", "--sleep-ms", "600000"}));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string job = JobId(r);
   // Every rank has a child and a daemonised grandchild: 3 processes per rank.
@@ -261,12 +275,96 @@ TEST_F(ClusterTest, AgentKilledAndRestartedFindsItsRanksAndReportsTheirExit) {
 }
 
 // ---------------------------------------------------------------------------
+// Spares and elastic restarts: a node whose agent is gone for good
+
+TEST_F(ClusterTest, ASpareTakesOverALostNodeAndAKillStillReachesTheLostOne) {
+  json spec = Probe({"--sleep-ms", "0", "--only-generation", "0"});
+  spec["launch"]["nnodes"] = 3;  // the 4th host is a spare
+  spec["launch"]["max_restarts"] = 1;
+  spec["launch"]["restart_backoff_s"] = 0;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "RUNNING", 5000));
+  EXPECT_EQ(Status(job)["spares"][0]["state"], "spare");
+  agents_[1].Crash();  // node 1's ranks live on under their supervisor; the agent is gone
+  // Generation 1 runs on nodes 0, 3 (the spare, at node rank 1) and 2, and its ranks
+  // exit 0 at once.
+  ASSERT_TRUE(WaitState(job, "SUCCEEDED", 20000)) << Status(job).dump(2);
+  json s = Status(job);
+  EXPECT_EQ(s["generation"], 1);
+  EXPECT_EQ(s["nodes"][1]["host"], AgentAddr(3));
+  EXPECT_EQ(s["spares"][0]["host"], AgentAddr(1));
+  EXPECT_EQ(s["spares"][0]["state"], "excluded");
+  EXPECT_EQ(s["failure"]["kind"], "FAILURE_NODE_LOST");
+  EXPECT_NE(s["failure"]["action"].get<std::string>().find("replaced " + AgentAddr(1)),
+            std::string::npos)
+      << s["failure"].dump();
+  // The lost node comes back with generation 0's ranks still running: the kill of the
+  // finished job reaches it and they are gone.
+  EXPECT_FALSE(ProcessesWithEnv("COORD_JOB_ID", job).empty());
+  ASSERT_TRUE(StartAgent(1, agent_ports_[1]));
+  ExpectKillConfirmedOnceTheAgentsAnswer(job);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job).empty(); }, 5000));
+}
+
+TEST_F(ClusterTest, AnElasticJobGoesOnWithFewerNodesWhenThereIsNoSpare) {
+  json spec = Probe({"--sleep-ms", "0", "--only-generation", "0"});
+  spec["launch"]["nnodes"] = "2:4";
+  spec["launch"]["max_restarts"] = 1;
+  spec["launch"]["restart_backoff_s"] = 0;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "RUNNING", 5000));
+  EXPECT_EQ(Status(job)["world_size"], 8);
+  agents_[3].Crash();
+  ASSERT_TRUE(WaitState(job, "SUCCEEDED", 20000)) << Status(job).dump(2);
+  json s = Status(job);
+  EXPECT_EQ(s["world_size"], 6);
+  EXPECT_EQ(s["nodes"].size(), 3u);
+  EXPECT_NE(s["failure"]["action"].get<std::string>().find("continuing on 3 nodes"),
+            std::string::npos)
+      << s["failure"].dump();
+  ASSERT_TRUE(StartAgent(3, agent_ports_[3]));
+  ExpectKillConfirmedOnceTheAgentsAnswer(job);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job).empty(); }, 5000));
+}
+
+TEST_F(ClusterTest, KillDuringARestartThatWaitsForANodeStartsNothingAndNamesTheNode) {
+  json spec = Probe({"--sleep-ms", "0"});
+  spec["launch"]["max_restarts"] = 3;
+  spec["launch"]["restart_backoff_s"] = 0;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "RUNNING", 5000));
+  agents_[2].Crash();
+  // No spare: the restart waits for node 2.
+  ASSERT_TRUE(WaitUntil(
+      [&] { return Status(job).value("message", "").find("waiting for " + AgentAddr(2)) == 0; },
+      15000))
+      << Status(job).dump(2);
+  RunResult k = Ctl({"kill", job});
+  EXPECT_NE(k.exit_code, 0) << k.out;  // not confirmed clean everywhere
+  EXPECT_NE((k.out + k.err).find(AgentAddr(2)), std::string::npos) << k.out << k.err;
+  json s = Status(job);
+  EXPECT_EQ(s["state"], "KILLED");
+  EXPECT_EQ(s["generation"], 0);  // nothing was launched after the kill
+  // Node 2's agent comes back: the kill is repeated and its ranks go.
+  ASSERT_TRUE(StartAgent(2, agent_ports_[2]));
+  ExpectKillConfirmedOnceTheAgentsAnswer(job);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job).empty(); }, 5000));
+}
+
+// ---------------------------------------------------------------------------
 // Bad input: each names what is wrong and where
 
 TEST_F(ClusterTest, MalformedHostsFileNamesTheLine) {
   WriteFile(dir_.File("bad-hosts.txt"), "127.0.0.2\n127.0.0.3:notaport\n");
   WriteFile(dir_.File("j.json"), Probe({}).dump());
-  RunResult r = Ctl({"start", "--hosts", dir_.File("bad-hosts.txt"), "--config", dir_.File("j.json")});
+  RunResult r =
+      Ctl({"start", "--hosts", dir_.File("bad-hosts.txt"), "--config", dir_.File("j.json")});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("bad-hosts.txt:2"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("notaport"), std::string::npos) << r.err;
@@ -286,8 +384,10 @@ TEST_F(ClusterTest, EmptyAndDuplicateHostsAreRefused) {
 }
 
 TEST_F(ClusterTest, InvalidJsonGivesLineAndColumn) {
-  WriteFile(dir_.File("broken.json"), "{\n  \"launch\": {\n    \"nproc_per_node\": 2\n    \"command\": [\"x\"]\n  }\n}\n");
-  RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", dir_.File("broken.json")});
+  WriteFile(dir_.File("broken.json"),
+            "{\n  \"launch\": {\n    \"nproc_per_node\": 2\n    \"command\": [\"x\"]\n  }\n}\n");
+  RunResult r =
+      Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", dir_.File("broken.json")});
   EXPECT_EQ(r.exit_code, 2);
   // The comma is missing at the end of line 3 (the parser notices on line 4).
   EXPECT_NE(r.err.find("broken.json:3:24:"), std::string::npos) << r.err;

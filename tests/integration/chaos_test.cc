@@ -1,0 +1,318 @@
+// Chaos: a gpt-rank job on 3 simulated nodes x 2 ranks (real coord-agents on 127.0.0.2-4,
+// a real coordd, checkpoints every few iterations) survives, one after another:
+//   1. SIGKILL of a rank                      -> rank exit, restart
+//   2. SIGKILL of an agent, restarted later   -> node lost, restart once it is back
+//   3. SIGSTOP of a rank                      -> hang (no progress), restart
+//   4. the agent of a node frozen (SIGSTOP: its network is as good as cut), thawed later
+//                                             -> node lost, restart once it answers
+//   5. SIGKILL of coordd, started again       -> it goes on supervising; no restart
+// The job must finish with final weights bitwise identical to the same job run without
+// faults, and the same loss at every iteration; no process of either job may be left.
+// Each detection time is printed (measured, not asserted: speed belongs to bench/).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "tests/support/test_process.h"
+#include "tests/trainer_e2e/e2e_util.h"
+
+namespace coord::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kNodes = 3;
+constexpr int kTrainIters = 150;
+constexpr int kSaveInterval = 5;
+
+// Polls every 200 ms: each look runs coordctl, and the ranks need the 2 cores.
+template <typename Pred>
+bool Poll(Pred pred, int timeout_ms) {
+  return WaitUntil(
+      [&] {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        return false;
+      },
+      timeout_ms);
+}
+
+// Proto JSON writes int64 as a string.
+int64_t Int64(const json& j, const char* key) {
+  if (!j.contains(key)) return 0;
+  const json& v = j[key];
+  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
+}
+
+std::map<int64_t, double> LastLossPerIteration(const std::string& save_dir) {
+  std::map<int64_t, double> out;  // a resumed run repeats iterations: the last one counts
+  for (const json& j : gpt_rank::e2e::ReadJsonLines(save_dir + "/metrics.jsonl")) {
+    if (j.contains("lm_loss")) out[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
+  }
+  return out;
+}
+
+class ChaosTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
+    ASSERT_TRUE(StartCoordinator(0));
+    std::string hosts;
+    for (int i = 0; i < kNodes; ++i) {
+      ASSERT_TRUE(StartAgent(i, 0)) << "agent " << i;
+      hosts += Addr(i) + ":" + std::to_string(agent_ports_[i]) + "\n";
+    }
+    ASSERT_TRUE(WriteTextFile(dir_.File("hosts.txt"), hosts));
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::cout << "---- coordd log ----\n" << ReadAll(dir_.File("coordd.log"));
+      for (int i = 0; i < kNodes; ++i) {
+        std::cout << "---- agent " << i << " log ----\n"
+                  << ReadAll(dir_.File("agent" + std::to_string(i) + ".log"));
+      }
+    }
+    for (auto& a : agents_) {
+      if (a.pid() > 0) kill(a.pid(), SIGCONT);  // a failed test may leave one frozen
+    }
+    for (const std::string& job : jobs_) {
+      auto left = ProcessesWithEnv("COORD_JOB_ID", job);
+      EXPECT_TRUE(left.empty()) << left.size() << " process(es) of job " << job << " left";
+      KillPids(left);
+    }
+    for (auto& a : agents_) a.Stop();
+    coordd_.Stop();
+  }
+
+  static std::string Addr(int i) { return "127.0.0." + std::to_string(i + 2); }
+
+  // port 0: any; else the old port (a restart, as systemd would do it).
+  bool StartCoordinator(int port) {
+    const std::string port_file = dir_.File("coordd.port");
+    unlink(port_file.c_str());
+    coordd_.Start(
+        {BinPath("coordd"), "--listen", "127.0.0.1:" + std::to_string(port), "--state-dir",
+         dir_.File("coordd"), "--port-file", port_file, "--connect-timeout-ms", "1000",
+         "--heartbeat-ms", "200", "--missed-heartbeats", "5"},
+        dir_.File("coordd.log"));
+    const std::string got = WaitForFile(port_file, 10000);
+    if (got.empty()) return false;
+    coordd_port_ = std::stoi(got);
+    return true;
+  }
+
+  bool StartAgent(int i, int port) {
+    const std::string port_file = dir_.File("agent" + std::to_string(i) + ".port");
+    unlink(port_file.c_str());
+    agents_[i].Start(
+        {BinPath("coord-agent"), "--listen", Addr(i) + ":" + std::to_string(port), "--state-dir",
+         dir_.File("agent" + std::to_string(i)), "--port-file", port_file},
+        dir_.File("agent" + std::to_string(i) + ".log"));
+    const std::string got = WaitForFile(port_file, 10000);
+    if (got.empty()) return false;
+    agent_ports_[i] = std::stoi(got);
+    return true;
+  }
+
+  RunResult Ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {BinPath("coordctl"), "--coordinator",
+                               "127.0.0.1:" + std::to_string(coordd_port_)});
+    return RunCommand(args, {}, 60000);
+  }
+
+  json Status(const std::string& job) {
+    RunResult r = Ctl({"status", job, "--json"});
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_object() ? j : json::object();
+  }
+
+  // The job spec: the same for the reference and the chaos run but for the save dir.
+  std::string StartJob(const std::string& name) {
+    json job = gpt_rank::e2e::SmallJob(dir_.path());
+    job["name"] = name;
+    job["training"]["micro_batch_size"] = 1;
+    job["training"]["global_batch_size"] = 12;  // 2 micro-batches per rank
+    job["training"]["train_iters"] = kTrainIters;
+    job["training"]["save_interval"] = kSaveInterval;
+    job["training"]["eval_interval"] = 50;
+    job["training"]["threads"] = 1;
+    job["training"]["save"] = dir_.File(name);
+    job["training"]["load"] = dir_.File(name);
+    const std::string cfg = dir_.File(name + ".json");
+    job["launch"] = {{"nproc_per_node", 2},
+                     {"command", {gpt_rank::e2e::GptRank(), "train", "--config", cfg}},
+                     {"env", {{"OMP_NUM_THREADS", "1"}}},
+                     {"kill_grace_s", 1},
+                     {"max_restarts", 8},
+                     {"restart_backoff_s", 0},
+                     {"hang_timeout_s", 6}};
+    gpt_rank::e2e::WriteJob(cfg, job);
+    RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    const std::string id = r.out.substr(0, r.out.find('\n'));
+    if (!id.empty()) jobs_.insert(id);
+    return id;
+  }
+
+  std::string WaitEnded(const std::string& job, int timeout_ms) {
+    std::string state;
+    Poll(
+        [&] {
+          state = Status(job).value("state", "");
+          return state == "SUCCEEDED" || state == "FAILED" || state == "KILLED";
+        },
+        timeout_ms);
+    return state;
+  }
+
+  // Waits until generation `gen` runs and has saved a checkpoint of its own (so every
+  // fault costs the run something to redo, and progress is real).
+  ::testing::AssertionResult WaitTrainingIn(const std::string& job, int gen) {
+    json s;
+    int64_t first_ckpt = -1;
+    bool ok = Poll(
+        [&] {
+          s = Status(job);
+          if (s.value("generation", 0) != gen || s.value("state", "") != "RUNNING") return false;
+          const int64_t it = Int64(s, "iteration");
+          const int64_t ckpt = Int64(s, "last_checkpoint_iteration");
+          if (it < 0) return false;
+          if (first_ckpt < 0) first_ckpt = ckpt;
+          return ckpt > first_ckpt && it > ckpt;
+        },
+        90000);
+    if (ok) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "generation " << gen << " did not get going: " << s.dump(1) << "\ncoordd log:\n"
+           << ReadAll(dir_.File("coordd.log"));
+  }
+
+  int RankPid(const std::string& job, int rank) {
+    return static_cast<int>(Status(job)["ranks"][rank].value("pid", 0));
+  }
+
+  // Waits for failure number `n` (0-based) and prints its timings.
+  ::testing::AssertionResult ExpectFailure(const std::string& job, int n, const std::string& kind,
+                                           int64_t injected_ms, const std::string& what) {
+    json f;
+    bool ok = Poll(
+        [&] {
+          json s = Status(job);
+          if (!s.contains("failures") || static_cast<int>(s["failures"].size()) <= n) return false;
+          f = s["failures"][n];
+          return Int64(f, "relaunched_ms") > 0;
+        },
+        90000);
+    if (!ok) {
+      return ::testing::AssertionFailure()
+             << what << ": no restart recorded: " << Status(job).dump(1) << "\ncoordd log:\n"
+             << ReadAll(dir_.File("coordd.log"));
+    }
+    const int64_t decided = Int64(f, "time_ms");
+    std::cout << "chaos: " << what << ": " << f.value("kind", "?") << " detected "
+              << decided - injected_ms
+              << " ms after the injection (coordd: " << decided - Int64(f, "occurred_ms")
+              << " ms after it happened); generation gone "
+              << Int64(f, "confirmed_gone_ms") - decided << " ms and relaunched "
+              << Int64(f, "relaunched_ms") - decided << " ms after the decision; "
+              << f.value("message", "") << " [" << f.value("action", "") << "]" << std::endl;
+    if (f.value("kind", "") != kind) {
+      return ::testing::AssertionFailure()
+             << what << ": expected " << kind << ", got " << f.dump(1);
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  TempDir dir_;
+  Process coordd_;
+  Process agents_[kNodes];
+  int agent_ports_[kNodes] = {0};
+  int coordd_port_ = 0;
+  std::set<std::string> jobs_;
+};
+
+TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
+  // The reference: the same job, nothing injected.
+  const std::string clean = StartJob("clean");
+  ASSERT_FALSE(clean.empty());
+  ASSERT_EQ(WaitEnded(clean, 300000), "SUCCEEDED") << Status(clean).dump(1);
+  ASSERT_EQ(Int64(Status(clean), "restarts"), 0);
+
+  const std::string job = StartJob("chaos");
+  ASSERT_FALSE(job.empty());
+
+  // 1. A rank is SIGKILLed.
+  ASSERT_TRUE(WaitTrainingIn(job, 0));
+  const int rank3 = RankPid(job, 3);
+  ASSERT_GT(rank3, 0);
+  int64_t t = WallMs();
+  ASSERT_EQ(kill(rank3, SIGKILL), 0);
+  ASSERT_TRUE(ExpectFailure(job, 0, "FAILURE_RANK_EXIT", t, "SIGKILL of rank 3"));
+
+  // 2. Node 2's agent is SIGKILLed (its ranks live on under their supervisor) and comes
+  // back after the coordinator has given the node up, as systemd would restart it.
+  ASSERT_TRUE(WaitTrainingIn(job, 1));
+  t = WallMs();
+  agents_[2].Crash();
+  ASSERT_TRUE(Poll([&] { return Status(job).value("state", "") == "RESTARTING"; }, 30000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_TRUE(StartAgent(2, agent_ports_[2]));
+  ASSERT_TRUE(ExpectFailure(job, 1, "FAILURE_NODE_LOST", t, "SIGKILL of node 2's agent"));
+
+  // 3. A rank stops (SIGSTOP): every process alive, nothing moves.
+  ASSERT_TRUE(WaitTrainingIn(job, 2));
+  t = WallMs();
+  ASSERT_EQ(kill(RankPid(job, 1), SIGSTOP), 0);
+  ASSERT_TRUE(ExpectFailure(job, 2, "FAILURE_HANG", t, "SIGSTOP of rank 1"));
+
+  // 4. Node 1's agent freezes: no heartbeat, no answer, as with its network cut. It
+  // thaws once the coordinator has given the node up.
+  ASSERT_TRUE(WaitTrainingIn(job, 3));
+  t = WallMs();
+  ASSERT_EQ(kill(agents_[1].pid(), SIGSTOP), 0);
+  ASSERT_TRUE(Poll([&] { return Status(job).value("state", "") == "RESTARTING"; }, 30000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_EQ(kill(agents_[1].pid(), SIGCONT), 0);
+  ASSERT_TRUE(ExpectFailure(job, 3, "FAILURE_NODE_LOST", t, "node 1's agent frozen"));
+
+  // 5. coordd is SIGKILLed and started again on its port: it re-reads its journal and
+  // goes on supervising the running generation.
+  ASSERT_TRUE(WaitTrainingIn(job, 4));
+  coordd_.Crash();
+  ASSERT_TRUE(StartCoordinator(coordd_port_));
+  json after = Status(job);
+  EXPECT_EQ(after.value("state", ""), "RUNNING") << after.dump(1);
+  EXPECT_EQ(after.value("generation", 0), 4);
+
+  ASSERT_EQ(WaitEnded(job, 300000), "SUCCEEDED") << Status(job).dump(1) << "\ncoordd log:\n"
+                                                 << ReadAll(dir_.File("coordd.log"));
+  json done = Status(job);
+  EXPECT_EQ(done.value("generation", 0), 4) << "the coordd restart must not restart the job";
+  EXPECT_EQ(done.value("restarts", 0), 4);
+
+  // Bitwise the same weights and optimizer state, and the same loss at every iteration.
+  char iter[32];
+  std::snprintf(iter, sizeof(iter), "/iter_%07d", kTrainIters);
+  const std::string bin = std::string(iter) + "/mp_rank_00/model_optim_rng.bin";
+  auto want = coord::ReadFile(dir_.File("clean") + bin);
+  auto got = coord::ReadFile(dir_.File("chaos") + bin);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(*want == *got) << "final checkpoints differ";
+  const auto want_loss = LastLossPerIteration(dir_.File("clean"));
+  const auto got_loss = LastLossPerIteration(dir_.File("chaos"));
+  ASSERT_EQ(want_loss.size(), static_cast<size_t>(kTrainIters));
+  EXPECT_EQ(got_loss, want_loss);
+}
+
+}  // namespace
+}  // namespace coord::testing
