@@ -296,6 +296,25 @@ class Results:
 # ---------------------------------------------------------------- Coord
 
 
+def wait_port(proc, port_file, what, timeout_s=20):
+    """The port a daemon wrote to port_file ("port" or "host:port"); fails fast if it exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError("%s exited with %s before writing %s:\n%s" % (
+                what, proc.returncode, port_file, tail(proc.log_path)))
+        try:
+            with open(port_file) as f:
+                text = f.read().strip()
+            if text:
+                return int(text.replace(":", " ").split()[-1])
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.005)
+    raise BenchError("%s wrote no port to %s within %d s:\n%s" % (
+        what, port_file, timeout_s, tail(proc.log_path)))
+
+
 class CoordCluster:
     def __init__(self, run, bins, n_agents, tag):
         self.run, self.bins, self.n = run, bins, n_agents
@@ -305,23 +324,6 @@ class CoordCluster:
         self.agents = []
         self.addr = None
         self.hosts = os.path.join(self.dir, "hosts")
-
-    def _wait_port(self, proc, port_file, what, timeout_s=20):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError("%s exited with %s before writing %s:\n%s" % (
-                    what, proc.returncode, port_file, tail(proc.log_path)))
-            try:
-                with open(port_file) as f:
-                    text = f.read().strip()
-                if text:
-                    return int(text.replace(":", " ").split()[-1])
-            except (FileNotFoundError, ValueError):
-                pass
-            time.sleep(0.005)
-        raise BenchError("%s wrote no port to %s within %d s:\n%s" % (
-            what, port_file, timeout_s, tail(proc.log_path)))
 
     def start(self):
         b = self.bins
@@ -338,11 +340,11 @@ class CoordCluster:
                  "--port-file", apf, "--log-level", self.run.coord_log_level]
                 + self.run.agent_args, "agent%d" % i))
             agent_pfs.append(apf)
-        port = self._wait_port(self.coordd, pf, "coordd")
+        port = wait_port(self.coordd, pf, "coordd")
         self.addr = "127.0.0.1:%d" % port
         lines = []
         for i, (a, apf) in enumerate(zip(self.agents, agent_pfs)):
-            lines.append("127.0.0.%d:%d" % (i + 2, self._wait_port(a, apf, "coord-agent %d" % i)))
+            lines.append("127.0.0.%d:%d" % (i + 2, wait_port(a, apf, "coord-agent %d" % i)))
         with open(self.hosts, "w") as f:
             f.write("\n".join(lines) + "\n")
 

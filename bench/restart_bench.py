@@ -59,7 +59,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import tail, free_port, OtherLoad, proc_table  # noqa: E402
-from launch_bench import (Runner, BenchError, proc_alive, cmdline, cpu_busy_ms, pct,  # noqa: E402
+from launch_bench import (Runner, BenchError, wait_port, proc_alive, cmdline, cpu_busy_ms, pct,  # noqa: E402
                           find_build, COORD_BINS, TORCHRUN_WRAPPER)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -217,23 +217,6 @@ class CoordRig:
         self.addr = None
         self.hosts = os.path.join(self.dir, "hosts")
 
-    def _wait_port(self, proc, port_file, what, timeout_s=20):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError("%s exited with %s before writing %s:\n%s" % (
-                    what, proc.returncode, port_file, tail(proc.log_path)))
-            try:
-                with open(port_file) as f:
-                    text = f.read().strip()
-                if text:
-                    return int(text.replace(":", " ").split()[-1])
-            except (FileNotFoundError, ValueError):
-                pass
-            time.sleep(0.005)
-        raise BenchError("%s wrote no port to %s within %d s:\n%s" % (
-            what, port_file, timeout_s, tail(proc.log_path)))
-
     def start(self):
         a, bins = self.b.a, self.b.bins
         pf = os.path.join(self.dir, "coordd.port")
@@ -250,8 +233,8 @@ class CoordRig:
                  "--port-file", ad + ".port", "--log-level", a.coord_log_level] + a.agent_arg,
                 "agent%d" % i))
             pfs.append(ad + ".port")
-        self.addr = "127.0.0.1:%d" % self._wait_port(self.coordd, pf, "coordd")
-        lines = ["127.0.0.%d:%d" % (i + 2, self._wait_port(p, f, "coord-agent %d" % i))
+        self.addr = "127.0.0.1:%d" % wait_port(self.coordd, pf, "coordd")
+        lines = ["127.0.0.%d:%d" % (i + 2, wait_port(p, f, "coord-agent %d" % i))
                  for i, (p, f) in enumerate(zip(self.agents, pfs))]
         with open(self.hosts, "w") as f:
             f.write("\n".join(lines) + "\n")
