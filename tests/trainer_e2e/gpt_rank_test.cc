@@ -145,9 +145,17 @@ TEST(GptRankTrainTest, ShortRunLossFallsWithLogsMetricsAndProgress) {
   std::vector<json> records;
   std::istringstream lines(progress);
   for (std::string l; std::getline(lines, l);) records.push_back(json::parse(l));
-  ASSERT_EQ(records.size(), 30u) << progress;
-  EXPECT_EQ(records[29]["iteration"], 30);
-  EXPECT_DOUBLE_EQ(records[29]["loss"].get<double>(), iters[29]["lm_loss"].get<double>());
+  // One record per iteration, and one more right after each of the 3 checkpoints, which
+  // names it; from then on every record carries the newest checkpoint.
+  ASSERT_EQ(records.size(), 33u) << progress;
+  EXPECT_FALSE(records[0].contains("checkpoint"));
+  EXPECT_EQ(records[10]["iteration"], 10);
+  EXPECT_EQ(records[10]["checkpoint"], 10);
+  EXPECT_EQ(records[11]["iteration"], 11);
+  EXPECT_EQ(records[11]["checkpoint"], 10);
+  EXPECT_EQ(records[32]["iteration"], 30);
+  EXPECT_EQ(records[32]["checkpoint"], 30);
+  EXPECT_DOUBLE_EQ(records[32]["loss"].get<double>(), iters[29]["lm_loss"].get<double>());
   EXPECT_TRUE(records[0]["time_ms"].is_number());
 
   EXPECT_EQ(coord::ReadFile(dir.File("save/latest_checkpointed_iteration.txt")).value(), "30\n");
