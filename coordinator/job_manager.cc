@@ -28,6 +28,18 @@ void CheckFailed(const char* file, int line, const std::string& what) {
   std::abort();
 }
 
+std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status,
+                                const std::string& state) {
+  std::vector<HostEntry> out;
+  for (const NodeStatus& s : status.spares()) {
+    if (s.state() != state) continue;
+    for (const HostEntry& h : plan.pool) {
+      if (h.host == s.host() && h.port == s.port()) out.push_back(h);
+    }
+  }
+  return out;
+}
+
 std::string Join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
@@ -140,11 +152,6 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
                              "' has an inconsistent rank table");
     }
     EnsureLinksLocked(job->plan);
-    for (const NodeStatus& spare : job->status.spares()) {
-      if (spare.state() == "excluded") {
-        job->excluded.insert(spare.host() + ":" + std::to_string(spare.port()));
-      }
-    }
     const std::string id = job->status.job_id();
     Job& ref = *job;
     jobs_[id] = std::move(job);
@@ -244,13 +251,26 @@ StatusOr<JobManager::Job*> JobManager::ResolveLocked(const std::string& job_id) 
   return job;
 }
 
-void JobManager::SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation) {
+std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostEntry> hosts,
+                                                     int generation) {
+  // Excluded stays excluded; a node of the old layout that is not in the new one joins it.
+  std::set<std::string> excluded;
+  for (const HostEntry& h : internal::SparesIn(job.plan, job.status, "excluded")) {
+    excluded.insert(h.Target());
+  }
+  std::vector<std::string> left_out;
+  for (const HostEntry& h : job.plan.hosts) {
+    const bool kept = std::any_of(hosts.begin(), hosts.end(),
+                                  [&](const HostEntry& k) { return k.Target() == h.Target(); });
+    if (!kept && excluded.insert(h.Target()).second) left_out.push_back(h.Target());
+  }
   SetNodes(&job.plan, std::move(hosts));
   job.status.set_generation(generation);
   job.status.set_iteration(-1);
   job.last_progress_mono = 0;
   job.progress_records.clear();
-  FillLayout(job.plan, job.excluded, &job.status);
+  FillLayout(job.plan, excluded, &job.status);
+  return left_out;
 }
 
 // Links for every hosts-file node: spares may be asked to take over.
@@ -597,8 +617,8 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
     // Its nodes, and nodes it left after a failure: one that came back may still run
     // ranks of an old generation.
     nodes = job->plan.hosts;
-    for (const HostEntry& h : job->plan.pool) {
-      if (job->excluded.count(h.Target())) nodes.push_back(h);
+    for (const HostEntry& h : internal::SparesIn(job->plan, job->status, "excluded")) {
+      nodes.push_back(h);
     }
     if (IsTerminal(job->status.state())) {
       already = std::string("job had already ended (") + StateName(job->status.state()) +

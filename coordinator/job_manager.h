@@ -111,13 +111,14 @@ class JobManager {
   // for; after the backoff, launches generation failed + 1 unless the job was killed
   // meanwhile. Runs on a task thread (job_restart.cc).
   void Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms);
-  // The nodes among `hosts` that answer and fail the node checks, with why.
+  // The nodes among `hosts` that answer and fail the node checks, with why (logged).
   std::map<std::string, std::string> RecheckNodes(const std::string& job_id,
                                                   const std::vector<HostEntry>& hosts);
   // Spares that answer a Ping, in hosts-file order.
   std::vector<HostEntry> LiveSpares(const std::string& job_id);
-  // Makes `hosts` the job's nodes for generation `generation` (fresh rank table).
-  void SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
+  // Makes `hosts` the job's nodes for generation `generation` (fresh rank table); nodes
+  // of the old layout left out become "excluded" spares. Returns those, for the log.
+  std::vector<std::string> SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
   void MaybeSucceedLocked(Job& job);
   void JournalStateLocked(const Job& job);
   Job* FindLocked(const std::string& job_id);

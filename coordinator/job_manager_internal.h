@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -26,9 +25,6 @@ struct JobManager::Job {
   // timeout then counts from running_since_mono), and each rank's record count.
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
-  // Nodes taken out after a failure (replaced or dropped), by target: never used again
-  // for this job, but still killed with it. Rebuilt from status.spares on restore.
-  std::set<std::string> excluded;
 };
 
 struct JobManager::AgentLink {
@@ -53,6 +49,11 @@ namespace internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const std::string& what);
 // Runs fn(0..n-1) on n threads and waits for all: the agents' RPCs go out in parallel.
 void ParallelFor(int n, const std::function<void(int)>& fn);
+// The hosts-file nodes the job does not use now whose status.spares entry is in `state`:
+// "spare" (may replace a failed node) or "excluded" (left out after a failure: never used
+// again, but still killed with the job). status.spares is the one record of both.
+std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status,
+                                const std::string& state);
 // "a, b, c" for messages.
 std::string Join(const std::vector<std::string>& items, const std::string& sep);
 }  // namespace internal

@@ -35,15 +35,6 @@ bool FailureOfANode(const Failure& f) {
                                 f.kind() == FAILURE_LAUNCH);
 }
 
-std::vector<HostEntry> HostsNamed(const std::vector<HostEntry>& pool,
-                                  const std::vector<std::string>& targets) {
-  std::vector<HostEntry> out;
-  for (const HostEntry& h : pool) {
-    if (std::find(targets.begin(), targets.end(), h.Target()) != targets.end()) out.push_back(h);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::map<std::string, std::string> JobManager::RecheckNodes(const std::string& job_id,
@@ -79,7 +70,10 @@ std::map<std::string, std::string> JobManager::RecheckNodes(const std::string& j
                       (r.expected.empty() ? "" : " (expected " + r.expected + ")"));
       }
     }
-    if (!why.empty()) failed[hosts[i].Target()] = Join(why, "; ");
+    if (why.empty()) continue;
+    failed[hosts[i].Target()] = Join(why, "; ");
+    LOG_WARN << "job " << job_id << ": " << hosts[i].Target()
+             << " failed its re-check: " << failed[hosts[i].Target()];
   }
   return failed;
 }
@@ -90,13 +84,8 @@ std::vector<HostEntry> JobManager::LiveSpares(const std::string& job_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const Job& job = *FindLocked(job_id);
-    for (const HostEntry& h : job.plan.pool) {
-      const bool active = std::any_of(job.plan.hosts.begin(), job.plan.hosts.end(),
-                                      [&](const HostEntry& a) { return a.Target() == h.Target(); });
-      if (active || job.excluded.count(h.Target())) continue;
-      candidates.push_back(h);
-      clients.push_back(links_.at(h.Target())->client.get());
-    }
+    candidates = internal::SparesIn(job.plan, job.status, "spare");
+    for (const HostEntry& h : candidates) clients.push_back(links_.at(h.Target())->client.get());
   }
   std::vector<bool> alive(candidates.size(), false);
   if (!candidates.empty()) {
@@ -166,9 +155,8 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       // A spare must pass the same checks as the node it replaces.
       std::map<std::string, std::string> spare_failed = RecheckNodes(job_id, spares);
       std::lock_guard<std::mutex> lock(mu_);
-      for (const auto& [target, why] : spare_failed) {
-        LOG_WARN << "job " << job_id << ": spare " << target << " failed its checks: " << why;
-        FindLocked(job_id)->excluded.insert(target);
+      for (NodeStatus& s : *FindLocked(job_id)->status.mutable_spares()) {
+        if (spare_failed.count(s.host() + ":" + std::to_string(s.port()))) s.set_state("excluded");
       }
       spares.erase(
           std::remove_if(spares.begin(), spares.end(),
@@ -180,10 +168,6 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       std::unique_lock<std::mutex> lock(mu_);
       Job& job = *FindLocked(job_id);
       if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
-      for (const auto& [target, why] : check_failed) {
-        if (waiting_said.find(target) != std::string::npos) continue;
-        LOG_WARN << "job " << job_id << ": node " << target << " failed its re-check: " << why;
-      }
       layout = ChooseNodes(job.plan, bad, spares);
       if (layout.waiting_for.empty()) break;
       const std::string waiting = Join(layout.waiting_for, ", ");
@@ -215,9 +199,10 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       cv_.wait_for(lock, std::chrono::milliseconds(step_ms),
                    [&] { return stopping_ || job.status.state() != RESTARTING; });
       if (stopping_ || job.status.state() != RESTARTING) return;
-      for (const std::string& t : layout.waiting_for) {
-        (check_failed.count(t) ? retry_check : retry_kill)
-            .push_back(HostsNamed(job.plan.hosts, {t}).front());
+      for (const HostEntry& h : job.plan.hosts) {
+        const auto& waiting = layout.waiting_for;
+        if (std::find(waiting.begin(), waiting.end(), h.Target()) == waiting.end()) continue;
+        (check_failed.count(h.Target()) ? retry_check : retry_kill).push_back(h);
       }
     }
     step_ms = std::min(step_ms * 2, kMaxWaitStepMs);
@@ -247,17 +232,6 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
                  [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
   Job& job = *FindLocked(job_id);
   if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
-  // Nodes left out for good: a replaced or dropped node is never used again by this job
-  // (its ranks, if it comes back, are still killed with the job).
-  std::vector<std::string> out;
-  for (const HostEntry& h : job.plan.hosts) {
-    const bool kept = std::any_of(layout.hosts.begin(), layout.hosts.end(),
-                                  [&](const HostEntry& k) { return k.Target() == h.Target(); });
-    if (!kept) {
-      job.excluded.insert(h.Target());
-      out.push_back(h.Target());
-    }
-  }
   UpdateFailureLocked(job, [&](Failure* f) {
     f->set_confirmed_gone_ms(WallMs());  // every node confirmed, or declared lost just now
     std::string action = f->action();
@@ -268,11 +242,13 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
     }
     f->set_action(action);
   });
+  const size_t nodes = layout.hosts.size();
+  // A replaced or dropped node is never used again by this job (its ranks, if it comes
+  // back, are still killed with the job).
+  const std::vector<std::string> out = SetLayoutLocked(job, std::move(layout.hosts), failed + 1);
   LOG_INFO << "job " << job_id << ": generation " << failed << " gone in " << kill_ms << " ms"
            << (out.empty() ? "" : "; left out: " + Join(out, ", ")) << "; launching generation "
-           << failed + 1 << " on " << layout.hosts.size() << " nodes after a " << backoff_ms
-           << " ms backoff";
-  SetLayoutLocked(job, std::move(layout.hosts), failed + 1);
+           << failed + 1 << " on " << nodes << " nodes after a " << backoff_ms << " ms backoff";
   job.status.set_restarts(job.status.restarts() + 1);
   lock.unlock();
   Launch(job_id);
