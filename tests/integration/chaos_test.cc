@@ -52,14 +52,6 @@ int64_t Int64(const json& j, const char* key) {
   return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
 }
 
-std::map<int64_t, double> LastLossPerIteration(const std::string& save_dir) {
-  std::map<int64_t, double> out;  // a resumed run repeats iterations: the last one counts
-  for (const json& j : gpt_rank::e2e::ReadJsonLines(save_dir + "/metrics.jsonl")) {
-    if (j.contains("lm_loss")) out[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
-  }
-  return out;
-}
-
 class ChaosTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -308,8 +300,8 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   ASSERT_TRUE(want.ok()) << want.status().ToString();
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_TRUE(*want == *got) << "final checkpoints differ";
-  const auto want_loss = LastLossPerIteration(dir_.File("clean"));
-  const auto got_loss = LastLossPerIteration(dir_.File("chaos"));
+  const auto want_loss = gpt_rank::e2e::LossPerIteration(dir_.File("clean"));
+  const auto got_loss = gpt_rank::e2e::LossPerIteration(dir_.File("chaos"));
   ASSERT_EQ(want_loss.size(), static_cast<size_t>(kTrainIters));
   EXPECT_EQ(got_loss, want_loss);
 }

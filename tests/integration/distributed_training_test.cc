@@ -19,16 +19,7 @@
 namespace coord::testing {
 namespace {
 
-using gpt_rank::e2e::ReadJsonLines;
 using nlohmann::json;
-
-std::map<int64_t, double> Losses(const std::string& save_dir) {
-  std::map<int64_t, double> out;
-  for (const json& j : ReadJsonLines(save_dir + "/metrics.jsonl")) {
-    if (j.contains("lm_loss")) out[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
-  }
-  return out;
-}
 
 class DistributedTrainingTest : public ::testing::Test {
  protected:
@@ -115,8 +106,8 @@ TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   EXPECT_NE(logs.out.find("[127.0.0.3:3] rank 3 of 4 (local 1 of 2, from env://)"),
             std::string::npos)
       << logs.out;
-  const auto want = Losses(dir_.File("single"));
-  const auto got = Losses(dir_.File("distributed"));
+  const auto want = gpt_rank::e2e::LossPerIteration(dir_.File("single"));
+  const auto got = gpt_rank::e2e::LossPerIteration(dir_.File("distributed"));
   ASSERT_EQ(want.size(), 8u);
   ASSERT_EQ(got.size(), 8u) << logs.out;
   for (const auto& [it, loss] : want) {

@@ -30,16 +30,6 @@ using coord::testing::TempDir;
 using nlohmann::json;
 
 // iteration -> lm loss, from rank 0's metrics.jsonl.
-std::map<int64_t, double> Losses(const std::string& save_dir) {
-  std::map<int64_t, double> out;
-  for (const json& j : ReadJsonLines(save_dir + "/metrics.jsonl")) {
-    if (j.contains("lm_loss") && j.contains("iteration")) {
-      out[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
-    }
-  }
-  return out;
-}
-
 json DpJob(const std::string& dir) {
   json job = SmallJob(dir);
   job["training"]["micro_batch_size"] = 2;
@@ -126,7 +116,7 @@ TEST_P(DataParallelLosses, OneTwoAndFourRanksGiveTheSameLosses) {
         RunRanks(dir, "w" + std::to_string(world), world, cfg, {zero, "training.save=" + save});
     std::string why;
     ASSERT_TRUE(AllExitedZero(r, &why)) << why;
-    losses[world] = Losses(save);
+    losses[world] = LossPerIteration(save);
     if (world > 1) {
       // Rank 0 alone logs iterations; every rank tags its lines with [node:rank].
       EXPECT_NE(r.logs[0].find(" iteration        8/"), std::string::npos) << r.logs[0];
@@ -156,7 +146,7 @@ TEST(DataParallelCheckpoint, ZeroTwoCheckpointOfFourRanksResumesOnTwoAndOne) {
   RanksResult full = RunRanks(dir, "full", 4, cfg, {"training.save=" + dir.File("full")});
   std::string why;
   ASSERT_TRUE(AllExitedZero(full, &why)) << why;
-  const auto want = Losses(dir.File("full"));
+  const auto want = LossPerIteration(dir.File("full"));
   const std::string ckpt = dir.File("full/iter_0000010/mp_rank_00");
   ASSERT_TRUE(coord::PathExists(ckpt + "/zero_optim_rank_00003.bin"));
 
@@ -175,7 +165,7 @@ TEST(DataParallelCheckpoint, ZeroTwoCheckpointOfFourRanksResumesOnTwoAndOne) {
                              std::to_string(world) + " ranks"),
               std::string::npos)
         << r.logs[0];
-    ExpectSameLosses(want, Losses(resume), 11, 20,
+    ExpectSameLosses(want, LossPerIteration(resume), 11, 20,
                      "resumed on " + std::to_string(world) + " rank(s)");
   }
 }
@@ -200,7 +190,8 @@ TEST(DataParallelMpirun, MpirunWithFourRanksGivesTheSameLosses) {
                                  {}, 120000);
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE((r.out + r.err).find("from openmpi"), std::string::npos);
-  ExpectSameLosses(Losses(dir.File("one")), Losses(dir.File("mpi")), 1, 8, "mpirun -np 4");
+  ExpectSameLosses(LossPerIteration(dir.File("one")), LossPerIteration(dir.File("mpi")), 1, 8,
+                   "mpirun -np 4");
 }
 
 // A peer that dies (SIGKILL) or hangs (SIGSTOP) mid-run: the surviving ranks fail

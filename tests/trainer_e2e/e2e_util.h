@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -35,21 +36,36 @@ inline std::string MissingData() {
 // A 2-layer GPT that trains at a few iterations per second on 2 cores, with
 // dropout on and 2-way gradient accumulation, so every part of the state matters.
 inline nlohmann::json SmallJob(const std::string& dir) {
-  return {
-      {"model",
-       {{"num_layers", 2}, {"hidden_size", 64}, {"num_attention_heads", 4}, {"seq_length", 32},
-        {"max_position_embeddings", 32}, {"hidden_dropout", 0.1}, {"attention_dropout", 0.1}}},
-      {"data",
-       {{"train_data", DataDir() + "/brown/brown.jsonl"},
-        {"vocab_file", DataDir() + "/gpt2/encoder.json"},
-        {"merge_file", DataDir() + "/gpt2/vocab.bpe"},
-        {"cache_dir", DataDir() + "/preprocessed"},
-        {"split", "949,50,1"}}},
-      {"training",
-       {{"micro_batch_size", 4}, {"global_batch_size", 8}, {"train_iters", 30}, {"lr", 3e-3},
-        {"min_lr", 3e-4}, {"lr_decay_style", "cosine"}, {"lr_warmup_iters", 3},
-        {"clip_grad", 1.0}, {"weight_decay", 0.01}, {"log_interval", 1}, {"eval_interval", 10},
-        {"eval_iters", 1}, {"save", dir + "/save"}, {"save_interval", 10}, {"threads", 2}}}};
+  return {{"model",
+           {{"num_layers", 2},
+            {"hidden_size", 64},
+            {"num_attention_heads", 4},
+            {"seq_length", 32},
+            {"max_position_embeddings", 32},
+            {"hidden_dropout", 0.1},
+            {"attention_dropout", 0.1}}},
+          {"data",
+           {{"train_data", DataDir() + "/brown/brown.jsonl"},
+            {"vocab_file", DataDir() + "/gpt2/encoder.json"},
+            {"merge_file", DataDir() + "/gpt2/vocab.bpe"},
+            {"cache_dir", DataDir() + "/preprocessed"},
+            {"split", "949,50,1"}}},
+          {"training",
+           {{"micro_batch_size", 4},
+            {"global_batch_size", 8},
+            {"train_iters", 30},
+            {"lr", 3e-3},
+            {"min_lr", 3e-4},
+            {"lr_decay_style", "cosine"},
+            {"lr_warmup_iters", 3},
+            {"clip_grad", 1.0},
+            {"weight_decay", 0.01},
+            {"log_interval", 1},
+            {"eval_interval", 10},
+            {"eval_iters", 1},
+            {"save", dir + "/save"},
+            {"save_interval", 10},
+            {"threads", 2}}}};
 }
 
 inline std::string WriteJob(const std::string& path, const nlohmann::json& job) {
@@ -63,6 +79,18 @@ inline std::vector<nlohmann::json> ReadJsonLines(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// Iteration -> lm loss from a run's save_dir/metrics.jsonl. A resumed run repeats the
+// iterations after its checkpoint: the last line for an iteration counts.
+inline std::map<int64_t, double> LossPerIteration(const std::string& save_dir) {
+  std::map<int64_t, double> out;
+  for (const nlohmann::json& j : ReadJsonLines(save_dir + "/metrics.jsonl")) {
+    if (j.contains("lm_loss") && j.contains("iteration")) {
+      out[j["iteration"].get<int64_t>()] = j["lm_loss"].get<double>();
+    }
   }
   return out;
 }
