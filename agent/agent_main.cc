@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/rpc_util.h"
+#include "common/verb_args.h"
 
 namespace po = boost::program_options;
 
@@ -33,6 +34,9 @@ int main(int argc, char** argv) {
   add("cgroup-parent", po::value(&opts.cgroup_parent),
       "parent cgroup for jobs (default: auto), or 'none'");
   add("log-level", po::value(&log_level)->default_value(log_level), "debug|info|warning|error");
+  coord::TlsSettings tls;
+  tls.paths = coord::DaemonTlsPaths("node");
+  coord::AddTlsOptions(&desc, &tls);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -45,6 +49,7 @@ int main(int argc, char** argv) {
     std::cout << desc;
     return 0;
   }
+  coord::FinishTlsOptions(vm, &tls);
   coord::LogLevel level;
   if (!coord::ParseLogLevel(log_level, &level)) {
     std::cerr << "coord-agent: --log-level must be debug|info|warning|error\n";
@@ -68,6 +73,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Callers: coordd (coordinator certificates) and people running coordctl
+  // against an agent directly (user certificates). Never another node.
+  auto security = coord::ServerSecurity(
+      tls, opts.listen, {coord::CertRole::kCoordinator, coord::CertRole::kUser}, "coord-agent");
+  if (!security.ok()) {
+    LOG_ERROR << security.status().message();
+    return 2;
+  }
+  opts.security = *security;
+  if (opts.security.tls) LOG_INFO << "mutual TLS with certificate " << tls.paths.cert;
   auto server = coord::agent::AgentServer::Create(opts);
   if (!server.ok()) {
     LOG_ERROR << "cannot start: " << server.status().ToString();

@@ -99,7 +99,7 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   if (options.cgroup_parent.empty()) s->cgroup_parent_to_remove_ = so.cgroup_parent;
   ASSIGN_OR_RETURN(s->service_, AgentService::Create(so));
   s->grpc_service_ = std::make_unique<AgentGrpcService>(s->service_.get());
-  auto started = StartGrpcServer(options.listen, {s->grpc_service_.get()});
+  auto started = StartGrpcServer(options.listen, {s->grpc_service_.get()}, options.security);
   if (!started.ok()) {
     s->service_->Shutdown();
     return started.status();

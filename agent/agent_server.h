@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace grpc {
 class Server;
@@ -27,6 +28,7 @@ struct AgentOptions {
   int heartbeat_ms = 1000;
   int default_grace_ms = 5000;
   std::string cgroup_parent;  // empty: auto-detect; "none" disables cgroups
+  RpcSecurity security;       // default plaintext (loopback); coord-agent sets mTLS
 };
 
 class AgentServer {

@@ -46,10 +46,18 @@ Status WriteAll(int fd, const std::string& data, const std::string& path) {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents, bool durable) {
+Status WriteFileAtomic(const std::string& path, const std::string& contents, bool durable,
+                       int mode) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  unlink(tmp.c_str());  // a leftover of a crashed writer would keep its old mode
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return ErrnoStatus("create " + tmp, errno);
+  if (fchmod(fd, static_cast<mode_t>(mode)) != 0) {  // the umask may have narrowed it
+    Status st = ErrnoStatus("chmod " + tmp, errno);
+    close(fd);
+    unlink(tmp.c_str());
+    return st;
+  }
   Status st = WriteAll(fd, contents, tmp);
   if (st.ok() && durable && fsync(fd) != 0) st = ErrnoStatus("fsync " + tmp, errno);
   close(fd);

@@ -13,8 +13,9 @@ namespace coord {
 StatusOr<std::string> ReadFile(const std::string& path);
 // durable = false skips the fsyncs: the file still survives a crash of the
 // process (temp + rename), only not a power loss, and costs no disk flush.
+// `mode` applies from the moment the file exists (private keys: 0600).
 Status WriteFileAtomic(const std::string& path, const std::string& contents,
-                       bool durable = true);
+                       bool durable = true, int mode = 0644);
 // write(2) until all of `data` is written (retrying EINTR); `path` names the
 // file in the error.
 Status WriteAll(int fd, const std::string& data, const std::string& path);

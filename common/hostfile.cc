@@ -31,13 +31,46 @@ constexpr char kHostChars[] =
     "e.g. [fe80::1]:7071";
 constexpr char kFormatHint[] = "expected `host`, `host:port` or `host slots=N`";
 
-// key=value options after the host; one row per option (only slots so far).
+// key=value options after the host; one row per option. `apply` checks the
+// value and stores it; false means the value is bad (the row's hint says why).
 struct HostOption {
   const char* name;
   const char* hint;  // what a good value looks like
+  bool (*apply)(const std::string& value, HostEntry* entry);
+  bool (*given)(const HostEntry& entry);
 };
-constexpr HostOption kHostOptions[] = {
-    {"slots", "slots must be a positive integer (at most 1024), e.g. slots=8"},
+
+bool ParseDigitsIn(const std::string& text, long lo, long hi, long* out);
+
+const HostOption kHostOptions[] = {
+    {"slots", "slots must be a positive integer (at most 1024), e.g. slots=8",
+     [](const std::string& v, HostEntry* e) {
+       long n = 0;
+       if (!ParseDigitsIn(v, 1, kMaxSlots, &n)) return false;
+       e->slots = static_cast<int>(n);
+       return true;
+     },
+     [](const HostEntry& e) { return e.slots != 0; }},
+    {"ssh_port", "ssh_port must be a port number from 1 to 65535, e.g. ssh_port=2222",
+     [](const std::string& v, HostEntry* e) {
+       long n = 0;
+       if (!ParseDigitsIn(v, 1, 65535, &n)) return false;
+       e->ssh_port = static_cast<int>(n);
+       return true;
+     },
+     [](const HostEntry& e) { return e.ssh_port != 0; }},
+    {"ssh_user",
+     "ssh_user must be a login name (letters, digits, '.', '_', '-'), e.g. ssh_user=ops",
+     [](const std::string& v, HostEntry* e) {
+       if (v.empty() || v.size() > 64 || v[0] == '-') return false;
+       for (char c : v) {
+         if (!isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+           return false;
+       }
+       e->ssh_user = v;
+       return true;
+     },
+     [](const HostEntry& e) { return !e.ssh_user.empty(); }},
 };
 
 // ---------------------------------------------------------------------------
@@ -95,6 +128,10 @@ bool ParseDigits(const std::string& s, long max, long* out) {
   }
   *out = v;
   return true;
+}
+
+bool ParseDigitsIn(const std::string& text, long lo, long hi, long* out) {
+  return ParseDigits(text, hi, out) && *out >= lo && *out <= hi;
 }
 
 // An IPv6 address, optionally with a zone ("fe80::1%eth0", which getaddrinfo accepts).
@@ -236,20 +273,23 @@ bool LineParser::ParseOption(const std::string& token, HostEntry* entry) {
   }
   std::string key = token.substr(0, eq);
   std::string value = token.substr(eq + 1);
-  if (key != kHostOptions[0].name) {
-    std::vector<std::string> names;
-    for (const HostOption& o : kHostOptions) names.push_back(o.name);
-    std::string guess = DidYouMean(key, names);
-    return Fail("unknown option '" + Printable(key) + "'",
-                guess.empty() ? "the only option is slots=N" : "did you mean " + guess + "?");
+  for (const HostOption& o : kHostOptions) {
+    if (key != o.name) continue;
+    if (o.given(*entry)) return Fail(key + " given twice", "keep one " + key + "=...");
+    if (!o.apply(value, entry)) {
+      return Fail("bad " + key + " value '" + Printable(value) + "'", o.hint);
+    }
+    return true;
   }
-  if (entry->slots != 0) return Fail("slots given twice", "keep one slots=N");
-  long slots = 0;
-  if (!ParseDigits(value, kMaxSlots, &slots) || slots < 1 || slots > kMaxSlots) {
-    return Fail("bad slots value '" + Printable(value) + "'", kHostOptions[0].hint);
+  std::vector<std::string> names;
+  std::string all;
+  for (const HostOption& o : kHostOptions) {
+    names.push_back(o.name);
+    all += std::string(all.empty() ? "" : ", ") + o.name + "=...";
   }
-  entry->slots = static_cast<int>(slots);
-  return true;
+  std::string guess = DidYouMean(key, names);
+  return Fail("unknown option '" + Printable(key) + "'",
+              guess.empty() ? "the options are " + all : "did you mean " + guess + "?");
 }
 
 // "cannot read hosts file X: <strerror>", keeping ReadFile's code (NotFound, ...).

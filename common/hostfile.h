@@ -2,6 +2,7 @@
 //   host                 agent on the default port (7071)
 //   host:port            agent on that port ([v6addr]:port for IPv6)
 //   host slots=N         DeepSpeed's form: at most N ranks on that node
+//   host ssh_port=2222 ssh_user=ops   how `coordctl provision` / `kill --ssh` log in
 //   # comment            blank lines and comments are ignored (also after a host)
 // Errors name the file, the line number and the line's text. Parsing is pure;
 // name resolution is a separate step (ResolveHosts) so tests need no DNS.
@@ -20,6 +21,8 @@ struct HostEntry {
   std::string host;  // as written (name or address, without brackets)
   int port = kDefaultAgentPort;
   int slots = 0;     // 0: not given
+  int ssh_port = 0;  // 0: not given (SSH's default, 22)
+  std::string ssh_user;  // empty: not given (the local user name)
   int line = 0;      // 1-based line in the file, for messages
   // "host:port" (or "[v6]:port"), the gRPC target for the agent.
   std::string Target() const;

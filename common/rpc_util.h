@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace coord {
 
@@ -19,9 +20,12 @@ Status FromGrpc(const grpc::Status& status);
 // A context with a deadline `timeout_ms` from now.
 std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int timeout_ms);
 
-// Channel to "host:port" (plaintext for now; mTLS arrives with provisioning).
-// Keepalive pings every 10 s so a dead peer is noticed on idle streams too.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target);
+// Channel to "host:port": mutual TLS when `security.tls` (the server's
+// certificate must be signed by the CA and name the target's host), else
+// plaintext (see tls.h for when that is allowed). Keepalive pings every 10 s so
+// a dead peer is noticed on idle streams too; servers permit exactly that.
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const RpcSecurity& security = RpcSecurity());
 
 // Splits "host:port" / "[v6]:port"; port 0 allowed.
 Status SplitHostPort(const std::string& hostport, std::string* host, int* port);
@@ -31,9 +35,13 @@ struct StartedServer {
   int port = 0;  // the bound port (the real one when 0 was asked for)
 };
 // Builds and starts a server on `listen` ("host:port", port may be 0) with the
-// given services. Fails with a clear message when the address cannot be bound.
+// given services. With `security.tls` every client must present a certificate
+// signed by the CA whose role is in `security.allowed_callers`; others are
+// refused (the handshake fails, or the call gets PERMISSION_DENIED naming the
+// role). Fails with a clear message when the address cannot be bound.
 StatusOr<StartedServer> StartGrpcServer(const std::string& listen,
-                                        const std::vector<grpc::Service*>& services);
+                                        const std::vector<grpc::Service*>& services,
+                                        const RpcSecurity& security = RpcSecurity());
 
 // sd_notify(READY=1) when run under systemd (NOTIFY_SOCKET set); a no-op otherwise.
 void NotifyReady(const std::string& status_text);

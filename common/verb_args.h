@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "common/tls.h"
+
 namespace coord {
 
 struct VerbUsage {
@@ -22,5 +24,11 @@ bool ParseVerbArgs(const std::vector<std::string>& args, const VerbUsage& verb,
                    const boost::program_options::options_description& options,
                    const boost::program_options::positional_options_description& positional,
                    boost::program_options::variables_map* vm, int* exit_code);
+
+// The TLS flags every program shares: --tls-ca, --tls-cert, --tls-key (default:
+// the certificate's path with .key) and --insecure. `settings->paths` holds the
+// defaults when called; FinishTlsOptions records which were given.
+void AddTlsOptions(boost::program_options::options_description* options, TlsSettings* settings);
+void FinishTlsOptions(const boost::program_options::variables_map& vm, TlsSettings* settings);
 
 }  // namespace coord

@@ -10,6 +10,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/rpc_util.h"
+#include "common/verb_args.h"
 #include "coordinator/coordinator_server.h"
 
 namespace po = boost::program_options;
@@ -20,6 +21,7 @@ struct Flags {
   coord::coordinator::CoordinatorOptions options;
   std::string port_file;
   std::string log_level = "info";
+  coord::TlsSettings tls;
 };
 
 // Returns 0 to go on, else the exit code (help: 0 via *done; usage errors: 2).
@@ -43,6 +45,8 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
       "debug|info|warning|error");
   // clang-format on
+  flags->tls.paths = coord::DaemonTlsPaths("coordinator");
+  coord::AddTlsOptions(&desc, &flags->tls);
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -52,6 +56,7 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       return 0;
     }
     po::notify(vm);
+    coord::FinishTlsOptions(vm, &flags->tls);
   } catch (const po::error& e) {
     std::cerr << "coordd: " << e.what() << "\n(see coordd --help)\n";
     return 2;
@@ -87,6 +92,16 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // coordctl users call coordd; coordd presents the same certificate to agents.
+  auto security = coord::ServerSecurity(flags.tls, flags.options.listen, {coord::CertRole::kUser},
+                                        "coordd");
+  if (!security.ok()) {
+    LOG_ERROR << security.status().message();
+    return 2;
+  }
+  flags.options.security = *security;
+  flags.options.agent_tls = flags.tls;
+  if (security->tls) LOG_INFO << "mutual TLS with certificate " << flags.tls.paths.cert;
   auto server = coord::coordinator::CoordinatorServer::Create(flags.options);
   if (!server.ok()) {
     LOG_ERROR << server.status().ToString();

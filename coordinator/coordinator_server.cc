@@ -22,11 +22,12 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   jm.launch_timeout_ms = options.launch_timeout_ms;
   jm.heartbeat_ms = options.heartbeat_ms;
   jm.missed_heartbeats = options.missed_heartbeats;
-  jm.agent_factory = options.agent_factory ? options.agent_factory : MakeGrpcAgentClient;
+  jm.agent_factory =
+      options.agent_factory ? options.agent_factory : MakeGrpcAgentClientFactory(options.agent_tls);
   std::unique_ptr<CoordinatorServer> s(new CoordinatorServer());
   ASSIGN_OR_RETURN(s->jobs_, JobManager::Create(jm));
   s->service_ = std::make_unique<CoordinatorGrpcService>(s->jobs_.get());
-  ASSIGN_OR_RETURN(StartedServer started, StartGrpcServer(options.listen, {s->service_.get()}));
+  ASSIGN_OR_RETURN(StartedServer started, StartGrpcServer(options.listen, {s->service_.get()}, options.security));
   s->server_ = std::move(started.server);
   s->port_ = started.port;
   return s;

@@ -61,11 +61,21 @@ class GrpcWatchHandle final : public WatchHandle {
 
 class GrpcAgentClient final : public AgentClient {
  public:
-  explicit GrpcAgentClient(const std::string& target)
-      : stub_(agent::Agent::NewStub(MakeChannel(target))) {}
+  GrpcAgentClient(const std::string& target, const RpcSecurity& security)
+      : target_(target),
+        security_(security),
+        stub_(agent::Agent::NewStub(MakeChannel(target, security))) {}
 
   StatusOr<agent::PingReply> Ping(int timeout_ms) override {
-    return Unary(&agent::Agent::Stub::Ping, agent::PingRequest(), timeout_ms);
+    auto reply = Unary(&agent::Agent::Stub::Ping, agent::PingRequest(), timeout_ms);
+    // A refused TLS handshake looks like "Socket closed"; Ping is the first
+    // contact with a node (start, checks), so say why there. Only UNAVAILABLE:
+    // a frozen node times out instead and must not cost a probe.
+    if (!reply.ok() && security_.tls && reply.status().code() == StatusCode::kUnavailable) {
+      std::string why = ExplainConnectFailure(target_, security_, 1000);
+      if (!why.empty()) return Unavailable(reply.status().message() + "; " + why);
+    }
+    return reply;
   }
   StatusOr<agent::ReservePortReply> ReservePort(const agent::ReservePortRequest& request,
                                                 int timeout_ms) override {
@@ -111,6 +121,8 @@ class GrpcAgentClient final : public AgentClient {
     return reply;
   }
 
+  const std::string target_;
+  const RpcSecurity security_;
   std::unique_ptr<agent::Agent::Stub> stub_;
 };
 
@@ -146,10 +158,59 @@ Status GrpcAgentClient::TailLogs(const agent::TailLogsRequest& request, int time
   return FromGrpc(status);
 }
 
+// An agent coordd may not talk to (no certificate for a node off loopback):
+// every call fails with the reason, so the job fails with a message that says
+// what to do instead of a plaintext connection being made.
+class UnusableAgentClient final : public AgentClient {
+ public:
+  explicit UnusableAgentClient(Status why) : why_(std::move(why)) {}
+  StatusOr<agent::PingReply> Ping(int) override { return why_; }
+  StatusOr<agent::ReservePortReply> ReservePort(const agent::ReservePortRequest&, int) override {
+    return why_;
+  }
+  StatusOr<agent::LaunchReply> Launch(const agent::LaunchRequest&, int) override { return why_; }
+  StatusOr<agent::KillReply> Kill(const agent::KillRequest&, int) override { return why_; }
+  StatusOr<agent::ListJobsReply> ListJobs(int) override { return why_; }
+  StatusOr<agent::CheckNodeReply> CheckNode(const agent::CheckNodeRequest&, int) override {
+    return why_;
+  }
+  StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&, int) override {
+    return why_;
+  }
+  std::unique_ptr<WatchHandle> Watch(int, AgentEventFn, WatchEndFn on_end) override {
+    return std::make_unique<EndedWatch>(why_, std::move(on_end));
+  }
+  Status TailLogs(const agent::TailLogsRequest&, int, const LogBatchFn&,
+                  const CancelledFn&) override {
+    return why_;
+  }
+
+ private:
+  // Ends on its own thread, as a real watch does, so callers' locks are not held.
+  class EndedWatch final : public WatchHandle {
+   public:
+    EndedWatch(Status why, WatchEndFn on_end) : thread_([why, on_end] { on_end(why); }) {}
+    ~EndedWatch() override { thread_.join(); }
+    void Cancel() override {}
+
+   private:
+    std::thread thread_;
+  };
+  Status why_;
+};
+
 }  // namespace
 
+AgentClientFactory MakeGrpcAgentClientFactory(const TlsSettings& tls) {
+  return [tls](const HostEntry& entry) -> std::unique_ptr<AgentClient> {
+    auto security = ClientSecurity(tls, entry.Target(), "coordd", "agent");
+    if (!security.ok()) return std::make_unique<UnusableAgentClient>(security.status());
+    return std::make_unique<GrpcAgentClient>(entry.Target(), *security);
+  };
+}
+
 std::unique_ptr<AgentClient> MakeGrpcAgentClient(const HostEntry& entry) {
-  return std::make_unique<GrpcAgentClient>(entry.Target());
+  return std::make_unique<GrpcAgentClient>(entry.Target(), RpcSecurity());
 }
 
 }  // namespace coord::coordinator

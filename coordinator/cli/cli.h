@@ -9,6 +9,7 @@
 #include <boost/program_options.hpp>
 
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace coord::cli {
 
@@ -23,6 +24,9 @@ enum ExitCode : int {
 struct GlobalOptions {
   std::string coordinator;  // host:port; from --coordinator, else $COORD_ADDR, else 127.0.0.1:7070
   int rpc_timeout_ms = 10000;
+  // The user's certificate: --tls-dir DIR, else $COORD_TLS_DIR, else ~/.coord/tls
+  // (ca.crt, user.crt, user.key); --insecure for plaintext off loopback.
+  TlsSettings tls;
 };
 
 // A verb gets the global options and its own arguments (argv[0] is the verb).
@@ -41,6 +45,8 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
 int RunLogs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunCheck(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunCerts(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunProvision(const GlobalOptions& global, const std::vector<std::string>& args);
 
 // Parses a verb's arguments (args[0] is the verb). Returns false after printing
 // help (`--help`: *exit_code = 0) or a usage error (*exit_code = 2).

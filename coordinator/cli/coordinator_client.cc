@@ -5,14 +5,22 @@
 
 namespace coord::cli {
 
-CoordinatorClient::CoordinatorClient(const std::string& target, int timeout_ms)
+CoordinatorClient::CoordinatorClient(const std::string& target, int timeout_ms,
+                                     const TlsSettings& tls)
     : target_(target),
       timeout_ms_(timeout_ms),
-      stub_(coordinator::Coordinator::NewStub(MakeChannel(target))) {}
+      security_(ClientSecurity(tls, target, "coordctl", "coordd")),
+      // No stub without an allowed transport: nothing may go out in plaintext.
+      stub_(security_.ok() ? coordinator::Coordinator::NewStub(MakeChannel(target, *security_))
+                           : nullptr) {}
 
 Status CoordinatorClient::Explain(const Status& status) const {
+  if (!security_.ok()) return security_.status();
   if (status.code() == StatusCode::kUnavailable ||
       (status.code() == StatusCode::kDeadlineExceeded && status.message() == "Deadline Exceeded")) {
+    // Something listens but the TLS handshake failed: say why (expired, another CA, plaintext).
+    std::string tls = ExplainConnectFailure(target_, *security_);
+    if (!tls.empty()) return Status(status.code(), "cannot talk to coordd at " + target_ + ": " + tls);
     return Status(status.code(), "cannot reach coordd at " + target_ + " (" + status.message() +
                                      "); start it with `coordd --listen " + target_ +
                                      " --state-dir DIR`, or set --coordinator / COORD_ADDR");
@@ -21,6 +29,7 @@ Status CoordinatorClient::Explain(const Status& status) const {
 }
 
 bool CoordinatorClient::Reachable(int timeout_ms) {
+  if (!stub_) return false;
   auto ctx = ContextWithDeadline(timeout_ms);
   ctx->set_wait_for_ready(false);
   coordinator::ListJobsRequest req;
@@ -30,6 +39,7 @@ bool CoordinatorClient::Reachable(int timeout_ms) {
 
 StatusOr<coordinator::StartJobReply> CoordinatorClient::StartJob(
     const coordinator::StartJobRequest& request, int timeout_ms) {
+  if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms);
   coordinator::StartJobReply reply;
   Status st = FromGrpc(stub_->StartJob(ctx.get(), request, &reply));
@@ -39,6 +49,7 @@ StatusOr<coordinator::StartJobReply> CoordinatorClient::StartJob(
 
 StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
     const coordinator::KillJobRequest& request) {
+  if (!stub_) return security_.status();
   // A kill waits for the grace period on every node, so allow for it.
   auto ctx = ContextWithDeadline(timeout_ms_ + request.grace_ms());
   coordinator::KillJobReply reply;
@@ -48,6 +59,7 @@ StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
 }
 
 StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id) {
+  if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::GetJobRequest req;
   req.set_job_id(job_id);
@@ -58,6 +70,7 @@ StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& jo
 }
 
 StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs() {
+  if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::ListJobsRequest req;
   coordinator::ListJobsReply reply;
@@ -69,6 +82,7 @@ StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs() {
 Status CoordinatorClient::StreamLogs(
     const coordinator::StreamLogsRequest& request,
     const std::function<void(const coordinator::LogBatch&)>& on_batch) {
+  if (!stub_) return security_.status();
   grpc::ClientContext ctx;  // no deadline: a followed stream lasts as long as the job
   auto reader = stub_->StreamLogs(&ctx, request);
   coordinator::LogBatch batch;

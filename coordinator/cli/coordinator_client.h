@@ -8,13 +8,16 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/tls.h"
 #include "proto/coordinator.grpc.pb.h"
 
 namespace coord::cli {
 
 class CoordinatorClient {
  public:
-  CoordinatorClient(const std::string& target, int timeout_ms);
+  // The transport follows tls.h's rule for `target`; if it allows none (no
+  // certificate for a coordd off loopback), every call returns that error.
+  CoordinatorClient(const std::string& target, int timeout_ms, const TlsSettings& tls);
 
   // Cheap probe (ListJobs with a short deadline): is a coordd there?
   bool Reachable(int timeout_ms);
@@ -35,6 +38,7 @@ class CoordinatorClient {
 
   std::string target_;
   int timeout_ms_;
+  StatusOr<RpcSecurity> security_;
   std::unique_ptr<coordinator::Coordinator::Stub> stub_;
 };
 

@@ -27,6 +27,9 @@ namespace {
 [[noreturn]] void ExecChild(const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env, const std::string& out,
                             const std::string& err) {
+  // Programs under test never pick up the developer's own certificates
+  // (~/.coord/tls); a test that wants TLS passes COORD_TLS_DIR or --tls-dir.
+  setenv("COORD_TLS_DIR", "/nonexistent/coord-test-tls", 1);
   for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
   int devnull = open("/dev/null", O_RDONLY);
   dup2(devnull, 0);

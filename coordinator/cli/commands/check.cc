@@ -86,8 +86,11 @@ int RunCheck(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!hosts.ok()) return ReportError(hosts.status());
   req.hosts = *hosts;
   std::vector<std::unique_ptr<coordinator::AgentClient>> clients;
+  // Straight to the agents with the user's certificate (local agents: plaintext loopback).
+  coordinator::AgentClientFactory connect =
+      coordinator::MakeGrpcAgentClientFactory(local ? TlsSettings() : global.tls);
   for (const HostEntry& h : req.hosts) {
-    clients.push_back(coordinator::MakeGrpcAgentClient(h));
+    clients.push_back(connect(h));
     req.clients.push_back(clients.back().get());
   }
 

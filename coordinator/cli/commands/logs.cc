@@ -41,7 +41,7 @@ int RunLogs(const GlobalOptions& global, const std::vector<std::string>& args) {
     return kExitUsage;
   }
 
-  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms);
+  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
   coordinator::StreamLogsRequest req;
   req.set_job_id(job_id);
   req.set_rank(rank);

@@ -130,7 +130,7 @@ int RunStart(const GlobalOptions& global, const std::vector<std::string>& args) 
   }
 
   BlockTerminationSignals();
-  CoordinatorClient remote(global.coordinator, global.rpc_timeout_ms);
+  CoordinatorClient remote(global.coordinator, global.rpc_timeout_ms, global.tls);
   if (!a.hosts.empty()) {
     return Submit(remote, a, spec->spec.json_text, hosts_text, a.hosts, a.follow, false);
   }
@@ -144,7 +144,8 @@ int RunStart(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (!cluster.ok()) return ReportError(cluster.status());
   std::cerr << "coordctl: local mode: " << a.local_nodes << " node(s), state and logs in "
             << (*cluster)->state_dir() << "\n";
-  CoordinatorClient local((*cluster)->coordinator_target(), global.rpc_timeout_ms);
+  // The in-process cluster serves plaintext on loopback, whatever certificates exist.
+  CoordinatorClient local((*cluster)->coordinator_target(), global.rpc_timeout_ms, TlsSettings());
   return Submit(local, a, spec->spec.json_text, (*cluster)->hosts_text(), "(local mode)", true,
                 true);
 }

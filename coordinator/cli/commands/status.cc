@@ -35,7 +35,7 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
   int code = 0;
   if (!ParseVerbArgs(args, FindVerb("status"), opts, pos, &vm, &code)) return code;
 
-  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms);
+  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
   auto job = client.GetJob(job_id);
   if (!job.ok()) return ReportError(job.status());
   if (json) {
@@ -55,7 +55,7 @@ int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args) {
   int code = 0;
   if (!ParseVerbArgs(args, FindVerb("jobs"), opts, pos, &vm, &code)) return code;
 
-  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms);
+  CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
   auto list = client.ListJobs();
   if (!list.ok()) return ReportError(list.status());
   if (json) {

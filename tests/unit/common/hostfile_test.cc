@@ -104,6 +104,16 @@ TEST(ParseHostfileTest, PortAndSlotsLimits) {
                 {Entry("a", 1, 0, 1), Entry("b", 65535, 1, 2), Entry("c", 7071, 1024, 3)});
 }
 
+TEST(ParseHostfileTest, SshLoginOptions) {
+  auto hosts = ParseHostfile("a ssh_port=2222 ssh_user=ops slots=8\nb:7072\n", "hosts.txt");
+  ASSERT_TRUE(hosts.ok()) << hosts.status().ToString();
+  EXPECT_EQ((*hosts)[0].ssh_port, 2222);
+  EXPECT_EQ((*hosts)[0].ssh_user, "ops");
+  EXPECT_EQ((*hosts)[0].slots, 8);
+  EXPECT_EQ((*hosts)[1].ssh_port, 0);
+  EXPECT_EQ((*hosts)[1].ssh_user, "");
+}
+
 TEST(ParseHostfileTest, SameHostOnDifferentPortsIsNotADuplicate) {
   ExpectEntries(ParseOk("node-01:7071\nnode-01:7072\n"),
                 {Entry("node-01", 7071, 0, 1), Entry("node-01", 7072, 0, 2)});
@@ -172,13 +182,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadLine{"SlotsEmpty", "w slots=", "hosts.txt:1: bad slots value ''",
                 "w slots=", kSlotsHint},
         BadLine{"SlotsTwice", "w slots=1 slots=2", "hosts.txt:1: slots given twice",
-                "w slots=1 slots=2", "keep one slots=N"},
+                "w slots=1 slots=2", "keep one slots=..."},
+        BadLine{"SshPortZero", "w ssh_port=0", "hosts.txt:1: bad ssh_port value '0'",
+                "w ssh_port=0", "ssh_port must be a port number from 1 to 65535"},
+        BadLine{"SshUserOption", "w ssh_user=-oProxyCommand=x",
+                "hosts.txt:1: bad ssh_user value '-oProxyCommand=x'", "w ssh_user=-oProxyCommand=x",
+                "ssh_user must be a login name"},
+        BadLine{"SshUserTwice", "w ssh_user=a ssh_user=b", "hosts.txt:1: ssh_user given twice",
+                "w ssh_user=a ssh_user=b", "keep one ssh_user=..."},
         BadLine{"OptionTypo", "w slot=8", "hosts.txt:1: unknown option 'slot'", "w slot=8",
                 "did you mean slots?"},
         BadLine{"OptionWrongCase", "w SLOTS=8", "hosts.txt:1: unknown option 'SLOTS'", "w SLOTS=8",
                 "did you mean slots?"},
         BadLine{"OptionUnknown", "w foo=bar", "hosts.txt:1: unknown option 'foo'", "w foo=bar",
-                "the only option is slots=N"},
+                "the options are slots=..., ssh_port=..., ssh_user=..."},
         BadLine{"ExtraToken", "node-01 node-02", "hosts.txt:1: unexpected 'node-02'",
                 "node-01 node-02", "only one host per line"},
         BadLine{"MpiSlotsForm", "node-01 slots 8", "hosts.txt:1: unexpected 'slots'",
