@@ -192,6 +192,20 @@ TEST_F(ProvisionTest, AgentPlaybookInstallsAgentsThatAnswerOverMutualTls) {
   }
 }
 
+TEST_F(ProvisionTest, HccNodePlaybookChecksWithoutChanging) {
+  // The guide's steps against these hosts in check mode: probes run, nothing changes.
+  RunResult r =
+      Provision("hcc-node", {"--check", "--json", "--var", "cfs_export=10.0.0.7:/", "--var",
+                             "cfs_mount={{ root }}/cfs", "--var", "require_gpu_driver=false"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  json totals = Totals(r);
+  EXPECT_EQ(totals.value("failed", -1), 0) << r.out;
+  EXPECT_GT(totals.value("would_change", 0), 0) << r.out;  // the mount point, the mount, fstab
+  for (const char* node : kNodes) {
+    EXPECT_NE(RunCommand({"test", "-e", Root(node) + "/cfs"}).exit_code, 0) << node;
+  }
+}
+
 TEST_F(ProvisionTest, AFailingTaskStopsThatHostOnly) {
   std::string playbook = dir_.File("fails.yaml");
   ASSERT_TRUE(WriteTextFile(playbook, R"(
