@@ -16,6 +16,8 @@
 #include <ctime>
 #include <memory>
 
+#include "common/fs.h"
+
 namespace coord {
 namespace {
 
@@ -324,6 +326,26 @@ Status CheckKeyMatchesCertificate(const std::string& cert_pem, const std::string
     return InvalidArgument("the private key does not belong to the certificate");
   }
   return Status::Ok();
+}
+
+StatusOr<PemPair> LoadCaDir(const std::string& dir) {
+  std::string crt = JoinPath(dir, "ca.crt"), key = JoinPath(dir, "ca.key");
+  auto c = ReadFile(crt);
+  if (!c.ok()) {
+    return NotFound("no CA in " + dir + " (" + crt + ": " + c.status().message() +
+                    "); create one with `coordctl certs init --dir " + dir + "`");
+  }
+  auto k = ReadFile(key);
+  if (!k.ok()) {
+    return NotFound(key + ": " + k.status().message() +
+                    " (issue certificates on the machine that holds the CA key)");
+  }
+  return PemPair{*c, *k};
+}
+
+Status WritePemPair(const PemPair& pair, const std::string& dir, const std::string& name) {
+  RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, name + ".key"), pair.key_pem, true, 0600));
+  return WriteFileAtomic(JoinPath(dir, name + ".crt"), pair.cert_pem, true, 0644);
 }
 
 }  // namespace coord

@@ -61,6 +61,12 @@ Status VerifyCertificate(const std::string& cert_pem, const std::string& ca_pem,
 // Whether the private key belongs to the certificate.
 Status CheckKeyMatchesCertificate(const std::string& cert_pem, const std::string& key_pem);
 
+// The files of a certificate directory (tls.h's TlsPathsIn layout).
+// LoadCaDir reads DIR/ca.crt and DIR/ca.key; the error says how to create them.
+StatusOr<PemPair> LoadCaDir(const std::string& dir);
+// Writes DIR/NAME.key (0600 from the start) then DIR/NAME.crt, each atomically.
+Status WritePemPair(const PemPair& pair, const std::string& dir, const std::string& name);
+
 // "2026-01-02 03:04:05 UTC".
 std::string FormatUtc(int64_t seconds);
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 namespace coord {
 
@@ -21,6 +22,33 @@ bool TcpPortBindable(int port) {
   const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
   return ok;
+}
+
+Status SplitHostPort(const std::string& hostport, std::string* host, int* port) {
+  std::string h, p;
+  if (!hostport.empty() && hostport[0] == '[') {
+    size_t close = hostport.find(']');
+    if (close == std::string::npos || close + 1 >= hostport.size() || hostport[close + 1] != ':') {
+      return InvalidArgument("'" + hostport + "': expected [ipv6]:port");
+    }
+    h = hostport.substr(1, close - 1);
+    p = hostport.substr(close + 2);
+  } else {
+    size_t colon = hostport.rfind(':');
+    if (colon == std::string::npos)
+      return InvalidArgument("'" + hostport + "': expected host:port");
+    h = hostport.substr(0, colon);
+    p = hostport.substr(colon + 1);
+  }
+  if (h.empty()) return InvalidArgument("'" + hostport + "': empty host");
+  char* end = nullptr;
+  long v = std::strtol(p.c_str(), &end, 10);
+  if (p.empty() || *end != '\0' || v < 0 || v > 65535) {
+    return InvalidArgument("'" + hostport + "': port must be 0..65535");
+  }
+  *host = h;
+  *port = static_cast<int>(v);
+  return Status::Ok();
 }
 
 }  // namespace coord

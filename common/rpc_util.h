@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/net.h"  // SplitHostPort
 #include "common/status.h"
 #include "common/tls.h"
 
@@ -26,9 +27,6 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int timeout_ms);
 // a dead peer is noticed on idle streams too; servers permit exactly that.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const RpcSecurity& security = RpcSecurity());
-
-// Splits "host:port" / "[v6]:port"; port 0 allowed.
-Status SplitHostPort(const std::string& hostport, std::string* host, int* port);
 
 struct StartedServer {
   std::unique_ptr<grpc::Server> server;

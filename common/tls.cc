@@ -18,24 +18,10 @@
 
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/net.h"
 
 namespace coord {
 namespace {
-
-// "host:port" / "[v6]:port" → host (the port is checked by the gRPC edge).
-std::string HostOf(const std::string& hostport) {
-  if (!hostport.empty() && hostport[0] == '[') {
-    size_t close = hostport.find(']');
-    return close == std::string::npos ? hostport : hostport.substr(1, close - 1);
-  }
-  size_t colon = hostport.rfind(':');
-  return colon == std::string::npos ? hostport : hostport.substr(0, colon);
-}
-
-std::string PortOf(const std::string& hostport) {
-  size_t colon = hostport.rfind(':');
-  return colon == std::string::npos ? "" : hostport.substr(colon + 1);
-}
 
 std::string IssueHint(const std::string& program) {
   if (program == "coordctl") {
@@ -188,22 +174,32 @@ std::string ProbeTls(const std::string& target, const RpcSecurity& sec, int time
 
 }  // namespace
 
-TlsPaths DaemonTlsPaths(const std::string& name) {
-  const std::string dir = "/etc/coord/tls";
+TlsPaths TlsPathsIn(const std::string& dir, const std::string& name) {
   return {dir + "/ca.crt", dir + "/" + name + ".crt", dir + "/" + name + ".key"};
 }
+
+std::string KeyPathFor(const std::string& cert_path) {
+  const std::string ext = ".crt";
+  bool crt = cert_path.size() > ext.size() &&
+             cert_path.compare(cert_path.size() - ext.size(), ext.size(), ext) == 0;
+  return (crt ? cert_path.substr(0, cert_path.size() - ext.size()) : cert_path) + ".key";
+}
+
+TlsPaths DaemonTlsPaths(const std::string& name) { return TlsPathsIn("/etc/coord/tls", name); }
 
 std::string UserTlsDir() { return EnvOr("COORD_TLS_DIR", HomeDir() + "/.coord/tls"); }
 
 TlsPaths UserTlsPaths() {
-  std::string dir = UserTlsDir();
-  TlsPaths p;
-  p.ca = EnvOr("COORD_TLS_CA", dir + "/ca.crt");
-  p.cert = EnvOr("COORD_TLS_CERT", dir + "/user.crt");
-  std::string default_key = p.cert.size() > 4 && p.cert.compare(p.cert.size() - 4, 4, ".crt") == 0
-                                ? p.cert.substr(0, p.cert.size() - 4) + ".key"
-                                : dir + "/user.key";
-  p.key = EnvOr("COORD_TLS_KEY", default_key);
+  TlsPaths p = TlsPathsIn(UserTlsDir(), "user");
+  p.ca = EnvOr("COORD_TLS_CA", p.ca);
+  const char* cert = std::getenv("COORD_TLS_CERT");
+  if (cert && *cert) {
+    p.cert = cert;
+    // A "x.crt" brings its "x.key"; any other name keeps DIR/user.key.
+    std::string beside = KeyPathFor(p.cert);
+    if (beside != p.cert + ".key") p.key = beside;
+  }
+  p.key = EnvOr("COORD_TLS_KEY", p.key);
   return p;
 }
 
@@ -219,7 +215,9 @@ bool IsLoopbackHost(const std::string& host) {
 StatusOr<RpcSecurity> ServerSecurity(const TlsSettings& settings, const std::string& listen,
                                      const std::vector<CertRole>& allowed_callers,
                                      const std::string& program) {
-  std::string host = HostOf(listen);
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(SplitHostPort(listen, &host, &port).WithContext("--listen"));
   // An empty host or 0.0.0.0 / [::] listens on every address, loopback or not.
   ASSIGN_OR_RETURN(RpcSecurity sec,
                    Choose(settings, host, program, /*must_be_valid=*/true, "on " + listen));
@@ -229,7 +227,10 @@ StatusOr<RpcSecurity> ServerSecurity(const TlsSettings& settings, const std::str
 
 StatusOr<RpcSecurity> ClientSecurity(const TlsSettings& settings, const std::string& target,
                                      const std::string& program, const std::string& peer_kind) {
-  ASSIGN_OR_RETURN(RpcSecurity sec, Choose(settings, HostOf(target), program,
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(SplitHostPort(target, &host, &port));
+  ASSIGN_OR_RETURN(RpcSecurity sec, Choose(settings, host, program,
                                            /*must_be_valid=*/false, "to " + target));
   sec.peer_kind = peer_kind;
   return sec;
@@ -254,8 +255,10 @@ std::string ExplainConnectFailure(const std::string& target, const RpcSecurity& 
 namespace {
 
 std::string ProbeTls(const std::string& target, const RpcSecurity& sec, int timeout_ms) {
-  std::string host = HostOf(target);
-  int fd = ConnectWithTimeout(host, PortOf(target), timeout_ms);
+  std::string host;
+  int port = 0;
+  if (!SplitHostPort(target, &host, &port).ok()) return "";
+  int fd = ConnectWithTimeout(host, std::to_string(port), timeout_ms);
   if (fd < 0) return "";  // nothing listens: not a TLS matter
   std::unique_ptr<SSL_CTX, SslCtxFree> ctx(SSL_CTX_new(TLS_client_method()));
   std::unique_ptr<SSL, SslFree> ssl;

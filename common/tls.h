@@ -38,6 +38,10 @@ struct RpcSecurity {
   std::string peer_kind = "server";  // clients: what they talk to ("coordd", "agent"), for messages
 };
 
+// DIR/{ca.crt, NAME.crt, NAME.key}: how `coordctl certs` lays a directory out.
+TlsPaths TlsPathsIn(const std::string& dir, const std::string& name);
+// The key beside a certificate: "x.crt" -> "x.key", else the path + ".key".
+std::string KeyPathFor(const std::string& cert_path);
 // The defaults for a daemon: /etc/coord/tls/{ca.crt, NAME.crt, NAME.key}.
 TlsPaths DaemonTlsPaths(const std::string& name);
 // coordctl's defaults: $COORD_TLS_DIR (else ~/.coord/tls) /{ca.crt, user.crt, user.key};

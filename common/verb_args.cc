@@ -49,10 +49,8 @@ void AddTlsOptions(boost::program_options::options_description* options, TlsSett
 void FinishTlsOptions(const boost::program_options::variables_map& vm, TlsSettings* settings) {
   bool cert_given = !vm["tls-cert"].defaulted();
   settings->paths_given = cert_given || !vm["tls-ca"].defaulted() || vm.count("tls-key");
-  const std::string& cert = settings->paths.cert;
   if (!vm.count("tls-key") && (cert_given || settings->paths.key.empty())) {
-    bool crt = cert.size() > 4 && cert.compare(cert.size() - 4, 4, ".crt") == 0;
-    settings->paths.key = (crt ? cert.substr(0, cert.size() - 4) : cert) + ".key";
+    settings->paths.key = KeyPathFor(settings->paths.cert);
   }
 }
 

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
       }
     } else if ((a == "--tls-dir" && i + 1 < argc) || a.rfind("--tls-dir=", 0) == 0) {
       std::string dir = a == "--tls-dir" ? argv[++i] : a.substr(strlen("--tls-dir="));
-      global.tls.paths = {dir + "/ca.crt", dir + "/user.crt", dir + "/user.key"};
+      global.tls.paths = coord::TlsPathsIn(dir, "user");
       global.tls.paths_given = true;
       setenv("COORD_TLS_DIR", dir.c_str(), 1);  // `certs` works in the same directory
     } else if (a == "--insecure") {

@@ -1,6 +1,8 @@
 // SSH login flags, inventory and connector (see ssh_hosts.h).
 #include "coordinator/cli/ssh_hosts.h"
 
+#include <iostream>
+
 #include "playbooks/runner/local_host.h"
 #include "playbooks/runner/ssh_session.h"
 
@@ -75,6 +77,11 @@ playbooks::Connector MakeConnector(const SshFlags& flags) {
     ASSIGN_OR_RETURN(auto session, playbooks::SshSession::Connect(host.name, host.address, o));
     return std::unique_ptr<playbooks::RemoteHost>(std::move(session));
   };
+}
+
+std::unique_ptr<playbooks::Reporter> MakeReporter(bool json) {
+  if (json) return std::make_unique<playbooks::JsonReporter>(&std::cout);
+  return std::make_unique<playbooks::TextReporter>(&std::cout);
 }
 
 }  // namespace coord::cli

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/hostfile.h"
+#include "playbooks/runner/report.h"
 #include "playbooks/runner/runner.h"
 
 namespace coord::cli {
@@ -32,5 +34,7 @@ Status ValidateSshFlags(const SshFlags& flags);
 std::vector<playbooks::InventoryHost> InventoryFromHosts(const std::vector<HostEntry>& hosts,
                                                          const SshFlags& flags);
 playbooks::Connector MakeConnector(const SshFlags& flags);
+// Lines and a summary table on stdout, or (json) one document at the end.
+std::unique_ptr<playbooks::Reporter> MakeReporter(bool json);
 
 }  // namespace coord::cli

@@ -48,27 +48,7 @@ Status WritePair(const PemPair& pair, const std::string& dir, const std::string&
   if (!force && (PathExists(crt) || PathExists(key))) {
     return AlreadyExists(crt + " already exists; pass --force to replace it, or pick another name");
   }
-  RETURN_IF_ERROR(WriteFileAtomic(key, pair.key_pem, true, 0600));
-  RETURN_IF_ERROR(WriteFileAtomic(crt, pair.cert_pem, true, 0644));
-  return Status::Ok();
-}
-
-StatusOr<PemPair> LoadCa(const std::string& dir) {
-  PemPair ca;
-  std::string crt = JoinPath(dir, "ca.crt"), key = JoinPath(dir, "ca.key");
-  auto c = ReadFile(crt);
-  if (!c.ok()) {
-    return NotFound("no CA in " + dir + " (" + crt + ": " + c.status().message() +
-                    "); create one with `coordctl certs init --dir " + dir + "`");
-  }
-  auto k = ReadFile(key);
-  if (!k.ok()) {
-    return NotFound(key + ": " + k.status().message() +
-                    " (issue certificates on the machine that holds the CA key)");
-  }
-  ca.cert_pem = *c;
-  ca.key_pem = *k;
-  return ca;
+  return WritePemPair(pair, dir, name);
 }
 
 void PrintIssued(const std::string& dir, const std::string& name, const std::string& cert_pem) {
@@ -106,12 +86,7 @@ int Init(const std::vector<std::string>& args) {
   if (Status st = MakeDirs(dir, 0700); !st.ok()) return ReportError(st);
   auto ca = CreateCa(cluster, days);
   if (!ca.ok()) return ReportError(ca.status());
-  if (Status st = WriteFileAtomic(JoinPath(dir, "ca.key"), ca->key_pem, true, 0600); !st.ok()) {
-    return ReportError(st);
-  }
-  if (Status st = WriteFileAtomic(JoinPath(dir, "ca.crt"), ca->cert_pem, true, 0644); !st.ok()) {
-    return ReportError(st);
-  }
+  if (Status st = WritePemPair(*ca, dir, "ca"); !st.ok()) return ReportError(st);
   IssueOptions user;
   user.name = CurrentUser();
   user.role = CertRole::kUser;
@@ -165,7 +140,7 @@ int Issue(const std::vector<std::string>& args) {
     std::cerr << "coordctl certs issue: --days: expected 1..36500\n";
     return kExitUsage;
   }
-  auto ca = LoadCa(dir);
+  auto ca = LoadCaDir(dir);
   if (!ca.ok()) return ReportError(ca.status());
   IssueOptions o;
   o.name = name;

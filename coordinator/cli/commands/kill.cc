@@ -11,7 +11,6 @@
 #include "coordinator/cli/coordinator_client.h"
 #include "coordinator/cli/ssh_hosts.h"
 #include "playbooks/runner/playbook.h"
-#include "playbooks/runner/report.h"
 
 namespace coord::cli {
 
@@ -91,12 +90,7 @@ int KillOverSsh(const std::string& job_id, const std::string& hosts_path, double
   std::ostream& note = json ? std::cerr : std::cout;
   note << "killing " << (job_id.empty() ? "every Coord job's processes" : "job " + job_id)
        << " over SSH on " << hosts->size() << " host(s)\n";
-  std::unique_ptr<playbooks::Reporter> reporter;
-  if (json) {
-    reporter = std::make_unique<playbooks::JsonReporter>(&std::cout);
-  } else {
-    reporter = std::make_unique<playbooks::TextReporter>(&std::cout);
-  }
+  std::unique_ptr<playbooks::Reporter> reporter = MakeReporter(json);
   auto result = playbooks::RunPlaybook(*playbook, InventoryFromHosts(*hosts, ssh), run,
                                        MakeConnector(ssh), reporter.get());
   if (!result.ok()) return ReportError(result.status());

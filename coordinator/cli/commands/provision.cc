@@ -7,13 +7,13 @@
 //   coord_tls_dir    the CA directory on this machine (--tls-dir / $COORD_TLS_DIR)
 //   agent_port       the agent port from the host's line
 #include <iostream>
+#include <optional>
 
 #include "common/certs.h"
 #include "common/fs.h"
 #include "coordinator/cli/cli.h"
 #include "coordinator/cli/ssh_hosts.h"
 #include "playbooks/runner/playbook.h"
-#include "playbooks/runner/report.h"
 
 namespace coord::cli {
 namespace {
@@ -38,26 +38,18 @@ std::string FindPlaybook(const std::string& arg) {
 // --issue-certs: a node certificate for every host that has none yet, named
 // after the host (what agent.yaml uploads). Needs the CA key here.
 Status IssueMissingNodeCerts(const std::vector<HostEntry>& hosts, const std::string& tls_dir) {
-  std::string ca_crt = JoinPath(tls_dir, "ca.crt"), ca_key = JoinPath(tls_dir, "ca.key");
-  PemPair ca;
-  bool loaded = false;
+  std::optional<PemPair> ca;  // read once, and only if some host needs a certificate
   for (const HostEntry& h : hosts) {
     std::string crt = JoinPath(tls_dir, h.host + ".crt");
     if (PathExists(crt)) continue;
-    if (!loaded) {
-      auto c = ReadFile(ca_crt);
-      auto k = ReadFile(ca_key);
-      if (!c.ok() || !k.ok()) {
-        return NotFound("--issue-certs: no CA in " + tls_dir +
-                        " (ca.crt and ca.key); run `coordctl certs init` or give --tls-dir");
-      }
-      ca = {*c, *k};
-      loaded = true;
+    if (!ca) {
+      auto loaded = LoadCaDir(tls_dir);
+      if (!loaded.ok()) return loaded.status().WithContext("--issue-certs");
+      ca = *loaded;
     }
-    auto pair = IssueCertificate(ca, {h.host, CertRole::kNode, {h.host}});
+    auto pair = IssueCertificate(*ca, {h.host, CertRole::kNode, {h.host}});
     if (!pair.ok()) return pair.status().WithContext("--issue-certs: " + h.host);
-    RETURN_IF_ERROR(WriteFileAtomic(JoinPath(tls_dir, h.host + ".key"), pair->key_pem, true, 0600));
-    RETURN_IF_ERROR(WriteFileAtomic(crt, pair->cert_pem, true, 0644));
+    RETURN_IF_ERROR(WritePemPair(*pair, tls_dir, h.host));
     std::cerr << "issued " << crt << " (role node, names " << h.host << ")\n";
   }
   return Status::Ok();
@@ -121,17 +113,13 @@ int RunProvision(const GlobalOptions& /*global: --tls-dir reaches UserTlsDir*/,
     if (Status st = IssueMissingNodeCerts(*hosts, tls_dir); !st.ok()) return ReportError(st);
   }
   std::vector<pb::InventoryHost> inventory = InventoryFromHosts(*hosts, ssh);
+  const std::string local_bin = Dirname(SelfExePath());
   for (pb::InventoryHost& h : inventory) {
-    h.vars["coord_local_bin"] = Dirname(SelfExePath());
+    h.vars["coord_local_bin"] = local_bin;
     h.vars["coord_tls_dir"] = tls_dir;
   }
 
-  std::unique_ptr<pb::Reporter> reporter;
-  if (json) {
-    reporter = std::make_unique<pb::JsonReporter>(&std::cout);
-  } else {
-    reporter = std::make_unique<pb::TextReporter>(&std::cout);
-  }
+  std::unique_ptr<pb::Reporter> reporter = MakeReporter(json);
   auto result = pb::RunPlaybook(*playbook, inventory, run, MakeConnector(ssh), reporter.get());
   if (!result.ok()) return ReportError(result.status());
   return pb::RunSucceeded(*result) ? kExitOk : kExitJobFailed;
