@@ -281,3 +281,48 @@ TEST_F(ProvisionTest, KillOverSshWorksWithCoorddAndAgentsDown) {
 
 }  // namespace
 }  // namespace coord::testing
+
+namespace coord::testing {
+namespace {
+
+// coordctl provision with bad input stops before any host is touched, naming
+// what is wrong.
+TEST(ProvisionCliTest, BadInputGetsAClearError) {
+  TempDir dir;
+  ASSERT_TRUE(WriteTextFile(dir.File("hosts.txt"), "127.0.0.2 ssh_port=22\n"));
+  ASSERT_TRUE(WriteTextFile(dir.File("bad.yaml"),
+                            "- hosts: all\n  tasks:\n    - shell: true\n      retries: 3\n"));
+  auto provision = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {BinPath("coordctl"), "provision"});
+    return RunCommand(args, {}, 30000);
+  };
+  RunResult r = provision({dir.File("bad.yaml"), "--hosts", dir.File("hosts.txt")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(dir.File("bad.yaml") + ":4:"));
+  EXPECT_THAT(r.err, HasSubstr("retries"));
+  r = provision({dir.File("missing.yaml"), "--hosts", dir.File("hosts.txt")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("missing.yaml"));
+  r = provision({"agent", "--hosts", dir.File("hosts.txt"), "--var", "no_equals_sign"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--var no_equals_sign"));
+  r = provision({"agent", "--hosts", dir.File("hosts.txt"), "--forks", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--forks"));
+  r = provision({"agent"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--hosts"));
+  r = provision({"agent", "--hosts", dir.File("hosts.txt"), "--issue-certs"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("--issue-certs: no CA in"));
+  r = RunCommand({BinPath("coordctl"), "kill", "--ssh"}, {}, 30000);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("expected --hosts FILE"));
+  r = RunCommand({BinPath("coordctl"), "kill", "job;rm", "--ssh", "--hosts", dir.File("hosts.txt")},
+                 {}, 30000);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("expected letters, digits"));
+}
+
+}  // namespace
+}  // namespace coord::testing

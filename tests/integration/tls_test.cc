@@ -241,3 +241,46 @@ TEST(TlsStartupTest, ADaemonOffLoopbackNeedsCertificatesOrInsecure) {
 
 }  // namespace
 }  // namespace coord::testing
+
+namespace coord::testing {
+namespace {
+
+// coordctl certs with bad input: exit 2 or 1 with a message that says what to do.
+TEST(CertsCliTest, BadInputGetsAClearError) {
+  TempDir dir;
+  auto certs = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {BinPath("coordctl"), "certs"});
+    return RunCommand(args, {{"COORD_TLS_DIR", dir.File("tls")}}, 30000);
+  };
+  RunResult r = certs({"issue", "node01", "--role", "node"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("no CA in " + dir.File("tls")));
+  EXPECT_THAT(r.err, HasSubstr("coordctl certs init"));
+  ASSERT_EQ(certs({"init"}).exit_code, 0);
+  r = certs({"init"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("already holds a CA"));
+  r = certs({"issue", "node01", "--role", "admin"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("expected node, coordinator or user"));
+  r = certs({"issue", "../evil", "--role", "node"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("must be a plain name"));
+  r = certs({"issue", "node01", "--role", "node", "--days", "0"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--days"));
+  ASSERT_EQ(certs({"issue", "node01", "--role", "node"}).exit_code, 0);
+  r = certs({"issue", "node01", "--role", "node"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("already exists; pass --force"));
+  ASSERT_TRUE(WriteTextFile(dir.File("junk.crt"), "not a certificate\n"));
+  r = certs({"show", dir.File("junk.crt")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("not a PEM certificate"));
+  r = certs({"frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("expected init, issue or show"));
+}
+
+}  // namespace
+}  // namespace coord::testing
