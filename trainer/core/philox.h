@@ -7,6 +7,13 @@
 #include <cmath>
 #include <cstdint>
 
+// Host and device: the CUDA kernels draw the same masks as the CPU reference.
+#ifdef __CUDACC__
+#define COORD_HOST_DEVICE __host__ __device__
+#else
+#define COORD_HOST_DEVICE
+#endif
+
 namespace trainer {
 
 struct Philox4x32 {
@@ -14,7 +21,7 @@ struct Philox4x32 {
 };
 
 // One Philox4x32-10 block: 4 independent uint32 draws for counter (c0..c3), key (k0,k1).
-inline Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
+COORD_HOST_DEVICE inline Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
                                 uint32_t k1) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
@@ -39,15 +46,15 @@ struct RngStream {
   uint64_t seed = 0;
   uint64_t stream = 0;
 
-  Philox4x32 block(uint64_t block_index) const {
+  COORD_HOST_DEVICE Philox4x32 block(uint64_t block_index) const {
     return philox4x32_10(static_cast<uint32_t>(block_index),
                          static_cast<uint32_t>(block_index >> 32), static_cast<uint32_t>(stream),
                          static_cast<uint32_t>(stream >> 32), static_cast<uint32_t>(seed),
                          static_cast<uint32_t>(seed >> 32));
   }
-  uint32_t u32(uint64_t i) const { return block(i >> 2).v[i & 3]; }
+  COORD_HOST_DEVICE uint32_t u32(uint64_t i) const { return block(i >> 2).v[i & 3]; }
   // Uniform in [0, 1) with 24 random bits (exactly representable in fp32).
-  float uniform(uint64_t i) const { return static_cast<float>(u32(i) >> 8) * 0x1.0p-24f; }
+  COORD_HOST_DEVICE float uniform(uint64_t i) const { return static_cast<float>(u32(i) >> 8) * 0x1.0p-24f; }
   // Standard normal number i: Box-Muller on the words of Philox block i (53-bit u1,
   // 32-bit u2), in double so it is reproducible; one block per draw, not four.
   float normal(uint64_t i) const {
@@ -64,7 +71,7 @@ struct RngStream {
 // (GptModel::DropoutRng). A sample then draws the same mask whichever rank, micro-batch
 // or row it lands in, so data-parallel training matches one process exactly.
 inline constexpr uint64_t kSampleStreamStride = uint64_t{1} << 24;
-inline RngStream SampleStream(const RngStream& first, int64_t b) {
+COORD_HOST_DEVICE inline RngStream SampleStream(const RngStream& first, int64_t b) {
   return {first.seed, first.stream + static_cast<uint64_t>(b) * kSampleStreamStride};
 }
 
