@@ -36,7 +36,14 @@ const std::vector<std::string> kTrainingKeys = {
     "adam_eps",         "clip_grad",         "log_interval",    "eval_interval",
     "eval_iters",       "save",              "save_interval",   "load",
     "metrics_file",     "seed",              "threads",         "checkpoint_activations",
-    "fp16",             "bf16",              "optimizer"};
+    "fp16",             "bf16",              "optimizer",       "device",
+    "loss_scale",       "initial_loss_scale", "min_loss_scale", "loss_scale_window",
+    "hysteresis"};
+// DeepSpeed's "fp16" and "bf16" blocks.
+const std::vector<std::string> kFp16Keys = {
+    "enabled",    "loss_scale",     "initial_scale_power",    "loss_scale_window",
+    "hysteresis", "min_loss_scale", "consecutive_hysteresis", "auto_cast"};
+const std::vector<std::string> kBf16Keys = {"enabled"};
 const std::vector<std::string> kParallelKeys = {
     "tensor_model_parallel_size", "pipeline_model_parallel_size", "zero_stage",
     "cpu_optimizer",              "bucket_cap_mb",                "overlap_grad_reduce",
@@ -296,11 +303,39 @@ void ParseTraining(const json* t, Parser* p, TrainerConfig* c) {
   p->Int(t, s, "threads", 0, "a non-negative integer (0: OMP_NUM_THREADS or all cores)",
          &tr.threads);
   p->Bool(t, s, "checkpoint_activations", &c->model.checkpoint_activations);
+  p->String(t, s, "device", false, &tr.device);
+  if (tr.device != "cpu" && tr.device != "cuda") {
+    p->Error("training.device", "expected \"cpu\" or \"cuda\", got \"" + tr.device + "\"");
+  }
+  // Megatron's --fp16 / --bf16 and its loss-scale flags (DeepSpeed's "fp16" block,
+  // ParsePrecision, says the same in its own words).
   bool fp16 = false, bf16 = false;
   p->Bool(t, s, "fp16", &fp16);
   p->Bool(t, s, "bf16", &bf16);
+  if (fp16 && bf16) p->Error("training", "fp16 and bf16 are both true; choose one");
   if (fp16) c->parallel.precision = "fp16";
   if (bf16) c->parallel.precision = "bf16";
+  trainer::LossScalerConfig& ls = tr.loss_scaler;
+  ls.initial_scale_power = 32;  // Megatron's --initial-loss-scale default, 2^32
+  double static_scale = 0.0, initial = 0.0;
+  p->Number(t, s, "loss_scale", 0.0, false, 1e300, "0 (dynamic) or a positive scale",
+            &static_scale);
+  p->Number(t, s, "initial_loss_scale", 1.0, false, 1e300, "a power of two >= 1", &initial);
+  if (initial > 0) {
+    const int power = static_cast<int>(std::lround(std::log2(initial)));
+    if (std::ldexp(1.0, power) != initial) {
+      p->Error("training.initial_loss_scale", "expected a power of two, got " +
+                                                  std::to_string(initial));
+    }
+    ls.initial_scale_power = power;
+  }
+  if (static_scale > 0) {
+    ls.dynamic = false;
+    ls.static_scale = static_scale;
+  }
+  p->Number(t, s, "min_loss_scale", 0.0, true, 1e300, "a positive number", &ls.min_scale);
+  p->Int(t, s, "loss_scale_window", 1, "a positive integer", &ls.scale_window);
+  p->Int(t, s, "hysteresis", 1, "a positive integer", &ls.hysteresis);
   if (tr.metrics_file.empty() && !tr.save.empty()) {
     tr.metrics_file = coord::JoinPath(tr.save, "metrics.jsonl");
   }
@@ -329,6 +364,52 @@ void ParseParallel(const json* par, Parser* p, TrainerConfig* c) {
              "model.num_attention_heads (" + std::to_string(c->model.num_attention_heads) +
                  ") must be divisible by it");
   }
+}
+
+// DeepSpeed's "fp16" / "bf16" blocks: {"enabled", "loss_scale" (0 = dynamic),
+// "initial_scale_power", "loss_scale_window", "hysteresis", "min_loss_scale",
+// "consecutive_hysteresis"}, with DeepSpeed's defaults (2^16, 1000, 2, 1, false).
+void ParsePrecision(const json& root, Parser* p, TrainerConfig* c) {
+  const json* fp16 = p->Section(root, "fp16", kFp16Keys);
+  const json* bf16 = p->Section(root, "bf16", kBf16Keys);
+  bool fp16_on = false, bf16_on = false;
+  p->Bool(fp16, "fp16", "enabled", &fp16_on);
+  p->Bool(bf16, "bf16", "enabled", &bf16_on);
+  if (fp16_on && bf16_on) p->Error("fp16.enabled", "and bf16.enabled are both true; choose one");
+  if (bf16_on) {
+    if (c->parallel.precision == "fp16") {
+      p->Error("bf16.enabled", "contradicts training.fp16: true; choose one");
+    }
+    c->parallel.precision = "bf16";
+  }
+  // The block is checked even when disabled: a typo there is still a typo.
+  trainer::LossScalerConfig ls;  // DeepSpeed's defaults, not Megatron's
+  double static_scale = 0.0;
+  p->Number(fp16, "fp16", "loss_scale", 0.0, false, 1e300, "0 (dynamic) or a positive scale",
+            &static_scale);
+  if (static_scale > 0) {
+    ls.dynamic = false;
+    ls.static_scale = static_scale;
+  }
+  p->Int(fp16, "fp16", "initial_scale_power", 0, "an integer in [0, 64]", &ls.initial_scale_power);
+  if (ls.initial_scale_power > 64) {
+    p->Error("fp16.initial_scale_power", "expected an integer in [0, 64], got " +
+                                             std::to_string(ls.initial_scale_power));
+  }
+  p->Int(fp16, "fp16", "loss_scale_window", 1, "a positive integer", &ls.scale_window);
+  p->Int(fp16, "fp16", "hysteresis", 1, "a positive integer", &ls.hysteresis);
+  p->Number(fp16, "fp16", "min_loss_scale", 0.0, true, 1e300, "a positive number", &ls.min_scale);
+  p->Bool(fp16, "fp16", "consecutive_hysteresis", &ls.consecutive_hysteresis);
+  if (ls.dynamic && ls.min_scale > std::ldexp(1.0, ls.initial_scale_power)) {
+    p->Error("fp16.min_loss_scale", "is above the initial scale 2^" +
+                                        std::to_string(ls.initial_scale_power));
+  }
+  if (!fp16_on) return;
+  if (c->parallel.precision == "bf16" && !bf16_on) {
+    p->Error("fp16.enabled", "contradicts training.bf16: true; choose one");
+  }
+  c->parallel.precision = "fp16";
+  c->training.loss_scaler = ls;
 }
 
 // DeepSpeed's top-level keys: each must agree with the Megatron key it overlaps.
@@ -377,14 +458,6 @@ void ParseDeepSpeed(const json& root, Parser* p, TrainerConfig* c) {
              std::to_string(tr.global_batch_size) + " is not a multiple of micro_batch_size (" +
                  std::to_string(tr.micro_batch_size) + ") * data parallel size (" +
                  std::to_string(dp) + ")");
-  }
-  if (const json* fp16 = Parser::Find(&root, "fp16"); fp16 != nullptr && fp16->is_object() &&
-                                                      fp16->value("enabled", false)) {
-    c->parallel.precision = "fp16";
-  }
-  if (const json* bf16 = Parser::Find(&root, "bf16"); bf16 != nullptr && bf16->is_object() &&
-                                                      bf16->value("enabled", false)) {
-    c->parallel.precision = "bf16";
   }
   if (const json* z = Parser::Find(&root, "zero_optimization"); z != nullptr && z->is_object()) {
     p->Int(z, "zero_optimization", "stage", 0, "0, 1, 2 or 3", &c->parallel.zero_stage);
@@ -498,6 +571,7 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   ParseTraining(p.Section(root, "training", kTrainingKeys), &p, &c);
   ParseParallel(p.Section(root, "parallel", kParallelKeys), &p, &c);
   ParseDeepSpeed(root, &p, &c);
+  ParsePrecision(root, &p, &c);
   TrainingConfig& tr = c.training;
   tr.lr.train_iters = tr.train_iters;
   tr.lr.global_batch_size = tr.global_batch_size;

@@ -19,6 +19,7 @@
 #include "trainer/model/gpt_config.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/lr_schedule.h"
+#include "trainer/optim/loss_scaler.h"
 
 namespace gpt_rank::train {
 
@@ -50,6 +51,8 @@ struct TrainingConfig {
   std::string metrics_file;       // default: <save>/metrics.jsonl ("" without save)
   uint64_t seed = 1234;           // init and dropout (Megatron's --seed)
   int threads = 0;                // OpenMP threads; 0: OMP_NUM_THREADS or all cores
+  std::string device = "cpu";     // "cpu" (the fp32 reference) or "cuda" (LOCAL_RANK's GPU)
+  trainer::LossScalerConfig loss_scaler;  // fp16 only: DeepSpeed's "fp16" block
 };
 
 // Parallel layout. Training runs data parallel over world_size ranks with ZeRO stage
@@ -67,7 +70,7 @@ struct ParallelConfig {
   bool overlap_grad_reduce = true;   // reduce buckets during backward (Megatron's name)
   double collective_timeout_s = 300;  // every collective; a dead or stuck peer fails the rank
   double rendezvous_timeout_s = 300;  // reaching MASTER_ADDR:MASTER_PORT and all ranks joining
-  std::string precision = "fp32";  // fp16 / bf16 requested (the CPU backend trains fp32)
+  std::string precision = "fp32";  // "fp32", "bf16" or "fp16" (the CPU backend computes fp32)
 };
 
 struct TrainerConfig {

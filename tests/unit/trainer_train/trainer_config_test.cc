@@ -294,3 +294,79 @@ TEST(TrainerConfigTest, StoredJobHasResolvedPaths) {
 
 }  // namespace
 }  // namespace gpt_rank::train
+
+namespace gpt_rank::train {
+namespace {
+
+TEST(TrainerConfigPrecisionTest, DeepSpeedFp16BlockWithDefaults) {
+  auto r = Parse(MinimalJob(), {"fp16.enabled=true"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const trainer::LossScalerConfig& ls = r->config.training.loss_scaler;
+  EXPECT_EQ(r->config.parallel.precision, "fp16");
+  EXPECT_TRUE(ls.dynamic);
+  EXPECT_EQ(ls.initial_scale_power, 16);
+  EXPECT_EQ(ls.scale_window, 1000);
+  EXPECT_EQ(ls.hysteresis, 2);
+  EXPECT_EQ(ls.min_scale, 1.0);
+  EXPECT_FALSE(ls.consecutive_hysteresis);
+}
+
+TEST(TrainerConfigPrecisionTest, DeepSpeedFp16BlockFields) {
+  auto r = Parse(MinimalJob(), {"fp16.enabled=true", "fp16.initial_scale_power=12",
+                                "fp16.loss_scale_window=50", "fp16.hysteresis=1",
+                                "fp16.min_loss_scale=0.25", "fp16.consecutive_hysteresis=true"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const trainer::LossScalerConfig& ls = r->config.training.loss_scaler;
+  EXPECT_EQ(ls.initial_scale_power, 12);
+  EXPECT_EQ(ls.scale_window, 50);
+  EXPECT_EQ(ls.hysteresis, 1);
+  EXPECT_EQ(ls.min_scale, 0.25);
+  EXPECT_TRUE(ls.consecutive_hysteresis);
+  auto s = Parse(MinimalJob(), {"fp16.enabled=true", "fp16.loss_scale=128"});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_FALSE(s->config.training.loss_scaler.dynamic);
+  EXPECT_EQ(s->config.training.loss_scaler.static_scale, 128.0);
+}
+
+TEST(TrainerConfigPrecisionTest, MegatronFlagsUseMegatronInitialScale) {
+  auto r = Parse(MinimalJob(), {"training.fp16=true", "training.loss_scale_window=10"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->config.parallel.precision, "fp16");
+  EXPECT_EQ(r->config.training.loss_scaler.initial_scale_power, 32);
+  EXPECT_EQ(r->config.training.loss_scaler.scale_window, 10);
+  auto b = Parse(MinimalJob(), {"bf16.enabled=true"});
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->config.parallel.precision, "bf16");
+}
+
+TEST(TrainerConfigPrecisionTest, BadPrecisionInputIsNamed) {
+  auto both = Parse(MinimalJob(), {"fp16.enabled=true", "bf16.enabled=true"});
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("job.json: fp16.enabled: and bf16.enabled are both true"),
+            std::string::npos)
+      << both.status().message();
+  EXPECT_NE(ErrorFor("fp16.hysteresis", "0").find("job.json: fp16.hysteresis: expected a positive "
+                                                 "integer, got 0"),
+            std::string::npos);
+  auto power = Parse(MinimalJob(), {"fp16.enabled=true", "fp16.initial_scale_power=70"});
+  ASSERT_FALSE(power.ok());
+  EXPECT_NE(power.status().message().find("fp16.initial_scale_power: expected an integer in [0, "
+                                          "64], got 70"),
+            std::string::npos)
+      << power.status().message();
+  EXPECT_NE(ErrorFor("training.initial_loss_scale", "1000").find("expected a power of two"),
+            std::string::npos);
+  EXPECT_NE(ErrorFor("training.device", "\"gpu\"")
+                .find("job.json: training.device: expected \"cpu\" or \"cuda\", got \"gpu\""),
+            std::string::npos);
+  auto typo = Parse(MinimalJob(), {"fp16.enabled=true", "fp16.loss_scale_windw=5"});
+  ASSERT_TRUE(typo.ok());
+  ASSERT_EQ(typo->warnings.size(), 1u);
+  EXPECT_NE(typo->warnings[0].find("fp16.loss_scale_windw: unknown key; did you mean "
+                                   "loss_scale_window?"),
+            std::string::npos)
+      << typo->warnings[0];
+}
+
+}  // namespace
+}  // namespace gpt_rank::train
