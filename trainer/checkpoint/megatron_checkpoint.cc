@@ -241,6 +241,12 @@ std::string StateToJson(const TrainState& s) {
             {"seed", s.seed},
             {"adam_step", s.adam_step},
             {"config_json", s.config_json}};
+  if (s.loss_scale > 0) {
+    j["loss_scaler"] = {{"scale", s.loss_scale},
+                        {"iter", s.loss_scale_iter},
+                        {"last_overflow_iter", s.loss_scale_last_overflow},
+                        {"hysteresis_left", s.loss_scale_hysteresis}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -519,6 +525,12 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
     s.seed = j.at("seed").get<uint64_t>();
     s.adam_step = j.at("adam_step").get<int64_t>();
     s.config_json = j.at("config_json").get<std::string>();
+    if (auto ls = j.find("loss_scaler"); ls != j.end()) {
+      s.loss_scale = ls->at("scale").get<double>();
+      s.loss_scale_iter = ls->at("iter").get<int64_t>();
+      s.loss_scale_last_overflow = ls->at("last_overflow_iter").get<int64_t>();
+      s.loss_scale_hysteresis = ls->at("hysteresis_left").get<int>();
+    }
   } catch (const json::exception& e) {
     return Corrupt(path, std::string("bad field: ") + e.what());
   }

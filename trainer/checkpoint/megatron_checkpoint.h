@@ -44,6 +44,11 @@ struct TrainState {
   int64_t rng_step = 0;  // dropout counter (StepOptions::rng_step) of the next micro-batch
   uint64_t seed = 0;
   int64_t adam_step = 0;    // AdamW::step()
+  // fp16 runs: the dynamic loss scaler (LossScaler::State), so a resumed run goes on
+  // with the scale it had; absent (loss_scale 0) otherwise and in older checkpoints.
+  double loss_scale = 0;
+  int64_t loss_scale_iter = 0, loss_scale_last_overflow = -1;
+  int loss_scale_hysteresis = 0;
   std::string config_json;  // the resolved job config that produced it (stored verbatim)
 };
 

@@ -95,7 +95,8 @@ int RunTrain(const std::vector<std::string>& args) {
   if (env->rank != 0 && !coord::LogEnabled(coord::LogLevel::kDebug)) {
     coord::SetLogLevel(coord::LogLevel::kWarning);
   }
-  auto trainer = train::Trainer::Create(parsed->config, &(*group)->comm());
+  parsed->config.parallel.local_rank = env->local_rank;
+  auto trainer = train::Trainer::Create(parsed->config, &(*group)->comm(), (*group)->store());
   if (!trainer.ok()) return train::ReportSetupError(trainer.status());
   coord::Status s = (*trainer)->Run();
   if (s.ok()) return kExitOk;

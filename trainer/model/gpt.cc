@@ -59,13 +59,14 @@ coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& con
   return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq));
 }
 
-void GptModel::InitMegatron(uint64_t seed) {
-  const float std_dev = config_.init_method_std;
-  const float scaled_std = std_dev / std::sqrt(2.0f * config_.num_layers);
-  const auto& tensors = layout_.tensors();
+void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
+                        float* params) {
+  const float std_dev = config.init_method_std;
+  const float scaled_std = std_dev / std::sqrt(2.0f * config.num_layers);
+  const auto& tensors = layout.tensors();
   for (size_t k = 0; k < tensors.size(); ++k) {
     const ParamTensorInfo& t = tensors[k];
-    float* p = params_memory_.data() + t.offset;  // (t.numel,)
+    float* p = params + t.offset;  // (t.numel,)
     const long long n = static_cast<long long>(t.numel);
     if (t.init == ParamInit::kZero || t.init == ParamInit::kOne) {
       const float value = t.init == ParamInit::kOne ? 1.0f : 0.0f;
@@ -77,6 +78,10 @@ void GptModel::InitMegatron(uint64_t seed) {
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < n; ++i) p[i] = s * rng.normal(static_cast<uint64_t>(i));
   }
+}
+
+void GptModel::InitMegatron(uint64_t seed) {
+  InitMegatronParams(config_, layout_, seed, params_memory_.data());
 }
 
 void GptModel::ZeroGrad() { Zero(grads_memory_.data(), grads_memory_.size()); }

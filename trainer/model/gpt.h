@@ -36,6 +36,11 @@ enum class DropoutSite : uint32_t {
   kMlpOut = 3
 };
 
+// Megatron init (GptModel::InitMegatron) of a flat (layout.num_params(),) buffer, for
+// backends that keep their parameters elsewhere (the CUDA model loads it).
+void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
+                        float* params);
+
 class GptModel {
  public:
   // Validates config, allocates params, grads (zeroed) and activations for (B, T) up

@@ -258,6 +258,11 @@ class CudaModel final : public CudaGptModel {
   }
   coord::Status StoreParams(float* host) override { return Download(host, master_); }
   coord::Status StoreGrads(float* host) override { return Download(host, grads_); }
+  coord::Status LoadGrads(const float* host) override {
+    RETURN_IF_CUDART(cudaMemcpyAsync(grads_, host, layout_.num_params() * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream_));
+    return Synchronize();
+  }
   coord::Status LoadOptimizer(const float* m, const float* v, int64_t step) override {
     const size_t bytes = layout_.num_params() * sizeof(float);
     RETURN_IF_CUDART(cudaMemcpyAsync(m_, m, bytes, cudaMemcpyHostToDevice, stream_));

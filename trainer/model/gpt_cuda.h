@@ -87,8 +87,9 @@ class CudaGptModel {
   virtual coord::Status LoadOptimizer(const float* m, const float* v, int64_t step) = 0;
   virtual coord::Status StoreOptimizer(float* m, float* v) = 0;
   virtual int64_t adam_step() const = 0;
-  // Copies of the fp32 gradients (tests).
+  // The fp32 gradients to / from the host (tests, fault injection).
   virtual coord::Status StoreGrads(float* host) = 0;
+  virtual coord::Status LoadGrads(const float* host) = 0;
 
   // As GptModel: inputs, targets (B, T) host token ids; returns the mean loss.
   virtual coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,

@@ -33,6 +33,10 @@ std::string FormatMegatronLogLine(const IterationRecord& r) {
   s += buf;
   std::snprintf(buf, sizeof(buf), " lm loss: %.6E |", r.lm_loss);
   s += buf;
+  if (r.loss_scale > 0) {
+    std::snprintf(buf, sizeof(buf), " loss scale: %.1f |", r.loss_scale);
+    s += buf;
+  }
   std::snprintf(buf, sizeof(buf), " grad norm: %.3f |", r.grad_norm);
   s += buf;
   std::snprintf(buf, sizeof(buf), " number of skipped iterations: %3lld |",
@@ -58,7 +62,7 @@ std::string FormatValidationBlock(const std::string& prefix, double lm_loss) {
 }
 
 nlohmann::json IterationRecordJson(const IterationRecord& r) {
-  return {{"iteration", r.iteration},
+  nlohmann::json j = {{"iteration", r.iteration},
           {"lm_loss", r.lm_loss},
           {"lr", r.lr},
           {"grad_norm", r.grad_norm},
@@ -69,6 +73,8 @@ nlohmann::json IterationRecordJson(const IterationRecord& r) {
           {"global_batch_size", r.global_batch_size},
           {"skipped_iterations", r.skipped_iterations},
           {"nan_iterations", r.nan_iterations}};
+  if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
+  return j;
 }
 
 double FlopsPerIteration(const trainer::GptConfig& c, int64_t global_batch_size) {

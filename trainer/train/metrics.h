@@ -26,6 +26,7 @@ struct IterationRecord {
   int64_t global_batch_size = 0;
   double lm_loss = 0.0;  // averaged over the interval
   double grad_norm = 0.0;
+  double loss_scale = 0.0;  // fp16's current loss scale; 0 (not printed) otherwise
   int64_t skipped_iterations = 0;
   int64_t nan_iterations = 0;
   double tokens_per_s = 0.0;

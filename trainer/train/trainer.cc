@@ -12,11 +12,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "common/fs.h"
 #include "common/logging.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/data/preprocess.h"
+#include "trainer/model/gpt_cuda.h"
+#include "trainer/optim/loss_scaler.h"
+#if COORD_HAVE_CUDA
+#include "trainer/train/cuda_grad_reducer.h"
+#endif
 
 namespace gpt_rank::train {
 namespace {
@@ -48,6 +54,30 @@ coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
   stem = stem.substr(0, stem.find('.'));
   return coord::JoinPath(
       data.cache_dir, stem + "-" + Hex(trainer::Xxh64(key.data(), key.size())) + "_text_document");
+}
+
+// GPT_RANK_INJECT_OVERFLOW="3,7": iterations whose gradients get an inf after the
+// reduction, on every rank (a fault-injection hook for the fp16 tests; empty normally).
+coord::StatusOr<std::vector<int64_t>> InjectedOverflowsFromEnv() {
+  std::vector<int64_t> out;
+  const char* v = std::getenv("GPT_RANK_INJECT_OVERFLOW");
+  if (v == nullptr || *v == '\0') return out;
+  std::string text = v;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    char* end = nullptr;
+    const long long it = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || it < 1) {
+      return coord::InvalidArgument("GPT_RANK_INJECT_OVERFLOW: expected iterations like \"3,7\", "
+                                    "got \"" + text + "\"");
+    }
+    out.push_back(it);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace
@@ -90,15 +120,79 @@ coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData
 
 void Trainer::RequestStop() { g_stop_requested.store(true); }
 
+Trainer::Trainer(const TrainerConfig& config) : config_(config) {}
+Trainer::~Trainer() = default;
+
 coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config,
-                                                          dist::Communicator* comm) {
+                                                          dist::Communicator* comm,
+                                                          dist::KeyValueStore* store) {
   RETURN_IF_ERROR(CheckTrainable(config));
   std::unique_ptr<Trainer> t(new Trainer(config));
-  RETURN_IF_ERROR(t->Setup(comm));
+  RETURN_IF_ERROR(t->Setup(comm, store));
   return t;
 }
 
-coord::Status Trainer::Setup(dist::Communicator* comm) {
+size_t Trainer::num_params() const {
+  return cuda_ != nullptr ? cuda_->num_params() : model_->num_params();
+}
+
+coord::StatusOr<float> Trainer::Forward(const trainer::StepOptions& options) {
+  const int B = static_cast<int>(config_.training.micro_batch_size);
+  const int T = config_.model.seq_length;
+  if (cuda_ != nullptr) return cuda_->Forward(inputs_.data(), targets_.data(), B, T, options);
+  return model_->Forward(inputs_.data(), targets_.data(), B, T, options);
+}
+
+// The CUDA backend: Megatron init on the host (the same weights as the CPU backend),
+// loaded into the GPU model; NCCL for the gradients when there are several ranks.
+coord::Status Trainer::SetupCuda(dist::KeyValueStore* store) {
+#if COORD_HAVE_CUDA
+  const TrainingConfig& tr = config_.training;
+  const trainer::GptConfig& mc = config_.model;
+  ASSIGN_OR_RETURN(trainer::Precision precision, trainer::ParsePrecision(config_.parallel.precision));
+  if (config_.parallel.zero_stage > 0 && comm_->size() > 1) {
+    return coord::FailedPrecondition(
+        config_.source_path + ": zero_optimization.stage " +
+        std::to_string(config_.parallel.zero_stage) +
+        " is not implemented on training.device \"cuda\" yet (stage 0 is: every GPU keeps "
+        "the optimizer); use stage 0 or the CPU backend");
+  }
+  ASSIGN_OR_RETURN(cuda_, trainer::CudaGptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
+                                                        mc.seq_length, precision,
+                                                        config_.parallel.local_rank, tr.adam));
+  {
+    std::vector<float> init(cuda_->num_params());
+    trainer::InitMegatronParams(mc, cuda_->layout(), tr.seed, init.data());
+    RETURN_IF_ERROR(cuda_->LoadParams(init.data()));
+  }
+  LOG_INFO << trainer::DescribeCudaDevice(cuda_->device());
+  LOG_INFO << "GPU memory plan (micro batch " << tr.micro_batch_size << ", "
+           << trainer::PrecisionName(precision) << "):\n"
+           << trainer::FormatCudaMemoryPlan(cuda_->plan(), mc, precision);
+  if (comm_->size() > 1) {
+    if (store == nullptr) {
+      return coord::FailedPrecondition("data-parallel CUDA training needs the process group's "
+                                       "store to set up NCCL");
+    }
+    ASSIGN_OR_RETURN(cuda_dp_, CudaGradReducer::Create(
+                                   store, comm_->rank(), comm_->size(), config_.parallel.local_rank,
+                                   cuda_->stream(), cuda_->grad_data(), cuda_->num_params(),
+                                   static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4),
+                                   config_.parallel.overlap_grad_reduce,
+                                   config_.parallel.collective_timeout_s));
+    LOG_INFO << "data parallel: gradients over " << cuda_dp_->describe();
+  }
+  return coord::Status::Ok();
+#else
+  (void)store;
+  return coord::FailedPrecondition(
+      config_.source_path + ": training.device is \"cuda\" but this gpt-rank was built without "
+      "CUDA (cmake -DCOORD_WITH_CUDA=ON with nvcc installed), or train with training.device "
+      "\"cpu\"");
+#endif
+}
+
+coord::Status Trainer::Setup(dist::Communicator* comm, dist::KeyValueStore* store) {
   TrainingConfig& tr = config_.training;
   if (comm == nullptr) {
     own_comm_ = dist::MakeSelfCommunicator();
@@ -120,28 +214,54 @@ coord::Status Trainer::Setup(dist::Communicator* comm) {
   RETURN_IF_ERROR(SetupData());
 
   const trainer::GptConfig& mc = config_.model;
-  ASSIGN_OR_RETURN(
-      model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length));
-  model_->InitMegatron(tr.seed);
+  ASSIGN_OR_RETURN(inject_overflow_at_, InjectedOverflowsFromEnv());
+  if (config_.parallel.precision == "fp16") {
+    scaler_ = std::make_unique<trainer::LossScaler>(tr.loss_scaler);
+    LOG_INFO << "fp16: loss scale " << scaler_->scale()
+             << (tr.loss_scaler.dynamic
+                     ? " (dynamic: window " + std::to_string(tr.loss_scaler.scale_window) +
+                           ", hysteresis " + std::to_string(tr.loss_scaler.hysteresis) +
+                           ", min " + std::to_string(tr.loss_scaler.min_scale) + ")"
+                     : " (static)");
+  }
+  if (tr.device == "cuda") {
+    RETURN_IF_ERROR(SetupCuda(store));
+  } else {
+    if (config_.parallel.precision != "fp32") {
+      LOG_WARN << config_.source_path << ": " << config_.parallel.precision
+               << " requested; the CPU backend computes in fp32 (its reference precision)"
+               << (scaler_ != nullptr ? ", with the fp16 loss scaling as configured" : "")
+               << ". Set training.device \"cuda\" to train in " << config_.parallel.precision;
+    }
+    ASSIGN_OR_RETURN(model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
+                                                       mc.seq_length));
+    model_->InitMegatron(tr.seed);
+  }
   DataParallelOptions dpo;
   dpo.zero_stage = config_.parallel.zero_stage;
   dpo.bucket_floats = static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4);
   dpo.overlap = config_.parallel.overlap_grad_reduce;
-  dp_ = std::make_unique<DataParallel>(comm_, model_->num_params(), dpo);
-  adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam, dp_->shard_begin(),
-                                           dp_->shard_end());
+  if (cuda_ != nullptr) dpo.zero_stage = 0;  // the CPU reducer only averages host values here
+  dp_ = std::make_unique<DataParallel>(comm_, num_params(), dpo);
+  if (model_ != nullptr) {
+    adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam, dp_->shard_begin(),
+                                             dp_->shard_end());
+  }
   ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
   schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
   const trainer::MemoryPlan plan =
       trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length);
   LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
            << mc.num_attention_heads << " heads, seq " << mc.seq_length << ", vocab "
-           << mc.vocab_size << " (padded " << mc.padded_vocab_size()
-           << "): " << model_->num_params() << " parameters; " << omp_get_max_threads()
-           << " threads";
-  LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
-           << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
-  if (comm_->size() > 1) {
+           << mc.vocab_size << " (padded " << mc.padded_vocab_size() << "): " << num_params()
+           << " parameters; " << (cuda_ != nullptr ? "CUDA, " + config_.parallel.precision
+                                                   : std::to_string(omp_get_max_threads()) +
+                                                         " threads");
+  if (cuda_ == nullptr) {
+    LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
+             << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
+  }
+  if (comm_->size() > 1 && cuda_ == nullptr) {
     LOG_INFO << "data parallel: " << comm_->size() << " ranks (" << comm_->backend() << "), "
              << num_micro_batches_ << " micro-batches of " << tr.micro_batch_size
              << " per rank and iteration, ZeRO stage " << dpo.zero_stage
@@ -220,24 +340,36 @@ coord::Status Trainer::Resume() {
   }
   // Each rank reads the parameters and the optimizer state of its own shard, from
   // full tensors or from whichever saved shards overlap it (re-sharding).
-  trainer::OptimizerRange range{adam_->begin(), adam_->end(), true};
-  auto loaded = trainer::LoadLatestCheckpoint(dir, model_->num_params(), range);
+  const size_t opt_begin = adam_ != nullptr ? adam_->begin() : 0;
+  const size_t opt_end = adam_ != nullptr ? adam_->end() : num_params();
+  trainer::OptimizerRange range{opt_begin, opt_end, true};
+  auto loaded = trainer::LoadLatestCheckpoint(dir, num_params(), range);
   if (!loaded.ok()) return loaded.status().WithContext("training.load");
   if (is_root()) {
     for (const std::string& w : loaded->warnings) LOG_WARN << w;
   }
-  const size_t n = model_->num_params();
-  const size_t shard = adam_->end() - adam_->begin();
+  const size_t n = num_params();
+  const size_t shard = opt_end - opt_begin;
   if (loaded->adam_m.size() != shard) {
     return coord::Internal("training.load: optimizer range of " +
                            std::to_string(loaded->adam_m.size()) + " floats, expected " +
                            std::to_string(shard));
   }
-  std::memcpy(model_->param_data(), loaded->params.data(), n * sizeof(float));
-  std::memcpy(adam_->m(), loaded->adam_m.data(), shard * sizeof(float));
-  std::memcpy(adam_->v(), loaded->adam_v.data(), shard * sizeof(float));
   const trainer::TrainState& s = loaded->state;
-  adam_->set_step(s.adam_step);
+  if (cuda_ != nullptr) {  // the same files as the CPU backend's: either can resume either
+    RETURN_IF_ERROR(cuda_->LoadParams(loaded->params.data()));
+    RETURN_IF_ERROR(
+        cuda_->LoadOptimizer(loaded->adam_m.data(), loaded->adam_v.data(), s.adam_step));
+  } else {
+    std::memcpy(model_->param_data(), loaded->params.data(), n * sizeof(float));
+    std::memcpy(adam_->m(), loaded->adam_m.data(), shard * sizeof(float));
+    std::memcpy(adam_->v(), loaded->adam_v.data(), shard * sizeof(float));
+    adam_->set_step(s.adam_step);
+  }
+  if (scaler_ != nullptr && s.loss_scale > 0) {
+    scaler_->set_state({s.loss_scale, s.loss_scale_iter, s.loss_scale_last_overflow,
+                        s.loss_scale_hysteresis});
+  }
   iteration_ = s.iteration;
   consumed_train_samples_ = s.consumed_train_samples;
   consumed_valid_samples_ = s.consumed_valid_samples;
@@ -281,15 +413,19 @@ coord::Status Trainer::LoadBatch(const trainer::data::GptDataset& ds,
 }
 
 coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
-  const int B = static_cast<int>(config_.training.micro_batch_size);
-  const int T = config_.model.seq_length;
   const int64_t it = iteration_ + 1;
+  const double loss_scale = scaler_ != nullptr ? scaler_->scale() : 1.0;
   // Every micro-batch of every rank contributes 1/(micro-batches x ranks) of the
-  // gradient, so the reduction's sum is the mean over the global batch.
-  const float contribution =
-      1.0f / static_cast<float>(num_micro_batches_ * static_cast<int64_t>(comm_->size()));
-  float* grads = model_->grad_data();
-  model_->ZeroGrad();
+  // gradient, so the reduction's sum is the mean over the global batch; fp16 scales
+  // the loss on top (undone in the update).
+  const float contribution = static_cast<float>(
+      loss_scale / static_cast<double>(num_micro_batches_ * static_cast<int64_t>(comm_->size())));
+  float* grads = cuda_ != nullptr ? cuda_->grad_data() : model_->grad_data();
+  if (cuda_ != nullptr) {
+    RETURN_IF_ERROR(cuda_->ZeroGrad());
+  } else {
+    model_->ZeroGrad();
+  }
   double local_loss = 0.0;
   for (int64_t m = 0; m < num_micro_batches_; ++m) {
     if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
@@ -301,17 +437,47 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
     // Dropout masks follow the sample's position in the global order (idx is a
     // contiguous run of it), so they do not depend on the rank count.
     options.rng_step = static_cast<uint64_t>(idx.front());
-    ASSIGN_OR_RETURN(float l, model_->Forward(inputs_.data(), targets_.data(), B, T, options));
+    ASSIGN_OR_RETURN(float l, Forward(options));
     local_loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
-    RETURN_IF_ERROR(
-        model_->Backward(contribution, dp_->BeginMicroBatch(grads, m, num_micro_batches_)));
-    bool zero_grads = false;
-    RETURN_IF_ERROR(dp_->EndMicroBatch(grads, &zero_grads));
-    if (zero_grads) model_->ZeroGrad();
+    if (cuda_ != nullptr) {
+#if COORD_HAVE_CUDA
+      trainer::GptModel::GradsReadyFn ready;
+      if (cuda_dp_ != nullptr) ready = cuda_dp_->BeginMicroBatch(m, num_micro_batches_);
+      RETURN_IF_ERROR(cuda_->Backward(contribution, ready));
+      if (cuda_dp_ != nullptr) RETURN_IF_ERROR(cuda_dp_->EndMicroBatch());
+#endif
+    } else {
+      RETURN_IF_ERROR(
+          model_->Backward(contribution, dp_->BeginMicroBatch(grads, m, num_micro_batches_)));
+      bool zero_grads = false;
+      RETURN_IF_ERROR(dp_->EndMicroBatch(grads, &zero_grads));
+      if (zero_grads) model_->ZeroGrad();
+    }
+  }
+  if (std::find(inject_overflow_at_.begin(), inject_overflow_at_.end(), it) !=
+      inject_overflow_at_.end()) {
+    RETURN_IF_ERROR(InjectOverflow(grads));
   }
   ASSIGN_OR_RETURN(*loss, dp_->Average(local_loss));
-  ASSIGN_OR_RETURN(double norm_sq, dp_->GradNormSquared(grads));
-  *grad_norm = std::sqrt(norm_sq);
+  double norm_sq = 0.0;
+  if (cuda_ != nullptr) {
+    ASSIGN_OR_RETURN(norm_sq, cuda_->GradNormSquared());
+  } else {
+    ASSIGN_OR_RETURN(norm_sq, dp_->GradNormSquared(grads));
+  }
+  *grad_norm = std::sqrt(norm_sq) / loss_scale;
+  if (scaler_ != nullptr && !std::isfinite(*grad_norm) && std::isfinite(*loss)) {
+    // fp16 overflow: skip the update, lower the scale (DeepSpeed); the iteration and
+    // its samples still count, as they do there.
+    if (is_root()) {
+      LOG_WARN << scaler_->DescribeOverflow(it);
+    }
+    RETURN_IF_ERROR(scaler_->Update(true).WithContext("iteration " + std::to_string(it)));
+    ++skipped_iterations_;
+    consumed_train_samples_ += config_.training.global_batch_size;
+    iteration_ = it;
+    return coord::Status::Ok();
+  }
   if (!std::isfinite(*loss) || !std::isfinite(*grad_norm)) {
     char what[160];
     std::snprintf(what, sizeof(what), "iteration %lld: lm loss is %g and grad norm %g",
@@ -323,17 +489,36 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
                              LastCheckpointText());
   }
   const double coef = trainer::ClipCoefficient(*grad_norm, config_.training.clip_grad);
-  if (coef < 1.0) dp_->ScaleGrads(grads, static_cast<float>(coef));
-  adam_->Step(model_->param_data(), grads, static_cast<float>(schedule_->LrForIteration(it)));
-  RETURN_IF_ERROR(dp_->GatherParams(model_->param_data()));
+  const float lr = static_cast<float>(schedule_->LrForIteration(it));
+  if (cuda_ != nullptr) {
+    RETURN_IF_ERROR(cuda_->Step(lr, static_cast<float>(coef / loss_scale)));
+  } else {
+    const double grad_scale = coef / loss_scale;
+    if (grad_scale != 1.0) dp_->ScaleGrads(grads, static_cast<float>(grad_scale));
+    adam_->Step(model_->param_data(), grads, lr);
+    RETURN_IF_ERROR(dp_->GatherParams(model_->param_data()));
+  }
+  if (scaler_ != nullptr) RETURN_IF_ERROR(scaler_->Update(false));
   consumed_train_samples_ += config_.training.global_batch_size;
   iteration_ = it;
   return coord::Status::Ok();
 }
 
+// Writes +inf into the first gradient (host or device), as an fp16 overflow would.
+coord::Status Trainer::InjectOverflow(float* grads) {
+  const float inf = std::numeric_limits<float>::infinity();
+  LOG_WARN << "GPT_RANK_INJECT_OVERFLOW: forcing an inf gradient at iteration " << iteration_ + 1;
+  if (cuda_ != nullptr) {
+    std::vector<float> host(cuda_->num_params());
+    RETURN_IF_ERROR(cuda_->StoreGrads(host.data()));
+    host[0] = inf;
+    return cuda_->LoadGrads(host.data());
+  }
+  grads[dp_->shard_begin()] = inf;
+  return coord::Status::Ok();
+}
+
 coord::StatusOr<double> Trainer::Evaluate() {
-  const int B = static_cast<int>(config_.training.micro_batch_size);
-  const int T = config_.model.seq_length;
   double total = 0.0;
   for (int64_t k = 0; k < config_.training.eval_iters; ++k) {
     for (int64_t m = 0; m < num_micro_batches_; ++m) {
@@ -342,7 +527,7 @@ coord::StatusOr<double> Trainer::Evaluate() {
       RETURN_IF_ERROR(LoadBatch(*valid_ds_, idx));
       trainer::StepOptions options;
       options.training = false;
-      ASSIGN_OR_RETURN(float l, model_->Forward(inputs_.data(), targets_.data(), B, T, options));
+      ASSIGN_OR_RETURN(float l, Forward(options));
       total += l;
     }
     consumed_valid_samples_ += config_.training.global_batch_size;
@@ -395,7 +580,14 @@ coord::Status Trainer::Save() {
   s.consumed_valid_samples = consumed_valid_samples_;
   s.rng_step = consumed_train_samples_;  // the first sample of the next iteration
   s.seed = config_.training.seed;
-  s.adam_step = adam_->step();
+  s.adam_step = cuda_ != nullptr ? cuda_->adam_step() : adam_->step();
+  if (scaler_ != nullptr) {
+    const trainer::LossScaler::State ls = scaler_->state();
+    s.loss_scale = ls.scale;
+    s.loss_scale_iter = ls.iter;
+    s.loss_scale_last_overflow = ls.last_overflow_iter;
+    s.loss_scale_hysteresis = ls.hysteresis_left;
+  }
   s.config_json = config_.job.dump(2);
   const Clock::time_point t0 = Clock::now();
   if (dp_->zero_stage() > 0 && comm_->size() > 1) {
@@ -405,11 +597,21 @@ coord::Status Trainer::Save() {
     coord::Status st;
     if (is_root()) {
       trainer::CheckpointTensors t;
-      t.params = model_->param_data();
-      t.adam_m = adam_->m();
-      t.adam_v = adam_->v();
-      t.n = model_->num_params();
-      st = trainer::SaveCheckpoint(dir, s, t);
+      t.n = num_params();
+      std::vector<float> host;  // the CUDA backend's tensors, copied down
+      if (cuda_ != nullptr) {
+        host.resize(3 * t.n);
+        st = cuda_->StoreParams(host.data());
+        if (st.ok()) st = cuda_->StoreOptimizer(host.data() + t.n, host.data() + 2 * t.n);
+        t.params = host.data();
+        t.adam_m = host.data() + t.n;
+        t.adam_v = host.data() + 2 * t.n;
+      } else {
+        t.params = model_->param_data();
+        t.adam_m = adam_->m();
+        t.adam_v = adam_->v();
+      }
+      if (st.ok()) st = trainer::SaveCheckpoint(dir, s, t);
     }
     RETURN_IF_ERROR(Agree(st, "saving checkpoint iteration " + std::to_string(iteration_)));
   }
@@ -506,6 +708,9 @@ coord::Status Trainer::Run() {
       r.global_batch_size = tr.global_batch_size;
       r.lm_loss = interval_loss / static_cast<double>(interval_iters);
       r.grad_norm = grad_norm;
+      r.loss_scale = scaler_ != nullptr ? scaler_->scale() : 0.0;
+      r.skipped_iterations = skipped_iterations_;
+      skipped_iterations_ = 0;
       r.tokens_per_s = tokens_per_iter / (r.elapsed_ms / 1000.0);
       r.tflops = flops_per_iter / (r.elapsed_ms / 1000.0) / 1e12;
       if (is_root()) {

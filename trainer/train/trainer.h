@@ -24,6 +24,7 @@
 #include "trainer/data/gpt_dataset.h"
 #include "trainer/data/indexed_dataset.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/store.h"
 #include "trainer/model/gpt.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/lr_schedule.h"
@@ -31,7 +32,14 @@
 #include "trainer/train/metrics.h"
 #include "trainer/train/trainer_config.h"
 
+namespace trainer {
+class CudaGptModel;
+class LossScaler;
+}  // namespace trainer
+
 namespace gpt_rank::train {
+
+class CudaGradReducer;
 
 // The dataset behind data.data_path, or data.train_data preprocessed (once, keyed by
 // the input's path, size and mtime and the tokenizer files) into data.cache_dir.
@@ -45,8 +53,14 @@ class Trainer {
   // InvalidArgument / NotFound / FailedPrecondition. `comm` connects the data-parallel
   // ranks (config.parallel.world_size of them; not owned, must outlive the trainer);
   // null for a single process.
+  // With training.device "cuda" the model, gradients and optimizer live on GPU
+  // parallel.local_rank; data-parallel gradients are reduced over NCCL, set up through
+  // `store` (the process group's; null for a single process). `comm` still carries the
+  // small host-side collectives (losses, agreement, checkpoint records).
   static coord::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config,
-                                                          dist::Communicator* comm = nullptr);
+                                                          dist::Communicator* comm = nullptr,
+                                                          dist::KeyValueStore* store = nullptr);
+  ~Trainer();
 
   // Trains from the current iteration to train_iters. Aborted on a NaN/inf loss or
   // grad norm (naming the iteration), Cancelled after RequestStop, else I/O errors.
@@ -56,17 +70,21 @@ class Trainer {
   static void RequestStop();
 
   int64_t iteration() const { return iteration_; }
-  const trainer::GptModel& model() const { return *model_; }
 
  private:
-  explicit Trainer(const TrainerConfig& config) : config_(config) {}
-  coord::Status Setup(dist::Communicator* comm);
+  explicit Trainer(const TrainerConfig& config);
+  coord::Status Setup(dist::Communicator* comm, dist::KeyValueStore* store);
+  coord::Status SetupCuda(dist::KeyValueStore* store);
+  // The backend's forward (CPU GptModel or CudaGptModel).
+  coord::StatusOr<float> Forward(const trainer::StepOptions& options);
+  size_t num_params() const;
   coord::Status SetupData();
   coord::Status Resume();
   // Fills inputs_/targets_ (B, T) with the micro-batch of these dataset indices.
   coord::Status LoadBatch(const trainer::data::GptDataset& ds, const std::vector<int64_t>& idx);
   // One iteration: accumulate over micro-batches, clip, AdamW. *loss = mean loss.
   coord::Status TrainStep(double* loss, double* grad_norm);
+  coord::Status InjectOverflow(float* grads);
   coord::StatusOr<double> Evaluate();
   coord::Status EvaluateAndPrint(const std::string& prefix);
   coord::Status Save();
@@ -86,8 +104,13 @@ class Trainer {
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
   std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
   std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;
-  std::unique_ptr<trainer::GptModel> model_;
-  std::unique_ptr<trainer::AdamW> adam_;
+  std::unique_ptr<trainer::GptModel> model_;  // CPU backend
+  std::unique_ptr<trainer::AdamW> adam_;       // CPU backend
+  std::unique_ptr<trainer::CudaGptModel> cuda_;  // CUDA backend (model + AdamW on the GPU)
+  std::unique_ptr<CudaGradReducer> cuda_dp_;     // CUDA backend, world size > 1
+  std::unique_ptr<trainer::LossScaler> scaler_;  // fp16 only
+  std::vector<int64_t> inject_overflow_at_;      // GPT_RANK_INJECT_OVERFLOW (tests)
+  int64_t skipped_iterations_ = 0;               // fp16 overflows since the last log line
   std::unique_ptr<trainer::LrSchedule> schedule_;
   std::unique_ptr<MetricsSink> metrics_;
   std::vector<int> inputs_, targets_;  // (B, T) of the current micro-batch

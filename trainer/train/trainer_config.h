@@ -60,6 +60,7 @@ struct TrainingConfig {
 // size the big configs, and refused by `train`.
 struct ParallelConfig {
   int world_size = 1;  // from WORLD_SIZE (or Open MPI's / Slurm's equivalents)
+  int local_rank = 0;  // from LOCAL_RANK: the GPU this rank uses with training.device "cuda"
   int tensor_model_parallel_size = 1;
   int pipeline_model_parallel_size = 1;
   int zero_stage = 0;           // zero_optimization.stage
