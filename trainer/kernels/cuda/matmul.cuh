@@ -16,8 +16,11 @@ namespace kernels::cuda {
 class MatmulContext {
  public:
   // "" or the error; workspace_bytes of device memory (32 MiB suits Hopper).
+  MatmulContext() = default;
   std::string Init(size_t workspace_bytes = 32u << 20);
   ~MatmulContext();
+  MatmulContext(const MatmulContext&) = delete;  // owns the handle and the workspace
+  MatmulContext& operator=(const MatmulContext&) = delete;
   cublasLtHandle_t handle() const { return handle_; }
   void* workspace() const { return workspace_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
