@@ -21,8 +21,8 @@ struct Philox4x32 {
 };
 
 // One Philox4x32-10 block: 4 independent uint32 draws for counter (c0..c3), key (k0,k1).
-COORD_HOST_DEVICE inline Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0,
-                                uint32_t k1) {
+COORD_HOST_DEVICE inline Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2,
+                                                  uint32_t c3, uint32_t k0, uint32_t k1) {
   constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
   constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
@@ -54,7 +54,9 @@ struct RngStream {
   }
   COORD_HOST_DEVICE uint32_t u32(uint64_t i) const { return block(i >> 2).v[i & 3]; }
   // Uniform in [0, 1) with 24 random bits (exactly representable in fp32).
-  COORD_HOST_DEVICE float uniform(uint64_t i) const { return static_cast<float>(u32(i) >> 8) * 0x1.0p-24f; }
+  COORD_HOST_DEVICE float uniform(uint64_t i) const {
+    return static_cast<float>(u32(i) >> 8) * 0x1.0p-24f;
+  }
   // Standard normal number i: Box-Muller on the words of Philox block i (53-bit u1,
   // 32-bit u2), in double so it is reproducible; one block per draw, not four.
   float normal(uint64_t i) const {

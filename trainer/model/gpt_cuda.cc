@@ -47,12 +47,12 @@ coord::Status CudaStatus(const std::string& message) {
 }
 
 #define RETURN_IF_CUDA(expr) RETURN_IF_ERROR(CudaStatus(expr))
-#define RETURN_IF_CUDART(expr)                                                       \
-  do {                                                                               \
-    cudaError_t _err = (expr);                                                       \
-    if (_err != cudaSuccess) {                                                       \
-      return CudaStatus(kc::CudaErrorText(_err, #expr, __FILE__, __LINE__));         \
-    }                                                                                \
+#define RETURN_IF_CUDART(expr)                                               \
+  do {                                                                       \
+    cudaError_t _err = (expr);                                               \
+    if (_err != cudaSuccess) {                                               \
+      return CudaStatus(kc::CudaErrorText(_err, #expr, __FILE__, __LINE__)); \
+    }                                                                        \
   } while (0)
 
 // The sizes of every buffer, in elements, for one (B, T): the plan and the allocation
@@ -80,7 +80,8 @@ BufferSizes SizesFor(const GptConfig& c, int B, int T) {
   s.lse = B * NH * T;
   s.residual2 = BT * C;
   s.fch = BT * 4 * C;
-  s.layer_t = 2 * s.ln + s.qkv + s.atty + s.residual2 + 2 * s.fch;  // ln1 ln2 qkv atty res2 fch fchg
+  s.layer_t =
+      2 * s.ln + s.qkv + s.atty + s.residual2 + 2 * s.fch;  // ln1 ln2 qkv atty res2 fch fchg
   s.layer_f = 4 * s.stats + s.lse;
   s.slots = c.checkpoint_activations ? 1 : static_cast<int>(L);
   s.residual = (L + 1) * BT * C;
@@ -93,10 +94,10 @@ BufferSizes SizesFor(const GptConfig& c, int B, int T) {
   s.dqkv = BT * 3 * C;
   s.dfch = BT * 4 * C;
   const int N = static_cast<int>(BT);
-  s.scratch_floats = std::max({kc::layernorm_backward_scratch_floats(N, c.hidden_size),
-                               kc::matmul_backward_scratch_floats(N, 4 * c.hidden_size),
-                               kc::attention_backward_scratch_floats(B, T, c.hidden_size,
-                                                                     c.num_attention_heads)});
+  s.scratch_floats =
+      std::max({kc::layernorm_backward_scratch_floats(N, c.hidden_size),
+                kc::matmul_backward_scratch_floats(N, 4 * c.hidden_size),
+                kc::attention_backward_scratch_floats(B, T, c.hidden_size, c.num_attention_heads)});
   s.encoder_scratch_bytes = kc::encoder_backward_scratch_bytes(B, T);
   s.reduce_doubles = kc::reduce_scratch_doubles() + 1;
   return s;
@@ -133,8 +134,7 @@ class DeviceArena {
 // Pointers into one layer's parameters in the compute type.
 template <typename T>
 struct LayerWeights {
-  T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
-      *fcprojb;
+  T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
 };
 
 template <typename T>
@@ -247,7 +247,9 @@ class CudaModel final : public CudaGptModel {
   void* stream() const override { return stream_; }
   int64_t adam_step() const override { return adam_step_; }
   float* grad_data() override { return grads_; }
-  size_t peak_used_bytes() const override { return peak_used_ - std::min(peak_used_, used_before_); }
+  size_t peak_used_bytes() const override {
+    return peak_used_ - std::min(peak_used_, used_before_);
+  }
 
   coord::Status LoadParams(const float* host) override {
     const size_t N = layout_.num_params();
@@ -276,8 +278,7 @@ class CudaModel final : public CudaGptModel {
   }
 
   coord::Status ZeroGrad() override {
-    RETURN_IF_CUDART(
-        cudaMemsetAsync(grads_, 0, layout_.num_params() * sizeof(float), stream_));
+    RETURN_IF_CUDART(cudaMemsetAsync(grads_, 0, layout_.num_params() * sizeof(float), stream_));
     return coord::Status::Ok();
   }
 
@@ -296,8 +297,8 @@ class CudaModel final : public CudaGptModel {
     RETURN_IF_CUDA(kc::sum_of_squares(reduce_scratch_, grads_, layout_.num_params(),
                                       reduce_scratch_ + 1, stream_));
     double total = 0.0;
-    RETURN_IF_CUDART(cudaMemcpyAsync(&total, reduce_scratch_, sizeof(double),
-                                     cudaMemcpyDeviceToHost, stream_));
+    RETURN_IF_CUDART(
+        cudaMemcpyAsync(&total, reduce_scratch_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     RETURN_IF_ERROR(Synchronize());
     return total;
   }
@@ -308,10 +309,9 @@ class CudaModel final : public CudaGptModel {
     for (bool decay : {true, false}) {
       const float wd = decay ? adam_.weight_decay : 0.0f;
       for (const auto& [b, e] : decay ? decay_ranges_ : no_decay_ranges_) {
-        RETURN_IF_CUDA(kc::adamw_update<T>(master_ + b, copy == nullptr ? nullptr : copy + b,
-                                           grads_ + b, m_ + b, v_ + b, e - b, lr, adam_.beta1,
-                                           adam_.beta2, adam_.eps, wd, adam_step_, grad_scale,
-                                           stream_));
+        RETURN_IF_CUDA(kc::adamw_update<T>(
+            master_ + b, copy == nullptr ? nullptr : copy + b, grads_ + b, m_ + b, v_ + b, e - b,
+            lr, adam_.beta1, adam_.beta2, adam_.eps, wd, adam_step_, grad_scale, stream_));
       }
     }
     return coord::Status::Ok();
@@ -384,8 +384,7 @@ class CudaModel final : public CudaGptModel {
   T *residual_ = nullptr, *scratch_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
   float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr, *losses_ = nullptr, *loss_lse_ = nullptr;
   int *inputs_ = nullptr, *targets_ = nullptr;
-  T *dresidual_ = nullptr, *dbtc_ = nullptr, *dbtc2_ = nullptr, *dqkv_ = nullptr,
-    *dfch_ = nullptr;
+  T *dresidual_ = nullptr, *dbtc_ = nullptr, *dbtc2_ = nullptr, *dqkv_ = nullptr, *dfch_ = nullptr;
   float* kernel_scratch_ = nullptr;
   char* encoder_scratch_ = nullptr;
   double* reduce_scratch_ = nullptr;
@@ -409,10 +408,10 @@ coord::Status CudaModel<T>::LayerForward(int l, const LayerSlot<T>& a, const T* 
   const float eps = config_.layernorm_epsilon;
   cudaStream_t s = stream_;
 
-  RETURN_IF_CUDA(kc::layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT,
-                                          C, eps, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, a.qkv, nullptr, a.ln1, w.qkvw, w.qkvb, BT, C,
-                                       3 * C, kc::MatmulEpilogue::kBias, s));
+  RETURN_IF_CUDA(
+      kc::layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT, C, eps, s));
+  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, a.qkv, nullptr, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * C,
+                                       kc::MatmulEpilogue::kBias, s));
   RETURN_IF_CUDA(kc::attention_forward<T>(a.atty, a.lse, a.qkv, B, T_len, C, NH, p_attn,
                                           DropoutRng(l, DropoutSite::kAttentionProbs), s));
   RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, scratch_, nullptr, a.atty, w.attprojw, w.attprojb,
@@ -424,8 +423,8 @@ coord::Status CudaModel<T>::LayerForward(int l, const LayerSlot<T>& a, const T* 
                                           w.ln2b, BT, C, eps, s));
   RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, a.fch_gelu, a.fch, a.ln2, w.fcw, w.fcb, BT, C,
                                        4 * C, kc::MatmulEpilogue::kBiasGelu, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, scratch_, nullptr, a.fch_gelu, w.fcprojw,
-                                       w.fcprojb, BT, 4 * C, C, kc::MatmulEpilogue::kBias, s));
+  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, scratch_, nullptr, a.fch_gelu, w.fcprojw, w.fcprojb,
+                                       BT, 4 * C, C, kc::MatmulEpilogue::kBias, s));
   RETURN_IF_CUDA(kc::residual_dropout_forward<T>(out, a.residual2, scratch_, BTC, p_hidden,
                                                  DropoutRng(l, DropoutSite::kMlpOut), RowElems(),
                                                  s));
@@ -433,8 +432,8 @@ coord::Status CudaModel<T>::LayerForward(int l, const LayerSlot<T>& a, const T* 
 }
 
 template <typename T>
-coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targets, int B, int T_len,
-                                             const StepOptions& options) {
+coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targets, int B,
+                                             int T_len, const StepOptions& options) {
   if (B <= 0 || T_len <= 0 || B > max_batch_ || T_len > max_seq_) {
     return coord::InvalidArgument("CudaGptModel::Forward: batch (B=" + std::to_string(B) +
                                   ", T=" + std::to_string(T_len) + ") outside the allocated (" +
@@ -446,8 +445,8 @@ coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targe
     if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V) {
       return coord::InvalidArgument("CudaGptModel::Forward: token " + std::to_string(i) +
                                     " (input " + std::to_string(inputs[i]) + ", target " +
-                                    std::to_string(targets[i]) +
-                                    ") outside the vocabulary [0, " + std::to_string(V) + ")");
+                                    std::to_string(targets[i]) + ") outside the vocabulary [0, " +
+                                    std::to_string(V) + ")");
     }
   }
   B_ = B;
@@ -457,10 +456,8 @@ coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targe
   const int C = config_.hidden_size, L = config_.num_layers, Vp = config_.padded_vocab_size();
   const size_t BTC = static_cast<size_t>(BT) * C;
   cudaStream_t s = stream_;
-  RETURN_IF_CUDART(
-      cudaMemcpyAsync(inputs_, inputs, BT * sizeof(int), cudaMemcpyHostToDevice, s));
-  RETURN_IF_CUDART(
-      cudaMemcpyAsync(targets_, targets, BT * sizeof(int), cudaMemcpyHostToDevice, s));
+  RETURN_IF_CUDART(cudaMemcpyAsync(inputs_, inputs, BT * sizeof(int), cudaMemcpyHostToDevice, s));
+  RETURN_IF_CUDART(cudaMemcpyAsync(targets_, targets, BT * sizeof(int), cudaMemcpyHostToDevice, s));
   RETURN_IF_CUDA(kc::encoder_forward<T>(residual_, inputs_, P(0), P(1), B, T_len, C, s));
   if (training_ && config_.hidden_dropout > 0.0f) {
     RETURN_IF_CUDA(kc::dropout_forward<T>(residual_, residual_, BTC, config_.hidden_dropout,
@@ -470,15 +467,14 @@ coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targe
     const LayerSlot<T>& a = slots_[config_.checkpoint_activations ? 0 : static_cast<size_t>(l)];
     RETURN_IF_ERROR(LayerForward(l, a, ResidualAt(l), ResidualAt(l + 1)));
   }
-  RETURN_IF_CUDA(kc::layernorm_forward<T>(lnf_, lnf_mean_, lnf_rstd_, ResidualAt(L),
-                                          P(lnf_index()), P(lnf_index() + 1), BT, C,
-                                          config_.layernorm_epsilon, s));
+  RETURN_IF_CUDA(kc::layernorm_forward<T>(lnf_, lnf_mean_, lnf_rstd_, ResidualAt(L), P(lnf_index()),
+                                          P(lnf_index() + 1), BT, C, config_.layernorm_epsilon, s));
   RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, logits_, nullptr, lnf_, P(0), nullptr, BT, C, Vp,
                                        kc::MatmulEpilogue::kNone, s));
   RETURN_IF_CUDA(
       kc::softmax_cross_entropy_forward<T>(losses_, loss_lse_, logits_, targets_, BT, V, Vp, s));
-  RETURN_IF_CUDART(cudaMemcpyAsync(host_losses_.data(), losses_, BT * sizeof(float),
-                                   cudaMemcpyDeviceToHost, s));
+  RETURN_IF_CUDART(
+      cudaMemcpyAsync(host_losses_.data(), losses_, BT * sizeof(float), cudaMemcpyDeviceToHost, s));
   RETURN_IF_ERROR(Synchronize());
   double sum = 0.0;  // in token order, as the CPU model: deterministic
   for (int i = 0; i < BT; ++i) sum += host_losses_[static_cast<size_t>(i)];
@@ -511,8 +507,8 @@ coord::Status CudaModel<T>::LayerBackward(int l, const LayerSlot<T>& a, const T*
   // d(fch) = (dproj @ Wfcproj) * gelu'(fch), fused in the matmul's epilogue.
   RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dfch_, g.fcprojw, g.fcprojb, dproj, a.fch_gelu,
                                         w.fcprojw, a.fch, BT, 4 * C, C, scratch, s));
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc2_, g.fcw, g.fcb, dfch_, a.ln2, w.fcw,
-                                        nullptr, BT, C, 4 * C, scratch, s));
+  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc2_, g.fcw, g.fcb, dfch_, a.ln2, w.fcw, nullptr,
+                                        BT, C, 4 * C, scratch, s));
   RETURN_IF_CUDA(kc::layernorm_backward<T>(dresidual_, g.ln2w, g.ln2b, dbtc2_, a.residual2, w.ln2w,
                                            a.ln2_mean, a.ln2_rstd, BT, C, scratch, s));
 
@@ -551,12 +547,12 @@ coord::Status CudaModel<T>::Backward(float loss_scale, const GptModel::GradsRead
   RETURN_IF_CUDA(kc::softmax_cross_entropy_backward<T>(logits_, loss_lse_, targets_, BT, V, Vp,
                                                        loss_scale / BT, s));
   // LM head tied to wte: its weight gradient lands in d(wte).
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc_, G(0), nullptr, logits_, lnf_, P(0),
-                                        nullptr, BT, C, Vp, scratch, s));
+  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc_, G(0), nullptr, logits_, lnf_, P(0), nullptr,
+                                        BT, C, Vp, scratch, s));
   RETURN_IF_CUDART(cudaMemsetAsync(dresidual_, 0, BTC * sizeof(T), s));
   RETURN_IF_CUDA(kc::layernorm_backward<T>(dresidual_, G(lnf_index()), G(lnf_index() + 1), dbtc_,
-                                           ResidualAt(L), P(lnf_index()), lnf_mean_, lnf_rstd_,
-                                           BT, C, scratch, s));
+                                           ResidualAt(L), P(lnf_index()), lnf_mean_, lnf_rstd_, BT,
+                                           C, scratch, s));
   if (grads_ready) grads_ready(layout_.layer_end(L - 1));
   for (int l = L - 1; l >= 0; --l) {
     if (config_.checkpoint_activations) {
@@ -572,8 +568,8 @@ coord::Status CudaModel<T>::Backward(float loss_scale, const GptModel::GradsRead
     RETURN_IF_CUDA(kc::dropout_forward<T>(dresidual_, dresidual_, BTC, config_.hidden_dropout,
                                           DropoutRng(-1, DropoutSite::kEmbedding), RowElems(), s));
   }
-  RETURN_IF_CUDA(kc::encoder_backward<T>(G(0), G(1), dresidual_, inputs_, B, T_len, C,
-                                         encoder_scratch_, s));
+  RETURN_IF_CUDA(
+      kc::encoder_backward<T>(G(0), G(1), dresidual_, inputs_, B, T_len, C, encoder_scratch_, s));
   if (grads_ready) grads_ready(0);
   SamplePeak();
   return coord::Status::Ok();
@@ -592,9 +588,12 @@ coord::StatusOr<Precision> ParsePrecision(const std::string& name) {
 
 const char* PrecisionName(Precision p) {
   switch (p) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kBf16: return "bf16";
-    case Precision::kFp16: return "fp16";
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    case Precision::kFp16:
+      return "fp16";
   }
   return "?";
 }
@@ -621,7 +620,8 @@ coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
   if (info.driver_version == 0) {
     return coord::FailedPrecondition(
         "training.device is \"cuda\" but no NVIDIA driver is loaded on this machine (CUDA "
-        "runtime " + version(info.runtime_version) +
+        "runtime " +
+        version(info.runtime_version) +
         "). Install the driver (coordctl check shows it), or train on the CPU with "
         "training.device \"cpu\"");
   }
@@ -641,9 +641,9 @@ coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
         ". Check nvidia-smi on this node, or train on the CPU with training.device \"cpu\"");
   }
   if (e != cudaSuccess) {
-    return coord::Status(coord::StatusCode::kUnavailable,
-                         std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + ": " +
-                             cudaGetErrorString(e));
+    return coord::Status(
+        coord::StatusCode::kUnavailable,
+        std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
   }
   if (ordinal < 0 || ordinal >= count) {
     return coord::FailedPrecondition(
@@ -653,8 +653,9 @@ coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
   }
   e = cudaSetDevice(ordinal);
   if (e != cudaSuccess) {
-    return coord::Status(coord::StatusCode::kUnavailable,
-                         "cudaSetDevice(" + std::to_string(ordinal) + "): " + cudaGetErrorString(e));
+    return coord::Status(
+        coord::StatusCode::kUnavailable,
+        "cudaSetDevice(" + std::to_string(ordinal) + "): " + cudaGetErrorString(e));
   }
   cudaDeviceProp prop{};
   cudaGetDeviceProperties(&prop, ordinal);
@@ -665,8 +666,7 @@ coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
   cudaMemGetInfo(&info.free_bytes, &info.total_bytes);
   if (prop.major < 8) {
     return coord::FailedPrecondition(info.name + " has compute capability " +
-                                     std::to_string(prop.major) + "." +
-                                     std::to_string(prop.minor) +
+                                     std::to_string(prop.major) + "." + std::to_string(prop.minor) +
                                      "; gpt-rank's CUDA backend needs 8.0 or newer (A100, H100)");
   }
   return info;
@@ -689,8 +689,8 @@ CudaMemoryPlan PlanCudaMemory(const GptConfig& config, int B, int T, Precision p
   p.grad_bytes = AlignUp(N * 4);
   p.optimizer_bytes = 2 * AlignUp(N * 4);
   const size_t slot = 2 * AlignUp(s.ln * t) + AlignUp(s.qkv * t) + AlignUp(s.atty * t) +
-                      AlignUp(s.residual2 * t) + 2 * AlignUp(s.fch * t) +
-                      4 * AlignUp(s.stats * 4) + AlignUp(s.lse * 4);
+                      AlignUp(s.residual2 * t) + 2 * AlignUp(s.fch * t) + 4 * AlignUp(s.stats * 4) +
+                      AlignUp(s.lse * 4);
   p.activation_bytes = static_cast<size_t>(s.slots) * slot + AlignUp(s.residual * t) +
                        AlignUp(s.scratch * t) + AlignUp(s.lnf * t) + 2 * AlignUp(s.stats * 4) +
                        AlignUp(s.logits * t) + 2 * AlignUp(s.losses * 4) +
@@ -727,20 +727,21 @@ std::string FormatCudaMemoryPlan(const CudaMemoryPlan& p, const GptConfig& confi
 
 coord::StatusOr<std::unique_ptr<CudaGptModel>> CudaGptModel::Create(const GptConfig& config,
                                                                     int max_batch, int max_seq,
-                                                                    Precision precision,
-                                                                    int device,
+                                                                    Precision precision, int device,
                                                                     const AdamWConfig& adam) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
   if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
-    return coord::InvalidArgument("CudaGptModel: need 0 < batch and 0 < seq <= "
-                                  "max_position_embeddings, got B=" +
-                                  std::to_string(max_batch) + " T=" + std::to_string(max_seq));
+    return coord::InvalidArgument(
+        "CudaGptModel: need 0 < batch and 0 < seq <= "
+        "max_position_embeddings, got B=" +
+        std::to_string(max_batch) + " T=" + std::to_string(max_seq));
   }
   const int hs = config.head_size();
   if (hs != 32 && hs != 64 && hs != 128) {
-    return coord::InvalidArgument("the CUDA attention kernel needs a head size (hidden_size / "
-                                  "num_attention_heads) of 32, 64 or 128, got " +
-                                  std::to_string(hs));
+    return coord::InvalidArgument(
+        "the CUDA attention kernel needs a head size (hidden_size / "
+        "num_attention_heads) of 32, 64 or 128, got " +
+        std::to_string(hs));
   }
   ASSIGN_OR_RETURN(CudaDeviceInfo info, OpenCudaDevice(device));
   const CudaMemoryPlan plan = PlanCudaMemory(config, max_batch, max_seq, precision);
@@ -752,19 +753,19 @@ coord::StatusOr<std::unique_ptr<CudaGptModel>> CudaGptModel::Create(const GptCon
       c.checkpoint_activations = true;
       return PlanCudaMemory(c, max_batch, max_seq, precision);
     }();
-    std::string advice = "reduce training.micro_batch_size (now " + std::to_string(max_batch) +
-                         ")";
+    std::string advice = "reduce training.micro_batch_size (now " + std::to_string(max_batch) + ")";
     if (!config.checkpoint_activations) {
       advice += ", set model.checkpoint_activations (plan " + GiB(ckpt.total()) + ")";
     }
-    advice += ", or shard the optimizer state over data-parallel ranks (zero_optimization."
-              "stage 1 saves up to " + GiB(plan.optimizer_bytes) + " per GPU)";
+    advice +=
+        ", or shard the optimizer state over data-parallel ranks (zero_optimization."
+        "stage 1 saves up to " +
+        GiB(plan.optimizer_bytes) + " per GPU)";
     return coord::Status(coord::StatusCode::kResourceExhausted,
                          what + ". The memory plan for micro batch " + std::to_string(max_batch) +
                              ", seq " + std::to_string(max_seq) + " in " +
                              PrecisionName(precision) + ":\n" +
-                             FormatCudaMemoryPlan(plan, config, precision) + "To fit: " +
-                             advice);
+                             FormatCudaMemoryPlan(plan, config, precision) + "To fit: " + advice);
   };
   if (plan.total() + headroom > info.free_bytes) {
     return oom("out of GPU memory before the first step: the plan needs " + GiB(plan.total()) +
@@ -776,8 +777,8 @@ coord::StatusOr<std::unique_ptr<CudaGptModel>> CudaGptModel::Create(const GptCon
   coord::Status init;
   switch (precision) {
     case Precision::kFp32: {
-      auto m = std::make_unique<CudaModel<float>>(config, max_batch, max_seq, precision, info,
-                                                  adam, plan);
+      auto m = std::make_unique<CudaModel<float>>(config, max_batch, max_seq, precision, info, adam,
+                                                  plan);
       init = m->Init(used_before);
       model = std::move(m);
       break;

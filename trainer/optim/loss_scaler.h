@@ -45,7 +45,7 @@ class LossScaler {
   // State kept in checkpoints so a resumed fp16 run continues with the same scale.
   struct State {
     double scale = 0;
-    int64_t iter = 0;               // updates so far
+    int64_t iter = 0;  // updates so far
     int64_t last_overflow_iter = -1;
     int hysteresis_left = 0;
   };

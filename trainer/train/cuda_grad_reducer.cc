@@ -17,7 +17,7 @@ struct CudaGradReducer::Impl {
   size_t num_params = 0, bucket_floats = 0;
   bool overlap = true;
   bool reducing = false;
-  size_t pending_end = 0;  // [from, pending_end) is final but not yet reduced
+  size_t pending_end = 0;           // [from, pending_end) is final but not yet reduced
   std::vector<cudaEvent_t> events;  // one per bucket launched this step, reused
   size_t next_event = 0;
   coord::Status error;

@@ -63,16 +63,16 @@ std::string FormatValidationBlock(const std::string& prefix, double lm_loss) {
 
 nlohmann::json IterationRecordJson(const IterationRecord& r) {
   nlohmann::json j = {{"iteration", r.iteration},
-          {"lm_loss", r.lm_loss},
-          {"lr", r.lr},
-          {"grad_norm", r.grad_norm},
-          {"tokens_per_s", r.tokens_per_s},
-          {"tflops", r.tflops},
-          {"consumed_samples", r.consumed_samples},
-          {"elapsed_ms", r.elapsed_ms},
-          {"global_batch_size", r.global_batch_size},
-          {"skipped_iterations", r.skipped_iterations},
-          {"nan_iterations", r.nan_iterations}};
+                      {"lm_loss", r.lm_loss},
+                      {"lr", r.lr},
+                      {"grad_norm", r.grad_norm},
+                      {"tokens_per_s", r.tokens_per_s},
+                      {"tflops", r.tflops},
+                      {"consumed_samples", r.consumed_samples},
+                      {"elapsed_ms", r.elapsed_ms},
+                      {"global_batch_size", r.global_batch_size},
+                      {"skipped_iterations", r.skipped_iterations},
+                      {"nan_iterations", r.nan_iterations}};
   if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
   return j;
 }

@@ -70,8 +70,10 @@ coord::StatusOr<std::vector<int64_t>> InjectedOverflowsFromEnv() {
     char* end = nullptr;
     const long long it = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || it < 1) {
-      return coord::InvalidArgument("GPT_RANK_INJECT_OVERFLOW: expected iterations like \"3,7\", "
-                                    "got \"" + text + "\"");
+      return coord::InvalidArgument(
+          "GPT_RANK_INJECT_OVERFLOW: expected iterations like \"3,7\", "
+          "got \"" +
+          text + "\"");
     }
     out.push_back(it);
     if (comma == std::string::npos) break;
@@ -149,7 +151,8 @@ coord::Status Trainer::SetupCuda(dist::KeyValueStore* store) {
 #if COORD_HAVE_CUDA
   const TrainingConfig& tr = config_.training;
   const trainer::GptConfig& mc = config_.model;
-  ASSIGN_OR_RETURN(trainer::Precision precision, trainer::ParsePrecision(config_.parallel.precision));
+  ASSIGN_OR_RETURN(trainer::Precision precision,
+                   trainer::ParsePrecision(config_.parallel.precision));
   if (config_.parallel.zero_stage > 0 && comm_->size() > 1) {
     return coord::FailedPrecondition(
         config_.source_path + ": zero_optimization.stage " +
@@ -157,9 +160,9 @@ coord::Status Trainer::SetupCuda(dist::KeyValueStore* store) {
         " is not implemented on training.device \"cuda\" yet (stage 0 is: every GPU keeps "
         "the optimizer); use stage 0 or the CPU backend");
   }
-  ASSIGN_OR_RETURN(cuda_, trainer::CudaGptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
-                                                        mc.seq_length, precision,
-                                                        config_.parallel.local_rank, tr.adam));
+  ASSIGN_OR_RETURN(
+      cuda_, trainer::CudaGptModel::Create(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length,
+                                           precision, config_.parallel.local_rank, tr.adam));
   {
     std::vector<float> init(cuda_->num_params());
     trainer::InitMegatronParams(mc, cuda_->layout(), tr.seed, init.data());
@@ -171,22 +174,24 @@ coord::Status Trainer::SetupCuda(dist::KeyValueStore* store) {
            << trainer::FormatCudaMemoryPlan(cuda_->plan(), mc, precision);
   if (comm_->size() > 1) {
     if (store == nullptr) {
-      return coord::FailedPrecondition("data-parallel CUDA training needs the process group's "
-                                       "store to set up NCCL");
+      return coord::FailedPrecondition(
+          "data-parallel CUDA training needs the process group's "
+          "store to set up NCCL");
     }
-    ASSIGN_OR_RETURN(cuda_dp_, CudaGradReducer::Create(
-                                   store, comm_->rank(), comm_->size(), config_.parallel.local_rank,
-                                   cuda_->stream(), cuda_->grad_data(), cuda_->num_params(),
-                                   static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4),
-                                   config_.parallel.overlap_grad_reduce,
-                                   config_.parallel.collective_timeout_s));
+    ASSIGN_OR_RETURN(
+        cuda_dp_, CudaGradReducer::Create(
+                      store, comm_->rank(), comm_->size(), config_.parallel.local_rank,
+                      cuda_->stream(), cuda_->grad_data(), cuda_->num_params(),
+                      static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4),
+                      config_.parallel.overlap_grad_reduce, config_.parallel.collective_timeout_s));
     LOG_INFO << "data parallel: gradients over " << cuda_dp_->describe();
   }
   return coord::Status::Ok();
 #else
   (void)store;
   return coord::FailedPrecondition(
-      config_.source_path + ": training.device is \"cuda\" but this gpt-rank was built without "
+      config_.source_path +
+      ": training.device is \"cuda\" but this gpt-rank was built without "
       "CUDA (cmake -DCOORD_WITH_CUDA=ON with nvcc installed), or train with training.device "
       "\"cpu\"");
 #endif
@@ -220,8 +225,8 @@ coord::Status Trainer::Setup(dist::Communicator* comm, dist::KeyValueStore* stor
     LOG_INFO << "fp16: loss scale " << scaler_->scale()
              << (tr.loss_scaler.dynamic
                      ? " (dynamic: window " + std::to_string(tr.loss_scaler.scale_window) +
-                           ", hysteresis " + std::to_string(tr.loss_scaler.hysteresis) +
-                           ", min " + std::to_string(tr.loss_scaler.min_scale) + ")"
+                           ", hysteresis " + std::to_string(tr.loss_scaler.hysteresis) + ", min " +
+                           std::to_string(tr.loss_scaler.min_scale) + ")"
                      : " (static)");
   }
   if (tr.device == "cuda") {
@@ -254,9 +259,9 @@ coord::Status Trainer::Setup(dist::Communicator* comm, dist::KeyValueStore* stor
   LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
            << mc.num_attention_heads << " heads, seq " << mc.seq_length << ", vocab "
            << mc.vocab_size << " (padded " << mc.padded_vocab_size() << "): " << num_params()
-           << " parameters; " << (cuda_ != nullptr ? "CUDA, " + config_.parallel.precision
-                                                   : std::to_string(omp_get_max_threads()) +
-                                                         " threads");
+           << " parameters; "
+           << (cuda_ != nullptr ? "CUDA, " + config_.parallel.precision
+                                : std::to_string(omp_get_max_threads()) + " threads");
   if (cuda_ == nullptr) {
     LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
              << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
@@ -367,8 +372,8 @@ coord::Status Trainer::Resume() {
     adam_->set_step(s.adam_step);
   }
   if (scaler_ != nullptr && s.loss_scale > 0) {
-    scaler_->set_state({s.loss_scale, s.loss_scale_iter, s.loss_scale_last_overflow,
-                        s.loss_scale_hysteresis});
+    scaler_->set_state(
+        {s.loss_scale, s.loss_scale_iter, s.loss_scale_last_overflow, s.loss_scale_hysteresis});
   }
   iteration_ = s.iteration;
   consumed_train_samples_ = s.consumed_train_samples;

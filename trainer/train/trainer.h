@@ -104,8 +104,8 @@ class Trainer {
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
   std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
   std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;
-  std::unique_ptr<trainer::GptModel> model_;  // CPU backend
-  std::unique_ptr<trainer::AdamW> adam_;       // CPU backend
+  std::unique_ptr<trainer::GptModel> model_;     // CPU backend
+  std::unique_ptr<trainer::AdamW> adam_;         // CPU backend
   std::unique_ptr<trainer::CudaGptModel> cuda_;  // CUDA backend (model + AdamW on the GPU)
   std::unique_ptr<CudaGradReducer> cuda_dp_;     // CUDA backend, world size > 1
   std::unique_ptr<trainer::LossScaler> scaler_;  // fp16 only

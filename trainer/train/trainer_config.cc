@@ -29,16 +29,39 @@ const std::vector<std::string> kModelKeys = {
 const std::vector<std::string> kDataKeys = {
     "data_path", "train_data",     "vocab_file", "merge_file", "cache_dir",   "json_key",
     "skip_bad_lines", "split",     "seed",       "data_impl",  "lazy_loader", "tokenizer_type"};
-const std::vector<std::string> kTrainingKeys = {
-    "micro_batch_size", "global_batch_size", "train_iters",     "lr",
-    "min_lr",           "lr_decay_style",    "lr_warmup_iters", "lr_warmup_fraction",
-    "lr_decay_iters",   "weight_decay",      "adam_beta1",      "adam_beta2",
-    "adam_eps",         "clip_grad",         "log_interval",    "eval_interval",
-    "eval_iters",       "save",              "save_interval",   "load",
-    "metrics_file",     "seed",              "threads",         "checkpoint_activations",
-    "fp16",             "bf16",              "optimizer",       "device",
-    "loss_scale",       "initial_loss_scale", "min_loss_scale", "loss_scale_window",
-    "hysteresis"};
+const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
+                                                "global_batch_size",
+                                                "train_iters",
+                                                "lr",
+                                                "min_lr",
+                                                "lr_decay_style",
+                                                "lr_warmup_iters",
+                                                "lr_warmup_fraction",
+                                                "lr_decay_iters",
+                                                "weight_decay",
+                                                "adam_beta1",
+                                                "adam_beta2",
+                                                "adam_eps",
+                                                "clip_grad",
+                                                "log_interval",
+                                                "eval_interval",
+                                                "eval_iters",
+                                                "save",
+                                                "save_interval",
+                                                "load",
+                                                "metrics_file",
+                                                "seed",
+                                                "threads",
+                                                "checkpoint_activations",
+                                                "fp16",
+                                                "bf16",
+                                                "optimizer",
+                                                "device",
+                                                "loss_scale",
+                                                "initial_loss_scale",
+                                                "min_loss_scale",
+                                                "loss_scale_window",
+                                                "hysteresis"};
 // DeepSpeed's "fp16" and "bf16" blocks.
 const std::vector<std::string> kFp16Keys = {
     "enabled",    "loss_scale",     "initial_scale_power",    "loss_scale_window",
@@ -324,8 +347,8 @@ void ParseTraining(const json* t, Parser* p, TrainerConfig* c) {
   if (initial > 0) {
     const int power = static_cast<int>(std::lround(std::log2(initial)));
     if (std::ldexp(1.0, power) != initial) {
-      p->Error("training.initial_loss_scale", "expected a power of two, got " +
-                                                  std::to_string(initial));
+      p->Error("training.initial_loss_scale",
+               "expected a power of two, got " + std::to_string(initial));
     }
     ls.initial_scale_power = power;
   }
@@ -393,16 +416,16 @@ void ParsePrecision(const json& root, Parser* p, TrainerConfig* c) {
   }
   p->Int(fp16, "fp16", "initial_scale_power", 0, "an integer in [0, 64]", &ls.initial_scale_power);
   if (ls.initial_scale_power > 64) {
-    p->Error("fp16.initial_scale_power", "expected an integer in [0, 64], got " +
-                                             std::to_string(ls.initial_scale_power));
+    p->Error("fp16.initial_scale_power",
+             "expected an integer in [0, 64], got " + std::to_string(ls.initial_scale_power));
   }
   p->Int(fp16, "fp16", "loss_scale_window", 1, "a positive integer", &ls.scale_window);
   p->Int(fp16, "fp16", "hysteresis", 1, "a positive integer", &ls.hysteresis);
   p->Number(fp16, "fp16", "min_loss_scale", 0.0, true, 1e300, "a positive number", &ls.min_scale);
   p->Bool(fp16, "fp16", "consecutive_hysteresis", &ls.consecutive_hysteresis);
   if (ls.dynamic && ls.min_scale > std::ldexp(1.0, ls.initial_scale_power)) {
-    p->Error("fp16.min_loss_scale", "is above the initial scale 2^" +
-                                        std::to_string(ls.initial_scale_power));
+    p->Error("fp16.min_loss_scale",
+             "is above the initial scale 2^" + std::to_string(ls.initial_scale_power));
   }
   if (!fp16_on) return;
   if (c->parallel.precision == "bf16" && !bf16_on) {

@@ -18,8 +18,8 @@
 #include "common/status.h"
 #include "trainer/model/gpt_config.h"
 #include "trainer/optim/adamw.h"
-#include "trainer/optim/lr_schedule.h"
 #include "trainer/optim/loss_scaler.h"
+#include "trainer/optim/lr_schedule.h"
 
 namespace gpt_rank::train {
 
@@ -71,7 +71,7 @@ struct ParallelConfig {
   bool overlap_grad_reduce = true;   // reduce buckets during backward (Megatron's name)
   double collective_timeout_s = 300;  // every collective; a dead or stuck peer fails the rank
   double rendezvous_timeout_s = 300;  // reaching MASTER_ADDR:MASTER_PORT and all ranks joining
-  std::string precision = "fp32";  // "fp32", "bf16" or "fp16" (the CPU backend computes fp32)
+  std::string precision = "fp32";     // "fp32", "bf16" or "fp16" (the CPU backend computes fp32)
 };
 
 struct TrainerConfig {

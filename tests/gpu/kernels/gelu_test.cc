@@ -1,51 +1,107 @@
-// cuda::gelu_* against cpu::gelu_*. Tolerance 1e-5 relative: both use tanhf in
-// fp32; the GPU's tanhf differs from glibc's by a few ulp.
-#include <cuda_runtime.h>
+// cuda::gelu_forward / gelu_backward<T> against cpu::gelu_* for fp32, bf16 and fp16. The
+// inputs are rounded to T first, so both sides see the same values and compute in fp32.
+// Note the contracts differ: the CUDA backward overwrites dinp, the CPU one accumulates
+// (the CPU dinp starts at zero here, the GPU one at NaN bytes to catch unwritten slots).
+// Tolerances (|got - want| <= atol + rtol |want|, want = the CPU's fp32 result):
+//   fp32: rtol 1e-5, atol 1e-5 — the GPU's tanhf and FMA contraction differ from glibc by
+//         a few fp32 ulp;
+//   bf16: rtol 2^-8 + 1e-5, atol 1e-5 — plus rounding the output to bf16 (8 significant
+//         bits: half an ulp is at most 2^-8 relative);
+//   fp16: rtol 2^-11 + 1e-5, atol 1e-5 — plus rounding to fp16 (11 significant bits); the
+//         atol also covers fp16 subnormal outputs (spacing 2^-24).
+#include "trainer/kernels/cpu/gelu.h"
+
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <random>
+#include <string>
 #include <vector>
 
-#include "trainer/kernels/cpu/gelu.h"
+#include "tests/gpu/support/gpu_test_util.h"
 #include "trainer/kernels/cuda/gelu.cuh"
 
 namespace {
 
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+using gpu_test::CompareClose;
+using gpu_test::DeviceBuffer;
+using gpu_test::RandomNormal;
+using gpu_test::RoundTo;
+
+template <typename T>
+struct Tol;
+template <>
+struct Tol<float> {
+  static constexpr float kRtol = 1e-5f, kAtol = 1e-5f;
+};
+template <>
+struct Tol<__nv_bfloat16> {
+  static constexpr float kRtol = 0x1.0p-8f + 1e-5f, kAtol = 1e-5f;
+};
+template <>
+struct Tol<__half> {
+  static constexpr float kRtol = 0x1.0p-11f + 1e-5f, kAtol = 1e-5f;
+};
+
+struct TypeNames {
+  template <typename T>
+  static std::string GetName(int) {
+    return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>());
+  }
+};
+
+template <typename T>
+class GeluGpuTest : public ::testing::Test {};
+using FloatTypes = ::testing::Types<float, __nv_bfloat16, __half>;
+TYPED_TEST_SUITE(GeluGpuTest, FloatTypes, TypeNames);
+
+// Runs forward and backward on N elements placed `offset` elements into their buffers
+// (offset 1 makes every pointer misaligned: the scalar path).
+template <typename T>
+void CheckGelu(size_t N, size_t offset, uint32_t seed) {
+  SCOPED_TRACE("N=" + std::to_string(N) + " offset=" + std::to_string(offset));
+  const std::vector<float> inp = RoundTo<T>(RandomNormal(N, 2.0f, seed));
+  const std::vector<float> dout = RoundTo<T>(RandomNormal(N, 1.0f, seed + 1));
+  std::vector<float> want_out(N), want_dinp(N, 0.0f);
+  kernels::cpu::gelu_forward(want_out.data(), inp.data(), static_cast<int>(N));
+  kernels::cpu::gelu_backward(want_dinp.data(), inp.data(), dout.data(), static_cast<int>(N));
+
+  std::vector<T> inp_t(offset), dout_t(offset);
+  for (float x : inp) inp_t.push_back(kernels::cuda::FromFloat<T>(x));
+  for (float x : dout) dout_t.push_back(kernels::cuda::FromFloat<T>(x));
+  DeviceBuffer<T> d_inp(inp_t), d_dout(dout_t), d_out(N + offset), d_dinp(N + offset);
+  ASSERT_NE(d_inp.get(), nullptr);
+  ASSERT_NE(d_dout.get(), nullptr);
+  ASSERT_NE(d_out.get(), nullptr);
+  ASSERT_NE(d_dinp.get(), nullptr);
+  d_out.Fill(0xFF);  // NaN in all three types: a slot the kernel skips fails the check
+  d_dinp.Fill(0xFF);
+  ASSERT_EQ(kernels::cuda::gelu_forward<T>(d_out.get() + offset, d_inp.get() + offset, N, 0), "");
+  ASSERT_EQ(kernels::cuda::gelu_backward<T>(d_dinp.get() + offset, d_inp.get() + offset,
+                                            d_dout.get() + offset, N, 0),
+            "");
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<float> got_out = gpu_test::ToFloat<T>(d_out.Download());
+  std::vector<float> got_dinp = gpu_test::ToFloat<T>(d_dinp.Download());
+  got_out.erase(got_out.begin(), got_out.begin() + offset);
+  got_dinp.erase(got_dinp.begin(), got_dinp.begin() + offset);
+  EXPECT_EQ(CompareClose(got_out, want_out, Tol<T>::kAtol, Tol<T>::kRtol), "") << "forward";
+  EXPECT_EQ(CompareClose(got_dinp, want_dinp, Tol<T>::kAtol, Tol<T>::kRtol), "") << "backward";
 }
 
-TEST(GeluGpuTest, ForwardAndBackwardMatchCpuReference) {
-  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device visible";
-  const int N = 1 << 20;
-  std::mt19937 rng(42);
-  std::normal_distribution<float> dist(0.f, 2.f);
-  std::vector<float> inp(N), dout(N), out_cpu(N), dinp_cpu(N, 0.1f);
-  for (int i = 0; i < N; ++i) inp[i] = dist(rng), dout[i] = dist(rng);
-  kernels::cpu::gelu_forward(out_cpu.data(), inp.data(), N);
-  kernels::cpu::gelu_backward(dinp_cpu.data(), inp.data(), dout.data(), N);
+TYPED_TEST(GeluGpuTest, MatchesCpuOnMlpShape) {
+  SKIP_WITHOUT_GPU();
+  CheckGelu<TypeParam>(4 * 64 * 4 * 768, 0, 42);  // B=4, T=64, 4C with C=768
+}
 
-  float *d_inp, *d_out, *d_dout, *d_dinp;
-  ASSERT_EQ(cudaMalloc(&d_inp, N * 4), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&d_out, N * 4), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&d_dout, N * 4), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&d_dinp, N * 4), cudaSuccess);
-  std::vector<float> init(N, 0.1f);
-  cudaMemcpy(d_inp, inp.data(), N * 4, cudaMemcpyHostToDevice);
-  cudaMemcpy(d_dout, dout.data(), N * 4, cudaMemcpyHostToDevice);
-  cudaMemcpy(d_dinp, init.data(), N * 4, cudaMemcpyHostToDevice);
-  ASSERT_EQ(kernels::cuda::gelu_forward(d_out, d_inp, N, 0), "");
-  ASSERT_EQ(kernels::cuda::gelu_backward(d_dinp, d_inp, d_dout, N, 0), "");
-  std::vector<float> out(N), dinp(N);
-  cudaMemcpy(out.data(), d_out, N * 4, cudaMemcpyDeviceToHost);
-  cudaMemcpy(dinp.data(), d_dinp, N * 4, cudaMemcpyDeviceToHost);
-  for (int i = 0; i < N; ++i) {
-    ASSERT_NEAR(out[i], out_cpu[i], 1e-5f * (1.f + std::fabs(out_cpu[i]))) << i;
-    ASSERT_NEAR(dinp[i], dinp_cpu[i], 1e-5f * (1.f + std::fabs(dinp_cpu[i]))) << i;
-  }
-  cudaFree(d_inp); cudaFree(d_out); cudaFree(d_dout); cudaFree(d_dinp);
+TYPED_TEST(GeluGpuTest, MatchesCpuOnAwkwardSizes) {
+  SKIP_WITHOUT_GPU();
+  CheckGelu<TypeParam>((1 << 20) + 3, 0, 7);  // vector body plus a 3-element tail
+  CheckGelu<TypeParam>(5, 0, 8);              // shorter than one 16-byte pack
+  CheckGelu<TypeParam>(1, 0, 9);
+}
+
+TYPED_TEST(GeluGpuTest, MatchesCpuOnMisalignedPointers) {
+  SKIP_WITHOUT_GPU();
+  CheckGelu<TypeParam>(100003, 1, 11);
 }
 
 }  // namespace

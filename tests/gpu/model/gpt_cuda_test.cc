@@ -139,7 +139,8 @@ TEST(CudaGptModelTest, AdamWStepMatchesTheCpuOptimizer) {
   ASSERT_TRUE((*gpu)->LoadParams((*cpu)->param_data()).ok());
   const Batch batch = RandomBatch(c, B, 4);
   StepOptions opt;
-  (*cpu)->Forward(batch.inputs.data(), batch.targets.data(), B, c.seq_length, opt);
+  ASSERT_TRUE(
+      (*cpu)->Forward(batch.inputs.data(), batch.targets.data(), B, c.seq_length, opt).ok());
   ASSERT_TRUE((*cpu)->Backward(1.0f).ok());
   // The same gradients on both sides, so only the optimizer is compared.
   ASSERT_TRUE((*gpu)->LoadGrads((*cpu)->grad_data()).ok());
@@ -199,8 +200,8 @@ TEST(CudaGptModelTest, MeasuredPeakIsWithinFivePercentOfThePlan) {
   }
   const double plan = static_cast<double>((*gpu)->plan().total());
   const double peak = static_cast<double>((*gpu)->peak_used_bytes());
-  EXPECT_LE(std::fabs(peak - plan) / plan, 0.05) << "plan " << plan / (1 << 20) << " MiB, peak "
-                                                 << peak / (1 << 20) << " MiB";
+  EXPECT_LE(std::fabs(peak - plan) / plan, 0.05)
+      << "plan " << plan / (1 << 20) << " MiB, peak " << peak / (1 << 20) << " MiB";
 }
 
 TEST(CudaGptModelTest, OutOfMemoryIsNamedBeforeTheFirstStepWithWhatToChange) {

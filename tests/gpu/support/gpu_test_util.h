@@ -22,8 +22,9 @@ inline bool HaveGpu() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
-#define SKIP_WITHOUT_GPU() \
-  if (!::gpu_test::HaveGpu()) GTEST_SKIP() << "no CUDA device visible (GPU tests run on GPU machines: scripts/gpu-check.sh)"
+#define SKIP_WITHOUT_GPU()    \
+  if (!::gpu_test::HaveGpu()) \
+  GTEST_SKIP() << "no CUDA device visible (GPU tests run on GPU machines: scripts/gpu-check.sh)"
 
 // A device array of n elements of T, freed on destruction.
 template <typename T>
@@ -84,8 +85,8 @@ inline std::vector<float> RandomNormal(size_t n, float stddev, uint32_t seed) {
 // Returns "" or the first offending index with both values.
 inline std::string CompareClose(const std::vector<float>& got, const std::vector<float>& want,
                                 float atol, float rtol) {
-  if (got.size() != want.size()) return "size " + std::to_string(got.size()) + " vs " +
-                                        std::to_string(want.size());
+  if (got.size() != want.size())
+    return "size " + std::to_string(got.size()) + " vs " + std::to_string(want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     const float d = got[i] - want[i];
     const float lim = atol + rtol * (want[i] < 0 ? -want[i] : want[i]);

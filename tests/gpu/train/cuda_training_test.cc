@@ -21,8 +21,8 @@ using coord::testing::RunResult;
 using coord::testing::TempDir;
 using nlohmann::json;
 
-#define SKIP_WITHOUT_GPU_OR_DATA()                                           \
-  SKIP_WITHOUT_GPU();                                                        \
+#define SKIP_WITHOUT_GPU_OR_DATA() \
+  SKIP_WITHOUT_GPU();              \
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why
 
 // The small job with a head size the CUDA attention takes (64) and no evaluation.
@@ -60,8 +60,8 @@ TEST(CudaTrainingTest, Bf16TracksTheFp32CpuLossWithinTwoPercent) {
   ASSERT_EQ(a.size(), 20u);
   ASSERT_EQ(b.size(), a.size());
   for (const auto& [it, loss] : a) {
-    EXPECT_LE(std::fabs(b.at(it) - loss) / loss, 0.02) << "iteration " << it << ": bf16 GPU "
-                                                       << b.at(it) << ", fp32 CPU " << loss;
+    EXPECT_LE(std::fabs(b.at(it) - loss) / loss, 0.02)
+        << "iteration " << it << ": bf16 GPU " << b.at(it) << ", fp32 CPU " << loss;
   }
   EXPECT_LT(b.rbegin()->second, b.begin()->second - 1.0) << "the loss did not fall";
 }
@@ -109,8 +109,8 @@ TEST(CudaTrainingTest, CheckpointsMoveBetweenGpuAndCpu) {
     const auto got = LossPerIteration(run + "/save");
     ASSERT_EQ(got.size(), 2u) << first;  // log_interval 10: iterations 10 and 20
     for (const auto& [it, loss] : got) {
-      EXPECT_NEAR(loss, ref.at(it), 1e-3 * ref.at(it)) << first << " then " << second << ", it "
-                                                       << it;
+      EXPECT_NEAR(loss, ref.at(it), 1e-3 * ref.at(it))
+          << first << " then " << second << ", it " << it;
     }
   }
 }

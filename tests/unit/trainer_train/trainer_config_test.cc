@@ -345,8 +345,9 @@ TEST(TrainerConfigPrecisionTest, BadPrecisionInputIsNamed) {
   EXPECT_NE(both.status().message().find("job.json: fp16.enabled: and bf16.enabled are both true"),
             std::string::npos)
       << both.status().message();
-  EXPECT_NE(ErrorFor("fp16.hysteresis", "0").find("job.json: fp16.hysteresis: expected a positive "
-                                                 "integer, got 0"),
+  EXPECT_NE(ErrorFor("fp16.hysteresis", "0")
+                .find("job.json: fp16.hysteresis: expected a positive "
+                      "integer, got 0"),
             std::string::npos);
   auto power = Parse(MinimalJob(), {"fp16.enabled=true", "fp16.initial_scale_power=70"});
   ASSERT_FALSE(power.ok());

@@ -13,7 +13,6 @@ namespace kernels::cuda {
 template <typename T>
 std::string adamw_update(float* master, T* params_copy, const float* grads, float* m, float* v,
                          size_t N, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, long long step, float grad_scale,
-                         cudaStream_t stream);
+                         float weight_decay, long long step, float grad_scale, cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -20,9 +20,8 @@ std::string attention_forward(T* out, float* lse, const T* qkv, int B, int T_, i
 // same p and rng. scratch: attention_backward_scratch_floats(B, T_, C, NH) floats.
 size_t attention_backward_scratch_floats(int B, int T_, int C, int NH);
 template <typename T>
-std::string attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out,
-                               const float* lse, int B, int T_, int C, int NH, float p,
-                               const trainer::RngStream& rng, float* scratch,
-                               cudaStream_t stream);
+std::string attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse,
+                               int B, int T_, int C, int NH, float p, const trainer::RngStream& rng,
+                               float* scratch, cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -10,9 +10,12 @@ std::string CudaErrorText(cudaError_t err, const char* expr, const char* file, i
 
 const char* DTypeName(DType t) {
   switch (t) {
-    case DType::kFloat32: return "fp32";
-    case DType::kBFloat16: return "bf16";
-    case DType::kFloat16: return "fp16";
+    case DType::kFloat32:
+      return "fp32";
+    case DType::kBFloat16:
+      return "bf16";
+    case DType::kFloat16:
+      return "fp16";
   }
   return "?";
 }

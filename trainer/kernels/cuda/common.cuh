@@ -12,7 +12,7 @@
 
 #include <string>
 
-#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 namespace kernels::cuda {
 
@@ -23,40 +23,64 @@ std::string CudaErrorText(cudaError_t err, const char* expr, const char* file, i
 enum class DType { kFloat32, kBFloat16, kFloat16 };
 const char* DTypeName(DType t);  // "fp32", "bf16", "fp16"
 inline size_t DTypeSize(DType t) { return t == DType::kFloat32 ? 4 : 2; }
-template <typename T> constexpr DType DTypeOf();
-template <> constexpr DType DTypeOf<float>() { return DType::kFloat32; }
-template <> constexpr DType DTypeOf<__nv_bfloat16>() { return DType::kBFloat16; }
-template <> constexpr DType DTypeOf<__half>() { return DType::kFloat16; }
+template <typename T>
+constexpr DType DTypeOf();
+template <>
+constexpr DType DTypeOf<float>() {
+  return DType::kFloat32;
+}
+template <>
+constexpr DType DTypeOf<__nv_bfloat16>() {
+  return DType::kBFloat16;
+}
+template <>
+constexpr DType DTypeOf<__half>() {
+  return DType::kFloat16;
+}
 
 // fp32 <-> T, on host and device (round to nearest even).
-template <typename T> __host__ __device__ inline float ToFloat(T x);
-template <> __host__ __device__ inline float ToFloat<float>(float x) { return x; }
-template <> __host__ __device__ inline float ToFloat<__nv_bfloat16>(__nv_bfloat16 x) {
+template <typename T>
+__host__ __device__ inline float ToFloat(T x);
+template <>
+__host__ __device__ inline float ToFloat<float>(float x) {
+  return x;
+}
+template <>
+__host__ __device__ inline float ToFloat<__nv_bfloat16>(__nv_bfloat16 x) {
   return __bfloat162float(x);
 }
-template <> __host__ __device__ inline float ToFloat<__half>(__half x) { return __half2float(x); }
-template <typename T> __host__ __device__ inline T FromFloat(float x);
-template <> __host__ __device__ inline float FromFloat<float>(float x) { return x; }
-template <> __host__ __device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
+template <>
+__host__ __device__ inline float ToFloat<__half>(__half x) {
+  return __half2float(x);
+}
+template <typename T>
+__host__ __device__ inline T FromFloat(float x);
+template <>
+__host__ __device__ inline float FromFloat<float>(float x) {
+  return x;
+}
+template <>
+__host__ __device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float x) {
   return __float2bfloat16(x);
 }
-template <> __host__ __device__ inline __half FromFloat<__half>(float x) {
+template <>
+__host__ __device__ inline __half FromFloat<__half>(float x) {
   return __float2half(x);
 }
 
 }  // namespace kernels::cuda
 
-#define CUDA_RETURN_IF_ERROR(expr)                                                       \
-  do {                                                                                   \
-    cudaError_t _e = (expr);                                                             \
+#define CUDA_RETURN_IF_ERROR(expr)                                                               \
+  do {                                                                                           \
+    cudaError_t _e = (expr);                                                                     \
     if (_e != cudaSuccess) return ::kernels::cuda::CudaErrorText(_e, #expr, __FILE__, __LINE__); \
   } while (0)
 
 // Pass-through for launcher results: return the message of the first failure.
-#define CUDA_RETURN_IF_MSG(expr)            \
-  do {                                      \
-    std::string _m = (expr);                \
-    if (!_m.empty()) return _m;             \
+#define CUDA_RETURN_IF_MSG(expr) \
+  do {                           \
+    std::string _m = (expr);     \
+    if (!_m.empty()) return _m;  \
   } while (0)
 
 // Explicit instantiation of a launcher template for the three compute types:

@@ -15,7 +15,7 @@ std::string encoder_forward(T* out, const int* inp, const T* wte, const T* wpe, 
 // scratch: encoder_backward_scratch_bytes(B, T_) bytes of device memory.
 size_t encoder_backward_scratch_bytes(int B, int T_);
 template <typename T>
-std::string encoder_backward(float* dwte, float* dwpe, const T* dout, const int* inp, int B,
-                             int T_, int C, void* scratch, cudaStream_t stream);
+std::string encoder_backward(float* dwte, float* dwpe, const T* dout, const int* inp, int B, int T_,
+                             int C, void* scratch, cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -15,7 +15,7 @@ std::string layernorm_forward(T* out, float* mean, float* rstd, const T* inp, co
 size_t layernorm_backward_scratch_floats(int N, int C);
 template <typename T>
 std::string layernorm_backward(T* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                               const T* weight, const float* mean, const float* rstd, int N,
-                               int C, float* scratch, cudaStream_t stream);
+                               const T* weight, const float* mean, const float* rstd, int N, int C,
+                               float* scratch, cudaStream_t stream);
 
 }  // namespace kernels::cuda

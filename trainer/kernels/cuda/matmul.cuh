@@ -54,7 +54,7 @@ std::string matmul_forward(const MatmulContext& ctx, T* out, T* pre_gelu, const 
 size_t matmul_backward_scratch_floats(int N, int OC);
 template <typename T>
 std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, float* dbias,
-                            const T* dout, const T* inp, const T* weight, const T* pre_gelu,
-                            int N, int C, int OC, float* scratch, cudaStream_t stream);
+                            const T* dout, const T* inp, const T* weight, const T* pre_gelu, int N,
+                            int C, int OC, float* scratch, cudaStream_t stream);
 
 }  // namespace kernels::cuda
