@@ -6,17 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "common/cuda_version.h"
 #include "env_check/check.h"
 
 namespace coord::env_check {
 namespace {
 
 using VersionFn = int (*)(int*);  // cuDriverGetVersion, cudaRuntimeGetVersion, ncclGetVersion
-
-// 12040 -> "12.4" (CUDA encodes 1000 * major + 10 * minor).
-std::string CudaVersionString(int v) {
-  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
-}
 
 // 22809 -> "2.28.9": NCCL_VERSION_CODE is major*10000 + minor*100 + patch since 2.9,
 // major*1000 + minor*100 + patch before.

@@ -86,13 +86,14 @@ void GptModel::InitMegatron(uint64_t seed) {
 
 void GptModel::ZeroGrad() { Zero(grads_memory_.data(), grads_memory_.size()); }
 
+RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite site) {
+  const uint64_t stream = (rng_step << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
+                          static_cast<uint32_t>(site);
+  return RngStream{seed, stream};
+}
+
 RngStream GptModel::DropoutRng(int layer, DropoutSite site) const {
-  // stream = first sample (40 bits) | layer + 1 (16 bits) | site (8 bits); row
-  // b of the batch uses SampleStream(.., b), i.e. sample rng_step + b
-  // (philox.h).
-  uint64_t stream = (rng_step_ << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
-                    static_cast<uint32_t>(site);
-  return RngStream{config_.seed, stream};
+  return DropoutStream(config_.seed, rng_step_, layer, site);
 }
 
 // --- forward -----------------------------------------------------------------

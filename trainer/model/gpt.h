@@ -41,6 +41,11 @@ enum class DropoutSite : uint32_t {
 void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
                         float* params);
 
+// The Philox stream of a dropout site: first sample of the batch (40 bits) | layer + 1
+// (16 bits, 0 = embedding) | site (8 bits); row b of the batch then uses
+// SampleStream(.., b), i.e. sample rng_step + b (philox.h). Both backends draw from it.
+RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite site);
+
 class GptModel {
  public:
   // Validates config, allocates params, grads (zeroed) and activations for (B, T) up

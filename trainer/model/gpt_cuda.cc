@@ -12,6 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "common/cuda_version.h"
 #include "trainer/core/philox.h"
 #include "trainer/kernels/cuda/adamw.cuh"
 #include "trainer/kernels/cuda/attention.cuh"
@@ -227,15 +228,8 @@ class CudaModel final : public CudaGptModel {
     RETURN_IF_CUDART(cudaMemsetAsync(m_, 0, N * sizeof(float), stream_));
     RETURN_IF_CUDART(cudaMemsetAsync(v_, 0, N * sizeof(float), stream_));
     host_losses_.resize(s.losses);
-    // Flat ranges with and without weight decay (AdamW's, over the whole model).
-    for (const ParamTensorInfo& t : layout_.tensors()) {
-      auto& ranges = t.weight_decay ? decay_ranges_ : no_decay_ranges_;
-      if (!ranges.empty() && ranges.back().second == t.offset) {
-        ranges.back().second = t.offset + t.numel;
-      } else {
-        ranges.emplace_back(t.offset, t.offset + t.numel);
-      }
-    }
+    decay_ranges_ = WeightDecayRanges(layout_, true, 0, N);
+    no_decay_ranges_ = WeightDecayRanges(layout_, false, 0, N);
     return Synchronize();
   }
 
@@ -351,10 +345,8 @@ class CudaModel final : public CudaGptModel {
   }
   int lnf_index() const { return 2 + config_.num_layers * kTensorsPerLayer; }
 
-  RngStream DropoutRng(int layer, DropoutSite site) const {  // as GptModel::DropoutRng
-    uint64_t stream = (rng_step_ << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
-                      static_cast<uint32_t>(site);
-    return RngStream{config_.seed, stream};
+  RngStream DropoutRng(int layer, DropoutSite site) const {
+    return DropoutStream(config_.seed, rng_step_, layer, site);
   }
   size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
   T* ResidualAt(int l) const {
@@ -600,13 +592,11 @@ const char* PrecisionName(Precision p) {
 
 std::string DescribeCudaDevice(const CudaDeviceInfo& d) {
   char buf[256];
-  std::snprintf(buf, sizeof(buf),
-                "GPU %d: %s (sm_%d%d, %d SMs, %s total, %s free), driver %d.%d, runtime %d.%d",
-                d.ordinal, d.name.c_str(), d.compute_major, d.compute_minor, d.multiprocessors,
-                GiB(d.total_bytes).c_str(), GiB(d.free_bytes).c_str(), d.driver_version / 1000,
-                d.driver_version % 1000 / 10, d.runtime_version / 1000,
-                d.runtime_version % 1000 / 10);
-  return buf;
+  std::snprintf(buf, sizeof(buf), "GPU %d: %s (sm_%d%d, %d SMs, %s total, %s free)", d.ordinal,
+                d.name.c_str(), d.compute_major, d.compute_minor, d.multiprocessors,
+                GiB(d.total_bytes).c_str(), GiB(d.free_bytes).c_str());
+  return std::string(buf) + ", driver supports CUDA " + coord::CudaVersionString(d.driver_version) +
+         ", runtime " + coord::CudaVersionString(d.runtime_version);
 }
 
 coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
@@ -614,21 +604,18 @@ coord::StatusOr<CudaDeviceInfo> OpenCudaDevice(int ordinal) {
   info.ordinal = ordinal;
   cudaDriverGetVersion(&info.driver_version);
   cudaRuntimeGetVersion(&info.runtime_version);
-  auto version = [](int v) {
-    return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
-  };
   if (info.driver_version == 0) {
     return coord::FailedPrecondition(
         "training.device is \"cuda\" but no NVIDIA driver is loaded on this machine (CUDA "
         "runtime " +
-        version(info.runtime_version) +
+        coord::CudaVersionString(info.runtime_version) +
         "). Install the driver (coordctl check shows it), or train on the CPU with "
         "training.device \"cpu\"");
   }
   if (info.driver_version < info.runtime_version) {
     return coord::FailedPrecondition(
-        "the NVIDIA driver supports CUDA " + version(info.driver_version) +
-        " but gpt-rank was built with CUDA " + version(info.runtime_version) +
+        "the NVIDIA driver supports CUDA " + coord::CudaVersionString(info.driver_version) +
+        " but gpt-rank was built with CUDA " + coord::CudaVersionString(info.runtime_version) +
         ": upgrade the driver (or build against the CUDA the driver supports)");
   }
   int count = 0;

@@ -8,24 +8,31 @@
 
 namespace trainer {
 
-AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t begin, size_t end)
-    : config_(config) {
-  end_ = std::min(end, layout.num_params());
-  begin_ = std::min(begin, end_);
-  m_.assign(end_ - begin_, 0.0f);
-  v_.assign(end_ - begin_, 0.0f);
-  // Merge neighbouring tensors with the same decay flag into maximal flat ranges
-  // (e.g. ln2 w/b of layer l and nothing else form a no-decay range of 2C floats).
+std::vector<std::pair<size_t, size_t>> WeightDecayRanges(const GptParamLayout& layout, bool decay,
+                                                         size_t begin, size_t end) {
+  // e.g. ln2 w/b of layer l and nothing else form a no-decay range of 2C floats.
+  std::vector<std::pair<size_t, size_t>> ranges;
   for (const ParamTensorInfo& t : layout.tensors()) {
-    const size_t b = std::max(t.offset, begin_), e = std::min(t.offset + t.numel, end_);
+    if (t.weight_decay != decay) continue;
+    const size_t b = std::max(t.offset, begin), e = std::min(t.offset + t.numel, end);
     if (b >= e) continue;
-    auto& ranges = t.weight_decay ? decay_ranges_ : no_decay_ranges_;
     if (!ranges.empty() && ranges.back().second == b) {
       ranges.back().second = e;
     } else {
       ranges.emplace_back(b, e);
     }
   }
+  return ranges;
+}
+
+AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t begin, size_t end)
+    : config_(config) {
+  end_ = std::min(end, layout.num_params());
+  begin_ = std::min(begin, end_);
+  m_.assign(end_ - begin_, 0.0f);
+  v_.assign(end_ - begin_, 0.0f);
+  decay_ranges_ = WeightDecayRanges(layout, true, begin_, end_);
+  no_decay_ranges_ = WeightDecayRanges(layout, false, begin_, end_);
 }
 
 void AdamW::Step(float* params, const float* grads, float lr) {

@@ -20,6 +20,11 @@ struct AdamWConfig {
   float weight_decay = 0.01f;  // weight_decay
 };
 
+// Maximal flat ranges [b, e) within [begin, end) whose tensors have weight decay on
+// (decay) or off: neighbouring tensors with the same flag merge.
+std::vector<std::pair<size_t, size_t>> WeightDecayRanges(const GptParamLayout& layout, bool decay,
+                                                         size_t begin, size_t end);
+
 class AdamW {
  public:
   // Owns m and v for the flat range [begin, end) only: the whole model by default, one

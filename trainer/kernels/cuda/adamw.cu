@@ -11,18 +11,11 @@
 
 #include "trainer/kernels/cuda/adamw.cuh"
 #include "trainer/kernels/cuda/common.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
 namespace {
-
-constexpr int kBlock = 256;
-constexpr size_t kMaxBlocks = 8192;  // grid-stride cap, ~8 waves on an H100
-
-template <typename T, int kN>
-struct alignas(sizeof(T) * kN) Pack {
-  T v[kN];
-};
 
 struct AdamWScalars {
   float beta1, one_minus_beta1;
@@ -89,10 +82,6 @@ __global__ void adamw_kernel(float* master, T* params_copy, const float* grads, 
   }
 }
 
-bool AlignedTo(const void* ptr, uintptr_t bytes) {
-  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
-}
-
 }  // namespace
 
 template <typename T>
@@ -120,12 +109,13 @@ std::string adamw_update(float* master, T* params_copy, const float* grads, floa
                     AlignedTo(v, 16) &&
                     (params_copy == nullptr || AlignedTo(params_copy, 4 * sizeof(T)));
   const size_t chunks = CEIL_DIV(N, static_cast<size_t>(4));
-  const size_t want = CEIL_DIV(chunks, static_cast<size_t>(kBlock));
-  const unsigned grid = static_cast<unsigned>(want < kMaxBlocks ? want : kMaxBlocks);
+  const unsigned grid = ElementwiseGrid(chunks);
   if (vec4) {
-    adamw_kernel<T, true><<<grid, kBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
+    adamw_kernel<T, true>
+        <<<grid, kElementwiseBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
   } else {
-    adamw_kernel<T, false><<<grid, kBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
+    adamw_kernel<T, false>
+        <<<grid, kElementwiseBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";

@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "trainer/kernels/cuda/attention.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 namespace {
@@ -80,6 +81,27 @@ __device__ __forceinline__ float dot4(float4 a, float4 b, float acc) {
   acc = fmaf(a.y, b.y, acc);
   acc = fmaf(a.z, b.z, acc);
   return fmaf(a.w, b.w, acc);
+}
+// acc[i][j] += (row ty*4 + i of a_s) . (row tx + 16*j of b_s) over HS: one thread's 4x4
+// block of a 64x64 product of two shared-memory tiles (row stride HeadLd<HS>() floats).
+template <int HS>
+__device__ __forceinline__ void AccumulateTileProducts(float (&acc)[4][4], const float* a_s,
+                                                       const float* b_s, int ty, int tx) {
+  constexpr int kLd = HeadLd<HS>();
+#pragma unroll 4
+  for (int d = 0; d < HS; d += 4) {
+    float4 av[4], bv[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      av[i] = *reinterpret_cast<const float4*>(a_s + (ty * 4 + i) * kLd + d);
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      bv[j] = *reinterpret_cast<const float4*>(b_s + (tx + 16 * j) * kLd + d);
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] = dot4(av[i], bv[j], acc[i][j]);
+  }
 }
 __device__ __forceinline__ float component(float4 v, int k) {
   return k == 0 ? v.x : k == 1 ? v.y : k == 2 ? v.z : v.w;
@@ -216,20 +238,7 @@ __global__ void __launch_bounds__(kThreads)
     __syncthreads();
 
     float s[4][4] = {};
-#pragma unroll 4
-    for (int d = 0; d < HS; d += 4) {
-      float4 qv[4], kv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        qv[i] = *reinterpret_cast<const float4*>(q_s + (ty * 4 + i) * kLd + d);
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        kv[j] = *reinterpret_cast<const float4*>(k_s + (tx + 16 * j) * kLd + d);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = dot4(qv[i], kv[j], s[i][j]);
-    }
+    AccumulateTileProducts<HS>(s, q_s, k_s, ty, tx);
 
     // Online softmax in base 2; the first tile holds t2 = 0 for every row, so m is
     // finite from then on and masked entries give exp2(-inf) = 0, never NaN.
@@ -379,34 +388,8 @@ __global__ void __launch_bounds__(kThreads)
 
     // Transposed tiles: entry (i, j) is (k row ty*4 + i, q row tx + 16*j).
     float st[4][4] = {}, dpt[4][4] = {};
-#pragma unroll 4
-    for (int d = 0; d < HS; d += 4) {
-      float4 kv[4], qv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        kv[i] = *reinterpret_cast<const float4*>(k_s + (ty * 4 + i) * kLd + d);
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        qv[j] = *reinterpret_cast<const float4*>(q_s + (tx + 16 * j) * kLd + d);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) st[i][j] = dot4(kv[i], qv[j], st[i][j]);
-    }
-#pragma unroll 4
-    for (int d = 0; d < HS; d += 4) {
-      float4 vv[4], dov[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        vv[i] = *reinterpret_cast<const float4*>(v_s + (ty * 4 + i) * kLd + d);
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        dov[j] = *reinterpret_cast<const float4*>(do_s + (tx + 16 * j) * kLd + d);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) dpt[i][j] = dot4(vv[i], dov[j], dpt[i][j]);
-    }
+    AccumulateTileProducts<HS>(st, k_s, q_s, ty, tx);
+    AccumulateTileProducts<HS>(dpt, v_s, do_s, ty, tx);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int c = ty * 4 + i, t2 = k0 + c;
@@ -509,34 +492,8 @@ __global__ void __launch_bounds__(kThreads)
 
     // Entry (i, j) is (q row ty*4 + i, k row tx + 16*j).
     float s[4][4] = {}, dp[4][4] = {};
-#pragma unroll 4
-    for (int d = 0; d < HS; d += 4) {
-      float4 qv[4], kv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        qv[i] = *reinterpret_cast<const float4*>(q_s + (ty * 4 + i) * kLd + d);
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        kv[j] = *reinterpret_cast<const float4*>(k_s + (tx + 16 * j) * kLd + d);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) s[i][j] = dot4(qv[i], kv[j], s[i][j]);
-    }
-#pragma unroll 4
-    for (int d = 0; d < HS; d += 4) {
-      float4 dov[4], vv[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        dov[i] = *reinterpret_cast<const float4*>(do_s + (ty * 4 + i) * kLd + d);
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        vv[j] = *reinterpret_cast<const float4*>(v_s + (tx + 16 * j) * kLd + d);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) dp[i][j] = dot4(dov[i], vv[j], dp[i][j]);
-    }
+    AccumulateTileProducts<HS>(s, q_s, k_s, ty, tx);
+    AccumulateTileProducts<HS>(dp, do_s, v_s, ty, tx);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const int r = ty * 4 + i, t = q0 + r;
@@ -584,8 +541,6 @@ __global__ void __launch_bounds__(kThreads)
 // ----------------------------------------------------------------------------
 // launchers
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
-
 std::string check_shape(int B, int T_, int C, int NH, float p) {
   if (B < 0 || T_ < 0 || C <= 0 || NH <= 0 || C % NH != 0)
     return "attention: bad shape B=" + std::to_string(B) + " T=" + std::to_string(T_) +
@@ -609,7 +564,7 @@ std::string forward_impl(T* out, float* lse, const T* qkv, int B, int T_, int C,
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   const dim3 grid(CEIL_DIV(T_, kTile), NH, B);
   kernel<<<grid, kThreads, smem, stream>>>(out, lse, qkv, T_, C, NH, scale * kLog2e, p, keep_scale,
-                                           rng, aligned16(qkv));
+                                           rng, Aligned16(qkv));
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";
 }
@@ -620,7 +575,7 @@ std::string backward_impl(T* dqkv, const T* dout, const T* qkv, const T* out, co
                           float* delta, cudaStream_t stream) {
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  const bool qkv_vec = aligned16(qkv), dout_vec = aligned16(dout);
+  const bool qkv_vec = Aligned16(qkv), dout_vec = Aligned16(dout);
   const int64_t rows = static_cast<int64_t>(B) * T_ * NH;
   constexpr int kWarps = kThreads / 32;
   attention_delta_kernel<T, HS>

@@ -6,26 +6,13 @@
 
 #include "trainer/kernels/cuda/cast.cuh"
 #include "trainer/kernels/cuda/common.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
 namespace {
 
-constexpr int kBlock = 256;
-constexpr size_t kMaxBlocks = 8192;  // grid-stride cap, ~8 waves on an H100
-constexpr int kVec = 8;              // 16 bytes of a 16-bit T
-
-template <typename T, int kN>
-struct alignas(sizeof(T) * kN) Pack {
-  T v[kN];
-};
-
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-unsigned GridFor(size_t work) {
-  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kBlock));
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
-}
+constexpr int kVec = 8;  // 16 bytes of a 16-bit T
 
 // kPacked == false: unaligned pointers, every element through the tail loop.
 template <typename T, bool kPacked>
@@ -89,9 +76,10 @@ std::string cast_from_float(T* out, const float* in, size_t N, cudaStream_t stre
     return CopyFloats(out, in, N, stream);
   } else {
     if (Aligned16(out) && Aligned16(in)) {
-      from_float_kernel<T, true><<<GridFor(N / kVec), kBlock, 0, stream>>>(out, in, N);
+      from_float_kernel<T, true>
+          <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, in, N);
     } else {
-      from_float_kernel<T, false><<<GridFor(N), kBlock, 0, stream>>>(out, in, N);
+      from_float_kernel<T, false><<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return "";
@@ -105,9 +93,10 @@ std::string cast_to_float(float* out, const T* in, size_t N, cudaStream_t stream
     return CopyFloats(out, in, N, stream);
   } else {
     if (Aligned16(out) && Aligned16(in)) {
-      to_float_kernel<T, true><<<GridFor(N / kVec), kBlock, 0, stream>>>(out, in, N);
+      to_float_kernel<T, true>
+          <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, in, N);
     } else {
-      to_float_kernel<T, false><<<GridFor(N), kBlock, 0, stream>>>(out, in, N);
+      to_float_kernel<T, false><<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return "";

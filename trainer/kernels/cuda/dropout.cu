@@ -8,28 +8,11 @@
 
 #include "trainer/kernels/cuda/common.cuh"
 #include "trainer/kernels/cuda/dropout.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
 namespace {
-
-constexpr int kBlock = 256;
-constexpr size_t kMaxBlocks = 8192;  // grid-stride cap, ~8 waves on an H100
-
-template <typename T, int kVec>
-struct alignas(sizeof(T) * kVec) Pack {
-  T v[kVec];
-};
-
-unsigned GridFor(size_t work) {
-  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kBlock));
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
-}
-
-// uniform(k) >= p on the word of the row's Philox block, exactly as the CPU.
-__device__ __forceinline__ bool Keep(uint32_t word, float p) {
-  return static_cast<float>(word >> 8) * 0x1.0p-24f >= p;
-}
 
 // kVec4: each group's 4 elements are contiguous and 4-element aligned (row_elems % 4 == 0
 // or a single row) and every pointer is aligned to 4 elements, so whole groups move as
@@ -52,7 +35,7 @@ __global__ void dropout_kernel(T* out, const T* inp, size_t N, float p, float sc
       P res;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        res.v[j] = FromFloat<T>(Keep(r.v[j], p) ? ToFloat<T>(in.v[j]) * scale : 0.0f);
+        res.v[j] = FromFloat<T>(DropoutKeep(r.v[j], p) ? ToFloat<T>(in.v[j]) * scale : 0.0f);
       }
       *reinterpret_cast<P*>(out + i0) = res;
     } else {
@@ -60,7 +43,7 @@ __global__ void dropout_kernel(T* out, const T* inp, size_t N, float p, float sc
       for (int j = 0; j < 4; ++j) {
         const size_t i = i0 + j;
         if (k0 + j >= row_elems || i >= N) break;
-        out[i] = FromFloat<T>(Keep(r.v[j], p) ? ToFloat<T>(inp[i]) * scale : 0.0f);
+        out[i] = FromFloat<T>(DropoutKeep(r.v[j], p) ? ToFloat<T>(inp[i]) * scale : 0.0f);
       }
     }
     row += row_step;
@@ -90,17 +73,16 @@ std::string dropout_forward(T* out, const T* inp, size_t N, float p, const train
   if (row_elems == 0 || row_elems > N) row_elems = N;
   const size_t rows = CEIL_DIV(N, row_elems);
   const size_t groups_per_row = CEIL_DIV(row_elems, static_cast<size_t>(4));
-  const unsigned grid = GridFor(rows * groups_per_row);
+  const unsigned grid = ElementwiseGrid(rows * groups_per_row);
   const uintptr_t align = 4 * sizeof(T);
-  const bool vec4 = (rows == 1 || row_elems % 4 == 0) &&
-                    reinterpret_cast<uintptr_t>(out) % align == 0 &&
-                    reinterpret_cast<uintptr_t>(inp) % align == 0;
+  const bool vec4 =
+      (rows == 1 || row_elems % 4 == 0) && AlignedTo(out, align) && AlignedTo(inp, align);
   if (vec4) {
-    dropout_kernel<T, true>
-        <<<grid, kBlock, 0, stream>>>(out, inp, N, p, scale, rng, row_elems, rows, groups_per_row);
+    dropout_kernel<T, true><<<grid, kElementwiseBlock, 0, stream>>>(
+        out, inp, N, p, scale, rng, row_elems, rows, groups_per_row);
   } else {
-    dropout_kernel<T, false>
-        <<<grid, kBlock, 0, stream>>>(out, inp, N, p, scale, rng, row_elems, rows, groups_per_row);
+    dropout_kernel<T, false><<<grid, kElementwiseBlock, 0, stream>>>(
+        out, inp, N, p, scale, rng, row_elems, rows, groups_per_row);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";

@@ -13,4 +13,12 @@ template <typename T>
 std::string dropout_forward(T* out, const T* inp, size_t N, float p, const trainer::RngStream& rng,
                             size_t row_elems, cudaStream_t stream);
 
+#ifdef __CUDACC__
+// Whether the element drawing `word` (its word of the row's Philox block) is kept:
+// uniform = (word >> 8) * 2^-24 >= p, exactly as the CPU's dropout_keep.
+__device__ __forceinline__ bool DropoutKeep(uint32_t word, float p) {
+  return static_cast<float>(word >> 8) * 0x1.0p-24f >= p;
+}
+#endif
+
 }  // namespace kernels::cuda

@@ -45,7 +45,6 @@ __device__ inline void StoreFloats(float* p, const float (&in)[kVec]) {
   }
 }
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 constexpr int kThreads = 256;
 constexpr int kDwteThreads = 128;  // column vectors per dwte block (grid.y covers the rest)

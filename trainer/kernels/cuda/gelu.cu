@@ -6,40 +6,11 @@
 
 #include "trainer/kernels/cuda/common.cuh"
 #include "trainer/kernels/cuda/gelu.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
 namespace {
-
-constexpr int kBlock = 256;
-// Grid-stride cap: ~8 waves of 256-thread blocks on an H100, more only adds launch work.
-constexpr size_t kMaxBlocks = 8192;
-constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2/pi)
-
-template <typename T, int kVec>
-struct alignas(sizeof(T) * kVec) Pack {
-  T v[kVec];
-};
-
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-unsigned GridFor(size_t work) {
-  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kBlock));
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
-}
-
-__device__ __forceinline__ float gelu(float x) {
-  float cube = 0.044715f * x * x * x;
-  return 0.5f * x * (1.0f + tanhf(kGeluScale * (x + cube)));
-}
-
-__device__ __forceinline__ float gelu_grad(float x) {
-  float cube = 0.044715f * x * x * x;
-  float tanh_out = tanhf(kGeluScale * (x + cube));
-  float sech2 = 1.0f - tanh_out * tanh_out;
-  return 0.5f * (1.0f + tanh_out) +
-         x * 0.5f * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
-}
 
 // Packs [0, N / kVec) through the grid-stride loop, then the last N % kVec elements.
 // kVec == 1 is the unaligned path (no tail).
@@ -53,11 +24,11 @@ __global__ void gelu_forward_kernel(T* out, const T* inp, size_t N) {
     const P in = reinterpret_cast<const P*>(inp)[p];
     P res;
 #pragma unroll
-    for (int j = 0; j < kVec; ++j) res.v[j] = FromFloat<T>(gelu(ToFloat<T>(in.v[j])));
+    for (int j = 0; j < kVec; ++j) res.v[j] = FromFloat<T>(GeluTanh(ToFloat<T>(in.v[j])));
     reinterpret_cast<P*>(out)[p] = res;
   }
   for (size_t i = packs * kVec + first; i < N; i += stride) {
-    out[i] = FromFloat<T>(gelu(ToFloat<T>(inp[i])));
+    out[i] = FromFloat<T>(GeluTanh(ToFloat<T>(inp[i])));
   }
 }
 
@@ -73,12 +44,12 @@ __global__ void gelu_backward_kernel(T* dinp, const T* inp, const T* dout, size_
     P res;
 #pragma unroll
     for (int j = 0; j < kVec; ++j) {
-      res.v[j] = FromFloat<T>(gelu_grad(ToFloat<T>(x.v[j])) * ToFloat<T>(g.v[j]));
+      res.v[j] = FromFloat<T>(GeluTanhGrad(ToFloat<T>(x.v[j])) * ToFloat<T>(g.v[j]));
     }
     reinterpret_cast<P*>(dinp)[p] = res;
   }
   for (size_t i = packs * kVec + first; i < N; i += stride) {
-    dinp[i] = FromFloat<T>(gelu_grad(ToFloat<T>(inp[i])) * ToFloat<T>(dout[i]));
+    dinp[i] = FromFloat<T>(GeluTanhGrad(ToFloat<T>(inp[i])) * ToFloat<T>(dout[i]));
   }
 }
 
@@ -92,9 +63,10 @@ std::string gelu_forward(T* out, const T* inp, size_t N, cudaStream_t stream) {
   if (N == 0) return "";
   constexpr int kVec = 16 / sizeof(T);
   if (Aligned16(out) && Aligned16(inp)) {
-    gelu_forward_kernel<T, kVec><<<GridFor(N / kVec), kBlock, 0, stream>>>(out, inp, N);
+    gelu_forward_kernel<T, kVec>
+        <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, inp, N);
   } else {
-    gelu_forward_kernel<T, 1><<<GridFor(N), kBlock, 0, stream>>>(out, inp, N);
+    gelu_forward_kernel<T, 1><<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, inp, N);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";
@@ -105,9 +77,11 @@ std::string gelu_backward(T* dinp, const T* inp, const T* dout, size_t N, cudaSt
   if (N == 0) return "";
   constexpr int kVec = 16 / sizeof(T);
   if (Aligned16(dinp) && Aligned16(inp) && Aligned16(dout)) {
-    gelu_backward_kernel<T, kVec><<<GridFor(N / kVec), kBlock, 0, stream>>>(dinp, inp, dout, N);
+    gelu_backward_kernel<T, kVec>
+        <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(dinp, inp, dout, N);
   } else {
-    gelu_backward_kernel<T, 1><<<GridFor(N), kBlock, 0, stream>>>(dinp, inp, dout, N);
+    gelu_backward_kernel<T, 1>
+        <<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(dinp, inp, dout, N);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";

@@ -14,4 +14,21 @@ std::string gelu_forward(T* out, const T* inp, size_t N, cudaStream_t stream);
 template <typename T>
 std::string gelu_backward(T* dinp, const T* inp, const T* dout, size_t N, cudaStream_t stream);
 
+#ifdef __CUDACC__
+// The element functions, with the CPU twin's expressions (kernels/cpu/gelu.cc); also
+// used by matmul.cu's unfused bias + GELU path.
+__device__ __forceinline__ float GeluTanh(float x) {
+  constexpr float kScale = 0.7978845608028654f;  // sqrt(2/pi)
+  const float cube = 0.044715f * x * x * x;
+  return 0.5f * x * (1.0f + tanhf(kScale * (x + cube)));
+}
+__device__ __forceinline__ float GeluTanhGrad(float x) {
+  constexpr float kScale = 0.7978845608028654f;
+  const float cube = 0.044715f * x * x * x;
+  const float tanh_out = tanhf(kScale * (x + cube));
+  const float sech2 = 1.0f - tanh_out * tanh_out;
+  return 0.5f * (1.0f + tanh_out) + x * 0.5f * sech2 * kScale * (1.0f + 3.0f * 0.044715f * x * x);
+}
+#endif
+
 }  // namespace kernels::cuda

@@ -39,7 +39,6 @@ __device__ inline void StoreSlot(float* p, const float (&in)[kVec]) {
   }
 }
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 constexpr int kWarpSize = 32;
 constexpr int kFwdWarps = 8;        // rows per forward block

@@ -40,7 +40,9 @@
 #include <type_traits>
 #include <utility>
 
+#include "trainer/kernels/cuda/gelu.cuh"
 #include "trainer/kernels/cuda/matmul.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 // "file:line: call: CUBLAS_STATUS_...: description", as CUDA_RETURN_IF_ERROR.
 #define CUBLAS_RETURN_IF_ERROR(expr)                                          \
@@ -85,43 +87,10 @@ MatmulContext::~MatmulContext() {
 namespace {
 
 // ----------------------------------------------------------------------------
-// GELU (tanh approximation), the formula of kernels/cpu/gelu.cc
-
-constexpr float kGeluScale = 0.7978845608028654f;  // sqrt(2/pi)
-
-__device__ __forceinline__ float Gelu(float x) {
-  const float cube = 0.044715f * x * x * x;
-  return 0.5f * x * (1.0f + tanhf(kGeluScale * (x + cube)));
-}
-
-__device__ __forceinline__ float GeluGrad(float x) {
-  const float cube = 0.044715f * x * x * x;
-  const float tanh_out = tanhf(kGeluScale * (x + cube));
-  const float sech2 = 1.0f - tanh_out * tanh_out;
-  return 0.5f * (1.0f + tanh_out) +
-         x * 0.5f * sech2 * kGeluScale * (1.0f + 3.0f * 0.044715f * x * x);
-}
-
-// ----------------------------------------------------------------------------
 // elementwise epilogues for the unfused path
 
-// kN consecutive elements of T moved as one load/store (16 bytes at kN = 16/sizeof(T)).
-template <typename T, int kN>
-struct alignas(sizeof(T) * kN) Vec {
-  T v[kN];
-};
 template <typename T>
 constexpr int kPackOf = 16 / sizeof(T);
-
-constexpr int kElementwiseBlock = 256;
-constexpr int64_t kElementwiseMaxGrid = 16384;  // grid-stride beyond this
-
-int ElementwiseGrid(int64_t work) {
-  return static_cast<int>(
-      std::min<int64_t>(CEIL_DIV(work, kElementwiseBlock), kElementwiseMaxGrid));
-}
-
-bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 // x (rows, OC) is `out` (kGelu false) or `pre_gelu` (kGelu true). x += bias (bias may be
 // null; the sum is stored back to x), and with kGelu out = gelu(x as stored in T).
@@ -129,7 +98,7 @@ bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 // straddles rows and its bias slice is aligned too.
 template <typename T, bool kGelu, int kN>
 __global__ void bias_act_kernel(T* out, T* pre_gelu, const T* bias, int64_t total, int OC) {
-  using V = Vec<T, kN>;
+  using V = Pack<T, kN>;
   T* x = kGelu ? pre_gelu : out;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * kN;
   for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kN; i < total;
@@ -144,7 +113,7 @@ __global__ void bias_act_kernel(T* out, T* pre_gelu, const T* bias, int64_t tota
     if constexpr (kGelu) {
       V act;
 #pragma unroll
-      for (int j = 0; j < kN; ++j) act.v[j] = FromFloat<T>(Gelu(ToFloat(v.v[j])));
+      for (int j = 0; j < kN; ++j) act.v[j] = FromFloat<T>(GeluTanh(ToFloat(v.v[j])));
       *reinterpret_cast<V*>(out + i) = act;
     }
   }
@@ -153,7 +122,7 @@ __global__ void bias_act_kernel(T* out, T* pre_gelu, const T* bias, int64_t tota
 // dinp *= gelu'(pre_gelu), elementwise over `total` (a multiple of kN).
 template <typename T, int kN>
 __global__ void gelu_grad_scale_kernel(T* dinp, const T* pre_gelu, int64_t total) {
-  using V = Vec<T, kN>;
+  using V = Pack<T, kN>;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * kN;
   for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kN; i < total;
        i += stride) {
@@ -161,7 +130,7 @@ __global__ void gelu_grad_scale_kernel(T* dinp, const T* pre_gelu, int64_t total
     const V p = *reinterpret_cast<const V*>(pre_gelu + i);
 #pragma unroll
     for (int j = 0; j < kN; ++j) {
-      d.v[j] = FromFloat<T>(ToFloat(d.v[j]) * GeluGrad(ToFloat(p.v[j])));
+      d.v[j] = FromFloat<T>(ToFloat(d.v[j]) * GeluTanhGrad(ToFloat(p.v[j])));
     }
     *reinterpret_cast<V*>(dinp + i) = d;
   }

@@ -11,6 +11,7 @@
 
 #include "trainer/kernels/cuda/common.cuh"
 #include "trainer/kernels/cuda/reduce.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
@@ -18,7 +19,6 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int kPartials = 1024;  // blocks of the first pass; also the final block's size
-constexpr size_t kMaxBlocks = 8192;
 
 static_assert(kBlock % 32 == 0 && kPartials % 32 == 0 && kPartials <= 1024, "");
 
@@ -85,11 +85,6 @@ __global__ void scale_kernel(float* x, size_t N, float coef) {
   for (size_t i = (kVec == 4 ? packs * kVec : 0) + first; i < N; i += stride) x[i] *= coef;
 }
 
-unsigned GridFor(size_t work) {
-  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kBlock));
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
-}
-
 }  // namespace
 
 size_t reduce_scratch_doubles() { return kPartials; }
@@ -97,7 +92,7 @@ size_t reduce_scratch_doubles() { return kPartials; }
 std::string sum_of_squares(double* out, const float* x, size_t N, double* scratch,
                            cudaStream_t stream) {
   if (N == 0) return "";
-  if (reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+  if (Aligned16(x)) {
     sum_of_squares_partials_kernel<true><<<kPartials, kBlock, 0, stream>>>(scratch, x, N);
   } else {
     sum_of_squares_partials_kernel<false><<<kPartials, kBlock, 0, stream>>>(scratch, x, N);
@@ -110,10 +105,10 @@ std::string sum_of_squares(double* out, const float* x, size_t N, double* scratc
 
 std::string scale_in_place(float* x, size_t N, float coef, cudaStream_t stream) {
   if (N == 0) return "";
-  if (reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-    scale_kernel<4><<<GridFor(N / 4), kBlock, 0, stream>>>(x, N, coef);
+  if (Aligned16(x)) {
+    scale_kernel<4><<<ElementwiseGrid(N / 4), kBlock, 0, stream>>>(x, N, coef);
   } else {
-    scale_kernel<1><<<GridFor(N), kBlock, 0, stream>>>(x, N, coef);
+    scale_kernel<1><<<ElementwiseGrid(N), kBlock, 0, stream>>>(x, N, coef);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   return "";

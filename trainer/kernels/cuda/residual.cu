@@ -6,33 +6,18 @@
 #include <cstdint>
 
 #include "trainer/kernels/cuda/common.cuh"
+#include "trainer/kernels/cuda/dropout.cuh"
 #include "trainer/kernels/cuda/residual.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 
 namespace {
 
-constexpr int kBlock = 256;
-constexpr size_t kMaxBlocks = 8192;  // grid-stride cap, ~8 waves on an H100
-
-template <typename T, int kVec>
-struct alignas(sizeof(T) * kVec) Pack {
-  T v[kVec];
-};
-
-unsigned GridFor(size_t work) {
-  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kBlock));
-  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < kMaxBlocks ? blocks : kMaxBlocks));
-}
-
 template <typename T>
 __device__ __forceinline__ T AddDropped(T residual, T x, bool keep, float scale) {
   return FromFloat<T>(
       __fadd_rn(ToFloat<T>(residual), keep ? __fmul_rn(ToFloat<T>(x), scale) : 0.0f));
-}
-
-__device__ __forceinline__ bool Keep(uint32_t word, float p) {
-  return static_cast<float>(word >> 8) * 0x1.0p-24f >= p;
 }
 
 // p == 0: plain add in kVec-element packs (kVec == 1: unaligned pointers), then the tail.
@@ -74,14 +59,15 @@ __global__ void residual_dropout_kernel(T* out, const T* residual, const T* x, s
       const P b = *reinterpret_cast<const P*>(x + i0);
       P res;
 #pragma unroll
-      for (int j = 0; j < 4; ++j) res.v[j] = AddDropped(a.v[j], b.v[j], Keep(r.v[j], p), scale);
+      for (int j = 0; j < 4; ++j)
+        res.v[j] = AddDropped(a.v[j], b.v[j], DropoutKeep(r.v[j], p), scale);
       *reinterpret_cast<P*>(out + i0) = res;
     } else {
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const size_t i = i0 + j;
         if (k0 + j >= row_elems || i >= N) break;
-        out[i] = AddDropped(residual[i], x[i], Keep(r.v[j], p), scale);
+        out[i] = AddDropped(residual[i], x[i], DropoutKeep(r.v[j], p), scale);
       }
     }
     row += row_step;
@@ -91,10 +77,6 @@ __global__ void residual_dropout_kernel(T* out, const T* residual, const T* x, s
       ++row;
     }
   }
-}
-
-bool AlignedTo(const void* ptr, uintptr_t bytes) {
-  return reinterpret_cast<uintptr_t>(ptr) % bytes == 0;
 }
 
 }  // namespace
@@ -108,9 +90,11 @@ std::string residual_dropout_forward(T* out, const T* residual, const T* x, size
   if (p == 0.0f) {
     constexpr int kVec = 16 / sizeof(T);
     if (AlignedTo(out, 16) && AlignedTo(residual, 16) && AlignedTo(x, 16)) {
-      residual_kernel<T, kVec><<<GridFor(N / kVec), kBlock, 0, stream>>>(out, residual, x, N);
+      residual_kernel<T, kVec>
+          <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, residual, x, N);
     } else {
-      residual_kernel<T, 1><<<GridFor(N), kBlock, 0, stream>>>(out, residual, x, N);
+      residual_kernel<T, 1>
+          <<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, residual, x, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
     return "";
@@ -119,15 +103,15 @@ std::string residual_dropout_forward(T* out, const T* residual, const T* x, size
   if (row_elems == 0 || row_elems > N) row_elems = N;
   const size_t rows = CEIL_DIV(N, row_elems);
   const size_t groups_per_row = CEIL_DIV(row_elems, static_cast<size_t>(4));
-  const unsigned grid = GridFor(rows * groups_per_row);
+  const unsigned grid = ElementwiseGrid(rows * groups_per_row);
   const uintptr_t align = 4 * sizeof(T);
   const bool vec4 = (rows == 1 || row_elems % 4 == 0) && AlignedTo(out, align) &&
                     AlignedTo(residual, align) && AlignedTo(x, align);
   if (vec4) {
-    residual_dropout_kernel<T, true><<<grid, kBlock, 0, stream>>>(
+    residual_dropout_kernel<T, true><<<grid, kElementwiseBlock, 0, stream>>>(
         out, residual, x, N, p, scale, rng, row_elems, rows, groups_per_row);
   } else {
-    residual_dropout_kernel<T, false><<<grid, kBlock, 0, stream>>>(
+    residual_dropout_kernel<T, false><<<grid, kElementwiseBlock, 0, stream>>>(
         out, residual, x, N, p, scale, rng, row_elems, rows, groups_per_row);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());

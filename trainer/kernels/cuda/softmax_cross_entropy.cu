@@ -12,7 +12,6 @@ namespace kernels::cuda {
 namespace {
 
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 constexpr int kWarpSize = 32;
 constexpr int kThreads = 512;

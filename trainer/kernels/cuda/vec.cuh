@@ -1,11 +1,35 @@
-// Vector access helpers shared by the kernels: kVec elements of T per access, read as
-// or written from fp32, in one 16-byte transaction when kVec * sizeof(T) == 16 (the
-// caller checks alignment), else element by element.
+// Helpers shared by the kernels: the launch shape of the grid-stride elementwise
+// kernels, alignment tests, and vector access (kVec elements of T per access, read as or
+// written from fp32, in one 16-byte transaction when kVec * sizeof(T) == 16 (the caller
+// checks alignment), else element by element).
 #pragma once
+
+#include <cstdint>
 
 #include "trainer/kernels/cuda/common.cuh"
 
 namespace kernels::cuda {
+
+// Elementwise kernels: 256 threads a block, grid-stride loops with the grid capped at
+// 8192 blocks (about 8 waves on an H100).
+constexpr int kElementwiseBlock = 256;
+constexpr size_t kElementwiseMaxBlocks = 8192;
+inline unsigned ElementwiseGrid(size_t work) {
+  const size_t blocks = CEIL_DIV(work, static_cast<size_t>(kElementwiseBlock));
+  return static_cast<unsigned>(
+      blocks < 1 ? 1 : (blocks < kElementwiseMaxBlocks ? blocks : kElementwiseMaxBlocks));
+}
+
+inline bool AlignedTo(const void* p, uintptr_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+inline bool Aligned16(const void* p) { return AlignedTo(p, 16); }
+
+// kN consecutive elements of T moved as one load/store.
+template <typename T, int kN>
+struct alignas(sizeof(T) * kN) Pack {
+  T v[kN];
+};
 
 template <typename T, int kVec>
 __device__ inline void LoadAsFloat(const T* p, float (&out)[kVec]) {
