@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -37,6 +38,8 @@ class FakeSystem : public System {
   std::set<int> busy_ports;
   std::map<std::string, std::string> hosts;            // name -> address
   mutable std::vector<std::vector<std::string>> runs;  // every Run() argv, in order
+  // RunAll calls the checks on concurrent threads: what the fake records is guarded.
+  mutable std::mutex record_mu;
 
   StatusOr<std::string> ReadFile(const std::string& path) const override {
     auto it = files.find(path);
@@ -53,7 +56,10 @@ class FakeSystem : public System {
   }
   CommandResult Run(const std::vector<std::string>& argv,
                     std::chrono::milliseconds) const override {
-    runs.push_back(argv);
+    {
+      std::lock_guard<std::mutex> lock(record_mu);
+      runs.push_back(argv);
+    }
     std::string joined;
     for (const std::string& a : argv) joined += (joined.empty() ? "" : " ") + a;
     if (auto it = commands.find(joined); it != commands.end()) return it->second;
@@ -88,11 +94,13 @@ class FakeSystem : public System {
   }
   Status WriteSmallFile(const std::string& path, const std::string& content,
                         std::chrono::milliseconds) const override {
+    std::lock_guard<std::mutex> lock(record_mu);
     small_files[path] = content;
     return Status::Ok();
   }
   StatusOr<std::vector<StatusOr<std::string>>> ReadSmallFiles(
       const std::vector<std::string>& paths, std::chrono::milliseconds) const override {
+    std::lock_guard<std::mutex> lock(record_mu);
     std::vector<StatusOr<std::string>> out;
     for (const std::string& path : paths) {
       auto it = small_files.find(path);
@@ -104,6 +112,7 @@ class FakeSystem : public System {
     return out;
   }
   Status RemoveSmallFile(const std::string& path, std::chrono::milliseconds) const override {
+    std::lock_guard<std::mutex> lock(record_mu);
     small_files.erase(path);
     return Status::Ok();
   }
