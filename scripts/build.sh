@@ -7,5 +7,15 @@ scripts/install-deps.sh "$@"
 if [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${COORD_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-cmake --build build -j"$(nproc)"
+# ccache (when present) makes a second configuration or a second checkout cheap:
+# paths under the checkout are hashed relative to it, so trees share one cache.
+launcher=()
+if command -v ccache >/dev/null; then
+  for lang in C CXX CUDA; do
+    launcher+=("-DCMAKE_${lang}_COMPILER_LAUNCHER=env;CCACHE_BASEDIR=$PWD;CCACHE_NOHASHDIR=1;ccache")
+  done
+fi
+build_dir="${COORD_BUILD_DIR:-build}"
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${COORD_BUILD_TYPE:-RelWithDebInfo}" \
+  "${launcher[@]}" ${COORD_CMAKE_ARGS:-} >/dev/null
+cmake --build "$build_dir" -j"$(nproc)"
