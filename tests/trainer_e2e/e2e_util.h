@@ -3,10 +3,15 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -96,5 +101,65 @@ inline std::map<int64_t, double> LossPerIteration(const std::string& save_dir) {
 }
 
 inline std::string GptRank() { return coord::testing::BinPath("gpt-rank"); }
+
+// --- multi-rank runs: N `gpt-rank train` processes with torchrun's environment ------
+
+struct RanksResult {
+  std::vector<int> status;  // wait status per rank; -1 if it had to be killed
+  std::vector<std::string> logs;
+};
+
+inline std::map<std::string, std::string> RankEnv(int rank, int world, int port) {
+  return {{"RANK", std::to_string(rank)},       {"WORLD_SIZE", std::to_string(world)},
+          {"LOCAL_RANK", std::to_string(rank)}, {"LOCAL_WORLD_SIZE", std::to_string(world)},
+          {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
+}
+
+// Runs `world` ranks of `gpt-rank train --config cfg` to completion.
+inline RanksResult RunRanks(const coord::testing::TempDir& dir, const std::string& tag, int world, const std::string& cfg,
+                     const std::vector<std::string>& sets, int timeout_ms = 120000) {
+  const int port = coord::testing::UnusedTcpPort();
+  std::vector<std::unique_ptr<coord::testing::Process>> procs;
+  RanksResult r;
+  for (int rank = 0; rank < world; ++rank) {
+    std::vector<std::string> argv = {GptRank(), "train", "--config", cfg};
+    for (const std::string& s : sets) argv.insert(argv.end(), {"--set", s});
+    procs.push_back(std::make_unique<coord::testing::Process>());
+    const std::string log = dir.File(tag + "-rank" + std::to_string(rank) + ".log");
+    EXPECT_TRUE(procs.back()->Start(argv, log, RankEnv(rank, world, port)));
+    r.logs.push_back(log);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (auto& p : procs) {
+    const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          deadline - std::chrono::steady_clock::now())
+                                          .count());
+    r.status.push_back(p->Wait(std::max(left, 1)));
+    p->Crash();  // no-op once it exited; kills a straggler
+  }
+  for (auto& log : r.logs) log = coord::testing::ReadAll(log);
+  return r;
+}
+
+inline bool AllExitedZero(const RanksResult& r, std::string* why) {
+  for (size_t i = 0; i < r.status.size(); ++i) {
+    if (r.status[i] < 0 || !WIFEXITED(r.status[i]) || WEXITSTATUS(r.status[i]) != 0) {
+      *why = "rank " + std::to_string(i) + " status " + std::to_string(r.status[i]) + ":\n" +
+             r.logs[i].substr(r.logs[i].size() > 3000 ? r.logs[i].size() - 3000 : 0);
+      return false;
+    }
+  }
+  return true;
+}
+
+inline void ExpectSameLosses(const std::map<int64_t, double>& want, const std::map<int64_t, double>& got,
+                      int64_t from, int64_t to, const std::string& what) {
+  for (int64_t it = from; it <= to; ++it) {
+    ASSERT_TRUE(want.count(it) && got.count(it)) << what << ": no loss for iteration " << it;
+    const double a = want.at(it), b = got.at(it);
+    EXPECT_LE(std::abs(a - b), 1e-5 * std::abs(a))
+        << what << " iteration " << it << ": " << a << " vs " << b;
+  }
+}
 
 }  // namespace gpt_rank::e2e

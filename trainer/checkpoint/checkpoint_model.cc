@@ -1,6 +1,8 @@
 // Job-config parsing for checkpoint consumers (see checkpoint_model.h).
 #include "trainer/checkpoint/checkpoint_model.h"
 
+#include "trainer/checkpoint/tp_checkpoint.h"
+
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
@@ -81,8 +83,34 @@ coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
   return static_cast<int>(j.size());
 }
 
+namespace {
+
+// A tensor-parallel checkpoint put back together as one shard (tp 1).
+coord::StatusOr<LoadedCheckpoint> WholeModel(LoadedCheckpoint ckpt) {
+  if (ckpt.state.tensor_model_parallel_size == 1) return ckpt;
+  ASSIGN_OR_RETURN(JobModelConfig job,
+                   ParseJobModelConfig(ckpt.state.config_json, "checkpoint " + ckpt.path));
+  if (ckpt.state.vocab_size <= 0) {
+    return coord::FailedPrecondition("checkpoint " + ckpt.path + " has " +
+                                     std::to_string(ckpt.state.tensor_model_parallel_size) +
+                                     " tensor-parallel shards but no vocab_size in its state");
+  }
+  job.model.vocab_size = ckpt.state.vocab_size;
+  ASSIGN_OR_RETURN(LoadedCheckpoint whole,
+                   LoadIterationForLayout(ckpt.path, job.model, 1, 0, OptimizerRange{0, 0, false}));
+  whole.warnings.insert(whole.warnings.begin(), ckpt.warnings.begin(), ckpt.warnings.end());
+  return whole;
+}
+
+}  // namespace
+
 coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& load_dir,
                                                              int64_t iteration) {
+  ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadShardZero(load_dir, iteration));
+  return WholeModel(std::move(ckpt));
+}
+
+coord::StatusOr<LoadedCheckpoint> LoadShardZero(const std::string& load_dir, int64_t iteration) {
   if (iteration >= 0) {
     const std::string dir = CheckpointIterDir(load_dir, iteration);
     if (!coord::IsDirectory(dir)) {
@@ -111,7 +139,11 @@ coord::StatusOr<GptConfig> CheckpointModelConfig(const LoadedCheckpoint& ckpt,
   const std::string merges = merge_override.empty() ? job.merge_file : merge_override;
   if (vocab_out != nullptr) *vocab_out = vocab;
   if (merge_out != nullptr) *merge_out = merges;
-  if (!job.vocab_size_given) {
+  // The layout of the loaded tensors (1 once WholeModel assembled them).
+  job.model.tensor_model_parallel_size = ckpt.state.tensor_model_parallel_size;
+  if (!job.vocab_size_given && ckpt.state.vocab_size > 0) {
+    job.model.vocab_size = ckpt.state.vocab_size;
+  } else if (!job.vocab_size_given) {
     if (vocab.empty()) {
       return coord::InvalidArgument("checkpoint " + ckpt.path +
                                     ": its config has no data.vocab_file; pass --vocab-file");

@@ -31,7 +31,6 @@ constexpr char kEndMagic[8] = {'G', 'P', 'T', 'R', 'E', 'N', 'D', '\0'};
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kNumTensors = 3;
 constexpr size_t kHeaderBytes = 64, kTrailerBytes = 16;
-constexpr char kRankDir[] = "mp_rank_00";
 constexpr char kTensorFile[] = "model_optim_rng.bin";
 constexpr char kStateFile[] = "train_state.json";
 constexpr char kManifestFile[] = "manifest.json";
@@ -240,6 +239,8 @@ std::string StateToJson(const TrainState& s) {
             {"rng_step", s.rng_step},
             {"seed", s.seed},
             {"adam_step", s.adam_step},
+            {"tensor_model_parallel_size", s.tensor_model_parallel_size},
+            {"vocab_size", s.vocab_size},
             {"config_json", s.config_json}};
   if (s.loss_scale > 0) {
     j["loss_scaler"] = {{"scale", s.loss_scale},
@@ -254,8 +255,8 @@ std::string StateToJson(const TrainState& s) {
 // directory is complete.
 Status WriteManifest(const std::string& tmp_dir, int64_t iteration, size_t n,
                      const std::vector<FileRecord>& files,
-                     const std::vector<OptimizerShardInfo>& shards) {
-  const std::string rank_dir = coord::JoinPath(tmp_dir, kRankDir);
+                     const std::vector<OptimizerShardInfo>& shards, int mp_rank = 0) {
+  const std::string rank_dir = coord::JoinPath(tmp_dir, MpRankDirName(mp_rank));
   json manifest = {{"format", "gpt-rank-checkpoint"},
                    {"version", kVersion},
                    {"iteration", iteration},
@@ -281,7 +282,7 @@ Status WriteManifest(const std::string& tmp_dir, int64_t iteration, size_t n,
 // Fills a fresh temporary iteration directory; the caller renames it into place.
 Status WriteIterDir(const std::string& tmp_dir, const TrainState& state,
                     const CheckpointTensors& t) {
-  const std::string rank_dir = coord::JoinPath(tmp_dir, kRankDir);
+  const std::string rank_dir = coord::JoinPath(tmp_dir, MpRankDirName(0));
   RETURN_IF_ERROR(coord::MakeDirs(rank_dir));
   std::vector<FileRecord> files(2);
   RETURN_IF_ERROR(WriteTensors(coord::JoinPath(rank_dir, kTensorFile), kTensorFile,
@@ -356,6 +357,12 @@ Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
 
 // --- ZeRO saves -----------------------------------------------------------------------
 
+std::string MpRankDirName(int mp_rank) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "mp_rank_%02d", mp_rank);
+  return name;
+}
+
 std::string OptimizerShardFileName(int dp_rank) {
   char name[48];
   std::snprintf(name, sizeof(name), "zero_optim_rank_%05d.bin", dp_rank);
@@ -375,26 +382,30 @@ Status BeginShardedSave(const std::string& save_dir, int64_t iteration) {
   }
   const std::string tmp_dir = ShardedSaveTmpDir(save_dir, iteration);
   RETURN_IF_ERROR(coord::RemoveTree(tmp_dir));  // a leftover of a crashed save
-  return coord::MakeDirs(coord::JoinPath(tmp_dir, kRankDir));
+  return coord::MakeDirs(coord::JoinPath(tmp_dir, MpRankDirName(0)));
 }
 
 StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir, int64_t iteration,
                                                    int dp_rank, const float* adam_m,
-                                                   const float* adam_v, size_t count) {
+                                                   const float* adam_v, size_t count,
+                                                   int mp_rank) {
   const std::string name = OptimizerShardFileName(dp_rank);
-  const std::string path =
-      coord::JoinPath(coord::JoinPath(ShardedSaveTmpDir(save_dir, iteration), kRankDir), name);
+  const std::string dir =
+      coord::JoinPath(ShardedSaveTmpDir(save_dir, iteration), MpRankDirName(mp_rank));
+  RETURN_IF_ERROR(coord::MakeDirs(dir));
   FileRecord rec;
-  Status st = WriteTensors(path, name, {adam_m, adam_v}, count, &rec);
+  Status st = WriteTensors(coord::JoinPath(dir, name), name, {adam_m, adam_v}, count, &rec);
   if (!st.ok()) return st.WithContext("rank " + std::to_string(dp_rank) + " optimizer shard");
   return rec;
 }
 
 StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(const std::string& save_dir,
                                                                    const TrainState& state,
-                                                                   const float* params, size_t n) {
+                                                                   const float* params, size_t n,
+                                                                   int mp_rank) {
   const std::string rank_dir =
-      coord::JoinPath(ShardedSaveTmpDir(save_dir, state.iteration), kRankDir);
+      coord::JoinPath(ShardedSaveTmpDir(save_dir, state.iteration), MpRankDirName(mp_rank));
+  RETURN_IF_ERROR(coord::MakeDirs(rank_dir));
   std::vector<FileRecord> files(2);
   RETURN_IF_ERROR(
       WriteTensors(coord::JoinPath(rank_dir, kTensorFile), kTensorFile, {params}, n, &files[0]));
@@ -403,24 +414,34 @@ StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(const std::st
   return files;
 }
 
-Status FinishShardedSave(const std::string& save_dir, const TrainState& state, size_t n,
-                         const std::vector<CheckpointFileRecord>& files,
-                         const std::vector<OptimizerShardInfo>& shards) {
+Status WriteShardManifest(const std::string& save_dir, const TrainState& state, int mp_rank,
+                          size_t n, const std::vector<CheckpointFileRecord>& files,
+                          const std::vector<OptimizerShardInfo>& shards) {
+  const std::string tmp_dir = ShardedSaveTmpDir(save_dir, state.iteration);
+  for (const FileRecord& f : files) {
+    struct stat sb;
+    const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName(mp_rank)), f.name);
+    if (stat(path.c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_size) != f.size) {
+      return coord::FailedPrecondition(
+          path +
+          " is missing or has the wrong size here, although its rank wrote it: "
+          "the checkpoint directory must be on storage every rank shares (CFS)");
+    }
+  }
+  return WriteManifest(tmp_dir, state.iteration, n, files, shards, mp_rank);
+}
+
+Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp) {
   const std::string final_dir = CheckpointIterDir(save_dir, state.iteration);
   const std::string tmp_dir = ShardedSaveTmpDir(save_dir, state.iteration);
   Status st;
-  for (const FileRecord& f : files) {
-    struct stat sb;
-    const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, kRankDir), f.name);
-    if (stat(path.c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_size) != f.size) {
-      st = coord::FailedPrecondition(
-          path +
-          " is missing or has the wrong size on rank 0, although its rank wrote it: "
-          "the checkpoint directory must be on storage every rank shares (CFS)");
-      break;
+  for (int r = 0; r < tp && st.ok(); ++r) {  // every tensor-parallel shard is complete
+    const std::string m = coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName(r)), kManifestFile);
+    if (!coord::PathExists(m)) {
+      st = coord::FailedPrecondition(m + " missing: tensor-parallel shard " + std::to_string(r) +
+                                     " of " + std::to_string(tp) + " was not written");
     }
   }
-  if (st.ok()) st = WriteManifest(tmp_dir, state.iteration, n, files, shards);
   if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
   if (st.ok()) st = FsyncDir(save_dir);
   if (!st.ok()) {
@@ -430,6 +451,17 @@ Status FinishShardedSave(const std::string& save_dir, const TrainState& state, s
   st = coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
                               std::to_string(state.iteration) + "\n");
   return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
+}
+
+Status FinishShardedSave(const std::string& save_dir, const TrainState& state, size_t n,
+                         const std::vector<CheckpointFileRecord>& files,
+                         const std::vector<OptimizerShardInfo>& shards) {
+  Status st = WriteShardManifest(save_dir, state, 0, n, files, shards);
+  if (!st.ok()) {
+    AbortShardedSave(save_dir, state.iteration);
+    return st.WithContext("saving checkpoint " + CheckpointIterDir(save_dir, state.iteration));
+  }
+  return InstallShardedSave(save_dir, state, 1);
 }
 
 void AbortShardedSave(const std::string& save_dir, int64_t iteration) {
@@ -525,6 +557,13 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
     s.seed = j.at("seed").get<uint64_t>();
     s.adam_step = j.at("adam_step").get<int64_t>();
     s.config_json = j.at("config_json").get<std::string>();
+    // Absent in checkpoints older than tensor parallel: one shard, vocab from the config.
+    s.tensor_model_parallel_size = j.value("tensor_model_parallel_size", 1);
+    s.vocab_size = j.value("vocab_size", 0);
+    if (s.tensor_model_parallel_size < 1 || s.tensor_model_parallel_size > 4096) {
+      return Corrupt(path, "tensor_model_parallel_size " +
+                               std::to_string(s.tensor_model_parallel_size) + " out of range");
+    }
     if (auto ls = j.find("loss_scaler"); ls != j.end()) {
       s.loss_scale = ls->at("scale").get<double>();
       s.loss_scale_iter = ls->at("iter").get<int64_t>();
@@ -629,9 +668,9 @@ int64_t ReadTracker(const std::string& load_dir, std::string* why) {
 }  // namespace
 
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
-                                          const OptimizerRange& optimizer) {
+                                          const OptimizerRange& optimizer, int mp_rank) {
   if (!coord::IsDirectory(iter_dir)) return coord::NotFound("no checkpoint directory " + iter_dir);
-  const std::string rank_dir = coord::JoinPath(iter_dir, kRankDir);
+  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(mp_rank));
   std::map<std::string, ManifestFile> files;
   std::vector<OptimizerShardInfo> shards;
   RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), &files, &shards));
@@ -691,6 +730,13 @@ StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t ex
 
 StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, size_t expected_n,
                                                 const OptimizerRange& optimizer) {
+  return LoadLatestWith(load_dir, [&](const std::string& iter_dir) {
+    return LoadCheckpoint(iter_dir, expected_n, optimizer);
+  });
+}
+
+StatusOr<LoadedCheckpoint> LoadLatestWith(const std::string& load_dir,
+                                          const IterationLoader& load_iteration) {
   std::string tracker_problem;
   const int64_t latest = ReadTracker(load_dir, &tracker_problem);
   std::vector<int64_t> candidates;
@@ -708,9 +754,10 @@ StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_dir, siz
   std::vector<std::string> reasons;
   for (int64_t it : candidates) {
     const std::string dir = CheckpointIterDir(load_dir, it);
-    auto loaded = LoadCheckpoint(dir, expected_n, optimizer);
+    auto loaded = load_iteration(dir);
     if (loaded.ok()) {
       if (!refused.empty()) warnings.push_back(refused + "; using " + dir);
+      warnings.insert(warnings.end(), loaded->warnings.begin(), loaded->warnings.end());
       loaded->warnings = std::move(warnings);
       return loaded;
     }
@@ -728,7 +775,7 @@ bool HasCheckpoint(const std::string& load_dir) {
   if (coord::PathExists(coord::JoinPath(load_dir, kLatestIterationFile))) return true;
   for (int64_t it : ListIterations(load_dir)) {
     const std::string m =
-        coord::JoinPath(coord::JoinPath(CheckpointIterDir(load_dir, it), kRankDir), kManifestFile);
+        coord::JoinPath(coord::JoinPath(CheckpointIterDir(load_dir, it), MpRankDirName(0)), kManifestFile);
     if (coord::PathExists(m)) return true;
   }
   return false;

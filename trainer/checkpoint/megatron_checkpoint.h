@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,11 @@ struct TrainState {
   int64_t rng_step = 0;  // dropout counter (StepOptions::rng_step) of the next micro-batch
   uint64_t seed = 0;
   int64_t adam_step = 0;    // AdamW::step()
+  // The layout it was saved in: mp_rank_00 .. mp_rank_<tp-1> hold the tensor-parallel
+  // shards (gpt_params.h); vocab_size is the real vocabulary (the padding depends on
+  // tp). 1 and 0 in checkpoints older than tensor parallel.
+  int tensor_model_parallel_size = 1;
+  int vocab_size = 0;
   // fp16 runs: the dynamic loss scaler (LossScaler::State), so a resumed run goes on
   // with the scale it had; absent (loss_scale 0) otherwise and in older checkpoints.
   double loss_scale = 0;
@@ -96,8 +102,10 @@ struct LoadedCheckpoint {
 // Errors: NotFound (no such directory, or incomplete: no manifest.json);
 // FailedPrecondition for a checksum mismatch, truncation, bad header or wrong n (the
 // message names the file).
+// mp_rank: which tensor-parallel shard's directory (mp_rank_XX) to read.
 coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
-                                                 const OptimizerRange& optimizer = {});
+                                                 const OptimizerRange& optimizer = {},
+                                                 int mp_rank = 0);
 
 // Loads the iteration named by the tracker; if that one is corrupt or incomplete, says
 // so in warnings and falls back to the newest older complete one. With no tracker (a
@@ -112,6 +120,15 @@ coord::StatusOr<LoadedCheckpoint> LoadLatestCheckpoint(const std::string& load_d
 // i.e. a run should try to resume (and fail loudly if nothing loads) instead of
 // starting from scratch.
 bool HasCheckpoint(const std::string& load_dir);
+
+// LoadLatestCheckpoint's choice of iteration (tracker, fallback to older complete ones,
+// warnings) with another way of loading one iteration directory (tp_checkpoint.h).
+using IterationLoader = std::function<coord::StatusOr<LoadedCheckpoint>(const std::string&)>;
+coord::StatusOr<LoadedCheckpoint> LoadLatestWith(const std::string& load_dir,
+                                                 const IterationLoader& load_iteration);
+
+// "mp_rank_03": the directory of tensor-parallel shard 3 inside an iteration.
+std::string MpRankDirName(int mp_rank);
 
 // --- ZeRO checkpoints: the optimizer state in per-rank shards ---------------------
 // Same directory layout as above, but model_optim_rng.bin holds the parameters only
@@ -140,14 +157,22 @@ std::string OptimizerShardFileName(int dp_rank);
 std::string ShardedSaveTmpDir(const std::string& save_dir, int64_t iteration);
 // Rank 0: checks save_dir, removes a stale temporary of this iteration, creates it.
 coord::Status BeginShardedSave(const std::string& save_dir, int64_t iteration);
-// Every rank: its shard file (fsynced).
+// Every rank: its shard file (fsynced), inside its tensor-parallel shard's mp_rank_XX.
 coord::StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir,
                                                           int64_t iteration, int dp_rank,
                                                           const float* adam_m, const float* adam_v,
-                                                          size_t count);
-// Rank 0: the parameters and train_state.json.
+                                                          size_t count, int mp_rank = 0);
+// Rank 0 of each tensor-parallel shard: its parameters and train_state.json.
 coord::StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(
-    const std::string& save_dir, const TrainState& state, const float* params, size_t n);
+    const std::string& save_dir, const TrainState& state, const float* params, size_t n,
+    int mp_rank = 0);
+// Tensor parallel: the writer of each shard checks its files and writes its manifest
+// (WriteShardManifest), then rank 0 checks that every shard has one and installs the
+// iteration (InstallShardedSave). FinishShardedSave is both, for one shard.
+coord::Status WriteShardManifest(const std::string& save_dir, const TrainState& state, int mp_rank,
+                                 size_t n, const std::vector<CheckpointFileRecord>& files,
+                                 const std::vector<OptimizerShardInfo>& shards);
+coord::Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp);
 // Rank 0: checks every listed file is there with its size (a rank that wrote to a
 // directory rank 0 cannot see is named), writes the manifest, renames the directory
 // into place and updates the tracker. On error the temporary directory is removed.

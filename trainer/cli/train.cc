@@ -14,6 +14,7 @@
 #include "trainer/dist/process_group.h"
 #include "trainer/dist/rank_env.h"
 #include "trainer/train/cli_args.h"
+#include "trainer/train/parallel_groups.h"
 #include "trainer/train/trainer.h"
 #include "trainer/train/trainer_config.h"
 
@@ -96,7 +97,10 @@ int RunTrain(const std::vector<std::string>& args) {
     coord::SetLogLevel(coord::LogLevel::kWarning);
   }
   parsed->config.parallel.local_rank = env->local_rank;
-  auto trainer = train::Trainer::Create(parsed->config, &(*group)->comm(), (*group)->store());
+  auto groups =
+      train::MakeParallelGroups(group->get(), parsed->config.parallel.tensor_model_parallel_size);
+  if (!groups.ok()) return train::ReportSetupError(groups.status());
+  auto trainer = train::Trainer::Create(parsed->config, &*groups, (*group)->store());
   if (!trainer.ok()) return train::ReportSetupError(trainer.status());
   coord::Status s = (*trainer)->Run();
   if (s.ok()) return kExitOk;

@@ -1,6 +1,8 @@
 // Rendezvous and communicator setup (process_group.h).
 #include "trainer/dist/process_group.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -53,6 +55,7 @@ coord::StatusOr<std::unique_ptr<ProcessGroup>> ProcessGroup::Init(
     gloo.iface = iface;
   }
   gloo.timeout = options.collective_timeout;
+  pg->gloo_ = gloo;
   ASSIGN_OR_RETURN(auto comm,
                    GlooCommunicator::Create(*pg->store_, env.rank, env.world_size, gloo));
   LOG_INFO << "rank " << env.rank << " of " << env.world_size << " (local " << env.local_rank
@@ -90,6 +93,25 @@ coord::Status ProcessGroup::WaitForAllRanks(const ProcessGroupOptions& options) 
                                  coord::FormatSeconds(options.rendezvous_timeout) +
                                  "; check that every node started its ranks with the same "
                                  "WORLD_SIZE and MASTER_ADDR:MASTER_PORT");
+}
+
+coord::StatusOr<std::unique_ptr<Communicator>> ProcessGroup::NewGroup(
+    const std::vector<int>& ranks, const std::string& name) {
+  const auto me = std::find(ranks.begin(), ranks.end(), env_.rank);
+  if (me == ranks.end() || !std::is_sorted(ranks.begin(), ranks.end()) ||
+      ranks.front() < 0 || ranks.back() >= env_.world_size) {
+    return coord::InvalidArgument("process group \"" + name + "\": rank " +
+                                  std::to_string(env_.rank) +
+                                  " asked for a group that does not contain it, or ranks outside "
+                                  "[0, " + std::to_string(env_.world_size) + ") / not ascending");
+  }
+  if (ranks.size() == 1) return MakeSelfCommunicator();
+  if (store_ == nullptr) return coord::FailedPrecondition("NewGroup without a store");
+  GlooOptions gloo = gloo_;
+  gloo.key_prefix = "gloo/" + name;
+  ASSIGN_OR_RETURN(auto comm, GlooCommunicator::Create(*store_, static_cast<int>(me - ranks.begin()),
+                                                       static_cast<int>(ranks.size()), gloo));
+  return std::unique_ptr<Communicator>(std::move(comm));
 }
 
 }  // namespace gpt_rank::dist

@@ -8,9 +8,11 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "trainer/dist/communicator.h"
+#include "trainer/dist/gloo_communicator.h"
 #include "trainer/dist/rank_env.h"
 #include "trainer/dist/store.h"
 
@@ -39,6 +41,13 @@ class ProcessGroup {
   Communicator& comm() { return *comm_; }
   KeyValueStore* store();  // null in a world of one
 
+  // A communicator over a subset of the world (torch.distributed.new_group): `ranks`
+  // are world ranks in ascending order and include this one; every member calls it
+  // with the same ranks and name (the name keeps the groups' rendezvous keys apart).
+  // A group of one gets the self communicator. Same timeouts as the world's.
+  coord::StatusOr<std::unique_ptr<Communicator>> NewGroup(const std::vector<int>& ranks,
+                                                          const std::string& name);
+
  private:
   ProcessGroup() = default;
   coord::Status WaitForAllRanks(const ProcessGroupOptions& options);
@@ -47,6 +56,7 @@ class ProcessGroup {
   std::unique_ptr<TcpStoreServer> server_;  // rank 0 only
   std::unique_ptr<TcpStore> store_;
   std::unique_ptr<Communicator> comm_;
+  GlooOptions gloo_;  // the world's, reused by NewGroup
 };
 
 }  // namespace gpt_rank::dist

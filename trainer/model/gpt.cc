@@ -9,6 +9,7 @@
 // bitwise identical.
 #include "trainer/model/gpt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -22,6 +23,7 @@
 #include "trainer/kernels/cpu/matmul.h"
 #include "trainer/kernels/cpu/residual.h"
 #include "trainer/kernels/cpu/softmax_cross_entropy.h"
+#include "trainer/kernels/cpu/vocab_parallel.h"
 
 namespace trainer {
 
@@ -36,19 +38,44 @@ void Zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
 }  // namespace
 
-GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq)
-    : config_(config), layout_(config), max_batch_(max_batch), max_seq_(max_seq) {
+GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
+                   gpt_rank::dist::Communicator* tp_comm)
+    : config_(config),
+      tp_comm_(tp_comm != nullptr && tp_comm->size() > 1 ? tp_comm : nullptr),
+      tp_(tp_comm_ != nullptr ? tp_comm_->size() : 1),
+      tp_rank_(tp_comm_ != nullptr ? tp_comm_->rank() : 0),
+      layout_(config, tp_, tp_rank_),
+      max_batch_(max_batch),
+      max_seq_(max_seq) {
   params_memory_.assign(layout_.num_params(), 0.0f);
   grads_memory_.assign(layout_.num_params(), 0.0f);
   params_ = layout_.Views(params_memory_.data());
   grads_ = layout_.Views(grads_memory_.data());
-  acts_memory_.assign(ActivationFloats(config, max_batch, max_seq, config.checkpoint_activations),
-                      0.0f);
+  acts_memory_.assign(
+      ActivationFloats(config, max_batch, max_seq, config.checkpoint_activations, tp_), 0.0f);
+  if (tp_ > 1) {
+    const size_t BT = static_cast<size_t>(max_batch) * max_seq;
+    ce_max_.assign(BT * tp_, 0.0f);
+    ce_target_.assign(BT, 0.0f);
+    ce_sum_.assign(BT, 0.0);
+  }
 }
 
 coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& config, int max_batch,
-                                                            int max_seq) {
+                                                            int max_seq,
+                                                            gpt_rank::dist::Communicator* tp_comm) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (tp_comm != nullptr && tp_comm->size() > 1) {
+    const int tp = tp_comm->size();
+    if (config.num_attention_heads % tp != 0 || config.padded_vocab_size() % tp != 0) {
+      return coord::InvalidArgument(
+          "tensor parallel size " + std::to_string(tp) + " must divide model.num_attention_heads (" +
+          std::to_string(config.num_attention_heads) + ") and the padded vocabulary (" +
+          std::to_string(config.padded_vocab_size()) +
+          "; model.tensor_model_parallel_size pads it to a multiple of "
+          "make_vocab_size_divisible_by x tp)");
+    }
+  }
   if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
     return coord::InvalidArgument(
         "GptModel: need 0 < batch and 0 < seq <= "
@@ -56,7 +83,7 @@ coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& con
         std::to_string(config.max_position_embeddings) + "), got B=" + std::to_string(max_batch) +
         " T=" + std::to_string(max_seq));
   }
-  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq));
+  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq, tp_comm));
 }
 
 void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
@@ -75,8 +102,12 @@ void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, u
     }
     const float s = t.init == ParamInit::kScaledNormal ? scaled_std : std_dev;
     const RngStream rng{seed + kInitKeyOffset, k};  // one stream per tensor
+    // Keyed on the element's index in the whole tensor: a shard draws its part of the
+    // one-rank weights.
 #pragma omp parallel for schedule(static)
-    for (long long i = 0; i < n; ++i) p[i] = s * rng.normal(static_cast<uint64_t>(i));
+    for (long long i = 0; i < n; ++i) {
+      p[i] = s * rng.normal(static_cast<uint64_t>(layout.ToFullIndex(t, static_cast<size_t>(i))));
+    }
   }
 }
 
@@ -98,21 +129,40 @@ RngStream GptModel::DropoutRng(int layer, DropoutSite site) const {
 
 // --- forward -----------------------------------------------------------------
 
-void GptModel::LayerForward(int l, const LayerActivations& a, const float* in, float* out) {
-  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+coord::Status GptModel::TpAllReduce(float* data, size_t count) {
+  if (tp_comm_ == nullptr) return coord::Status::Ok();
+  return tp_comm_->AllReduceSum(data, count);
+}
+
+coord::Status GptModel::RowParallelOutput(float* out, const float* bias) {
+  if (tp_comm_ == nullptr) return coord::Status::Ok();
+  const int BT = B_ * T_, C = config_.hidden_size;
+  RETURN_IF_ERROR(tp_comm_->AllReduceSum(out, static_cast<size_t>(BT) * C));
+  cpu::bias_add_forward(out, bias, BT, C);
+  return coord::Status::Ok();
+}
+
+// With tensor parallel, Cl = C/tp and NHl = NH/tp are this rank's part of the heads
+// and 4*Cl its part of the MLP; everything (B, T, C) is whole on every rank.
+coord::Status GptModel::LayerForward(int l, const LayerActivations& a, const float* in,
+                                     float* out) {
+  const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
+  const int NHl = config_.num_attention_heads / tp_;
   const int BT = B * T;
   const size_t BTC = static_cast<size_t>(BT) * C;
   const LayerParams& w = params_.layers[l];
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
+  const bool one_rank = tp_comm_ == nullptr;
   float* proj = acts_.scratch;  // (B,T,C) projection output, then its dropout
 
   cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT, C,
                          config_.layernorm_epsilon);
-  cpu::matmul_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * C);
-  cpu::attention_forward(a.atty, a.att, a.qkv, B, T, C, NH, p_attn,
-                         DropoutRng(l, DropoutSite::kAttentionProbs));
-  cpu::matmul_forward(proj, a.atty, w.attprojw, w.attprojb, BT, C, C);
+  cpu::matmul_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * Cl);
+  cpu::attention_forward(a.atty, a.att, a.qkv, B, T, Cl, NHl, p_attn,
+                         DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl);
+  cpu::matmul_forward(proj, a.atty, w.attprojw, one_rank ? w.attprojb : nullptr, BT, Cl, C);
+  RETURN_IF_ERROR(RowParallelOutput(proj, w.attprojb));
   if (p_hidden > 0.0f) {
     cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kAttentionOut),
                          RowElems());
@@ -121,14 +171,39 @@ void GptModel::LayerForward(int l, const LayerActivations& a, const float* in, f
 
   cpu::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w, w.ln2b, BT, C,
                          config_.layernorm_epsilon);
-  cpu::matmul_forward(a.fch, a.ln2, w.fcw, w.fcb, BT, C, 4 * C);
-  cpu::gelu_forward(a.fch_gelu, a.fch, BT * 4 * C);
-  cpu::matmul_forward(proj, a.fch_gelu, w.fcprojw, w.fcprojb, BT, 4 * C, C);
+  cpu::matmul_forward(a.fch, a.ln2, w.fcw, w.fcb, BT, C, 4 * Cl);
+  cpu::gelu_forward(a.fch_gelu, a.fch, BT * 4 * Cl);
+  cpu::matmul_forward(proj, a.fch_gelu, w.fcprojw, one_rank ? w.fcprojb : nullptr, BT, 4 * Cl, C);
+  RETURN_IF_ERROR(RowParallelOutput(proj, w.fcprojb));
   if (p_hidden > 0.0f) {
     cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut),
                          RowElems());
   }
   cpu::residual_forward(out, a.residual2, proj, BTC);
+  return coord::Status::Ok();
+}
+
+// Megatron's vocab_parallel_cross_entropy: the max, the sum of exponentials and the
+// target logit are reduced over the tensor-parallel ranks; each keeps its columns.
+coord::Status GptModel::VocabParallelLoss() {
+  const int BT = B_ * T_, Vl = config_.padded_vocab_size() / tp_;
+  const int vb = layout_.vocab_begin();
+  const int valid = cpu::vocab_shard_valid(config_.vocab_size, vb, Vl);
+  const size_t n = static_cast<size_t>(BT);
+  float* gathered = ce_max_.data();  // (tp, BT): rank r's maxima in block r
+  cpu::vocab_parallel_ce_max(gathered + n * tp_rank_, acts_.logits, BT, Vl, valid);
+  RETURN_IF_ERROR(tp_comm_->AllGather(gathered, std::vector<size_t>(tp_, n),
+                                      gpt_rank::dist::DataType::kFloat32));
+  for (size_t i = 0; i < n; ++i) {
+    for (int r = 1; r < tp_; ++r) gathered[i] = std::max(gathered[i], gathered[n * r + i]);
+  }
+  cpu::vocab_parallel_ce_exp(ce_sum_.data(), ce_target_.data(), acts_.logits, gathered,
+                             targets_.data(), BT, Vl, valid, vb);
+  RETURN_IF_ERROR(tp_comm_->AllReduceSum(ce_sum_.data(), n));
+  RETURN_IF_ERROR(tp_comm_->AllReduceSum(ce_target_.data(), n));
+  cpu::vocab_parallel_ce_finish(acts_.losses, acts_.logits, ce_sum_.data(), ce_target_.data(),
+                                gathered, BT, Vl, valid);
+  return coord::Status::Ok();
 }
 
 coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, int B, int T,
@@ -154,23 +229,36 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   rng_step_ = options.rng_step;
   inputs_.assign(inputs, inputs + BT);
   targets_.assign(targets, targets + BT);
-  acts_ = ActivationViews(acts_memory_.data(), config_, B, T, config_.checkpoint_activations);
+  acts_ =
+      ActivationViews(acts_memory_.data(), config_, B, T, config_.checkpoint_activations, tp_);
 
-  const int C = config_.hidden_size, L = config_.num_layers, Vp = config_.padded_vocab_size();
+  const int C = config_.hidden_size, L = config_.num_layers;
+  const int Vl = config_.padded_vocab_size() / tp_;  // this rank's rows of wte
   const size_t BTC = static_cast<size_t>(BT) * C;
-  cpu::encoder_forward(acts_.residual, inputs, params_.wte, params_.wpe, B, T, C);
+  if (tp_comm_ == nullptr) {
+    cpu::encoder_forward(acts_.residual, inputs, params_.wte, params_.wpe, B, T, C);
+  } else {  // exact: one rank contributes each row, the others zeros
+    cpu::vocab_parallel_embedding_forward(acts_.residual, inputs, params_.wte,
+                                          layout_.vocab_begin(), Vl, B, T, C);
+    RETURN_IF_ERROR(TpAllReduce(acts_.residual, BTC));
+    cpu::position_embedding_add(acts_.residual, params_.wpe, B, T, C);
+  }
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
                          DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
   }
   for (int l = 0; l < L; ++l) {
     const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : l];
-    LayerForward(l, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC);
+    RETURN_IF_ERROR(LayerForward(l, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC));
   }
   cpu::layernorm_forward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
                          params_.lnfw, params_.lnfb, BT, C, config_.layernorm_epsilon);
-  cpu::matmul_forward(acts_.logits, acts_.lnf, params_.wte, nullptr, BT, C, Vp);
-  cpu::softmax_cross_entropy_forward(acts_.losses, acts_.logits, targets, BT, V, Vp);
+  cpu::matmul_forward(acts_.logits, acts_.lnf, params_.wte, nullptr, BT, C, Vl);
+  if (tp_comm_ == nullptr) {
+    cpu::softmax_cross_entropy_forward(acts_.losses, acts_.logits, targets, BT, V, Vl);
+  } else {
+    RETURN_IF_ERROR(VocabParallelLoss());
+  }
   double sum = 0.0;  // in token order: deterministic
   for (int i = 0; i < BT; ++i) sum += acts_.losses[i];
   have_forward_ = true;
@@ -181,9 +269,11 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
 
 // On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit
 // d/d(in).
-void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) {
-  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+coord::Status GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) {
+  const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
+  const int NHl = config_.num_attention_heads / tp_;
   const int BT = B * T;
+  const size_t BTCl = static_cast<size_t>(BT) * Cl;
   const size_t BTC = static_cast<size_t>(BT) * C;
   const LayerParams& w = params_.layers[l];
   LayerParams& g = grads_.layers[l];
@@ -199,13 +289,15 @@ void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) 
                           RowElems());
     dproj = d.dbtc;
   }
-  Zero(d.dfch_gelu, BTC * 4);
-  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, 4 * C,
+  // The replicated fc_proj bias gets the same gradient on every tensor-parallel rank.
+  Zero(d.dfch_gelu, BTCl * 4);
+  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, 4 * Cl,
                        C);
-  Zero(d.dfch, BTC * 4);
-  cpu::gelu_backward(d.dfch, a.fch, d.dfch_gelu, BT * 4 * C);
+  Zero(d.dfch, BTCl * 4);
+  cpu::gelu_backward(d.dfch, a.fch, d.dfch_gelu, BT * 4 * Cl);
   Zero(d.dbtc2, BTC);
-  cpu::matmul_backward(d.dbtc2, g.fcw, g.fcb, d.dfch, a.ln2, w.fcw, BT, C, 4 * C);
+  cpu::matmul_backward(d.dbtc2, g.fcw, g.fcb, d.dfch, a.ln2, w.fcw, BT, C, 4 * Cl);
+  RETURN_IF_ERROR(TpAllReduce(d.dbtc2, BTC));  // column-parallel input: sum the ranks' parts
   cpu::layernorm_backward(d.dresidual, g.ln2w, g.ln2b, d.dbtc2, a.residual2, w.ln2w, a.ln2_mean,
                           a.ln2_rstd, BT, C);
 
@@ -216,15 +308,17 @@ void GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) 
                           DropoutRng(l, DropoutSite::kAttentionOut), RowElems());
     dproj = d.dbtc;
   }
-  Zero(d.dbtc2, BTC);  // d(atty)
-  cpu::matmul_backward(d.dbtc2, g.attprojw, g.attprojb, dproj, a.atty, w.attprojw, BT, C, C);
-  Zero(d.dqkv, BTC * 3);
-  cpu::attention_backward(d.dqkv, d.dbtc2, a.qkv, a.att, B, T, C, NH, p_attn,
-                          DropoutRng(l, DropoutSite::kAttentionProbs));
+  Zero(d.dbtc2, BTCl);  // d(atty), this rank's heads
+  cpu::matmul_backward(d.dbtc2, g.attprojw, g.attprojb, dproj, a.atty, w.attprojw, BT, Cl, C);
+  Zero(d.dqkv, BTCl * 3);
+  cpu::attention_backward(d.dqkv, d.dbtc2, a.qkv, a.att, B, T, Cl, NHl, p_attn,
+                          DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl);
   Zero(d.dbtc, BTC);  // d(ln1)
-  cpu::matmul_backward(d.dbtc, g.qkvw, g.qkvb, d.dqkv, a.ln1, w.qkvw, BT, C, 3 * C);
+  cpu::matmul_backward(d.dbtc, g.qkvw, g.qkvb, d.dqkv, a.ln1, w.qkvw, BT, C, 3 * Cl);
+  RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
   cpu::layernorm_backward(d.dresidual, g.ln1w, g.ln1b, d.dbtc, in, w.ln1w, a.ln1_mean, a.ln1_rstd,
                           BT, C);
+  return coord::Status::Ok();
 }
 
 coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_ready) {
@@ -233,19 +327,26 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
   }
   have_forward_ = false;  // probs are overwritten with dlogits below
   if (grad_acts_memory_.empty()) {
-    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_), 0.0f);
+    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_, tp_), 0.0f);
   }
   const int B = B_, T = T_, BT = B * T, C = config_.hidden_size, L = config_.num_layers;
-  const int V = config_.vocab_size, Vp = config_.padded_vocab_size();
+  const int V = config_.vocab_size, Vl = config_.padded_vocab_size() / tp_;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T);
+  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T, tp_);
   const GptGradActivations& d = grad_acts_;
 
   // loss = loss_scale * mean over BT tokens.
-  cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vp, loss_scale / BT);
+  if (tp_comm_ == nullptr) {
+    cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vl, loss_scale / BT);
+  } else {
+    cpu::vocab_parallel_ce_backward(acts_.logits, targets_.data(), BT, Vl,
+                                    cpu::vocab_shard_valid(V, layout_.vocab_begin(), Vl),
+                                    layout_.vocab_begin(), loss_scale / BT);
+  }
   Zero(d.dbtc, BTC);  // d(lnf)
   cpu::matmul_backward(d.dbtc, grads_.wte, nullptr, acts_.logits, acts_.lnf, params_.wte, BT, C,
-                       Vp);
+                       Vl);
+  RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
   Zero(d.dresidual, BTC);
   cpu::layernorm_backward(d.dresidual, grads_.lnfw, grads_.lnfb, d.dbtc, acts_.residual + L * BTC,
                           params_.lnfw, acts_.lnf_mean, acts_.lnf_rstd, BT, C);
@@ -255,10 +356,10 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
     if (config_.checkpoint_activations) {
       // Recompute layer l's activations from its saved input (writes the same
       // bits to residual[l+1] again, which backward no longer needs).
-      LayerForward(l, acts_.layers[0], in, acts_.residual + (l + 1) * BTC);
-      LayerBackward(l, acts_.layers[0], in);
+      RETURN_IF_ERROR(LayerForward(l, acts_.layers[0], in, acts_.residual + (l + 1) * BTC));
+      RETURN_IF_ERROR(LayerBackward(l, acts_.layers[0], in));
     } else {
-      LayerBackward(l, acts_.layers[l], in);
+      RETURN_IF_ERROR(LayerBackward(l, acts_.layers[l], in));
     }
     if (grads_ready) grads_ready(layout_.layer_begin(l));
   }
@@ -266,7 +367,12 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
     cpu::dropout_backward(d.dresidual, d.dresidual, BTC, config_.hidden_dropout,
                           DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
   }
-  cpu::encoder_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(), B, T, C);
+  if (tp_comm_ == nullptr) {
+    cpu::encoder_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(), B, T, C);
+  } else {
+    cpu::vocab_parallel_embedding_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(),
+                                           layout_.vocab_begin(), Vl, B, T, C);
+  }
   if (grads_ready) grads_ready(0);
   return coord::Status::Ok();
 }

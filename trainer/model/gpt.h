@@ -5,6 +5,14 @@
 // tokens; Backward ACCUMULATES into the gradient buffer, so gradient accumulation is
 // Forward/Backward per micro-batch with loss_scale = 1/num_micro_batches.
 //
+// Tensor parallel (Megatron): with a tensor-parallel communicator of tp ranks the model
+// holds this rank's shard (layout: gpt_params.h) and runs the collectives of Megatron's
+// layers over it: the vocab-parallel embedding (masked lookup, all-reduce), column-
+// parallel QKV and fc (input copied; their input gradient all-reduced), row-parallel
+// projections (outputs all-reduced, bias added after), the vocab-parallel LM head and
+// cross-entropy. Dropout masks are keyed on the global head and position, so any tp
+// gives the one-rank losses with dropout on.
+//
 // Not thread-safe: one rank's training loop drives it; the kernels use OpenMP inside.
 #pragma once
 
@@ -15,6 +23,7 @@
 
 #include "common/status.h"
 #include "trainer/core/philox.h"
+#include "trainer/dist/communicator.h"
 #include "trainer/model/gpt_config.h"
 #include "trainer/model/gpt_params.h"
 
@@ -37,7 +46,8 @@ enum class DropoutSite : uint32_t {
 };
 
 // Megatron init (GptModel::InitMegatron) of a flat (layout.num_params(),) buffer, for
-// backends that keep their parameters elsewhere (the CUDA model loads it).
+// backends that keep their parameters elsewhere (the CUDA model loads it). A
+// tensor-parallel layout gets its shard of the one-rank weights.
 void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
                         float* params);
 
@@ -49,9 +59,12 @@ RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite
 class GptModel {
  public:
   // Validates config, allocates params, grads (zeroed) and activations for (B, T) up
-  // to (max_batch, max_seq). Params are zero until InitMegatron or a load.
-  static coord::StatusOr<std::unique_ptr<GptModel>> Create(const GptConfig& config, int max_batch,
-                                                           int max_seq);
+  // to (max_batch, max_seq). Params are zero until InitMegatron or a load. tp_comm: the
+  // tensor-parallel group (null or size 1: the whole model); not owned, must outlive
+  // the model; every rank of it calls Forward/Backward with the same batch.
+  static coord::StatusOr<std::unique_ptr<GptModel>> Create(
+      const GptConfig& config, int max_batch, int max_seq,
+      gpt_rank::dist::Communicator* tp_comm = nullptr);
 
   const GptConfig& config() const { return config_; }
   const GptParamLayout& layout() const { return layout_; }
@@ -85,15 +98,25 @@ class GptModel {
   const float* probs() const { return acts_.logits; }
 
  private:
-  GptModel(const GptConfig& config, int max_batch, int max_seq);
+  GptModel(const GptConfig& config, int max_batch, int max_seq,
+           gpt_rank::dist::Communicator* tp_comm);
 
   trainer::RngStream DropoutRng(int layer, DropoutSite site) const;
   // Elements per sample of a (B, T, C) activation: one dropout stream each.
   size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
-  void LayerForward(int l, const LayerActivations& a, const float* in, float* out);
-  void LayerBackward(int l, const LayerActivations& a, const float* in);
+  coord::Status LayerForward(int l, const LayerActivations& a, const float* in, float* out);
+  coord::Status LayerBackward(int l, const LayerActivations& a, const float* in);
+  // The row-parallel projections' output: sum over the tensor-parallel ranks, then the
+  // (replicated) bias. A no-op for one rank, where matmul_forward added the bias.
+  coord::Status RowParallelOutput(float* out, const float* bias);
+  // Sum over the tensor-parallel ranks of a (B, T, C) partial (column-parallel input
+  // gradients, the embedding lookup); no-op for one rank.
+  coord::Status TpAllReduce(float* data, size_t count);
+  coord::Status VocabParallelLoss();  // acts_.logits -> probs, acts_.losses (tp > 1)
 
   GptConfig config_;
+  gpt_rank::dist::Communicator* tp_comm_ = nullptr;  // null for one rank
+  int tp_ = 1, tp_rank_ = 0;
   GptParamLayout layout_;
   int max_batch_, max_seq_;
   std::vector<float> params_memory_;  // (num_params,)
@@ -101,6 +124,10 @@ class GptModel {
   GptParams params_, grads_;
   std::vector<float> acts_memory_;       // ActivationFloats(max_batch, max_seq)
   std::vector<float> grad_acts_memory_;  // GradActivationFloats, allocated on first Backward
+  // Vocab-parallel loss scratch (tp > 1): per row max (gathered over ranks), sum of
+  // exponentials, target logit.
+  std::vector<float> ce_max_, ce_target_;
+  std::vector<double> ce_sum_;
   GptActivations acts_;                  // views for the (B, T) of the last Forward
   GptGradActivations grad_acts_;
   // Last Forward's batch, needed by Backward.

@@ -8,7 +8,9 @@ namespace trainer {
 
 namespace {
 
-// The 12 per-layer tensors in flat order: name, member, shape in units of C, decay.
+// The 12 per-layer tensors in flat order: name, member, shape in units of C, decay,
+// init, and how tensor parallel splits it (Megatron's ColumnParallelLinear for QKV and
+// fc, RowParallelLinear for the projections, whose biases stay whole).
 struct LayerTensorSpec {
   const char* name;
   float* LayerParams::*member;
@@ -16,22 +18,37 @@ struct LayerTensorSpec {
   int cols_times_c;  // last dim / C
   bool weight_decay;
   ParamInit init;
+  TpSplit split;
 };
 
 constexpr std::array<LayerTensorSpec, kTensorsPerLayer> kLayerSpecs = {{
-    {"ln1_weight", &LayerParams::ln1w, 0, 1, false, ParamInit::kOne},
-    {"ln1_bias", &LayerParams::ln1b, 0, 1, false, ParamInit::kZero},
-    {"qkv_weight", &LayerParams::qkvw, 3, 1, true, ParamInit::kNormal},
-    {"qkv_bias", &LayerParams::qkvb, 0, 3, false, ParamInit::kZero},
-    {"attn_proj_weight", &LayerParams::attprojw, 1, 1, true, ParamInit::kScaledNormal},
-    {"attn_proj_bias", &LayerParams::attprojb, 0, 1, false, ParamInit::kZero},
-    {"ln2_weight", &LayerParams::ln2w, 0, 1, false, ParamInit::kOne},
-    {"ln2_bias", &LayerParams::ln2b, 0, 1, false, ParamInit::kZero},
-    {"fc_weight", &LayerParams::fcw, 4, 1, true, ParamInit::kNormal},
-    {"fc_bias", &LayerParams::fcb, 0, 4, false, ParamInit::kZero},
-    {"fc_proj_weight", &LayerParams::fcprojw, 1, 4, true, ParamInit::kScaledNormal},
-    {"fc_proj_bias", &LayerParams::fcprojb, 0, 1, false, ParamInit::kZero},
+    {"ln1_weight", &LayerParams::ln1w, 0, 1, false, ParamInit::kOne, TpSplit::kReplicated},
+    {"ln1_bias", &LayerParams::ln1b, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
+    {"qkv_weight", &LayerParams::qkvw, 3, 1, true, ParamInit::kNormal, TpSplit::kQkvRows},
+    {"qkv_bias", &LayerParams::qkvb, 0, 3, false, ParamInit::kZero, TpSplit::kQkvRows},
+    {"attn_proj_weight", &LayerParams::attprojw, 1, 1, true, ParamInit::kScaledNormal,
+     TpSplit::kColumns},
+    {"attn_proj_bias", &LayerParams::attprojb, 0, 1, false, ParamInit::kZero,
+     TpSplit::kReplicated},
+    {"ln2_weight", &LayerParams::ln2w, 0, 1, false, ParamInit::kOne, TpSplit::kReplicated},
+    {"ln2_bias", &LayerParams::ln2b, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
+    {"fc_weight", &LayerParams::fcw, 4, 1, true, ParamInit::kNormal, TpSplit::kRows},
+    {"fc_bias", &LayerParams::fcb, 0, 4, false, ParamInit::kZero, TpSplit::kRows},
+    {"fc_proj_weight", &LayerParams::fcprojw, 1, 4, true, ParamInit::kScaledNormal,
+     TpSplit::kColumns},
+    {"fc_proj_bias", &LayerParams::fcprojb, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
 }};
+
+// The shard's shape of a full shape: a vector (1-D) splits like its rows.
+std::vector<int> ShardShape(std::vector<int> full, TpSplit split, int tp) {
+  if (split == TpSplit::kReplicated) return full;
+  if (split == TpSplit::kColumns && full.size() == 2) {
+    full[1] /= tp;
+  } else {
+    full[0] /= tp;
+  }
+  return full;
+}
 
 std::string Problem(const char* key, long long got, const char* want) {
   return std::string("model.") + key + ": expected " + want + ", got " + std::to_string(got);
@@ -74,28 +91,89 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
   return coord::Status::Ok();
 }
 
-GptParamLayout::GptParamLayout(const GptConfig& config) : config_(config) {
+GptParamLayout::GptParamLayout(const GptConfig& config, int tp_size, int tp_rank)
+    : config_(config), tp_size_(tp_size), tp_rank_(tp_rank) {
   const int C = config.hidden_size;
   size_t offset = 0;
-  auto push = [&](std::string name, std::vector<int> shape, bool decay, int layer, ParamInit init) {
+  auto push = [&](std::string name, std::vector<int> full, bool decay, int layer, ParamInit init,
+                  TpSplit split) {
+    std::vector<int> shape = ShardShape(full, split, tp_size);
     size_t numel = 1;
     for (int d : shape) numel *= static_cast<size_t>(d);
-    tensors_.push_back({std::move(name), offset, numel, std::move(shape), decay, layer, init});
+    tensors_.push_back(
+        {std::move(name), offset, numel, std::move(shape), decay, layer, init, split, full});
     offset += numel;
   };
-  push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal);
-  push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal);
+  push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal, TpSplit::kRows);
+  push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal,
+       TpSplit::kReplicated);
   for (int l = 0; l < config.num_layers; ++l) {
     for (const LayerTensorSpec& spec : kLayerSpecs) {
       std::vector<int> shape;
       if (spec.rows_times_c > 0) shape.push_back(spec.rows_times_c * C);
       shape.push_back(spec.cols_times_c * C);
-      push("layers." + std::to_string(l) + "." + spec.name, shape, spec.weight_decay, l, spec.init);
+      push("layers." + std::to_string(l) + "." + spec.name, shape, spec.weight_decay, l, spec.init,
+           spec.split);
     }
   }
-  push("lnf_weight", {C}, false, -1, ParamInit::kOne);
-  push("lnf_bias", {C}, false, -1, ParamInit::kZero);
+  push("lnf_weight", {C}, false, -1, ParamInit::kOne, TpSplit::kReplicated);
+  push("lnf_bias", {C}, false, -1, ParamInit::kZero, TpSplit::kReplicated);
   num_params_ = offset;
+}
+
+size_t GptParamLayout::ToFullIndex(const ParamTensorInfo& t, size_t i) const {
+  if (t.split == TpSplit::kReplicated || tp_size_ == 1) return i;
+  const size_t cols = t.shape.size() == 2 ? static_cast<size_t>(t.shape[1]) : 1;
+  const size_t row = i / cols, col = i % cols;
+  const size_t rows = static_cast<size_t>(t.shape[0]);  // of the shard
+  const size_t r = static_cast<size_t>(tp_rank_);
+  switch (t.split) {
+    case TpSplit::kRows:
+      return (r * rows + row) * cols + col;
+    case TpSplit::kQkvRows: {  // shard rows [q_r | k_r | v_r], each rows/3 long
+      const size_t block_rows = rows / 3, block = row / block_rows, j = row % block_rows;
+      const size_t full_block_rows = static_cast<size_t>(t.full_shape[0]) / 3;
+      return (block * full_block_rows + r * block_rows + j) * cols + col;
+    }
+    case TpSplit::kColumns:
+      return row * static_cast<size_t>(t.full_shape[1]) + r * cols + col;
+    case TpSplit::kReplicated:
+      break;
+  }
+  return i;
+}
+
+void GptParamLayout::Locate(const ParamTensorInfo& t, size_t full, int* rank,
+                            size_t* local) const {
+  *rank = 0;
+  *local = full;
+  if (t.split == TpSplit::kReplicated || tp_size_ == 1) return;
+  const size_t full_cols = t.full_shape.size() == 2 ? static_cast<size_t>(t.full_shape[1]) : 1;
+  const size_t row = full / full_cols, col = full % full_cols;
+  const size_t tp = static_cast<size_t>(tp_size_);
+  switch (t.split) {
+    case TpSplit::kRows: {
+      const size_t rows = static_cast<size_t>(t.full_shape[0]) / tp;
+      *rank = static_cast<int>(row / rows);
+      *local = (row % rows) * full_cols + col;
+      return;
+    }
+    case TpSplit::kQkvRows: {
+      const size_t block_rows = static_cast<size_t>(t.full_shape[0]) / 3, shard_rows = block_rows / tp;
+      const size_t block = row / block_rows, j = row % block_rows;
+      *rank = static_cast<int>(j / shard_rows);
+      *local = (block * shard_rows + j % shard_rows) * full_cols + col;
+      return;
+    }
+    case TpSplit::kColumns: {
+      const size_t cols = full_cols / tp;
+      *rank = static_cast<int>(col / cols);
+      *local = row * cols + col % cols;
+      return;
+    }
+    case TpSplit::kReplicated:
+      return;
+  }
 }
 
 GptParams GptParamLayout::Views(float* base) const {
@@ -120,9 +198,11 @@ namespace {
 
 // Walks the activation layout once; with base == nullptr it only counts.
 template <typename Fn>
-size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, Fn take) {
+size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, int tp, Fn take) {
   const size_t BT = static_cast<size_t>(B) * T, C = c.hidden_size, L = c.num_layers;
-  const size_t NH = c.num_attention_heads, Vp = c.padded_vocab_size();
+  // Per tensor-parallel rank: its heads, its slice of the MLP and of the vocab.
+  const size_t NH = c.num_attention_heads / tp, Vp = c.padded_vocab_size() / tp;
+  const size_t Cl = C / tp;
   size_t total = 0;
   auto alloc = [&](float** slot, size_t n) {
     take(slot, total);
@@ -135,15 +215,15 @@ size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, Fn tak
     alloc(&la->ln1, BT * C);
     alloc(&la->ln1_mean, BT);
     alloc(&la->ln1_rstd, BT);
-    alloc(&la->qkv, BT * 3 * C);
+    alloc(&la->qkv, BT * 3 * Cl);
     alloc(&la->att, BT * NH * T);
-    alloc(&la->atty, BT * C);
+    alloc(&la->atty, BT * Cl);
     alloc(&la->residual2, BT * C);
     alloc(&la->ln2, BT * C);
     alloc(&la->ln2_mean, BT);
     alloc(&la->ln2_rstd, BT);
-    alloc(&la->fch, BT * 4 * C);
-    alloc(&la->fch_gelu, BT * 4 * C);
+    alloc(&la->fch, BT * 4 * Cl);
+    alloc(&la->fch_gelu, BT * 4 * Cl);
   }
   GptActivations* top = take.top();
   alloc(&top->scratch, BT * C);
@@ -169,33 +249,34 @@ struct ActivationTaker {
 
 }  // namespace
 
-GptActivations ActivationViews(float* base, const GptConfig& c, int B, int T, bool checkpoint) {
+GptActivations ActivationViews(float* base, const GptConfig& c, int B, int T, bool checkpoint,
+                               int tp) {
   GptActivations acts;
   acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  WalkActivations(c, B, T, checkpoint, ActivationTaker{base, &acts});
+  WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{base, &acts});
   return acts;
 }
 
-size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint) {
+size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint, int tp) {
   GptActivations acts;
   acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  return WalkActivations(c, B, T, checkpoint, ActivationTaker{nullptr, &acts});
+  return WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{nullptr, &acts});
 }
 
-size_t GradActivationFloats(const GptConfig& c, int B, int T) {
-  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size;
-  return 3 * BTC + 3 * BTC + 2 * 4 * BTC;
+size_t GradActivationFloats(const GptConfig& c, int B, int T, int tp) {
+  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size, BTCl = BTC / tp;
+  return 3 * BTC + 3 * BTCl + 2 * 4 * BTCl;
 }
 
-GptGradActivations GradActivationViews(float* base, const GptConfig& c, int B, int T) {
-  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size;
+GptGradActivations GradActivationViews(float* base, const GptConfig& c, int B, int T, int tp) {
+  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size, BTCl = BTC / tp;
   GptGradActivations g;
   g.dresidual = base;
   g.dbtc = g.dresidual + BTC;
   g.dbtc2 = g.dbtc + BTC;
   g.dqkv = g.dbtc2 + BTC;
-  g.dfch = g.dqkv + 3 * BTC;
-  g.dfch_gelu = g.dfch + 4 * BTC;
+  g.dfch = g.dqkv + 3 * BTCl;
+  g.dfch_gelu = g.dfch + 4 * BTCl;
   return g;
 }
 
@@ -207,15 +288,15 @@ size_t MemoryPlan::total_bytes(bool checkpoint_activations) const {
          backward_bytes;
 }
 
-MemoryPlan PlanMemory(const GptConfig& config, int B, int T) {
+MemoryPlan PlanMemory(const GptConfig& config, int B, int T, int tp) {
   MemoryPlan plan;
-  plan.num_params = GptParamLayout(config).num_params();
+  plan.num_params = GptParamLayout(config, tp).num_params();
   plan.param_bytes = plan.num_params * sizeof(float);
   plan.grad_bytes = plan.param_bytes;
   plan.optimizer_bytes = 2 * plan.param_bytes;
-  plan.activation_bytes = ActivationFloats(config, B, T, false) * sizeof(float);
-  plan.activation_bytes_checkpointed = ActivationFloats(config, B, T, true) * sizeof(float);
-  plan.backward_bytes = GradActivationFloats(config, B, T) * sizeof(float);
+  plan.activation_bytes = ActivationFloats(config, B, T, false, tp) * sizeof(float);
+  plan.activation_bytes_checkpointed = ActivationFloats(config, B, T, true, tp) * sizeof(float);
+  plan.backward_bytes = GradActivationFloats(config, B, T, tp) * sizeof(float);
   return plan;
 }
 

@@ -5,6 +5,14 @@
 //
 // Flat order: wte, wpe, then for l in 0..L-1 the 12 tensors of layer l (ln1, qkv,
 // attn proj, ln2, fc, fc proj), then lnf. layer_range(l) is one contiguous range.
+//
+// Tensor parallel (Megatron): a layout for rank r of tp holds that rank's shard of each
+// tensor, in the same flat order: the embedding split on the vocab (rows), the
+// column-parallel QKV and fc split on the output dimension (QKV per block: rank r owns
+// the q, k and v rows of heads [r*NH/tp, (r+1)*NH/tp)), the row-parallel attention and
+// MLP projections split on the input dimension; LayerNorms, wpe and the row-parallel
+// biases are replicated (added once, after the all-reduce). ToFullIndex maps a shard's
+// element to the full tensor's, so init, checkpoints and re-sharding share one rule.
 #pragma once
 
 #include <array>
@@ -25,6 +33,14 @@ coord::Status ValidateGptConfig(const GptConfig& config);
 // LayerNorm weight 1, bias 0 (megatron/model/utils.py scaled_init_method_normal).
 enum class ParamInit { kNormal, kScaledNormal, kZero, kOne };
 
+// How tensor parallel splits a tensor (see above).
+enum class TpSplit {
+  kReplicated,  // every rank holds all of it
+  kRows,        // dim 0 in contiguous blocks (embedding: vocab; fc: output features)
+  kQkvRows,     // dim 0 = [q | k | v], each block split by heads
+  kColumns,     // dim 1 (row-parallel weights: the input features)
+};
+
 // One named tensor inside the flat buffer.
 struct ParamTensorInfo {
   std::string name;   // ours, e.g. "layers.3.qkv_weight"
@@ -34,6 +50,8 @@ struct ParamTensorInfo {
   bool weight_decay = false;  // weights and embeddings yes; biases and LayerNorm no
   int layer = -1;             // transformer layer, -1 for embeddings and final LN
   ParamInit init = ParamInit::kZero;
+  TpSplit split = TpSplit::kReplicated;
+  std::vector<int> full_shape;  // the whole tensor's shape (== shape without TP)
 };
 
 // Pointers into one layer's slice of the flat buffer (params or grads).
@@ -65,8 +83,12 @@ struct GptParams {
 
 class GptParamLayout {
  public:
-  explicit GptParamLayout(const GptConfig& config);  // config must be valid
+  // The whole model (tp_size 1), or rank tp_rank's shard of tp_size. config must be
+  // valid and divisible by tp_size (heads, 4C, padded vocab).
+  explicit GptParamLayout(const GptConfig& config, int tp_size = 1, int tp_rank = 0);
 
+  int tp_size() const { return tp_size_; }
+  int tp_rank() const { return tp_rank_; }
   size_t num_params() const { return num_params_; }
   const std::vector<ParamTensorInfo>& tensors() const { return tensors_; }
   // Index of the first tensor of layer l in tensors().
@@ -76,9 +98,18 @@ class GptParamLayout {
   size_t layer_end(int l) const { return tensors_[layer_tensor_index(l + 1, 0)].offset; }
   // Views of a buffer of num_params() floats laid out as above.
   GptParams Views(float* base) const;
+  // Flat index inside the whole tensor of element i of this layout's shard of t.
+  size_t ToFullIndex(const ParamTensorInfo& t, size_t i) const;
+  // The inverse for any rank of this layout's tp: which rank's shard of t holds the
+  // whole tensor's element `full` (0 for a replicated tensor), and where in that shard.
+  void Locate(const ParamTensorInfo& t, size_t full, int* rank, size_t* local) const;
+  // [vocab_begin, vocab_end): the rows of wte (padded vocab) this shard holds.
+  int vocab_begin() const { return tp_rank_ * (config_.padded_vocab_size() / tp_size_); }
+  int vocab_end() const { return vocab_begin() + config_.padded_vocab_size() / tp_size_; }
 
  private:
   GptConfig config_;
+  int tp_size_ = 1, tp_rank_ = 0;
   std::vector<ParamTensorInfo> tensors_;
   size_t num_params_ = 0;
 };
@@ -91,15 +122,15 @@ struct LayerActivations {
   float* ln1;        // (B, T, C)
   float* ln1_mean;   // (B, T)
   float* ln1_rstd;   // (B, T)
-  float* qkv;        // (B, T, 3C)
-  float* att;        // (B, NH, T, T) softmax probabilities (before attention dropout)
-  float* atty;       // (B, T, C) attention output before the projection
+  float* qkv;        // (B, T, 3C/tp)   this rank's heads' [q | k | v]
+  float* att;        // (B, NH/tp, T, T) softmax probabilities (before attention dropout)
+  float* atty;       // (B, T, C/tp)    attention output before the projection
   float* residual2;  // (B, T, C) input of ln2 = input + dropout(attn proj)
   float* ln2;        // (B, T, C)
   float* ln2_mean;   // (B, T)
   float* ln2_rstd;   // (B, T)
-  float* fch;        // (B, T, 4C) fc output, before GELU
-  float* fch_gelu;   // (B, T, 4C)
+  float* fch;        // (B, T, 4C/tp) fc output, before GELU
+  float* fch_gelu;   // (B, T, 4C/tp)
 };
 
 struct GptActivations {
@@ -109,7 +140,7 @@ struct GptActivations {
   float* lnf = nullptr;                  // (B, T, C)
   float* lnf_mean = nullptr;             // (B, T)
   float* lnf_rstd = nullptr;             // (B, T)
-  float* logits = nullptr;  // (B, T, Vp) logits -> probs (forward) -> dlogits (backward)
+  float* logits = nullptr;  // (B, T, Vp/tp) logits -> probs (forward) -> dlogits (backward)
   float* losses = nullptr;  // (B, T)
 };
 
@@ -118,18 +149,22 @@ struct GptGradActivations {
   float* dresidual = nullptr;  // (B, T, C) gradient flowing down the residual stream
   float* dbtc = nullptr;       // (B, T, C)
   float* dbtc2 = nullptr;      // (B, T, C)
-  float* dqkv = nullptr;       // (B, T, 3C)
-  float* dfch = nullptr;       // (B, T, 4C)
-  float* dfch_gelu = nullptr;  // (B, T, 4C)
+  float* dqkv = nullptr;       // (B, T, 3C/tp)
+  float* dfch = nullptr;       // (B, T, 4C/tp)
+  float* dfch_gelu = nullptr;  // (B, T, 4C/tp)
 };
 
-// Number of floats of the forward activations / backward buffers for (B, T).
-size_t ActivationFloats(const GptConfig& config, int B, int T, bool checkpoint_activations);
-size_t GradActivationFloats(const GptConfig& config, int B, int T);
+// Number of floats of the forward activations / backward buffers for (B, T) on one
+// rank of tensor-parallel size tp (its heads, MLP slice and vocab slice; the (B, T, C)
+// tensors are whole on every rank).
+size_t ActivationFloats(const GptConfig& config, int B, int T, bool checkpoint_activations,
+                        int tp = 1);
+size_t GradActivationFloats(const GptConfig& config, int B, int T, int tp = 1);
 // Carves views out of buffers of those sizes.
 GptActivations ActivationViews(float* base, const GptConfig& config, int B, int T,
-                               bool checkpoint_activations);
-GptGradActivations GradActivationViews(float* base, const GptConfig& config, int B, int T);
+                               bool checkpoint_activations, int tp = 1);
+GptGradActivations GradActivationViews(float* base, const GptConfig& config, int B, int T,
+                                       int tp = 1);
 
 // --- memory plan -------------------------------------------------------------
 
@@ -145,7 +180,7 @@ struct MemoryPlan {
   size_t total_bytes(bool checkpoint_activations) const;
 };
 
-MemoryPlan PlanMemory(const GptConfig& config, int B, int T);
+MemoryPlan PlanMemory(const GptConfig& config, int B, int T, int tp = 1);
 // Human-readable table (MiB), one line per item, for gpt-rank plan and the start log.
 std::string FormatMemoryPlan(const MemoryPlan& plan, bool checkpoint_activations);
 

@@ -17,12 +17,10 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/checkpoint/tp_checkpoint.h"
 #include "trainer/data/preprocess.h"
-#include "trainer/model/gpt_cuda.h"
+#include "trainer/optim/adamw.h"
 #include "trainer/optim/loss_scaler.h"
-#if COORD_HAVE_CUDA
-#include "trainer/train/cuda_grad_reducer.h"
-#endif
 
 namespace gpt_rank::train {
 namespace {
@@ -126,91 +124,44 @@ Trainer::Trainer(const TrainerConfig& config) : config_(config) {}
 Trainer::~Trainer() = default;
 
 coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& config,
-                                                          dist::Communicator* comm,
+                                                          ParallelGroups* groups,
                                                           dist::KeyValueStore* store) {
   RETURN_IF_ERROR(CheckTrainable(config));
   std::unique_ptr<Trainer> t(new Trainer(config));
-  RETURN_IF_ERROR(t->Setup(comm, store));
+  RETURN_IF_ERROR(t->Setup(groups, store));
   return t;
-}
-
-size_t Trainer::num_params() const {
-  return cuda_ != nullptr ? cuda_->num_params() : model_->num_params();
 }
 
 coord::StatusOr<float> Trainer::Forward(const trainer::StepOptions& options) {
   const int B = static_cast<int>(config_.training.micro_batch_size);
-  const int T = config_.model.seq_length;
-  if (cuda_ != nullptr) return cuda_->Forward(inputs_.data(), targets_.data(), B, T, options);
-  return model_->Forward(inputs_.data(), targets_.data(), B, T, options);
+  return shard_->Forward(inputs_.data(), targets_.data(), B, config_.model.seq_length, options);
 }
 
-// The CUDA backend: Megatron init on the host (the same weights as the CPU backend),
-// loaded into the GPU model; NCCL for the gradients when there are several ranks.
-coord::Status Trainer::SetupCuda(dist::KeyValueStore* store) {
-#if COORD_HAVE_CUDA
-  const TrainingConfig& tr = config_.training;
-  const trainer::GptConfig& mc = config_.model;
-  ASSIGN_OR_RETURN(trainer::Precision precision,
-                   trainer::ParsePrecision(config_.parallel.precision));
-  if (config_.parallel.zero_stage > 0 && comm_->size() > 1) {
-    return coord::FailedPrecondition(
-        config_.source_path + ": zero_optimization.stage " +
-        std::to_string(config_.parallel.zero_stage) +
-        " is not implemented on training.device \"cuda\" yet (stage 0 is: every GPU keeps "
-        "the optimizer); use stage 0 or the CPU backend");
-  }
-  ASSIGN_OR_RETURN(
-      cuda_, trainer::CudaGptModel::Create(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length,
-                                           precision, config_.parallel.local_rank, tr.adam));
-  {
-    std::vector<float> init(cuda_->num_params());
-    trainer::InitMegatronParams(mc, cuda_->layout(), tr.seed, init.data());
-    RETURN_IF_ERROR(cuda_->LoadParams(init.data()));
-  }
-  LOG_INFO << trainer::DescribeCudaDevice(cuda_->device());
-  LOG_INFO << "GPU memory plan (micro batch " << tr.micro_batch_size << ", "
-           << trainer::PrecisionName(precision) << "):\n"
-           << trainer::FormatCudaMemoryPlan(cuda_->plan(), mc, precision);
-  if (comm_->size() > 1) {
-    if (store == nullptr) {
-      return coord::FailedPrecondition(
-          "data-parallel CUDA training needs the process group's "
-          "store to set up NCCL");
-    }
-    ASSIGN_OR_RETURN(
-        cuda_dp_, CudaGradReducer::Create(
-                      store, comm_->rank(), comm_->size(), config_.parallel.local_rank,
-                      cuda_->stream(), cuda_->grad_data(), cuda_->num_params(),
-                      static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4),
-                      config_.parallel.overlap_grad_reduce, config_.parallel.collective_timeout_s));
-    LOG_INFO << "data parallel: gradients over " << cuda_dp_->describe();
-  }
-  return coord::Status::Ok();
-#else
-  (void)store;
-  return coord::FailedPrecondition(
-      config_.source_path +
-      ": training.device is \"cuda\" but this gpt-rank was built without "
-      "CUDA (cmake -DCOORD_WITH_CUDA=ON with nvcc installed), or train with training.device "
-      "\"cpu\"");
-#endif
+coord::StatusOr<double> Trainer::MeanOverRanks(double value) {
+  RETURN_IF_ERROR(comm_->AllReduceSum(&value, 1));
+  return value / comm_->size();
 }
 
-coord::Status Trainer::Setup(dist::Communicator* comm, dist::KeyValueStore* store) {
+coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store) {
   TrainingConfig& tr = config_.training;
-  if (comm == nullptr) {
+  if (groups == nullptr) {
     own_comm_ = dist::MakeSelfCommunicator();
-    comm = own_comm_.get();
+    own_groups_ = SingleProcessGroups(own_comm_.get());
+    groups = &own_groups_;
   }
-  comm_ = comm;
-  if (comm_->size() != config_.parallel.world_size) {
-    return coord::FailedPrecondition("the communicator has " + std::to_string(comm_->size()) +
-                                     " ranks, the config was parsed for WORLD_SIZE=" +
-                                     std::to_string(config_.parallel.world_size));
+  groups_ = groups;
+  comm_ = groups->world;
+  dp_comm_ = groups->data;
+  if (comm_->size() != config_.parallel.world_size ||
+      groups->tp_size() != config_.parallel.tensor_model_parallel_size) {
+    return coord::FailedPrecondition(
+        "the process groups have " + std::to_string(comm_->size()) + " ranks, tensor parallel " +
+        std::to_string(groups->tp_size()) + "; the config was parsed for WORLD_SIZE=" +
+        std::to_string(config_.parallel.world_size) + ", tensor_model_parallel_size " +
+        std::to_string(config_.parallel.tensor_model_parallel_size));
   }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
-  num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * config_.parallel.world_size);
+  num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());
   auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
   if (!tok.ok()) return tok.status().WithContext("data.vocab_file/merge_file");
   tokenizer_ = std::move(*tok);
@@ -229,53 +180,29 @@ coord::Status Trainer::Setup(dist::Communicator* comm, dist::KeyValueStore* stor
                            std::to_string(tr.loss_scaler.min_scale) + ")"
                      : " (static)");
   }
-  if (tr.device == "cuda") {
-    RETURN_IF_ERROR(SetupCuda(store));
-  } else {
-    if (config_.parallel.precision != "fp32") {
-      LOG_WARN << config_.source_path << ": " << config_.parallel.precision
-               << " requested; the CPU backend computes in fp32 (its reference precision)"
-               << (scaler_ != nullptr ? ", with the fp16 loss scaling as configured" : "")
-               << ". Set training.device \"cuda\" to train in " << config_.parallel.precision;
-    }
-    ASSIGN_OR_RETURN(model_, trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
-                                                       mc.seq_length));
-    model_->InitMegatron(tr.seed);
+  if (tr.device == "cpu" && config_.parallel.precision != "fp32") {
+    LOG_WARN << config_.source_path << ": " << config_.parallel.precision
+             << " requested; the CPU backend computes in fp32 (its reference precision)"
+             << (scaler_ != nullptr ? ", with the fp16 loss scaling as configured" : "")
+             << ". Set training.device \"cuda\" to train in " << config_.parallel.precision;
   }
-  DataParallelOptions dpo;
-  dpo.zero_stage = config_.parallel.zero_stage;
-  dpo.bucket_floats = static_cast<size_t>(config_.parallel.bucket_cap_mb * 1024 * 1024 / 4);
-  dpo.overlap = config_.parallel.overlap_grad_reduce;
-  if (cuda_ != nullptr) dpo.zero_stage = 0;  // the CPU reducer only averages host values here
-  dp_ = std::make_unique<DataParallel>(comm_, num_params(), dpo);
-  if (model_ != nullptr) {
-    adam_ = std::make_unique<trainer::AdamW>(model_->layout(), tr.adam, dp_->shard_begin(),
-                                             dp_->shard_end());
-  }
+  ASSIGN_OR_RETURN(shard_, CreateModelShard(config_, *groups_, store));
   ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
   schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
-  const trainer::MemoryPlan plan =
-      trainer::PlanMemory(mc, static_cast<int>(tr.micro_batch_size), mc.seq_length);
   LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
            << mc.num_attention_heads << " heads, seq " << mc.seq_length << ", vocab "
-           << mc.vocab_size << " (padded " << mc.padded_vocab_size() << "): " << num_params()
-           << " parameters; "
-           << (cuda_ != nullptr ? "CUDA, " + config_.parallel.precision
-                                : std::to_string(omp_get_max_threads()) + " threads");
-  if (cuda_ == nullptr) {
-    LOG_INFO << "memory plan (micro batch " << tr.micro_batch_size << "):\n"
-             << trainer::FormatMemoryPlan(plan, mc.checkpoint_activations);
+           << mc.vocab_size << " (padded " << mc.padded_vocab_size()
+           << "): " << shard_->num_params() << " parameters; " << shard_->Describe();
+  if (groups_->tp_size() > 1) {
+    LOG_INFO << "tensor parallel: " << groups_->tp_size() << " ranks per group (" 
+             << groups_->tensor->backend() << "), this rank's shard holds " << shard_->num_params()
+             << " parameters";
   }
-  if (comm_->size() > 1 && cuda_ == nullptr) {
-    LOG_INFO << "data parallel: " << comm_->size() << " ranks (" << comm_->backend() << "), "
+  if (dp_comm_->size() > 1) {
+    LOG_INFO << "data parallel: " << dp_comm_->size() << " ranks (" << dp_comm_->backend() << "), "
              << num_micro_batches_ << " micro-batches of " << tr.micro_batch_size
-             << " per rank and iteration, ZeRO stage " << dpo.zero_stage
-             << (dpo.zero_stage > 0
-                     ? " (this rank owns " + std::to_string(dp_->shard_end() - dp_->shard_begin()) +
-                           " of the optimizer's parameters)"
-                     : "")
-             << ", buckets of " << config_.parallel.bucket_cap_mb << " MiB"
-             << (dpo.overlap ? " overlapped with backward" : "");
+             << " per rank and iteration, buckets of " << config_.parallel.bucket_cap_mb << " MiB"
+             << (config_.parallel.overlap_grad_reduce ? " overlapped with backward" : "");
   }
   inputs_.resize(static_cast<size_t>(tr.micro_batch_size * mc.seq_length));
   targets_.resize(inputs_.size());
@@ -313,8 +240,10 @@ coord::Status Trainer::SetupData() {
   o.end_document = (*bounds)[1];
   o.num_samples = num_samples[0];
   ASSIGN_OR_RETURN(train_ds_, td::GptDataset::Build(dataset_.get(), o));
+  // Tensor-parallel ranks of a group read the same samples: the data-parallel rank
+  // picks the slice.
   ASSIGN_OR_RETURN(auto ts, td::PretrainingSampler::Create(train_ds_->size(), tr.micro_batch_size,
-                                                           comm_->rank(), comm_->size()));
+                                                           dp_comm_->rank(), dp_comm_->size()));
   train_sampler_ = std::make_unique<td::PretrainingSampler>(ts);
   LOG_INFO << "data: " << dataset_->num_documents() << " documents, " << dataset_->num_tokens()
            << " tokens; split " << config_.data.split << ": train documents [" << (*bounds)[0]
@@ -332,7 +261,7 @@ coord::Status Trainer::SetupData() {
   o.num_samples = num_samples[1];
   ASSIGN_OR_RETURN(valid_ds_, td::GptDataset::Build(dataset_.get(), o));
   ASSIGN_OR_RETURN(auto vs, td::PretrainingSampler::Create(valid_ds_->size(), tr.micro_batch_size,
-                                                           comm_->rank(), comm_->size()));
+                                                           dp_comm_->rank(), dp_comm_->size()));
   valid_sampler_ = std::make_unique<td::PretrainingSampler>(vs);
   return coord::Status::Ok();
 }
@@ -345,15 +274,15 @@ coord::Status Trainer::Resume() {
   }
   // Each rank reads the parameters and the optimizer state of its own shard, from
   // full tensors or from whichever saved shards overlap it (re-sharding).
-  const size_t opt_begin = adam_ != nullptr ? adam_->begin() : 0;
-  const size_t opt_end = adam_ != nullptr ? adam_->end() : num_params();
+  const size_t opt_begin = shard_->optimizer_begin(), opt_end = shard_->optimizer_end();
   trainer::OptimizerRange range{opt_begin, opt_end, true};
-  auto loaded = trainer::LoadLatestCheckpoint(dir, num_params(), range);
+  // Any tensor-parallel layout loads into this one (re-sharded when it differs).
+  auto loaded = trainer::LoadCheckpointForLayout(dir, config_.model, groups_->tp_size(),
+                                                 groups_->tensor->rank(), range);
   if (!loaded.ok()) return loaded.status().WithContext("training.load");
   if (is_root()) {
     for (const std::string& w : loaded->warnings) LOG_WARN << w;
   }
-  const size_t n = num_params();
   const size_t shard = opt_end - opt_begin;
   if (loaded->adam_m.size() != shard) {
     return coord::Internal("training.load: optimizer range of " +
@@ -361,16 +290,9 @@ coord::Status Trainer::Resume() {
                            std::to_string(shard));
   }
   const trainer::TrainState& s = loaded->state;
-  if (cuda_ != nullptr) {  // the same files as the CPU backend's: either can resume either
-    RETURN_IF_ERROR(cuda_->LoadParams(loaded->params.data()));
-    RETURN_IF_ERROR(
-        cuda_->LoadOptimizer(loaded->adam_m.data(), loaded->adam_v.data(), s.adam_step));
-  } else {
-    std::memcpy(model_->param_data(), loaded->params.data(), n * sizeof(float));
-    std::memcpy(adam_->m(), loaded->adam_m.data(), shard * sizeof(float));
-    std::memcpy(adam_->v(), loaded->adam_v.data(), shard * sizeof(float));
-    adam_->set_step(s.adam_step);
-  }
+  // The same files on every backend: any device resumes any other's checkpoint.
+  RETURN_IF_ERROR(shard_->LoadState(loaded->params.data(), loaded->adam_m.data(),
+                                    loaded->adam_v.data(), s.adam_step));
   if (scaler_ != nullptr && s.loss_scale > 0) {
     scaler_->set_state(
         {s.loss_scale, s.loss_scale_iter, s.loss_scale_last_overflow, s.loss_scale_hysteresis});
@@ -385,9 +307,10 @@ coord::Status Trainer::Resume() {
   if (config_.training.save == dir) last_saved_iteration_ = iteration_;
   LOG_INFO << "resumed from " << loaded->path << ": iteration " << iteration_
            << ", consumed samples " << consumed_train_samples_
-           << (loaded->saved_dp_shards > 0
+           << (loaded->saved_dp_shards > 1
                    ? "; optimizer state from " + std::to_string(loaded->saved_dp_shards) +
-                         " ZeRO shards, re-sharded for " + std::to_string(comm_->size()) + " ranks"
+                         " ZeRO shards, re-sharded for " + std::to_string(dp_comm_->size()) +
+                         " ranks"
                    : "");
   return coord::Status::Ok();
 }
@@ -424,13 +347,8 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   // gradient, so the reduction's sum is the mean over the global batch; fp16 scales
   // the loss on top (undone in the update).
   const float contribution = static_cast<float>(
-      loss_scale / static_cast<double>(num_micro_batches_ * static_cast<int64_t>(comm_->size())));
-  float* grads = cuda_ != nullptr ? cuda_->grad_data() : model_->grad_data();
-  if (cuda_ != nullptr) {
-    RETURN_IF_ERROR(cuda_->ZeroGrad());
-  } else {
-    model_->ZeroGrad();
-  }
+      loss_scale / static_cast<double>(num_micro_batches_ * static_cast<int64_t>(dp_comm_->size())));
+  RETURN_IF_ERROR(shard_->ZeroGrad());
   double local_loss = 0.0;
   for (int64_t m = 0; m < num_micro_batches_; ++m) {
     if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
@@ -444,32 +362,15 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
     options.rng_step = static_cast<uint64_t>(idx.front());
     ASSIGN_OR_RETURN(float l, Forward(options));
     local_loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
-    if (cuda_ != nullptr) {
-#if COORD_HAVE_CUDA
-      trainer::GptModel::GradsReadyFn ready;
-      if (cuda_dp_ != nullptr) ready = cuda_dp_->BeginMicroBatch(m, num_micro_batches_);
-      RETURN_IF_ERROR(cuda_->Backward(contribution, ready));
-      if (cuda_dp_ != nullptr) RETURN_IF_ERROR(cuda_dp_->EndMicroBatch());
-#endif
-    } else {
-      RETURN_IF_ERROR(
-          model_->Backward(contribution, dp_->BeginMicroBatch(grads, m, num_micro_batches_)));
-      bool zero_grads = false;
-      RETURN_IF_ERROR(dp_->EndMicroBatch(grads, &zero_grads));
-      if (zero_grads) model_->ZeroGrad();
-    }
+    RETURN_IF_ERROR(shard_->Backward(contribution, m, num_micro_batches_));
   }
   if (std::find(inject_overflow_at_.begin(), inject_overflow_at_.end(), it) !=
       inject_overflow_at_.end()) {
-    RETURN_IF_ERROR(InjectOverflow(grads));
+    LOG_WARN << "GPT_RANK_INJECT_OVERFLOW: forcing an inf gradient at iteration " << it;
+    RETURN_IF_ERROR(shard_->InjectGradOverflow());
   }
-  ASSIGN_OR_RETURN(*loss, dp_->Average(local_loss));
-  double norm_sq = 0.0;
-  if (cuda_ != nullptr) {
-    ASSIGN_OR_RETURN(norm_sq, cuda_->GradNormSquared());
-  } else {
-    ASSIGN_OR_RETURN(norm_sq, dp_->GradNormSquared(grads));
-  }
+  ASSIGN_OR_RETURN(*loss, MeanOverRanks(local_loss));
+  ASSIGN_OR_RETURN(const double norm_sq, shard_->GradNormSquared());
   *grad_norm = std::sqrt(norm_sq) / loss_scale;
   if (scaler_ != nullptr && !std::isfinite(*grad_norm) && std::isfinite(*loss)) {
     // fp16 overflow: skip the update, lower the scale (DeepSpeed); the iteration and
@@ -495,31 +396,10 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   }
   const double coef = trainer::ClipCoefficient(*grad_norm, config_.training.clip_grad);
   const float lr = static_cast<float>(schedule_->LrForIteration(it));
-  if (cuda_ != nullptr) {
-    RETURN_IF_ERROR(cuda_->Step(lr, static_cast<float>(coef / loss_scale)));
-  } else {
-    const double grad_scale = coef / loss_scale;
-    if (grad_scale != 1.0) dp_->ScaleGrads(grads, static_cast<float>(grad_scale));
-    adam_->Step(model_->param_data(), grads, lr);
-    RETURN_IF_ERROR(dp_->GatherParams(model_->param_data()));
-  }
+  RETURN_IF_ERROR(shard_->Step(lr, static_cast<float>(coef / loss_scale)));
   if (scaler_ != nullptr) RETURN_IF_ERROR(scaler_->Update(false));
   consumed_train_samples_ += config_.training.global_batch_size;
   iteration_ = it;
-  return coord::Status::Ok();
-}
-
-// Writes +inf into the first gradient (host or device), as an fp16 overflow would.
-coord::Status Trainer::InjectOverflow(float* grads) {
-  const float inf = std::numeric_limits<float>::infinity();
-  LOG_WARN << "GPT_RANK_INJECT_OVERFLOW: forcing an inf gradient at iteration " << iteration_ + 1;
-  if (cuda_ != nullptr) {
-    std::vector<float> host(cuda_->num_params());
-    RETURN_IF_ERROR(cuda_->StoreGrads(host.data()));
-    host[0] = inf;
-    return cuda_->LoadGrads(host.data());
-  }
-  grads[dp_->shard_begin()] = inf;
   return coord::Status::Ok();
 }
 
@@ -537,7 +417,7 @@ coord::StatusOr<double> Trainer::Evaluate() {
     }
     consumed_valid_samples_ += config_.training.global_batch_size;
   }
-  ASSIGN_OR_RETURN(double mean, dp_->Average(total));
+  ASSIGN_OR_RETURN(double mean, MeanOverRanks(total));
   return mean / static_cast<double>(config_.training.eval_iters * num_micro_batches_);
 }
 
@@ -585,7 +465,9 @@ coord::Status Trainer::Save() {
   s.consumed_valid_samples = consumed_valid_samples_;
   s.rng_step = consumed_train_samples_;  // the first sample of the next iteration
   s.seed = config_.training.seed;
-  s.adam_step = cuda_ != nullptr ? cuda_->adam_step() : adam_->step();
+  s.adam_step = shard_->optimizer_step();
+  s.tensor_model_parallel_size = groups_->tp_size();
+  s.vocab_size = config_.model.vocab_size;
   if (scaler_ != nullptr) {
     const trainer::LossScaler::State ls = scaler_->state();
     s.loss_scale = ls.scale;
@@ -595,28 +477,16 @@ coord::Status Trainer::Save() {
   }
   s.config_json = config_.job.dump(2);
   const Clock::time_point t0 = Clock::now();
-  if (dp_->zero_stage() > 0 && comm_->size() > 1) {
-    RETURN_IF_ERROR(SaveSharded(s));
+  std::vector<float> scratch;  // the state, where it does not live on the host
+  ASSIGN_OR_RETURN(const HostState host, shard_->StateOnHost(&scratch));
+  if (!shard_->optimizer_shard_counts().empty() || groups_->tp_size() > 1) {
+    RETURN_IF_ERROR(SaveSharded(s, host));
   } else {
     // Rank 0 holds the whole optimizer (stage 0: every rank does); the others wait.
     coord::Status st;
     if (is_root()) {
-      trainer::CheckpointTensors t;
-      t.n = num_params();
-      std::vector<float> host;  // the CUDA backend's tensors, copied down
-      if (cuda_ != nullptr) {
-        host.resize(3 * t.n);
-        st = cuda_->StoreParams(host.data());
-        if (st.ok()) st = cuda_->StoreOptimizer(host.data() + t.n, host.data() + 2 * t.n);
-        t.params = host.data();
-        t.adam_m = host.data() + t.n;
-        t.adam_v = host.data() + 2 * t.n;
-      } else {
-        t.params = model_->param_data();
-        t.adam_m = adam_->m();
-        t.adam_v = adam_->v();
-      }
-      if (st.ok()) st = trainer::SaveCheckpoint(dir, s, t);
+      st = trainer::SaveCheckpoint(
+          dir, s, {host.params, host.adam_m, host.adam_v, shard_->num_params()});
     }
     RETURN_IF_ERROR(Agree(st, "saving checkpoint iteration " + std::to_string(iteration_)));
   }
@@ -627,22 +497,37 @@ coord::Status Trainer::Save() {
   return coord::Status::Ok();
 }
 
-// ZeRO: rank 0 prepares the directory; every rank writes its optimizer shard; the
-// records reach rank 0 (all-gather of raw 64-bit words), which checks and installs
-// the iteration. Any rank's failure fails the save on every rank.
-coord::Status Trainer::SaveSharded(const trainer::TrainState& s) {
+// ZeRO and/or tensor parallel: rank 0 prepares the directory; each tensor-parallel
+// shard goes to its mp_rank_XX, where every data-parallel rank writes its optimizer
+// shard (ZeRO; without ZeRO data-parallel rank 0 writes the whole range) and
+// data-parallel rank 0 the parameters; the records reach data-parallel rank 0, which
+// checks them and writes the shard's manifest; rank 0 then installs the iteration.
+// Any rank's failure fails the save on every rank.
+coord::Status Trainer::SaveSharded(const trainer::TrainState& s, const HostState& host) {
   const std::string& dir = config_.training.save;
   const std::string what = "saving checkpoint iteration " + std::to_string(s.iteration);
-  const int n = comm_->size(), rank = comm_->rank();
+  const int dp = dp_comm_->size(), dp_rank = dp_comm_->rank();
+  const int mp_rank = groups_->tensor->rank();
+  const size_t n = shard_->num_params();
+  std::vector<size_t> counts = shard_->optimizer_shard_counts();
+  const bool zero = !counts.empty();
+  if (!zero) {  // data-parallel rank 0 writes the whole range
+    counts.assign(static_cast<size_t>(dp), 0);
+    counts[0] = n;
+  }
   RETURN_IF_ERROR(
       Agree(is_root() ? trainer::BeginShardedSave(dir, s.iteration) : coord::Status::Ok(), what));
-  auto shard = trainer::WriteOptimizerShard(dir, s.iteration, rank, adam_->m(), adam_->v(),
-                                            adam_->end() - adam_->begin());
+  coord::Status local;
+  trainer::CheckpointFileRecord record;
+  if (zero || dp_rank == 0) {
+    auto shard = trainer::WriteOptimizerShard(dir, s.iteration, dp_rank, host.adam_m, host.adam_v,
+                                              counts[static_cast<size_t>(dp_rank)], mp_rank);
+    local = shard.status();
+    if (shard.ok()) record = *shard;
+  }
   std::vector<trainer::CheckpointFileRecord> model_files;
-  coord::Status local = shard.status();
-  if (local.ok() && is_root()) {
-    auto files =
-        trainer::WriteShardedModelFiles(dir, s, model_->param_data(), model_->num_params());
+  if (local.ok() && dp_rank == 0) {
+    auto files = trainer::WriteShardedModelFiles(dir, s, host.params, n, mp_rank);
     local = files.status();
     if (files.ok()) model_files = std::move(*files);
   }
@@ -651,26 +536,34 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s) {
     if (is_root()) trainer::AbortShardedSave(dir, s.iteration);
     return agreed;
   }
-  std::vector<uint64_t> records(static_cast<size_t>(n) * 2, 0);  // (size, xxh64) per rank
-  records[static_cast<size_t>(rank) * 2] = shard->size;
-  records[static_cast<size_t>(rank) * 2 + 1] = shard->xxh64;
-  RETURN_IF_ERROR(comm_->AllGather(records.data(), std::vector<size_t>(static_cast<size_t>(n), 2),
-                                   dist::DataType::kFloat64));  // bytes move untouched
-  coord::Status finished;
-  if (is_root()) {
+  std::vector<uint64_t> records(static_cast<size_t>(dp) * 2, 0);  // (size, xxh64) per dp rank
+  records[static_cast<size_t>(dp_rank) * 2] = record.size;
+  records[static_cast<size_t>(dp_rank) * 2 + 1] = record.xxh64;
+  RETURN_IF_ERROR(dp_comm_->AllGather(records.data(), std::vector<size_t>(static_cast<size_t>(dp), 2),
+                                      dist::DataType::kFloat64));  // bytes move untouched
+  coord::Status manifest;
+  if (dp_rank == 0) {
     std::vector<trainer::OptimizerShardInfo> shards;
     size_t begin = 0;
-    for (int r = 0; r < n; ++r) {
+    for (int r = 0; r < dp; ++r) {
+      const size_t count = counts[static_cast<size_t>(r)];
+      if (!zero && r > 0) break;
       const std::string name = trainer::OptimizerShardFileName(r);
       model_files.push_back(
           {name, records[static_cast<size_t>(r) * 2], records[static_cast<size_t>(r) * 2 + 1]});
-      const size_t count = dp_->shard_counts()[static_cast<size_t>(r)];
       shards.push_back({name, begin, begin + count});
       begin += count;
     }
-    finished = trainer::FinishShardedSave(dir, s, model_->num_params(), model_files, shards);
+    manifest = trainer::WriteShardManifest(dir, s, mp_rank, n, model_files, shards);
   }
-  return Agree(finished, what);
+  agreed = Agree(manifest, what);
+  if (!agreed.ok()) {
+    if (is_root()) trainer::AbortShardedSave(dir, s.iteration);
+    return agreed;
+  }
+  coord::Status installed;
+  if (is_root()) installed = trainer::InstallShardedSave(dir, s, groups_->tp_size());
+  return Agree(installed, what);
 }
 
 // ---------------------------------------------------------------------------

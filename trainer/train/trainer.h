@@ -25,21 +25,17 @@
 #include "trainer/data/indexed_dataset.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/store.h"
-#include "trainer/model/gpt.h"
-#include "trainer/optim/adamw.h"
 #include "trainer/optim/lr_schedule.h"
-#include "trainer/train/data_parallel.h"
+#include "trainer/train/model_shard.h"
+#include "trainer/train/parallel_groups.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/trainer_config.h"
 
 namespace trainer {
-class CudaGptModel;
 class LossScaler;
 }  // namespace trainer
 
 namespace gpt_rank::train {
-
-class CudaGradReducer;
 
 // The dataset behind data.data_path, or data.train_data preprocessed (once, keyed by
 // the input's path, size and mtime and the tokenizer files) into data.cache_dir.
@@ -50,15 +46,15 @@ class Trainer {
  public:
   // Loads the tokenizer and data, builds the model (Megatron init or the checkpoint
   // in training.load), the optimizer and the schedule. Config and data problems are
-  // InvalidArgument / NotFound / FailedPrecondition. `comm` connects the data-parallel
-  // ranks (config.parallel.world_size of them; not owned, must outlive the trainer);
-  // null for a single process.
+  // InvalidArgument / NotFound / FailedPrecondition. `groups` connect the ranks
+  // (config.parallel.world_size of them, in the tensor x data grid of
+  // parallel_groups.h; not owned, must outlive the trainer); null for a single process.
   // With training.device "cuda" the model, gradients and optimizer live on GPU
   // parallel.local_rank; data-parallel gradients are reduced over NCCL, set up through
-  // `store` (the process group's; null for a single process). `comm` still carries the
-  // small host-side collectives (losses, agreement, checkpoint records).
+  // `store` (the process group's; null for a single process). The world communicator
+  // still carries the small host-side collectives (losses, agreement, checkpoints).
   static coord::StatusOr<std::unique_ptr<Trainer>> Create(const TrainerConfig& config,
-                                                          dist::Communicator* comm = nullptr,
+                                                          ParallelGroups* groups = nullptr,
                                                           dist::KeyValueStore* store = nullptr);
   ~Trainer();
 
@@ -73,22 +69,21 @@ class Trainer {
 
  private:
   explicit Trainer(const TrainerConfig& config);
-  coord::Status Setup(dist::Communicator* comm, dist::KeyValueStore* store);
-  coord::Status SetupCuda(dist::KeyValueStore* store);
-  // The backend's forward (CPU GptModel or CudaGptModel).
+  coord::Status Setup(ParallelGroups* groups, dist::KeyValueStore* store);
+  // The model's forward on the current micro-batch (inputs_, targets_).
   coord::StatusOr<float> Forward(const trainer::StepOptions& options);
-  size_t num_params() const;
+  // Mean of a per-rank value over the ranks (losses for the log).
+  coord::StatusOr<double> MeanOverRanks(double value);
   coord::Status SetupData();
   coord::Status Resume();
   // Fills inputs_/targets_ (B, T) with the micro-batch of these dataset indices.
   coord::Status LoadBatch(const trainer::data::GptDataset& ds, const std::vector<int64_t>& idx);
   // One iteration: accumulate over micro-batches, clip, AdamW. *loss = mean loss.
   coord::Status TrainStep(double* loss, double* grad_norm);
-  coord::Status InjectOverflow(float* grads);
   coord::StatusOr<double> Evaluate();
   coord::Status EvaluateAndPrint(const std::string& prefix);
   coord::Status Save();
-  coord::Status SaveSharded(const trainer::TrainState& s);
+  coord::Status SaveSharded(const trainer::TrainState& s, const HostState& host);
   // The same outcome on every rank: `local` if it failed here, else an error naming
   // the first rank where `what` failed, else Ok.
   coord::Status Agree(const coord::Status& local, const std::string& what);
@@ -97,17 +92,16 @@ class Trainer {
 
   TrainerConfig config_;
   std::unique_ptr<dist::Communicator> own_comm_;  // world of one
-  dist::Communicator* comm_ = nullptr;
-  std::unique_ptr<DataParallel> dp_;
+  ParallelGroups own_groups_;                     // world of one
+  ParallelGroups* groups_ = nullptr;
+  dist::Communicator* comm_ = nullptr;     // the world: agreement, logs, saves
+  dist::Communicator* dp_comm_ = nullptr;  // the data-parallel group: samples, gradients
   int64_t num_micro_batches_ = 1;  // gbs / (mbs * dp)
   std::unique_ptr<trainer::data::Gpt2Tokenizer> tokenizer_;
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
   std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
   std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;
-  std::unique_ptr<trainer::GptModel> model_;     // CPU backend
-  std::unique_ptr<trainer::AdamW> adam_;         // CPU backend
-  std::unique_ptr<trainer::CudaGptModel> cuda_;  // CUDA backend (model + AdamW on the GPU)
-  std::unique_ptr<CudaGradReducer> cuda_dp_;     // CUDA backend, world size > 1
+  std::unique_ptr<ModelShard> shard_;            // the model on training.device
   std::unique_ptr<trainer::LossScaler> scaler_;  // fp16 only
   std::vector<int64_t> inject_overflow_at_;      // GPT_RANK_INJECT_OVERFLOW (tests)
   int64_t skipped_iterations_ = 0;               // fp16 overflows since the last log line

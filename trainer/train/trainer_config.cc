@@ -643,10 +643,6 @@ coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
 
 coord::Status CheckTrainable(const TrainerConfig& c) {
   std::vector<std::string> problems;
-  if (c.parallel.tensor_model_parallel_size > 1) {
-    problems.push_back("parallel.tensor_model_parallel_size > 1: tensor parallel is not "
-                       "implemented yet (gpt-rank plan can size it)");
-  }
   if (c.parallel.pipeline_model_parallel_size > 1) {
     problems.push_back("parallel.pipeline_model_parallel_size > 1: not implemented yet");
   }

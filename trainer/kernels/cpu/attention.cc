@@ -12,7 +12,7 @@
 namespace kernels::cpu {
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
-                       float p, const trainer::RngStream& rng) {
+                       float p, const trainer::RngStream& rng, int head_offset) {
   const int C3 = 3 * C, HS = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
@@ -24,7 +24,7 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
       for (int t = 0; t < T; ++t) {
         const float* q = base + static_cast<size_t>(t) * C3;  // (HS,)
         size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        const size_t sample_row = (static_cast<size_t>(h) * T + t) * T;  // in sample b
+        const size_t sample_row = (static_cast<size_t>(head_offset + h) * T + t) * T;  // in sample b
         float* att_row = att + row_index;                                // (T,)
         float maxval = -INFINITY;
         for (int t2 = 0; t2 <= t; ++t2) {
@@ -60,7 +60,8 @@ void attention_forward(float* out, float* att, const float* qkv, int B, int T, i
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
-                        int T, int C, int NH, float p, const trainer::RngStream& rng) {
+                        int T, int C, int NH, float p, const trainer::RngStream& rng,
+                        int head_offset) {
   const int C3 = 3 * C, HS = C / NH;
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
@@ -73,7 +74,7 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
       const trainer::RngStream sample_rng = trainer::SampleStream(rng, b);
       for (int t = 0; t < T; ++t) {
         size_t row_index = ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-        const size_t sample_row = (static_cast<size_t>(h) * T + t) * T;  // in sample b
+        const size_t sample_row = (static_cast<size_t>(head_offset + h) * T + t) * T;  // in sample b
         const float* att_row = att + row_index;                          // (T,)
         const float* dy = dout + (static_cast<size_t>(b) * T + t) * C + h * HS;
         // y = sum_t2 drop(att[t2]) v[t2]: gradients to the probabilities and to

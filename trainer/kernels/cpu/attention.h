@@ -11,11 +11,14 @@ namespace kernels::cpu {
 // qkv (B,T,3C) holds [q | k | v], each (NH, HS) head-major inside C = NH*HS.
 // out (B,T,C) head-major; att (B,NH,T,T) stores the softmax probabilities before
 // dropout (zero above the diagonal). Attention dropout p (0 = off) draws element
-// (h*T + t)*T + t2 of sample b's stream SampleStream(rng, b) (philox.h).
+// (h*T + t)*T + t2 of sample b's stream SampleStream(rng, b) (philox.h), with h the
+// global head index head_offset + local h: a tensor-parallel rank holding heads
+// [head_offset, head_offset + NH) draws the masks those heads get on one rank.
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
-                       float p, const trainer::RngStream& rng);
+                       float p, const trainer::RngStream& rng, int head_offset = 0);
 // dqkv (B,T,3C) += gradient; dout (B,T,C); qkv, att as saved by forward; same p, rng.
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
-                        int T, int C, int NH, float p, const trainer::RngStream& rng);
+                        int T, int C, int NH, float p, const trainer::RngStream& rng,
+                        int head_offset = 0);
 
 }  // namespace kernels::cpu

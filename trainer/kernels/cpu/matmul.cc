@@ -66,4 +66,12 @@ void matmul_backward(float* dinp, float* dweight, float* dbias, const float* dou
   if (dbias != nullptr) column_sum_accumulate(dbias, dout, N, OC);
 }
 
+void bias_add_forward(float* out, const float* bias, int N, int OC) {
+#pragma omp parallel for schedule(static)
+  for (int n = 0; n < N; ++n) {
+    float* row = out + static_cast<size_t>(n) * OC;
+    for (int o = 0; o < OC; ++o) row[o] += bias[o];
+  }
+}
+
 }  // namespace kernels::cpu

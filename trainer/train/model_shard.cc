@@ -1,0 +1,26 @@
+// CreateModelShard: the one place that chooses a backend by training.device, and the
+// only code outside the CUDA backend that knows whether this build has one.
+#include "trainer/train/model_shard.h"
+
+namespace gpt_rank::train {
+
+coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfig& config,
+                                                              const ParallelGroups& groups,
+                                                              dist::KeyValueStore* store) {
+  if (config.training.device == "cpu") return CreateCpuModelShard(config, groups);
+  if (config.training.device == "cuda") {
+#if COORD_HAVE_CUDA
+    return CreateCudaModelShard(config, groups, store);
+#else
+    (void)store;
+    return coord::FailedPrecondition(
+        config.source_path +
+        ": training.device is \"cuda\" but this gpt-rank was built without CUDA (cmake "
+        "-DCOORD_WITH_CUDA=ON with nvcc installed), or train with training.device \"cpu\"");
+#endif
+  }
+  return coord::InvalidArgument(config.source_path + ": training.device: expected \"cpu\" or "
+                                "\"cuda\", got \"" + config.training.device + "\"");
+}
+
+}  // namespace gpt_rank::train

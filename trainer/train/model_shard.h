@@ -1,0 +1,102 @@
+// One rank's part of the model on one device, as the training loop drives it: the
+// model (forward, backward), its gradients and their data-parallel reduction, the
+// optimizer over the range this rank owns, and host views of the tensors for
+// checkpoints. The loop (trainer.cc) sees only this interface, so every device runs
+// the same loop:
+//
+//   ZeroGrad
+//   for each micro-batch m:  Forward, Backward(scale, m, num_micro)   (reduction inside)
+//   GradNormSquared          (of the reduced gradient, whole model: non-finite = overflow)
+//   Step(lr, grad_scale)     (optimizer on the owned range, parameters re-gathered)
+//
+// Backends (ggml's split: one interface, one implementation per device):
+//   CpuModelShard   GptModel (fp32 reference), AdamW, DataParallel over gloo with ZeRO 1/2
+//   CudaModelShard  CudaGptModel (fp32/bf16/fp16, AdamW on the GPU), NCCL gradient buckets
+// Parameters, gradients and optimizer state share the flat layout of gpt_params.h on
+// every backend, so checkpoints move between devices in either direction.
+//
+// Not thread-safe: the training thread drives it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "trainer/dist/communicator.h"
+#include "trainer/dist/store.h"
+#include "trainer/model/gpt.h"
+#include "trainer/train/parallel_groups.h"
+#include "trainer/train/trainer_config.h"
+
+namespace gpt_rank::train {
+
+// Host views of the state a checkpoint holds: params (num_params,), and Adam's m and v
+// over [optimizer_begin, optimizer_end). Valid until the next call on the shard.
+struct HostState {
+  const float* params = nullptr;
+  const float* adam_m = nullptr;
+  const float* adam_v = nullptr;
+};
+
+class ModelShard {
+ public:
+  virtual ~ModelShard() = default;
+
+  virtual const trainer::GptConfig& config() const = 0;
+  virtual const trainer::GptParamLayout& layout() const = 0;
+  size_t num_params() const { return layout().num_params(); }
+  // Start-log lines: device, precision, memory plan, data-parallel layout.
+  virtual std::string Describe() const = 0;
+
+  // inputs, targets: (B, T) host token ids. Returns this rank's mean loss.
+  virtual coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
+                                         const trainer::StepOptions& options) = 0;
+  virtual coord::Status ZeroGrad() = 0;
+  // grads += d(loss_scale * loss)/d(params) for the last Forward, micro-batch m of
+  // num_micro; the data-parallel reduction of the gradient runs inside (overlapped with
+  // backward where the backend can). After the last micro-batch the reduced gradient
+  // is ready for GradNormSquared and Step.
+  virtual coord::Status Backward(float loss_scale, int64_t m, int64_t num_micro) = 0;
+  // sum of squares of the reduced gradient over the whole model (every rank gets the
+  // same value; non-finite after an fp16 overflow).
+  virtual coord::StatusOr<double> GradNormSquared() = 0;
+  // One optimizer update at lr from grads * grad_scale (1/loss scale x clip coefficient)
+  // of the owned range; afterwards every rank holds the updated parameters.
+  virtual coord::Status Step(float lr, float grad_scale) = 0;
+  virtual int64_t optimizer_step() const = 0;
+  // Writes +inf into the reduced gradient, as an fp16 overflow would (fault injection).
+  virtual coord::Status InjectGradOverflow() = 0;
+
+  // The flat range whose Adam state this rank owns (the whole model unless ZeRO
+  // partitions it), and every rank's count when it is partitioned (empty otherwise).
+  virtual size_t optimizer_begin() const = 0;
+  virtual size_t optimizer_end() const = 0;
+  virtual std::vector<size_t> optimizer_shard_counts() const = 0;
+  // The state to save; copied into `scratch` where it does not live on the host.
+  virtual coord::StatusOr<HostState> StateOnHost(std::vector<float>* scratch) = 0;
+  // Loads params (num_params,) and, when m is not null, Adam's m and v over the owned
+  // range with the update count `step`.
+  virtual coord::Status LoadState(const float* params, const float* adam_m, const float* adam_v,
+                                  int64_t step) = 0;
+};
+
+// The backend of config.training.device: Megatron init from training.seed (the same
+// weights on every device, a tensor-parallel rank its shard of them). groups.data
+// reduces the gradients, groups.tensor splits the model; `store` is the process
+// group's (NCCL's set-up; null for one process). FailedPrecondition names what is
+// missing (no CUDA in this build, no GPU, ...).
+coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfig& config,
+                                                              const ParallelGroups& groups,
+                                                              dist::KeyValueStore* store);
+
+// The backends CreateModelShard chooses from. CreateCudaModelShard exists only in
+// builds with CUDA (COORD_WITH_CUDA); model_shard.cc is the one place that knows.
+coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerConfig& config,
+                                                                 const ParallelGroups& groups);
+coord::StatusOr<std::unique_ptr<ModelShard>> CreateCudaModelShard(const TrainerConfig& config,
+                                                                  const ParallelGroups& groups,
+                                                                  dist::KeyValueStore* store);
+
+}  // namespace gpt_rank::train
