@@ -105,6 +105,8 @@ def main():
     ap.add_argument("--half", default="bf16", choices=["none", "bf16", "fp16"],
                     help="also time the widest path with this fused copy-out")
     ap.add_argument("--torch-modes", default="foreach,single")
+    ap.add_argument("--torch-steps", type=int, default=2,
+                    help="timed torch steps (each is ~15x ours: this bounds the run time)")
     ap.add_argument("--tensor-elems", default="16M", help="torch: elements per tensor")
     ap.add_argument("--triad-elems", default="32M")
     ap.add_argument("--triad-reps", type=int, default=10)
@@ -163,7 +165,7 @@ def main():
             res[f"torch-{mode}"] = run_json(
                 [PY, os.path.abspath(__file__), "--torch-worker", "--size", str(n),
                  "--foreach", str(int(foreach)), "--threads", str(a.threads),
-                 "--steps", str(a.steps), "--warmup", str(a.warmup),
+                 "--steps", str(a.torch_steps), "--warmup", str(a.warmup),
                  "--tensor-elems", a.tensor_elems], env, a.timeout)[0]
     results["triad"].append(triad())
     other.stop_ev.set()
