@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "trainer/kernels/cpu/adamw.h"
+#include "trainer/kernels/cpu/adamw_simd.h"
 
 namespace trainer {
 
@@ -35,14 +35,15 @@ AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t beg
   no_decay_ranges_ = WeightDecayRanges(layout, false, begin_, end_);
 }
 
-void AdamW::Step(float* params, const float* grads, float lr) {
+void AdamW::Step(float* params, const float* grads, float lr, float grad_scale) {
   ++step_;
   for (bool decay : {true, false}) {
     const float wd = decay ? config_.weight_decay : 0.0f;
     for (const auto& [begin, end] : ranges(decay)) {
-      kernels::cpu::adamw_update(params + begin, grads + begin, m_.data() + (begin - begin_),
-                                 v_.data() + (begin - begin_), end - begin, lr, config_.beta1,
-                                 config_.beta2, config_.eps, wd, step_);
+      kernels::cpu::adamw_update_simd(params + begin, grads + begin, m_.data() + (begin - begin_),
+                                      v_.data() + (begin - begin_), end - begin, lr,
+                                      config_.beta1, config_.beta2, config_.eps, wd, step_,
+                                      grad_scale);
     }
   }
 }

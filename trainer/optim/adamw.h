@@ -32,9 +32,12 @@ class AdamW {
   AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t begin = 0,
         size_t end = static_cast<size_t>(-1));
 
-  // One update with learning rate lr of params[begin, end) from grads[begin, end);
-  // params, grads are the full (num_params,) buffers.
-  void Step(float* params, const float* grads, float lr);
+  // One update with learning rate lr of params[begin, end) from grads[begin, end) *
+  // grad_scale (1/loss_scale times the clip coefficient: read with the gradient, so no
+  // separate scaling pass; 1 leaves grads as they are). params, grads are the full
+  // (num_params,) buffers. Runs kernels::cpu::adamw_update_simd (bitwise the reference
+  // adamw_update on every ISA path) on the OpenMP team.
+  void Step(float* params, const float* grads, float lr, float grad_scale = 1.0f);
 
   int64_t step() const { return step_; }
   size_t begin() const { return begin_; }

@@ -8,23 +8,25 @@
 
 namespace kernels::cpu {
 
-void adamw_update(float* params, const float* grads, float* m, float* v, size_t N, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, long long step) {
+AdamwScalars adamw_scalars(float lr, float beta1, float beta2, float weight_decay,
+                           long long step) {
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1), step);
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2), step);
-  const float step_size = static_cast<float>(lr / bias_correction1);
-  const float inv_bc2_sqrt = static_cast<float>(1.0 / std::sqrt(bias_correction2));
-  const float decay = 1.0f - lr * weight_decay;
+  AdamwScalars s;
+  s.step_size = static_cast<float>(lr / bias_correction1);
+  s.inv_bc2_sqrt = static_cast<float>(1.0 / std::sqrt(bias_correction2));
+  s.decay = 1.0f - lr * weight_decay;
+  return s;
+}
+
+void adamw_update(float* params, const float* grads, float* m, float* v, size_t N, float lr,
+                  float beta1, float beta2, float eps, float weight_decay, long long step,
+                  float grad_scale) {
+  const AdamwScalars s = adamw_scalars(lr, beta1, beta2, weight_decay, step);
   const long long n = static_cast<long long>(N);
 #pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
   for (long long i = 0; i < n; ++i) {
-    float g = grads[i];
-    float mi = beta1 * m[i] + (1.0f - beta1) * g;
-    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    float denom = std::sqrt(vi) * inv_bc2_sqrt + eps;
-    params[i] = params[i] * decay - step_size * (mi / denom);
+    adamw_element(params[i], grads[i] * grad_scale, m[i], v[i], beta1, beta2, eps, s);
   }
 }
 
