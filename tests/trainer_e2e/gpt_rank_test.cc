@@ -47,26 +47,56 @@ TEST(GptRankCliTest, HelpOnEveryVerb) {
 }
 
 TEST(GptRankCliTest, Plan10BPrintsExactParameterCount) {
-  RunResult r = RunCommand({GptRank(), "plan", "--config",
-                            std::string(COORD_SOURCE_DIR) + "/configs/10B.json"});
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  const uint64_t n = GptParams(50, 4096, 50304, 1024);
-  EXPECT_EQ(n, 10279239680u);
-  EXPECT_NE(r.out.find("parameters: " + std::to_string(n) + " "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("activations (ckpt)"), std::string::npos);
-  EXPECT_NE(r.out.find("fp16 requested"), std::string::npos);
+  for (const char* gpu : {"v100-32gb", "h100-80gb"}) {
+    RunResult r = RunCommand({GptRank(), "plan", "--config",
+                              std::string(COORD_SOURCE_DIR) + "/configs/10B.json", "--nodes", "8",
+                              "--gpus-per-node", "8", "--gpu", gpu});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    // tp 8 pads the vocabulary to a multiple of 128 * 8.
+    const uint64_t n = GptParams(50, 4096, 51200, 1024);
+    EXPECT_NE(r.out.find("parameters: " + std::to_string(n) + " "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("tp 8 x pp 1 x dp 8, ZeRO stage 2, fp16"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("estimate_zero2_model_states_mem_needs"), std::string::npos);
+    EXPECT_NE(r.out.find("verdict: fits"), std::string::npos) << r.out;
+  }
 }
 
-TEST(GptRankCliTest, Plan100BWithTensorParallelAndZero3) {
+TEST(GptRankCliTest, Plan100BOnEightNodesFitsAndJsonParses) {
+  TempDir dir;
+  const std::string hosts = dir.File("hosts.txt");
+  {
+    std::ofstream h(hosts);
+    for (int i = 1; i <= 8; ++i) h << "node0" << i << " slots=8\n";
+  }
+  for (const char* gpu : {"v100-32gb", "h100-80gb"}) {
+    RunResult r = RunCommand({GptRank(), "plan", "--config",
+                              std::string(COORD_SOURCE_DIR) + "/configs/100B.json", "--hosts",
+                              hosts, "--gpu", gpu, "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    EXPECT_EQ(j["cluster"]["nodes"], 8);
+    EXPECT_EQ(j["cluster"]["tp"], 8);
+    EXPECT_EQ(j["cluster"]["dp"], 8);
+    EXPECT_EQ(j["fits"]["all"], true);
+    EXPECT_EQ(j["parameters"]["model"], GptParams(480, 4096, 51200, 1024));
+    EXPECT_GT(j["time_s"]["total"].get<double>(), 0.0);
+  }
+}
+
+TEST(GptRankCliTest, PlanThatDoesNotFitExits1AndNamesTheResource) {
+  // One node: tp 8 leaves dp 1, so ZeRO-3 partitions nothing and each node's host holds
+  // the whole optimizer.
   RunResult r = RunCommand({GptRank(), "plan", "--config",
-                            std::string(COORD_SOURCE_DIR) + "/configs/100B.json"});
-  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
-  // tp 8 pads the vocabulary to a multiple of 128 * 8.
-  const uint64_t n = GptParams(480, 4096, 51200, 1024);
-  EXPECT_NE(r.out.find("parameters: " + std::to_string(n) + " "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("per rank (tp 8"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("in host memory"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("plan only"), std::string::npos) << r.out;
+                            std::string(COORD_SOURCE_DIR) + "/configs/100B.json", "--nodes", "1",
+                            "--gpus-per-node", "8"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("host memory overflows"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("use more nodes"), std::string::npos) << r.out;
+  RunResult bad = RunCommand({GptRank(), "plan", "--config",
+                              std::string(COORD_SOURCE_DIR) + "/configs/100B.json", "--gpu", "k80"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--gpu k80: unknown GPU"), std::string::npos) << bad.err;
 }
 
 TEST(GptRankCliTest, ConfigErrorsExit2WithPathAndDidYouMean) {
@@ -81,12 +111,15 @@ TEST(GptRankCliTest, ConfigErrorsExit2WithPathAndDidYouMean) {
                              "model.max_position_embeddings (32)"),
             std::string::npos)
       << r.err;
-  // --set fixes it; the unknown key is still a warning.
+  // --set fixes the first; the unknown key is an error too (it would silently train
+  // something else), with the did-you-mean.
   RunResult p = RunCommand({GptRank(), "plan", "--config", cfg, "--set", "model.seq_length=32"});
-  EXPECT_EQ(p.exit_code, 0) << p.err;
-  EXPECT_NE(p.err.find("training.train_iter: unknown key; did you mean train_iters?"),
+  EXPECT_EQ(p.exit_code, 2) << p.err;
+  EXPECT_NE(p.err.find(cfg + ": training.train_iter: unknown key; did you mean train_iters?"),
             std::string::npos)
       << p.err;
+  job["training"].erase("train_iter");
+  WriteJob(cfg, job);
   // A half-set torch environment is named, as torch's env:// does.
   RunResult ws = RunCommand({GptRank(), "train", "--config", cfg, "--set", "model.seq_length=32"},
                             {{"WORLD_SIZE", "2"}, {"RANK", "0"}});

@@ -1,14 +1,21 @@
-// `gpt-rank plan --config job.json`: validates the config and prints the parameter
-// count and the memory plan without training (nothing is allocated, so it works for
-// configs/10B.json and configs/100B.json on any machine). Parallel layouts the
-// trainer does not run yet are sized approximately and named as plan-only.
+// `gpt-rank plan --config job.json [--hosts hosts.txt | --nodes N --gpus-per-node G]
+// [--gpu v100-32gb|a100-40gb|a100-80gb|h100-80gb] [--json]`: validates the config
+// for that cluster and prints the plan of trainer/plan/plan.h (memory per GPU and per
+// node, time per iteration, the largest micro-batch that fits, DeepSpeed's estimates).
+// Nothing is allocated, so it plans configs/100B.json on any machine. Exit 0 when it
+// fits, 1 when it does not (the plan says which resource and what to change), 2 for
+// bad usage or config.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
+#include "common/hostfile.h"
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
 #include "trainer/data/bpe_tokenizer.h"
-#include "trainer/model/gpt_params.h"
+#include "trainer/plan/plan.h"
+#include "trainer/plan/plan_format.h"
 #include "trainer/train/cli_args.h"
 #include "trainer/train/trainer_config.h"
 
@@ -16,56 +23,108 @@ namespace gpt_rank::cli {
 namespace {
 
 namespace po = boost::program_options;
+using nlohmann::json;
 
-double GiB(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
-
-// Per-rank bytes under tensor/pipeline parallel and ZeRO (approximate: Megatron
-// splits the linear layers and the vocabulary by tp and the layers by pp; ZeRO
-// stage s shards optimizer (s >= 1), gradients (s >= 2) and params (s = 3) over dp).
-void PrintPerRank(const train::TrainerConfig& c, const trainer::MemoryPlan& plan) {
-  const train::ParallelConfig& p = c.parallel;
-  const double mp = static_cast<double>(p.tensor_model_parallel_size) *
-                    p.pipeline_model_parallel_size;
-  const double dp = std::max(1.0, static_cast<double>(p.world_size) / mp);
-  const double params = plan.param_bytes / mp / (p.zero_stage >= 3 ? dp : 1.0);
-  const double grads = plan.grad_bytes / mp / (p.zero_stage >= 2 ? dp : 1.0);
-  const double optim = plan.optimizer_bytes / mp / (p.zero_stage >= 1 ? dp : 1.0);
-  const bool ckpt = c.model.checkpoint_activations;
-  const double acts =
-      (ckpt ? plan.activation_bytes_checkpointed : plan.activation_bytes) / mp +
-      plan.backward_bytes / static_cast<double>(p.tensor_model_parallel_size);
-  std::printf("per rank (tp %d, pp %d, dp %.0f, ZeRO stage %d%s), approximate, fp32:\n",
-              p.tensor_model_parallel_size, p.pipeline_model_parallel_size, dp, p.zero_stage,
-              p.cpu_optimizer ? ", optimizer on CPU" : "");
-  std::printf("  parameters            %10.2f GiB\n", GiB(params));
-  std::printf("  gradients             %10.2f GiB\n", GiB(grads));
-  if (p.cpu_optimizer) {
-    std::printf("  optimizer (Adam m,v)  %10.2f GiB in host memory (0 on the device)\n",
-                GiB(optim));
-  } else {
-    std::printf("  optimizer (Adam m,v)  %10.2f GiB\n", GiB(optim));
+// launch.nproc_per_node of the job file, 0 when absent or unreadable (the config
+// parse that follows reports what is wrong with the file).
+int NprocPerNode(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  try {
+    json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("launch") || !j["launch"].is_object()) return 0;
+    const json& n = j["launch"]["nproc_per_node"];
+    if (n.is_number_integer() && n.get<int64_t>() > 0 && n.get<int64_t>() <= 1024) {
+      return static_cast<int>(n.get<int64_t>());
+    }
+  } catch (const json::exception&) {
   }
-  std::printf("  activations           %10.2f GiB\n", GiB(acts));
-  std::printf("  device total          %10.2f GiB\n",
-              GiB(params + grads + acts + (p.cpu_optimizer ? 0.0 : optim)));
+  return 0;
+}
+
+// The cluster from --hosts (slots= per host, else launch.nproc_per_node), or
+// --nodes / --gpus-per-node, or one node of launch.nproc_per_node (or WORLD_SIZE).
+coord::StatusOr<plan::ClusterShape> Cluster(const po::variables_map& vm,
+                                            const std::string& config_path) {
+  plan::ClusterShape shape;
+  const int nproc = NprocPerNode(config_path);
+  shape.gpus_per_node = vm.count("gpus-per-node") ? vm["gpus-per-node"].as<int>() : nproc;
+  if (vm.count("hosts")) {
+    if (vm.count("nodes")) return coord::InvalidArgument("give --hosts or --nodes, not both");
+    const std::string path = vm["hosts"].as<std::string>();
+    ASSIGN_OR_RETURN(std::vector<coord::HostEntry> hosts, coord::LoadHostfile(path));
+    shape.nodes = static_cast<int>(hosts.size());
+    int slots = 0;  // of the first host that gives slots=
+    for (const coord::HostEntry& h : hosts) {
+      if (h.slots == 0 || vm.count("gpus-per-node")) continue;
+      if (slots != 0 && h.slots != slots) {
+        return coord::InvalidArgument(path + ":" + std::to_string(h.line) + ": slots=" +
+                                      std::to_string(h.slots) + " differs from other hosts (" +
+                                      std::to_string(slots) +
+                                      "); plan assumes one node type: pass --gpus-per-node");
+      }
+      slots = h.slots;
+    }
+    if (slots != 0) shape.gpus_per_node = slots;
+  } else if (vm.count("nodes")) {
+    shape.nodes = vm["nodes"].as<int>();
+  } else if (shape.gpus_per_node == 0) {
+    ASSIGN_OR_RETURN(shape.gpus_per_node, train::WorldSizeFromEnv());
+  }
+  if (shape.gpus_per_node <= 0) shape.gpus_per_node = 1;
+  if (shape.nodes < 1 || shape.nodes > 100000 || shape.gpus_per_node > 1024) {
+    return coord::InvalidArgument("--nodes / --gpus-per-node: expected 1..100000 nodes of "
+                                  "1..1024 GPUs");
+  }
+  return shape;
+}
+
+void PrintHeader(const train::TrainerConfig& c, const std::string& path,
+                 const std::string& vocab_note) {
+  const trainer::GptConfig& m = c.model;
+  const train::TrainingConfig& t = c.training;
+  std::printf("config: %s: valid\n", path.c_str());
+  std::printf("model: %d layers, hidden %d, %d heads (head size %d), seq %d, vocab %d (%s), "
+              "padded to %d\n", m.num_layers, m.hidden_size, m.num_attention_heads,
+              m.head_size(), m.seq_length, m.vocab_size, vocab_note.c_str(),
+              m.padded_vocab_size());
+  std::printf("batch: micro %lld, global %lld; %lld iterations, %lld samples\n",
+              static_cast<long long>(t.micro_batch_size),
+              static_cast<long long>(t.global_batch_size), static_cast<long long>(t.train_iters),
+              static_cast<long long>(t.train_iters * t.global_batch_size));
 }
 
 }  // namespace
 
 int RunPlan(const std::vector<std::string>& args) {
-  const train::VerbInfo verb = {"plan", "plan --config F [--set KEY=VALUE ...]",
-                                "validate a job config; print parameter count and memory plan"};
-  std::string config_path;
+  const train::VerbInfo verb = {
+      "plan",
+      "plan --config F [--hosts H | --nodes N --gpus-per-node G] [--gpu NAME] [--json]",
+      "validate a job config for a cluster; print memory per GPU and node, time per "
+      "iteration and what to change if it does not fit"};
+  std::string config_path, gpu_name = "v100-32gb";
   std::vector<std::string> sets;
+  double host_gb = 0;
   po::options_description options("options");
   options.add_options()("config,c", po::value(&config_path)->required(), "job spec JSON")(
-      "set", po::value(&sets)->composing(), "override a config key by its JSON path");
+      "set", po::value(&sets)->composing(), "override a config key by its JSON path")(
+      "hosts", po::value<std::string>(), "hosts file (one node per line, slots=GPUs)")(
+      "nodes", po::value<int>(), "number of nodes (instead of --hosts)")(
+      "gpus-per-node", po::value<int>(), "GPUs (ranks) per node; default launch.nproc_per_node")(
+      "gpu", po::value(&gpu_name), "v100-32gb, a100-40gb, a100-80gb or h100-80gb")(
+      "host-memory-gb", po::value(&host_gb), "host memory per node in GiB (default: the GPU "
+                                             "table's node)")(
+      "json", "print the plan as one JSON object");
   po::variables_map vm;
   int code = train::kExitOk;
   if (!train::ParseVerbArgs(args, verb, options, {}, &vm, &code)) return code;
-  auto world_size = train::WorldSizeFromEnv();
-  if (!world_size.ok()) return train::ReportSetupError(world_size.status());
-  auto parsed = train::LoadTrainerConfig(config_path, sets, *world_size);
+  auto gpu = plan::FindGpuSpec(gpu_name);
+  if (!gpu.ok()) return train::ReportSetupError(gpu.status());
+  auto cluster = Cluster(vm, config_path);
+  if (!cluster.ok()) return train::ReportSetupError(cluster.status());
+  auto parsed = train::LoadTrainerConfig(config_path, sets, cluster->world_size(),
+                                         cluster->gpus_per_node);
   if (!parsed.ok()) {
     std::cerr << parsed.status().message() << "\n";
     return train::kExitUsage;
@@ -79,38 +138,20 @@ int RunPlan(const std::vector<std::string>& args) {
                           : "GPT-2's 50257 (vocab file not readable here)";
     if (tok.ok()) c.model.vocab_size = (*tok)->vocab_size();
   }
-  const trainer::GptConfig& m = c.model;
-  const train::TrainingConfig& t = c.training;
-  const trainer::GptParamLayout layout(m);
-  const trainer::MemoryPlan plan =
-      trainer::PlanMemory(m, static_cast<int>(t.micro_batch_size), m.seq_length);
-  std::printf("config: %s: valid\n", config_path.c_str());
-  std::printf("model: %d layers, hidden %d, %d heads (head size %d), seq %d, vocab %d (%s), "
-              "padded to %d\n", m.num_layers, m.hidden_size, m.num_attention_heads,
-              m.head_size(), m.seq_length, m.vocab_size, vocab_note.c_str(),
-              m.padded_vocab_size());
-  std::printf("parameters: %zu (%.3f B)\n", layout.num_params(), layout.num_params() / 1e9);
-  std::printf("batch: micro %lld, global %lld, world size %d; %lld iterations, %lld samples\n",
-              static_cast<long long>(t.micro_batch_size),
-              static_cast<long long>(t.global_batch_size), c.parallel.world_size,
-              static_cast<long long>(t.train_iters),
-              static_cast<long long>(t.train_iters * t.global_batch_size));
-  std::printf("memory plan, one rank holding the whole model (micro batch %lld):\n%s",
-              static_cast<long long>(t.micro_batch_size),
-              trainer::FormatMemoryPlan(plan, m.checkpoint_activations).c_str());
-  const train::ParallelConfig& p = c.parallel;
-  if (p.tensor_model_parallel_size > 1 || p.pipeline_model_parallel_size > 1 ||
-      p.zero_stage > 0 || p.cpu_optimizer || p.world_size > 1) {
-    PrintPerRank(c, plan);
-  }
-  if (p.precision != "fp32") {
-    std::printf("precision: %s requested; the CPU backend trains in fp32 (figures above are "
-                "fp32)\n", p.precision.c_str());
-  }
+  const plan::Plan p = plan::MakePlan(c, *cluster, *gpu, host_gb * 1024.0 * 1024.0 * 1024.0);
   coord::Status trainable = train::CheckTrainable(c);
-  std::printf("trainable by this gpt-rank: %s\n",
-              trainable.ok() ? "yes" : ("no (plan only):\n" + trainable.message()).c_str());
-  return train::kExitOk;
+  if (vm.count("json")) {
+    json j = plan::PlanToJson(p, c);
+    j["config"] = config_path;
+    j["trainable"] = trainable.ok();
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    PrintHeader(c, config_path, vocab_note);
+    std::printf("%s", plan::FormatPlanText(p, c).c_str());
+    std::printf("trainable by this gpt-rank: %s\n",
+                trainable.ok() ? "yes" : ("no (plan only):\n" + trainable.message()).c_str());
+  }
+  return p.fits() ? train::kExitOk : train::kExitFailed;
 }
 
 }  // namespace gpt_rank::cli

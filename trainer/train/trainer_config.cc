@@ -1,6 +1,7 @@
 // Parsing and validation of the trainer's sections of the job spec (see
-// trainer_config.h). Runs once per rank at start, and in `gpt-rank plan`. Problems
-// are collected, never thrown; the key tables below are the list of what is accepted.
+// trainer_config.h): Megatron's model/data/training/parallel here, DeepSpeed's blocks
+// in deepspeed_config.cc. Runs once per rank at start, and in `gpt-rank plan`.
+// Problems are collected, never thrown; the key tables below are what is accepted.
 #include "trainer/train/trainer_config.h"
 
 #include <algorithm>
@@ -11,12 +12,14 @@
 #include "common/fs.h"
 #include "common/job_spec.h"
 #include "trainer/model/gpt_params.h"
+#include "trainer/train/config_parser.h"
+#include "trainer/train/deepspeed_config.h"
 
 namespace gpt_rank::train {
 namespace {
 
 using json = nlohmann::json;
-constexpr size_t kMaxShown = 60;
+using Parser = ConfigParser;
 
 // ---------------------------------------------------------------------------
 // Key tables
@@ -25,7 +28,8 @@ const std::vector<std::string> kModelKeys = {
     "num_layers",         "hidden_size",       "num_attention_heads",
     "seq_length",         "max_position_embeddings", "make_vocab_size_divisible_by",
     "hidden_dropout",     "attention_dropout", "init_method_std",
-    "checkpoint_activations", "vocab_size",    "layernorm_epsilon"};
+    "checkpoint_activations", "vocab_size",    "layernorm_epsilon",
+    "partition_activations",  "checkpoint_in_cpu"};  // Megatron-DeepSpeed's flags
 const std::vector<std::string> kDataKeys = {
     "data_path", "train_data",     "vocab_file", "merge_file", "cache_dir",   "json_key",
     "skip_bad_lines", "split",     "seed",       "data_impl",  "lazy_loader", "tokenizer_type"};
@@ -62,139 +66,11 @@ const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "min_loss_scale",
                                                 "loss_scale_window",
                                                 "hysteresis"};
-// DeepSpeed's "fp16" and "bf16" blocks.
-const std::vector<std::string> kFp16Keys = {
-    "enabled",    "loss_scale",     "initial_scale_power",    "loss_scale_window",
-    "hysteresis", "min_loss_scale", "consecutive_hysteresis", "auto_cast"};
-const std::vector<std::string> kBf16Keys = {"enabled"};
 const std::vector<std::string> kParallelKeys = {
     "tensor_model_parallel_size", "pipeline_model_parallel_size", "zero_stage",
     "cpu_optimizer",              "bucket_cap_mb",                "overlap_grad_reduce",
-    "collective_timeout_s",       "rendezvous_timeout_s"};
-
-std::string Shown(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() <= kMaxShown ? s : s.substr(0, kMaxShown) + "...";
-}
-
-// ---------------------------------------------------------------------------
-// Collecting problems
-
-class Parser {
- public:
-  explicit Parser(std::string path) : path_(std::move(path)) {}
-
-  void Error(const std::string& where, const std::string& what) {
-    errors_.push_back(path_ + ": " + where + ": " + what);
-  }
-  void Warn(const std::string& where, const std::string& what) {
-    warnings_.push_back(path_ + ": " + where + ": " + what);
-  }
-
-  // The object at root[name] (null json when absent), warning on unknown keys.
-  const json* Section(const json& root, const std::string& name,
-                      const std::vector<std::string>& keys) {
-    auto it = root.find(name);
-    if (it == root.end()) return nullptr;
-    if (!it->is_object()) {
-      Error(name, "expected an object, got " + Shown(*it));
-      return nullptr;
-    }
-    for (auto k = it->begin(); k != it->end(); ++k) {
-      if (std::find(keys.begin(), keys.end(), k.key()) != keys.end()) continue;
-      std::string guess = coord::DidYouMean(k.key(), keys);
-      Warn(name + "." + k.key(),
-           guess.empty() ? "unknown key" : "unknown key; did you mean " + guess + "?");
-    }
-    return &*it;
-  }
-
-  // An integer >= min (floats and strings refused, never truncated).
-  template <typename T>
-  void Int(const json* sec, const std::string& sec_name, const char* key, int64_t min,
-           const std::string& expected, T* out) {
-    const json* v = Find(sec, key);
-    if (v == nullptr) return;
-    const std::string where = Where(sec_name, key);
-    if (!v->is_number_integer() ||
-        (v->is_number_unsigned() &&
-         v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-      std::string msg = "expected " + expected + ", got " + Shown(*v);
-      if (v->is_number_float() && std::isfinite(v->get<double>()) &&
-          v->get<double>() == std::floor(v->get<double>()) && std::fabs(v->get<double>()) < 1e15) {
-        msg += "; write " + std::to_string(static_cast<long long>(v->get<double>()));
-      }
-      Error(where, msg);
-      return;
-    }
-    const int64_t value = v->get<int64_t>();
-    if (value < min || value < 0 ||
-        static_cast<uint64_t>(value) > static_cast<uint64_t>(std::numeric_limits<T>::max())) {
-      Error(where, "expected " + expected + ", got " + Shown(*v));
-      return;
-    }
-    *out = static_cast<T>(value);
-  }
-
-  // A finite number in [min, max] (open at min when min_exclusive).
-  template <typename T>
-  void Number(const json* sec, const std::string& sec_name, const char* key, double min,
-              bool min_exclusive, double max, const std::string& expected, T* out) {
-    const json* v = Find(sec, key);
-    if (v == nullptr) return;
-    const std::string where = Where(sec_name, key);
-    if (!v->is_number() || !std::isfinite(v->get<double>())) {
-      Error(where, "expected " + expected + ", got " + Shown(*v));
-      return;
-    }
-    const double d = v->get<double>();
-    if (d < min || (min_exclusive && d == min) || d > max) {
-      Error(where, "expected " + expected + ", got " + Shown(*v));
-      return;
-    }
-    *out = static_cast<T>(d);
-  }
-
-  void String(const json* sec, const std::string& sec_name, const char* key, bool expand,
-              std::string* out) {
-    const json* v = Find(sec, key);
-    if (v == nullptr) return;
-    if (!v->is_string()) {
-      Error(Where(sec_name, key), "expected a string, got " + Shown(*v));
-      return;
-    }
-    *out = expand ? ExpandEnv(v->get<std::string>()) : v->get<std::string>();
-  }
-
-  void Bool(const json* sec, const std::string& sec_name, const char* key, bool* out) {
-    const json* v = Find(sec, key);
-    if (v == nullptr) return;
-    if (!v->is_boolean()) {
-      Error(Where(sec_name, key), "expected true or false, got " + Shown(*v));
-      return;
-    }
-    *out = v->get<bool>();
-  }
-
-  static std::string Where(const std::string& sec_name, const char* key) {
-    return sec_name.empty() ? std::string(key) : sec_name + "." + key;
-  }
-
-  static const json* Find(const json* sec, const char* key) {
-    if (sec == nullptr) return nullptr;
-    auto it = sec->find(key);
-    return it == sec->end() ? nullptr : &*it;
-  }
-
-  const std::string& path() const { return path_; }
-  std::vector<std::string>& errors() { return errors_; }
-  std::vector<std::string>& warnings() { return warnings_; }
-
- private:
-  std::string path_;
-  std::vector<std::string> errors_;
-  std::vector<std::string> warnings_;
-};
+    "collective_timeout_s",       "rendezvous_timeout_s",
+    "model_parallel_size"};  // Megatron's older name of tensor_model_parallel_size
 
 // ---------------------------------------------------------------------------
 // Sections
@@ -220,6 +96,10 @@ void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
   p->Number(m, s, "layernorm_epsilon", 0.0, true, 1.0, "a positive number",
             &g.layernorm_epsilon);
   p->Bool(m, s, "checkpoint_activations", &g.checkpoint_activations);
+  // Megatron-DeepSpeed's --partition-activations / --checkpoint-in-cpu; merged with
+  // DeepSpeed's activation_checkpointing block later.
+  p->Bool(m, s, "partition_activations", &c->activation_checkpointing.partition_activations);
+  p->Bool(m, s, "checkpoint_in_cpu", &c->activation_checkpointing.cpu_checkpointing);
   if (m != nullptr && g.num_attention_heads > 0 && g.hidden_size % g.num_attention_heads != 0 &&
       Parser::Find(m, "hidden_size") != nullptr) {
     p->Error("model.hidden_size", "must be divisible by model.num_attention_heads (" +
@@ -369,10 +249,24 @@ void ParseParallel(const json* par, Parser* p, TrainerConfig* c) {
   const std::string s = "parallel";
   p->Int(par, s, "tensor_model_parallel_size", 1, "a positive integer",
          &pc.tensor_model_parallel_size);
+  if (Parser::Find(par, "model_parallel_size") != nullptr) {  // Megatron's older name
+    int mp = 0;
+    p->Int(par, s, "model_parallel_size", 1, "a positive integer", &mp);
+    if (Parser::Find(par, "tensor_model_parallel_size") != nullptr && mp > 0 &&
+        mp != pc.tensor_model_parallel_size) {
+      p->Error("parallel.model_parallel_size",
+               std::to_string(mp) + " disagrees with parallel.tensor_model_parallel_size = " +
+                   std::to_string(pc.tensor_model_parallel_size) + "; keep one of them");
+    }
+    if (mp > 0) pc.tensor_model_parallel_size = mp;
+  }
   p->Int(par, s, "pipeline_model_parallel_size", 1, "a positive integer",
          &pc.pipeline_model_parallel_size);
   p->Int(par, s, "zero_stage", 0, "0, 1, 2 or 3", &pc.zero_stage);
-  if (pc.zero_stage > 3) p->Error("parallel.zero_stage", "expected 0, 1, 2 or 3");
+  if (pc.zero_stage > 3) {
+    p->Error("parallel.zero_stage", "expected 0, 1, 2 or 3, got " + std::to_string(pc.zero_stage));
+    pc.zero_stage = 0;
+  }
   p->Bool(par, s, "cpu_optimizer", &pc.cpu_optimizer);
   p->Number(par, s, "bucket_cap_mb", 0.0, true, 1e6, "a positive number of MiB", &pc.bucket_cap_mb);
   p->Bool(par, s, "overlap_grad_reduce", &pc.overlap_grad_reduce);
@@ -381,119 +275,69 @@ void ParseParallel(const json* par, Parser* p, TrainerConfig* c) {
   p->Number(par, s, "rendezvous_timeout_s", 0.0, true, 1e7, "a positive number of seconds",
             &pc.rendezvous_timeout_s);
   c->model.tensor_model_parallel_size = pc.tensor_model_parallel_size;
-  if (pc.tensor_model_parallel_size > 0 &&
-      c->model.num_attention_heads % pc.tensor_model_parallel_size != 0) {
+}
+
+// The rank grid: TP innermost on consecutive ranks, then PP, then DP (Megatron's
+// order), so a TP group is inside one node exactly when it divides the node's ranks.
+void CheckLayout(Parser* p, TrainerConfig* c) {
+  const ParallelConfig& pc = c->parallel;
+  const int tp = pc.tensor_model_parallel_size, pp = pc.pipeline_model_parallel_size;
+  const std::string tps = std::to_string(tp);
+  if (tp > 0 && c->model.num_attention_heads % tp != 0) {
     p->Error("parallel.tensor_model_parallel_size",
-             "model.num_attention_heads (" + std::to_string(c->model.num_attention_heads) +
-                 ") must be divisible by it");
+             tps + " does not divide model.num_attention_heads (" +
+                 std::to_string(c->model.num_attention_heads) +
+                 "): each TP rank owns whole heads; choose a divisor of the heads");
   }
-}
-
-// DeepSpeed's "fp16" / "bf16" blocks: {"enabled", "loss_scale" (0 = dynamic),
-// "initial_scale_power", "loss_scale_window", "hysteresis", "min_loss_scale",
-// "consecutive_hysteresis"}, with DeepSpeed's defaults (2^16, 1000, 2, 1, false).
-void ParsePrecision(const json& root, Parser* p, TrainerConfig* c) {
-  const json* fp16 = p->Section(root, "fp16", kFp16Keys);
-  const json* bf16 = p->Section(root, "bf16", kBf16Keys);
-  bool fp16_on = false, bf16_on = false;
-  p->Bool(fp16, "fp16", "enabled", &fp16_on);
-  p->Bool(bf16, "bf16", "enabled", &bf16_on);
-  if (fp16_on && bf16_on) p->Error("fp16.enabled", "and bf16.enabled are both true; choose one");
-  if (bf16_on) {
-    if (c->parallel.precision == "fp16") {
-      p->Error("bf16.enabled", "contradicts training.fp16: true; choose one");
+  if (tp > 0 && pp > 0 && pc.world_size % (tp * pp) != 0) {
+    p->Error("parallel.tensor_model_parallel_size",
+             "world size " + std::to_string(pc.world_size) + " is not a multiple of tensor (" +
+                 tps + ") x pipeline (" + std::to_string(pp) +
+                 ") parallel; start a multiple of " + std::to_string(tp * pp) +
+                 " ranks or change the sizes");
+  }
+  const int local = pc.local_world_size;
+  if (tp > 1 && local > 0) {
+    if (tp <= local && local % tp != 0) {
+      p->Error("parallel.tensor_model_parallel_size",
+               tps + " does not divide the " + std::to_string(local) +
+                   " ranks of a node (LOCAL_WORLD_SIZE): a TP group would straddle two nodes "
+                   "unevenly; choose a divisor of " + std::to_string(local));
+    } else if (tp > local && tp % local != 0) {
+      p->Error("parallel.tensor_model_parallel_size",
+               tps + " is not a multiple of the " + std::to_string(local) +
+                   " ranks of a node (LOCAL_WORLD_SIZE); choose a divisor or a multiple");
+    } else if (tp > local) {
+      p->Warn("parallel.tensor_model_parallel_size",
+              tps + " is larger than the " + std::to_string(local) +
+                  " ranks of a node: each TP group spans " + std::to_string(tp / local) +
+                  " nodes, so its 4 all-reduces per layer cross the network between nodes "
+                  "instead of NVLink (the slow link); prefer tensor_model_parallel_size <= " +
+                  std::to_string(local));
     }
-    c->parallel.precision = "bf16";
   }
-  // The block is checked even when disabled: a typo there is still a typo.
-  trainer::LossScalerConfig ls;  // DeepSpeed's defaults, not Megatron's
-  double static_scale = 0.0;
-  p->Number(fp16, "fp16", "loss_scale", 0.0, false, 1e300, "0 (dynamic) or a positive scale",
-            &static_scale);
-  if (static_scale > 0) {
-    ls.dynamic = false;
-    ls.static_scale = static_scale;
-  }
-  p->Int(fp16, "fp16", "initial_scale_power", 0, "an integer in [0, 64]", &ls.initial_scale_power);
-  if (ls.initial_scale_power > 64) {
-    p->Error("fp16.initial_scale_power",
-             "expected an integer in [0, 64], got " + std::to_string(ls.initial_scale_power));
-  }
-  p->Int(fp16, "fp16", "loss_scale_window", 1, "a positive integer", &ls.scale_window);
-  p->Int(fp16, "fp16", "hysteresis", 1, "a positive integer", &ls.hysteresis);
-  p->Number(fp16, "fp16", "min_loss_scale", 0.0, true, 1e300, "a positive number", &ls.min_scale);
-  p->Bool(fp16, "fp16", "consecutive_hysteresis", &ls.consecutive_hysteresis);
-  if (ls.dynamic && ls.min_scale > std::ldexp(1.0, ls.initial_scale_power)) {
-    p->Error("fp16.min_loss_scale",
-             "is above the initial scale 2^" + std::to_string(ls.initial_scale_power));
-  }
-  if (!fp16_on) return;
-  if (c->parallel.precision == "bf16" && !bf16_on) {
-    p->Error("fp16.enabled", "contradicts training.bf16: true; choose one");
-  }
-  c->parallel.precision = "fp16";
-  c->training.loss_scaler = ls;
-}
-
-// DeepSpeed's top-level keys: each must agree with the Megatron key it overlaps.
-void ParseDeepSpeed(const json& root, Parser* p, TrainerConfig* c) {
-  TrainingConfig& tr = c->training;
-  const int64_t dp = std::max<int64_t>(
-      1, c->parallel.world_size / (static_cast<int64_t>(c->parallel.tensor_model_parallel_size) *
-                                   c->parallel.pipeline_model_parallel_size));
-  int64_t ds_micro = 0, ds_global = 0, ds_gas = 0;
-  double ds_clip = -1.0;
-  p->Int(&root, "", "train_micro_batch_size_per_gpu", 1, "a positive integer", &ds_micro);
-  p->Int(&root, "", "train_batch_size", 1, "a positive integer", &ds_global);
-  p->Int(&root, "", "gradient_accumulation_steps", 1, "a positive integer", &ds_gas);
-  p->Number(&root, "", "gradient_clipping", 0.0, false, 1e300, "a non-negative number", &ds_clip);
-  const json* t = Parser::Find(&root, "training");
-  auto given = [&](const char* key) { return Parser::Find(t, key) != nullptr; };
-  auto agree = [&](const char* ds_key, int64_t ds, const char* mg_key, int64_t* mg) {
-    if (ds == 0) return;
-    if (given(mg_key) && *mg != ds) {
-      p->Error(ds_key,
-               std::to_string(ds) + " disagrees with training." + mg_key + " = " +
-                   std::to_string(*mg));
-    }
-    *mg = ds;
-  };
-  agree("train_micro_batch_size_per_gpu", ds_micro, "micro_batch_size", &tr.micro_batch_size);
-  agree("train_batch_size", ds_global, "global_batch_size", &tr.global_batch_size);
-  if (ds_clip >= 0.0) {
-    if (given("clip_grad") && ds_clip != tr.clip_grad) {
-      p->Error("gradient_clipping", "disagrees with training.clip_grad");
-    }
-    tr.clip_grad = ds_clip;
-  }
-  if (tr.global_batch_size == 0) {
-    tr.global_batch_size = tr.micro_batch_size * dp * std::max<int64_t>(1, ds_gas);
-  }
-  if (ds_gas != 0 && tr.global_batch_size != tr.micro_batch_size * dp * ds_gas) {
-    p->Error("gradient_accumulation_steps",
-             "train_batch_size (" + std::to_string(tr.global_batch_size) + ") != micro batch (" +
-                 std::to_string(tr.micro_batch_size) + ") * data parallel (" +
-                 std::to_string(dp) + ") * gradient_accumulation_steps (" +
-                 std::to_string(ds_gas) + ")");
-  }
-  if (tr.global_batch_size % (tr.micro_batch_size * dp) != 0) {
-    p->Error("training.global_batch_size",
-             std::to_string(tr.global_batch_size) + " is not a multiple of micro_batch_size (" +
-                 std::to_string(tr.micro_batch_size) + ") * data parallel size (" +
-                 std::to_string(dp) + ")");
-  }
-  if (const json* z = Parser::Find(&root, "zero_optimization"); z != nullptr && z->is_object()) {
-    p->Int(z, "zero_optimization", "stage", 0, "0, 1, 2 or 3", &c->parallel.zero_stage);
-    const json* off = Parser::Find(z, "offload_optimizer");
-    if (off != nullptr && off->is_object() && off->value("device", "") == "cpu") {
-      c->parallel.cpu_optimizer = true;
-    }
+  if (pc.zero_stage == 3 && pp > 1) {
+    p->Error("zero_optimization.stage",
+             "3 cannot be combined with pipeline parallel (parallel.pipeline_model_parallel_size "
+             "= " + std::to_string(pp) + "), as in DeepSpeed; use stage 1 with pipeline "
+             "parallel, or pipeline_model_parallel_size 1 with stage 3");
   }
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------
+
+void ConfigParser::String(const json* sec, const std::string& sec_name, const char* key,
+                          bool expand, std::string* out) {
+  const json* v = Find(sec, key);
+  if (v == nullptr) return;
+  if (!v->is_string()) {
+    Error(Where(sec_name, key), "expected a string, got " + Shown(*v));
+    return;
+  }
+  *out = expand ? ExpandEnv(v->get<std::string>()) : v->get<std::string>();
+}
 
 std::string ExpandEnv(const std::string& text) {
   std::string out;
@@ -571,7 +415,7 @@ coord::StatusOr<int> WorldSizeFromEnv() {
 coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_text,
                                                         const std::string& path,
                                                         const std::vector<std::string>& overrides,
-                                                        int world_size) {
+                                                        int world_size, int local_world_size) {
   json root;
   try {
     root = json::parse(json_text);
@@ -589,11 +433,15 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   TrainerConfig& c = result.config;
   c.source_path = path;
   c.parallel.world_size = world_size;
+  c.parallel.local_world_size = local_world_size;
   ParseModel(p.Section(root, "model", kModelKeys), &p, &c);
   ParseData(p.Section(root, "data", kDataKeys), &p, &c);
   ParseTraining(p.Section(root, "training", kTrainingKeys), &p, &c);
   ParseParallel(p.Section(root, "parallel", kParallelKeys), &p, &c);
-  ParseDeepSpeed(root, &p, &c);
+  ParseZeroOptimization(root, &p, &c);
+  ParseActivationCheckpointing(root, &p, &c);
+  CheckLayout(&p, &c);
+  ParseDeepSpeedBatch(root, &p, &c);
   ParsePrecision(root, &p, &c);
   TrainingConfig& tr = c.training;
   tr.lr.train_iters = tr.train_iters;
@@ -635,20 +483,18 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
 
 coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
                                                        const std::vector<std::string>& overrides,
-                                                       int world_size) {
+                                                       int world_size, int local_world_size) {
   auto text = coord::ReadFile(path);
   if (!text.ok()) return text.status();
-  return ParseTrainerConfig(*text, path, overrides, world_size);
+  return ParseTrainerConfig(*text, path, overrides, world_size, local_world_size);
 }
 
 coord::Status CheckTrainable(const TrainerConfig& c) {
+  // Tensor parallel and ZeRO-3 are the trainer's to refuse where it builds the model.
   std::vector<std::string> problems;
   if (c.parallel.pipeline_model_parallel_size > 1) {
-    problems.push_back("parallel.pipeline_model_parallel_size > 1: not implemented yet");
-  }
-  if (c.parallel.zero_stage > 2) {
-    problems.push_back("zero_optimization.stage 3 (partitioned parameters) is not implemented; "
-                       "use stage 1 or 2");
+    problems.push_back("parallel.pipeline_model_parallel_size > 1: pipeline parallel is not "
+                       "implemented yet (gpt-rank plan can size it); set it to 1");
   }
   if (problems.empty()) return coord::Status::Ok();
   std::string all;

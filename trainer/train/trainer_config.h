@@ -7,7 +7,8 @@
 //
 // Every problem is collected and reported at once, one line each, in the style of
 // common/job_spec.cc ("job.json: training.lr: expected a positive number, got "x"");
-// unknown keys are warnings with a did-you-mean.
+// unknown keys are errors with a did-you-mean (DeepSpeed's documented legacy
+// spellings are warnings). DeepSpeed's blocks are parsed in deepspeed_config.cc.
 #pragma once
 
 #include <cstdint>
@@ -55,23 +56,80 @@ struct TrainingConfig {
   trainer::LossScalerConfig loss_scaler;  // fp16 only: DeepSpeed's "fp16" block
 };
 
-// Parallel layout. Training runs data parallel over world_size ranks with ZeRO stage
-// 0-2; tensor/pipeline parallel and stage 3 are accepted so that `gpt-rank plan` can
-// size the big configs, and refused by `train`.
+// DeepSpeed's zero_optimization.offload_optimizer / offload_param. "nvme" is refused
+// at parse time (gpt-rank has no NVMe swapper).
+struct OffloadConfig {
+  std::string device = "none";  // "none" or "cpu"
+  bool pin_memory = false;      // page-locked host buffers (faster PCIe copies, not swappable)
+  std::string nvme_path;        // accepted for DeepSpeed configs; unused without nvme
+  int64_t buffer_count = 0;     // DeepSpeed: 4 (optimizer), 5 (param); NVMe only
+  int64_t buffer_size = 100000000;   // offload_param, NVMe only
+  int64_t max_in_cpu = 1000000000;   // offload_param, NVMe only
+  bool fast_init = false;            // offload_optimizer, NVMe only
+  bool cpu() const { return device == "cpu"; }
+};
+
+// DeepSpeed's zero_optimization block, with DeepSpeed's defaults
+// (deepspeed/runtime/zero/config.py, offload_config.py). Sizes are in elements.
+struct ZeroConfig {
+  int stage = 0;
+  int64_t reduce_bucket_size = 500000000;
+  int64_t allgather_bucket_size = 500000000;
+  bool overlap_comm = false;  // DeepSpeed: defaults to true for stage 3 only
+  bool contiguous_gradients = true;
+  bool reduce_scatter = true;
+  bool allgather_partitions = true;
+  bool round_robin_gradients = false;
+  int64_t stage3_prefetch_bucket_size = 50000000;
+  int64_t stage3_max_live_parameters = 1000000000;
+  int64_t stage3_max_reuse_distance = 1000000000;
+  int64_t stage3_param_persistence_threshold = 100000;  // smaller tensors stay whole
+  bool stage3_gather_16bit_weights_on_model_save = false;
+  OffloadConfig offload_optimizer;  // fp32 master + Adam moments (+ the step) on the host
+  OffloadConfig offload_param;      // stage 3 only: the 16-bit partition on the host
+  ZeroConfig() {
+    offload_optimizer.buffer_count = 4;
+    offload_param.buffer_count = 5;
+  }
+};
+
+// DeepSpeed's top-level activation_checkpointing block (deepspeed.checkpointing), and
+// Megatron-DeepSpeed's --partition-activations / --checkpoint-in-cpu. It says how the
+// checkpoints of model.checkpoint_activations are kept; alone it turns nothing on.
+struct ActivationCheckpointingConfig {
+  bool partition_activations = false;  // each TP rank keeps 1/tp of every checkpoint
+  bool cpu_checkpointing = false;      // checkpoints in host memory
+  bool contiguous_memory_optimization = false;
+  int64_t number_checkpoints = 0;  // 0: not given (DeepSpeed's None)
+  bool synchronize_checkpoint_boundary = false;
+  bool profile = false;
+};
+
+// Parallel layout: a rank grid with TP innermost on consecutive ranks (a TP group
+// stays inside a node when it divides the node's GPUs), then PP, then DP. Pipeline
+// parallel is accepted so that `gpt-rank plan` can size it, and refused by `train`.
 struct ParallelConfig {
   int world_size = 1;  // from WORLD_SIZE (or Open MPI's / Slurm's equivalents)
   int local_rank = 0;  // from LOCAL_RANK: the GPU this rank uses with training.device "cuda"
-  int tensor_model_parallel_size = 1;
+  int local_world_size = 0;  // ranks per node (LOCAL_WORLD_SIZE); 0: unknown
+  int tensor_model_parallel_size = 1;  // also Megatron's model_parallel_size
   int pipeline_model_parallel_size = 1;
-  int zero_stage = 0;           // zero_optimization.stage
-  // ZeRO offload_optimizer.device == "cpu" / parallel.cpu_optimizer. The CPU backend's
-  // optimizer always runs on the CPU, so there it changes nothing.
+  int zero_stage = 0;  // = zero.stage (parallel.zero_stage or zero_optimization.stage)
+  // zero.offload_optimizer.device == "cpu" / parallel.cpu_optimizer (Megatron's
+  // --cpu-optimizer): the optimizer state and step on the host.
   bool cpu_optimizer = false;
+  ZeroConfig zero;
   double bucket_cap_mb = 25.0;       // gradient bucket size (torch DDP's bucket_cap_mb)
   bool overlap_grad_reduce = true;   // reduce buckets during backward (Megatron's name)
   double collective_timeout_s = 300;  // every collective; a dead or stuck peer fails the rank
   double rendezvous_timeout_s = 300;  // reaching MASTER_ADDR:MASTER_PORT and all ranks joining
   std::string precision = "fp32";     // "fp32", "bf16" or "fp16" (the CPU backend computes fp32)
+
+  // Ranks holding the same model shard: world / (tp * pp), at least 1.
+  int data_parallel_size() const {
+    const int mp = tensor_model_parallel_size * pipeline_model_parallel_size;
+    return mp > 0 && world_size >= mp ? world_size / mp : 1;
+  }
 };
 
 struct TrainerConfig {
@@ -81,6 +139,7 @@ struct TrainerConfig {
   DataConfig data;
   TrainingConfig training;
   ParallelConfig parallel;
+  ActivationCheckpointingConfig activation_checkpointing;
   nlohmann::json job;  // the whole job JSON after --set, saved with checkpoints
 };
 
@@ -94,16 +153,17 @@ struct TrainerConfigResult {
 coord::Status ApplyOverride(const std::string& assignment, nlohmann::json* job);
 
 // Parses the job JSON (text) after applying `overrides` in order. `world_size` is
-// WORLD_SIZE (the caller reads the environment). All errors in one InvalidArgument,
-// one line each.
+// WORLD_SIZE and `local_world_size` LOCAL_WORLD_SIZE, the ranks of one node (the
+// caller reads the environment; 0: unknown, the TP-inside-a-node check is skipped).
+// All errors in one InvalidArgument, one line each.
 coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_text,
                                                         const std::string& path,
                                                         const std::vector<std::string>& overrides,
-                                                        int world_size);
+                                                        int world_size, int local_world_size = 0);
 // Reads the file, then ParseTrainerConfig.
 coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
                                                        const std::vector<std::string>& overrides,
-                                                       int world_size);
+                                                       int world_size, int local_world_size = 0);
 
 // WORLD_SIZE from the environment: 1 when unset; a non-number is an error.
 coord::StatusOr<int> WorldSizeFromEnv();
@@ -111,8 +171,9 @@ coord::StatusOr<int> WorldSizeFromEnv();
 // Expands ${NAME} and ${NAME:-default} (default expanded too) in a path.
 std::string ExpandEnv(const std::string& text);
 
-// Problems that stop `train` but not `plan` (world size > 1, tensor/pipeline
-// parallel, ZeRO): FailedPrecondition naming each.
+// Problems that stop `train` but not `plan` (pipeline parallel): FailedPrecondition
+// naming each. Tensor parallel and ZeRO-3 pass here; the trainer refuses any
+// combination it cannot run where it builds the model.
 coord::Status CheckTrainable(const TrainerConfig& config);
 
 }  // namespace gpt_rank::train

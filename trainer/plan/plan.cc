@@ -1,0 +1,468 @@
+// `gpt-rank plan`'s arithmetic (see plan.h; formulas and sources in docs/plan.md).
+// Every figure is a double of bytes or seconds: a 100B model's byte counts exceed
+// 2^32 but stay far below 2^53, where doubles are exact for these integers.
+#include "trainer/plan/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace gpt_rank::plan {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+double CeilDiv(double a, double b) { return std::ceil(a / b); }
+
+int DataParallel(const train::TrainerConfig& c, const ClusterShape& cluster) {
+  const int mp = c.parallel.tensor_model_parallel_size * c.parallel.pipeline_model_parallel_size;
+  return std::max(1, cluster.world_size() / std::max(1, mp));
+}
+
+bool Mixed(const train::TrainerConfig& c) { return c.parallel.precision != "fp32"; }
+
+std::string GiBText(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f GiB", bytes / kGiB);
+  return buf;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Parameters
+
+ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
+                             int64_t persistence_threshold) {
+  trainer::GptConfig m = model;
+  m.tensor_model_parallel_size = tp;  // Megatron pads the vocab to a multiple of div * tp
+  const int64_t h = m.hidden_size, Vp = m.padded_vocab_size(), maxT = m.max_position_embeddings;
+  const int64_t L = m.num_layers, t = std::max(1, tp);
+  ShardParams s;
+  s.model = Vp * h + maxT * h + L * (12 * h * h + 13 * h) + 2 * h;
+  // One layer of the shard: ln1 (w, b), qkv (w, b), attn proj (w, b), ln2 (w, b), fc (w,
+  // b), fc proj (w, b); column-parallel output dims and row-parallel input dims / tp.
+  const int64_t layer_tensors[] = {h,         h,     3 * h * h / t, 3 * h / t, h * h / t, h,
+                                   h,         h,     4 * h * h / t, 4 * h / t, 4 * h * h / t, h};
+  const int64_t layers = (L + pp - 1) / pp;  // the first stage, with the embeddings
+  for (int64_t n : layer_tensors) {
+    s.layer += n;
+    if (n < persistence_threshold) s.persistent += layers * n;
+  }
+  const int64_t top_tensors[] = {Vp * h / t, maxT * h};  // wte (vocab-parallel), wpe
+  s.shard = layers * s.layer;
+  for (int64_t n : top_tensors) {
+    s.shard += n;
+    if (n < persistence_threshold) s.persistent += n;
+  }
+  if (pp == 1) {  // final LayerNorm on the last stage
+    s.shard += 2 * h;
+    if (h < persistence_threshold) s.persistent += 2 * h;
+  }
+  // DeepSpeed's "largest layer": the module with the most parameters of its own.
+  s.largest_module = std::max({Vp * h / t, maxT * h, 4 * h * h / t + 4 * h / t,
+                               4 * h * h / t + h, 3 * h * h / t + 3 * h / t});
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+// Activations
+
+double LayerActivationBytes(const trainer::GptConfig& m, int micro_batch, int tp) {
+  const double s = m.seq_length, b = micro_batch, h = m.hidden_size, a = m.num_attention_heads;
+  const double t = std::max(1, tp);
+  return s * b * h * (10.0 + 24.0 / t + 5.0 * a * s / (h * t));
+}
+
+size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp, bool checkpoint) {
+  trainer::GptConfig m = model;
+  m.tensor_model_parallel_size = tp;
+  const size_t BT = static_cast<size_t>(B) * T, C = m.hidden_size, L = m.num_layers;
+  const size_t NH = m.num_attention_heads, Vp = m.padded_vocab_size(), t = std::max(1, tp);
+  const size_t BTC = BT * C;
+  // ln1, ln1 mean/rstd, qkv, att, atty, residual2, ln2, ln2 mean/rstd, fch, fch_gelu
+  const size_t layer = BTC + 2 * BT + 3 * BTC / t + BT * (NH / t) * T + BTC / t + BTC + BTC +
+                       2 * BT + 4 * BTC / t + 4 * BTC / t;
+  const size_t residual = (L + 1) * BTC;
+  // scratch, lnf, lnf mean/rstd, logits (vocab-parallel), losses
+  const size_t top = BTC + BTC + 2 * BT + BT * (Vp / t) + BT;
+  return residual + (checkpoint ? 1 : L) * layer + top;
+}
+
+size_t CpuBackwardFloats(const trainer::GptConfig& m, int B, int T, int tp) {
+  const size_t BTC = static_cast<size_t>(B) * T * m.hidden_size, t = std::max(1, tp);
+  return 3 * BTC + 3 * BTC / t + 4 * BTC / t + 4 * BTC / t;  // dresidual, dbtc, dbtc2; dqkv, dfch, dfch_gelu
+}
+
+// ---------------------------------------------------------------------------
+// Memory of one rank
+
+namespace {
+
+// ZeRO-3's gathered window: what is fetched ahead (prefetch bucket) plus what stays
+// gathered (max_live_parameters, at least one whole module), never more than the
+// partitioned parameters themselves.
+double Zero3LiveParams(const train::ZeroConfig& z, const ShardParams& sp) {
+  const double gatherable = static_cast<double>(sp.shard - sp.persistent);
+  const double live = std::max<double>(static_cast<double>(sp.largest_module),
+                                       static_cast<double>(z.stage3_max_live_parameters)) +
+                      static_cast<double>(z.stage3_prefetch_bucket_size);
+  return std::min(gatherable, live);
+}
+
+void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankMemory* r) {
+  const trainer::GptConfig& m = c.model;
+  const train::ZeroConfig& z = c.parallel.zero;
+  const int stage = c.parallel.zero_stage;
+  const ShardParams sp = CountShardParams(m, tp, c.parallel.pipeline_model_parallel_size,
+                                          z.stage3_param_persistence_threshold);
+  const double f = sizeof(float), P = static_cast<double>(sp.shard);
+  const double gatherable = static_cast<double>(sp.shard - sp.persistent);
+  if (stage == 3) {
+    // The partition of params and grads; gathered layers hold params and their grads
+    // until the reduce-scatter.
+    r->params = f * CeilDiv(gatherable, dp);
+    r->grads = f * CeilDiv(gatherable, dp);
+    r->zero3_window = f * static_cast<double>(sp.persistent) * 2 + 2 * f * Zero3LiveParams(z, sp);
+  } else {
+    // The full gradient buffer stays as backward's workspace; stage 2 adds the shard's
+    // running sum between micro-batches.
+    r->params = f * P;
+    r->grads = f * P + (stage == 2 && dp > 1 ? f * CeilDiv(P, dp) : 0.0);
+  }
+  r->optimizer = 2 * f * (stage >= 1 ? CeilDiv(P, dp) : P);  // Adam m, v (params are the master)
+  const int T = m.seq_length, B = static_cast<int>(b);
+  r->activations_no_ckpt = f * static_cast<double>(CpuActivationFloats(m, B, T, tp, false));
+  r->activations_ckpt = f * static_cast<double>(CpuActivationFloats(m, B, T, tp, true));
+  r->checkpoints = m.checkpoint_activations
+                       ? f * static_cast<double>(m.num_layers + 1) * b * T * m.hidden_size
+                       : 0.0;
+  r->activations = m.checkpoint_activations ? r->activations_ckpt : r->activations_no_ckpt;
+  r->backward = f * static_cast<double>(CpuBackwardFloats(m, B, T, tp));
+  r->device_total = r->params + r->grads + r->optimizer + r->zero3_window + r->activations +
+                    r->backward;
+}
+
+void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankMemory* r) {
+  const trainer::GptConfig& m = c.model;
+  const train::ParallelConfig& pc = c.parallel;
+  const train::ZeroConfig& z = pc.zero;
+  const train::ActivationCheckpointingConfig& ac = c.activation_checkpointing;
+  const int stage = pc.zero_stage, pp = pc.pipeline_model_parallel_size;
+  const ShardParams sp = CountShardParams(m, tp, pp, z.stage3_param_persistence_threshold);
+  const double p = Mixed(c) ? 2.0 : 4.0, P = static_cast<double>(sp.shard);
+  const double gatherable = static_cast<double>(sp.shard - sp.persistent);
+  const double part = stage >= 1 ? CeilDiv(P, dp) : P;  // this rank's optimizer partition
+  const bool off_opt = pc.cpu_optimizer, off_par = stage == 3 && z.offload_param.cpu();
+  // Model states: 16-bit params and grads, fp32 master + m + v (12 B) in mixed
+  // precision; fp32 params and grads with m + v (8 B) in fp32. 16 B/param either way.
+  if (stage == 3) {
+    r->params = off_par ? 0.0 : p * CeilDiv(gatherable, dp);
+    r->zero3_window = p * (static_cast<double>(sp.persistent) + Zero3LiveParams(z, sp));
+  } else {
+    r->params = p * P;
+  }
+  // With the optimizer offloaded (stage >= 1) reduced gradients stream to the host;
+  // only the buckets stay on the device (DeepSpeed's ZeRO-Offload).
+  r->grads = off_opt && stage >= 1 ? 0.0 : (stage >= 2 ? p * CeilDiv(P, dp) : p * P);
+  r->optimizer = off_opt ? 0.0 : (Mixed(c) ? 12.0 : 8.0) * part;
+  r->host_optimizer = off_opt ? 16.0 * part : 0.0;  // fp32 master, m, v, grads
+  r->host_params = off_par ? p * CeilDiv(gatherable, dp) : 0.0;
+  r->host_pinned = (off_opt && z.offload_optimizer.pin_memory) ||
+                   (off_par && z.offload_param.pin_memory);
+
+  // Activations in the compute precision (Korthikanti's figures are for 16-bit).
+  const double scale = p / 2.0, layers = std::ceil(static_cast<double>(m.num_layers) / pp);
+  const double one_layer = scale * LayerActivationBytes(m, static_cast<int>(b), tp);
+  const double inputs = layers * 2.0 * m.seq_length * b * m.hidden_size * scale;
+  const double ckpts = inputs / (ac.partition_activations ? tp : 1);
+  r->activations_no_ckpt = layers * one_layer;
+  r->activations_ckpt = ckpts + one_layer;  // checkpoints + one layer recomputed
+  if (m.checkpoint_activations) {
+    r->checkpoints = ckpts;
+    r->host_checkpoints = ac.cpu_checkpointing ? ckpts : 0.0;
+    r->activations = (ac.cpu_checkpointing ? 0.0 : ckpts) + one_layer;
+  } else {
+    r->activations = r->activations_no_ckpt;
+  }
+  trainer::GptConfig mt = m;
+  mt.tensor_model_parallel_size = tp;
+  r->logits = 4.0 * m.seq_length * b * mt.padded_vocab_size() / tp;
+  // Buckets in the gradient precision, each at most the shard; overlap_comm double-buffers.
+  const double reduce = std::min(P, static_cast<double>(z.reduce_bucket_size)) * p *
+                        (z.overlap_comm ? 2 : 1);
+  const double gather = std::min(P, static_cast<double>(z.allgather_bucket_size)) * p;
+  r->buckets = stage == 3 ? reduce : stage >= 1 ? reduce + gather : 0.0;  // stage 0: views of grads
+  r->runtime_reserve = kCudaRuntimeReserveBytes;
+  r->device_total = r->params + r->grads + r->optimizer + r->zero3_window + r->activations +
+                    r->logits + r->buckets + r->runtime_reserve;
+  r->host_total = r->host_optimizer + r->host_params + r->host_checkpoints;
+}
+
+}  // namespace
+
+RankMemory PlanRankMemory(const train::TrainerConfig& c, const ClusterShape& cluster,
+                          const GpuSpec& /*gpu*/, int64_t micro_batch) {
+  RankMemory r;
+  r.micro_batch = micro_batch > 0 ? micro_batch : c.training.micro_batch_size;
+  r.cpu_backend = c.training.device == "cpu";
+  const int tp = std::max(1, c.parallel.tensor_model_parallel_size);
+  const int dp = DataParallel(c, cluster);
+  if (r.cpu_backend) {
+    PlanCpuRank(c, tp, dp, r.micro_batch, &r);
+  } else {
+    PlanGpuRank(c, tp, dp, r.micro_batch, &r);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// DeepSpeed's estimators (the arithmetic only; see plan.h)
+
+DeepSpeedEstimate EstimateZero3(double total_params, double largest_layer_params,
+                                int gpus_per_node, int nodes, bool cpu_offload,
+                                bool cpu_offload_params, bool zero_init,
+                                double additional_buffer_factor) {
+  const double total_gpus = static_cast<double>(nodes) * gpus_per_node;
+  const double gpus_factor = 1.0 / nodes;
+  DeepSpeedEstimate e;
+  e.largest_layer_bytes = 4.0 * largest_layer_params;
+  const double gpn4 = 4.0 * gpus_per_node;
+  if (cpu_offload && cpu_offload_params) {
+    e.gpu_bytes = e.largest_layer_bytes;
+    e.cpu_bytes_per_node = total_params * (zero_init ? 18 * gpus_factor
+                                                     : std::max(gpn4, 18 * gpus_factor)) *
+                           additional_buffer_factor;
+  } else if (cpu_offload) {
+    e.gpu_bytes = e.largest_layer_bytes + std::floor(2 * total_params / total_gpus);
+    e.cpu_bytes_per_node = total_params * (zero_init ? 16 * gpus_factor
+                                                     : std::max(gpn4, 16 * gpus_factor)) *
+                           additional_buffer_factor;
+  } else {
+    e.gpu_bytes = e.largest_layer_bytes + std::floor(18 * total_params / total_gpus);
+    e.cpu_bytes_per_node = (zero_init ? largest_layer_params : total_params) * gpn4 *
+                           additional_buffer_factor;
+  }
+  e.gpu_bytes = std::floor(e.gpu_bytes);
+  e.cpu_bytes_per_node = std::floor(e.cpu_bytes_per_node);
+  return e;
+}
+
+DeepSpeedEstimate EstimateZero2(double total_params, int gpus_per_node, int nodes,
+                                bool cpu_offload, double additional_buffer_factor) {
+  const double total_gpus = static_cast<double>(nodes) * gpus_per_node;
+  DeepSpeedEstimate e;
+  if (cpu_offload) {
+    e.gpu_bytes = 2 * total_params;
+    e.cpu_bytes_per_node =
+        total_params * std::max(4 * total_gpus, 16.0) * additional_buffer_factor;
+  } else {
+    e.gpu_bytes = 4 * total_params + std::floor(16 * total_params / total_gpus);
+    e.cpu_bytes_per_node = total_params * 4 * gpus_per_node * additional_buffer_factor;
+  }
+  e.gpu_bytes = std::floor(e.gpu_bytes);
+  e.cpu_bytes_per_node = std::floor(e.cpu_bytes_per_node);
+  return e;
+}
+
+// ---------------------------------------------------------------------------
+// Time per iteration
+
+IterationTime PlanIterationTime(const train::TrainerConfig& c, const ClusterShape& cluster,
+                                const GpuSpec& gpu) {
+  IterationTime t;
+  const trainer::GptConfig& m = c.model;
+  const train::ParallelConfig& pc = c.parallel;
+  const int tp = std::max(1, pc.tensor_model_parallel_size), pp = pc.pipeline_model_parallel_size;
+  const int dp = DataParallel(c, cluster), gpn = cluster.gpus_per_node, stage = pc.zero_stage;
+  const ShardParams sp = CountShardParams(m, tp, pp, pc.zero.stage3_param_persistence_threshold);
+  const double p = Mixed(c) ? 2.0 : 4.0, b = static_cast<double>(c.training.micro_batch_size);
+  const double s = m.seq_length, h = m.hidden_size, P = static_cast<double>(sp.shard);
+  const double tokens = static_cast<double>(c.training.global_batch_size) * s;
+  const double micro_steps = std::max(1.0, static_cast<double>(c.training.global_batch_size) /
+                                               (b * dp));
+  const bool ckpt = m.checkpoint_activations;
+
+  t.flops_per_gpu = (ckpt ? 8.0 : 6.0) * static_cast<double>(sp.model) * tokens /
+                    cluster.world_size();
+  const double peak = Mixed(c) ? gpu.peak_flops_16bit : gpu.peak_flops_fp32;
+  t.compute = t.flops_per_gpu / (peak * kAchievableFlopsFraction);
+
+  // A collective among GPUs of one node runs on NVLink; across nodes every GPU of the
+  // node shares the node's NICs.
+  const double nvlink = gpu.nvlink_bytes_s * kLinkEfficiency;
+  const double network = gpu.node_network_bytes_s / std::max(1, gpn) * kLinkEfficiency;
+  if (tp > 1) {
+    t.tp_across_nodes = tp > gpn;
+    const double bw = t.tp_across_nodes ? network : nvlink;
+    // 2 all-reduces forward + 2 backward per layer (4 per layer), 2 more for the
+    // recomputed forward with checkpointing; each of s*b*h in the compute precision.
+    const double per_layer = ckpt ? 6.0 : 4.0;
+    const double layers = std::ceil(static_cast<double>(m.num_layers) / pp);
+    t.tp_comm = micro_steps * layers * per_layer * 2.0 * (tp - 1) / tp * s * b * h * p / bw;
+  }
+  if (dp > 1) {
+    const bool inside = static_cast<int64_t>(tp) * pp * dp <= gpn;
+    const double bw = inside ? nvlink : network, frac = (dp - 1.0) / dp, bytes = p * P;
+    double passes = 2.0;                                 // stage 0/1: once per iteration
+    if (stage == 2) passes = micro_steps + 1.0;          // RS per micro-batch + AG
+    if (stage == 3) passes = 3.0 * micro_steps;          // AG fwd, AG bwd, RS per micro-batch
+    t.dp_comm = passes * frac * bytes / bw;
+  }
+  const double part = stage >= 1 ? std::ceil(P / dp) : P;
+  if (pc.cpu_optimizer) {
+    double bytes = micro_steps * p * part + p * part;  // gradients down, params up
+    if (stage == 3 && pc.zero.offload_param.cpu()) bytes += 2.0 * micro_steps * p * part;
+    t.offload_pcie = bytes / gpu.pcie_bytes_s;
+    // Each node's CPUs update the partitions of its gpn GPUs.
+    t.cpu_adam = gpn * part * kCpuAdamBytesPerParam /
+                 (gpu.host_memory_bytes_s * kHostMemoryEfficiency);
+  }
+  if (ckpt && c.activation_checkpointing.cpu_checkpointing) {
+    const RankMemory r = PlanRankMemory(c, cluster, gpu);
+    t.offload_pcie += 2.0 * micro_steps * r.host_checkpoints / gpu.pcie_bytes_s;
+  }
+  const bool overlap = stage >= 1 ? pc.zero.overlap_comm : pc.overlap_grad_reduce;
+  const double hidden = overlap ? t.compute : 0.0;
+  t.total = t.compute + t.tp_comm + t.cpu_adam +
+            std::max(0.0, t.dp_comm + t.offload_pcie - hidden);
+  t.tokens_per_s = t.total > 0 ? tokens / t.total : 0.0;
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// The whole plan
+
+namespace {
+
+void AddDeepSpeedEstimate(const train::TrainerConfig& c, Plan* plan) {
+  const train::ParallelConfig& pc = c.parallel;
+  if (plan->rank.cpu_backend || pc.zero_stage == 0) return;
+  // DeepSpeed's estimators know no tensor parallel: apply them to one TP rank's
+  // model (its shard), partitioned over the shard's DP peers, and count every TP
+  // shard a node hosts.
+  const int gpn = plan->cluster.gpus_per_node, tp = plan->tp;
+  const int peers_per_node = tp <= gpn ? std::max(1, gpn / tp) : 1;
+  const int nodes = tp <= gpn ? plan->cluster.nodes : plan->dp;
+  const double shards_per_node = std::min(tp, gpn);
+  const double P = static_cast<double>(plan->params.shard);
+  plan->has_deepspeed_estimate = true;
+  plan->deepspeed_stage = pc.zero_stage == 3 ? 3 : 2;
+  if (pc.zero_stage == 3) {
+    plan->deepspeed = EstimateZero3(P, static_cast<double>(plan->params.largest_module),
+                                    peers_per_node, nodes, pc.cpu_optimizer,
+                                    pc.zero.offload_param.cpu(), /*zero_init=*/true);
+  } else {
+    plan->deepspeed = EstimateZero2(P, peers_per_node, nodes, pc.cpu_optimizer);
+  }
+  plan->deepspeed.cpu_bytes_per_node *= shards_per_node;
+  const RankMemory& r = plan->rank;
+  const double ours_states = r.params + r.grads + r.optimizer + r.zero3_window;
+  std::string note = "DeepSpeed's figures count model states only (params, grads, optimizer";
+  note += plan->deepspeed_stage == 3 ? ", plus 4 B x the largest module as a gathered fp32 "
+                                       "temporary)"
+                                     : "; its ZeRO-2 GPU figure keeps a full 16-bit gradient "
+                                       "copy, 4 B/param + 16 B/param/GPU)";
+  note += " and multiply host memory by additional_buffer_factor 1.5";
+  if (!pc.cpu_optimizer) note += " (without offload their host figure is the model each rank "
+                                 "loads at start, which gpt-rank does not count)";
+  note += ". Ours: model states " + GiBText(ours_states) + " per GPU" +
+          (pc.zero_stage == 3 ? " (window: max_live_parameters + prefetch bucket)" : "") +
+          ", host " + GiBText(plan->host_per_node) + " per node without the 1.5 factor; "
+          "activations, logits, buckets and the CUDA reserve are counted separately.";
+  plan->deepspeed_note = note;
+}
+
+void AddAdvice(const train::TrainerConfig& c, Plan* plan) {
+  const RankMemory& r = plan->rank;
+  const train::ParallelConfig& pc = c.parallel;
+  const auto& ac = c.activation_checkpointing;
+  auto add = [plan](const std::string& a) { plan->advice.push_back(a); };
+  if (!plan->fits_device) {
+    const std::string what = r.cpu_backend ? "memory per rank (CPU backend)" : "GPU memory";
+    add(what + " overflows: " + GiBText(r.device_total) + " needed, " +
+        GiBText(plan->usable_device_bytes) + " available");
+    if (plan->largest_micro_batch > 0 && plan->largest_micro_batch < r.micro_batch) {
+      add("lower training.micro_batch_size to " + std::to_string(plan->largest_micro_batch) +
+          " (the largest that fits)");
+    }
+    if (!c.model.checkpoint_activations) {
+      add("turn on training.checkpoint_activations (activations " +
+          GiBText(r.activations_no_ckpt) + " -> " + GiBText(r.activations_ckpt) + ")");
+    } else if (!r.cpu_backend) {
+      if (!ac.partition_activations && plan->tp > 1)
+        add("set activation_checkpointing.partition_activations (checkpoints / tp)");
+      if (!ac.cpu_checkpointing)
+        add("set activation_checkpointing.cpu_checkpointing (checkpoints " +
+            GiBText(r.checkpoints) + " to host memory)");
+    }
+    if (pc.zero_stage < 3 && plan->dp > 1)
+      add("raise zero_optimization.stage (3 partitions the parameters over " +
+          std::to_string(plan->dp) + " data-parallel ranks)");
+    if (!pc.cpu_optimizer && !r.cpu_backend)
+      add("offload the optimizer: zero_optimization.offload_optimizer.device \"cpu\" (" +
+          GiBText(r.optimizer) + " to host memory)");
+    if (pc.zero_stage == 3 && !pc.zero.offload_param.cpu() && !r.cpu_backend)
+      add("offload the parameters: zero_optimization.offload_param.device \"cpu\"");
+    if (plan->tp < plan->cluster.gpus_per_node && c.model.num_attention_heads % (plan->tp * 2) == 0)
+      add("raise parallel.tensor_model_parallel_size to " + std::to_string(plan->tp * 2) +
+          " (divides the heads; stays inside a node)");
+  }
+  if (!plan->fits_host) {
+    add("host memory overflows: " + GiBText(plan->host_per_node) + " per node needed, " +
+        GiBText(plan->host_memory_bytes) + " per node (--host-memory-gb if yours have more)");
+    if (pc.zero_stage == 3 && pc.zero.offload_param.cpu())
+      add("keep the parameters on the GPU: zero_optimization.offload_param.device \"none\"");
+    if (ac.cpu_checkpointing) add("turn off activation_checkpointing.cpu_checkpointing");
+    if (pc.zero_stage < 3 && plan->dp > 1)
+      add("raise zero_optimization.stage to 3 (the host keeps 1/dp of the optimizer)");
+    add("use more nodes: the offloaded state is divided by the data-parallel size");
+  }
+}
+
+}  // namespace
+
+Plan MakePlan(const train::TrainerConfig& c, const ClusterShape& cluster, const GpuSpec& gpu,
+              double host_memory_bytes) {
+  Plan plan;
+  plan.cluster = cluster;
+  plan.gpu = gpu;
+  plan.host_memory_bytes = host_memory_bytes > 0 ? host_memory_bytes : gpu.host_memory_bytes;
+  plan.tp = std::max(1, c.parallel.tensor_model_parallel_size);
+  plan.pp = std::max(1, c.parallel.pipeline_model_parallel_size);
+  plan.dp = DataParallel(c, cluster);
+  plan.params = CountShardParams(c.model, plan.tp, plan.pp,
+                                 c.parallel.zero.stage3_param_persistence_threshold);
+  auto evaluate = [&](int64_t b, RankMemory* r, bool* dev_ok, bool* host_ok, double* per_node) {
+    *r = PlanRankMemory(c, cluster, gpu, b);
+    const int gpn = cluster.gpus_per_node;
+    if (r->cpu_backend) {  // the ranks of a node share its memory
+      *per_node = gpn * r->device_total;
+      *dev_ok = *host_ok = *per_node <= plan.host_memory_bytes;
+    } else {
+      *per_node = gpn * r->host_total;
+      *dev_ok = r->device_total <= gpu.memory_bytes;
+      *host_ok = *per_node <= plan.host_memory_bytes;
+    }
+  };
+  evaluate(0, &plan.rank, &plan.fits_device, &plan.fits_host, &plan.host_per_node);
+  plan.usable_device_bytes = plan.rank.cpu_backend
+                                 ? plan.host_memory_bytes / cluster.gpus_per_node
+                                 : gpu.memory_bytes;
+  // Memory grows with the micro-batch; the first that does not fit ends the search.
+  constexpr int64_t kMaxMicroBatch = 4096;
+  for (int64_t b = 1; b <= kMaxMicroBatch; ++b) {
+    RankMemory r;
+    bool dev = false, host = false;
+    double per_node = 0;
+    evaluate(b, &r, &dev, &host, &per_node);
+    if (!dev || !host) break;
+    plan.largest_micro_batch = b;
+  }
+  if (!plan.rank.cpu_backend) plan.time = PlanIterationTime(c, cluster, gpu);
+  AddDeepSpeedEstimate(c, &plan);
+  AddAdvice(c, &plan);
+  return plan;
+}
+
+}  // namespace gpt_rank::plan

@@ -1,0 +1,204 @@
+// Text and JSON views of a Plan (see plan_format.h). Sizes print in GiB (2^30 bytes),
+// times in seconds; JSON carries raw bytes and seconds.
+#include "trainer/plan/plan_format.h"
+
+#include <cstdarg>
+#include <cstdio>
+
+namespace gpt_rank::plan {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+void Line(std::string* out, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void Line(std::string* out, const char* fmt, ...) {
+  char buf[512];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(buf, sizeof(buf), fmt, args);
+  va_end(args);
+  *out += buf;
+  *out += "\n";
+}
+
+void Row(std::string* out, const char* name, double bytes, const char* note = "") {
+  Line(out, "  %-34s %9.2f GiB%s%s", name, bytes / kGiB, *note ? "  " : "", note);
+}
+
+std::string Layout(const Plan& p, const train::TrainerConfig& c) {
+  char buf[256];
+  std::snprintf(buf, sizeof(buf), "tp %d x pp %d x dp %d, ZeRO stage %d, %s%s%s", p.tp, p.pp,
+                p.dp, c.parallel.zero_stage, c.parallel.precision.c_str(),
+                c.parallel.cpu_optimizer ? ", optimizer offloaded" : "",
+                c.parallel.zero.offload_param.cpu() && c.parallel.zero_stage == 3
+                    ? ", params offloaded" : "");
+  return buf;
+}
+
+void Memory(std::string* out, const Plan& p, const train::TrainerConfig& c) {
+  const RankMemory& r = p.rank;
+  const bool ckpt = c.model.checkpoint_activations;
+  if (r.cpu_backend) {
+    Line(out, "per rank (CPU backend, fp32 buffers; the lead's RSS check compares with this):");
+  } else {
+    Line(out, "per GPU (%s):", p.gpu.name);
+  }
+  Row(out, "parameters", r.params, c.parallel.zero_stage == 3 ? "(1/dp partition)" : "");
+  Row(out, "gradients", r.grads);
+  Row(out, r.cpu_backend ? "optimizer (Adam m, v)" : "optimizer (master, m, v)", r.optimizer,
+      c.parallel.cpu_optimizer && !r.cpu_backend ? "(on the host)" : "");
+  if (c.parallel.zero_stage == 3) {
+    char note[128];
+    std::snprintf(note, sizeof(note), "(%lld persistent params, max_live %lld + prefetch %lld)",
+                  static_cast<long long>(p.params.persistent),
+                  static_cast<long long>(c.parallel.zero.stage3_max_live_parameters),
+                  static_cast<long long>(c.parallel.zero.stage3_prefetch_bucket_size));
+    Row(out, "ZeRO-3 live window", r.zero3_window, note);
+  }
+  Row(out, "activations (as configured)", r.activations,
+      ckpt ? (c.activation_checkpointing.cpu_checkpointing ? "(checkpoints on the host)"
+              : c.activation_checkpointing.partition_activations ? "(checkpoints / tp)" : "")
+           : "(no checkpointing)");
+  Row(out, "  without checkpointing", r.activations_no_ckpt);
+  Row(out, "  with checkpointing", r.activations_ckpt);
+  if (r.cpu_backend) {
+    Row(out, "backward buffers", r.backward);
+  } else {
+    Row(out, "logits (fp32, s*b*V/tp)", r.logits);
+    Row(out, "communication buckets", r.buckets);
+    Row(out, "CUDA context, NCCL, cuBLAS", r.runtime_reserve);
+  }
+  Row(out, "total", r.device_total);
+  Line(out, "  %-34s %9.2f GiB  -> %s", r.cpu_backend ? "available per rank" : "device memory",
+       p.usable_device_bytes / kGiB, p.fits_device ? "fits" : "DOES NOT FIT");
+  Line(out, "per node (%d ranks):", p.cluster.gpus_per_node);
+  if (!r.cpu_backend) {
+    Row(out, "host: offloaded optimizer", p.cluster.gpus_per_node * r.host_optimizer,
+        "(fp32 master, m, v, grads)");
+    Row(out, "host: offloaded parameters", p.cluster.gpus_per_node * r.host_params);
+    Row(out, "host: activation checkpoints", p.cluster.gpus_per_node * r.host_checkpoints);
+  }
+  Row(out, "host total", p.host_per_node, r.host_pinned ? "(pinned)" : "");
+  Line(out, "  %-34s %9.2f GiB  -> %s", "host memory", p.host_memory_bytes / kGiB,
+       p.fits_host ? "fits" : "DOES NOT FIT");
+  Line(out, "largest micro-batch that fits: %lld (configured %lld)",
+       static_cast<long long>(p.largest_micro_batch), static_cast<long long>(r.micro_batch));
+}
+
+void Time(std::string* out, const Plan& p, const train::TrainerConfig& c) {
+  if (p.rank.cpu_backend) {
+    Line(out, "time per iteration: not modeled for the CPU backend");
+    return;
+  }
+  const IterationTime& t = p.time;
+  Line(out, "time per iteration (roofline; %.0f%% of the dense peak, collectives at %.0f%% of "
+            "link peak, CPU Adam at %.0f%% of host memory bandwidth):",
+       kAchievableFlopsFraction * 100, kLinkEfficiency * 100, kHostMemoryEfficiency * 100);
+  Line(out, "  %-34s %9.3f s  (%.3g FLOP per GPU, %s)", "compute", t.compute, t.flops_per_gpu,
+       c.model.checkpoint_activations ? "8*N*tokens with recomputation" : "6*N*tokens");
+  Line(out, "  %-34s %9.3f s%s", "TP all-reduces", t.tp_comm,
+       t.tp_across_nodes ? "  (across nodes: the network)" : "  (NVLink)");
+  Line(out, "  %-34s %9.3f s", "DP gradients / parameter gathers", t.dp_comm);
+  Line(out, "  %-34s %9.3f s", "offload PCIe transfers", t.offload_pcie);
+  Line(out, "  %-34s %9.3f s", "CPU Adam", t.cpu_adam);
+  Line(out, "  %-34s %9.3f s  (%s; %.0f tokens/s)", "total", t.total,
+       (c.parallel.zero_stage >= 1 ? c.parallel.zero.overlap_comm : c.parallel.overlap_grad_reduce)
+           ? "DP and PCIe traffic overlapped with compute"
+           : "no overlap",
+       t.tokens_per_s);
+}
+
+}  // namespace
+
+std::string FormatPlanText(const Plan& p, const train::TrainerConfig& c) {
+  std::string out;
+  const ShardParams& sp = p.params;
+  Line(&out, "cluster: %d node(s) x %d GPU(s) = %d ranks of %s; %s", p.cluster.nodes,
+       p.cluster.gpus_per_node, p.cluster.world_size(), p.gpu.name, Layout(p, c).c_str());
+  Line(&out, "node: %s", p.gpu.node);
+  Line(&out, "parameters: %lld (%.3f B); per model shard %lld (%.3f B), largest module %lld",
+       static_cast<long long>(sp.model), sp.model / 1e9, static_cast<long long>(sp.shard),
+       sp.shard / 1e9, static_cast<long long>(sp.largest_module));
+  Memory(&out, p, c);
+  Time(&out, p, c);
+  if (p.has_deepspeed_estimate) {
+    Line(&out, "DeepSpeed's estimate_zero%d_model_states_mem_needs for the same layout:",
+         p.deepspeed_stage);
+    Line(&out, "  %-34s %9.2f GiB", "per GPU", p.deepspeed.gpu_bytes / kGiB);
+    Line(&out, "  %-34s %9.2f GiB", "per node (CPU)", p.deepspeed.cpu_bytes_per_node / kGiB);
+    out += "  " + p.deepspeed_note + "\n";
+  }
+  if (p.fits()) {
+    Line(&out, "verdict: fits");
+  } else {
+    Line(&out, "verdict: DOES NOT FIT");
+    for (const std::string& a : p.advice) out += "  - " + a + "\n";
+  }
+  return out;
+}
+
+nlohmann::json PlanToJson(const Plan& p, const train::TrainerConfig& c) {
+  const RankMemory& r = p.rank;
+  nlohmann::json j;
+  j["cluster"] = {{"nodes", p.cluster.nodes},
+                  {"gpus_per_node", p.cluster.gpus_per_node},
+                  {"world_size", p.cluster.world_size()},
+                  {"gpu", p.gpu.name},
+                  {"tp", p.tp},
+                  {"pp", p.pp},
+                  {"dp", p.dp},
+                  {"zero_stage", c.parallel.zero_stage},
+                  {"precision", c.parallel.precision},
+                  {"backend", r.cpu_backend ? "cpu" : "cuda"}};
+  j["parameters"] = {{"model", p.params.model},
+                     {"shard", p.params.shard},
+                     {"layer", p.params.layer},
+                     {"largest_module", p.params.largest_module},
+                     {"persistent", p.params.persistent}};
+  j["per_rank_bytes"] = {{"micro_batch", r.micro_batch},
+                         {"params", r.params},
+                         {"grads", r.grads},
+                         {"optimizer", r.optimizer},
+                         {"zero3_window", r.zero3_window},
+                         {"activations", r.activations},
+                         {"activations_no_checkpointing", r.activations_no_ckpt},
+                         {"activations_checkpointing", r.activations_ckpt},
+                         {"checkpoints", r.checkpoints},
+                         {"backward", r.backward},
+                         {"logits", r.logits},
+                         {"buckets", r.buckets},
+                         {"runtime_reserve", r.runtime_reserve},
+                         {"total", r.device_total},
+                         {"available", p.usable_device_bytes},
+                         {"host_optimizer", r.host_optimizer},
+                         {"host_params", r.host_params},
+                         {"host_checkpoints", r.host_checkpoints},
+                         {"host_total", r.host_total}};
+  j["per_node_bytes"] = {{"host_total", p.host_per_node},
+                         {"host_memory", p.host_memory_bytes},
+                         {"pinned", r.host_pinned}};
+  j["fits"] = {{"device", p.fits_device}, {"host", p.fits_host}, {"all", p.fits()}};
+  j["largest_micro_batch"] = p.largest_micro_batch;
+  if (!r.cpu_backend) {
+    const IterationTime& t = p.time;
+    j["time_s"] = {{"compute", t.compute},         {"tp_comm", t.tp_comm},
+                   {"dp_comm", t.dp_comm},         {"offload_pcie", t.offload_pcie},
+                   {"cpu_adam", t.cpu_adam},       {"total", t.total},
+                   {"tokens_per_s", t.tokens_per_s}, {"flops_per_gpu", t.flops_per_gpu},
+                   {"tp_across_nodes", t.tp_across_nodes}};
+    j["assumptions"] = {{"achievable_flops_fraction", kAchievableFlopsFraction},
+                        {"link_efficiency", kLinkEfficiency},
+                        {"host_memory_efficiency", kHostMemoryEfficiency}};
+  }
+  if (p.has_deepspeed_estimate) {
+    j["deepspeed_estimate"] = {{"function", "estimate_zero" + std::to_string(p.deepspeed_stage) +
+                                                "_model_states_mem_needs"},
+                               {"gpu_bytes", p.deepspeed.gpu_bytes},
+                               {"cpu_bytes_per_node", p.deepspeed.cpu_bytes_per_node},
+                               {"note", p.deepspeed_note}};
+  }
+  j["advice"] = p.advice;
+  return j;
+}
+
+}  // namespace gpt_rank::plan
