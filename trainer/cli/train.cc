@@ -61,7 +61,8 @@ int RunTrain(const std::vector<std::string>& args) {
     return train::ReportSetupError(env.status());
   }
   train::SetRankLogTag(env->rank);
-  auto parsed = train::LoadTrainerConfig(config_path, sets, env->world_size);
+  auto parsed =
+      train::LoadTrainerConfig(config_path, sets, env->world_size, env->local_world_size);
   if (!parsed.ok()) {
     std::cerr << parsed.status().message() << "\n";
     return kExitUsage;

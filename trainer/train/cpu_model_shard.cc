@@ -76,9 +76,9 @@ class CpuModelShard final : public ModelShard {
   }
 
   coord::Status Step(float lr, float grad_scale) override {
-    float* grads = model_->grad_data();
-    if (grad_scale != 1.0f) dp_->ScaleGrads(grads, grad_scale);
-    adam_.Step(model_->param_data(), grads, lr);
+    // The scale (1/loss scale x clip coefficient) is applied as AdamW reads each
+    // gradient: bitwise what scaling the buffer first gave, one pass fewer.
+    adam_.Step(model_->param_data(), model_->grad_data(), lr, grad_scale);
     return dp_->GatherParams(model_->param_data());
   }
 
@@ -126,6 +126,12 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
                                                                  const ParallelGroups& groups) {
   const TrainingConfig& tr = config.training;
   const trainer::GptConfig& mc = config.model;
+  if (config.parallel.zero_stage > 2) {
+    return coord::FailedPrecondition(
+        config.source_path +
+        ": zero_optimization.stage 3 (partitioned parameters) is not implemented on the CPU "
+        "backend yet; use stage 1 or 2 (gpt-rank plan sizes stage 3)");
+  }
   ASSIGN_OR_RETURN(auto model,
                    trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
                                              mc.seq_length, groups.tensor));

@@ -130,10 +130,6 @@ coord::StatusOr<double> DataParallel::GradNormSquared(const float* grads) {
   return sq;
 }
 
-void DataParallel::ScaleGrads(float* grads, float coef) {
-  trainer::ScaleInPlace(grads + shard_begin_, shard_end_ - shard_begin_, coef);
-}
-
 coord::Status DataParallel::GatherParams(float* params) {
   if (options_.zero_stage == 0 || comm_->size() == 1) return coord::Status::Ok();
   return comm_->AllGather(params, shard_counts_, dist::DataType::kFloat32);

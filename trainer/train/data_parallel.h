@@ -69,8 +69,6 @@ class DataParallel {
   // ||g||^2 of the reduced gradient over the whole model (this rank's shard summed
   // across ranks under ZeRO).
   coord::StatusOr<double> GradNormSquared(const float* grads);
-  // Scales the part of grads the optimizer reads (the shard under ZeRO).
-  void ScaleGrads(float* grads, float coef);
   // After the optimizer updated params[shard]: all-gather them (ZeRO); no-op at stage 0.
   coord::Status GatherParams(float* params);
   // Mean of a per-rank value over the ranks (losses for the log).
