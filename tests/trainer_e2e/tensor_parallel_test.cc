@@ -9,6 +9,7 @@
 //  - a tensor-parallel size that does not divide the heads is refused by name.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <string>
 
@@ -74,15 +75,18 @@ TEST(TensorParallel, CheckpointsLoadAtAnotherTensorParallelSize) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
   const std::string cfg = WriteJob(dir.File("job.json"), TpJob(dir.path()));
-  const std::string ten = "training.train_iters=10";
   for (const auto& [from, to] : std::vector<std::pair<int, int>>{{2, 1}, {1, 4}}) {
     const std::string tag = "tp" + std::to_string(from) + "to" + std::to_string(to);
     const auto uninterrupted = Train(dir, cfg, tag + "-full", from, from);
-    Train(dir, cfg, tag + "-first", from, from, {ten});
-    ASSERT_TRUE(coord::PathExists(dir.File(tag + "-first/iter_0000010/mp_rank_0" +
-                                           std::to_string(from - 1) + "/manifest.json")));
-    const auto resumed =
-        Train(dir, cfg, tag + "-resumed", to, to, {"training.load=" + dir.File(tag + "-first")});
+    const std::string iter10 = dir.File(tag + "-full/iter_0000010");
+    ASSERT_TRUE(coord::PathExists(iter10 + "/mp_rank_0" + std::to_string(from - 1) +
+                                  "/manifest.json"));
+    // A save directory holding only iteration 10 of the uninterrupted run.
+    const std::string resume = dir.File(tag + "-resumed");
+    ASSERT_EQ(coord::testing::RunCommand({"mkdir", "-p", resume}).exit_code, 0);
+    ASSERT_EQ(coord::testing::RunCommand({"cp", "-a", iter10, resume + "/"}).exit_code, 0);
+    std::ofstream(resume + "/latest_checkpointed_iteration.txt") << "10\n";
+    const auto resumed = Train(dir, cfg, tag + "-resumed", to, to, {"training.load=" + resume});
     ExpectSameLosses(uninterrupted, resumed, 11, 20, tag);
     const std::string log = coord::testing::ReadAll(dir.File(tag + "-resumed-rank0.log"));
     EXPECT_NE(log.find("saved with tensor parallel " + std::to_string(from) +

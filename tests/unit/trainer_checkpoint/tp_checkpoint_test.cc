@@ -78,7 +78,7 @@ void ExpectShardEquals(const std::vector<float>& got, int tp, int rank, uint64_t
       ++compared;
     }
   }
-  EXPECT_GT(compared, want.size() / 2) << what;
+  EXPECT_GT(compared, 4000u) << what;  // every layer tensor at least
 }
 
 TEST(TpCheckpointTest, TwoShardsLoadAsOneAndAsFourBitwise) {
