@@ -46,6 +46,14 @@ std::map<int64_t, double> Train(const TempDir& dir, const std::string& cfg, cons
     EXPECT_NE(r.logs[0].find("tensor parallel: " + std::to_string(tp) + " ranks per group"),
               std::string::npos)
         << r.logs[0];
+    EXPECT_NE(r.logs[0].find(" time (ms) | forward-backward: "), std::string::npos) << r.logs[0];
+    // Megatron's timers: the tensor-parallel collectives took time every iteration.
+    for (const json& m : ReadJsonLines(save + "/metrics.jsonl")) {
+      if (!m.contains("timers_ms")) continue;
+      EXPECT_GT(m["timers_ms"]["tp-comm"].get<double>(), 0.0) << m.dump();
+      EXPECT_LT(m["timers_ms"]["tp-comm"].get<double>(), m["timers_ms"]["forward-backward"].get<double>())
+          << m.dump();
+    }
   }
   return LossPerIteration(save);
 }

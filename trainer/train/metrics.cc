@@ -50,6 +50,16 @@ std::string FormatMegatronLogLine(const IterationRecord& r) {
   return s;
 }
 
+std::string FormatTimersLine(const IterationRecord& r) {
+  std::string s = " time (ms)";
+  char buf[96];
+  for (const auto& [name, ms] : r.timers_ms) {
+    std::snprintf(buf, sizeof(buf), " | %s: %.2f", name.c_str(), ms);
+    s += buf;
+  }
+  return s;
+}
+
 std::string FormatValidationBlock(const std::string& prefix, double lm_loss) {
   char buf[256];
   // Megatron: ppl = math.exp(min(20, loss)).
@@ -74,6 +84,10 @@ nlohmann::json IterationRecordJson(const IterationRecord& r) {
                       {"skipped_iterations", r.skipped_iterations},
                       {"nan_iterations", r.nan_iterations}};
   if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
+  if (!r.timers_ms.empty()) {
+    nlohmann::json& t = j["timers_ms"];
+    for (const auto& [name, ms] : r.timers_ms) t[name] = ms;
+  }
   return j;
 }
 

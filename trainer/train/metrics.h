@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "trainer/model/gpt_config.h"
@@ -31,10 +33,15 @@ struct IterationRecord {
   int64_t nan_iterations = 0;
   double tokens_per_s = 0.0;
   double tflops = 0.0;  // per rank
+  // Megatron's timers, ms per iteration over the interval, in print order:
+  // forward-backward, optimizer, tp-comm, dp-comm (rank 0's view).
+  std::vector<std::pair<std::string, double>> timers_ms;
 };
 
 // " iteration        N/   TOTAL | consumed samples: ... | TFLOP/s: F |"
 std::string FormatMegatronLogLine(const IterationRecord& r);
+// " time (ms) | forward-backward: F | optimizer: O | ...", as Megatron's timers.log().
+std::string FormatTimersLine(const IterationRecord& r);
 // Megatron's evaluate_and_print_results: a dashed line, " validation loss at
 // iteration N | lm loss value: X | lm loss PPL: Y | ", a dashed line ('\n'-joined).
 std::string FormatValidationBlock(const std::string& prefix, double lm_loss);

@@ -149,9 +149,14 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
     own_groups_ = SingleProcessGroups(own_comm_.get());
     groups = &own_groups_;
   }
-  groups_ = groups;
-  comm_ = groups->world;
-  dp_comm_ = groups->data;
+  tp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->tensor);
+  dp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->data);
+  timed_groups_.world = groups->world;
+  timed_groups_.tensor = tp_timed_.get();
+  timed_groups_.data = dp_timed_.get();
+  groups_ = &timed_groups_;
+  comm_ = groups_->world;
+  dp_comm_ = groups_->data;
   if (comm_->size() != config_.parallel.world_size ||
       groups->tp_size() != config_.parallel.tensor_model_parallel_size) {
     return coord::FailedPrecondition(
@@ -350,6 +355,7 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
       loss_scale / static_cast<double>(num_micro_batches_ * static_cast<int64_t>(dp_comm_->size())));
   RETURN_IF_ERROR(shard_->ZeroGrad());
   double local_loss = 0.0;
+  const Clock::time_point fb0 = Clock::now();
   for (int64_t m = 0; m < num_micro_batches_; ++m) {
     if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
     ASSIGN_OR_RETURN(std::vector<int64_t> idx,
@@ -364,6 +370,7 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
     local_loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
     RETURN_IF_ERROR(shard_->Backward(contribution, m, num_micro_batches_));
   }
+  forward_backward_s_ += MsSince(fb0) / 1000.0;
   if (std::find(inject_overflow_at_.begin(), inject_overflow_at_.end(), it) !=
       inject_overflow_at_.end()) {
     LOG_WARN << "GPT_RANK_INJECT_OVERFLOW: forcing an inf gradient at iteration " << it;
@@ -396,7 +403,9 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   }
   const double coef = trainer::ClipCoefficient(*grad_norm, config_.training.clip_grad);
   const float lr = static_cast<float>(schedule_->LrForIteration(it));
+  const Clock::time_point opt0 = Clock::now();
   RETURN_IF_ERROR(shard_->Step(lr, static_cast<float>(coef / loss_scale)));
+  optimizer_s_ += MsSince(opt0) / 1000.0;
   if (scaler_ != nullptr) RETURN_IF_ERROR(scaler_->Update(false));
   consumed_train_samples_ += config_.training.global_batch_size;
   iteration_ = it;
@@ -610,9 +619,16 @@ coord::Status Trainer::Run() {
       r.skipped_iterations = skipped_iterations_;
       skipped_iterations_ = 0;
       r.tokens_per_s = tokens_per_iter / (r.elapsed_ms / 1000.0);
-      r.tflops = flops_per_iter / (r.elapsed_ms / 1000.0) / 1e12;
+      r.tflops = flops_per_iter / (r.elapsed_ms / 1000.0) / 1e12 / comm_->size();
+      const double per_iter_ms = 1000.0 / static_cast<double>(interval_iters);
+      r.timers_ms = {{"forward-backward", forward_backward_s_ * per_iter_ms},
+                     {"optimizer", optimizer_s_ * per_iter_ms},
+                     {"tp-comm", tp_timed_->TakeSeconds() * per_iter_ms},
+                     {"dp-comm", dp_timed_->TakeSeconds() * per_iter_ms}};
+      forward_backward_s_ = optimizer_s_ = 0.0;
       if (is_root()) {
         LOG_INFO << FormatMegatronLogLine(r);
+        LOG_INFO << FormatTimersLine(r);
         RETURN_IF_ERROR(metrics_->WriteMetrics(r));
       }
       interval_loss = interval_ms = 0.0;
@@ -620,6 +636,8 @@ coord::Status Trainer::Run() {
     }
     if (tr.eval_iters > 0 && iteration_ % tr.eval_interval == 0) {
       RETURN_IF_ERROR(EvaluateAndPrint("iteration " + std::to_string(iteration_)));
+      tp_timed_->TakeSeconds();  // the timers are the training step's
+      dp_timed_->TakeSeconds();
     }
     if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) {
       RETURN_IF_ERROR(Save());

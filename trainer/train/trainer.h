@@ -25,6 +25,7 @@
 #include "trainer/data/indexed_dataset.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/store.h"
+#include "trainer/dist/timed_communicator.h"
 #include "trainer/optim/lr_schedule.h"
 #include "trainer/train/model_shard.h"
 #include "trainer/train/parallel_groups.h"
@@ -94,6 +95,10 @@ class Trainer {
   std::unique_ptr<dist::Communicator> own_comm_;  // world of one
   ParallelGroups own_groups_;                     // world of one
   ParallelGroups* groups_ = nullptr;
+  // The tensor and data groups as the model sees them: timed (the tp-comm / dp-comm
+  // timers of the log).
+  std::unique_ptr<dist::TimedCommunicator> tp_timed_, dp_timed_;
+  ParallelGroups timed_groups_;
   dist::Communicator* comm_ = nullptr;     // the world: agreement, logs, saves
   dist::Communicator* dp_comm_ = nullptr;  // the data-parallel group: samples, gradients
   int64_t num_micro_batches_ = 1;  // gbs / (mbs * dp)
@@ -115,6 +120,8 @@ class Trainer {
   int64_t consumed_train_samples_ = 0;
   int64_t consumed_valid_samples_ = 0;
   int64_t last_saved_iteration_ = -1;  // -1: none saved or loaded in this save dir
+  // Timers since the last log line (seconds, summed over iterations).
+  double forward_backward_s_ = 0.0, optimizer_s_ = 0.0;
 };
 
 }  // namespace gpt_rank::train
