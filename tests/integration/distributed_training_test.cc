@@ -4,7 +4,9 @@
 // job. The ranks find each other through the rendezvous store rank 0 hosts on the
 // MASTER_PORT coordd reserved, train with gloo, and finish; every iteration's loss
 // equals the single-process run's within 1e-5, each rank tags its log lines with
-// [node:rank], and nothing of the job is left running.
+// [node:rank], and nothing of the job is left running. Two layouts: data parallel 4
+// with ZeRO-1, and tensor parallel 2 inside each node x data parallel 2 across the
+// nodes with the optimizer offloaded to the CPU (the 100B run's layout, scaled down).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -64,7 +66,17 @@ class DistributedTrainingTest : public ::testing::Test {
   std::string coordinator_, job_;
 };
 
-TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
+struct Layout {
+  int tp;
+  int zero_stage;
+  bool offload_optimizer;
+};
+
+class DistributedLayouts : public DistributedTrainingTest,
+                           public ::testing::WithParamInterface<Layout> {};
+
+TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
+  const Layout layout = GetParam();
   json job = gpt_rank::e2e::SmallJob(dir_.path());
   job["training"]["micro_batch_size"] = 2;
   job["training"]["global_batch_size"] = 8;
@@ -73,6 +85,7 @@ TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   job["training"]["threads"] = 1;
   job["zero_optimization"] = {{"stage", 1}};
   job["training"]["save"] = dir_.File("single");
+  job["parallel"]["collective_timeout_s"] = 120;
   const std::string single_cfg = gpt_rank::e2e::WriteJob(dir_.File("single.json"), job);
   RunResult single =
       RunCommand({gpt_rank::e2e::GptRank(), "train", "--config", single_cfg}, {}, 120000);
@@ -80,6 +93,11 @@ TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
 
   job["name"] = "tiny-dp";
   job["training"]["save"] = dir_.File("distributed");
+  job["parallel"]["tensor_model_parallel_size"] = layout.tp;
+  job["zero_optimization"] = {{"stage", layout.zero_stage}};
+  if (layout.offload_optimizer) {
+    job["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}};
+  }
   job["launch"] = {
       {"nproc_per_node", 2},
       {"command", {gpt_rank::e2e::GptRank(), "train", "--config", dir_.File("distributed.json")}},
@@ -113,7 +131,18 @@ TEST_F(DistributedTrainingTest, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   for (const auto& [it, loss] : want) {
     EXPECT_LE(std::abs(got.at(it) - loss), 1e-5 * loss) << "iteration " << it;
   }
+  if (layout.tp > 1) {  // tensor groups {0,1} and {2,3}: each inside one node
+    EXPECT_NE(logs.out.find("tensor parallel: 2 ranks per group"), std::string::npos) << logs.out;
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(Layouts, DistributedLayouts,
+                         ::testing::Values(Layout{1, 1, false}, Layout{2, 1, true}),
+                         [](const auto& info) {
+                           return "tp" + std::to_string(info.param.tp) + "_zero" +
+                                  std::to_string(info.param.zero_stage) +
+                                  (info.param.offload_optimizer ? "_offload" : "");
+                         });
 
 }  // namespace
 }  // namespace coord::testing
