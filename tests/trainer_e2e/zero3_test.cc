@@ -5,6 +5,7 @@
 //    persistent) reproduce the one-rank ZeRO-0 losses within 1e-5 at every iteration;
 //    so does ZeRO-3 with DeepSpeed's defaults (everything kept between uses);
 //  - TP 2 x DP 2 with ZeRO-3 reproduces the single rank;
+//  - an fp16 overflow injected into one partition skips the step on every rank;
 //  - a ZeRO-3 checkpoint of 4 ranks resumes on 2 with the uninterrupted run's losses;
 //  - on a 102M-parameter model, each rank's peak RSS falls with the DP size (1, 2, 4)
 //    as `gpt-rank plan` says, within 10% (the drop: what plan models is the model
@@ -112,6 +113,29 @@ TEST(Zero3, CheckpointOfFourRanksResumesOnTwo) {
             std::string::npos)
       << r.logs[0];
   ExpectSameLosses(full, LossPerIteration(resume), 11, 20, "ZeRO-3 DP 4 resumed on DP 2");
+}
+
+// fp16 loss scaling over partitioned gradients: an injected overflow (written into one
+// rank's partition) reaches every rank through the norm, and the step is skipped.
+TEST(Zero3, Fp16OverflowInAPartitionSkipsTheStepOnEveryRank) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  json job = Zero3Job(dir.path());
+  job["fp16"] = {{"enabled", true}, {"loss_scale", 0}, {"initial_scale_power", 10},
+                 {"hysteresis", 1}, {"loss_scale_window", 1000}};
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  auto sets = kSmallWindow;
+  sets.insert(sets.end(), {"training.train_iters=6", "training.save=" + dir.File("run")});
+  RanksResult r = RunRanks(dir, "fp16", 2, cfg, sets, 300000, {{"GPT_RANK_INJECT_OVERFLOW", "4"}});
+  std::string why;
+  ASSERT_TRUE(AllExitedZero(r, &why)) << why;
+  EXPECT_NE(r.logs[0].find("overflow in the fp16 gradients: skipping iteration 4 (no update), "
+                           "loss scale 1024 -> 512"),
+            std::string::npos)
+      << r.logs[0];
+  const auto lines = ReadJsonLines(dir.File("run/metrics.jsonl"));
+  ASSERT_GE(lines.size(), 5u);
+  EXPECT_EQ(lines.at(3)["skipped_iterations"].get<int64_t>(), 1);
 }
 
 // "peak resident memory: N MiB" of each rank's log.

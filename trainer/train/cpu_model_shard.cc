@@ -128,7 +128,10 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
   const trainer::GptConfig& mc = config.model;
   const int B = static_cast<int>(tr.micro_batch_size);
   const std::string plan =
-      "memory plan (micro batch " + std::to_string(B) + (config.parallel.zero_stage == 3 ? ", whole model; ZeRO-3 partitions it: gpt-rank plan" : "") + "):\n" +
+      "memory plan (micro batch " + std::to_string(B) +
+      (config.parallel.zero_stage == 3 ? "; whole model, before ZeRO-3 partitions it: see "
+                                         "gpt-rank plan" : "") +
+      "):\n" +
       trainer::FormatMemoryPlan(trainer::PlanMemory(mc, B, mc.seq_length, groups.tp_size()),
                                 mc.checkpoint_activations);
   if (config.parallel.zero_stage == 3) return CreateCpuZero3ModelShard(config, groups, plan);
