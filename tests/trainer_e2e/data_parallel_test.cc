@@ -73,7 +73,7 @@ TEST_P(DataParallelLosses, OneTwoAndFourRanksGiveTheSameLosses) {
   EXPECT_LT(losses[1][8], losses[1][1] - 0.3);
 }
 
-INSTANTIATE_TEST_SUITE_P(ZeroStages, DataParallelLosses, ::testing::Values(0, 1, 2),
+INSTANTIATE_TEST_SUITE_P(ZeroStages, DataParallelLosses, ::testing::Values(0, 1, 2, 3),
                          [](const auto& info) { return "stage" + std::to_string(info.param); });
 
 TEST(DataParallelCheckpoint, ZeroTwoCheckpointOfFourRanksResumesOnTwoAndOne) {

@@ -117,7 +117,8 @@ inline std::map<std::string, std::string> RankEnv(int rank, int world, int port)
 
 // Runs `world` ranks of `gpt-rank train --config cfg` to completion.
 inline RanksResult RunRanks(const coord::testing::TempDir& dir, const std::string& tag, int world, const std::string& cfg,
-                     const std::vector<std::string>& sets, int timeout_ms = 120000) {
+                     const std::vector<std::string>& sets, int timeout_ms = 120000,
+                     const std::map<std::string, std::string>& extra_env = {}) {
   const int port = coord::testing::UnusedTcpPort();
   std::vector<std::unique_ptr<coord::testing::Process>> procs;
   RanksResult r;
@@ -126,7 +127,9 @@ inline RanksResult RunRanks(const coord::testing::TempDir& dir, const std::strin
     for (const std::string& s : sets) argv.insert(argv.end(), {"--set", s});
     procs.push_back(std::make_unique<coord::testing::Process>());
     const std::string log = dir.File(tag + "-rank" + std::to_string(rank) + ".log");
-    EXPECT_TRUE(procs.back()->Start(argv, log, RankEnv(rank, world, port)));
+    std::map<std::string, std::string> env = RankEnv(rank, world, port);
+    env.insert(extra_env.begin(), extra_env.end());
+    EXPECT_TRUE(procs.back()->Start(argv, log, env));
     r.logs.push_back(log);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

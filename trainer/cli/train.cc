@@ -2,6 +2,8 @@
 // of training (trainer/train/trainer.h), joined to its peers (trainer/dist) when
 // WORLD_SIZE > 1. SIGTERM/SIGINT stop the loop before the
 // next micro-batch without saving (checkpoints are periodic): exit 143.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <algorithm>
 #include <csignal>
@@ -104,7 +106,15 @@ int RunTrain(const std::vector<std::string>& args) {
   auto trainer = train::Trainer::Create(parsed->config, &*groups, (*group)->store());
   if (!trainer.ok()) return train::ReportSetupError(trainer.status());
   coord::Status s = (*trainer)->Run();
-  if (s.ok()) return kExitOk;
+  if (s.ok()) {
+    // Every rank reports its peak RSS (ZeRO-3's memory test and `plan` comparisons
+    // read it); the other ranks log only warnings, so this one line is let through.
+    struct rusage usage {};
+    getrusage(RUSAGE_SELF, &usage);
+    if (!coord::LogEnabled(coord::LogLevel::kInfo)) coord::SetLogLevel(coord::LogLevel::kInfo);
+    LOG_INFO << "peak resident memory: " << usage.ru_maxrss / 1024 << " MiB";
+    return kExitOk;
+  }
   LOG_ERROR << s.message();
   return s.code() == coord::StatusCode::kCancelled ? kExitTerminated : kExitFailed;
 }

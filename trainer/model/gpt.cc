@@ -38,8 +38,41 @@ void Zero(float* p, size_t n) { std::memset(p, 0, n * sizeof(float)); }
 
 }  // namespace
 
+ModuleTensors WholeModuleTensors(const GptParams& views, Module m) {
+  ModuleTensors t;
+  switch (m.kind) {
+    case ModuleKind::kEmbedding:
+      t.wte = views.wte;
+      t.wpe = views.wpe;
+      break;
+    case ModuleKind::kLayer:
+      t.layer = views.layers[static_cast<size_t>(m.layer)];
+      break;
+    case ModuleKind::kHead:
+      t.wte = views.wte;
+      t.lnfw = views.lnfw;
+      t.lnfb = views.lnfb;
+      break;
+  }
+  return t;
+}
+
+// Today's layout: every module is a view of the whole buffers, nothing moves.
+class GptModel::WholeBuffers final : public ParamSource {
+ public:
+  explicit WholeBuffers(GptModel* model) : model_(model) {}
+  coord::StatusOr<ModuleView> Acquire(Module m, Pass /*pass*/) override {
+    return ModuleView{WholeModuleTensors(model_->params_, m),
+                      WholeModuleTensors(model_->grads_, m)};
+  }
+  coord::Status Release(Module /*m*/, Pass /*pass*/) override { return coord::Status::Ok(); }
+
+ private:
+  GptModel* model_;
+};
+
 GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
-                   gpt_rank::dist::Communicator* tp_comm)
+                   gpt_rank::dist::Communicator* tp_comm, ParamSource* source)
     : config_(config),
       tp_comm_(tp_comm != nullptr && tp_comm->size() > 1 ? tp_comm : nullptr),
       tp_(tp_comm_ != nullptr ? tp_comm_->size() : 1),
@@ -47,10 +80,16 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
       layout_(config, tp_, tp_rank_),
       max_batch_(max_batch),
       max_seq_(max_seq) {
-  params_memory_.assign(layout_.num_params(), 0.0f);
-  grads_memory_.assign(layout_.num_params(), 0.0f);
-  params_ = layout_.Views(params_memory_.data());
-  grads_ = layout_.Views(grads_memory_.data());
+  if (source != nullptr) {
+    source_ = source;
+  } else {
+    params_memory_.assign(layout_.num_params(), 0.0f);
+    grads_memory_.assign(layout_.num_params(), 0.0f);
+    params_ = layout_.Views(params_memory_.data());
+    grads_ = layout_.Views(grads_memory_.data());
+    whole_ = std::make_unique<WholeBuffers>(this);
+    source_ = whole_.get();
+  }
   acts_memory_.assign(
       ActivationFloats(config, max_batch, max_seq, config.checkpoint_activations, tp_), 0.0f);
   if (tp_ > 1) {
@@ -63,7 +102,8 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
 
 coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& config, int max_batch,
                                                             int max_seq,
-                                                            gpt_rank::dist::Communicator* tp_comm) {
+                                                            gpt_rank::dist::Communicator* tp_comm,
+                                                            ParamSource* source) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
   if (tp_comm != nullptr && tp_comm->size() > 1) {
     const int tp = tp_comm->size();
@@ -83,18 +123,21 @@ coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& con
         std::to_string(config.max_position_embeddings) + "), got B=" + std::to_string(max_batch) +
         " T=" + std::to_string(max_seq));
   }
-  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq, tp_comm));
+  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq, tp_comm, source));
 }
 
-void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
-                        float* params) {
+void InitMegatronParamsRange(const GptConfig& config, const GptParamLayout& layout,
+                             uint64_t seed, size_t begin, size_t end, float* out) {
   const float std_dev = config.init_method_std;
   const float scaled_std = std_dev / std::sqrt(2.0f * config.num_layers);
   const auto& tensors = layout.tensors();
   for (size_t k = 0; k < tensors.size(); ++k) {
     const ParamTensorInfo& t = tensors[k];
-    float* p = params + t.offset;  // (t.numel,)
-    const long long n = static_cast<long long>(t.numel);
+    const size_t b = std::max(begin, t.offset), e = std::min(end, t.offset + t.numel);
+    if (b >= e) continue;
+    float* p = out + (b - begin);  // element i of t is p[i - (b - t.offset)]
+    const long long first = static_cast<long long>(b - t.offset);
+    const long long n = static_cast<long long>(e - b);
     if (t.init == ParamInit::kZero || t.init == ParamInit::kOne) {
       const float value = t.init == ParamInit::kOne ? 1.0f : 0.0f;
       for (long long i = 0; i < n; ++i) p[i] = value;
@@ -102,20 +145,28 @@ void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, u
     }
     const float s = t.init == ParamInit::kScaledNormal ? scaled_std : std_dev;
     const RngStream rng{seed + kInitKeyOffset, k};  // one stream per tensor
-    // Keyed on the element's index in the whole tensor: a shard draws its part of the
-    // one-rank weights.
+    // Keyed on the element's index in the whole tensor: a shard (TP or ZeRO-3) draws
+    // its part of the one-rank weights.
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < n; ++i) {
-      p[i] = s * rng.normal(static_cast<uint64_t>(layout.ToFullIndex(t, static_cast<size_t>(i))));
+      p[i] = s * rng.normal(static_cast<uint64_t>(
+                     layout.ToFullIndex(t, static_cast<size_t>(first + i))));
     }
   }
 }
 
-void GptModel::InitMegatron(uint64_t seed) {
-  InitMegatronParams(config_, layout_, seed, params_memory_.data());
+void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
+                        float* params) {
+  InitMegatronParamsRange(config, layout, seed, 0, layout.num_params(), params);
 }
 
-void GptModel::ZeroGrad() { Zero(grads_memory_.data(), grads_memory_.size()); }
+void GptModel::InitMegatron(uint64_t seed) {
+  if (whole_ != nullptr) InitMegatronParams(config_, layout_, seed, params_memory_.data());
+}
+
+void GptModel::ZeroGrad() {
+  if (whole_ != nullptr) Zero(grads_memory_.data(), grads_memory_.size());
+}
 
 RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite site) {
   const uint64_t stream = (rng_step << 24) | (static_cast<uint64_t>((layer + 1) & 0xFFFF) << 8) |
@@ -144,13 +195,12 @@ coord::Status GptModel::RowParallelOutput(float* out, const float* bias) {
 
 // With tensor parallel, Cl = C/tp and NHl = NH/tp are this rank's part of the heads
 // and 4*Cl its part of the MLP; everything (B, T, C) is whole on every rank.
-coord::Status GptModel::LayerForward(int l, const LayerActivations& a, const float* in,
-                                     float* out) {
+coord::Status GptModel::LayerForward(int l, const LayerParams& w, const LayerActivations& a,
+                                     const float* in, float* out) {
   const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
   const int NHl = config_.num_attention_heads / tp_;
   const int BT = B * T;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  const LayerParams& w = params_.layers[l];
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
   const bool one_rank = tp_comm_ == nullptr;
@@ -235,13 +285,18 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   const int C = config_.hidden_size, L = config_.num_layers;
   const int Vl = config_.padded_vocab_size() / tp_;  // this rank's rows of wte
   const size_t BTC = static_cast<size_t>(BT) * C;
-  if (tp_comm_ == nullptr) {
-    cpu::encoder_forward(acts_.residual, inputs, params_.wte, params_.wpe, B, T, C);
-  } else {  // exact: one rank contributes each row, the others zeros
-    cpu::vocab_parallel_embedding_forward(acts_.residual, inputs, params_.wte,
-                                          layout_.vocab_begin(), Vl, B, T, C);
-    RETURN_IF_ERROR(TpAllReduce(acts_.residual, BTC));
-    cpu::position_embedding_add(acts_.residual, params_.wpe, B, T, C);
+  constexpr Module kEmbedding{ModuleKind::kEmbedding, -1}, kHead{ModuleKind::kHead, -1};
+  {
+    ASSIGN_OR_RETURN(const ModuleView emb, source_->Acquire(kEmbedding, Pass::kForward));
+    if (tp_comm_ == nullptr) {
+      cpu::encoder_forward(acts_.residual, inputs, emb.params.wte, emb.params.wpe, B, T, C);
+    } else {  // exact: one rank contributes each row, the others zeros
+      cpu::vocab_parallel_embedding_forward(acts_.residual, inputs, emb.params.wte,
+                                            layout_.vocab_begin(), Vl, B, T, C);
+      RETURN_IF_ERROR(TpAllReduce(acts_.residual, BTC));
+      cpu::position_embedding_add(acts_.residual, emb.params.wpe, B, T, C);
+    }
+    RETURN_IF_ERROR(source_->Release(kEmbedding, Pass::kForward));
   }
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
@@ -249,11 +304,17 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   }
   for (int l = 0; l < L; ++l) {
     const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : l];
-    RETURN_IF_ERROR(LayerForward(l, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC));
+    const Module layer{ModuleKind::kLayer, l};
+    ASSIGN_OR_RETURN(const ModuleView v, source_->Acquire(layer, Pass::kForward));
+    RETURN_IF_ERROR(
+        LayerForward(l, v.params.layer, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC));
+    RETURN_IF_ERROR(source_->Release(layer, Pass::kForward));
   }
+  ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kForward));
   cpu::layernorm_forward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
-                         params_.lnfw, params_.lnfb, BT, C, config_.layernorm_epsilon);
-  cpu::matmul_forward(acts_.logits, acts_.lnf, params_.wte, nullptr, BT, C, Vl);
+                         head.params.lnfw, head.params.lnfb, BT, C, config_.layernorm_epsilon);
+  cpu::matmul_forward(acts_.logits, acts_.lnf, head.params.wte, nullptr, BT, C, Vl);
+  RETURN_IF_ERROR(source_->Release(kHead, Pass::kForward));
   if (tp_comm_ == nullptr) {
     cpu::softmax_cross_entropy_forward(acts_.losses, acts_.logits, targets, BT, V, Vl);
   } else {
@@ -269,14 +330,13 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
 
 // On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit
 // d/d(in).
-coord::Status GptModel::LayerBackward(int l, const LayerActivations& a, const float* in) {
+coord::Status GptModel::LayerBackward(int l, const LayerParams& w, LayerParams& g,
+                                      const LayerActivations& a, const float* in) {
   const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
   const int NHl = config_.num_attention_heads / tp_;
   const int BT = B * T;
   const size_t BTCl = static_cast<size_t>(BT) * Cl;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  const LayerParams& w = params_.layers[l];
-  LayerParams& g = grads_.layers[l];
   const GptGradActivations& d = grad_acts_;
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
@@ -343,36 +403,48 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
                                     cpu::vocab_shard_valid(V, layout_.vocab_begin(), Vl),
                                     layout_.vocab_begin(), loss_scale / BT);
   }
-  Zero(d.dbtc, BTC);  // d(lnf)
-  cpu::matmul_backward(d.dbtc, grads_.wte, nullptr, acts_.logits, acts_.lnf, params_.wte, BT, C,
-                       Vl);
-  RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
-  Zero(d.dresidual, BTC);
-  cpu::layernorm_backward(d.dresidual, grads_.lnfw, grads_.lnfb, d.dbtc, acts_.residual + L * BTC,
-                          params_.lnfw, acts_.lnf_mean, acts_.lnf_rstd, BT, C);
+  constexpr Module kEmbedding{ModuleKind::kEmbedding, -1}, kHead{ModuleKind::kHead, -1};
+  {
+    ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kBackward));
+    Zero(d.dbtc, BTC);  // d(lnf)
+    cpu::matmul_backward(d.dbtc, head.grads.wte, nullptr, acts_.logits, acts_.lnf,
+                         head.params.wte, BT, C, Vl);
+    RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
+    Zero(d.dresidual, BTC);
+    cpu::layernorm_backward(d.dresidual, head.grads.lnfw, head.grads.lnfb, d.dbtc,
+                            acts_.residual + L * BTC, head.params.lnfw, acts_.lnf_mean,
+                            acts_.lnf_rstd, BT, C);
+    RETURN_IF_ERROR(source_->Release(kHead, Pass::kBackward));
+  }
   if (grads_ready) grads_ready(layout_.layer_end(L - 1));
   for (int l = L - 1; l >= 0; --l) {
     const float* in = acts_.residual + l * BTC;
+    const Module layer{ModuleKind::kLayer, l};
+    ASSIGN_OR_RETURN(ModuleView v, source_->Acquire(layer, Pass::kBackward));
     if (config_.checkpoint_activations) {
       // Recompute layer l's activations from its saved input (writes the same
       // bits to residual[l+1] again, which backward no longer needs).
-      RETURN_IF_ERROR(LayerForward(l, acts_.layers[0], in, acts_.residual + (l + 1) * BTC));
-      RETURN_IF_ERROR(LayerBackward(l, acts_.layers[0], in));
+      RETURN_IF_ERROR(
+          LayerForward(l, v.params.layer, acts_.layers[0], in, acts_.residual + (l + 1) * BTC));
+      RETURN_IF_ERROR(LayerBackward(l, v.params.layer, v.grads.layer, acts_.layers[0], in));
     } else {
-      RETURN_IF_ERROR(LayerBackward(l, acts_.layers[l], in));
+      RETURN_IF_ERROR(LayerBackward(l, v.params.layer, v.grads.layer, acts_.layers[l], in));
     }
+    RETURN_IF_ERROR(source_->Release(layer, Pass::kBackward));
     if (grads_ready) grads_ready(layout_.layer_begin(l));
   }
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_backward(d.dresidual, d.dresidual, BTC, config_.hidden_dropout,
                           DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
   }
+  ASSIGN_OR_RETURN(const ModuleView emb, source_->Acquire(kEmbedding, Pass::kGradsOnly));
   if (tp_comm_ == nullptr) {
-    cpu::encoder_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(), B, T, C);
+    cpu::encoder_backward(emb.grads.wte, emb.grads.wpe, d.dresidual, inputs_.data(), B, T, C);
   } else {
-    cpu::vocab_parallel_embedding_backward(grads_.wte, grads_.wpe, d.dresidual, inputs_.data(),
-                                           layout_.vocab_begin(), Vl, B, T, C);
+    cpu::vocab_parallel_embedding_backward(emb.grads.wte, emb.grads.wpe, d.dresidual,
+                                           inputs_.data(), layout_.vocab_begin(), Vl, B, T, C);
   }
+  RETURN_IF_ERROR(source_->Release(kEmbedding, Pass::kGradsOnly));
   if (grads_ready) grads_ready(0);
   return coord::Status::Ok();
 }

@@ -13,6 +13,11 @@
 // cross-entropy. Dropout masks are keyed on the global head and position, so any tp
 // gives the one-rank losses with dropout on.
 //
+// Parameters come from a ParamSource, module by module (the embedding, each layer,
+// the final LayerNorm + tied LM head): by default the model's own whole flat buffers;
+// under ZeRO-3 (trainer/train/zero3.h) each module is gathered from the data-parallel
+// partitions just before use and released (its gradients reduce-scattered) after.
+//
 // Not thread-safe: one rank's training loop drives it; the kernels use OpenMP inside.
 #pragma once
 
@@ -50,11 +55,58 @@ enum class DropoutSite : uint32_t {
 // tensor-parallel layout gets its shard of the one-rank weights.
 void InitMegatronParams(const GptConfig& config, const GptParamLayout& layout, uint64_t seed,
                         float* params);
+// The same values for the flat range [begin, end) only, into out (end - begin,): a
+// ZeRO-3 partition initialises without ever holding the whole model.
+void InitMegatronParamsRange(const GptConfig& config, const GptParamLayout& layout,
+                             uint64_t seed, size_t begin, size_t end, float* out);
 
 // The Philox stream of a dropout site: first sample of the batch (40 bits) | layer + 1
 // (16 bits, 0 = embedding) | site (8 bits); row b of the batch then uses
 // SampleStream(.., b), i.e. sample rng_step + b (philox.h). Both backends draw from it.
 RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite site);
+
+// The units a ParamSource hands out, in the order the model uses them:
+//   forward:  kEmbedding, kLayer 0 .. L-1, kHead
+//   backward: kHead, kLayer L-1 .. 0 (with checkpoint_activations the recompute runs
+//             inside the same acquisition), kEmbedding (gradients only: the embedding
+//             backward reads token ids and dresidual, never the weights)
+// kHead is the final LayerNorm plus wte (the LM head is tied to the token embedding).
+enum class ModuleKind { kEmbedding, kLayer, kHead };
+struct Module {
+  ModuleKind kind = ModuleKind::kEmbedding;
+  int layer = -1;  // kLayer only
+};
+enum class Pass {
+  kForward,    // parameters
+  kBackward,   // parameters and gradient accumulators
+  kGradsOnly,  // gradient accumulators only
+};
+// One module's tensors; null where the module does not hold the tensor.
+struct ModuleTensors {
+  float* wte = nullptr;
+  float* wpe = nullptr;
+  LayerParams layer{};
+  float* lnfw = nullptr;
+  float* lnfb = nullptr;
+};
+struct ModuleView {
+  ModuleTensors params;  // kForward, kBackward
+  ModuleTensors grads;   // kBackward, kGradsOnly: the backward ACCUMULATES into these
+};
+
+// Where the model's parameters live. Acquire makes a module's tensors available until
+// the matching Release; after Release(m, kBackward or kGradsOnly) the module's
+// gradients from this backward are complete (the source reduces them). Calls come in
+// the order above, one module at a time.
+class ParamSource {
+ public:
+  virtual ~ParamSource() = default;
+  virtual coord::StatusOr<ModuleView> Acquire(Module m, Pass pass) = 0;
+  virtual coord::Status Release(Module m, Pass pass) = 0;
+};
+
+// The tensors of module m inside a whole flat buffer laid out by `layout`.
+ModuleTensors WholeModuleTensors(const GptParams& views, Module m);
 
 class GptModel {
  public:
@@ -62,9 +114,13 @@ class GptModel {
   // to (max_batch, max_seq). Params are zero until InitMegatron or a load. tp_comm: the
   // tensor-parallel group (null or size 1: the whole model); not owned, must outlive
   // the model; every rank of it calls Forward/Backward with the same batch.
+  // source: where the parameters live (not owned, must outlive the model); null: the
+  // model's own whole buffers. With a source the model allocates no parameter or
+  // gradient buffer: param_data()/grad_data() are null and InitMegatron/ZeroGrad are
+  // the source's business.
   static coord::StatusOr<std::unique_ptr<GptModel>> Create(
       const GptConfig& config, int max_batch, int max_seq,
-      gpt_rank::dist::Communicator* tp_comm = nullptr);
+      gpt_rank::dist::Communicator* tp_comm = nullptr, ParamSource* source = nullptr);
 
   const GptConfig& config() const { return config_; }
   const GptParamLayout& layout() const { return layout_; }
@@ -99,13 +155,16 @@ class GptModel {
 
  private:
   GptModel(const GptConfig& config, int max_batch, int max_seq,
-           gpt_rank::dist::Communicator* tp_comm);
+           gpt_rank::dist::Communicator* tp_comm, ParamSource* source);
+  class WholeBuffers;  // the default ParamSource: params_, grads_
 
   trainer::RngStream DropoutRng(int layer, DropoutSite site) const;
   // Elements per sample of a (B, T, C) activation: one dropout stream each.
   size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
-  coord::Status LayerForward(int l, const LayerActivations& a, const float* in, float* out);
-  coord::Status LayerBackward(int l, const LayerActivations& a, const float* in);
+  coord::Status LayerForward(int l, const LayerParams& w, const LayerActivations& a,
+                             const float* in, float* out);
+  coord::Status LayerBackward(int l, const LayerParams& w, LayerParams& g,
+                              const LayerActivations& a, const float* in);
   // The row-parallel projections' output: sum over the tensor-parallel ranks, then the
   // (replicated) bias. A no-op for one rank, where matmul_forward added the bias.
   coord::Status RowParallelOutput(float* out, const float* bias);
@@ -122,6 +181,8 @@ class GptModel {
   std::vector<float> params_memory_;  // (num_params,)
   std::vector<float> grads_memory_;   // (num_params,)
   GptParams params_, grads_;
+  std::unique_ptr<ParamSource> whole_;  // the default source (no external one)
+  ParamSource* source_ = nullptr;       // whole_ or the external source
   std::vector<float> acts_memory_;       // ActivationFloats(max_batch, max_seq)
   std::vector<float> grad_acts_memory_;  // GradActivationFloats, allocated on first Backward
   // Vocab-parallel loss scratch (tp > 1): per row max (gathered over ranks), sum of

@@ -192,6 +192,15 @@ GptParams GptParamLayout::Views(float* base) const {
   return p;
 }
 
+LayerParams GptParamLayout::LayerViews(int l, float* layer_base) const {
+  LayerParams p{};
+  const size_t begin = layer_begin(l);
+  for (int j = 0; j < kTensorsPerLayer; ++j) {
+    p.*(kLayerSpecs[j].member) = layer_base + (tensors_[layer_tensor_index(l, j)].offset - begin);
+  }
+  return p;
+}
+
 // --- activations -------------------------------------------------------------
 
 namespace {

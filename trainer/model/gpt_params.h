@@ -98,6 +98,9 @@ class GptParamLayout {
   size_t layer_end(int l) const { return tensors_[layer_tensor_index(l + 1, 0)].offset; }
   // Views of a buffer of num_params() floats laid out as above.
   GptParams Views(float* base) const;
+  // Views of layer l's tensors in a buffer holding only that layer (layer_base is
+  // where layer_begin(l) lives).
+  LayerParams LayerViews(int l, float* layer_base) const;
   // Flat index inside the whole tensor of element i of this layout's shard of t.
   size_t ToFullIndex(const ParamTensorInfo& t, size_t i) const;
   // The inverse for any rank of this layout's tp: which rank's shard of t holds the

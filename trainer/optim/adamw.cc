@@ -36,11 +36,16 @@ AdamW::AdamW(const GptParamLayout& layout, const AdamWConfig& config, size_t beg
 }
 
 void AdamW::Step(float* params, const float* grads, float lr, float grad_scale) {
+  StepShard(params + begin_, grads + begin_, lr, grad_scale);
+}
+
+void AdamW::StepShard(float* params, const float* grads, float lr, float grad_scale) {
   ++step_;
   for (bool decay : {true, false}) {
     const float wd = decay ? config_.weight_decay : 0.0f;
     for (const auto& [begin, end] : ranges(decay)) {
-      kernels::cpu::adamw_update_simd(params + begin, grads + begin, m_.data() + (begin - begin_),
+      kernels::cpu::adamw_update_simd(params + (begin - begin_), grads + (begin - begin_),
+                                      m_.data() + (begin - begin_),
                                       v_.data() + (begin - begin_), end - begin, lr,
                                       config_.beta1, config_.beta2, config_.eps, wd, step_,
                                       grad_scale);

@@ -38,6 +38,9 @@ class AdamW {
   // (num_params,) buffers. Runs kernels::cpu::adamw_update_simd (bitwise the reference
   // adamw_update on every ISA path) on the OpenMP team.
   void Step(float* params, const float* grads, float lr, float grad_scale = 1.0f);
+  // The same update where params and grads hold only [begin, end) (end - begin,): a
+  // ZeRO-3 partition. Step is StepShard(params + begin, grads + begin, ...).
+  void StepShard(float* params, const float* grads, float lr, float grad_scale = 1.0f);
 
   int64_t step() const { return step_; }
   size_t begin() const { return begin_; }

@@ -117,13 +117,21 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
   const ShardParams sp = CountShardParams(m, tp, c.parallel.pipeline_model_parallel_size,
                                           z.stage3_param_persistence_threshold);
   const double f = sizeof(float), P = static_cast<double>(sp.shard);
-  const double gatherable = static_cast<double>(sp.shard - sp.persistent);
   if (stage == 3) {
-    // The partition of params and grads; gathered layers hold params and their grads
-    // until the reduce-scatter.
-    r->params = f * CeilDiv(gatherable, dp);
-    r->grads = f * CeilDiv(gatherable, dp);
-    r->zero3_window = f * static_cast<double>(sp.persistent) * 2 + 2 * f * Zero3LiveParams(z, sp);
+    // trainer/train/zero3.h: the partition (an even range of the whole shard, as ZeRO
+    // 1/2 split the optimizer) of params and reduced grads; the persistent replica;
+    // gathered modules (at most max_live_parameters of them, at least the one in use)
+    // plus the gradients of the module in backward. No prefetch buffer: the CPU
+    // backend does not prefetch.
+    trainer::GptConfig mt = m;
+    mt.tensor_model_parallel_size = tp;
+    const double h = m.hidden_size, wte = static_cast<double>(mt.padded_vocab_size()) * h / tp;
+    const double module = std::max({wte + m.max_position_embeddings * h, wte + 2 * h,
+                                    static_cast<double>(sp.layer)});
+    const double live = std::max(module, static_cast<double>(z.stage3_max_live_parameters));
+    r->params = f * CeilDiv(P, dp);
+    r->grads = f * CeilDiv(P, dp);
+    r->zero3_window = f * static_cast<double>(sp.persistent) + f * std::min(P, live) + f * module;
   } else {
     // The full gradient buffer stays as backward's workspace; stage 2 adds the shard's
     // running sum between micro-batches.

@@ -126,12 +126,15 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
                                                                  const ParallelGroups& groups) {
   const TrainingConfig& tr = config.training;
   const trainer::GptConfig& mc = config.model;
-  if (config.parallel.zero_stage > 2) {
-    return coord::FailedPrecondition(
-        config.source_path +
-        ": zero_optimization.stage 3 (partitioned parameters) is not implemented on the CPU "
-        "backend yet; use stage 1 or 2 (gpt-rank plan sizes stage 3)");
-  }
+  const int B = static_cast<int>(tr.micro_batch_size);
+  const std::string plan =
+      "memory plan (micro batch " + std::to_string(B) +
+      (config.parallel.zero_stage == 3 ? "; whole model, before ZeRO-3 partitions it: see "
+                                         "gpt-rank plan" : "") +
+      "):\n" +
+      trainer::FormatMemoryPlan(trainer::PlanMemory(mc, B, mc.seq_length, groups.tp_size()),
+                                mc.checkpoint_activations);
+  if (config.parallel.zero_stage == 3) return CreateCpuZero3ModelShard(config, groups, plan);
   ASSIGN_OR_RETURN(auto model,
                    trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),
                                              mc.seq_length, groups.tensor));
@@ -141,11 +144,6 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
   dpo.bucket_floats = static_cast<size_t>(config.parallel.bucket_cap_mb * 1024 * 1024 / 4);
   dpo.overlap = config.parallel.overlap_grad_reduce;
   auto dp = std::make_unique<DataParallel>(groups.data, model->num_params(), dpo);
-  const int B = static_cast<int>(tr.micro_batch_size);
-  const std::string plan =
-      "memory plan (micro batch " + std::to_string(B) + "):\n" +
-      trainer::FormatMemoryPlan(trainer::PlanMemory(mc, B, mc.seq_length, groups.tp_size()),
-                                mc.checkpoint_activations);
   return std::unique_ptr<ModelShard>(
       new CpuModelShard(std::move(model), std::move(dp), groups.tensor, tr.adam, plan));
 }

@@ -9,6 +9,12 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfi
                                                               dist::KeyValueStore* store) {
   if (config.training.device == "cpu") return CreateCpuModelShard(config, groups);
   if (config.training.device == "cuda") {
+    if (config.parallel.zero_stage == 3) {  // refused in every build, GPU or not
+      return coord::FailedPrecondition(
+          config.source_path +
+          ": zero_optimization.stage 3 is not implemented on training.device \"cuda\" yet "
+          "(the CPU backend has it: training.device \"cpu\"); use stage 0 on the GPU");
+    }
 #if COORD_HAVE_CUDA
     return CreateCudaModelShard(config, groups, store);
 #else

@@ -11,6 +11,7 @@
 //
 // Backends (ggml's split: one interface, one implementation per device):
 //   CpuModelShard   GptModel (fp32 reference), AdamW, DataParallel over gloo with ZeRO 1/2
+//   Zero3ModelShard GptModel on ZeRO-3 partitioned parameters (zero3.h), AdamW on the partition
 //   CudaModelShard  CudaGptModel (fp32/bf16/fp16, AdamW on the GPU), NCCL gradient buckets
 // Parameters, gradients and optimizer state share the flat layout of gpt_params.h on
 // every backend, so checkpoints move between devices in either direction.
@@ -95,6 +96,10 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfi
 // builds with CUDA (COORD_WITH_CUDA); model_shard.cc is the one place that knows.
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerConfig& config,
                                                                  const ParallelGroups& groups);
+// zero_optimization.stage 3 on the CPU backend (zero3_model_shard.cc); plan_text: the
+// start log's memory plan.
+coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuZero3ModelShard(
+    const TrainerConfig& config, const ParallelGroups& groups, const std::string& plan_text);
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateCudaModelShard(const TrainerConfig& config,
                                                                   const ParallelGroups& groups,
                                                                   dist::KeyValueStore* store);

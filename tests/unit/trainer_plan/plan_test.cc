@@ -110,8 +110,12 @@ TEST(PlanMemoryTest, CpuBackendZero3PartitionFallsWithDp) {
   const RankMemory dp2 = PlanRankMemory(c, ClusterShape{1, 4}, gpu);
   const RankMemory dp4 = PlanRankMemory(c, ClusterShape{1, 8}, gpu);
   const ShardParams sp = CountShardParams(c.model, 2, 1, c.parallel.zero.stage3_param_persistence_threshold);
-  const double part2 = std::ceil(static_cast<double>(sp.shard - sp.persistent) / 2);
+  // trainer/train/zero3.h partitions the whole shard (persistent tensors included,
+  // which are also kept whole in the window's replica).
+  const double part2 = std::ceil(static_cast<double>(sp.shard) / 2);
   EXPECT_DOUBLE_EQ(dp2.params, 4.0 * part2);
+  EXPECT_DOUBLE_EQ(dp2.grads, 4.0 * part2);
+  EXPECT_DOUBLE_EQ(dp2.zero3_window, dp4.zero3_window);  // the window does not shrink with dp
   EXPECT_DOUBLE_EQ(dp2.optimizer, 8.0 * std::ceil(static_cast<double>(sp.shard) / 2));
   EXPECT_NEAR(dp4.params / dp2.params, 0.5, 1e-6);
   EXPECT_EQ(dp2.host_total, 0.0);

@@ -1,0 +1,328 @@
+// ZeRO-3 partitioned parameters, gathered module by module (zero3.h).
+#include "trainer/train/zero3.h"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+namespace gpt_rank::train {
+
+namespace {
+
+constexpr size_t kNone = static_cast<size_t>(-1);
+
+size_t Overlap(size_t b0, size_t e0, size_t b1, size_t e1) {
+  const size_t b = std::max(b0, b1), e = std::min(e0, e1);
+  return e > b ? e - b : 0;
+}
+
+}  // namespace
+
+// One tensor of a module: flat [flat, flat + len) lives at buf in the module's buffer;
+// a gathered (non-persistent) one arrives at `packed` first, a persistent one is
+// copied from replica_[replica].
+struct Zero3Params::Segment {
+  size_t flat = 0, len = 0, buf = 0, packed = 0;
+  bool persistent = false;
+  size_t replica = kNone;
+};
+
+struct Zero3Params::ModuleState {
+  std::vector<Segment> segs;        // in flat order
+  size_t numel = 0, gathered = 0;   // all elements; the non-persistent ones
+  std::vector<size_t> gather_counts;  // per rank: its non-persistent elements of the module
+  std::unique_ptr<float[]> params, grads;
+  bool in_use = false;
+};
+
+Zero3Params::Zero3Params(const trainer::GptParamLayout& layout, dist::Communicator* dp,
+                         const Zero3Options& options)
+    : layout_(layout), dp_(dp), options_(options) {
+  options_.reduce_bucket = std::max<size_t>(options_.reduce_bucket, 1);
+  const size_t n = layout_.num_params();
+  const int ranks = dp_->size();
+  counts_ = dist::EvenCounts(n, ranks);
+  std::vector<size_t> offsets(static_cast<size_t>(ranks) + 1, 0);
+  for (int r = 0; r < ranks; ++r) offsets[r + 1] = offsets[r] + counts_[static_cast<size_t>(r)];
+  begin_ = offsets[static_cast<size_t>(dp_->rank())];
+  end_ = offsets[static_cast<size_t>(dp_->rank()) + 1];
+  params_.assign(end_ - begin_, 0.0f);
+  grads_.assign(end_ - begin_, 0.0f);
+
+  const auto& tensors = layout_.tensors();
+  std::vector<size_t> replica_at(tensors.size(), kNone);
+  replica_counts_.assign(static_cast<size_t>(ranks), 0);
+  size_t replica = 0;
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    const trainer::ParamTensorInfo& t = tensors[k];
+    if (t.numel >= options_.persistence_threshold) continue;
+    replica_at[k] = replica;
+    replica += t.numel;
+    for (int r = 0; r < ranks; ++r) {
+      replica_counts_[static_cast<size_t>(r)] +=
+          Overlap(t.offset, t.offset + t.numel, offsets[r], offsets[r + 1]);
+    }
+  }
+  replica_.assign(replica, 0.0f);
+
+  // Modules: their tensors by index in layout.tensors().
+  const int L = static_cast<int>((tensors.size() - 4) / trainer::kTensorsPerLayer);
+  std::vector<std::vector<size_t>> members;
+  members.push_back({0, 1});  // wte, wpe
+  for (int l = 0; l < L; ++l) {
+    std::vector<size_t> ids;
+    for (int j = 0; j < trainer::kTensorsPerLayer; ++j) {
+      ids.push_back(static_cast<size_t>(trainer::GptParamLayout::layer_tensor_index(l, j)));
+    }
+    members.push_back(ids);
+  }
+  members.push_back({0, tensors.size() - 2, tensors.size() - 1});  // wte, lnf w, b
+  modules_.resize(members.size());
+  for (size_t i = 0; i < members.size(); ++i) {
+    ModuleState& s = modules_[i];
+    s.gather_counts.assign(static_cast<size_t>(ranks), 0);
+    for (size_t k : members[i]) {
+      const trainer::ParamTensorInfo& t = tensors[k];
+      Segment seg;
+      seg.flat = t.offset;
+      seg.len = t.numel;
+      seg.buf = s.numel;
+      seg.persistent = replica_at[k] != kNone;
+      seg.replica = replica_at[k];
+      seg.packed = s.gathered;
+      s.numel += t.numel;
+      if (!seg.persistent) {
+        s.gathered += t.numel;
+        for (int r = 0; r < ranks; ++r) {
+          s.gather_counts[static_cast<size_t>(r)] +=
+              Overlap(t.offset, t.offset + t.numel, offsets[r], offsets[r + 1]);
+        }
+      }
+      s.segs.push_back(seg);
+    }
+  }
+  // Reuse distances over one micro-batch's parameter uses (cyclic: the next
+  // micro-batch's forward follows backward): forward embedding, layers, head; backward
+  // head, layers L-1..0 (the embedding backward needs no parameters).
+  std::vector<int> trace;
+  for (int i = 0; i <= L + 1; ++i) trace.push_back(i);
+  for (int i = L + 1; i >= 1; --i) trace.push_back(i);
+  auto distance = [&](size_t pos) {
+    const int index = trace[pos];
+    std::set<int> between;
+    size_t d = 0;
+    for (size_t q = (pos + 1) % trace.size(); trace[q] != index; q = (q + 1) % trace.size()) {
+      if (between.insert(trace[q]).second) d += modules_[static_cast<size_t>(trace[q])].numel;
+    }
+    return d;
+  };
+  reuse_forward_.assign(modules_.size(), 0);
+  reuse_backward_.assign(modules_.size(), 0);
+  for (size_t pos = 0; pos < trace.size(); ++pos) {
+    const bool backward = pos > static_cast<size_t>(L + 1);
+    (backward ? reuse_backward_ : reuse_forward_)[static_cast<size_t>(trace[pos])] = distance(pos);
+  }
+}
+
+Zero3Params::~Zero3Params() = default;
+
+int Zero3Params::Index(trainer::Module m) const {
+  switch (m.kind) {
+    case trainer::ModuleKind::kEmbedding:
+      return 0;
+    case trainer::ModuleKind::kLayer:
+      return 1 + m.layer;
+    case trainer::ModuleKind::kHead:
+      break;
+  }
+  return static_cast<int>(modules_.size()) - 1;
+}
+
+size_t Zero3Params::ReuseDistance(int index, bool backward) const {
+  return (backward ? reuse_backward_ : reuse_forward_)[static_cast<size_t>(index)];
+}
+
+trainer::ModuleView Zero3Params::Views(int index, bool params, bool grads) const {
+  const ModuleState& s = modules_[static_cast<size_t>(index)];
+  const int head = static_cast<int>(modules_.size()) - 1;
+  auto tensors = [&](float* base) {
+    trainer::ModuleTensors t;
+    if (index == 0) {
+      t.wte = base + s.segs[0].buf;
+      t.wpe = base + s.segs[1].buf;
+    } else if (index == head) {
+      t.wte = base + s.segs[0].buf;
+      t.lnfw = base + s.segs[1].buf;
+      t.lnfb = base + s.segs[2].buf;
+    } else {
+      t.layer = layout_.LayerViews(index - 1, base);  // a layer's buffer is its flat range
+    }
+    return t;
+  };
+  trainer::ModuleView v;
+  if (params) v.params = tensors(s.params.get());
+  if (grads) v.grads = tensors(s.grads.get());
+  return v;
+}
+
+coord::Status Zero3Params::Gather(int index) {
+  ModuleState& s = modules_[static_cast<size_t>(index)];
+  s.params.reset(new float[s.numel]);
+  float* buf = s.params.get();
+  // This rank's block of the packed (non-persistent, flat-order) elements: rank r's
+  // block is its range's part, so the all-gather's blocks are in rank order.
+  for (const Segment& seg : s.segs) {
+    if (seg.persistent) continue;
+    const size_t b = std::max(seg.flat, begin_), e = std::min(seg.flat + seg.len, end_);
+    if (b < e) {
+      std::memcpy(buf + seg.packed + (b - seg.flat), params_.data() + (b - begin_),
+                  (e - b) * sizeof(float));
+    }
+  }
+  if (s.gathered > 0) {
+    coord::Status st = dp_->AllGather(buf, s.gather_counts, dist::DataType::kFloat32);
+    if (!st.ok()) {
+      s.params.reset();
+      return st;
+    }
+  }
+  // Unpack in place, last segment first: packed <= buf, so no source is overwritten
+  // before it moves.
+  for (auto it = s.segs.rbegin(); it != s.segs.rend(); ++it) {
+    if (!it->persistent && it->packed != it->buf) {
+      std::memmove(buf + it->buf, buf + it->packed, it->len * sizeof(float));
+    }
+  }
+  for (const Segment& seg : s.segs) {
+    if (seg.persistent) {
+      std::memcpy(buf + seg.buf, replica_.data() + seg.replica, seg.len * sizeof(float));
+    }
+  }
+  live_ += s.numel;
+  peak_live_ = std::max(peak_live_, live_);
+  return coord::Status::Ok();
+}
+
+coord::Status Zero3Params::ReduceGrads(int index) {
+  ModuleState& s = modules_[static_cast<size_t>(index)];
+  float* buf = s.grads.get();
+  const int ranks = dp_->size();
+  std::vector<size_t> offsets(static_cast<size_t>(ranks) + 1, 0);
+  for (int r = 0; r < ranks; ++r) offsets[r + 1] = offsets[r] + counts_[static_cast<size_t>(r)];
+  std::vector<size_t> counts(static_cast<size_t>(ranks));
+  // Runs of segments contiguous in the flat buffer (a layer is one run; the head two).
+  for (size_t k = 0; k < s.segs.size();) {
+    size_t end = k + 1;
+    while (end < s.segs.size() && s.segs[end].flat == s.segs[end - 1].flat + s.segs[end - 1].len &&
+           s.segs[end].buf == s.segs[end - 1].buf + s.segs[end - 1].len) {
+      ++end;
+    }
+    const size_t fb = s.segs[k].flat, fe = s.segs[end - 1].flat + s.segs[end - 1].len;
+    float* run = buf + s.segs[k].buf;
+    for (size_t cb = fb; cb < fe; cb += options_.reduce_bucket) {
+      const size_t ce = std::min(fe, cb + options_.reduce_bucket);
+      for (int r = 0; r < ranks; ++r) {
+        counts[static_cast<size_t>(r)] = Overlap(cb, ce, offsets[r], offsets[r + 1]);
+      }
+      RETURN_IF_ERROR(dp_->ReduceScatterSum(run + (cb - fb), counts, dist::DataType::kFloat32));
+      const size_t b = std::max(cb, begin_), e = std::min(ce, end_);
+      for (size_t x = b; x < e; ++x) grads_[x - begin_] += run[x - fb];
+    }
+    k = end;
+  }
+  return coord::Status::Ok();
+}
+
+void Zero3Params::Free(int index) {
+  ModuleState& s = modules_[static_cast<size_t>(index)];
+  if (s.params != nullptr) {
+    s.params.reset();
+    live_ -= s.numel;
+  }
+  kept_.erase(std::remove(kept_.begin(), kept_.end(), index), kept_.end());
+}
+
+coord::StatusOr<trainer::ModuleView> Zero3Params::Acquire(trainer::Module m, trainer::Pass pass) {
+  const int i = Index(m);
+  ModuleState& s = modules_[static_cast<size_t>(i)];
+  if (s.in_use) {
+    return coord::Internal("ZeRO-3: module " + std::to_string(i) + " acquired twice");
+  }
+  const bool want_params = pass != trainer::Pass::kGradsOnly;
+  const bool want_grads = pass != trainer::Pass::kForward;
+  kept_.erase(std::remove(kept_.begin(), kept_.end(), i), kept_.end());
+  if (want_params && s.params == nullptr) {
+    while (!kept_.empty() && live_ + s.numel > options_.max_live) Free(kept_.front());
+    RETURN_IF_ERROR(Gather(i));
+  }
+  if (want_grads) s.grads.reset(new float[s.numel]());  // backward accumulates
+  s.in_use = true;
+  return Views(i, want_params, want_grads);
+}
+
+coord::Status Zero3Params::Release(trainer::Module m, trainer::Pass pass) {
+  const int i = Index(m);
+  ModuleState& s = modules_[static_cast<size_t>(i)];
+  s.in_use = false;
+  if (pass != trainer::Pass::kForward) {
+    coord::Status st = ReduceGrads(i);
+    s.grads.reset();
+    RETURN_IF_ERROR(st);
+  }
+  if (pass == trainer::Pass::kGradsOnly || s.params == nullptr) return coord::Status::Ok();
+  if (ReuseDistance(i, pass == trainer::Pass::kBackward) <= options_.max_reuse_distance &&
+      live_ <= options_.max_live) {
+    kept_.push_back(i);
+  } else {
+    Free(i);
+  }
+  return coord::Status::Ok();
+}
+
+void Zero3Params::Init(const trainer::GptConfig& config, uint64_t seed) {
+  trainer::InitMegatronParamsRange(config, layout_, seed, begin_, end_, params_.data());
+  size_t at = 0;  // the replica holds the persistent tensors in flat order
+  for (const trainer::ParamTensorInfo& t : layout_.tensors()) {
+    if (t.numel >= options_.persistence_threshold) continue;
+    trainer::InitMegatronParamsRange(config, layout_, seed, t.offset, t.offset + t.numel,
+                                     replica_.data() + at);
+    at += t.numel;
+  }
+  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
+}
+
+void Zero3Params::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+
+coord::Status Zero3Params::ParamsUpdated() {
+  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
+  if (replica_.empty()) return coord::Status::Ok();
+  // This rank's persistent elements, in flat order, are one block of the replica.
+  size_t at = 0;
+  for (int r = 0; r < dp_->rank(); ++r) at += replica_counts_[static_cast<size_t>(r)];
+  for (const trainer::ParamTensorInfo& t : layout_.tensors()) {
+    if (t.numel >= options_.persistence_threshold) continue;
+    const size_t b = std::max(t.offset, begin_), e = std::min(t.offset + t.numel, end_);
+    if (b >= e) continue;
+    std::memcpy(replica_.data() + at, params_.data() + (b - begin_), (e - b) * sizeof(float));
+    at += e - b;
+  }
+  return dp_->AllGather(replica_.data(), replica_counts_, dist::DataType::kFloat32);
+}
+
+void Zero3Params::Load(const float* params) {
+  std::memcpy(params_.data(), params + begin_, (end_ - begin_) * sizeof(float));
+  size_t at = 0;
+  for (const trainer::ParamTensorInfo& t : layout_.tensors()) {
+    if (t.numel >= options_.persistence_threshold) continue;
+    std::memcpy(replica_.data() + at, params + t.offset, t.numel * sizeof(float));
+    at += t.numel;
+  }
+  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
+}
+
+coord::Status Zero3Params::GatherAll(float* out) {
+  std::memcpy(out + begin_, params_.data(), (end_ - begin_) * sizeof(float));
+  return dp_->AllGather(out, counts_, dist::DataType::kFloat32);
+}
+
+}  // namespace gpt_rank::train
