@@ -6,7 +6,7 @@
 // equals the single-process run's within 1e-5, each rank tags its log lines with
 // [node:rank], and nothing of the job is left running. Two layouts: data parallel 4
 // with ZeRO-1, and tensor parallel 2 inside each node x data parallel 2 across the
-// nodes with the optimizer offloaded to the CPU (the 100B run's layout, scaled down).
+// nodes with ZeRO-3 and the optimizer offloaded to the CPU (the 100B run's layout, scaled down).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -137,7 +137,7 @@ TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, DistributedLayouts,
-                         ::testing::Values(Layout{1, 1, false}, Layout{2, 1, true}),
+                         ::testing::Values(Layout{1, 1, false}, Layout{2, 3, true}),
                          [](const auto& info) {
                            return "tp" + std::to_string(info.param.tp) + "_zero" +
                                   std::to_string(info.param.zero_stage) +
