@@ -16,6 +16,7 @@
 #include "trainer/dist/process_group.h"
 #include "trainer/dist/rank_env.h"
 #include "trainer/train/cli_args.h"
+#include "trainer/plan/host_memory.h"
 #include "trainer/train/parallel_groups.h"
 #include "trainer/train/trainer.h"
 #include "trainer/train/trainer_config.h"
@@ -73,6 +74,13 @@ int RunTrain(const std::vector<std::string>& args) {
     for (const std::string& w : parsed->warnings) LOG_WARN << w;
   }
   if (coord::Status s = train::CheckTrainable(parsed->config); !s.ok()) {
+    return train::ReportSetupError(s);
+  }
+  // Before anything is allocated: a config this node cannot hold is a clear error
+  // with the plan's figures, not bad_alloc or the OOM killer in the first step.
+  if (coord::Status s = plan::CheckHostMemory(parsed->config, std::max(1, env->local_world_size),
+                                              plan::ReadHostMemoryLimits());
+      !s.ok()) {
     return train::ReportSetupError(s);
   }
   InstallStopHandlers();

@@ -48,6 +48,7 @@ int ReportSetupError(const coord::Status& status) {
     case coord::StatusCode::kFailedPrecondition:
     case coord::StatusCode::kPermissionDenied:
     case coord::StatusCode::kOutOfRange:
+    case coord::StatusCode::kResourceExhausted:  // the config does not fit this machine
       return kExitUsage;
     default:
       return kExitFailed;
