@@ -4,7 +4,7 @@
 //
 // Every problem is reported with the file, the JSON path and what was expected:
 //   job.json: launch.nproc_per_node: expected a positive integer, got "8"
-// Syntax errors give line and column. Unknown keys are warnings with a
+// Syntax errors give line and column (common/json_file.h). Unknown keys are warnings with a
 // did-you-mean ("launch.nproc_per_nod: unknown key; did you mean nproc_per_node?").
 #pragma once
 
@@ -48,9 +48,6 @@ struct JobSpecResult {
 // Parses and validates. `path` is used in messages only.
 StatusOr<JobSpecResult> ParseJobSpec(const std::string& json_text, const std::string& path);
 StatusOr<JobSpecResult> LoadJobSpec(const std::string& path);
-
-// Line and column (1-based) of a byte offset in text, for syntax errors.
-void OffsetToLineColumn(const std::string& text, size_t offset, int* line, int* column);
 
 // The candidate closest to `word` by edit distance if it is close enough to be
 // a likely typo (distance <= max(1, len/3)); empty otherwise.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 
 namespace coord {
 namespace {
@@ -513,8 +514,8 @@ TEST(JsonSyntaxTest, OtherErrorsGiveLineColumnAndReason) {
             "job.json:1:10: invalid JSON: unexpected '{'; expected end of input");
   EXPECT_THAT(ParseError("{\"a\": \"x\ny\"}"),
               HasSubstr("job.json:1:9: invalid JSON: invalid string: control character U+000A"));
-  EXPECT_EQ(ParseError("{\n  \"a\": 1e999}"),
-            "job.json:2:8: invalid JSON: number overflow parsing '1e999'");
+  EXPECT_THAT(ParseError("{\n  \"a\": 1e999}"),
+              HasSubstr("job.json:2:8: invalid JSON: the number 1e999 is out of range"));
 }
 
 TEST(JsonSyntaxTest, ColumnsCountCharactersNotBytes) {
@@ -524,8 +525,10 @@ TEST(JsonSyntaxTest, ColumnsCountCharactersNotBytes) {
 
 TEST(JsonSyntaxTest, DeepNestingIsAnErrorNotACrash) {
   std::string deep = std::string(100000, '[') + std::string(100000, ']');
-  EXPECT_EQ(ParseError(WithLaunch(R"("nproc_per_node": )" + deep)),
-            "job.json: launch.nproc_per_node: expected a positive integer, got [[[...]]]");
+  // Refused while parsing (common/json_file.h), at the 65th '[': nothing deeper is built.
+  EXPECT_THAT(ParseError(WithLaunch(R"("nproc_per_node": )" + deep)),
+              HasSubstr("job.json:1:93: invalid JSON: arrays/objects nested deeper than 64 "
+                        "levels"));
   EXPECT_THAT(ParseError(std::string(100000, '{')), HasSubstr("job.json:1:"));
 }
 
