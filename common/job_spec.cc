@@ -27,6 +27,10 @@ using json = nlohmann::json;
 constexpr int kMaxProcsPerNode = 1024;
 constexpr long kMaxNodes = 100000;
 constexpr int kMaxHangTimeoutS = 7 * 24 * 3600;  // beyond a week it is a typo
+// Start-up is not a step: loading a 100B checkpoint from NFS, or a rendezvous of
+// hundreds of nodes, takes minutes while a healthy step takes seconds. Ten minutes
+// covers that without letting a rank stuck before its first step go unnoticed for long.
+constexpr int kDefaultStartupTimeoutS = 600;
 constexpr double kMaxKillGraceS = 3600;
 constexpr size_t kMaxShown = 60;  // values quoted in messages are cut here
 
@@ -260,6 +264,11 @@ void ParseHangTimeout(const json& v, const std::string& where, Checker* c, Launc
          &out->hang_timeout_s);
 }
 
+void ParseStartupTimeout(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+  c->Int(v, where, 0, kMaxHangTimeoutS,
+         "a non-negative integer (seconds; 0: no startup deadline)", &out->startup_timeout_s);
+}
+
 // Seconds from 0 to 3600 (fractions allowed), kept as milliseconds.
 void ParseSecondsToMs(const json& v, const std::string& where, Checker* c, int* out_ms) {
   if (!v.is_number() || v.get<double>() < 0 || v.get<double>() > kMaxKillGraceS) {
@@ -399,6 +408,7 @@ constexpr LaunchKey kLaunchKeys[] = {
     {"max_restarts", ParseMaxRestarts},
     {"restart_backoff_s", ParseRestartBackoff},
     {"hang_timeout_s", ParseHangTimeout},
+    {"startup_timeout_s", ParseStartupTimeout},
     {"kill_grace_s", ParseKillGrace},
 };
 
@@ -416,6 +426,9 @@ void ParseLaunch(const json& launch, Checker* c, LaunchSpec* out) {
     } else {
       key->parse(*it, where, c, out);
     }
+  }
+  if (!launch.contains("startup_timeout_s")) {
+    out->startup_timeout_s = DefaultStartupTimeoutS(out->hang_timeout_s);
   }
   // The built-in trainer (gpt-rank) is not launchable yet, so a job must say what to run.
   if (!launch.contains("command")) {
@@ -521,6 +534,11 @@ StatusOr<JobSpecResult> LoadJobSpec(const std::string& path) {
   StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return ReadError(path, text.status());
   return ParseJobSpec(*text, path);
+}
+
+int DefaultStartupTimeoutS(int hang_timeout_s) {
+  // Never below the hang timeout: no first step is expected faster than a later one.
+  return hang_timeout_s > 0 ? std::max(kDefaultStartupTimeoutS, hang_timeout_s) : 0;
 }
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {
