@@ -281,6 +281,9 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   if (!job || p.generation() != job->status.generation() || job->status.state() != RUNNING) return;
   int64_t& seen = job->progress_records[p.rank()];
   if (p.records() <= seen) return;  // nothing new from this rank
+  // A rank's first record may end the start-up, and the hang deadline that follows can be
+  // sooner than the startup deadline the monitor sleeps towards: wake it.
+  if (seen == 0) cv_.notify_all();
   seen = p.records();
   job->last_progress_mono = std::max(job->last_progress_mono, MonoMs() - age_ms);
   job->status.set_last_progress_ms(WallMs());
