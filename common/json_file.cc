@@ -60,7 +60,8 @@ class DuplicateKeyFinder {
   }
   std::string CurrentPath() const {
     std::string path;
-    for (const Frame& f : stack_) path = f.is_object ? JsonChildPath(path, f.key) : JsonIndexPath(path, f.index);
+    for (const Frame& f : stack_)
+      path = f.is_object ? JsonChildPath(path, f.key) : JsonIndexPath(path, f.index);
     return path;
   }
 
@@ -222,7 +223,8 @@ std::string DescribeOutOfRange(const std::string& text, const json::exception& e
            "write a smaller number, or a string if it is not meant as a number";
   }
   const size_t tag_end = what.find("] ");  // drop "[json.exception.xxx.NNN] "
-  return path + ": invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2));
+  return path +
+         ": invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2));
 }
 
 }  // namespace
@@ -236,11 +238,9 @@ StatusOr<json> ParseJson(const std::string& text, const std::string& path,
     return InvalidArgument(path + ": empty; expected a JSON value such as {\"key\": 1}");
   }
   DuplicateKeyFinder finder;
-  json::parser_callback_t callback = [&finder](int depth, json::parse_event_t event,
-                                               json& parsed) {
+  json::parser_callback_t callback = [&finder](int depth, json::parse_event_t event, json& parsed) {
     // `depth` counts the containers around this one: the top level is 0.
-    if ((event == json::parse_event_t::object_start ||
-         event == json::parse_event_t::array_start) &&
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
         depth >= kMaxJsonDepth) {
       throw TooDeep{};
     }

@@ -79,7 +79,8 @@ TEST(ParseJsonTest, NestingBeyondTheLimitIsAnErrorNotACrash) {
 }
 
 TEST(ParseJsonTest, SyntaxErrorsNameLineColumnAndHint) {
-  EXPECT_EQ(ErrorOf("{\n  \"a\": 1,\n}"), "job.json:2:9: invalid JSON: trailing comma before '}'; remove it");
+  EXPECT_EQ(ErrorOf("{\n  \"a\": 1,\n}"),
+            "job.json:2:9: invalid JSON: trailing comma before '}'; remove it");
   EXPECT_THAT(ErrorOf("{\"a\": 1 // note\n}"),
               AllOf(HasSubstr("job.json:1:9: invalid JSON: "), HasSubstr("JSON has no comments")));
   EXPECT_EQ(ErrorOf(""), "job.json: empty; expected a JSON value such as {\"key\": 1}");
@@ -89,9 +90,8 @@ TEST(ParseJsonTest, SyntaxErrorsNameLineColumnAndHint) {
 
 TEST(ParseJsonTest, DuplicateKeysAreReportedWithTheirPaths) {
   std::vector<std::string> dups;
-  StatusOr<nlohmann::json> j =
-      ParseJson(R"({"a": 1, "b": [{"c": 1, "c": 2}], "a": 3, "d": {"e f": 1, "e f": 2}})", "f.json",
-                &dups);
+  StatusOr<nlohmann::json> j = ParseJson(
+      R"({"a": 1, "b": [{"c": 1, "c": 2}], "a": 3, "d": {"e f": 1, "e f": 2}})", "f.json", &dups);
   ASSERT_TRUE(j.ok()) << j.status().ToString();
   EXPECT_THAT(dups, ::testing::ElementsAre("b[0].c", "a", "d[\"e f\"]"));
   EXPECT_TRUE(ParseJson(R"({"a": 1, "a": 2})", "f.json").ok());  // not asked: not an error

@@ -115,7 +115,8 @@ TEST_F(JobProgressTest, ARankThatNeverWritesFailsTheStartupDeadlineByNameWhileOt
             "launch.startup_timeout_s 1.0 s of the launch (every other rank has written one); "
             "if start-up (rendezvous, data, checkpoint load) is this slow, raise "
             "launch.startup_timeout_s");
-  EXPECT_THAT(f.stderr_tail(), ::testing::ElementsAre("mounting /cfs ...", "still waiting for /cfs"));
+  EXPECT_THAT(f.stderr_tail(),
+              ::testing::ElementsAre("mounting /cfs ...", "still waiting for /cfs"));
 
   // The next generation gets a startup deadline of its own, counted from its launch.
   ASSERT_TRUE(WaitFor([&] { return s = Get(id), s.generation() == 1 && StateNow(id) == RUNNING; }));

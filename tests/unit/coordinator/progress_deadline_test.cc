@@ -65,8 +65,7 @@ TEST(ProgressDeadlineTest, AZeroTimeoutMeansNoDeadlineInItsPhase) {
             FAILURE_KIND_UNKNOWN);
   EXPECT_EQ(NextProgressDeadline(Plan(0, 6000), Seen(1000, 5000, {}), kSlack).kind, FAILURE_HANG);
   // hang 0: a startup deadline alone.
-  EXPECT_EQ(NextProgressDeadline(Plan(60000, 0), Seen(1000, 0, {2}), kSlack).kind,
-            FAILURE_STARTUP);
+  EXPECT_EQ(NextProgressDeadline(Plan(60000, 0), Seen(1000, 0, {2}), kSlack).kind, FAILURE_STARTUP);
   const ProgressDeadline none = NextProgressDeadline(Plan(60000, 0), Seen(1000, 5000, {}), kSlack);
   EXPECT_EQ(none.kind, FAILURE_KIND_UNKNOWN);
   EXPECT_EQ(none.fires_mono, INT64_MAX);
