@@ -16,6 +16,7 @@
 #include "agent/spawn.h"
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "common/logging.h"
 
 namespace coord::agent {
@@ -327,7 +328,9 @@ void AgentService::CollectProgressLocked(Heartbeat* hb) {
           r.progress.set_time_ms(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
                                  st.st_mtim.tv_nsec / 1000000);
           r.progress.set_text(line);
-          auto rec = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+          // The rank's own text: a record that is not JSON just carries no numbers.
+          StatusOr<nlohmann::json> parsed = ParseJson(line, path);
+          const nlohmann::json rec = parsed.ok() ? std::move(*parsed) : nlohmann::json();
           r.progress.set_iteration(rec.is_object() && rec.contains("iteration") &&
                                            rec["iteration"].is_number_integer()
                                        ? rec["iteration"].get<int64_t>()

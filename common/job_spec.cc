@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 
 namespace coord {
 namespace {
@@ -26,6 +27,10 @@ using json = nlohmann::json;
 constexpr int kMaxProcsPerNode = 1024;
 constexpr long kMaxNodes = 100000;
 constexpr int kMaxHangTimeoutS = 7 * 24 * 3600;  // beyond a week it is a typo
+// Start-up is not a step: loading a 100B checkpoint from NFS, or a rendezvous of
+// hundreds of nodes, takes minutes while a healthy step takes seconds. Ten minutes
+// covers that without letting a rank stuck before its first step go unnoticed for long.
+constexpr int kDefaultStartupTimeoutS = 600;
 constexpr double kMaxKillGraceS = 3600;
 constexpr size_t kMaxShown = 60;  // values quoted in messages are cut here
 
@@ -156,18 +161,10 @@ std::string Shown(const json& v) {
   return out.substr(0, cut) + "...";
 }
 
-// launch.env.NCCL_DEBUG; keys that are not plain words are quoted: launch.env["A B"].
 std::string Child(const std::string& parent, const std::string& key) {
-  bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](unsigned char c) {
-    return std::isalnum(c) || c == '_' || c == '-';
-  });
-  if (!plain) return parent + "[" + Dump(key) + "]";
-  return parent.empty() ? key : parent + "." + key;
+  return JsonChildPath(parent, key);
 }
-
-std::string Index(const std::string& parent, size_t i) {
-  return parent + "[" + std::to_string(i) + "]";
-}
+std::string Index(const std::string& parent, size_t i) { return JsonIndexPath(parent, i); }
 
 // "expected a string, got 1; write "1"": numbers and booleans are usually meant as text.
 std::string ExpectedString(const json& v) {
@@ -265,6 +262,11 @@ void ParseMaxRestarts(const json& v, const std::string& where, Checker* c, Launc
 void ParseHangTimeout(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
   c->Int(v, where, 0, kMaxHangTimeoutS, "a non-negative integer (seconds; 0: no hang detection)",
          &out->hang_timeout_s);
+}
+
+void ParseStartupTimeout(const json& v, const std::string& where, Checker* c, LaunchSpec* out) {
+  c->Int(v, where, 0, kMaxHangTimeoutS,
+         "a non-negative integer (seconds; 0: no startup deadline)", &out->startup_timeout_s);
 }
 
 // Seconds from 0 to 3600 (fractions allowed), kept as milliseconds.
@@ -406,6 +408,7 @@ constexpr LaunchKey kLaunchKeys[] = {
     {"max_restarts", ParseMaxRestarts},
     {"restart_backoff_s", ParseRestartBackoff},
     {"hang_timeout_s", ParseHangTimeout},
+    {"startup_timeout_s", ParseStartupTimeout},
     {"kill_grace_s", ParseKillGrace},
 };
 
@@ -423,6 +426,9 @@ void ParseLaunch(const json& launch, Checker* c, LaunchSpec* out) {
     } else {
       key->parse(*it, where, c, out);
     }
+  }
+  if (!launch.contains("startup_timeout_s")) {
+    out->startup_timeout_s = DefaultStartupTimeoutS(out->hang_timeout_s);
   }
   // The built-in trainer (gpt-rank) is not launchable yet, so a job must say what to run.
   if (!launch.contains("command")) {
@@ -478,176 +484,6 @@ void CheckTopLevel(const json& root, Checker* c, JobSpec* spec) {
   if (!root.contains("launch")) c->Error("launch", std::string("required; add ") + kLaunchExample);
 }
 
-// ---------------------------------------------------------------------------
-// Syntax: duplicate keys and parse errors
-
-// nlohmann keeps the last of two equal keys silently; like DeepSpeed, we refuse.
-// Follows the parser's events to know the JSON path of each key.
-class DuplicateKeyFinder {
- public:
-  bool OnEvent(json::parse_event_t event, const json& parsed) {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        stack_.push_back(Frame{event == json::parse_event_t::object_start, {}, "", 0});
-        break;
-      case json::parse_event_t::key: {
-        Frame& top = stack_.back();
-        top.key = parsed.get<std::string>();
-        if (!top.keys.insert(top.key).second) duplicates_.push_back(CurrentPath());
-        break;
-      }
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        stack_.pop_back();
-        ElementDone();
-        break;
-      case json::parse_event_t::value:
-        ElementDone();
-        break;
-    }
-    return true;
-  }
-  const std::vector<std::string>& duplicates() const { return duplicates_; }
-
- private:
-  struct Frame {
-    bool is_object;
-    std::set<std::string> keys;
-    std::string key;  // objects: the key being parsed
-    size_t index;     // arrays: the element being parsed
-  };
-  void ElementDone() {
-    if (!stack_.empty() && !stack_.back().is_object) ++stack_.back().index;
-  }
-  std::string CurrentPath() const {
-    std::string path;
-    for (const Frame& f : stack_) path = f.is_object ? Child(path, f.key) : Index(path, f.index);
-    return path;
-  }
-
-  std::vector<Frame> stack_;
-  std::vector<std::string> duplicates_;
-};
-
-// nlohmann's "...column 5: syntax error while parsing object - unexpected string literal;
-// expected '}'" becomes context "object" and reason "unexpected string literal; expected '}'".
-void SplitParseMessage(const std::string& what, std::string* context, std::string* reason) {
-  size_t column = what.find(", column ");
-  size_t start = column == std::string::npos ? std::string::npos : what.find(": ", column);
-  *reason = start == std::string::npos ? what : what.substr(start + 2);
-  const std::string kPrefix = "syntax error while parsing ";
-  size_t dash = reason->find(" - ");
-  if (reason->compare(0, kPrefix.size(), kPrefix) == 0 && dash != std::string::npos) {
-    *context = reason->substr(kPrefix.size(), dash - kPrefix.size());
-    *reason = reason->substr(dash + 3);
-  }
-  // The position already shows where; "last read" repeats raw text, newlines included.
-  size_t last = reason->find("; last read: '");
-  if (last != std::string::npos) {
-    size_t end = reason->find("'; ", last + 14);
-    reason->erase(last, end == std::string::npos ? std::string::npos : end + 1 - last);
-  }
-}
-
-// The first byte of the token whose last byte is at `end` (a string, number or literal).
-size_t TokenStart(const std::string& text, size_t end) {
-  if (text[end] == '"') {
-    for (size_t i = end; i-- > 0;) {
-      if (text[i] != '"') continue;
-      size_t slashes = 0;
-      while (slashes < i && text[i - 1 - slashes] == '\\') ++slashes;
-      if (slashes % 2 == 0) return i;  // not an escaped quote
-    }
-    return end;
-  }
-  auto in_word = [](char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr(".+-", ch) != nullptr;
-  };
-  if (!in_word(text[end])) return end;  // '{' or '['
-  size_t i = end;
-  while (i > 0 && in_word(text[i - 1])) --i;
-  return i;
-}
-
-// The last non-whitespace byte before `pos`, or npos.
-size_t PrevNonSpace(const std::string& text, size_t pos) {
-  while (pos > 0) {
-    --pos;
-    if (!std::strchr(" \t\r\n", text[pos])) return pos;
-  }
-  return std::string::npos;
-}
-
-std::string LineCol(const std::string& path, const std::string& text, size_t offset) {
-  int line = 0, column = 0;
-  OffsetToLineColumn(text, offset, &line, &column);
-  return path + ":" + std::to_string(line) + ":" + std::to_string(column);
-}
-
-// Where and why the parser stopped, rephrased for a person, with the usual mistakes
-// (comments, single quotes, a missing or trailing comma) pointed at where to edit.
-std::string DescribeParseError(const std::string& text, const json::parse_error& e,
-                               const std::string& path) {
-  std::string context, reason;
-  SplitParseMessage(e.what(), &context, &reason);
-  size_t at = std::min<size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
-  char ch = at < text.size() ? text[at] : '\0';
-  bool in_container = context == "object" || context == "array";
-  bool closes = reason.rfind("unexpected '}'", 0) == 0 || reason.rfind("unexpected ']'", 0) == 0;
-  bool value_starts = reason.find("literal") != std::string::npos ||
-                      reason.rfind("unexpected '{'", 0) == 0 ||
-                      reason.rfind("unexpected '['", 0) == 0;
-  size_t prev = PrevNonSpace(text, at);
-  if (ch == '/') {
-    reason += R"(; JSON has no comments, put notes in a "comment" key)";
-  } else if (ch == '\'') {
-    reason += "; JSON strings need double quotes";
-  } else if (closes && prev != std::string::npos && text[prev] == ',') {
-    return LineCol(path, text, prev) + ": invalid JSON: trailing comma before '" +
-           std::string(1, ch) + "'; remove it";
-  } else if (in_container && value_starts && reason.rfind("unexpected ", 0) == 0) {
-    // The parser finished a value and found the next one: a comma is missing after it.
-    size_t value_end = PrevNonSpace(text, TokenStart(text, at));
-    if (value_end != std::string::npos) {
-      int line = 0, column = 0;
-      OffsetToLineColumn(text, TokenStart(text, at), &line, &column);
-      return LineCol(path, text, value_end + 1) + ": invalid JSON: missing ',' before the next " +
-             (context == "object" ? "key" : "value") + " (line " + std::to_string(line) +
-             ", column " + std::to_string(column) + "); add a comma here";
-    }
-  }
-  return LineCol(path, text, at) + ": invalid JSON: " + reason;
-}
-
-// Parses, turning every failure into one message; duplicates go to `c`.
-bool ParseJson(const std::string& text, Checker* c, const std::string& path, json* root,
-               std::string* error) {
-  DuplicateKeyFinder finder;
-  json::parser_callback_t callback = [&finder](int, json::parse_event_t event, json& parsed) {
-    return finder.OnEvent(event, parsed);
-  };
-  try {
-    *root = json::parse(text, callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
-    *error = DescribeParseError(text, e, path);
-    return false;
-  } catch (const json::exception& e) {
-    // Number overflow ("1e999") has no position; find the literal it quotes.
-    std::string what = e.what();
-    size_t q1 = what.find('\''), q2 = what.rfind('\'');
-    size_t at = q1 < q2 ? text.find(what.substr(q1 + 1, q2 - q1 - 1)) : std::string::npos;
-    size_t tag_end = what.find("] ");  // drop "[json.exception.out_of_range.406] "
-    *error = (at == std::string::npos ? path : LineCol(path, text, at)) +
-             ": invalid JSON: " + (tag_end == std::string::npos ? what : what.substr(tag_end + 2));
-    return false;
-  }
-  for (const std::string& dup : finder.duplicates()) {
-    c->Error(dup, "duplicate key; JSON would keep only the last one, so remove the other");
-  }
-  return true;
-}
-
 // "cannot read job spec X: <strerror>", keeping ReadFile's code (NotFound, ...).
 Status ReadError(const std::string& path, const Status& st) {
   const std::string& m = st.message();
@@ -668,10 +504,12 @@ StatusOr<JobSpecResult> ParseJobSpec(const std::string& json_text, const std::st
                            kLaunchExample + "}");
   }
   Checker checker(path);
-  json root;
-  std::string syntax_error;
-  if (!ParseJson(json_text, &checker, path, &root, &syntax_error)) {
-    return InvalidArgument(syntax_error);
+  std::vector<std::string> duplicates;
+  StatusOr<json> parsed = ParseJson(json_text, path, &duplicates);
+  if (!parsed.ok()) return parsed.status();
+  const json& root = *parsed;
+  for (const std::string& dup : duplicates) {
+    checker.Error(dup, "duplicate key; JSON would keep only the last one, so remove the other");
   }
   JobSpecResult result;
   result.spec.source_path = path;
@@ -698,19 +536,9 @@ StatusOr<JobSpecResult> LoadJobSpec(const std::string& path) {
   return ParseJobSpec(*text, path);
 }
 
-void OffsetToLineColumn(const std::string& text, size_t offset, int* line, int* column) {
-  offset = std::min(offset, text.size());
-  int l = 1, c = 1;
-  for (size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++l;
-      c = 1;
-    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      ++c;  // count characters, not UTF-8 continuation bytes, as editors do
-    }
-  }
-  if (line != nullptr) *line = l;
-  if (column != nullptr) *column = c;
+int DefaultStartupTimeoutS(int hang_timeout_s) {
+  // Never below the hang timeout: no first step is expected faster than a later one.
+  return hang_timeout_s > 0 ? std::max(kDefaultStartupTimeoutS, hang_timeout_s) : 0;
 }
 
 std::string DidYouMean(const std::string& word, const std::vector<std::string>& candidates) {

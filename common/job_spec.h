@@ -4,7 +4,7 @@
 //
 // Every problem is reported with the file, the JSON path and what was expected:
 //   job.json: launch.nproc_per_node: expected a positive integer, got "8"
-// Syntax errors give line and column. Unknown keys are warnings with a
+// Syntax errors give line and column (common/json_file.h). Unknown keys are warnings with a
 // did-you-mean ("launch.nproc_per_nod: unknown key; did you mean nproc_per_node?").
 #pragma once
 
@@ -25,6 +25,10 @@ struct LaunchSpec {
   int max_restarts = 0;                    // restarts after a failure, from the latest checkpoint
   int restart_backoff_ms = 1000;           // before restart k: this x 2^(k-1), at most 60 s
   int hang_timeout_s = 0;                  // 0: no hang detection
+  // From a generation's launch until every rank has written its first progress record
+  // (rendezvous, data, checkpoint load); hang_timeout_s bounds the gaps after that.
+  // 0: no startup deadline. Absent: DefaultStartupTimeoutS(hang_timeout_s).
+  int startup_timeout_s = 0;
   int kill_grace_ms = 5000;                // SIGTERM -> SIGKILL grace (launch.kill_grace_s)
   // launch.nnodes, torchrun's: N, or "MIN:MAX" (elastic: a failed node without a spare
   // leaves the job on fewer nodes, down to MIN). 0: every host in the hosts file. Hosts
@@ -45,12 +49,13 @@ struct JobSpecResult {
   std::vector<std::string> warnings;  // each names the file and JSON path
 };
 
+// launch.startup_timeout_s when the spec leaves it out: max(600, hang_timeout_s) with hang
+// detection on, else 0 (a job that promises no progress records gets no deadline for one).
+int DefaultStartupTimeoutS(int hang_timeout_s);
+
 // Parses and validates. `path` is used in messages only.
 StatusOr<JobSpecResult> ParseJobSpec(const std::string& json_text, const std::string& path);
 StatusOr<JobSpecResult> LoadJobSpec(const std::string& path);
-
-// Line and column (1-based) of a byte offset in text, for syntax errors.
-void OffsetToLineColumn(const std::string& text, size_t offset, int* line, int* column);
 
 // The candidate closest to `word` by edit distance if it is close enough to be
 // a likely typo (distance <= max(1, len/3)); empty otherwise.

@@ -3,7 +3,7 @@
 // over one shared Watch stream per agent, and journals every transition.
 // Threads: gRPC handler threads (StartJob runs the launch, with one thread per node for
 // the parallel RPCs), the agents' watch threads (OnAgentEvent), one monitor thread
-// (heartbeat deadlines, opening/re-opening watches) and short task threads (stderr fetch
+// (heartbeat and progress deadlines, opening/re-opening watches) and short task threads (stderr fetch
 // and kill after a failure). Never sees grpcpp: agents are reached via AgentClient.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include "coordinator/agent_client.h"
 #include "coordinator/job_plan.h"
 #include "coordinator/journal.h"
+#include "coordinator/progress_deadline.h"
 #include "proto/coordinator.pb.h"
 
 namespace coord::coordinator {
@@ -97,6 +98,7 @@ class JobManager {
   void OnProgressLocked(const coord::agent::RankProgress& progress, int64_t age_ms);
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
+  ProgressSeen ProgressSeenLocked(const Job& job) const;
   bool LinkWantedLocked(const std::string& target, int64_t now, int64_t* next_check) const;
 
   // --- transitions and helpers (mu_ held) ---

@@ -21,8 +21,8 @@ struct JobManager::Job {
   bool details_pending = false;    // the failing rank's stderr tail is being fetched
   int64_t running_since_mono = 0;  // heartbeat deadlines count from here at the earliest
   int64_t ended_mono = 0;          // when it became terminal (0: not, or before a restart)
-  // Hang detection: the newest progress of this generation (0: none yet; the
-  // timeout then counts from running_since_mono), and each rank's record count.
+  // Startup and hang deadlines (progress_deadline.h): the newest progress of this
+  // generation (0: none yet), and each rank's record count (a rank absent: still starting).
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
 };

@@ -118,6 +118,7 @@ StatusOr<PlanResult> BuildPlanFromHosts(const StartJobRequest& request,
   plan.max_restarts = launch.max_restarts;
   plan.restart_backoff_ms = launch.restart_backoff_ms;
   plan.hang_timeout_ms = launch.hang_timeout_s * 1000;
+  plan.startup_timeout_ms = launch.startup_timeout_s * 1000;
   if (!launch.command.empty()) {
     plan.argv = launch.command;
   } else if (!request.config_path().empty()) {

@@ -40,7 +40,8 @@ struct JobPlan {
   int kill_grace_ms = 5000;
   int max_restarts = 0;
   int restart_backoff_ms = 1000;
-  int hang_timeout_ms = 0;  // launch.hang_timeout_s; 0: no hang detection
+  int hang_timeout_ms = 0;     // launch.hang_timeout_s; 0: no hang detection
+  int startup_timeout_ms = 0;  // launch.startup_timeout_s; 0: no startup deadline
 };
 
 struct PlanResult {

@@ -281,6 +281,9 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   if (!job || p.generation() != job->status.generation() || job->status.state() != RUNNING) return;
   int64_t& seen = job->progress_records[p.rank()];
   if (p.records() <= seen) return;  // nothing new from this rank
+  // A rank's first record may end the start-up, and the hang deadline that follows can be
+  // sooner than the startup deadline the monitor sleeps towards: wake it.
+  if (seen == 0) cv_.notify_all();
   seen = p.records();
   job->last_progress_mono = std::max(job->last_progress_mono, MonoMs() - age_ms);
   job->status.set_last_progress_ms(WallMs());
@@ -333,34 +336,40 @@ bool JobManager::LinkWantedLocked(const std::string& target, int64_t now,
   return false;
 }
 
-// Fails RUNNING jobs with a silent node; returns the next deadline (INT64_MAX: none).
+// The progress deadlines' view of a RUNNING job. A rank that exited (0, or a failure
+// handled on its own) is not waited for.
+ProgressSeen JobManager::ProgressSeenLocked(const Job& job) const {
+  ProgressSeen seen;
+  seen.running_since_mono = job.running_since_mono;
+  seen.last_progress_mono = job.last_progress_mono;
+  for (int r = 0; r < job.plan.world_size; ++r) {
+    if (job.status.ranks(r).state() == agent::RANK_EXITED) continue;
+    auto it = job.progress_records.find(r);
+    if (it == job.progress_records.end() || it->second <= 0) seen.starting.push_back(r);
+  }
+  return seen;
+}
+
+// Fails RUNNING jobs with a silent node or a missed progress deadline; returns the next
+// deadline (INT64_MAX: none).
 int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups) {
   const int64_t allowed = static_cast<int64_t>(options_.heartbeat_ms) * options_.missed_heartbeats;
   int64_t next = INT64_MAX;
   for (const std::string& id : order_) {
     Job& job = *jobs_.at(id);
     if (job.status.state() != RUNNING) continue;
-    if (job.plan.hang_timeout_ms > 0) {
-      // Every process alive and nothing moving: no progress record from any rank.
-      // Records arrive with the heartbeats, so one heartbeat of slack: a record
-      // written just after a heartbeat is only seen with the next one.
-      const int64_t since = std::max(job.last_progress_mono, job.running_since_mono);
-      const int64_t deadline = since + job.plan.hang_timeout_ms + options_.heartbeat_ms;
-      if (now >= deadline) {
-        Failure f;
-        f.set_rank(-1);
-        f.set_kind(FAILURE_HANG);
-        // It became a hang when the timeout ran out.
-        f.set_occurred_ms(WallMs() - (now - since - job.plan.hang_timeout_ms));
-        f.set_message(
-            "hang: no progress record from any rank for " +
-            FormatSeconds(std::chrono::milliseconds(now - since)) + " (launch.hang_timeout_s " +
-            FormatSeconds(std::chrono::milliseconds(job.plan.hang_timeout_ms)) + ")" +
-            (job.last_progress_mono == 0 ? "; no rank has written one since it started" : ""));
-        followups->push_back(FailLocked(job, f, /*fetch_stderr=*/false));
+    // Every process alive and nothing moving: a rank that never wrote its first progress
+    // record (startup deadline), or no record from any rank since (hang deadline).
+    const ProgressSeen seen = ProgressSeenLocked(job);
+    const ProgressDeadline d = NextProgressDeadline(job.plan, seen, options_.heartbeat_ms);
+    if (d.kind != FAILURE_KIND_UNKNOWN) {
+      if (now >= d.fires_mono) {
+        const Failure f = ProgressFailure(job.plan, seen, d, now, WallMs());
+        // A rank stuck in start-up usually says why on stderr (a mount, a rendezvous).
+        followups->push_back(FailLocked(job, f, /*fetch_stderr=*/d.kind == FAILURE_STARTUP));
         continue;
       }
-      next = std::min(next, deadline);
+      next = std::min(next, d.fires_mono);
     }
     for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
       const HostEntry& h = job.plan.hosts[n];

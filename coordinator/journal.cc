@@ -93,7 +93,8 @@ json PlanToJson(const JobPlan& p) {
               {"kill_grace_ms", p.kill_grace_ms},
               {"max_restarts", p.max_restarts},
               {"restart_backoff_ms", p.restart_backoff_ms},
-              {"hang_timeout_ms", p.hang_timeout_ms}};
+              {"hang_timeout_ms", p.hang_timeout_ms},
+              {"startup_timeout_ms", p.startup_timeout_ms}};
 }
 
 // Throws json::exception on a field of the wrong type; the caller turns it into an error.
@@ -122,6 +123,8 @@ JobPlan PlanFromJson(const json& j) {
   p.max_restarts = j.at("max_restarts").get<int>();
   p.restart_backoff_ms = j.value("restart_backoff_ms", 1000);
   p.hang_timeout_ms = j.value("hang_timeout_ms", 0);
+  // Journals from before the startup deadline: the hang timeout counted from the launch.
+  p.startup_timeout_ms = j.value("startup_timeout_ms", p.hang_timeout_ms);
   return p;
 }
 

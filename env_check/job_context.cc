@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/job_spec.h"
+#include "common/json_file.h"
 
 namespace coord::env_check {
 namespace {
@@ -147,19 +148,7 @@ std::string ExpandEnvVars(const std::string& text) {
 }
 
 StatusOr<CheckContext> ContextFromJob(const std::string& job_json_text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(job_json_text);
-  } catch (const json::parse_error& e) {
-    int line = 0, column = 0;
-    OffsetToLineColumn(job_json_text, e.byte > 0 ? e.byte - 1 : 0, &line, &column);
-    std::string what = e.what();
-    // nlohmann prefixes "[json.exception.parse_error.101] parse error at line 1, column 2: ".
-    size_t colon = what.find(": ", what.find("column"));
-    if (colon != std::string::npos) what = what.substr(colon + 2);
-    return InvalidArgument(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                           ": invalid JSON: " + what);
-  }
+  ASSIGN_OR_RETURN(const json j, ParseJson(job_json_text, path));
   if (!j.is_object()) return InvalidArgument(path + ": expected a JSON object at the top level");
 
   CheckContext ctx;

@@ -824,5 +824,31 @@ TEST_F(AgentTest, CheckRpcsRefuseBadPathsAndBadSpecs) {
   EXPECT_NE(st.error_message().find("job.json:1:"), std::string::npos) << st.error_message();
 }
 
+// A job spec that aborted env-check (a number beyond double range) or crashed it (100000
+// '[') is an INVALID_ARGUMENT from CheckNode too, and the agent lives on.
+TEST_F(AgentTest, CheckNodeAnswersMalformedSpecsAndTheAgentSurvives) {
+  std::string objects;  // {"a":{"a":... : the 65th '{' is at column 64 * 5 + 1
+  for (int i = 0; i < 100000; ++i) objects += "{\"a\":";
+  const std::pair<std::string, std::string> cases[] = {
+      {"{\"launch\": {\"nproc_per_node\": 1e400}}", "job.json:1:31: invalid JSON: the number"},
+      {std::string(100000, '['), "job.json:1:65: invalid JSON: arrays/objects nested deeper"},
+      {objects, "job.json:1:321: invalid JSON: arrays/objects nested deeper"},
+  };
+  for (const auto& [text, want] : cases) {
+    CheckNodeRequest check;
+    check.set_config_json(text);
+    check.set_config_path("job.json");
+    CheckNodeReply checked;
+    auto ctx = Ctx(10000);
+    grpc::Status st = stub_->CheckNode(ctx.get(), check, &checked);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << want;
+    EXPECT_NE(st.error_message().find(want), std::string::npos) << st.error_message();
+  }
+  EXPECT_EQ(waitpid(agent_pid_, nullptr, WNOHANG), 0) << "the agent died";
+  PingReply pong;
+  auto ctx = Ctx(5000);
+  EXPECT_TRUE(stub_->Ping(ctx.get(), PingRequest(), &pong).ok());
+}
+
 }  // namespace
 }  // namespace coord::agent

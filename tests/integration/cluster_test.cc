@@ -501,6 +501,56 @@ TEST_F(ClusterTest, RanksThatStopReportingProgressAreAHangAndTheJobRestarts) {
   std::printf("hang detected and job restarted and done in %.2f s\n", s_total);
 }
 
+// launch.startup_timeout_s: ranks that take 2.5 s to write their first record (a slow
+// rendezvous or checkpoint load) are not a hang under hang_timeout_s 1; once they write
+// and then stop, the hang deadline fires as before.
+TEST_F(ClusterTest, AStartUpSlowerThanTheHangTimeoutIsNotAHang) {
+  json spec = Probe({"--startup-ms", "2500", "--progress-ms", "50", "--progress-count", "20"});
+  spec["launch"]["hang_timeout_s"] = 1;
+  spec["launch"]["startup_timeout_s"] = 30;
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "FAILED", 20000)) << Status(job).dump(2);
+  json s = Status(job);
+  EXPECT_EQ(s["failure"]["kind"], "FAILURE_HANG") << s["failure"].dump(2);
+  EXPECT_NE(s["failure"]["message"].get<std::string>().find("hang: no progress record from any "
+                                                            "rank for "),
+            std::string::npos);
+  // It hung only after every record was written: the slow start was waited for.
+  EXPECT_EQ(s["iteration"], "20") << s.dump(2);
+}
+
+// A rank stuck in start-up (rank 3 never writes a record while the others train) fails
+// the startup deadline, named as such in status, the journal and coordctl's text.
+TEST_F(ClusterTest, ARankStuckInStartUpFailsTheStartupDeadlineByName) {
+  json spec = Probe({"--startup-ms", "0", "--startup-rank", "3", "--progress-ms", "50"});
+  spec["launch"]["hang_timeout_s"] = 1;
+  spec["launch"]["startup_timeout_s"] = 2;
+  auto t0 = std::chrono::steady_clock::now();
+  RunResult r = Start(spec);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string job = JobId(r);
+  ASSERT_TRUE(WaitState(job, "FAILED", 20000)) << Status(job).dump(2);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  json s = Status(job);
+  const json& f = s["failure"];
+  EXPECT_EQ(f["kind"], "FAILURE_STARTUP") << f.dump(2);
+  EXPECT_EQ(f["rank"], 3);
+  const std::string node1 = AgentAddr(1) + ":" + std::to_string(agent_ports_[1]);
+  const std::string want = "startup deadline: rank 3 on " + node1 +
+                           " (node 1) wrote no progress record within launch.startup_timeout_s "
+                           "2.0 s of the launch (every other rank has written one)";
+  EXPECT_NE(f["message"].get<std::string>().find(want), std::string::npos) << f.dump(2);
+  EXPECT_GT(std::stoll(s["iteration"].get<std::string>()), 0) << "the other ranks trained";
+  RunResult text = Ctl({"status", job});
+  EXPECT_NE(text.out.find("failure:    " + want), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("stderr of rank 3"), std::string::npos) << text.out;
+  EXPECT_NE(ReadAll(dir_.File("coordd") + "/journal.jsonl").find("FAILURE_STARTUP"),
+            std::string::npos);
+  EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job).empty(); }, 5000));
+}
+
 TEST_F(ClusterTest, ProgressKeepsAJobAliveAndShowsItsIterationAndLoss) {
   json spec = Probe({"--progress-ms", "100"});
   spec["launch"]["hang_timeout_s"] = 1;

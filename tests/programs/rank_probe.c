@@ -4,6 +4,7 @@
  *              [--exit-rank R] [--ignore-term] [--spawn-child] [--spawn-daemon]
  *              [--stamp FILE] [--describe] [--only-generation G]
  *              [--progress-ms N [--progress-count K]]
+ *              [--startup-ms N [--startup-rank R]]
  * Without --sleep-ms it exits right away (with --exit CODE, default 0);
  * --sleep-ms 0 sleeps until killed; with
  * --exit-rank R only rank R exits (with CODE) and the others sleep forever.
@@ -12,7 +13,9 @@
  * (a fault that a restart cures).
  * --progress-ms N writes a progress record ({"iteration": i, "loss": ...}) to
  * COORD_PROGRESS_FD every N ms; after --progress-count K records it stops writing
- * and sleeps forever: alive, and hung. */
+ * and sleeps forever: alive, and hung. --startup-ms N delays the first record by
+ * N ms (a slow start-up: rendezvous, checkpoint load); 0: it never comes (stuck in
+ * start-up). With --startup-rank R only rank R is slow. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -61,7 +64,7 @@ int main(int argc, char** argv) {
   const char* env_out = NULL;
   const char* stamp_file = NULL;
   int print = 0, sleep_ms = -1, exit_code = 0, exit_rank = -1, only_generation = -1;
-  int progress_ms = 0, progress_count = -1;
+  int progress_ms = 0, progress_count = -1, startup_ms = -1, startup_rank = -1;
   int ignore_term = 0, spawn_child = 0, spawn_daemon = 0, describe = 0;
   for (int i = 1; i < argc; ++i) {
     const char* a = argv[i];
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
     else if (!strcmp(a, "--only-generation") && v) only_generation = atoi(argv[++i]);
     else if (!strcmp(a, "--progress-ms") && v) progress_ms = atoi(argv[++i]);
     else if (!strcmp(a, "--progress-count") && v) progress_count = atoi(argv[++i]);
+    else if (!strcmp(a, "--startup-ms") && v) startup_ms = atoi(argv[++i]);
+    else if (!strcmp(a, "--startup-rank") && v) startup_rank = atoi(argv[++i]);
     else {
       fprintf(stderr, "rank_probe: unknown argument %s\n", a);
       return 2;
@@ -112,6 +117,10 @@ int main(int argc, char** argv) {
   if (progress_ms > 0) {
     const char* fd_text = getenv("COORD_PROGRESS_FD");
     int fd = fd_text ? atoi(fd_text) : -1;
+    if (startup_ms >= 0 && (startup_rank < 0 || atoi(rank) == startup_rank)) {
+      if (startup_ms == 0) sleep_forever();
+      usleep((useconds_t)startup_ms * 1000);
+    }
     for (int i = 0; progress_count < 0 || i < progress_count; ++i) {
       char rec[96];
       int n = snprintf(rec, sizeof(rec), "{\"iteration\": %d, \"loss\": %.4f}\n", i + 1,

@@ -129,6 +129,31 @@ TEST(GptRankCliTest, ConfigErrorsExit2WithPathAndDidYouMean) {
   EXPECT_EQ(missing.exit_code, 2);
 }
 
+// A number beyond double range aborted `gpt-rank plan` (uncaught out_of_range); nesting
+// without end could overflow the stack. Both are config errors (exit 2) now, and a vocab
+// file with such a number is an unreadable vocab, not a crash.
+TEST(GptRankCliTest, MalformedJsonIsAClearErrorNotACrash) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"x\": 1e400}", ":1:7: invalid JSON: the number 1e400 is out of range"},
+      {"{\"model\":\n  {\"hidden_size\": -1e400}}", ":2:19: invalid JSON: the number -1e400"},
+      {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string cfg = dir.File("bad" + std::to_string(i) + ".json");
+    std::ofstream(cfg) << cases[i].first;
+    RunResult r = RunCommand({GptRank(), "plan", "--config", cfg});
+    EXPECT_EQ(r.exit_code, 2) << i << ": " << r.err;  // -1 would be a signal
+    EXPECT_NE(r.err.find(cfg + cases[i].second), std::string::npos) << r.err;
+  }
+  json job = SmallJob(dir.path());
+  job["data"]["vocab_file"] = dir.File("vocab.json");
+  std::ofstream(dir.File("vocab.json")) << "{\"a\": 1e400}";
+  RunResult r = RunCommand({GptRank(), "plan", "--config", WriteJob(dir.File("job.json"), job)});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("GPT-2's 50257 (vocab file not readable here)"), std::string::npos) << r.out;
+}
+
 TEST(GptRankTrainTest, ShortRunLossFallsWithLogsMetricsAndProgress) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "trainer/data/gpt2_pretokenizer.h"
 
 namespace trainer::data {
@@ -44,11 +45,6 @@ bool TokenToBytes(std::string_view token, std::string* bytes) {
   return true;
 }
 
-int LineOfByte(const std::string& text, size_t byte) {
-  size_t end = std::min(byte, text.size());
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + end, '\n'));
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<Gpt2Tokenizer>> Gpt2Tokenizer::Load(const std::string& vocab_path,
@@ -62,13 +58,7 @@ StatusOr<std::unique_ptr<Gpt2Tokenizer>> Gpt2Tokenizer::Load(const std::string& 
 Status Gpt2Tokenizer::LoadVocab(const std::string& path) {
   auto content = coord::ReadFile(path);
   if (!content.ok()) return content.status().WithContext("GPT-2 vocab file");
-  nlohmann::json vocab;
-  try {
-    vocab = nlohmann::json::parse(*content);
-  } catch (const nlohmann::json::parse_error& e) {
-    return InvalidArgument(path + ":" + std::to_string(LineOfByte(*content, e.byte)) +
-                           ": not valid JSON (" + e.what() + ")");
-  }
+  ASSIGN_OR_RETURN(const nlohmann::json vocab, coord::ParseJson(*content, path));
   if (!vocab.is_object() || vocab.empty()) {
     return InvalidArgument(path + ": expected a JSON object of token -> id (GPT-2's vocab.json)");
   }

@@ -24,7 +24,10 @@ std::string LooseJsonReader::ParseLine(const std::string& line, std::string* tex
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(line);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double range (1e400). A data line
+    // is not a config: millions of them skip ParseJson's (common/json_file.h) depth and
+    // duplicate-key bookkeeping; nothing here walks a value recursively.
     return std::string("not valid JSON (") + e.what() + ")";
   }
   if (!doc.is_object()) return "expected a JSON object {\"" + options_.key + "\": ...}";

@@ -11,6 +11,7 @@
 
 #include "common/fs.h"
 #include "common/job_spec.h"
+#include "common/json_file.h"
 #include "trainer/model/gpt_params.h"
 #include "trainer/train/config_parser.h"
 #include "trainer/train/deepspeed_config.h"
@@ -416,15 +417,7 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
                                                         const std::string& path,
                                                         const std::vector<std::string>& overrides,
                                                         int world_size, int local_world_size) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
-    int line = 0, column = 0;
-    coord::OffsetToLineColumn(json_text, e.byte > 0 ? e.byte - 1 : 0, &line, &column);
-    return coord::InvalidArgument(path + ":" + std::to_string(line) + ":" +
-                                  std::to_string(column) + ": invalid JSON");
-  }
+  ASSIGN_OR_RETURN(json root, coord::ParseJson(json_text, path));
   if (!root.is_object()) return coord::InvalidArgument(path + ": expected a JSON object");
   for (const std::string& o : overrides) RETURN_IF_ERROR(ApplyOverride(o, &root));
 

@@ -42,6 +42,8 @@ class JournalTest : public ::testing::Test {
     p.argv = {"python3", "train.py"};
     p.env = {{"NCCL_DEBUG", "INFO"}};
     p.kill_grace_ms = 700;
+    p.hang_timeout_ms = 6000;
+    p.startup_timeout_ms = 120000;
     return p;
   }
   static JobStatus Status0(const std::string& id) {
@@ -75,6 +77,7 @@ class JournalTest : public ::testing::Test {
     s.mutable_failure()->set_rank(1);
     s.mutable_failure()->set_host("b");
     s.mutable_failure()->set_exit_code(3);
+    s.mutable_failure()->set_kind(FAILURE_STARTUP);
     ASSERT_TRUE(j->AppendState(s).ok());
     Failure f = s.failure();
     f.add_stderr_tail("Traceback (most recent call last):");
@@ -121,8 +124,33 @@ TEST_F(JournalTest, RoundTripRestoresStateFailureRanksAndPlan) {
   EXPECT_THAT(job.plan.argv, ElementsAre("python3", "train.py"));
   EXPECT_EQ(job.plan.env.at("NCCL_DEBUG"), "INFO");
   EXPECT_EQ(job.plan.kill_grace_ms, 700);
+  EXPECT_EQ(job.plan.hang_timeout_ms, 6000);
+  EXPECT_EQ(job.plan.startup_timeout_ms, 120000);
+  EXPECT_EQ(job.status.failure().kind(), FAILURE_STARTUP);
   EXPECT_EQ(job.plan.config_json, Plan().config_json);
   EXPECT_EQ(job.plan.hosts_text, Plan().hosts_text);
+}
+
+// A journal written before the startup deadline existed: the hang timeout counted from
+// the launch then, so it becomes the startup timeout.
+TEST_F(JournalTest, AJournalWithoutAStartupTimeoutTakesTheHangTimeout) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    WriteFailedJob(j->get(), "demo-000001");
+  }
+  auto text = ReadFile(JournalPath());
+  ASSERT_TRUE(text.ok());
+  const std::string key = ",\"startup_timeout_ms\":120000";
+  const size_t at = text->find(key);
+  ASSERT_NE(at, std::string::npos) << *text;
+  ASSERT_TRUE(WriteFileAtomic(JournalPath(), text->erase(at, key.size())).ok());
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].plan.startup_timeout_ms, 6000);
 }
 
 TEST_F(JournalTest, TornFinalLineIsSkippedAndCutOff) {

@@ -508,6 +508,25 @@ TEST(EnvCheckBinary, BadFlagsAndConfig) {
   EXPECT_THAT(invalid.err, HasSubstr("bad.json: env_check.shared_path"));
 }
 
+// What a new user found: a number beyond double range aborted env-check (uncaught
+// out_of_range) and 100000 '[' crashed it (stack overflow). Both are config errors now.
+TEST(EnvCheckBinary, MalformedJsonIsAClearErrorNotACrash) {
+  coord::testing::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{\"x\": 1e400}", ":1:7: invalid JSON: the number 1e400 is out of range"},
+      {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
+      {std::string(50000, '[') + std::string(50000, ']'),
+       ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string path = dir.File("bad" + std::to_string(i) + ".json");
+    std::ofstream(path) << cases[i].first;
+    auto r = coord::testing::RunCommand({coord::testing::BinPath("env-check"), "--config", path});
+    EXPECT_EQ(r.exit_code, 2) << i << ": " << r.err;  // not a signal (-1)
+    EXPECT_THAT(r.err, HasSubstr(path + cases[i].second)) << i;
+  }
+}
+
 TEST(EnvCheckBinary, SharedPathThatIsNotAMountFails) {
   coord::testing::TempDir dir;
   auto r = coord::testing::RunCommand(

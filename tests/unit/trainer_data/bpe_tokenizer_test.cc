@@ -120,6 +120,16 @@ TEST_F(TinyTokenizerTest, MalformedVocabNamesFileAndLine) {
   EXPECT_EQ(st.code(), coord::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("vocab.json:3:"), std::string::npos) << st.message();
 
+  // Beyond double range, or nested without end: an error naming the place, not a crash.
+  WriteText(vocab_, "{\"a\":\n 1e400}");
+  EXPECT_NE(LoadStatus().message().find("vocab.json:2:2: invalid JSON: the number 1e400"),
+            std::string::npos)
+      << LoadStatus().message();
+  WriteText(vocab_, std::string(100000, '['));
+  EXPECT_NE(LoadStatus().message().find("vocab.json:1:65: invalid JSON: arrays/objects nested"),
+            std::string::npos)
+      << LoadStatus().message();
+
   WriteText(vocab_, "[1, 2]");
   EXPECT_NE(LoadStatus().message().find("expected a JSON object"), std::string::npos);
   WriteText(vocab_, "{\"a\": \"one\"}");

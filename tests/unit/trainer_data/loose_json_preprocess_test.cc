@@ -75,6 +75,7 @@ TEST(LooseJsonTest, EachKindOfBadLineIsNamed) {
       {"[1]", ":1: expected a JSON object"},
       {"", ":1: empty line"},
       {"{\"text\": \"\\ud800\"}", ":1: not valid JSON"},  // lone surrogate
+      {"{\"text\": \"a\", \"n\": 1e400}", ":1: not valid JSON"},  // beyond double range
   };
   for (const auto& [line, want] : cases) {
     WriteText(dir.File("d.json"), line + "\n");
