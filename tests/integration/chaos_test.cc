@@ -1,13 +1,16 @@
 // Chaos: a gpt-rank job on 3 simulated nodes x 2 ranks (real coord-agents on 127.0.0.2-4,
-// a real coordd, checkpoints every few iterations) survives, one after another:
+// a real coordd, checkpoints every few iterations), laid out as the 100B run is (tensor
+// parallel 2 inside each node x data parallel 3 across the nodes, ZeRO-3, the optimizer
+// on the CPU), survives, one after another:
 //   1. SIGKILL of a rank                      -> rank exit, restart
 //   2. SIGKILL of an agent, restarted later   -> node lost, restart once it is back
 //   3. SIGSTOP of a rank                      -> hang (no progress), restart
 //   4. the agent of a node frozen (SIGSTOP: its network is as good as cut), thawed later
 //                                             -> node lost, restart once it answers
 //   5. SIGKILL of coordd, started again       -> it goes on supervising; no restart
-// The job must finish with final weights bitwise identical to the same job run without
-// faults, and the same loss at every iteration; no process of either job may be left.
+// The job must finish with final weights and optimizer state (every tensor shard's and
+// ZeRO partition's file) bitwise identical to the same job run without faults, and the
+// same loss at every iteration; no process of either job may be left.
 // Each detection time is printed (measured, not asserted: speed belongs to bench/).
 // CI runs it with `ctest -j2` on 2 cores beside other tests: every deadline below is the
 // test's bound on "something is wrong", with a wide margin over what a loaded machine
@@ -154,6 +157,8 @@ class ChaosTest : public ::testing::Test {
     job["training"]["threads"] = 1;
     job["training"]["save"] = dir_.File(name);
     job["training"]["load"] = dir_.File(name);
+    job["parallel"]["tensor_model_parallel_size"] = 2;
+    job["zero_optimization"] = {{"stage", 3}, {"offload_optimizer", {{"device", "cpu"}}}};
     const std::string cfg = dir_.File(name + ".json");
     job["launch"] = {{"nproc_per_node", 2},
                      {"command", {gpt_rank::e2e::GptRank(), "train", "--config", cfg}},
@@ -310,12 +315,23 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   // Bitwise the same weights and optimizer state, and the same loss at every iteration.
   char iter[32];
   std::snprintf(iter, sizeof(iter), "/iter_%07d", kTrainIters);
-  const std::string bin = std::string(iter) + "/mp_rank_00/model_optim_rng.bin";
-  auto want = coord::ReadFile(dir_.File("clean") + bin);
-  auto got = coord::ReadFile(dir_.File("chaos") + bin);
-  ASSERT_TRUE(want.ok()) << want.status().ToString();
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_TRUE(*want == *got) << "final checkpoints differ";
+  int compared = 0;
+  for (const char* shard : {"/mp_rank_00", "/mp_rank_01"}) {
+    const std::string dir = std::string(iter) + shard;
+    auto names = coord::ListDir(dir_.File("clean") + dir);
+    ASSERT_TRUE(names.ok()) << names.status().ToString();
+    for (const std::string& name : *names) {
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".bin") != 0) continue;
+      auto want = coord::ReadFile(dir_.File("clean") + dir + "/" + name);
+      auto got = coord::ReadFile(dir_.File("chaos") + dir + "/" + name);
+      ASSERT_TRUE(want.ok()) << want.status().ToString();
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_TRUE(*want == *got) << "final checkpoints differ in " << dir << "/" << name;
+      ++compared;
+    }
+  }
+  // Per tensor shard: the parameters and 3 ZeRO partitions of the optimizer.
+  EXPECT_EQ(compared, 8);
   const auto want_loss = gpt_rank::e2e::LossPerIteration(dir_.File("clean"));
   const auto got_loss = gpt_rank::e2e::LossPerIteration(dir_.File("chaos"));
   ASSERT_EQ(want_loss.size(), static_cast<size_t>(kTrainIters));

@@ -246,6 +246,34 @@ TEST(GptRankTrainTest, NanLossStopsNamingTheIterationAndKeepsCheckpoint) {
             std::to_string(bad - 1) + "\n");
 }
 
+// The optimizer and model buffers that do not fit the process's address space
+// (RLIMIT_AS, set by util-linux's prlimit) are refused before anything is allocated,
+// with the plan's figure and what to change; the same job trains with the limit lifted.
+TEST(GptRankTrainTest, BuffersBeyondTheAddressSpaceAreRefusedWithThePlansFigure) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  TempDir dir;
+  json job = SmallJob(dir.path());
+  job["model"]["hidden_size"] = 512;  // ~50 M parameters: ~0.8 GiB of buffers
+  job["model"]["num_attention_heads"] = 8;
+  job["training"]["train_iters"] = 2;
+  job["training"]["lr_warmup_iters"] = 1;
+  job["training"]["eval_iters"] = 0;
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  // OpenBLAS's own thread pool spins in its start-up under a tight RLIMIT_AS (before
+  // main); with one BLAS thread it does not start one. gpt-rank threads with OpenMP.
+  const std::map<std::string, std::string> env = {{"OPENBLAS_NUM_THREADS", "1"}};
+  RunResult r = RunCommand({"prlimit", "--as=1000000000", GptRank(), "train", "--config", cfg},
+                           env, 60000);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("RLIMIT_AS"), std::string::npos) << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(need [0-9.]+ GiB by gpt-rank plan's count)")))
+      << r.err;
+  EXPECT_NE(r.err.find("micro_batch_size"), std::string::npos) << r.err;
+  EXPECT_FALSE(coord::PathExists(dir.File("save/metrics.jsonl")));
+  r = RunCommand({"prlimit", "--as=8000000000", GptRank(), "train", "--config", cfg}, env, 120000);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST(GptRankTrainTest, SigtermStopsCleanlyWithoutSaving) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
