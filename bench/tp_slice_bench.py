@@ -52,10 +52,10 @@ def sets_for(tmp, tag, tp, zero, threads, iters):
     ]
 
 
-def plan(gpt_rank, tmp, world, tp, zero, threads):
+def plan(gpt_rank, tmp, world, tp, zero, threads, iters):
     argv = [gpt_rank, "plan", "--config", CONFIG, "--nodes", "1", "--gpus-per-node",
             str(world), "--json"]
-    for s in sets_for(tmp, "plan", tp, zero, threads, 1) + ["training.device=cpu"]:
+    for s in sets_for(tmp, "plan", tp, zero, threads, iters) + ["training.device=cpu"]:
         argv += ["--set", s]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if out.returncode not in (0, 1):  # 1: does not fit, still a plan
@@ -122,10 +122,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tp-slice-bench-")
     runs = [r for r in RUNS if not args.only or r[0] in args.only.split(",")]
     results = {}
-    print("load average at start: %.2f" % loadavg(), flush=True)
+    print("load average at start: %s" % " ".join("%.2f" % x for x in loadavg()), flush=True)
     try:
         for tag, world, tp, zero, threads in runs:
-            p = plan(gpt_rank, tmp, world, tp, zero, threads)
+            p = plan(gpt_rank, tmp, world, tp, zero, threads, args.warmup + args.iters)
             records, peaks = train(gpt_rank, tmp, tag.replace(" ", "-"), world, tp, zero, threads,
                                    args.warmup + args.iters, args.timeout)
             measured = records[args.warmup:]
@@ -148,7 +148,7 @@ def main():
                 flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("load average at end: %.2f" % loadavg())
+    print("load average at end: %s" % " ".join("%.2f" % x for x in loadavg()))
     base = results.get("TP1", {}).get("tokens_per_s")
     print("\n| run | tokens/s | vs TP1 | ms/iter | forward-backward | optimizer | tp-comm | "
           "dp-comm | peak RSS per rank (MiB) | plan per rank (MiB) | max deviation |")

@@ -73,6 +73,20 @@ inline nlohmann::json SmallJob(const std::string& dir) {
             {"threads", 2}}}};
 }
 
+// SmallJob for multi-rank runs: 20 iterations of a global batch of 8 in micro-batches
+// of 2, one thread per rank, small gradient buckets (several reductions per step).
+inline nlohmann::json ParallelJob(const std::string& dir) {
+  nlohmann::json job = SmallJob(dir);
+  job["training"]["micro_batch_size"] = 2;
+  job["training"]["global_batch_size"] = 8;
+  job["training"]["train_iters"] = 20;
+  job["training"]["eval_interval"] = 10;
+  job["training"]["save_interval"] = 10;
+  job["training"]["threads"] = 1;
+  job["parallel"] = {{"bucket_cap_mb", 0.25}, {"collective_timeout_s", 120}};
+  return job;
+}
+
 inline std::string WriteJob(const std::string& path, const nlohmann::json& job) {
   std::ofstream(path) << job.dump(2);
   return path;

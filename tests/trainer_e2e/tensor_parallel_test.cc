@@ -21,18 +21,6 @@ namespace {
 using coord::testing::TempDir;
 using nlohmann::json;
 
-json TpJob(const std::string& dir) {
-  json job = SmallJob(dir);
-  job["training"]["micro_batch_size"] = 2;
-  job["training"]["global_batch_size"] = 8;
-  job["training"]["train_iters"] = 20;
-  job["training"]["eval_interval"] = 10;
-  job["training"]["save_interval"] = 10;
-  job["training"]["threads"] = 1;
-  job["parallel"] = {{"bucket_cap_mb", 0.25}, {"collective_timeout_s", 60}};
-  return job;
-}
-
 std::map<int64_t, double> Train(const TempDir& dir, const std::string& cfg, const std::string& tag,
                                 int world, int tp, const std::vector<std::string>& extra = {}) {
   const std::string save = dir.File(tag);
@@ -61,7 +49,7 @@ std::map<int64_t, double> Train(const TempDir& dir, const std::string& cfg, cons
 TEST(TensorParallel, TwoAndFourWayShardsGiveTheOneRankLossesWithDropout) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), TpJob(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   const auto one = Train(dir, cfg, "tp1", 1, 1);
   const auto two = Train(dir, cfg, "tp2", 2, 2);
   const auto four = Train(dir, cfg, "tp4", 4, 4);
@@ -73,7 +61,7 @@ TEST(TensorParallel, TwoAndFourWayShardsGiveTheOneRankLossesWithDropout) {
 TEST(TensorParallel, TwoWayTensorTimesTwoWayDataWithZero1GivesTheOneRankLosses) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), TpJob(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   const auto one = Train(dir, cfg, "tp1", 1, 1);
   const auto grid = Train(dir, cfg, "tp2dp2", 4, 2, {"zero_optimization.stage=1"});
   ExpectSameLosses(one, grid, 1, 20, "TP 2 x DP 2, ZeRO-1");
@@ -82,7 +70,7 @@ TEST(TensorParallel, TwoWayTensorTimesTwoWayDataWithZero1GivesTheOneRankLosses) 
 TEST(TensorParallel, CheckpointsLoadAtAnotherTensorParallelSize) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), TpJob(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   for (const auto& [from, to] : std::vector<std::pair<int, int>>{{2, 1}, {1, 4}}) {
     const std::string tag = "tp" + std::to_string(from) + "to" + std::to_string(to);
     const auto uninterrupted = Train(dir, cfg, tag + "-full", from, from);
@@ -107,7 +95,7 @@ TEST(TensorParallel, CheckpointsLoadAtAnotherTensorParallelSize) {
 TEST(TensorParallel, ASizeThatDoesNotDivideTheHeadsIsRefused) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), TpJob(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   RanksResult r = RunRanks(dir, "tp3", 3, cfg, {"parallel.tensor_model_parallel_size=3"}, 60000);
   for (size_t i = 0; i < r.status.size(); ++i) {
     ASSERT_TRUE(WIFEXITED(r.status[i])) << r.logs[i];

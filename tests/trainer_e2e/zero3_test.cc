@@ -25,18 +25,6 @@ namespace {
 using coord::testing::TempDir;
 using nlohmann::json;
 
-json Zero3Job(const std::string& dir) {
-  json job = SmallJob(dir);
-  job["training"]["micro_batch_size"] = 2;
-  job["training"]["global_batch_size"] = 8;
-  job["training"]["train_iters"] = 20;
-  job["training"]["eval_interval"] = 10;
-  job["training"]["save_interval"] = 10;
-  job["training"]["threads"] = 1;
-  job["parallel"] = {{"bucket_cap_mb", 0.25}, {"collective_timeout_s", 120}};
-  return job;
-}
-
 // A window below one layer (every module gathered and released, the head gathered
 // again for backward), 3 reduce buckets per layer, persistent LayerNorms and biases.
 const std::vector<std::string> kSmallWindow = {
@@ -57,7 +45,7 @@ std::map<int64_t, double> Train(const TempDir& dir, const std::string& cfg, cons
 TEST(Zero3, OneTwoAndFourRanksGiveTheZeroZeroLosses) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), Zero3Job(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   const auto ref = Train(dir, cfg, "zero0", 1, {"training.train_iters=10"});
   for (int world : {1, 2, 4}) {
     const auto got = Train(dir, cfg, "z3w" + std::to_string(world), world,
@@ -77,7 +65,7 @@ TEST(Zero3, OneTwoAndFourRanksGiveTheZeroZeroLosses) {
 TEST(Zero3, TwoWayTensorTimesTwoWayDataGivesTheOneRankLosses) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), Zero3Job(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   const auto one = Train(dir, cfg, "one", 1, {"training.train_iters=10"});
   auto sets = kSmallWindow;
   sets.insert(sets.end(), {"parallel.tensor_model_parallel_size=2", "training.train_iters=10"});
@@ -88,7 +76,7 @@ TEST(Zero3, TwoWayTensorTimesTwoWayDataGivesTheOneRankLosses) {
 TEST(Zero3, CheckpointOfFourRanksResumesOnTwo) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string cfg = WriteJob(dir.File("job.json"), Zero3Job(dir.path()));
+  const std::string cfg = WriteJob(dir.File("job.json"), ParallelJob(dir.path()));
   const auto full = Train(dir, cfg, "full", 4, kSmallWindow);
   const std::string ckpt = dir.File("full/iter_0000010/mp_rank_00");
   ASSERT_TRUE(coord::PathExists(ckpt + "/zero_optim_rank_00003.bin"));
@@ -120,7 +108,7 @@ TEST(Zero3, CheckpointOfFourRanksResumesOnTwo) {
 TEST(Zero3, Fp16OverflowInAPartitionSkipsTheStepOnEveryRank) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  json job = Zero3Job(dir.path());
+  json job = ParallelJob(dir.path());
   job["fp16"] = {{"enabled", true}, {"loss_scale", 0}, {"initial_scale_power", 10},
                  {"hysteresis", 1}, {"loss_scale_window", 1000}};
   const std::string cfg = WriteJob(dir.File("job.json"), job);
@@ -163,7 +151,7 @@ double PlannedMiB(const std::string& cfg, int world) {
 TEST(Zero3, PeakMemoryPerRankFallsWithTheDataParallelSizeAsPlanned) {
   if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
   TempDir dir;
-  json job = Zero3Job(dir.path());
+  json job = ParallelJob(dir.path());
   // 9 layers of hidden 768 and GPT-2's vocabulary: 102M parameters.
   job["model"]["num_layers"] = 9;
   job["model"]["hidden_size"] = 768;

@@ -69,6 +69,23 @@ double SumOfSquares(const float* grads, size_t n) {
   return total;
 }
 
+double ShardSumOfSquares(const GptParamLayout& layout, const float* grads, size_t begin,
+                         size_t end, bool count_replicated) {
+  double sq = 0.0;
+  for (const ParamTensorInfo& t : layout.tensors()) {
+    if (t.split == TpSplit::kReplicated && !count_replicated) continue;
+    const size_t b = std::max(begin, t.offset), e = std::min(end, t.offset + t.numel);
+    if (b < e) sq += SumOfSquares(grads + (b - begin), e - b);
+  }
+  return sq;
+}
+
+void AdamW::LoadState(const float* m, const float* v, int64_t step) {
+  std::copy(m, m + m_.size(), m_.begin());
+  std::copy(v, v + v_.size(), v_.begin());
+  step_ = step;
+}
+
 double GradNorm(const float* grads, size_t n) { return std::sqrt(SumOfSquares(grads, n)); }
 
 void ScaleInPlace(float* x, size_t n, float coef) {

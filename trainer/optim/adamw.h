@@ -49,6 +49,8 @@ class AdamW {
   float* v() { return v_.data(); }  // (end - begin,) second moment
   // Set when resuming from a checkpoint.
   void set_step(int64_t step) { step_ = step; }
+  // Resuming: m and v of this optimizer's range (end - begin floats each) and the step.
+  void LoadState(const float* m, const float* v, int64_t step);
   // Maximal flat ranges [begin, end) with weight decay on (true) or off (false),
   // clipped to this optimizer's range.
   const std::vector<std::pair<size_t, size_t>>& ranges(bool decay) const {
@@ -72,6 +74,11 @@ double ClipGradNorm(float* grads, size_t n, double max_norm);
 double GradNorm(const float* grads, size_t n);
 // sum of grads[i]^2 in double, fixed-chunk order (deterministic for any thread count).
 double SumOfSquares(const float* grads, size_t n);
+// SumOfSquares of the flat range [begin, end) of `layout` (grads points at element
+// begin), tensor by tensor, skipping the tensors tensor parallel replicates unless
+// count_replicated: Megatron's clip_grad_norm counts them on tensor rank 0 only.
+double ShardSumOfSquares(const GptParamLayout& layout, const float* grads, size_t begin,
+                         size_t end, bool count_replicated);
 // x[i] *= coef.
 void ScaleInPlace(float* x, size_t n, float coef);
 // Megatron's clip coefficient: max_norm / (norm + 1e-6), or 1 when that is >= 1 or

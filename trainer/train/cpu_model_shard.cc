@@ -62,14 +62,9 @@ class CpuModelShard final : public ModelShard {
     if (tp_comm_->size() == 1) return dp_->GradNormSquared(model_->grad_data());
     // Megatron's clip_grad_norm: every shard's sharded tensors count, the replicated
     // ones (LayerNorms, row-parallel biases, wpe) once, from tensor-parallel rank 0.
-    const float* grads = model_->grad_data();
     const size_t begin = dp_->shard_begin(), end = dp_->shard_end();
-    double sq = 0.0;
-    for (const trainer::ParamTensorInfo& t : layout().tensors()) {
-      if (t.split == trainer::TpSplit::kReplicated && tp_comm_->rank() != 0) continue;
-      const size_t b = std::max(begin, t.offset), e = std::min(end, t.offset + t.numel);
-      if (b < e) sq += trainer::SumOfSquares(grads + b, e - b);
-    }
+    double sq = trainer::ShardSumOfSquares(layout(), model_->grad_data() + begin, begin, end,
+                                           tp_comm_->rank() == 0);
     if (dp_->zero_stage() >= 1) RETURN_IF_ERROR(dp_->comm().AllReduceSum(&sq, 1));
     RETURN_IF_ERROR(tp_comm_->AllReduceSum(&sq, 1));
     return sq;
@@ -103,12 +98,7 @@ class CpuModelShard final : public ModelShard {
   coord::Status LoadState(const float* params, const float* adam_m, const float* adam_v,
                           int64_t step) override {
     std::copy(params, params + model_->num_params(), model_->param_data());
-    if (adam_m != nullptr) {
-      const size_t n = adam_.end() - adam_.begin();
-      std::copy(adam_m, adam_m + n, adam_.m());
-      std::copy(adam_v, adam_v + n, adam_.v());
-      adam_.set_step(step);
-    }
+    if (adam_m != nullptr) adam_.LoadState(adam_m, adam_v, step);
     return coord::Status::Ok();
   }
 

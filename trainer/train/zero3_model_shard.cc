@@ -64,11 +64,7 @@ class Zero3ModelShard final : public ModelShard {
     if (tp_comm_->size() == 1) {
       sq = trainer::SumOfSquares(grads, end - begin);
     } else {
-      for (const trainer::ParamTensorInfo& t : layout().tensors()) {
-        if (t.split == trainer::TpSplit::kReplicated && tp_comm_->rank() != 0) continue;
-        const size_t b = std::max(begin, t.offset), e = std::min(end, t.offset + t.numel);
-        if (b < e) sq += trainer::SumOfSquares(grads + (b - begin), e - b);
-      }
+      sq = trainer::ShardSumOfSquares(layout(), grads, begin, end, tp_comm_->rank() == 0);
     }
     RETURN_IF_ERROR(dp_comm_->AllReduceSum(&sq, 1));
     RETURN_IF_ERROR(tp_comm_->AllReduceSum(&sq, 1));
@@ -109,12 +105,7 @@ class Zero3ModelShard final : public ModelShard {
   coord::Status LoadState(const float* params, const float* adam_m, const float* adam_v,
                           int64_t step) override {
     zero_->Load(params);
-    if (adam_m != nullptr) {
-      const size_t n = adam_.end() - adam_.begin();
-      std::copy(adam_m, adam_m + n, adam_.m());
-      std::copy(adam_v, adam_v + n, adam_.v());
-      adam_.set_step(step);
-    }
+    if (adam_m != nullptr) adam_.LoadState(adam_m, adam_v, step);
     return coord::Status::Ok();
   }
 
