@@ -131,7 +131,13 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
     const double live = std::max(module, static_cast<double>(z.stage3_max_live_parameters));
     r->params = f * CeilDiv(P, dp);
     r->grads = f * CeilDiv(P, dp);
-    r->zero3_window = f * static_cast<double>(sp.persistent) + f * std::min(P, live) + f * module;
+    // The head and the embedding each gather the tied wte into their own buffer, so a
+    // window that keeps both holds it twice: at most the shard plus one more wte.
+    r->zero3_window =
+        f * static_cast<double>(sp.persistent) + f * std::min(P + wte, live) + f * module;
+    // The gloo ring's receive scratch: one rank's block of the largest bucket it
+    // reduce-scatters, kept by the communicator.
+    r->buckets = f * CeilDiv(std::min(module, static_cast<double>(z.reduce_bucket_size)), dp);
   } else {
     // The full gradient buffer stays as backward's workspace; stage 2 adds the shard's
     // running sum between micro-batches.
@@ -147,8 +153,9 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
                        : 0.0;
   r->activations = m.checkpoint_activations ? r->activations_ckpt : r->activations_no_ckpt;
   r->backward = f * static_cast<double>(CpuBackwardFloats(m, B, T, tp));
+  r->runtime_reserve = kCpuRuntimeReserveBytes;
   r->device_total = r->params + r->grads + r->optimizer + r->zero3_window + r->activations +
-                    r->backward;
+                    r->backward + r->buckets + r->runtime_reserve;
 }
 
 void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankMemory* r) {

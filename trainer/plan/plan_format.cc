@@ -63,6 +63,8 @@ void Memory(std::string* out, const Plan& p, const train::TrainerConfig& c) {
   Row(out, "  with checkpointing", r.activations_ckpt);
   if (r.cpu_backend) {
     Row(out, "backward buffers", r.backward);
+    if (r.buckets > 0) Row(out, "communication scratch (gloo)", r.buckets);
+    Row(out, "process (code, libraries, threads)", r.runtime_reserve);
   } else {
     Row(out, "logits (fp32, s*b*V/tp)", r.logits);
     Row(out, "communication buckets", r.buckets);
