@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tests/unit/trainer_checkpoint/test_util.h"
+#include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/model/gpt.h"
 #include "trainer/model/gpt_params.h"
 
@@ -45,7 +46,10 @@ void SaveTp(const std::string& dir, int tp) {
   s.iteration = 10;
   s.tensor_model_parallel_size = tp;
   s.vocab_size = 1100;
-  s.config_json = "{}";
+  // What generate / export-hf read the model from (the vocabulary is in the state).
+  s.config_json = R"({"model": {"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
+      "seq_length": 8, "max_position_embeddings": 8, "make_vocab_size_divisible_by": 128},
+      "parallel": {"tensor_model_parallel_size": )" + std::to_string(tp) + "}}";
   ASSERT_TRUE(BeginShardedSave(dir, 10).ok());
   for (int r = 0; r < tp; ++r) {
     const auto p = Init(tp, r, 1), m = Init(tp, r, 2), v = Init(tp, r, 3);
@@ -102,6 +106,22 @@ TEST(TpCheckpointTest, TwoShardsLoadAsOneAndAsFourBitwise) {
     ASSERT_TRUE(four.ok()) << four.status().ToString();
     ExpectShardEquals(four->params, 4, r, 1, "tp 2 -> 4 rank " + std::to_string(r));
   }
+}
+
+// generate and export-hf: a tensor-parallel checkpoint comes back as the whole model,
+// with the config that describes it (tp 1, the real vocabulary).
+TEST(TpCheckpointTest, InferenceLoadsTheWholeModelFromShards) {
+  TempDir dir;
+  SaveTp(dir.path(), 4);
+  auto ckpt = LoadCheckpointForInference(dir.path(), -1);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  EXPECT_EQ(ckpt->state.tensor_model_parallel_size, 1);
+  ExpectShardEquals(ckpt->params, 1, 0, 1, "tp 4 -> inference");
+  auto model = CheckpointModelConfig(*ckpt, "", "", nullptr, nullptr);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  EXPECT_EQ(model->vocab_size, 1100);
+  EXPECT_EQ(model->padded_vocab_size(), 1152);
+  EXPECT_EQ(GptParamLayout(*model).num_params(), ckpt->params.size());
 }
 
 TEST(TpCheckpointTest, AnOptimizerRangeIsCutFromTheReshardedState) {
