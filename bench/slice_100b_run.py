@@ -32,9 +32,12 @@ ROOT = os.path.dirname(HERE)
 MIB = 1024.0 * 1024.0
 
 
-def write_config(tmp, name, iters, save, load):
+def write_config(tmp, name, iters, save, load, model_sets=()):
     with open(os.path.join(ROOT, "configs", "100B-slice.json")) as f:
         job = json.load(f)
+    for kv in model_sets:  # --model KEY=VALUE: a narrower slice where the full one does not fit
+        key, value = kv.split("=", 1)
+        job["model"][key] = json.loads(value)
     path = os.path.join(tmp, name + ".json")
     job["name"] = "100B-slice-" + name
     job["launch"]["command"][-1] = path
@@ -80,12 +83,14 @@ def main():
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--tolerance", type=float, default=0.10)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--model", action="append", default=[],
+                    help="override a model key, e.g. --model hidden_size=2048 (repeatable)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="slice-100b-")
     ok = True
     try:
         full = os.path.join(tmp, "full")
-        cfg = write_config(tmp, "full", 6, full, full)
+        cfg = write_config(tmp, "full", 6, full, full, args.model)
         plan = subprocess.run([os.path.join(args.build, "bin", "gpt-rank"), "plan", "--config", cfg,
                                "--nodes", "2", "--gpus-per-node", "2", "--json"],
                               capture_output=True, text=True, timeout=60)
@@ -102,7 +107,7 @@ def main():
         shutil.copytree(os.path.join(full, "iter_0000003"), os.path.join(resume, "iter_0000003"))
         with open(os.path.join(resume, "latest_checkpointed_iteration.txt"), "w") as f:
             f.write("3\n")
-        coordctl_run(args.build, write_config(tmp, "resume", 6, resume, resume),
+        coordctl_run(args.build, write_config(tmp, "resume", 6, resume, resume, args.model),
                      os.path.join(tmp, "resume.log"), args.timeout)
         same, compared = True, 0
         for shard in ("mp_rank_00", "mp_rank_01"):

@@ -49,6 +49,7 @@ def sets_for(tmp, tag, tp, zero, threads, iters):
         "training.metrics_file=" + os.path.join(tmp, tag + ".jsonl"),
         "training.threads=%d" % threads, "zero_optimization.stage=%d" % zero,
         "parallel.tensor_model_parallel_size=%d" % tp,
+        "training.lr_warmup_iters=1",  # the runs are a few iterations long
     ]
 
 
