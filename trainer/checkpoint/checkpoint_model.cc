@@ -85,39 +85,34 @@ coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
 
 namespace {
 
-// A tensor-parallel checkpoint put back together as one shard (tp 1).
-coord::StatusOr<LoadedCheckpoint> WholeModel(LoadedCheckpoint ckpt) {
-  if (ckpt.state.tensor_model_parallel_size == 1) return ckpt;
+// One iteration as the whole model: mp_rank_00 as saved, or (tensor parallel) every
+// shard put back together. The state is read first, so the shards are read once.
+coord::StatusOr<LoadedCheckpoint> LoadWholeModel(const std::string& iter_dir) {
+  ASSIGN_OR_RETURN(const TrainState state, LoadCheckpointState(iter_dir, 0));
+  const OptimizerRange none{0, 0, false};
+  if (state.tensor_model_parallel_size == 1) return LoadCheckpoint(iter_dir, 0, none);
   ASSIGN_OR_RETURN(JobModelConfig job,
-                   ParseJobModelConfig(ckpt.state.config_json, "checkpoint " + ckpt.path));
-  if (ckpt.state.vocab_size <= 0) {
-    return coord::FailedPrecondition("checkpoint " + ckpt.path + " has " +
-                                     std::to_string(ckpt.state.tensor_model_parallel_size) +
+                   ParseJobModelConfig(state.config_json, "checkpoint " + iter_dir));
+  if (state.vocab_size <= 0) {
+    return coord::FailedPrecondition("checkpoint " + iter_dir + " has " +
+                                     std::to_string(state.tensor_model_parallel_size) +
                                      " tensor-parallel shards but no vocab_size in its state");
   }
-  job.model.vocab_size = ckpt.state.vocab_size;
-  ASSIGN_OR_RETURN(LoadedCheckpoint whole,
-                   LoadIterationForLayout(ckpt.path, job.model, 1, 0, OptimizerRange{0, 0, false}));
-  whole.warnings.insert(whole.warnings.begin(), ckpt.warnings.begin(), ckpt.warnings.end());
-  return whole;
+  job.model.vocab_size = state.vocab_size;
+  return LoadIterationForLayout(iter_dir, job.model, 1, 0, none);
 }
 
 }  // namespace
 
 coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& load_dir,
                                                              int64_t iteration) {
-  ASSIGN_OR_RETURN(LoadedCheckpoint ckpt, LoadShardZero(load_dir, iteration));
-  return WholeModel(std::move(ckpt));
-}
-
-coord::StatusOr<LoadedCheckpoint> LoadShardZero(const std::string& load_dir, int64_t iteration) {
   if (iteration >= 0) {
     const std::string dir = CheckpointIterDir(load_dir, iteration);
     if (!coord::IsDirectory(dir)) {
       return coord::InvalidArgument("no checkpoint for iteration " + std::to_string(iteration) +
                                     ": " + dir + " does not exist");
     }
-    return LoadCheckpoint(dir, 0, OptimizerRange{0, 0, false});
+    return LoadWholeModel(dir);
   }
   if (!coord::IsDirectory(load_dir)) {
     return coord::InvalidArgument("checkpoint directory " + load_dir + " does not exist");
@@ -126,7 +121,7 @@ coord::StatusOr<LoadedCheckpoint> LoadShardZero(const std::string& load_dir, int
     return coord::InvalidArgument("no checkpoint in " + load_dir + " (no " + kLatestIterationFile +
                                   " and no complete iter_* directory)");
   }
-  return LoadLatestCheckpoint(load_dir, 0, OptimizerRange{0, 0, false});
+  return LoadLatestWith(load_dir, LoadWholeModel);
 }
 
 coord::StatusOr<GptConfig> CheckpointModelConfig(const LoadedCheckpoint& ckpt,
@@ -139,7 +134,7 @@ coord::StatusOr<GptConfig> CheckpointModelConfig(const LoadedCheckpoint& ckpt,
   const std::string merges = merge_override.empty() ? job.merge_file : merge_override;
   if (vocab_out != nullptr) *vocab_out = vocab;
   if (merge_out != nullptr) *merge_out = merges;
-  // The layout of the loaded tensors (1 once WholeModel assembled them).
+  // The layout of the loaded tensors (1 once LoadWholeModel assembled them).
   job.model.tensor_model_parallel_size = ckpt.state.tensor_model_parallel_size;
   if (!job.vocab_size_given && ckpt.state.vocab_size > 0) {
     job.model.vocab_size = ckpt.state.vocab_size;

@@ -35,8 +35,6 @@ coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file);
 // tensor-parallel checkpoint comes back as the whole model (tp 1).
 coord::StatusOr<LoadedCheckpoint> LoadCheckpointForInference(const std::string& load_dir,
                                                              int64_t iteration);
-// The same, without assembling tensor-parallel shards: mp_rank_00 as saved.
-coord::StatusOr<LoadedCheckpoint> LoadShardZero(const std::string& load_dir, int64_t iteration);
 
 // The GptConfig of a loaded checkpoint: its job config's model section, the vocab size
 // from model.vocab_size or from vocab_file (the override if non-empty, else the

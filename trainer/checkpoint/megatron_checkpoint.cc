@@ -667,23 +667,44 @@ int64_t ReadTracker(const std::string& load_dir, std::string* why) {
 
 }  // namespace
 
-StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
-                                          const OptimizerRange& optimizer, int mp_rank) {
+namespace {
+
+// The manifest of one mp_rank_XX directory and its train_state.json, checked against it.
+Status ReadRankState(const std::string& iter_dir, int mp_rank,
+                     std::map<std::string, ManifestFile>* files,
+                     std::vector<OptimizerShardInfo>* shards, TrainState* state) {
   if (!coord::IsDirectory(iter_dir)) return coord::NotFound("no checkpoint directory " + iter_dir);
   const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(mp_rank));
-  std::map<std::string, ManifestFile> files;
-  std::vector<OptimizerShardInfo> shards;
-  RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), &files, &shards));
-  LoadedCheckpoint out;
-  out.path = iter_dir;
+  RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), files, shards));
   const std::string state_path = coord::JoinPath(rank_dir, kStateFile);
   ASSIGN_OR_RETURN(std::string state_text, coord::ReadFile(state_path));
-  const ManifestFile& sm = files[kStateFile];
+  const ManifestFile& sm = (*files)[kStateFile];
   if (state_text.size() != sm.size) return Corrupt(state_path, "size differs from the manifest");
   if (Xxh64(state_text.data(), state_text.size()) != sm.hash) {
     return Corrupt(state_path, "checksum mismatch (xxh64)");
   }
-  ASSIGN_OR_RETURN(out.state, ParseState(state_path, state_text));
+  ASSIGN_OR_RETURN(*state, ParseState(state_path, state_text));
+  return Status::Ok();
+}
+
+}  // namespace
+
+StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir, int mp_rank) {
+  std::map<std::string, ManifestFile> files;
+  std::vector<OptimizerShardInfo> shards;
+  TrainState state;
+  RETURN_IF_ERROR(ReadRankState(iter_dir, mp_rank, &files, &shards, &state));
+  return state;
+}
+
+StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
+                                          const OptimizerRange& optimizer, int mp_rank) {
+  std::map<std::string, ManifestFile> files;
+  std::vector<OptimizerShardInfo> shards;
+  LoadedCheckpoint out;
+  out.path = iter_dir;
+  RETURN_IF_ERROR(ReadRankState(iter_dir, mp_rank, &files, &shards, &out.state));
+  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(mp_rank));
   const ManifestFile& tm = files[kTensorFile];
   const std::string tensor_path = coord::JoinPath(rank_dir, kTensorFile);
   uint64_t n = 0;

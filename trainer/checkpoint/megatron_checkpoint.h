@@ -102,6 +102,10 @@ struct LoadedCheckpoint {
 // Errors: NotFound (no such directory, or incomplete: no manifest.json);
 // FailedPrecondition for a checksum mismatch, truncation, bad header or wrong n (the
 // message names the file).
+// Only the TrainState of one shard's directory (manifest and checksum checked), for a
+// caller that must know how an iteration was saved before reading its tensors.
+coord::StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir, int mp_rank = 0);
+
 // mp_rank: which tensor-parallel shard's directory (mp_rank_XX) to read.
 coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
                                                  const OptimizerRange& optimizer = {},

@@ -47,10 +47,9 @@ coord::StatusOr<LoadedCheckpoint> LoadIterationForLayout(const std::string& iter
                                                          int tp_rank,
                                                          const OptimizerRange& optimizer) {
   const GptParamLayout mine(WithTp(model, tp), tp, tp_rank);
-  // mp_rank_00's state says how it was saved.
-  ASSIGN_OR_RETURN(LoadedCheckpoint first,
-                   LoadCheckpoint(iter_dir, 0, OptimizerRange{0, 0, false}, 0));
-  const int saved_tp = first.state.tensor_model_parallel_size;
+  // mp_rank_00's state says how it was saved (its tensors are not read for that).
+  ASSIGN_OR_RETURN(const TrainState first, LoadCheckpointState(iter_dir, 0));
+  const int saved_tp = first.tensor_model_parallel_size;
   if (saved_tp == tp) {
     ASSIGN_OR_RETURN(LoadedCheckpoint out,
                      LoadCheckpoint(iter_dir, mine.num_params(), optimizer, tp_rank));

@@ -47,8 +47,6 @@ class AdamW {
   size_t end() const { return end_; }
   float* m() { return m_.data(); }  // (end - begin,) first moment of [begin, end)
   float* v() { return v_.data(); }  // (end - begin,) second moment
-  // Set when resuming from a checkpoint.
-  void set_step(int64_t step) { step_ = step; }
   // Resuming: m and v of this optimizer's range (end - begin floats each) and the step.
   void LoadState(const float* m, const float* v, int64_t step);
   // Maximal flat ranges [begin, end) with weight decay on (true) or off (false),

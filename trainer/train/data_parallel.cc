@@ -135,9 +135,4 @@ coord::Status DataParallel::GatherParams(float* params) {
   return comm_->AllGather(params, shard_counts_, dist::DataType::kFloat32);
 }
 
-coord::StatusOr<double> DataParallel::Average(double value) {
-  RETURN_IF_ERROR(comm_->AllReduceSum(&value, 1));
-  return value / comm_->size();
-}
-
 }  // namespace gpt_rank::train

@@ -71,8 +71,6 @@ class DataParallel {
   coord::StatusOr<double> GradNormSquared(const float* grads);
   // After the optimizer updated params[shard]: all-gather them (ZeRO); no-op at stage 0.
   coord::Status GatherParams(float* params);
-  // Mean of a per-rank value over the ranks (losses for the log).
-  coord::StatusOr<double> Average(double value);
 
  private:
   void Launch(size_t begin, size_t end);  // one bucket [begin, end)

@@ -5,8 +5,7 @@
 
 namespace gpt_rank::train {
 
-std::vector<int> TensorGroupRanks(int rank, int world, int tp) {
-  (void)world;
+std::vector<int> TensorGroupRanks(int rank, int tp) {
   std::vector<int> ranks;
   const int first = rank / tp * tp;
   for (int r = first; r < first + tp; ++r) ranks.push_back(r);
@@ -28,7 +27,6 @@ coord::StatusOr<ParallelGroups> MakeParallelGroups(dist::ProcessGroup* pg, int t
   ParallelGroups g;
   g.world = &pg->comm();
   if (tp == 1) {
-    g.tensor = nullptr;
     g.owned.push_back(dist::MakeSelfCommunicator());
     g.tensor = g.owned.back().get();
     g.data = g.world;
@@ -41,7 +39,7 @@ coord::StatusOr<ParallelGroups> MakeParallelGroups(dist::ProcessGroup* pg, int t
     return g;
   }
   // Every rank joins its own two groups; gloo's rendezvous keys are per group name.
-  ASSIGN_OR_RETURN(auto tensor, pg->NewGroup(TensorGroupRanks(rank, world, tp),
+  ASSIGN_OR_RETURN(auto tensor, pg->NewGroup(TensorGroupRanks(rank, tp),
                                              "tp" + std::to_string(rank / tp)));
   ASSIGN_OR_RETURN(auto data, pg->NewGroup(DataGroupRanks(rank, world, tp),
                                            "dp" + std::to_string(rank % tp)));

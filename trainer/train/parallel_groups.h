@@ -25,7 +25,7 @@ struct ParallelGroups {
 };
 
 // The world ranks of each group containing `rank` (for tests and messages).
-std::vector<int> TensorGroupRanks(int rank, int world, int tp);
+std::vector<int> TensorGroupRanks(int rank, int tp);
 std::vector<int> DataGroupRanks(int rank, int world, int tp);
 
 // Builds this rank's groups over `pg` (world: pg->comm()); tp must divide the world.
