@@ -2,7 +2,9 @@
 // coordinator library, besides grpc_service.cc, that includes grpcpp.
 #include "coordinator/grpc_agent_client.h"
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -18,6 +20,9 @@ namespace agent = coord::agent;
 // How often a blocked TailLogs checks its cancelled predicate; a client that went
 // away is noticed within this, which is plenty for a log stream.
 constexpr int kCancelPollMs = 100;
+
+// How long Ping lets a channel whose first connect failed try again.
+constexpr int kPingRetryMs = 1000;
 
 class GrpcWatchHandle final : public WatchHandle {
  public:
@@ -67,7 +72,22 @@ class GrpcAgentClient final : public AgentClient {
         stub_(agent::Agent::NewStub(MakeChannel(target, security))) {}
 
   StatusOr<agent::PingReply> Ping(int timeout_ms) override {
+    const auto start = std::chrono::steady_clock::now();
     auto reply = Unary(&agent::Agent::Stub::Ping, agent::PingRequest(), timeout_ms);
+    // One failed connect is not an unreachable node (CI once saw a live agent's first
+    // connect fail in 0.2 s): let the channel reconnect for up to kPingRetryMs (its
+    // backoff starts at 100 ms: several tries), and keep the first error, which says
+    // why, if those fail too.
+    if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+      const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - start);
+      const int left = std::min(kPingRetryMs, timeout_ms - static_cast<int>(spent.count()));
+      if (left > 0) {
+        auto retry = Unary(&agent::Agent::Stub::Ping, agent::PingRequest(), left,
+                           /*wait_for_ready=*/true);
+        if (retry.ok()) return retry;
+      }
+    }
     // A refused TLS handshake looks like "Socket closed"; Ping is the first
     // contact with a node (start, checks), so say why there. Only UNAVAILABLE:
     // a frozen node times out instead and must not cost a probe.
@@ -113,8 +133,9 @@ class GrpcAgentClient final : public AgentClient {
   template <typename Req, typename Reply>
   StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*, const Req&,
                                                                    Reply*),
-                        const Req& request, int timeout_ms) {
+                        const Req& request, int timeout_ms, bool wait_for_ready = false) {
     std::unique_ptr<grpc::ClientContext> ctx = ContextWithDeadline(timeout_ms);
+    ctx->set_wait_for_ready(wait_for_ready);
     Reply reply;
     grpc::Status status = (stub_.get()->*method)(ctx.get(), request, &reply);
     if (!status.ok()) return FromGrpc(status);
