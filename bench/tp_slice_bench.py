@@ -6,7 +6,10 @@ layouts the 100B run uses, each beside what `gpt-rank plan` predicts for it:
   TP1           one rank, all cores (the baseline)
   TP2           two tensor-parallel ranks, one core each
   TP2xDP2 Z3    tensor parallel 2 x data parallel 2, ZeRO-3, the optimizer on the CPU
-                (4 ranks on the machine's cores: oversubscribed on 2 cores)
+                (4 ranks on the machine's cores: oversubscribed on 2 cores), with
+                DeepSpeed's stage-3 defaults: gathers prefetched, overlap_comm on
+  Z3 in-line    the same without prefetch and overlap_comm (every collective on the
+                training thread); its losses must equal the overlapped run's bitwise
 
 Per run: global tokens/s (median of the measured iterations after --warmup), the
 time per iteration broken out by gpt-rank's Megatron timers (forward-backward,
@@ -38,12 +41,14 @@ ROOT = os.path.dirname(HERE)
 CONFIG = os.path.join(ROOT, "configs", "100B-slice.json")
 MIB = 1024.0 * 1024.0
 
-# tag, world, tp, zero stage, threads per rank
-RUNS = [("TP1", 1, 1, 0, 2), ("TP2", 2, 2, 0, 1), ("TP2xDP2 Z3", 4, 2, 3, 1)]
+# tag, world, tp, zero stage, threads per rank, extra --set values
+IN_LINE = ["zero_optimization.overlap_comm=false", "zero_optimization.stage3_prefetch_bucket_size=0"]
+RUNS = [("TP1", 1, 1, 0, 2, []), ("TP2", 2, 2, 0, 1, []), ("TP2xDP2 Z3", 4, 2, 3, 1, []),
+        ("Z3 in-line", 4, 2, 3, 1, IN_LINE)]
 
 
-def sets_for(tmp, tag, tp, zero, threads, iters):
-    return [
+def sets_for(tmp, tag, tp, zero, threads, iters, extra=()):
+    return list(extra) + [
         "training.train_iters=%d" % iters, "training.save=", "training.load=",
         "training.eval_iters=0", "training.log_interval=1",
         "training.metrics_file=" + os.path.join(tmp, tag + ".jsonl"),
@@ -53,10 +58,10 @@ def sets_for(tmp, tag, tp, zero, threads, iters):
     ]
 
 
-def plan(gpt_rank, tmp, world, tp, zero, threads, iters):
+def plan(gpt_rank, tmp, world, tp, zero, threads, iters, extra):
     argv = [gpt_rank, "plan", "--config", CONFIG, "--nodes", "1", "--gpus-per-node",
             str(world), "--json"]
-    for s in sets_for(tmp, "plan", tp, zero, threads, iters) + ["training.device=cpu"]:
+    for s in sets_for(tmp, "plan", tp, zero, threads, iters, extra) + ["training.device=cpu"]:
         argv += ["--set", s]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     if out.returncode not in (0, 1):  # 1: does not fit, still a plan
@@ -64,10 +69,10 @@ def plan(gpt_rank, tmp, world, tp, zero, threads, iters):
     return json.loads(out.stdout)
 
 
-def train(gpt_rank, tmp, tag, world, tp, zero, threads, iters, timeout):
+def train(gpt_rank, tmp, tag, world, tp, zero, threads, iters, timeout, extra):
     """Returns (metrics records, peak RSS in bytes per rank)."""
     argv = [gpt_rank, "train", "--config", CONFIG]
-    for s in sets_for(tmp, tag, tp, zero, threads, iters):
+    for s in sets_for(tmp, tag, tp, zero, threads, iters, extra):
         argv += ["--set", s]
     port = free_port()
     procs, logs = [], []
@@ -125,10 +130,10 @@ def main():
     results = {}
     print("load average at start: %s" % " ".join("%.2f" % x for x in loadavg()), flush=True)
     try:
-        for tag, world, tp, zero, threads in runs:
-            p = plan(gpt_rank, tmp, world, tp, zero, threads, args.warmup + args.iters)
+        for tag, world, tp, zero, threads, extra in runs:
+            p = plan(gpt_rank, tmp, world, tp, zero, threads, args.warmup + args.iters, extra)
             records, peaks = train(gpt_rank, tmp, tag.replace(" ", "-"), world, tp, zero, threads,
-                                   args.warmup + args.iters, args.timeout)
+                                   args.warmup + args.iters, args.timeout, extra)
             measured = records[args.warmup:]
             timers = {k: statistics.median(r["timers_ms"][k] for r in measured)
                       for k in measured[0]["timers_ms"]}
@@ -161,6 +166,13 @@ def main():
             tag, r["tokens_per_s"], "%.2fx" % (r["tokens_per_s"] / base) if base else "-",
             r["ms_per_iter"], t["forward-backward"], t["optimizer"], t["tp-comm"], t["dp-comm"],
             " / ".join("%.0f" % m for m in r["peak_rss_mib"]), r["plan_rank_mib"], 100 * dev))
+    if "TP2xDP2 Z3" in results and "Z3 in-line" in results:
+        same = results["TP2xDP2 Z3"]["losses"] == results["Z3 in-line"]["losses"]
+        print("\nZeRO-3 prefetch + overlap_comm against in-line: losses %s" %
+              ("bitwise equal" if same else "DIFFER: %s vs %s" % (
+                  results["TP2xDP2 Z3"]["losses"], results["Z3 in-line"]["losses"])))
+        if not same:
+            sys.exit(1)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

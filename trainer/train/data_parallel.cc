@@ -10,7 +10,10 @@ namespace gpt_rank::train {
 
 DataParallel::DataParallel(dist::Communicator* comm, size_t num_params,
                            const DataParallelOptions& options)
-    : comm_(comm), num_params_(num_params), options_(options) {
+    : comm_(comm),
+      num_params_(num_params),
+      options_(options),
+      queue_(options.overlap && comm->size() > 1) {
   options_.bucket_floats = std::max<size_t>(options_.bucket_floats, 1);
   if (options_.zero_stage >= 1) {
     shard_counts_ = dist::EvenCounts(num_params, comm->size());
@@ -21,17 +24,9 @@ DataParallel::DataParallel(dist::Communicator* comm, size_t num_params,
     shard_end_ = num_params;
   }
   if (options_.zero_stage == 2 && comm->size() > 1) shard_sum_.assign(shard_end_ - shard_begin_, 0);
-  if (options_.overlap && comm->size() > 1) worker_ = std::thread([this] { WorkerLoop(); });
 }
 
-DataParallel::~DataParallel() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
-}
+DataParallel::~DataParallel() = default;
 
 trainer::GptModel::GradsReadyFn DataParallel::BeginMicroBatch(float* grads, int64_t m,
                                                               int64_t num_micro) {
@@ -50,11 +45,7 @@ trainer::GptModel::GradsReadyFn DataParallel::BeginMicroBatch(float* grads, int6
 }
 
 void DataParallel::Launch(size_t begin, size_t end) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.emplace_back(begin, end);
-  }
-  cv_.notify_all();
+  queue_.Submit([this, begin, end] { return Reduce(begin, end); });
 }
 
 coord::Status DataParallel::Reduce(size_t begin, size_t end) {
@@ -70,24 +61,6 @@ coord::Status DataParallel::Reduce(size_t begin, size_t end) {
   return comm_->ReduceScatterSum(grads_ + begin, counts, dist::DataType::kFloat32);
 }
 
-void DataParallel::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
-    const auto [begin, end] = queue_.front();
-    queue_.pop_front();
-    ++in_flight_;
-    const bool skip = !error_.ok();  // after a failure the rest is moot
-    lock.unlock();
-    coord::Status s = skip ? coord::Status::Ok() : Reduce(begin, end);
-    lock.lock();
-    --in_flight_;
-    if (!s.ok() && error_.ok()) error_ = s;
-    cv_.notify_all();
-  }
-}
-
 coord::Status DataParallel::EndMicroBatch(float* grads, bool* zero_grads) {
   *zero_grads = false;
   if (!reducing_) return coord::Status::Ok();
@@ -95,20 +68,7 @@ coord::Status DataParallel::EndMicroBatch(float* grads, bool* zero_grads) {
     Launch(0, pending_end_);
     pending_end_ = 0;
   }
-  coord::Status status;
-  if (worker_.joinable()) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return queue_.empty() && in_flight_ == 0; });
-    status = error_;
-  } else {
-    while (!queue_.empty() && status.ok()) {
-      const auto [begin, end] = queue_.front();
-      queue_.pop_front();
-      status = Reduce(begin, end);
-    }
-    queue_.clear();
-  }
-  RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(queue_.Drain());
   if (options_.zero_stage != 2) return coord::Status::Ok();
   // Stage 2: keep only the shard's sum across micro-batches.
   const size_t n = shard_end_ - shard_begin_;

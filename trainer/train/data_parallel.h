@@ -10,7 +10,8 @@
 //            kept between micro-batches (the full buffer is backward's workspace).
 // Buckets follow backward (GptModel::GradsReadyFn): once the gradients in
 // [from, N) are final and at least bucket_floats of them are pending, that range is
-// handed to the reducer thread, so communication overlaps the rest of backward.
+// handed to the reducer thread (a CollectiveQueue), so communication overlaps the rest
+// of backward.
 // Gradients are pre-divided by the number of contributions (micro-batches x ranks)
 // through the loss scale, so a sum is an average.
 //
@@ -19,15 +20,11 @@
 // training thread otherwise, never both at once.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
-#include <mutex>
-#include <thread>
-#include <utility>
 #include <vector>
 
 #include "common/status.h"
+#include "trainer/dist/collective_queue.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/model/gpt.h"
 
@@ -75,7 +72,6 @@ class DataParallel {
  private:
   void Launch(size_t begin, size_t end);  // one bucket [begin, end)
   coord::Status Reduce(size_t begin, size_t end);
-  void WorkerLoop();
 
   dist::Communicator* comm_;
   size_t num_params_;
@@ -88,14 +84,7 @@ class DataParallel {
   size_t pending_end_ = 0;  // [from, pending_end_) is ready but not launched
   float* grads_ = nullptr;
 
-  // Reducer thread: buckets in launch order; the first error wins.
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<size_t, size_t>> queue_;
-  size_t in_flight_ = 0;
-  bool stop_ = false;
-  coord::Status error_;
-  std::thread worker_;
+  dist::CollectiveQueue queue_;  // the buckets, in launch order (threaded when overlapping)
 };
 
 }  // namespace gpt_rank::train

@@ -32,6 +32,7 @@ struct Zero3Params::ModuleState {
   size_t numel = 0, gathered = 0;   // all elements; the non-persistent ones
   std::vector<size_t> gather_counts;  // per rank: its non-persistent elements of the module
   std::unique_ptr<float[]> params, grads;
+  dist::CollectiveQueue::Ticket gather = 0;  // the queued gather into params (0: none)
   bool in_use = false;
 };
 
@@ -104,7 +105,7 @@ Zero3Params::Zero3Params(const trainer::GptParamLayout& layout, dist::Communicat
   // Reuse distances over one micro-batch's parameter uses (cyclic: the next
   // micro-batch's forward follows backward): forward embedding, layers, head; backward
   // head, layers L-1..0 (the embedding backward needs no parameters).
-  std::vector<int> trace;
+  std::vector<int>& trace = trace_;
   for (int i = 0; i <= L + 1; ++i) trace.push_back(i);
   for (int i = L + 1; i >= 1; --i) trace.push_back(i);
   auto distance = [&](size_t pos) {
@@ -122,9 +123,22 @@ Zero3Params::Zero3Params(const trainer::GptParamLayout& layout, dist::Communicat
     const bool backward = pos > static_cast<size_t>(L + 1);
     (backward ? reuse_backward_ : reuse_forward_)[static_cast<size_t>(trace[pos])] = distance(pos);
   }
+  queue_ = std::make_unique<dist::CollectiveQueue>(
+      ranks > 1 && (options_.prefetch_bucket > 0 || options_.overlap_comm));
 }
 
-Zero3Params::~Zero3Params() = default;
+Zero3Params::~Zero3Params() { (void)queue_->Drain(); }  // no task may outlive the buffers
+
+coord::Status Zero3Params::Collective(dist::CollectiveQueue::Task task) {
+  return queue_->Wait(queue_->Submit(std::move(task)));
+}
+
+coord::Status Zero3Params::Drain() { return queue_->Drain(); }
+
+size_t Zero3Params::TracePosition(int index, bool backward) const {
+  const int last = static_cast<int>(modules_.size()) - 1;  // the head
+  return backward ? static_cast<size_t>(last + 1 + (last - index)) : static_cast<size_t>(index);
+}
 
 int Zero3Params::Index(trainer::Module m) const {
   switch (m.kind) {
@@ -165,10 +179,18 @@ trainer::ModuleView Zero3Params::Views(int index, bool params, bool grads) const
   return v;
 }
 
-coord::Status Zero3Params::Gather(int index) {
+void Zero3Params::StartGather(int index) {
   ModuleState& s = modules_[static_cast<size_t>(index)];
   s.params.reset(new float[s.numel]);
+  live_ += s.numel;
+  peak_live_ = std::max(peak_live_, live_);
   float* buf = s.params.get();
+  s.gather = queue_->Submit([this, index, buf] { return FillAndGather(index, buf); });
+}
+
+// On the queue: reads the partition and the replica, which change only after a Drain.
+coord::Status Zero3Params::FillAndGather(int index, float* buf) {
+  const ModuleState& s = modules_[static_cast<size_t>(index)];
   // This rank's block of the packed (non-persistent, flat-order) elements: rank r's
   // block is its range's part, so the all-gather's blocks are in rank order.
   for (const Segment& seg : s.segs) {
@@ -180,11 +202,7 @@ coord::Status Zero3Params::Gather(int index) {
     }
   }
   if (s.gathered > 0) {
-    coord::Status st = dp_->AllGather(buf, s.gather_counts, dist::DataType::kFloat32);
-    if (!st.ok()) {
-      s.params.reset();
-      return st;
-    }
+    RETURN_IF_ERROR(dp_->AllGather(buf, s.gather_counts, dist::DataType::kFloat32));
   }
   // Unpack in place, last segment first: packed <= buf, so no source is overwritten
   // before it moves.
@@ -198,14 +216,25 @@ coord::Status Zero3Params::Gather(int index) {
       std::memcpy(buf + seg.buf, replica_.data() + seg.replica, seg.len * sizeof(float));
     }
   }
-  live_ += s.numel;
-  peak_live_ = std::max(peak_live_, live_);
   return coord::Status::Ok();
 }
 
-coord::Status Zero3Params::ReduceGrads(int index) {
-  ModuleState& s = modules_[static_cast<size_t>(index)];
-  float* buf = s.grads.get();
+void Zero3Params::Prefetch(size_t pos) {
+  size_t bucket = 0;
+  for (size_t q = pos + 1; q < trace_.size() && bucket < options_.prefetch_bucket; ++q) {
+    const int index = trace_[q];
+    ModuleState& s = modules_[static_cast<size_t>(index)];
+    if (s.params != nullptr) continue;  // kept, or already on its way
+    if (live_ + s.numel > options_.max_live) return;
+    StartGather(index);
+    kept_.push_back(index);  // evictable until used
+    bucket += s.numel;
+  }
+}
+
+// On the queue with overlap_comm: only it writes grads_ until a Drain.
+coord::Status Zero3Params::ReduceGrads(int index, float* buf) {
+  const ModuleState& s = modules_[static_cast<size_t>(index)];
   const int ranks = dp_->size();
   std::vector<size_t> offsets(static_cast<size_t>(ranks) + 1, 0);
   for (int r = 0; r < ranks; ++r) offsets[r + 1] = offsets[r] + counts_[static_cast<size_t>(r)];
@@ -235,6 +264,10 @@ coord::Status Zero3Params::ReduceGrads(int index) {
 
 void Zero3Params::Free(int index) {
   ModuleState& s = modules_[static_cast<size_t>(index)];
+  if (s.gather != 0) {
+    (void)queue_->Wait(s.gather);  // its error stays with the queue for the next Wait
+    s.gather = 0;
+  }
   if (s.params != nullptr) {
     s.params.reset();
     live_ -= s.numel;
@@ -253,7 +286,15 @@ coord::StatusOr<trainer::ModuleView> Zero3Params::Acquire(trainer::Module m, tra
   kept_.erase(std::remove(kept_.begin(), kept_.end(), i), kept_.end());
   if (want_params && s.params == nullptr) {
     while (!kept_.empty() && live_ + s.numel > options_.max_live) Free(kept_.front());
-    RETURN_IF_ERROR(Gather(i));
+    StartGather(i);
+  }
+  if (want_params) {
+    Prefetch(TracePosition(i, pass == trainer::Pass::kBackward));
+    if (s.gather != 0) {
+      const dist::CollectiveQueue::Ticket t = s.gather;
+      s.gather = 0;
+      RETURN_IF_ERROR(queue_->Wait(t));
+    }
   }
   if (want_grads) s.grads.reset(new float[s.numel]());  // backward accumulates
   s.in_use = true;
@@ -265,9 +306,13 @@ coord::Status Zero3Params::Release(trainer::Module m, trainer::Pass pass) {
   ModuleState& s = modules_[static_cast<size_t>(i)];
   s.in_use = false;
   if (pass != trainer::Pass::kForward) {
-    coord::Status st = ReduceGrads(i);
-    s.grads.reset();
-    RETURN_IF_ERROR(st);
+    // The task owns the gradient buffer and frees it when the reduce-scatter is done.
+    // At most one reduce-scatter in flight: the previous module's had this module's
+    // whole backward to finish, and the gradients held stay at two modules' worth.
+    RETURN_IF_ERROR(queue_->Wait(last_reduce_));
+    std::shared_ptr<float[]> grads(s.grads.release());
+    last_reduce_ = queue_->Submit([this, i, grads] { return ReduceGrads(i, grads.get()); });
+    if (!options_.overlap_comm) RETURN_IF_ERROR(queue_->Wait(last_reduce_));
   }
   if (pass == trainer::Pass::kGradsOnly || s.params == nullptr) return coord::Status::Ok();
   if (ReuseDistance(i, pass == trainer::Pass::kBackward) <= options_.max_reuse_distance &&
@@ -280,6 +325,7 @@ coord::Status Zero3Params::Release(trainer::Module m, trainer::Pass pass) {
 }
 
 void Zero3Params::Init(const trainer::GptConfig& config, uint64_t seed) {
+  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
   trainer::InitMegatronParamsRange(config, layout_, seed, begin_, end_, params_.data());
   size_t at = 0;  // the replica holds the persistent tensors in flat order
   for (const trainer::ParamTensorInfo& t : layout_.tensors()) {
@@ -288,12 +334,16 @@ void Zero3Params::Init(const trainer::GptConfig& config, uint64_t seed) {
                                      replica_.data() + at);
     at += t.numel;
   }
-  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
 }
 
-void Zero3Params::ZeroGrad() { std::fill(grads_.begin(), grads_.end(), 0.0f); }
+coord::Status Zero3Params::ZeroGrad() {
+  RETURN_IF_ERROR(Drain());
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  return coord::Status::Ok();
+}
 
 coord::Status Zero3Params::ParamsUpdated() {
+  RETURN_IF_ERROR(Drain());
   for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
   if (replica_.empty()) return coord::Status::Ok();
   // This rank's persistent elements, in flat order, are one block of the replica.
@@ -306,10 +356,13 @@ coord::Status Zero3Params::ParamsUpdated() {
     std::memcpy(replica_.data() + at, params_.data() + (b - begin_), (e - b) * sizeof(float));
     at += e - b;
   }
-  return dp_->AllGather(replica_.data(), replica_counts_, dist::DataType::kFloat32);
+  return Collective(
+      [this] { return dp_->AllGather(replica_.data(), replica_counts_, dist::DataType::kFloat32); });
 }
 
-void Zero3Params::Load(const float* params) {
+coord::Status Zero3Params::Load(const float* params) {
+  RETURN_IF_ERROR(Drain());
+  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
   std::memcpy(params_.data(), params + begin_, (end_ - begin_) * sizeof(float));
   size_t at = 0;
   for (const trainer::ParamTensorInfo& t : layout_.tensors()) {
@@ -317,12 +370,13 @@ void Zero3Params::Load(const float* params) {
     std::memcpy(replica_.data() + at, params + t.offset, t.numel * sizeof(float));
     at += t.numel;
   }
-  for (size_t i = 0; i < modules_.size(); ++i) Free(static_cast<int>(i));
+  return coord::Status::Ok();
 }
 
 coord::Status Zero3Params::GatherAll(float* out) {
+  RETURN_IF_ERROR(Drain());
   std::memcpy(out + begin_, params_.data(), (end_ - begin_) * sizeof(float));
-  return dp_->AllGather(out, counts_, dist::DataType::kFloat32);
+  return Collective([this, out] { return dp_->AllGather(out, counts_, dist::DataType::kFloat32); });
 }
 
 }  // namespace gpt_rank::train

@@ -36,23 +36,37 @@ class Zero3ModelShard final : public ModelShard {
            std::to_string(zero_->end() - zero_->begin()) + " of " +
            std::to_string(model_->num_params()) + " parameters, " +
            std::to_string(zero_->persistent_numel()) +
-           " kept whole (stage3_param_persistence_threshold)\n" + plan_text_;
+           " kept whole (stage3_param_persistence_threshold); " +
+           (zero_->options().prefetch_bucket > 0
+                ? "gathers prefetched up to " + std::to_string(zero_->options().prefetch_bucket) +
+                      " parameters ahead"
+                : std::string("no prefetch")) +
+           (zero_->options().overlap_comm ? ", reduce-scatter overlapped with backward"
+                                          : ", reduce-scatter in line") +
+           "\n" + plan_text_;
   }
 
+  // Each pass ends with the queue drained (zero3.h): prefetched gathers overlap the
+  // pass, and the communicator is the loop's again when it returns.
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const trainer::StepOptions& options) override {
-    return model_->Forward(inputs, targets, B, T, options);
+    coord::StatusOr<float> loss = model_->Forward(inputs, targets, B, T, options);
+    coord::Status drained = zero_->Drain();
+    if (!loss.ok()) return loss;
+    RETURN_IF_ERROR(drained);
+    return loss;
   }
 
-  coord::Status ZeroGrad() override {
-    zero_->ZeroGrad();
-    return coord::Status::Ok();
-  }
+  coord::Status ZeroGrad() override { return zero_->ZeroGrad(); }
 
   // Each module's gradients are reduce-scattered into the partitions as its backward
-  // ends (every micro-batch, as at stage 2), inside the model's Release calls.
+  // ends (every micro-batch, as at stage 2), inside the model's Release calls; with
+  // overlap_comm under the next module's backward.
   coord::Status Backward(float loss_scale, int64_t /*m*/, int64_t /*num_micro*/) override {
-    return model_->Backward(loss_scale);
+    coord::Status st = model_->Backward(loss_scale);
+    coord::Status drained = zero_->Drain();
+    RETURN_IF_ERROR(st);
+    return drained;
   }
 
   coord::StatusOr<double> GradNormSquared() override {
@@ -104,7 +118,7 @@ class Zero3ModelShard final : public ModelShard {
 
   coord::Status LoadState(const float* params, const float* adam_m, const float* adam_v,
                           int64_t step) override {
-    zero_->Load(params);
+    RETURN_IF_ERROR(zero_->Load(params));
     if (adam_m != nullptr) adam_.LoadState(adam_m, adam_v, step);
     return coord::Status::Ok();
   }
@@ -139,6 +153,8 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuZero3ModelShard(
   o.max_live = Elements(z.stage3_max_live_parameters);
   o.max_reuse_distance = Elements(z.stage3_max_reuse_distance);
   o.persistence_threshold = Elements(z.stage3_param_persistence_threshold);
+  o.prefetch_bucket = Elements(z.stage3_prefetch_bucket_size);
+  o.overlap_comm = z.overlap_comm;
   const trainer::GptParamLayout layout(mc, groups.tp_size(), groups.tensor->rank());
   auto zero = std::make_unique<Zero3Params>(layout, groups.data, o);
   ASSIGN_OR_RETURN(auto model,

@@ -139,7 +139,13 @@ trainer::ModuleTensors Expected(const trainer::GptParams& v, trainer::Module m) 
   return trainer::WholeModuleTensors(v, m);
 }
 
-TEST(Zero3Params, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) {
+// false: every collective in line, nothing kept (max_live 0); true: prefetch one
+// layer ahead and overlap_comm, so gathers and reduce-scatters run on the queue's
+// thread while the "compute" (the test's writes) goes on: the same values must arrive.
+class Zero3ParamsTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Zero3ParamsTest, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) {
+  const bool overlapped = GetParam();
   const trainer::GptConfig config = SmallConfig();
   const trainer::GptParamLayout layout(config);
   std::vector<float> whole(layout.num_params());
@@ -150,6 +156,14 @@ TEST(Zero3Params, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) 
   o.reduce_bucket = 300;         // several buckets per layer
   o.max_live = 0;                // nothing kept beyond the module in use
   o.max_reuse_distance = 0;
+  const trainer::GptParamLayout probe(config);
+  const size_t layer = probe.layer_end(0) - probe.layer_begin(0);
+  const size_t embedding = probe.tensors()[0].numel + probe.tensors()[1].numel;
+  if (overlapped) {
+    o.max_live = 1000000;
+    o.prefetch_bucket = layer;  // the next module
+    o.overlap_comm = true;
+  }
   constexpr int kRanks = 3;
   std::vector<std::vector<float>> owned_grads(kRanks);
   std::vector<size_t> begins(kRanks);
@@ -170,14 +184,18 @@ TEST(Zero3Params, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) 
         for (size_t i = 0; i < n; ++i) ASSERT_EQ(v->params.layer.ln1w[i], want.layer.ln1w[i]) << i;
       } else {
         ASSERT_EQ(v->params.wte[5], want.wte[5]);
-        if (want.wpe != nullptr) EXPECT_EQ(v->params.wpe[7], want.wpe[7]);
-        if (want.lnfw != nullptr) EXPECT_EQ(v->params.lnfb[3], want.lnfb[3]);
+        if (want.wpe != nullptr) {
+          EXPECT_EQ(v->params.wpe[7], want.wpe[7]);
+        }
+        if (want.lnfw != nullptr) {
+          EXPECT_EQ(v->params.lnfb[3], want.lnfb[3]);
+        }
       }
       ASSERT_TRUE(z.Release(m, trainer::Pass::kForward).ok());
     }
     // Backward, twice (two micro-batches): rank r adds (r + 1) * (1 + flat index / 1000)
     // to every gradient of each module, wte from the head and the embedding.
-    z.ZeroGrad();
+    ASSERT_TRUE(z.ZeroGrad().ok());
     for (int micro = 0; micro < 2; ++micro) {
       for (auto it = modules.rbegin(); it != modules.rend(); ++it) {
         const trainer::Pass pass = it->kind == trainer::ModuleKind::kEmbedding
@@ -206,11 +224,17 @@ TEST(Zero3Params, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) 
         ASSERT_TRUE(z.Release(*it, pass).ok());
       }
     }
+    ASSERT_TRUE(z.Drain().ok());  // overlap_comm: the last reduce-scatters land
     owned_grads[comm->rank()].assign(z.grads(), z.grads() + (z.end() - z.begin()));
     begins[comm->rank()] = z.begin();
-    // Window: never more than the largest module gathered at once (max_live 0).
-    const size_t layer = layout.layer_end(0) - layout.layer_begin(0);
-    EXPECT_EQ(z.peak_live(), std::max(layer, layout.tensors()[0].numel + layout.tensors()[1].numel));
+    if (overlapped) {
+      // The module in use and the next one (and the head, kept for backward) at once.
+      EXPECT_GT(z.peak_live(), std::max(layer, embedding));
+      EXPECT_LE(z.peak_live(), 3 * std::max(layer, embedding));
+    } else {
+      // Never more than the largest module gathered at once (max_live 0).
+      EXPECT_EQ(z.peak_live(), std::max(layer, embedding));
+    }
     // An update of the partition reaches every rank's gathered modules, persistent
     // tensors (the replica) included.
     for (size_t i = 0; i < z.end() - z.begin(); ++i) z.params()[i] += 1.0f;
@@ -234,6 +258,11 @@ TEST(Zero3Params, GathersTheWholeWeightsReducesGradientsAndRefreshesTheReplica) 
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(InLineAndOverlapped, Zero3ParamsTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "PrefetchAndOverlapComm" : "InLine";
+                         });
 
 }  // namespace
 }  // namespace gpt_rank::train
