@@ -35,10 +35,19 @@ class LogMessage {
 
 }  // namespace coord
 
-#define COORD_LOG(level)                                              \
-  if (!::coord::LogEnabled(::coord::LogLevel::k##level)) {            \
-  } else                                                              \
-    ::coord::LogMessage(::coord::LogLevel::k##level)
+namespace coord {
+// Turns `LogMessage(...) << a << b` into a void expression, so the macro below is one
+// expression (no dangling else in `if (x) LOG_INFO << ...;`), as glog does.
+struct LogVoidify {
+  void operator&(const LogMessage&) const {}
+};
+}  // namespace coord
+
+// The message is built (and its arguments evaluated) only when the level is enabled.
+#define COORD_LOG(level)                                       \
+  !::coord::LogEnabled(::coord::LogLevel::k##level)            \
+      ? (void)0                                                \
+      : ::coord::LogVoidify() & ::coord::LogMessage(::coord::LogLevel::k##level)
 
 #define LOG_DEBUG COORD_LOG(Debug)
 #define LOG_INFO COORD_LOG(Info)

@@ -15,6 +15,7 @@
 #include "coordinator/cluster_check.h"
 #include "coordinator/job_manager_internal.h"
 #include "coordinator/job_state.h"
+#include "coordinator/node_state.h"
 #include "env_check/check_proto.h"
 
 namespace coord::coordinator {
@@ -28,8 +29,7 @@ void CheckFailed(const char* file, int line, const std::string& what) {
   std::abort();
 }
 
-std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status,
-                                const std::string& state) {
+std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status, NodeState state) {
   std::vector<HostEntry> out;
   for (const NodeStatus& s : status.spares()) {
     if (s.state() != state) continue;
@@ -95,7 +95,7 @@ void FillLayout(const JobPlan& plan, const std::set<std::string>& excluded, JobS
     node->set_port(plan.hosts[n].port);
     node->set_node_rank(static_cast<int>(n));
     node->set_line(plan.hosts[n].line);
-    node->set_state("pending");
+    SetNodeState(st->job_id(), node, NODE_PENDING);
     std::vector<int> ranks = RanksOfNode(plan, static_cast<int>(n));
     for (size_t local = 0; local < ranks.size(); ++local) {
       agent::RankStatus* r = st->add_ranks();
@@ -115,7 +115,7 @@ void FillLayout(const JobPlan& plan, const std::set<std::string>& excluded, JobS
     spare->set_port(h.port);
     spare->set_node_rank(-1);
     spare->set_line(h.line);
-    spare->set_state(excluded.count(h.Target()) ? "excluded" : "spare");
+    SetNodeState(st->job_id(), spare, excluded.count(h.Target()) ? NODE_EXCLUDED : NODE_SPARE);
   }
 }
 
@@ -255,7 +255,7 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
                                                      int generation) {
   // Excluded stays excluded; a node of the old layout that is not in the new one joins it.
   std::set<std::string> excluded;
-  for (const HostEntry& h : internal::SparesIn(job.plan, job.status, "excluded")) {
+  for (const HostEntry& h : internal::SparesIn(job.plan, job.status, NODE_EXCLUDED)) {
     excluded.insert(h.Target());
   }
   std::vector<std::string> left_out;
@@ -437,7 +437,7 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
         results[n].code() == StatusCode::kDeadlineExceeded
             ? "did not answer Ping within " + std::to_string(options_.connect_timeout_ms) + " ms"
             : "is unreachable: " + results[n].ToString();
-    job.status.mutable_nodes(static_cast<int>(n))->set_state("unreachable");
+    SetNodeState(job_id, job.status.mutable_nodes(static_cast<int>(n)), NODE_UNREACHABLE);
     job.status.mutable_nodes(static_cast<int>(n))->set_error(what);
     if (first_bad < 0) first_bad = static_cast<int>(n);
     bad.push_back(job.plan.hosts[n].Target());
@@ -505,7 +505,7 @@ int JobManager::ApplyLaunchRepliesLocked(Job& job,
     NodeStatus* node = job.status.mutable_nodes(static_cast<int>(n));
     if (!replies[n].ok()) {
       const Status& st = replies[n].status();
-      node->set_state("failed");
+      SetNodeState(job.status.job_id(), node, NODE_FAILED);
       node->set_error(st.code() == StatusCode::kDeadlineExceeded
                           ? "Launch did not return within " +
                                 std::to_string(options_.launch_timeout_ms) + " ms"
@@ -513,7 +513,7 @@ int JobManager::ApplyLaunchRepliesLocked(Job& job,
       if (first_bad < 0) first_bad = static_cast<int>(n);
       continue;
     }
-    node->set_state("launched");
+    SetNodeState(job.status.job_id(), node, NODE_LAUNCHED);
     for (const agent::RankInfo& info : replies[n]->ranks()) {
       if (info.rank() < 0 || info.rank() >= job.status.ranks_size()) continue;
       agent::RankStatus* r = job.status.mutable_ranks(info.rank());
@@ -527,7 +527,7 @@ int JobManager::ApplyLaunchRepliesLocked(Job& job,
     for (int r : RanksOfNode(job.plan, static_cast<int>(n))) {
       all_exited &= job.status.ranks(r).state() == agent::RANK_EXITED;
     }
-    if (all_exited) node->set_state("done");
+    if (all_exited) SetNodeState(job.status.job_id(), node, NODE_DONE);
   }
   return first_bad;
 }
@@ -617,7 +617,7 @@ Status JobManager::KillJob(const KillJobRequest& request, KillJobReply* reply) {
     // Its nodes, and nodes it left after a failure: one that came back may still run
     // ranks of an old generation.
     nodes = job->plan.hosts;
-    for (const HostEntry& h : internal::SparesIn(job->plan, job->status, "excluded")) {
+    for (const HostEntry& h : internal::SparesIn(job->plan, job->status, NODE_EXCLUDED)) {
       nodes.push_back(h);
     }
     if (IsTerminal(job->status.state())) {

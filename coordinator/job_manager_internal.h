@@ -11,6 +11,7 @@
 
 #include "coordinator/agent_client.h"
 #include "coordinator/job_manager.h"
+#include "coordinator/node_state.h"
 
 namespace coord::coordinator {
 
@@ -50,10 +51,9 @@ namespace internal {
 // Runs fn(0..n-1) on n threads and waits for all: the agents' RPCs go out in parallel.
 void ParallelFor(int n, const std::function<void(int)>& fn);
 // The hosts-file nodes the job does not use now whose status.spares entry is in `state`:
-// "spare" (may replace a failed node) or "excluded" (left out after a failure: never used
-// again, but still killed with the job). status.spares is the one record of both.
-std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status,
-                                const std::string& state);
+// NODE_SPARE (may replace a failed node) or NODE_EXCLUDED (left out after a failure:
+// never used again, but still killed with the job). status.spares is the one record of both.
+std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status, NodeState state);
 // "a, b, c" for messages.
 std::string Join(const std::vector<std::string>& items, const std::string& sep);
 }  // namespace internal

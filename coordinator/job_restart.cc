@@ -14,6 +14,7 @@
 #include "coordinator/job_manager.h"
 #include "coordinator/job_manager_internal.h"
 #include "coordinator/job_state.h"
+#include "coordinator/node_state.h"
 
 namespace coord::coordinator {
 
@@ -84,7 +85,7 @@ std::vector<HostEntry> JobManager::LiveSpares(const std::string& job_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     const Job& job = *FindLocked(job_id);
-    candidates = internal::SparesIn(job.plan, job.status, "spare");
+    candidates = internal::SparesIn(job.plan, job.status, NODE_SPARE);
     for (const HostEntry& h : candidates) clients.push_back(links_.at(h.Target())->client.get());
   }
   std::vector<bool> alive(candidates.size(), false);
@@ -118,8 +119,8 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       suspects.push_back(job.plan.hosts[static_cast<size_t>(f.node_rank())]);
     }
     for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
-      const std::string& state = job.status.nodes(static_cast<int>(n)).state();
-      (state == "lost" || state == "unreachable" ? lost : others).push_back(job.plan.hosts[n]);
+      const NodeState state = job.status.nodes(static_cast<int>(n)).state();
+      (state == NODE_LOST || state == NODE_UNREACHABLE ? lost : others).push_back(job.plan.hosts[n]);
     }
   }
   // In parallel: the kill (which waits out the grace), the kill on nodes already known
@@ -156,7 +157,7 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       std::map<std::string, std::string> spare_failed = RecheckNodes(job_id, spares);
       std::lock_guard<std::mutex> lock(mu_);
       for (NodeStatus& s : *FindLocked(job_id)->status.mutable_spares()) {
-        if (spare_failed.count(s.host() + ":" + std::to_string(s.port()))) s.set_state("excluded");
+        if (spare_failed.count(s.host() + ":" + std::to_string(s.port()))) SetNodeState(job_id, &s, NODE_EXCLUDED);
       }
       spares.erase(
           std::remove_if(spares.begin(), spares.end(),

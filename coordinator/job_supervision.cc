@@ -13,6 +13,7 @@
 #include "coordinator/job_manager.h"
 #include "coordinator/job_manager_internal.h"
 #include "coordinator/job_state.h"
+#include "coordinator/node_state.h"
 
 namespace coord::coordinator {
 
@@ -250,7 +251,7 @@ JobManager::Followup JobManager::OnRankStatusLocked(Job& job, const agent::RankS
   }
   NodeStatus* node = job.status.mutable_nodes(node_rank);
   // "lost" or "failed" explain a failure and stay; only a healthy node becomes "done".
-  if (node_done && node->state() == "launched") node->set_state("done");
+  if (node_done && node->state() == NODE_LAUNCHED) SetNodeState(job.status.job_id(), node, NODE_DONE);
   if (IsTerminal(job.status.state()) || job.status.state() == RESTARTING) {
     // Ranks dying after a kill or after another rank's failure change nothing more, but
     // the monitor may now close streams kept open for them.
@@ -379,7 +380,7 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
         next = std::min(next, heard + allowed);
         continue;
       }
-      job.status.mutable_nodes(static_cast<int>(n))->set_state("lost");
+      SetNodeState(job.status.job_id(), job.status.mutable_nodes(static_cast<int>(n)), NODE_LOST);
       Failure f;
       f.set_rank(-1);
       f.set_host(h.host);

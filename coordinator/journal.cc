@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "coordinator/job_state.h"
+#include "coordinator/node_state.h"
 
 namespace coord::coordinator {
 namespace {
@@ -155,7 +156,9 @@ class Replayer {
     if (index_.count(job_id)) return InvalidArgument("job '" + job_id + "' submitted twice");
     JournaledJob job;
     job.plan = PlanFromJson(rec.at("plan"));
-    RETURN_IF_ERROR(JsonToProto(rec.at("status"), &job.status));
+    json status = rec.at("status");
+    UpgradeLegacyNodeStates(&status);
+    RETURN_IF_ERROR(JsonToProto(status, &job.status));
     if (job.status.job_id() != job_id) return InvalidArgument("status of another job");
     index_[job_id] = jobs_.size();
     jobs_.push_back(std::move(job));
@@ -163,7 +166,9 @@ class Replayer {
   }
   Status ApplyState(JournaledJob& job, const json& j) {
     JobStatus next;
-    RETURN_IF_ERROR(JsonToProto(j, &next));
+    json upgraded = j;
+    UpgradeLegacyNodeStates(&upgraded);
+    RETURN_IF_ERROR(JsonToProto(upgraded, &next));
     JobState from = job.status.state();
     if (next.job_id() != job.status.job_id()) return InvalidArgument("status of another job");
     // Same-state records only refresh the snapshot (node states, master port).

@@ -1,5 +1,6 @@
 // Text formatting for coordctl (tables and summaries).
 #include "coordinator/cli/format.h"
+#include "coordinator/node_state.h"
 
 #include <csignal>
 #include <cstring>
@@ -108,12 +109,13 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
   out << "\nNODE  HOST                    STATE        ERROR\n";
   for (const auto& n : job.nodes()) {
     out << std::left << std::setw(6) << n.node_rank() << std::setw(24)
-        << (n.host() + ":" + std::to_string(n.port())) << std::setw(13) << n.state() << n.error()
+        << (n.host() + ":" + std::to_string(n.port())) << std::setw(13) << coordinator::NodeStateWord(n.state()) << n.error()
         << "\n";
   }
   for (const auto& n : job.spares()) {
     out << std::left << std::setw(6) << "-" << std::setw(24)
-        << (n.host() + ":" + std::to_string(n.port())) << n.state() << "\n";
+        << (n.host() + ":" + std::to_string(n.port())) << coordinator::NodeStateWord(n.state())
+        << "\n";
   }
   if (job.failures_size() > 1) {
     out << "\nFAILURES (oldest first)\n";

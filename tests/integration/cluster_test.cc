@@ -286,7 +286,7 @@ TEST_F(ClusterTest, ASpareTakesOverALostNodeAndAKillStillReachesTheLostOne) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string job = JobId(r);
   ASSERT_TRUE(WaitState(job, "RUNNING", 5000));
-  EXPECT_EQ(Status(job)["spares"][0]["state"], "spare");
+  EXPECT_EQ(Status(job)["spares"][0]["state"], "NODE_SPARE");
   agents_[1].Crash();  // node 1's ranks live on under their supervisor; the agent is gone
   // Generation 1 runs on nodes 0, 3 (the spare, at node rank 1) and 2, and its ranks
   // exit 0 at once.
@@ -295,7 +295,7 @@ TEST_F(ClusterTest, ASpareTakesOverALostNodeAndAKillStillReachesTheLostOne) {
   EXPECT_EQ(s["generation"], 1);
   EXPECT_EQ(s["nodes"][1]["host"], AgentAddr(3));
   EXPECT_EQ(s["spares"][0]["host"], AgentAddr(1));
-  EXPECT_EQ(s["spares"][0]["state"], "excluded");
+  EXPECT_EQ(s["spares"][0]["state"], "NODE_EXCLUDED");
   EXPECT_EQ(s["failure"]["kind"], "FAILURE_NODE_LOST");
   EXPECT_NE(s["failure"]["action"].get<std::string>().find("replaced " + AgentAddr(1)),
             std::string::npos)

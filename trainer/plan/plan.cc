@@ -121,11 +121,10 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
     // trainer/train/zero3.h: the partition (an even range of the whole shard, as ZeRO
     // 1/2 split the optimizer) of params and reduced grads; the persistent replica;
     // gathered modules (at most max_live_parameters of them, at least the one in use)
-    // plus the gradients of the module in backward. With overlap_comm a layer's
-    // backward also holds the previous layer's gradients until their reduce-scatter
-    // ends, but not at the peak (the head's backward, with the logits' gradient, comes
-    // first): not counted (the 102M test's measured drops did not move). Prefetch
-    // adds nothing: it gathers only within max_live_parameters.
+    // plus the gradients of the module in backward; with overlap_comm (dp > 1) also
+    // those of the previous module, whose reduce-scatter is in flight: at most the
+    // largest module plus a layer (head + layer L-1, layer + layer, embedding + layer
+    // 0). Prefetch adds nothing: it gathers only within max_live_parameters.
     trainer::GptConfig mt = m;
     mt.tensor_model_parallel_size = tp;
     const double h = m.hidden_size, wte = static_cast<double>(mt.padded_vocab_size()) * h / tp;
@@ -137,7 +136,8 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
     // The head and the embedding each gather the tied wte into their own buffer, so a
     // window that keeps both holds it twice: at most the shard plus one more wte.
     r->zero3_window =
-        f * static_cast<double>(sp.persistent) + f * std::min(P + wte, live) + f * module;
+        f * static_cast<double>(sp.persistent) + f * std::min(P + wte, live) + f * module +
+        (z.overlap_comm && dp > 1 ? f * static_cast<double>(sp.layer) : 0.0);
     // The gloo ring's receive scratch: one rank's block of the largest bucket it
     // reduce-scatters, kept by the communicator.
     r->buckets = f * CeilDiv(std::min(module, static_cast<double>(z.reduce_bucket_size)), dp);

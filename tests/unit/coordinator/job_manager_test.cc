@@ -43,7 +43,7 @@ TEST_F(JobManagerTest, LaunchAssignsRanksAndRuns) {
     EXPECT_THAT(launches[0].ranks(), ElementsAre(2 * n, 2 * n + 1));
     EXPECT_EQ(launches[0].master_addr(), "node0");
     EXPECT_EQ(launches[0].master_port(), 29500);
-    EXPECT_EQ(s.nodes(n).state(), "launched");
+    EXPECT_EQ(s.nodes(n).state(), NODE_LAUNCHED);
     EXPECT_EQ(s.nodes(n).line(), n + 2);
   }
   EXPECT_EQ(s.ranks(5).pid(), 1005);
@@ -90,7 +90,7 @@ TEST_F(JobManagerTest, AllRanksExitZeroSucceedsWithoutKilling) {
   Node(1)->PushRankExit(id, 0, 3, 0);
   EXPECT_EQ(StateNow(id), SUCCEEDED);  // no wait: the event itself moved the state
   JobStatus s = Get(id);
-  EXPECT_EQ(s.nodes(0).state(), "done");
+  EXPECT_EQ(s.nodes(0).state(), NODE_DONE);
   EXPECT_GT(s.ended_ms(), 0);
   EXPECT_TRUE(Node(0)->kills().empty());
   EXPECT_TRUE(Node(1)->kills().empty());
@@ -228,7 +228,7 @@ TEST_F(JobManagerTest, UnreachableAgentFailsTheLaunchNamingHostWhenChecksAreSkip
   EXPECT_THAT(s.failure().message(), HasSubstr("is coord-agent running there?"));
   EXPECT_THAT(s.failure().message(), HasSubstr("coordctl check"));
   EXPECT_EQ(s.failure().node_rank(), 2);
-  EXPECT_EQ(s.nodes(2).state(), "unreachable");
+  EXPECT_EQ(s.nodes(2).state(), NODE_UNREACHABLE);
   for (int n = 0; n < 4; ++n) EXPECT_TRUE(Node(n)->launches().empty()) << n;
 }
 
@@ -272,9 +272,9 @@ TEST_F(JobManagerTest, LaunchErrorOnOneNodeFailsWithItsMessageAndKillsTheOthers)
   EXPECT_THAT(s.failure().message(), HasSubstr("cannot exec 'train'"));
   EXPECT_THAT(s.failure().message(), HasSubstr("node2:7071"));
   EXPECT_EQ(s.failure().node_rank(), 2);
-  EXPECT_EQ(s.nodes(2).state(), "failed");
+  EXPECT_EQ(s.nodes(2).state(), NODE_FAILED);
   // "launched", or "done" once its SIGTERMed ranks' exits arrived: never "failed".
-  EXPECT_THAT(s.nodes(0).state(), ::testing::AnyOf("launched", "done"));
+  EXPECT_THAT(s.nodes(0).state(), ::testing::AnyOf(NODE_LAUNCHED, NODE_DONE));
   for (int n = 0; n < 4; ++n) EXPECT_EQ(Node(n)->kills().size(), 1u) << "node " << n;
   EXPECT_EQ(Get(reply.job_id()).state(), FAILED);  // the SIGTERM exits keep it FAILED
 }
@@ -492,7 +492,7 @@ TEST_F(JobManagerTest, ASpareReplacesANodeThatCannotConfirmTheKill) {
   ASSERT_EQ(s.nodes_size(), 2);
   EXPECT_EQ(s.world_size(), 4);
   ASSERT_EQ(s.spares_size(), 1);
-  EXPECT_EQ(s.spares(0).state(), "spare");
+  EXPECT_EQ(s.spares(0).state(), NODE_SPARE);
   EXPECT_TRUE(Node(2)->launches().empty());
   ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
   Node(1)->SetKillStatus(Unavailable("connection refused"));
@@ -503,7 +503,7 @@ TEST_F(JobManagerTest, ASpareReplacesANodeThatCannotConfirmTheKill) {
   EXPECT_EQ(s.world_size(), 4);
   ASSERT_EQ(s.spares_size(), 1);
   EXPECT_EQ(s.spares(0).host(), "node1");
-  EXPECT_EQ(s.spares(0).state(), "excluded");
+  EXPECT_EQ(s.spares(0).state(), NODE_EXCLUDED);
   EXPECT_THAT(s.failure().action(), HasSubstr("replaced node1:7071 by node2:7071"));
   ASSERT_EQ(Node(2)->launches().size(), 1u);
   EXPECT_EQ(Node(2)->launches()[0].node_rank(), 1);
@@ -623,7 +623,7 @@ TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
   JobStatus s = Get(id);
   EXPECT_THAT(s.failure().message(), HasSubstr("node node1:7071 lost: no heartbeat for"));
   EXPECT_EQ(s.failure().node_rank(), 1);
-  EXPECT_EQ(s.nodes(1).state(), "lost");
+  EXPECT_EQ(s.nodes(1).state(), NODE_LOST);
   EXPECT_TRUE(WaitFor([&] { return !Node(0)->kills().empty(); }));
 }
 

@@ -153,6 +153,56 @@ TEST_F(JournalTest, AJournalWithoutAStartupTimeoutTakesTheHangTimeout) {
   EXPECT_EQ(jobs[0].plan.startup_timeout_ms, 6000);
 }
 
+// A journal from before NodeState wrote node states as words ("spare"); a coordd of
+// today replays them as the enum, in the submit record and in the state records.
+TEST_F(JournalTest, NodeStatesWrittenAsWordsReplayAsTheEnum) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    JobPlan plan = Plan();
+    plan.pool = plan.hosts;
+    plan.hosts.pop_back();  // b is the spare
+    plan.world_size = 1;
+    JobStatus s = Status0("demo-000001");
+    s.set_world_size(1);
+    s.mutable_ranks()->RemoveLast();
+    NodeStatus* node = s.add_nodes();
+    node->set_host("a");
+    node->set_port(Plan().hosts[0].port);
+    node->set_line(1);
+    node->set_state(NODE_PENDING);
+    NodeStatus* spare = s.add_spares();
+    spare->set_host("b");
+    spare->set_port(7100);
+    spare->set_line(2);
+    spare->set_state(NODE_SPARE);
+    ASSERT_TRUE(j->get()->AppendSubmit(plan, s).ok());
+    s.set_state(LAUNCHING);
+    s.mutable_nodes(0)->set_state(NODE_LAUNCHED);
+    s.mutable_spares(0)->set_state(NODE_EXCLUDED);
+    ASSERT_TRUE(j->get()->AppendState(s).ok());
+  }
+  auto text = ReadFile(JournalPath());
+  ASSERT_TRUE(text.ok());
+  std::string old = *text;
+  for (const auto& [name, word] : std::vector<std::pair<std::string, std::string>>{
+           {"NODE_PENDING", "pending"}, {"NODE_SPARE", "spare"},
+           {"NODE_LAUNCHED", "launched"}, {"NODE_EXCLUDED", "excluded"}}) {
+    const std::string from = "\"" + name + "\"", to = "\"" + word + "\"";
+    const size_t at = old.find(from);
+    ASSERT_NE(at, std::string::npos) << name << " in " << old;
+    old.replace(at, from.size(), to);
+  }
+  ASSERT_TRUE(WriteFileAtomic(JournalPath(), old).ok());
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].status.nodes(0).state(), NODE_LAUNCHED);
+  EXPECT_EQ(jobs[0].status.spares(0).state(), NODE_EXCLUDED);
+}
+
 TEST_F(JournalTest, TornFinalLineIsSkippedAndCutOff) {
   {
     std::vector<JournaledJob> jobs;
