@@ -1,10 +1,14 @@
-// JobManager: owns every job and its state machine (PENDING -> LAUNCHING -> RUNNING ->
-// SUCCEEDED | FAILED | KILLED), launches generations through the agents, supervises them
-// over one shared Watch stream per agent, and journals every transition.
+// JobManager: owns every job, its state machine (job_state.h: PENDING -> LAUNCHING ->
+// RUNNING -> SUCCEEDED | FAILED | KILLED; RESTARTING -> LAUNCHING for the next
+// generation) and its nodes' states (node_state.h); launches generations through the
+// agents, supervises them over one shared Watch stream per agent, and journals every
+// transition. Code: job_manager.cc (jobs, launch), job_supervision.cc (events,
+// deadlines, failures), job_restart.cc (kill, re-check, relayout, relaunch).
 // Threads: gRPC handler threads (StartJob runs the launch, with one thread per node for
 // the parallel RPCs), the agents' watch threads (OnAgentEvent), one monitor thread
-// (heartbeat and progress deadlines, opening/re-opening watches) and short task threads (stderr fetch
-// and kill after a failure). Never sees grpcpp: agents are reached via AgentClient.
+// (heartbeat and progress deadlines, opening/re-opening watches) and short task threads
+// (stderr fetch and kill after a failure). Never sees grpcpp: agents are reached via
+// AgentClient.
 #pragma once
 
 #include <condition_variable>
@@ -12,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,6 +118,23 @@ class JobManager {
   // for; after the backoff, launches generation failed + 1 unless the job was killed
   // meanwhile. Runs on a task thread (job_restart.cc).
   void Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms);
+  // What the restart knows about the old layout's nodes (job_restart.cc).
+  struct RestartProgress {
+    bool recheck = false;                             // the job runs the node checks
+    std::set<std::string> unconfirmed;                // kill not confirmed ("host:port")
+    std::map<std::string, std::string> check_failed;  // failed the re-check: why
+    std::set<std::string> Bad() const;
+  };
+  // Restart's steps. Each returns false when the job was killed (or gave up) meanwhile.
+  bool KillAndRecheck(const std::string& job_id, int failed, int grace_ms,
+                      RestartProgress* progress);
+  // A layout without the bad nodes (spares, elastic), or waits for them to come back.
+  bool ChooseLayout(const std::string& job_id, int failed, int grace_ms, int backoff_ms,
+                    RestartProgress* progress, Relayout* layout);
+  void RelaunchAfterBackoff(const std::string& job_id, int failed, int64_t not_before,
+                            int64_t kill_ms, Relayout layout);
+  std::vector<HostEntry> SparesThatPassTheirChecks(const std::string& job_id, bool recheck);
+  void SayWaitingLocked(Job& job, const Relayout& layout, const RestartProgress& progress);
   // The nodes among `hosts` that answer and fail the node checks, with why (logged).
   std::map<std::string, std::string> RecheckNodes(const std::string& job_id,
                                                   const std::vector<HostEntry>& hosts);

@@ -6,6 +6,7 @@
 // after a kill.
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "common/clock.h"
@@ -102,19 +103,36 @@ std::vector<HostEntry> JobManager::LiveSpares(const std::string& job_id) {
   return out;
 }
 
+// The nodes that were not confirmed gone or failed their re-check: what a new layout
+// must do without (or wait for).
+std::set<std::string> JobManager::RestartProgress::Bad() const {
+  std::set<std::string> bad = unconfirmed;
+  for (const auto& [target, why] : check_failed) bad.insert(target);
+  return bad;
+}
+
 void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms) {
   const int64_t t0 = MonoMs();
+  RestartProgress progress;
+  if (!KillAndRecheck(job_id, failed, grace_ms, &progress)) return;
+  const int64_t kill_ms = MonoMs() - t0;
+  Relayout layout;
+  if (!ChooseLayout(job_id, failed, grace_ms, backoff_ms, &progress, &layout)) return;
+  RelaunchAfterBackoff(job_id, failed, t0 + backoff_ms, kill_ms, std::move(layout));
+}
+
+bool JobManager::KillAndRecheck(const std::string& job_id, int failed, int grace_ms,
+                                RestartProgress* progress) {
   std::vector<HostEntry> suspects, lost, others;
-  bool recheck = false;
   {
     // A launch still in flight kills its own generation once its RPCs return; wait for
     // that, so this kill cannot overtake one of its Launch calls.
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return stopping_ || !FindLocked(job_id)->launching; });
-    if (stopping_) return;
+    if (stopping_) return false;
     Job& job = *FindLocked(job_id);
     const Failure& f = job.status.failure();
-    recheck = !job.plan.skip_checks;
+    progress->recheck = !job.plan.skip_checks;
     if (FailureOfANode(f) && f.node_rank() < static_cast<int>(job.plan.hosts.size())) {
       suspects.push_back(job.plan.hosts[static_cast<size_t>(f.node_rank())]);
     }
@@ -127,83 +145,99 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
   // to be gone (a short deadline: a frozen agent accepts the call and never answers),
   // and the re-check of the failed node.
   KillOutcome killed, killed_lost;
-  std::map<std::string, std::string> check_failed;
   std::thread lost_kill([&] {
     if (!lost.empty()) {
       killed_lost = KillOn(job_id, lost, failed, grace_ms, grace_ms + options_.connect_timeout_ms);
     }
   });
   std::thread checker([&] {
-    if (recheck && !suspects.empty()) check_failed = RecheckNodes(job_id, suspects);
+    if (progress->recheck && !suspects.empty()) {
+      progress->check_failed = RecheckNodes(job_id, suspects);
+    }
   });
   if (!others.empty()) killed = KillOn(job_id, others, failed, grace_ms, 0);
   lost_kill.join();
   checker.join();
-  std::set<std::string> unconfirmed(killed.unconfirmed.begin(), killed.unconfirmed.end());
-  unconfirmed.insert(killed_lost.unconfirmed.begin(), killed_lost.unconfirmed.end());
-  const int64_t kill_ms = MonoMs() - t0;
+  progress->unconfirmed.insert(killed.unconfirmed.begin(), killed.unconfirmed.end());
+  progress->unconfirmed.insert(killed_lost.unconfirmed.begin(), killed_lost.unconfirmed.end());
+  return true;
+}
 
-  Relayout layout;
+std::vector<HostEntry> JobManager::SparesThatPassTheirChecks(const std::string& job_id,
+                                                             bool recheck) {
+  std::vector<HostEntry> spares = LiveSpares(job_id);
+  if (!recheck || spares.empty()) return spares;
+  // A spare must pass the same checks as the node it replaces.
+  std::map<std::string, std::string> spare_failed = RecheckNodes(job_id, spares);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (NodeStatus& s : *FindLocked(job_id)->status.mutable_spares()) {
+    if (spare_failed.count(s.host() + ":" + std::to_string(s.port()))) {
+      SetNodeState(job_id, &s, NODE_EXCLUDED);
+    }
+  }
+  spares.erase(std::remove_if(spares.begin(), spares.end(),
+                              [&](const HostEntry& h) { return spare_failed.count(h.Target()); }),
+               spares.end());
+  return spares;
+}
+
+void JobManager::SayWaitingLocked(Job& job, const Relayout& layout,
+                                  const RestartProgress& progress) {
+  std::vector<std::string> reasons;
+  for (const std::string& t : layout.waiting_for) {
+    auto it = progress.check_failed.find(t);
+    reasons.push_back(t + (it != progress.check_failed.end()
+                               ? " (failed its checks: " + it->second + ")"
+                               : " (kill not confirmed)"));
+  }
+  const std::string what = "waiting for " + Join(reasons, ", ") + ": no spare node in " +
+                           job.plan.hosts_path + " to replace it";
+  LOG_WARN << "job " << job.status.job_id() << ": " << what;
+  job.status.set_message(what);
+  UpdateFailureLocked(job, [&](Failure* f) { f->set_action(f->action() + "; " + what); });
+}
+
+bool JobManager::ChooseLayout(const std::string& job_id, int failed, int grace_ms,
+                              int backoff_ms, RestartProgress* progress, Relayout* layout) {
   const int64_t give_up = MonoMs() + kNodeWaitMs;
   int step_ms = std::max(backoff_ms, kMinWaitStepMs);
   std::string waiting_said;
   for (;;) {
-    std::set<std::string> bad = unconfirmed;
-    for (const auto& [target, why] : check_failed) bad.insert(target);
+    const std::set<std::string> bad = progress->Bad();
     std::vector<HostEntry> spares;
-    if (!bad.empty()) spares = LiveSpares(job_id);
-    if (recheck && !spares.empty()) {
-      // A spare must pass the same checks as the node it replaces.
-      std::map<std::string, std::string> spare_failed = RecheckNodes(job_id, spares);
-      std::lock_guard<std::mutex> lock(mu_);
-      for (NodeStatus& s : *FindLocked(job_id)->status.mutable_spares()) {
-        if (spare_failed.count(s.host() + ":" + std::to_string(s.port()))) SetNodeState(job_id, &s, NODE_EXCLUDED);
-      }
-      spares.erase(
-          std::remove_if(spares.begin(), spares.end(),
-                         [&](const HostEntry& h) { return spare_failed.count(h.Target()); }),
-          spares.end());
-    }
+    if (!bad.empty()) spares = SparesThatPassTheirChecks(job_id, progress->recheck);
     std::vector<HostEntry> retry_kill, retry_check;
     {
       std::unique_lock<std::mutex> lock(mu_);
       Job& job = *FindLocked(job_id);
-      if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
-      layout = ChooseNodes(job.plan, bad, spares);
-      if (layout.waiting_for.empty()) break;
-      const std::string waiting = Join(layout.waiting_for, ", ");
+      if (stopping_ || job.status.state() != RESTARTING) return false;  // killed meanwhile
+      *layout = ChooseNodes(job.plan, bad, spares);
+      if (layout->waiting_for.empty()) return true;
       if (MonoMs() >= give_up) {
         Failure f;
         f.set_rank(-1);
-        f.set_kind(check_failed.empty() ? FAILURE_NODE_LOST : FAILURE_NODE_CHECK);
+        f.set_kind(progress->check_failed.empty() ? FAILURE_NODE_LOST : FAILURE_NODE_CHECK);
         f.set_message("gave up waiting " + std::to_string(kNodeWaitMs / 1000) + " s for " +
-                      waiting + " to come back (no spare in " + job.plan.hosts_path +
+                      Join(layout->waiting_for, ", ") + " to come back (no spare in " +
+                      job.plan.hosts_path +
                       "; launch.nnodes MIN:MAX lets the job go on with fewer nodes)");
         RunTask(FailLocked(job, f, /*fetch_stderr=*/false, /*may_restart=*/false));
-        return;
+        return false;
       }
+      const std::string waiting = Join(layout->waiting_for, ", ");
       if (waiting != waiting_said) {
         waiting_said = waiting;
-        std::vector<std::string> reasons;
-        for (const std::string& t : layout.waiting_for) {
-          auto it = check_failed.find(t);
-          reasons.push_back(t + (it != check_failed.end()
-                                     ? " (failed its checks: " + it->second + ")"
-                                     : " (kill not confirmed)"));
-        }
-        const std::string what = "waiting for " + Join(reasons, ", ") + ": no spare node in " +
-                                 job.plan.hosts_path + " to replace it";
-        LOG_WARN << "job " << job_id << ": " << what;
-        job.status.set_message(what);
-        UpdateFailureLocked(job, [&](Failure* f) { f->set_action(f->action() + "; " + what); });
+        SayWaitingLocked(job, *layout, *progress);
       }
       cv_.wait_for(lock, std::chrono::milliseconds(step_ms),
                    [&] { return stopping_ || job.status.state() != RESTARTING; });
-      if (stopping_ || job.status.state() != RESTARTING) return;
+      if (stopping_ || job.status.state() != RESTARTING) return false;
       for (const HostEntry& h : job.plan.hosts) {
-        const auto& waiting = layout.waiting_for;
-        if (std::find(waiting.begin(), waiting.end(), h.Target()) == waiting.end()) continue;
-        (check_failed.count(h.Target()) ? retry_check : retry_kill).push_back(h);
+        const auto& waiting_for = layout->waiting_for;
+        if (std::find(waiting_for.begin(), waiting_for.end(), h.Target()) == waiting_for.end()) {
+          continue;
+        }
+        (progress->check_failed.count(h.Target()) ? retry_check : retry_kill).push_back(h);
       }
     }
     step_ms = std::min(step_ms * 2, kMaxWaitStepMs);
@@ -214,21 +248,24 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
       for (const HostEntry& h : retry_kill) {
         if (std::find(again.unconfirmed.begin(), again.unconfirmed.end(), h.Target()) ==
             again.unconfirmed.end()) {
-          unconfirmed.erase(h.Target());
+          progress->unconfirmed.erase(h.Target());
         }
       }
     }
     if (!retry_check.empty()) {
       std::map<std::string, std::string> still = RecheckNodes(job_id, retry_check);
       for (const HostEntry& h : retry_check) {
-        if (!still.count(h.Target())) check_failed.erase(h.Target());
+        if (!still.count(h.Target())) progress->check_failed.erase(h.Target());
       }
     }
   }
+}
 
+void JobManager::RelaunchAfterBackoff(const std::string& job_id, int failed, int64_t not_before,
+                                      int64_t kill_ms, Relayout layout) {
   std::unique_lock<std::mutex> lock(mu_);
   const auto until = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(std::max<int64_t>(0, t0 + backoff_ms - MonoMs()));
+                     std::chrono::milliseconds(std::max<int64_t>(0, not_before - MonoMs()));
   cv_.wait_until(lock, until,
                  [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
   Job& job = *FindLocked(job_id);
@@ -249,7 +286,7 @@ void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, in
   const std::vector<std::string> out = SetLayoutLocked(job, std::move(layout.hosts), failed + 1);
   LOG_INFO << "job " << job_id << ": generation " << failed << " gone in " << kill_ms << " ms"
            << (out.empty() ? "" : "; left out: " + Join(out, ", ")) << "; launching generation "
-           << failed + 1 << " on " << nodes << " nodes after a " << backoff_ms << " ms backoff";
+           << failed + 1 << " on " << nodes << " nodes after the backoff";
   job.status.set_restarts(job.status.restarts() + 1);
   lock.unlock();
   Launch(job_id);

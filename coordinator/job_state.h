@@ -1,7 +1,12 @@
 // The job state machine's rules, shared by JobManager (live transitions) and the
 // journal replay (which re-checks every recorded transition). Pure functions.
-//   PENDING -> LAUNCHING -> RUNNING -> SUCCEEDED | FAILED | KILLED
-// plus the early exits PENDING/LAUNCHING -> FAILED | KILLED.
+//
+//   PENDING --> LAUNCHING --> RUNNING --> SUCCEEDED
+//      |          |  ^  |        |
+//      |          |  |  +--------+-----> FAILED | KILLED (also from PENDING, RESTARTING)
+//      |          v  |           |
+//      |        RESTARTING <-----+        (a failure with restarts left: the generation
+//      +-> FAILED | KILLED                 is killed, then the next one launches)
 #pragma once
 
 #include "proto/coordinator.pb.h"
