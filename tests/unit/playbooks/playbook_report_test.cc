@@ -12,6 +12,7 @@
 
 #include "common/fs.h"
 #include "playbooks/runner/local_host.h"
+#include "playbooks/runner/playbook_parser.h"
 #include "playbooks/runner/report.h"
 
 namespace coord::playbooks {

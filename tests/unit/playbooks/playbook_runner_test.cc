@@ -23,6 +23,7 @@
 
 #include "common/fs.h"
 #include "playbooks/runner/local_host.h"
+#include "playbooks/runner/playbook_parser.h"
 #include "playbooks/runner/runner.h"
 
 namespace coord::playbooks {

@@ -9,6 +9,9 @@
 
 #include <string>
 
+#include "playbooks/runner/playbook_parser.h"
+#include "playbooks/runner/var_scope.h"
+
 namespace coord::playbooks {
 namespace {
 
