@@ -1,8 +1,9 @@
-// The playbook model and its parser: the YAML files `coordctl provision` runs on
-// many hosts (runner.h runs them). Ansible's shape, so people read them at once,
-// but a deliberately small subset: what is not listed below is an error, never
-// silently ignored. Parsing is pure (text in, model out); the runner renders the
-// templates per host, because facts differ per host.
+// The playbook model: the YAML files `coordctl provision` runs on many hosts,
+// as playbook_parser.h loads them and runner.h runs them. Ansible's shape, so
+// people read them at once, but a deliberately small subset: what is not listed
+// below is an error, never silently ignored. The model keeps templates and
+// conditions parsed but not rendered; the runner renders them per host, because
+// facts differ per host. Also the load-time check of undefined variables.
 //
 // The format:
 //
@@ -16,7 +17,7 @@
 //     tasks:
 //       - name: Install NFS client      # optional (default: the action and its first words)
 //         shell: yum install -y nfs-utils   # exactly one action: shell, command or copy
-//         when: os_family == "RedHat"   # optional condition (grammar below)
+//         when: os_family == "RedHat"   # optional condition (condition.h)
 //         creates: /sbin/mount.nfs      # skip (ok) when this path exists on the host
 //       - name: Mount the CFS export
 //         shell: mount -t nfs {{ cfs_export }} {{ cfs_mount }}
@@ -35,45 +36,31 @@
 // the playbook's directory) or content (text), and mode (octal such as "0755";
 // default "0644"). Owner and group are not managed: root with become, else the user.
 //
-// Templates: `{{ name }}` in shell, command, creates, unless, copy's src, content
-// and dest, and in vars values. Only plain names (no filters, no attributes, no
-// escape for a literal "{{"). Variables, highest precedence first: --var k=v, the
-// vars file, the play's vars:, the inventory host's vars, facts (runner.h lists
-// them). A name defined nowhere is an error at validation time
-// (CheckVariablesDefined); a value that cannot be produced on a host is an error
-// of that task.
+// Templates (template.h): `{{ name }}` in shell, command, creates, unless,
+// copy's src, content and dest, and in vars values; plain names only.
+// Variables, highest precedence first (var_scope.h): --var k=v, the vars file,
+// the play's vars:, the inventory host's vars, facts (runner.h lists them). A
+// name defined nowhere is an error at validation time (CheckVariablesDefined);
+// a value that cannot be produced on a host is an error of that task.
 //
-// `when` grammar (parsed at load time; errors give the character position):
-//   expr    := and_expr { "or" and_expr }
-//   and_expr:= not_expr { "and" not_expr }
-//   not_expr:= "not" not_expr | primary
-//   primary := "(" expr ")" | NAME [ ("==" | "!=") STRING ]
-// STRING is "double" or 'single' quoted (backslash escapes the quote). NAME may
-// also be written {{ NAME }} (Ansible tolerates it). A bare NAME is true unless
-// its value is empty, "false", "0" or "no" (any case).
+// `when` (condition.h): names, quoted strings, ==, !=, and, or, not and
+// parentheses; parsed at load time.
 //
 // Multiple plays run one after another on each host; hosts do not wait for
 // each other between plays (unlike Ansible's linear strategy).
 #pragma once
 
-#include <functional>
 #include <map>
-#include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "common/status.h"
+#include "playbooks/runner/condition.h"
+#include "playbooks/runner/template.h"
 
 namespace coord::playbooks {
-
-using Vars = std::map<std::string, std::string>;
-
-// Resolves a variable's final value (templates already expanded); NotFound
-// names the variable when it is undefined.
-using VarLookup = std::function<StatusOr<std::string>(const std::string& name)>;
 
 // Where something is in a YAML file (1-based), and its path in the document
 // ("[0].tasks[3].copy.mode"); both lead every error message.
@@ -82,54 +69,9 @@ struct SourceLocation {
   int line = 0;
   int column = 0;
   std::string path;
-  // "agent.yaml:12:7: [0].tasks[3].copy.mode"
+  // "agent.yaml:12:7: [0].tasks[3].copy.mode"; line 0 leaves out ":line:col".
   std::string ToString() const;
 };
-
-// ---------------------------------------------------------------------------
-// Templates and conditions
-
-// A string with `{{ name }}` references, split at parse time.
-class Template {
- public:
-  Template() = default;
-  // Errors (no location; the caller prefixes it): an unclosed "{{", or
-  // anything but a plain name between the braces.
-  static StatusOr<Template> Parse(const std::string& text);
-  StatusOr<std::string> Render(const VarLookup& lookup) const;
-  const std::string& text() const { return text_; }
-  // The referenced names, in order of first use.
-  const std::vector<std::string>& variables() const { return variables_; }
-
- private:
-  struct Piece {
-    bool is_var = false;
-    std::string text;  // literal text, or the variable name
-  };
-  std::string text_;
-  std::vector<Piece> pieces_;
-  std::vector<std::string> variables_;
-};
-
-// A `when:` expression (grammar in the file header). Copyable; immutable.
-class Condition {
- public:
-  struct Node;
-  static StatusOr<Condition> Parse(const std::string& text);
-  // Short-circuits like Jinja: the right side of a decided and/or is not
-  // looked up.
-  StatusOr<bool> Evaluate(const VarLookup& lookup) const;
-  const std::string& text() const { return text_; }
-  const std::vector<std::string>& variables() const { return variables_; }
-
- private:
-  std::string text_;
-  std::shared_ptr<const Node> root_;
-  std::vector<std::string> variables_;
-};
-
-// The truthiness of a bare variable in `when`.
-bool IsTruthy(const std::string& value);
 
 // ---------------------------------------------------------------------------
 // The model
@@ -180,22 +122,7 @@ constexpr int kDefaultTaskTimeoutS = 300;
 constexpr int kMaxTaskTimeoutS = 86400;
 
 // ---------------------------------------------------------------------------
-// Loading
-
-// `file` is used in messages and (its directory) as base_dir. Errors are
-// InvalidArgument: "file:line:col: path: what was expected, got what; hint".
-StatusOr<Playbook> ParsePlaybook(const std::string& text, const std::string& file);
-StatusOr<Playbook> LoadPlaybook(const std::string& file);
-
-// A vars file: one YAML map of names to scalars.
-StatusOr<Vars> ParseVarsFile(const std::string& text, const std::string& file);
-StatusOr<Vars> LoadVarsFile(const std::string& file);
-
-// One `--var name=value` (the value may be empty and may contain '=').
-Status ParseVarAssignment(const std::string& arg, Vars* vars);
-
-// True for names a template may use: [A-Za-z_][A-Za-z0-9_]*.
-bool IsValidVarName(const std::string& name);
+// Validation
 
 // The fact names every host defines (values are gathered by the runner).
 const std::vector<std::string>& FactNames();
@@ -204,26 +131,5 @@ const std::vector<std::string>& FactNames();
 // `defined` (command line, vars file, host vars), the play's vars or the fact
 // names. The error names the location, the task and the variable.
 Status CheckVariablesDefined(const Playbook& playbook, const std::set<std::string>& defined);
-
-// ---------------------------------------------------------------------------
-// Variable scope
-
-// Layers of variables, highest precedence first, for one host and play.
-// Values of templated layers are expanded when looked up (recursively, with
-// loops reported). Holds pointers: the maps must outlive the scope.
-class VarScope {
- public:
-  void AddLayer(const Vars* vars, bool templated);
-  StatusOr<std::string> Lookup(const std::string& name) const;
-  VarLookup AsLookup() const;
-
- private:
-  StatusOr<std::string> Resolve(const std::string& name, std::vector<std::string>* stack) const;
-  struct Layer {
-    const Vars* vars;
-    bool templated;
-  };
-  std::vector<Layer> layers_;
-};
 
 }  // namespace coord::playbooks

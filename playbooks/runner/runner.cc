@@ -17,6 +17,7 @@
 
 #include "common/fs.h"
 #include "playbooks/runner/report.h"
+#include "playbooks/runner/var_scope.h"
 
 namespace coord::playbooks {
 

@@ -10,7 +10,7 @@
 #include "coordinator/cli/cli.h"
 #include "coordinator/cli/coordinator_client.h"
 #include "coordinator/cli/ssh_hosts.h"
-#include "playbooks/runner/playbook.h"
+#include "playbooks/runner/playbook_parser.h"
 
 namespace coord::cli {
 

@@ -13,7 +13,7 @@
 #include "common/fs.h"
 #include "coordinator/cli/cli.h"
 #include "coordinator/cli/ssh_hosts.h"
-#include "playbooks/runner/playbook.h"
+#include "playbooks/runner/playbook_parser.h"
 
 namespace coord::cli {
 namespace {

@@ -8,7 +8,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "tests/support/test_process.h"
 
 namespace coord::playbooks {
 namespace {
@@ -28,12 +28,7 @@ using ::testing::HasSubstr;
 
 class LocalHostTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coord-local-host-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveTree(dir_); }
+  void SetUp() override { ASSERT_NE(dir_, "/tmp") << "could not make a temporary directory"; }
 
   CommandResult RunOk(const std::string& command, milliseconds timeout = milliseconds(10000)) {
     StatusOr<CommandResult> r = host_.Run(command, timeout);
@@ -42,7 +37,9 @@ class LocalHostTest : public ::testing::Test {
   }
 
   LocalHost host_{"local"};
-  std::string dir_;
+  // A fresh directory per test, removed with the fixture.
+  coord::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 // A process is gone when it does not exist or is a zombie nobody reaped yet

@@ -4,7 +4,6 @@
 // a LocalHost run (forks=1, so the line order is fixed).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <regex>
 #include <sstream>
@@ -12,7 +11,9 @@
 
 #include "common/fs.h"
 #include "playbooks/runner/local_host.h"
+#include "playbooks/runner/playbook_parser.h"
 #include "playbooks/runner/report.h"
+#include "tests/support/test_process.h"
 
 namespace coord::playbooks {
 namespace {
@@ -143,12 +144,7 @@ TEST(ReportTest, JsonHasTheWholeResultAndCounts) {
 
 class ReporterRunTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coord-report-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveTree(root_); }
+  void SetUp() override { ASSERT_NE(root_, "/tmp") << "could not make a temporary directory"; }
 
   PlaybookResult Run(Reporter* reporter) {
     StatusOr<Playbook> pb = ParsePlaybook(R"(- hosts: all
@@ -176,7 +172,9 @@ class ReporterRunTest : public ::testing::Test {
     return r.ok() ? *r : PlaybookResult{};
   }
 
-  std::string root_;
+  // A fresh directory per test, removed with the fixture.
+  coord::testing::TempDir tmp_;
+  const std::string root_ = tmp_.path();
 };
 
 TEST_F(ReporterRunTest, TextReporterPrintsLinesThenTheSummary) {

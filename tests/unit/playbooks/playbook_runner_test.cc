@@ -8,7 +8,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +22,9 @@
 
 #include "common/fs.h"
 #include "playbooks/runner/local_host.h"
+#include "playbooks/runner/playbook_parser.h"
 #include "playbooks/runner/runner.h"
+#include "tests/support/test_process.h"
 
 namespace coord::playbooks {
 namespace {
@@ -66,12 +67,7 @@ std::vector<O> Outcomes(const HostResult& h) {
 
 class RunnerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coord-runner-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveTree(root_); }
+  void SetUp() override { ASSERT_NE(root_, "/tmp") << "could not make a temporary directory"; }
 
   std::string HostDir(const std::string& host) const { return root_ + "/" + host; }
 
@@ -112,7 +108,9 @@ class RunnerTest : public ::testing::Test {
     return r.ok() ? *r : PlaybookResult{};
   }
 
-  std::string root_;
+  // A fresh directory per test, removed with the fixture.
+  coord::testing::TempDir tmp_;
+  const std::string root_ = tmp_.path();
 };
 
 // Every kind of task, written to be idempotent.
