@@ -35,11 +35,13 @@ std::map<int64_t, double> Train(const TempDir& dir, const std::string& cfg, cons
               std::string::npos)
         << r.logs[0];
     EXPECT_NE(r.logs[0].find(" time (ms) | forward-backward: "), std::string::npos) << r.logs[0];
-    // Megatron's timers: the tensor-parallel collectives took time every iteration.
+    // Megatron's timers: the tensor-parallel collectives took time every iteration, and
+    // no more than the iteration (they also run after forward-backward: the clip norm's
+    // all-reduce waits for the slowest rank there).
     for (const json& m : ReadJsonLines(save + "/metrics.jsonl")) {
       if (!m.contains("timers_ms")) continue;
       EXPECT_GT(m["timers_ms"]["tp-comm"].get<double>(), 0.0) << m.dump();
-      EXPECT_LT(m["timers_ms"]["tp-comm"].get<double>(), m["timers_ms"]["forward-backward"].get<double>())
+      EXPECT_LT(m["timers_ms"]["tp-comm"].get<double>(), m["elapsed_ms"].get<double>())
           << m.dump();
     }
   }
