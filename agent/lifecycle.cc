@@ -11,10 +11,13 @@ struct GenEdge {
 // A Launch call ends in RUNNING even when the launch failed: the supervisor (if
 // any is left) is then watched like any other, and its death ends the generation.
 constexpr GenEdge kGenEdges[] = {
-    {GenState::kLaunching, GenState::kRunning}, {GenState::kLaunching, GenState::kLaunchingEnded},
-    {GenState::kLaunching, GenState::kDropped}, {GenState::kLaunchingEnded, GenState::kEnded},
-    {GenState::kFound, GenState::kRunning},     {GenState::kFound, GenState::kEnded},
-    {GenState::kRunning, GenState::kEnded},
+    {GenState::kLaunching, GenState::kRunning},         // Launch returned
+    {GenState::kLaunching, GenState::kLaunchingEnded},  // `done` before Launch returned
+    {GenState::kLaunching, GenState::kDropped},         // no supervisor could be started
+    {GenState::kLaunchingEnded, GenState::kEnded},      // ... then Launch returned
+    {GenState::kFound, GenState::kRunning},             // re-adopted after an agent restart
+    {GenState::kFound, GenState::kEnded},               // finished, or orphaned and killed
+    {GenState::kRunning, GenState::kEnded},             // `done`, or orphaned and killed
 };
 
 struct GenName {
