@@ -3,7 +3,6 @@
 // agent_state.cc. Runs in coord-agent on gRPC threads.
 #include "agent/agent_service.h"
 
-#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,11 +13,9 @@
 #include <set>
 
 #include "agent/cgroup.h"
+#include "agent/gen_monitor.h"
 #include "agent/log_tailer.h"
-#include "agent/proc_scan.h"
 #include "agent/rank_env.h"
-#include "agent/spawn.h"
-#include "common/clock.h"
 #include "common/fs.h"
 #include "common/logging.h"
 
@@ -60,12 +57,16 @@ std::vector<std::string> BaseEnviron() {
 
 AgentService::AgentService(const AgentServiceOptions& options)
     : options_(options),
+      clock_(options.clock ? options.clock : SystemClock()),
+      processes_(options.processes ? options.processes
+                                   : MakeRealNodeProcesses(options.supervisor_path)),
       hostname_(Hostname()),
       agent_id_(RandomId()),
       agent_tag_(AgentTag(options.state_dir)),
-      start_time_ms_(WallMs()),
+      start_time_ms_(clock_->WallMs()),
       system_(options.system ? options.system : env_check::MakeRealSystem()),
-      hub_(agent_id_) {}
+      hub_(agent_id_, clock_),
+      ports_(60000, clock_) {}
 
 AgentService::~AgentService() { Shutdown(); }
 
@@ -80,7 +81,7 @@ StatusOr<std::unique_ptr<AgentService>> AgentService::Create(const AgentServiceO
 
 Status AgentService::Init() {
   RETURN_IF_ERROR(MakeDirs(JobsDir(options_.state_dir), 0700));
-  GenMonitor::Callbacks cb;
+  GenWatcher::Callbacks cb;
   cb.on_file = [this](uint64_t key, const std::string& name) { OnFile(key, name); };
   cb.on_pid_exit = [this](uint64_t key) { OnPidExit(key); };
   cb.on_overflow = [this] {
@@ -88,7 +89,10 @@ Status AgentService::Init() {
     for (auto& [key, gen] : by_key_) SyncFromDiskLocked(*gen);
   };
   cb.on_tick = [this] { OnTick(); };
-  ASSIGN_OR_RETURN(monitor_, GenMonitor::Create(std::move(cb), 250));
+  constexpr int kTickMs = 250;
+  ASSIGN_OR_RETURN(monitor_, options_.make_watcher
+                                 ? options_.make_watcher(std::move(cb), kTickMs, clock_)
+                                 : GenMonitor::Create(std::move(cb), kTickMs, clock_));
   Recover();
   return Status::Ok();
 }
@@ -106,7 +110,7 @@ Status AgentService::Ping(const PingRequest&, PingReply* reply) {
   reply->set_agent_id(agent_id_);
   reply->set_version(kVersion);
   reply->set_start_time_ms(start_time_ms_);
-  reply->set_time_ms(WallMs());
+  reply->set_time_ms(clock_->WallMs());
   return Status::Ok();
 }
 
@@ -128,11 +132,10 @@ Status AgentService::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
       jg->set_job_id(job_id);
       jg->set_generation(g);
       jg->set_log_dir(gen->dir);
-      bool finished = gen->done;
       for (const auto& r : gen->ranks) *jg->add_ranks() = MakeRankStatusLocked(*gen, r);
       bool all_exited = !gen->ranks.empty();
-      for (const auto& r : gen->ranks) all_exited = all_exited && r.exited;
-      jg->set_finished(finished || (all_exited && !gen->launching));
+      for (const auto& r : gen->ranks) all_exited = all_exited && r.state == RANK_EXITED;
+      jg->set_finished(HasEnded(gen->state) || (all_exited && !IsLaunching(gen->state)));
     }
   }
   return Status::Ok();
@@ -232,7 +235,7 @@ void AgentService::DropGeneration(const GenPtr& gen) {
     if (it->second.empty()) jobs_.erase(it);
   }
   by_key_.erase(gen->key);
-  gen->launching = false;
+  SetGenStateLocked(*gen, GenState::kDropped);
   launch_cv_.notify_all();
 }
 
@@ -258,18 +261,18 @@ Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
       gen->cgroup_dir = GenCgroupDir(options_.cgroup_parent, req.job_id(), req.generation());
     }
     for (int i = 0; i < req.ranks_size(); ++i) {
-      RankState r;
+      Rank r;
       r.rank = req.ranks(i);
       r.local_rank = i;
       gen->ranks.push_back(r);
     }
-    gen->launching = true;
+    gen->state = GenState::kLaunching;  // its first state: not yet visible to anyone
     jobs_[gen->job_id][gen->generation] = gen;
     by_key_[gen->key] = gen;
   }
   Status st = StartGeneration(req, gen, reply);
   std::lock_guard<std::mutex> lock(mu_);
-  gen->launching = false;
+  FinishLaunchLocked(*gen);
   launch_cv_.notify_all();
   return st;
 }
@@ -279,7 +282,7 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
                                      LaunchReply* reply) {
   const std::string what = "job " + gen->job_id + " generation " + std::to_string(gen->generation) +
                            " on node " + hostname_;
-  const int64_t t_start = MonoMs();
+  const int64_t t_start = clock_->MonoMs();
   Status st = MakeDirs(Dirname(gen->dir), 0755);
   if (st.ok() && mkdir(gen->dir.c_str(), 0755) != 0) st = ErrnoStatus("mkdir " + gen->dir, errno);
   StatusOr<GenSpec> spec = BuildSpec(req, gen->tag, gen->cgroup_dir);
@@ -289,8 +292,8 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   if (st.ok()) st = monitor_->WatchDir(gen->key, gen->dir);
   // The reserved MASTER_PORT is freed right before the ranks may bind it.
   if (st.ok()) ports_.Release(req.job_id(), req.master_port());
-  StatusOr<SpawnedSupervisor> sup = st.ok() ? SpawnSupervisor(options_.supervisor_path, gen->dir)
-                                            : StatusOr<SpawnedSupervisor>(st);
+  StatusOr<SpawnedSupervisor> sup =
+      st.ok() ? processes_->SpawnSupervisor(gen->dir) : StatusOr<SpawnedSupervisor>(st);
   if (!sup.ok()) {
     DropGeneration(gen);
     return sup.status().WithContext("cannot launch " + what);
@@ -298,21 +301,21 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   {
     // Watched from now on: a supervisor that dies at any point is noticed.
     std::lock_guard<std::mutex> lock(mu_);
-    gen->supervisor = {sup->pid, ProcStartTicks(sup->pid)};
+    gen->supervisor = {sup->pid, processes_->StartTicks(sup->pid)};
     Status w = monitor_->WatchPid(gen->key, sup->pid, gen->supervisor.start_ticks);
     if (!w.ok()) {
       LOG_DEBUG << w.ToString();  // already gone: OnTick notices it after the handshake
     }
   }
-  const int64_t t_spawned = MonoMs();
-  LaunchAck ack = WaitLaunchAck(sup->ack_fd, options_.launch_timeout_ms);
+  const int64_t t_spawned = clock_->MonoMs();
+  LaunchAck ack = processes_->WaitLaunchAck(*sup, options_.launch_timeout_ms);
   LOG_DEBUG << "launch of " << what << ": supervisor started in " << (t_spawned - t_start)
-            << " ms, ranks exec'd " << (MonoMs() - t_spawned) << " ms later";
+            << " ms, ranks exec'd " << (clock_->MonoMs() - t_spawned) << " ms later";
   Launched launched;
   Status rec = ReadRecord(JoinPath(gen->dir, kLaunchedFile), &launched);
   std::unique_lock<std::mutex> lock(mu_);
   SyncFromDiskLocked(*gen);
-  if (gen->done) monitor_->UnwatchDir(gen->key);
+  if (HasEnded(gen->state)) monitor_->UnwatchDir(gen->key);
   if (ack == LaunchAck::kOk) {
     for (const auto& r : gen->ranks) {
       RankInfo* info = reply->add_ranks();
@@ -331,11 +334,11 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   // The supervisor died or hung: make sure nothing of the generation survives.
   // Not reaped yet (OnPidExit leaves launching generations alone), so this pid
   // is still the supervisor's, alive or a zombie.
-  kill(sup->pid, SIGKILL);
+  processes_->SigKill(sup->pid);
   KillTarget target = MakeKillTargetLocked(*gen);
   lock.unlock();
-  KillOutcome killed = KillGenerations({target}, 0);
-  ReapIfOurChild(sup->pid);
+  KillOutcome killed = processes_->KillGenerations({target}, 0);
+  processes_->ReapIfOurChild(sup->pid);
   auto log_tail = ReadFile(JoinPath(gen->dir, kSupervisorLog));
   std::string tail =
       log_tail.ok() ? log_tail->substr(log_tail->size() > 400 ? log_tail->size() - 400 : 0) : "";
@@ -349,6 +352,22 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
 }
 
 // --- Kill ------------------------------------------------------------------------
+
+void AgentService::WaitForLaunchesLocked(std::unique_lock<std::mutex>& lock,
+                                         const std::vector<GenPtr>& gens, int64_t deadline_ms) {
+  auto launching = [&] {
+    for (const auto& g : gens) {
+      if (IsLaunching(g->state)) return true;
+    }
+    return false;
+  };
+  // Woken by launch_cv_; the slices let a deadline on the injected clock pass.
+  while (launching()) {
+    const int64_t left = deadline_ms - clock_->MonoMs();
+    if (left <= 0) return;
+    launch_cv_.wait_for(lock, std::chrono::milliseconds(std::min<int64_t>(left, 100)));
+  }
+}
 
 Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
   RETURN_IF_ERROR(ValidateJobId(req.job_id()));
@@ -371,21 +390,14 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
     }
     // A generation still being launched is killed once its ranks exist, so no
     // rank can start after the kill has looked.
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(options_.launch_timeout_ms + 5000);
-    launch_cv_.wait_until(lock, deadline, [&] {
-      for (auto& g : gens) {
-        if (g->launching) return false;
-      }
-      return true;
-    });
+    WaitForLaunchesLocked(lock, gens, clock_->MonoMs() + options_.launch_timeout_ms + 5000);
     for (auto& g : gens) targets.push_back(MakeKillTargetLocked(*g));
   }
   reply->set_job_known(job_known);
   if (gens.empty()) {
     // Nothing known here, but never leave a stray with our tag for this job.
     std::set<std::string> tags;
-    for (const auto& p : FindTagged(agent_tag_ + ":" + req.job_id() + ":g", false)) {
+    for (const auto& p : processes_->FindTagged(agent_tag_ + ":" + req.job_id() + ":g")) {
       LOG_WARN << "kill of " << req.job_id() << ": found stray pid " << p.pid << " (" << p.tag
                << ") of no known generation";
       tags.insert(p.tag);
@@ -399,10 +411,10 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
   }
   for (auto& g : gens) {
     (void)WriteRecord(JoinPath(g->dir, kKilledFile),
-                      "{\"time_ms\":" + std::to_string(WallMs()) + "}\n");
+                      "{\"time_ms\":" + std::to_string(clock_->WallMs()) + "}\n");
   }
-  int64_t t0 = MonoMs();
-  KillOutcome out = KillGenerations(targets, grace);
+  int64_t t0 = clock_->MonoMs();
+  KillOutcome out = processes_->KillGenerations(targets, grace);
   reply->set_ranks_signalled(out.ranks_signalled);
   reply->set_sigkilled(out.sigkilled);
   reply->set_survivors(static_cast<int>(out.survivors.size()));
@@ -413,7 +425,7 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
   LogMessage(out.survivors.empty() ? LogLevel::kInfo : LogLevel::kError)
       << "kill " << req.job_id() << " g" << req.generation() << ": " << out.ranks_signalled
       << " ranks signalled, " << out.sigkilled << " SIGKILLed, " << out.survivors.size()
-      << " survivors, " << (MonoMs() - t0) << " ms";
+      << " survivors, " << (clock_->MonoMs() - t0) << " ms";
   return Status::Ok();
 }
 
@@ -434,7 +446,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
     for (const auto& [job_id, gens] : jobs_) {
       for (const auto& [g, gen] : gens) {
         for (const auto& r : gen->ranks) {
-          if (!r.started && !r.exited) continue;
+          if (r.state == RANK_STATE_UNKNOWN) continue;
           AgentEvent ev;
           ev.set_replay(true);
           *ev.mutable_rank() = MakeRankStatusLocked(*gen, r);
@@ -451,10 +463,10 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
   for (const auto& ev : snapshot) {
     if (!write(ev)) return Status(StatusCode::kCancelled, "watcher went away");
   }
-  int64_t next_hb = MonoMs();  // a first heartbeat right after the snapshot marks its end
+  int64_t next_hb = clock_->MonoMs();  // a first heartbeat right after the snapshot marks its end
   for (;;) {
     if (cancelled()) return Status(StatusCode::kCancelled, "watcher went away");
-    int64_t now = MonoMs();
+    int64_t now = clock_->MonoMs();
     if (now >= next_hb) {
       AgentEvent ev;
       int running = 0;
@@ -462,7 +474,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
         std::lock_guard<std::mutex> lock(mu_);
         for (const auto& [id, gens] : jobs_) {
           for (const auto& [g, gen] : gens) {
-            for (const auto& r : gen->ranks) running += r.started && !r.exited;
+            for (const auto& r : gen->ranks) running += r.state == RANK_RUNNING;
           }
         }
         CollectProgressLocked(ev.mutable_heartbeat());
@@ -527,10 +539,10 @@ Status AgentService::TailLogs(const TailLogsRequest& req, const LogWriter& write
   }
   auto finished = [this, gen] {
     std::lock_guard<std::mutex> lock(mu_);
-    if (gen->done) return true;
-    if (gen->launching) return false;
+    if (HasEnded(gen->state)) return true;
+    if (IsLaunching(gen->state)) return false;
     for (const auto& r : gen->ranks) {
-      if (!r.exited) return false;
+      if (r.state != RANK_EXITED) return false;
     }
     return true;
   };

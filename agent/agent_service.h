@@ -3,9 +3,15 @@
 // (Watch), tail its logs, re-adopt running generations after an agent restart
 // and kill only what nobody supervises any more. Runs in coord-agent.
 //
+// Lifecycles: a generation's and a rank's state change only through
+// SetGenStateLocked/SetRankStateLocked, which check lifecycle.h's edge tables.
+// Seams (AgentServiceOptions): the clock, the node's processes (supervisor
+// spawn, kill, /proc) and the watcher of the state dir are injected, so the
+// rules here are unit-tested with fakes (tests/unit/agent/agent_service_test.cc).
+//
 // Threading: every method may be called concurrently from gRPC threads; the
-// GenMonitor thread calls OnFile/OnPidExit/OnTick. Shared state is guarded by
-// mu_. Lock order: AgentService::mu_ -> EventHub::mu_ / GenMonitor::mu_ /
+// watcher's thread calls OnFile/OnPidExit/OnTick. Shared state is guarded by
+// mu_. Lock order: AgentService::mu_ -> EventHub::mu_ / GenWatcher's lock /
 // PortReservations::mu_. Slow work (kill grace, /proc scans for a Kill, waiting
 // for a supervisor) happens with mu_ released.
 #pragma once
@@ -20,10 +26,13 @@
 #include <vector>
 
 #include "agent/event_hub.h"
-#include "agent/gen_monitor.h"
+#include "agent/gen_watcher.h"
 #include "agent/kill.h"
+#include "agent/lifecycle.h"
+#include "agent/node_processes.h"
 #include "agent/port_reservations.h"
 #include "agent/state_dir.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "env_check/system.h"
 #include "proto/agent.pb.h"
@@ -52,14 +61,18 @@ class AgentHandler {
 };
 
 struct AgentServiceOptions {
-  std::string state_dir;        // absolute, exists
-  std::string supervisor_path;  // absolute, executable
+  std::string state_dir;        // absolute, exists (a fresh temp dir in unit tests)
+  std::string supervisor_path;  // absolute, executable (what the real processes spawn)
   std::string cgroup_parent;    // resolved parent cgroup, "" = no cgroups
   int heartbeat_ms = 1000;
   int default_grace_ms = 5000;
   int launch_timeout_ms = 60000;  // every rank exec'd within this, or the launch fails
   // What the node checks read; null = this machine (tests give a fake node).
   std::shared_ptr<const env_check::System> system;
+  // --- seams: null = the real one ---
+  std::shared_ptr<const Clock> clock;        // SystemClock()
+  std::shared_ptr<NodeProcesses> processes;  // MakeRealNodeProcesses(supervisor_path)
+  GenWatcherFactory make_watcher;            // GenMonitor::Create (inotify + pidfds)
 };
 
 class AgentService final : public AgentHandler {
@@ -89,14 +102,13 @@ class AgentService final : public AgentHandler {
   const std::string& agent_tag() const { return agent_tag_; }
 
  private:
-  struct RankState {
+  struct Rank {
     int rank = 0;
     int local_rank = 0;
     ProcId proc;
     int64_t start_ms = 0;
-    bool started = false;
-    bool exited = false;
-    RankExit exit;
+    RankState state = RANK_STATE_UNKNOWN;  // change with SetRankStateLocked
+    RankExit exit;                         // valid in RANK_EXITED
     RankProgress progress;  // the last progress record read (records = file size then)
   };
   struct Generation {
@@ -105,10 +117,9 @@ class AgentService final : public AgentHandler {
     int generation = 0;
     int node_rank = 0;
     std::string dir, cgroup_dir, tag;
-    std::vector<RankState> ranks;  // in local-rank order
+    std::vector<Rank> ranks;  // in local-rank order
     ProcId supervisor;
-    bool launching = false;  // a Launch call is still starting it
-    bool done = false;       // the `done` record exists: nothing of it runs any more
+    GenState state = GenState::kFound;  // change with SetGenStateLocked
   };
   using GenPtr = std::shared_ptr<Generation>;
 
@@ -116,6 +127,12 @@ class AgentService final : public AgentHandler {
   Status Init();
 
   // --- state (agent_state.cc); all *Locked methods require mu_ ---------------
+  // The only writers of the two lifecycles: a transition that is not an edge of
+  // lifecycle.h's tables is logged as an internal error and not made.
+  bool SetGenStateLocked(Generation& gen, GenState to);
+  bool SetRankStateLocked(const Generation& gen, Rank& r, RankState to);
+  // A Launch call returns: RUNNING, or ENDED if `done` came meanwhile.
+  void FinishLaunchLocked(Generation& gen);
   void Recover();
   GenPtr LoadGeneration(const std::string& job_id, int generation, const std::string& dir);
   void SyncFromDiskLocked(Generation& gen);
@@ -127,10 +144,10 @@ class AgentService final : public AgentHandler {
   void OnFile(uint64_t key, const std::string& name);
   void OnPidExit(uint64_t key);
   void OnTick();
-  RankStatus MakeRankStatusLocked(const Generation& gen, const RankState& r) const;
+  RankStatus MakeRankStatusLocked(const Generation& gen, const Rank& r) const;
   // The running ranks' latest progress records, for a heartbeat (agent_state.cc).
   void CollectProgressLocked(Heartbeat* hb);
-  void PublishLocked(const Generation& gen, const RankState& r);
+  void PublishLocked(const Generation& gen, const Rank& r);
   GenPtr FindLocked(const std::string& job_id, int generation) const;
   KillTarget MakeKillTargetLocked(const Generation& gen) const;
 
@@ -140,8 +157,13 @@ class AgentService final : public AgentHandler {
                               const std::string& cgroup_dir) const;
   Status StartGeneration(const LaunchRequest& req, const GenPtr& gen, LaunchReply* reply);
   void DropGeneration(const GenPtr& gen);
+  // Waits (lock held on mu_) until none of `gens` is launching, or the clock passes deadline_ms.
+  void WaitForLaunchesLocked(std::unique_lock<std::mutex>& lock, const std::vector<GenPtr>& gens,
+                             int64_t deadline_ms);
 
   const AgentServiceOptions options_;
+  const std::shared_ptr<const Clock> clock_;
+  const std::shared_ptr<NodeProcesses> processes_;
   const std::string hostname_;
   const std::string agent_id_;
   const std::string agent_tag_;
@@ -149,11 +171,11 @@ class AgentService final : public AgentHandler {
   const std::shared_ptr<const env_check::System> system_;
   EventHub hub_;
   PortReservations ports_;
-  std::unique_ptr<GenMonitor> monitor_;
+  std::unique_ptr<GenWatcher> monitor_;
   std::atomic<bool> shutting_down_{false};
 
   mutable std::mutex mu_;
-  std::condition_variable launch_cv_;  // a generation's `launching` became false
+  std::condition_variable launch_cv_;  // a generation left LAUNCHING / LAUNCHING_ENDED
   // job id -> generation -> state
   std::map<std::string, std::map<int, GenPtr>> jobs_;  // guarded by mu_
   std::map<uint64_t, GenPtr> by_key_;                  // guarded by mu_

@@ -1,7 +1,8 @@
 // AgentService state tracking: applying the records supervisors write (via the
-// GenMonitor's inotify/pidfd callbacks), restart recovery (re-adopt live
-// generations, kill what nobody supervises) and RankStatus building. Runs in
-// coord-agent: Recover() at start, the On* callbacks on the monitor thread.
+// GenWatcher's callbacks: inotify and pidfds in production), restart recovery (re-adopt live
+// generations, kill what nobody supervises), RankStatus building and the two
+// lifecycle setters. Runs in coord-agent: Recover() at start, the On* callbacks
+// on the watcher's thread.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -12,14 +13,52 @@
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
-#include "agent/proc_scan.h"
-#include "agent/spawn.h"
-#include "common/clock.h"
 #include "common/fs.h"
 #include "common/json_file.h"
 #include "common/logging.h"
 
 namespace coord::agent {
+
+// --- lifecycles ----------------------------------------------------------------------
+
+bool AgentService::SetGenStateLocked(Generation& gen, GenState to) {
+  if (!IsValidTransition(gen.state, to)) {
+    LOG_ERROR << "internal error: job " << gen.job_id << " g" << gen.generation
+              << ": generation state " << GenStateName(gen.state) << " -> " << GenStateName(to)
+              << " is not an edge of the lifecycle; staying " << GenStateName(gen.state);
+    return false;
+  }
+  gen.state = to;
+  return true;
+}
+
+bool AgentService::SetRankStateLocked(const Generation& gen, Rank& r, RankState to) {
+  if (!IsValidTransition(r.state, to)) {
+    LOG_ERROR << "internal error: job " << gen.job_id << " g" << gen.generation << " rank "
+              << r.rank << ": " << RankStateName(r.state) << " -> " << RankStateName(to)
+              << " is not an edge of the lifecycle; staying " << RankStateName(r.state);
+    return false;
+  }
+  r.state = to;
+  return true;
+}
+
+void AgentService::FinishLaunchLocked(Generation& gen) {
+  switch (gen.state) {
+    case GenState::kLaunching:
+      SetGenStateLocked(gen, GenState::kRunning);
+      break;
+    case GenState::kLaunchingEnded:
+      SetGenStateLocked(gen, GenState::kEnded);
+      break;
+    case GenState::kDropped:  // the failed launch already forgot it
+      break;
+    default:
+      LOG_ERROR << "internal error: job " << gen.job_id << " g" << gen.generation
+                << ": a launch ended in state " << GenStateName(gen.state);
+      break;
+  }
+}
 
 // --- lookups and events ------------------------------------------------------------
 
@@ -31,7 +70,7 @@ AgentService::GenPtr AgentService::FindLocked(const std::string& job_id, int gen
   return g == it->second.end() ? nullptr : g->second;
 }
 
-RankStatus AgentService::MakeRankStatusLocked(const Generation& gen, const RankState& r) const {
+RankStatus AgentService::MakeRankStatusLocked(const Generation& gen, const Rank& r) const {
   RankStatus s;
   s.set_job_id(gen.job_id);
   s.set_generation(gen.generation);
@@ -39,9 +78,9 @@ RankStatus AgentService::MakeRankStatusLocked(const Generation& gen, const RankS
   s.set_rank(r.rank);
   s.set_local_rank(r.local_rank);
   s.set_pid(r.proc.pid);
-  s.set_state(r.exited ? RANK_EXITED : r.started ? RANK_RUNNING : RANK_STATE_UNKNOWN);
+  s.set_state(r.state);
   s.set_start_time_ms(r.start_ms);
-  if (r.exited) {
+  if (r.state == RANK_EXITED) {
     s.set_exit_code(r.exit.exit_code);
     s.set_signal(r.exit.signal);
     s.set_end_time_ms(r.exit.end_ms);
@@ -50,7 +89,7 @@ RankStatus AgentService::MakeRankStatusLocked(const Generation& gen, const RankS
   return s;
 }
 
-void AgentService::PublishLocked(const Generation& gen, const RankState& r) {
+void AgentService::PublishLocked(const Generation& gen, const Rank& r) {
   AgentEvent ev;
   *ev.mutable_rank() = MakeRankStatusLocked(gen, r);
   hub_.Publish(std::move(ev));
@@ -61,19 +100,22 @@ KillTarget AgentService::MakeKillTargetLocked(const Generation& gen) const {
   t.tag = gen.tag;
   t.cgroup_dir = gen.cgroup_dir;
   for (const auto& r : gen.ranks) {
-    if (r.started && !r.exited) t.rank_mains.push_back(r.proc);
+    if (r.state == RANK_RUNNING) t.rank_mains.push_back(r.proc);
   }
   return t;
 }
 
 // --- applying records ----------------------------------------------------------------
 
+// A record may be seen twice (read by a resync, then its inotify event): only
+// the first sighting changes the state, and a record that is already reflected
+// is no transition at all.
 void AgentService::ApplyStartedLocked(Generation& gen, int rank) {
   for (auto& r : gen.ranks) {
-    if (r.rank != rank || r.started) continue;
+    if (r.rank != rank || r.state != RANK_STATE_UNKNOWN) continue;
     RankStarted rec;
     if (!ReadRecord(JoinPath(gen.dir, RankStartedName(rank)), &rec).ok()) return;
-    r.started = true;
+    if (!SetRankStateLocked(gen, r, RANK_RUNNING)) return;
     r.proc = rec.proc;
     r.start_ms = rec.start_ms;
     PublishLocked(gen, r);
@@ -82,18 +124,20 @@ void AgentService::ApplyStartedLocked(Generation& gen, int rank) {
 
 void AgentService::ApplyExitLocked(Generation& gen, int rank) {
   for (auto& r : gen.ranks) {
-    if (r.rank != rank || r.exited) continue;
+    if (r.rank != rank || r.state == RANK_EXITED) continue;
     RankExit rec;
     if (!ReadRecord(JoinPath(gen.dir, RankExitName(rank)), &rec).ok()) return;
     // An exec failure has no started record; the exit still counts as the end.
-    r.exited = true;
+    if (!SetRankStateLocked(gen, r, RANK_EXITED)) return;
     r.exit = rec;
     PublishLocked(gen, r);
   }
 }
 
 void AgentService::CheckDoneLocked(Generation& gen) {
-  if (!gen.done && PathExists(JoinPath(gen.dir, kDoneFile))) gen.done = true;
+  if (!HasEnded(gen.state) && PathExists(JoinPath(gen.dir, kDoneFile))) {
+    SetGenStateLocked(gen, EndedStateFrom(gen.state));
+  }
 }
 
 void AgentService::SyncFromDiskLocked(Generation& gen) {
@@ -102,8 +146,8 @@ void AgentService::SyncFromDiskLocked(Generation& gen) {
   }
   for (size_t i = 0; i < gen.ranks.size(); ++i) {
     int rank = gen.ranks[i].rank;
-    if (!gen.ranks[i].started) ApplyStartedLocked(gen, rank);
-    if (!gen.ranks[i].exited) ApplyExitLocked(gen, rank);
+    if (gen.ranks[i].state == RANK_STATE_UNKNOWN) ApplyStartedLocked(gen, rank);
+    if (gen.ranks[i].state != RANK_EXITED) ApplyExitLocked(gen, rank);
   }
   CheckDoneLocked(gen);
 }
@@ -134,10 +178,10 @@ void AgentService::OnPidExit(uint64_t key) {
   Generation& gen = *it->second;
   // While launching, Launch sees the broken handshake, kills and reaps; reaping
   // here first would free the pid for reuse before Launch's kill(pid).
-  if (gen.launching) return;
-  ReapIfOurChild(gen.supervisor.pid);
+  if (IsLaunching(gen.state)) return;
+  processes_->ReapIfOurChild(gen.supervisor.pid);
   SyncFromDiskLocked(gen);
-  if (!gen.done) {
+  if (!HasEnded(gen.state)) {
     CleanupOrphanLocked(gen,
                         "its supervisor (pid " + std::to_string(gen.supervisor.pid) + ") died");
   }
@@ -152,8 +196,8 @@ void AgentService::OnTick() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [key, gen] : by_key_) {
-      if (gen->done || gen->launching || gen->supervisor.pid == 0) continue;
-      if (!ProcAlive(gen->supervisor.pid, gen->supervisor.start_ticks)) dead.push_back(key);
+      if (HasEnded(gen->state) || IsLaunching(gen->state) || gen->supervisor.pid == 0) continue;
+      if (!processes_->Alive(gen->supervisor)) dead.push_back(key);
     }
   }
   for (uint64_t key : dead) OnPidExit(key);
@@ -162,7 +206,7 @@ void AgentService::OnTick() {
 // --- orphans and recovery ------------------------------------------------------------
 
 void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) {
-  KillOutcome out = KillGenerations({MakeKillTargetLocked(gen)}, 0);
+  KillOutcome out = processes_->KillGenerations({MakeKillTargetLocked(gen)}, 0);
   for (int pid : out.killed) {
     LOG_WARN << "killed orphan pid " << pid << " of job " << gen.job_id << " g" << gen.generation
              << ": " << why;
@@ -172,24 +216,24 @@ void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) 
               << " survived SIGKILL";
   }
   for (auto& r : gen.ranks) {
-    if (r.exited) continue;
+    if (r.state == RANK_EXITED) continue;
     RankExit rec;
     rec.rank = r.rank;
     rec.signal = SIGKILL;
-    rec.end_ms = WallMs();
-    rec.error = (r.started ? "killed by coord-agent: " : "never started: ") + why;
+    rec.end_ms = clock_->WallMs();
+    rec.error = (r.state == RANK_RUNNING ? "killed by coord-agent: " : "never started: ") + why;
     Status s = WriteRecord(JoinPath(gen.dir, RankExitName(r.rank)), ToJson(rec));
     if (!s.ok()) {
       LOG_ERROR << s.ToString();
     }
     ApplyExitLocked(gen, r.rank);
   }
-  Status s =
-      WriteRecord(JoinPath(gen.dir, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
+  Status s = WriteRecord(JoinPath(gen.dir, kDoneFile),
+                         "{\"end_ms\":" + std::to_string(clock_->WallMs()) + "}\n");
   if (!s.ok()) {
     LOG_ERROR << s.ToString();
   }
-  gen.done = true;
+  SetGenStateLocked(gen, GenState::kEnded);
   if (!gen.cgroup_dir.empty()) RemoveCgroupTree(gen.cgroup_dir);
 }
 
@@ -208,8 +252,9 @@ AgentService::GenPtr AgentService::LoadGeneration(const std::string& job_id, int
   gen->dir = dir;
   gen->cgroup_dir = spec.cgroup_dir;
   gen->tag = spec.tag;
+  gen->state = GenState::kFound;  // its first state: adopted or ended by Recover
   for (const auto& rs : spec.ranks) {
-    RankState r;
+    Rank r;
     r.rank = rs.rank;
     r.local_rank = rs.local_rank;
     gen->ranks.push_back(r);
@@ -239,15 +284,16 @@ void AgentService::Recover() {
         LOG_WARN << w.ToString();
       }
       SyncFromDiskLocked(*gen);
-      if (gen->done) {
+      if (HasEnded(gen->state)) {
         monitor_->UnwatchDir(gen->key);
         ++finished;
         continue;
       }
       if (gen->supervisor.pid > 0 &&
           monitor_->WatchPid(gen->key, gen->supervisor.pid, gen->supervisor.start_ticks).ok()) {
+        SetGenStateLocked(*gen, GenState::kRunning);
         int running = 0;
-        for (const auto& r : gen->ranks) running += r.started && !r.exited;
+        for (const auto& r : gen->ranks) running += r.state == RANK_RUNNING;
         LOG_INFO << "re-adopted job " << job_id << " g" << g << " (supervisor pid "
                  << gen->supervisor.pid << ", " << running << " ranks running)";
         ++adopted;
@@ -267,15 +313,15 @@ void AgentService::Recover() {
 // and cgroups under our parent that belong to no live generation: nobody will
 // ever supervise them, so they go. Nothing else is touched.
 void AgentService::KillUnknownTaggedLocked() {
-  for (const auto& p : FindTagged(agent_tag_ + ":", /*exact=*/false)) {
+  for (const auto& p : processes_->FindTagged(agent_tag_ + ":")) {
     std::string agent_tag, job_id;
     int g = -1;
     GenPtr gen;
     if (ParseJobTag(p.tag, &agent_tag, &job_id, &g)) gen = FindLocked(job_id, g);
-    if (gen && !gen->done) continue;
+    if (gen && !HasEnded(gen->state)) continue;
     LOG_WARN << "killing pid " << p.pid << " (COORD_JOB_TAG=" << p.tag << "): its generation is "
              << (gen ? "finished" : "unknown");
-    kill(p.pid, SIGKILL);
+    processes_->SigKill(p.pid);
   }
   if (options_.cgroup_parent.empty()) return;
   auto names = ListDir(options_.cgroup_parent);
@@ -283,7 +329,9 @@ void AgentService::KillUnknownTaggedLocked() {
     std::string dir = JoinPath(options_.cgroup_parent, n);
     if (!IsDirectory(dir)) continue;
     bool live = false;
-    for (const auto& [key, gen] : by_key_) live = live || (!gen->done && gen->cgroup_dir == dir);
+    for (const auto& [key, gen] : by_key_) {
+      live = live || (!HasEnded(gen->state) && gen->cgroup_dir == dir);
+    }
     if (live) continue;
     std::vector<int> pids = CgroupProcs(dir);
     if (!pids.empty()) {
@@ -301,8 +349,8 @@ void AgentService::CollectProgressLocked(Heartbeat* hb) {
   constexpr size_t kTail = 512;
   for (auto& [id, gens] : jobs_) {
     for (auto& [g, gen] : gens) {
-      for (RankState& r : gen->ranks) {
-        if (!r.started || r.exited) continue;
+      for (Rank& r : gen->ranks) {
+        if (r.state != RANK_RUNNING) continue;
         const std::string path = JoinPath(gen->dir, RankProgressName(r.rank));
         struct stat st;
         if (stat(path.c_str(), &st) != 0 || st.st_size == 0) continue;

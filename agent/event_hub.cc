@@ -23,7 +23,7 @@ void EventHub::Unsubscribe(const std::shared_ptr<Subscription>& sub) {
 AgentEvent EventHub::StampLocked(AgentEvent ev) {
   ev.set_seq(++seq_);
   ev.set_agent_id(agent_id_);
-  ev.set_time_ms(WallMs());
+  ev.set_time_ms(clock_->WallMs());
   return ev;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "proto/agent.pb.h"
 
 namespace coord::agent {
@@ -28,7 +29,9 @@ class EventHub {
   };
   enum class Wait { kEvent, kTimeout, kClosed, kOverflow };
 
-  explicit EventHub(std::string agent_id) : agent_id_(std::move(agent_id)) {}
+  // Events are stamped with `clock`'s wall time.
+  explicit EventHub(std::string agent_id, std::shared_ptr<const Clock> clock = SystemClock())
+      : agent_id_(std::move(agent_id)), clock_(std::move(clock)) {}
 
   std::shared_ptr<Subscription> Subscribe();
   void Unsubscribe(const std::shared_ptr<Subscription>& sub);
@@ -45,6 +48,7 @@ class EventHub {
   AgentEvent StampLocked(AgentEvent ev);
 
   const std::string agent_id_;
+  const std::shared_ptr<const Clock> clock_;
   std::mutex mu_;
   std::condition_variable cv_;
   uint64_t seq_ = 0;                                 // guarded by mu_

@@ -23,8 +23,9 @@ constexpr uint64_t kWakeTag = ~0ull - 1;
 
 }  // namespace
 
-StatusOr<std::unique_ptr<GenMonitor>> GenMonitor::Create(Callbacks callbacks, int tick_ms) {
-  std::unique_ptr<GenMonitor> m(new GenMonitor(std::move(callbacks), tick_ms));
+StatusOr<std::unique_ptr<GenWatcher>> GenMonitor::Create(Callbacks callbacks, int tick_ms,
+                                                         std::shared_ptr<const Clock> clock) {
+  std::unique_ptr<GenMonitor> m(new GenMonitor(std::move(callbacks), tick_ms, std::move(clock)));
   m->epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   m->inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   m->wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -38,7 +39,7 @@ StatusOr<std::unique_ptr<GenMonitor>> GenMonitor::Create(Callbacks callbacks, in
   ev.data.u64 = kWakeTag;
   epoll_ctl(m->epoll_fd_, EPOLL_CTL_ADD, m->wake_fd_, &ev);
   m->thread_ = std::thread([p = m.get()] { p->Loop(); });
-  return m;
+  return std::unique_ptr<GenWatcher>(std::move(m));
 }
 
 GenMonitor::~GenMonitor() {
@@ -135,10 +136,10 @@ void GenMonitor::HandleInotify() {
 }
 
 void GenMonitor::Loop() {
-  int64_t next_tick = MonoMs() + tick_ms_;
+  int64_t next_tick = clock_->MonoMs() + tick_ms_;
   while (!stop_.load()) {
     struct epoll_event evs[32];
-    int timeout = static_cast<int>(std::max<int64_t>(0, next_tick - MonoMs()));
+    int timeout = static_cast<int>(std::max<int64_t>(0, next_tick - clock_->MonoMs()));
     int n = epoll_wait(epoll_fd_, evs, 32, timeout);
     if (n < 0 && errno != EINTR) {
       LOG_ERROR << "epoll_wait: " << errno;
@@ -161,9 +162,9 @@ void GenMonitor::Loop() {
       UnwatchPid(key);  // one-shot: the process is gone
       cb_.on_pid_exit(key);
     }
-    if (MonoMs() >= next_tick) {
+    if (clock_->MonoMs() >= next_tick) {
       if (!stop_.load() && cb_.on_tick) cb_.on_tick();
-      next_tick = MonoMs() + tick_ms_;
+      next_tick = clock_->MonoMs() + tick_ms_;
     }
   }
 }

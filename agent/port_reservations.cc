@@ -34,7 +34,7 @@ StatusOr<int> PortReservations::Reserve(const std::string& job_id, int ttl_ms) {
   }
   int port = ntohs(addr.sin_port);
   std::lock_guard<std::mutex> lock(mu_);
-  held_.push_back({job_id, port, fd, MonoMs() + (ttl_ms > 0 ? ttl_ms : default_ttl_ms_)});
+  held_.push_back({job_id, port, fd, clock_->MonoMs() + (ttl_ms > 0 ? ttl_ms : default_ttl_ms_)});
   return port;
 }
 
@@ -52,7 +52,7 @@ bool PortReservations::Release(const std::string& job_id, int port) {
 
 int PortReservations::ExpireOld() {
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t now = MonoMs();
+  int64_t now = clock_->MonoMs();
   int n = 0;
   for (auto it = held_.begin(); it != held_.end();) {
     if (it->expires_ms <= now) {

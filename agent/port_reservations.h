@@ -9,13 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace coord::agent {
 
 class PortReservations {
  public:
-  explicit PortReservations(int default_ttl_ms = 60000) : default_ttl_ms_(default_ttl_ms) {}
+  // TTLs run on `clock`'s monotonic time.
+  explicit PortReservations(int default_ttl_ms = 60000,
+                            std::shared_ptr<const Clock> clock = SystemClock())
+      : default_ttl_ms_(default_ttl_ms), clock_(std::move(clock)) {}
   ~PortReservations();
   PortReservations(const PortReservations&) = delete;
   PortReservations& operator=(const PortReservations&) = delete;
@@ -33,9 +37,10 @@ class PortReservations {
     std::string job_id;
     int port = 0;
     int fd = -1;
-    int64_t expires_ms = 0;  // MonoMs
+    int64_t expires_ms = 0;  // clock_->MonoMs()
   };
   const int default_ttl_ms_;
+  const std::shared_ptr<const Clock> clock_;
   mutable std::mutex mu_;
   std::vector<Held> held_;  // guarded by mu_
 };

@@ -16,6 +16,11 @@ static int64_t ClockMs(clockid_t id) {
 int64_t WallMs() { return ClockMs(CLOCK_REALTIME); }
 int64_t MonoMs() { return ClockMs(CLOCK_MONOTONIC); }
 
+std::shared_ptr<const Clock> SystemClock() {
+  static const std::shared_ptr<const Clock> clock = std::make_shared<const RealClock>();
+  return clock;
+}
+
 std::string FormatSeconds(std::chrono::duration<double> d) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.1f s", d.count());

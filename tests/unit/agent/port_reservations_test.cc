@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/net.h"
+#include "tests/support/fake_clock.h"
 
 namespace coord::agent {
 namespace {
@@ -25,6 +26,20 @@ TEST(PortReservationsTest, HoldsUntilReleaseOrExpiry) {
   std::this_thread::sleep_for(std::chrono::milliseconds(30));
   EXPECT_EQ(ports.ExpireOld(), 1);
   EXPECT_TRUE(TcpPortBindable(*q));
+}
+
+TEST(PortReservationsTest, TtlRunsOnTheInjectedMonotonicClock) {
+  auto clock = std::make_shared<FakeClock>();
+  PortReservations ports(60000, clock);
+  auto p = ports.Reserve("job", 500);
+  ASSERT_TRUE(p.ok());
+  clock->SetWallMs(clock->WallMs() + 3600 * 1000);  // a wall-clock step expires nothing
+  clock->Advance(499);
+  EXPECT_EQ(ports.ExpireOld(), 0);
+  EXPECT_FALSE(TcpPortBindable(*p));
+  clock->Advance(1);
+  EXPECT_EQ(ports.ExpireOld(), 1);
+  EXPECT_TRUE(TcpPortBindable(*p));
 }
 
 }  // namespace
