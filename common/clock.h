@@ -24,6 +24,10 @@ class Clock {
   virtual int64_t WallMs() const = 0;
   /// Milliseconds on a clock that never jumps (CLOCK_MONOTONIC): for deadlines.
   virtual int64_t MonoMs() const = 0;
+  /// How long (real ms) a thread may sleep before it must read this clock again. A
+  /// fake clock moves without waking anyone, so its waiters poll; the real one wakes
+  /// them at their deadline.
+  virtual int64_t MaxSleepMs() const { return INT64_MAX; }
 };
 
 // The machine's clocks (WallMs()/MonoMs() above).

@@ -124,7 +124,17 @@ void FillLayout(const JobPlan& plan, const std::set<std::string>& excluded, JobS
 // ---------------------------------------------------------------------------------------
 // Construction, restore, shutdown
 
-JobManager::JobManager(const JobManagerOptions& options) : options_(options) {}
+JobManager::JobManager(const JobManagerOptions& options)
+    : options_(options), clock_(options.clock ? options.clock : SystemClock()) {}
+
+void JobManager::WaitUntilLocked(std::unique_lock<std::mutex>& lock, int64_t until_mono,
+                                 const std::function<bool()>& done) {
+  while (!done()) {
+    const int64_t left = until_mono - clock_->MonoMs();
+    if (left <= 0) return;
+    cv_.wait_for(lock, std::chrono::milliseconds(std::min(left, clock_->MaxSleepMs())));
+  }
+}
 
 StatusOr<std::unique_ptr<JobManager>> JobManager::Create(const JobManagerOptions& options) {
   if (options.state_dir.empty()) return InvalidArgument("coordd needs a state dir (--state-dir)");
@@ -175,7 +185,7 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
                     std::to_string(ref.status.generation()));
       followups.push_back(FailLocked(ref, f, /*fetch_stderr=*/false));
     } else if (state == RUNNING) {
-      ref.running_since_mono = MonoMs();
+      ref.running_since_mono = clock_->MonoMs();
       LOG_INFO << "job " << id << " is RUNNING: supervising it again";
     }
   }
@@ -372,7 +382,7 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   st.set_job_id(job_id);
   st.set_state(PENDING);
   st.set_generation(0);
-  st.set_created_ms(WallMs());
+  st.set_created_ms(clock_->WallMs());
   st.set_nproc_per_node(plan.nproc_per_node);
   st.set_master_port(plan.master_port);
   st.set_config_path(plan.config_path);
@@ -521,7 +531,7 @@ int JobManager::ApplyLaunchRepliesLocked(Job& job,
       if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
       r->set_pid(info.pid());
       r->set_state(agent::RANK_RUNNING);
-      r->set_start_time_ms(WallMs());
+      r->set_start_time_ms(clock_->WallMs());
     }
     bool all_exited = true;  // fast ranks may have ended before this reply
     for (int r : RanksOfNode(job.plan, static_cast<int>(n))) {
@@ -574,9 +584,9 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
       restart = FailLocked(job, f, /*fetch_stderr=*/false);
       kill = true;
     } else {
-      job.running_since_mono = MonoMs();
+      job.running_since_mono = clock_->MonoMs();
       if (job.status.generation() > 0 && job.status.failures_size() > 0) {
-        UpdateFailureLocked(job, [](Failure* f) { f->set_relaunched_ms(WallMs()); });
+        UpdateFailureLocked(job, [this](Failure* f) { f->set_relaunched_ms(clock_->WallMs()); });
       }
       TransitionLocked(job, RUNNING, "running");
       MaybeSucceedLocked(job);

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/agent_client.h"
 #include "coordinator/job_plan.h"
@@ -39,6 +40,9 @@ struct JobManagerOptions {
   AgentClientFactory agent_factory;  // required
   /// Hosts are resolved with DNS (ResolveHosts) unless false (tests use made-up names).
   bool resolve_hosts = true;
+  /// Every deadline, heartbeat age and timestamp; null: the machine's (SystemClock()).
+  /// Tests pass a FakeClock and advance it instead of sleeping.
+  std::shared_ptr<const Clock> clock;
 };
 
 /// Receives merged log batches; returns false when the reader has gone (stops the stream).
@@ -164,7 +168,13 @@ class JobManager {
   void FetchStderrTail(const std::string& job_id);
   void RunTask(Followup task);
 
+  // Waits on cv_ until clock_ reaches until_mono or done() holds (re-reading a fake
+  // clock every MaxSleepMs).
+  void WaitUntilLocked(std::unique_lock<std::mutex>& lock, int64_t until_mono,
+                       const std::function<bool()>& done);
+
   const JobManagerOptions options_;
+  const std::shared_ptr<const Clock> clock_;
   std::unique_ptr<Journal> journal_;
 
   std::mutex mu_;

@@ -112,10 +112,10 @@ std::set<std::string> JobManager::RestartProgress::Bad() const {
 }
 
 void JobManager::Restart(const std::string& job_id, int failed, int grace_ms, int backoff_ms) {
-  const int64_t t0 = MonoMs();
+  const int64_t t0 = clock_->MonoMs();
   RestartProgress progress;
   if (!KillAndRecheck(job_id, failed, grace_ms, &progress)) return;
-  const int64_t kill_ms = MonoMs() - t0;
+  const int64_t kill_ms = clock_->MonoMs() - t0;
   Relayout layout;
   if (!ChooseLayout(job_id, failed, grace_ms, backoff_ms, &progress, &layout)) return;
   RelaunchAfterBackoff(job_id, failed, t0 + backoff_ms, kill_ms, std::move(layout));
@@ -199,7 +199,7 @@ void JobManager::SayWaitingLocked(Job& job, const Relayout& layout,
 
 bool JobManager::ChooseLayout(const std::string& job_id, int failed, int grace_ms,
                               int backoff_ms, RestartProgress* progress, Relayout* layout) {
-  const int64_t give_up = MonoMs() + kNodeWaitMs;
+  const int64_t give_up = clock_->MonoMs() + kNodeWaitMs;
   int step_ms = std::max(backoff_ms, kMinWaitStepMs);
   std::string waiting_said;
   for (;;) {
@@ -213,7 +213,7 @@ bool JobManager::ChooseLayout(const std::string& job_id, int failed, int grace_m
       if (stopping_ || job.status.state() != RESTARTING) return false;  // killed meanwhile
       *layout = ChooseNodes(job.plan, bad, spares);
       if (layout->waiting_for.empty()) return true;
-      if (MonoMs() >= give_up) {
+      if (clock_->MonoMs() >= give_up) {
         Failure f;
         f.set_rank(-1);
         f.set_kind(progress->check_failed.empty() ? FAILURE_NODE_LOST : FAILURE_NODE_CHECK);
@@ -229,8 +229,8 @@ bool JobManager::ChooseLayout(const std::string& job_id, int failed, int grace_m
         waiting_said = waiting;
         SayWaitingLocked(job, *layout, *progress);
       }
-      cv_.wait_for(lock, std::chrono::milliseconds(step_ms),
-                   [&] { return stopping_ || job.status.state() != RESTARTING; });
+      WaitUntilLocked(lock, clock_->MonoMs() + step_ms,
+                      [&] { return stopping_ || job.status.state() != RESTARTING; });
       if (stopping_ || job.status.state() != RESTARTING) return false;
       for (const HostEntry& h : job.plan.hosts) {
         const auto& waiting_for = layout->waiting_for;
@@ -264,14 +264,12 @@ bool JobManager::ChooseLayout(const std::string& job_id, int failed, int grace_m
 void JobManager::RelaunchAfterBackoff(const std::string& job_id, int failed, int64_t not_before,
                                       int64_t kill_ms, Relayout layout) {
   std::unique_lock<std::mutex> lock(mu_);
-  const auto until = std::chrono::steady_clock::now() +
-                     std::chrono::milliseconds(std::max<int64_t>(0, not_before - MonoMs()));
-  cv_.wait_until(lock, until,
-                 [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
+  WaitUntilLocked(lock, not_before,
+                  [&] { return stopping_ || FindLocked(job_id)->status.state() != RESTARTING; });
   Job& job = *FindLocked(job_id);
   if (stopping_ || job.status.state() != RESTARTING) return;  // killed meanwhile
   UpdateFailureLocked(job, [&](Failure* f) {
-    f->set_confirmed_gone_ms(WallMs());  // every node confirmed, or declared lost just now
+    f->set_confirmed_gone_ms(clock_->WallMs());  // every node confirmed, or declared lost just now
     std::string action = f->action();
     if (!layout.replaced.empty()) action += "; replaced " + Join(layout.replaced, ", ");
     if (!layout.dropped.empty()) {

@@ -56,10 +56,10 @@ void JobManager::TransitionLocked(Job& job, JobState to, const std::string& mess
                                                StateName(to));
   job.status.set_state(to);
   job.status.set_message(message);
-  if (to == RUNNING) job.status.set_started_ms(WallMs());
+  if (to == RUNNING) job.status.set_started_ms(clock_->WallMs());
   if (IsTerminal(to)) {
-    job.status.set_ended_ms(WallMs());
-    job.ended_mono = MonoMs();
+    job.status.set_ended_ms(clock_->WallMs());
+    job.ended_mono = clock_->MonoMs();
   }
   JournalStateLocked(job);
   LOG_INFO << "job " << job.status.job_id() << ": " << StateName(from) << " -> " << StateName(to)
@@ -77,7 +77,7 @@ void JobManager::JournalStateLocked(const Job& job) {
 
 JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr,
                                             bool may_restart) {
-  failure.set_time_ms(WallMs());
+  failure.set_time_ms(clock_->WallMs());
   if (failure.occurred_ms() == 0 || failure.occurred_ms() > failure.time_ms()) {
     failure.set_occurred_ms(failure.time_ms());
   }
@@ -197,7 +197,7 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
     auto it = links_.find(target);
     if (it == links_.end() || it->second->epoch != epoch) return;  // a closed stream
     AgentLink& link = *it->second;
-    link.last_heard_mono = MonoMs();
+    link.last_heard_mono = clock_->MonoMs();
     link.backoff_ms = 0;
     if (event.has_heartbeat()) {
       for (const agent::RankProgress& p : event.heartbeat().progress()) {
@@ -286,8 +286,8 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   // sooner than the startup deadline the monitor sleeps towards: wake it.
   if (seen == 0) cv_.notify_all();
   seen = p.records();
-  job->last_progress_mono = std::max(job->last_progress_mono, MonoMs() - age_ms);
-  job->status.set_last_progress_ms(WallMs());
+  job->last_progress_mono = std::max(job->last_progress_mono, clock_->MonoMs() - age_ms);
+  job->status.set_last_progress_ms(clock_->WallMs());
   if (p.iteration() > job->status.iteration()) job->status.set_iteration(p.iteration());
   if (p.rank() == 0 && !std::isnan(p.loss())) job->status.set_loss(p.loss());
   if (p.checkpoint() > job->status.last_checkpoint_iteration()) {
@@ -304,7 +304,7 @@ void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Sta
     link.broken = true;
     link.backoff_ms =
         link.backoff_ms == 0 ? kMinBackoffMs : std::min(link.backoff_ms * 2, kMaxBackoffMs);
-    link.reopen_at_mono = MonoMs() + link.backoff_ms;
+    link.reopen_at_mono = clock_->MonoMs() + link.backoff_ms;
     LOG_WARN << "watch stream to agent " << target << " ended (" << status.ToString()
              << "); re-opening in " << link.backoff_ms << " ms";
   }
@@ -365,7 +365,7 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
     const ProgressDeadline d = NextProgressDeadline(job.plan, seen, options_.heartbeat_ms);
     if (d.kind != FAILURE_KIND_UNKNOWN) {
       if (now >= d.fires_mono) {
-        const Failure f = ProgressFailure(job.plan, seen, d, now, WallMs());
+        const Failure f = ProgressFailure(job.plan, seen, d, now, clock_->WallMs());
         // A rank stuck in start-up usually says why on stderr (a mount, a rendezvous).
         followups->push_back(FailLocked(job, f, /*fetch_stderr=*/d.kind == FAILURE_STARTUP));
         continue;
@@ -386,7 +386,7 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
       f.set_host(h.host);
       f.set_node_rank(static_cast<int>(n));
       f.set_kind(FAILURE_NODE_LOST);
-      f.set_occurred_ms(WallMs() - (now - heard));
+      f.set_occurred_ms(clock_->WallMs() - (now - heard));
       f.set_message("node " + h.Target() + " lost: no heartbeat for " +
                     std::to_string(now - heard) + " ms (" + job.plan.hosts_path + ":" +
                     std::to_string(h.line) + "; is coord-agent running there?)");
@@ -400,7 +400,7 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
 void JobManager::MonitorLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    const int64_t now = MonoMs();
+    const int64_t now = clock_->MonoMs();
     std::vector<Followup> followups;
     int64_t next = CheckHeartbeatsLocked(now, &followups);
     std::vector<std::unique_ptr<WatchHandle>> to_close;
@@ -428,7 +428,7 @@ void JobManager::MonitorLoop() {
       if (next == INT64_MAX) {
         cv_.wait(lock);
       } else {
-        cv_.wait_for(lock, std::chrono::milliseconds(next - now));
+        cv_.wait_for(lock, std::chrono::milliseconds(std::min(next - now, clock_->MaxSleepMs())));
       }
       continue;
     }

@@ -19,6 +19,8 @@ class FakeClock final : public Clock {
 
   int64_t WallMs() const override { return wall_ms_.load(); }
   int64_t MonoMs() const override { return mono_ms_.load(); }
+  // Waiters re-read the clock this often (real ms) to see an Advance.
+  int64_t MaxSleepMs() const override { return 2; }
 
   /// Both clocks move forward by ms (as real time passing does).
   void Advance(int64_t ms) {

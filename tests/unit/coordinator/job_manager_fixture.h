@@ -51,6 +51,7 @@ class JobManagerTest : public ::testing::Test {
     o.launch_timeout_ms = 300;
     o.heartbeat_ms = heartbeat_ms_;
     o.missed_heartbeats = 3;
+    o.clock = clock_;  // null: the machine's
     auto jm = JobManager::Create(o);
     ASSERT_TRUE(jm.ok()) << jm.status().ToString();
     jm_ = std::move(*jm);
@@ -98,6 +99,7 @@ class JobManagerTest : public ::testing::Test {
   FakeCluster cluster_;  // declared first: the manager's clients point into it
   std::string dir_;
   int heartbeat_ms_ = 60000;
+  std::shared_ptr<const Clock> clock_;  // set before Start() to drive the manager's time
   std::unique_ptr<JobManager> jm_;
 };
 
