@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "fake_agent.h"
 #include "job_manager_fixture.h"
+#include "tests/support/fake_clock.h"
 
 namespace coord::coordinator {
 namespace {
@@ -605,21 +606,23 @@ TEST_F(JobManagerTest, ARestartingJobGoesOnAfterACoordinatorRestart) {
   EXPECT_EQ(Node(0)->launches().back().generation(), 1);
 }
 
+// On a FakeClock: node 0 sends a heartbeat every 100 ms of it, node 1 none; node 1 is
+// lost once 3 heartbeats (3 x 500 ms) are missed, not before.
 TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
-  heartbeat_ms_ = 20;  // lost after 3 x 20 ms of silence
+  auto clock = std::make_shared<FakeClock>();
+  clock_ = clock;
+  heartbeat_ms_ = 500;
   Start();
   std::string id = MustStart(Request(2, 1)).job_id();
-  std::atomic<bool> stop{false};
-  std::thread pump([&] {
-    while (!stop) {
-      Node(0)->PushHeartbeat();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  });
-  bool failed = WaitFor([&] { return StateNow(id) == FAILED; }, 2000);
-  stop = true;
-  pump.join();
+  const int64_t t0 = clock->MonoMs();
+  bool failed = false;
+  while (!failed && clock->MonoMs() - t0 < 5000) {
+    clock->Advance(100);
+    Node(0)->PushHeartbeat();
+    failed = WaitFor([&] { return StateNow(id) == FAILED; }, 20);
+  }
   ASSERT_TRUE(failed);
+  EXPECT_GE(clock->MonoMs() - t0, 3 * 500);
   JobStatus s = Get(id);
   EXPECT_THAT(s.failure().message(), HasSubstr("node node1:7071 lost: no heartbeat for"));
   EXPECT_EQ(s.failure().node_rank(), 1);
