@@ -1,4 +1,4 @@
-// Coordinator gRPC adapter (see grpc_service.h): proto in, JobManager, proto + status out.
+// Coordinator gRPC adapter (see grpc_service.h): proto in, the handler, proto + status out.
 #include "coordinator/grpc_service.h"
 
 #include <mutex>

@@ -1,9 +1,10 @@
-// The Coordinator gRPC service: adapts each RPC to JobManager (which never sees grpcpp).
+// The Coordinator gRPC service: adapts each RPC to a CoordinatorHandler (JobManager in
+// coordd; neither sees grpcpp).
 // Sync API: gRPC's thread pool runs the handlers; StreamLogs blocks its handler thread
 // while node threads feed the writer (guarded by a mutex: Write is not thread-safe).
 #pragma once
 
-#include "coordinator/job_manager.h"
+#include "coordinator/coordinator_handler.h"
 #include "proto/coordinator.grpc.pb.h"
 
 namespace coord::coordinator {
@@ -11,7 +12,7 @@ namespace coord::coordinator {
 class CoordinatorGrpcService final : public Coordinator::Service {
  public:
   /// \param jobs must outlive the service (the server is shut down first).
-  explicit CoordinatorGrpcService(JobManager* jobs) : jobs_(jobs) {}
+  explicit CoordinatorGrpcService(CoordinatorHandler* jobs) : jobs_(jobs) {}
 
   grpc::Status StartJob(grpc::ServerContext* context, const StartJobRequest* request,
                         StartJobReply* reply) override;
@@ -25,7 +26,7 @@ class CoordinatorGrpcService final : public Coordinator::Service {
                           grpc::ServerWriter<LogBatch>* writer) override;
 
  private:
-  JobManager* const jobs_;
+  CoordinatorHandler* const jobs_;
 };
 
 }  // namespace coord::coordinator

@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "coordinator/agent_client.h"
+#include "coordinator/coordinator_handler.h"
 #include "coordinator/job_plan.h"
 #include "coordinator/journal.h"
 #include "coordinator/progress_deadline.h"
@@ -45,13 +46,10 @@ struct JobManagerOptions {
   std::shared_ptr<const Clock> clock;
 };
 
-/// Receives merged log batches; returns false when the reader has gone (stops the stream).
-using LogSink = std::function<bool(const LogBatch&)>;
-
 /// Thread-safe. Lock order: mu_ -> Journal::mu_ (journal writes happen under mu_ so that
 /// records are in transition order). mu_ is never held across an agent RPC or while
 /// destroying a WatchHandle (whose thread may be waiting for mu_).
-class JobManager {
+class JobManager final : public CoordinatorHandler {
  public:
   /// Replays the journal in options.state_dir: terminal jobs are restored as they were;
   /// RUNNING jobs are supervised again (their agents' watch snapshots tell what happened
@@ -64,18 +62,18 @@ class JobManager {
   /// Validates, assigns ranks and launches. Invalid hosts/spec or an overlap with a running
   /// job are errors (no job is made); a failed launch is a job in state FAILED (OK status).
   /// Returns once the job is RUNNING or has ended.
-  Status StartJob(const StartJobRequest& request, StartJobReply* reply);
+  Status StartJob(const StartJobRequest& request, StartJobReply* reply) override;
   /// Kills the job's processes on every node (always, even if the job already ended, so a
   /// kill is safe to repeat) and marks a live job KILLED.
-  Status KillJob(const KillJobRequest& request, KillJobReply* reply);
+  Status KillJob(const KillJobRequest& request, KillJobReply* reply) override;
   /// \param request.job_id empty: the most recent job.
-  Status GetJob(const GetJobRequest& request, JobStatus* reply);
+  Status GetJob(const GetJobRequest& request, JobStatus* reply) override;
   /// Every job, oldest first.
-  Status ListJobs(const ListJobsRequest& request, ListJobsReply* reply);
+  Status ListJobs(const ListJobsRequest& request, ListJobsReply* reply) override;
   /// Fans in TailLogs from the job's nodes (one thread each) into `sink`; returns when all
   /// node streams have ended or `cancelled()` turns true. Runs on the caller's thread.
   Status StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
-                    const CancelledFn& cancelled);
+                    const CancelledFn& cancelled) override;
 
   /// Stops the monitor, closes the watches and waits for task threads. Jobs keep running
   /// on the agents. Idempotent. Callers must have stopped calling the methods above.
