@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,11 @@ void ParallelFor(int n, const std::function<void(int)>& fn);
 // NODE_SPARE (may replace a failed node) or NODE_EXCLUDED (left out after a failure:
 // never used again, but still killed with the job). status.spares is the one record of both.
 std::vector<HostEntry> SparesIn(const JobPlan& plan, const JobStatus& status, NodeState state);
+// "node 1 host:port (hosts.txt:3)" for messages.
+std::string NodeName(const JobPlan& plan, int node_rank);
+// The status's node and rank tables for the plan's nodes (fresh: nothing launched), and
+// the hosts-file nodes it does not use (spares, or excluded ones).
+void FillLayout(const JobPlan& plan, const std::set<std::string>& excluded, JobStatus* st);
 // "a, b, c" for messages.
 std::string Join(const std::vector<std::string>& items, const std::string& sep);
 }  // namespace internal

@@ -1,0 +1,335 @@
+// JobManager's launch path: StartJob (plan, admission, journal), then a generation's
+// launch on its nodes: Ping every node, a master port reserved on node 0, Launch on
+// all nodes in parallel, and the replies turned into node and rank states. A node that
+// fails any step fails the generation (and the job, or a restart) by name.
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <random>
+
+#include "common/hostfile.h"
+#include "common/logging.h"
+#include "coordinator/cluster_check.h"
+#include "coordinator/job_manager.h"
+#include "coordinator/job_manager_internal.h"
+#include "coordinator/job_state.h"
+#include "coordinator/node_state.h"
+#include "env_check/check_proto.h"
+
+namespace coord::coordinator {
+
+namespace agent = coord::agent;
+using internal::FillLayout;
+using internal::Join;
+using internal::NodeName;
+
+namespace {
+
+std::string RandomHex6() {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  char buf[8];
+  std::snprintf(buf, sizeof(buf), "%06x", static_cast<unsigned>(rng() & 0xffffff));
+  return buf;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// StartJob
+
+Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply) {
+  StatusOr<PlanResult> plan = BuildPlan(request, options_.resolve_hosts);
+  if (!plan.ok()) return plan.status();
+  if (plan->plan.skip_checks) {
+    plan->warnings.push_back("started without the node and cluster checks (--skip-checks)");
+  } else {
+    // The same checks as `coordctl check`, on these nodes for this job; a FAIL
+    // anywhere means no job: the reply carries the table that says why.
+    ClusterCheckRequest check;
+    check.hosts = plan->plan.hosts;
+    check.config_json = plan->plan.config_json;
+    check.config_path = plan->plan.config_path;
+    check.env = plan->plan.env;
+    check.workdir = plan->plan.workdir;
+    check.connect_timeout_ms = options_.connect_timeout_ms;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return Unavailable("coordd is shutting down");
+      EnsureLinksLocked(plan->plan);
+      check.clients = ClientsLocked(plan->plan);
+    }
+    ASSIGN_OR_RETURN(env_check::ClusterReport report, RunClusterCheck(check));
+    *reply->mutable_checks() = env_check::ToProto(report);
+    if (env_check::ClusterExitCode(report) == 2) {
+      LOG_WARN << "refused to start " << plan->plan.name << " from " << plan->plan.config_path
+               << ": the node or cluster checks failed";
+      return Status::Ok();
+    }
+  }
+  std::string job_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Unavailable("coordd is shutting down");
+    ASSIGN_OR_RETURN(job_id, AdmitLocked(*plan));
+  }
+  for (const std::string& w : plan->warnings) LOG_WARN << "job " << job_id << ": " << w;
+  Launch(job_id);
+  reply->set_job_id(job_id);
+  for (const std::string& w : plan->warnings) reply->add_warnings(w);
+  std::lock_guard<std::mutex> lock(mu_);
+  *reply->mutable_status() = FindLocked(job_id)->status;
+  return Status::Ok();
+}
+
+StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
+  const JobPlan& plan = result.plan;
+  if (!plan.allow_overlap) {
+    std::set<std::string> mine;
+    for (const HostEntry& h : plan.hosts) mine.insert(h.Target());
+    std::vector<std::string> conflicts;
+    for (const std::string& id : order_) {
+      const Job& other = *jobs_.at(id);
+      if (IsTerminal(other.status.state())) continue;
+      std::vector<std::string> shared;
+      for (const HostEntry& h : other.plan.hosts) {
+        if (mine.count(h.Target())) shared.push_back(h.Target());
+      }
+      if (shared.empty()) continue;
+      conflicts.push_back("job '" + id + "' (" + StateName(other.status.state()) +
+                          ") already uses " + Join(shared, ", ") +
+                          "; stop it with `coordctl kill " + id + "`");
+    }
+    if (!conflicts.empty()) {
+      return FailedPrecondition(Join(conflicts, "; ") +
+                                "; or start anyway with `coordctl start --allow-overlap`");
+    }
+  }
+  std::string job_id;
+  do {
+    job_id = plan.name + "-" + RandomHex6();
+  } while (jobs_.count(job_id));
+
+  auto job = std::make_unique<Job>();
+  job->plan = plan;
+  JobStatus& st = job->status;
+  st.set_job_id(job_id);
+  st.set_state(PENDING);
+  st.set_generation(0);
+  st.set_created_ms(clock_->WallMs());
+  st.set_nproc_per_node(plan.nproc_per_node);
+  st.set_master_port(plan.master_port);
+  st.set_config_path(plan.config_path);
+  st.set_max_restarts(plan.max_restarts);
+  st.set_iteration(-1);
+  st.set_last_checkpoint_iteration(-1);
+  FillLayout(plan, {}, &st);
+  Status journaled = journal_->AppendSubmit(plan, st);
+  if (!journaled.ok()) {
+    return Internal("cannot record the job in the journal, so it was not started: " +
+                    journaled.message());
+  }
+  EnsureLinksLocked(plan);
+  jobs_[job_id] = std::move(job);
+  order_.push_back(job_id);
+  LOG_INFO << "job " << job_id << ": " << plan.hosts.size() << " nodes x " << plan.nproc_per_node
+           << " ranks, MASTER_ADDR " << plan.master_addr;
+  return job_id;
+}
+
+// The launch sequence: LAUNCHING, Ping everyone, reserve MASTER_PORT, Launch everyone,
+// RUNNING. Every step's RPCs go to all nodes in parallel; no step sleeps.
+void JobManager::Launch(const std::string& job_id) {
+  std::vector<AgentClient*> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    // PENDING: the first start; RESTARTING: generation n+1 (Restart). Anything else was
+    // killed before we got here.
+    if (job.status.state() != PENDING && job.status.state() != RESTARTING) return;
+    job.launching = true;
+    TransitionLocked(job, LAUNCHING,
+                     "launching generation " + std::to_string(job.status.generation()));
+    clients = ClientsLocked(job.plan);
+  }
+  Status pinged = PingAll(job_id, clients);
+  StatusOr<int> port = pinged.ok() ? ChooseMasterPort(job_id, clients[0]) : StatusOr<int>(pinged);
+  if (!port.ok()) {
+    // Nothing was launched yet, so there is nothing to kill.
+    std::lock_guard<std::mutex> lock(mu_);
+    FindLocked(job_id)->launching = false;
+    cv_.notify_all();
+    return;
+  }
+  LaunchAll(job_id, clients, *port);
+}
+
+Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients) {
+  std::vector<Status> results(clients.size());
+  internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
+    StatusOr<agent::PingReply> r =
+        clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms);
+    results[static_cast<size_t>(i)] = r.status();
+  });
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  std::vector<std::string> bad;
+  int first_bad = -1;
+  for (size_t n = 0; n < results.size(); ++n) {
+    if (results[n].ok()) continue;
+    const std::string what =
+        results[n].code() == StatusCode::kDeadlineExceeded
+            ? "did not answer Ping within " + std::to_string(options_.connect_timeout_ms) + " ms"
+            : "is unreachable: " + results[n].ToString();
+    SetNodeState(job_id, job.status.mutable_nodes(static_cast<int>(n)), NODE_UNREACHABLE);
+    job.status.mutable_nodes(static_cast<int>(n))->set_error(what);
+    if (first_bad < 0) first_bad = static_cast<int>(n);
+    bad.push_back(job.plan.hosts[n].Target());
+  }
+  if (first_bad < 0) return Status::Ok();
+  const HostEntry& h = job.plan.hosts[static_cast<size_t>(first_bad)];
+  std::string message = "agent " + DescribeHost(h, job.plan.hosts_path) + " " +
+                        job.status.nodes(first_bad).error() +
+                        "; is coord-agent running there? try `coordctl check`";
+  if (bad.size() > 1) message += " (unreachable: " + Join(bad, ", ") + ")";
+  if (job.status.state() == LAUNCHING) {
+    Failure f;
+    f.set_rank(-1);
+    f.set_kind(FAILURE_LAUNCH);
+    f.set_host(h.host);
+    f.set_node_rank(first_bad);
+    f.set_message(message);
+    // Nothing of this generation was launched; a restart (if any are left) still runs.
+    RunTask(FailLocked(job, f, /*fetch_stderr=*/false));
+  }
+  return Unavailable(message);
+}
+
+StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClient* node0) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    if (job.status.state() != LAUNCHING) return FailedPrecondition("job ended during launch");
+    if (job.plan.master_port > 0) return job.plan.master_port;
+  }
+  agent::ReservePortRequest req;
+  req.set_job_id(job_id);
+  req.set_ttl_ms(options_.launch_timeout_ms + options_.connect_timeout_ms);
+  StatusOr<agent::ReservePortReply> r = node0->ReservePort(req, options_.connect_timeout_ms);
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  Status st = r.status();
+  if (st.ok() && (r->port() <= 0 || r->port() > 65535)) {
+    st = Internal("agent returned port " + std::to_string(r->port()));
+  }
+  if (!st.ok()) {
+    std::string message = "cannot reserve MASTER_PORT on " + NodeName(job.plan, 0) + ": " +
+                          st.ToString() + " (or set launch.master_port)";
+    if (job.status.state() == LAUNCHING) {
+      Failure f;
+      f.set_rank(-1);
+      f.set_kind(FAILURE_LAUNCH);
+      f.set_host(job.plan.hosts[0].host);
+      f.set_node_rank(0);
+      f.set_message(message);
+      RunTask(FailLocked(job, f, /*fetch_stderr=*/false));
+    }
+    return Unavailable(message);
+  }
+  job.status.set_master_port(r->port());
+  return r->port();
+}
+
+// Records each node's Launch outcome (node state, rank pids); returns the first node
+// whose Launch failed, or -1.
+int JobManager::ApplyLaunchRepliesLocked(Job& job,
+                                         const std::vector<StatusOr<agent::LaunchReply>>& replies) {
+  int first_bad = -1;
+  for (size_t n = 0; n < replies.size(); ++n) {
+    NodeStatus* node = job.status.mutable_nodes(static_cast<int>(n));
+    if (!replies[n].ok()) {
+      const Status& st = replies[n].status();
+      SetNodeState(job.status.job_id(), node, NODE_FAILED);
+      node->set_error(st.code() == StatusCode::kDeadlineExceeded
+                          ? "Launch did not return within " +
+                                std::to_string(options_.launch_timeout_ms) + " ms"
+                          : st.message());
+      if (first_bad < 0) first_bad = static_cast<int>(n);
+      continue;
+    }
+    SetNodeState(job.status.job_id(), node, NODE_LAUNCHED);
+    for (const agent::RankInfo& info : replies[n]->ranks()) {
+      if (info.rank() < 0 || info.rank() >= job.status.ranks_size()) continue;
+      agent::RankStatus* r = job.status.mutable_ranks(info.rank());
+      // A fast rank may already have reported its exit over Watch: keep that.
+      if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
+      r->set_pid(info.pid());
+      r->set_state(agent::RANK_RUNNING);
+      r->set_start_time_ms(clock_->WallMs());
+    }
+    bool all_exited = true;  // fast ranks may have ended before this reply
+    for (int r : RanksOfNode(job.plan, static_cast<int>(n))) {
+      all_exited &= job.status.ranks(r).state() == agent::RANK_EXITED;
+    }
+    if (all_exited) SetNodeState(job.status.job_id(), node, NODE_DONE);
+  }
+  return first_bad;
+}
+
+void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
+                           int master_port) {
+  std::vector<agent::LaunchRequest> requests;
+  int generation = 0;
+  int grace_ms = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    generation = job.status.generation();
+    grace_ms = job.plan.kill_grace_ms;
+    for (size_t n = 0; n < clients.size(); ++n) {
+      requests.push_back(
+          MakeLaunchRequest(job.plan, job_id, generation, static_cast<int>(n), master_port));
+    }
+  }
+  std::vector<StatusOr<agent::LaunchReply>> replies(clients.size(),
+                                                    StatusOr<agent::LaunchReply>(Internal("")));
+  internal::ParallelFor(static_cast<int>(clients.size()), [&](int i) {
+    size_t n = static_cast<size_t>(i);
+    replies[n] = clients[n]->Launch(requests[n], options_.launch_timeout_ms);
+  });
+  bool kill = false;
+  Followup restart;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    job.launching = false;
+    cv_.notify_all();  // a Restart waits for the launch to be over
+    const int first_bad = ApplyLaunchRepliesLocked(job, replies);
+    if (job.status.state() != LAUNCHING) {
+      kill = true;  // killed or failed while we launched: some nodes started after that
+    } else if (first_bad >= 0) {
+      const NodeStatus& node = job.status.nodes(first_bad);
+      Failure f;
+      f.set_rank(-1);
+      f.set_kind(FAILURE_LAUNCH);
+      f.set_host(node.host());
+      f.set_node_rank(first_bad);
+      f.set_message(NodeName(job.plan, first_bad) + ": launch failed: " + node.error());
+      restart = FailLocked(job, f, /*fetch_stderr=*/false);
+      kill = true;
+    } else {
+      job.running_since_mono = clock_->MonoMs();
+      if (job.status.generation() > 0 && job.status.failures_size() > 0) {
+        UpdateFailureLocked(job, [this](Failure* f) { f->set_relaunched_ms(clock_->WallMs()); });
+      }
+      TransitionLocked(job, RUNNING, "running");
+      MaybeSucceedLocked(job);
+    }
+  }
+  // Synchronously, so StartJob returns only once nothing is left half-started.
+  if (kill) KillEverywhere(job_id, generation, grace_ms);
+  RunTask(std::move(restart));
+}
+
+}  // namespace coord::coordinator
