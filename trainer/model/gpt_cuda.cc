@@ -1,5 +1,5 @@
 // GptModel on CUDA (see gpt_cuda.h). The layer sequence is gpt.cc's, op for op, on the
-// kernels of trainer/kernels/cuda; CudaModel<T> is instantiated for the three compute
+// kernels of trainer/kernels/cuda; CudaModel<floatX> is instantiated for the three compute
 // types and hidden behind CudaGptModel.
 #include "trainer/model/gpt_cuda.h"
 
@@ -41,20 +41,6 @@ std::string GiB(size_t bytes) {
   std::snprintf(buf, sizeof(buf), "%.2f GiB", static_cast<double>(bytes) / (1024.0 * 1024 * 1024));
   return buf;
 }
-
-coord::Status CudaStatus(const std::string& message) {
-  if (message.empty()) return coord::Status::Ok();
-  return coord::Status(coord::StatusCode::kInternal, "CUDA: " + message);
-}
-
-#define RETURN_IF_CUDA(expr) RETURN_IF_ERROR(CudaStatus(expr))
-#define RETURN_IF_CUDART(expr)                                               \
-  do {                                                                       \
-    cudaError_t _err = (expr);                                               \
-    if (_err != cudaSuccess) {                                               \
-      return CudaStatus(kc::CudaErrorText(_err, #expr, __FILE__, __LINE__)); \
-    }                                                                        \
-  } while (0)
 
 // The sizes of every buffer, in elements, for one (B, T): the plan and the allocation
 // use this one function, so the printed plan is what is allocated.
@@ -133,18 +119,19 @@ class DeviceArena {
 };
 
 // Pointers into one layer's parameters in the compute type.
-template <typename T>
+template <typename floatX>
 struct LayerWeights {
-  T *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+  floatX *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+      *fcprojb;
 };
 
-template <typename T>
+template <typename floatX>
 struct LayerSlot {
-  T *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu;
+  floatX *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu;
   float *ln1_mean, *ln1_rstd, *lse, *ln2_mean, *ln2_rstd;
 };
 
-template <typename T>
+template <typename floatX>
 class CudaModel final : public CudaGptModel {
  public:
   CudaModel(const GptConfig& config, int max_batch, int max_seq, Precision precision,
@@ -167,8 +154,8 @@ class CudaModel final : public CudaGptModel {
 
   coord::Status Init(size_t used_before) {
     used_before_ = used_before;
-    RETURN_IF_CUDART(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    RETURN_IF_CUDA(matmul_.Init(kMatmulWorkspaceBytes));
+    CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    RETURN_IF_ERROR(matmul_.Init(kMatmulWorkspaceBytes));
     const size_t N = layout_.num_params();
     const BufferSizes s = SizesFor(config_, max_batch_, max_seq_);
     RETURN_IF_ERROR(arena_.Reserve(plan_.total() - kMatmulWorkspaceBytes));
@@ -179,17 +166,17 @@ class CudaModel final : public CudaGptModel {
       return p;
     };
     auto take_t = [&](size_t n) {
-      T* p = arena_.Take<T>(n);
+      floatX* p = arena_.Take<floatX>(n);
       ok = ok && p != nullptr;
       return p;
     };
     master_ = take_f(N);
-    params_ = std::is_same<T, float>::value ? reinterpret_cast<T*>(master_) : take_t(N);
+    params_ = std::is_same<floatX, float>::value ? reinterpret_cast<floatX*>(master_) : take_t(N);
     grads_ = take_f(N);
     m_ = take_f(N);
     v_ = take_f(N);
     slots_.resize(static_cast<size_t>(s.slots));
-    for (LayerSlot<T>& a : slots_) {
+    for (LayerSlot<floatX>& a : slots_) {
       a.ln1 = take_t(s.ln);
       a.qkv = take_t(s.qkv);
       a.atty = take_t(s.atty);
@@ -224,9 +211,9 @@ class CudaModel final : public CudaGptModel {
     reduce_scratch_ = arena_.Take<double>(s.reduce_doubles);
     ok = ok && encoder_scratch_ != nullptr && reduce_scratch_ != nullptr;
     if (!ok) return coord::Internal("CudaGptModel: the memory plan is smaller than the buffers");
-    RETURN_IF_CUDART(cudaMemsetAsync(grads_, 0, N * sizeof(float), stream_));
-    RETURN_IF_CUDART(cudaMemsetAsync(m_, 0, N * sizeof(float), stream_));
-    RETURN_IF_CUDART(cudaMemsetAsync(v_, 0, N * sizeof(float), stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemsetAsync(grads_, 0, N * sizeof(float), stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemsetAsync(m_, 0, N * sizeof(float), stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemsetAsync(v_, 0, N * sizeof(float), stream_));
     host_losses_.resize(s.losses);
     decay_ranges_ = WeightDecayRanges(layout_, true, 0, N);
     no_decay_ranges_ = WeightDecayRanges(layout_, false, 0, N);
@@ -247,7 +234,7 @@ class CudaModel final : public CudaGptModel {
 
   coord::Status LoadParams(const float* host) override {
     const size_t N = layout_.num_params();
-    RETURN_IF_CUDART(
+    CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(master_, host, N * sizeof(float), cudaMemcpyHostToDevice, stream_));
     RETURN_IF_ERROR(RefreshCopy());
     return Synchronize();
@@ -255,14 +242,14 @@ class CudaModel final : public CudaGptModel {
   coord::Status StoreParams(float* host) override { return Download(host, master_); }
   coord::Status StoreGrads(float* host) override { return Download(host, grads_); }
   coord::Status LoadGrads(const float* host) override {
-    RETURN_IF_CUDART(cudaMemcpyAsync(grads_, host, layout_.num_params() * sizeof(float),
-                                     cudaMemcpyHostToDevice, stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(grads_, host, layout_.num_params() * sizeof(float),
+                                         cudaMemcpyHostToDevice, stream_));
     return Synchronize();
   }
   coord::Status LoadOptimizer(const float* m, const float* v, int64_t step) override {
     const size_t bytes = layout_.num_params() * sizeof(float);
-    RETURN_IF_CUDART(cudaMemcpyAsync(m_, m, bytes, cudaMemcpyHostToDevice, stream_));
-    RETURN_IF_CUDART(cudaMemcpyAsync(v_, v, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(m_, m, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(v_, v, bytes, cudaMemcpyHostToDevice, stream_));
     adam_step_ = step;
     return Synchronize();
   }
@@ -272,26 +259,26 @@ class CudaModel final : public CudaGptModel {
   }
 
   coord::Status ZeroGrad() override {
-    RETURN_IF_CUDART(cudaMemsetAsync(grads_, 0, layout_.num_params() * sizeof(float), stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemsetAsync(grads_, 0, layout_.num_params() * sizeof(float), stream_));
     return coord::Status::Ok();
   }
 
   coord::Status Synchronize() override {
-    RETURN_IF_CUDART(cudaStreamSynchronize(stream_));
+    CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     SamplePeak();
     return coord::Status::Ok();
   }
 
-  coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T_len,
+  coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const StepOptions& options) override;
   coord::Status Backward(float loss_scale, const GptModel::GradsReadyFn& grads_ready) override;
 
   coord::StatusOr<double> GradNormSquared() override {
-    RETURN_IF_CUDART(cudaMemsetAsync(reduce_scratch_, 0, sizeof(double), stream_));
-    RETURN_IF_CUDA(kc::sum_of_squares(reduce_scratch_, grads_, layout_.num_params(),
-                                      reduce_scratch_ + 1, stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemsetAsync(reduce_scratch_, 0, sizeof(double), stream_));
+    RETURN_IF_ERROR(kc::sum_of_squares(reduce_scratch_, grads_, layout_.num_params(),
+                                       reduce_scratch_ + 1, stream_));
     double total = 0.0;
-    RETURN_IF_CUDART(
+    CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(&total, reduce_scratch_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     RETURN_IF_ERROR(Synchronize());
     return total;
@@ -299,11 +286,11 @@ class CudaModel final : public CudaGptModel {
 
   coord::Status Step(float lr, float grad_scale) override {
     ++adam_step_;
-    T* copy = std::is_same<T, float>::value ? nullptr : params_;
+    floatX* copy = std::is_same<floatX, float>::value ? nullptr : params_;
     for (bool decay : {true, false}) {
       const float wd = decay ? adam_.weight_decay : 0.0f;
       for (const auto& [b, e] : decay ? decay_ranges_ : no_decay_ranges_) {
-        RETURN_IF_CUDA(kc::adamw_update<T>(
+        RETURN_IF_ERROR(kc::adamw_update<floatX>(
             master_ + b, copy == nullptr ? nullptr : copy + b, grads_ + b, m_ + b, v_ + b, e - b,
             lr, adam_.beta1, adam_.beta2, adam_.eps, wd, adam_step_, grad_scale, stream_));
       }
@@ -313,13 +300,13 @@ class CudaModel final : public CudaGptModel {
 
  private:
   coord::Status Download(float* host, const float* device) {
-    RETURN_IF_CUDART(cudaMemcpyAsync(host, device, layout_.num_params() * sizeof(float),
-                                     cudaMemcpyDeviceToHost, stream_));
+    CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, device, layout_.num_params() * sizeof(float),
+                                         cudaMemcpyDeviceToHost, stream_));
     return Synchronize();
   }
   coord::Status RefreshCopy() {
-    if (std::is_same<T, float>::value) return coord::Status::Ok();
-    RETURN_IF_CUDA(kc::cast_from_float<T>(params_, master_, layout_.num_params(), stream_));
+    if (std::is_same<floatX, float>::value) return coord::Status::Ok();
+    RETURN_IF_ERROR(kc::cast_from_float<floatX>(params_, master_, layout_.num_params(), stream_));
     return coord::Status::Ok();
   }
   void SamplePeak() {
@@ -330,15 +317,15 @@ class CudaModel final : public CudaGptModel {
   }
 
   // Views of the flat buffers: tensor k of the layout in the compute copy / gradients.
-  T* P(int k) const { return params_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
+  floatX* P(int k) const { return params_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   float* G(int k) const { return grads_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   template <typename U, typename F>
   static LayerWeights<U> LayerViews(int l, F ptr) {
     auto at = [&](int j) { return ptr(GptParamLayout::layer_tensor_index(l, j)); };
     return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
   }
-  LayerWeights<T> Weights(int l) const {
-    return LayerViews<T>(l, [this](int k) { return P(k); });
+  LayerWeights<floatX> Weights(int l) const {
+    return LayerViews<floatX>(l, [this](int k) { return P(k); });
   }
   LayerWeights<float> Grads(int l) const {
     return LayerViews<float>(l, [this](int k) { return G(k); });
@@ -349,12 +336,12 @@ class CudaModel final : public CudaGptModel {
     return DropoutStream(config_.seed, rng_step_, layer, site);
   }
   size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
-  T* ResidualAt(int l) const {
+  floatX* ResidualAt(int l) const {
     return residual_ + static_cast<size_t>(l) * B_ * T_ * config_.hidden_size;
   }
 
-  coord::Status LayerForward(int l, const LayerSlot<T>& a, const T* in, T* out);
-  coord::Status LayerBackward(int l, const LayerSlot<T>& a, const T* in);
+  coord::Status LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in, floatX* out);
+  coord::Status LayerBackward(int l, const LayerSlot<floatX>& a, const floatX* in);
 
   GptConfig config_;
   GptParamLayout layout_;
@@ -371,12 +358,13 @@ class CudaModel final : public CudaGptModel {
   std::vector<std::pair<size_t, size_t>> decay_ranges_, no_decay_ranges_;
 
   float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
-  T* params_ = nullptr;
-  std::vector<LayerSlot<T>> slots_;
-  T *residual_ = nullptr, *scratch_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
+  floatX* params_ = nullptr;
+  std::vector<LayerSlot<floatX>> slots_;
+  floatX *residual_ = nullptr, *scratch_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
   float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr, *losses_ = nullptr, *loss_lse_ = nullptr;
   int *inputs_ = nullptr, *targets_ = nullptr;
-  T *dresidual_ = nullptr, *dbtc_ = nullptr, *dbtc2_ = nullptr, *dqkv_ = nullptr, *dfch_ = nullptr;
+  floatX *dresidual_ = nullptr, *dbtc_ = nullptr, *dbtc2_ = nullptr, *dqkv_ = nullptr,
+         *dfch_ = nullptr;
   float* kernel_scratch_ = nullptr;
   char* encoder_scratch_ = nullptr;
   double* reduce_scratch_ = nullptr;
@@ -389,50 +377,52 @@ class CudaModel final : public CudaGptModel {
 
 // --- forward -----------------------------------------------------------------
 
-template <typename T>
-coord::Status CudaModel<T>::LayerForward(int l, const LayerSlot<T>& a, const T* in, T* out) {
-  const int B = B_, T_len = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
-  const int BT = B * T_len;
+template <typename floatX>
+coord::Status CudaModel<floatX>::LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in,
+                                              floatX* out) {
+  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+  const int BT = B * T;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  const LayerWeights<T> w = Weights(l);
+  const LayerWeights<floatX> w = Weights(l);
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
   const float eps = config_.layernorm_epsilon;
   cudaStream_t s = stream_;
 
-  RETURN_IF_CUDA(
-      kc::layernorm_forward<T>(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT, C, eps, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, a.qkv, nullptr, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * C,
-                                       kc::MatmulEpilogue::kBias, s));
-  RETURN_IF_CUDA(kc::attention_forward<T>(a.atty, a.lse, a.qkv, B, T_len, C, NH, p_attn,
-                                          DropoutRng(l, DropoutSite::kAttentionProbs), s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, scratch_, nullptr, a.atty, w.attprojw, w.attprojb,
-                                       BT, C, C, kc::MatmulEpilogue::kBias, s));
-  RETURN_IF_CUDA(kc::residual_dropout_forward<T>(a.residual2, in, scratch_, BTC, p_hidden,
-                                                 DropoutRng(l, DropoutSite::kAttentionOut),
-                                                 RowElems(), s));
-  RETURN_IF_CUDA(kc::layernorm_forward<T>(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w,
-                                          w.ln2b, BT, C, eps, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, a.fch_gelu, a.fch, a.ln2, w.fcw, w.fcb, BT, C,
-                                       4 * C, kc::MatmulEpilogue::kBiasGelu, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, scratch_, nullptr, a.fch_gelu, w.fcprojw, w.fcprojb,
-                                       BT, 4 * C, C, kc::MatmulEpilogue::kBias, s));
-  RETURN_IF_CUDA(kc::residual_dropout_forward<T>(out, a.residual2, scratch_, BTC, p_hidden,
-                                                 DropoutRng(l, DropoutSite::kMlpOut), RowElems(),
-                                                 s));
+  RETURN_IF_ERROR(kc::layernorm_forward<floatX>(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b,
+                                                BT, C, eps, s));
+  RETURN_IF_ERROR(kc::matmul_forward<floatX>(matmul_, a.qkv, nullptr, a.ln1, w.qkvw, w.qkvb, BT, C,
+                                             3 * C, kc::MatmulEpilogue::kBias, s));
+  RETURN_IF_ERROR(kc::attention_forward<floatX>(a.atty, a.lse, a.qkv, B, T, C, NH, p_attn,
+                                                DropoutRng(l, DropoutSite::kAttentionProbs), s));
+  RETURN_IF_ERROR(kc::matmul_forward<floatX>(matmul_, scratch_, nullptr, a.atty, w.attprojw,
+                                             w.attprojb, BT, C, C, kc::MatmulEpilogue::kBias, s));
+  RETURN_IF_ERROR(kc::residual_dropout_forward<floatX>(a.residual2, in, scratch_, BTC, p_hidden,
+                                                       DropoutRng(l, DropoutSite::kAttentionOut),
+                                                       RowElems(), s));
+  RETURN_IF_ERROR(kc::layernorm_forward<floatX>(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w,
+                                                w.ln2b, BT, C, eps, s));
+  RETURN_IF_ERROR(kc::matmul_forward<floatX>(matmul_, a.fch_gelu, a.fch, a.ln2, w.fcw, w.fcb, BT, C,
+                                             4 * C, kc::MatmulEpilogue::kBiasGelu, s));
+  RETURN_IF_ERROR(kc::matmul_forward<floatX>(matmul_, scratch_, nullptr, a.fch_gelu, w.fcprojw,
+                                             w.fcprojb, BT, 4 * C, C, kc::MatmulEpilogue::kBias,
+                                             s));
+  RETURN_IF_ERROR(kc::residual_dropout_forward<floatX>(out, a.residual2, scratch_, BTC, p_hidden,
+                                                       DropoutRng(l, DropoutSite::kMlpOut),
+                                                       RowElems(), s));
   return coord::Status::Ok();
 }
 
-template <typename T>
-coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targets, int B,
-                                             int T_len, const StepOptions& options) {
-  if (B <= 0 || T_len <= 0 || B > max_batch_ || T_len > max_seq_) {
+template <typename floatX>
+coord::StatusOr<float> CudaModel<floatX>::Forward(const int* inputs, const int* targets, int B,
+                                                  int T, const StepOptions& options) {
+  if (B <= 0 || T <= 0 || B > max_batch_ || T > max_seq_) {
     return coord::InvalidArgument("CudaGptModel::Forward: batch (B=" + std::to_string(B) +
-                                  ", T=" + std::to_string(T_len) + ") outside the allocated (" +
+                                  ", T=" + std::to_string(T) + ") outside the allocated (" +
                                   std::to_string(max_batch_) + ", " + std::to_string(max_seq_) +
                                   ")");
   }
-  const int V = config_.vocab_size, BT = B * T_len;
+  const int V = config_.vocab_size, BT = B * T;
   for (int i = 0; i < BT; ++i) {
     if (inputs[i] < 0 || inputs[i] >= V || targets[i] < 0 || targets[i] >= V) {
       return coord::InvalidArgument("CudaGptModel::Forward: token " + std::to_string(i) +
@@ -442,30 +432,35 @@ coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targe
     }
   }
   B_ = B;
-  T_ = T_len;
+  T_ = T;
   training_ = options.training;
   rng_step_ = options.rng_step;
   const int C = config_.hidden_size, L = config_.num_layers, Vp = config_.padded_vocab_size();
   const size_t BTC = static_cast<size_t>(BT) * C;
   cudaStream_t s = stream_;
-  RETURN_IF_CUDART(cudaMemcpyAsync(inputs_, inputs, BT * sizeof(int), cudaMemcpyHostToDevice, s));
-  RETURN_IF_CUDART(cudaMemcpyAsync(targets_, targets, BT * sizeof(int), cudaMemcpyHostToDevice, s));
-  RETURN_IF_CUDA(kc::encoder_forward<T>(residual_, inputs_, P(0), P(1), B, T_len, C, s));
+  CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(inputs_, inputs, BT * sizeof(int), cudaMemcpyHostToDevice, s));
+  CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(targets_, targets, BT * sizeof(int), cudaMemcpyHostToDevice, s));
+  RETURN_IF_ERROR(kc::encoder_forward<floatX>(residual_, inputs_, P(0), P(1), B, T, C, s));
   if (training_ && config_.hidden_dropout > 0.0f) {
-    RETURN_IF_CUDA(kc::dropout_forward<T>(residual_, residual_, BTC, config_.hidden_dropout,
-                                          DropoutRng(-1, DropoutSite::kEmbedding), RowElems(), s));
+    RETURN_IF_ERROR(kc::dropout_forward<floatX>(residual_, residual_, BTC, config_.hidden_dropout,
+                                                DropoutRng(-1, DropoutSite::kEmbedding), RowElems(),
+                                                s));
   }
   for (int l = 0; l < L; ++l) {
-    const LayerSlot<T>& a = slots_[config_.checkpoint_activations ? 0 : static_cast<size_t>(l)];
+    const LayerSlot<floatX>& a =
+        slots_[config_.checkpoint_activations ? 0 : static_cast<size_t>(l)];
     RETURN_IF_ERROR(LayerForward(l, a, ResidualAt(l), ResidualAt(l + 1)));
   }
-  RETURN_IF_CUDA(kc::layernorm_forward<T>(lnf_, lnf_mean_, lnf_rstd_, ResidualAt(L), P(lnf_index()),
-                                          P(lnf_index() + 1), BT, C, config_.layernorm_epsilon, s));
-  RETURN_IF_CUDA(kc::matmul_forward<T>(matmul_, logits_, nullptr, lnf_, P(0), nullptr, BT, C, Vp,
-                                       kc::MatmulEpilogue::kNone, s));
-  RETURN_IF_CUDA(
-      kc::softmax_cross_entropy_forward<T>(losses_, loss_lse_, logits_, targets_, BT, V, Vp, s));
-  RETURN_IF_CUDART(
+  RETURN_IF_ERROR(kc::layernorm_forward<floatX>(lnf_, lnf_mean_, lnf_rstd_, ResidualAt(L),
+                                                P(lnf_index()), P(lnf_index() + 1), BT, C,
+                                                config_.layernorm_epsilon, s));
+  RETURN_IF_ERROR(kc::matmul_forward<floatX>(matmul_, logits_, nullptr, lnf_, P(0), nullptr, BT, C,
+                                             Vp, kc::MatmulEpilogue::kNone, s));
+  RETURN_IF_ERROR(kc::softmax_cross_entropy_forward<floatX>(losses_, loss_lse_, logits_, targets_,
+                                                            BT, V, Vp, s));
+  CUDA_RETURN_IF_ERROR(
       cudaMemcpyAsync(host_losses_.data(), losses_, BT * sizeof(float), cudaMemcpyDeviceToHost, s));
   RETURN_IF_ERROR(Synchronize());
   double sum = 0.0;  // in token order, as the CPU model: deterministic
@@ -477,12 +472,13 @@ coord::StatusOr<float> CudaModel<T>::Forward(const int* inputs, const int* targe
 // --- backward ----------------------------------------------------------------
 
 // On entry dresidual_ holds d(loss)/d(out of layer l); on exit d/d(in).
-template <typename T>
-coord::Status CudaModel<T>::LayerBackward(int l, const LayerSlot<T>& a, const T* in) {
-  const int B = B_, T_len = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
-  const int BT = B * T_len;
+template <typename floatX>
+coord::Status CudaModel<floatX>::LayerBackward(int l, const LayerSlot<floatX>& a,
+                                               const floatX* in) {
+  const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
+  const int BT = B * T;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  const LayerWeights<T> w = Weights(l);
+  const LayerWeights<floatX> w = Weights(l);
   const LayerWeights<float> g = Grads(l);
   const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
   const float p_attn = training_ ? config_.attention_dropout : 0.0f;
@@ -490,61 +486,64 @@ coord::Status CudaModel<T>::LayerBackward(int l, const LayerSlot<T>& a, const T*
   float* scratch = kernel_scratch_;
 
   // out = residual2 + dropout(fc_proj(gelu(fc(ln2)))): dresidual flows to residual2.
-  const T* dproj = dresidual_;
+  const floatX* dproj = dresidual_;
   if (p_hidden > 0.0f) {
-    RETURN_IF_CUDA(kc::dropout_forward<T>(dbtc_, dresidual_, BTC, p_hidden,
-                                          DropoutRng(l, DropoutSite::kMlpOut), RowElems(), s));
+    RETURN_IF_ERROR(kc::dropout_forward<floatX>(
+        dbtc_, dresidual_, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut), RowElems(), s));
     dproj = dbtc_;
   }
   // d(fch) = (dproj @ Wfcproj) * gelu'(fch), fused in the matmul's epilogue.
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dfch_, g.fcprojw, g.fcprojb, dproj, a.fch_gelu,
-                                        w.fcprojw, a.fch, BT, 4 * C, C, scratch, s));
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc2_, g.fcw, g.fcb, dfch_, a.ln2, w.fcw, nullptr,
-                                        BT, C, 4 * C, scratch, s));
-  RETURN_IF_CUDA(kc::layernorm_backward<T>(dresidual_, g.ln2w, g.ln2b, dbtc2_, a.residual2, w.ln2w,
-                                           a.ln2_mean, a.ln2_rstd, BT, C, scratch, s));
+  RETURN_IF_ERROR(kc::matmul_backward<floatX>(matmul_, dfch_, g.fcprojw, g.fcprojb, dproj,
+                                              a.fch_gelu, w.fcprojw, a.fch, BT, 4 * C, C, scratch,
+                                              s));
+  RETURN_IF_ERROR(kc::matmul_backward<floatX>(matmul_, dbtc2_, g.fcw, g.fcb, dfch_, a.ln2, w.fcw,
+                                              nullptr, BT, C, 4 * C, scratch, s));
+  RETURN_IF_ERROR(kc::layernorm_backward<floatX>(dresidual_, g.ln2w, g.ln2b, dbtc2_, a.residual2,
+                                                 w.ln2w, a.ln2_mean, a.ln2_rstd, BT, C, scratch,
+                                                 s));
 
   // residual2 = in + dropout(attn_proj(attention(ln1(in)))).
   dproj = dresidual_;
   if (p_hidden > 0.0f) {
-    RETURN_IF_CUDA(kc::dropout_forward<T>(dbtc_, dresidual_, BTC, p_hidden,
-                                          DropoutRng(l, DropoutSite::kAttentionOut), RowElems(),
-                                          s));
+    RETURN_IF_ERROR(kc::dropout_forward<floatX>(dbtc_, dresidual_, BTC, p_hidden,
+                                                DropoutRng(l, DropoutSite::kAttentionOut),
+                                                RowElems(), s));
     dproj = dbtc_;
   }
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc2_, g.attprojw, g.attprojb, dproj, a.atty,
-                                        w.attprojw, nullptr, BT, C, C, scratch, s));
-  RETURN_IF_CUDA(kc::attention_backward<T>(dqkv_, dbtc2_, a.qkv, a.atty, a.lse, B, T_len, C, NH,
-                                           p_attn, DropoutRng(l, DropoutSite::kAttentionProbs),
-                                           scratch, s));
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc_, g.qkvw, g.qkvb, dqkv_, a.ln1, w.qkvw,
-                                        nullptr, BT, C, 3 * C, scratch, s));
-  RETURN_IF_CUDA(kc::layernorm_backward<T>(dresidual_, g.ln1w, g.ln1b, dbtc_, in, w.ln1w,
-                                           a.ln1_mean, a.ln1_rstd, BT, C, scratch, s));
+  RETURN_IF_ERROR(kc::matmul_backward<floatX>(matmul_, dbtc2_, g.attprojw, g.attprojb, dproj,
+                                              a.atty, w.attprojw, nullptr, BT, C, C, scratch, s));
+  RETURN_IF_ERROR(
+      kc::attention_backward<floatX>(dqkv_, dbtc2_, a.qkv, a.atty, a.lse, B, T, C, NH, p_attn,
+                                     DropoutRng(l, DropoutSite::kAttentionProbs), scratch, s));
+  RETURN_IF_ERROR(kc::matmul_backward<floatX>(matmul_, dbtc_, g.qkvw, g.qkvb, dqkv_, a.ln1, w.qkvw,
+                                              nullptr, BT, C, 3 * C, scratch, s));
+  RETURN_IF_ERROR(kc::layernorm_backward<floatX>(dresidual_, g.ln1w, g.ln1b, dbtc_, in, w.ln1w,
+                                                 a.ln1_mean, a.ln1_rstd, BT, C, scratch, s));
   return coord::Status::Ok();
 }
 
-template <typename T>
-coord::Status CudaModel<T>::Backward(float loss_scale, const GptModel::GradsReadyFn& grads_ready) {
+template <typename floatX>
+coord::Status CudaModel<floatX>::Backward(float loss_scale,
+                                          const GptModel::GradsReadyFn& grads_ready) {
   if (!have_forward_) {
     return coord::FailedPrecondition("CudaGptModel::Backward without a preceding Forward");
   }
   have_forward_ = false;  // the logits are overwritten with their gradient below
-  const int B = B_, T_len = T_, BT = B * T_len, C = config_.hidden_size, L = config_.num_layers;
+  const int B = B_, T = T_, BT = B * T, C = config_.hidden_size, L = config_.num_layers;
   const int V = config_.vocab_size, Vp = config_.padded_vocab_size();
   const size_t BTC = static_cast<size_t>(BT) * C;
   cudaStream_t s = stream_;
   float* scratch = kernel_scratch_;
 
-  RETURN_IF_CUDA(kc::softmax_cross_entropy_backward<T>(logits_, loss_lse_, targets_, BT, V, Vp,
-                                                       loss_scale / BT, s));
+  RETURN_IF_ERROR(kc::softmax_cross_entropy_backward<floatX>(logits_, loss_lse_, targets_, BT, V,
+                                                             Vp, loss_scale / BT, s));
   // LM head tied to wte: its weight gradient lands in d(wte).
-  RETURN_IF_CUDA(kc::matmul_backward<T>(matmul_, dbtc_, G(0), nullptr, logits_, lnf_, P(0), nullptr,
-                                        BT, C, Vp, scratch, s));
-  RETURN_IF_CUDART(cudaMemsetAsync(dresidual_, 0, BTC * sizeof(T), s));
-  RETURN_IF_CUDA(kc::layernorm_backward<T>(dresidual_, G(lnf_index()), G(lnf_index() + 1), dbtc_,
-                                           ResidualAt(L), P(lnf_index()), lnf_mean_, lnf_rstd_, BT,
-                                           C, scratch, s));
+  RETURN_IF_ERROR(kc::matmul_backward<floatX>(matmul_, dbtc_, G(0), nullptr, logits_, lnf_, P(0),
+                                              nullptr, BT, C, Vp, scratch, s));
+  CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dresidual_, 0, BTC * sizeof(floatX), s));
+  RETURN_IF_ERROR(kc::layernorm_backward<floatX>(dresidual_, G(lnf_index()), G(lnf_index() + 1),
+                                                 dbtc_, ResidualAt(L), P(lnf_index()), lnf_mean_,
+                                                 lnf_rstd_, BT, C, scratch, s));
   if (grads_ready) grads_ready(layout_.layer_end(L - 1));
   for (int l = L - 1; l >= 0; --l) {
     if (config_.checkpoint_activations) {
@@ -557,11 +556,12 @@ coord::Status CudaModel<T>::Backward(float loss_scale, const GptModel::GradsRead
     if (grads_ready) grads_ready(layout_.layer_begin(l));
   }
   if (training_ && config_.hidden_dropout > 0.0f) {
-    RETURN_IF_CUDA(kc::dropout_forward<T>(dresidual_, dresidual_, BTC, config_.hidden_dropout,
-                                          DropoutRng(-1, DropoutSite::kEmbedding), RowElems(), s));
+    RETURN_IF_ERROR(kc::dropout_forward<floatX>(dresidual_, dresidual_, BTC, config_.hidden_dropout,
+                                                DropoutRng(-1, DropoutSite::kEmbedding), RowElems(),
+                                                s));
   }
-  RETURN_IF_CUDA(
-      kc::encoder_backward<T>(G(0), G(1), dresidual_, inputs_, B, T_len, C, encoder_scratch_, s));
+  RETURN_IF_ERROR(
+      kc::encoder_backward<floatX>(G(0), G(1), dresidual_, inputs_, B, T, C, encoder_scratch_, s));
   if (grads_ready) grads_ready(0);
   SamplePeak();
   return coord::Status::Ok();

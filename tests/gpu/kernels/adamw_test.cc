@@ -1,4 +1,4 @@
-// cuda::adamw_update<T> against cpu::adamw_update, for fp32 (params_copy null) and for
+// cuda::adamw_update<floatX> against cpu::adamw_update, for fp32 (params_copy null) and for
 // bf16 / fp16 (params_copy written). The CPU is fed fp32(grads * grad_scale), which is the
 // GPU's first operation. Several steps run back to back on both sides (bias corrections
 // at steps 1, 2, ..., 10), with weight decay on and off and grad_scale 1 and != 1.
@@ -8,7 +8,7 @@
 //     host-computed bias-correction scalars, so the values are expected to be bitwise
 //     equal; 1e-6 (~8 fp32 ulp) leaves room for a host compiler that contracts the CPU
 //     twin into FMAs, and still catches any operation-order or bias-correction mistake.
-//   params_copy: exact, == FromFloat<T>(the GPU's master) (round to nearest even).
+//   params_copy: exact, == FromFloat<floatX>(the GPU's master) (round to nearest even).
 #include "trainer/kernels/cpu/adamw.h"
 
 #include <gtest/gtest.h>
@@ -25,21 +25,14 @@ namespace {
 
 using gpu_test::CompareClose;
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 
-constexpr float kRtol = 1e-6f, kAtol = 1e-12f;
+constexpr gpu_test::Tolerance kTol{/*atol=*/1e-12f, /*rtol=*/1e-6f};  // every compute type
 
-struct TypeNames {
-  template <typename T>
-  static std::string GetName(int) {
-    return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>());
-  }
-};
-
-template <typename T>
+template <typename floatX>
 class AdamWGpuTest : public ::testing::Test {};
-using FloatTypes = ::testing::Types<float, __nv_bfloat16, __half>;
-TYPED_TEST_SUITE(AdamWGpuTest, FloatTypes, TypeNames);
+TYPED_TEST_SUITE(AdamWGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 struct Hyper {
   float lr = 6e-4f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weight_decay = 0.1f;
@@ -55,11 +48,11 @@ std::vector<U> Tail(const DeviceBuffer<U>& buf, size_t n) {
 
 // `steps` updates of N parameters placed `offset` elements into their buffers (1 makes
 // every pointer misaligned: the scalar path), compared after steps 1, 2 and the last.
-template <typename T>
+template <typename floatX>
 void CheckAdamW(size_t N, size_t offset, const Hyper& h, int steps, uint32_t seed) {
   SCOPED_TRACE("N=" + std::to_string(N) + " offset=" + std::to_string(offset) + " wd=" +
                std::to_string(h.weight_decay) + " grad_scale=" + std::to_string(h.grad_scale));
-  constexpr bool kHasCopy = !std::is_same_v<T, float>;
+  constexpr bool kHasCopy = !std::is_same_v<floatX, float>;
   std::vector<float> master = RandomNormal(N, 0.02f, seed);
   std::vector<float> m(N, 0.0f), v(N, 0.0f);
 
@@ -70,7 +63,7 @@ void CheckAdamW(size_t N, size_t offset, const Hyper& h, int steps, uint32_t see
   };
   DeviceBuffer<float> d_master(padded(master)), d_m(padded(m)), d_v(padded(v));
   DeviceBuffer<float> d_grads(N + offset);
-  DeviceBuffer<T> d_copy(N + offset);
+  DeviceBuffer<floatX> d_copy(N + offset);
   ASSERT_NE(d_master.get(), nullptr);
   ASSERT_NE(d_m.get(), nullptr);
   ASSERT_NE(d_v.get(), nullptr);
@@ -88,24 +81,23 @@ void CheckAdamW(size_t N, size_t offset, const Hyper& h, int steps, uint32_t see
     for (size_t i = 0; i < N; ++i) scaled[i] = grads[i] * h.grad_scale;
     kernels::cpu::adamw_update(master.data(), scaled.data(), m.data(), v.data(), N, h.lr, h.beta1,
                                h.beta2, h.eps, h.weight_decay, step);
-    ASSERT_EQ(kernels::cuda::adamw_update<T>(
-                  d_master.get() + offset, kHasCopy ? d_copy.get() + offset : nullptr,
-                  d_grads.get() + offset, d_m.get() + offset, d_v.get() + offset, N, h.lr, h.beta1,
-                  h.beta2, h.eps, h.weight_decay, step, h.grad_scale, 0),
-              "");
+    ASSERT_TRUE(IsOk(kernels::cuda::adamw_update<floatX>(
+        d_master.get() + offset, kHasCopy ? d_copy.get() + offset : nullptr, d_grads.get() + offset,
+        d_m.get() + offset, d_v.get() + offset, N, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
+        step, h.grad_scale, 0)));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     if (step > 2 && step < steps) continue;
 
     const std::vector<float> got_master = Tail(d_master, N);
-    ASSERT_EQ(CompareClose(got_master, master, kAtol, kRtol), "") << "master";
-    ASSERT_EQ(CompareClose(Tail(d_m, N), m, kAtol, kRtol), "") << "m";
-    ASSERT_EQ(CompareClose(Tail(d_v, N), v, kAtol, kRtol), "") << "v";
+    ASSERT_EQ(CompareClose(got_master, master, kTol), "") << "master";
+    ASSERT_EQ(CompareClose(Tail(d_m, N), m, kTol), "") << "m";
+    ASSERT_EQ(CompareClose(Tail(d_v, N), v, kTol), "") << "v";
     if constexpr (kHasCopy) {
-      const std::vector<T> got_copy = Tail(d_copy, N);
+      const std::vector<floatX> got_copy = Tail(d_copy, N);
       for (size_t i = 0; i < N; ++i) {
-        const T want = kernels::cuda::FromFloat<T>(got_master[i]);
-        ASSERT_EQ(std::memcmp(&got_copy[i], &want, sizeof(T)), 0)
-            << "params_copy[" << i << "] = " << kernels::cuda::ToFloat<T>(got_copy[i])
+        const floatX want = kernels::cuda::FromFloat<floatX>(got_master[i]);
+        ASSERT_EQ(std::memcmp(&got_copy[i], &want, sizeof(floatX)), 0)
+            << "params_copy[" << i << "] = " << kernels::cuda::ToFloat<floatX>(got_copy[i])
             << ", master " << got_master[i];
       }
     }
@@ -149,9 +141,10 @@ TYPED_TEST(AdamWGpuTest, MatchesCpuOnMisalignedAndTinyRanges) {
 TYPED_TEST(AdamWGpuTest, RejectsStepZero) {
   SKIP_WITHOUT_GPU();
   DeviceBuffer<float> d(8);
-  EXPECT_NE(kernels::cuda::adamw_update<TypeParam>(d.get(), nullptr, d.get(), d.get(), d.get(), 8,
-                                                   1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 0, 1.0f, 0),
-            "");
+  EXPECT_FALSE(kernels::cuda::adamw_update<TypeParam>(d.get(), nullptr, d.get(), d.get(), d.get(),
+                                                      8, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.0f, 0, 1.0f,
+                                                      0)
+                   .ok());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // cuda::attention_forward/backward against cpu::attention_forward/backward at each precision.
-// qkv and dout ~ N(0, 1) are rounded to T first so both sides see the same inputs; the GPU
+// qkv and dout ~ N(0, 1) are rounded to floatX first so both sides see the same inputs; the GPU
 // draws the CPU's Philox dropout elements, so p = 0.1 is compared elementwise too.
 // A tensor passes when every |got - want| <= atol * max|want| + rtol * |want|:
 //   fp32: out 1e-4, dqkv 2e-4 (atol and rtol). Same fp32 math; only the summation order
@@ -28,31 +28,28 @@
 namespace {
 
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
+using gpu_test::Tolerance;
 
-struct Tolerance {
-  float out, grad;
+// {atol (times max|want|), rtol}; see the top of the file.
+constexpr gpu_test::ToleranceTable kOutTol{
+    /*fp32=*/{1e-4f, 1e-4f},
+    /*bf16=*/{1e-2f, 1e-2f},
+    /*fp16=*/{2e-3f, 2e-3f},
 };
-template <typename T>
-Tolerance TolFor();
-template <>
-Tolerance TolFor<float>() {
-  return {1e-4f, 2e-4f};
-}
-template <>
-Tolerance TolFor<__nv_bfloat16>() {
-  return {1e-2f, 2e-2f};
-}
-template <>
-Tolerance TolFor<__half>() {
-  return {2e-3f, 5e-3f};
-}
+constexpr gpu_test::ToleranceTable kGradTol{
+    /*fp32=*/{2e-4f, 2e-4f},
+    /*bf16=*/{2e-2f, 2e-2f},
+    /*fp16=*/{5e-3f, 5e-3f},
+};
+constexpr Tolerance kLseTol{1e-5f, 1e-5f};  // every compute type
 
 // CompareClose with the absolute part scaled by the reference's largest magnitude.
 std::string CompareScaled(const std::vector<float>& got, const std::vector<float>& want,
-                          float tol) {
+                          Tolerance tol) {
   float max_abs = 0.0f;
   for (float w : want) max_abs = std::max(max_abs, std::fabs(w));
-  return gpu_test::CompareClose(got, want, tol * std::max(max_abs, 1e-6f), tol);
+  return gpu_test::CompareClose(got, want, tol.atol * std::max(max_abs, 1e-6f), tol.rtol);
 }
 
 // lse (B, NH, T) of the causal scores q k^T / sqrt(HS), in float64.
@@ -91,66 +88,62 @@ std::string Describe(const Case& c) {
          " NH=" + std::to_string(c.NH) + " p=" + std::to_string(c.p);
 }
 
-template <typename T>
+template <typename floatX>
 void RunCase(const Case& c, uint32_t seed, bool check_determinism = false) {
-  SCOPED_TRACE(Describe(c) + " dtype=" + kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>()));
-  const int B = c.B, TT = c.T, C = c.C, NH = c.NH;
-  const size_t n_qkv = static_cast<size_t>(B) * TT * 3 * C, n_out = static_cast<size_t>(B) * TT * C;
+  SCOPED_TRACE(Describe(c) + " dtype=" + gpu_test::ComputeTypeName<floatX>());
+  const int B = c.B, T = c.T, C = c.C, NH = c.NH;
+  const size_t n_qkv = static_cast<size_t>(B) * T * 3 * C, n_out = static_cast<size_t>(B) * T * C;
   const trainer::RngStream rng{0x5eed1234ull + seed, 3};
-  const Tolerance tol = TolFor<T>();
 
-  const std::vector<float> qkv = gpu_test::RoundTo<T>(gpu_test::RandomNormal(n_qkv, 1.0f, seed));
+  const std::vector<float> qkv =
+      gpu_test::RoundTo<floatX>(gpu_test::RandomNormal(n_qkv, 1.0f, seed));
   const std::vector<float> dout =
-      gpu_test::RoundTo<T>(gpu_test::RandomNormal(n_out, 1.0f, seed + 1));
+      gpu_test::RoundTo<floatX>(gpu_test::RandomNormal(n_out, 1.0f, seed + 1));
 
-  std::vector<float> out_ref(n_out), att(static_cast<size_t>(B) * NH * TT * TT);
+  std::vector<float> out_ref(n_out), att(static_cast<size_t>(B) * NH * T * T);
   std::vector<float> dqkv_ref(n_qkv, 0.0f);  // the CPU backward accumulates
-  kernels::cpu::attention_forward(out_ref.data(), att.data(), qkv.data(), B, TT, C, NH, c.p, rng);
-  kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), att.data(), B, TT, C,
+  kernels::cpu::attention_forward(out_ref.data(), att.data(), qkv.data(), B, T, C, NH, c.p, rng);
+  kernels::cpu::attention_backward(dqkv_ref.data(), dout.data(), qkv.data(), att.data(), B, T, C,
                                    NH, c.p, rng);
-  const std::vector<float> lse_ref = ReferenceLse(qkv, B, TT, C, NH);
+  const std::vector<float> lse_ref = ReferenceLse(qkv, B, T, C, NH);
 
-  DeviceBuffer<T> d_qkv(gpu_test::ToType<T>(qkv)), d_dout(gpu_test::ToType<T>(dout));
-  DeviceBuffer<T> d_out(n_out), d_dqkv(n_qkv);
-  DeviceBuffer<float> d_lse(static_cast<size_t>(B) * NH * TT);
-  DeviceBuffer<float> d_scratch(kernels::cuda::attention_backward_scratch_floats(B, TT, C, NH));
+  DeviceBuffer<floatX> d_qkv(gpu_test::ToType<floatX>(qkv)), d_dout(gpu_test::ToType<floatX>(dout));
+  DeviceBuffer<floatX> d_out(n_out), d_dqkv(n_qkv);
+  DeviceBuffer<float> d_lse(static_cast<size_t>(B) * NH * T);
+  DeviceBuffer<float> d_scratch(kernels::cuda::attention_backward_scratch_floats(B, T, C, NH));
   ASSERT_NE(d_qkv.get(), nullptr);
   ASSERT_NE(d_dqkv.get(), nullptr);
   d_out.Fill(0xFF);  // NaN in every type: each element must be written
   d_lse.Fill(0xFF);
   d_dqkv.Fill(0xFF);
 
-  ASSERT_EQ(kernels::cuda::attention_forward<T>(d_out.get(), d_lse.get(), d_qkv.get(), B, TT, C, NH,
-                                                c.p, rng, 0),
-            "");
-  ASSERT_EQ(
-      kernels::cuda::attention_backward<T>(d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(),
-                                           d_lse.get(), B, TT, C, NH, c.p, rng, d_scratch.get(), 0),
-      "");
+  ASSERT_TRUE(IsOk(kernels::cuda::attention_forward<floatX>(d_out.get(), d_lse.get(), d_qkv.get(),
+                                                            B, T, C, NH, c.p, rng, 0)));
+  ASSERT_TRUE(IsOk(kernels::cuda::attention_backward<floatX>(
+      d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), B, T, C, NH, c.p, rng,
+      d_scratch.get(), 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
-  const std::vector<float> out = gpu_test::ToFloat<T>(d_out.Download());
-  const std::vector<float> dqkv = gpu_test::ToFloat<T>(d_dqkv.Download());
-  EXPECT_EQ(CompareScaled(out, out_ref, tol.out), "") << "out";
-  EXPECT_EQ(CompareScaled(d_lse.Download(), lse_ref, 1e-5f), "") << "lse";
-  EXPECT_EQ(CompareScaled(dqkv, dqkv_ref, tol.grad), "") << "dqkv";
+  const std::vector<float> out = gpu_test::ToFloat<floatX>(d_out.Download());
+  const std::vector<float> dqkv = gpu_test::ToFloat<floatX>(d_dqkv.Download());
+  EXPECT_EQ(CompareScaled(out, out_ref, kOutTol.For<floatX>()), "") << "out";
+  EXPECT_EQ(CompareScaled(d_lse.Download(), lse_ref, kLseTol), "") << "lse";
+  EXPECT_EQ(CompareScaled(dqkv, dqkv_ref, kGradTol.For<floatX>()), "") << "dqkv";
 
   if (check_determinism) {
-    const std::vector<T> first = d_dqkv.Download();
-    ASSERT_EQ(kernels::cuda::attention_backward<T>(d_dqkv.get(), d_dout.get(), d_qkv.get(),
-                                                   d_out.get(), d_lse.get(), B, TT, C, NH, c.p, rng,
-                                                   d_scratch.get(), 0),
-              "");
-    const std::vector<T> second = d_dqkv.Download();
-    EXPECT_EQ(memcmp(first.data(), second.data(), first.size() * sizeof(T)), 0)
+    const std::vector<floatX> first = d_dqkv.Download();
+    ASSERT_TRUE(IsOk(kernels::cuda::attention_backward<floatX>(
+        d_dqkv.get(), d_dout.get(), d_qkv.get(), d_out.get(), d_lse.get(), B, T, C, NH, c.p, rng,
+        d_scratch.get(), 0)));
+    const std::vector<floatX> second = d_dqkv.Download();
+    EXPECT_EQ(memcmp(first.data(), second.data(), first.size() * sizeof(floatX)), 0)
         << "backward is not bitwise reproducible";
   }
 }
 
-template <typename T>
+template <typename floatX>
 class AttentionGpuTest : public ::testing::Test {};
-using ComputeTypes = ::testing::Types<float, __nv_bfloat16, __half>;
-TYPED_TEST_SUITE(AttentionGpuTest, ComputeTypes);
+TYPED_TEST_SUITE(AttentionGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 // HS 64 (GPT-2 small), HS 128 with T not a multiple of the 64-row tile, HS 32.
 TYPED_TEST(AttentionGpuTest, MatchesCpuReference) {

@@ -1,11 +1,11 @@
 // Elementwise CUDA ops against their CPU twins, for fp32, bf16 and fp16:
-//   residual_dropout_forward<T> vs cpu::dropout_forward then cpu::residual_forward,
-//   dropout_forward<T> vs cpu::dropout_forward, cast_from_float / cast_to_float vs the host
+//   residual_dropout_forward<floatX> vs cpu::dropout_forward then cpu::residual_forward,
+//   dropout_forward<floatX> vs cpu::dropout_forward, cast_from_float / cast_to_float vs the host
 //   FromFloat / ToFloat.
-// Tolerance: none — every comparison is exact. The inputs are rounded to T first, both
+// Tolerance: none — every comparison is exact. The inputs are rounded to floatX first, both
 // sides compute the same fp32 operations (x * 1/(1-p), then residual + that, explicitly
 // rounded on the GPU so no FMA is formed) on the same Philox masks, and the CPU result is
-// rounded to T once as the GPU's is. For dropout the kept/dropped pattern is also
+// rounded to floatX once as the GPU's is. For dropout the kept/dropped pattern is also
 // checked on its own (which elements are zero), since that is the cross-device contract.
 #include <gtest/gtest.h>
 
@@ -26,30 +26,23 @@
 namespace {
 
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 using gpu_test::RoundTo;
 using kernels::cuda::FromFloat;
 
-struct TypeNames {
-  template <typename T>
-  static std::string GetName(int) {
-    return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>());
-  }
-};
-using FloatTypes = ::testing::Types<float, __nv_bfloat16, __half>;
-
-// Host values as T, placed `offset` elements into the device buffer.
-template <typename T>
-std::vector<T> WithOffset(const std::vector<float>& x, size_t offset) {
-  std::vector<T> out(offset, FromFloat<T>(0.0f));
-  for (float v : x) out.push_back(FromFloat<T>(v));
+// Host values as floatX, placed `offset` elements into the device buffer.
+template <typename floatX>
+std::vector<floatX> WithOffset(const std::vector<float>& x, size_t offset) {
+  std::vector<floatX> out(offset, FromFloat<floatX>(0.0f));
+  for (float v : x) out.push_back(FromFloat<floatX>(v));
   return out;
 }
 
 // The last n elements of a device buffer, as floats.
-template <typename T>
-std::vector<float> DownloadTail(const DeviceBuffer<T>& buf, size_t n) {
-  std::vector<float> all = gpu_test::ToFloat<T>(buf.Download());
+template <typename floatX>
+std::vector<float> DownloadTail(const DeviceBuffer<floatX>& buf, size_t n) {
+  std::vector<float> all = gpu_test::ToFloat<floatX>(buf.Download());
   return std::vector<float>(all.end() - n, all.end());
 }
 
@@ -66,11 +59,11 @@ std::string FirstDifference(const std::vector<float>& got, const std::vector<flo
   return "";
 }
 
-// Random normal values rounded to T with no exact zeros (a tiny value can round to zero
+// Random normal values rounded to floatX with no exact zeros (a tiny value can round to zero
 // in fp16), so a zero in a dropout output means dropped.
-template <typename T>
+template <typename floatX>
 std::vector<float> NonZeroNormalAs(size_t n, float stddev, uint32_t seed) {
-  std::vector<float> x = RoundTo<T>(RandomNormal(n, stddev, seed));
+  std::vector<float> x = RoundTo<floatX>(RandomNormal(n, stddev, seed));
   for (float& v : x) {
     if (v == 0.0f) v = 1.0f;
   }
@@ -99,35 +92,35 @@ const MaskCase kMaskCases[] = {
 // ---------------------------------------------------------------------------
 // residual_dropout_forward
 
-template <typename T>
+template <typename floatX>
 class ResidualDropoutGpuTest : public ::testing::Test {};
-TYPED_TEST_SUITE(ResidualDropoutGpuTest, FloatTypes, TypeNames);
+TYPED_TEST_SUITE(ResidualDropoutGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 // out_alias: 0 separate output, 1 out == residual, 2 out == x.
-template <typename T>
+template <typename floatX>
 void CheckResidualDropout(const MaskCase& c, float p, int out_alias, uint32_t seed) {
   SCOPED_TRACE("N=" + std::to_string(c.N) + " row_elems=" + std::to_string(c.row_elems) +
                " offset=" + std::to_string(c.offset) + " p=" + std::to_string(p) +
                " alias=" + std::to_string(out_alias));
   const trainer::RngStream rng{0x1234abcdULL, 7ull << 24};
-  const std::vector<float> residual = RoundTo<T>(RandomNormal(c.N, 1.0f, seed));
-  const std::vector<float> x = NonZeroNormalAs<T>(c.N, 1.0f, seed + 1);
+  const std::vector<float> residual = RoundTo<floatX>(RandomNormal(c.N, 1.0f, seed));
+  const std::vector<float> x = NonZeroNormalAs<floatX>(c.N, 1.0f, seed + 1);
   std::vector<float> dropped(c.N), want(c.N);
   kernels::cpu::dropout_forward(dropped.data(), x.data(), c.N, p, rng, c.row_elems);
   kernels::cpu::residual_forward(want.data(), residual.data(), dropped.data(), c.N);
-  want = RoundTo<T>(want);
+  want = RoundTo<floatX>(want);
 
-  DeviceBuffer<T> d_res(WithOffset<T>(residual, c.offset)), d_x(WithOffset<T>(x, c.offset));
-  DeviceBuffer<T> d_out(c.N + c.offset);
+  DeviceBuffer<floatX> d_res(WithOffset<floatX>(residual, c.offset)),
+      d_x(WithOffset<floatX>(x, c.offset));
+  DeviceBuffer<floatX> d_out(c.N + c.offset);
   ASSERT_NE(d_res.get(), nullptr);
   ASSERT_NE(d_x.get(), nullptr);
   ASSERT_NE(d_out.get(), nullptr);
   d_out.Fill(0xFF);
-  const DeviceBuffer<T>& result = out_alias == 1 ? d_res : out_alias == 2 ? d_x : d_out;
-  ASSERT_EQ(
-      kernels::cuda::residual_dropout_forward<T>(result.get() + c.offset, d_res.get() + c.offset,
-                                                 d_x.get() + c.offset, c.N, p, rng, c.row_elems, 0),
-      "");
+  const DeviceBuffer<floatX>& result = out_alias == 1 ? d_res : out_alias == 2 ? d_x : d_out;
+  ASSERT_TRUE(IsOk(kernels::cuda::residual_dropout_forward<floatX>(
+      result.get() + c.offset, d_res.get() + c.offset, d_x.get() + c.offset, c.N, p, rng,
+      c.row_elems, 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   EXPECT_EQ(FirstDifference(DownloadTail(result, c.N), want), "");
 }
@@ -156,29 +149,28 @@ TYPED_TEST(ResidualDropoutGpuTest, OutputMayAliasEitherInput) {
 // ---------------------------------------------------------------------------
 // dropout_forward
 
-template <typename T>
+template <typename floatX>
 class DropoutGpuTest : public ::testing::Test {};
-TYPED_TEST_SUITE(DropoutGpuTest, FloatTypes, TypeNames);
+TYPED_TEST_SUITE(DropoutGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
-template <typename T>
+template <typename floatX>
 void CheckDropout(const MaskCase& c, float p, bool in_place, uint32_t seed) {
   SCOPED_TRACE("N=" + std::to_string(c.N) + " row_elems=" + std::to_string(c.row_elems) +
                " offset=" + std::to_string(c.offset) + " p=" + std::to_string(p) +
                " in_place=" + std::to_string(in_place));
   const trainer::RngStream rng{987654321ULL, 3};
-  const std::vector<float> x = NonZeroNormalAs<T>(c.N, 1.0f, seed);
+  const std::vector<float> x = NonZeroNormalAs<floatX>(c.N, 1.0f, seed);
   std::vector<float> want(c.N);
   kernels::cpu::dropout_forward(want.data(), x.data(), c.N, p, rng, c.row_elems);
-  want = RoundTo<T>(want);
+  want = RoundTo<floatX>(want);
 
-  DeviceBuffer<T> d_x(WithOffset<T>(x, c.offset)), d_out(c.N + c.offset);
+  DeviceBuffer<floatX> d_x(WithOffset<floatX>(x, c.offset)), d_out(c.N + c.offset);
   ASSERT_NE(d_x.get(), nullptr);
   ASSERT_NE(d_out.get(), nullptr);
   d_out.Fill(0xFF);
-  const DeviceBuffer<T>& result = in_place ? d_x : d_out;
-  ASSERT_EQ(kernels::cuda::dropout_forward<T>(result.get() + c.offset, d_x.get() + c.offset, c.N, p,
-                                              rng, c.row_elems, 0),
-            "");
+  const DeviceBuffer<floatX>& result = in_place ? d_x : d_out;
+  ASSERT_TRUE(IsOk(kernels::cuda::dropout_forward<floatX>(
+      result.get() + c.offset, d_x.get() + c.offset, c.N, p, rng, c.row_elems, 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const std::vector<float> got = DownloadTail(result, c.N);
 
@@ -214,26 +206,29 @@ TYPED_TEST(DropoutGpuTest, RejectsRateOutsideUnitInterval) {
   SKIP_WITHOUT_GPU();
   DeviceBuffer<TypeParam> d(16);
   const trainer::RngStream rng{1, 2};
-  EXPECT_NE(kernels::cuda::dropout_forward<TypeParam>(d.get(), d.get(), 16, 1.0f, rng, 0, 0), "");
-  EXPECT_NE(kernels::cuda::dropout_forward<TypeParam>(d.get(), d.get(), 16, -0.1f, rng, 0, 0), "");
+  EXPECT_FALSE(
+      kernels::cuda::dropout_forward<TypeParam>(d.get(), d.get(), 16, 1.0f, rng, 0, 0).ok());
+  EXPECT_FALSE(
+      kernels::cuda::dropout_forward<TypeParam>(d.get(), d.get(), 16, -0.1f, rng, 0, 0).ok());
 }
 
 // ---------------------------------------------------------------------------
 // cast_from_float / cast_to_float
 
-template <typename T>
+template <typename floatX>
 class CastGpuTest : public ::testing::Test {};
-TYPED_TEST_SUITE(CastGpuTest, FloatTypes, TypeNames);
+TYPED_TEST_SUITE(CastGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
-// Bitwise equality of T values, with any NaN equal to any NaN (payloads may differ
+// Bitwise equality of floatX values, with any NaN equal to any NaN (payloads may differ
 // between host and device conversions).
-template <typename T>
-std::string FirstDifferenceT(const std::vector<T>& got, const std::vector<T>& want) {
+template <typename floatX>
+std::string FirstDifferenceT(const std::vector<floatX>& got, const std::vector<floatX>& want) {
   if (got.size() != want.size()) return "size mismatch";
   for (size_t i = 0; i < got.size(); ++i) {
-    const float g = kernels::cuda::ToFloat<T>(got[i]), w = kernels::cuda::ToFloat<T>(want[i]);
+    const float g = kernels::cuda::ToFloat<floatX>(got[i]),
+                w = kernels::cuda::ToFloat<floatX>(want[i]);
     if (std::isnan(g) && std::isnan(w)) continue;
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) != 0) {
+    if (std::memcmp(&got[i], &want[i], sizeof(floatX)) != 0) {
       return "index " + std::to_string(i) + ": got " + std::to_string(g) + ", want " +
              std::to_string(w);
     }
@@ -276,31 +271,34 @@ std::vector<float> CastInputs(size_t n, uint32_t seed) {
   return x;
 }
 
-template <typename T>
+template <typename floatX>
 void CheckCast(size_t N, size_t offset, uint32_t seed) {
   SCOPED_TRACE("N=" + std::to_string(N) + " offset=" + std::to_string(offset));
   const std::vector<float> x = CastInputs(N, seed);
   std::vector<float> x_off(offset, 0.0f);
   x_off.insert(x_off.end(), x.begin(), x.end());
   DeviceBuffer<float> d_x(x_off), d_back(N + offset);
-  DeviceBuffer<T> d_t(N + offset);
+  DeviceBuffer<floatX> d_t(N + offset);
   ASSERT_NE(d_x.get(), nullptr);
   ASSERT_NE(d_back.get(), nullptr);
   ASSERT_NE(d_t.get(), nullptr);
   d_t.Fill(0xFF);
   d_back.Fill(0xFF);
-  ASSERT_EQ(kernels::cuda::cast_from_float<T>(d_t.get() + offset, d_x.get() + offset, N, 0), "");
-  ASSERT_EQ(kernels::cuda::cast_to_float<T>(d_back.get() + offset, d_t.get() + offset, N, 0), "");
+  ASSERT_TRUE(
+      IsOk(kernels::cuda::cast_from_float<floatX>(d_t.get() + offset, d_x.get() + offset, N, 0)));
+  ASSERT_TRUE(
+      IsOk(kernels::cuda::cast_to_float<floatX>(d_back.get() + offset, d_t.get() + offset, N, 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 
-  std::vector<T> got_t = d_t.Download();
+  std::vector<floatX> got_t = d_t.Download();
   got_t.erase(got_t.begin(), got_t.begin() + offset);
-  EXPECT_EQ(FirstDifferenceT<T>(got_t, gpu_test::ToType<T>(x)), "") << "cast_from_float";
+  EXPECT_EQ(FirstDifferenceT<floatX>(got_t, gpu_test::ToType<floatX>(x)), "") << "cast_from_float";
   std::vector<float> got_back = d_back.Download();
   got_back.erase(got_back.begin(), got_back.begin() + offset);
   // cast_to_float of what the device holds (checked above) is the host ToFloat of it.
-  EXPECT_EQ(FirstDifferenceFloat(got_back, gpu_test::ToFloat<T>(got_t)), "") << "cast_to_float";
-  EXPECT_EQ(FirstDifferenceFloat(got_back, RoundTo<T>(x)), "") << "round trip";
+  EXPECT_EQ(FirstDifferenceFloat(got_back, gpu_test::ToFloat<floatX>(got_t)), "")
+      << "cast_to_float";
+  EXPECT_EQ(FirstDifferenceFloat(got_back, RoundTo<floatX>(x)), "") << "round trip";
 }
 
 TYPED_TEST(CastGpuTest, MatchesHostConversions) {
@@ -312,31 +310,32 @@ TYPED_TEST(CastGpuTest, MatchesHostConversions) {
   CheckCast<TypeParam>(4101, 3, 5);
 }
 
-// T -> float -> T is the identity on every non-NaN T (all 2^16 bit patterns for 16-bit T).
+// floatX -> float -> floatX is the identity on every non-NaN floatX (all 2^16 bit patterns for
+// 16-bit floatX).
 TYPED_TEST(CastGpuTest, ToFloatAndBackIsIdentity) {
   SKIP_WITHOUT_GPU();
-  using T = TypeParam;
-  std::vector<T> all;
-  if constexpr (sizeof(T) == 2) {
+  using floatX = TypeParam;
+  std::vector<floatX> all;
+  if constexpr (sizeof(floatX) == 2) {
     for (uint32_t b = 0; b < 65536; ++b) {
       const uint16_t bits = static_cast<uint16_t>(b);
-      T t;
+      floatX t;
       std::memcpy(static_cast<void*>(&t), &bits, sizeof(t));
       all.push_back(t);
     }
   } else {
-    all = gpu_test::ToType<T>(CastInputs(65536, 9));
+    all = gpu_test::ToType<floatX>(CastInputs(65536, 9));
   }
-  DeviceBuffer<T> d_t(all), d_t2(all.size());
+  DeviceBuffer<floatX> d_t(all), d_t2(all.size());
   DeviceBuffer<float> d_f(all.size());
   ASSERT_NE(d_t.get(), nullptr);
   ASSERT_NE(d_t2.get(), nullptr);
   ASSERT_NE(d_f.get(), nullptr);
-  ASSERT_EQ(kernels::cuda::cast_to_float<T>(d_f.get(), d_t.get(), all.size(), 0), "");
-  ASSERT_EQ(kernels::cuda::cast_from_float<T>(d_t2.get(), d_f.get(), all.size(), 0), "");
+  ASSERT_TRUE(IsOk(kernels::cuda::cast_to_float<floatX>(d_f.get(), d_t.get(), all.size(), 0)));
+  ASSERT_TRUE(IsOk(kernels::cuda::cast_from_float<floatX>(d_t2.get(), d_f.get(), all.size(), 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  EXPECT_EQ(FirstDifferenceFloat(d_f.Download(), gpu_test::ToFloat<T>(all)), "");
-  EXPECT_EQ(FirstDifferenceT<T>(d_t2.Download(), all), "");
+  EXPECT_EQ(FirstDifferenceFloat(d_f.Download(), gpu_test::ToFloat<floatX>(all)), "");
+  EXPECT_EQ(FirstDifferenceT<floatX>(d_t2.Download(), all), "");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// cuda::gelu_forward / gelu_backward<T> against cpu::gelu_* for fp32, bf16 and fp16. The
-// inputs are rounded to T first, so both sides see the same values and compute in fp32.
+// cuda::gelu_forward / gelu_backward<floatX> against cpu::gelu_* for fp32, bf16 and fp16. The
+// inputs are rounded to floatX first, so both sides see the same values and compute in fp32.
 // Note the contracts differ: the CUDA backward overwrites dinp, the CPU one accumulates
 // (the CPU dinp starts at zero here, the GPU one at NaN bytes to catch unwritten slots).
 // Tolerances (|got - want| <= atol + rtol |want|, want = the CPU's fp32 result):
@@ -23,68 +23,54 @@ namespace {
 
 using gpu_test::CompareClose;
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 using gpu_test::RoundTo;
 
-template <typename T>
-struct Tol;
-template <>
-struct Tol<float> {
-  static constexpr float kRtol = 1e-5f, kAtol = 1e-5f;
-};
-template <>
-struct Tol<__nv_bfloat16> {
-  static constexpr float kRtol = 0x1.0p-8f + 1e-5f, kAtol = 1e-5f;
-};
-template <>
-struct Tol<__half> {
-  static constexpr float kRtol = 0x1.0p-11f + 1e-5f, kAtol = 1e-5f;
+// {atol, rtol} per compute type; see the top of the file.
+constexpr gpu_test::ToleranceTable kTol{
+    /*fp32=*/{1e-5f, 1e-5f},
+    /*bf16=*/{1e-5f, 0x1.0p-8f + 1e-5f},
+    /*fp16=*/{1e-5f, 0x1.0p-11f + 1e-5f},
 };
 
-struct TypeNames {
-  template <typename T>
-  static std::string GetName(int) {
-    return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>());
-  }
-};
-
-template <typename T>
+template <typename floatX>
 class GeluGpuTest : public ::testing::Test {};
-using FloatTypes = ::testing::Types<float, __nv_bfloat16, __half>;
-TYPED_TEST_SUITE(GeluGpuTest, FloatTypes, TypeNames);
+TYPED_TEST_SUITE(GeluGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 // Runs forward and backward on N elements placed `offset` elements into their buffers
 // (offset 1 makes every pointer misaligned: the scalar path).
-template <typename T>
+template <typename floatX>
 void CheckGelu(size_t N, size_t offset, uint32_t seed) {
   SCOPED_TRACE("N=" + std::to_string(N) + " offset=" + std::to_string(offset));
-  const std::vector<float> inp = RoundTo<T>(RandomNormal(N, 2.0f, seed));
-  const std::vector<float> dout = RoundTo<T>(RandomNormal(N, 1.0f, seed + 1));
+  const std::vector<float> inp = RoundTo<floatX>(RandomNormal(N, 2.0f, seed));
+  const std::vector<float> dout = RoundTo<floatX>(RandomNormal(N, 1.0f, seed + 1));
   std::vector<float> want_out(N), want_dinp(N, 0.0f);
   kernels::cpu::gelu_forward(want_out.data(), inp.data(), static_cast<int>(N));
   kernels::cpu::gelu_backward(want_dinp.data(), inp.data(), dout.data(), static_cast<int>(N));
 
-  std::vector<T> inp_t(offset), dout_t(offset);
-  for (float x : inp) inp_t.push_back(kernels::cuda::FromFloat<T>(x));
-  for (float x : dout) dout_t.push_back(kernels::cuda::FromFloat<T>(x));
-  DeviceBuffer<T> d_inp(inp_t), d_dout(dout_t), d_out(N + offset), d_dinp(N + offset);
+  std::vector<floatX> inp_t(offset), dout_t(offset);
+  for (float x : inp) inp_t.push_back(kernels::cuda::FromFloat<floatX>(x));
+  for (float x : dout) dout_t.push_back(kernels::cuda::FromFloat<floatX>(x));
+  DeviceBuffer<floatX> d_inp(inp_t), d_dout(dout_t), d_out(N + offset), d_dinp(N + offset);
   ASSERT_NE(d_inp.get(), nullptr);
   ASSERT_NE(d_dout.get(), nullptr);
   ASSERT_NE(d_out.get(), nullptr);
   ASSERT_NE(d_dinp.get(), nullptr);
   d_out.Fill(0xFF);  // NaN in all three types: a slot the kernel skips fails the check
   d_dinp.Fill(0xFF);
-  ASSERT_EQ(kernels::cuda::gelu_forward<T>(d_out.get() + offset, d_inp.get() + offset, N, 0), "");
-  ASSERT_EQ(kernels::cuda::gelu_backward<T>(d_dinp.get() + offset, d_inp.get() + offset,
-                                            d_dout.get() + offset, N, 0),
-            "");
+  ASSERT_TRUE(
+      IsOk(kernels::cuda::gelu_forward<floatX>(d_out.get() + offset, d_inp.get() + offset, N, 0)));
+  ASSERT_TRUE(IsOk(kernels::cuda::gelu_backward<floatX>(d_dinp.get() + offset, d_inp.get() + offset,
+                                                        d_dout.get() + offset, N, 0)));
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<float> got_out = gpu_test::ToFloat<T>(d_out.Download());
-  std::vector<float> got_dinp = gpu_test::ToFloat<T>(d_dinp.Download());
+  std::vector<float> got_out = gpu_test::ToFloat<floatX>(d_out.Download());
+  std::vector<float> got_dinp = gpu_test::ToFloat<floatX>(d_dinp.Download());
   got_out.erase(got_out.begin(), got_out.begin() + offset);
   got_dinp.erase(got_dinp.begin(), got_dinp.begin() + offset);
-  EXPECT_EQ(CompareClose(got_out, want_out, Tol<T>::kAtol, Tol<T>::kRtol), "") << "forward";
-  EXPECT_EQ(CompareClose(got_dinp, want_dinp, Tol<T>::kAtol, Tol<T>::kRtol), "") << "backward";
+  constexpr gpu_test::Tolerance tol = kTol.For<floatX>();
+  EXPECT_EQ(CompareClose(got_out, want_out, tol), "") << "forward";
+  EXPECT_EQ(CompareClose(got_dinp, want_dinp, tol), "") << "backward";
 }
 
 TYPED_TEST(GeluGpuTest, MatchesCpuOnMlpShape) {

@@ -1,12 +1,12 @@
 // cuda::matmul_forward / matmul_backward against cpu::matmul_forward / matmul_backward
 // (and cpu::gelu_forward / gelu_backward for the GELU epilogues), for fp32, bf16, fp16.
 //
-// Inputs are rounded to T first, so both sides multiply the same numbers and what is
-// left is summation order and the rounding of results to T. Each element must satisfy
+// Inputs are rounded to floatX first, so both sides multiply the same numbers and what is
+// left is summation order and the rounding of results to floatX. Each element must satisfy
 //   |got - want| <= out_rel * R + acc_rel * mag + gelu_abs * G + 1e-6
 // where mag is the same product over |inputs| (the sum of |terms|, plus |bias| and
 // |existing gradient|), the scale a summation-order error is relative to whatever the
-// reduction length K is; R is the size of whatever was rounded to T (|want|, plus the
+// reduction length K is; R is the size of whatever was rounded to floatX (|want|, plus the
 // product before the bias or GELU' when those are applied after a rounding: the unfused
 // path); G is |pre-activation| (forward) or |dout @ W| (backward), for a GELU evaluated
 // differently.
@@ -18,7 +18,7 @@
 //         tanh, not documented: a tanh good to 2^-11 is off by 2.5e-4 |x| in GELU and up
 //         to ~2e-3 in GELU' near |x| = 3).
 //   fp16: out_rel 2^-10 (one ulp), acc_rel 1e-4, gelu_abs 2e-3.
-// dweight and dbias accumulate in fp32 whatever T is: acc_rel only (fp32's for dbias,
+// dweight and dbias accumulate in fp32 whatever floatX is: acc_rel only (fp32's for dbias,
 // which matmul.cu's own kernel sums in fp32).
 // Shapes: GPT-2's qkv (N = 4*64, C = 768, OC = 2304), its MLP projection at N = 1000
 // (C = 3072: several bias-gradient row chunks), odd N, odd everything (unaligned leading
@@ -43,6 +43,7 @@
 namespace {
 
 namespace kc = kernels::cuda;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 using gpu_test::RoundTo;
 
@@ -62,21 +63,15 @@ const Shape kShapes[] = {
     {128, 768, 50304},    // LM head (padded vocabulary)
 };
 
-template <typename T>
-struct Tol;
-template <>
-struct Tol<float> {
-  static constexpr float kOutRel = 1e-6f, kAccRel = 5e-6f, kGeluAbs = 1e-6f;
+// The three terms of the bound at the top of the file, per compute type.
+struct MatmulTol {
+  float out_rel, acc_rel, gelu_abs;
 };
-template <>
-struct Tol<__nv_bfloat16> {
-  static constexpr float kOutRel = 1.0f / 128, kAccRel = 1e-4f, kGeluAbs = 2e-3f;
+constexpr gpu_test::PerComputeType<MatmulTol> kTol{
+    /*fp32=*/{1e-6f, 5e-6f, 1e-6f},
+    /*bf16=*/{1.0f / 128, 1e-4f, 2e-3f},
+    /*fp16=*/{1.0f / 1024, 1e-4f, 2e-3f},
 };
-template <>
-struct Tol<__half> {
-  static constexpr float kOutRel = 1.0f / 1024, kAccRel = 1e-4f, kGeluAbs = 2e-3f;
-};
-constexpr float kFp32AccRel = 5e-6f;
 constexpr float kAbs = 1e-6f;
 constexpr float kMaxGeluGrad = 1.2f;  // |gelu'(x)| <= 1.13
 
@@ -102,53 +97,51 @@ std::string CheckWithin(const char* what, const std::vector<float>& got,
 }
 
 // A device array of n elements starting `offset` elements into a bigger allocation.
-template <typename T>
+template <typename floatX>
 class Placed {
  public:
   Placed(size_t n, size_t offset) : buf_(n + offset + 1), ptr_(buf_.get() + offset), n_(n) {}
   bool ok() const { return buf_.get() != nullptr; }
-  T* get() const { return ptr_; }
+  floatX* get() const { return ptr_; }
   void Upload(const std::vector<float>& host) {
-    const std::vector<T> t = gpu_test::ToType<T>(host);
-    cudaMemcpy(ptr_, t.data(), n_ * sizeof(T), cudaMemcpyHostToDevice);
+    const std::vector<floatX> t = gpu_test::ToType<floatX>(host);
+    cudaMemcpy(ptr_, t.data(), n_ * sizeof(floatX), cudaMemcpyHostToDevice);
   }
   std::vector<float> Download() const {
-    std::vector<T> t(n_);
+    std::vector<floatX> t(n_);
     cudaDeviceSynchronize();
-    cudaMemcpy(t.data(), ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost);
+    cudaMemcpy(t.data(), ptr_, n_ * sizeof(floatX), cudaMemcpyDeviceToHost);
     return gpu_test::ToFloat(t);
   }
 
  private:
-  gpu_test::DeviceBuffer<T> buf_;
-  T* ptr_;
+  gpu_test::DeviceBuffer<floatX> buf_;
+  floatX* ptr_;
   size_t n_;
 };
 
 const kc::MatmulContext& Context() {
   static kc::MatmulContext* ctx = [] {
     auto* c = new kc::MatmulContext();
-    const std::string err = c->Init();
-    EXPECT_EQ(err, "");
+    EXPECT_TRUE(IsOk(c->Init()));
     return c;
   }();
   return *ctx;
 }
 
-template <typename T>
+template <typename floatX>
 class MatmulGpuTest : public ::testing::Test {};
-using Types = ::testing::Types<float, __nv_bfloat16, __half>;
-TYPED_TEST_SUITE(MatmulGpuTest, Types);
+TYPED_TEST_SUITE(MatmulGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 // All three epilogues on one shape, pointers `offset` elements into their buffers.
-template <typename T>
+template <typename floatX>
 void CheckForward(const Shape& s, size_t offset, uint32_t seed) {
   SCOPED_TRACE(Name(s) + " offset " + std::to_string(offset) + " " +
-               kc::DTypeName(kc::DTypeOf<T>()));
+               gpu_test::ComputeTypeName<floatX>());
   const size_t NC = size_t(s.N) * s.C, OCC = size_t(s.OC) * s.C, NOC = size_t(s.N) * s.OC;
-  const std::vector<float> inp = RoundTo<T>(RandomNormal(NC, 1.0f, seed));
-  const std::vector<float> weight = RoundTo<T>(RandomNormal(OCC, 0.05f, seed + 1));
-  const std::vector<float> bias = RoundTo<T>(RandomNormal(s.OC, 0.5f, seed + 2));
+  const std::vector<float> inp = RoundTo<floatX>(RandomNormal(NC, 1.0f, seed));
+  const std::vector<float> weight = RoundTo<floatX>(RandomNormal(OCC, 0.05f, seed + 1));
+  const std::vector<float> bias = RoundTo<floatX>(RandomNormal(s.OC, 0.5f, seed + 2));
 
   // CPU: the product without bias (lin), with it (pre), gelu(pre), and their magnitudes.
   std::vector<float> lin(NOC), pre(NOC), gelu(NOC), mag_lin(NOC), mag_pre(NOC);
@@ -160,37 +153,37 @@ void CheckForward(const Shape& s, size_t offset, uint32_t seed) {
                                s.OC);
   for (size_t i = 0; i < NOC; ++i) mag_pre[i] = mag_lin[i] + abs_bias[i % s.OC];
 
-  using Tl = Tol<T>;
+  constexpr MatmulTol tl = kTol.For<floatX>();
   std::vector<float> tol_lin(NOC), tol_pre(NOC), tol_gelu(NOC);
   for (size_t i = 0; i < NOC; ++i) {
-    tol_lin[i] = Tl::kOutRel * std::fabs(lin[i]) + Tl::kAccRel * mag_lin[i] + kAbs;
+    tol_lin[i] = tl.out_rel * std::fabs(lin[i]) + tl.acc_rel * mag_lin[i] + kAbs;
     tol_pre[i] =
-        Tl::kOutRel * (std::fabs(pre[i]) + std::fabs(lin[i])) + Tl::kAccRel * mag_pre[i] + kAbs;
-    tol_gelu[i] = Tl::kOutRel * std::fabs(gelu[i]) + kMaxGeluGrad * tol_pre[i] +
-                  Tl::kGeluAbs * std::fabs(pre[i]);
+        tl.out_rel * (std::fabs(pre[i]) + std::fabs(lin[i])) + tl.acc_rel * mag_pre[i] + kAbs;
+    tol_gelu[i] = tl.out_rel * std::fabs(gelu[i]) + kMaxGeluGrad * tol_pre[i] +
+                  tl.gelu_abs * std::fabs(pre[i]);
   }
 
-  Placed<T> d_inp(NC, offset), d_weight(OCC, offset + 2), d_bias(s.OC, offset + 4);
-  Placed<T> d_out(NOC, offset + 6), d_pre(NOC, offset + 8);
+  Placed<floatX> d_inp(NC, offset), d_weight(OCC, offset + 2), d_bias(s.OC, offset + 4);
+  Placed<floatX> d_out(NOC, offset + 6), d_pre(NOC, offset + 8);
   ASSERT_TRUE(d_inp.ok() && d_weight.ok() && d_bias.ok() && d_out.ok() && d_pre.ok());
   d_inp.Upload(inp);
   d_weight.Upload(weight);
   d_bias.Upload(bias);
 
   const kc::MatmulContext& ctx = Context();
-  ASSERT_EQ(kc::matmul_forward<T>(ctx, d_out.get(), nullptr, d_inp.get(), d_weight.get(),
-                                  d_bias.get(), s.N, s.C, s.OC, kc::MatmulEpilogue::kNone, 0),
-            "");
+  ASSERT_TRUE(
+      IsOk(kc::matmul_forward<floatX>(ctx, d_out.get(), nullptr, d_inp.get(), d_weight.get(),
+                                      d_bias.get(), s.N, s.C, s.OC, kc::MatmulEpilogue::kNone, 0)));
   EXPECT_EQ(CheckWithin("kNone out", d_out.Download(), lin, tol_lin), "");
 
-  ASSERT_EQ(kc::matmul_forward<T>(ctx, d_out.get(), nullptr, d_inp.get(), d_weight.get(),
-                                  d_bias.get(), s.N, s.C, s.OC, kc::MatmulEpilogue::kBias, 0),
-            "");
+  ASSERT_TRUE(
+      IsOk(kc::matmul_forward<floatX>(ctx, d_out.get(), nullptr, d_inp.get(), d_weight.get(),
+                                      d_bias.get(), s.N, s.C, s.OC, kc::MatmulEpilogue::kBias, 0)));
   EXPECT_EQ(CheckWithin("kBias out", d_out.Download(), pre, tol_pre), "");
 
-  ASSERT_EQ(kc::matmul_forward<T>(ctx, d_out.get(), d_pre.get(), d_inp.get(), d_weight.get(),
-                                  d_bias.get(), s.N, s.C, s.OC, kc::MatmulEpilogue::kBiasGelu, 0),
-            "");
+  ASSERT_TRUE(IsOk(kc::matmul_forward<floatX>(ctx, d_out.get(), d_pre.get(), d_inp.get(),
+                                              d_weight.get(), d_bias.get(), s.N, s.C, s.OC,
+                                              kc::MatmulEpilogue::kBiasGelu, 0)));
   EXPECT_EQ(CheckWithin("kBiasGelu pre_gelu", d_pre.Download(), pre, tol_pre), "");
   EXPECT_EQ(CheckWithin("kBiasGelu out", d_out.Download(), gelu, tol_gelu), "");
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
@@ -198,15 +191,15 @@ void CheckForward(const Shape& s, size_t offset, uint32_t seed) {
 
 // Backward with and without the fused GELU', with and without dbias, accumulating onto
 // non-zero gradients; pointers `offset` elements into their buffers.
-template <typename T>
+template <typename floatX>
 void CheckBackward(const Shape& s, size_t offset, uint32_t seed) {
   SCOPED_TRACE(Name(s) + " offset " + std::to_string(offset) + " " +
-               kc::DTypeName(kc::DTypeOf<T>()));
+               gpu_test::ComputeTypeName<floatX>());
   const size_t NC = size_t(s.N) * s.C, OCC = size_t(s.OC) * s.C, NOC = size_t(s.N) * s.OC;
-  const std::vector<float> inp = RoundTo<T>(RandomNormal(NC, 1.0f, seed));
-  const std::vector<float> weight = RoundTo<T>(RandomNormal(OCC, 0.05f, seed + 1));
-  const std::vector<float> dout = RoundTo<T>(RandomNormal(NOC, 1.0f, seed + 2));
-  const std::vector<float> pre_gelu = RoundTo<T>(RandomNormal(NC, 1.5f, seed + 3));
+  const std::vector<float> inp = RoundTo<floatX>(RandomNormal(NC, 1.0f, seed));
+  const std::vector<float> weight = RoundTo<floatX>(RandomNormal(OCC, 0.05f, seed + 1));
+  const std::vector<float> dout = RoundTo<floatX>(RandomNormal(NOC, 1.0f, seed + 2));
+  const std::vector<float> pre_gelu = RoundTo<floatX>(RandomNormal(NC, 1.5f, seed + 3));
   const std::vector<float> dweight0 = RandomNormal(OCC, 1.0f, seed + 4);
   const std::vector<float> dbias0 = RandomNormal(s.OC, 1.0f, seed + 5);
 
@@ -222,18 +215,18 @@ void CheckBackward(const Shape& s, size_t offset, uint32_t seed) {
   std::vector<float> lin_gelu(NC, 0.0f);
   kernels::cpu::gelu_backward(lin_gelu.data(), pre_gelu.data(), lin.data(), static_cast<int>(NC));
 
-  using Tl = Tol<T>;
+  constexpr MatmulTol tl = kTol.For<floatX>();
   std::vector<float> tol_lin(NC), tol_lin_gelu(NC), tol_dweight(OCC), tol_dbias(s.OC);
   for (size_t i = 0; i < NC; ++i) {
-    tol_lin[i] = Tl::kOutRel * std::fabs(lin[i]) + Tl::kAccRel * mag_lin[i] + kAbs;
-    tol_lin_gelu[i] = Tl::kOutRel * std::fabs(lin_gelu[i]) + kMaxGeluGrad * tol_lin[i] +
-                      Tl::kGeluAbs * std::fabs(lin[i]);
+    tol_lin[i] = tl.out_rel * std::fabs(lin[i]) + tl.acc_rel * mag_lin[i] + kAbs;
+    tol_lin_gelu[i] = tl.out_rel * std::fabs(lin_gelu[i]) + kMaxGeluGrad * tol_lin[i] +
+                      tl.gelu_abs * std::fabs(lin[i]);
   }
-  for (size_t i = 0; i < OCC; ++i) tol_dweight[i] = Tl::kAccRel * mag_dweight[i] + kAbs;
-  for (int i = 0; i < s.OC; ++i) tol_dbias[i] = kFp32AccRel * mag_dbias[i] + kAbs;
+  for (size_t i = 0; i < OCC; ++i) tol_dweight[i] = tl.acc_rel * mag_dweight[i] + kAbs;
+  for (int i = 0; i < s.OC; ++i) tol_dbias[i] = kTol.fp32.acc_rel * mag_dbias[i] + kAbs;
 
-  Placed<T> d_inp(NC, offset), d_weight(OCC, offset + 2), d_dout(NOC, offset + 4);
-  Placed<T> d_pre(NC, offset + 6), d_dinp(NC, offset + 8);
+  Placed<floatX> d_inp(NC, offset), d_weight(OCC, offset + 2), d_dout(NOC, offset + 4);
+  Placed<floatX> d_pre(NC, offset + 6), d_dinp(NC, offset + 8);
   Placed<float> d_dweight(OCC, offset + 10), d_dbias(s.OC, offset + 12);
   const size_t scratch_floats = kc::matmul_backward_scratch_floats(s.N, s.OC);
   Placed<float> d_scratch(scratch_floats, offset);
@@ -250,11 +243,10 @@ void CheckBackward(const Shape& s, size_t offset, uint32_t seed) {
     d_dinp.Upload(std::vector<float>(NC, 123.0f));  // overwritten, not accumulated
     d_dweight.Upload(dweight0);
     d_dbias.Upload(dbias0);
-    ASSERT_EQ(kc::matmul_backward<T>(ctx, d_dinp.get(), d_dweight.get(),
-                                     with_gelu ? nullptr : d_dbias.get(), d_dout.get(), d_inp.get(),
-                                     d_weight.get(), with_gelu ? d_pre.get() : nullptr, s.N, s.C,
-                                     s.OC, d_scratch.get(), 0),
-              "");
+    ASSERT_TRUE(IsOk(kc::matmul_backward<floatX>(
+        ctx, d_dinp.get(), d_dweight.get(), with_gelu ? nullptr : d_dbias.get(), d_dout.get(),
+        d_inp.get(), d_weight.get(), with_gelu ? d_pre.get() : nullptr, s.N, s.C, s.OC,
+        d_scratch.get(), 0)));
     if (with_gelu) {
       EXPECT_EQ(CheckWithin("dinp (GELU')", d_dinp.Download(), lin_gelu, tol_lin_gelu), "");
       EXPECT_EQ(d_dbias.Download(), dbias0) << "dbias null must leave the bias gradient alone";
@@ -294,10 +286,10 @@ TYPED_TEST(MatmulGpuTest, MisalignedPointersMatchCpu) {
 // Same inputs and starting gradients: the same bits, with several bias chunks.
 TYPED_TEST(MatmulGpuTest, BackwardIsDeterministic) {
   SKIP_WITHOUT_GPU();
-  using T = TypeParam;
+  using floatX = TypeParam;
   const Shape s{1000, 3072, 768};
   const size_t NC = size_t(s.N) * s.C, OCC = size_t(s.OC) * s.C, NOC = size_t(s.N) * s.OC;
-  Placed<T> inp(NC, 0), weight(OCC, 0), dout(NOC, 0), pre(NC, 0), dinp(NC, 0);
+  Placed<floatX> inp(NC, 0), weight(OCC, 0), dout(NOC, 0), pre(NC, 0), dinp(NC, 0);
   Placed<float> dweight(OCC, 0), dbias(s.OC, 0);
   Placed<float> scratch(kc::matmul_backward_scratch_floats(s.N, s.OC), 0);
   ASSERT_TRUE(inp.ok() && weight.ok() && dout.ok() && pre.ok() && dinp.ok() && dweight.ok() &&
@@ -311,10 +303,9 @@ TYPED_TEST(MatmulGpuTest, BackwardIsDeterministic) {
   for (int run = 0; run < 2; ++run) {
     dweight.Upload(dweight0);
     dbias.Upload(dbias0);
-    ASSERT_EQ(kc::matmul_backward<T>(Context(), dinp.get(), dweight.get(), dbias.get(), dout.get(),
-                                     inp.get(), weight.get(), pre.get(), s.N, s.C, s.OC,
-                                     scratch.get(), 0),
-              "");
+    ASSERT_TRUE(IsOk(kc::matmul_backward<floatX>(Context(), dinp.get(), dweight.get(), dbias.get(),
+                                                 dout.get(), inp.get(), weight.get(), pre.get(),
+                                                 s.N, s.C, s.OC, scratch.get(), 0)));
     std::vector<float> got[3] = {dinp.Download(), dweight.Download(), dbias.Download()};
     for (int k = 0; k < 3; ++k) {
       if (run == 0) {
@@ -330,18 +321,18 @@ TYPED_TEST(MatmulGpuTest, BackwardIsDeterministic) {
 
 TYPED_TEST(MatmulGpuTest, RejectsBadArguments) {
   SKIP_WITHOUT_GPU();
-  using T = TypeParam;
-  Placed<T> buf(64, 0);
+  using floatX = TypeParam;
+  Placed<floatX> buf(64, 0);
   ASSERT_TRUE(buf.ok());
   // kBiasGelu without somewhere to keep the pre-activation.
-  EXPECT_NE(kc::matmul_forward<T>(Context(), buf.get(), nullptr, buf.get(), buf.get(), buf.get(), 4,
-                                  4, 4, kc::MatmulEpilogue::kBiasGelu, 0),
-            "");
+  EXPECT_FALSE(kc::matmul_forward<floatX>(Context(), buf.get(), nullptr, buf.get(), buf.get(),
+                                          buf.get(), 4, 4, 4, kc::MatmulEpilogue::kBiasGelu, 0)
+                   .ok());
   // An uninitialized context.
   kc::MatmulContext empty;
-  EXPECT_NE(kc::matmul_forward<T>(empty, buf.get(), nullptr, buf.get(), buf.get(), nullptr, 4, 4, 4,
-                                  kc::MatmulEpilogue::kNone, 0),
-            "");
+  EXPECT_FALSE(kc::matmul_forward<floatX>(empty, buf.get(), nullptr, buf.get(), buf.get(), nullptr,
+                                          4, 4, 4, kc::MatmulEpilogue::kNone, 0)
+                   .ok());
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 namespace {
 
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 
 double ReferenceSumOfSquares(const std::vector<float>& x) {
@@ -44,9 +45,8 @@ double GpuSumOfSquares(const std::vector<float>& x, size_t offset, double initia
   DeviceBuffer<double> scratch(kernels::cuda::reduce_scratch_doubles());
   EXPECT_NE(d_x.get(), nullptr);
   EXPECT_NE(scratch.get(), nullptr);
-  EXPECT_EQ(
-      kernels::cuda::sum_of_squares(d_out.get(), d_x.get() + offset, x.size(), scratch.get(), 0),
-      "");
+  EXPECT_TRUE(IsOk(
+      kernels::cuda::sum_of_squares(d_out.get(), d_x.get() + offset, x.size(), scratch.get(), 0)));
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   return d_out.Download()[0];
 }
@@ -133,7 +133,7 @@ TEST(ScaleInPlaceGpuTest, MatchesHostMultiply) {
       x.insert(x.end(), body.begin(), body.end());
       DeviceBuffer<float> d_x(x);
       ASSERT_NE(d_x.get(), nullptr);
-      ASSERT_EQ(kernels::cuda::scale_in_place(d_x.get() + offset, n, coef, 0), "");
+      ASSERT_TRUE(IsOk(kernels::cuda::scale_in_place(d_x.get() + offset, n, coef, 0)));
       const std::vector<float> got = d_x.Download();
       for (size_t i = 0; i < offset; ++i) ASSERT_EQ(got[i], 5.0f) << "wrote before the range";
       for (size_t i = 0; i < n; ++i) {

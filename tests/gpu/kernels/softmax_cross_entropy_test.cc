@@ -1,15 +1,15 @@
 // cuda::softmax_cross_entropy_* against cpu::softmax_cross_entropy_* at fp32, bf16 and
 // fp16, on GPT-2's padded vocabulary (V = 50257, Vp = 50304) and on a small vocabulary
 // whose Vp is not a multiple of the vector width (scalar path). Both sides see the same
-// T-rounded logits; the padded columns hold large values that must be ignored.
+// floatX-rounded logits; the padded columns hold large values that must be ignored.
 //
 // Tolerances (|got - want| <= atol + rtol * |want|):
 // - losses and lse (fp32 at every precision): atol 5e-5, rtol 1e-5. The GPU sums exp in
 //   fp32 (tree), the CPU in double: ~1e-6 relative on the sum, ~1e-6 absolute on the log.
 //   lse is checked against a float64 reference computed here.
-// - gradient (in T; the CPU's fp32 forward+backward result is rounded to T): exp(x - lse)
+// - gradient (in floatX; the CPU's fp32 forward+backward result is rounded to floatX): exp(x - lse)
 //   vs exp(x - max) / sum differ by a few fp32 ulps (ulp(lse) for the +100 row), which
-//   can flip the final rounding by one ulp of T:
+//   can flip the final rounding by one ulp of floatX:
 //     fp32: atol 1e-9,   rtol 2e-5
 //     bf16: atol 1e-9,   rtol 1e-2 (one bf16 ulp is at most 2^-7 relative)
 //     fp16: atol 1.2e-7, rtol 2e-3 (one ulp is at most 2^-10 relative; small gradients
@@ -35,39 +35,24 @@ namespace {
 
 using gpu_test::CompareClose;
 using gpu_test::DeviceBuffer;
+using gpu_test::IsOk;
 using gpu_test::RandomNormal;
 using gpu_test::RoundTo;
 using gpu_test::ToType;
 
-template <typename T>
-struct Tolerance;
-template <>
-struct Tolerance<float> {
-  static constexpr float kAtol = 1e-9f, kRtol = 2e-5f;
+// {atol, rtol}; see the top of the file.
+constexpr gpu_test::ToleranceTable kGradTol{
+    /*fp32=*/{1e-9f, 2e-5f},
+    /*bf16=*/{1e-9f, 1e-2f},
+    /*fp16=*/{1.2e-7f, 2e-3f},
 };
-template <>
-struct Tolerance<__nv_bfloat16> {
-  static constexpr float kAtol = 1e-9f, kRtol = 1e-2f;
-};
-template <>
-struct Tolerance<__half> {
-  static constexpr float kAtol = 1.2e-7f, kRtol = 2e-3f;
-};
-constexpr float kLossAtol = 5e-5f, kLossRtol = 1e-5f;
+constexpr gpu_test::Tolerance kLossTol{5e-5f, 1e-5f};
 constexpr float kDloss = 2.5f;      // a loss scale over B*T; keeps fp16 gradients mostly normal
 constexpr float kHugeLogit = 3e4f;  // representable in fp16 (max 65504); exp overflows
 
-struct TypeNames {
-  template <typename T>
-  static std::string GetName(int) {
-    return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<T>());
-  }
-};
-
-template <typename T>
+template <typename floatX>
 class SoftmaxCrossEntropyGpuTest : public ::testing::Test {};
-using ComputeTypes = ::testing::Types<float, __nv_bfloat16, __half>;
-TYPED_TEST_SUITE(SoftmaxCrossEntropyGpuTest, ComputeTypes, TypeNames);
+TYPED_TEST_SUITE(SoftmaxCrossEntropyGpuTest, gpu_test::ComputeTypes, gpu_test::ComputeTypeNames);
 
 struct Shape {
   int N, V, Vp;
@@ -115,7 +100,7 @@ std::string FirstNonFinite(const std::vector<float>& x) {
 
 TYPED_TEST(SoftmaxCrossEntropyGpuTest, LossAndGradientMatchCpu) {
   SKIP_WITHOUT_GPU();
-  using T = TypeParam;
+  using floatX = TypeParam;
   for (const Shape& s : {Shape{37, 50257, 50304}, Shape{19, 1001, 1003}}) {
     SCOPED_TRACE("N=" + std::to_string(s.N) + " V=" + std::to_string(s.V) +
                  " Vp=" + std::to_string(s.Vp));
@@ -123,7 +108,7 @@ TYPED_TEST(SoftmaxCrossEntropyGpuTest, LossAndGradientMatchCpu) {
     std::vector<float> logits;
     std::vector<int> targets;
     MakeInputs(s, &logits, &targets);
-    logits = RoundTo<T>(logits);
+    logits = RoundTo<floatX>(logits);
 
     // CPU: forward turns the logits into probabilities, backward into gradients.
     std::vector<float> losses_cpu(s.N), grad_cpu = logits;
@@ -132,31 +117,27 @@ TYPED_TEST(SoftmaxCrossEntropyGpuTest, LossAndGradientMatchCpu) {
     kernels::cpu::softmax_cross_entropy_backward(grad_cpu.data(), targets.data(), s.N, s.V, s.Vp,
                                                  kDloss);
 
-    const std::vector<T> logits_t = ToType<T>(logits);
-    DeviceBuffer<T> d_logits(logits_t);
+    const std::vector<floatX> logits_t = ToType<floatX>(logits);
+    DeviceBuffer<floatX> d_logits(logits_t);
     DeviceBuffer<int> d_targets(targets);
     DeviceBuffer<float> d_losses(s.N), d_lse(s.N);
-    ASSERT_EQ(
-        kernels::cuda::softmax_cross_entropy_forward<T>(d_losses.get(), d_lse.get(), d_logits.get(),
-                                                        d_targets.get(), s.N, s.V, s.Vp, nullptr),
-        "");
+    ASSERT_TRUE(IsOk(kernels::cuda::softmax_cross_entropy_forward<floatX>(
+        d_losses.get(), d_lse.get(), d_logits.get(), d_targets.get(), s.N, s.V, s.Vp, nullptr)));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const std::vector<T> logits_after = d_logits.Download();
-    EXPECT_EQ(std::memcmp(logits_after.data(), logits_t.data(), NVp * sizeof(T)), 0)
+    const std::vector<floatX> logits_after = d_logits.Download();
+    EXPECT_EQ(std::memcmp(logits_after.data(), logits_t.data(), NVp * sizeof(floatX)), 0)
         << "forward changed the logits";
     const std::vector<float> losses = d_losses.Download(), lse = d_lse.Download();
     EXPECT_EQ(FirstNonFinite(losses), "") << "losses";
-    EXPECT_EQ(CompareClose(losses, losses_cpu, kLossAtol, kLossRtol), "") << "losses";
-    EXPECT_EQ(CompareClose(lse, ReferenceLse(logits, s), kLossAtol, kLossRtol), "") << "lse";
+    EXPECT_EQ(CompareClose(losses, losses_cpu, kLossTol), "") << "losses";
+    EXPECT_EQ(CompareClose(lse, ReferenceLse(logits, s), kLossTol), "") << "lse";
 
-    ASSERT_EQ(kernels::cuda::softmax_cross_entropy_backward<T>(
-                  d_logits.get(), d_lse.get(), d_targets.get(), s.N, s.V, s.Vp, kDloss, nullptr),
-              "");
+    ASSERT_TRUE(IsOk(kernels::cuda::softmax_cross_entropy_backward<floatX>(
+        d_logits.get(), d_lse.get(), d_targets.get(), s.N, s.V, s.Vp, kDloss, nullptr)));
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const std::vector<float> grad = gpu_test::ToFloat<T>(d_logits.Download());
+    const std::vector<float> grad = gpu_test::ToFloat<floatX>(d_logits.Download());
     EXPECT_EQ(FirstNonFinite(grad), "") << "gradient";
-    EXPECT_EQ(CompareClose(grad, RoundTo<T>(grad_cpu), Tolerance<T>::kAtol, Tolerance<T>::kRtol),
-              "")
+    EXPECT_EQ(CompareClose(grad, RoundTo<floatX>(grad_cpu), kGradTol.For<floatX>()), "")
         << "gradient";
     int nonzero_padding = 0;
     for (int n = 0; n < s.N; ++n) {

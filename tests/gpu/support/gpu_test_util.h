@@ -1,6 +1,7 @@
-// Shared by the GPU tests: skip without a device, RAII device buffers, copies, and
-// host-side rounding to the compute types so a CPU reference sees exactly the inputs
-// the GPU kernel saw.
+// Shared by the GPU tests: skip without a device, the compute types every kernel test
+// runs and their tolerance tables, launcher statuses as gtest assertions, RAII device
+// buffers, copies, and host-side rounding to the compute types so a CPU reference sees
+// exactly the inputs the GPU kernel saw.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "trainer/kernels/cuda/common.cuh"
@@ -25,6 +27,56 @@ inline bool HaveGpu() {
 #define SKIP_WITHOUT_GPU()    \
   if (!::gpu_test::HaveGpu()) \
   GTEST_SKIP() << "no CUDA device visible (GPU tests run on GPU machines: scripts/gpu-check.sh)"
+
+// ---------------------------------------------------------------------------
+// compute types and tolerances
+
+// The compute types of the precision modes; typed tests are named by ComputeTypeNames
+// ("fp32", "bf16", "fp16"), e.g. LayerNormGpuTest/bf16.ForwardMatchesCpu.
+using ComputeTypes = ::testing::Types<float, __nv_bfloat16, __half>;
+template <typename floatX>
+const char* ComputeTypeName() {
+  return kernels::cuda::DTypeName(kernels::cuda::DTypeOf<floatX>());
+}
+struct ComputeTypeNames {
+  template <typename floatX>
+  static std::string GetName(int) {
+    return ComputeTypeName<floatX>();
+  }
+};
+
+// Every element must satisfy |got - want| <= atol + rtol * |want| (see CompareClose).
+struct Tolerance {
+  float atol, rtol;
+};
+
+// One entry per compute type: a test's tolerance table, written next to the comment that
+// explains it. For<floatX>() picks the entry at compile time.
+template <typename V>
+struct PerComputeType {
+  V fp32, bf16, fp16;
+  template <typename floatX>
+  constexpr const V& For() const {
+    if constexpr (std::is_same_v<floatX, float>) {
+      return fp32;
+    } else if constexpr (std::is_same_v<floatX, __nv_bfloat16>) {
+      return bf16;
+    } else {
+      static_assert(std::is_same_v<floatX, __half>, "not a compute type");
+      return fp16;
+    }
+  }
+};
+using ToleranceTable = PerComputeType<Tolerance>;
+
+// EXPECT_TRUE(IsOk(launcher(...))): a failure prints the status (code and message).
+inline ::testing::AssertionResult IsOk(const coord::Status& status) {
+  if (status.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << status.ToString();
+}
+
+// ---------------------------------------------------------------------------
+// device buffers and host conversions
 
 // A device array of n elements of T, freed on destruction.
 template <typename T>
@@ -55,22 +107,22 @@ class DeviceBuffer {
   size_t n_ = 0;
 };
 
-template <typename T>
-std::vector<T> ToType(const std::vector<float>& x) {
-  std::vector<T> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = kernels::cuda::FromFloat<T>(x[i]);
+template <typename floatX>
+std::vector<floatX> ToType(const std::vector<float>& x) {
+  std::vector<floatX> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) out[i] = kernels::cuda::FromFloat<floatX>(x[i]);
   return out;
 }
-template <typename T>
-std::vector<float> ToFloat(const std::vector<T>& x) {
+template <typename floatX>
+std::vector<float> ToFloat(const std::vector<floatX>& x) {
   std::vector<float> out(x.size());
-  for (size_t i = 0; i < x.size(); ++i) out[i] = kernels::cuda::ToFloat<T>(x[i]);
+  for (size_t i = 0; i < x.size(); ++i) out[i] = kernels::cuda::ToFloat<floatX>(x[i]);
   return out;
 }
-// x rounded to T and back: what a T buffer holds.
-template <typename T>
+// x rounded to floatX and back: what a floatX buffer holds.
+template <typename floatX>
 std::vector<float> RoundTo(const std::vector<float>& x) {
-  return ToFloat<T>(ToType<T>(x));
+  return ToFloat<floatX>(ToType<floatX>(x));
 }
 
 inline std::vector<float> RandomNormal(size_t n, float stddev, uint32_t seed) {
@@ -97,6 +149,10 @@ inline std::string CompareClose(const std::vector<float>& got, const std::vector
     }
   }
   return "";
+}
+inline std::string CompareClose(const std::vector<float>& got, const std::vector<float>& want,
+                                Tolerance tol) {
+  return CompareClose(got, want, tol.atol, tol.rtol);
 }
 
 }  // namespace gpu_test

@@ -41,9 +41,9 @@ __device__ __forceinline__ void AdamWElement(float& master, float grad, float& m
 
 // Chunks of 4 elements; kVec4 (every pointer aligned) loads whole chunks as vectors, the
 // chunk holding the end of the range goes element by element.
-template <typename T, bool kVec4>
-__global__ void adamw_kernel(float* master, T* params_copy, const float* grads, float* m, float* v,
-                             size_t N, AdamWScalars s) {
+template <typename floatX, bool kVec4>
+__global__ void adamw_kernel(float* master, floatX* params_copy, const float* grads, float* m,
+                             float* v, size_t N, AdamWScalars s) {
   const size_t first = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   const size_t chunks = CEIL_DIV(N, static_cast<size_t>(4));
@@ -62,12 +62,12 @@ __global__ void adamw_kernel(float* master, T* params_copy, const float* grads, 
       reinterpret_cast<float4*>(m)[c] = m4;
       reinterpret_cast<float4*>(v)[c] = v4;
       if (params_copy != nullptr) {
-        Pack<T, 4> copy;
-        copy.v[0] = FromFloat<T>(p4.x);
-        copy.v[1] = FromFloat<T>(p4.y);
-        copy.v[2] = FromFloat<T>(p4.z);
-        copy.v[3] = FromFloat<T>(p4.w);
-        reinterpret_cast<Pack<T, 4>*>(params_copy)[c] = copy;
+        Pack<floatX, 4> copy;
+        copy.v[0] = FromFloat<floatX>(p4.x);
+        copy.v[1] = FromFloat<floatX>(p4.y);
+        copy.v[2] = FromFloat<floatX>(p4.z);
+        copy.v[3] = FromFloat<floatX>(p4.w);
+        reinterpret_cast<Pack<floatX, 4>*>(params_copy)[c] = copy;
       }
     } else {
       for (size_t i = i0; i < i0 + 4 && i < N; ++i) {
@@ -76,7 +76,7 @@ __global__ void adamw_kernel(float* master, T* params_copy, const float* grads, 
         master[i] = p;
         m[i] = mi;
         v[i] = vi;
-        if (params_copy != nullptr) params_copy[i] = FromFloat<T>(p);
+        if (params_copy != nullptr) params_copy[i] = FromFloat<floatX>(p);
       }
     }
   }
@@ -84,13 +84,13 @@ __global__ void adamw_kernel(float* master, T* params_copy, const float* grads, 
 
 }  // namespace
 
-template <typename T>
-std::string adamw_update(float* master, T* params_copy, const float* grads, float* m, float* v,
-                         size_t N, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, long long step, float grad_scale,
-                         cudaStream_t stream) {
-  if (step < 1) return "adamw_update: step must be >= 1";
-  if (N == 0) return "";
+template <typename floatX>
+coord::Status adamw_update(float* master, floatX* params_copy, const float* grads, float* m,
+                           float* v, size_t N, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, long long step, float grad_scale,
+                           cudaStream_t stream) {
+  if (step < 1) return coord::InvalidArgument("adamw_update: step must be >= 1");
+  if (N == 0) return coord::Status::Ok();
   // The CPU twin's scalars, same expressions and precisions (kernels/cpu/adamw.cc).
   const double bias_correction1 = 1.0 - std::pow(static_cast<double>(beta1), step);
   const double bias_correction2 = 1.0 - std::pow(static_cast<double>(beta2), step);
@@ -107,24 +107,24 @@ std::string adamw_update(float* master, T* params_copy, const float* grads, floa
 
   const bool vec4 = AlignedTo(master, 16) && AlignedTo(grads, 16) && AlignedTo(m, 16) &&
                     AlignedTo(v, 16) &&
-                    (params_copy == nullptr || AlignedTo(params_copy, 4 * sizeof(T)));
+                    (params_copy == nullptr || AlignedTo(params_copy, 4 * sizeof(floatX)));
   const size_t chunks = CEIL_DIV(N, static_cast<size_t>(4));
   const unsigned grid = ElementwiseGrid(chunks);
   if (vec4) {
-    adamw_kernel<T, true>
+    adamw_kernel<floatX, true>
         <<<grid, kElementwiseBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
   } else {
-    adamw_kernel<T, false>
+    adamw_kernel<floatX, false>
         <<<grid, kElementwiseBlock, 0, stream>>>(master, params_copy, grads, m, v, N, s);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                                                                          \
-  template std::string adamw_update<T>(float*, T*, const float*, float*, float*, size_t, float, \
-                                       float, float, float, float, long long, float,            \
-                                       cudaStream_t);
+#define INSTANTIATE(floatX)                                                                  \
+  template coord::Status adamw_update<floatX>(float*, floatX*, const float*, float*, float*, \
+                                              size_t, float, float, float, float, float,     \
+                                              long long, float, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

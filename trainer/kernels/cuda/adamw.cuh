@@ -8,11 +8,12 @@
 
 namespace kernels::cuda {
 
-// master, grads, m, v are (N,) fp32; params_copy (N,) in T, or null when the master
+// master, grads, m, v are (N,) fp32; params_copy (N,) in floatX, or null when the master
 // is itself the compute copy (fp32). step >= 1.
-template <typename T>
-std::string adamw_update(float* master, T* params_copy, const float* grads, float* m, float* v,
-                         size_t N, float lr, float beta1, float beta2, float eps,
-                         float weight_decay, long long step, float grad_scale, cudaStream_t stream);
+template <typename floatX>
+coord::Status adamw_update(float* master, floatX* params_copy, const float* grads, float* m,
+                           float* v, size_t N, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, long long step, float grad_scale,
+                           cudaStream_t stream);
 
 }  // namespace kernels::cuda

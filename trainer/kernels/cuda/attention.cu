@@ -67,12 +67,12 @@ struct HeadCols {
     }
   }
   // Writes v (times mul) to rows that are valid in a global (., HS) slice.
-  template <typename T>
-  __device__ static void store(T* row, const float (&v)[kCount], float mul, int tx) {
+  template <typename floatX>
+  __device__ static void store(floatX* row, const float (&v)[kCount], float mul, int tx) {
 #pragma unroll
     for (int g = 0; g < kGroups; ++g)
 #pragma unroll
-      for (int k = 0; k < kVec; ++k) row[col(tx, g) + k] = FromFloat<T>(v[g * kVec + k] * mul);
+      for (int k = 0; k < kVec; ++k) row[col(tx, g) + k] = FromFloat<floatX>(v[g * kVec + k] * mul);
   }
 };
 
@@ -121,21 +121,21 @@ __device__ __forceinline__ float half_warp_sum(float v) {
 // dst (64, HS) fp32 <- rows [0, rows) of src (row stride `stride` elements); rows past
 // `rows` are zero so tails need no special case in the products. vec: src and stride
 // allow 16-byte loads.
-template <typename T, int HS>
-__device__ void load_tile(float* dst, const T* src, size_t stride, int rows, bool vec) {
+template <typename floatX, int HS>
+__device__ void load_tile(float* dst, const floatX* src, size_t stride, int rows, bool vec) {
   constexpr int kLd = HeadLd<HS>();
   if (vec) {
-    constexpr int kVec = 16 / sizeof(T);
+    constexpr int kVec = 16 / sizeof(floatX);
     constexpr int kChunks = HS / kVec;
     for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
       const int r = i / kChunks, c = (i % kChunks) * kVec;
       float vals[kVec];
       if (r < rows) {
         const uint4 raw = __ldg(reinterpret_cast<const uint4*>(src + r * stride + c));
-        T elems[kVec];
+        floatX elems[kVec];
         memcpy(elems, &raw, sizeof(raw));
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) vals[k] = ToFloat<T>(elems[k]);
+        for (int k = 0; k < kVec; ++k) vals[k] = ToFloat<floatX>(elems[k]);
       } else {
 #pragma unroll
         for (int k = 0; k < kVec; ++k) vals[k] = 0.0f;
@@ -148,7 +148,7 @@ __device__ void load_tile(float* dst, const T* src, size_t stride, int rows, boo
   } else {
     for (int i = threadIdx.x; i < kTile * HS; i += kThreads) {
       const int r = i / HS, c = i % HS;
-      dst[r * kLd + c] = r < rows ? ToFloat<T>(src[r * stride + c]) : 0.0f;
+      dst[r * kLd + c] = r < rows ? ToFloat<floatX>(src[r * stride + c]) : 0.0f;
     }
   }
 }
@@ -156,14 +156,14 @@ __device__ void load_tile(float* dst, const T* src, size_t stride, int rows, boo
 // keep[r * kKeepLd + c] = whether probability (t = q0 + r, t2 = k0 + c) survives dropout,
 // for the causal, in-range entries (t < T, t2 <= t); other bytes are left undefined and
 // must only be read for entries whose probability is zero.
-__device__ void build_keep_mask(uint8_t* keep, const trainer::RngStream& rng_b, int h, int T_,
+__device__ void build_keep_mask(uint8_t* keep, const trainer::RngStream& rng_b, int h, int T,
                                 int q0, int k0, float p) {
   for (int w = threadIdx.x; w < kTile * kMaskBlocks; w += kThreads) {
     const int r = w / kMaskBlocks, k = w % kMaskBlocks;
     const int t = q0 + r;
-    const int last = min(t - k0, kTile - 1);  // last column needed; t < T_ bounds t2 too
-    if (t >= T_ || last < 0) continue;
-    const uint64_t row_start = (static_cast<uint64_t>(h) * T_ + t) * T_ + k0;
+    const int last = min(t - k0, kTile - 1);  // last column needed; t < T bounds t2 too
+    if (t >= T || last < 0) continue;
+    const uint64_t row_start = (static_cast<uint64_t>(h) * T + t) * T + k0;
     const uint64_t block = (row_start >> 2) + k;
     if (block > ((row_start + last) >> 2)) continue;
     const trainer::Philox4x32 words = rng_b.block(block);
@@ -197,9 +197,9 @@ constexpr size_t backward_q_smem_bytes() {
 // kernels
 
 // grid (q tiles, NH, B); heaviest (last) q tiles first.
-template <typename T, int HS>
+template <typename floatX, int HS>
 __global__ void __launch_bounds__(kThreads)
-    attention_forward_kernel(T* out, float* lse, const T* qkv, int T_, int C, int NH,
+    attention_forward_kernel(floatX* out, float* lse, const floatX* qkv, int T, int C, int NH,
                              float scale_log2, float p, float keep_scale, trainer::RngStream rng,
                              bool vec) {
   using Cols = HeadCols<HS>;
@@ -215,11 +215,11 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = q_tile * kTile;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const size_t C3 = 3 * static_cast<size_t>(C);
-  const T* base = qkv + static_cast<size_t>(b) * T_ * C3 + h * HS;  // q of (b, t=0, h)
+  const floatX* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;  // q of (b, t=0, h)
   const trainer::RngStream rng_b = trainer::SampleStream(rng, b);
   const bool dropout = p > 0.0f;
 
-  load_tile<T, HS>(q_s, base + q0 * C3, C3, min(kTile, T_ - q0), vec);
+  load_tile<floatX, HS>(q_s, base + q0 * C3, C3, min(kTile, T - q0), vec);
 
   float m[4], l[4], o[4][Cols::kCount];
 #pragma unroll
@@ -232,9 +232,9 @@ __global__ void __launch_bounds__(kThreads)
   for (int k_tile = 0; k_tile <= q_tile; ++k_tile) {
     const int k0 = k_tile * kTile;
     __syncthreads();  // the previous tile's k_s, v_s, p_s, keep are consumed
-    load_tile<T, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T_ - k0), vec);
-    load_tile<T, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T_ - k0), vec);
-    if (dropout) build_keep_mask(keep, rng_b, h, T_, q0, k0, p);
+    load_tile<floatX, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T - k0), vec);
+    load_tile<floatX, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T - k0), vec);
+    if (dropout) build_keep_mask(keep, rng_b, h, T, q0, k0, p);
     __syncthreads();
 
     float s[4][4] = {};
@@ -249,7 +249,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int t2 = k0 + tx + 16 * j;
-        s[i][j] = (t2 <= t && t2 < T_) ? s[i][j] * scale_log2 : -INFINITY;
+        s[i][j] = (t2 <= t && t2 < T) ? s[i][j] * scale_log2 : -INFINITY;
         row_max = fmaxf(row_max, s[i][j]);
       }
       const float m_new = fmaxf(m[i], half_warp_max(row_max));
@@ -293,31 +293,32 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int t = q0 + ty * 4 + i;
-    if (t >= T_) continue;
-    Cols::store(out + (static_cast<size_t>(b) * T_ + t) * C + h * HS, o[i], 1.0f / l[i], tx);
-    if (tx == 0) lse[(static_cast<size_t>(b) * NH + h) * T_ + t] = m[i] * kLn2 + logf(l[i]);
+    if (t >= T) continue;
+    Cols::store(out + (static_cast<size_t>(b) * T + t) * C + h * HS, o[i], 1.0f / l[i], tx);
+    if (tx == 0) lse[(static_cast<size_t>(b) * NH + h) * T + t] = m[i] * kLn2 + logf(l[i]);
   }
 }
 
 // delta[b, h, t] = sum_i dout[b, t, h*HS + i] * out[b, t, h*HS + i]; one warp per (b, t, h).
-template <typename T, int HS>
-__global__ void attention_delta_kernel(float* delta, const T* dout, const T* out, int B, int T_,
-                                       int C, int NH) {
+template <typename floatX, int HS>
+__global__ void attention_delta_kernel(float* delta, const floatX* dout, const floatX* out, int B,
+                                       int T, int C, int NH) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
-  if (row >= static_cast<int64_t>(B) * T_ * NH) return;
+  if (row >= static_cast<int64_t>(B) * T * NH) return;
   const int lane = threadIdx.x % 32;
   const int h = static_cast<int>(row % NH);
-  const int64_t bt = row / NH;  // b * T_ + t
-  const T* dy = dout + bt * C + h * HS;
-  const T* y = out + bt * C + h * HS;
+  const int64_t bt = row / NH;  // b * T + t
+  const floatX* dy = dout + bt * C + h * HS;
+  const floatX* y = out + bt * C + h * HS;
   float acc = 0.0f;
 #pragma unroll
-  for (int i = lane; i < HS; i += 32) acc = fmaf(ToFloat<T>(dy[i]), ToFloat<T>(y[i]), acc);
+  for (int i = lane; i < HS; i += 32)
+    acc = fmaf(ToFloat<floatX>(dy[i]), ToFloat<floatX>(y[i]), acc);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
   if (lane == 0) {
-    const int64_t b = bt / T_, t = bt % T_;
-    delta[(b * NH + h) * T_ + t] = acc;
+    const int64_t b = bt / T, t = bt % T;
+    delta[(b * NH + h) * T + t] = acc;
   }
 }
 
@@ -337,11 +338,11 @@ __device__ __forceinline__ ScoreGrads score_grads(bool valid, float s_dot, float
 }
 
 // grid (k tiles, NH, B); k tile 0 (the longest walk) first. Writes dK, dV of dqkv.
-template <typename T, int HS>
+template <typename floatX, int HS>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_kv_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
-                                 const float* delta, int T_, int C, int NH, float scale,
-                                 float scale_log2, float p, float keep_scale,
+    attention_backward_kv_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                 const float* lse, const float* delta, int T, int C, int NH,
+                                 float scale, float scale_log2, float p, float keep_scale,
                                  trainer::RngStream rng, bool qkv_vec, bool dout_vec) {
   using Cols = HeadCols<HS>;
   constexpr int kLd = HeadLd<HS>();
@@ -360,30 +361,30 @@ __global__ void __launch_bounds__(kThreads)
   const int k0 = k_tile * kTile, num_tiles = gridDim.x;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const size_t C3 = 3 * static_cast<size_t>(C);
-  const T* base = qkv + static_cast<size_t>(b) * T_ * C3 + h * HS;
-  const T* dout_base = dout + static_cast<size_t>(b) * T_ * C + h * HS;
-  const float* lse_row = lse + (static_cast<size_t>(b) * NH + h) * T_;
-  const float* delta_row = delta + (static_cast<size_t>(b) * NH + h) * T_;
+  const floatX* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;
+  const floatX* dout_base = dout + static_cast<size_t>(b) * T * C + h * HS;
+  const float* lse_row = lse + (static_cast<size_t>(b) * NH + h) * T;
+  const float* delta_row = delta + (static_cast<size_t>(b) * NH + h) * T;
   const trainer::RngStream rng_b = trainer::SampleStream(rng, b);
   const bool dropout = p > 0.0f;
 
-  load_tile<T, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T_ - k0), qkv_vec);
-  load_tile<T, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T_ - k0), qkv_vec);
+  load_tile<floatX, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T - k0), qkv_vec);
+  load_tile<floatX, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T - k0), qkv_vec);
 
   float dk[4][Cols::kCount] = {}, dv[4][Cols::kCount] = {};  // rows k0 + ty*4 + i
 
   for (int q_tile = k_tile; q_tile < num_tiles; ++q_tile) {
     const int q0 = q_tile * kTile;
     __syncthreads();  // the previous q tile is consumed
-    load_tile<T, HS>(q_s, base + q0 * C3, C3, min(kTile, T_ - q0), qkv_vec);
-    load_tile<T, HS>(do_s, dout_base + q0 * static_cast<size_t>(C), C, min(kTile, T_ - q0),
-                     dout_vec);
+    load_tile<floatX, HS>(q_s, base + q0 * C3, C3, min(kTile, T - q0), qkv_vec);
+    load_tile<floatX, HS>(do_s, dout_base + q0 * static_cast<size_t>(C), C, min(kTile, T - q0),
+                          dout_vec);
     if (threadIdx.x < kTile) {
       const int t = q0 + threadIdx.x;
-      lse2_s[threadIdx.x] = t < T_ ? lse_row[t] * kLog2e : 0.0f;
-      delta_s[threadIdx.x] = t < T_ ? delta_row[t] : 0.0f;
+      lse2_s[threadIdx.x] = t < T ? lse_row[t] * kLog2e : 0.0f;
+      delta_s[threadIdx.x] = t < T ? delta_row[t] : 0.0f;
     }
-    if (dropout) build_keep_mask(keep, rng_b, h, T_, q0, k0, p);
+    if (dropout) build_keep_mask(keep, rng_b, h, T, q0, k0, p);
     __syncthreads();
 
     // Transposed tiles: entry (i, j) is (k row ty*4 + i, q row tx + 16*j).
@@ -397,7 +398,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int j = 0; j < 4; ++j) {
         const int r = tx + 16 * j, t = q0 + r;
         const ScoreGrads g =
-            score_grads(t < T_ && t2 <= t, st[i][j], scale_log2, lse2_s[r], dpt[i][j], delta_s[r],
+            score_grads(t < T && t2 <= t, st[i][j], scale_log2, lse2_s[r], dpt[i][j], delta_s[r],
                         dropout, keep + r * kKeepLd + c, keep_scale);
         pt_s[c * kScoreLd + r] = g.dropped;
         dst_s[c * kScoreLd + r] = g.ds;
@@ -432,23 +433,23 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
-  T* dbase = dqkv + static_cast<size_t>(b) * T_ * C3 + h * HS;
+  floatX* dbase = dqkv + static_cast<size_t>(b) * T * C3 + h * HS;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int t2 = k0 + ty * 4 + i;
-    if (t2 >= T_) continue;
+    if (t2 >= T) continue;
     Cols::store(dbase + t2 * C3 + C, dk[i], scale, tx);
     Cols::store(dbase + t2 * C3 + 2 * C, dv[i], 1.0f, tx);
   }
 }
 
 // grid (q tiles, NH, B); heaviest (last) q tiles first. Writes dQ of dqkv.
-template <typename T, int HS>
+template <typename floatX, int HS>
 __global__ void __launch_bounds__(kThreads)
-    attention_backward_q_kernel(T* dqkv, const T* dout, const T* qkv, const float* lse,
-                                const float* delta, int T_, int C, int NH, float scale,
-                                float scale_log2, float p, float keep_scale, trainer::RngStream rng,
-                                bool qkv_vec, bool dout_vec) {
+    attention_backward_q_kernel(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                const float* lse, const float* delta, int T, int C, int NH,
+                                float scale, float scale_log2, float p, float keep_scale,
+                                trainer::RngStream rng, bool qkv_vec, bool dout_vec) {
   using Cols = HeadCols<HS>;
   constexpr int kLd = HeadLd<HS>();
   extern __shared__ float4 smem_f4[];
@@ -465,18 +466,19 @@ __global__ void __launch_bounds__(kThreads)
   const int q0 = q_tile * kTile;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   const size_t C3 = 3 * static_cast<size_t>(C);
-  const T* base = qkv + static_cast<size_t>(b) * T_ * C3 + h * HS;
-  const T* dout_base = dout + static_cast<size_t>(b) * T_ * C + h * HS;
+  const floatX* base = qkv + static_cast<size_t>(b) * T * C3 + h * HS;
+  const floatX* dout_base = dout + static_cast<size_t>(b) * T * C + h * HS;
   const trainer::RngStream rng_b = trainer::SampleStream(rng, b);
   const bool dropout = p > 0.0f;
 
-  load_tile<T, HS>(q_s, base + q0 * C3, C3, min(kTile, T_ - q0), qkv_vec);
-  load_tile<T, HS>(do_s, dout_base + q0 * static_cast<size_t>(C), C, min(kTile, T_ - q0), dout_vec);
+  load_tile<floatX, HS>(q_s, base + q0 * C3, C3, min(kTile, T - q0), qkv_vec);
+  load_tile<floatX, HS>(do_s, dout_base + q0 * static_cast<size_t>(C), C, min(kTile, T - q0),
+                        dout_vec);
   if (threadIdx.x < kTile) {
     const int t = q0 + threadIdx.x;
-    const size_t row = (static_cast<size_t>(b) * NH + h) * T_ + t;
-    lse2_s[threadIdx.x] = t < T_ ? lse[row] * kLog2e : 0.0f;
-    delta_s[threadIdx.x] = t < T_ ? delta[row] : 0.0f;
+    const size_t row = (static_cast<size_t>(b) * NH + h) * T + t;
+    lse2_s[threadIdx.x] = t < T ? lse[row] * kLog2e : 0.0f;
+    delta_s[threadIdx.x] = t < T ? delta[row] : 0.0f;
   }
   // The loop's first barrier publishes these.
 
@@ -485,9 +487,9 @@ __global__ void __launch_bounds__(kThreads)
   for (int k_tile = 0; k_tile <= q_tile; ++k_tile) {
     const int k0 = k_tile * kTile;
     __syncthreads();  // the previous k tile is consumed
-    load_tile<T, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T_ - k0), qkv_vec);
-    load_tile<T, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T_ - k0), qkv_vec);
-    if (dropout) build_keep_mask(keep, rng_b, h, T_, q0, k0, p);
+    load_tile<floatX, HS>(k_s, base + C + k0 * C3, C3, min(kTile, T - k0), qkv_vec);
+    load_tile<floatX, HS>(v_s, base + 2 * C + k0 * C3, C3, min(kTile, T - k0), qkv_vec);
+    if (dropout) build_keep_mask(keep, rng_b, h, T, q0, k0, p);
     __syncthreads();
 
     // Entry (i, j) is (q row ty*4 + i, k row tx + 16*j).
@@ -500,9 +502,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int c = tx + 16 * j, t2 = k0 + c;
-        const ScoreGrads g =
-            score_grads(t < T_ && t2 <= t, s[i][j], scale_log2, lse2_s[r], dp[i][j], delta_s[r],
-                        dropout, keep + r * kKeepLd + c, keep_scale);
+        const ScoreGrads g = score_grads(t < T && t2 <= t, s[i][j], scale_log2, lse2_s[r], dp[i][j],
+                                         delta_s[r], dropout, keep + r * kKeepLd + c, keep_scale);
         ds_s[r * kScoreLd + c] = g.ds;
       }
     }
@@ -529,11 +530,11 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
-  T* dbase = dqkv + static_cast<size_t>(b) * T_ * C3 + h * HS;
+  floatX* dbase = dqkv + static_cast<size_t>(b) * T * C3 + h * HS;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int t = q0 + ty * 4 + i;
-    if (t >= T_) continue;
+    if (t >= T) continue;
     Cols::store(dbase + t * C3, dq[i], scale, tx);
   }
 }
@@ -541,114 +542,125 @@ __global__ void __launch_bounds__(kThreads)
 // ----------------------------------------------------------------------------
 // launchers
 
-std::string check_shape(int B, int T_, int C, int NH, float p) {
-  if (B < 0 || T_ < 0 || C <= 0 || NH <= 0 || C % NH != 0)
-    return "attention: bad shape B=" + std::to_string(B) + " T=" + std::to_string(T_) +
-           " C=" + std::to_string(C) + " NH=" + std::to_string(NH);
+coord::Status check_shape(int B, int T, int C, int NH, float p) {
+  if (B < 0 || T < 0 || C <= 0 || NH <= 0 || C % NH != 0)
+    return coord::InvalidArgument("attention: bad shape B=" + std::to_string(B) +
+                                  " T=" + std::to_string(T) + " C=" + std::to_string(C) +
+                                  " NH=" + std::to_string(NH));
   const int HS = C / NH;
   if (HS != 32 && HS != 64 && HS != 128)
-    return "attention: head size " + std::to_string(HS) + " unsupported (32, 64 or 128)";
-  if (!(p >= 0.0f && p < 1.0f)) return "attention: dropout p must be in [0, 1)";
-  if (B > 65535 || NH > 65535) return "attention: B and NH must be at most 65535";
-  return "";
+    return coord::InvalidArgument("attention: head size " + std::to_string(HS) +
+                                  " unsupported (32, 64 or 128)");
+  if (!(p >= 0.0f && p < 1.0f)) {
+    return coord::InvalidArgument("attention: dropout p must be in [0, 1)");
+  }
+  if (B > 65535 || NH > 65535) {
+    return coord::InvalidArgument("attention: B and NH must be at most 65535");
+  }
+  return coord::Status::Ok();
 }
 
-template <typename T, int HS>
-std::string forward_impl(T* out, float* lse, const T* qkv, int B, int T_, int C, int NH, float p,
-                         const trainer::RngStream& rng, cudaStream_t stream) {
+template <typename floatX, int HS>
+coord::Status forward_impl(floatX* out, float* lse, const floatX* qkv, int B, int T, int C, int NH,
+                           float p, const trainer::RngStream& rng, cudaStream_t stream) {
   constexpr size_t smem = forward_smem_bytes<HS>();
-  auto kernel = attention_forward_kernel<T, HS>;
+  auto kernel = attention_forward_kernel<floatX, HS>;
   CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(smem)));
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
-  const dim3 grid(CEIL_DIV(T_, kTile), NH, B);
-  kernel<<<grid, kThreads, smem, stream>>>(out, lse, qkv, T_, C, NH, scale * kLog2e, p, keep_scale,
+  const dim3 grid(CEIL_DIV(T, kTile), NH, B);
+  kernel<<<grid, kThreads, smem, stream>>>(out, lse, qkv, T, C, NH, scale * kLog2e, p, keep_scale,
                                            rng, Aligned16(qkv));
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-template <typename T, int HS>
-std::string backward_impl(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse,
-                          int B, int T_, int C, int NH, float p, const trainer::RngStream& rng,
-                          float* delta, cudaStream_t stream) {
+template <typename floatX, int HS>
+coord::Status backward_impl(floatX* dqkv, const floatX* dout, const floatX* qkv, const floatX* out,
+                            const float* lse, int B, int T, int C, int NH, float p,
+                            const trainer::RngStream& rng, float* delta, cudaStream_t stream) {
   const float scale = 1.0f / sqrtf(static_cast<float>(HS));
   const float keep_scale = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
   const bool qkv_vec = Aligned16(qkv), dout_vec = Aligned16(dout);
-  const int64_t rows = static_cast<int64_t>(B) * T_ * NH;
+  const int64_t rows = static_cast<int64_t>(B) * T * NH;
   constexpr int kWarps = kThreads / 32;
-  attention_delta_kernel<T, HS>
+  attention_delta_kernel<floatX, HS>
       <<<static_cast<unsigned>(CEIL_DIV(rows, kWarps)), kThreads, 0, stream>>>(delta, dout, out, B,
-                                                                               T_, C, NH);
+                                                                               T, C, NH);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
-  const dim3 grid(CEIL_DIV(T_, kTile), NH, B);
+  const dim3 grid(CEIL_DIV(T, kTile), NH, B);
   constexpr size_t kv_smem = backward_kv_smem_bytes<HS>();
-  auto kv_kernel = attention_backward_kv_kernel<T, HS>;
+  auto kv_kernel = attention_backward_kv_kernel<floatX, HS>;
   CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(kv_smem)));
-  kv_kernel<<<grid, kThreads, kv_smem, stream>>>(dqkv, dout, qkv, lse, delta, T_, C, NH, scale,
+  kv_kernel<<<grid, kThreads, kv_smem, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, scale,
                                                  scale * kLog2e, p, keep_scale, rng, qkv_vec,
                                                  dout_vec);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
 
   constexpr size_t q_smem = backward_q_smem_bytes<HS>();
-  auto q_kernel = attention_backward_q_kernel<T, HS>;
+  auto q_kernel = attention_backward_q_kernel<floatX, HS>;
   CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(q_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(q_smem)));
-  q_kernel<<<grid, kThreads, q_smem, stream>>>(dqkv, dout, qkv, lse, delta, T_, C, NH, scale,
+  q_kernel<<<grid, kThreads, q_smem, stream>>>(dqkv, dout, qkv, lse, delta, T, C, NH, scale,
                                                scale * kLog2e, p, keep_scale, rng, qkv_vec,
                                                dout_vec);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
 }  // namespace
 
-template <typename T>
-std::string attention_forward(T* out, float* lse, const T* qkv, int B, int T_, int C, int NH,
-                              float p, const trainer::RngStream& rng, cudaStream_t stream) {
-  CUDA_RETURN_IF_MSG(check_shape(B, T_, C, NH, p));
-  if (B == 0 || T_ == 0) return "";
+template <typename floatX>
+coord::Status attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int C,
+                                int NH, float p, const trainer::RngStream& rng,
+                                cudaStream_t stream) {
+  RETURN_IF_ERROR(check_shape(B, T, C, NH, p));
+  if (B == 0 || T == 0) return coord::Status::Ok();
   switch (C / NH) {
     case 32:
-      return forward_impl<T, 32>(out, lse, qkv, B, T_, C, NH, p, rng, stream);
+      return forward_impl<floatX, 32>(out, lse, qkv, B, T, C, NH, p, rng, stream);
     case 64:
-      return forward_impl<T, 64>(out, lse, qkv, B, T_, C, NH, p, rng, stream);
+      return forward_impl<floatX, 64>(out, lse, qkv, B, T, C, NH, p, rng, stream);
     default:
-      return forward_impl<T, 128>(out, lse, qkv, B, T_, C, NH, p, rng, stream);
+      return forward_impl<floatX, 128>(out, lse, qkv, B, T, C, NH, p, rng, stream);
   }
 }
 
-size_t attention_backward_scratch_floats(int B, int T_, int C, int NH) {
+size_t attention_backward_scratch_floats(int B, int T, int C, int NH) {
   (void)C;
-  return static_cast<size_t>(B) * NH * T_;  // delta = rowsum(dout * out)
+  return static_cast<size_t>(B) * NH * T;  // delta = rowsum(dout * out)
 }
 
-template <typename T>
-std::string attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse,
-                               int B, int T_, int C, int NH, float p, const trainer::RngStream& rng,
-                               float* scratch, cudaStream_t stream) {
-  CUDA_RETURN_IF_MSG(check_shape(B, T_, C, NH, p));
-  if (B == 0 || T_ == 0) return "";
+template <typename floatX>
+coord::Status attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                 const floatX* out, const float* lse, int B, int T, int C, int NH,
+                                 float p, const trainer::RngStream& rng, float* scratch,
+                                 cudaStream_t stream) {
+  RETURN_IF_ERROR(check_shape(B, T, C, NH, p));
+  if (B == 0 || T == 0) return coord::Status::Ok();
   switch (C / NH) {
     case 32:
-      return backward_impl<T, 32>(dqkv, dout, qkv, out, lse, B, T_, C, NH, p, rng, scratch, stream);
+      return backward_impl<floatX, 32>(dqkv, dout, qkv, out, lse, B, T, C, NH, p, rng, scratch,
+                                       stream);
     case 64:
-      return backward_impl<T, 64>(dqkv, dout, qkv, out, lse, B, T_, C, NH, p, rng, scratch, stream);
+      return backward_impl<floatX, 64>(dqkv, dout, qkv, out, lse, B, T, C, NH, p, rng, scratch,
+                                       stream);
     default:
-      return backward_impl<T, 128>(dqkv, dout, qkv, out, lse, B, T_, C, NH, p, rng, scratch,
-                                   stream);
+      return backward_impl<floatX, 128>(dqkv, dout, qkv, out, lse, B, T, C, NH, p, rng, scratch,
+                                        stream);
   }
 }
 
-#define INSTANTIATE(T)                                                                            \
-  template std::string attention_forward<T>(T*, float*, const T*, int, int, int, int, float,      \
-                                            const trainer::RngStream&, cudaStream_t);             \
-  template std::string attention_backward<T>(T*, const T*, const T*, const T*, const float*, int, \
-                                             int, int, int, float, const trainer::RngStream&,     \
-                                             float*, cudaStream_t);
+#define INSTANTIATE(floatX)                                                                       \
+  template coord::Status attention_forward<floatX>(floatX*, float*, const floatX*, int, int, int, \
+                                                   int, float, const trainer::RngStream&,         \
+                                                   cudaStream_t);                                 \
+  template coord::Status attention_backward<floatX>(                                              \
+      floatX*, const floatX*, const floatX*, const floatX*, const float*, int, int, int, int,     \
+      float, const trainer::RngStream&, float*, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

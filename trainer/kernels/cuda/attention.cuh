@@ -11,17 +11,19 @@
 
 namespace kernels::cuda {
 
-// qkv (B,T,3C) in T, [q | k | v] each head-major (NH, HS); out (B,T,C) in T;
+// qkv (B,T,3C) in floatX, [q | k | v] each head-major (NH, HS); out (B,T,C) in floatX;
 // lse (B,NH,T) fp32. HS = C / NH must be 32, 64 or 128.
-template <typename T>
-std::string attention_forward(T* out, float* lse, const T* qkv, int B, int T_, int C, int NH,
-                              float p, const trainer::RngStream& rng, cudaStream_t stream);
+template <typename floatX>
+coord::Status attention_forward(floatX* out, float* lse, const floatX* qkv, int B, int T, int C,
+                                int NH, float p, const trainer::RngStream& rng,
+                                cudaStream_t stream);
 // dqkv (B,T,3C) OVERWRITTEN with the gradient; dout (B,T,C); out, lse from forward;
-// same p and rng. scratch: attention_backward_scratch_floats(B, T_, C, NH) floats.
-size_t attention_backward_scratch_floats(int B, int T_, int C, int NH);
-template <typename T>
-std::string attention_backward(T* dqkv, const T* dout, const T* qkv, const T* out, const float* lse,
-                               int B, int T_, int C, int NH, float p, const trainer::RngStream& rng,
-                               float* scratch, cudaStream_t stream);
+// same p and rng. scratch: attention_backward_scratch_floats(B, T, C, NH) floats.
+size_t attention_backward_scratch_floats(int B, int T, int C, int NH);
+template <typename floatX>
+coord::Status attention_backward(floatX* dqkv, const floatX* dout, const floatX* qkv,
+                                 const floatX* out, const float* lse, int B, int T, int C, int NH,
+                                 float p, const trainer::RngStream& rng, float* scratch,
+                                 cudaStream_t stream);
 
 }  // namespace kernels::cuda

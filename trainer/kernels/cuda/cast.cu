@@ -1,6 +1,6 @@
-// fp32 <-> T conversions (round to nearest even). For 16-bit T each thread converts 8
-// elements: two 16-byte fp32 loads/stores and one 16-byte T load/store, when both
-// pointers are 16-byte aligned; otherwise one element at a time. T == float is a copy.
+// fp32 <-> floatX conversions (round to nearest even). For 16-bit floatX each thread converts 8
+// elements: two 16-byte fp32 loads/stores and one 16-byte floatX load/store, when both
+// pointers are 16-byte aligned; otherwise one element at a time. floatX == float is a copy.
 #include <cstdint>
 #include <type_traits>
 
@@ -12,11 +12,11 @@ namespace kernels::cuda {
 
 namespace {
 
-constexpr int kVec = 8;  // 16 bytes of a 16-bit T
+constexpr int kVec = 8;  // 16 bytes of a 16-bit floatX
 
 // kPacked == false: unaligned pointers, every element through the tail loop.
-template <typename T, bool kPacked>
-__global__ void from_float_kernel(T* out, const float* in, size_t N) {
+template <typename floatX, bool kPacked>
+__global__ void from_float_kernel(floatX* out, const float* in, size_t N) {
   const size_t first = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t packs = 0;
@@ -25,87 +25,89 @@ __global__ void from_float_kernel(T* out, const float* in, size_t N) {
     for (size_t q = first; q < packs; q += stride) {
       const Pack<float, 4> lo = reinterpret_cast<const Pack<float, 4>*>(in)[2 * q];
       const Pack<float, 4> hi = reinterpret_cast<const Pack<float, 4>*>(in)[2 * q + 1];
-      Pack<T, kVec> res;
+      Pack<floatX, kVec> res;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        res.v[j] = FromFloat<T>(lo.v[j]);
-        res.v[4 + j] = FromFloat<T>(hi.v[j]);
+        res.v[j] = FromFloat<floatX>(lo.v[j]);
+        res.v[4 + j] = FromFloat<floatX>(hi.v[j]);
       }
-      reinterpret_cast<Pack<T, kVec>*>(out)[q] = res;
+      reinterpret_cast<Pack<floatX, kVec>*>(out)[q] = res;
     }
   }
-  for (size_t i = packs * kVec + first; i < N; i += stride) out[i] = FromFloat<T>(in[i]);
+  for (size_t i = packs * kVec + first; i < N; i += stride) out[i] = FromFloat<floatX>(in[i]);
 }
 
-template <typename T, bool kPacked>
-__global__ void to_float_kernel(float* out, const T* in, size_t N) {
+template <typename floatX, bool kPacked>
+__global__ void to_float_kernel(float* out, const floatX* in, size_t N) {
   const size_t first = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t packs = 0;
   if constexpr (kPacked) {
     packs = N / kVec;
     for (size_t q = first; q < packs; q += stride) {
-      const Pack<T, kVec> x = reinterpret_cast<const Pack<T, kVec>*>(in)[q];
+      const Pack<floatX, kVec> x = reinterpret_cast<const Pack<floatX, kVec>*>(in)[q];
       Pack<float, 4> lo, hi;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        lo.v[j] = ToFloat<T>(x.v[j]);
-        hi.v[j] = ToFloat<T>(x.v[4 + j]);
+        lo.v[j] = ToFloat<floatX>(x.v[j]);
+        hi.v[j] = ToFloat<floatX>(x.v[4 + j]);
       }
       reinterpret_cast<Pack<float, 4>*>(out)[2 * q] = lo;
       reinterpret_cast<Pack<float, 4>*>(out)[2 * q + 1] = hi;
     }
   }
-  for (size_t i = packs * kVec + first; i < N; i += stride) out[i] = ToFloat<T>(in[i]);
+  for (size_t i = packs * kVec + first; i < N; i += stride) out[i] = ToFloat<floatX>(in[i]);
 }
 
-std::string CopyFloats(float* out, const float* in, size_t N, cudaStream_t stream) {
+coord::Status CopyFloats(float* out, const float* in, size_t N, cudaStream_t stream) {
   if (out != in) {
     CUDA_RETURN_IF_ERROR(
         cudaMemcpyAsync(out, in, N * sizeof(float), cudaMemcpyDeviceToDevice, stream));
   }
-  return "";
+  return coord::Status::Ok();
 }
 
 }  // namespace
 
-template <typename T>
-std::string cast_from_float(T* out, const float* in, size_t N, cudaStream_t stream) {
-  if (N == 0) return "";
-  if constexpr (std::is_same_v<T, float>) {
+template <typename floatX>
+coord::Status cast_from_float(floatX* out, const float* in, size_t N, cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
+  if constexpr (std::is_same_v<floatX, float>) {
     return CopyFloats(out, in, N, stream);
   } else {
     if (Aligned16(out) && Aligned16(in)) {
-      from_float_kernel<T, true>
+      from_float_kernel<floatX, true>
           <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, in, N);
     } else {
-      from_float_kernel<T, false><<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
+      from_float_kernel<floatX, false>
+          <<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return "";
+    return coord::Status::Ok();
   }
 }
 
-template <typename T>
-std::string cast_to_float(float* out, const T* in, size_t N, cudaStream_t stream) {
-  if (N == 0) return "";
-  if constexpr (std::is_same_v<T, float>) {
+template <typename floatX>
+coord::Status cast_to_float(float* out, const floatX* in, size_t N, cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
+  if constexpr (std::is_same_v<floatX, float>) {
     return CopyFloats(out, in, N, stream);
   } else {
     if (Aligned16(out) && Aligned16(in)) {
-      to_float_kernel<T, true>
+      to_float_kernel<floatX, true>
           <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, in, N);
     } else {
-      to_float_kernel<T, false><<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
+      to_float_kernel<floatX, false>
+          <<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, in, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return "";
+    return coord::Status::Ok();
   }
 }
 
-#define INSTANTIATE(T)                                                             \
-  template std::string cast_from_float<T>(T*, const float*, size_t, cudaStream_t); \
-  template std::string cast_to_float<T>(float*, const T*, size_t, cudaStream_t);
+#define INSTANTIATE(floatX)                                                                    \
+  template coord::Status cast_from_float<floatX>(floatX*, const float*, size_t, cudaStream_t); \
+  template coord::Status cast_to_float<floatX>(float*, const floatX*, size_t, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -5,11 +5,11 @@
 
 namespace kernels::cuda {
 
-// out (N,) = T(in), round to nearest even.
-template <typename T>
-std::string cast_from_float(T* out, const float* in, size_t N, cudaStream_t stream);
+// out (N,) = floatX(in), round to nearest even.
+template <typename floatX>
+coord::Status cast_from_float(floatX* out, const float* in, size_t N, cudaStream_t stream);
 // out (N,) = float(in).
-template <typename T>
-std::string cast_to_float(float* out, const T* in, size_t N, cudaStream_t stream);
+template <typename floatX>
+coord::Status cast_to_float(float* out, const floatX* in, size_t N, cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -1,11 +1,11 @@
-// CUDA error formatting and dtype names.
+// CUDA error statuses and dtype names.
 #include "trainer/kernels/cuda/common.cuh"
 
 namespace kernels::cuda {
 
-std::string CudaErrorText(cudaError_t err, const char* expr, const char* file, int line) {
-  return std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " +
-         cudaGetErrorName(err) + ": " + cudaGetErrorString(err);
+coord::Status CudaError(cudaError_t err, const char* expr, const char* file, int line) {
+  return coord::Internal(std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " +
+                         cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
 }
 
 const char* DTypeName(DType t) {

@@ -1,29 +1,31 @@
 // CUDA helpers shared by every kernel file: error checks that name the call, file
-// and line (returned as a message, never exit() in library code), CEIL_DIV, and the
-// three compute types of the precision modes (fp32, bf16, fp16) with their fp32
-// conversions. Launchers are templates over the compute type T, declared in each
+// and line (returned as a coord::Status, never exit() in library code), CEIL_DIV, and
+// the three compute types of the precision modes (fp32, bf16, fp16) with their fp32
+// conversions. Launchers are templates over the compute type floatX, declared in each
 // op's .cuh and explicitly instantiated in its .cu for float, __nv_bfloat16 and
 // __half (COORD_INSTANTIATE_FLOAT_TYPES), so host code compiled by g++ can call them.
+// Launchers return coord::Status: INVALID_ARGUMENT (or FAILED_PRECONDITION) naming the
+// launcher and the sizes it refused, INTERNAL for a failed CUDA or cuBLASLt call.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include <string>
+#include "common/status.h"
 
 #define CEIL_DIV(a, b) (((a) + (b)-1) / (b))
 
 namespace kernels::cuda {
 
-// "file:line: expr: cudaErrorName: description".
-std::string CudaErrorText(cudaError_t err, const char* expr, const char* file, int line);
+// INTERNAL "file:line: expr: cudaErrorName: description": a failed CUDA runtime call.
+coord::Status CudaError(cudaError_t err, const char* expr, const char* file, int line);
 
 // The compute (activation / weight-copy) type of a precision mode.
 enum class DType { kFloat32, kBFloat16, kFloat16 };
 const char* DTypeName(DType t);  // "fp32", "bf16", "fp16"
 inline size_t DTypeSize(DType t) { return t == DType::kFloat32 ? 4 : 2; }
-template <typename T>
+template <typename floatX>
 constexpr DType DTypeOf();
 template <>
 constexpr DType DTypeOf<float>() {
@@ -38,9 +40,9 @@ constexpr DType DTypeOf<__half>() {
   return DType::kFloat16;
 }
 
-// fp32 <-> T, on host and device (round to nearest even).
-template <typename T>
-__host__ __device__ inline float ToFloat(T x);
+// fp32 <-> floatX, on host and device (round to nearest even).
+template <typename floatX>
+__host__ __device__ inline float ToFloat(floatX x);
 template <>
 __host__ __device__ inline float ToFloat<float>(float x) {
   return x;
@@ -53,8 +55,8 @@ template <>
 __host__ __device__ inline float ToFloat<__half>(__half x) {
   return __half2float(x);
 }
-template <typename T>
-__host__ __device__ inline T FromFloat(float x);
+template <typename floatX>
+__host__ __device__ inline floatX FromFloat(float x);
 template <>
 __host__ __device__ inline float FromFloat<float>(float x) {
   return x;
@@ -70,17 +72,12 @@ __host__ __device__ inline __half FromFloat<__half>(float x) {
 
 }  // namespace kernels::cuda
 
-#define CUDA_RETURN_IF_ERROR(expr)                                                               \
-  do {                                                                                           \
-    cudaError_t _e = (expr);                                                                     \
-    if (_e != cudaSuccess) return ::kernels::cuda::CudaErrorText(_e, #expr, __FILE__, __LINE__); \
-  } while (0)
-
-// Pass-through for launcher results: return the message of the first failure.
-#define CUDA_RETURN_IF_MSG(expr) \
-  do {                           \
-    std::string _m = (expr);     \
-    if (!_m.empty()) return _m;  \
+// Returns CudaError(...) from the enclosing function (coord::Status or StatusOr) when
+// the CUDA runtime call `expr` fails. Launcher results pass through RETURN_IF_ERROR.
+#define CUDA_RETURN_IF_ERROR(expr)                                                           \
+  do {                                                                                       \
+    cudaError_t _e = (expr);                                                                 \
+    if (_e != cudaSuccess) return ::kernels::cuda::CudaError(_e, #expr, __FILE__, __LINE__); \
   } while (0)
 
 // Explicit instantiation of a launcher template for the three compute types:

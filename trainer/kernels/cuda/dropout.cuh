@@ -9,9 +9,9 @@ namespace kernels::cuda {
 
 // out (N,) = mask(inp) / (1-p); in place allowed. row_elems as the CPU twin.
 // Backward is the same call on dout.
-template <typename T>
-std::string dropout_forward(T* out, const T* inp, size_t N, float p, const trainer::RngStream& rng,
-                            size_t row_elems, cudaStream_t stream);
+template <typename floatX>
+coord::Status dropout_forward(floatX* out, const floatX* inp, size_t N, float p,
+                              const trainer::RngStream& rng, size_t row_elems, cudaStream_t stream);
 
 #ifdef __CUDACC__
 // Whether the element drawing `word` (its word of the row's Philox block) is kept:

@@ -10,12 +10,11 @@
 #include <cub/cub.cuh>
 
 #include "trainer/kernels/cuda/common.cuh"
-#include "trainer/kernels/cuda/vec.cuh"
 #include "trainer/kernels/cuda/encoder.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 namespace {
-
 
 // fp32 gradient rows: float4 accesses when kVec is a multiple of 4 (aligned by the caller).
 template <int kVec>
@@ -45,7 +44,6 @@ __device__ inline void StoreFloats(float* p, const float (&in)[kVec]) {
   }
 }
 
-
 constexpr int kThreads = 256;
 constexpr int kDwteThreads = 128;  // column vectors per dwte block (grid.y covers the rest)
 constexpr size_t kScratchAlign = 256;
@@ -55,40 +53,40 @@ size_t AlignUp(size_t n) { return (n + kScratchAlign - 1) / kScratchAlign * kScr
 // ----------------------------------------------------------------------------
 // kernels
 
-template <typename T, int kVec>
-__global__ void encoder_forward_kernel(T* __restrict__ out, const int* __restrict__ inp,
-                                       const T* __restrict__ wte, const T* __restrict__ wpe, int BT,
-                                       int seq_len, int C) {
+template <typename floatX, int kVec>
+__global__ void encoder_forward_kernel(floatX* __restrict__ out, const int* __restrict__ inp,
+                                       const floatX* __restrict__ wte,
+                                       const floatX* __restrict__ wpe, int BT, int T, int C) {
   const int vecs_per_row = C / kVec;
   const size_t total = static_cast<size_t>(BT) * vecs_per_row;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int bt = static_cast<int>(i / vecs_per_row);
     const int c = static_cast<int>(i % vecs_per_row) * kVec;
-    const int t = bt % seq_len;
+    const int t = bt % T;
     float tok[kVec], pos[kVec], sum[kVec];
-    LoadAsFloat<T, kVec>(wte + static_cast<size_t>(inp[bt]) * C + c, tok);
-    LoadAsFloat<T, kVec>(wpe + static_cast<size_t>(t) * C + c, pos);
+    LoadAsFloat<floatX, kVec>(wte + static_cast<size_t>(inp[bt]) * C + c, tok);
+    LoadAsFloat<floatX, kVec>(wpe + static_cast<size_t>(t) * C + c, pos);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) sum[k] = tok[k] + pos[k];
-    StoreFromFloat<T, kVec>(out + static_cast<size_t>(bt) * C + c, sum);
+    StoreFromFloat<floatX, kVec>(out + static_cast<size_t>(bt) * C + c, sum);
   }
 }
 
 // One thread per (t, column vector); b in order, starting from the existing value.
-template <typename T, int kVec>
-__global__ void encoder_backward_dwpe_kernel(float* __restrict__ dwpe, const T* __restrict__ dout,
-                                             int B, int seq_len, int C) {
+template <typename floatX, int kVec>
+__global__ void encoder_backward_dwpe_kernel(float* __restrict__ dwpe,
+                                             const floatX* __restrict__ dout, int B, int T, int C) {
   const int vecs_per_row = C / kVec;
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= seq_len * vecs_per_row) return;
+  if (i >= T * vecs_per_row) return;
   const int t = i / vecs_per_row;
   const int c = (i % vecs_per_row) * kVec;
   float acc[kVec];
   LoadFloats<kVec>(dwpe + static_cast<size_t>(t) * C + c, acc);
   for (int b = 0; b < B; ++b) {
     float g[kVec];
-    LoadAsFloat<T, kVec>(dout + (static_cast<size_t>(b) * seq_len + t) * C + c, g);
+    LoadAsFloat<floatX, kVec>(dout + (static_cast<size_t>(b) * T + t) * C + c, g);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) acc[k] += g[k];
   }
@@ -102,8 +100,9 @@ __global__ void iota_kernel(int* out, int n) {
 
 // grid.x: sorted slots; only the first slot of each run of equal tokens does work.
 // grid.y * blockDim.x: column vectors.
-template <typename T, int kVec>
-__global__ void encoder_backward_dwte_kernel(float* __restrict__ dwte, const T* __restrict__ dout,
+template <typename floatX, int kVec>
+__global__ void encoder_backward_dwte_kernel(float* __restrict__ dwte,
+                                             const floatX* __restrict__ dout,
                                              const int* __restrict__ sorted_tokens,
                                              const int* __restrict__ sorted_positions, int BT,
                                              int C) {
@@ -117,7 +116,7 @@ __global__ void encoder_backward_dwte_kernel(float* __restrict__ dwte, const T* 
   LoadFloats<kVec>(row, acc);
   for (int j = first; j < BT && sorted_tokens[j] == token; ++j) {
     float g[kVec];
-    LoadAsFloat<T, kVec>(dout + static_cast<size_t>(sorted_positions[j]) * C + c, g);
+    LoadAsFloat<floatX, kVec>(dout + static_cast<size_t>(sorted_positions[j]) * C + c, g);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) acc[k] += g[k];
   }
@@ -154,16 +153,15 @@ size_t ScratchLayout(int BT, size_t cub_temp_bytes, void* base, BackwardScratch*
   return 3 * ints + AlignUp(cub_temp_bytes);
 }
 
-template <typename T, int kVec>
-void LaunchBackward(float* dwte, float* dwpe, const T* dout, const BackwardScratch& s, int B,
-                    int seq_len, int C, cudaStream_t stream) {
+template <typename floatX, int kVec>
+void LaunchBackward(float* dwte, float* dwpe, const floatX* dout, const BackwardScratch& s, int B,
+                    int T, int C, cudaStream_t stream) {
   const int vecs_per_row = C / kVec;
-  encoder_backward_dwpe_kernel<T, kVec>
-      <<<CEIL_DIV(seq_len * vecs_per_row, kThreads), kThreads, 0, stream>>>(dwpe, dout, B, seq_len,
-                                                                            C);
-  const dim3 grid(B * seq_len, CEIL_DIV(vecs_per_row, kDwteThreads));
-  encoder_backward_dwte_kernel<T, kVec><<<grid, kDwteThreads, 0, stream>>>(
-      dwte, dout, s.sorted_tokens, s.sorted_positions, B * seq_len, C);
+  encoder_backward_dwpe_kernel<floatX, kVec>
+      <<<CEIL_DIV(T * vecs_per_row, kThreads), kThreads, 0, stream>>>(dwpe, dout, B, T, C);
+  const dim3 grid(B * T, CEIL_DIV(vecs_per_row, kDwteThreads));
+  encoder_backward_dwte_kernel<floatX, kVec><<<grid, kDwteThreads, 0, stream>>>(
+      dwte, dout, s.sorted_tokens, s.sorted_positions, B * T, C);
 }
 
 }  // namespace
@@ -171,36 +169,38 @@ void LaunchBackward(float* dwte, float* dwpe, const T* dout, const BackwardScrat
 // ----------------------------------------------------------------------------
 // launchers
 
-template <typename T>
-std::string encoder_forward(T* out, const int* inp, const T* wte, const T* wpe, int B, int T_,
-                            int C, cudaStream_t stream) {
-  const int BT = B * T_;
-  if (BT == 0 || C == 0) return "";
-  constexpr int kVec = 16 / sizeof(T);
+template <typename floatX>
+coord::Status encoder_forward(floatX* out, const int* inp, const floatX* wte, const floatX* wpe,
+                              int B, int T, int C, cudaStream_t stream) {
+  const int BT = B * T;
+  if (BT == 0 || C == 0) return coord::Status::Ok();
+  constexpr int kVec = 16 / sizeof(floatX);
   const bool vectorized = C % kVec == 0 && Aligned16(out) && Aligned16(wte) && Aligned16(wpe);
   const size_t work = static_cast<size_t>(BT) * (vectorized ? C / kVec : C);
   // Grid-stride loop: cap the grid, each thread then handles several vectors.
   const int blocks = static_cast<int>(std::min<size_t>(CEIL_DIV(work, kThreads), 1u << 16));
   if (vectorized) {
-    encoder_forward_kernel<T, kVec><<<blocks, kThreads, 0, stream>>>(out, inp, wte, wpe, BT, T_, C);
+    encoder_forward_kernel<floatX, kVec>
+        <<<blocks, kThreads, 0, stream>>>(out, inp, wte, wpe, BT, T, C);
   } else {
-    encoder_forward_kernel<T, 1><<<blocks, kThreads, 0, stream>>>(out, inp, wte, wpe, BT, T_, C);
+    encoder_forward_kernel<floatX, 1>
+        <<<blocks, kThreads, 0, stream>>>(out, inp, wte, wpe, BT, T, C);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-size_t encoder_backward_scratch_bytes(int B, int T_) {
+size_t encoder_backward_scratch_bytes(int B, int T) {
   size_t cub_bytes = 0;
-  if (SortTempBytes(B * T_, &cub_bytes) != cudaSuccess) cub_bytes = 0;  // reported at launch
-  return ScratchLayout(B * T_, cub_bytes, nullptr, nullptr);
+  if (SortTempBytes(B * T, &cub_bytes) != cudaSuccess) cub_bytes = 0;  // reported at launch
+  return ScratchLayout(B * T, cub_bytes, nullptr, nullptr);
 }
 
-template <typename T>
-std::string encoder_backward(float* dwte, float* dwpe, const T* dout, const int* inp, int B, int T_,
-                             int C, void* scratch, cudaStream_t stream) {
-  const int BT = B * T_;
-  if (BT == 0 || C == 0) return "";
+template <typename floatX>
+coord::Status encoder_backward(float* dwte, float* dwpe, const floatX* dout, const int* inp, int B,
+                               int T, int C, void* scratch, cudaStream_t stream) {
+  const int BT = B * T;
+  if (BT == 0 || C == 0) return coord::Status::Ok();
   size_t cub_bytes = 0;
   CUDA_RETURN_IF_ERROR(SortTempBytes(BT, &cub_bytes));
   BackwardScratch s;
@@ -212,22 +212,22 @@ std::string encoder_backward(float* dwte, float* dwpe, const T* dout, const int*
       s.cub_temp, s.cub_temp_bytes, inp, s.sorted_tokens, s.positions, s.sorted_positions, BT, 0,
       static_cast<int>(sizeof(int) * 8), stream));
 
-  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kVec = 16 / sizeof(floatX);
   const bool vectorized = C % kVec == 0 && Aligned16(dout) && Aligned16(dwte) && Aligned16(dwpe);
   if (vectorized) {
-    LaunchBackward<T, kVec>(dwte, dwpe, dout, s, B, T_, C, stream);
+    LaunchBackward<floatX, kVec>(dwte, dwpe, dout, s, B, T, C, stream);
   } else {
-    LaunchBackward<T, 1>(dwte, dwpe, dout, s, B, T_, C, stream);
+    LaunchBackward<floatX, 1>(dwte, dwpe, dout, s, B, T, C, stream);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                                                                          \
-  template std::string encoder_forward<T>(T*, const int*, const T*, const T*, int, int, int,    \
-                                          cudaStream_t);                                        \
-  template std::string encoder_backward<T>(float*, float*, const T*, const int*, int, int, int, \
-                                           void*, cudaStream_t);
+#define INSTANTIATE(floatX)                                                                       \
+  template coord::Status encoder_forward<floatX>(floatX*, const int*, const floatX*,              \
+                                                 const floatX*, int, int, int, cudaStream_t);     \
+  template coord::Status encoder_backward<floatX>(float*, float*, const floatX*, const int*, int, \
+                                                  int, int, void*, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -7,12 +7,13 @@
 
 namespace kernels::cuda {
 
-// out, inp are (N,) device arrays of T. Returns "" or the CUDA error text.
-template <typename T>
-std::string gelu_forward(T* out, const T* inp, size_t N, cudaStream_t stream);
+// out, inp are (N,) device arrays of floatX.
+template <typename floatX>
+coord::Status gelu_forward(floatX* out, const floatX* inp, size_t N, cudaStream_t stream);
 // dinp = dout * gelu'(inp) (overwrites; the CPU twin accumulates); all (N,).
-template <typename T>
-std::string gelu_backward(T* dinp, const T* inp, const T* dout, size_t N, cudaStream_t stream);
+template <typename floatX>
+coord::Status gelu_backward(floatX* dinp, const floatX* inp, const floatX* dout, size_t N,
+                            cudaStream_t stream);
 
 #ifdef __CUDACC__
 // The element functions, with the CPU twin's expressions (kernels/cpu/gelu.cc); also

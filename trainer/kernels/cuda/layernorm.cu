@@ -11,12 +11,11 @@
 #include <cstdint>
 
 #include "trainer/kernels/cuda/common.cuh"
-#include "trainer/kernels/cuda/vec.cuh"
 #include "trainer/kernels/cuda/layernorm.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 namespace {
-
 
 __device__ inline float WarpSum(float v) {
 #pragma unroll
@@ -39,7 +38,6 @@ __device__ inline void StoreSlot(float* p, const float (&in)[kVec]) {
   }
 }
 
-
 constexpr int kWarpSize = 32;
 constexpr int kFwdWarps = 8;        // rows per forward block
 constexpr int kBwdWarps = 8;        // rows per backward block and round
@@ -52,23 +50,23 @@ int BackwardBlocks(int N) { return std::max(1, std::min(CEIL_DIV(N, kBwdWarps), 
 // ----------------------------------------------------------------------------
 // kernels
 
-template <typename T, int kVec>
+template <typename floatX, int kVec>
 __global__ void __launch_bounds__(kFwdWarps* kWarpSize)
-    layernorm_forward_kernel(T* __restrict__ out, float* __restrict__ mean,
-                             float* __restrict__ rstd, const T* __restrict__ inp,
-                             const T* __restrict__ weight, const T* __restrict__ bias, int N, int C,
-                             float eps) {
+    layernorm_forward_kernel(floatX* __restrict__ out, float* __restrict__ mean,
+                             float* __restrict__ rstd, const floatX* __restrict__ inp,
+                             const floatX* __restrict__ weight, const floatX* __restrict__ bias,
+                             int N, int C, float eps) {
   const int lane = threadIdx.x % kWarpSize;
   const int row = blockIdx.x * kFwdWarps + threadIdx.x / kWarpSize;
   if (row >= N) return;  // whole warp: the shuffles below see all 32 lanes
   constexpr int kStride = kWarpSize * kVec;
-  const T* x = inp + static_cast<size_t>(row) * C;
-  T* y = out + static_cast<size_t>(row) * C;
+  const floatX* x = inp + static_cast<size_t>(row) * C;
+  floatX* y = out + static_cast<size_t>(row) * C;
 
   float sum = 0.0f;
   for (int c = lane * kVec; c < C; c += kStride) {
     float v[kVec];
-    LoadAsFloat<T, kVec>(x + c, v);
+    LoadAsFloat<floatX, kVec>(x + c, v);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) sum += v[k];
   }
@@ -77,19 +75,19 @@ __global__ void __launch_bounds__(kFwdWarps* kWarpSize)
   float sq = 0.0f;
   for (int c = lane * kVec; c < C; c += kStride) {
     float v[kVec];
-    LoadAsFloat<T, kVec>(x + c, v);
+    LoadAsFloat<floatX, kVec>(x + c, v);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) sq += (v[k] - m) * (v[k] - m);
   }
   const float s = 1.0f / sqrtf(WarpSum(sq) / C + eps);
   for (int c = lane * kVec; c < C; c += kStride) {
     float v[kVec], w[kVec], b[kVec], o[kVec];
-    LoadAsFloat<T, kVec>(x + c, v);
-    LoadAsFloat<T, kVec>(weight + c, w);
-    LoadAsFloat<T, kVec>(bias + c, b);
+    LoadAsFloat<floatX, kVec>(x + c, v);
+    LoadAsFloat<floatX, kVec>(weight + c, w);
+    LoadAsFloat<floatX, kVec>(bias + c, b);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) o[k] = (s * (v[k] - m)) * w[k] + b[k];
-    StoreFromFloat<T, kVec>(y + c, o);
+    StoreFromFloat<floatX, kVec>(y + c, o);
   }
   if (lane == 0) {
     mean[row] = m;
@@ -99,11 +97,11 @@ __global__ void __launch_bounds__(kFwdWarps* kWarpSize)
 
 // Shared memory: block totals dweight (C,), dbias (C,), then per-warp chunk slots
 // (kBwdWarps, 2, 32*kVec). partials (gridDim.x, 2, C): this block's totals.
-template <typename T, int kVec>
+template <typename floatX, int kVec>
 __global__ void __launch_bounds__(kBwdWarps* kWarpSize)
-    layernorm_backward_kernel(T* __restrict__ dinp, float* __restrict__ partials,
-                              const T* __restrict__ dout, const T* __restrict__ inp,
-                              const T* __restrict__ weight, const float* __restrict__ mean,
+    layernorm_backward_kernel(floatX* __restrict__ dinp, float* __restrict__ partials,
+                              const floatX* __restrict__ dout, const floatX* __restrict__ inp,
+                              const floatX* __restrict__ weight, const float* __restrict__ mean,
                               const float* __restrict__ rstd, int N, int C) {
   constexpr int kChunk = kWarpSize * kVec;  // columns a warp covers per step
   extern __shared__ __align__(16) float smem[];
@@ -124,18 +122,18 @@ __global__ void __launch_bounds__(kBwdWarps* kWarpSize)
     const int row = round * rows_per_round + blockIdx.x * kBwdWarps + warp;
     const bool valid = row < N;
     const size_t offset = static_cast<size_t>(valid ? row : 0) * C;
-    const T* dy_row = dout + offset;
-    const T* x_row = inp + offset;
-    T* dx_row = dinp + offset;
+    const floatX* dy_row = dout + offset;
+    const floatX* x_row = inp + offset;
+    floatX* dx_row = dinp + offset;
     float m = 0.0f, s = 0.0f, dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
     if (valid) {
       m = mean[row];
       s = rstd[row];
       for (int c = lane * kVec; c < C; c += kChunk) {
         float dy[kVec], x[kVec], w[kVec];
-        LoadAsFloat<T, kVec>(dy_row + c, dy);
-        LoadAsFloat<T, kVec>(x_row + c, x);
-        LoadAsFloat<T, kVec>(weight + c, w);
+        LoadAsFloat<floatX, kVec>(dy_row + c, dy);
+        LoadAsFloat<floatX, kVec>(x_row + c, x);
+        LoadAsFloat<floatX, kVec>(weight + c, w);
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
           const float dnorm = w[k] * dy[k];
@@ -154,10 +152,10 @@ __global__ void __launch_bounds__(kBwdWarps* kWarpSize)
       for (int k = 0; k < kVec; ++k) dw[k] = db[k] = 0.0f;
       if (valid && c < C) {
         float dy[kVec], x[kVec], w[kVec], dx[kVec];
-        LoadAsFloat<T, kVec>(dy_row + c, dy);
-        LoadAsFloat<T, kVec>(x_row + c, x);
-        LoadAsFloat<T, kVec>(weight + c, w);
-        LoadAsFloat<T, kVec>(dx_row + c, dx);
+        LoadAsFloat<floatX, kVec>(dy_row + c, dy);
+        LoadAsFloat<floatX, kVec>(x_row + c, x);
+        LoadAsFloat<floatX, kVec>(weight + c, w);
+        LoadAsFloat<floatX, kVec>(dx_row + c, dx);
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
           const float xhat = (x[k] - m) * s;
@@ -166,7 +164,7 @@ __global__ void __launch_bounds__(kBwdWarps* kWarpSize)
           dw[k] = xhat * dy[k];
           db[k] = dy[k];
         }
-        StoreFromFloat<T, kVec>(dx_row + c, dx);
+        StoreFromFloat<floatX, kVec>(dx_row + c, dx);
       }
       StoreSlot<kVec>(my_slot + lane * kVec, dw);
       StoreSlot<kVec>(my_slot + kChunk + lane * kVec, db);
@@ -220,21 +218,22 @@ __global__ void layernorm_param_grad_kernel(float* __restrict__ dweight, float* 
   }
 }
 
-template <typename T, int kVec>
-std::string LaunchBackward(T* dinp, float* partials, const T* dout, const T* inp, const T* weight,
-                           const float* mean, const float* rstd, int N, int C, int blocks,
-                           cudaStream_t stream) {
+template <typename floatX, int kVec>
+coord::Status LaunchBackward(floatX* dinp, float* partials, const floatX* dout, const floatX* inp,
+                             const floatX* weight, const float* mean, const float* rstd, int N,
+                             int C, int blocks, cudaStream_t stream) {
   const size_t smem =
       (2 * static_cast<size_t>(C) + kBwdWarps * 2 * kWarpSize * kVec) * sizeof(float);
-  auto* kernel = layernorm_backward_kernel<T, kVec>;
+  auto* kernel = layernorm_backward_kernel<floatX, kVec>;
   if (smem > 48 * 1024) {
     int device = 0, max_smem = 0;
     CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
     CUDA_RETURN_IF_ERROR(
         cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
     if (smem > static_cast<size_t>(max_smem)) {
-      return "layernorm_backward: C = " + std::to_string(C) + " needs " + std::to_string(smem) +
-             " bytes of shared memory, the device allows " + std::to_string(max_smem);
+      return coord::InvalidArgument(
+          "layernorm_backward: C = " + std::to_string(C) + " needs " + std::to_string(smem) +
+          " bytes of shared memory, the device allows " + std::to_string(max_smem));
     }
     CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(smem)));
@@ -242,7 +241,7 @@ std::string LaunchBackward(T* dinp, float* partials, const T* dout, const T* inp
   kernel<<<blocks, kBwdWarps * kWarpSize, smem, stream>>>(dinp, partials, dout, inp, weight, mean,
                                                           rstd, N, C);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
 }  // namespace
@@ -250,57 +249,60 @@ std::string LaunchBackward(T* dinp, float* partials, const T* dout, const T* inp
 // ----------------------------------------------------------------------------
 // launchers
 
-template <typename T>
-std::string layernorm_forward(T* out, float* mean, float* rstd, const T* inp, const T* weight,
-                              const T* bias, int N, int C, float eps, cudaStream_t stream) {
-  if (N == 0 || C == 0) return "";
-  constexpr int kVec = 16 / sizeof(T);
+template <typename floatX>
+coord::Status layernorm_forward(floatX* out, float* mean, float* rstd, const floatX* inp,
+                                const floatX* weight, const floatX* bias, int N, int C, float eps,
+                                cudaStream_t stream) {
+  if (N == 0 || C == 0) return coord::Status::Ok();
+  constexpr int kVec = 16 / sizeof(floatX);
   const bool vectorized =
       C % kVec == 0 && Aligned16(out) && Aligned16(inp) && Aligned16(weight) && Aligned16(bias);
   const int blocks = CEIL_DIV(N, kFwdWarps);
   if (vectorized) {
-    layernorm_forward_kernel<T, kVec><<<blocks, kFwdWarps * kWarpSize, 0, stream>>>(
+    layernorm_forward_kernel<floatX, kVec><<<blocks, kFwdWarps * kWarpSize, 0, stream>>>(
         out, mean, rstd, inp, weight, bias, N, C, eps);
   } else {
-    layernorm_forward_kernel<T, 1><<<blocks, kFwdWarps * kWarpSize, 0, stream>>>(
+    layernorm_forward_kernel<floatX, 1><<<blocks, kFwdWarps * kWarpSize, 0, stream>>>(
         out, mean, rstd, inp, weight, bias, N, C, eps);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
 size_t layernorm_backward_scratch_floats(int N, int C) {
   return static_cast<size_t>(BackwardBlocks(N)) * 2 * C;
 }
 
-template <typename T>
-std::string layernorm_backward(T* dinp, float* dweight, float* dbias, const T* dout, const T* inp,
-                               const T* weight, const float* mean, const float* rstd, int N, int C,
-                               float* scratch, cudaStream_t stream) {
-  if (N == 0 || C == 0) return "";
-  constexpr int kVec = 16 / sizeof(T);
+template <typename floatX>
+coord::Status layernorm_backward(floatX* dinp, float* dweight, float* dbias, const floatX* dout,
+                                 const floatX* inp, const floatX* weight, const float* mean,
+                                 const float* rstd, int N, int C, float* scratch,
+                                 cudaStream_t stream) {
+  if (N == 0 || C == 0) return coord::Status::Ok();
+  constexpr int kVec = 16 / sizeof(floatX);
   const bool vectorized =
       C % kVec == 0 && Aligned16(dinp) && Aligned16(dout) && Aligned16(inp) && Aligned16(weight);
   const int blocks = BackwardBlocks(N);
   if (vectorized) {
-    CUDA_RETURN_IF_MSG((LaunchBackward<T, kVec>(dinp, scratch, dout, inp, weight, mean, rstd, N, C,
-                                                blocks, stream)));
+    RETURN_IF_ERROR((LaunchBackward<floatX, kVec>(dinp, scratch, dout, inp, weight, mean, rstd, N,
+                                                  C, blocks, stream)));
   } else {
-    CUDA_RETURN_IF_MSG(
-        (LaunchBackward<T, 1>(dinp, scratch, dout, inp, weight, mean, rstd, N, C, blocks, stream)));
+    RETURN_IF_ERROR((LaunchBackward<floatX, 1>(dinp, scratch, dout, inp, weight, mean, rstd, N, C,
+                                               blocks, stream)));
   }
   layernorm_param_grad_kernel<<<CEIL_DIV(C, kWarpSize), dim3(kWarpSize, kReduceRows), 0, stream>>>(
       dweight, dbias, scratch, blocks, C);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                                                                             \
-  template std::string layernorm_forward<T>(T*, float*, float*, const T*, const T*, const T*, int, \
-                                            int, float, cudaStream_t);                             \
-  template std::string layernorm_backward<T>(T*, float*, float*, const T*, const T*, const T*,     \
-                                             const float*, const float*, int, int, float*,         \
-                                             cudaStream_t);
+#define INSTANTIATE(floatX)                                                                       \
+  template coord::Status layernorm_forward<floatX>(floatX*, float*, float*, const floatX*,        \
+                                                   const floatX*, const floatX*, int, int, float, \
+                                                   cudaStream_t);                                 \
+  template coord::Status layernorm_backward<floatX>(floatX*, float*, float*, const floatX*,       \
+                                                    const floatX*, const floatX*, const float*,   \
+                                                    const float*, int, int, float*, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

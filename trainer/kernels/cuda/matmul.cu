@@ -10,7 +10,7 @@
 //            m=C n=OC k=N, C = D = the fp32 gradient (ld C), beta 1
 // The bias of the forward epilogue runs along D's rows (OC), as cuBLASLt's does.
 //
-// Types: A/B in T, compute CUBLAS_COMPUTE_32F (no TF32 for fp32), scale fp32; D in T
+// Types: A/B in floatX, compute CUBLAS_COMPUTE_32F (no TF32 for fp32), scale fp32; D in floatX
 // except dweight, whose C/D are fp32 (the 16-bit-in, fp32-out row of cublasLtMatmul's
 // type table; it is how TransformerEngine fuses Megatron's main_grad accumulation).
 //
@@ -44,22 +44,22 @@
 #include "trainer/kernels/cuda/matmul.cuh"
 #include "trainer/kernels/cuda/vec.cuh"
 
-// "file:line: call: CUBLAS_STATUS_...: description", as CUDA_RETURN_IF_ERROR.
-#define CUBLAS_RETURN_IF_ERROR(expr)                                          \
-  do {                                                                        \
-    cublasStatus_t _s = (expr);                                               \
-    if (_s != CUBLAS_STATUS_SUCCESS) {                                        \
-      return ::kernels::cuda::CublasErrorText(_s, #expr, __FILE__, __LINE__); \
-    }                                                                         \
+// INTERNAL "file:line: call: CUBLAS_STATUS_...: description", as CUDA_RETURN_IF_ERROR.
+#define CUBLAS_RETURN_IF_ERROR(expr)                                      \
+  do {                                                                    \
+    cublasStatus_t _s = (expr);                                           \
+    if (_s != CUBLAS_STATUS_SUCCESS) {                                    \
+      return ::kernels::cuda::CublasError(_s, #expr, __FILE__, __LINE__); \
+    }                                                                     \
   } while (0)
 
 namespace kernels::cuda {
 
 namespace {
 
-std::string CublasErrorText(cublasStatus_t status, const char* expr, const char* file, int line) {
-  return std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " +
-         cublasLtGetStatusName(status) + ": " + cublasLtGetStatusString(status);
+coord::Status CublasError(cublasStatus_t status, const char* expr, const char* file, int line) {
+  return coord::Internal(std::string(file) + ":" + std::to_string(line) + ": " + expr + ": " +
+                         cublasLtGetStatusName(status) + ": " + cublasLtGetStatusString(status));
 }
 
 }  // namespace
@@ -67,7 +67,7 @@ std::string CublasErrorText(cublasStatus_t status, const char* expr, const char*
 // ----------------------------------------------------------------------------
 // context
 
-std::string MatmulContext::Init(size_t workspace_bytes) {
+coord::Status MatmulContext::Init(size_t workspace_bytes) {
   if (workspace_ != nullptr) {
     CUDA_RETURN_IF_ERROR(cudaFree(workspace_));
     workspace_ = nullptr;
@@ -76,7 +76,7 @@ std::string MatmulContext::Init(size_t workspace_bytes) {
   if (handle_ == nullptr) CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&handle_));
   if (workspace_bytes > 0) CUDA_RETURN_IF_ERROR(cudaMalloc(&workspace_, workspace_bytes));
   workspace_bytes_ = workspace_bytes;
-  return "";
+  return coord::Status::Ok();
 }
 
 MatmulContext::~MatmulContext() {
@@ -89,17 +89,18 @@ namespace {
 // ----------------------------------------------------------------------------
 // elementwise epilogues for the unfused path
 
-template <typename T>
-constexpr int kPackOf = 16 / sizeof(T);
+template <typename floatX>
+constexpr int kPackOf = 16 / sizeof(floatX);
 
 // x (rows, OC) is `out` (kGelu false) or `pre_gelu` (kGelu true). x += bias (bias may be
-// null; the sum is stored back to x), and with kGelu out = gelu(x as stored in T).
+// null; the sum is stored back to x), and with kGelu out = gelu(x as stored in floatX).
 // kN > 1 only when OC % kN == 0 and every pointer is 16-aligned, so a vector never
 // straddles rows and its bias slice is aligned too.
-template <typename T, bool kGelu, int kN>
-__global__ void bias_act_kernel(T* out, T* pre_gelu, const T* bias, int64_t total, int OC) {
-  using V = Pack<T, kN>;
-  T* x = kGelu ? pre_gelu : out;
+template <typename floatX, bool kGelu, int kN>
+__global__ void bias_act_kernel(floatX* out, floatX* pre_gelu, const floatX* bias, int64_t total,
+                                int OC) {
+  using V = Pack<floatX, kN>;
+  floatX* x = kGelu ? pre_gelu : out;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * kN;
   for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kN; i < total;
        i += stride) {
@@ -107,22 +108,22 @@ __global__ void bias_act_kernel(T* out, T* pre_gelu, const T* bias, int64_t tota
     if (bias != nullptr) {
       const V b = *reinterpret_cast<const V*>(bias + i % OC);
 #pragma unroll
-      for (int j = 0; j < kN; ++j) v.v[j] = FromFloat<T>(ToFloat(v.v[j]) + ToFloat(b.v[j]));
+      for (int j = 0; j < kN; ++j) v.v[j] = FromFloat<floatX>(ToFloat(v.v[j]) + ToFloat(b.v[j]));
       *reinterpret_cast<V*>(x + i) = v;
     }
     if constexpr (kGelu) {
       V act;
 #pragma unroll
-      for (int j = 0; j < kN; ++j) act.v[j] = FromFloat<T>(GeluTanh(ToFloat(v.v[j])));
+      for (int j = 0; j < kN; ++j) act.v[j] = FromFloat<floatX>(GeluTanh(ToFloat(v.v[j])));
       *reinterpret_cast<V*>(out + i) = act;
     }
   }
 }
 
 // dinp *= gelu'(pre_gelu), elementwise over `total` (a multiple of kN).
-template <typename T, int kN>
-__global__ void gelu_grad_scale_kernel(T* dinp, const T* pre_gelu, int64_t total) {
-  using V = Pack<T, kN>;
+template <typename floatX, int kN>
+__global__ void gelu_grad_scale_kernel(floatX* dinp, const floatX* pre_gelu, int64_t total) {
+  using V = Pack<floatX, kN>;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x * kN;
   for (int64_t i = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * kN; i < total;
        i += stride) {
@@ -130,57 +131,59 @@ __global__ void gelu_grad_scale_kernel(T* dinp, const T* pre_gelu, int64_t total
     const V p = *reinterpret_cast<const V*>(pre_gelu + i);
 #pragma unroll
     for (int j = 0; j < kN; ++j) {
-      d.v[j] = FromFloat<T>(ToFloat(d.v[j]) * GeluTanhGrad(ToFloat(p.v[j])));
+      d.v[j] = FromFloat<floatX>(ToFloat(d.v[j]) * GeluTanhGrad(ToFloat(p.v[j])));
     }
     *reinterpret_cast<V*>(dinp + i) = d;
   }
 }
 
-template <typename T>
-std::string launch_bias_act(T* out, T* pre_gelu, const T* bias, int N, int OC, bool gelu,
-                            cudaStream_t stream) {
+template <typename floatX>
+coord::Status launch_bias_act(floatX* out, floatX* pre_gelu, const floatX* bias, int N, int OC,
+                              bool gelu, cudaStream_t stream) {
   const int64_t total = static_cast<int64_t>(N) * OC;
-  if (total == 0 || (!gelu && bias == nullptr)) return "";
-  constexpr int kPack = kPackOf<T>;
+  if (total == 0 || (!gelu && bias == nullptr)) return coord::Status::Ok();
+  constexpr int kPack = kPackOf<floatX>;
   const bool vec = OC % kPack == 0 && Aligned16(out) && (!gelu || Aligned16(pre_gelu)) &&
                    (bias == nullptr || Aligned16(bias));
   const int grid = ElementwiseGrid(vec ? total / kPack : total);
   if (gelu && vec) {
-    bias_act_kernel<T, true, kPack>
+    bias_act_kernel<floatX, true, kPack>
         <<<grid, kElementwiseBlock, 0, stream>>>(out, pre_gelu, bias, total, OC);
   } else if (gelu) {
-    bias_act_kernel<T, true, 1>
+    bias_act_kernel<floatX, true, 1>
         <<<grid, kElementwiseBlock, 0, stream>>>(out, pre_gelu, bias, total, OC);
   } else if (vec) {
-    bias_act_kernel<T, false, kPack>
+    bias_act_kernel<floatX, false, kPack>
         <<<grid, kElementwiseBlock, 0, stream>>>(out, pre_gelu, bias, total, OC);
   } else {
-    bias_act_kernel<T, false, 1>
+    bias_act_kernel<floatX, false, 1>
         <<<grid, kElementwiseBlock, 0, stream>>>(out, pre_gelu, bias, total, OC);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-template <typename T>
-std::string launch_gelu_grad_scale(T* dinp, const T* pre_gelu, int64_t total, cudaStream_t stream) {
-  constexpr int kPack = kPackOf<T>;
+template <typename floatX>
+coord::Status launch_gelu_grad_scale(floatX* dinp, const floatX* pre_gelu, int64_t total,
+                                     cudaStream_t stream) {
+  constexpr int kPack = kPackOf<floatX>;
   // Whole vectors where both are 16-aligned, then the tail (or everything) one by one.
   int64_t done = 0;
   if (Aligned16(dinp) && Aligned16(pre_gelu)) {
     done = total / kPack * kPack;
     if (done > 0) {
-      gelu_grad_scale_kernel<T, kPack>
+      gelu_grad_scale_kernel<floatX, kPack>
           <<<ElementwiseGrid(done / kPack), kElementwiseBlock, 0, stream>>>(dinp, pre_gelu, done);
       CUDA_RETURN_IF_ERROR(cudaGetLastError());
     }
   }
   if (done < total) {
-    gelu_grad_scale_kernel<T, 1><<<ElementwiseGrid(total - done), kElementwiseBlock, 0, stream>>>(
-        dinp + done, pre_gelu + done, total - done);
+    gelu_grad_scale_kernel<floatX, 1>
+        <<<ElementwiseGrid(total - done), kElementwiseBlock, 0, stream>>>(
+            dinp + done, pre_gelu + done, total - done);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }
-  return "";
+  return coord::Status::Ok();
 }
 
 // ----------------------------------------------------------------------------
@@ -196,8 +199,8 @@ constexpr int kBiasRowsPerChunk = 256;
 int BiasChunks(int N) { return CEIL_DIV(std::max(N, 0), kBiasRowsPerChunk); }
 
 // One chunk (N <= kBiasRowsPerChunk): dbias += the sum directly; else partials[chunk][col].
-template <typename T>
-__global__ void bias_grad_partial_kernel(float* partials, float* dbias, const T* dout, int N,
+template <typename floatX>
+__global__ void bias_grad_partial_kernel(float* partials, float* dbias, const floatX* dout, int N,
                                          int OC) {
   __shared__ float sums[kBiasRowThreads][kBiasCols + 1];
   const int col = blockIdx.x * kBiasCols + threadIdx.x;
@@ -231,34 +234,37 @@ __global__ void bias_grad_final_kernel(float* dbias, const float* partials, int 
   dbias[col] += total;
 }
 
-template <typename T>
-std::string launch_bias_grad(float* dbias, const T* dout, int N, int OC, float* scratch,
-                             cudaStream_t stream) {
+template <typename floatX>
+coord::Status launch_bias_grad(float* dbias, const floatX* dout, int N, int OC, float* scratch,
+                               cudaStream_t stream) {
   const int chunks = BiasChunks(N);
-  if (chunks == 0) return "";
-  if (chunks > 65535) return "matmul_backward: N = " + std::to_string(N) + " too large";
+  if (chunks == 0) return coord::Status::Ok();
+  if (chunks > 65535) {
+    return coord::InvalidArgument("matmul_backward: N = " + std::to_string(N) + " too large");
+  }
   if (chunks > 1 && scratch == nullptr) {
-    return "matmul_backward: scratch is null (needs matmul_backward_scratch_floats)";
+    return coord::InvalidArgument(
+        "matmul_backward: scratch is null (needs matmul_backward_scratch_floats)");
   }
   const dim3 grid(CEIL_DIV(OC, kBiasCols), chunks);
   const dim3 block(kBiasCols, kBiasRowThreads);
-  bias_grad_partial_kernel<T>
+  bias_grad_partial_kernel<floatX>
       <<<grid, block, 0, stream>>>(chunks > 1 ? scratch : nullptr, dbias, dout, N, OC);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   if (chunks > 1) {
     bias_grad_final_kernel<<<CEIL_DIV(OC, 256), 256, 0, stream>>>(dbias, scratch, chunks, OC);
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
   }
-  return "";
+  return coord::Status::Ok();
 }
 
 // ----------------------------------------------------------------------------
 // cuBLASLt products
 
-template <typename T>
+template <typename floatX>
 constexpr cudaDataType_t CudaTypeOf() {
-  if constexpr (std::is_same_v<T, float>) return CUDA_R_32F;
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return CUDA_R_16BF;
+  if constexpr (std::is_same_v<floatX, float>) return CUDA_R_32F;
+  if constexpr (std::is_same_v<floatX, __nv_bfloat16>) return CUDA_R_16BF;
   return CUDA_R_16F;
 }
 
@@ -336,19 +342,21 @@ AlgoCache& Cache() {
   return *cache;
 }
 
-std::string MakeLayout(LayoutPtr* out, cudaDataType_t type, uint64_t rows, uint64_t cols,
-                       int64_t ld) {
+coord::Status MakeLayout(LayoutPtr* out, cudaDataType_t type, uint64_t rows, uint64_t cols,
+                         int64_t ld) {
   cublasLtMatrixLayout_t layout = nullptr;
   CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&layout, type, rows, cols, ld));
   out->reset(layout);
-  return "";
+  return coord::Status::Ok();
 }
 
-// "" with *ran true when D was computed; "" with *ran false when cuBLASLt has no
+// OK with *ran true when D was computed; OK with *ran false when cuBLASLt has no
 // algorithm for this problem (nothing was launched); otherwise the error.
-std::string RunGemm(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream, bool* ran) {
+coord::Status RunGemm(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream, bool* ran) {
   *ran = false;
-  if (ctx.handle() == nullptr) return "matmul: MatmulContext not initialized";
+  if (ctx.handle() == nullptr) {
+    return coord::FailedPrecondition("matmul: MatmulContext not initialized");
+  }
 
   cublasLtMatmulDesc_t raw_desc = nullptr;
   CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&raw_desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -374,9 +382,9 @@ std::string RunGemm(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream
 
   const bool ta = g.trans_a == CUBLAS_OP_T, tb = g.trans_b == CUBLAS_OP_T;
   LayoutPtr a_layout, b_layout, d_layout;
-  CUDA_RETURN_IF_MSG(MakeLayout(&a_layout, g.ab_type, ta ? g.k : g.m, ta ? g.m : g.k, g.lda));
-  CUDA_RETURN_IF_MSG(MakeLayout(&b_layout, g.ab_type, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb));
-  CUDA_RETURN_IF_MSG(MakeLayout(&d_layout, g.d_type, g.m, g.n, g.ldd));
+  RETURN_IF_ERROR(MakeLayout(&a_layout, g.ab_type, ta ? g.k : g.m, ta ? g.m : g.k, g.lda));
+  RETURN_IF_ERROR(MakeLayout(&b_layout, g.ab_type, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb));
+  RETURN_IF_ERROR(MakeLayout(&d_layout, g.d_type, g.m, g.n, g.ldd));
 
   const size_t ab_size = SizeOf(g.ab_type), d_size = SizeOf(g.d_type);
   const uint32_t align_a = AlignmentOf(g.a, g.lda * ab_size);
@@ -451,7 +459,7 @@ std::string RunGemm(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream
     if (entry.found) entry.algo = result.algo;
     Cache().Insert(key, entry);
   }
-  if (!entry.found) return "";
+  if (!entry.found) return coord::Status::Ok();
 
   const float alpha = 1.0f;
   CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(ctx.handle(), desc.get(), &alpha, g.a, a_layout.get(), g.b,
@@ -459,46 +467,47 @@ std::string RunGemm(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream
                                         d_layout.get(), &entry.algo, ctx.workspace(),
                                         ctx.workspace_bytes(), stream));
   *ran = true;
-  return "";
+  return coord::Status::Ok();
 }
 
 // A plain product that must run.
-std::string RunGemmOrFail(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream,
-                          const char* what) {
+coord::Status RunGemmOrFail(const MatmulContext& ctx, const Gemm& g, cudaStream_t stream,
+                            const char* what) {
   bool ran = false;
-  CUDA_RETURN_IF_MSG(RunGemm(ctx, g, stream, &ran));
+  RETURN_IF_ERROR(RunGemm(ctx, g, stream, &ran));
   if (!ran) {
-    return std::string(what) + ": no cuBLASLt algorithm for m=" + std::to_string(g.m) +
-           " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k);
+    return coord::Internal(std::string(what) +
+                           ": no cuBLASLt algorithm for m=" + std::to_string(g.m) +
+                           " n=" + std::to_string(g.n) + " k=" + std::to_string(g.k));
   }
-  return "";
+  return coord::Status::Ok();
 }
 
-std::string CheckShape(const char* what, int N, int C, int OC) {
+coord::Status CheckShape(const char* what, int N, int C, int OC) {
   if (N < 0 || C <= 0 || OC <= 0) {
-    return std::string(what) + ": bad shape N=" + std::to_string(N) + " C=" + std::to_string(C) +
-           " OC=" + std::to_string(OC);
+    return coord::InvalidArgument(std::string(what) + ": bad shape N=" + std::to_string(N) +
+                                  " C=" + std::to_string(C) + " OC=" + std::to_string(OC));
   }
-  return "";
+  return coord::Status::Ok();
 }
 
 // cuBLASLt's GELU epilogues: 16-bit types only (see the top of the file), and the aux
 // (GELU input) leading dimension must be a multiple of 8.
-template <typename T>
+template <typename floatX>
 bool FusedGeluAllowed(int aux_ld) {
-  return !std::is_same_v<T, float> && aux_ld % 8 == 0;
+  return !std::is_same_v<floatX, float> && aux_ld % 8 == 0;
 }
 
 // g with bias added in cuBLASLt's epilogue where it has an algorithm for that, else
 // plain; *bias_added says which.
-std::string GemmWithBias(const MatmulContext& ctx, Gemm g, const void* bias, cudaStream_t stream,
-                         bool* bias_added) {
+coord::Status GemmWithBias(const MatmulContext& ctx, Gemm g, const void* bias, cudaStream_t stream,
+                           bool* bias_added) {
   *bias_added = false;
   if (bias != nullptr) {
     g.epilogue = CUBLASLT_EPILOGUE_BIAS;
     g.bias = bias;
-    CUDA_RETURN_IF_MSG(RunGemm(ctx, g, stream, bias_added));
-    if (*bias_added) return "";
+    RETURN_IF_ERROR(RunGemm(ctx, g, stream, bias_added));
+    if (*bias_added) return coord::Status::Ok();
     g.epilogue = CUBLASLT_EPILOGUE_DEFAULT;
     g.bias = nullptr;
   }
@@ -510,22 +519,22 @@ std::string GemmWithBias(const MatmulContext& ctx, Gemm g, const void* bias, cud
 // ----------------------------------------------------------------------------
 // launchers
 
-template <typename T>
-std::string matmul_forward(const MatmulContext& ctx, T* out, T* pre_gelu, const T* inp,
-                           const T* weight, const T* bias, int N, int C, int OC,
-                           MatmulEpilogue epilogue, cudaStream_t stream) {
-  CUDA_RETURN_IF_MSG(CheckShape("matmul_forward", N, C, OC));
+template <typename floatX>
+coord::Status matmul_forward(const MatmulContext& ctx, floatX* out, floatX* pre_gelu,
+                             const floatX* inp, const floatX* weight, const floatX* bias, int N,
+                             int C, int OC, MatmulEpilogue epilogue, cudaStream_t stream) {
+  RETURN_IF_ERROR(CheckShape("matmul_forward", N, C, OC));
   if (epilogue == MatmulEpilogue::kBiasGelu && pre_gelu == nullptr) {
-    return "matmul_forward: kBiasGelu needs pre_gelu";
+    return coord::InvalidArgument("matmul_forward: kBiasGelu needs pre_gelu");
   }
-  if (N == 0) return "";
+  if (N == 0) return coord::Status::Ok();
   Gemm g;
   g.trans_a = CUBLAS_OP_T;
   g.trans_b = CUBLAS_OP_N;
   g.m = OC;
   g.n = N;
   g.k = C;
-  g.ab_type = g.d_type = CudaTypeOf<T>();
+  g.ab_type = g.d_type = CudaTypeOf<floatX>();
   g.a = weight;
   g.lda = C;
   g.b = inp;
@@ -535,7 +544,7 @@ std::string matmul_forward(const MatmulContext& ctx, T* out, T* pre_gelu, const 
 
   bool bias_added = false;
   if (epilogue == MatmulEpilogue::kBiasGelu) {
-    if (FusedGeluAllowed<T>(OC)) {
+    if (FusedGeluAllowed<floatX>(OC)) {
       Gemm fused = g;
       fused.d = out;
       fused.epilogue =
@@ -544,18 +553,18 @@ std::string matmul_forward(const MatmulContext& ctx, T* out, T* pre_gelu, const 
       fused.aux = pre_gelu;
       fused.aux_ld = OC;
       bool ran = false;
-      CUDA_RETURN_IF_MSG(RunGemm(ctx, fused, stream, &ran));
-      if (ran) return "";
+      RETURN_IF_ERROR(RunGemm(ctx, fused, stream, &ran));
+      if (ran) return coord::Status::Ok();
     }
     g.d = pre_gelu;
-    CUDA_RETURN_IF_MSG(GemmWithBias(ctx, g, bias, stream, &bias_added));
+    RETURN_IF_ERROR(GemmWithBias(ctx, g, bias, stream, &bias_added));
     return launch_bias_act(out, pre_gelu, bias_added ? nullptr : bias, N, OC, /*gelu=*/true,
                            stream);
   }
   g.d = out;
-  CUDA_RETURN_IF_MSG(GemmWithBias(ctx, g, bias, stream, &bias_added));
-  if (bias_added || bias == nullptr) return "";
-  return launch_bias_act(out, static_cast<T*>(nullptr), bias, N, OC, /*gelu=*/false, stream);
+  RETURN_IF_ERROR(GemmWithBias(ctx, g, bias, stream, &bias_added));
+  if (bias_added || bias == nullptr) return coord::Status::Ok();
+  return launch_bias_act(out, static_cast<floatX*>(nullptr), bias, N, OC, /*gelu=*/false, stream);
 }
 
 size_t matmul_backward_scratch_floats(int N, int OC) {
@@ -563,13 +572,16 @@ size_t matmul_backward_scratch_floats(int N, int OC) {
   return chunks > 1 ? static_cast<size_t>(chunks) * std::max(OC, 0) : 0;
 }
 
-template <typename T>
-std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, float* dbias,
-                            const T* dout, const T* inp, const T* weight, const T* pre_gelu, int N,
-                            int C, int OC, float* scratch, cudaStream_t stream) {
-  CUDA_RETURN_IF_MSG(CheckShape("matmul_backward", N, C, OC));
-  if (dinp == nullptr || dweight == nullptr) return "matmul_backward: dinp and dweight needed";
-  if (N == 0) return "";
+template <typename floatX>
+coord::Status matmul_backward(const MatmulContext& ctx, floatX* dinp, float* dweight, float* dbias,
+                              const floatX* dout, const floatX* inp, const floatX* weight,
+                              const floatX* pre_gelu, int N, int C, int OC, float* scratch,
+                              cudaStream_t stream) {
+  RETURN_IF_ERROR(CheckShape("matmul_backward", N, C, OC));
+  if (dinp == nullptr || dweight == nullptr) {
+    return coord::InvalidArgument("matmul_backward: dinp and dweight needed");
+  }
+  if (N == 0) return coord::Status::Ok();
 
   // dinp^T (C,N) = weight-as-(C,OC) @ dout^T (OC,N), times gelu'(pre_gelu).
   Gemm g;
@@ -578,7 +590,7 @@ std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, f
   g.m = C;
   g.n = N;
   g.k = OC;
-  g.ab_type = g.d_type = CudaTypeOf<T>();
+  g.ab_type = g.d_type = CudaTypeOf<floatX>();
   g.a = weight;
   g.lda = C;
   g.b = dout;
@@ -586,18 +598,17 @@ std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, f
   g.d = dinp;
   g.ldd = C;
   bool dinp_done = false;
-  if (pre_gelu != nullptr && FusedGeluAllowed<T>(C)) {
+  if (pre_gelu != nullptr && FusedGeluAllowed<floatX>(C)) {
     Gemm fused = g;
     fused.epilogue = CUBLASLT_EPILOGUE_DGELU;
     fused.aux = pre_gelu;
     fused.aux_ld = C;
-    CUDA_RETURN_IF_MSG(RunGemm(ctx, fused, stream, &dinp_done));
+    RETURN_IF_ERROR(RunGemm(ctx, fused, stream, &dinp_done));
   }
   if (!dinp_done) {
-    CUDA_RETURN_IF_MSG(RunGemmOrFail(ctx, g, stream, "matmul_backward (dinp)"));
+    RETURN_IF_ERROR(RunGemmOrFail(ctx, g, stream, "matmul_backward (dinp)"));
     if (pre_gelu != nullptr) {
-      CUDA_RETURN_IF_MSG(
-          launch_gelu_grad_scale(dinp, pre_gelu, static_cast<int64_t>(N) * C, stream));
+      RETURN_IF_ERROR(launch_gelu_grad_scale(dinp, pre_gelu, static_cast<int64_t>(N) * C, stream));
     }
   }
 
@@ -608,7 +619,7 @@ std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, f
   w.m = C;
   w.n = OC;
   w.k = N;
-  w.ab_type = CudaTypeOf<T>();
+  w.ab_type = CudaTypeOf<floatX>();
   w.d_type = CUDA_R_32F;
   w.a = inp;
   w.lda = C;
@@ -617,18 +628,19 @@ std::string matmul_backward(const MatmulContext& ctx, T* dinp, float* dweight, f
   w.d = dweight;
   w.ldd = C;
   w.beta = 1.0f;
-  CUDA_RETURN_IF_MSG(RunGemmOrFail(ctx, w, stream, "matmul_backward (dweight)"));
+  RETURN_IF_ERROR(RunGemmOrFail(ctx, w, stream, "matmul_backward (dweight)"));
 
-  if (dbias != nullptr) CUDA_RETURN_IF_MSG(launch_bias_grad(dbias, dout, N, OC, scratch, stream));
-  return "";
+  if (dbias != nullptr) RETURN_IF_ERROR(launch_bias_grad(dbias, dout, N, OC, scratch, stream));
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                                                                           \
-  template std::string matmul_forward<T>(const MatmulContext&, T*, T*, const T*, const T*,       \
-                                         const T*, int, int, int, MatmulEpilogue, cudaStream_t); \
-  template std::string matmul_backward<T>(const MatmulContext&, T*, float*, float*, const T*,    \
-                                          const T*, const T*, const T*, int, int, int, float*,   \
-                                          cudaStream_t);
+#define INSTANTIATE(floatX)                                                                       \
+  template coord::Status matmul_forward<floatX>(const MatmulContext&, floatX*, floatX*,           \
+                                                const floatX*, const floatX*, const floatX*, int, \
+                                                int, int, MatmulEpilogue, cudaStream_t);          \
+  template coord::Status matmul_backward<floatX>(                                                 \
+      const MatmulContext&, floatX*, float*, float*, const floatX*, const floatX*, const floatX*, \
+      const floatX*, int, int, int, float*, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

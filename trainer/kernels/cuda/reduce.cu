@@ -89,9 +89,9 @@ __global__ void scale_kernel(float* x, size_t N, float coef) {
 
 size_t reduce_scratch_doubles() { return kPartials; }
 
-std::string sum_of_squares(double* out, const float* x, size_t N, double* scratch,
-                           cudaStream_t stream) {
-  if (N == 0) return "";
+coord::Status sum_of_squares(double* out, const float* x, size_t N, double* scratch,
+                             cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
   if (Aligned16(x)) {
     sum_of_squares_partials_kernel<true><<<kPartials, kBlock, 0, stream>>>(scratch, x, N);
   } else {
@@ -100,18 +100,18 @@ std::string sum_of_squares(double* out, const float* x, size_t N, double* scratc
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
   sum_of_squares_final_kernel<<<1, kPartials, 0, stream>>>(out, scratch);
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-std::string scale_in_place(float* x, size_t N, float coef, cudaStream_t stream) {
-  if (N == 0) return "";
+coord::Status scale_in_place(float* x, size_t N, float coef, cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
   if (Aligned16(x)) {
     scale_kernel<4><<<ElementwiseGrid(N / 4), kBlock, 0, stream>>>(x, N, coef);
   } else {
     scale_kernel<1><<<ElementwiseGrid(N), kBlock, 0, stream>>>(x, N, coef);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
 }  // namespace kernels::cuda

@@ -11,9 +11,9 @@ namespace kernels::cuda {
 // (fixed grid, partials added in a fixed order). scratch: reduce_scratch_doubles()
 // doubles.
 size_t reduce_scratch_doubles();
-std::string sum_of_squares(double* out, const float* x, size_t N, double* scratch,
-                           cudaStream_t stream);
+coord::Status sum_of_squares(double* out, const float* x, size_t N, double* scratch,
+                             cudaStream_t stream);
 // x[i] *= coef.
-std::string scale_in_place(float* x, size_t N, float coef, cudaStream_t stream);
+coord::Status scale_in_place(float* x, size_t N, float coef, cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -1,8 +1,8 @@
 // Residual add fused with the branch's hidden dropout: out = residual + dropout(x), with
 // the CPU twin's Philox masks bit for bit (kernels/cpu/dropout.cc apply_mask; walk and
-// vector conditions as in dropout.cu). The sum is fp32 and rounded to T once; the
+// vector conditions as in dropout.cu). The sum is fp32 and rounded to floatX once; the
 // multiply and add are explicitly rounded (no FMA contraction) so the result equals the
-// CPU's dropout_forward then residual_forward, rounded to T.
+// CPU's dropout_forward then residual_forward, rounded to floatX.
 #include <cstdint>
 
 #include "trainer/kernels/cuda/common.cuh"
@@ -14,16 +14,16 @@ namespace kernels::cuda {
 
 namespace {
 
-template <typename T>
-__device__ __forceinline__ T AddDropped(T residual, T x, bool keep, float scale) {
-  return FromFloat<T>(
-      __fadd_rn(ToFloat<T>(residual), keep ? __fmul_rn(ToFloat<T>(x), scale) : 0.0f));
+template <typename floatX>
+__device__ __forceinline__ floatX AddDropped(floatX residual, floatX x, bool keep, float scale) {
+  return FromFloat<floatX>(
+      __fadd_rn(ToFloat<floatX>(residual), keep ? __fmul_rn(ToFloat<floatX>(x), scale) : 0.0f));
 }
 
 // p == 0: plain add in kVec-element packs (kVec == 1: unaligned pointers), then the tail.
-template <typename T, int kVec>
-__global__ void residual_kernel(T* out, const T* residual, const T* x, size_t N) {
-  using P = Pack<T, kVec>;
+template <typename floatX, int kVec>
+__global__ void residual_kernel(floatX* out, const floatX* residual, const floatX* x, size_t N) {
+  using P = Pack<floatX, kVec>;
   const size_t first = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   const size_t packs = N / kVec;
@@ -41,11 +41,11 @@ __global__ void residual_kernel(T* out, const T* residual, const T* x, size_t N)
 }
 
 // One thread per group of 4 row elements sharing a Philox block (see dropout.cu).
-template <typename T, bool kVec4>
-__global__ void residual_dropout_kernel(T* out, const T* residual, const T* x, size_t N, float p,
-                                        float scale, trainer::RngStream rng, size_t row_elems,
-                                        size_t rows, size_t groups_per_row) {
-  using P = Pack<T, 4>;
+template <typename floatX, bool kVec4>
+__global__ void residual_dropout_kernel(floatX* out, const floatX* residual, const floatX* x,
+                                        size_t N, float p, float scale, trainer::RngStream rng,
+                                        size_t row_elems, size_t rows, size_t groups_per_row) {
+  using P = Pack<floatX, 4>;
   const size_t first = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const size_t stride = static_cast<size_t>(gridDim.x) * blockDim.x;
   size_t row = first / groups_per_row, blk = first % groups_per_row;
@@ -81,46 +81,49 @@ __global__ void residual_dropout_kernel(T* out, const T* residual, const T* x, s
 
 }  // namespace
 
-template <typename T>
-std::string residual_dropout_forward(T* out, const T* residual, const T* x, size_t N, float p,
-                                     const trainer::RngStream& rng, size_t row_elems,
-                                     cudaStream_t stream) {
-  if (!(p >= 0.0f && p < 1.0f)) return "residual_dropout_forward: p must be in [0, 1)";
-  if (N == 0) return "";
+template <typename floatX>
+coord::Status residual_dropout_forward(floatX* out, const floatX* residual, const floatX* x,
+                                       size_t N, float p, const trainer::RngStream& rng,
+                                       size_t row_elems, cudaStream_t stream) {
+  if (!(p >= 0.0f && p < 1.0f)) {
+    return coord::InvalidArgument("residual_dropout_forward: p must be in [0, 1)");
+  }
+  if (N == 0) return coord::Status::Ok();
   if (p == 0.0f) {
-    constexpr int kVec = 16 / sizeof(T);
+    constexpr int kVec = 16 / sizeof(floatX);
     if (AlignedTo(out, 16) && AlignedTo(residual, 16) && AlignedTo(x, 16)) {
-      residual_kernel<T, kVec>
+      residual_kernel<floatX, kVec>
           <<<ElementwiseGrid(N / kVec), kElementwiseBlock, 0, stream>>>(out, residual, x, N);
     } else {
-      residual_kernel<T, 1>
+      residual_kernel<floatX, 1>
           <<<ElementwiseGrid(N), kElementwiseBlock, 0, stream>>>(out, residual, x, N);
     }
     CUDA_RETURN_IF_ERROR(cudaGetLastError());
-    return "";
+    return coord::Status::Ok();
   }
   const float scale = 1.0f / (1.0f - p);
   if (row_elems == 0 || row_elems > N) row_elems = N;
   const size_t rows = CEIL_DIV(N, row_elems);
   const size_t groups_per_row = CEIL_DIV(row_elems, static_cast<size_t>(4));
   const unsigned grid = ElementwiseGrid(rows * groups_per_row);
-  const uintptr_t align = 4 * sizeof(T);
+  const uintptr_t align = 4 * sizeof(floatX);
   const bool vec4 = (rows == 1 || row_elems % 4 == 0) && AlignedTo(out, align) &&
                     AlignedTo(residual, align) && AlignedTo(x, align);
   if (vec4) {
-    residual_dropout_kernel<T, true><<<grid, kElementwiseBlock, 0, stream>>>(
+    residual_dropout_kernel<floatX, true><<<grid, kElementwiseBlock, 0, stream>>>(
         out, residual, x, N, p, scale, rng, row_elems, rows, groups_per_row);
   } else {
-    residual_dropout_kernel<T, false><<<grid, kElementwiseBlock, 0, stream>>>(
+    residual_dropout_kernel<floatX, false><<<grid, kElementwiseBlock, 0, stream>>>(
         out, residual, x, N, p, scale, rng, row_elems, rows, groups_per_row);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                              \
-  template std::string residual_dropout_forward<T>( \
-      T*, const T*, const T*, size_t, float, const trainer::RngStream&, size_t, cudaStream_t);
+#define INSTANTIATE(floatX)                                                                    \
+  template coord::Status residual_dropout_forward<floatX>(                                     \
+      floatX*, const floatX*, const floatX*, size_t, float, const trainer::RngStream&, size_t, \
+      cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -7,12 +7,12 @@
 
 namespace kernels::cuda {
 
-// out (N,) = residual + dropout(x), in T (sum in fp32). p == 0: no dropout.
+// out (N,) = residual + dropout(x), in floatX (sum in fp32). p == 0: no dropout.
 // Masks as kernels/cpu/dropout.h: with row_elems > 0 row r draws SampleStream(rng, r)
 // at its own index. out may alias residual or x.
-template <typename T>
-std::string residual_dropout_forward(T* out, const T* residual, const T* x, size_t N, float p,
-                                     const trainer::RngStream& rng, size_t row_elems,
-                                     cudaStream_t stream);
+template <typename floatX>
+coord::Status residual_dropout_forward(floatX* out, const floatX* residual, const floatX* x,
+                                       size_t N, float p, const trainer::RngStream& rng,
+                                       size_t row_elems, cudaStream_t stream);
 
 }  // namespace kernels::cuda

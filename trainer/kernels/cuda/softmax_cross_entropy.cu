@@ -5,13 +5,11 @@
 #include <cstdint>
 
 #include "trainer/kernels/cuda/common.cuh"
-#include "trainer/kernels/cuda/vec.cuh"
 #include "trainer/kernels/cuda/softmax_cross_entropy.cuh"
+#include "trainer/kernels/cuda/vec.cuh"
 
 namespace kernels::cuda {
 namespace {
-
-
 
 constexpr int kWarpSize = 32;
 constexpr int kThreads = 512;
@@ -49,13 +47,13 @@ __device__ inline void BlockMaxSum(float& m, float& s) {
 // ----------------------------------------------------------------------------
 // kernels
 
-template <typename T, int kVec>
+template <typename floatX, int kVec>
 __global__ void __launch_bounds__(kThreads)
     softmax_cross_entropy_forward_kernel(float* __restrict__ losses, float* __restrict__ lse,
-                                         const T* __restrict__ logits,
+                                         const floatX* __restrict__ logits,
                                          const int* __restrict__ targets, int V, int Vp) {
   const int n = blockIdx.x;
-  const T* row = logits + static_cast<size_t>(n) * Vp;
+  const floatX* row = logits + static_cast<size_t>(n) * Vp;
   // Vectors holding at least one column < V; the last may reach into the padding,
   // which exists because the vector path requires Vp % kVec == 0.
   const int num_vecs = CEIL_DIV(V, kVec);
@@ -63,7 +61,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int i = threadIdx.x; i < num_vecs; i += kThreads) {
     const int c = i * kVec;
     float x[kVec];
-    LoadAsFloat<T, kVec>(row + c, x);
+    LoadAsFloat<floatX, kVec>(row + c, x);
     float vec_max = -INFINITY;
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
@@ -85,31 +83,31 @@ __global__ void __launch_bounds__(kThreads)
     lse[n] = m + log_sum;
     // (max - target) first: exact-ish, where lse - target would lose ulp(lse) when the
     // logits are large.
-    losses[n] = (m - ToFloat<T>(row[targets[n]])) + log_sum;
+    losses[n] = (m - ToFloat<floatX>(row[targets[n]])) + log_sum;
   }
 }
 
-template <typename T, int kVec>
+template <typename floatX, int kVec>
 __global__ void __launch_bounds__(kThreads)
-    softmax_cross_entropy_backward_kernel(T* logits, const float* __restrict__ lse,
+    softmax_cross_entropy_backward_kernel(floatX* logits, const float* __restrict__ lse,
                                           const int* __restrict__ targets, int V, int Vp,
                                           float dloss) {
   const int n = blockIdx.x;
-  T* row = logits + static_cast<size_t>(n) * Vp;
+  floatX* row = logits + static_cast<size_t>(n) * Vp;
   const float row_lse = lse[n];
   const int target = targets[n];
   const int num_vecs = Vp / kVec;
   for (int i = threadIdx.x; i < num_vecs; i += kThreads) {
     const int c = i * kVec;
     float x[kVec];
-    LoadAsFloat<T, kVec>(row + c, x);
+    LoadAsFloat<floatX, kVec>(row + c, x);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) {
       const int v = c + k;
       const float prob = expf(x[k] - row_lse);
       x[k] = v < V ? dloss * (prob - (v == target ? 1.0f : 0.0f)) : 0.0f;
     }
-    StoreFromFloat<T, kVec>(row + c, x);
+    StoreFromFloat<floatX, kVec>(row + c, x);
   }
 }
 
@@ -118,44 +116,45 @@ __global__ void __launch_bounds__(kThreads)
 // ----------------------------------------------------------------------------
 // launchers
 
-template <typename T>
-std::string softmax_cross_entropy_forward(float* losses, float* lse, const T* logits,
-                                          const int* targets, int N, int V, int Vp,
-                                          cudaStream_t stream) {
-  if (N == 0) return "";
-  constexpr int kVec = 16 / sizeof(T);
+template <typename floatX>
+coord::Status softmax_cross_entropy_forward(float* losses, float* lse, const floatX* logits,
+                                            const int* targets, int N, int V, int Vp,
+                                            cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
+  constexpr int kVec = 16 / sizeof(floatX);
   if (Vp % kVec == 0 && Aligned16(logits)) {
-    softmax_cross_entropy_forward_kernel<T, kVec>
+    softmax_cross_entropy_forward_kernel<floatX, kVec>
         <<<N, kThreads, 0, stream>>>(losses, lse, logits, targets, V, Vp);
   } else {
-    softmax_cross_entropy_forward_kernel<T, 1>
+    softmax_cross_entropy_forward_kernel<floatX, 1>
         <<<N, kThreads, 0, stream>>>(losses, lse, logits, targets, V, Vp);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-template <typename T>
-std::string softmax_cross_entropy_backward(T* logits, const float* lse, const int* targets, int N,
-                                           int V, int Vp, float dloss, cudaStream_t stream) {
-  if (N == 0) return "";
-  constexpr int kVec = 16 / sizeof(T);
+template <typename floatX>
+coord::Status softmax_cross_entropy_backward(floatX* logits, const float* lse, const int* targets,
+                                             int N, int V, int Vp, float dloss,
+                                             cudaStream_t stream) {
+  if (N == 0) return coord::Status::Ok();
+  constexpr int kVec = 16 / sizeof(floatX);
   if (Vp % kVec == 0 && Aligned16(logits)) {
-    softmax_cross_entropy_backward_kernel<T, kVec>
+    softmax_cross_entropy_backward_kernel<floatX, kVec>
         <<<N, kThreads, 0, stream>>>(logits, lse, targets, V, Vp, dloss);
   } else {
-    softmax_cross_entropy_backward_kernel<T, 1>
+    softmax_cross_entropy_backward_kernel<floatX, 1>
         <<<N, kThreads, 0, stream>>>(logits, lse, targets, V, Vp, dloss);
   }
   CUDA_RETURN_IF_ERROR(cudaGetLastError());
-  return "";
+  return coord::Status::Ok();
 }
 
-#define INSTANTIATE(T)                                                                             \
-  template std::string softmax_cross_entropy_forward<T>(float*, float*, const T*, const int*, int, \
-                                                        int, int, cudaStream_t);                   \
-  template std::string softmax_cross_entropy_backward<T>(T*, const float*, const int*, int, int,   \
-                                                         int, float, cudaStream_t);
+#define INSTANTIATE(floatX)                                                    \
+  template coord::Status softmax_cross_entropy_forward<floatX>(                \
+      float*, float*, const floatX*, const int*, int, int, int, cudaStream_t); \
+  template coord::Status softmax_cross_entropy_backward<floatX>(               \
+      floatX*, const float*, const int*, int, int, int, float, cudaStream_t);
 COORD_INSTANTIATE_FLOAT_TYPES(INSTANTIATE)
 #undef INSTANTIATE
 

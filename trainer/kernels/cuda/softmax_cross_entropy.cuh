@@ -9,15 +9,16 @@
 namespace kernels::cuda {
 
 // losses (N,) fp32 = logsumexp(logits[n, :V]) - logits[n, target]; lse (N,) fp32
-// keeps logsumexp for backward. logits (N,Vp) in T are left unchanged.
-template <typename T>
-std::string softmax_cross_entropy_forward(float* losses, float* lse, const T* logits,
-                                          const int* targets, int N, int V, int Vp,
-                                          cudaStream_t stream);
+// keeps logsumexp for backward. logits (N,Vp) in floatX are left unchanged.
+template <typename floatX>
+coord::Status softmax_cross_entropy_forward(float* losses, float* lse, const floatX* logits,
+                                            const int* targets, int N, int V, int Vp,
+                                            cudaStream_t stream);
 // logits (N,Vp) are overwritten with dloss * (softmax - onehot(target)) for v < V and
 // 0 for the padding (dloss = loss scale / (B*T)).
-template <typename T>
-std::string softmax_cross_entropy_backward(T* logits, const float* lse, const int* targets, int N,
-                                           int V, int Vp, float dloss, cudaStream_t stream);
+template <typename floatX>
+coord::Status softmax_cross_entropy_backward(floatX* logits, const float* lse, const int* targets,
+                                             int N, int V, int Vp, float dloss,
+                                             cudaStream_t stream);
 
 }  // namespace kernels::cuda

@@ -1,6 +1,6 @@
 // Helpers shared by the kernels: the launch shape of the grid-stride elementwise
-// kernels, alignment tests, and vector access (kVec elements of T per access, read as or
-// written from fp32, in one 16-byte transaction when kVec * sizeof(T) == 16 (the caller
+// kernels, alignment tests, and vector access (kVec elements of floatX per access, read as or
+// written from fp32, in one 16-byte transaction when kVec * sizeof(floatX) == 16 (the caller
 // checks alignment), else element by element).
 #pragma once
 
@@ -25,36 +25,36 @@ inline bool AlignedTo(const void* p, uintptr_t bytes) {
 }
 inline bool Aligned16(const void* p) { return AlignedTo(p, 16); }
 
-// kN consecutive elements of T moved as one load/store.
-template <typename T, int kN>
-struct alignas(sizeof(T) * kN) Pack {
-  T v[kN];
+// kN consecutive elements of floatX moved as one load/store.
+template <typename floatX, int kN>
+struct alignas(sizeof(floatX) * kN) Pack {
+  floatX v[kN];
 };
 
-template <typename T, int kVec>
-__device__ inline void LoadAsFloat(const T* p, float (&out)[kVec]) {
-  if constexpr (kVec * sizeof(T) == 16) {
+template <typename floatX, int kVec>
+__device__ inline void LoadAsFloat(const floatX* p, float (&out)[kVec]) {
+  if constexpr (kVec * sizeof(floatX) == 16) {
     const int4 raw = *reinterpret_cast<const int4*>(p);
-    const T* e = reinterpret_cast<const T*>(&raw);
+    const floatX* e = reinterpret_cast<const floatX*>(&raw);
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) out[k] = ToFloat<T>(e[k]);
+    for (int k = 0; k < kVec; ++k) out[k] = ToFloat<floatX>(e[k]);
   } else {
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) out[k] = ToFloat<T>(p[k]);
+    for (int k = 0; k < kVec; ++k) out[k] = ToFloat<floatX>(p[k]);
   }
 }
 
-template <typename T, int kVec>
-__device__ inline void StoreFromFloat(T* p, const float (&in)[kVec]) {
-  if constexpr (kVec * sizeof(T) == 16) {
+template <typename floatX, int kVec>
+__device__ inline void StoreFromFloat(floatX* p, const float (&in)[kVec]) {
+  if constexpr (kVec * sizeof(floatX) == 16) {
     int4 raw;
-    T* e = reinterpret_cast<T*>(&raw);
+    floatX* e = reinterpret_cast<floatX*>(&raw);
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) e[k] = FromFloat<T>(in[k]);
+    for (int k = 0; k < kVec; ++k) e[k] = FromFloat<floatX>(in[k]);
     *reinterpret_cast<int4*>(p) = raw;
   } else {
 #pragma unroll
-    for (int k = 0; k < kVec; ++k) p[k] = FromFloat<T>(in[k]);
+    for (int k = 0; k < kVec; ++k) p[k] = FromFloat<floatX>(in[k]);
   }
 }
 
