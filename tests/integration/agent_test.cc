@@ -23,8 +23,8 @@
 #include "agent/proc_scan.h"
 #include "agent/state_dir.h"
 #include "common/clock.h"
-#include "common/net.h"
 #include "common/fs.h"
+#include "common/net.h"
 #include "common/rpc_util.h"
 #include "proto/agent.grpc.pb.h"
 #include "tests/support/process.h"
@@ -37,8 +37,6 @@ namespace {
 using coord::testing::BinPath;
 using coord::testing::Process;
 using coord::testing::RunCommand;
-using coord::testing::RunResult;
-using coord::testing::TempDir;
 using coord::testing::WaitUntil;
 
 const std::string kProbe = BinPath("rank_probe");
@@ -246,7 +244,7 @@ class AgentTest : public ::testing::Test {
   }
 
   // Declared first: destroyed last, after the agent is gone.
-  TempDir dir_;
+  testing::TempDir dir_;
   const std::string tmp_ = dir_.path();
   std::string state_, real_state_, work_, tag_prefix_;
   Process agent_;
@@ -704,13 +702,13 @@ TEST_F(AgentTest, ReservedPortCannotBeBoundUntilLaunch) {
 }
 
 TEST_F(AgentTest, SecondAgentOnTheSameStateDirIsRefused) {
-  RunResult second = RunCommand(
+  const auto second = RunCommand(
       {BinPath("coord-agent"), "--listen", "127.0.0.2:0", "--state-dir", state_}, {}, 10000);
   ASSERT_FALSE(second.timed_out);
   EXPECT_EQ(second.exit_code, 2);
-  EXPECT_NE(second.err.find("in use by another coord-agent (pid " +
-                            std::to_string(agent_.pid()) + ")"),
-            std::string::npos)
+  EXPECT_NE(
+      second.err.find("in use by another coord-agent (pid " + std::to_string(agent_.pid()) + ")"),
+      std::string::npos)
       << second.err;
 }
 

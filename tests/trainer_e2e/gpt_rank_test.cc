@@ -21,11 +21,9 @@
 namespace gpt_rank::e2e {
 namespace {
 
-using coord::testing::ReadAll;
 using coord::testing::RunCommand;
 using coord::testing::RunResult;
 using coord::testing::TempDir;
-using coord::testing::WaitUntil;
 using nlohmann::json;
 
 // Megatron's count: tied wte (Vp, C), wpe (maxT, C), per layer 12 C^2 + 13 C, final LN.
@@ -287,10 +285,10 @@ TEST(GptRankTrainTest, SigtermStopsCleanlyWithoutSaving) {
   coord::testing::Process p;
   ASSERT_TRUE(p.Start({GptRank(), "train", "--config", cfg}, dir.File("train.log")));
   auto lines = [&] {
-    const std::string text = ReadAll(dir.File("save/metrics.jsonl"));
+    const std::string text = coord::testing::ReadAll(dir.File("save/metrics.jsonl"));
     return std::count(text.begin(), text.end(), '\n');
   };
-  WaitUntil([&] { return lines() >= 2 || !p.Alive(); }, 60000, /*poll_ms=*/20);
+  coord::testing::WaitUntil([&] { return lines() >= 2 || !p.Alive(); }, 60000, /*poll_ms=*/20);
   const int status = p.Stop(20000);  // SIGTERM first
   ASSERT_TRUE(WIFEXITED(status)) << "killed, not exited: " << status;
   EXPECT_EQ(WEXITSTATUS(status), 143);

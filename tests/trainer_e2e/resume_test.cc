@@ -19,11 +19,9 @@ namespace gpt_rank::e2e {
 namespace {
 
 using coord::testing::Process;
-using coord::testing::ReadAll;
 using coord::testing::RunCommand;
 using coord::testing::RunResult;
 using coord::testing::TempDir;
-using coord::testing::WaitUntil;
 using nlohmann::json;
 
 // iteration -> the deterministic part of its Megatron line; "v<N>" -> validation line.
@@ -68,8 +66,10 @@ TEST(GptRankResumeTest, KilledAndResumedRunIsBitwiseIdentical) {
     Process p;
     ASSERT_TRUE(p.Start({GptRank(), "train", "--config", cfg_b}, dir.File("b1.log")));
     const std::string latest = dir.File("b/latest_checkpointed_iteration.txt");
-    WaitUntil([&] { return ReadAll(latest) == "20\n" || !p.Alive(); }, 60000);
-    ASSERT_EQ(ReadAll(latest), "20\n") << ReadAll(dir.File("b1.log"));
+    coord::testing::WaitUntil(
+        [&] { return coord::testing::ReadAll(latest) == "20\n" || !p.Alive(); }, 60000);
+    ASSERT_EQ(coord::testing::ReadAll(latest), "20\n")
+        << coord::testing::ReadAll(dir.File("b1.log"));
     p.Crash();
   }
   RunResult b = RunCommand({GptRank(), "train", "--config", cfg_b}, {}, 90000);

@@ -86,14 +86,14 @@ TEST(CliTest, UsageErrorsExit2) {
 TEST(CliTest, ExportImportRoundTripIsBitwise) {
   TinyRun run;
   std::string err;
-  ASSERT_EQ(RunVerb(RunExportHf,
-                    {"export-hf", "--load", run.dir.File("save"), "--out", run.dir.File("hf")},
-                    &err),
-            0)
+  ASSERT_EQ(
+      RunVerb(RunExportHf,
+              {"export-hf", "--load", run.dir.File("save"), "--out", run.dir.File("hf")}, &err),
+      0)
       << err;
   ASSERT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", run.dir.File("hf"), "--config",
-                     run.dir.File("job.json"), "--save", run.dir.File("imported")},
+                    {"import-hf", "--hf", run.dir.File("hf"), "--config", run.dir.File("job.json"),
+                     "--save", run.dir.File("imported")},
                     &err),
             0)
       << err;
@@ -109,8 +109,8 @@ TEST(CliTest, ExportImportRoundTripIsBitwise) {
   WriteTextFile(run.dir.File("job3.json"), R"({"model": {"num_layers": 3, "hidden_size": 32,
       "num_attention_heads": 4, "seq_length": 16, "max_position_embeddings": 16}})");
   EXPECT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", run.dir.File("hf"), "--config",
-                     run.dir.File("job3.json"), "--save", run.dir.File("x")},
+                    {"import-hf", "--hf", run.dir.File("hf"), "--config", run.dir.File("job3.json"),
+                     "--save", run.dir.File("x")},
                     &err),
             2);
   EXPECT_NE(err.find("model.num_layers is 3"), std::string::npos) << err;
@@ -119,9 +119,10 @@ TEST(CliTest, ExportImportRoundTripIsBitwise) {
 TEST(CliTest, GenerateIsDeterministic) {
   TinyRun run;
   std::string err, out1, out2;
-  const std::vector<std::string> args = {
-      "generate", "--load", run.dir.File("save"), "--prompt", "hello", "--max-tokens", "8",
-      "--seed",   "5",      "--top-k",            "20"};
+  const std::string save = run.dir.File("save");
+  const std::vector<std::string> args = {"generate", "--load",       save, "--prompt",
+                                         "hello",    "--max-tokens", "8",  "--seed",
+                                         "5",        "--top-k",      "20"};
   ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out1), 0) << err;
   ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out2), 0) << err;
   EXPECT_EQ(out1, out2);

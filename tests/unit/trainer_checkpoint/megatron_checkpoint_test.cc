@@ -99,8 +99,7 @@ TEST(MegatronCheckpointTest, CrashLeftoversAreIgnored) {
   Fixture f(300, 10);
   ASSERT_TRUE(SaveCheckpoint(dir.path(), f.state, f.tensors()).ok());
   ASSERT_TRUE(coord::MakeDirs(dir.File("iter_0000020.tmp-999/mp_rank_00")).ok());
-  WriteTextFile(dir.File("iter_0000020.tmp-999/mp_rank_00/model_optim_rng.bin"),
-                "GPTRCKPT half");
+  WriteTextFile(dir.File("iter_0000020.tmp-999/mp_rank_00/model_optim_rng.bin"), "GPTRCKPT half");
   ASSERT_TRUE(coord::MakeDirs(dir.File("iter_0000030/mp_rank_00")).ok());
   WriteTextFile(dir.File("iter_0000030/mp_rank_00/model_optim_rng.bin"), "GPTRCKPT half");
   auto loaded = LoadLatestCheckpoint(dir.path(), 300);

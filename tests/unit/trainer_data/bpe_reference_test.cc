@@ -28,7 +28,6 @@ namespace {
 
 using coord::testing::ReadAll;
 using coord::testing::RunCommand;
-using coord::testing::RunResult;
 using coord::testing::TempDir;
 using coord::testing::WriteTextFile;
 using testing::DemoDataDir;
@@ -130,7 +129,7 @@ class BpeReferenceTest : public ::testing::Test {
     const std::vector<std::string> cmd = {
         "node", testing::TestDataScript("gpt2_reference_encode.js"), package_, in, result};
     // The whole suite has 120 s (ctest TIMEOUT); the run takes ~10 s.
-    const RunResult run = RunCommand(cmd, {}, /*timeout_ms=*/110000);
+    const auto run = RunCommand(cmd, {}, /*timeout_ms=*/110000);
     ASSERT_EQ(run.exit_code, 0) << cmd[1] << ":\n" << run.err;
     reference_ = new std::vector<std::vector<int32_t>>(
         nlohmann::json::parse(ReadAll(result)).get<std::vector<std::vector<int32_t>>>());
@@ -205,7 +204,7 @@ TEST_F(BpeReferenceTest, DecodeInvertsEncode) {
 // The checked-in tables are what the generator prints under this node, when its
 // Unicode version is the one they were generated with (other versions differ by design).
 TEST_F(BpeReferenceTest, UnicodeTablesMatchNodeRegex) {
-  const RunResult node = RunCommand({"node", "-p", "process.versions.unicode"});
+  const auto node = RunCommand({"node", "-p", "process.versions.unicode"});
   ASSERT_EQ(node.exit_code, 0) << node.err;
   std::string version = node.out;
   while (!version.empty() && version.back() == '\n') version.pop_back();
@@ -213,7 +212,7 @@ TEST_F(BpeReferenceTest, UnicodeTablesMatchNodeRegex) {
     GTEST_SKIP() << "node has Unicode " << version << ", the tables are for "
                  << kUnicodeTablesVersion;
   }
-  const RunResult gen =
+  const auto gen =
       RunCommand({"node", testing::SourceDir() + "/trainer/tools/gen_unicode_ranges.js"});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   const std::string& generated = gen.out;

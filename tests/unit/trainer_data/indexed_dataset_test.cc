@@ -20,7 +20,6 @@ namespace {
 
 using coord::testing::ReadAll;
 using coord::testing::RunCommand;
-using coord::testing::RunResult;
 using coord::testing::TempDir;
 using coord::testing::WriteTextFile;
 
@@ -121,7 +120,7 @@ TEST(IndexedDatasetTest, PythonReaderFollowingMegatronReadsOurFiles) {
   TempDir dir;
   const std::string prefix = dir.File("ds");
   WriteSample(prefix, DType::kInt32);
-  const RunResult read = RunCommand({"python3", testing::TestDataScript("read_mmidx.py"), prefix});
+  const auto read = RunCommand({"python3", testing::TestDataScript("read_mmidx.py"), prefix});
   ASSERT_EQ(read.exit_code, 0) << read.err;
   auto j = nlohmann::json::parse(read.out);
   EXPECT_EQ(j["dtype"], 4);
