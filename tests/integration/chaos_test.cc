@@ -27,7 +27,10 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace coord::testing {
@@ -54,13 +57,7 @@ constexpr int kDaemonStartMs = 30000;
 // Polls every 200 ms: each look runs coordctl, and the ranks need the 2 cores.
 template <typename Pred>
 bool Poll(Pred pred, int timeout_ms) {
-  return WaitUntil(
-      [&] {
-        if (pred()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        return false;
-      },
-      timeout_ms);
+  return WaitUntil(pred, timeout_ms, /*poll_ms=*/200);
 }
 
 // Proto JSON writes int64 as a string.

@@ -12,7 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace coord::testing {
 namespace {

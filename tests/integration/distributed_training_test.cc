@@ -15,7 +15,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace coord::testing {

@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::testing {
 namespace {

@@ -20,8 +20,11 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/support/files.h"
+#include "tests/support/process.h"
 #include "tests/support/sshd.h"
-#include "tests/support/test_process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace coord::playbooks {
 namespace {

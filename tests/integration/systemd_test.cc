@@ -6,7 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::testing {
 namespace {

@@ -14,7 +14,9 @@
 #include "common/rpc_util.h"
 #include "proto/agent.grpc.pb.h"
 #include "proto/coordinator.grpc.pb.h"
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::testing {
 namespace {

@@ -19,6 +19,10 @@
 #include <map>
 #include <sstream>
 
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/wait.h"
+
 namespace coord::testing {
 namespace {
 

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/test_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::testing {
 

@@ -20,6 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/files.h"
+#include "tests/support/ports.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace gpt_rank::e2e {

@@ -17,7 +17,10 @@
 #include <vector>
 
 #include "common/fs.h"
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/ports.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace gpt_rank::e2e {
 

@@ -7,14 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <thread>
-
 #include <cmath>
 #include <regex>
 #include <sstream>
 #include <string>
 
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace gpt_rank::e2e {
@@ -283,15 +284,11 @@ TEST(GptRankTrainTest, SigtermStopsCleanlyWithoutSaving) {
   const std::string cfg = WriteJob(dir.File("job.json"), job);
   coord::testing::Process p;
   ASSERT_TRUE(p.Start({GptRank(), "train", "--config", cfg}, dir.File("train.log")));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   auto lines = [&] {
     const std::string text = coord::testing::ReadAll(dir.File("save/metrics.jsonl"));
     return std::count(text.begin(), text.end(), '\n');
   };
-  while (lines() < 2 && p.Alive() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  coord::testing::WaitUntil([&] { return lines() >= 2 || !p.Alive(); }, 60000, /*poll_ms=*/20);
   const int status = p.Stop(20000);  // SIGTERM first
   ASSERT_TRUE(WIFEXITED(status)) << "killed, not exited: " << status;
   EXPECT_EQ(WEXITSTATUS(status), 143);

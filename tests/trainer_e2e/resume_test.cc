@@ -5,12 +5,14 @@
 // the data order, the dropout counter and the optimizer state all have to resume.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <map>
 #include <regex>
 #include <string>
-#include <thread>
 
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace gpt_rank::e2e {
@@ -64,11 +66,8 @@ TEST(GptRankResumeTest, KilledAndResumedRunIsBitwiseIdentical) {
     Process p;
     ASSERT_TRUE(p.Start({GptRank(), "train", "--config", cfg_b}, dir.File("b1.log")));
     const std::string latest = dir.File("b/latest_checkpointed_iteration.txt");
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (coord::testing::ReadAll(latest) != "20\n" && p.Alive() &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    coord::testing::WaitUntil(
+        [&] { return coord::testing::ReadAll(latest) == "20\n" || !p.Alive(); }, 60000);
     ASSERT_EQ(coord::testing::ReadAll(latest), "20\n")
         << coord::testing::ReadAll(dir.File("b1.log"));
     p.Crash();

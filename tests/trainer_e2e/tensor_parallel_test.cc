@@ -13,6 +13,9 @@
 #include <map>
 #include <string>
 
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/trainer_e2e/e2e_util.h"
 
 namespace gpt_rank::e2e {

@@ -10,7 +10,8 @@
 #include <ctime>
 #include <fstream>
 
-#include "tests/support/test_process.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord {
 namespace {

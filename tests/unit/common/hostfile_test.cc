@@ -5,7 +5,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <ostream>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord {
 namespace {
@@ -270,13 +270,9 @@ TEST(ParseHostfileTest, UsesThePathItIsGiven) {
 
 class LoadHostfileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "hostfile_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { EXPECT_TRUE(RemoveTree(dir_).ok()); }
-  std::string dir_;
+  void TearDown() override { EXPECT_TRUE(tmp_.Remove().ok()); }
+  testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(LoadHostfileTest, ReadsAndParses) {

@@ -5,7 +5,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <ostream>
@@ -15,6 +14,7 @@
 
 #include "common/fs.h"
 #include "common/json_file.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord {
 namespace {
@@ -627,13 +627,9 @@ TEST(DidYouMeanTest, NothingClose) {
 
 class LoadJobSpecTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "job_spec_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { EXPECT_TRUE(RemoveTree(dir_).ok()); }
-  std::string dir_;
+  void TearDown() override { EXPECT_TRUE(tmp_.Remove().ok()); }
+  testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(LoadJobSpecTest, ReadsAndRecordsThePath) {

@@ -6,13 +6,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord {
 namespace {
@@ -98,9 +97,8 @@ TEST(ParseJsonTest, DuplicateKeysAreReportedWithTheirPaths) {
 }
 
 TEST(LoadJsonFileTest, ReadsAndNamesTheFile) {
-  char tmpl[] = "/tmp/json_file_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  testing::TempDir tmp;
+  const std::string dir = tmp.path();
   ASSERT_TRUE(WriteFileAtomic(dir + "/bad.json", "{\"x\":\n 1e400}", /*durable=*/false).ok());
   StatusOr<nlohmann::json> j = LoadJsonFile(dir + "/bad.json");
   ASSERT_FALSE(j.ok());
@@ -109,7 +107,6 @@ TEST(LoadJsonFileTest, ReadsAndNamesTheFile) {
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(j.status().message(), HasSubstr("missing.json"));
-  (void)RemoveTree(dir);
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 #include "env_check/check.h"
 #include "env_check/job_context.h"
 #include "env_check/report.h"
-#include "tests/support/test_process.h"
+#include "tests/support/ports.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/env_check/fake_system.h"
 
 namespace coord::env_check {

@@ -2,7 +2,8 @@
 // export-hf -> import-hf is a bitwise round trip, generate prints text for a seed.
 #include <gtest/gtest.h>
 
-#include "tests/unit/trainer_checkpoint/test_util.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/trainer_data/tiny_vocab.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/cli/commands.h"
@@ -11,8 +12,8 @@
 namespace gpt_rank::cli {
 namespace {
 
-using trainer::testing::TempDir;
-using trainer::testing::WriteText;
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 
 // Runs a verb, capturing stderr into *err.
 int RunVerb(int (*verb)(const std::vector<std::string>&), std::vector<std::string> args,
@@ -32,14 +33,14 @@ struct TinyRun {
   std::vector<float> params;  // (n,)
   TinyRun() {
     const auto vocab = trainer::data::testing::MakeTinyVocab();
-    WriteText(dir / "vocab.json", vocab.vocab_json);
-    WriteText(dir / "merges.txt", vocab.merges_txt);
+    WriteTextFile(dir.File("vocab.json"), vocab.vocab_json);
+    WriteTextFile(dir.File("merges.txt"), vocab.merges_txt);
     job = R"({"model": {"num_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
       "seq_length": 16, "max_position_embeddings": 16},
       "data": {"vocab_file": ")" +
-          dir / "vocab.json" + R"(", "merge_file": ")" + dir / "merges.txt" +
+          dir.File("vocab.json") + R"(", "merge_file": ")" + dir.File("merges.txt") +
           R"("}, "training": {"seed": 9}})";
-    WriteText(dir / "job.json", job);
+    WriteTextFile(dir.File("job.json"), job);
     trainer::GptConfig c;
     c.num_layers = 2, c.hidden_size = 32, c.num_attention_heads = 4;
     c.seq_length = c.max_position_embeddings = 16;
@@ -53,7 +54,7 @@ struct TinyRun {
     state.iteration = 7;
     state.config_json = job;
     std::vector<float> mv(params.size(), 0.5f);
-    EXPECT_TRUE(trainer::SaveCheckpoint(dir / "save", state,
+    EXPECT_TRUE(trainer::SaveCheckpoint(dir.File("save"), state,
                                         {params.data(), mv.data(), mv.data(), params.size()})
                     .ok());
   }
@@ -66,15 +67,15 @@ TEST(CliTest, UsageErrorsExit2) {
   EXPECT_NE(err.find("--load is required"), std::string::npos) << err;
   EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", empty.path()}, &err), 2);
   EXPECT_NE(err.find("no checkpoint in " + empty.path()), std::string::npos) << err;
-  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", empty / "nope"}, &err), 2);
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", empty.File("nope")}, &err), 2);
   EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
   EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--bogus"}, &err), 2);
   EXPECT_EQ(RunVerb(RunExportHf, {"export-hf", "--load", empty.path()}, &err), 2);
   EXPECT_NE(err.find("--out is required"), std::string::npos) << err;
   EXPECT_EQ(RunVerb(RunImportHf, {"import-hf", "--hf", empty.path()}, &err), 2);
   EXPECT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", empty.path(), "--config", empty / "j.json", "--save",
-                     empty / "s"},
+                    {"import-hf", "--hf", empty.path(), "--config", empty.File("j.json"), "--save",
+                     empty.File("s")},
                     &err),
             2);
   std::string out;
@@ -85,17 +86,18 @@ TEST(CliTest, UsageErrorsExit2) {
 TEST(CliTest, ExportImportRoundTripIsBitwise) {
   TinyRun run;
   std::string err;
-  ASSERT_EQ(RunVerb(RunExportHf, {"export-hf", "--load", run.dir / "save", "--out", run.dir / "hf"},
-                    &err),
-            0)
+  ASSERT_EQ(
+      RunVerb(RunExportHf,
+              {"export-hf", "--load", run.dir.File("save"), "--out", run.dir.File("hf")}, &err),
+      0)
       << err;
   ASSERT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", run.dir / "hf", "--config", run.dir / "job.json",
-                     "--save", run.dir / "imported"},
+                    {"import-hf", "--hf", run.dir.File("hf"), "--config", run.dir.File("job.json"),
+                     "--save", run.dir.File("imported")},
                     &err),
             0)
       << err;
-  auto loaded = trainer::LoadLatestCheckpoint(run.dir / "imported", run.params.size());
+  auto loaded = trainer::LoadLatestCheckpoint(run.dir.File("imported"), run.params.size());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->state.iteration, 0);
   EXPECT_EQ(loaded->state.seed, 9u);
@@ -104,11 +106,11 @@ TEST(CliTest, ExportImportRoundTripIsBitwise) {
   for (float x : loaded->adam_m) ASSERT_EQ(x, 0.0f);
 
   // A job whose architecture differs from the HF weights is refused, exit 2.
-  WriteText(run.dir / "job3.json", R"({"model": {"num_layers": 3, "hidden_size": 32,
+  WriteTextFile(run.dir.File("job3.json"), R"({"model": {"num_layers": 3, "hidden_size": 32,
       "num_attention_heads": 4, "seq_length": 16, "max_position_embeddings": 16}})");
   EXPECT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", run.dir / "hf", "--config", run.dir / "job3.json",
-                     "--save", run.dir / "x"},
+                    {"import-hf", "--hf", run.dir.File("hf"), "--config", run.dir.File("job3.json"),
+                     "--save", run.dir.File("x")},
                     &err),
             2);
   EXPECT_NE(err.find("model.num_layers is 3"), std::string::npos) << err;
@@ -117,9 +119,10 @@ TEST(CliTest, ExportImportRoundTripIsBitwise) {
 TEST(CliTest, GenerateIsDeterministic) {
   TinyRun run;
   std::string err, out1, out2;
-  const std::vector<std::string> args = {
-      "generate", "--load", run.dir / "save", "--prompt", "hello", "--max-tokens", "8",
-      "--seed",   "5",      "--top-k",        "20"};
+  const std::string save = run.dir.File("save");
+  const std::vector<std::string> args = {"generate", "--load",       save, "--prompt",
+                                         "hello",    "--max-tokens", "8",  "--seed",
+                                         "5",        "--top-k",      "20"};
   ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out1), 0) << err;
   ASSERT_EQ(RunVerb(RunGenerate, args, &err, &out2), 0) << err;
   EXPECT_EQ(out1, out2);

@@ -11,14 +11,17 @@
 #include <cstring>
 #include <random>
 
+#include "common/fs.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/trainer_checkpoint/test_util.h"
 
 namespace trainer {
 namespace {
 
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 using testing::FlipByte;
-using testing::TempDir;
-using testing::WriteText;
 
 struct Fixture {
   std::vector<float> p, m, v;  // (n,) each
@@ -51,8 +54,8 @@ TEST(MegatronCheckpointTest, RoundTripIsBitwise) {
   TempDir dir;
   Fixture f(1237, 100);
   ASSERT_TRUE(SaveCheckpoint(dir.path(), f.state, f.tensors()).ok());
-  EXPECT_EQ(*coord::ReadFile(dir / kLatestIterationFile), "100\n");
-  EXPECT_TRUE(coord::IsDirectory(dir / "iter_0000100/mp_rank_00"));
+  EXPECT_EQ(*coord::ReadFile(dir.File(kLatestIterationFile)), "100\n");
+  EXPECT_TRUE(coord::IsDirectory(dir.File("iter_0000100/mp_rank_00")));
   EXPECT_TRUE(HasCheckpoint(dir.path()));
   auto loaded = LoadLatestCheckpoint(dir.path(), f.p.size());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -95,17 +98,17 @@ TEST(MegatronCheckpointTest, CrashLeftoversAreIgnored) {
   TempDir dir;
   Fixture f(300, 10);
   ASSERT_TRUE(SaveCheckpoint(dir.path(), f.state, f.tensors()).ok());
-  ASSERT_TRUE(coord::MakeDirs(dir / "iter_0000020.tmp-999/mp_rank_00").ok());
-  WriteText(dir / "iter_0000020.tmp-999/mp_rank_00/model_optim_rng.bin", "GPTRCKPT half");
-  ASSERT_TRUE(coord::MakeDirs(dir / "iter_0000030/mp_rank_00").ok());
-  WriteText(dir / "iter_0000030/mp_rank_00/model_optim_rng.bin", "GPTRCKPT half");
+  ASSERT_TRUE(coord::MakeDirs(dir.File("iter_0000020.tmp-999/mp_rank_00")).ok());
+  WriteTextFile(dir.File("iter_0000020.tmp-999/mp_rank_00/model_optim_rng.bin"), "GPTRCKPT half");
+  ASSERT_TRUE(coord::MakeDirs(dir.File("iter_0000030/mp_rank_00")).ok());
+  WriteTextFile(dir.File("iter_0000030/mp_rank_00/model_optim_rng.bin"), "GPTRCKPT half");
   auto loaded = LoadLatestCheckpoint(dir.path(), 300);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(loaded->state.iteration, 10);
   EXPECT_TRUE(loaded->warnings.empty());  // newer than the tracker: never even tried
 
   // A tracker naming the incomplete one (should not happen, but e.g. copied by hand).
-  WriteText(dir / kLatestIterationFile, "30\n");
+  WriteTextFile(dir.File(kLatestIterationFile), "30\n");
   loaded = LoadLatestCheckpoint(dir.path(), 300);
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->state.iteration, 10);
@@ -116,7 +119,7 @@ TEST(MegatronCheckpointTest, CrashLeftoversAreIgnored) {
             std::string::npos);
 
   // No tracker at all (first save killed before it): newest complete, with a warning.
-  ASSERT_EQ(unlink((dir / kLatestIterationFile).c_str()), 0);
+  ASSERT_EQ(unlink(dir.File(kLatestIterationFile).c_str()), 0);
   EXPECT_TRUE(HasCheckpoint(dir.path()));
   loaded = LoadLatestCheckpoint(dir.path(), 300);
   ASSERT_TRUE(loaded.ok());
@@ -181,9 +184,9 @@ TEST_F(CorruptionTest, WrongParameterCountRefusesBoth) {
 
 TEST(MegatronCheckpointTest, UnwritableDirectoryIsNamed) {
   TempDir dir;
-  WriteText(dir / "file", "x");
+  WriteTextFile(dir.File("file"), "x");
   Fixture f(10, 1);
-  const std::string bad = dir / "file/ckpt";  // a regular file on the way: even root fails
+  const std::string bad = dir.File("file/ckpt");  // a regular file on the way: even root fails
   coord::Status st = SaveCheckpoint(bad, f.state, f.tensors());
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find(bad), std::string::npos) << st.message();

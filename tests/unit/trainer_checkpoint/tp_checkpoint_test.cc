@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/unit/trainer_checkpoint/test_util.h"
+#include "common/fs.h"
+#include "tests/support/temp_dir.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/model/gpt.h"
 #include "trainer/model/gpt_params.h"
@@ -18,7 +19,7 @@
 namespace trainer {
 namespace {
 
-using testing::TempDir;
+using coord::testing::TempDir;
 
 GptConfig Model(int tp) {
   GptConfig c;
@@ -88,7 +89,7 @@ void ExpectShardEquals(const std::vector<float>& got, int tp, int rank, uint64_t
 TEST(TpCheckpointTest, TwoShardsLoadAsOneAndAsFourBitwise) {
   TempDir dir;
   SaveTp(dir.path(), 2);
-  EXPECT_TRUE(coord::IsDirectory(dir / "iter_0000010/mp_rank_01"));
+  EXPECT_TRUE(coord::IsDirectory(dir.File("iter_0000010/mp_rank_01")));
   // The same layout reads its own shard.
   auto same = LoadCheckpointForLayout(dir.path(), Model(2), 2, 1, OptimizerRange{});
   ASSERT_TRUE(same.ok()) << same.status().ToString();
@@ -138,7 +139,7 @@ TEST(TpCheckpointTest, AnOptimizerRangeIsCutFromTheReshardedState) {
 TEST(TpCheckpointTest, AMissingShardIsNamed) {
   TempDir dir;
   SaveTp(dir.path(), 2);
-  ASSERT_TRUE(coord::RemoveTree(dir / "iter_0000010/mp_rank_01").ok());
+  ASSERT_TRUE(coord::RemoveTree(dir.File("iter_0000010/mp_rank_01")).ok());
   auto one = LoadCheckpointForLayout(dir.path(), Model(1), 1, 0, OptimizerRange{});
   ASSERT_FALSE(one.ok());
   EXPECT_NE(one.status().message().find("mp_rank_01"), std::string::npos)

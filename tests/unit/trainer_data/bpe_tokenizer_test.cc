@@ -9,17 +9,18 @@
 #include <string>
 #include <vector>
 
-#include "test_util.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 #include "tiny_vocab.h"
 #include "trainer/data/gpt2_pretokenizer.h"
 
 namespace trainer::data {
 namespace {
 
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 using testing::MakeTinyVocab;
-using testing::TempDir;
 using testing::TinyVocab;
-using testing::WriteText;
 
 std::vector<std::string> Pieces(const std::string& text) {
   std::vector<std::string> out;
@@ -73,8 +74,8 @@ class TinyTokenizerTest : public ::testing::Test {
     TinyVocab v = MakeTinyVocab();
     vocab_ = dir_.File("vocab.json");
     merges_ = dir_.File("merges.txt");
-    WriteText(vocab_, v.vocab_json);
-    WriteText(merges_, v.merges_txt);
+    WriteTextFile(vocab_, v.vocab_json);
+    WriteTextFile(merges_, v.merges_txt);
   }
   coord::Status LoadStatus() { return Gpt2Tokenizer::Load(vocab_, merges_).status(); }
   TempDir dir_;
@@ -115,51 +116,51 @@ TEST_F(TinyTokenizerTest, MissingFilesNameThePath) {
 }
 
 TEST_F(TinyTokenizerTest, MalformedVocabNamesFileAndLine) {
-  WriteText(vocab_, "{\n  \"a\": 1,\n  oops\n}\n");
+  WriteTextFile(vocab_, "{\n  \"a\": 1,\n  oops\n}\n");
   auto st = LoadStatus();
   EXPECT_EQ(st.code(), coord::StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("vocab.json:3:"), std::string::npos) << st.message();
 
   // Beyond double range, or nested without end: an error naming the place, not a crash.
-  WriteText(vocab_, "{\"a\":\n 1e400}");
+  WriteTextFile(vocab_, "{\"a\":\n 1e400}");
   EXPECT_NE(LoadStatus().message().find("vocab.json:2:2: invalid JSON: the number 1e400"),
             std::string::npos)
       << LoadStatus().message();
-  WriteText(vocab_, std::string(100000, '['));
+  WriteTextFile(vocab_, std::string(100000, '['));
   EXPECT_NE(LoadStatus().message().find("vocab.json:1:65: invalid JSON: arrays/objects nested"),
             std::string::npos)
       << LoadStatus().message();
 
-  WriteText(vocab_, "[1, 2]");
+  WriteTextFile(vocab_, "[1, 2]");
   EXPECT_NE(LoadStatus().message().find("expected a JSON object"), std::string::npos);
-  WriteText(vocab_, "{\"a\": \"one\"}");
+  WriteTextFile(vocab_, "{\"a\": \"one\"}");
   EXPECT_NE(LoadStatus().message().find("\"a\": id is not an integer"), std::string::npos);
-  WriteText(vocab_, "{\"a\": 0, \"b\": 0}");
+  WriteTextFile(vocab_, "{\"a\": 0, \"b\": 0}");
   EXPECT_NE(LoadStatus().message().find("used by two tokens"), std::string::npos);
-  WriteText(vocab_, "{\"a\": 0, \"b\": 1}");
+  WriteTextFile(vocab_, "{\"a\": 0, \"b\": 1}");
   EXPECT_NE(LoadStatus().message().find("no token for byte 0"), std::string::npos);
-  WriteText(vocab_, "{\"a b\": 0}");  // ' ' is not in the alphabet (it is spelled Ġ)
+  WriteTextFile(vocab_, "{\"a b\": 0}");  // ' ' is not in the alphabet (it is spelled Ġ)
   EXPECT_NE(LoadStatus().message().find("byte-to-unicode alphabet"), std::string::npos);
 }
 
 TEST_F(TinyTokenizerTest, MalformedMergesNamesFileAndLine) {
-  WriteText(merges_, "h e\n");
+  WriteTextFile(merges_, "h e\n");
   auto st = LoadStatus();
   EXPECT_NE(st.message().find("merges.txt:1: expected the header"), std::string::npos)
       << st.message();
-  WriteText(merges_, "#version: 0.2\nh e\nl l x\n");
+  WriteTextFile(merges_, "#version: 0.2\nh e\nl l x\n");
   st = LoadStatus();
   EXPECT_NE(st.message().find("merges.txt:3: expected two symbols"), std::string::npos)
       << st.message();
-  WriteText(merges_, "#version: 0.2\nh e\nhe\n");
+  WriteTextFile(merges_, "#version: 0.2\nh e\nhe\n");
   EXPECT_NE(LoadStatus().message().find("merges.txt:3:"), std::string::npos);
-  WriteText(merges_, "#version: 0.2\nh e\nq z\n");  // "qz" is no token
+  WriteTextFile(merges_, "#version: 0.2\nh e\nq z\n");  // "qz" is no token
   st = LoadStatus();
   EXPECT_NE(st.message().find("merges.txt:3: merge \"q z\""), std::string::npos) << st.message();
-  WriteText(merges_, "");
+  WriteTextFile(merges_, "");
   EXPECT_NE(LoadStatus().message().find("empty"), std::string::npos);
   // CRLF endings and empty lines are fine (an empty line only takes a rank).
-  WriteText(merges_, "#version: 0.2\r\nh e\r\n\r\nl l\r\n");
+  WriteTextFile(merges_, "#version: 0.2\r\nh e\r\n\r\nl l\r\n");
   EXPECT_TRUE(LoadStatus().ok()) << LoadStatus().ToString();
 }
 

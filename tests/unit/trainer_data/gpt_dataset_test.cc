@@ -10,24 +10,26 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "trainer/data/indexed_dataset.h"
 #include "trainer/data/numpy_random.h"
 
 namespace trainer::data {
 namespace {
 
-using testing::TempDir;
+using coord::testing::TempDir;
 
 // Runs megatron_index_reference.py on `specs` (a JSON list) with numpy's python:
 // the results, or null when there is no numpy (the caller skips).
 nlohmann::json NumpyReference(const nlohmann::json& specs) {
   const std::string python = testing::PythonWithNumpy();
   if (python.empty()) return nullptr;
-  std::string out;
-  const std::string cmd = python + " '" + testing::TestDataScript("megatron_index_reference.py") +
-                          "' '" + specs.dump() + "'";
-  EXPECT_EQ(testing::RunCommand(cmd, &out), 0) << cmd;
-  return nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  const std::vector<std::string> cmd = {
+      python, testing::TestDataScript("megatron_index_reference.py"), specs.dump()};
+  const coord::testing::RunResult run = coord::testing::RunCommand(cmd);
+  EXPECT_EQ(run.exit_code, 0) << cmd[1] << " " << cmd[2] << ":\n" << run.err;
+  return nlohmann::json::parse(run.out, nullptr, /*allow_exceptions=*/false);
 }
 const char kNoNumpy[] = "no python3 with numpy (Debian: python3-numpy)";
 

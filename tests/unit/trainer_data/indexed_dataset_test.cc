@@ -11,13 +11,17 @@
 #include <vector>
 
 #include "test_util.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace trainer::data {
 namespace {
 
-using testing::ReadText;
-using testing::TempDir;
-using testing::WriteText;
+using coord::testing::ReadAll;
+using coord::testing::RunCommand;
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 
 // Documents: {[1 2 3], [4 5]} as one document, then {[6]}, then {[]}: three
 // documents, four sequences (one empty), as add_item / end_document make them.
@@ -56,14 +60,12 @@ TEST(IndexedDatasetTest, WritesMegatronsExactBytes) {
   TempDir dir;
   const std::string prefix = dir.File("ds");
   WriteSample(prefix, DType::kUint16);
-  EXPECT_EQ(ReadText(prefix + ".idx"), HandBuiltIndex());
+  EXPECT_EQ(ReadAll(prefix + ".idx"), HandBuiltIndex());
   std::string bin;
   for (uint16_t t : {1, 2, 3, 4, 5, 6}) Append<uint16_t>(&bin, t);
-  EXPECT_EQ(ReadText(prefix + ".bin"), bin);
+  EXPECT_EQ(ReadAll(prefix + ".bin"), bin);
   // No temporaries left behind.
-  std::string out;
-  testing::RunCommand("ls '" + dir.path() + "'", &out);
-  EXPECT_EQ(out, "ds.bin\nds.idx\n");
+  EXPECT_EQ(RunCommand({"ls", dir.path()}).out, "ds.bin\nds.idx\n");
 }
 
 TEST(IndexedDatasetTest, RoundTripsEveryTokenDType) {
@@ -108,24 +110,19 @@ TEST(IndexedDatasetTest, AbandonedBuilderLeavesNothing) {
     ASSERT_TRUE(b.ok());
     ASSERT_TRUE((*b)->AddItem({1, 2}).ok());
   }
-  std::string out;
-  testing::RunCommand("ls -A '" + dir.path() + "'", &out);
-  EXPECT_EQ(out, "");
+  EXPECT_EQ(RunCommand({"ls", "-A", dir.path()}).out, "");
 }
 
 TEST(IndexedDatasetTest, PythonReaderFollowingMegatronReadsOurFiles) {
-  std::string out;
-  if (testing::RunCommand("python3 -c 'import struct' 2>/dev/null", &out) != 0) {
+  if (RunCommand({"python3", "-c", "import struct"}).exit_code != 0) {
     GTEST_SKIP() << "python3 is not installed";
   }
   TempDir dir;
   const std::string prefix = dir.File("ds");
   WriteSample(prefix, DType::kInt32);
-  ASSERT_EQ(
-      testing::RunCommand(
-          "python3 '" + testing::TestDataScript("read_mmidx.py") + "' '" + prefix + "'", &out),
-      0);
-  auto j = nlohmann::json::parse(out);
+  const auto read = RunCommand({"python3", testing::TestDataScript("read_mmidx.py"), prefix});
+  ASSERT_EQ(read.exit_code, 0) << read.err;
+  auto j = nlohmann::json::parse(read.out);
   EXPECT_EQ(j["dtype"], 4);
   EXPECT_EQ(j["sizes"], nlohmann::json({3, 2, 1, 0}));
   EXPECT_EQ(j["pointers"], nlohmann::json({0, 12, 20, 24}));
@@ -140,10 +137,10 @@ class BadIndexTest : public ::testing::Test {
   void SetUp() override {
     prefix_ = dir_.File("ds");
     WriteSample(prefix_, DType::kUint16);
-    idx_ = ReadText(prefix_ + ".idx");
+    idx_ = ReadAll(prefix_ + ".idx");
   }
   std::string OpenError(const std::string& idx) {
-    WriteText(prefix_ + ".idx", idx);
+    WriteTextFile(prefix_ + ".idx", idx);
     auto ds = IndexedDataset::Open(prefix_);
     EXPECT_FALSE(ds.ok());
     return ds.ok() ? "" : ds.status().message();
@@ -204,7 +201,7 @@ TEST_F(BadIndexTest, CorruptPointersOrDocIdx) {
 }
 
 TEST_F(BadIndexTest, BinSizeDoesNotMatch) {
-  WriteText(prefix_ + ".bin", std::string(11, '\0'));
+  WriteTextFile(prefix_ + ".bin", std::string(11, '\0'));
   auto ds = IndexedDataset::Open(prefix_);
   ASSERT_FALSE(ds.ok());
   EXPECT_NE(ds.status().message().find(

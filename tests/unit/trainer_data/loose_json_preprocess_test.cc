@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "test_util.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tiny_vocab.h"
 #include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/dataset_info.h"
@@ -16,8 +18,9 @@
 namespace trainer::data {
 namespace {
 
-using testing::TempDir;
-using testing::WriteText;
+using coord::testing::RunCommand;
+using coord::testing::TempDir;
+using coord::testing::WriteTextFile;
 
 const char kMixed[] =
     "{\"text\": \"hello world\"}\n"     // 1
@@ -31,7 +34,7 @@ const char kMixed[] =
 
 TEST(LooseJsonTest, BadLineIsFatalByDefault) {
   TempDir dir;
-  WriteText(dir.File("data.json"), kMixed);
+  WriteTextFile(dir.File("data.json"), kMixed);
   auto r = LooseJsonReader::Open(dir.File("data.json"), {});
   ASSERT_TRUE(r.ok());
   std::string text;
@@ -46,7 +49,7 @@ TEST(LooseJsonTest, BadLineIsFatalByDefault) {
 
 TEST(LooseJsonTest, BadLinesSkippedAndCounted) {
   TempDir dir;
-  WriteText(dir.File("data.json"), kMixed);
+  WriteTextFile(dir.File("data.json"), kMixed);
   LooseJsonOptions o;
   o.skip_bad_lines = true;
   auto r = LooseJsonReader::Open(dir.File("data.json"), o);
@@ -78,7 +81,7 @@ TEST(LooseJsonTest, EachKindOfBadLineIsNamed) {
       {"{\"text\": \"a\", \"n\": 1e400}", ":1: not valid JSON"},  // beyond double range
   };
   for (const auto& [line, want] : cases) {
-    WriteText(dir.File("d.json"), line + "\n");
+    WriteTextFile(dir.File("d.json"), line + "\n");
     auto r = LooseJsonReader::Open(dir.File("d.json"), {});
     ASSERT_TRUE(r.ok());
     std::string text;
@@ -94,8 +97,8 @@ class PreprocessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     testing::TinyVocab v = testing::MakeTinyVocab();
-    WriteText(dir_.File("vocab.json"), v.vocab_json);
-    WriteText(dir_.File("merges.txt"), v.merges_txt);
+    WriteTextFile(dir_.File("vocab.json"), v.vocab_json);
+    WriteTextFile(dir_.File("merges.txt"), v.merges_txt);
     auto tok = Gpt2Tokenizer::Load(dir_.File("vocab.json"), dir_.File("merges.txt"));
     ASSERT_TRUE(tok.ok());
     tok_ = std::move(*tok);
@@ -105,7 +108,7 @@ class PreprocessTest : public ::testing::Test {
 };
 
 TEST_F(PreprocessTest, WritesDocumentsWithEodAndDescribesThem) {
-  WriteText(dir_.File("data.json"), kMixed);
+  WriteTextFile(dir_.File("data.json"), kMixed);
   PreprocessOptions o;
   o.input = dir_.File("data.json");
   o.output_prefix = MegatronOutputPrefix(dir_.File("out"), "text");
@@ -144,16 +147,14 @@ TEST_F(PreprocessTest, WritesDocumentsWithEodAndDescribesThem) {
 }
 
 TEST_F(PreprocessTest, BadLineIsFatalAndLeavesNoOutput) {
-  WriteText(dir_.File("data.json"), kMixed);
+  WriteTextFile(dir_.File("data.json"), kMixed);
   PreprocessOptions o;
   o.input = dir_.File("data.json");
   o.output_prefix = dir_.File("out");
   auto stats = PreprocessLooseJson(o, tok_.get());
   ASSERT_FALSE(stats.ok());
   EXPECT_NE(stats.status().message().find("data.json:2:"), std::string::npos);
-  std::string out;
-  testing::RunCommand("ls '" + dir_.path() + "'", &out);
-  EXPECT_EQ(out, "data.json\nmerges.txt\nvocab.json\n");
+  EXPECT_EQ(RunCommand({"ls", dir_.path()}).out, "data.json\nmerges.txt\nvocab.json\n");
 }
 
 }  // namespace

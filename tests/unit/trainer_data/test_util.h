@@ -1,69 +1,21 @@
-// Helpers for the trainer_data tests: temp dirs, small files, running a helper
-// process (python3 / node) and reading its stdout, and where the demo data lives.
+// Helpers for the trainer_data tests: a python3 with numpy for the reference
+// scripts, and where the demo data and the test scripts live. Temp directories,
+// files and running programs come from tests/support.
 #pragma once
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
+#include "tests/support/process.h"
+
 namespace trainer::data::testing {
-
-// A fresh directory under $TMPDIR (or /tmp), removed by the destructor.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/trainer_data_test.XXXXXX";
-    path_ = mkdtemp(tmpl.data()) ? tmpl : "";
-  }
-  ~TempDir() {
-    if (!path_.empty()) {
-      std::string cmd = "rm -rf '" + path_ + "'";
-      (void)!system(cmd.c_str());
-    }
-  }
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-inline void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-inline std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs a shell command; returns its exit code (-1 if it could not run) and its stdout.
-inline int RunCommand(const std::string& cmd, std::string* out) {
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[65536];
-  size_t n;
-  out->clear();
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out->append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // A python3 with numpy (Debian's python3-numpy): /usr/bin/python3 first, since a
 // python3 earlier on PATH (pyenv, venv) may lack numpy. "" if none.
 inline std::string PythonWithNumpy() {
-  std::string out;
   for (const char* py : {"/usr/bin/python3", "python3"}) {
-    std::string cmd = std::string(py) + " -c 'import numpy' 2>/dev/null";
-    if (RunCommand(cmd, &out) == 0) return py;
+    if (coord::testing::RunCommand({py, "-c", "import numpy"}).exit_code == 0) return py;
   }
   return "";
 }

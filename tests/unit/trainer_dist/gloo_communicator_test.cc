@@ -3,7 +3,7 @@
 // collective against a serial computation of the same result, uneven and empty
 // blocks, float and double, and the two ways a peer fails (stops: timeout; exits:
 // connection error), which must end the call promptly instead of hanging.
-#include "tests/support/test_process.h"
+#include "tests/support/ports.h"
 #include "trainer/dist/gloo_communicator.h"
 #include "trainer/dist/tcp_store.h"
 

@@ -24,7 +24,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/test_process.h"
+#include "tests/support/ports.h"
 
 namespace gpt_rank::dist {
 namespace {

@@ -24,6 +24,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/support/temp_dir.h"
 #include "tests/unit/trainer_model/test_util.h"
 #include "trainer/kernels/cpu/adamw.h"
 #include "trainer/kernels/cpu/adamw_simd.h"
@@ -284,9 +285,8 @@ TEST(AdamwTorchTest, MatchesTorchOptimAdamWOver10Steps) {
   }
   const int N = 1037, steps = 10;
   const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f;
-  char tmpl[] = "/tmp/adamw_torch_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  coord::testing::TempDir tmp;
+  const std::string dir = tmp.path();
   std::vector<float> p = RandomVector(N, 77), m(N, 0.0f), v(N, 0.0f);
   {
     std::ofstream f(dir + "/in.bin", std::ios::binary);
@@ -326,7 +326,6 @@ TEST(AdamwTorchTest, MatchesTorchOptimAdamWOver10Steps) {
       EXPECT_EQ(bad, 0) << names[k];
     }
   }
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

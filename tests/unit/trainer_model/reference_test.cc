@@ -4,20 +4,22 @@
 // (norm-wise), and the loss of each of 20 AdamW iterations (warmup + cosine decay +
 // clipping + 2-way gradient accumulation) within 1e-4 - with and without
 // checkpoint_activations. Skips (with the reason) only when /usr/bin/python3 lacks torch.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "common/fs.h"
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 #include "tests/unit/trainer_model/test_util.h"
 #include "trainer/checkpoint/safetensors.h"
 #include "trainer/model/gpt.h"
@@ -63,26 +65,6 @@ TrainConfig MakeTrainConfig() {
   return t;
 }
 
-// Runs argv, output to log; returns the exit status (or -1).
-int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      dup2(fd, 1);
-      dup2(fd, 2);
-    }
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 // Batches whose targets follow a learnable rule (next = 7*cur + 3 mod V, 10% noise),
 // so the loss falls visibly within 20 iterations.
 std::vector<std::vector<int>> MakeBatches(int V) {
@@ -110,13 +92,12 @@ class ReferenceTest : public ::testing::TestWithParam<bool> {
  protected:
   static void SetUpTestSuite() {
     if (access(kPython, X_OK) != 0 ||
-        RunProgram({kPython, "-c", "import torch"}, "/dev/null") != 0) {
+        coord::testing::RunCommand({kPython, "-c", "import torch"}).exit_code != 0) {
       skip_reason_ = std::string(kPython) + " with torch (Debian python3-torch) not available";
       return;
     }
-    char tmpl[] = "/tmp/gpt_reference_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
+    tmp_ = std::make_unique<coord::testing::TempDir>();
+    dir_ = tmp_->path();
     const GptConfig config = TinyConfig(false);
     auto model = GptModel::Create(config, kB, kT);
     ASSERT_TRUE(model.ok()) << model.status().ToString();
@@ -146,22 +127,22 @@ class ReferenceTest : public ::testing::TestWithParam<bool> {
                          {"clip_grad", t.clip_grad}};
     std::ofstream(dir_ + "/train.json") << tj.dump();
     const std::string script = std::string(COORD_SOURCE_DIR) + "/tests/reference/gpt_reference.py";
-    int rc =
-        RunProgram({kPython, script, "--weights", dir_ + "/weights", "--batches",
-                    dir_ + "/batches.bin", "--out", dir_, "--padded-vocab",
-                    std::to_string(config.padded_vocab_size()), "--train", dir_ + "/train.json"},
-                   dir_ + "/reference.log");
-    auto log = coord::ReadFile(dir_ + "/reference.log");
-    ASSERT_EQ(rc, 0) << "gpt_reference.py failed:\n" << (log.ok() ? *log : "");
+    // The deadline only bounds a hung run: the reference takes seconds.
+    const coord::testing::RunResult run = coord::testing::RunCommand(
+        {kPython, script, "--weights", dir_ + "/weights", "--batches", dir_ + "/batches.bin",
+         "--out", dir_, "--padded-vocab", std::to_string(config.padded_vocab_size()), "--train",
+         dir_ + "/train.json"},
+        {}, /*timeout_ms=*/600000);
+    coord::testing::WriteTextFile(dir_ + "/reference.log", run.out + run.err);
+    ASSERT_EQ(run.exit_code, 0) << "gpt_reference.py failed:\n" << run.out << run.err;
     auto ref = coord::ReadFile(dir_ + "/ref.json");
     ASSERT_TRUE(ref.ok());
     ref_ = nlohmann::json::parse(*ref);
   }
 
   static void TearDownTestSuite() {
-    if (!dir_.empty() && std::getenv("KEEP_REFERENCE_DIR") == nullptr) {
-      (void)coord::RemoveTree(dir_);
-    }
+    if (tmp_ && std::getenv("KEEP_REFERENCE_DIR") != nullptr) tmp_->Keep();
+    tmp_.reset();
   }
 
   void SetUp() override {
@@ -184,6 +165,7 @@ class ReferenceTest : public ::testing::TestWithParam<bool> {
     return loss.ok() ? *loss : NAN;
   }
 
+  static inline std::unique_ptr<coord::testing::TempDir> tmp_;
   static inline std::string skip_reason_, dir_;
   static inline std::vector<std::vector<int>> batches_;
   static inline nlohmann::json ref_;

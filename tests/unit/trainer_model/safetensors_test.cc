@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 #include "trainer/model/gpt.h"
 
 namespace trainer {
@@ -17,13 +18,6 @@ namespace {
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/safetensors_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)coord::RemoveTree(dir_); }
-
   static GptConfig Tiny() {
     GptConfig c;
     c.num_layers = 2;
@@ -45,7 +39,8 @@ class SafetensorsTest : public ::testing::Test {
     return f.ok() ? "" : f.status().message();
   }
 
-  std::string dir_;
+  coord::testing::TempDir tmp_;
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(SafetensorsTest, ExportImportRoundTripWithHfLayouts) {

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace gpt_rank::train {
 namespace {
@@ -75,9 +75,8 @@ TEST(MetricsTest, FlopsFormulaOfMegatronDeepSpeed) {
 }
 
 TEST(MetricsTest, MetricsFileAppends) {
-  char tmpl[] = "/tmp/metrics_test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string path = std::string(tmpl) + "/sub/metrics.jsonl";
+  coord::testing::TempDir tmp;
+  const std::string path = tmp.File("sub/metrics.jsonl");
   for (int round = 0; round < 2; ++round) {  // a resumed run appends
     auto sink = MetricsSink::Open(path, -1);
     ASSERT_TRUE(sink.ok()) << sink.status().ToString();
@@ -94,7 +93,6 @@ TEST(MetricsTest, MetricsFileAppends) {
   EXPECT_EQ(lines[0]["iteration"], 20);
   EXPECT_EQ(lines[1]["event"], "validation");
   EXPECT_EQ(lines[2]["iteration"], 21);
-  (void)coord::RemoveTree(tmpl);
 }
 
 TEST(MetricsTest, ProgressRecordsThroughAPipe) {

@@ -1,7 +1,8 @@
-// Test support: real processes for integration tests. Spawn a binary with extra
-// environment, capture its output in files, wait with a deadline, stop it by
-// PID (never by name), and scan /proc for processes carrying an env marker, so a
-// test can prove that nothing it started is left running.
+// Test support: real processes. Run a program to completion with a deadline
+// (RunCommand), or spawn a long-running one with extra environment and its output
+// in a file (Process), stop it by PID (never by name), and scan /proc for
+// processes carrying an env marker, so a test can prove that nothing it started is
+// left running.
 #pragma once
 
 #include <sys/types.h>
@@ -15,18 +16,6 @@ namespace coord::testing {
 // The build's bin/ (set by CMake as COORD_TEST_BIN_DIR).
 std::string BinDir();
 std::string BinPath(const std::string& name);
-
-// A fresh directory under /tmp, removed (recursively) by the destructor.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 struct RunResult {
   int exit_code = -1;  // -1: killed by a signal or timed out
@@ -66,39 +55,9 @@ class Process {
   mutable int wait_status_ = -1;
 };
 
-// Waits for a file to exist and be non-empty; returns its contents ("" on timeout).
-std::string WaitForFile(const std::string& path, int timeout_ms);
-std::string ReadAll(const std::string& path);
-// Creates or replaces path with text; false if it could not be written.
-bool WriteTextFile(const std::string& path, const std::string& text);
-
 // PIDs of processes whose environment contains NAME=VALUE exactly.
 std::vector<pid_t> ProcessesWithEnv(const std::string& name, const std::string& value);
 // SIGKILLs those PIDs (cleanup after a failed test; the test has already failed then).
 void KillPids(const std::vector<pid_t>& pids);
 
-// A TCP port that was free on 127.0.0.1 a moment ago (bind port 0, close). For
-// programs that take a fixed port (MASTER_PORT); the kernel does not hand it out
-// again soon.
-int UnusedTcpPort();
-
-// Polls `pred` every 5 ms until true or timeout; returns the final value.
-template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms);
-
-}  // namespace coord::testing
-
-#include <chrono>
-#include <thread>
-
-namespace coord::testing {
-template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return pred();
-}
 }  // namespace coord::testing

@@ -1,20 +1,20 @@
-// Test support: spawning, waiting for and cleaning up real processes.
-#include "tests/support/test_process.h"
+// Test support: spawning, waiting for and cleaning up real processes (see process.h).
+#include "tests/support/process.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <netinet/in.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 #ifndef COORD_TEST_BIN_DIR
 #error "COORD_TEST_BIN_DIR must be defined by CMake"
@@ -49,18 +49,6 @@ namespace {
 
 std::string BinDir() { return COORD_TEST_BIN_DIR; }
 std::string BinPath(const std::string& name) { return BinDir() + "/" + name; }
-
-TempDir::TempDir() {
-  char tmpl[] = "/tmp/coord-test-XXXXXX";
-  path_ = mkdtemp(tmpl) ? tmpl : "/tmp";
-}
-
-TempDir::~TempDir() {
-  if (path_ != "/tmp" && path_.rfind("/tmp/coord-test-", 0) == 0) {
-    std::string cmd = "rm -rf '" + path_ + "'";
-    (void)system(cmd.c_str());
-  }
-}
 
 RunResult RunCommand(const std::vector<std::string>& argv,
                      const std::map<std::string, std::string>& env, int timeout_ms) {
@@ -138,45 +126,6 @@ void Process::Crash() {
   int status;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-}
-
-int UnusedTcpPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool WriteTextFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  return static_cast<bool>(out);
-}
-
-std::string WaitForFile(const std::string& path, int timeout_ms) {
-  std::string text;
-  WaitUntil([&] {
-    text = ReadAll(path);
-    return !text.empty();
-  }, timeout_ms);
-  return text;
 }
 
 std::vector<pid_t> ProcessesWithEnv(const std::string& name, const std::string& value) {
