@@ -20,6 +20,8 @@
 #include "common/net.h"
 #include "tests/support/fake_clock.h"
 #include "tests/unit/agent/fake_node.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 
 namespace coord::agent {
 namespace {
@@ -32,32 +34,21 @@ bool Contains(const std::string& s, const std::string& part) {
 }
 
 // Waits (real time) for another thread of the test: the clock never needs this.
-template <typename Pred>
-bool WaitUntil(Pred pred, int timeout_ms = 5000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
+bool WaitUntil(const std::function<bool()>& pred, int timeout_ms = 5000) {
+  return coord::testing::WaitUntil(pred, timeout_ms, 1);
 }
 
 class AgentServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/agent_service_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    tmp_ = tmpl;
+    tmp_ = tmp_dir_.path();
     state_dir_ = JoinPath(tmp_, "state");
     ASSERT_TRUE(MakeDirs(state_dir_).ok());
     clock_ = std::make_shared<FakeClock>();
     node_ = std::make_shared<FakeNode>(clock_);
     StartAgent();
   }
-  void TearDown() override {
-    agent_.reset();
-    (void)RemoveTree(tmp_);
-  }
+  void TearDown() override { agent_.reset(); }
 
   // Starts the agent, or restarts it on the same node and state dir (the old
   // one shuts down as coord-agent does: it never kills a job).
@@ -116,7 +107,8 @@ class AgentServiceTest : public ::testing::Test {
     return reply.jobs_size();
   }
 
-  std::string tmp_, state_dir_;
+  coord::testing::TempDir tmp_dir_;
+  std::string tmp_, state_dir_;  // tmp_dir_'s path, its state/
   std::shared_ptr<FakeClock> clock_;
   std::shared_ptr<FakeNode> node_;
   std::unique_ptr<AgentService> agent_;

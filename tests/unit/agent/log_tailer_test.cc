@@ -6,6 +6,7 @@
 
 #include "agent/state_dir.h"
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::agent {
 namespace {
@@ -22,13 +23,9 @@ TEST(LogTailerTest, TailStart) {
 
 class LogFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coord-tail-test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveTree(dir_); }
-  std::string dir_;
+  void SetUp() override { dir_ = tmp_.path(); }
+  coord::testing::TempDir tmp_;
+  std::string dir_;  // tmp_'s path
 };
 
 TEST_F(LogFiles, ReadsLinesKeepsPartialUntilFlushAndBatches) {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::agent {
 namespace {
@@ -56,9 +57,8 @@ TEST(StateDirTest, Names) {
 }
 
 TEST(StateDirTest, RecordsRoundTrip) {
-  char tmpl[] = "/tmp/coord-state-test.XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  std::string dir = tmpl;
+  coord::testing::TempDir tmp;
+  const std::string dir = tmp.path();
 
   GenSpec spec;
   spec.job_id = "j";
@@ -109,7 +109,7 @@ TEST(StateDirTest, RecordsRoundTrip) {
   auto names = ListDir(dir);
   ASSERT_TRUE(names.ok());
   EXPECT_EQ(names->size(), 5u);
-  ASSERT_TRUE(RemoveTree(dir).ok());
+  ASSERT_TRUE(tmp.Remove().ok());
 }
 
 }  // namespace

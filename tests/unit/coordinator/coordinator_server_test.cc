@@ -17,6 +17,7 @@
 #include "fake_agent.h"
 #include "proto/agent.grpc.pb.h"
 #include "proto/coordinator.grpc.pb.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::coordinator {
 namespace {
@@ -25,15 +26,8 @@ using ::testing::HasSubstr;
 
 class CoordinatorServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/coordinator_server_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    server_.reset();
-    (void)RemoveTree(dir_);
-  }
+  void SetUp() override { dir_ = tmp_.path(); }
+  void TearDown() override { server_.reset(); }
   void StartServer() {
     CoordinatorOptions o;
     o.listen = "127.0.0.1:0";
@@ -54,7 +48,8 @@ class CoordinatorServerTest : public ::testing::Test {
   }
 
   testing::FakeCluster cluster_;
-  std::string dir_;
+  coord::testing::TempDir tmp_;
+  std::string dir_;  // tmp_'s path
   std::unique_ptr<CoordinatorServer> server_;
   std::unique_ptr<Coordinator::Stub> stub_;
 };

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
 #include "coordinator/job_manager.h"
 #include "fake_agent.h"
 
@@ -21,26 +23,12 @@ namespace coord::coordinator {
 using testing::FakeAgent;
 using testing::FakeCluster;
 
-inline bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 3000) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return pred();
-}
+using coord::testing::WaitUntil;
 
 class JobManagerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/job_manager_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    jm_.reset();
-    (void)RemoveTree(dir_);
-  }
+  void SetUp() override { dir_ = tmp_.path(); }
+  void TearDown() override { jm_.reset(); }
 
   void Start() {
     JobManagerOptions o;
@@ -97,7 +85,8 @@ class JobManagerTest : public ::testing::Test {
   }
 
   FakeCluster cluster_;  // declared first: the manager's clients point into it
-  std::string dir_;
+  coord::testing::TempDir tmp_;
+  std::string dir_;  // tmp_'s path: the journal
   int heartbeat_ms_ = 60000;
   std::shared_ptr<const Clock> clock_;  // set before Start() to drive the manager's time
   std::unique_ptr<JobManager> jm_;

@@ -51,7 +51,7 @@ TEST_F(JobManagerTest, LaunchAssignsRanksAndRuns) {
   EXPECT_EQ(s.ranks(5).state(), agent::RANK_RUNNING);
   EXPECT_EQ(s.ranks(5).node_rank(), 2);
   EXPECT_EQ(s.ranks(5).local_rank(), 1);
-  EXPECT_TRUE(WaitFor([&] { return Node(3)->open_watches() == 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return Node(3)->open_watches() == 1; }, 3000));
 }
 
 TEST_F(JobManagerTest, EightNodeLaunchAddsOnlyMilliseconds) {
@@ -83,7 +83,7 @@ TEST_F(JobManagerTest, FixedMasterPortSkipsReservation) {
 TEST_F(JobManagerTest, AllRanksExitZeroSucceedsWithoutKilling) {
   Start();
   std::string id = MustStart(Request(2, 2)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(id, 0, 0, 0);
   Node(0)->PushRankExit(id, 0, 1, 0);
   Node(1)->PushRankExit(id, 0, 2, 0);
@@ -103,7 +103,7 @@ TEST_F(JobManagerTest, NonZeroExitFailsWithFirstRankStderrAndKillsEveryNode) {
   for (int i = 1; i <= 12; ++i) lines.push_back("err line " + std::to_string(i));
   Node(1)->SetStderr(3, lines);
   std::string id = MustStart(Request(3, 2)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->PushRankExit(id, 0, 3, 1);
   EXPECT_EQ(StateNow(id), FAILED);
   Node(2)->PushRankExit(id, 0, 4, 2);  // a later failure does not replace the first
@@ -125,35 +125,35 @@ TEST_F(JobManagerTest, NonZeroExitFailsWithFirstRankStderrAndKillsEveryNode) {
   EXPECT_EQ(tails[0].stream(), agent::LOG_STDERR);
   EXPECT_EQ(tails[0].tail_lines(), 10);
   for (int n = 0; n < 3; ++n) {
-    ASSERT_TRUE(WaitFor([&] { return !Node(n)->kills().empty(); })) << "node " << n;
+    ASSERT_TRUE(WaitUntil([&] { return !Node(n)->kills().empty(); }, 3000)) << "node " << n;
     EXPECT_EQ(Node(n)->kills()[0].job_id(), id);
     EXPECT_EQ(Node(n)->kills()[0].generation(), 0);
     EXPECT_EQ(Node(n)->kills()[0].grace_ms(), 500);
   }
   // The SIGTERMed ranks' exits arrive after the failure (the streams stay open for them)
   // and are shown, but change neither the state nor the first failure.
-  ASSERT_TRUE(WaitFor([&] {
+  ASSERT_TRUE(WaitUntil([&] {
     JobStatus now = Get(id);
     return now.ranks(0).state() == agent::RANK_EXITED && now.ranks(5).state() == agent::RANK_EXITED;
-  }));
+  }, 3000));
   s = Get(id);
   EXPECT_EQ(s.ranks(0).signal(), SIGTERM);
   EXPECT_EQ(s.state(), FAILED);
   EXPECT_EQ(s.failure().rank(), 3);
-  EXPECT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 0; }));  // nothing left to hear
+  EXPECT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 0; }, 3000));  // nothing left to hear
 }
 
 TEST_F(JobManagerTest, SignalExitIsRecorded) {
   Start();
   std::string id = MustStart(Request(2, 1)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(id, 0, 0, 0, /*signal=*/9);
   JobStatus s = Get(id);
   EXPECT_EQ(s.state(), FAILED);
   EXPECT_EQ(s.failure().rank(), 0);
   EXPECT_EQ(s.failure().signal(), 9);
   EXPECT_THAT(s.failure().message(), HasSubstr("signal 9 (SIGKILL)"));
-  EXPECT_TRUE(WaitFor([&] { return !Node(1)->kills().empty(); }));
+  EXPECT_TRUE(WaitUntil([&] { return !Node(1)->kills().empty(); }, 3000));
 }
 
 // The pre-launch checks find the node down: no job, and the reply's check report
@@ -364,7 +364,7 @@ TEST_F(JobManagerTest, KillReportsNodesThatCouldNotConfirm) {
 TEST_F(JobManagerTest, EventsOfAnotherGenerationOrNodeAreIgnored) {
   Start();
   std::string id = MustStart(Request(2, 1)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(id, /*generation=*/1, 0, 1);
   Node(0)->PushRankExit(id, 0, /*rank=*/1, 1);  // rank 1 lives on node1, not node0
   Node(0)->PushRankExit("other-job", 0, 0, 1);
@@ -377,16 +377,16 @@ TEST_F(JobManagerTest, EventsOfAnotherGenerationOrNodeAreIgnored) {
 TEST_F(JobManagerTest, BrokenWatchIsReopenedAndItsSnapshotIsIdempotent) {
   Start();
   std::string id = MustStart(Request(2, 1)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(id, 0, 0, 0);
   Node(0)->BreakWatches(Unavailable("socket closed"));
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->watch_opens() == 2 && Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->watch_opens() == 2 && Node(0)->open_watches() == 1; }, 3000));
   // The snapshot repeated rank 0's exit; the job still waits for rank 1.
   EXPECT_EQ(StateNow(id), RUNNING);
   Node(1)->PushRankExit(id, 0, 1, 0);
   EXPECT_EQ(StateNow(id), SUCCEEDED);
   // Once nothing runs there, the streams are closed.
-  EXPECT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 0; }));
+  EXPECT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 0; }, 3000));
 }
 
 // --- restarts (launch.max_restarts) ---
@@ -395,9 +395,9 @@ TEST_F(JobManagerTest, AFailureWithRestartsLeftKillsAndLaunchesTheNextGeneration
   Start();
   std::string id =
       MustStart(Request(2, 2, 0, R"(, "max_restarts": 2, "restart_backoff_s": 0)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->PushRankExit(id, 0, 3, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   JobStatus s = Get(id);
   EXPECT_EQ(s.restarts(), 1);
   EXPECT_EQ(s.max_restarts(), 2);
@@ -417,10 +417,10 @@ TEST_F(JobManagerTest, AFailureWithRestartsLeftKillsAndLaunchesTheNextGeneration
   EXPECT_EQ(Get(id).generation(), 1);
 
   Node(0)->PushRankExit(id, 1, 1, 2);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 2 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 2 && StateNow(id) == RUNNING; }, 3000));
   // The third failure finds no restart left.
   Node(1)->PushRankExit(id, 2, 2, 3);
-  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == FAILED; }));
+  ASSERT_TRUE(WaitUntil([&] { return StateNow(id) == FAILED; }, 3000));
   s = Get(id);
   EXPECT_EQ(s.restarts(), 2);
   EXPECT_EQ(s.failure().rank(), 2);
@@ -431,11 +431,11 @@ TEST_F(JobManagerTest, AKillDuringTheRestartBackoffWinsAndNothingIsLaunched) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 3, "restart_backoff_s": 30)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == RESTARTING; }));
+  ASSERT_TRUE(WaitUntil([&] { return StateNow(id) == RESTARTING; }, 3000));
   // The generation is killed before the backoff starts.
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->kills().size() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->kills().size() == 1; }, 3000));
   KillJobRequest kill;
   kill.set_job_id(id);
   KillJobReply reply;
@@ -454,10 +454,10 @@ TEST_F(JobManagerTest, ARelaunchThatFailsUsesTheNextRestart) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->SetLaunchStatus(FailedPrecondition("node 1 rank 1: cannot exec 'train'"));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == FAILED; }));
+  ASSERT_TRUE(WaitUntil([&] { return StateNow(id) == FAILED; }, 3000));
   JobStatus s = Get(id);
   EXPECT_EQ(s.generation(), 1);
   EXPECT_EQ(s.restarts(), 1);
@@ -468,9 +468,9 @@ TEST_F(JobManagerTest, ARestartRecordsDetectionKillAndRelaunchTimes) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   const Failure f = Get(id).failure();
   EXPECT_EQ(f.kind(), FAILURE_RANK_EXIT);
   EXPECT_GT(f.occurred_ms(), 0);
@@ -495,10 +495,10 @@ TEST_F(JobManagerTest, ASpareReplacesANodeThatCannotConfirmTheKill) {
   ASSERT_EQ(s.spares_size(), 1);
   EXPECT_EQ(s.spares(0).state(), NODE_SPARE);
   EXPECT_TRUE(Node(2)->launches().empty());
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->SetKillStatus(Unavailable("connection refused"));
   Node(1)->PushRankExit(id, 0, 2, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   s = Get(id);
   EXPECT_EQ(s.nodes(1).host(), "node2");
   EXPECT_EQ(s.world_size(), 4);
@@ -523,11 +523,11 @@ TEST_F(JobManagerTest, AnElasticJobGoesOnWithFewerNodesWhenThereIsNoSpare) {
   std::string id =
       MustStart(Request(3, 2, 0, R"(, "nnodes": "2:3", "max_restarts": 1, "restart_backoff_s": 0)"))
           .job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(2)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(2)->open_watches() == 1; }, 3000));
   EXPECT_EQ(Get(id).world_size(), 6);
   Node(0)->SetKillStatus(Unavailable("connection refused"));
   Node(0)->PushRankExit(id, 0, 0, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   JobStatus s = Get(id);
   EXPECT_EQ(s.world_size(), 4);
   ASSERT_EQ(s.nodes_size(), 2);
@@ -544,14 +544,14 @@ TEST_F(JobManagerTest, WithoutASpareTheRestartWaitsForTheNodeToComeBack) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->SetKillStatus(Unavailable("connection refused"));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).message().find("waiting for node1:7071") == 0; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).message().find("waiting for node1:7071") == 0; }, 3000));
   EXPECT_EQ(StateNow(id), RESTARTING);
   EXPECT_EQ(Node(0)->launches().size(), 1u);
   Node(1)->SetKillStatus(Status::Ok());  // the agent is back and confirms
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 5000));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 5000));
   EXPECT_EQ(Node(1)->launches().size(), 2u);
   EXPECT_THAT(Get(id).failure().action(), HasSubstr("waiting for node1:7071 (kill not confirmed)"));
 }
@@ -560,15 +560,15 @@ TEST_F(JobManagerTest, AnUnreachableNodeIsWaitedForThenTheJobGoesOn) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 1, "restart_backoff_s": 0)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   // The agent is gone: every call is refused, its re-check too.
   Node(1)->SetPingStatus(Unavailable("connection refused"));
   Node(1)->SetKillStatus(Unavailable("connection refused"));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return Get(id).message().find("waiting for node1:7071") == 0; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).message().find("waiting for node1:7071") == 0; }, 3000));
   Node(1)->SetPingStatus(Status::Ok());
   Node(1)->SetKillStatus(Status::Ok());
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 8000));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 8000));
 }
 
 TEST_F(JobManagerTest, ANodeThatFailsItsRecheckIsReplacedByASpare) {
@@ -576,7 +576,7 @@ TEST_F(JobManagerTest, ANodeThatFailsItsRecheckIsReplacedByASpare) {
   std::string id =
       MustStart(Request(3, 1, 0, R"(, "nnodes": 2, "max_restarts": 1, "restart_backoff_s": 0)"))
           .job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   const int checks_before = Node(1)->checks();
   agent::CheckResult fail;
   fail.set_id("gpu_driver");
@@ -585,7 +585,7 @@ TEST_F(JobManagerTest, ANodeThatFailsItsRecheckIsReplacedByASpare) {
   fail.set_found("NVML: GPU 3 fell off the bus");
   Node(1)->SetCheckResults({fail});
   Node(1)->PushRankExit(id, 0, 1, 0, 7);  // SIGBUS
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   EXPECT_EQ(Node(1)->checks(), checks_before + 1);
   JobStatus s = Get(id);
   EXPECT_EQ(s.nodes(1).host(), "node2");
@@ -596,12 +596,12 @@ TEST_F(JobManagerTest, ARestartingJobGoesOnAfterACoordinatorRestart) {
   Start();
   std::string id =
       MustStart(Request(2, 1, 0, R"(, "max_restarts": 2, "restart_backoff_s": 30)")).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(1)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(1)->open_watches() == 1; }, 3000));
   Node(1)->PushRankExit(id, 0, 1, 1);
-  ASSERT_TRUE(WaitFor([&] { return StateNow(id) == RESTARTING; }));
+  ASSERT_TRUE(WaitUntil([&] { return StateNow(id) == RESTARTING; }, 3000));
   jm_.reset();  // coordd dies during the 30 s backoff
   Start();
-  ASSERT_TRUE(WaitFor([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return Get(id).generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   EXPECT_EQ(Get(id).restarts(), 1);
   EXPECT_EQ(Node(0)->launches().back().generation(), 1);
 }
@@ -619,7 +619,7 @@ TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
   while (!failed && clock->MonoMs() - t0 < 5000) {
     clock->Advance(100);
     Node(0)->PushHeartbeat();
-    failed = WaitFor([&] { return StateNow(id) == FAILED; }, 20);
+    failed = WaitUntil([&] { return StateNow(id) == FAILED; }, 20);
   }
   ASSERT_TRUE(failed);
   EXPECT_GE(clock->MonoMs() - t0, 3 * 500);
@@ -627,7 +627,7 @@ TEST_F(JobManagerTest, LostHeartbeatsFailTheJob) {
   EXPECT_THAT(s.failure().message(), HasSubstr("node node1:7071 lost: no heartbeat for"));
   EXPECT_EQ(s.failure().node_rank(), 1);
   EXPECT_EQ(s.nodes(1).state(), NODE_LOST);
-  EXPECT_TRUE(WaitFor([&] { return !Node(0)->kills().empty(); }));
+  EXPECT_TRUE(WaitUntil([&] { return !Node(0)->kills().empty(); }, 3000));
 }
 
 TEST_F(JobManagerTest, InvalidRequestsCreateNoJob) {
@@ -684,14 +684,14 @@ TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
   Start();
   Node(0)->SetStderr(0, {"boom"});
   std::string ok = MustStart(Request(1, 1, 0)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(ok, 0, 0, 0);
   std::string bad = MustStart(Request(1, 1, 0)).job_id();
-  ASSERT_TRUE(WaitFor([&] { return Node(0)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(0)->open_watches() == 1; }, 3000));
   Node(0)->PushRankExit(bad, 0, 0, 7);
   ASSERT_EQ(Get(bad).state(), FAILED);                         // waits for the stderr tail
   std::string running = MustStart(Request(2, 1, 2)).job_id();  // node2, node3
-  ASSERT_TRUE(WaitFor([&] { return Node(2)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(2)->open_watches() == 1; }, 3000));
   jm_.reset();                              // coordd goes away; the job's ranks keep running
   Node(2)->PushRankExit(running, 0, 0, 0);  // exits while nobody watches
 
@@ -708,7 +708,7 @@ TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
   EXPECT_EQ(all.jobs(1).ranks(0).state(), agent::RANK_EXITED);
   // The running job is supervised again: the snapshot brings rank 0's exit, rank 1's
   // exit arrives live.
-  ASSERT_TRUE(WaitFor([&] { return Node(3)->open_watches() == 1; }));
+  ASSERT_TRUE(WaitUntil([&] { return Node(3)->open_watches() == 1; }, 3000));
   EXPECT_EQ(Get(running).ranks(0).state(), agent::RANK_EXITED);
   EXPECT_EQ(StateNow(running), RUNNING);
   Node(3)->PushRankExit(running, 0, 1, 0);

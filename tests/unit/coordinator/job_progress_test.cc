@@ -7,8 +7,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <memory>
+#include <thread>
 
 #include "tests/support/fake_clock.h"
 #include "job_manager_fixture.h"
@@ -61,8 +63,8 @@ class JobProgressTest : public JobManagerTest {
         Node(node)->PushEvent(e);
       }
       // The events and the monitor's next look are asynchronous: let them land.
-      if (stop && WaitFor(stop, 30)) return false;
-      if (!stop) WaitFor([] { return false; }, 3);
+      if (stop && WaitUntil(stop, 30)) return false;
+      if (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(3));
     }
     return true;
   }
@@ -90,7 +92,7 @@ TEST_F(JobProgressTest, AStartUpSlowerThanTheHangTimeoutIsNotAHangButLaterSilenc
   // the next heartbeat): not before 1 s + 500 ms, and once the clock reaches it.
   EXPECT_TRUE(Advance(1000 + heartbeat_ms_ - kStepMs, failed)) << "failed before the deadline";
   Advance(kStepMs);
-  EXPECT_TRUE(WaitFor(failed, 10000)) << "no hang at the deadline";
+  EXPECT_TRUE(WaitUntil(failed, 10000)) << "no hang at the deadline";
   EXPECT_GE(fake_->MonoMs() - stopped, 1000 + heartbeat_ms_);
   const Failure f = Get(id).failure();
   EXPECT_EQ(f.kind(), FAILURE_HANG);
@@ -109,7 +111,7 @@ TEST_F(JobProgressTest, ARankThatNeverWritesFailsTheStartupDeadlineByNameWhileOt
   EXPECT_TRUE(Advance(1000 + heartbeat_ms_ - kStepMs, failed_once))
       << "failed before the startup deadline";
   Advance(kStepMs);
-  EXPECT_TRUE(WaitFor(failed_once, 10000)) << "no failure at the startup deadline";
+  EXPECT_TRUE(WaitUntil(failed_once, 10000)) << "no failure at the startup deadline";
   EXPECT_GE(fake_->MonoMs() - launched, 1000 + heartbeat_ms_);
   JobStatus s = Get(id);
   const Failure& f = s.failures(0);
@@ -125,7 +127,7 @@ TEST_F(JobProgressTest, ARankThatNeverWritesFailsTheStartupDeadlineByNameWhileOt
               ::testing::ElementsAre("mounting /cfs ...", "still waiting for /cfs"));
 
   // The next generation gets a startup deadline of its own, counted from its launch.
-  ASSERT_TRUE(WaitFor([&] { return s = Get(id), s.generation() == 1 && StateNow(id) == RUNNING; }));
+  ASSERT_TRUE(WaitUntil([&] { return s = Get(id), s.generation() == 1 && StateNow(id) == RUNNING; }, 3000));
   generation_ = 1;
   writing_[1] = true;
   Advance(1500);
@@ -150,7 +152,7 @@ TEST_F(JobProgressTest, ARankThatExitedIsNotWaitedForAndTheDefaultIsGenerous) {
   Advance(1500);
   EXPECT_EQ(StateNow(b), RUNNING) << Get(b).failure().message();
   Node(0)->PushRankExit(b, 0, 0, 0);
-  EXPECT_TRUE(WaitFor([&] { return StateNow(b) == SUCCEEDED; }));
+  EXPECT_TRUE(WaitUntil([&] { return StateNow(b) == SUCCEEDED; }, 3000));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "common/fs.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::coordinator {
 namespace {
@@ -17,12 +18,7 @@ using ::testing::HasSubstr;
 
 class JournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/journal_test.XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveTree(dir_); }
+  void SetUp() override { dir_ = tmp_.path(); }
 
   static JobPlan Plan() {
     JobPlan p;
@@ -91,7 +87,8 @@ class JournalTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(JournalPath(), *old + text).ok());
   }
 
-  std::string dir_;
+  coord::testing::TempDir tmp_;
+  std::string dir_;  // tmp_'s path
 };
 
 TEST_F(JournalTest, RoundTripRestoresStateFailureRanksAndPlan) {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "common/fs.h"
-#include "tests/support/test_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::playbooks {
 namespace {

@@ -12,7 +12,8 @@
 #include <vector>
 
 #include "playbook_test_util.h"
-#include "tests/support/test_process.h"
+#include "tests/support/files.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::playbooks {
 namespace {

@@ -24,7 +24,7 @@
 #include "playbooks/runner/local_host.h"
 #include "playbooks/runner/playbook_parser.h"
 #include "playbooks/runner/runner.h"
-#include "tests/support/test_process.h"
+#include "tests/support/temp_dir.h"
 
 namespace coord::playbooks {
 namespace {
