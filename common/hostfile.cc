@@ -17,6 +17,7 @@
 
 #include "common/fs.h"
 #include "common/job_spec.h"  // DidYouMean
+#include "common/strings.h"
 
 namespace coord {
 namespace {
@@ -78,12 +79,6 @@ const HostOption kHostOptions[] = {
 
 bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
-std::string Trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && IsSpace(s[b])) ++b;
-  while (e > b && IsSpace(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
 
 std::vector<std::string> SplitWhitespace(const std::string& s) {
   std::vector<std::string> out;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "env_check/check.h"
+#include "common/strings.h"
 
 namespace coord::env_check {
 namespace {
@@ -108,12 +109,6 @@ class Nvml {
   std::string error_;
 };
 
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 std::vector<std::string> SplitLines(const std::string& text) {
   std::vector<std::string> lines;

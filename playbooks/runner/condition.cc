@@ -1,6 +1,7 @@
 // The `when` language (condition.h): a tokenizer, a recursive descent parser
 // that builds a small shared tree, and its evaluator. Pure.
 #include "playbooks/runner/condition.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -19,13 +20,6 @@ struct Condition::Node {
 };
 
 namespace {
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

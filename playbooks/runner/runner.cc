@@ -18,6 +18,7 @@
 #include "common/fs.h"
 #include "playbooks/runner/report.h"
 #include "playbooks/runner/var_scope.h"
+#include "common/strings.h"
 
 namespace coord::playbooks {
 
@@ -29,11 +30,6 @@ double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 bool Contains(const std::string& haystack, const char* needle) {
   return haystack.find(needle) != std::string::npos;

@@ -1,22 +1,13 @@
 // `{{ name }}` templates (template.h): split once into literal and variable
 // pieces, so rendering per host is a walk over the pieces. Pure.
 #include "playbooks/runner/template.h"
+#include "common/strings.h"
 
 #include <algorithm>
 #include <cctype>
 
 namespace coord::playbooks {
 
-namespace {
-
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-}  // namespace
 
 bool IsValidVarName(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
