@@ -57,6 +57,13 @@ class Communicator {
 
   virtual coord::Status Barrier() = 0;
 
+  // Point to point, for pipeline stages' activations and their gradients: not
+  // collective. Rank a's k-th Send to rank b meets rank b's k-th Recv from a (same count
+  // and type); each waits for its match within timeout() like a collective, so a
+  // stage whose peer died or stopped fails naming that peer instead of hanging.
+  virtual coord::Status Send(const void* data, size_t count, DataType type, int peer) = 0;
+  virtual coord::Status Recv(void* data, size_t count, DataType type, int peer) = 0;
+
   // Typed conveniences.
   coord::Status AllReduceSum(float* data, size_t count) {
     return AllReduceSum(data, count, DataType::kFloat32);

@@ -27,6 +27,7 @@ namespace {
 // Slot prefixes of our ring operations; gloo's own collectives use small prefixes.
 constexpr uint8_t kReduceScatterSlot = 0xc1;
 constexpr uint8_t kAllGatherSlot = 0xc2;
+constexpr uint8_t kPointToPointSlot = 0xc3;
 
 using ReduceFn = void (*)(void*, const void*, const void*, size_t);
 
@@ -238,6 +239,50 @@ coord::Status GlooCommunicator::Broadcast(void* data, size_t count, DataType typ
   } catch (const std::exception& e) {
     return Failed(
         "broadcast of " + std::to_string(count) + " elements from rank " + std::to_string(root), e);
+  }
+  return coord::Status::Ok();
+}
+
+namespace {
+coord::Status CheckPeer(const char* what, int peer, int rank, int size) {
+  if (peer >= 0 && peer < size && peer != rank) return coord::Status::Ok();
+  return coord::InvalidArgument(std::string(what) + " rank " + std::to_string(peer) +
+                                ": not another rank of this group of " + std::to_string(size) +
+                                " (this is rank " + std::to_string(rank) + ")");
+}
+}  // namespace
+
+coord::Status GlooCommunicator::Send(const void* data, size_t count, DataType type, int peer) {
+  GLOO_GUARD;
+  RETURN_IF_ERROR(CheckPeer("send to", peer, rank_, size_));
+  const uint32_t seq = sent_to_[static_cast<size_t>(peer)]++;
+  if (count == 0) return coord::Status::Ok();
+  try {
+    // gloo only reads a send buffer; its API takes a mutable pointer.
+    auto buf = context_->createUnboundBuffer(const_cast<void*>(data), count * DataTypeSize(type));
+    buf->send(peer, gloo::Slot::build(kPointToPointSlot, seq));
+    buf->waitSend(timeout_);
+  } catch (const std::exception& e) {
+    return Failed("send of " + std::to_string(count) + " elements to rank " +
+                      std::to_string(peer) + " (message " + std::to_string(seq) + ")",
+                  e);
+  }
+  return coord::Status::Ok();
+}
+
+coord::Status GlooCommunicator::Recv(void* data, size_t count, DataType type, int peer) {
+  GLOO_GUARD;
+  RETURN_IF_ERROR(CheckPeer("recv from", peer, rank_, size_));
+  const uint32_t seq = received_from_[static_cast<size_t>(peer)]++;
+  if (count == 0) return coord::Status::Ok();
+  try {
+    auto buf = context_->createUnboundBuffer(data, count * DataTypeSize(type));
+    buf->recv(peer, gloo::Slot::build(kPointToPointSlot, seq));
+    buf->waitRecv(timeout_);
+  } catch (const std::exception& e) {
+    return Failed("recv of " + std::to_string(count) + " elements from rank " +
+                      std::to_string(peer) + " (message " + std::to_string(seq) + ")",
+                  e);
   }
   return coord::Status::Ok();
 }

@@ -52,6 +52,8 @@ class GlooCommunicator : public Communicator {
   coord::Status AllGather(void* data, const std::vector<size_t>& counts, DataType type) override;
   coord::Status Broadcast(void* data, size_t count, DataType type, int root) override;
   coord::Status Barrier() override;
+  coord::Status Send(const void* data, size_t count, DataType type, int peer) override;
+  coord::Status Recv(void* data, size_t count, DataType type, int peer) override;
   using Communicator::AllReduceSum;
 
   // The local address peers connect to (for logs).
@@ -59,7 +61,11 @@ class GlooCommunicator : public Communicator {
 
  private:
   GlooCommunicator(int rank, int size, std::chrono::milliseconds timeout)
-      : rank_(rank), size_(size), timeout_(timeout) {}
+      : rank_(rank),
+        size_(size),
+        timeout_(timeout),
+        sent_to_(static_cast<size_t>(size), 0),
+        received_from_(static_cast<size_t>(size), 0) {}
   uint32_t NextTag() { return next_tag_++; }
   // n consecutive tags (one per ring step), the same on every rank.
   uint32_t NextTags(int n) {
@@ -77,6 +83,9 @@ class GlooCommunicator : public Communicator {
   bool broken_ = false;
   std::string broken_reason_;
   std::vector<char> scratch_;  // ring reduce-scatter receive block
+  // Point to point: messages sent to / received from each peer so far (the k-th send
+  // from a to b and b's k-th recv from a share a slot).
+  std::vector<uint32_t> sent_to_, received_from_;
 };
 
 // Which local IPv4 address routes to host (a connected UDP socket's name; nothing is

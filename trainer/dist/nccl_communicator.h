@@ -92,6 +92,8 @@ class NcclCommunicator final : public Communicator {
   coord::Status Broadcast(void* data, size_t count, DataType type, int root) override;
   // An all-reduce of one float on a device scratch word.
   coord::Status Barrier() override;
+  coord::Status Send(const void* data, size_t count, DataType type, int peer) override;
+  coord::Status Recv(void* data, size_t count, DataType type, int peer) override;
 
   // Enqueues data[0, count) += other ranks' data on stream() and returns without
   // waiting for the reduction (only for NCCL to accept the op, bounded by

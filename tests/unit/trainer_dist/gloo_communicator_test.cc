@@ -203,6 +203,74 @@ TEST(GlooCommunicator, PeerThatGoesAwayFailsTheCallBeforeTheTimeout) {
   });
 }
 
+// A pipeline's traffic: each rank receives from the previous stage, adds its rank and
+// sends to the next, for several micro-batches in flight; the last stage sends
+// "gradients" back down. Messages to one peer arrive in the order they were sent,
+// floats and doubles, and a zero-count message still counts as one.
+TEST_P(GlooRanks, SendAndRecvCarryAPipelinesTrafficInOrder) {
+  const int size = GetParam();
+  if (size == 1) GTEST_SKIP() << "no peer";
+  RunRanks(size, milliseconds(10000), [&](int r, GlooCommunicator& comm) {
+    constexpr int kMicro = 4;
+    constexpr size_t kN = 3000;
+    for (int m = 0; m < kMicro; ++m) {  // forward: stage r adds r + 1 to every element
+      std::vector<float> act(kN);
+      if (r == 0) {
+        for (size_t i = 0; i < kN; ++i) act[i] = Input(m, i);
+      } else {
+        ASSERT_TRUE(comm.Recv(act.data(), kN, DataType::kFloat32, r - 1).ok());
+      }
+      for (float& x : act) x += static_cast<float>(r + 1);
+      if (r + 1 < size) {
+        ASSERT_TRUE(comm.Send(act.data(), kN, DataType::kFloat32, r + 1).ok());
+      } else {
+        const float added = static_cast<float>(size * (size + 1) / 2);
+        for (size_t i = 0; i < kN; ++i) ASSERT_EQ(act[i], Input(m, i) + added) << m << " " << i;
+      }
+    }
+    for (int m = 0; m < kMicro; ++m) {  // backward: doubles down the pipe, with an empty one
+      std::vector<double> grad(7, 0.0);
+      if (r + 1 < size) {
+        ASSERT_TRUE(comm.Recv(nullptr, 0, DataType::kFloat64, r + 1).ok());
+        ASSERT_TRUE(comm.Recv(grad.data(), grad.size(), DataType::kFloat64, r + 1).ok());
+        EXPECT_EQ(grad[3], 0.5 * m + (size - 1 - r)) << "micro-batch " << m;
+      } else {
+        grad[3] = 0.5 * m;
+      }
+      grad[3] += r > 0 ? 1.0 : 0.0;
+      if (r > 0) {
+        ASSERT_TRUE(comm.Send(nullptr, 0, DataType::kFloat64, r - 1).ok());
+        ASSERT_TRUE(comm.Send(grad.data(), grad.size(), DataType::kFloat64, r - 1).ok());
+      }
+    }
+    EXPECT_EQ(comm.Send(nullptr, 0, DataType::kFloat32, r).code(),
+              coord::StatusCode::kInvalidArgument);  // not to itself
+    EXPECT_EQ(comm.Recv(nullptr, 0, DataType::kFloat32, size).code(),
+              coord::StatusCode::kInvalidArgument);
+    ASSERT_TRUE(comm.Barrier().ok());  // collectives still line up after point to point
+  });
+}
+
+// A stage waiting on a peer that is alive but never sends: DeadlineExceeded within the
+// timeout, naming the peer and which of its messages was awaited.
+TEST(GlooCommunicator, ARecvFromASilentPeerTimesOutNamingIt) {
+  const auto timeout = milliseconds(400);
+  RunRanks(2, timeout, [&](int r, GlooCommunicator& comm) {
+    ASSERT_TRUE(comm.Barrier().ok());
+    if (r == 1) {
+      std::this_thread::sleep_for(timeout * 4);
+      return;
+    }
+    std::vector<float> act(64);
+    const auto t0 = std::chrono::steady_clock::now();
+    coord::Status s = comm.Recv(act.data(), act.size(), DataType::kFloat32, 1);
+    EXPECT_EQ(s.code(), coord::StatusCode::kDeadlineExceeded) << s.ToString();
+    EXPECT_NE(s.message().find("recv of 64 elements from rank 1 (message 0)"), std::string::npos)
+        << s.message();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, timeout * 3);
+  });
+}
+
 TEST(GlooCommunicator, EvenCountsSplitsLikeZero) {
   EXPECT_EQ(EvenCounts(10, 4), (std::vector<size_t>{3, 3, 3, 1}));
   EXPECT_EQ(EvenCounts(2, 4), (std::vector<size_t>{1, 1, 0, 0}));

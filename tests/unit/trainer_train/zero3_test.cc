@@ -107,6 +107,12 @@ class SharedMemoryCommunicator final : public dist::Communicator {
     g_->Barrier();
     return coord::Status::Ok();
   }
+  coord::Status Send(const void*, size_t, dist::DataType, int) override {
+    return coord::Unimplemented("ZeRO-3 does not send");
+  }
+  coord::Status Recv(void*, size_t, dist::DataType, int) override {
+    return coord::Unimplemented("ZeRO-3 does not receive");
+  }
   SharedMemoryGroup* g_;
   int rank_;
 };
