@@ -231,6 +231,12 @@ TEST_F(NcclCommunicatorTest, ArgumentErrorsLeaveTheCommunicatorUsable) {
   EXPECT_EQ(s.code(), coord::StatusCode::kInvalidArgument) << s.ToString();
   s = comm_->Broadcast(buf.get(), 8, DataType::kFloat32, /*root=*/1);
   EXPECT_EQ(s.code(), coord::StatusCode::kInvalidArgument) << s.ToString();
+  // Point to point needs another rank: to itself or past the group is refused.
+  s = comm_->Send(buf.get(), 8, DataType::kFloat32, /*peer=*/0);
+  EXPECT_EQ(s.code(), coord::StatusCode::kInvalidArgument) << s.ToString();
+  EXPECT_NE(s.message().find("peer 0 is not another rank"), std::string::npos) << s.ToString();
+  s = comm_->Recv(buf.get(), 8, DataType::kFloat32, /*peer=*/1);
+  EXPECT_EQ(s.code(), coord::StatusCode::kInvalidArgument) << s.ToString();
   s = comm_->AllReduceSum(buf.get(), 8, DataType::kFloat32);
   EXPECT_TRUE(s.ok()) << s.ToString();
 }
