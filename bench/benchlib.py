@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark drivers in bench/: timestamped logging, the load
 average and waiting for an idle machine, free ports, log tails, the process table
-and a sampler of other load on the CPUs. Standard library only."""
+a sampler of other load on the CPUs, and
+the launcher of a gpt-rank job's ranks. Standard library only."""
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -40,6 +42,48 @@ def free_port(host="127.0.0.1"):
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def run_ranks(argv, world, threads, tmp, tag, timeout):
+    """Runs `argv` as ranks 0..world-1 of one gpt-rank job on this machine (env://,
+    MASTER_ADDR 127.0.0.1, a free port, OMP_NUM_THREADS=threads), each logging to
+    tmp/<tag>-rank<r>.log. Exits the bench with the log's tail if a rank fails or the
+    job outlives `timeout` s; every rank still running then is killed by PID. Returns
+    each rank's peak resident memory in bytes (ru_maxrss from wait4)."""
+    port = free_port()
+    procs, logs = [], []
+    try:
+        for rank in range(world):
+            env = dict(os.environ, OMP_NUM_THREADS=str(threads), RANK=str(rank),
+                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                       MASTER_PORT=str(port))
+            logs.append(os.path.join(tmp, "%s-rank%d.log" % (tag, rank)))
+            with open(logs[-1], "w") as out:
+                procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=out))
+        peaks = [0] * world
+        deadline = time.time() + timeout
+        pending = {p.pid: i for i, p in enumerate(procs)}
+        while pending:
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
+            if pid == 0:
+                if time.time() > deadline:
+                    sys.exit("%s: timed out after %.0f s" % (tag, timeout))
+                time.sleep(0.2)
+                continue
+            if pid not in pending:
+                continue
+            i = pending.pop(pid)
+            procs[i].returncode = os.waitstatus_to_exitcode(status)
+            peaks[i] = usage.ru_maxrss * 1024
+            if procs[i].returncode != 0:
+                sys.exit("%s: rank %d failed:\n%s" % (tag, i, tail(logs[i], 40)))
+    finally:
+        for p in procs:
+            if p.returncode is None and p.poll() is None:
+                p.kill()
+                p.wait()
+    return peaks
 
 
 def tail(path, n=15):

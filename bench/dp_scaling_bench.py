@@ -22,12 +22,11 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port  # noqa: E402
+from benchlib import run_ranks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -46,25 +45,7 @@ def run_job(gpt_rank, tmp, tag, world, threads, zero, iters, timeout):
     argv = [gpt_rank, "train", "--config", os.path.join(ROOT, "configs/tiny.json")]
     for s in sets:
         argv += ["--set", s]
-    port = free_port()
-    procs = []
-    try:
-        for rank in range(world):
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads), RANK=str(rank),
-                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                       MASTER_PORT=str(port))
-            log = open(os.path.join(tmp, "%s-rank%d.log" % (tag, rank)), "w")
-            procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=log))
-        for p in procs:
-            if p.wait(timeout=timeout) != 0:
-                with open(os.path.join(tmp, "%s-rank%d.log" % (tag, procs.index(p)))) as f:
-                    sys.exit("%s: rank %d failed:\n%s" % (tag, procs.index(p), f.read()[-3000:]))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    run_ranks(argv, world, threads, tmp, tag, timeout)
     with open(metrics) as f:
         return [json.loads(line)["tokens_per_s"] for line in f if line.strip()]
 

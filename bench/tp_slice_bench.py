@@ -31,10 +31,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, loadavg  # noqa: E402
+from benchlib import loadavg, run_ranks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -74,40 +73,7 @@ def train(gpt_rank, tmp, tag, world, tp, zero, threads, iters, timeout, extra):
     argv = [gpt_rank, "train", "--config", CONFIG]
     for s in sets_for(tmp, tag, tp, zero, threads, iters, extra):
         argv += ["--set", s]
-    port = free_port()
-    procs, logs = [], []
-    try:
-        for rank in range(world):
-            env = dict(os.environ, OMP_NUM_THREADS=str(threads), RANK=str(rank),
-                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
-                       MASTER_PORT=str(port))
-            logs.append(os.path.join(tmp, "%s-rank%d.log" % (tag, rank)))
-            with open(logs[-1], "w") as log:
-                procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=log))
-        peaks = [0] * world
-        deadline = time.time() + timeout
-        pending = {p.pid: i for i, p in enumerate(procs)}
-        while pending:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
-            if pid == 0:
-                if time.time() > deadline:
-                    sys.exit("%s: timed out after %.0f s" % (tag, timeout))
-                time.sleep(0.2)
-                continue
-            if pid not in pending:
-                continue
-            i = pending.pop(pid)
-            procs[i].returncode = os.waitstatus_to_exitcode(status)
-            peaks[i] = usage.ru_maxrss * 1024
-            if procs[i].returncode != 0:
-                with open(logs[i]) as f:
-                    sys.exit("%s: rank %d failed:\n%s" % (tag, i, f.read()[-3000:]))
-    finally:
-        for p in procs:
-            if p.returncode is None and p.poll() is None:
-                p.kill()
-                p.wait()
+    peaks = run_ranks(argv, world, threads, tmp, tag, timeout)
     with open(os.path.join(tmp, tag + ".jsonl")) as f:
         return [json.loads(line) for line in f if line.strip()], peaks
 
