@@ -24,6 +24,13 @@ coord::Status CheckBlockCounts(const std::string& what, const std::vector<size_t
                                 std::to_string(ranks) + " ranks");
 }
 
+coord::Status CheckPeer(const std::string& what, int peer, int rank, int size) {
+  if (peer >= 0 && peer < size && peer != rank) return coord::Status::Ok();
+  return coord::InvalidArgument(what + ": peer " + std::to_string(peer) +
+                                " is not another rank of this group of " + std::to_string(size) +
+                                " (this is rank " + std::to_string(rank) + ")");
+}
+
 }  // namespace gpt_rank::dist
 
 namespace gpt_rank::dist {

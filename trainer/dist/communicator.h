@@ -83,6 +83,10 @@ std::vector<size_t> EvenCounts(size_t n, int parts);
 coord::Status CheckBlockCounts(const std::string& what, const std::vector<size_t>& counts,
                                int ranks);
 
+// Send and Recv take another rank of the group: InvalidArgument ("<what>: peer 0 is not
+// another rank of this group of 2 (this is rank 0)") otherwise.
+coord::Status CheckPeer(const std::string& what, int peer, int rank, int size);
+
 }  // namespace gpt_rank::dist
 
 namespace gpt_rank::dist {

@@ -243,45 +243,36 @@ coord::Status GlooCommunicator::Broadcast(void* data, size_t count, DataType typ
   return coord::Status::Ok();
 }
 
-namespace {
-coord::Status CheckPeer(const char* what, int peer, int rank, int size) {
-  if (peer >= 0 && peer < size && peer != rank) return coord::Status::Ok();
-  return coord::InvalidArgument(std::string(what) + " rank " + std::to_string(peer) +
-                                ": not another rank of this group of " + std::to_string(size) +
-                                " (this is rank " + std::to_string(rank) + ")");
-}
-}  // namespace
-
 coord::Status GlooCommunicator::Send(const void* data, size_t count, DataType type, int peer) {
-  GLOO_GUARD;
-  RETURN_IF_ERROR(CheckPeer("send to", peer, rank_, size_));
-  const uint32_t seq = sent_to_[static_cast<size_t>(peer)]++;
-  if (count == 0) return coord::Status::Ok();
-  try {
-    // gloo only reads a send buffer; its API takes a mutable pointer.
-    auto buf = context_->createUnboundBuffer(const_cast<void*>(data), count * DataTypeSize(type));
-    buf->send(peer, gloo::Slot::build(kPointToPointSlot, seq));
-    buf->waitSend(timeout_);
-  } catch (const std::exception& e) {
-    return Failed("send of " + std::to_string(count) + " elements to rank " +
-                      std::to_string(peer) + " (message " + std::to_string(seq) + ")",
-                  e);
-  }
-  return coord::Status::Ok();
+  // gloo only reads a send buffer; its API takes a mutable pointer.
+  return PointToPoint(/*send=*/true, const_cast<void*>(data), count, type, peer);
 }
 
 coord::Status GlooCommunicator::Recv(void* data, size_t count, DataType type, int peer) {
+  return PointToPoint(/*send=*/false, data, count, type, peer);
+}
+
+coord::Status GlooCommunicator::PointToPoint(bool send, void* data, size_t count, DataType type,
+                                             int peer) {
   GLOO_GUARD;
-  RETURN_IF_ERROR(CheckPeer("recv from", peer, rank_, size_));
-  const uint32_t seq = received_from_[static_cast<size_t>(peer)]++;
+  RETURN_IF_ERROR(CheckPeer(send ? "send" : "recv", peer, rank_, size_));
+  std::vector<uint32_t>& sequence = send ? sent_to_ : received_from_;
+  const uint32_t seq = sequence[static_cast<size_t>(peer)]++;
   if (count == 0) return coord::Status::Ok();
   try {
     auto buf = context_->createUnboundBuffer(data, count * DataTypeSize(type));
-    buf->recv(peer, gloo::Slot::build(kPointToPointSlot, seq));
-    buf->waitRecv(timeout_);
+    const uint64_t slot = gloo::Slot::build(kPointToPointSlot, seq);
+    if (send) {
+      buf->send(peer, slot);
+      buf->waitSend(timeout_);
+    } else {
+      buf->recv(peer, slot);
+      buf->waitRecv(timeout_);
+    }
   } catch (const std::exception& e) {
-    return Failed("recv of " + std::to_string(count) + " elements from rank " +
-                      std::to_string(peer) + " (message " + std::to_string(seq) + ")",
+    return Failed(std::string(send ? "send" : "recv") + " of " + std::to_string(count) +
+                      " elements " + (send ? "to" : "from") + " rank " + std::to_string(peer) +
+                      " (message " + std::to_string(seq) + ")",
                   e);
   }
   return coord::Status::Ok();

@@ -74,6 +74,8 @@ class GlooCommunicator : public Communicator {
     return first;
   }
   coord::Status Failed(const std::string& op, const std::exception& e);
+  // Send (send = true) or Recv: one message on the pair's next slot.
+  coord::Status PointToPoint(bool send, void* data, size_t count, DataType type, int peer);
 
   int rank_, size_;
   std::chrono::milliseconds timeout_;

@@ -513,38 +513,29 @@ coord::Status NcclCommunicator::Broadcast(void* data, size_t count, DataType typ
   return WaitStream(op, deadline);
 }
 
-// ncclSend/ncclRecv pair up in call order per peer, as the interface promises.
 coord::Status NcclCommunicator::Send(const void* data, size_t count, DataType type, int peer) {
-  const Op op{"send", count, type};
-  RETURN_IF_ERROR(Begin(op));
-  if (peer < 0 || peer >= size_ || peer == rank_) {
-    return coord::InvalidArgument(Context(op) + ": peer " + std::to_string(peer) +
-                                  " is not another rank");
-  }
-  if (count == 0) return coord::Status::Ok();
-  if (data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
-  const Clock::time_point deadline = Deadline();
-  const std::string peer_name = "send to rank " + std::to_string(peer);
-  RETURN_IF_ERROR(Check(ncclSend(data, count, NcclType(type), peer, comm_, stream_), "ncclSend", op,
-                        deadline)
-                      .WithContext(peer_name));
-  return WaitStream(op, deadline).WithContext(peer_name);
+  return PointToPoint(/*send=*/true, const_cast<void*>(data), count, type, peer);
 }
 
 coord::Status NcclCommunicator::Recv(void* data, size_t count, DataType type, int peer) {
-  const Op op{"recv", count, type};
+  return PointToPoint(/*send=*/false, data, count, type, peer);
+}
+
+// ncclSend/ncclRecv pair up in call order per peer, as the interface promises.
+coord::Status NcclCommunicator::PointToPoint(bool send, void* data, size_t count, DataType type,
+                                             int peer) {
+  const Op op{send ? "send" : "recv", count, type};
   RETURN_IF_ERROR(Begin(op));
-  if (peer < 0 || peer >= size_ || peer == rank_) {
-    return coord::InvalidArgument(Context(op) + ": peer " + std::to_string(peer) +
-                                  " is not another rank");
-  }
+  RETURN_IF_ERROR(CheckPeer(Context(op), peer, rank_, size_));
   if (count == 0) return coord::Status::Ok();
   if (data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
   const Clock::time_point deadline = Deadline();
-  const std::string peer_name = "recv from rank " + std::to_string(peer);
-  RETURN_IF_ERROR(Check(ncclRecv(data, count, NcclType(type), peer, comm_, stream_), "ncclRecv", op,
-                        deadline)
-                      .WithContext(peer_name));
+  const std::string peer_name =
+      std::string(send ? "send to" : "recv from") + " rank " + std::to_string(peer);
+  const int result = send ? ncclSend(data, count, NcclType(type), peer, comm_, stream_)
+                          : ncclRecv(data, count, NcclType(type), peer, comm_, stream_);
+  RETURN_IF_ERROR(
+      Check(result, send ? "ncclSend" : "ncclRecv", op, deadline).WithContext(peer_name));
   return WaitStream(op, deadline).WithContext(peer_name);
 }
 

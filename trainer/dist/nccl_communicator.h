@@ -122,6 +122,8 @@ class NcclCommunicator final : public Communicator {
   // Polls stream_ and the comm's async error until the stream is idle.
   coord::Status WaitStream(const Op& op, std::chrono::steady_clock::time_point deadline);
   // Checks an NCCL call's result; waits for acceptance on ncclInProgress.
+  // Send (send = true) or Recv of one message with `peer`, on the stream, by the deadline.
+  coord::Status PointToPoint(bool send, void* data, size_t count, DataType type, int peer);
   coord::Status Check(int result, const char* call, const Op& op,
                       std::chrono::steady_clock::time_point deadline);
   // DeadlineExceeded / Unavailable for `op`, naming this rank.
