@@ -1,16 +1,14 @@
 // The edge tables of coord-agent's generation and rank lifecycles (see lifecycle.h).
 #include "agent/lifecycle.h"
 
+#include "common/state_table.h"
+
 namespace coord::agent {
 namespace {
 
-struct GenEdge {
-  GenState from;
-  GenState to;
-};
 // A Launch call ends in RUNNING even when the launch failed: the supervisor (if
 // any is left) is then watched like any other, and its death ends the generation.
-constexpr GenEdge kGenEdges[] = {
+constexpr StateEdge<GenState> kGenEdges[] = {
     {GenState::kLaunching, GenState::kRunning},         // Launch returned
     {GenState::kLaunching, GenState::kLaunchingEnded},  // `done` before Launch returned
     {GenState::kLaunching, GenState::kDropped},         // no supervisor could be started
@@ -20,11 +18,7 @@ constexpr GenEdge kGenEdges[] = {
     {GenState::kRunning, GenState::kEnded},             // `done`, or orphaned and killed
 };
 
-struct GenName {
-  GenState state;
-  const char* name;
-};
-constexpr GenName kGenNames[] = {
+constexpr NamedState<GenState> kGenNames[] = {
     {GenState::kFound, "FOUND"},
     {GenState::kLaunching, "LAUNCHING"},
     {GenState::kLaunchingEnded, "LAUNCHING_ENDED"},
@@ -33,13 +27,9 @@ constexpr GenName kGenNames[] = {
     {GenState::kDropped, "DROPPED"},
 };
 
-struct RankEdge {
-  RankState from;
-  RankState to;
-};
 // UNKNOWN -> EXITED: an exec that failed has no `started` record, and the agent
 // ends a rank that never started when its supervisor died.
-constexpr RankEdge kRankEdges[] = {
+constexpr StateEdge<RankState> kRankEdges[] = {
     {RANK_STATE_UNKNOWN, RANK_RUNNING},
     {RANK_STATE_UNKNOWN, RANK_EXITED},
     {RANK_RUNNING, RANK_EXITED},
@@ -47,18 +37,10 @@ constexpr RankEdge kRankEdges[] = {
 
 }  // namespace
 
-bool IsValidTransition(GenState from, GenState to) {
-  for (const GenEdge& e : kGenEdges) {
-    if (e.from == from && e.to == to) return true;
-  }
-  return false;
-}
+bool IsValidTransition(GenState from, GenState to) { return HasEdge(kGenEdges, from, to); }
 
 const char* GenStateName(GenState state) {
-  for (const GenName& n : kGenNames) {
-    if (n.state == state) return n.name;
-  }
-  return "GEN_STATE_INVALID";
+  return NameIn(kGenNames, state, "GEN_STATE_INVALID");
 }
 
 bool IsLaunching(GenState state) {
@@ -73,12 +55,7 @@ GenState EndedStateFrom(GenState state) {
   return IsLaunching(state) ? GenState::kLaunchingEnded : GenState::kEnded;
 }
 
-bool IsValidTransition(RankState from, RankState to) {
-  for (const RankEdge& e : kRankEdges) {
-    if (e.from == from && e.to == to) return true;
-  }
-  return false;
-}
+bool IsValidTransition(RankState from, RankState to) { return HasEdge(kRankEdges, from, to); }
 
 const char* RankStateName(RankState state) {
   const std::string& name = RankState_Name(state);

@@ -1,17 +1,15 @@
 // The transition table of the job state machine (see job_state.h).
 #include "coordinator/job_state.h"
 
+#include "common/state_table.h"
+
 namespace coord::coordinator {
 namespace {
 
 // Every allowed edge. A failure with restarts left goes to RESTARTING instead of
 // FAILED: the generation is killed everywhere, then the next one launches (LAUNCHING)
 // unless a kill came first.
-struct Edge {
-  JobState from;
-  JobState to;
-};
-constexpr Edge kEdges[] = {
+constexpr StateEdge<JobState> kEdges[] = {
     {PENDING, LAUNCHING}, {PENDING, FAILED},       {PENDING, KILLED},     {LAUNCHING, RUNNING},
     {LAUNCHING, FAILED},  {LAUNCHING, KILLED},     {RUNNING, SUCCEEDED},  {RUNNING, FAILED},
     {RUNNING, KILLED},    {LAUNCHING, RESTARTING}, {RUNNING, RESTARTING}, {RESTARTING, LAUNCHING},
@@ -20,12 +18,7 @@ constexpr Edge kEdges[] = {
 
 }  // namespace
 
-bool IsValidTransition(JobState from, JobState to) {
-  for (const Edge& e : kEdges) {
-    if (e.from == from && e.to == to) return true;
-  }
-  return false;
-}
+bool IsValidTransition(JobState from, JobState to) { return HasEdge(kEdges, from, to); }
 
 bool IsTerminal(JobState state) { return state == SUCCEEDED || state == FAILED || state == KILLED; }
 

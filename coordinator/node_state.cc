@@ -4,17 +4,14 @@
 #include <string>
 
 #include "common/logging.h"
+#include "common/state_table.h"
 
 namespace coord::coordinator {
 namespace {
 
-struct Edge {
-  NodeState from;
-  NodeState to;
-};
 // A done node can still be lost (its ranks ended, its agent went silent while the job
 // runs on); a pending one is never: the launch either reaches it or fails.
-constexpr Edge kEdges[] = {
+constexpr StateEdge<NodeState> kEdges[] = {
     {NODE_STATE_UNKNOWN, NODE_PENDING}, {NODE_STATE_UNKNOWN, NODE_SPARE},
     {NODE_STATE_UNKNOWN, NODE_EXCLUDED}, {NODE_PENDING, NODE_LAUNCHED},
     {NODE_PENDING, NODE_FAILED},        {NODE_PENDING, NODE_UNREACHABLE},
@@ -22,11 +19,7 @@ constexpr Edge kEdges[] = {
     {NODE_DONE, NODE_LOST},             {NODE_SPARE, NODE_EXCLUDED},
 };
 
-struct Word {
-  NodeState state;
-  const char* word;
-};
-constexpr Word kWords[] = {
+constexpr NamedState<NodeState> kWords[] = {
     {NODE_PENDING, "pending"}, {NODE_LAUNCHED, "launched"},       {NODE_FAILED, "failed"},
     {NODE_UNREACHABLE, "unreachable"}, {NODE_LOST, "lost"},       {NODE_DONE, "done"},
     {NODE_SPARE, "spare"},     {NODE_EXCLUDED, "excluded"},
@@ -34,19 +27,9 @@ constexpr Word kWords[] = {
 
 }  // namespace
 
-bool IsValidNodeTransition(NodeState from, NodeState to) {
-  for (const Edge& e : kEdges) {
-    if (e.from == from && e.to == to) return true;
-  }
-  return false;
-}
+bool IsValidNodeTransition(NodeState from, NodeState to) { return HasEdge(kEdges, from, to); }
 
-const char* NodeStateWord(NodeState state) {
-  for (const Word& w : kWords) {
-    if (w.state == state) return w.word;
-  }
-  return "unknown";
-}
+const char* NodeStateWord(NodeState state) { return NameIn(kWords, state, "unknown"); }
 
 void SetNodeState(const std::string& job_id, NodeStatus* node, NodeState to) {
   const NodeState from = node->state();
@@ -66,8 +49,8 @@ void UpgradeLegacyNodeStates(nlohmann::json* job_status) {
     for (nlohmann::json& node : *it) {
       auto state = node.find("state");
       if (state == node.end() || !state->is_string()) continue;
-      for (const Word& w : kWords) {
-        if (*state == w.word) *state = NodeState_Name(w.state);
+      for (const NamedState<NodeState>& w : kWords) {
+        if (*state == w.name) *state = NodeState_Name(w.state);
       }
     }
   }
