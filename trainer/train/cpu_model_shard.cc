@@ -58,16 +58,11 @@ class CpuModelShard final : public ModelShard {
     return coord::Status::Ok();
   }
 
+  // Stage 0: every rank holds the whole reduced gradient; ZeRO: its shard of it.
   coord::StatusOr<double> GradNormSquared() override {
-    if (tp_comm_->size() == 1) return dp_->GradNormSquared(model_->grad_data());
-    // Megatron's clip_grad_norm: every shard's sharded tensors count, the replicated
-    // ones (LayerNorms, row-parallel biases, wpe) once, from tensor-parallel rank 0.
     const size_t begin = dp_->shard_begin(), end = dp_->shard_end();
-    double sq = trainer::ShardSumOfSquares(layout(), model_->grad_data() + begin, begin, end,
-                                           tp_comm_->rank() == 0);
-    if (dp_->zero_stage() >= 1) RETURN_IF_ERROR(dp_->comm().AllReduceSum(&sq, 1));
-    RETURN_IF_ERROR(tp_comm_->AllReduceSum(&sq, 1));
-    return sq;
+    return RangeGradNormSquared(layout(), model_->grad_data() + begin, begin, end,
+                                dp_->zero_stage() >= 1 ? &dp_->comm() : nullptr, tp_comm_);
   }
 
   coord::Status Step(float lr, float grad_scale) override {

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "trainer/optim/adamw.h"
 
 namespace gpt_rank::train {
 
@@ -82,12 +81,6 @@ coord::Status DataParallel::EndMicroBatch(float* grads, bool* zero_grads) {
   }
   *zero_grads = !last;
   return coord::Status::Ok();
-}
-
-coord::StatusOr<double> DataParallel::GradNormSquared(const float* grads) {
-  double sq = trainer::SumOfSquares(grads + shard_begin_, shard_end_ - shard_begin_);
-  if (options_.zero_stage >= 1) RETURN_IF_ERROR(comm_->AllReduceSum(&sq, 1));
-  return sq;
 }
 
 coord::Status DataParallel::GatherParams(float* params) {

@@ -63,9 +63,6 @@ class DataParallel {
   // communicator's (a peer died or hung: DeadlineExceeded / Unavailable).
   coord::Status EndMicroBatch(float* grads, bool* zero_grads);
 
-  // ||g||^2 of the reduced gradient over the whole model (this rank's shard summed
-  // across ranks under ZeRO).
-  coord::StatusOr<double> GradNormSquared(const float* grads);
   // After the optimizer updated params[shard]: all-gather them (ZeRO); no-op at stage 0.
   coord::Status GatherParams(float* params);
 

@@ -1,8 +1,22 @@
 // CreateModelShard: the one place that chooses a backend by training.device, and the
-// only code outside the CUDA backend that knows whether this build has one.
+// only code outside the CUDA backend that knows whether this build has one; and the
+// clip norm the CPU shards share.
 #include "trainer/train/model_shard.h"
 
+#include "trainer/optim/adamw.h"
+
 namespace gpt_rank::train {
+
+coord::StatusOr<double> RangeGradNormSquared(const trainer::GptParamLayout& layout,
+                                             const float* grads, size_t begin, size_t end,
+                                             dist::Communicator* dp, dist::Communicator* tp) {
+  double sq = tp->size() == 1
+                  ? trainer::SumOfSquares(grads, end - begin)
+                  : trainer::ShardSumOfSquares(layout, grads, begin, end, tp->rank() == 0);
+  if (dp != nullptr) RETURN_IF_ERROR(dp->AllReduceSum(&sq, 1));
+  RETURN_IF_ERROR(tp->AllReduceSum(&sq, 1));
+  return sq;
+}
 
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfig& config,
                                                               const ParallelGroups& groups,

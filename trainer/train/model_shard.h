@@ -92,6 +92,15 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfi
                                                               const ParallelGroups& groups,
                                                               dist::KeyValueStore* store);
 
+// The clip norm's ||g||^2 over the whole model, from the flat range [begin, end) of
+// this rank's tensor-parallel shard that `grads` (pointing at element begin) holds:
+// with tensor parallel, Megatron's rule (replicated tensors count once, on tensor rank
+// 0); summed over `dp` when the range is a ZeRO partition (null when every
+// data-parallel rank holds the same range) and over `tp`. The CPU shards' GradNormSquared.
+coord::StatusOr<double> RangeGradNormSquared(const trainer::GptParamLayout& layout,
+                                             const float* grads, size_t begin, size_t end,
+                                             dist::Communicator* dp, dist::Communicator* tp);
+
 // The backends CreateModelShard chooses from. CreateCudaModelShard exists only in
 // builds with CUDA (COORD_WITH_CUDA); model_shard.cc is the one place that knows.
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerConfig& config,

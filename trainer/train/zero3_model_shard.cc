@@ -72,17 +72,8 @@ class Zero3ModelShard final : public ModelShard {
   coord::StatusOr<double> GradNormSquared() override {
     // Partition sums over the data group; with tensor parallel, Megatron's rule:
     // replicated tensors count once (tensor rank 0), sharded ones on every rank.
-    const float* grads = zero_->grads();
-    const size_t begin = zero_->begin(), end = zero_->end();
-    double sq = 0.0;
-    if (tp_comm_->size() == 1) {
-      sq = trainer::SumOfSquares(grads, end - begin);
-    } else {
-      sq = trainer::ShardSumOfSquares(layout(), grads, begin, end, tp_comm_->rank() == 0);
-    }
-    RETURN_IF_ERROR(dp_comm_->AllReduceSum(&sq, 1));
-    RETURN_IF_ERROR(tp_comm_->AllReduceSum(&sq, 1));
-    return sq;
+    return RangeGradNormSquared(layout(), zero_->grads(), zero_->begin(), zero_->end(), dp_comm_,
+                                tp_comm_);
   }
 
   coord::Status Step(float lr, float grad_scale) override {
