@@ -56,13 +56,10 @@ class SelfCommunicator : public Communicator {
     return coord::Status::Ok();
   }
   coord::Status Barrier() override { return coord::Status::Ok(); }
-  coord::Status Send(const void*, size_t, DataType, int peer) override {
-    return coord::InvalidArgument("send to rank " + std::to_string(peer) +
-                                  ": a world of 1 has no peer");
-  }
-  coord::Status Recv(void*, size_t, DataType, int peer) override {
-    return coord::InvalidArgument("recv from rank " + std::to_string(peer) +
-                                  ": a world of 1 has no peer");
+  coord::Status SendRecv(const std::vector<PeerOp>& ops) override {
+    if (ops.empty()) return coord::Status::Ok();
+    return coord::InvalidArgument(std::string(ops[0].what()) + " with rank " +
+                                  std::to_string(ops[0].peer) + ": a world of 1 has no peer");
   }
 };
 

@@ -28,6 +28,17 @@ enum class DataType { kFloat32, kFloat64 };
 
 inline size_t DataTypeSize(DataType t) { return t == DataType::kFloat32 ? 4 : 8; }
 
+// One message of a point-to-point batch (Communicator::SendRecv).
+struct PeerOp {
+  enum Kind { kSend, kRecv };
+  Kind kind = kSend;
+  void* data = nullptr;  // read for a send (never written), filled by a receive
+  size_t count = 0;
+  DataType type = DataType::kFloat32;
+  int peer = 0;
+  const char* what() const { return kind == kSend ? "send" : "recv"; }
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -58,11 +69,19 @@ class Communicator {
   virtual coord::Status Barrier() = 0;
 
   // Point to point, for pipeline stages' activations and their gradients: not
-  // collective. Rank a's k-th Send to rank b meets rank b's k-th Recv from a (same count
-  // and type); each waits for its match within timeout() like a collective, so a
-  // stage whose peer died or stopped fails naming that peer instead of hanging.
-  virtual coord::Status Send(const void* data, size_t count, DataType type, int peer) = 0;
-  virtual coord::Status Recv(void* data, size_t count, DataType type, int peer) = 0;
+  // collective. Rank a's k-th send to rank b meets rank b's k-th receive from a (same
+  // count and type). A batch is posted at once and then waited for as a whole
+  // (torch.distributed.batch_isend_irecv), so two stages that send to each other in
+  // the same step (1F1B's send-forward/receive-backward) do not deadlock. Each waits
+  // for its match within timeout() like a collective, so a stage whose peer died or
+  // stopped fails naming that peer instead of hanging.
+  virtual coord::Status SendRecv(const std::vector<PeerOp>& ops) = 0;
+  coord::Status Send(const void* data, size_t count, DataType type, int peer) {
+    return SendRecv({PeerOp{PeerOp::kSend, const_cast<void*>(data), count, type, peer}});
+  }
+  coord::Status Recv(void* data, size_t count, DataType type, int peer) {
+    return SendRecv({PeerOp{PeerOp::kRecv, data, count, type, peer}});
+  }
 
   // Typed conveniences.
   coord::Status AllReduceSum(float* data, size_t count) {

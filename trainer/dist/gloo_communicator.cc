@@ -243,36 +243,45 @@ coord::Status GlooCommunicator::Broadcast(void* data, size_t count, DataType typ
   return coord::Status::Ok();
 }
 
-coord::Status GlooCommunicator::Send(const void* data, size_t count, DataType type, int peer) {
-  // gloo only reads a send buffer; its API takes a mutable pointer.
-  return PointToPoint(/*send=*/true, const_cast<void*>(data), count, type, peer);
-}
-
-coord::Status GlooCommunicator::Recv(void* data, size_t count, DataType type, int peer) {
-  return PointToPoint(/*send=*/false, data, count, type, peer);
-}
-
-coord::Status GlooCommunicator::PointToPoint(bool send, void* data, size_t count, DataType type,
-                                             int peer) {
+// Every message of the batch is posted before any is waited for, so two ranks that
+// send to each other in one batch both make progress (gloo's transfers start only
+// when the receiver has posted its buffer).
+coord::Status GlooCommunicator::SendRecv(const std::vector<PeerOp>& ops) {
   GLOO_GUARD;
-  RETURN_IF_ERROR(CheckPeer(send ? "send" : "recv", peer, rank_, size_));
-  std::vector<uint32_t>& sequence = send ? sent_to_ : received_from_;
-  const uint32_t seq = sequence[static_cast<size_t>(peer)]++;
-  if (count == 0) return coord::Status::Ok();
+  std::vector<uint32_t> seqs;
+  for (const PeerOp& op : ops) {
+    RETURN_IF_ERROR(CheckPeer(op.what(), op.peer, rank_, size_));
+    std::vector<uint32_t>& sequence = op.kind == PeerOp::kSend ? sent_to_ : received_from_;
+    seqs.push_back(sequence[static_cast<size_t>(op.peer)]++);
+  }
+  std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> bufs(ops.size());
+  size_t i = 0;
   try {
-    auto buf = context_->createUnboundBuffer(data, count * DataTypeSize(type));
-    const uint64_t slot = gloo::Slot::build(kPointToPointSlot, seq);
-    if (send) {
-      buf->send(peer, slot);
-      buf->waitSend(timeout_);
-    } else {
-      buf->recv(peer, slot);
-      buf->waitRecv(timeout_);
+    for (i = 0; i < ops.size(); ++i) {
+      const PeerOp& op = ops[i];
+      if (op.count == 0) continue;
+      bufs[i] = context_->createUnboundBuffer(op.data, op.count * DataTypeSize(op.type));
+      const uint64_t slot = gloo::Slot::build(kPointToPointSlot, seqs[i]);
+      if (op.kind == PeerOp::kSend) {
+        bufs[i]->send(op.peer, slot);
+      } else {
+        bufs[i]->recv(op.peer, slot);
+      }
+    }
+    for (i = 0; i < ops.size(); ++i) {
+      if (bufs[i] == nullptr) continue;
+      if (ops[i].kind == PeerOp::kSend) {
+        bufs[i]->waitSend(timeout_);
+      } else {
+        bufs[i]->waitRecv(timeout_);
+      }
     }
   } catch (const std::exception& e) {
-    return Failed(std::string(send ? "send" : "recv") + " of " + std::to_string(count) +
-                      " elements " + (send ? "to" : "from") + " rank " + std::to_string(peer) +
-                      " (message " + std::to_string(seq) + ")",
+    const PeerOp& op = ops[std::min(i, ops.size() - 1)];
+    return Failed(std::string(op.what()) + " of " + std::to_string(op.count) + " elements " +
+                      (op.kind == PeerOp::kSend ? "to" : "from") + " rank " +
+                      std::to_string(op.peer) + " (message " +
+                      std::to_string(seqs[std::min(i, ops.size() - 1)]) + ")",
                   e);
   }
   return coord::Status::Ok();

@@ -52,8 +52,7 @@ class GlooCommunicator : public Communicator {
   coord::Status AllGather(void* data, const std::vector<size_t>& counts, DataType type) override;
   coord::Status Broadcast(void* data, size_t count, DataType type, int root) override;
   coord::Status Barrier() override;
-  coord::Status Send(const void* data, size_t count, DataType type, int peer) override;
-  coord::Status Recv(void* data, size_t count, DataType type, int peer) override;
+  coord::Status SendRecv(const std::vector<PeerOp>& ops) override;
   using Communicator::AllReduceSum;
 
   // The local address peers connect to (for logs).
@@ -74,8 +73,6 @@ class GlooCommunicator : public Communicator {
     return first;
   }
   coord::Status Failed(const std::string& op, const std::exception& e);
-  // Send (send = true) or Recv: one message on the pair's next slot.
-  coord::Status PointToPoint(bool send, void* data, size_t count, DataType type, int peer);
 
   int rank_, size_;
   std::chrono::milliseconds timeout_;

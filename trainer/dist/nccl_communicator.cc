@@ -513,30 +513,34 @@ coord::Status NcclCommunicator::Broadcast(void* data, size_t count, DataType typ
   return WaitStream(op, deadline);
 }
 
-coord::Status NcclCommunicator::Send(const void* data, size_t count, DataType type, int peer) {
-  return PointToPoint(/*send=*/true, const_cast<void*>(data), count, type, peer);
-}
-
-coord::Status NcclCommunicator::Recv(void* data, size_t count, DataType type, int peer) {
-  return PointToPoint(/*send=*/false, data, count, type, peer);
-}
-
-// ncclSend/ncclRecv pair up in call order per peer, as the interface promises.
-coord::Status NcclCommunicator::PointToPoint(bool send, void* data, size_t count, DataType type,
-                                             int peer) {
-  const Op op{send ? "send" : "recv", count, type};
+// One NCCL group: ncclSend/ncclRecv pair up in call order per peer, as the interface
+// promises, and the group lets two ranks exchange in both directions at once.
+coord::Status NcclCommunicator::SendRecv(const std::vector<PeerOp>& ops) {
+  if (ops.empty()) return coord::Status::Ok();
+  size_t total = 0;
+  for (const PeerOp& op : ops) total += op.count;
+  const Op op{ops.size() == 1 ? ops[0].what() : "send/recv batch", total, ops[0].type};
   RETURN_IF_ERROR(Begin(op));
-  RETURN_IF_ERROR(CheckPeer(Context(op), peer, rank_, size_));
-  if (count == 0) return coord::Status::Ok();
-  if (data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
+  std::string peers;
+  for (const PeerOp& p : ops) {
+    RETURN_IF_ERROR(CheckPeer(Context(op), p.peer, rank_, size_));
+    if (p.count > 0 && p.data == nullptr) return coord::InvalidArgument(Context(op) + ": data is null");
+    peers += std::string(peers.empty() ? "" : ", ") +
+             (p.kind == PeerOp::kSend ? "send to" : "recv from") + " rank " +
+             std::to_string(p.peer);
+  }
   const Clock::time_point deadline = Deadline();
-  const std::string peer_name =
-      std::string(send ? "send to" : "recv from") + " rank " + std::to_string(peer);
-  const int result = send ? ncclSend(data, count, NcclType(type), peer, comm_, stream_)
-                          : ncclRecv(data, count, NcclType(type), peer, comm_, stream_);
-  RETURN_IF_ERROR(
-      Check(result, send ? "ncclSend" : "ncclRecv", op, deadline).WithContext(peer_name));
-  return WaitStream(op, deadline).WithContext(peer_name);
+  int result = ncclGroupStart();
+  for (const PeerOp& p : ops) {
+    if (result != ncclSuccess || p.count == 0) continue;
+    result = p.kind == PeerOp::kSend
+                 ? ncclSend(p.data, p.count, NcclType(p.type), p.peer, comm_, stream_)
+                 : ncclRecv(p.data, p.count, NcclType(p.type), p.peer, comm_, stream_);
+  }
+  const int ended = ncclGroupEnd();
+  if (result == ncclSuccess) result = ended;
+  RETURN_IF_ERROR(Check(result, "ncclSend/ncclRecv", op, deadline).WithContext(peers));
+  return WaitStream(op, deadline).WithContext(peers);
 }
 
 coord::Status NcclCommunicator::Barrier() {

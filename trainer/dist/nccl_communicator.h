@@ -92,8 +92,7 @@ class NcclCommunicator final : public Communicator {
   coord::Status Broadcast(void* data, size_t count, DataType type, int root) override;
   // An all-reduce of one float on a device scratch word.
   coord::Status Barrier() override;
-  coord::Status Send(const void* data, size_t count, DataType type, int peer) override;
-  coord::Status Recv(void* data, size_t count, DataType type, int peer) override;
+  coord::Status SendRecv(const std::vector<PeerOp>& ops) override;
 
   // Enqueues data[0, count) += other ranks' data on stream() and returns without
   // waiting for the reduction (only for NCCL to accept the op, bounded by
@@ -122,8 +121,6 @@ class NcclCommunicator final : public Communicator {
   // Polls stream_ and the comm's async error until the stream is idle.
   coord::Status WaitStream(const Op& op, std::chrono::steady_clock::time_point deadline);
   // Checks an NCCL call's result; waits for acceptance on ncclInProgress.
-  // Send (send = true) or Recv of one message with `peer`, on the stream, by the deadline.
-  coord::Status PointToPoint(bool send, void* data, size_t count, DataType type, int peer);
   coord::Status Check(int result, const char* call, const Op& op,
                       std::chrono::steady_clock::time_point deadline);
   // DeadlineExceeded / Unavailable for `op`, naming this rank.

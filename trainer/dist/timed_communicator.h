@@ -42,11 +42,8 @@ class TimedCommunicator final : public Communicator {
   coord::Status Barrier() override {
     return Timed([&] { return inner_->Barrier(); });
   }
-  coord::Status Send(const void* data, size_t count, DataType type, int peer) override {
-    return Timed([&] { return inner_->Send(data, count, type, peer); });
-  }
-  coord::Status Recv(void* data, size_t count, DataType type, int peer) override {
-    return Timed([&] { return inner_->Recv(data, count, type, peer); });
+  coord::Status SendRecv(const std::vector<PeerOp>& ops) override {
+    return Timed([&] { return inner_->SendRecv(ops); });
   }
   using Communicator::AllReduceSum;
 

@@ -255,6 +255,41 @@ TEST_P(GlooRanks, SendAndRecvCarryAPipelinesTrafficInOrder) {
   });
 }
 
+// 1F1B's steady state: neighbouring stages send to each other at the same moment (one
+// its activation forward, the other a gradient back). As blocking sends that would
+// deadlock (gloo moves data only once the receiver has posted); one batch does not.
+TEST(GlooCommunicator, ABatchExchangesBothWaysWithoutDeadlock) {
+  RunRanks(2, milliseconds(5000), [&](int r, GlooCommunicator& comm) {
+    const int peer = 1 - r;
+    for (int round = 0; round < 3; ++round) {
+      std::vector<float> out(5000, static_cast<float>(10 * r + round)), in(5000, -1.0f);
+      std::vector<double> out2(3, 0.5 * r), in2(3, -1.0);
+      ASSERT_TRUE(comm.SendRecv({PeerOp{PeerOp::kSend, out.data(), out.size(),
+                                        DataType::kFloat32, peer},
+                                 PeerOp{PeerOp::kSend, out2.data(), out2.size(),
+                                        DataType::kFloat64, peer},
+                                 PeerOp{PeerOp::kRecv, in.data(), in.size(), DataType::kFloat32,
+                                        peer},
+                                 PeerOp{PeerOp::kRecv, in2.data(), in2.size(),
+                                        DataType::kFloat64, peer}})
+                      .ok());
+      EXPECT_EQ(in[4999], static_cast<float>(10 * peer + round));
+      EXPECT_EQ(in2[2], 0.5 * peer);
+    }
+    // A batch and single calls share the per-peer order.
+    float x = static_cast<float>(r), y = -1.0f;
+    if (r == 0) {
+      ASSERT_TRUE(comm.Send(&x, 1, DataType::kFloat32, 1).ok());
+      ASSERT_TRUE(comm.Recv(&y, 1, DataType::kFloat32, 1).ok());
+    } else {
+      ASSERT_TRUE(comm.SendRecv({PeerOp{PeerOp::kRecv, &y, 1, DataType::kFloat32, 0},
+                                 PeerOp{PeerOp::kSend, &x, 1, DataType::kFloat32, 0}})
+                      .ok());
+    }
+    EXPECT_EQ(y, static_cast<float>(peer));
+  });
+}
+
 // A stage waiting on a peer that is alive but never sends: DeadlineExceeded within the
 // timeout, naming the peer and which of its messages was awaited.
 TEST(GlooCommunicator, ARecvFromASilentPeerTimesOutNamingIt) {

@@ -107,11 +107,8 @@ class SharedMemoryCommunicator final : public dist::Communicator {
     g_->Barrier();
     return coord::Status::Ok();
   }
-  coord::Status Send(const void*, size_t, dist::DataType, int) override {
-    return coord::Unimplemented("ZeRO-3 does not send");
-  }
-  coord::Status Recv(void*, size_t, dist::DataType, int) override {
-    return coord::Unimplemented("ZeRO-3 does not receive");
+  coord::Status SendRecv(const std::vector<dist::PeerOp>&) override {
+    return coord::Unimplemented("ZeRO-3 does not send or receive");
   }
   SharedMemoryGroup* g_;
   int rank_;
