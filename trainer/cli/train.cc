@@ -109,7 +109,8 @@ int RunTrain(const std::vector<std::string>& args) {
   }
   parsed->config.parallel.local_rank = env->local_rank;
   auto groups =
-      train::MakeParallelGroups(group->get(), parsed->config.parallel.tensor_model_parallel_size);
+      train::MakeParallelGroups(group->get(), parsed->config.parallel.tensor_model_parallel_size,
+                                parsed->config.parallel.pipeline_model_parallel_size);
   if (!groups.ok()) return train::ReportSetupError(groups.status());
   auto trainer = train::Trainer::Create(parsed->config, &*groups, (*group)->store());
   if (!trainer.ok()) return train::ReportSetupError(trainer.status());

@@ -31,11 +31,16 @@ inline size_t DataTypeSize(DataType t) { return t == DataType::kFloat32 ? 4 : 8;
 // One message of a point-to-point batch (Communicator::SendRecv).
 struct PeerOp {
   enum Kind { kSend, kRecv };
+  static constexpr int kChannels = 2;
   Kind kind = kSend;
   void* data = nullptr;  // read for a send (never written), filled by a receive
   size_t count = 0;
   DataType type = DataType::kFloat32;
   int peer = 0;
+  // Messages between two ranks are matched in order within a channel; channels are
+  // independent (a pipeline's activations on 0, their gradients on 1: with two stages
+  // in a ring both flow both ways between the same two ranks).
+  int channel = 0;
   const char* what() const { return kind == kSend ? "send" : "recv"; }
 };
 
@@ -77,10 +82,10 @@ class Communicator {
   // stopped fails naming that peer instead of hanging.
   virtual coord::Status SendRecv(const std::vector<PeerOp>& ops) = 0;
   coord::Status Send(const void* data, size_t count, DataType type, int peer) {
-    return SendRecv({PeerOp{PeerOp::kSend, const_cast<void*>(data), count, type, peer}});
+    return SendRecv({PeerOp{PeerOp::kSend, const_cast<void*>(data), count, type, peer, 0}});
   }
   coord::Status Recv(void* data, size_t count, DataType type, int peer) {
-    return SendRecv({PeerOp{PeerOp::kRecv, data, count, type, peer}});
+    return SendRecv({PeerOp{PeerOp::kRecv, data, count, type, peer, 0}});
   }
 
   // Typed conveniences.

@@ -251,8 +251,13 @@ coord::Status GlooCommunicator::SendRecv(const std::vector<PeerOp>& ops) {
   std::vector<uint32_t> seqs;
   for (const PeerOp& op : ops) {
     RETURN_IF_ERROR(CheckPeer(op.what(), op.peer, rank_, size_));
+    if (op.channel < 0 || op.channel >= PeerOp::kChannels) {
+      return coord::InvalidArgument(std::string(op.what()) + ": channel " +
+                                    std::to_string(op.channel) + " outside [0, " +
+                                    std::to_string(PeerOp::kChannels) + ")");
+    }
     std::vector<uint32_t>& sequence = op.kind == PeerOp::kSend ? sent_to_ : received_from_;
-    seqs.push_back(sequence[static_cast<size_t>(op.peer)]++);
+    seqs.push_back(sequence[static_cast<size_t>(op.channel * size_ + op.peer)]++);
   }
   std::vector<std::unique_ptr<gloo::transport::UnboundBuffer>> bufs(ops.size());
   size_t i = 0;
@@ -261,7 +266,9 @@ coord::Status GlooCommunicator::SendRecv(const std::vector<PeerOp>& ops) {
       const PeerOp& op = ops[i];
       if (op.count == 0) continue;
       bufs[i] = context_->createUnboundBuffer(op.data, op.count * DataTypeSize(op.type));
-      const uint64_t slot = gloo::Slot::build(kPointToPointSlot, seqs[i]);
+      // Each channel numbers its own messages: tag = sequence x channels + channel.
+      const uint64_t slot = gloo::Slot::build(
+          kPointToPointSlot, seqs[i] * PeerOp::kChannels + static_cast<uint32_t>(op.channel));
       if (op.kind == PeerOp::kSend) {
         bufs[i]->send(op.peer, slot);
       } else {

@@ -63,8 +63,8 @@ class GlooCommunicator : public Communicator {
       : rank_(rank),
         size_(size),
         timeout_(timeout),
-        sent_to_(static_cast<size_t>(size), 0),
-        received_from_(static_cast<size_t>(size), 0) {}
+        sent_to_(static_cast<size_t>(size) * PeerOp::kChannels, 0),
+        received_from_(static_cast<size_t>(size) * PeerOp::kChannels, 0) {}
   uint32_t NextTag() { return next_tag_++; }
   // n consecutive tags (one per ring step), the same on every rank.
   uint32_t NextTags(int n) {
@@ -82,8 +82,9 @@ class GlooCommunicator : public Communicator {
   bool broken_ = false;
   std::string broken_reason_;
   std::vector<char> scratch_;  // ring reduce-scatter receive block
-  // Point to point: messages sent to / received from each peer so far (the k-th send
-  // from a to b and b's k-th recv from a share a slot).
+  // Point to point: messages sent to / received from each peer so far, per channel
+  // (index channel * size + peer; the k-th send from a to b and b's k-th recv from a
+  // on a channel share a slot).
   std::vector<uint32_t> sent_to_, received_from_;
 };
 

@@ -529,9 +529,14 @@ coord::Status NcclCommunicator::SendRecv(const std::vector<PeerOp>& ops) {
              (p.kind == PeerOp::kSend ? "send to" : "recv from") + " rank " +
              std::to_string(p.peer);
   }
+  // NCCL matches a pair's messages in issue order and has no tags: issuing channel 0
+  // before channel 1 on both sides keeps the channels apart.
+  std::vector<PeerOp> ordered = ops;
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const PeerOp& a, const PeerOp& b) { return a.channel < b.channel; });
   const Clock::time_point deadline = Deadline();
   int result = ncclGroupStart();
-  for (const PeerOp& p : ops) {
+  for (const PeerOp& p : ordered) {
     if (result != ncclSuccess || p.count == 0) continue;
     result = p.kind == PeerOp::kSend
                  ? ncclSend(p.data, p.count, NcclType(p.type), p.peer, comm_, stream_)

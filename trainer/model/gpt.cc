@@ -72,12 +72,16 @@ class GptModel::WholeBuffers final : public ParamSource {
 };
 
 GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
-                   gpt_rank::dist::Communicator* tp_comm, ParamSource* source)
+                   gpt_rank::dist::Communicator* tp_comm, ParamSource* source,
+                   const ModelPart& part)
     : config_(config),
       tp_comm_(tp_comm != nullptr && tp_comm->size() > 1 ? tp_comm : nullptr),
       tp_(tp_comm_ != nullptr ? tp_comm_->size() : 1),
       tp_rank_(tp_comm_ != nullptr ? tp_comm_->rank() : 0),
-      layout_(config, tp_, tp_rank_),
+      layout_(config, tp_, tp_rank_, part),
+      layers_(part.Layers(config.num_layers)),
+      embedding_(part.whole || part.embedding),
+      head_(part.whole || part.head),
       max_batch_(max_batch),
       max_seq_(max_seq) {
   if (source != nullptr) {
@@ -90,8 +94,9 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
     whole_ = std::make_unique<WholeBuffers>(this);
     source_ = whole_.get();
   }
-  acts_memory_.assign(
-      ActivationFloats(config, max_batch, max_seq, config.checkpoint_activations, tp_), 0.0f);
+  acts_memory_.assign(ActivationFloats(PartConfig(), max_batch, max_seq,
+                                      config.checkpoint_activations, tp_),
+                     0.0f);
   if (tp_ > 1) {
     const size_t BT = static_cast<size_t>(max_batch) * max_seq;
     ce_max_.assign(BT * tp_, 0.0f);
@@ -103,8 +108,18 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
 coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& config, int max_batch,
                                                             int max_seq,
                                                             gpt_rank::dist::Communicator* tp_comm,
-                                                            ParamSource* source) {
+                                                            ParamSource* source,
+                                                            const ModelPart& part) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  for (int l : part.Layers(config.num_layers)) {
+    if (l < 0 || l >= config.num_layers) {
+      return coord::InvalidArgument("GptModel: layer " + std::to_string(l) + " of a model of " +
+                                    std::to_string(config.num_layers) + " layers");
+    }
+  }
+  if (!part.whole && source == nullptr) {
+    return coord::InvalidArgument("GptModel: a part of the model needs a ParamSource");
+  }
   if (tp_comm != nullptr && tp_comm->size() > 1) {
     const int tp = tp_comm->size();
     if (config.num_attention_heads % tp != 0 || config.padded_vocab_size() % tp != 0) {
@@ -123,7 +138,8 @@ coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& con
         std::to_string(config.max_position_embeddings) + "), got B=" + std::to_string(max_batch) +
         " T=" + std::to_string(max_seq));
   }
-  return std::unique_ptr<GptModel>(new GptModel(config, max_batch, max_seq, tp_comm, source));
+  return std::unique_ptr<GptModel>(
+      new GptModel(config, max_batch, max_seq, tp_comm, source, part));
 }
 
 void InitMegatronParamsRange(const GptConfig& config, const GptParamLayout& layout,
@@ -144,7 +160,9 @@ void InitMegatronParamsRange(const GptConfig& config, const GptParamLayout& layo
       continue;
     }
     const float s = t.init == ParamInit::kScaledNormal ? scaled_std : std_dev;
-    const RngStream rng{seed + kInitKeyOffset, k};  // one stream per tensor
+    // One stream per tensor, keyed on its whole-model index: any pipeline stage (and the
+    // last stage's copy of wte) draws the one-rank weights.
+    const RngStream rng{seed + kInitKeyOffset, static_cast<uint64_t>(t.global_index)};
     // Keyed on the element's index in the whole tensor: a shard (TP or ZeRO-3) draws
     // its part of the one-rank weights.
 #pragma omp parallel for schedule(static)
@@ -256,8 +274,14 @@ coord::Status GptModel::VocabParallelLoss() {
   return coord::Status::Ok();
 }
 
+const float* GptModel::output_activation() const {
+  const size_t BTC = static_cast<size_t>(B_) * T_ * config_.hidden_size;
+  return acts_.residual + layers_.size() * BTC;
+}
+
 coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, int B, int T,
-                                         const StepOptions& options) {
+                                         const StepOptions& options,
+                                         const float* input_activation) {
   if (B <= 0 || T <= 0 || B > max_batch_ || T > max_seq_) {
     return coord::InvalidArgument("GptModel::Forward: batch (B=" + std::to_string(B) +
                                   ", T=" + std::to_string(T) + ") outside the allocated (" +
@@ -280,13 +304,19 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   inputs_.assign(inputs, inputs + BT);
   targets_.assign(targets, targets + BT);
   acts_ =
-      ActivationViews(acts_memory_.data(), config_, B, T, config_.checkpoint_activations, tp_);
+      ActivationViews(acts_memory_.data(), PartConfig(), B, T, config_.checkpoint_activations, tp_);
 
-  const int C = config_.hidden_size, L = config_.num_layers;
+  const int C = config_.hidden_size, L = static_cast<int>(layers_.size());
   const int Vl = config_.padded_vocab_size() / tp_;  // this rank's rows of wte
   const size_t BTC = static_cast<size_t>(BT) * C;
   constexpr Module kEmbedding{ModuleKind::kEmbedding, -1}, kHead{ModuleKind::kHead, -1};
-  {
+  if (!embedding_) {
+    if (input_activation == nullptr) {
+      return coord::InvalidArgument("GptModel::Forward: a part without the embedding needs its "
+                                    "input activation");
+    }
+    std::memcpy(acts_.residual, input_activation, BTC * sizeof(float));
+  } else {
     ASSIGN_OR_RETURN(const ModuleView emb, source_->Acquire(kEmbedding, Pass::kForward));
     if (tp_comm_ == nullptr) {
       cpu::encoder_forward(acts_.residual, inputs, emb.params.wte, emb.params.wpe, B, T, C);
@@ -297,18 +327,25 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
       cpu::position_embedding_add(acts_.residual, emb.params.wpe, B, T, C);
     }
     RETURN_IF_ERROR(source_->Release(kEmbedding, Pass::kForward));
+    if (training_ && config_.hidden_dropout > 0.0f) {
+      cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
+                           DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
+    }
   }
-  if (training_ && config_.hidden_dropout > 0.0f) {
-    cpu::dropout_forward(acts_.residual, acts_.residual, BTC, config_.hidden_dropout,
-                         DropoutRng(-1, DropoutSite::kEmbedding), RowElems());
-  }
-  for (int l = 0; l < L; ++l) {
-    const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : l];
+  // i: the layer's slot in this part's activations; l: its index in the whole model
+  // (its parameters and dropout streams).
+  for (int i = 0; i < L; ++i) {
+    const int l = layers_[static_cast<size_t>(i)];
+    const LayerActivations& a = acts_.layers[config_.checkpoint_activations ? 0 : i];
     const Module layer{ModuleKind::kLayer, l};
     ASSIGN_OR_RETURN(const ModuleView v, source_->Acquire(layer, Pass::kForward));
     RETURN_IF_ERROR(
-        LayerForward(l, v.params.layer, a, acts_.residual + l * BTC, acts_.residual + (l + 1) * BTC));
+        LayerForward(l, v.params.layer, a, acts_.residual + i * BTC, acts_.residual + (i + 1) * BTC));
     RETURN_IF_ERROR(source_->Release(layer, Pass::kForward));
+  }
+  if (!head_) {
+    have_forward_ = true;
+    return 0.0f;
   }
   ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kForward));
   cpu::layernorm_forward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
@@ -381,21 +418,13 @@ coord::Status GptModel::LayerBackward(int l, const LayerParams& w, LayerParams& 
   return coord::Status::Ok();
 }
 
-coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_ready) {
-  if (!have_forward_) {
-    return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
-  }
-  have_forward_ = false;  // probs are overwritten with dlogits below
-  if (grad_acts_memory_.empty()) {
-    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_, tp_), 0.0f);
-  }
-  const int B = B_, T = T_, BT = B * T, C = config_.hidden_size, L = config_.num_layers;
+// The loss (loss_scale x mean over the B x T tokens), the LM head and the final
+// LayerNorm: leaves d/d(output of the last layer) in grad_acts_.dresidual.
+coord::Status GptModel::HeadBackward(float loss_scale) {
+  const int BT = B_ * T_, C = config_.hidden_size, L = static_cast<int>(layers_.size());
   const int V = config_.vocab_size, Vl = config_.padded_vocab_size() / tp_;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T, tp_);
   const GptGradActivations& d = grad_acts_;
-
-  // loss = loss_scale * mean over BT tokens.
   if (tp_comm_ == nullptr) {
     cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vl, loss_scale / BT);
   } else {
@@ -403,36 +432,62 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
                                     cpu::vocab_shard_valid(V, layout_.vocab_begin(), Vl),
                                     layout_.vocab_begin(), loss_scale / BT);
   }
-  constexpr Module kEmbedding{ModuleKind::kEmbedding, -1}, kHead{ModuleKind::kHead, -1};
-  {
-    ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kBackward));
-    Zero(d.dbtc, BTC);  // d(lnf)
-    cpu::matmul_backward(d.dbtc, head.grads.wte, nullptr, acts_.logits, acts_.lnf,
-                         head.params.wte, BT, C, Vl);
-    RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
-    Zero(d.dresidual, BTC);
-    cpu::layernorm_backward(d.dresidual, head.grads.lnfw, head.grads.lnfb, d.dbtc,
-                            acts_.residual + L * BTC, head.params.lnfw, acts_.lnf_mean,
-                            acts_.lnf_rstd, BT, C);
-    RETURN_IF_ERROR(source_->Release(kHead, Pass::kBackward));
+  constexpr Module kHead{ModuleKind::kHead, -1};
+  ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kBackward));
+  Zero(d.dbtc, BTC);  // d(lnf)
+  cpu::matmul_backward(d.dbtc, head.grads.wte, nullptr, acts_.logits, acts_.lnf, head.params.wte,
+                       BT, C, Vl);
+  RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
+  Zero(d.dresidual, BTC);
+  cpu::layernorm_backward(d.dresidual, head.grads.lnfw, head.grads.lnfb, d.dbtc,
+                          acts_.residual + L * BTC, head.params.lnfw, acts_.lnf_mean,
+                          acts_.lnf_rstd, BT, C);
+  return source_->Release(kHead, Pass::kBackward);
+}
+
+coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_ready,
+                                const float* output_grad) {
+  if (!have_forward_) {
+    return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
   }
-  if (grads_ready) grads_ready(layout_.layer_end(L - 1));
-  for (int l = L - 1; l >= 0; --l) {
-    const float* in = acts_.residual + l * BTC;
+  have_forward_ = false;  // probs are overwritten with dlogits below
+  if (grad_acts_memory_.empty()) {
+    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_, tp_), 0.0f);
+  }
+  const int B = B_, T = T_, BT = B * T, C = config_.hidden_size;
+  const int L = static_cast<int>(layers_.size());
+  const int Vl = config_.padded_vocab_size() / tp_;
+  const size_t BTC = static_cast<size_t>(BT) * C;
+  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T, tp_);
+  const GptGradActivations& d = grad_acts_;
+  constexpr Module kEmbedding{ModuleKind::kEmbedding, -1};
+  if (head_) {
+    RETURN_IF_ERROR(HeadBackward(loss_scale));
+    if (grads_ready && L > 0) grads_ready(layout_.layer_end(layers_.back()));
+  } else if (output_grad == nullptr) {
+    return coord::InvalidArgument("GptModel::Backward: a part without the head needs the "
+                                  "gradient of its output");
+  } else {
+    std::memcpy(d.dresidual, output_grad, BTC * sizeof(float));
+  }
+  for (int i = L - 1; i >= 0; --i) {
+    const int l = layers_[static_cast<size_t>(i)];
+    const float* in = acts_.residual + i * BTC;
     const Module layer{ModuleKind::kLayer, l};
     ASSIGN_OR_RETURN(ModuleView v, source_->Acquire(layer, Pass::kBackward));
     if (config_.checkpoint_activations) {
       // Recompute layer l's activations from its saved input (writes the same
       // bits to residual[l+1] again, which backward no longer needs).
       RETURN_IF_ERROR(
-          LayerForward(l, v.params.layer, acts_.layers[0], in, acts_.residual + (l + 1) * BTC));
+          LayerForward(l, v.params.layer, acts_.layers[0], in, acts_.residual + (i + 1) * BTC));
       RETURN_IF_ERROR(LayerBackward(l, v.params.layer, v.grads.layer, acts_.layers[0], in));
     } else {
-      RETURN_IF_ERROR(LayerBackward(l, v.params.layer, v.grads.layer, acts_.layers[l], in));
+      RETURN_IF_ERROR(LayerBackward(l, v.params.layer, v.grads.layer, acts_.layers[i], in));
     }
     RETURN_IF_ERROR(source_->Release(layer, Pass::kBackward));
     if (grads_ready) grads_ready(layout_.layer_begin(l));
   }
+  if (!embedding_) return coord::Status::Ok();  // input_grad() goes to the previous stage
   if (training_ && config_.hidden_dropout > 0.0f) {
     cpu::dropout_backward(d.dresidual, d.dresidual, BTC, config_.hidden_dropout,
                           DropoutRng(-1, DropoutSite::kEmbedding), RowElems());

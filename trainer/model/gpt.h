@@ -118,9 +118,14 @@ class GptModel {
   // model's own whole buffers. With a source the model allocates no parameter or
   // gradient buffer: param_data()/grad_data() are null and InitMegatron/ZeroGrad are
   // the source's business.
+  // part: the layers this model runs (a pipeline stage's virtual chunk; layout:
+  // gpt_params.h): without the embedding its input is the previous stage's output
+  // (Forward's input_activation), without the head its output goes to the next stage
+  // (output_activation) and its backward starts from that output's gradient.
   static coord::StatusOr<std::unique_ptr<GptModel>> Create(
       const GptConfig& config, int max_batch, int max_seq,
-      gpt_rank::dist::Communicator* tp_comm = nullptr, ParamSource* source = nullptr);
+      gpt_rank::dist::Communicator* tp_comm = nullptr, ParamSource* source = nullptr,
+      const ModelPart& part = ModelPart());
 
   const GptConfig& config() const { return config_; }
   const GptParamLayout& layout() const { return layout_; }
@@ -137,9 +142,15 @@ class GptModel {
   void InitMegatron(uint64_t seed);
   void ZeroGrad();
 
-  // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy.
+  // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy (0
+  // for a part without the head). input_activation: the (B, T, C) input of a part
+  // without the embedding (copied), else ignored.
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
-                                 const StepOptions& options);
+                                 const StepOptions& options,
+                                 const float* input_activation = nullptr);
+  // (B, T, C) output of the last layer of the last Forward (a part without the head:
+  // what the next stage receives). Valid until the next Forward.
+  const float* output_activation() const;
   // Called during Backward each time the gradients in [from, num_params) are final
   // (after the final LayerNorm, after each layer l with layer_begin(l), and with 0
   // at the end; from only decreases): the data-parallel reducer starts a bucket's
@@ -147,18 +158,30 @@ class GptModel {
   // LM head's gradient is completed by the embedding backward.
   using GradsReadyFn = std::function<void(size_t from)>;
 
-  // grads += d(loss_scale * mean loss)/d(params) for the last Forward.
-  coord::Status Backward(float loss_scale, const GradsReadyFn& grads_ready = {});
+  // grads += d(loss_scale * mean loss)/d(params) for the last Forward. A part without
+  // the head starts from output_grad, the (B, T, C) gradient of its output (copied;
+  // loss_scale is then already in it).
+  coord::Status Backward(float loss_scale, const GradsReadyFn& grads_ready = {},
+                         const float* output_grad = nullptr);
+  // (B, T, C) gradient of the last Backward's input (a part without the embedding:
+  // what the previous stage receives). Valid until the next Backward.
+  const float* input_grad() const { return grad_acts_.dresidual; }
 
   // (B, T, Vp) probabilities of the last Forward (valid until Backward).
   const float* probs() const { return acts_.logits; }
 
  private:
   GptModel(const GptConfig& config, int max_batch, int max_seq,
-           gpt_rank::dist::Communicator* tp_comm, ParamSource* source);
+           gpt_rank::dist::Communicator* tp_comm, ParamSource* source, const ModelPart& part);
   class WholeBuffers;  // the default ParamSource: params_, grads_
 
   trainer::RngStream DropoutRng(int layer, DropoutSite site) const;
+  // config_ with num_layers = this part's layers: the shape of its activations.
+  GptConfig PartConfig() const {
+    GptConfig c = config_;
+    c.num_layers = static_cast<int>(layers_.size());
+    return c;
+  }
   // Elements per sample of a (B, T, C) activation: one dropout stream each.
   size_t RowElems() const { return static_cast<size_t>(T_) * config_.hidden_size; }
   coord::Status LayerForward(int l, const LayerParams& w, const LayerActivations& a,
@@ -171,12 +194,15 @@ class GptModel {
   // Sum over the tensor-parallel ranks of a (B, T, C) partial (column-parallel input
   // gradients, the embedding lookup); no-op for one rank.
   coord::Status TpAllReduce(float* data, size_t count);
-  coord::Status VocabParallelLoss();  // acts_.logits -> probs, acts_.losses (tp > 1)
+  coord::Status VocabParallelLoss();
+  coord::Status HeadBackward(float loss_scale);  // acts_.logits -> probs, acts_.losses (tp > 1)
 
   GptConfig config_;
   gpt_rank::dist::Communicator* tp_comm_ = nullptr;  // null for one rank
   int tp_ = 1, tp_rank_ = 0;
   GptParamLayout layout_;
+  std::vector<int> layers_;  // global indices of the layers this model runs, in order
+  bool embedding_ = true, head_ = true;
   int max_batch_, max_seq_;
   std::vector<float> params_memory_;  // (num_params,)
   std::vector<float> grads_memory_;   // (num_params,)

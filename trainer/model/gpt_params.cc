@@ -91,34 +91,80 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
   return coord::Status::Ok();
 }
 
-GptParamLayout::GptParamLayout(const GptConfig& config, int tp_size, int tp_rank)
-    : config_(config), tp_size_(tp_size), tp_rank_(tp_rank) {
-  const int C = config.hidden_size;
+ModelPart ModelPart::PipelineChunk(int num_layers, int pp, int vpp, int stage, int chunk) {
+  ModelPart part;
+  part.whole = pp == 1 && vpp == 1;
+  const int per_chunk = num_layers / (pp * vpp);
+  const int first = (chunk * pp + stage) * per_chunk;
+  for (int l = first; l < first + per_chunk; ++l) part.layers.push_back(l);
+  part.embedding = stage == 0 && chunk == 0;
+  part.head = stage == pp - 1 && chunk == vpp - 1;
+  return part;
+}
+
+ModelPart ModelPart::PipelineStage(int num_layers, int pp, int vpp, int stage) {
+  ModelPart part;
+  part.whole = pp == 1 && vpp == 1;
+  for (int c = 0; c < vpp; ++c) {
+    const ModelPart chunk = PipelineChunk(num_layers, pp, vpp, stage, c);
+    part.layers.insert(part.layers.end(), chunk.layers.begin(), chunk.layers.end());
+  }
+  part.embedding = stage == 0;
+  part.head = stage == pp - 1;
+  return part;
+}
+
+std::vector<int> ModelPart::Layers(int num_layers) const {
+  if (!whole) return layers;
+  std::vector<int> all(static_cast<size_t>(num_layers));
+  for (int l = 0; l < num_layers; ++l) all[static_cast<size_t>(l)] = l;
+  return all;
+}
+
+GptParamLayout::GptParamLayout(const GptConfig& config, int tp_size, int tp_rank,
+                               const ModelPart& part)
+    : config_(config), tp_size_(tp_size), tp_rank_(tp_rank), part_(part) {
+  const int C = config.hidden_size, L = config.num_layers;
+  const bool embedding = part.whole || part.embedding, head = part.whole || part.head;
   size_t offset = 0;
   auto push = [&](std::string name, std::vector<int> full, bool decay, int layer, ParamInit init,
-                  TpSplit split) {
+                  TpSplit split, int global_index) {
     std::vector<int> shape = ShardShape(full, split, tp_size);
     size_t numel = 1;
     for (int d : shape) numel *= static_cast<size_t>(d);
-    tensors_.push_back(
-        {std::move(name), offset, numel, std::move(shape), decay, layer, init, split, full});
+    tensors_.push_back({std::move(name), offset, numel, std::move(shape), decay, layer, init,
+                        split, full, global_index, false});
     offset += numel;
   };
-  push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal, TpSplit::kRows);
-  push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal,
-       TpSplit::kReplicated);
-  for (int l = 0; l < config.num_layers; ++l) {
-    for (const LayerTensorSpec& spec : kLayerSpecs) {
+  if (embedding || head) {
+    push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal, TpSplit::kRows, 0);
+    tensors_.back().pipeline_copy = !embedding;
+  }
+  if (embedding) {
+    push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal,
+         TpSplit::kReplicated, 1);
+  }
+  for (int l : part.Layers(L)) {
+    for (int j = 0; j < kTensorsPerLayer; ++j) {
+      const LayerTensorSpec& spec = kLayerSpecs[static_cast<size_t>(j)];
       std::vector<int> shape;
       if (spec.rows_times_c > 0) shape.push_back(spec.rows_times_c * C);
       shape.push_back(spec.cols_times_c * C);
       push("layers." + std::to_string(l) + "." + spec.name, shape, spec.weight_decay, l, spec.init,
-           spec.split);
+           spec.split, layer_tensor_index(l, j));
     }
   }
-  push("lnf_weight", {C}, false, -1, ParamInit::kOne, TpSplit::kReplicated);
-  push("lnf_bias", {C}, false, -1, ParamInit::kZero, TpSplit::kReplicated);
+  if (head) {
+    push("lnf_weight", {C}, false, -1, ParamInit::kOne, TpSplit::kReplicated,
+         layer_tensor_index(L, 0));
+    push("lnf_bias", {C}, false, -1, ParamInit::kZero, TpSplit::kReplicated,
+         layer_tensor_index(L, 1));
+  }
   num_params_ = offset;
+  local_index_.assign(static_cast<size_t>(layer_tensor_index(L, 2)), -1);
+  for (size_t k = 0; k < tensors_.size(); ++k) {
+    local_index_[static_cast<size_t>(tensors_[k].global_index)] = static_cast<int>(k);
+  }
 }
 
 size_t GptParamLayout::ToFullIndex(const ParamTensorInfo& t, size_t i) const {
@@ -179,16 +225,23 @@ void GptParamLayout::Locate(const ParamTensorInfo& t, size_t full, int* rank,
 GptParams GptParamLayout::Views(float* base) const {
   GptParams p;
   p.base = base;
-  p.wte = base + tensors_[0].offset;
-  p.wpe = base + tensors_[1].offset;
-  p.layers.resize(config_.num_layers);
-  for (int l = 0; l < config_.num_layers; ++l) {
+  const int L = config_.num_layers;
+  auto at = [&](int global_index) -> float* {
+    const int k = LocalIndex(global_index);
+    return k < 0 ? nullptr : base + tensors_[static_cast<size_t>(k)].offset;
+  };
+  p.wte = at(0);
+  p.wpe = at(1);
+  p.layers.assign(static_cast<size_t>(L), LayerParams{});
+  for (int l = 0; l < L; ++l) {
+    if (!has_layer(l)) continue;
     for (int j = 0; j < kTensorsPerLayer; ++j) {
-      p.layers[l].*(kLayerSpecs[j].member) = base + tensors_[layer_tensor_index(l, j)].offset;
+      p.layers[static_cast<size_t>(l)].*(kLayerSpecs[static_cast<size_t>(j)].member) =
+          at(layer_tensor_index(l, j));
     }
   }
-  p.lnfw = base + tensors_[tensors_.size() - 2].offset;
-  p.lnfb = base + tensors_[tensors_.size() - 1].offset;
+  p.lnfw = at(layer_tensor_index(L, 0));
+  p.lnfb = at(layer_tensor_index(L, 1));
   return p;
 }
 
@@ -196,7 +249,8 @@ LayerParams GptParamLayout::LayerViews(int l, float* layer_base) const {
   LayerParams p{};
   const size_t begin = layer_begin(l);
   for (int j = 0; j < kTensorsPerLayer; ++j) {
-    p.*(kLayerSpecs[j].member) = layer_base + (tensors_[layer_tensor_index(l, j)].offset - begin);
+    const ParamTensorInfo& t = tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, j)))];
+    p.*(kLayerSpecs[static_cast<size_t>(j)].member) = layer_base + (t.offset - begin);
   }
   return p;
 }

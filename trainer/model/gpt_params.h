@@ -6,6 +6,12 @@
 // Flat order: wte, wpe, then for l in 0..L-1 the 12 tensors of layer l (ln1, qkv,
 // attn proj, ln2, fc, fc proj), then lnf. layer_range(l) is one contiguous range.
 //
+// Pipeline parallel (Megatron): a layout may hold a part of the model (ModelPart): a
+// stage's layers, the embeddings on the first stage, the final LayerNorm and a copy of
+// the tied word embedding (wte) on the last; in the same relative order (wte, wpe,
+// the part's layers, lnf). Each tensor keeps its whole-model index (global_index) and
+// name, so init, checkpoints and re-sharding find it whatever part holds it.
+//
 // Tensor parallel (Megatron): a layout for rank r of tp holds that rank's shard of each
 // tensor, in the same flat order: the embedding split on the vocab (rows), the
 // column-parallel QKV and fc split on the output dimension (QKV per block: rank r owns
@@ -52,6 +58,28 @@ struct ParamTensorInfo {
   ParamInit init = ParamInit::kZero;
   TpSplit split = TpSplit::kReplicated;
   std::vector<int> full_shape;  // the whole tensor's shape (== shape without TP)
+  int global_index = 0;         // index of this tensor in the whole model's layout
+  // The last pipeline stage's copy of wte (the LM head), when the first stage holds
+  // the embedding: the same values, kept in sync by the embedding group's all-reduce
+  // of its gradient, and counted once in the clip norm (Megatron's shared weight).
+  bool pipeline_copy = false;
+};
+
+// Which part of the model a layout or model holds: all of it by default; a pipeline
+// stage or one of its virtual chunks otherwise (layers in the order they run).
+struct ModelPart {
+  std::vector<int> layers;  // global layer indices; ignored when whole
+  bool whole = true;
+  bool embedding = true;  // wte + wpe (the first stage)
+  bool head = true;       // final LayerNorm + the tied LM head (the last stage)
+  // Megatron's split of L layers over pp stages x vpp virtual chunks: chunk c of stage
+  // s runs virtual stage c * pp + s, layers [(c pp + s) L/(pp vpp), ... + L/(pp vpp)).
+  // L must divide by pp x vpp (the config checks it).
+  static ModelPart PipelineChunk(int num_layers, int pp, int vpp, int stage, int chunk);
+  // All chunks of a stage (its parameters), in chunk order.
+  static ModelPart PipelineStage(int num_layers, int pp, int vpp, int stage);
+  // The layers it holds of a model of num_layers.
+  std::vector<int> Layers(int num_layers) const;
 };
 
 // Pointers into one layer's slice of the flat buffer (params or grads).
@@ -71,31 +99,46 @@ struct LayerParams {
 };
 inline constexpr int kTensorsPerLayer = 12;
 
-// Named views of the whole flat buffer.
+// Named views of the whole flat buffer; null where the layout's part lacks a tensor.
 struct GptParams {
   float* base = nullptr;            // (num_params,)
   float* wte = nullptr;             // (Vp, C) token embedding, also the LM head (tied)
   float* wpe = nullptr;             // (maxT, C) position embedding
-  std::vector<LayerParams> layers;  // L entries
+  std::vector<LayerParams> layers;  // L entries (global layer index; zeros if not held)
   float* lnfw = nullptr;            // (C) final LayerNorm
   float* lnfb = nullptr;            // (C)
 };
 
 class GptParamLayout {
  public:
-  // The whole model (tp_size 1), or rank tp_rank's shard of tp_size. config must be
-  // valid and divisible by tp_size (heads, 4C, padded vocab).
-  explicit GptParamLayout(const GptConfig& config, int tp_size = 1, int tp_rank = 0);
+  // The whole model (tp_size 1), or rank tp_rank's shard of tp_size; of `part` of the
+  // model. config must be valid and divisible by tp_size (heads, 4C, padded vocab).
+  explicit GptParamLayout(const GptConfig& config, int tp_size = 1, int tp_rank = 0,
+                          const ModelPart& part = ModelPart());
 
   int tp_size() const { return tp_size_; }
   int tp_rank() const { return tp_rank_; }
   size_t num_params() const { return num_params_; }
   const std::vector<ParamTensorInfo>& tensors() const { return tensors_; }
-  // Index of the first tensor of layer l in tensors().
+  const ModelPart& part() const { return part_; }
+  // Index of tensor j of layer l in a whole model's tensors() (global_index).
   static int layer_tensor_index(int l, int j) { return 2 + l * kTensorsPerLayer + j; }
-  // Flat [begin, end) of layer l's parameters.
-  size_t layer_begin(int l) const { return tensors_[layer_tensor_index(l, 0)].offset; }
-  size_t layer_end(int l) const { return tensors_[layer_tensor_index(l + 1, 0)].offset; }
+  // Index in tensors() of the tensor with this whole-model index; -1 if not held.
+  int LocalIndex(int global_index) const {
+    return global_index >= 0 && static_cast<size_t>(global_index) < local_index_.size()
+               ? local_index_[static_cast<size_t>(global_index)]
+               : -1;
+  }
+  bool has_layer(int l) const { return LocalIndex(layer_tensor_index(l, 0)) >= 0; }
+  // Flat [begin, end) of layer l's parameters (a layer this layout holds).
+  size_t layer_begin(int l) const {
+    return tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, 0)))].offset;
+  }
+  size_t layer_end(int l) const {
+    const ParamTensorInfo& last =
+        tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, kTensorsPerLayer - 1)))];
+    return last.offset + last.numel;
+  }
   // Views of a buffer of num_params() floats laid out as above.
   GptParams Views(float* base) const;
   // Views of layer l's tensors in a buffer holding only that layer (layer_base is
@@ -113,7 +156,9 @@ class GptParamLayout {
  private:
   GptConfig config_;
   int tp_size_ = 1, tp_rank_ = 0;
+  ModelPart part_;
   std::vector<ParamTensorInfo> tensors_;
+  std::vector<int> local_index_;  // whole-model tensor index -> tensors() index, or -1
   size_t num_params_ = 0;
 };
 

@@ -74,6 +74,7 @@ double ShardSumOfSquares(const GptParamLayout& layout, const float* grads, size_
   double sq = 0.0;
   for (const ParamTensorInfo& t : layout.tensors()) {
     if (t.split == TpSplit::kReplicated && !count_replicated) continue;
+    if (t.pipeline_copy) continue;  // counted on the first stage
     const size_t b = std::max(begin, t.offset), e = std::min(end, t.offset + t.numel);
     if (b < e) sq += SumOfSquares(grads + (b - begin), e - b);
   }

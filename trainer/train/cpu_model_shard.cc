@@ -119,6 +119,7 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
       "):\n" +
       trainer::FormatMemoryPlan(trainer::PlanMemory(mc, B, mc.seq_length, groups.tp_size()),
                                 mc.checkpoint_activations);
+  if (groups.pp_size() > 1) return CreatePipelineModelShard(config, groups, plan);
   if (config.parallel.zero_stage == 3) return CreateCpuZero3ModelShard(config, groups, plan);
   ASSIGN_OR_RETURN(auto model,
                    trainer::GptModel::Create(mc, static_cast<int>(tr.micro_batch_size),

@@ -9,19 +9,54 @@ namespace gpt_rank::train {
 
 coord::StatusOr<double> RangeGradNormSquared(const trainer::GptParamLayout& layout,
                                              const float* grads, size_t begin, size_t end,
-                                             dist::Communicator* dp, dist::Communicator* tp) {
-  double sq = tp->size() == 1
-                  ? trainer::SumOfSquares(grads, end - begin)
-                  : trainer::ShardSumOfSquares(layout, grads, begin, end, tp->rank() == 0);
+                                             dist::Communicator* dp, dist::Communicator* tp,
+                                             dist::Communicator* pp) {
+  const bool whole = tp->size() == 1 && (pp == nullptr || pp->size() == 1);
+  double sq = whole ? trainer::SumOfSquares(grads, end - begin)
+                    : trainer::ShardSumOfSquares(layout, grads, begin, end, tp->rank() == 0);
   if (dp != nullptr) RETURN_IF_ERROR(dp->AllReduceSum(&sq, 1));
   RETURN_IF_ERROR(tp->AllReduceSum(&sq, 1));
+  if (pp != nullptr) RETURN_IF_ERROR(pp->AllReduceSum(&sq, 1));
   return sq;
+}
+
+coord::StatusOr<double> ModelShard::ForwardBackward(const MicroBatchLoader& load,
+                                                    int64_t num_micro, float loss_scale) {
+  double loss = 0.0;
+  for (int64_t m = 0; m < num_micro; ++m) {
+    ASSIGN_OR_RETURN(const MicroBatch mb, load(m));
+    trainer::StepOptions options;
+    options.training = true;
+    options.rng_step = mb.rng_step;
+    ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
+    loss += static_cast<double>(l) / static_cast<double>(num_micro);
+    RETURN_IF_ERROR(Backward(loss_scale, m, num_micro));
+  }
+  return loss;
+}
+
+coord::StatusOr<double> ModelShard::ForwardOnly(const MicroBatchLoader& load, int64_t num_micro) {
+  double loss = 0.0;
+  for (int64_t m = 0; m < num_micro; ++m) {
+    ASSIGN_OR_RETURN(const MicroBatch mb, load(m));
+    trainer::StepOptions options;
+    options.training = false;
+    ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
+    loss += l;
+  }
+  return loss / static_cast<double>(num_micro);
 }
 
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfig& config,
                                                               const ParallelGroups& groups,
                                                               dist::KeyValueStore* store) {
   if (config.training.device == "cpu") return CreateCpuModelShard(config, groups);
+  if (groups.pp_size() > 1) {  // the CUDA backend has no pipeline stages yet
+    return coord::FailedPrecondition(
+        config.source_path + ": parallel.pipeline_model_parallel_size " +
+        std::to_string(groups.pp_size()) + " is not implemented on training.device \"cuda\" yet "
+        "(the CPU backend has it: training.device \"cpu\")");
+  }
   if (config.training.device == "cuda") {
     if (config.parallel.zero_stage == 3) {  // refused in every build, GPU or not
       return coord::FailedPrecondition(

@@ -5,7 +5,9 @@
 // the same loop:
 //
 //   ZeroGrad
-//   for each micro-batch m:  Forward, Backward(scale, m, num_micro)   (reduction inside)
+//   ForwardBackward(load, num_micro, scale)   every micro-batch's forward and backward:
+//                            gradient accumulation, or a pipeline stage's schedule;
+//                            the data-parallel reduction inside
 //   GradNormSquared          (of the reduced gradient, whole model: non-finite = overflow)
 //   Step(lr, grad_scale)     (optimizer on the owned range, parameters re-gathered)
 //
@@ -13,6 +15,8 @@
 //   CpuModelShard   GptModel (fp32 reference), AdamW, DataParallel over gloo with ZeRO 1/2
 //   Zero3ModelShard GptModel on ZeRO-3 partitioned parameters (zero3.h), AdamW on the partition
 //   CudaModelShard  CudaGptModel (fp32/bf16/fp16, AdamW on the GPU), NCCL gradient buckets
+//   PipelineModelShard  one pipeline stage (its virtual chunks) on the CPU: Megatron's
+//                   1F1B / interleaved schedules (pipeline_schedule.h), AdamW, ZeRO-1
 // Parameters, gradients and optimizer state share the flat layout of gpt_params.h on
 // every backend, so checkpoints move between devices in either direction.
 //
@@ -20,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +46,17 @@ struct HostState {
   const float* adam_v = nullptr;
 };
 
+// One micro-batch's tokens as the training loop loads them: (B, T) host ids, valid
+// until the next load, and the dropout counter of its first sample.
+struct MicroBatch {
+  const int* inputs = nullptr;
+  const int* targets = nullptr;
+  int batch = 0, seq = 0;  // B, T
+  uint64_t rng_step = 0;
+};
+// Loads micro-batch m (0-based) of the current iteration; Cancelled stops the step.
+using MicroBatchLoader = std::function<coord::StatusOr<MicroBatch>(int64_t m)>;
+
 class ModelShard {
  public:
   virtual ~ModelShard() = default;
@@ -55,6 +71,14 @@ class ModelShard {
   virtual coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                          const trainer::StepOptions& options) = 0;
   virtual coord::Status ZeroGrad() = 0;
+  // Forward and backward of micro-batches 0 .. num_micro-1, each contributing
+  // loss_scale x its mean loss to the gradient (reduced inside, as Backward). Returns
+  // the mean of their losses as this rank knows it (a pipeline's stages all get the
+  // last stage's). The default runs Forward and Backward per micro-batch.
+  virtual coord::StatusOr<double> ForwardBackward(const MicroBatchLoader& load, int64_t num_micro,
+                                                  float loss_scale);
+  // Forward only, dropout off (evaluation): the mean loss, as above.
+  virtual coord::StatusOr<double> ForwardOnly(const MicroBatchLoader& load, int64_t num_micro);
   // grads += d(loss_scale * loss)/d(params) for the last Forward, micro-batch m of
   // num_micro; the data-parallel reduction of the gradient runs inside (overlapped with
   // backward where the backend can). After the last micro-batch the reduced gradient
@@ -96,10 +120,13 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateModelShard(const TrainerConfi
 // this rank's tensor-parallel shard that `grads` (pointing at element begin) holds:
 // with tensor parallel, Megatron's rule (replicated tensors count once, on tensor rank
 // 0); summed over `dp` when the range is a ZeRO partition (null when every
-// data-parallel rank holds the same range) and over `tp`. The CPU shards' GradNormSquared.
+// data-parallel rank holds the same range), over `tp`, and over the pipeline stages
+// `pp` (null without; the last stage's copy of wte is counted once, on the first).
+// The CPU shards' GradNormSquared.
 coord::StatusOr<double> RangeGradNormSquared(const trainer::GptParamLayout& layout,
                                              const float* grads, size_t begin, size_t end,
-                                             dist::Communicator* dp, dist::Communicator* tp);
+                                             dist::Communicator* dp, dist::Communicator* tp,
+                                             dist::Communicator* pp = nullptr);
 
 // The backends CreateModelShard chooses from. CreateCudaModelShard exists only in
 // builds with CUDA (COORD_WITH_CUDA); model_shard.cc is the one place that knows.
@@ -108,6 +135,9 @@ coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuModelShard(const TrainerCo
 // zero_optimization.stage 3 on the CPU backend (zero3_model_shard.cc); plan_text: the
 // start log's memory plan.
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateCpuZero3ModelShard(
+    const TrainerConfig& config, const ParallelGroups& groups, const std::string& plan_text);
+// parallel.pipeline_model_parallel_size > 1 on the CPU backend (pipeline_model_shard.cc).
+coord::StatusOr<std::unique_ptr<ModelShard>> CreatePipelineModelShard(
     const TrainerConfig& config, const ParallelGroups& groups, const std::string& plan_text);
 coord::StatusOr<std::unique_ptr<ModelShard>> CreateCudaModelShard(const TrainerConfig& config,
                                                                   const ParallelGroups& groups,

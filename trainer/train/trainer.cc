@@ -131,11 +131,6 @@ coord::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const TrainerConfig& c
   return t;
 }
 
-coord::StatusOr<float> Trainer::Forward(const trainer::StepOptions& options) {
-  const int B = static_cast<int>(config_.training.micro_batch_size);
-  return shard_->Forward(inputs_.data(), targets_.data(), B, config_.model.seq_length, options);
-}
-
 coord::StatusOr<double> Trainer::MeanOverRanks(double value) {
   RETURN_IF_ERROR(comm_->AllReduceSum(&value, 1));
   return value / comm_->size();
@@ -150,19 +145,26 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
   }
   tp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->tensor);
   dp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->data);
+  pp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->pipeline);
   timed_groups_.world = groups->world;
   timed_groups_.tensor = tp_timed_.get();
   timed_groups_.data = dp_timed_.get();
+  timed_groups_.pipeline = pp_timed_.get();
+  timed_groups_.embedding = groups->embedding;
   groups_ = &timed_groups_;
   comm_ = groups_->world;
   dp_comm_ = groups_->data;
   if (comm_->size() != config_.parallel.world_size ||
-      groups->tp_size() != config_.parallel.tensor_model_parallel_size) {
+      groups->tp_size() != config_.parallel.tensor_model_parallel_size ||
+      groups->pp_size() != config_.parallel.pipeline_model_parallel_size) {
     return coord::FailedPrecondition(
         "the process groups have " + std::to_string(comm_->size()) + " ranks, tensor parallel " +
-        std::to_string(groups->tp_size()) + "; the config was parsed for WORLD_SIZE=" +
+        std::to_string(groups->tp_size()) + ", pipeline parallel " +
+        std::to_string(groups->pp_size()) + "; the config was parsed for WORLD_SIZE=" +
         std::to_string(config_.parallel.world_size) + ", tensor_model_parallel_size " +
-        std::to_string(config_.parallel.tensor_model_parallel_size));
+        std::to_string(config_.parallel.tensor_model_parallel_size) +
+        ", pipeline_model_parallel_size " +
+        std::to_string(config_.parallel.pipeline_model_parallel_size));
   }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());
@@ -201,6 +203,15 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
     LOG_INFO << "tensor parallel: " << groups_->tp_size() << " ranks per group (" 
              << groups_->tensor->backend() << "), this rank's shard holds " << shard_->num_params()
              << " parameters";
+  }
+  if (groups_->pp_size() > 1) {
+    LOG_INFO << "pipeline parallel: " << groups_->pp_size() << " stages ("
+             << groups_->pipeline->backend() << "), this rank is stage " << groups_->stage()
+             << (config_.parallel.virtual_pipeline_model_parallel_size > 1
+                     ? ", " + std::to_string(config_.parallel.virtual_pipeline_model_parallel_size) +
+                           " virtual chunks each (interleaved schedule)"
+                     : " (1F1B schedule)")
+             << "; " << num_micro_batches_ << " micro-batches per iteration";
   }
   if (dp_comm_->size() > 1) {
     LOG_INFO << "data parallel: " << dp_comm_->size() << " ranks (" << dp_comm_->backend() << "), "
@@ -353,22 +364,11 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   const float contribution = static_cast<float>(
       loss_scale / static_cast<double>(num_micro_batches_ * static_cast<int64_t>(dp_comm_->size())));
   RETURN_IF_ERROR(shard_->ZeroGrad());
-  double local_loss = 0.0;
   const Clock::time_point fb0 = Clock::now();
-  for (int64_t m = 0; m < num_micro_batches_; ++m) {
-    if (g_stop_requested.load()) return coord::Status(coord::StatusCode::kCancelled, "stop");
-    ASSIGN_OR_RETURN(std::vector<int64_t> idx,
-                     train_sampler_->MicroBatch(consumed_train_samples_, m));
-    RETURN_IF_ERROR(LoadBatch(*train_ds_, idx));
-    trainer::StepOptions options;
-    options.training = true;
-    // Dropout masks follow the sample's position in the global order (idx is a
-    // contiguous run of it), so they do not depend on the rank count.
-    options.rng_step = static_cast<uint64_t>(idx.front());
-    ASSIGN_OR_RETURN(float l, Forward(options));
-    local_loss += static_cast<double>(l) / static_cast<double>(num_micro_batches_);
-    RETURN_IF_ERROR(shard_->Backward(contribution, m, num_micro_batches_));
-  }
+  ASSIGN_OR_RETURN(const double local_loss,
+                   shard_->ForwardBackward(Loader(*train_ds_, *train_sampler_,
+                                                  consumed_train_samples_, true),
+                                           num_micro_batches_, contribution));
   forward_backward_s_ += MsSince(fb0) / 1000.0;
   if (std::find(inject_overflow_at_.begin(), inject_overflow_at_.end(), it) !=
       inject_overflow_at_.end()) {
@@ -414,19 +414,36 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
 coord::StatusOr<double> Trainer::Evaluate() {
   double total = 0.0;
   for (int64_t k = 0; k < config_.training.eval_iters; ++k) {
-    for (int64_t m = 0; m < num_micro_batches_; ++m) {
-      ASSIGN_OR_RETURN(std::vector<int64_t> idx,
-                       valid_sampler_->MicroBatch(consumed_valid_samples_, m));
-      RETURN_IF_ERROR(LoadBatch(*valid_ds_, idx));
-      trainer::StepOptions options;
-      options.training = false;
-      ASSIGN_OR_RETURN(float l, Forward(options));
-      total += l;
-    }
+    ASSIGN_OR_RETURN(const double loss,
+                     shard_->ForwardOnly(Loader(*valid_ds_, *valid_sampler_,
+                                                consumed_valid_samples_, false),
+                                         num_micro_batches_));
+    total += loss;
     consumed_valid_samples_ += config_.training.global_batch_size;
   }
   ASSIGN_OR_RETURN(double mean, MeanOverRanks(total));
-  return mean / static_cast<double>(config_.training.eval_iters * num_micro_batches_);
+  return mean / static_cast<double>(config_.training.eval_iters);
+}
+
+MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
+                                 trainer::data::PretrainingSampler& sampler, int64_t consumed,
+                                 bool training) {
+  return [this, &ds, &sampler, consumed, training](int64_t m) -> coord::StatusOr<MicroBatch> {
+    if (training && g_stop_requested.load()) {
+      return coord::Status(coord::StatusCode::kCancelled, "stop");
+    }
+    ASSIGN_OR_RETURN(std::vector<int64_t> idx, sampler.MicroBatch(consumed, m));
+    RETURN_IF_ERROR(LoadBatch(ds, idx));
+    MicroBatch mb;
+    mb.inputs = inputs_.data();
+    mb.targets = targets_.data();
+    mb.batch = static_cast<int>(config_.training.micro_batch_size);
+    mb.seq = config_.model.seq_length;
+    // Dropout masks follow the sample's position in the global order (idx is a
+    // contiguous run of it), so they do not depend on the rank count.
+    mb.rng_step = static_cast<uint64_t>(idx.front());
+    return mb;
+  };
 }
 
 coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
@@ -624,6 +641,9 @@ coord::Status Trainer::Run() {
                      {"optimizer", optimizer_s_ * per_iter_ms},
                      {"tp-comm", tp_timed_->TakeSeconds() * per_iter_ms},
                      {"dp-comm", dp_timed_->TakeSeconds() * per_iter_ms}};
+      if (groups_->pp_size() > 1) {
+        r.timers_ms.push_back({"pp-comm", pp_timed_->TakeSeconds() * per_iter_ms});
+      }
       forward_backward_s_ = optimizer_s_ = 0.0;
       if (is_root()) {
         LOG_INFO << FormatMegatronLogLine(r);
@@ -637,6 +657,7 @@ coord::Status Trainer::Run() {
       RETURN_IF_ERROR(EvaluateAndPrint("iteration " + std::to_string(iteration_)));
       tp_timed_->TakeSeconds();  // the timers are the training step's
       dp_timed_->TakeSeconds();
+      pp_timed_->TakeSeconds();
     }
     if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) {
       RETURN_IF_ERROR(Save());

@@ -71,8 +71,11 @@ class Trainer {
  private:
   explicit Trainer(const TrainerConfig& config);
   coord::Status Setup(ParallelGroups* groups, dist::KeyValueStore* store);
-  // The model's forward on the current micro-batch (inputs_, targets_).
-  coord::StatusOr<float> Forward(const trainer::StepOptions& options);
+  // Micro-batch m of the iteration starting at `consumed` samples, loaded into
+  // inputs_/targets_ (training: Cancelled once a stop is requested).
+  MicroBatchLoader Loader(const trainer::data::GptDataset& ds,
+                          trainer::data::PretrainingSampler& sampler, int64_t consumed,
+                          bool training);
   // Mean of a per-rank value over the ranks (losses for the log).
   coord::StatusOr<double> MeanOverRanks(double value);
   coord::Status SetupData();
@@ -97,7 +100,7 @@ class Trainer {
   ParallelGroups* groups_ = nullptr;
   // The tensor and data groups as the model sees them: timed (the tp-comm / dp-comm
   // timers of the log).
-  std::unique_ptr<dist::TimedCommunicator> tp_timed_, dp_timed_;
+  std::unique_ptr<dist::TimedCommunicator> tp_timed_, dp_timed_, pp_timed_;
   ParallelGroups timed_groups_;
   dist::Communicator* comm_ = nullptr;     // the world: agreement, logs, saves
   dist::Communicator* dp_comm_ = nullptr;  // the data-parallel group: samples, gradients
