@@ -255,7 +255,12 @@ void ParseDeepSpeedBatch(const json& root, ConfigParser* p, TrainerConfig* c) {
     tr.clip_grad = ds_clip;
   }
   if (tr.global_batch_size == 0) {
-    tr.global_batch_size = tr.micro_batch_size * dp * std::max<int64_t>(1, ds_gas);
+    // Megatron's default is one micro-batch per DP rank; with pipeline parallel that
+    // leaves all stages but one idle, so the default is pp micro-batches (the fewest
+    // that fill the 1F1B pipeline; CheckPipeline refuses fewer when they are given).
+    const int64_t steps = ds_gas > 0 ? ds_gas
+                                     : std::max(1, c->parallel.pipeline_model_parallel_size);
+    tr.global_batch_size = tr.micro_batch_size * dp * steps;
   }
   if (ds_gas != 0 && tr.global_batch_size != tr.micro_batch_size * dp * ds_gas) {
     p->Error("gradient_accumulation_steps",

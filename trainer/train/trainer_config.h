@@ -11,6 +11,7 @@
 // spellings are warnings). DeepSpeed's blocks are parsed in deepspeed_config.cc.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -38,7 +39,9 @@ struct DataConfig {
 
 struct TrainingConfig {
   int64_t micro_batch_size = 1;   // per rank and micro-step
-  int64_t global_batch_size = 0;  // 0: micro_batch_size * world_size
+  // 0: Megatron's micro_batch_size * dp (x gradient_accumulation_steps when given);
+  // with pipeline parallel micro * dp * pp, the fewest micro-batches that fill the pipeline.
+  int64_t global_batch_size = 0;
   int64_t train_iters = 0;
   trainer::LrScheduleConfig lr;   // lr.train_iters / global_batch_size filled in
   trainer::AdamWConfig adam;
@@ -105,15 +108,19 @@ struct ActivationCheckpointingConfig {
   bool profile = false;
 };
 
-// Parallel layout: a rank grid with TP innermost on consecutive ranks (a TP group
-// stays inside a node when it divides the node's GPUs), then PP, then DP. Pipeline
-// parallel is accepted so that `gpt-rank plan` can size it, and refused by `train`.
+// Parallel layout: Megatron's rank grid, TP innermost on consecutive ranks (a TP group
+// stays inside a node when it divides the node's GPUs), then DP, then PP outermost:
+// rank = pp_rank * dp * tp + dp_rank * tp + tp_rank.
 struct ParallelConfig {
   int world_size = 1;  // from WORLD_SIZE (or Open MPI's / Slurm's equivalents)
   int local_rank = 0;  // from LOCAL_RANK: the GPU this rank uses with training.device "cuda"
   int local_world_size = 0;  // ranks per node (LOCAL_WORLD_SIZE); 0: unknown
   int tensor_model_parallel_size = 1;  // also Megatron's model_parallel_size
   int pipeline_model_parallel_size = 1;
+  // Model chunks per pipeline stage (Megatron's interleaved schedule); 1: plain 1F1B.
+  // Given directly or as parallel.num_layers_per_virtual_pipeline_stage, Megatron's
+  // --num-layers-per-virtual-pipeline-stage: vpp = (num_layers / pp) / that.
+  int virtual_pipeline_model_parallel_size = 1;
   int zero_stage = 0;  // = zero.stage (parallel.zero_stage or zero_optimization.stage)
   // zero.offload_optimizer.device == "cpu" / parallel.cpu_optimizer (Megatron's
   // --cpu-optimizer): the optimizer state and step on the host.
@@ -141,6 +148,13 @@ struct TrainerConfig {
   ParallelConfig parallel;
   ActivationCheckpointingConfig activation_checkpointing;
   nlohmann::json job;  // the whole job JSON after --set, saved with checkpoints
+
+  // Micro-batches each DP rank runs per iteration (the pipeline's m; gradient
+  // accumulation steps without PP): global / (micro * dp), at least 1.
+  int64_t num_micro_batches() const {
+    const int64_t per_step = training.micro_batch_size * parallel.data_parallel_size();
+    return per_step > 0 ? std::max<int64_t>(1, training.global_batch_size / per_step) : 1;
+  }
 };
 
 struct TrainerConfigResult {
@@ -171,8 +185,8 @@ coord::StatusOr<int> WorldSizeFromEnv();
 // Expands ${NAME} and ${NAME:-default} (default expanded too) in a path.
 std::string ExpandEnv(const std::string& text);
 
-// Problems that stop `train` but not `plan` (pipeline parallel): FailedPrecondition
-// naming each. Tensor parallel and ZeRO-3 pass here; the trainer refuses any
+// Problems that stop `train` but not `plan`: FailedPrecondition naming each. None
+// today: tensor, pipeline parallel and ZeRO pass here; the trainer refuses any
 // combination it cannot run where it builds the model.
 coord::Status CheckTrainable(const TrainerConfig& config);
 
