@@ -258,8 +258,8 @@ void ParseDeepSpeedBatch(const json& root, ConfigParser* p, TrainerConfig* c) {
     // Megatron's default is one micro-batch per DP rank; with pipeline parallel that
     // leaves all stages but one idle, so the default is pp micro-batches (the fewest
     // that fill the 1F1B pipeline; CheckPipeline refuses fewer when they are given).
-    const int64_t steps = ds_gas > 0 ? ds_gas
-                                     : std::max(1, c->parallel.pipeline_model_parallel_size);
+    const int64_t steps =
+        ds_gas > 0 ? ds_gas : std::max(1, c->parallel.pipeline_model_parallel_size);
     tr.global_batch_size = tr.micro_batch_size * dp * steps;
   }
   if (ds_gas != 0 && tr.global_batch_size != tr.micro_batch_size * dp * ds_gas) {

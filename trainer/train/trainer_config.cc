@@ -368,10 +368,13 @@ void CheckLayout(Parser* p, TrainerConfig* c) {
   if (pc.zero_stage >= 2 && pp > 1) {
     const std::string stage = std::to_string(pc.zero_stage);
     p->Error("zero_optimization.stage",
-             stage + " cannot be combined with pipeline parallel "
-             "(parallel.pipeline_model_parallel_size = " + std::to_string(pp) +
-             "), as in DeepSpeed; use stage 1 with pipeline parallel, or "
-             "pipeline_model_parallel_size 1 with stage " + stage);
+             stage +
+                 " cannot be combined with pipeline parallel "
+                 "(parallel.pipeline_model_parallel_size = " +
+                 std::to_string(pp) +
+                 "), as in DeepSpeed; use stage 1 with pipeline parallel, or "
+                 "pipeline_model_parallel_size 1 with stage " +
+                 stage);
   }
 }
 
@@ -384,9 +387,10 @@ void CheckPipeline(Parser* p, TrainerConfig* c) {
   const std::string pps = std::to_string(pp), Ls = std::to_string(L);
   if (vpp > 1 && pp == 1) {
     p->Error("parallel.virtual_pipeline_model_parallel_size",
-             std::to_string(vpp) + " needs pipeline parallel: the interleaved schedule splits "
-             "each pipeline stage into model chunks, and parallel.pipeline_model_parallel_size "
-             "is 1; set it to 2 or more, or virtual_pipeline_model_parallel_size to 1");
+             std::to_string(vpp) +
+                 " needs pipeline parallel: the interleaved schedule splits "
+                 "each pipeline stage into model chunks, and parallel.pipeline_model_parallel_size "
+                 "is 1; set it to 2 or more, or virtual_pipeline_model_parallel_size to 1");
     return;
   }
   if (pp <= 1 || vpp < 1) return;
@@ -394,7 +398,8 @@ void CheckPipeline(Parser* p, TrainerConfig* c) {
     p->Error("parallel.pipeline_model_parallel_size",
              pps + " does not divide model.num_layers (" + Ls +
                  "): every stage holds the same number of whole layers (Megatron's split); "
-                 "choose a divisor of " + Ls);
+                 "choose a divisor of " +
+                 Ls);
     return;
   }
   if (vpp > 1 && L % (pp * vpp) != 0) {
@@ -402,19 +407,20 @@ void CheckPipeline(Parser* p, TrainerConfig* c) {
              "model.num_layers (" + Ls + ") is not a multiple of pipeline (" + pps +
                  ") x virtual pipeline (" + std::to_string(vpp) +
                  ") stages: each model chunk holds L / (pp x vpp) whole layers; choose sizes "
-                 "whose product divides " + Ls);
+                 "whose product divides " +
+                 Ls);
     return;
   }
   const int64_t m = c->num_micro_batches();
   const std::string ms = std::to_string(m);
   const std::string batch = "(global_batch_size " + std::to_string(c->training.global_batch_size) +
-                            " / (micro_batch_size " +
-                            std::to_string(c->training.micro_batch_size) + " x data parallel " +
-                            std::to_string(pc.data_parallel_size()) + "))";
+                            " / (micro_batch_size " + std::to_string(c->training.micro_batch_size) +
+                            " x data parallel " + std::to_string(pc.data_parallel_size()) + "))";
   if (m < pp) {
     p->Error("training.global_batch_size",
              ms + " micro-batch" + (m == 1 ? "" : "es") + " per iteration " + batch +
-                 " cannot fill " + pps + " pipeline stages: Megatron's 1F1B schedule needs a "
+                 " cannot fill " + pps +
+                 " pipeline stages: Megatron's 1F1B schedule needs a "
                  "micro-batch in flight on every stage to fill the pipeline, and with fewer the "
                  "stages idle at least as long as they compute (bubble (pp-1)/m = " +
                  std::to_string(pp - 1) + "/" + ms + "); raise global_batch_size to at least " +
