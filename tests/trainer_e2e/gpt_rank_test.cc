@@ -85,6 +85,35 @@ TEST(GptRankCliTest, Plan100BOnEightNodesFitsAndJsonParses) {
   }
 }
 
+// A ready config plans on the cluster its launch section names (launch.nnodes x
+// nproc_per_node) and prints the training time for --train-tokens.
+TEST(GptRankCliTest, PlanReadyPipelineConfigOnItsLaunchClusterWithTrainTokens) {
+  const std::string cfg = std::string(COORD_SOURCE_DIR) + "/configs/gpt-1.3b-4xdp-4xpp.json";
+  RunResult r = RunCommand(
+      {GptRank(), "plan", "--config", cfg, "--gpu", "a100-40gb", "--train-tokens", "26e9", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["cluster"]["nodes"], 2);
+  EXPECT_EQ(j["cluster"]["gpus_per_node"], 8);
+  EXPECT_EQ(j["cluster"]["pp"], 4);
+  EXPECT_EQ(j["cluster"]["dp"], 4);
+  EXPECT_EQ(j["pipeline"]["stages_bytes"].size(), 4u);
+  EXPECT_EQ(j["training"]["tokens"].get<double>(), 26e9);
+  EXPECT_NEAR(j["training"]["seconds"].get<double>(),
+              26e9 / j["time_s"]["tokens_per_s"].get<double>(), 1e-6);
+  RunResult text = RunCommand({GptRank(), "plan", "--config", cfg, "--gpu", "a100-40gb",
+                               "--train-tokens", "26e9"});
+  ASSERT_EQ(text.exit_code, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("2 node(s) x 8 GPU(s) = 16 ranks"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("training time for 2.6e+10 tokens (--train-tokens): "), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("pipeline bubble"), std::string::npos) << text.out;
+  RunResult bad = RunCommand({GptRank(), "plan", "--config", cfg, "--train-tokens", "0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--train-tokens: expected a token count"), std::string::npos) << bad.err;
+}
+
 TEST(GptRankCliTest, PlanThatDoesNotFitExits1AndNamesTheResource) {
   // One node: tp 8 leaves dp 1, so ZeRO-3 partitions nothing and each node's host holds
   // the whole optimizer.
