@@ -85,12 +85,15 @@ coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
 
 namespace {
 
-// One iteration as the whole model: mp_rank_00 as saved, or (tensor parallel) every
-// shard put back together. The state is read first, so the shards are read once.
+// One iteration as the whole model: mp_rank_00 as saved, or (tensor or pipeline
+// parallel) every shard put back together. The state is read first, so the shards are
+// read once.
 coord::StatusOr<LoadedCheckpoint> LoadWholeModel(const std::string& iter_dir) {
-  ASSIGN_OR_RETURN(const TrainState state, LoadCheckpointState(iter_dir, 0));
+  ASSIGN_OR_RETURN(const TrainState state, LoadFirstShardState(iter_dir));
   const OptimizerRange none{0, 0, false};
-  if (state.tensor_model_parallel_size == 1) return LoadCheckpoint(iter_dir, 0, none);
+  if (state.tensor_model_parallel_size == 1 && state.pipeline_model_parallel_size == 1) {
+    return LoadCheckpoint(iter_dir, 0, none);
+  }
   ASSIGN_OR_RETURN(JobModelConfig job,
                    ParseJobModelConfig(state.config_json, "checkpoint " + iter_dir));
   if (state.vocab_size <= 0) {
@@ -99,7 +102,7 @@ coord::StatusOr<LoadedCheckpoint> LoadWholeModel(const std::string& iter_dir) {
                                      " tensor-parallel shards but no vocab_size in its state");
   }
   job.model.vocab_size = state.vocab_size;
-  return LoadIterationForLayout(iter_dir, job.model, 1, 0, none);
+  return LoadIterationForLayout(iter_dir, job.model, ModelLayout{}, none);
 }
 
 }  // namespace

@@ -3,18 +3,19 @@
 
 #include <algorithm>
 
+#include "trainer/train/pipeline_schedule.h"
+
 namespace gpt_rank::plan {
 
+// The schedule's own count (trainer/train/pipeline_schedule.h), so the plan and the
+// runtime cannot disagree.
 int64_t WarmupMicroBatches(int pp, int vpp, int64_t m, int pipeline_rank) {
-  pp = std::max(1, pp);
-  vpp = std::max(1, vpp);
-  m = std::max<int64_t>(1, m);
-  const int64_t after = pp - std::clamp(pipeline_rank, 0, pp - 1) - 1;  // stages after this one
-  if (vpp == 1) return std::min(after, m);
-  const int64_t total = m * vpp;
-  // schedules.py: with exactly pp micro-batches every forward runs before any backward.
-  if (m == pp) return total;
-  return std::min(after * 2 + static_cast<int64_t>(vpp - 1) * pp, total);
+  train::PipelineShape shape;
+  shape.pp = std::max(1, pp);
+  shape.vpp = std::max(1, vpp);
+  shape.num_micro = std::max<int64_t>(1, m);
+  shape.stage = std::clamp(pipeline_rank, 0, shape.pp - 1);
+  return train::WarmupMicroBatches(shape, /*forward_only=*/false);
 }
 
 int64_t InFlightMicroBatches(int pp, int vpp, int64_t m, int pipeline_rank) {

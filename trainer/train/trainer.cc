@@ -281,6 +281,12 @@ coord::Status Trainer::SetupData() {
   return coord::Status::Ok();
 }
 
+trainer::ModelLayout Trainer::ModelLayout() const {
+  return trainer::ModelLayout{groups_->tp_size(), groups_->tensor->rank(), groups_->pp_size(),
+                              groups_->stage(),
+                              config_.parallel.virtual_pipeline_model_parallel_size};
+}
+
 coord::Status Trainer::Resume() {
   const std::string& dir = config_.training.load;
   if (!trainer::HasCheckpoint(dir)) {
@@ -291,9 +297,8 @@ coord::Status Trainer::Resume() {
   // full tensors or from whichever saved shards overlap it (re-sharding).
   const size_t opt_begin = shard_->optimizer_begin(), opt_end = shard_->optimizer_end();
   trainer::OptimizerRange range{opt_begin, opt_end, true};
-  // Any tensor-parallel layout loads into this one (re-sharded when it differs).
-  auto loaded = trainer::LoadCheckpointForLayout(dir, config_.model, groups_->tp_size(),
-                                                 groups_->tensor->rank(), range);
+  // Any model-parallel layout loads into this one (re-sharded when it differs).
+  auto loaded = trainer::LoadCheckpointForLayout(dir, config_.model, ModelLayout(), range);
   if (!loaded.ok()) return loaded.status().WithContext("training.load");
   if (is_root()) {
     for (const std::string& w : loaded->warnings) LOG_WARN << w;
@@ -492,6 +497,8 @@ coord::Status Trainer::Save() {
   s.seed = config_.training.seed;
   s.adam_step = shard_->optimizer_step();
   s.tensor_model_parallel_size = groups_->tp_size();
+  s.pipeline_model_parallel_size = groups_->pp_size();
+  s.virtual_pipeline_model_parallel_size = config_.parallel.virtual_pipeline_model_parallel_size;
   s.vocab_size = config_.model.vocab_size;
   if (scaler_ != nullptr) {
     const trainer::LossScaler::State ls = scaler_->state();
@@ -504,7 +511,8 @@ coord::Status Trainer::Save() {
   const Clock::time_point t0 = Clock::now();
   std::vector<float> scratch;  // the state, where it does not live on the host
   ASSIGN_OR_RETURN(const HostState host, shard_->StateOnHost(&scratch));
-  if (!shard_->optimizer_shard_counts().empty() || groups_->tp_size() > 1) {
+  if (!shard_->optimizer_shard_counts().empty() || groups_->tp_size() > 1 ||
+      groups_->pp_size() > 1) {
     RETURN_IF_ERROR(SaveSharded(s, host));
   } else {
     // Rank 0 holds the whole optimizer (stage 0: every rank does); the others wait.
@@ -522,8 +530,9 @@ coord::Status Trainer::Save() {
   return coord::Status::Ok();
 }
 
-// ZeRO and/or tensor parallel: rank 0 prepares the directory; each tensor-parallel
-// shard goes to its mp_rank_XX, where every data-parallel rank writes its optimizer
+// ZeRO, tensor and/or pipeline parallel: rank 0 prepares the directory; each
+// model-parallel shard goes to its mp_rank_XX[_PPP], where every data-parallel rank
+// writes its optimizer
 // shard (ZeRO; without ZeRO data-parallel rank 0 writes the whole range) and
 // data-parallel rank 0 the parameters; the records reach data-parallel rank 0, which
 // checks them and writes the shard's manifest; rank 0 then installs the iteration.
@@ -532,7 +541,8 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s, const HostState
   const std::string& dir = config_.training.save;
   const std::string what = "saving checkpoint iteration " + std::to_string(s.iteration);
   const int dp = dp_comm_->size(), dp_rank = dp_comm_->rank();
-  const int mp_rank = groups_->tensor->rank();
+  const trainer::ModelShardId mp_rank(groups_->tensor->rank(), groups_->stage(),
+                                      groups_->pp_size());
   const size_t n = shard_->num_params();
   std::vector<size_t> counts = shard_->optimizer_shard_counts();
   const bool zero = !counts.empty();
@@ -587,7 +597,9 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s, const HostState
     return agreed;
   }
   coord::Status installed;
-  if (is_root()) installed = trainer::InstallShardedSave(dir, s, groups_->tp_size());
+  if (is_root()) {
+    installed = trainer::InstallShardedSave(dir, s, groups_->tp_size(), groups_->pp_size());
+  }
   return Agree(installed, what);
 }
 

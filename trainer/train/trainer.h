@@ -19,6 +19,7 @@
 
 #include "common/status.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/checkpoint/tp_checkpoint.h"
 #include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/data_sampler.h"
 #include "trainer/data/gpt_dataset.h"
@@ -80,6 +81,8 @@ class Trainer {
   coord::StatusOr<double> MeanOverRanks(double value);
   coord::Status SetupData();
   coord::Status Resume();
+  // This rank's place in the tensor x pipeline grid, for checkpoints.
+  trainer::ModelLayout ModelLayout() const;
   // Fills inputs_/targets_ (B, T) with the micro-batch of these dataset indices.
   coord::Status LoadBatch(const trainer::data::GptDataset& ds, const std::vector<int64_t>& idx);
   // One iteration: accumulate over micro-batches, clip, AdamW. *loss = mean loss.
