@@ -3,6 +3,7 @@
 #include "trainer/train/trainer.h"
 
 #include <omp.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -77,6 +78,23 @@ coord::StatusOr<std::vector<int64_t>> InjectedOverflowsFromEnv() {
     start = comma + 1;
   }
   return out;
+}
+
+// GPT_RANK_INJECT_STOP="2:3": pipeline stage 2 stops itself (SIGSTOP) as it loads
+// micro-batch 1 of iteration 3, in the middle of the schedule, so a test can kill a
+// stage at a known point (its neighbours then wait on it in a send or receive).
+// {-1, -1} when unset.
+coord::StatusOr<std::pair<int, int64_t>> InjectedStopFromEnv() {
+  const char* v = std::getenv("GPT_RANK_INJECT_STOP");
+  if (v == nullptr || *v == '\0') return std::pair<int, int64_t>{-1, -1};
+  int stage = -1;
+  long long it = -1;
+  char extra = 0;
+  if (std::sscanf(v, "%d:%lld%c", &stage, &it, &extra) != 2 || stage < 0 || it < 1) {
+    return coord::InvalidArgument("GPT_RANK_INJECT_STOP: expected STAGE:ITERATION like \"2:3\", "
+                                  "got \"" + std::string(v) + "\"");
+  }
+  return std::pair<int, int64_t>{stage, it};
 }
 
 }  // namespace
@@ -177,6 +195,7 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
 
   const trainer::GptConfig& mc = config_.model;
   ASSIGN_OR_RETURN(inject_overflow_at_, InjectedOverflowsFromEnv());
+  ASSIGN_OR_RETURN(inject_stop_, InjectedStopFromEnv());
   if (config_.parallel.precision == "fp16") {
     scaler_ = std::make_unique<trainer::LossScaler>(tr.loss_scaler);
     LOG_INFO << "fp16: loss scale " << scaler_->scale()
@@ -437,6 +456,12 @@ MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
     if (training && g_stop_requested.load()) {
       return coord::Status(coord::StatusCode::kCancelled, "stop");
     }
+    if (training && m == 1 && inject_stop_.first == groups_->stage() &&
+        inject_stop_.second == iteration_ + 1) {
+      LOG_WARN << "GPT_RANK_INJECT_STOP: stopping pipeline stage " << inject_stop_.first
+               << " at iteration " << inject_stop_.second;
+      raise(SIGSTOP);
+    }
     ASSIGN_OR_RETURN(std::vector<int64_t> idx, sampler.MicroBatch(consumed, m));
     RETURN_IF_ERROR(LoadBatch(ds, idx));
     MicroBatch mb;
@@ -627,7 +652,14 @@ coord::Status Trainer::Run() {
       metrics_->WriteProgress(iteration_ + 1, loss, MsSince(t0));
     }
     if (s.code() == coord::StatusCode::kAborted) return s;  // names its iteration already
-    if (!s.ok()) return s.WithContext("iteration " + std::to_string(iteration_ + 1));
+    if (!s.ok()) {
+      // A pipeline stage says which it is: its neighbours' errors name it too.
+      return s.WithContext((groups_->pp_size() > 1 ? "pipeline stage " +
+                                                         std::to_string(groups_->stage()) + " of " +
+                                                         std::to_string(groups_->pp_size()) + ", "
+                                                   : std::string()) +
+                           "iteration " + std::to_string(iteration_ + 1));
+    }
     const double ms = MsSince(t0);
     metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
     interval_loss += loss;

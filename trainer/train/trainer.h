@@ -115,6 +115,7 @@ class Trainer {
   std::unique_ptr<ModelShard> shard_;            // the model on training.device
   std::unique_ptr<trainer::LossScaler> scaler_;  // fp16 only
   std::vector<int64_t> inject_overflow_at_;      // GPT_RANK_INJECT_OVERFLOW (tests)
+  std::pair<int, int64_t> inject_stop_{-1, -1};  // GPT_RANK_INJECT_STOP (tests): stage, iteration
   int64_t skipped_iterations_ = 0;               // fp16 overflows since the last log line
   std::unique_ptr<trainer::LrSchedule> schedule_;
   std::unique_ptr<MetricsSink> metrics_;
