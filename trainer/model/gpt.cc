@@ -451,14 +451,14 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
     return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
   }
   have_forward_ = false;  // probs are overwritten with dlogits below
-  if (grad_acts_memory_.empty()) {
-    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_, tp_), 0.0f);
-  }
+  std::vector<float>& grad_memory = grad_scratch_ != nullptr ? *grad_scratch_ : grad_acts_memory_;
+  const size_t grad_floats = GradActivationFloats(config_, max_batch_, max_seq_, tp_);
+  if (grad_memory.size() < grad_floats) grad_memory.assign(grad_floats, 0.0f);
   const int B = B_, T = T_, BT = B * T, C = config_.hidden_size;
   const int L = static_cast<int>(layers_.size());
   const int Vl = config_.padded_vocab_size() / tp_;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T, tp_);
+  grad_acts_ = GradActivationViews(grad_memory.data(), config_, B, T, tp_);
   const GptGradActivations& d = grad_acts_;
   constexpr Module kEmbedding{ModuleKind::kEmbedding, -1};
   if (head_) {

@@ -167,6 +167,11 @@ class GptModel {
   // what the previous stage receives). Valid until the next Backward.
   const float* input_grad() const { return grad_acts_.dresidual; }
 
+  // Backward's buffers in *scratch instead of the model's own: models that never run
+  // backward at the same time (a pipeline stage's micro-batches in flight) share one
+  // set. input_grad() then points into it, valid until the next sharer's Backward.
+  void ShareBackwardBuffers(std::vector<float>* scratch) { grad_scratch_ = scratch; }
+
   // (B, T, Vp) probabilities of the last Forward (valid until Backward).
   const float* probs() const { return acts_.logits; }
 
@@ -211,6 +216,7 @@ class GptModel {
   ParamSource* source_ = nullptr;       // whole_ or the external source
   std::vector<float> acts_memory_;       // ActivationFloats(max_batch, max_seq)
   std::vector<float> grad_acts_memory_;  // GradActivationFloats, allocated on first Backward
+  std::vector<float>* grad_scratch_ = nullptr;  // shared instead (ShareBackwardBuffers)
   // Vocab-parallel loss scratch (tp > 1): per row max (gathered over ranks), sum of
   // exponentials, target logit.
   std::vector<float> ce_max_, ce_target_;

@@ -250,6 +250,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
     ASSIGN_OR_RETURN(auto model,
                      trainer::GptModel::Create(config_, micro_batch_, config_.seq_length,
                                                groups_->tensor, &source_, c.part));
+    model->ShareBackwardBuffers(&backward_scratch_);  // one backward runs at a time
     c.models.push_back(std::move(model));
     c.holds.push_back(m);
     return c.models.back().get();
@@ -273,6 +274,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
   int micro_batch_;
   std::string plan_text_;
   std::vector<Chunk> chunks_;
+  std::vector<float> backward_scratch_;  // every model's backward buffers
   // The iteration in progress (RunSchedule).
   const MicroBatchLoader* load_ = nullptr;
   float loss_scale_ = 0.0f;
