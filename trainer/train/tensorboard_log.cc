@@ -49,9 +49,9 @@ coord::StatusOr<std::unique_ptr<TensorBoardLog>> TensorBoardLog::Open(const Trai
                                                                       int world_size,
                                                                       PwriteFn pwrite) {
   auto writer = EventFileWriter::Create(tr.tensorboard_dir, std::move(pwrite));
-  if (!writer.ok()) {
-    return writer.status().WithContext("training.tensorboard_dir " + tr.tensorboard_dir +
-                                       " is not writable");
+  if (!writer.ok()) {  // a config problem (exit 2), whatever errno said
+    return coord::FailedPrecondition("training.tensorboard_dir " + tr.tensorboard_dir +
+                                     " is not writable: " + writer.status().message());
   }
   const int64_t interval =
       tr.tensorboard_log_interval > 0 ? tr.tensorboard_log_interval : tr.log_interval;

@@ -37,8 +37,8 @@ struct TrainingScalars {
 
 class TensorBoardLog {
  public:
-  // Opens a new event file in tr.tensorboard_dir (created if needed); an error names
-  // the directory. GPT_RANK_INJECT_EVENT_WRITE_FAULT (tests) is read here.
+  // Opens a new event file in tr.tensorboard_dir (created if needed); an error
+  // (FailedPrecondition) names the directory. GPT_RANK_INJECT_EVENT_WRITE_FAULT (tests) is read here.
   static coord::StatusOr<std::unique_ptr<TensorBoardLog>> Open(const TrainingConfig& tr,
                                                                int world_size);
   // As Open, with an injected pwrite (unit tests).
