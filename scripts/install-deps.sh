@@ -13,6 +13,7 @@ packages=(
   libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev libsystemd-dev systemd libxxhash-dev
   iproute2 procps openssh-server openssh-client
+  python3-protobuf
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
   packages+=(python3-torch hyperfine)

@@ -184,6 +184,15 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
         ", pipeline_model_parallel_size " +
         std::to_string(config_.parallel.pipeline_model_parallel_size));
   }
+  if (!tr.tensorboard_dir.empty()) {  // before any work: an unwritable dir stops every rank
+    coord::Status opened;
+    if (is_root()) {
+      auto tb = TensorBoardLog::Open(tr, comm_->size());
+      opened = tb.status();
+      if (tb.ok()) tensorboard_ = std::move(*tb);
+    }
+    RETURN_IF_ERROR(Agree(opened, "opening training.tensorboard_dir"));
+  }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());
   auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
@@ -481,6 +490,7 @@ coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
   ASSIGN_OR_RETURN(double loss, Evaluate());
   if (!is_root()) return coord::Status::Ok();
   LOG_INFO << "\n" << FormatValidationBlock(prefix, loss);
+  if (tensorboard_ != nullptr) tensorboard_->OnValidation(iteration_, consumed_train_samples_, loss);
   return metrics_->WriteValidation(iteration_, loss);
 }
 
@@ -662,6 +672,11 @@ coord::Status Trainer::Run() {
     }
     const double ms = MsSince(t0);
     metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
+    if (tensorboard_ != nullptr) {
+      tensorboard_->OnIteration({iteration_, consumed_train_samples_, loss, grad_norm,
+                                 schedule_->LoggedLrForIteration(iteration_),
+                                 scaler_ != nullptr ? scaler_->scale() : 0.0});
+    }
     interval_loss += loss;
     interval_ms += ms;
     ++interval_iters;
@@ -693,6 +708,7 @@ coord::Status Trainer::Run() {
         LOG_INFO << FormatMegatronLogLine(r);
         LOG_INFO << FormatTimersLine(r);
         RETURN_IF_ERROR(metrics_->WriteMetrics(r));
+        if (tensorboard_ != nullptr) tensorboard_->OnLogLine(r);
       }
       interval_loss = interval_ms = 0.0;
       interval_iters = 0;

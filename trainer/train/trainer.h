@@ -6,8 +6,8 @@
 // per-iteration lr, evaluation every eval_interval, checkpoints every save_interval
 // and at the end (ZeRO: one optimizer shard per rank), exact resume from `load` with
 // any number of ranks, and a clear stop on a NaN/inf loss that leaves the last good
-// checkpoint. Rank 0 alone writes the log lines, metrics.jsonl and manifests; every
-// rank reports progress on COORD_PROGRESS_FD.
+// checkpoint. Rank 0 alone writes the log lines, metrics.jsonl, TensorBoard events and
+// manifests; every rank reports progress on COORD_PROGRESS_FD.
 // Runs on the main thread of a rank; the kernels use OpenMP inside. Not thread-safe,
 // except RequestStop, which a signal handler may call.
 #pragma once
@@ -31,6 +31,7 @@
 #include "trainer/train/model_shard.h"
 #include "trainer/train/parallel_groups.h"
 #include "trainer/train/metrics.h"
+#include "trainer/train/tensorboard_log.h"
 #include "trainer/train/trainer_config.h"
 
 namespace trainer {
@@ -119,6 +120,7 @@ class Trainer {
   int64_t skipped_iterations_ = 0;               // fp16 overflows since the last log line
   std::unique_ptr<trainer::LrSchedule> schedule_;
   std::unique_ptr<MetricsSink> metrics_;
+  std::unique_ptr<TensorBoardLog> tensorboard_;  // rank 0, with training.tensorboard_dir
   std::vector<int> inputs_, targets_;  // (B, T) of the current micro-batch
   std::vector<int32_t> sample_;        // (T + 1) scratch
 

@@ -55,6 +55,8 @@ const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "save_interval",
                                                 "load",
                                                 "metrics_file",
+                                                "tensorboard_dir",
+                                                "tensorboard_log_interval",
                                                 "seed",
                                                 "threads",
                                                 "checkpoint_activations",
@@ -250,6 +252,13 @@ void ParseTraining(const json* t, Parser* p, TrainerConfig* c) {
   if (tr.metrics_file.empty() && !tr.save.empty()) {
     tr.metrics_file = coord::JoinPath(tr.save, "metrics.jsonl");
   }
+  // Inside save, beside metrics.jsonl: a folder beside save itself would be shared by
+  // every job saving under the same parent (runs/<job>).
+  p->String(t, s, "tensorboard_dir", true, &tr.tensorboard_dir);
+  if (Parser::Find(t, "tensorboard_dir") == nullptr && !tr.save.empty()) {
+    tr.tensorboard_dir = coord::JoinPath(tr.save, "tensorboard");
+  }
+  p->Int(t, s, "tensorboard_log_interval", 1, "a positive integer", &tr.tensorboard_log_interval);
 }
 
 // Megatron's two spellings of the interleaved schedule's model chunks per stage:
@@ -581,6 +590,7 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   resolved("training", "save", tr.save);
   resolved("training", "load", tr.load);
   resolved("training", "metrics_file", tr.metrics_file);
+  resolved("training", "tensorboard_dir", tr.tensorboard_dir);
   c.job = std::move(root);
   result.warnings = std::move(p.warnings());
   return result;

@@ -53,6 +53,10 @@ struct TrainingConfig {
   int64_t save_interval = 0;      // 0: save only at the end
   std::string load;               // resume from here ("" = fresh start)
   std::string metrics_file;       // default: <save>/metrics.jsonl ("" without save)
+  // TensorBoard event files (Megatron's --tensorboard-dir), written by rank 0. Default
+  // <save>/tensorboard; "" (given, or no save) = none.
+  std::string tensorboard_dir;
+  int64_t tensorboard_log_interval = 0;  // Megatron's name; 0 (not given): log_interval
   uint64_t seed = 1234;           // init and dropout (Megatron's --seed)
   int threads = 0;                // OpenMP threads; 0: OMP_NUM_THREADS or all cores
   std::string device = "cpu";     // "cpu" (the fp32 reference) or "cuda" (LOCAL_RANK's GPU)

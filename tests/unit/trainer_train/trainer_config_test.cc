@@ -57,6 +57,31 @@ TEST(TrainerConfigTest, MetricsFileDefaultsToSaveDir) {
   EXPECT_EQ(r->config.training.metrics_file, "/ck/metrics.jsonl");
 }
 
+TEST(TrainerConfigTest, TensorBoardDirDefaultsInsideSaveDir) {
+  auto none = Parse(MinimalJob());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->config.training.tensorboard_dir.empty());  // no save, no events
+  auto r = Parse(MinimalJob(), {"training.save=/ck"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->config.training.tensorboard_dir, "/ck/tensorboard");
+  EXPECT_EQ(r->config.training.tensorboard_log_interval, 0);  // = log_interval
+  auto off = Parse(MinimalJob(), {"training.save=/ck", "training.tensorboard_dir=\"\""});
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->config.training.tensorboard_dir.empty());  // given "": none
+  auto given = Parse(MinimalJob(), {"training.tensorboard_dir=/tb/${COORD_TB_TEST_RUN:-run1}",
+                                    "training.tensorboard_log_interval=1"});
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given->config.training.tensorboard_dir, "/tb/run1");
+  EXPECT_EQ(given->config.training.tensorboard_log_interval, 1);
+  EXPECT_EQ(given->config.job["training"]["tensorboard_dir"], "/tb/run1");
+  EXPECT_EQ(ErrorFor("training.tensorboard_log_interval", "0"),
+            "job.json: training.tensorboard_log_interval: expected a positive integer, got 0");
+  EXPECT_EQ(ErrorFor("training.tensorboard_dir", "1"),
+            "job.json: training.tensorboard_dir: expected a string, got 1");
+  EXPECT_EQ(ErrorFor("training.tensorboard_dirr", "\"/tb\""),
+            "job.json: training.tensorboard_dirr: unknown key; did you mean tensorboard_dir?");
+}
+
 TEST(TrainerConfigTest, BadValuesNameFileAndPath) {
   EXPECT_EQ(ErrorFor("training.lr", "\"x\""),
             "job.json: training.lr: expected a positive number, got \"x\"");
