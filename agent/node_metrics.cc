@@ -224,7 +224,7 @@ void CollectRankMetrics(const std::vector<RunningRank>& ranks, const std::string
     }
     if (r.proc.start_ticks != 0 && st.start_ticks != r.proc.start_ticks) continue;  // reused
     const metrics::Labels l = {
-        {"job", r.job_id}, {"generation", std::to_string(r.generation)},
+        {"job_id", r.job_id}, {"generation", std::to_string(r.generation)},
         {"rank", std::to_string(r.rank)}, {"local_rank", std::to_string(r.local_rank)}};
     page->Counter("coord_rank_cpu_seconds_total",
                   "User and system CPU time of a rank's process (all its threads), in seconds.",

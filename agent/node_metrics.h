@@ -69,7 +69,7 @@ struct RunningRank {
   ProcId proc;  // pid + start ticks: a reused pid is not the rank
 };
 // coord_rank_cpu_seconds_total and coord_rank_resident_memory_bytes for each rank
-// whose process is still the one started (labels job, generation, rank).
+// whose process is still the one started (labels job_id, generation, rank, local_rank).
 void CollectRankMetrics(const std::vector<RunningRank>& ranks, const std::string& proc_root,
                         metrics::MetricsPage* page);
 

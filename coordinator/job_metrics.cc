@@ -78,7 +78,7 @@ void CollectClusterMetrics(const std::vector<JobSnapshot>& jobs, MetricsPage* pa
 
 void CollectRunningJob(const JobSnapshot& j, int64_t now_ms, MetricsPage* page) {
   const JobStatus& st = j.status;
-  const Labels job = {{"job", st.job_id()}};
+  const Labels job = {{"job_id", st.job_id()}};
   page->Gauge("coord_job_generation", "The job's current generation (0, then 1 per restart).", job,
               st.generation());
   page->Gauge("coord_job_world_size", "Ranks in the job's current generation.", job,
@@ -100,7 +100,7 @@ void CollectRunningJob(const JobSnapshot& j, int64_t now_ms, MetricsPage* page) 
   }
   for (const auto& [rank, p] : j.progress) {
     const nlohmann::json record = nlohmann::json::parse(p.text(), nullptr, false);
-    const Labels rank_labels = {{"job", st.job_id()}, {"rank", std::to_string(rank)}};
+    const Labels rank_labels = {{"job_id", st.job_id()}, {"rank", std::to_string(rank)}};
     if (p.iteration() >= 0) {
       page->Gauge("coord_job_rank_iteration", "The iteration of a rank's last progress record.",
                   rank_labels, static_cast<double>(p.iteration()));

@@ -7,7 +7,8 @@
 //            coord_job_last_checkpoint_iteration, coord_job_seconds_since_progress,
 //            coord_job_generation, coord_job_world_size, coord_job_restarts_total;
 //            per rank coord_job_rank_step_seconds, coord_job_rank_iteration
-// Labels: job (the id), rank, kind ("rank_exit", "node_lost", "hang", ...), state.
+// Labels: job_id (not "job": Prometheus gives every target a job label), rank, kind
+// ("rank_exit", "node_lost", "hang", ...), state.
 // A pure function of its input, so it is unit-tested without a cluster.
 #pragma once
 

@@ -147,7 +147,7 @@ TEST(RankCollectorTest, ReportsALiveRankAndSkipsAReusedPid) {
   metrics::MetricsPage page;
   CollectRankMetrics(ranks, "/proc", &page);
   const std::string text = page.Text();
-  const std::string labels = "{job=\"job-1\",generation=\"2\",rank=\"5\",local_rank=\"1\"}";
+  const std::string labels = "{job_id=\"job-1\",generation=\"2\",rank=\"5\",local_rank=\"1\"}";
   size_t at = text.find("coord_rank_cpu_seconds_total" + labels + " ");
   ASSERT_NE(at, std::string::npos) << text;
   EXPECT_GT(std::stod(text.substr(text.find(' ', at) + 1)), 0.0) << text;

@@ -101,25 +101,25 @@ TEST(JobMetricsTest, ARunningJobsProgress) {
   CollectJobMetrics(Jobs(), 52500, &page);
   const std::string t = page.Text();
   for (const char* line : {
-           "coord_job_iteration{job=\"tiny-2\"} 120\n",
-           "coord_job_loss{job=\"tiny-2\"} 3.25\n",  // rank 0's record
-           "coord_job_tokens_per_second{job=\"tiny-2\"} 8192\n",
-           "coord_job_last_checkpoint_iteration{job=\"tiny-2\"} 100\n",
-           "coord_job_seconds_since_progress{job=\"tiny-2\"} 2.5\n",
-           "coord_job_generation{job=\"tiny-2\"} 1\n",
-           "coord_job_world_size{job=\"tiny-2\"} 2\n",
-           "coord_job_restarts_total{job=\"tiny-2\"} 1\n",
-           "coord_job_rank_step_seconds{job=\"tiny-2\",rank=\"0\"} 0.2505\n",
-           "coord_job_rank_iteration{job=\"tiny-2\",rank=\"0\"} 120\n",
-           "coord_job_rank_iteration{job=\"tiny-2\",rank=\"1\"} 119\n",
+           "coord_job_iteration{job_id=\"tiny-2\"} 120\n",
+           "coord_job_loss{job_id=\"tiny-2\"} 3.25\n",  // rank 0's record
+           "coord_job_tokens_per_second{job_id=\"tiny-2\"} 8192\n",
+           "coord_job_last_checkpoint_iteration{job_id=\"tiny-2\"} 100\n",
+           "coord_job_seconds_since_progress{job_id=\"tiny-2\"} 2.5\n",
+           "coord_job_generation{job_id=\"tiny-2\"} 1\n",
+           "coord_job_world_size{job_id=\"tiny-2\"} 2\n",
+           "coord_job_restarts_total{job_id=\"tiny-2\"} 1\n",
+           "coord_job_rank_step_seconds{job_id=\"tiny-2\",rank=\"0\"} 0.2505\n",
+           "coord_job_rank_iteration{job_id=\"tiny-2\",rank=\"0\"} 120\n",
+           "coord_job_rank_iteration{job_id=\"tiny-2\",rank=\"1\"} 119\n",
        }) {
     EXPECT_TRUE(Has(t, line)) << line << "\n" << t;
   }
   // Rank 1's record is not JSON: no step time for it, and nothing else breaks.
-  EXPECT_FALSE(Has(t, "coord_job_rank_step_seconds{job=\"tiny-2\",rank=\"1\"}")) << t;
+  EXPECT_FALSE(Has(t, "coord_job_rank_step_seconds{job_id=\"tiny-2\",rank=\"1\"}")) << t;
   // Ended jobs have no per-job series.
-  EXPECT_FALSE(Has(t, "job=\"old-1\"")) << t;
-  EXPECT_FALSE(Has(t, "job=\"done-3\"")) << t;
+  EXPECT_FALSE(Has(t, "job_id=\"old-1\"")) << t;
+  EXPECT_FALSE(Has(t, "job_id=\"done-3\"")) << t;
 }
 
 TEST(JobMetricsTest, NoProgressYetMeansNoProgressSeries) {
@@ -132,7 +132,7 @@ TEST(JobMetricsTest, NoProgressYetMeansNoProgressSeries) {
   CollectJobMetrics(jobs, 1000, &page);
   const std::string t = page.Text();
   EXPECT_TRUE(Has(t, "coord_jobs{state=\"LAUNCHING\"} 1\n")) << t;
-  EXPECT_TRUE(Has(t, "coord_job_generation{job=\"new-1\"} 0\n")) << t;
+  EXPECT_TRUE(Has(t, "coord_job_generation{job_id=\"new-1\"} 0\n")) << t;
   for (const char* absent : {"coord_job_iteration", "coord_job_loss", "coord_job_tokens",
                              "coord_job_last_checkpoint", "coord_job_seconds_since_progress",
                              "coord_job_rank_"}) {
