@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <signal.h>
 
 // cpp-httplib's Debian build is a shared library compiled with these; the header must
 // see the same configuration (pkg-config cpp-httplib adds them too).
@@ -98,6 +99,13 @@ bool IsAllowed(const std::string& role, const std::vector<CertRole>& allowed) {
                      [&](CertRole r) { return role == CertRoleName(r); });
 }
 
+void IgnoreSigpipe() {
+  struct sigaction old{};
+  if (sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -135,6 +143,10 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(); }
 
 StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions& options) {
+  // cpp-httplib writes with send(2) without MSG_NOSIGNAL and with SSL_write. It checks
+  // that the peer is still there before each write, but a client that hangs up between
+  // that check and the write would kill the whole daemon with SIGPIPE.
+  IgnoreSigpipe();
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   int port = 0;

@@ -10,7 +10,8 @@
 // Usage: Create() binds (port 0 picks a free one; port() tells which), add routes,
 // then Start() serves on a small thread pool until Stop(). Routes must all be added
 // before Start(). Handlers run on the pool's threads, concurrently: they must be
-// thread-safe. Requests are bounded (8 KiB of request line and headers, max_body_bytes
+// thread-safe. Create() sets SIGPIPE to ignored when it is at its default (a client
+// hanging up mid-reply must not kill the daemon). Requests are bounded (8 KiB of request line and headers, max_body_bytes
 // of body); anything else gets 404 (unknown path), 405 (not GET/HEAD), 400/413/414.
 #pragma once
 
