@@ -38,7 +38,7 @@ using ShutdownFn = nvmlReturn_t (*)();
 using CountFn = nvmlReturn_t (*)(unsigned*);
 using HandleFn = nvmlReturn_t (*)(unsigned, nvmlDevice_t*);
 using StringFn = nvmlReturn_t (*)(nvmlDevice_t, char*, unsigned);  // GetUUID, GetName
-using UintFn = nvmlReturn_t (*)(nvmlDevice_t, unsigned*);  // GetPowerUsage, GetMinorNumber
+using UintFn = nvmlReturn_t (*)(nvmlDevice_t, unsigned*);          // GetPowerUsage, GetMinorNumber
 using UtilizationFn = nvmlReturn_t (*)(nvmlDevice_t, nvmlUtilization_t*);
 using MemoryFn = nvmlReturn_t (*)(nvmlDevice_t, nvmlMemory_t*);
 using SensorFn = nvmlReturn_t (*)(nvmlDevice_t, int, unsigned*);  // temperature, clocks
@@ -93,10 +93,10 @@ void GpuMetrics::Init() {
     buf[0] = '\0';
     if (name_fn != nullptr && name_fn(gpu.handle, buf, kBufferSize) == NVML_SUCCESS) gpu.name = buf;
     unsigned minor = 0;
-    gpu.device = "nvidia" + std::to_string(minor_fn != nullptr &&
-                                                   minor_fn(gpu.handle, &minor) == NVML_SUCCESS
-                                               ? minor
-                                               : i);
+    gpu.device =
+        "nvidia" +
+        std::to_string(minor_fn != nullptr && minor_fn(gpu.handle, &minor) == NVML_SUCCESS ? minor
+                                                                                           : i);
     gpus_.push_back(gpu);
   }
   // Xid events: optional (some drivers or containers refuse them); without them the

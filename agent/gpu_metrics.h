@@ -52,8 +52,8 @@ class GpuMetrics {
   const std::string hostname_;
   bool initialized_ = false;
   std::string error_;
-  std::mutex mu_;            // Collect's NVML calls and last_xid
-  std::vector<Gpu> gpus_;    // fixed after Open; last_xid guarded by mu_
+  std::mutex mu_;              // Collect's NVML calls and last_xid
+  std::vector<Gpu> gpus_;      // fixed after Open; last_xid guarded by mu_
   void* event_set_ = nullptr;  // nvmlEventSet_t; null when Xid events are unavailable
 };
 

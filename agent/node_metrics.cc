@@ -55,8 +55,7 @@ void CollectCpu(const std::string& text, MetricsPage* page) {
 
 void CollectMemory(const std::string& text, MetricsPage* page) {
   for (const MeminfoField& f : ParseMeminfo(text)) {
-    page->Gauge("node_memory_" + f.name, "Memory information field " + f.name + ".", {},
-                f.value);
+    page->Gauge("node_memory_" + f.name, "Memory information field " + f.name + ".", {}, f.value);
   }
 }
 
@@ -64,10 +63,10 @@ void CollectNetwork(const std::string& text, MetricsPage* page) {
   for (const NetDevCounters& d : ParseNetDev(text)) {
     const metrics::Labels l = {{"device", d.device}};
     const std::pair<const char*, uint64_t> stats[] = {
-        {"receive_bytes", d.rx_bytes},   {"receive_packets", d.rx_packets},
-        {"receive_errs", d.rx_errs},     {"receive_drop", d.rx_drop},
-        {"transmit_bytes", d.tx_bytes},  {"transmit_packets", d.tx_packets},
-        {"transmit_errs", d.tx_errs},    {"transmit_drop", d.tx_drop}};
+        {"receive_bytes", d.rx_bytes},  {"receive_packets", d.rx_packets},
+        {"receive_errs", d.rx_errs},    {"receive_drop", d.rx_drop},
+        {"transmit_bytes", d.tx_bytes}, {"transmit_packets", d.tx_packets},
+        {"transmit_errs", d.tx_errs},   {"transmit_drop", d.tx_drop}};
     for (const auto& [stat, value] : stats) {
       page->Counter(std::string("node_network_") + stat + "_total",
                     std::string("Network device statistic ") + stat + ".", l,
@@ -82,8 +81,8 @@ void CollectDisks(const std::string& text, MetricsPage* page) {
     page->Counter("node_disk_reads_completed_total",
                   "The total number of reads completed successfully.", l,
                   static_cast<double>(d.reads_completed));
-    page->Counter("node_disk_read_bytes_total", "The total number of bytes read successfully.",
-                  l, static_cast<double>(d.read_bytes));
+    page->Counter("node_disk_read_bytes_total", "The total number of bytes read successfully.", l,
+                  static_cast<double>(d.read_bytes));
     page->Counter("node_disk_writes_completed_total",
                   "The total number of writes completed successfully.", l,
                   static_cast<double>(d.writes_completed));
@@ -116,8 +115,8 @@ std::vector<CpuTimes> ParseCpuTimes(const std::string& proc_stat, double ticks_p
     if (w.size() < 5 || w[0].size() <= 3 || w[0].compare(0, 3, "cpu") != 0) continue;
     CpuTimes c;
     c.cpu = w[0].substr(3);
-    double* fields[] = {&c.user, &c.nice,    &c.system, &c.idle,
-                        &c.iowait, &c.irq, &c.softirq, &c.steal};
+    double* fields[] = {&c.user,   &c.nice, &c.system,  &c.idle,
+                        &c.iowait, &c.irq,  &c.softirq, &c.steal};
     for (size_t i = 0; i < 8 && i + 1 < w.size(); ++i) {
       *fields[i] = static_cast<double>(U64(w[i + 1])) / ticks_per_second;
     }
@@ -223,12 +222,13 @@ void CollectRankMetrics(const std::vector<RunningRank>& ranks, const std::string
       continue;  // gone since the agent last looked
     }
     if (r.proc.start_ticks != 0 && st.start_ticks != r.proc.start_ticks) continue;  // reused
-    const metrics::Labels l = {
-        {"job_id", r.job_id}, {"generation", std::to_string(r.generation)},
-        {"rank", std::to_string(r.rank)}, {"local_rank", std::to_string(r.local_rank)}};
+    const metrics::Labels l = {{"job_id", r.job_id},
+                               {"generation", std::to_string(r.generation)},
+                               {"rank", std::to_string(r.rank)},
+                               {"local_rank", std::to_string(r.local_rank)}};
     page->Counter("coord_rank_cpu_seconds_total",
-                  "User and system CPU time of a rank's process (all its threads), in seconds.",
-                  l, static_cast<double>(st.utime_ticks + st.stime_ticks) / kTicks);
+                  "User and system CPU time of a rank's process (all its threads), in seconds.", l,
+                  static_cast<double>(st.utime_ticks + st.stime_ticks) / kTicks);
     page->Gauge("coord_rank_resident_memory_bytes",
                 "Resident memory of a rank's process, in bytes.", l,
                 static_cast<double>(st.rss_pages) * kPage);

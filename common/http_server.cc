@@ -100,7 +100,7 @@ bool IsAllowed(const std::string& role, const std::vector<CertRole>& allowed) {
 }
 
 void IgnoreSigpipe() {
-  struct sigaction old{};
+  struct sigaction old {};
   if (sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) {
     signal(SIGPIPE, SIG_IGN);
   }
@@ -215,27 +215,27 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions
     res.set_content(what + "\n", "text/plain; charset=utf-8");
   });
   const std::string program = options.program;
-  s.set_exception_handler([program](const httplib::Request& req, httplib::Response& res,
-                                    std::exception_ptr ep) {
-    std::string what = "unknown exception";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    LOG_ERROR << program << ": HTTP " << req.path << ": " << what;
-    res.status = 500;
-    res.set_content("internal error\n", "text/plain; charset=utf-8");
-  });
+  s.set_exception_handler(
+      [program](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        LOG_ERROR << program << ": HTTP " << req.path << ": " << what;
+        res.status = 500;
+        res.set_content("internal error\n", "text/plain; charset=utf-8");
+      });
   s.set_logger([](const httplib::Request& req, const httplib::Response& res) {
     LOG_DEBUG << "HTTP " << req.remote_addr << " " << req.method << " " << req.path << " -> "
               << res.status;
   });
 
   errno = 0;
-  int bound = port == 0 ? s.bind_to_any_port(impl->host)
-                        : (s.bind_to_port(impl->host, port) ? port : -1);
+  int bound =
+      port == 0 ? s.bind_to_any_port(impl->host) : (s.bind_to_port(impl->host, port) ? port : -1);
   if (bound <= 0) {
     const int err = errno;
     return Unavailable("cannot listen on " + options.listen +
@@ -291,7 +291,8 @@ Status HttpServer::Start() {
   for (int i = 0; i < 2000 && !s->is_running(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (!s->is_running()) return Internal("HTTP server on " + impl_->options.listen + " did not start");
+  if (!s->is_running())
+    return Internal("HTTP server on " + impl_->options.listen + " did not start");
   LOG_INFO << impl_->options.program << ": serving " << url();
   return Status::Ok();
 }

@@ -11,8 +11,9 @@
 // then Start() serves on a small thread pool until Stop(). Routes must all be added
 // before Start(). Handlers run on the pool's threads, concurrently: they must be
 // thread-safe. Create() sets SIGPIPE to ignored when it is at its default (a client
-// hanging up mid-reply must not kill the daemon). Requests are bounded (8 KiB of request line and headers, max_body_bytes
-// of body); anything else gets 404 (unknown path), 405 (not GET/HEAD), 400/413/414.
+// hanging up mid-reply must not kill the daemon). Requests are bounded (8 KiB of request line and
+// headers, max_body_bytes of body); anything else gets 404 (unknown path), 405 (not GET/HEAD),
+// 400/413/414.
 #pragma once
 
 #include <functional>
@@ -28,11 +29,11 @@
 namespace coord {
 
 struct HttpRequest {
-  std::string method;                         // "GET" or "HEAD"
-  std::string path;                           // decoded, without the query
-  std::vector<std::string> captures;          // the route pattern's groups, in order
+  std::string method;                             // "GET" or "HEAD"
+  std::string path;                               // decoded, without the query
+  std::vector<std::string> captures;              // the route pattern's groups, in order
   std::multimap<std::string, std::string> query;  // decoded ?key=value pairs
-  std::string remote_addr;                    // the client's address
+  std::string remote_addr;                        // the client's address
   std::string client_name;  // with TLS: the client certificate's CN ("" without TLS)
   std::string client_role;  // with TLS: its role (the subject's OU): "user", ...
 
@@ -53,10 +54,10 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
 struct HttpServerOptions {
-  std::string listen;          // "host:port"; port 0 picks a free one
-  RpcSecurity security;        // tls: HTTPS + client certificates (see above)
+  std::string listen;             // "host:port"; port 0 picks a free one
+  RpcSecurity security;           // tls: HTTPS + client certificates (see above)
   std::string program = "coord";  // for log lines ("coordd")
-  int threads = 4;             // requests served at once
+  int threads = 4;                // requests served at once
   size_t max_body_bytes = 64 * 1024;
   int read_timeout_ms = 5000;  // a client that sends nothing for this long is dropped
 };

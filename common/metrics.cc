@@ -176,9 +176,9 @@ std::vector<double> LatencyBuckets() {
 HistogramData::HistogramData(std::vector<double> upper_bounds) : bounds(std::move(upper_bounds)) {
   std::sort(bounds.begin(), bounds.end());
   bounds.erase(std::unique(bounds.begin(), bounds.end()), bounds.end());
-  bounds.erase(std::remove_if(bounds.begin(), bounds.end(),
-                              [](double b) { return !std::isfinite(b); }),
-               bounds.end());
+  bounds.erase(
+      std::remove_if(bounds.begin(), bounds.end(), [](double b) { return !std::isfinite(b); }),
+      bounds.end());
   counts.assign(bounds.size() + 1, 0);
 }
 
@@ -195,8 +195,8 @@ void HistogramData::Observe(double value) {
 MetricsPage::Family* MetricsPage::FamilyFor(const std::string& name, const std::string& help,
                                             MetricType type) {
   if (!ValidMetricName(name)) {
-    errors_ += "# dropped a sample with the invalid metric name \"" + EscapeLabelValue(name) +
-               "\"\n";
+    errors_ +=
+        "# dropped a sample with the invalid metric name \"" + EscapeLabelValue(name) + "\"\n";
     return nullptr;
   }
   auto it = index_.find(name);
@@ -226,8 +226,8 @@ void MetricsPage::Gauge(const std::string& name, const std::string& help, const 
   }
 }
 
-void MetricsPage::Histogram(const std::string& name, const std::string& help,
-                            const Labels& labels, const HistogramData& data) {
+void MetricsPage::Histogram(const std::string& name, const std::string& help, const Labels& labels,
+                            const HistogramData& data) {
   Family* f = FamilyFor(name, help, MetricType::kHistogram);
   if (f == nullptr) return;
   // Buckets are cumulative in the format: each counts everything up to its bound.

@@ -55,8 +55,7 @@ class MetricsPage {
   // is a programmer error: the sample is dropped and the page says so in a comment.
   void Counter(const std::string& name, const std::string& help, const Labels& labels,
                double value);
-  void Gauge(const std::string& name, const std::string& help, const Labels& labels,
-             double value);
+  void Gauge(const std::string& name, const std::string& help, const Labels& labels, double value);
   void Histogram(const std::string& name, const std::string& help, const Labels& labels,
                  const HistogramData& data);
   // The text exposition format 0.0.4.

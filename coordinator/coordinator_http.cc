@@ -21,9 +21,8 @@ StatusOr<std::unique_ptr<CoordinatorHttp>> CoordinatorHttp::Start(const std::str
 }
 
 void CoordinatorHttp::AddRoutes(JobManager* jobs) {
-  registry_.AddCollector([jobs](metrics::MetricsPage* page) {
-    CollectJobMetrics(jobs->Snapshot(), WallMs(), page);
-  });
+  registry_.AddCollector(
+      [jobs](metrics::MetricsPage* page) { CollectJobMetrics(jobs->Snapshot(), WallMs(), page); });
   registry_.AddCollector(metrics::CollectProcessMetrics);
   server_->Get("/metrics", [this](const HttpRequest&) {
     HttpResponse r = HttpResponse::Text(200, registry_.Render());

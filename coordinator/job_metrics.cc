@@ -16,10 +16,9 @@ using metrics::Labels;
 using metrics::MetricsPage;
 
 // Every state and kind, so a series exists (at 0) before its first job or failure.
-constexpr JobState kStates[] = {PENDING, LAUNCHING, RUNNING,   SUCCEEDED,
-                                FAILED,  KILLED,    RESTARTING};
-constexpr FailureKind kKinds[] = {FAILURE_RANK_EXIT,  FAILURE_NODE_LOST,   FAILURE_HANG,
-                                  FAILURE_LAUNCH,     FAILURE_NODE_CHECK, FAILURE_COORDINATOR,
+constexpr JobState kStates[] = {PENDING, LAUNCHING, RUNNING, SUCCEEDED, FAILED, KILLED, RESTARTING};
+constexpr FailureKind kKinds[] = {FAILURE_RANK_EXIT, FAILURE_NODE_LOST,  FAILURE_HANG,
+                                  FAILURE_LAUNCH,    FAILURE_NODE_CHECK, FAILURE_COORDINATOR,
                                   FAILURE_STARTUP};
 
 // A number from the rank's own progress record ("time_ms", "tokens_per_s"); NaN when

@@ -59,15 +59,15 @@ class Prometheus {
                           << "scrape_configs:\n"
                           << scrape_configs;
     log_ = dir.File("prometheus.log");
-    if (!process_.Start({kPrometheus, "--config.file=" + config,
-                         "--storage.tsdb.path=" + dir.File("prometheus-data"),
-                         "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                         "--log.level=warn"},
-                        log_)) {
+    if (!process_.Start(
+            {kPrometheus, "--config.file=" + config,
+             "--storage.tsdb.path=" + dir.File("prometheus-data"),
+             "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"},
+            log_)) {
       return false;
     }
-    return WaitUntil(
-        [&] { return HttpGet(Addr(), "/-/ready", nullptr, 1000).status == 200; }, 30000, 100);
+    return WaitUntil([&] { return HttpGet(Addr(), "/-/ready", nullptr, 1000).status == 200; },
+                     30000, 100);
   }
   // The result vector of an instant query ([] when none, or on any error).
   json Query(const std::string& promql) const {
@@ -97,7 +97,8 @@ std::string PromtoolProblems(const TempDir& dir, const std::string& page, const 
   const std::string file = dir.File(name + ".metrics");
   EXPECT_TRUE(WriteTextFile(file, page));
   RunResult r = RunCommand({"/bin/sh", "-c", std::string(kPromtool) + " check metrics < " + file});
-  if (r.exit_code != 0 && r.exit_code != 3) return "promtool exit " + std::to_string(r.exit_code) + ": " + r.err + r.out;
+  if (r.exit_code != 0 && r.exit_code != 3)
+    return "promtool exit " + std::to_string(r.exit_code) + ": " + r.err + r.out;
   static const std::regex kBorrowed(
       R"((node_memory_[A-Za-z0-9_]+ metric names|DCGM_FI_DEV_[A-Z_]+ label names) should be written in 'snake_case' not 'camelCase')");
   std::string problems;
@@ -128,16 +129,24 @@ class MetricsHttpTest : public ::testing::Test {
     if (HasFailure()) {
       std::cerr << "--- coordd.log\n" << ReadAll(dir_.File("coordd.log"));
       for (size_t i = 0; i < agents_.size(); ++i) {
-        std::cerr << "--- agent" << i << ".log\n" << ReadAll(dir_.File("agent" + std::to_string(i) + ".log"));
+        std::cerr << "--- agent" << i << ".log\n"
+                  << ReadAll(dir_.File("agent" + std::to_string(i) + ".log"));
       }
       std::cerr << "--- prometheus.log\n" << prometheus_.Log();
     }
   }
   // coordd on 127.0.0.1, HTTP on 127.0.0.1:0; `tls`: extra flags (certificates).
   void StartCoordd(const std::vector<std::string>& tls = {}) {
-    std::vector<std::string> argv = {BinPath("coordd"), "--listen", "127.0.0.1:0", "--state-dir",
-                                     dir_.File("coordd"), "--port-file", dir_.File("coordd.port"),
-                                     "--http-listen", "127.0.0.1:0", "--http-port-file",
+    std::vector<std::string> argv = {BinPath("coordd"),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--state-dir",
+                                     dir_.File("coordd"),
+                                     "--port-file",
+                                     dir_.File("coordd.port"),
+                                     "--http-listen",
+                                     "127.0.0.1:0",
+                                     "--http-port-file",
                                      dir_.File("coordd.http")};
     argv.insert(argv.end(), tls.begin(), tls.end());
     ASSERT_TRUE(coordd_.Start(argv, dir_.File("coordd.log")));
@@ -151,10 +160,17 @@ class MetricsHttpTest : public ::testing::Test {
   void StartAgent(int i, const std::vector<std::string>& tls = {}) {
     const std::string addr = "127.0.0." + std::to_string(i + 2);
     const std::string n = std::to_string(i);
-    std::vector<std::string> argv = {BinPath("coord-agent"), "--listen", addr + ":0", "--state-dir",
-                                     dir_.File("agent" + n), "--port-file",
-                                     dir_.File("agent" + n + ".port"), "--http-listen", addr + ":0",
-                                     "--http-port-file", dir_.File("agent" + n + ".http")};
+    std::vector<std::string> argv = {BinPath("coord-agent"),
+                                     "--listen",
+                                     addr + ":0",
+                                     "--state-dir",
+                                     dir_.File("agent" + n),
+                                     "--port-file",
+                                     dir_.File("agent" + n + ".port"),
+                                     "--http-listen",
+                                     addr + ":0",
+                                     "--http-port-file",
+                                     dir_.File("agent" + n + ".http")};
     argv.insert(argv.end(), tls.begin(), tls.end());
     agents_.push_back(std::make_unique<Process>());
     ASSERT_TRUE(agents_.back()->Start(argv, dir_.File("agent" + n + ".log")));
@@ -187,11 +203,12 @@ TEST_F(MetricsHttpTest, PrometheusScrapesTheJobAndTheNodes) {
   StartCoordd();
   StartAgent(0);
   StartAgent(1);
-  ASSERT_TRUE(prometheus_.Start(dir_, "  - job_name: coordd\n    static_configs:\n      - targets: " +
-                                          Targets({coordd_http_}) +
-                                          "\n  - job_name: coord-agent\n    static_configs:\n"
-                                          "      - targets: " +
-                                          Targets(agent_http_) + "\n"))
+  ASSERT_TRUE(prometheus_.Start(
+      dir_,
+      "  - job_name: coordd\n    static_configs:\n      - targets: " + Targets({coordd_http_}) +
+          "\n  - job_name: coord-agent\n    static_configs:\n"
+          "      - targets: " +
+          Targets(agent_http_) + "\n"))
       << prometheus_.Log();
 
   // Two nodes x one rank, long enough to be watched; a checkpoint every 10 iterations.
@@ -201,13 +218,15 @@ TEST_F(MetricsHttpTest, PrometheusScrapesTheJobAndTheNodes) {
   job["training"]["eval_interval"] = 100000;
   job["training"]["save_interval"] = 10;
   job["training"]["log_interval"] = 10;
-  job["launch"] = {{"nproc_per_node", 1},
-                   {"command", {gpt_rank::e2e::GptRank(), "train", "--config", dir_.File("job.json")}},
-                   {"env", {{"OMP_NUM_THREADS", "1"}}},
-                   {"kill_grace_s", 2}};
+  job["launch"] = {
+      {"nproc_per_node", 1},
+      {"command", {gpt_rank::e2e::GptRank(), "train", "--config", dir_.File("job.json")}},
+      {"env", {{"OMP_NUM_THREADS", "1"}}},
+      {"kill_grace_s", 2}};
   gpt_rank::e2e::WriteJob(dir_.File("job.json"), job);
   std::ofstream(dir_.File("hosts.txt")) << agent_grpc_[0] << "\n" << agent_grpc_[1] << "\n";
-  RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", dir_.File("job.json")});
+  RunResult start =
+      Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", dir_.File("job.json")});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   job_ = start.out.substr(0, start.out.find('\n'));
   const std::string sel = "{job_id=\"" + job_ + "\"}";
@@ -221,7 +240,8 @@ TEST_F(MetricsHttpTest, PrometheusScrapesTheJobAndTheNodes) {
         return iteration.size() == 1 && Value(iteration[0]) >= 1 && checkpoint.size() == 1;
       },
       90000, 500))
-      << iteration.dump() << "\n" << ReadAll(dir_.File("coordd.log"));
+      << iteration.dump() << "\n"
+      << ReadAll(dir_.File("coordd.log"));
   EXPECT_EQ(iteration[0]["metric"]["job"], "coordd");  // Prometheus's own target label
   EXPECT_GE(Value(checkpoint[0]), 10);
   EXPECT_EQ(prometheus_.Query("coord_jobs{state=\"RUNNING\"}").at(0)["value"][1], "1");
@@ -276,7 +296,8 @@ TEST_F(MetricsHttpTest, PrometheusScrapesTheJobAndTheNodes) {
 
   RunResult kill = Ctl({"kill", job_});
   EXPECT_EQ(kill.exit_code, 0) << kill.out << kill.err;
-  EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job_).empty(); }, 30000, 100));
+  EXPECT_TRUE(
+      WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job_).empty(); }, 30000, 100));
   // The job ended: its per-job series are gone from coordd's page, the count stays.
   EXPECT_TRUE(WaitUntil(
       [&] {
@@ -316,12 +337,10 @@ TEST_F(MetricsHttpTest, HttpsNeedsAClientCertificateOfTheCluster) {
   const std::string tls_config = "    scheme: https\n    tls_config:\n      ca_file: " + tls +
                                  "/ca.crt\n      cert_file: " + tls +
                                  "/prometheus.crt\n      key_file: " + tls + "/prometheus.key\n";
-  ASSERT_TRUE(prometheus_.Start(dir_, "  - job_name: coordd\n" + tls_config +
-                                          "    static_configs:\n      - targets: " +
-                                          Targets({coordd_http_}) +
-                                          "\n  - job_name: coord-agent\n" + tls_config +
-                                          "    static_configs:\n      - targets: " +
-                                          Targets(agent_http_) + "\n"))
+  ASSERT_TRUE(prometheus_.Start(
+      dir_, "  - job_name: coordd\n" + tls_config + "    static_configs:\n      - targets: " +
+                Targets({coordd_http_}) + "\n  - job_name: coord-agent\n" + tls_config +
+                "    static_configs:\n      - targets: " + Targets(agent_http_) + "\n"))
       << prometheus_.Log();
   json up, mem;
   ASSERT_TRUE(WaitUntil(
@@ -331,7 +350,8 @@ TEST_F(MetricsHttpTest, HttpsNeedsAClientCertificateOfTheCluster) {
         return up.size() == 2 && mem.size() == 1;
       },
       30000, 500))
-      << prometheus_.Query("up").dump() << "\n" << prometheus_.Log();
+      << prometheus_.Query("up").dump() << "\n"
+      << prometheus_.Log();
   EXPECT_EQ(prometheus_.Query("coord_jobs").size(), 7u);  // every state, over HTTPS
 
   HttpClientTls user{tls + "/ca.crt", tls + "/user.crt", tls + "/user.key"};
@@ -347,9 +367,9 @@ TEST_F(MetricsHttpTest, HttpsNeedsAClientCertificateOfTheCluster) {
   }
   // A browser's way in: the PKCS#12 bundle coordctl exports, here through curl.
   ASSERT_TRUE(WriteTextFile(dir_.File("p12.pass"), "hunter2\n"));
-  RunResult exported = RunCommand({BinPath("coordctl"), "certs", "export", "user", "--dir", tls,
-                                   "--out", dir_.File("user.p12"), "--password-file",
-                                   dir_.File("p12.pass")});
+  RunResult exported =
+      RunCommand({BinPath("coordctl"), "certs", "export", "user", "--dir", tls, "--out",
+                  dir_.File("user.p12"), "--password-file", dir_.File("p12.pass")});
   ASSERT_EQ(exported.exit_code, 0) << exported.err;
   if (PathExists("/usr/bin/curl")) {
     RunResult curl = RunCommand({"/usr/bin/curl", "-sS", "--fail", "--cacert", tls + "/ca.crt",
@@ -368,8 +388,9 @@ TEST_F(MetricsHttpTest, PlaintextOffLoopbackNeedsInsecure) {
   // No certificates anywhere (the default /etc/coord/tls paths are not there in tests).
   for (const std::string& program : {"coordd", "coord-agent"}) {
     if (PathExists("/etc/coord/tls")) GTEST_SKIP() << "/etc/coord/tls exists on this machine";
-    std::vector<std::string> argv = {BinPath(program), "--listen", "127.0.0.1:0", "--state-dir",
-                                     dir_.File(program + "-state"), "--http-listen", "0.0.0.0:0"};
+    std::vector<std::string> argv = {
+        BinPath(program), "--listen", "127.0.0.1:0", "--state-dir", dir_.File(program + "-state"),
+        "--http-listen",  "0.0.0.0:0"};
     RunResult refused = RunCommand(argv, {}, 20000);
     EXPECT_EQ(refused.exit_code, 2) << program << refused.out << refused.err;
     EXPECT_NE((refused.out + refused.err).find("--http-listen"), std::string::npos) << refused.err;

@@ -26,9 +26,9 @@ HttpResult HttpGet(const std::string& hostport, const std::string& path, const H
   const int port = std::stoi(hostport.substr(colon + 1));
   std::unique_ptr<httplib::ClientImpl> client;
   if (tls != nullptr) {
-    auto ssl = tls->cert.empty() ? std::make_unique<httplib::SSLClient>(host, port)
-                                 : std::make_unique<httplib::SSLClient>(host, port, tls->cert,
-                                                                        tls->key);
+    auto ssl = tls->cert.empty()
+                   ? std::make_unique<httplib::SSLClient>(host, port)
+                   : std::make_unique<httplib::SSLClient>(host, port, tls->cert, tls->key);
     ssl->set_ca_cert_path(tls->ca.c_str());
     ssl->enable_server_certificate_verification(true);
     client = std::move(ssl);

@@ -14,7 +14,7 @@ struct HttpClientTls {
 };
 
 struct HttpResult {
-  int status = -1;    // -1: no HTTP response (refused, handshake failed, timed out)
+  int status = -1;  // -1: no HTTP response (refused, handshake failed, timed out)
   std::string body;
   std::string content_type;
   std::string error;  // why there was no response

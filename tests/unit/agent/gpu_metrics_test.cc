@@ -24,8 +24,8 @@ struct FakeGpu {
   unsigned power_mw, temp_c, sm_mhz, mem_mhz;
 };
 FakeGpu gpus[2] = {
-    {"GPU-aaaa", "NVIDIA H100 80GB HBM3", 0, 97, 40, 80ull << 30, 60ull << 30, 0, 612345, 66,
-     1980, 2619},
+    {"GPU-aaaa", "NVIDIA H100 80GB HBM3", 0, 97, 40, 80ull << 30, 60ull << 30, 0, 612345, 66, 1980,
+     2619},
     {"GPU-bbbb", "NVIDIA H100 80GB HBM3", 1, 0, 0, 80ull << 30, 1ull << 20, 3, 0, 31, 345, 2619},
 };
 struct EventData {
@@ -105,7 +105,9 @@ int EventSetFree(void*) { return 0; }
 
 std::shared_ptr<env_check::testing::FakeSystem> NodeWithNvml() {
   auto sys = std::make_shared<env_check::testing::FakeSystem>();
-  auto add = [&](const char* name, void* fn) { sys->symbols[std::string("libnvidia-ml.so.1:") + name] = fn; };
+  auto add = [&](const char* name, void* fn) {
+    sys->symbols[std::string("libnvidia-ml.so.1:") + name] = fn;
+  };
   add("nvmlInit_v2", reinterpret_cast<void*>(&Init));
   add("nvmlShutdown", reinterpret_cast<void*>(&Shutdown));
   add("nvmlDeviceGetCount_v2", reinterpret_cast<void*>(&Count));
@@ -148,13 +150,13 @@ TEST(GpuMetricsTest, DcgmNamesAndLabelsPerGpu) {
         "Hostname=\"node-07\"}";
     for (const std::string& line : std::vector<std::string>{
              "# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).\n",
-          "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n", "DCGM_FI_DEV_GPU_UTIL" + l0 + " 97\n",
-          "DCGM_FI_DEV_MEM_COPY_UTIL" + l0 + " 40\n", "DCGM_FI_DEV_FB_USED" + l0 + " 61440\n",
-          "DCGM_FI_DEV_FB_FREE" + l0 + " 20480\n", "DCGM_FI_DEV_FB_TOTAL" + l0 + " 81920\n",
-          "DCGM_FI_DEV_POWER_USAGE" + l0 + " 612.345\n", "DCGM_FI_DEV_GPU_TEMP" + l0 + " 66\n",
-          "DCGM_FI_DEV_SM_CLOCK" + l0 + " 1980\n", "DCGM_FI_DEV_MEM_CLOCK" + l0 + " 2619\n",
-          "DCGM_FI_DEV_XID_ERRORS" + l0 + " 0\n", "DCGM_FI_DEV_GPU_UTIL" + l1 + " 0\n",
-          "DCGM_FI_DEV_FB_USED" + l1 + " 1\n", "DCGM_FI_DEV_SM_CLOCK" + l1 + " 345\n"}) {
+             "# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n", "DCGM_FI_DEV_GPU_UTIL" + l0 + " 97\n",
+             "DCGM_FI_DEV_MEM_COPY_UTIL" + l0 + " 40\n", "DCGM_FI_DEV_FB_USED" + l0 + " 61440\n",
+             "DCGM_FI_DEV_FB_FREE" + l0 + " 20480\n", "DCGM_FI_DEV_FB_TOTAL" + l0 + " 81920\n",
+             "DCGM_FI_DEV_POWER_USAGE" + l0 + " 612.345\n", "DCGM_FI_DEV_GPU_TEMP" + l0 + " 66\n",
+             "DCGM_FI_DEV_SM_CLOCK" + l0 + " 1980\n", "DCGM_FI_DEV_MEM_CLOCK" + l0 + " 2619\n",
+             "DCGM_FI_DEV_XID_ERRORS" + l0 + " 0\n", "DCGM_FI_DEV_GPU_UTIL" + l1 + " 0\n",
+             "DCGM_FI_DEV_FB_USED" + l1 + " 1\n", "DCGM_FI_DEV_SM_CLOCK" + l1 + " 345\n"}) {
       EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
     }
     // GPU 1 cannot report power: left out, as DCGM leaves out a field it cannot read.

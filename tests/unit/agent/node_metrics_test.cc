@@ -124,8 +124,7 @@ TEST(NodeCollectorTest, WritesNodeExporterFamiliesFromProcFiles) {
            std::string("node_memory_HugePages_Total 0\n"),
            std::string("node_network_receive_bytes_total{device=\"eth0\"} 123456\n"),
            std::string("node_network_transmit_drop_total{device=\"eth0\"} 4\n"),
-           std::string("node_load1 0.52\n"),
-           std::string("node_load15 0.59\n")}) {
+           std::string("node_load1 0.52\n"), std::string("node_load15 0.59\n")}) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
   EXPECT_EQ(text.find("node_disk_"), std::string::npos);

@@ -30,12 +30,12 @@ std::unique_ptr<HttpServer> StartServer(HttpServerOptions options) {
   EXPECT_TRUE(server.ok()) << server.status().ToString();
   if (!server.ok()) return nullptr;
   (*server)->Get("/hello", [](const HttpRequest& req) {
-    return HttpResponse::Text(200, "hello " + req.Query("name", "nobody") + " (" +
-                                       req.client_role + ")\n");
+    return HttpResponse::Text(
+        200, "hello " + req.Query("name", "nobody") + " (" + req.client_role + ")\n");
   });
   (*server)->Get(R"(/api/jobs/([^/]+)/ranks/(\d+))", [](const HttpRequest& req) {
-    return HttpResponse::Json(200, "{\"job\":\"" + req.captures[0] + "\",\"rank\":" +
-                                       req.captures[1] + "}");
+    return HttpResponse::Json(
+        200, "{\"job\":\"" + req.captures[0] + "\",\"rank\":" + req.captures[1] + "}");
   });
   (*server)->Get("/throws", [](const HttpRequest&) -> HttpResponse {
     throw std::runtime_error("handler bug");
@@ -139,20 +139,24 @@ TEST(HttpServerTest, MalformedAndHugeRequestsDoNotHurtIt) {
        "HTTP/1.1 414"},
       {"a 1 MB header", "GET /hello HTTP/1.1\r\nX-Big: " + std::string(1 << 20, 'b') + "\r\n\r\n",
        ""},
-      {"100000 headers", "GET /hello HTTP/1.1\r\n" + [] {
-         std::string h;
-         for (int i = 0; i < 100000; ++i) h += "X-" + std::to_string(i) + ": v\r\n";
-         return h;
-       }() + "\r\n", ""},
+      {"100000 headers",
+       "GET /hello HTTP/1.1\r\n" +
+           [] {
+             std::string h;
+             for (int i = 0; i < 100000; ++i) h += "X-" + std::to_string(i) + ": v\r\n";
+             return h;
+           }() +
+           "\r\n",
+       ""},
       // Refused before a byte of the body is read.
-      {"a 1 GB body announced", "POST /hello HTTP/1.1\r\nContent-Length: 1000000000\r\n" +
-                                    close + "\r\nxx", "HTTP/1.1 405"},
+      {"a 1 GB body announced",
+       "POST /hello HTTP/1.1\r\nContent-Length: 1000000000\r\n" + close + "\r\nxx", "HTTP/1.1 405"},
       // GET bodies are not read; what follows is taken for the next request.
-      {"a GET with a body", "GET /hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nxxxxx", "HTTP/1.1 200"},
+      {"a GET with a body", "GET /hello HTTP/1.1\r\nContent-Length: 5\r\n\r\nxxxxx",
+       "HTTP/1.1 200"},
       {"a negative length", "GET /hello HTTP/1.1\r\nContent-Length: -5\r\n" + close + "\r\n", ""},
       {"bad chunking", "POST /hello HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", ""},
-      {"a path with NUL and %00", Bytes("GET /hel\0lo%00 HTTP/1.1\r\n") + close + "\r\n",
-       ""},
+      {"a path with NUL and %00", Bytes("GET /hel\0lo%00 HTTP/1.1\r\n") + close + "\r\n", ""},
       {"nothing at all", "", ""},
   };
   for (const Case& c : cases) {
@@ -186,9 +190,9 @@ TEST(HttpServerTest, IdleConnectionsDoNotStarveOthers) {
   const auto t0 = std::chrono::steady_clock::now();
   HttpResult r = HttpGet(Addr(*s), "/hello", nullptr, 5000);
   EXPECT_EQ(r.status, 200) << r.error;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   EXPECT_LT(ms, 4000) << "answered only after the idle clients gave up";
   std::cerr << "answered in " << ms << " ms\n";
   for (auto& t : idle) t.join();

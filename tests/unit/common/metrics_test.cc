@@ -34,9 +34,14 @@ TEST(FormatValueTest, SpellsValuesAsTheTextFormatDoes) {
 }
 
 TEST(EscapeLabelValueTest, EscapesBackslashQuoteNewlineAndRepairsUtf8) {
-  EXPECT_EQ(EscapeLabelValue(R"(a\b"c)" "\n" "d"), R"(a\\b\"c\nd)");
+  EXPECT_EQ(EscapeLabelValue(R"(a\b"c)"
+                             "\n"
+                             "d"),
+            R"(a\\b\"c\nd)");
   EXPECT_EQ(EscapeLabelValue("GPU-é"), "GPU-é");  // valid UTF-8 stays
-  EXPECT_EQ(EscapeLabelValue(std::string("x\xff" "y")), "x\xEF\xBF\xBDy");
+  EXPECT_EQ(EscapeLabelValue(std::string("x\xff"
+                                         "y")),
+            "x\xEF\xBF\xBDy");
   EXPECT_EQ(EscapeLabelValue(std::string("\xC0\xAF")), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
   EXPECT_EQ(EscapeLabelValue(std::string("\xE2\x82")), "\xEF\xBF\xBD\xEF\xBF\xBD");  // cut short
 }
@@ -179,7 +184,8 @@ TEST(ProcessMetricsTest, ReportsThisProcess) {
 
 // Prometheus's own parser and linter on a page with every kind of sample.
 TEST(PromtoolTest, ReadsOurPageWithoutProblems) {
-  if (!PathExists("/usr/bin/promtool")) GTEST_SKIP() << "promtool not installed (Debian: prometheus)";
+  if (!PathExists("/usr/bin/promtool"))
+    GTEST_SKIP() << "promtool not installed (Debian: prometheus)";
   Registry registry;
   registry.AddCounter("coord_restarts_total", "Restarts.", {"job"}).Inc({"a \"quoted\"\njob"});
   registry.AddHistogram("coord_restart_seconds", "Restart latency.", {"kind"}, LatencyBuckets())

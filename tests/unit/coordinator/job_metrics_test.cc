@@ -133,9 +133,9 @@ TEST(JobMetricsTest, NoProgressYetMeansNoProgressSeries) {
   const std::string t = page.Text();
   EXPECT_TRUE(Has(t, "coord_jobs{state=\"LAUNCHING\"} 1\n")) << t;
   EXPECT_TRUE(Has(t, "coord_job_generation{job_id=\"new-1\"} 0\n")) << t;
-  for (const char* absent : {"coord_job_iteration", "coord_job_loss", "coord_job_tokens",
-                             "coord_job_last_checkpoint", "coord_job_seconds_since_progress",
-                             "coord_job_rank_"}) {
+  for (const char* absent :
+       {"coord_job_iteration", "coord_job_loss", "coord_job_tokens", "coord_job_last_checkpoint",
+        "coord_job_seconds_since_progress", "coord_job_rank_"}) {
     EXPECT_FALSE(Has(t, std::string(absent) + "{")) << absent << "\n" << t;
   }
 }
