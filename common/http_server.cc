@@ -175,7 +175,9 @@ StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(const HttpServerOptions
   const auto timeout = std::chrono::milliseconds(std::max(100, options.read_timeout_ms));
   s.set_read_timeout(timeout);
   s.set_write_timeout(timeout);
-  s.set_keep_alive_timeout(std::max<time_t>(1, timeout.count() / 1000));
+  // An idle keep-alive connection holds a pool thread, and Stop() waits for it: close
+  // it soon (Prometheus reconnects per scrape at its usual 15-60 s intervals anyway).
+  s.set_keep_alive_timeout(std::min<time_t>(2, std::max<time_t>(1, timeout.count() / 1000)));
 
   // Before any route: the client certificate's role, and the methods we serve.
   const std::vector<CertRole> allowed = sec.allowed_callers;
