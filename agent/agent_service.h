@@ -29,6 +29,7 @@
 #include "agent/gen_watcher.h"
 #include "agent/kill.h"
 #include "agent/lifecycle.h"
+#include "agent/node_metrics.h"
 #include "agent/node_processes.h"
 #include "agent/port_reservations.h"
 #include "agent/state_dir.h"
@@ -95,6 +96,9 @@ class AgentService final : public AgentHandler {
   // node_checks.cc
   Status CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) override;
   Status SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) override;
+
+  // The ranks running now, with their processes (the /metrics page). agent_state.cc.
+  std::vector<RunningRank> RunningRanks() const;
 
   // Ends open streams and stops the monitor thread. Never kills a job.
   void Shutdown();

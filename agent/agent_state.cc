@@ -397,4 +397,19 @@ void AgentService::CollectProgressLocked(Heartbeat* hb) {
   }
 }
 
+std::vector<RunningRank> AgentService::RunningRanks() const {
+  std::vector<RunningRank> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, gens] : jobs_) {
+    for (const auto& [g, gen] : gens) {
+      for (const Rank& r : gen->ranks) {
+        if (r.state == RANK_RUNNING && r.proc.pid > 0) {
+          out.push_back({gen->job_id, gen->generation, r.rank, r.local_rank, r.proc});
+        }
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace coord::agent

@@ -271,6 +271,7 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
   job.status.set_iteration(-1);
   job.last_progress_mono = 0;
   job.progress_records.clear();
+  job.last_progress.clear();
   FillLayout(job.plan, excluded, &job.status);
   return left_out;
 }
@@ -409,6 +410,17 @@ Status JobManager::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& id : order_) *reply->add_jobs() = jobs_.at(id)->status;
   return Status::Ok();
+}
+
+std::vector<JobSnapshot> JobManager::Snapshot() {
+  std::vector<JobSnapshot> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(order_.size());
+  for (const std::string& id : order_) {
+    const Job& job = *jobs_.at(id);
+    out.push_back({job.status, job.plan.name, job.last_progress});
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,6 +46,15 @@ struct JobManagerOptions {
   std::shared_ptr<const Clock> clock;
 };
 
+/// A copy of one job for read-only views (the /metrics page, the status page).
+struct JobSnapshot {
+  JobStatus status;
+  std::string name;  // the spec's "name" (id-safe)
+  /// Each rank's newest progress record of the current generation, by global rank: the
+  /// rank's own text is there too (step time_ms, tokens_per_s, whatever it reports).
+  std::map<int, coord::agent::RankProgress> progress;
+};
+
 /// Thread-safe. Lock order: mu_ -> Journal::mu_ (journal writes happen under mu_ so that
 /// records are in transition order). mu_ is never held across an agent RPC or while
 /// destroying a WatchHandle (whose thread may be waiting for mu_).
@@ -74,6 +83,9 @@ class JobManager final : public CoordinatorHandler {
   /// node streams have ended or `cancelled()` turns true. Runs on the caller's thread.
   Status StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
                     const CancelledFn& cancelled) override;
+
+  /// Every job, oldest first, copied under the lock (cheap enough for a scrape a second).
+  std::vector<JobSnapshot> Snapshot();
 
   /// Stops the monitor, closes the watches and waits for task threads. Jobs keep running
   /// on the agents. Idempotent. Callers must have stopped calling the methods above.

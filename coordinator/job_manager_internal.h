@@ -27,6 +27,7 @@ struct JobManager::Job {
   // generation (0: none yet), and each rank's record count (a rank absent: still starting).
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
+  std::map<int, agent::RankProgress> last_progress;  // by rank, this generation (Snapshot)
 };
 
 struct JobManager::AgentLink {

@@ -286,6 +286,7 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   // sooner than the startup deadline the monitor sleeps towards: wake it.
   if (seen == 0) cv_.notify_all();
   seen = p.records();
+  if (p.rank() >= 0 && p.rank() < job->plan.world_size) job->last_progress[p.rank()] = p;
   job->last_progress_mono = std::max(job->last_progress_mono, clock_->MonoMs() - age_ms);
   job->status.set_last_progress_ms(clock_->WallMs());
   if (p.iteration() > job->status.iteration()) job->status.set_iteration(p.iteration());

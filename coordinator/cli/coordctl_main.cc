@@ -23,8 +23,9 @@ const Verb kVerbs[] = {
     {"jobs", "jobs [--json]", "every job the coordinator knows", RunJobs},
     {"check", "check [--hosts F] [--config F] [--json]",
      "check every node (drivers, CUDA, NCCL, MPI, shared mount, limits) and compare them", RunCheck},
-    {"certs", "certs init|issue NAME --role node|coordinator|user|show FILE [--dir D]",
-     "the cluster CA: create it, issue certificates, show one", RunCerts},
+    {"certs", "certs init|issue NAME --role node|coordinator|user|show FILE|export NAME [--dir D]",
+     "the cluster CA: create it, issue certificates, show one, export one for a browser",
+     RunCerts},
     {"provision", "provision --hosts F PLAYBOOK.yaml [--var K=V] [--forks N] [--check] [--json]",
      "apply a playbook to every host over SSH (playbooks/: hcc-node, agent, uninstall)", RunProvision},
 };

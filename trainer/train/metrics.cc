@@ -161,10 +161,11 @@ coord::Status MetricsSink::WriteValidation(int64_t iteration, double lm_loss) {
 }
 
 void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms,
-                                int64_t checkpoint) {
+                                int64_t checkpoint, double tokens_per_s) {
   if (progress_fd_ < 0) return;
   nlohmann::json j = {{"iteration", iteration}, {"loss", loss}, {"time_ms", time_ms}};
   if (checkpoint >= 0) j["checkpoint"] = checkpoint;
+  if (tokens_per_s > 0) j["tokens_per_s"] = tokens_per_s;  // coordd's /metrics
   // NaN is not JSON: nlohmann writes null, which the agent reads as "no loss".
   const std::string text = j.dump() + "\n";
   size_t done = 0;

@@ -66,10 +66,12 @@ class MetricsSink {
   ~MetricsSink();
 
   coord::Status WriteMetrics(const IterationRecord& r);  // one metrics.jsonl line
-  // {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C]} (C: the newest checkpoint in
-  // training.save, when there is one); a closed or bad fd gives one warning and then
-  // progress records stop (training goes on).
-  void WriteProgress(int64_t iteration, double loss, double time_ms, int64_t checkpoint = -1);
+  // {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C][,"tokens_per_s":S]} (C: the
+  // newest checkpoint in training.save, when there is one; S: the whole job's tokens per
+  // second over this iteration, when given); a closed or bad fd gives one warning and
+  // then progress records stop (training goes on).
+  void WriteProgress(int64_t iteration, double loss, double time_ms, int64_t checkpoint = -1,
+                     double tokens_per_s = 0.0);
   // {"event":"validation","iteration":N,"lm_loss":L,"ppl":P} to metrics.jsonl.
   coord::Status WriteValidation(int64_t iteration, double lm_loss);
 

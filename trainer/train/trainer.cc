@@ -671,7 +671,8 @@ coord::Status Trainer::Run() {
                            "iteration " + std::to_string(iteration_ + 1));
     }
     const double ms = MsSince(t0);
-    metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
+    metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_,
+                            ms > 0 ? tokens_per_iter / (ms / 1000.0) : 0.0);
     if (tensorboard_ != nullptr) {
       tensorboard_->OnIteration({iteration_, consumed_train_samples_, loss, grad_norm,
                                  schedule_->LoggedLrForIteration(iteration_),

@@ -103,6 +103,7 @@ TEST(MetricsTest, ProgressRecordsThroughAPipe) {
     ASSERT_TRUE(sink.ok());
     sink->WriteProgress(1, 10.5, 12.25);
     sink->WriteProgress(2, 9.75, 11.0);
+    sink->WriteProgress(3, 9.5, 10.0, 2, 4096.5);  // a checkpoint and the job's tokens/s
   }
   close(fds[1]);
   std::string text;
@@ -117,6 +118,13 @@ TEST(MetricsTest, ProgressRecordsThroughAPipe) {
             nlohmann::json({{"iteration", 1}, {"loss", 10.5}, {"time_ms", 12.25}}));
   std::getline(lines, line);
   EXPECT_EQ(nlohmann::json::parse(line)["iteration"], 2);
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line),
+            nlohmann::json({{"iteration", 3},
+                            {"loss", 9.5},
+                            {"time_ms", 10.0},
+                            {"checkpoint", 2},
+                            {"tokens_per_s", 4096.5}}));
   EXPECT_FALSE(std::getline(lines, line));
 }
 
