@@ -27,6 +27,9 @@ struct JobManager::Job {
   // generation (0: none yet), and each rank's record count (a rank absent: still starting).
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
+  // This generation's straggler scores, and each rank's count of malformed records.
+  StragglerDetector stragglers;
+  std::map<int, int64_t> malformed_records;
 };
 
 struct JobManager::AgentLink {
