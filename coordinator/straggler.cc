@@ -27,6 +27,7 @@ double Median(std::vector<double> v) {
 StragglerDetector::StragglerDetector(const StragglerOptions& options) : options_(options) {
   options_.window = std::max(1, options_.window);
   options_.min_samples = std::clamp(options_.min_samples, 1, options_.window);
+  options_.confirm = std::max(0, options_.confirm);
 }
 
 void StragglerDetector::Reset() {
@@ -54,41 +55,58 @@ bool StragglerDetector::Add(int rank, int stage, const coord::agent::IterationTi
   return true;
 }
 
+namespace {
+
+// The median of `sorted` without its element at index `skip`.
+double MedianWithout(const std::vector<double>& sorted, size_t skip) {
+  const size_t m = sorted.size() - 1;
+  const auto at = [&](size_t i) { return sorted[i < skip ? i : i + 1]; };
+  if (m == 0) return 0;
+  return m % 2 == 1 ? at(m / 2) : (at(m / 2 - 1) + at(m / 2)) / 2;
+}
+
+}  // namespace
+
 void StragglerDetector::Update(int64_t now_ms) {
   scores_.clear();
+  // Each iteration's compute times by stage, sorted: a rank's peers at that iteration
+  // are the others in its stage's list.
+  std::map<std::pair<int, int64_t>, std::vector<double>> by_iteration;
+  for (const auto& [rank, w] : ranks_) {
+    for (const Sample& x : w.samples) by_iteration[{w.stage, x.iteration}].push_back(x.compute_ms);
+  }
+  for (auto& [key, v] : by_iteration) std::sort(v.begin(), v.end());
   for (const auto& [rank, w] : ranks_) {
     RankScore s;
     s.rank = rank;
     s.stage = w.stage;
     s.samples = static_cast<int>(w.samples.size());
     s.iteration = w.samples.empty() ? -1 : w.samples.back().iteration;
-    std::vector<double> step, compute, wait, data, opt;
+    std::vector<double> step, compute, wait, data, opt, ratios, peers;
     for (const Sample& x : w.samples) {
       step.push_back(x.step_ms);
       compute.push_back(x.compute_ms);
       wait.push_back(x.wait_ms);
       data.push_back(x.data_ms);
       opt.push_back(x.optimizer_ms);
+      // This iteration against the same iteration of its peers: what every rank of the
+      // iteration shared (a slow start, a checkpoint, a busy machine) cancels out.
+      const std::vector<double>& all = by_iteration[{w.stage, x.iteration}];
+      if (all.size() < 2) continue;
+      const size_t self = static_cast<size_t>(
+          std::lower_bound(all.begin(), all.end(), x.compute_ms) - all.begin());
+      const double peer = MedianWithout(all, self);
+      peers.push_back(peer);
+      if (peer > 0) ratios.push_back(x.compute_ms / peer);
     }
     s.step_ms = Median(step);
     s.compute_ms = Median(compute);
     s.wait_ms = Median(wait);
     s.data_ms = Median(data);
     s.optimizer_ms = Median(opt);
-    scores_.push_back(s);
-  }
-  // Each rank against the other scored ranks of its stage.
-  for (RankScore& s : scores_) {
-    if (s.samples < options_.min_samples) continue;
-    std::vector<double> peers;
-    for (const RankScore& p : scores_) {
-      if (p.rank != s.rank && p.stage == s.stage && p.samples >= options_.min_samples) {
-        peers.push_back(p.compute_ms);
-      }
-    }
-    if (peers.empty()) continue;
     s.peers_compute_ms = Median(peers);
-    if (s.peers_compute_ms > 0) s.score = s.compute_ms / s.peers_compute_ms;
+    if (static_cast<int>(ratios.size()) >= options_.min_samples) s.score = Median(ratios);
+    scores_.push_back(s);
   }
   if (options_.threshold <= 0) {
     named_.clear();
@@ -99,7 +117,14 @@ void StragglerDetector::Update(int64_t now_ms) {
     auto was = std::find_if(named_.begin(), named_.end(),
                             [&](const StragglerRecord& n) { return n.rank == s.rank; });
     const bool keep = was != named_.end() && s.score >= options_.clear_threshold;
-    if (!keep && !(s.score > options_.threshold)) continue;
+    int64_t& above_since = ranks_.at(s.rank).above_since;
+    if (!(s.score > options_.threshold)) {
+      above_since = -1;
+    } else if (above_since < 0) {
+      above_since = s.iteration;
+    }
+    const bool confirmed = above_since >= 0 && s.iteration - above_since >= options_.confirm;
+    if (!keep && !confirmed) continue;
     StragglerRecord r = keep ? *was : StragglerRecord{};
     if (!keep) {
       r.rank = s.rank;

@@ -2,12 +2,16 @@
 // slower than its peers. Every rank reports each iteration's timings in its progress
 // records (compute = forward-backward minus data loading and minus waiting for peers:
 // in synchronous training every rank's step takes as long as the slowest one's, so
-// the step time cannot say who is slow, the compute time can). A rank's score is the
-// median of its last `window` compute times over the median of its peers' medians
-// (peers: the other ranks of the same pipeline stage, which do the same work); 1.0 is
-// as fast as them. A rank whose score exceeds `threshold` is named, and stays named
-// until its score falls below `clear_threshold` (so a score hovering at the threshold
-// does not flap). NVIDIA's resiliency extension scores ranks the same way relative to
+// the step time cannot say who is slow, the compute time can). For each of a rank's
+// last `window` iterations, its compute time over the median of its peers' at that
+// same iteration (peers: the other ranks of the same pipeline stage, which do the same
+// work); its score is the median of these ratios, 1.0 being as fast as them. Pairing
+// iterations cancels what all ranks share (a slow first iteration, a busy machine),
+// and the median over the window needs a majority of slow iterations. A rank whose
+// score exceeds `threshold` is named, and stays named until its score falls below
+// `clear_threshold` (so a score hovering at the threshold does not flap); it is named
+// once its score has stayed above the threshold through `confirm` more iterations, so
+// a burst that tips the median for an iteration or two (a busy machine) names nobody. NVIDIA's resiliency extension scores ranks the same way relative to
 // each other (as fastest/rank, 0..1); here the reference is the peers' median, so one
 // fast outlier does not make everyone else slow.
 //
@@ -25,10 +29,11 @@
 namespace coord::coordinator {
 
 struct StragglerOptions {
-  int window = 10;              // iterations per rank in its median
-  int min_samples = 5;          // a rank is scored once it has this many
+  int window = 20;              // iterations per rank in its median
+  int min_samples = 10;         // a rank is scored once this many have peers to compare
   double threshold = 1.2;       // named above this score; <= 0: detection off
   double clear_threshold = 1.1; // no longer named below this one
+  int confirm = 3;              // ... above it through this many more of its iterations
 };
 
 /// One rank's view over its window (medians, ms).
@@ -38,8 +43,9 @@ struct RankScore {
   int64_t iteration = -1;  // the newest sample's
   int samples = 0;
   double step_ms = 0, compute_ms = 0, wait_ms = 0, data_ms = 0, optimizer_ms = 0;
-  double peers_compute_ms = 0;  // the median of its peers' medians; 0: no peers scored
-  double score = 0;             // compute / peers; 0: not scored (too few samples or peers)
+  double peers_compute_ms = 0;  // the median over the window of its peers' median; 0: none
+  double score = 0;             // median of compute / peers' (iteration by iteration); 0:
+                                // not scored (too few iterations with peers to compare)
 };
 
 /// A rank named as a straggler.
@@ -77,6 +83,7 @@ class StragglerDetector {
   struct RankWindow {
     int stage = 0;
     std::deque<Sample> samples;  // oldest first, at most options_.window
+    int64_t above_since = -1;    // its iteration when its score went above; -1: not above
   };
 
   StragglerOptions options_;

@@ -83,7 +83,7 @@ TEST_F(JobDiagnosisTest, ASlowRankIsNamedWithItsNodeAndEqualRanksAreNot) {
   ASSERT_EQ(s.rank_timings_size(), 4);
   for (const RankTiming& t : s.rank_timings()) {
     EXPECT_DOUBLE_EQ(t.score(), 1.0) << "rank " << t.rank();
-    EXPECT_EQ(t.samples(), 10);
+    EXPECT_EQ(t.samples(), 20);
     EXPECT_EQ(t.node_rank(), t.rank() / 2);
     EXPECT_EQ(t.compute_ms(), 100);
   }
@@ -95,15 +95,15 @@ TEST_F(JobDiagnosisTest, ASlowRankIsNamedWithItsNodeAndEqualRanksAreNot) {
   compute_ = [](int rank) { return rank == 3 ? 180.0 : 100.0; };
   const int64_t slow_from = iteration_ + 1;
   int steps = 0;
-  while (Get(id).stragglers_size() == 0 && steps < 20) {
+  while (Get(id).stragglers_size() == 0 && steps < 30) {
     Step();
     ++steps;
   }
   const int64_t named_ms = fake_->WallMs();
   s = Get(id);
   ASSERT_EQ(s.stragglers_size(), 1);
-  EXPECT_LE(s.stragglers(0).since_iteration() - slow_from, 5);  // half the window or more
-  for (int i = 0; i < 10; ++i) Step();  // a window of slow samples
+  EXPECT_LE(s.stragglers(0).since_iteration() - slow_from, 13);  // half the window, confirmed
+  for (int i = 0; i < 20; ++i) Step();  // a window of slow samples
   s = Get(id);
   ASSERT_EQ(s.stragglers_size(), 1);
   const Straggler& g = s.stragglers(0);
