@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -146,6 +147,7 @@ TEST_F(DiagnosisTest, ARankSlowedOnPurposeIsNamedWithItsNodeWithin20Iterations) 
   EXPECT_NE(text.out.find("straggler:  rank 2 on 127.0.0.3 (node 1): compute "), std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find("TIMINGS"), std::string::npos) << text.out;
+  std::cerr << "coordctl status:\n" << text.out;
   EXPECT_NE(ReadAll(dir_.File("coordd.log")).find("rank 2 on 127.0.0.3:"), std::string::npos);
 }
 
@@ -199,6 +201,7 @@ TEST_F(DiagnosisTest, AHangReportNamesTheCollectiveAndWhereEachRankIs) {
   const json& f = st["failure"];
   EXPECT_EQ(f["kind"], "FAILURE_HANG");
   const std::string m = f["message"];
+  std::cerr << "the failure reads: " << m << "\n";
   EXPECT_NE(m.find("hang: no progress record from any rank for "), std::string::npos) << m;
   // "...; ranks 0-2 in all_reduce #N (dp, S) for T on nodes 127.0.0.2, 127.0.0.3;
   //  rank 3 (stopped) in all_reduce #N (dp, S) for T on node 127.0.0.3"
