@@ -29,6 +29,7 @@ struct JobManager::Job {
   std::map<int, int64_t> progress_records;
   // This generation's straggler scores, and each rank's count of malformed records.
   StragglerDetector stragglers;
+  int64_t stragglers_scored_mono = 0;  // the last re-score (at most every 100 ms)
   std::map<int, int64_t> malformed_records;
 };
 

@@ -36,6 +36,9 @@ constexpr int kMaxFailureHistory = 100;
 // The hang report's RankSnapshots calls: a node that does not answer by then is named
 // as silent, and the kill goes ahead.
 constexpr int kSnapshotTimeoutMs = 2000;
+// A job's straggler scores are refreshed at most this often, however many agents send
+// heartbeats (a re-score of 64 ranks costs ~0.2 ms of CPU).
+constexpr int64_t kStragglerRefreshMs = 100;
 
 bool Failed(const agent::RankStatus& r) {
   return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
@@ -256,7 +259,12 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
         Job* job = FindLocked(p.job_id());
         if (job != nullptr && p.timings_size() > 0) touched.insert(job);
       }
-      for (Job* job : touched) UpdateStragglersLocked(*job);
+      const int64_t now = clock_->MonoMs();
+      for (Job* job : touched) {
+        if (now - job->stragglers_scored_mono < kStragglerRefreshMs) continue;
+        job->stragglers_scored_mono = now;
+        UpdateStragglersLocked(*job);
+      }
       return;
     }
     if (!event.has_rank()) return;

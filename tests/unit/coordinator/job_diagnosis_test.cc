@@ -102,7 +102,8 @@ TEST_F(JobDiagnosisTest, ASlowRankIsNamedWithItsNodeAndEqualRanksAreNot) {
   const int64_t named_ms = fake_->WallMs();
   s = Get(id);
   ASSERT_EQ(s.stragglers_size(), 1);
-  EXPECT_LE(s.stragglers(0).since_iteration() - slow_from, 13);  // half the window, confirmed
+  // Half the window, confirmed over 3 more, re-scored every 100 ms (2 steps).
+  EXPECT_LE(s.stragglers(0).since_iteration() - slow_from, 15);
   for (int i = 0; i < 20; ++i) Step();  // a window of slow samples
   s = Get(id);
   ASSERT_EQ(s.stragglers_size(), 1);

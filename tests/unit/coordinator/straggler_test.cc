@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <time.h>
+
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <random>
 
@@ -194,6 +197,29 @@ TEST_F(StragglerTest, TooFewSamplesOrNoPeersGiveNoScore) {
   off.Update(0);
   EXPECT_TRUE(off.stragglers().empty());
   EXPECT_DOUBLE_EQ(off.scores()[1].score, 9.0);  // still scored, for status and metrics
+}
+
+// What coordd pays per heartbeat for a 64-rank job (printed for docs/benchmarks.md;
+// the bound only catches an accidental quadratic blow-up).
+TEST_F(StragglerTest, ScoringSixtyFourRanksIsCheap) {
+  int64_t it = 0;
+  for (; it < 20; ++it) Iterate(it + 1, 64, [&](int, int64_t) { return 100 * noise_(rng_); });
+  // CPU time of this thread: the figure should not depend on the machine's other load.
+  const auto cpu_ms = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+  };
+  const double t0 = cpu_ms();
+  constexpr int kUpdates = 200;
+  for (int u = 0; u < kUpdates; ++u) {
+    ++it;
+    for (int r = 0; r < 64; ++r) d_.Add(r, 0, Timing(it, 100 * noise_(rng_)));
+    d_.Update(0);
+  }
+  const double ms = (cpu_ms() - t0) / kUpdates;
+  std::printf("[ figures ] one update of 64 ranks x 20 iterations: %.3f ms of CPU\n", ms);
+  EXPECT_LT(ms, 50.0);
 }
 
 TEST_F(StragglerTest, BadSamplesAreIgnoredAndCounted) {
