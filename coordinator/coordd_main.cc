@@ -3,6 +3,7 @@
 // (the journal lets the next coordd pick them up). Exit codes: 0 ok, 1 runtime error, 2 usage.
 #include <signal.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
@@ -48,6 +49,11 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "heartbeat period asked of the agents")(
       "missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
       "heartbeats a node may miss before its job fails")(
+      "straggler-threshold",
+      po::value(&o.straggler.threshold)->default_value(o.straggler.threshold),
+      "name a rank whose compute time is this many times its peers' (0: never name)")(
+      "straggler-window", po::value(&o.straggler.window)->default_value(o.straggler.window),
+      "iterations per rank its straggler score is the median of")(
       "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
       "debug|info|warning|error");
   // clang-format on
@@ -79,6 +85,16 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
     std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
     return 2;
   }
+  if (!(o.straggler.threshold == 0 || o.straggler.threshold > 1) || o.straggler.window < 2 ||
+      o.straggler.window > 10000) {
+    std::cerr << "coordd: --straggler-threshold must be 0 (off) or above 1, --straggler-window "
+                 "in [2, 10000]\n";
+    return 2;
+  }
+  // Scored once half the window has peers to compare; cleared at the threshold's
+  // second half (1.2 -> 1.1), so a score at the line does not flap.
+  o.straggler.min_samples = std::max(1, o.straggler.window / 2);
+  o.straggler.clear_threshold = 1 + (o.straggler.threshold - 1) / 2;
   return 0;
 }
 

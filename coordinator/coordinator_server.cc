@@ -22,6 +22,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   jm.connect_timeout_ms = options.connect_timeout_ms;
   jm.launch_timeout_ms = options.launch_timeout_ms;
   jm.heartbeat_ms = options.heartbeat_ms;
+  jm.straggler = options.straggler;
   jm.missed_heartbeats = options.missed_heartbeats;
   jm.agent_factory =
       options.agent_factory ? options.agent_factory : MakeGrpcAgentClientFactory(options.agent_tls);

@@ -27,6 +27,7 @@ struct CoordinatorOptions {
   int launch_timeout_ms = 60000;
   int heartbeat_ms = 500;            // asked of agents' Watch
   int missed_heartbeats = 4;         // then the node is lost: 2 s of silence by default
+  StragglerOptions straggler;        // straggler detection (straggler.h)
   AgentClientFactory agent_factory;  // empty: gRPC clients, secured by agent_tls
   TlsSettings agent_tls;             // how coordd reaches agents (tls.h's rule)
   RpcSecurity security;              // how coordd serves coordctl (default: plaintext)

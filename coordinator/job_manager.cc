@@ -149,6 +149,10 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
     auto job = std::make_unique<Job>();
     job->plan = std::move(jj.plan);
     job->status = std::move(jj.status);
+    // Scores are of the live generation only: they start again from the next records.
+    job->stragglers = StragglerDetector(options_.straggler);
+    job->status.clear_rank_timings();
+    job->status.clear_stragglers();
     if (job->status.ranks_size() != job->plan.world_size || job->plan.hosts.empty()) {
       return InvalidArgument(journal_->path() + ": job '" + job->status.job_id() +
                              "' has an inconsistent rank table");
@@ -272,6 +276,10 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
   job.last_progress_mono = 0;
   job.progress_records.clear();
   job.last_progress.clear();
+  job.stragglers = StragglerDetector(options_.straggler);
+  job.status.clear_rank_timings();
+  job.status.clear_stragglers();
+  job.status.set_step_ms(0);
   FillLayout(job.plan, excluded, &job.status);
   return left_out;
 }

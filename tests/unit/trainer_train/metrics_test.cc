@@ -154,5 +154,52 @@ TEST(MetricsTest, ProgressFdFromEnv) {
   unsetenv("COORD_PROGRESS_FD");
 }
 
+// The timings extend the record without changing the old fields, and even at extreme
+// values a record stays under the 512 bytes an older agent reads of the file's end.
+TEST(MetricsTest, ProgressRecordWithTimingsKeepsTheOldFieldsAndStaysSmall) {
+  ProgressRecord r;
+  r.iteration = 120;
+  r.loss = 3.25;
+  r.time_ms = 101.5;
+  r.checkpoint = 100;
+  r.train_iters = 500;
+  r.tokens_per_s = 2521.53;
+  r.stage = 1;
+  r.has_timings = true;
+  r.timings.compute_ms = 60.1234567;
+  r.timings.wait_ms = 30.5;
+  r.timings.wait_dp_ms = 30.5;
+  r.timings.data_ms = 1.25;
+  r.timings.optimizer_ms = 9.5;
+  const nlohmann::json j = nlohmann::json::parse(ProgressRecordJson(r));
+  EXPECT_EQ(j["iteration"], 120);
+  EXPECT_EQ(j["loss"], 3.25);
+  EXPECT_EQ(j["time_ms"], 101.5);
+  EXPECT_EQ(j["checkpoint"], 100);
+  EXPECT_EQ(j["train_iters"], 500);
+  EXPECT_EQ(j["tokens_per_s"], 2521.5);
+  EXPECT_EQ(j["stage"], 1);
+  EXPECT_EQ(j["compute_ms"], 60.123);  // to the microsecond
+  EXPECT_EQ(j["wait_ms"], 30.5);
+  EXPECT_EQ(j["wait_dp_ms"], 30.5);
+  EXPECT_FALSE(j.contains("wait_tp_ms"));  // groups it never waited in are left out
+  EXPECT_EQ(j["data_ms"], 1.25);
+  EXPECT_EQ(j["optimizer_ms"], 9.5);
+
+  ProgressRecord big = r;
+  big.iteration = big.train_iters = big.checkpoint = INT64_MAX / 3;
+  big.loss = big.time_ms = 1.0 / 3.0 * 1e300;
+  big.tokens_per_s = 1e300;
+  big.stage = 1 << 30;
+  big.timings = {1e300, 1e300, 1e300, 1e300, 1e300, 1e300, 1e300};
+  EXPECT_LT(ProgressRecordJson(big).size(), 512u) << ProgressRecordJson(big);
+  // Without timings: exactly the old record.
+  ProgressRecord old;
+  old.iteration = 1;
+  old.loss = 10.5;
+  old.time_ms = 12.25;
+  EXPECT_EQ(ProgressRecordJson(old), R"({"iteration":1,"loss":10.5,"time_ms":12.25})");
+}
+
 }  // namespace
 }  // namespace gpt_rank::train
