@@ -46,6 +46,12 @@ bool ByteLevelBpe::TokenToBytes(std::string_view token, std::string* bytes) {
   return true;
 }
 
+void ByteLevelBpe::Reserve(size_t tokens, size_t merges) {
+  bytes_to_id_.reserve(tokens);
+  id_to_bytes_.reserve(tokens);
+  merges_.reserve(merges);
+}
+
 bool ByteLevelBpe::AddToken(const std::string& bytes, int32_t id) {
   if (static_cast<size_t>(id) >= id_to_bytes_.size()) id_to_bytes_.resize(id + 1);
   if (!id_to_bytes_[id].empty()) return false;

@@ -22,6 +22,8 @@ class ByteLevelBpe {
   // its raw bytes. False if a character is outside the 256-character alphabet.
   static bool TokenToBytes(std::string_view token, std::string* bytes);
 
+  // Sizes the tables for a vocabulary and merge list this large (saves rehashing).
+  void Reserve(size_t tokens, size_t merges);
   // Adds a vocabulary entry; false if the id is already taken.
   bool AddToken(const std::string& bytes, int32_t id);
   // After the last AddToken: the first byte value that has no single-byte token

@@ -293,6 +293,7 @@ StatusOr<std::unique_ptr<HfBpeTokenizer>> HfBpeTokenizer::LoadTokenizerJson(
   const json& model = root["model"];
   RETURN_IF_ERROR(CheckBpeOptions(model, where + "model"));
   tok->bpe_.set_ignore_merges(FlagTrue(model, "ignore_merges"));
+  tok->bpe_.Reserve(model["vocab"].size(), model["merges"].size());
   RETURN_IF_ERROR(LoadVocab(model["vocab"], where + "model.vocab", &tok->bpe_));
   RETURN_IF_ERROR(LoadMerges(model["merges"], where + "model.merges", &tok->bpe_));
 
