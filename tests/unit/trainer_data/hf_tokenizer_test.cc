@@ -213,6 +213,41 @@ TEST_F(HfTokenizerTest, NfcBeforePreTokenizing) {
   EXPECT_NE(bad.status().message().find("99999"), std::string::npos);
 }
 
+// GPT-2's own tokenizer.json form (ByteLevel with use_regex, no normalizer) encodes as
+// Gpt2Tokenizer does from vocab.json + merges.txt. Two merges across pieces show which
+// regex split the text: "d" + "!" (no regex keeps them together) and "'" + "M" (only
+// Qwen2's caseless contractions do).
+TEST_F(HfTokenizerTest, ByteLevelRegexIsGpt2s) {
+  json j = TinyTokenizerJson(false);
+  j["normalizer"] = nullptr;
+  j["model"]["vocab"]["d!"] = 300;
+  j["model"]["vocab"]["'M"] = 301;
+  j["model"]["merges"].push_back("d !");
+  j["model"]["merges"].push_back("' M");
+  auto qwen = Load(j);
+  j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  auto hf = Load(j);
+  ASSERT_TRUE(hf && qwen);
+  EXPECT_EQ(hf->pre_tokenizer_name(), "GPT-2");
+  json vocab = j["model"]["vocab"];
+  vocab["<|endoftext|>"] = 263;
+  std::string merges = "#version: 0.2\n";
+  for (const json& m : j["model"]["merges"]) merges += m.get<std::string>() + "\n";
+  WriteTextFile(dir_.File("vocab.json"), vocab.dump());
+  WriteTextFile(dir_.File("merges.txt"), merges);
+  auto gpt2 =
+      LoadTokenizer({"GPT2BPETokenizer", dir_.File("vocab.json"), dir_.File("merges.txt"), ""});
+  ASSERT_TRUE(gpt2.ok()) << gpt2.status().ToString();
+  for (const std::string& text :
+       {std::string("hello world! 12345 I'M he's"), std::string("  \n\n  hello\tworld! "),
+        std::string("caf\xC3\xA9 \xF0\x9F\x98\x80")}) {
+    EXPECT_EQ(hf->Encode(text), (*gpt2)->Encode(text)) << text;
+  }
+  EXPECT_EQ(hf->Encode("d!"), (std::vector<int32_t>{'d', '!'}));
+  EXPECT_EQ(hf->Encode("I'M"), (std::vector<int32_t>{'I', '\'', 'M'}));
+  EXPECT_EQ(qwen->Encode("I'M"), (std::vector<int32_t>{'I', 301}));
+}
+
 TEST_F(HfTokenizerTest, OtherModelTypesAreRefusedByName) {
   for (const char* type : {"WordPiece", "Unigram", "WordLevel"}) {
     json j = TinyTokenizerJson(false);
