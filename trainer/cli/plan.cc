@@ -171,8 +171,13 @@ int RunPlan(const std::vector<std::string>& args) {
   if (!c.vocab_size_given) {
     const trainer::data::TokenizerSpec spec = train::TokenizerSpecOf(c.data);
     auto tok = trainer::data::LoadTokenizer(spec);
-    vocab_note = tok.ok() ? "from " + (spec.model.empty() ? c.data.vocab_file : spec.model)
-                          : "GPT-2's 50257 (vocab file not readable here)";
+    if (tok.ok()) {
+      vocab_note = "from " + (spec.model.empty() ? c.data.vocab_file : spec.model);
+    } else if (spec.model.empty()) {
+      vocab_note = "GPT-2's 50257 (vocab file not readable here)";
+    } else {
+      vocab_note = "GPT-2's 50257 (" + spec.model + " not readable here; set model.vocab_size)";
+    }
     if (tok.ok()) c.model.vocab_size = (*tok)->vocab_size();
   }
   const plan::Plan p =
