@@ -14,7 +14,7 @@ namespace trainer::data {
 
 class NfcNormalizer {
  public:
-  // Fails only when ICU has no normalization data.
+  // Fails when ICU has no normalization data, or gpt-rank was built without ICU.
   static coord::StatusOr<NfcNormalizer> Create();
 
   // NFC of text. Returns a view of `text` itself when it is already in NFC (always
