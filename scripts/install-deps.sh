@@ -9,7 +9,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssh2-1-dev libboost-program-options-dev
   libopenmpi-dev openmpi-bin libgloo-dev
-  libopenblas-dev libopenblas0-pthread nlohmann-json3-dev
+  libopenblas-dev libopenblas0-pthread nlohmann-json3-dev libicu-dev
   libyaml-cpp-dev libssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libsystemd-dev systemd libxxhash-dev
   iproute2 procps openssh-server openssh-client

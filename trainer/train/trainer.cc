@@ -47,7 +47,11 @@ coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
   const std::string key = data.train_data + "|" + std::to_string(st.st_size) + "|" +
                           std::to_string(st.st_mtime) + "|" + data.vocab_file + "|" +
                           data.merge_file + "|" + data.json_key + "|" +
-                          (data.skip_bad_lines ? "skip" : "strict");
+                          (data.skip_bad_lines ? "skip" : "strict") +
+                          // (Hugging Face tokenizers only, so GPT-2 keys stay as they were.)
+                          (TokenizerSpecOf(data).model.empty()
+                               ? ""
+                               : "|" + data.tokenizer_type + "|" + TokenizerSpecOf(data).model);
   std::string stem = data.train_data.substr(data.train_data.find_last_of('/') + 1);
   stem = stem.substr(0, stem.find('.'));
   return coord::JoinPath(
@@ -60,7 +64,7 @@ coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
 // Data
 
 coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData(
-    const DataConfig& data, trainer::data::Gpt2Tokenizer* tokenizer) {
+    const DataConfig& data, trainer::data::Tokenizer* tokenizer) {
   namespace td = trainer::data;
   if (!data.data_path.empty()) {
     auto ds = td::IndexedDataset::Open(data.data_path);
@@ -177,8 +181,8 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
   }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());
-  auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
-  if (!tok.ok()) return tok.status().WithContext("data.vocab_file/merge_file");
+  auto tok = trainer::data::LoadTokenizer(TokenizerSpecOf(config_.data));
+  if (!tok.ok()) return tok.status().WithContext("data's tokenizer");
   tokenizer_ = std::move(*tok);
   if (!config_.vocab_size_given) config_.model.vocab_size = tokenizer_->vocab_size();
   config_.model.seed = tr.seed;

@@ -22,10 +22,10 @@
 #include "common/status.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/checkpoint/tp_checkpoint.h"
-#include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/data_sampler.h"
 #include "trainer/data/gpt_dataset.h"
 #include "trainer/data/indexed_dataset.h"
+#include "trainer/data/tokenizer.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/store.h"
 #include "trainer/dist/timed_communicator.h"
@@ -47,7 +47,7 @@ namespace gpt_rank::train {
 // The dataset behind data.data_path, or data.train_data preprocessed (once, keyed by
 // the input's path, size and mtime and the tokenizer files) into data.cache_dir.
 coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData(
-    const DataConfig& data, trainer::data::Gpt2Tokenizer* tokenizer);
+    const DataConfig& data, trainer::data::Tokenizer* tokenizer);
 
 class Trainer {
  public:
@@ -121,7 +121,7 @@ class Trainer {
   dist::Communicator* comm_ = nullptr;     // the world: agreement, logs, saves
   dist::Communicator* dp_comm_ = nullptr;  // the data-parallel group: samples, gradients
   int64_t num_micro_batches_ = 1;  // gbs / (mbs * dp)
-  std::unique_ptr<trainer::data::Gpt2Tokenizer> tokenizer_;
+  std::unique_ptr<trainer::data::Tokenizer> tokenizer_;
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
   std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
   std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;

@@ -147,6 +147,61 @@ TEST(TrainerConfigTest, DataSourceRequiredAndExclusive) {
   EXPECT_NE(r.status().message().find("job.json: data.vocab_file: required"), std::string::npos);
 }
 
+// The tokenizer keys, with Megatron's names: GPT-2 files, or a Hugging Face
+// tokenizer.json (tokenizer_file, or tokenizer_model with tokenizer_type), never both.
+TEST(TrainerConfigTest, TokenizerKeysPickOneTokenizer) {
+  json hf = MinimalJob();
+  hf["data"].erase("vocab_file");
+  hf["data"].erase("merge_file");
+  hf["data"]["tokenizer_file"] = "/q/tokenizer.json";
+  auto r = Parse(hf);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  trainer::data::TokenizerSpec spec = TokenizerSpecOf(r->config.data);
+  EXPECT_EQ(spec.model, "/q/tokenizer.json");
+  EXPECT_TRUE(spec.vocab_file.empty());
+  EXPECT_EQ(r->config.job["data"]["tokenizer_file"], "/q/tokenizer.json");
+
+  json megatron = hf;
+  megatron["data"].erase("tokenizer_file");
+  megatron["data"]["tokenizer_type"] = "HuggingFaceTokenizer";
+  megatron["data"]["tokenizer_model"] = "/models/Qwen2.5-7B";
+  r = Parse(megatron);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(TokenizerSpecOf(r->config.data).model, "/models/Qwen2.5-7B");
+  EXPECT_EQ(TokenizerSpecOf(r->config.data).type, "HuggingFaceTokenizer");
+
+  auto error = [](json j) {
+    auto p = Parse(j);
+    return p.ok() ? std::string("accepted") : p.status().message();
+  };
+  json both = MinimalJob();
+  both["data"]["tokenizer_file"] = "/q/tokenizer.json";
+  EXPECT_NE(error(both).find("job.json: data: give vocab_file + merge_file (GPT-2 BPE) or "
+                             "tokenizer_model"),
+            std::string::npos)
+      << error(both);
+  json two_names = hf;
+  two_names["data"]["tokenizer_model"] = "/q";
+  EXPECT_NE(error(two_names).find("job.json: data.tokenizer_file: give data.tokenizer_file or "
+                                  "data.tokenizer_model"),
+            std::string::npos)
+      << error(two_names);
+  json no_model = megatron;
+  no_model["data"].erase("tokenizer_model");
+  EXPECT_NE(error(no_model).find("job.json: data: tokenizer_model: required by "
+                                 "HuggingFaceTokenizer"),
+            std::string::npos)
+      << error(no_model);
+  json sentencepiece = MinimalJob();
+  sentencepiece["data"]["tokenizer_type"] = "SentencePieceTokenizer";
+  EXPECT_NE(error(sentencepiece).find("tokenizer_type \"SentencePieceTokenizer\" is not supported"),
+            std::string::npos)
+      << error(sentencepiece);
+  json gpt2_named = MinimalJob();
+  gpt2_named["data"]["tokenizer_type"] = "GPT2BPETokenizer";
+  EXPECT_TRUE(Parse(gpt2_named).ok());
+}
+
 TEST(TrainerConfigTest, MissingTrainItersIsAnError) {
   json j = MinimalJob();
   j["training"].erase("train_iters");
