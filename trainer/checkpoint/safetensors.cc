@@ -194,7 +194,7 @@ struct HfLayerName {
   const char* suffix;
   bool transposed;
 };
-constexpr HfLayerName kHfLayerNames[kTensorsPerLayer] = {
+constexpr HfLayerName kHfLayerNames[kNumLayerSlots] = {
     {"ln_1.weight", false},      {"ln_1.bias", false},         {"attn.c_attn.weight", true},
     {"attn.c_attn.bias", false}, {"attn.c_proj.weight", true}, {"attn.c_proj.bias", false},
     {"ln_2.weight", false},      {"ln_2.bias", false},         {"mlp.c_fc.weight", true},
@@ -224,8 +224,9 @@ std::vector<HfTensor> HfTensors(const GptConfig& config, const GptParamLayout& l
   out.push_back({"transformer.wte.weight", {config.vocab_size, C}, false});
   out.push_back({"transformer.wpe.weight", {config.max_position_embeddings, C}, false});
   for (int l = 0; l < config.num_layers; ++l) {
-    for (int j = 0; j < kTensorsPerLayer; ++j) {
-      const ParamTensorInfo& t = layout.tensors()[GptParamLayout::layer_tensor_index(l, j)];
+    for (int j = 0; j < kNumLayerSlots; ++j) {  // GPT-2 has every slot
+      const ParamTensorInfo& t = layout.tensors()[static_cast<size_t>(
+          layout.layer_tensor_index(l, static_cast<LayerSlot>(j)))];
       HfTensor h{"transformer.h." + std::to_string(l) + "." + kHfLayerNames[j].suffix,
                  {},
                  kHfLayerNames[j].transposed};
@@ -246,6 +247,7 @@ std::vector<HfTensor> HfTensors(const GptConfig& config, const GptParamLayout& l
 
 coord::Status ExportHfGpt2(const std::string& dir, const GptConfig& config, const float* params) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) return InvalidArgument("ExportHfGpt2: not a GPT-2 architecture");
   RETURN_IF_ERROR(coord::MakeDirs(dir));
   GptParamLayout layout(config);
   std::vector<HfTensor> names = HfTensors(config, layout);
@@ -326,6 +328,7 @@ coord::StatusOr<GptConfig> ReadHfGpt2Config(const std::string& dir) {
 
 coord::Status ImportHfGpt2(const std::string& dir, const GptConfig& config, float* params) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) return InvalidArgument("ImportHfGpt2: not a GPT-2 architecture");
   auto file = SafetensorsFile::Read(coord::JoinPath(dir, "model.safetensors"));
   if (!file.ok()) return file.status();
   GptParamLayout layout(config);
