@@ -169,6 +169,46 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
   return coord::Status::Ok();
 }
 
+namespace {
+
+struct Named {
+  const char* name;
+  int value;
+};
+constexpr Named kNormalizations[] = {{"LayerNorm", static_cast<int>(Normalization::kLayerNorm)},
+                                     {"RMSNorm", static_cast<int>(Normalization::kRMSNorm)}};
+constexpr Named kPositionEmbeddings[] = {
+    {"learned_absolute", static_cast<int>(PositionEmbedding::kLearnedAbsolute)},
+    {"rope", static_cast<int>(PositionEmbedding::kRope)}};
+
+template <size_t N>
+coord::StatusOr<int> Lookup(const Named (&table)[N], const std::string& name, const char* key) {
+  std::string accepted;
+  for (const Named& n : table) {
+    if (name == n.name) return n.value;
+    accepted += std::string(accepted.empty() ? "" : " or ") + "\"" + n.name + "\"";
+  }
+  return coord::InvalidArgument(std::string("model.") + key + ": expected " + accepted + ", got \"" +
+                                name + "\"");
+}
+
+}  // namespace
+
+const char* NormalizationName(Normalization n) {
+  return kNormalizations[static_cast<size_t>(n)].name;
+}
+const char* PositionEmbeddingName(PositionEmbedding p) {
+  return kPositionEmbeddings[static_cast<size_t>(p)].name;
+}
+coord::StatusOr<Normalization> ParseNormalization(const std::string& name) {
+  ASSIGN_OR_RETURN(const int v, Lookup(kNormalizations, name, "normalization"));
+  return static_cast<Normalization>(v);
+}
+coord::StatusOr<PositionEmbedding> ParsePositionEmbedding(const std::string& name) {
+  ASSIGN_OR_RETURN(const int v, Lookup(kPositionEmbeddings, name, "position_embedding_type"));
+  return static_cast<PositionEmbedding>(v);
+}
+
 coord::Status CheckTensorParallel(const GptConfig& c, int tp) {
   if (tp <= 1) return coord::Status::Ok();
   const std::string tps = std::to_string(tp);

@@ -42,6 +42,13 @@ namespace trainer {
 
 // Checks ranges and divisibility; one message per problem, with Megatron's names.
 coord::Status ValidateGptConfig(const GptConfig& config);
+// Megatron's spellings of the enumerations: "LayerNorm" / "RMSNorm";
+// "learned_absolute" / "rope". Parse* fail with the accepted values.
+const char* NormalizationName(Normalization n);
+const char* PositionEmbeddingName(PositionEmbedding p);
+coord::StatusOr<Normalization> ParseNormalization(const std::string& name);
+coord::StatusOr<PositionEmbedding> ParsePositionEmbedding(const std::string& name);
+
 // Whether tensor parallel size tp fits the model: it must divide the attention heads
 // (and num_query_groups with GQA), F and the padded vocabulary. The message says which.
 coord::Status CheckTensorParallel(const GptConfig& config, int tp);
