@@ -97,6 +97,12 @@ std::string HfCheckpoint::Dtype(const std::string& name) const {
   return shards_[it->second].tensors().at(name).dtype;
 }
 
+std::vector<int64_t> HfCheckpoint::Shape(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) return {};
+  return shards_[it->second].tensors().at(name).shape;
+}
+
 coord::Status WriteHfShards(const std::string& dir, const std::vector<SafetensorsSpec>& tensors,
                             SafetensorsDtype dtype, const SafetensorsFill& fill,
                             uint64_t max_shard_bytes) {

@@ -35,8 +35,9 @@ class HfCheckpoint {
   coord::Status CheckShape(const std::string& name, const std::vector<int64_t>& shape) const;
   coord::Status ReadF32(const std::string& name, const std::vector<int64_t>& shape,
                         float* out) const;
-  // The dtype of a tensor as stored ("BF16"); "" if absent.
+  // The dtype of a tensor as stored ("BF16") and its shape; "" and {} if absent.
   std::string Dtype(const std::string& name) const;
+  std::vector<int64_t> Shape(const std::string& name) const;
 
  private:
   std::string dir_;
