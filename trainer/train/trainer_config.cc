@@ -650,9 +650,16 @@ coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
   return ParseTrainerConfig(*text, path, overrides, world_size, local_world_size);
 }
 
-coord::Status CheckTrainable(const TrainerConfig& /*config*/) {
+coord::Status CheckTrainable(const TrainerConfig& config) {
   // Tensor, pipeline parallel and ZeRO are the trainer's to refuse where it builds the
-  // model; nothing that parses is refused here today.
+  // model. The CUDA backend knows the GPT-2 architecture only (gpt_cuda.h).
+  if (config.training.device == "cuda" && !config.model.is_gpt2()) {
+    return coord::FailedPrecondition(
+        "training.device \"cuda\" runs the GPT-2 architecture only: the Llama/Qwen2 options "
+        "of the model section (normalization RMSNorm, position_embedding_type rope, swiglu, "
+        "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
+        "ffn_hidden_size other than 4 x hidden_size) run on training.device \"cpu\"");
+  }
   return coord::Status::Ok();
 }
 
