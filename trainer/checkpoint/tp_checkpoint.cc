@@ -159,6 +159,49 @@ coord::StatusOr<LoadedCheckpoint> LoadIterationForLayout(const std::string& iter
   return out;
 }
 
+coord::Status SaveTensorParallelCheckpoint(const std::string& save_dir, TrainState state,
+                                           const GptConfig& model, const float* whole_params) {
+  const int tp = model.tensor_model_parallel_size;
+  RETURN_IF_ERROR(CheckTensorParallel(model, tp));
+  state.tensor_model_parallel_size = tp;
+  state.pipeline_model_parallel_size = 1;
+  state.virtual_pipeline_model_parallel_size = 1;
+  state.vocab_size = model.vocab_size;
+  const GptParamLayout whole(model);
+  RETURN_IF_ERROR(BeginShardedSave(save_dir, state.iteration));
+  coord::Status st;
+  for (int r = 0; r < tp && st.ok(); ++r) {
+    const GptParamLayout shard(model, tp, r);
+    const size_t n = shard.num_params();
+    std::vector<float> params(n), zeros(n, 0.0f);
+    for (const ParamTensorInfo& t : shard.tensors()) {
+      const ParamTensorInfo& w =
+          whole.tensors()[static_cast<size_t>(whole.LocalIndex(t.global_index))];
+      for (size_t i = 0; i < t.numel; ++i) {
+        params[t.offset + i] = whole_params[w.offset + shard.ToFullIndex(t, i)];
+      }
+    }
+    const ModelShardId id(r);
+    auto optimizer = WriteOptimizerShard(save_dir, state.iteration, 0, zeros.data(), zeros.data(),
+                                         n, id);
+    if (!optimizer.ok()) {
+      st = optimizer.status();
+      break;
+    }
+    auto files = WriteShardedModelFiles(save_dir, state, params.data(), n, id);
+    if (!files.ok()) {
+      st = files.status();
+      break;
+    }
+    const std::string name = OptimizerShardFileName(0);
+    files->push_back({name, optimizer->size, optimizer->xxh64});
+    st = WriteShardManifest(save_dir, state, id, n, *files, {{name, 0, n}});
+  }
+  if (st.ok()) st = InstallShardedSave(save_dir, state, tp, 1);
+  if (!st.ok()) AbortShardedSave(save_dir, state.iteration);
+  return st;
+}
+
 coord::StatusOr<LoadedCheckpoint> LoadCheckpointForLayout(const std::string& load_dir,
                                                           const GptConfig& model,
                                                           const ModelLayout& layout,

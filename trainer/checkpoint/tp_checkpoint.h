@@ -39,6 +39,15 @@ inline coord::StatusOr<LoadedCheckpoint> LoadCheckpointForLayout(
   return LoadCheckpointForLayout(load_dir, model, ModelLayout{tp, tp_rank, 1, 0, 1}, optimizer);
 }
 
+// Writes iteration state.iteration as a tensor-parallel checkpoint of tp shards
+// (mp_rank_00 .. mp_rank_<tp-1>, one data-parallel rank, zero Adam state), cut from
+// whole_params, the whole model's flat buffer in GptParamLayout(model) (model's
+// tensor_model_parallel_size = tp: the vocabulary padding). What a TP run saves, so
+// `train` at that size loads it without re-sharding (import-hf, as Megatron's
+// checkpoint converter writes a TP layout). state's tp and vocab_size are set here.
+coord::Status SaveTensorParallelCheckpoint(const std::string& save_dir, TrainState state,
+                                           const GptConfig& model, const float* whole_params);
+
 // One iteration directory, as above.
 coord::StatusOr<LoadedCheckpoint> LoadIterationForLayout(const std::string& iter_dir,
                                                          const GptConfig& model,

@@ -320,8 +320,9 @@ class CudaModel final : public CudaGptModel {
   floatX* P(int k) const { return params_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   float* G(int k) const { return grads_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   template <typename U, typename F>
-  static LayerWeights<U> LayerViews(int l, F ptr) {
-    auto at = [&](int j) { return ptr(GptParamLayout::layer_tensor_index(l, j)); };
+  LayerWeights<U> LayerViews(int l, F ptr) const {
+    // GPT-2 only (Create refuses the rest), so all 12 slots are present.
+    auto at = [&](int j) { return ptr(layout_.layer_tensor_index(l, static_cast<LayerSlot>(j))); };
     return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
   }
   LayerWeights<floatX> Weights(int l) const {
@@ -330,7 +331,7 @@ class CudaModel final : public CudaGptModel {
   LayerWeights<float> Grads(int l) const {
     return LayerViews<float>(l, [this](int k) { return G(k); });
   }
-  int lnf_index() const { return 2 + config_.num_layers * kTensorsPerLayer; }
+  int lnf_index() const { return layout_.lnf_weight_index(); }
 
   RngStream DropoutRng(int layer, DropoutSite site) const {
     return DropoutStream(config_.seed, rng_step_, layer, site);
@@ -717,6 +718,13 @@ coord::StatusOr<std::unique_ptr<CudaGptModel>> CudaGptModel::Create(const GptCon
                                                                     Precision precision, int device,
                                                                     const AdamWConfig& adam) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) {
+    return coord::InvalidArgument(
+        "training.device \"cuda\" runs the GPT-2 architecture only: the Llama/Qwen2 options "
+        "(model.normalization RMSNorm, position_embedding_type rope, swiglu, "
+        "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
+        "ffn_hidden_size other than 4 x hidden_size) run on the CPU (training.device \"cpu\")");
+  }
   if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
     return coord::InvalidArgument(
         "CudaGptModel: need 0 < batch and 0 < seq <= "

@@ -4,9 +4,11 @@
 #include "trainer/plan/plan.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 
+#include "trainer/model/gpt_params.h"
 #include "trainer/plan/pipeline_schedule.h"
 
 namespace gpt_rank::plan {
@@ -34,22 +36,41 @@ std::string GiBText(double bytes) {
 // ---------------------------------------------------------------------------
 // Parameters
 
+namespace {
+
+// One layer's tensors, split for tensor parallel t (the order of gpt_params.h's table):
+// norm 1 (w, b), qkv (w, b), attn proj (w, b), norm 2 (w, b), fc (w, b), fc proj (w, b);
+// 0 where the architecture has none (RMSNorm's bias, --disable-bias-linear). QKV rows
+// are (NH + 2 KV) HS (GQA), fc's F or 2F (SwiGLU's gate and up).
+std::array<int64_t, 12> LayerTensors(const trainer::GptConfig& m, int64_t t) {
+  const int64_t h = m.hidden_size, qkv = m.qkv_rows(), fc = m.fc_rows(), F = m.ffn_size();
+  const int64_t attn = static_cast<int64_t>(m.num_attention_heads) * m.head_size();
+  const int64_t norm_bias = m.rms_norm() ? 0 : h, bias = m.add_bias_linear ? 1 : 0;
+  return {h,         norm_bias, qkv * h / t,  m.qkv_bias() ? qkv / t : 0, attn * h / t, bias * h,
+          h,         norm_bias, fc * h / t,   bias * fc / t,              F * h / t,    bias * h};
+}
+
+}  // namespace
+
 ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
                              int64_t persistence_threshold, int pipeline_rank) {
   trainer::GptConfig m = model;
   m.tensor_model_parallel_size = tp;  // Megatron pads the vocab to a multiple of div * tp
-  const int64_t h = m.hidden_size, Vp = m.padded_vocab_size(), maxT = m.max_position_embeddings;
+  const int64_t h = m.hidden_size, Vp = m.padded_vocab_size();
+  const int64_t wpe = m.rope() ? 0 : static_cast<int64_t>(m.max_position_embeddings) * h;
+  const int64_t lnf = m.rms_norm() ? h : 2 * h;
   const int64_t L = m.num_layers, t = std::max(1, tp);
   pp = std::max(1, pp);
   const bool first = pipeline_rank <= 0, last = pipeline_rank >= pp - 1;
   ShardParams s;
-  s.model = Vp * h + maxT * h + L * (12 * h * h + 13 * h) + 2 * h;
-  // One layer of the shard: ln1 (w, b), qkv (w, b), attn proj (w, b), ln2 (w, b), fc (w,
-  // b), fc proj (w, b); column-parallel output dims and row-parallel input dims / tp.
-  const int64_t layer_tensors[] = {h,         h,     3 * h * h / t, 3 * h / t, h * h / t, h,
-                                   h,         h,     4 * h * h / t, 4 * h / t, 4 * h * h / t, h};
+  int64_t full_layer = 0;
+  for (int64_t n : LayerTensors(m, 1)) full_layer += n;
+  s.model = Vp * h + wpe + L * full_layer + lnf + (m.tied_output() ? 0 : Vp * h);
+  // One layer of the shard: column-parallel output dims and row-parallel input dims / tp.
+  const std::array<int64_t, 12> layer_tensors = LayerTensors(m, t);
   s.layers = (L + pp - 1) / pp;  // the config check makes pp divide L
   for (int64_t n : layer_tensors) {
+    if (n == 0) continue;  // a tensor the architecture does not have
     s.layer += n;
     if (n < persistence_threshold) s.persistent += s.layers * n;
   }
@@ -58,19 +79,21 @@ ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
     s.shard += n;
     if (n < persistence_threshold) s.persistent += n;
   };
-  if (first) {  // wte (vocab-parallel), wpe
+  if (first) {  // wte (vocab-parallel), wpe (learned positions)
     add(Vp * h / t);
-    add(maxT * h);
+    if (wpe > 0) add(wpe);
   }
-  if (last) {  // final LayerNorm (w, b); with pp > 1 the output layer's copy of the tied wte
+  if (last) {  // final norm (w, b); the untied output layer, or with pp > 1 the last
+               // stage's copy of the tied wte
     add(h);
-    add(h);
-    if (!first) add(Vp * h / t);
+    if (!m.rms_norm()) add(h);
+    if (!m.tied_output() || !first) add(Vp * h / t);
   }
-  // DeepSpeed's "largest layer": the module with the most parameters of its own.
-  s.largest_module =
-      std::max({4 * h * h / t + 4 * h / t, 4 * h * h / t + h, 3 * h * h / t + 3 * h / t});
-  if (first) s.largest_module = std::max({s.largest_module, Vp * h / t, maxT * h});
+  // DeepSpeed's "largest layer": the module with the most parameters of its own (the
+  // linear layers with their biases).
+  const auto& lt = layer_tensors;
+  s.largest_module = std::max({lt[8] + lt[9], lt[10] + lt[11], lt[2] + lt[3], lt[4] + lt[5]});
+  if (first) s.largest_module = std::max({s.largest_module, Vp * h / t, wpe});
   if (last) s.largest_module = std::max(s.largest_module, Vp * h / t);
   return s;
 }
@@ -81,7 +104,13 @@ ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
 double LayerActivationBytes(const trainer::GptConfig& m, int micro_batch, int tp) {
   const double s = m.seq_length, b = micro_batch, h = m.hidden_size, a = m.num_attention_heads;
   const double t = std::max(1, tp);
-  return s * b * h * (10.0 + 24.0 / t + 5.0 * a * s / (h * t));
+  // The tensor-parallel part, 24 for GPT-2: Q and K for the scores 4 (K is KV/NH of Q
+  // with GQA), V 2, the projection's input 2, the fc output (the activation's input) 2
+  // FC/h = 8, the activation's output 2 F/h = 8. SwiGLU's fc output is [gate | up].
+  const double kv = static_cast<double>(m.kv_heads()) / m.num_attention_heads;
+  const double split = 2.0 * (1.0 + kv) + 2.0 * kv + 2.0 + 2.0 * m.fc_rows() / h +
+                       2.0 * m.ffn_size() / h;
+  return s * b * h * (10.0 + split / t + 5.0 * a * s / (h * t));
 }
 
 size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp, bool checkpoint) {
@@ -89,10 +118,10 @@ size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp
   m.tensor_model_parallel_size = tp;
   const size_t BT = static_cast<size_t>(B) * T, C = m.hidden_size, L = m.num_layers;
   const size_t NH = m.num_attention_heads, Vp = m.padded_vocab_size(), t = std::max(1, tp);
-  const size_t BTC = BT * C;
+  const size_t BTC = BT * C, QKV = m.qkv_rows(), FC = m.fc_rows(), F = m.ffn_size();
   // ln1, ln1 mean/rstd, qkv, att, atty, residual2, ln2, ln2 mean/rstd, fch, fch_gelu
-  const size_t layer = BTC + 2 * BT + 3 * BTC / t + BT * (NH / t) * T + BTC / t + BTC + BTC +
-                       2 * BT + 4 * BTC / t + 4 * BTC / t;
+  const size_t layer = BTC + 2 * BT + BT * (QKV / t) + BT * (NH / t) * T + BTC / t + BTC + BTC +
+                       2 * BT + BT * (FC / t) + BT * (F / t);
   const size_t residual = (L + 1) * BTC;
   // scratch, lnf, lnf mean/rstd, logits (vocab-parallel), losses
   const size_t top = BTC + BTC + 2 * BT + BT * (Vp / t) + BT;
@@ -100,8 +129,9 @@ size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp
 }
 
 size_t CpuBackwardFloats(const trainer::GptConfig& m, int B, int T, int tp) {
-  const size_t BTC = static_cast<size_t>(B) * T * m.hidden_size, t = std::max(1, tp);
-  return 3 * BTC + 3 * BTC / t + 4 * BTC / t + 4 * BTC / t;  // dresidual, dbtc, dbtc2; dqkv, dfch, dfch_gelu
+  const size_t BT = static_cast<size_t>(B) * T, BTC = BT * m.hidden_size, t = std::max(1, tp);
+  // dresidual, dbtc, dbtc2; dqkv, dfch, dfch_gelu
+  return 3 * BTC + BT * (m.qkv_rows() / t) + BT * (m.fc_rows() / t) + BT * (m.ffn_size() / t);
 }
 
 // ---------------------------------------------------------------------------
@@ -163,13 +193,15 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, const
     trainer::GptConfig mt = m;
     mt.tensor_model_parallel_size = tp;
     const double h = m.hidden_size, wte = static_cast<double>(mt.padded_vocab_size()) * h / tp;
-    const double module = std::max({wte + m.max_position_embeddings * h, wte + 2 * h,
-                                    static_cast<double>(sp.layer)});
+    const double wpe = m.rope() ? 0.0 : static_cast<double>(m.max_position_embeddings) * h;
+    const double lnf = m.rms_norm() ? h : 2 * h;  // the head: final norm + wte or output layer
+    const double module = std::max({wte + wpe, wte + lnf, static_cast<double>(sp.layer)});
     const double live = std::max(module, static_cast<double>(z.stage3_max_live_parameters));
     r->params = f * CeilDiv(P, dp);
     r->grads = f * CeilDiv(P, dp);
     // The head and the embedding each gather the tied wte into their own buffer, so a
-    // window that keeps both holds it twice: at most the shard plus one more wte.
+    // window that keeps both holds it twice: at most the shard plus one more wte (an
+    // untied output layer is counted in the shard already; the bound stays an upper one).
     r->zero3_window =
         f * static_cast<double>(sp.persistent) + f * std::min(P + wte, live) + f * module +
         (z.overlap_comm && dp > 1 ? f * static_cast<double>(sp.layer) : 0.0);
@@ -387,7 +419,8 @@ StageTime TimeStage(const train::TrainerConfig& c, const ClusterShape& cluster, 
   // GEMMs: 6 FLOPs per parameter and token plus the attention matmuls 12 s h per layer
   // (8 and 16 with recomputation, which reruns the layers' forward but not the output
   // layer's), the output layer's 6 V h on the last stage; all split over tp.
-  const double layer_params = 12.0 * h * h + 13.0 * h;
+  double layer_params = 0;  // 12 h^2 + 13 h for GPT-2
+  for (int64_t n : LayerTensors(m, 1)) layer_params += static_cast<double>(n);
   const double per_layer = (ckpt ? 8.0 : 6.0) * layer_params + (ckpt ? 16.0 : 12.0) * s * h;
   t.flops = tokens * (layers * per_layer + (last ? 6.0 * V * h : 0.0)) / tp;
   const double peak = Mixed(c) ? gpu.peak_flops_16bit : gpu.peak_flops_fp32;
@@ -484,7 +517,7 @@ IterationTime PlanIterationTime(const train::TrainerConfig& c, const ClusterShap
   t.pp_p2p = slowest.p2p;
   t.bubble_fraction = BubbleFraction(pp, vpp, t.micro_batches);
   t.bubble = slowest.busy() * t.bubble_fraction;
-  if (pp > 1) {
+  if (pp > 1 && c.model.tied_output()) {
     // The tied wte's gradient, all-reduced by its two holders (first and last stage)
     // once per iteration after the flush: 2 (2-1)/2 of p V h / tp bytes.
     trainer::GptConfig mt = c.model;
@@ -577,9 +610,11 @@ void AddAdvice(const train::TrainerConfig& c, Plan* plan) {
           GiBText(r.optimizer) + " to host memory)");
     if (pc.zero_stage == 3 && !pc.zero.offload_param.cpu() && !r.cpu_backend)
       add("offload the parameters: zero_optimization.offload_param.device \"cpu\"");
-    if (plan->tp < plan->cluster.gpus_per_node && c.model.num_attention_heads % (plan->tp * 2) == 0)
+    if (plan->tp < plan->cluster.gpus_per_node &&
+        trainer::CheckTensorParallel(c.model, plan->tp * 2).ok())
       add("raise parallel.tensor_model_parallel_size to " + std::to_string(plan->tp * 2) +
-          " (divides the heads; stays inside a node)");
+          " (divides the heads" + (c.model.group_query_attention ? " and query groups" : "") +
+          "; stays inside a node)");
   }
   if (!plan->fits_host) {
     add("host memory overflows: " + GiBText(plan->host_per_node) + " per node needed, " +

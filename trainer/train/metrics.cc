@@ -95,8 +95,11 @@ double FlopsPerIteration(const trainer::GptConfig& c, int64_t global_batch_size)
   const double f = c.checkpoint_activations ? 4.0 : 3.0;
   const double T = c.seq_length, L = c.num_layers, C = c.hidden_size;
   const double V = c.padded_vocab_size();
+  // Weights of a layer: q, k, v (k and v of kv_heads), the projection, the MLP.
+  const double qkv = C + 2.0 * C * c.kv_heads() / c.num_attention_heads;
+  const double weights = (qkv + C) * C + (c.swiglu ? 3.0 : 2.0) * c.ffn_size() * C;
   return 24.0 * f * static_cast<double>(global_batch_size) * T * L * C * C *
-         (1.0 + T / (6.0 * C) + V / (16.0 * L * C));
+         (weights / (12.0 * C * C) + T / (6.0 * C) + V / (16.0 * L * C));
 }
 
 coord::StatusOr<int> ProgressFdFromEnv() {

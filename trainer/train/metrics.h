@@ -50,7 +50,10 @@ nlohmann::json IterationRecordJson(const IterationRecord& r);
 
 // Megatron-DeepSpeed's flops per iteration (training.py, throughput calculation):
 // 24 * f * B * T * L * C^2 * (1 + T / (6 C) + V / (16 L C)), f = 4 with activation
-// checkpointing (one extra forward) else 3; B = global batch size.
+// checkpointing (one extra forward) else 3; B = global batch size. For the Llama /
+// Qwen2 family the 1 becomes the layer's weights / 12 C^2 (GQA's smaller k, v; SwiGLU's
+// three F x C matrices), as Megatron-LM's num_floating_point_operations counts them;
+// exactly 1 for GPT-2.
 double FlopsPerIteration(const trainer::GptConfig& config, int64_t global_batch_size);
 
 // COORD_PROGRESS_FD: -1 when unset; InvalidArgument when not a non-negative integer.

@@ -181,7 +181,8 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
   // The tied embedding's two copies get the sum of their gradients (Megatron's
   // embedding group), then the data-parallel reduction of the whole stage.
   coord::Status FinalizeGrads(int64_t num_micro) {
-    if (groups_->embedding != nullptr) {
+    // Untied models have no shared weight: the last stage's output layer is its own.
+    if (groups_->embedding != nullptr && layout_.config().tied_output()) {
       const trainer::ParamTensorInfo& wte = layout_.tensors()[static_cast<size_t>(
           layout_.LocalIndex(0))];
       RETURN_IF_ERROR(groups_->embedding->AllReduceSum(grads_.data() + wte.offset, wte.numel));

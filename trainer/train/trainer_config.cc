@@ -30,7 +30,11 @@ const std::vector<std::string> kModelKeys = {
     "seq_length",         "max_position_embeddings", "make_vocab_size_divisible_by",
     "hidden_dropout",     "attention_dropout", "init_method_std",
     "checkpoint_activations", "vocab_size",    "layernorm_epsilon",
-    "partition_activations",  "checkpoint_in_cpu"};  // Megatron-DeepSpeed's flags
+    "partition_activations",  "checkpoint_in_cpu",  // Megatron-DeepSpeed's flags
+    // The Llama / Qwen2 family (Megatron-LM's names; gpt_config.h)
+    "normalization", "norm_epsilon", "swiglu", "position_embedding_type", "rotary_base",
+    "group_query_attention", "num_query_groups", "untie_embeddings_and_output_weights",
+    "disable_bias_linear", "add_qkv_bias", "ffn_hidden_size"};
 const std::vector<std::string> kDataKeys = {
     "data_path",   "train_data",     "vocab_file",      "merge_file",    "cache_dir",
     "json_key",    "skip_bad_lines", "split",           "seed",          "data_impl",
@@ -86,6 +90,46 @@ const std::vector<std::string> kParallelKeys = {
 // ---------------------------------------------------------------------------
 // Sections
 
+// The Llama / Qwen2 family's keys; absent keys keep GPT-2's values.
+void ParseModelFamily(const json* m, Parser* p, trainer::GptConfig* g) {
+  const std::string s = "model";
+  std::string name;
+  if (Parser::Find(m, "normalization") != nullptr) {
+    p->String(m, s, "normalization", false, &name);
+    auto n = trainer::ParseNormalization(name);
+    n.ok() ? void(g->normalization = *n) : p->Error("model.normalization", n.status().message());
+  }
+  if (Parser::Find(m, "position_embedding_type") != nullptr) {
+    p->String(m, s, "position_embedding_type", false, &name);
+    auto e = trainer::ParsePositionEmbedding(name);
+    e.ok() ? void(g->position_embedding_type = *e)
+           : p->Error("model.position_embedding_type", e.status().message());
+  }
+  // Megatron-core's name of layernorm_epsilon (both norms use it).
+  if (const json* v = Parser::Find(m, "norm_epsilon"); v != nullptr) {
+    const json* old = Parser::Find(m, "layernorm_epsilon");
+    if (old != nullptr && *old != *v) {
+      p->Error("model.norm_epsilon", Shown(*v) + " disagrees with model.layernorm_epsilon = " +
+                                         Shown(*old) + "; keep one of them");
+    }
+    p->Number(m, s, "norm_epsilon", 0.0, true, 1.0, "a positive number", &g->layernorm_epsilon);
+  }
+  p->Bool(m, s, "swiglu", &g->swiglu);
+  p->Number(m, s, "rotary_base", 0.0, true, 1e12, "a positive number", &g->rotary_base);
+  p->Bool(m, s, "group_query_attention", &g->group_query_attention);
+  p->Int(m, s, "num_query_groups", 1, "a positive integer", &g->num_query_groups);
+  if (Parser::Find(m, "num_query_groups") != nullptr && !g->group_query_attention) {
+    p->Error("model.num_query_groups", "needs model.group_query_attention: true (Megatron's "
+                                       "--group-query-attention)");
+  }
+  p->Bool(m, s, "untie_embeddings_and_output_weights", &g->untie_embeddings_and_output_weights);
+  bool disable_bias = !g->add_bias_linear;
+  p->Bool(m, s, "disable_bias_linear", &disable_bias);
+  g->add_bias_linear = !disable_bias;
+  p->Bool(m, s, "add_qkv_bias", &g->add_qkv_bias);
+  p->Int(m, s, "ffn_hidden_size", 1, "a positive integer", &g->ffn_hidden_size);
+}
+
 void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
   trainer::GptConfig& g = c->model;
   const std::string s = "model";
@@ -107,6 +151,7 @@ void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
   p->Number(m, s, "layernorm_epsilon", 0.0, true, 1.0, "a positive number",
             &g.layernorm_epsilon);
   p->Bool(m, s, "checkpoint_activations", &g.checkpoint_activations);
+  ParseModelFamily(m, p, &g);
   // Megatron-DeepSpeed's --partition-activations / --checkpoint-in-cpu; merged with
   // DeepSpeed's activation_checkpointing block later.
   p->Bool(m, s, "partition_activations", &c->activation_checkpointing.partition_activations);
@@ -357,6 +402,17 @@ void CheckLayout(Parser* p, TrainerConfig* c) {
              tps + " does not divide model.num_attention_heads (" +
                  std::to_string(c->model.num_attention_heads) +
                  "): each TP rank owns whole heads; choose a divisor of the heads");
+  } else if (tp > 0 && c->model.group_query_attention && c->model.num_query_groups > 0 &&
+             c->model.num_query_groups % tp != 0) {
+    p->Error("parallel.tensor_model_parallel_size",
+             tps + " does not divide model.num_query_groups (" +
+                 std::to_string(c->model.num_query_groups) +
+                 "): each TP rank owns whole KV groups (Megatron's rule); choose a divisor of "
+                 "the query groups");
+  } else if (tp > 0 && c->model.ffn_size() % tp != 0) {
+    p->Error("parallel.tensor_model_parallel_size",
+             tps + " does not divide the MLP's inner size (model.ffn_hidden_size " +
+                 std::to_string(c->model.ffn_size()) + ")");
   }
   if (tp > 0 && pp > 0 && pc.world_size % (tp * pp) != 0) {
     p->Error("parallel.tensor_model_parallel_size",
@@ -620,9 +676,16 @@ coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
   return ParseTrainerConfig(*text, path, overrides, world_size, local_world_size);
 }
 
-coord::Status CheckTrainable(const TrainerConfig& /*config*/) {
+coord::Status CheckTrainable(const TrainerConfig& config) {
   // Tensor, pipeline parallel and ZeRO are the trainer's to refuse where it builds the
-  // model; nothing that parses is refused here today.
+  // model. The CUDA backend knows the GPT-2 architecture only (gpt_cuda.h).
+  if (config.training.device == "cuda" && !config.model.is_gpt2()) {
+    return coord::FailedPrecondition(
+        "training.device \"cuda\" runs the GPT-2 architecture only: the Llama/Qwen2 options "
+        "of the model section (normalization RMSNorm, position_embedding_type rope, swiglu, "
+        "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
+        "ffn_hidden_size other than 4 x hidden_size) run on training.device \"cpu\"");
+  }
   return coord::Status::Ok();
 }
 

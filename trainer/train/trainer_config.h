@@ -203,9 +203,10 @@ coord::StatusOr<int> WorldSizeFromEnv();
 // Expands ${NAME} and ${NAME:-default} (default expanded too) in a path.
 std::string ExpandEnv(const std::string& text);
 
-// Problems that stop `train` but not `plan`: FailedPrecondition naming each. None
-// today: tensor, pipeline parallel and ZeRO pass here; the trainer refuses any
-// combination it cannot run where it builds the model.
+// Problems that stop `train` but not `plan`: FailedPrecondition naming each. Today the
+// Llama/Qwen2 options on training.device "cuda" (the CUDA backend is GPT-2's); tensor,
+// pipeline parallel and ZeRO pass here: the trainer refuses any combination it cannot
+// run where it builds the model.
 coord::Status CheckTrainable(const TrainerConfig& config);
 
 }  // namespace gpt_rank::train
