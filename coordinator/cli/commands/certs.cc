@@ -262,7 +262,7 @@ int RunCerts(const GlobalOptions& global, const std::vector<std::string>& args) 
     std::cout << "usage: coordctl " << kCertsUsage << "\n";
     return kExitOk;
   }
-  std::cerr << "coordctl certs: expected init, issue, show or export\nusage: coordctl " << kCertsUsage
+  std::cerr << "coordctl certs: expected init, issue or show (or export NAME)\nusage: coordctl " << kCertsUsage
             << "\n";
   return kExitUsage;
 }
