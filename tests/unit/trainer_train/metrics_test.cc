@@ -103,7 +103,13 @@ TEST(MetricsTest, ProgressRecordsThroughAPipe) {
     ASSERT_TRUE(sink.ok());
     sink->WriteProgress(1, 10.5, 12.25);
     sink->WriteProgress(2, 9.75, 11.0);
-    sink->WriteProgress(3, 9.5, 10.0, 2, 4096.5);  // a checkpoint and the job's tokens/s
+    ProgressRecord r;  // a checkpoint and the job's tokens/s
+    r.iteration = 3;
+    r.loss = 9.5;
+    r.time_ms = 10.0;
+    r.checkpoint = 2;
+    r.tokens_per_s = 4096.5;
+    sink->WriteProgress(r);
   }
   close(fds[1]);
   std::string text;
