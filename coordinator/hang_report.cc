@@ -24,14 +24,15 @@ std::string Seconds(int64_t ms) {
   return buf;
 }
 
-// "all_reduce #12 (dp, 1.2 MiB)", "recv #40 (pp, from rank 2, 128.0 KiB)".
+// "all_reduce #12 (dp, 1.2 MiB)", "recv #40 (pp, from stage 2, 128.0 KiB)": a peer is
+// a rank of the group, which for the pipeline group is the stage.
 std::string Collective(const agent::CollectiveRecord& c) {
   std::string s = c.op() + " #" + std::to_string(c.seq()) + " (" + c.group();
   if (c.peer() >= 0) {
     const bool p2p = c.op() == "send" || c.op() == "recv" || c.op() == "send/recv";
     const char* word = c.op() == "send" ? "to" : c.op() == "recv" ? "from" : "with";
-    s += p2p ? std::string(", ") + word + " rank " + std::to_string(c.peer())
-             : ", root " + std::to_string(c.peer());
+    const std::string who = (c.group() == "pp" ? "stage " : "rank ") + std::to_string(c.peer());
+    s += p2p ? std::string(", ") + word + " " + who : ", root " + std::to_string(c.peer());
   }
   return s + ", " + FormatBytes(c.bytes()) + ")";
 }

@@ -5,6 +5,7 @@
 //   "ranks 0, 2-3 in all_reduce #12 (dp, 1.2 MiB) for 31 s on nodes 127.0.0.2,
 //    127.0.0.3; rank 1 (stopped) in all_reduce #12 (dp, 1.2 MiB) for 31 s on node
 //    127.0.0.2"
+// (a pipeline peer is named by its stage: "recv #40 (pp, from stage 2, 128.0 KiB)").
 // Ranks that are in the same place are listed together; a rank in a different
 // collective, behind in sequence, stopped, or outside any collective stands out.
 // Pure functions: unit-tested on made-up snapshots.

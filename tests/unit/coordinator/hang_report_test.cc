@@ -44,7 +44,7 @@ TEST(HangReportTest, RanksInTheSameCollectiveGoTogetherAndTheOddOneStandsOut) {
   *b.reply.add_ranks() = stopped;
   EXPECT_EQ(SummarizeHang({a, b}),
             "ranks 0-2 in all_reduce #1842 (dp, 4.0 MiB) for 31 s on nodes 127.0.0.2, "
-            "127.0.0.3; rank 3 (stopped) in recv #40 (pp, from rank 2, 128.0 KiB) for 30 s on "
+            "127.0.0.3; rank 3 (stopped) in recv #40 (pp, from stage 2, 128.0 KiB) for 30 s on "
             "node 127.0.0.3");
 }
 
