@@ -206,16 +206,17 @@ TEST_F(DiagnosisTest, AHangReportNamesTheCollectiveAndWhereEachRankIs) {
   const std::string m = f["message"];
   std::cerr << "the failure reads: " << m << "\n";
   EXPECT_NE(m.find("hang: no progress record from any rank for "), std::string::npos) << m;
-  // "...; ranks 0-2 in all_reduce #N (dp, S) for T on nodes 127.0.0.2, 127.0.0.3;
-  //  rank 3 (stopped) in all_reduce #N (dp, S) for T on node 127.0.0.3"
+  // "...; ranks 0-2 in all_reduce #N (dp, S) for T, in backward on nodes 127.0.0.2,
+  //  127.0.0.3; rank 3 (stopped) in all_reduce #N (dp, S) for T, in backward on node
+  //  127.0.0.3"
   std::smatch others, stopped;
   ASSERT_TRUE(std::regex_search(
-      m, others, std::regex(R"(ranks 0-2 in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for [0-9.]+ s )"
-                            R"(on nodes 127\.0\.0\.2, 127\.0\.0\.3)")))
+      m, others, std::regex(R"(ranks 0-2 in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for [0-9.]+ s, )"
+                            R"(in backward on nodes 127\.0\.0\.2, 127\.0\.0\.3)")))
       << m;
   ASSERT_TRUE(std::regex_search(
       m, stopped, std::regex(R"(rank 3 \(stopped\) in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for )"
-                             R"([0-9.]+ s on node 127\.0\.0\.3)")))
+                             R"([0-9.]+ s, in backward on node 127\.0\.0\.3)")))
       << m;
   EXPECT_EQ(others[1], stopped[1]) << "the same collective: " << m;
   EXPECT_NE(Logs().find("GPT_RANK_INJECT_HANG: stopping inside all_reduce #" + stopped[1].str()),
