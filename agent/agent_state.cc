@@ -3,18 +3,11 @@
 // generations, kill what nobody supervises), RankStatus building and the two
 // lifecycle setters. Runs in coord-agent: Recover() at start, the On* callbacks
 // on the watcher's thread.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
 #include "common/fs.h"
-#include "common/json_file.h"
 #include "common/logging.h"
 
 namespace coord::agent {

@@ -24,14 +24,15 @@ std::string Seconds(int64_t ms) {
   return buf;
 }
 
-// "all_reduce #12 (dp, 1.2 MiB)", "recv #40 (pp, from rank 2, 128.0 KiB)".
+// "all_reduce #12 (dp, 1.2 MiB)", "recv #40 (pp, from stage 2, 128.0 KiB)": a peer is
+// a rank of the group, which for the pipeline group is the stage.
 std::string Collective(const agent::CollectiveRecord& c) {
   std::string s = c.op() + " #" + std::to_string(c.seq()) + " (" + c.group();
   if (c.peer() >= 0) {
     const bool p2p = c.op() == "send" || c.op() == "recv" || c.op() == "send/recv";
     const char* word = c.op() == "send" ? "to" : c.op() == "recv" ? "from" : "with";
-    s += p2p ? std::string(", ") + word + " rank " + std::to_string(c.peer())
-             : ", root " + std::to_string(c.peer());
+    const std::string who = (c.group() == "pp" ? "stage " : "rank ") + std::to_string(c.peer());
+    s += p2p ? std::string(", ") + word + " " + who : ", root " + std::to_string(c.peer());
   }
   return s + ", " + FormatBytes(c.bytes()) + ")";
 }
@@ -88,20 +89,20 @@ RankPlace DescribeRank(const agent::RankSnapshot& s) {
     if (in_flight->started_ms() > 0 && s.time_ms() >= in_flight->started_ms()) {
       p.for_ms = s.time_ms() - in_flight->started_ms();
     }
+    // The training loop's phase around it: a gradient bucket during backward, a
+    // pipeline receive during forward, ZeRO's gathers in the optimizer.
+    if (!s.phase().empty() && s.phase() != "unknown") p.then = ", in " + s.phase();
     return p;
   }
   p.where += "in " + (s.phase().empty() ? std::string("unknown") : s.phase());
   if (s.micro_batch() >= 0) p.where += " (micro-batch " + std::to_string(s.micro_batch()) + ")";
   if (s.phase_ms() > 0) p.for_ms = s.phase_ms();
-  if (last != nullptr) p.where += ", after " + last->op() + " #" + std::to_string(last->seq());
+  if (last != nullptr) p.then = ", after " + last->op() + " #" + std::to_string(last->seq());
   return p;
 }
 
 std::string RankPlace::Text() const {
-  if (for_ms < 0) return where;
-  const size_t after = where.find(", after ");
-  const std::string dur = " for " + Seconds(for_ms);
-  return after == std::string::npos ? where + dur : where.substr(0, after) + dur + where.substr(after);
+  return where + (for_ms >= 0 ? " for " + Seconds(for_ms) : std::string()) + then;
 }
 
 std::string SummarizeHang(const std::vector<NodeSnapshots>& nodes) {
@@ -123,7 +124,7 @@ std::string SummarizeHang(const std::vector<NodeSnapshots>& nodes) {
     any = true;
     for (const agent::RankSnapshot& s : n.reply.ranks()) {
       const RankPlace place = DescribeRank(s);
-      Group& g = by_place[place.where];
+      Group& g = by_place[place.Key()];
       if (g.ranks.empty() || place.for_ms > g.place.for_ms) g.place = place;
       g.ranks.push_back(s.rank());
       if (std::find(g.nodes.begin(), g.nodes.end(), n.name) == g.nodes.end()) {

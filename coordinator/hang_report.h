@@ -2,9 +2,10 @@
 // each rank is (RankSnapshots: the ranks' flight records and process states) before
 // it kills the generation, and this file turns the answers into one line for the
 // failure record:
-//   "ranks 0, 2-3 in all_reduce #12 (dp, 1.2 MiB) for 31 s on nodes 127.0.0.2,
-//    127.0.0.3; rank 1 (stopped) in all_reduce #12 (dp, 1.2 MiB) for 31 s on node
-//    127.0.0.2"
+//   "ranks 0, 2-3 in all_reduce #12 (dp, 1.2 MiB) for 31 s, in backward on nodes
+//    127.0.0.2, 127.0.0.3; rank 1 (stopped) in all_reduce #12 (dp, 1.2 MiB) for 31 s,
+//    in backward on node 127.0.0.2"
+// (a pipeline peer is named by its stage: "recv #40 (pp, from stage 2, 128.0 KiB)").
 // Ranks that are in the same place are listed together; a rank in a different
 // collective, behind in sequence, stopped, or outside any collective stands out.
 // Pure functions: unit-tested on made-up snapshots.
@@ -26,13 +27,17 @@ struct NodeSnapshots {
   std::vector<int> ranks;  // the node's ranks in the job (for those with no answer)
 };
 
-/// Where one rank is: `where` in words ("in all_reduce #12 (dp, 1.2 MiB)", "(stopped)
-/// in backward (micro-batch 1), after all_reduce #11", "without a flight record") and
-/// for how long (-1: unknown). Ranks with the same words are in the same place.
+/// Where one rank is, in words: `where` ("in all_reduce #12 (dp, 1.2 MiB)", "(stopped)
+/// in backward (micro-batch 1)", "without a flight record"), for how long (-1:
+/// unknown), and `then` (", in backward" for the phase around a collective, ", after
+/// all_reduce #11" for the last one outside any). Ranks with the same words are in
+/// the same place.
 struct RankPlace {
   std::string where;
   int64_t for_ms = -1;
-  std::string Text() const;  // where, with " for 31 s" before any ", after ..."
+  std::string then;
+  std::string Key() const { return where + then; }
+  std::string Text() const;  // "in all_reduce #12 (dp, 1.2 MiB) for 31 s, in backward"
 };
 RankPlace DescribeRank(const coord::agent::RankSnapshot& s);
 

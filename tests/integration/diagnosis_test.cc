@@ -10,6 +10,9 @@
 //   - A rank stopped with SIGSTOP inside its gradient all-reduce (GPT_RANK_INJECT_HANG)
 //     hangs the job; the hang failure names the collective, the stopped rank and where
 //     the others wait, and its node.
+//   - Ranks that write garbage, non-objects and 10 KB lines as progress records: the
+//     job runs to its end on the good records, the bad ones are counted in the status
+//     and warned about by the agent, and nothing crashes.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -35,7 +38,6 @@ using nlohmann::json;
 class DiagnosisTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
     const std::string port_file = dir_.File("coordd.port");
     ASSERT_TRUE(coordd_.Start({BinPath("coordd"), "--listen", "127.0.0.1:0", "--state-dir",
                                dir_.File("coordd"), "--port-file", port_file},
@@ -80,6 +82,7 @@ class DiagnosisTest : public ::testing::Test {
   }
   // 2 nodes x 2 ranks in data parallel 4; one micro-batch of 2 per rank and iteration.
   void Start(const std::string& name, int train_iters, const json& env, const json& launch = json::object()) {
+    if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
     json job = gpt_rank::e2e::SmallJob(dir_.path());
     job["name"] = name;
     job["training"]["micro_batch_size"] = 2;
@@ -203,22 +206,56 @@ TEST_F(DiagnosisTest, AHangReportNamesTheCollectiveAndWhereEachRankIs) {
   const std::string m = f["message"];
   std::cerr << "the failure reads: " << m << "\n";
   EXPECT_NE(m.find("hang: no progress record from any rank for "), std::string::npos) << m;
-  // "...; ranks 0-2 in all_reduce #N (dp, S) for T on nodes 127.0.0.2, 127.0.0.3;
-  //  rank 3 (stopped) in all_reduce #N (dp, S) for T on node 127.0.0.3"
+  // "...; ranks 0-2 in all_reduce #N (dp, S) for T, in backward on nodes 127.0.0.2,
+  //  127.0.0.3; rank 3 (stopped) in all_reduce #N (dp, S) for T, in backward on node
+  //  127.0.0.3"
   std::smatch others, stopped;
   ASSERT_TRUE(std::regex_search(
-      m, others, std::regex(R"(ranks 0-2 in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for [0-9.]+ s )"
-                            R"(on nodes 127\.0\.0\.2, 127\.0\.0\.3)")))
+      m, others, std::regex(R"(ranks 0-2 in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for [0-9.]+ s, )"
+                            R"(in backward on nodes 127\.0\.0\.2, 127\.0\.0\.3)")))
       << m;
   ASSERT_TRUE(std::regex_search(
       m, stopped, std::regex(R"(rank 3 \(stopped\) in all_reduce #(\d+) \(dp, [0-9.]+ KiB\) for )"
-                             R"([0-9.]+ s on node 127\.0\.0\.3)")))
+                             R"([0-9.]+ s, in backward on node 127\.0\.0\.3)")))
       << m;
   EXPECT_EQ(others[1], stopped[1]) << "the same collective: " << m;
   EXPECT_NE(Logs().find("GPT_RANK_INJECT_HANG: stopping inside all_reduce #" + stopped[1].str()),
             std::string::npos);
   // Nothing of the job is left (the stopped rank included).
   EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job_).empty(); }, 15000));
+}
+
+TEST_F(DiagnosisTest, MalformedAndOversizedProgressRecordsAreCountedAndIgnored) {
+  // Each rank: a good record, a line that is not JSON, a JSON array, a 10 KB line, three
+  // times, then a last good record.
+  const std::string script =
+      "for i in 1 2 3; do "
+      "echo \"{\\\"iteration\\\": $i, \\\"loss\\\": 1.5}\" >&3; "
+      "echo 'not json {' >&3; echo '[1, 2]' >&3; "
+      "head -c 10000 /dev/zero | tr '\\0' x >&3; echo >&3; sleep 0.3; done; "
+      "echo '{\"iteration\": 4, \"loss\": 1.25}' >&3; sleep 0.8";
+  json job = {{"name", "garbage"},
+              {"launch",
+               {{"nproc_per_node", 2}, {"command", {"/bin/sh", "-c", script}}, {"kill_grace_s", 1}}}};
+  const std::string cfg = dir_.File("garbage.json");
+  std::ofstream(cfg) << job.dump(2);
+  RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+  ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
+  job_ = start.out.substr(0, start.out.find('\n'));
+  json st;
+  ASSERT_TRUE(WaitUntil([&] { return st = Status(), st.value("state", "") == "SUCCEEDED"; }, 30000, 100))
+      << st.dump(1);
+  // Heartbeats read the files every 0.5 s: the last ones were seen before the end.
+  EXPECT_EQ(JsonInt64(st, "iteration"), 4) << st.dump(1);
+  EXPECT_EQ(JsonInt64(st, "malformed_progress_records"), 4 * 3 * 3) << st.dump(1);
+  EXPECT_TRUE(coordd_.Alive());
+  for (auto& a : agents_) EXPECT_TRUE(a->Alive());
+  const std::string agent_log = ReadAll(dir_.File("agent1.log"));
+  EXPECT_NE(agent_log.find("malformed progress record(s) in "), std::string::npos) << agent_log;
+  EXPECT_NE(agent_log.find("(not JSON)"), std::string::npos) << agent_log;
+  RunResult text = Ctl({"status", job_});
+  EXPECT_NE(text.out.find("malformed:  36 progress records ignored"), std::string::npos) << text.out;
+  job_.clear();
 }
 
 }  // namespace

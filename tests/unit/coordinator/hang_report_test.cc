@@ -43,9 +43,9 @@ TEST(HangReportTest, RanksInTheSameCollectiveGoTogetherAndTheOddOneStandsOut) {
   stopped.set_process_state("stopped");
   *b.reply.add_ranks() = stopped;
   EXPECT_EQ(SummarizeHang({a, b}),
-            "ranks 0-2 in all_reduce #1842 (dp, 4.0 MiB) for 31 s on nodes 127.0.0.2, "
-            "127.0.0.3; rank 3 (stopped) in recv #40 (pp, from rank 2, 128.0 KiB) for 30 s on "
-            "node 127.0.0.3");
+            "ranks 0-2 in all_reduce #1842 (dp, 4.0 MiB) for 31 s, in backward on nodes "
+            "127.0.0.2, 127.0.0.3; rank 3 (stopped) in recv #40 (pp, from stage 2, 128.0 KiB) "
+            "for 30 s, in backward on node 127.0.0.3");
 }
 
 TEST(HangReportTest, ARankOutsideAnyCollectiveSaysItsPhase) {

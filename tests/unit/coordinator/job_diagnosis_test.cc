@@ -162,9 +162,9 @@ TEST_F(JobDiagnosisTest, AHangReportSaysWhereEachRankIsBeforeTheKill) {
   const Failure f = Get(id).failure();  // waits for the report
   EXPECT_EQ(f.kind(), FAILURE_HANG);
   EXPECT_THAT(f.message(), HasSubstr("hang: no progress record from any rank for "));
-  EXPECT_THAT(f.message(), HasSubstr("; ranks 0, 1 in all_reduce #41 (dp, 4.0 MiB) for 9.0 s on "
-                                     "node node0; no answer from node1 (deadline exceeded) "
-                                     "(ranks 2, 3)"));
+  EXPECT_THAT(f.message(), HasSubstr("; ranks 0, 1 in all_reduce #41 (dp, 4.0 MiB) for 9.0 s, in "
+                                     "backward on node node0; no answer from node1 (deadline "
+                                     "exceeded) (ranks 2, 3)"));
   ASSERT_EQ(Node(0)->snapshot_requests().size(), 1u);
   EXPECT_EQ(Node(0)->snapshot_requests()[0].job_id(), id);
   EXPECT_EQ(Node(0)->snapshot_requests()[0].generation(), 0);
