@@ -31,8 +31,10 @@ Two CPU modes:
   capped    every rank (and the PP 1 baseline) in its own cgroup (v1 cpu controller)
             capped at --share of a CPU (CFS quota per 5 ms period): p stages are p
             equal, slower devices that cannot lend each other their idle time, as p
-            GPUs; PP 4 at 0.4 CPU each uses at most 1.6 of the 2 cores. Needs write
-            access to /sys/fs/cgroup/cpu (skipped with a note otherwise).
+            GPUs; PP 4 at 0.4 CPU each uses at most 1.6 of the 2 cores. The groups get
+            the largest CFS weight, so other load on the machine does not take their
+            share (it still shares caches and memory bandwidth). Needs write access to
+            /sys/fs/cgroup/cpu (skipped with a note otherwise).
 
 Every child is killed by PID on timeout, error or Ctrl-C; the temp dir and cgroups are
 removed.
@@ -55,7 +57,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DATA = os.environ.get("COORD_DATA_DIR") or os.path.expanduser("~/.cache/coord")
 CGROUP_CPU = "/sys/fs/cgroup/cpu"
-CFS_PERIOD_US = 5000  # short periods: a throttled rank waits at most ~3 ms for its next quota
 
 # tag, pp, vpp (1: 1F1B)
 RUNS = [("PP1", 1, 1), ("PP2 1F1B", 2, 1), ("PP2 interleaved v2", 2, 2), ("PP4 1F1B", 4, 1),
@@ -90,7 +91,7 @@ def write_byte_vocab(tmp):
     return os.path.join(tmp, "bytes-vocab.json"), os.path.join(tmp, "bytes-merges.txt")
 
 
-def write_job(tmp, vocab):
+def write_job(tmp, vocab, hidden):
     if vocab == "bytes":
         vocab_file, merge_file = write_byte_vocab(tmp)
         cache = os.path.join(tmp, "cache")  # preprocessed once, by the first (PP 1) run
@@ -98,7 +99,7 @@ def write_job(tmp, vocab):
         vocab_file = os.path.join(DATA, "gpt2", "encoder.json")
         merge_file, cache = os.path.join(DATA, "gpt2", "vocab.bpe"), os.path.join(DATA, "preprocessed")
     job = {
-        "model": {"num_layers": 8, "hidden_size": 256, "num_attention_heads": 8, "seq_length": 128,
+        "model": {"num_layers": 8, "hidden_size": hidden, "num_attention_heads": 8, "seq_length": 128,
                   "max_position_embeddings": 128, "hidden_dropout": 0.0, "attention_dropout": 0.0},
         "data": {"train_data": os.path.join(DATA, "brown", "brown.jsonl"), "vocab_file": vocab_file,
                  "merge_file": merge_file, "cache_dir": cache, "split": "949,50,1"},
@@ -119,18 +120,25 @@ class CpuCaps:
     """One cgroup per rank under /sys/fs/cgroup/cpu/<name>, each capped at `share` of a
     CPU; wrap() makes a rank's command join rank$RANK's group before it execs."""
 
-    def __init__(self, share, ranks):
+    def __init__(self, share, ranks, period_us):
+        quota_us = int(share * period_us)
+        if quota_us < 1000:  # the kernel's minimum
+            sys.exit("--share x --period-us is %d us: the CFS quota must be >= 1000 us" % quota_us)
         self.root = os.path.join(CGROUP_CPU, "pp-bubble-bench-%d" % os.getpid())
         os.mkdir(self.root)
+        # The largest weight: under other load CFS still gives every rank its whole
+        # share (the caps bound what that takes from the rest: p x share CPUs).
+        with open(os.path.join(self.root, "cpu.shares"), "w") as f:
+            f.write("262144")
         self.groups = []
         for r in range(ranks):
             g = os.path.join(self.root, "rank%d" % r)
             os.mkdir(g)
             self.groups.append(g)
             with open(os.path.join(g, "cpu.cfs_period_us"), "w") as f:
-                f.write(str(CFS_PERIOD_US))
+                f.write(str(period_us))
             with open(os.path.join(g, "cpu.cfs_quota_us"), "w") as f:
-                f.write(str(int(share * CFS_PERIOD_US)))
+                f.write(str(quota_us))
 
     def wrap(self, argv):
         script = 'echo $$ > "%s/rank$RANK/cgroup.procs" && exec "$@"' % self.root
@@ -196,6 +204,7 @@ def figures(res, base, pp, vpp, m):
     th = theory(pp, vpp, m)
     loss_dev = max(abs(a - b) / abs(b) for a, b in zip(res["losses"], base["losses"]))
     out = {"fb_ms": t, "pp_comm_ms": comm, "ideal_ms": ideal, "theory": th,
+           "busy_vs_ideal": (t - comm) / ideal,
            "bubble": t / ideal - 1, "idle": comm / (t - comm) if pp > 1 else 0.0,
            "iter_spread": (max(res["fb_ms"]) - min(res["fb_ms"])) / t,
            "loss_rel_dev_vs_pp1": loss_dev}
@@ -247,13 +256,14 @@ def table(mode, pooled, micro):
 
 def print_table(rows):
     print("\n| mode | run | m | t1 (PP 1) ms | t ms | t1/p ms | bubble | theory | measured/theory | "
-          "stage-0 idle | idle/theory | spread | load |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "stage-0 idle | idle/theory | stage-0 busy / (t1/p) | spread | load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f%% | %.1f%% | %.2f | %.1f%% | %.2f | %.0f%% | "
-              "%.2f |" % (r["mode"], r["run"], r["m"], r["pp1_fb_ms"], r["fb_ms"], r["ideal_ms"],
-                          100 * r["bubble"], 100 * r["theory"], r["bubble_ratio"], 100 * r["idle"],
-                          r["idle_ratio"], 100 * r["iter_spread"], r["load"]))
+        print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f%% | %.1f%% | %.2f | %.1f%% | %.2f | %.2f | "
+              "%.0f%% | %.2f |" % (
+                  r["mode"], r["run"], r["m"], r["pp1_fb_ms"], r["fb_ms"], r["ideal_ms"],
+                  100 * r["bubble"], 100 * r["theory"], r["bubble_ratio"], 100 * r["idle"],
+                  r["idle_ratio"], r["busy_vs_ideal"], 100 * r["iter_spread"], r["load"]))
 
 
 def main():
@@ -265,7 +275,10 @@ def main():
     ap.add_argument("--micro", default="4,8", help="micro-batches per iteration, comma-separated")
     ap.add_argument("--modes", default="cores,capped", help="cores and/or capped")
     ap.add_argument("--share", type=float, default=0.4, help="CPU share per rank when capped")
+    ap.add_argument("--period-us", type=int, default=5000,
+                    help="CFS period of the caps: a throttled rank waits up to (1 - share) x this")
     ap.add_argument("--vocab", choices=("bytes", "gpt2"), default="bytes")
+    ap.add_argument("--hidden", type=int, default=256, help="hidden size (8 heads)")
     ap.add_argument("--only", help="comma-separated run tags besides PP1 (default: all)")
     ap.add_argument("--wait-idle", type=float, default=0,
                     help="wait up to this many s for the 1-minute load to drop below 1")
@@ -291,9 +304,9 @@ def main():
     other.start()
     rows, caps = [], None
     try:
-        job = write_job(tmp, args.vocab)
+        job = write_job(tmp, args.vocab, args.hidden)
         for mode in modes:
-            caps = CpuCaps(args.share, 4) if mode == "capped" else None
+            caps = CpuCaps(args.share, 4, args.period_us) if mode == "capped" else None
             rows += table(mode, run_mode(args, gpt_rank, job, tmp, mode, caps), args.micro)
             if caps is not None:
                 caps.remove()
@@ -314,7 +327,8 @@ def main():
             r["mode"], r["run"], r["m"], r["loss_rel_dev_vs_pp1"]))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"vocab": args.vocab, "share": args.share, "warmup": args.warmup,
+            json.dump({"vocab": args.vocab, "hidden": args.hidden, "share": args.share,
+                       "period_us": args.period_us, "warmup": args.warmup,
                        "iters": args.iters, "repeats": args.repeats,
                        "load_start": start_load, "load_end": end_load,
                        "other_load": other.summary(), "rows": rows}, f, indent=2)

@@ -9,6 +9,9 @@
 //   GPT_RANK_INJECT_HANG="2:5"          rank 2 stops itself (SIGSTOP) inside its first
 //                                       data-parallel collective of iteration 5, once
 //                                       the collective is in its flight record
+//   GPT_RANK_INJECT_EVENT_WRITE_FAULT=2500  rank 0's TensorBoard writes fill the disk after
+//                                       2500 bytes (read in tensorboard_log.cc, where the
+//                                       event writer is opened)
 // Malformed values are InvalidArgument naming the variable and the expected form.
 #pragma once
 
