@@ -322,7 +322,7 @@ class CudaModel final : public CudaGptModel {
   template <typename U, typename F>
   LayerWeights<U> LayerViews(int l, F ptr) const {
     // GPT-2 only (Create refuses the rest), so all 12 slots are present.
-    auto at = [&](int j) { return ptr(layout_.layer_tensor_index(l, static_cast<LayerSlot>(j))); };
+    auto at = [&](int j) { return ptr(layout_.layer_tensor_index(l, static_cast<trainer::LayerSlot>(j))); };
     return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
   }
   LayerWeights<floatX> Weights(int l) const {

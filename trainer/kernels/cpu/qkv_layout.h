@@ -26,12 +26,14 @@ struct QkvLayout {
     return l;
   }
   int row() const { return (NH + 2 * KV) * HS; }  // floats per token
-  int per_group() const { return NH / KV; }        // R
+  int per_group() const { return NH / KV; }       // R
   int group(int h) const { return h / per_group(); }
   int q(int h) const {
     return grouped ? group(h) * (per_group() + 2) * HS + (h % per_group()) * HS : h * HS;
   }
-  int k(int g) const { return grouped ? g * (per_group() + 2) * HS + per_group() * HS : (NH + g) * HS; }
+  int k(int g) const {
+    return grouped ? g * (per_group() + 2) * HS + per_group() * HS : (NH + g) * HS;
+  }
   int v(int g) const { return grouped ? k(g) + HS : (NH + KV + g) * HS; }
 };
 
