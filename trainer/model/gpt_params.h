@@ -136,9 +136,9 @@ enum LayerSlot : int {
 };
 // The LayerParams member of each slot.
 inline constexpr float* LayerParams::*kLayerSlotMembers[kNumLayerSlots] = {
-    &LayerParams::ln1w,     &LayerParams::ln1b, &LayerParams::qkvw,    &LayerParams::qkvb,
-    &LayerParams::attprojw, &LayerParams::attprojb, &LayerParams::ln2w, &LayerParams::ln2b,
-    &LayerParams::fcw,      &LayerParams::fcb,  &LayerParams::fcprojw, &LayerParams::fcprojb};
+    &LayerParams::ln1w,     &LayerParams::ln1b,     &LayerParams::qkvw,    &LayerParams::qkvb,
+    &LayerParams::attprojw, &LayerParams::attprojb, &LayerParams::ln2w,    &LayerParams::ln2b,
+    &LayerParams::fcw,      &LayerParams::fcb,      &LayerParams::fcprojw, &LayerParams::fcprojb};
 // Whether a layer of `config` has the tensor of `slot`.
 bool HasLayerSlot(const GptConfig& config, LayerSlot slot);
 // Our name of a slot ("qkv_weight").
