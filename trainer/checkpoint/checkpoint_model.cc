@@ -117,6 +117,12 @@ coord::StatusOr<JobModelConfig> ParseJobModelConfig(const std::string& config_js
   const json& d = Section(j, "data");
   if (d.contains("vocab_file") && d["vocab_file"].is_string()) out.vocab_file = d["vocab_file"];
   if (d.contains("merge_file") && d["merge_file"].is_string()) out.merge_file = d["merge_file"];
+  if (d.contains("tokenizer_type") && d["tokenizer_type"].is_string()) {
+    out.tokenizer_type = d["tokenizer_type"];
+  }
+  for (const char* key : {"tokenizer_file", "tokenizer_model"}) {
+    if (d.contains(key) && d[key].is_string()) out.tokenizer_model = d[key];
+  }
   const json& t = Section(j, "training");
   if (t.contains("seed") && t["seed"].is_number_unsigned()) out.seed = t["seed"].get<uint64_t>();
   return out;

@@ -17,7 +17,7 @@
 #include "common/hostfile.h"
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
-#include "trainer/data/bpe_tokenizer.h"
+#include "trainer/data/tokenizer.h"
 #include "trainer/plan/plan.h"
 #include "trainer/plan/plan_format.h"
 #include "trainer/train/cli_args.h"
@@ -169,9 +169,15 @@ int RunPlan(const std::vector<std::string>& args) {
   train::TrainerConfig& c = parsed->config;
   std::string vocab_note = "from model.vocab_size";
   if (!c.vocab_size_given) {
-    auto tok = trainer::data::Gpt2Tokenizer::Load(c.data.vocab_file, c.data.merge_file);
-    vocab_note = tok.ok() ? "from " + c.data.vocab_file
-                          : "GPT-2's 50257 (vocab file not readable here)";
+    const trainer::data::TokenizerSpec spec = train::TokenizerSpecOf(c.data);
+    auto tok = trainer::data::LoadTokenizer(spec);
+    if (tok.ok()) {
+      vocab_note = "from " + (spec.model.empty() ? c.data.vocab_file : spec.model);
+    } else if (spec.model.empty()) {
+      vocab_note = "GPT-2's 50257 (vocab file not readable here)";
+    } else {
+      vocab_note = "GPT-2's 50257 (" + spec.model + " not readable here; set model.vocab_size)";
+    }
     if (tok.ok()) c.model.vocab_size = (*tok)->vocab_size();
   }
   const plan::Plan p =

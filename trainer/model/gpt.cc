@@ -94,7 +94,7 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
     source_ = whole_.get();
   }
   acts_memory_.assign(ActivationFloats(PartConfig(), max_batch, max_seq,
-                                      config.checkpoint_activations, tp_),
+                                      config.checkpoint_activations, tp_, head_),
                      0.0f);
   if (config.rope()) {
     const size_t half = static_cast<size_t>(config.head_size() / 2);
@@ -249,7 +249,8 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   inputs_.assign(inputs, inputs + BT);
   targets_.assign(targets, targets + BT);
   acts_ =
-      ActivationViews(acts_memory_.data(), PartConfig(), B, T, config_.checkpoint_activations, tp_);
+      ActivationViews(acts_memory_.data(), PartConfig(), B, T, config_.checkpoint_activations, tp_,
+                      head_);
 
   const int C = config_.hidden_size, L = static_cast<int>(layers_.size());
   const int Vl = config_.padded_vocab_size() / tp_;  // this rank's rows of wte

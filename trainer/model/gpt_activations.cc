@@ -14,7 +14,8 @@ namespace {
 
 // Walks the activation layout once; with base == nullptr it only counts.
 template <typename Fn>
-size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, int tp, Fn take) {
+size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, int tp, bool head,
+                       Fn take) {
   const size_t BT = static_cast<size_t>(B) * T, C = c.hidden_size, L = c.num_layers;
   // Per tensor-parallel rank: its heads, its slice of the MLP and of the vocab.
   const size_t NH = c.num_attention_heads / tp, Vp = c.padded_vocab_size() / tp;
@@ -44,6 +45,7 @@ size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, int tp
   }
   GptActivations* top = take.top();
   alloc(&top->scratch, BT * C);
+  if (!head) return total;  // a pipeline stage without the LM head: no logits
   alloc(&top->lnf, BT * C);
   alloc(&top->lnf_mean, BT);
   alloc(&top->lnf_rstd, BT);
@@ -67,17 +69,17 @@ struct ActivationTaker {
 }  // namespace
 
 GptActivations ActivationViews(float* base, const GptConfig& c, int B, int T, bool checkpoint,
-                               int tp) {
+                               int tp, bool head) {
   GptActivations acts;
   acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{base, &acts});
+  WalkActivations(c, B, T, checkpoint, tp, head, ActivationTaker{base, &acts});
   return acts;
 }
 
-size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint, int tp) {
+size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint, int tp, bool head) {
   GptActivations acts;
   acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  return WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{nullptr, &acts});
+  return WalkActivations(c, B, T, checkpoint, tp, head, ActivationTaker{nullptr, &acts});
 }
 
 namespace {

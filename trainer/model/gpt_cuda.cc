@@ -126,7 +126,7 @@ struct LayerWeights {
 };
 
 template <typename floatX>
-struct LayerSlot {
+struct LayerActs {
   floatX *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu;
   float *ln1_mean, *ln1_rstd, *lse, *ln2_mean, *ln2_rstd;
 };
@@ -176,7 +176,7 @@ class CudaModel final : public CudaGptModel {
     m_ = take_f(N);
     v_ = take_f(N);
     slots_.resize(static_cast<size_t>(s.slots));
-    for (LayerSlot<floatX>& a : slots_) {
+    for (LayerActs<floatX>& a : slots_) {
       a.ln1 = take_t(s.ln);
       a.qkv = take_t(s.qkv);
       a.atty = take_t(s.atty);
@@ -341,8 +341,8 @@ class CudaModel final : public CudaGptModel {
     return residual_ + static_cast<size_t>(l) * B_ * T_ * config_.hidden_size;
   }
 
-  coord::Status LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in, floatX* out);
-  coord::Status LayerBackward(int l, const LayerSlot<floatX>& a, const floatX* in);
+  coord::Status LayerForward(int l, const LayerActs<floatX>& a, const floatX* in, floatX* out);
+  coord::Status LayerBackward(int l, const LayerActs<floatX>& a, const floatX* in);
 
   GptConfig config_;
   GptParamLayout layout_;
@@ -360,7 +360,7 @@ class CudaModel final : public CudaGptModel {
 
   float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   floatX* params_ = nullptr;
-  std::vector<LayerSlot<floatX>> slots_;
+  std::vector<LayerActs<floatX>> slots_;
   floatX *residual_ = nullptr, *scratch_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
   float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr, *losses_ = nullptr, *loss_lse_ = nullptr;
   int *inputs_ = nullptr, *targets_ = nullptr;
@@ -379,7 +379,7 @@ class CudaModel final : public CudaGptModel {
 // --- forward -----------------------------------------------------------------
 
 template <typename floatX>
-coord::Status CudaModel<floatX>::LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in,
+coord::Status CudaModel<floatX>::LayerForward(int l, const LayerActs<floatX>& a, const floatX* in,
                                               floatX* out) {
   const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
   const int BT = B * T;
@@ -450,7 +450,7 @@ coord::StatusOr<float> CudaModel<floatX>::Forward(const int* inputs, const int* 
                                                 s));
   }
   for (int l = 0; l < L; ++l) {
-    const LayerSlot<floatX>& a =
+    const LayerActs<floatX>& a =
         slots_[config_.checkpoint_activations ? 0 : static_cast<size_t>(l)];
     RETURN_IF_ERROR(LayerForward(l, a, ResidualAt(l), ResidualAt(l + 1)));
   }
@@ -474,7 +474,7 @@ coord::StatusOr<float> CudaModel<floatX>::Forward(const int* inputs, const int* 
 
 // On entry dresidual_ holds d(loss)/d(out of layer l); on exit d/d(in).
 template <typename floatX>
-coord::Status CudaModel<floatX>::LayerBackward(int l, const LayerSlot<floatX>& a,
+coord::Status CudaModel<floatX>::LayerBackward(int l, const LayerActs<floatX>& a,
                                                const floatX* in) {
   const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
   const int BT = B * T;

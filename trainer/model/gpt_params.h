@@ -326,13 +326,14 @@ struct GptGradActivations {
 
 // Number of floats of the forward activations / backward buffers for (B, T) on one
 // rank of tensor-parallel size tp (its heads, MLP slice and vocab slice; the (B, T, C)
-// tensors are whole on every rank).
+// tensors are whole on every rank). head false: a pipeline stage without the final
+// LayerNorm and LM head (no lnf, logits or losses; their views stay null).
 size_t ActivationFloats(const GptConfig& config, int B, int T, bool checkpoint_activations,
-                        int tp = 1);
+                        int tp = 1, bool head = true);
 size_t GradActivationFloats(const GptConfig& config, int B, int T, int tp = 1);
 // Carves views out of buffers of those sizes.
 GptActivations ActivationViews(float* base, const GptConfig& config, int B, int T,
-                               bool checkpoint_activations, int tp = 1);
+                               bool checkpoint_activations, int tp = 1, bool head = true);
 GptGradActivations GradActivationViews(float* base, const GptConfig& config, int B, int T,
                                        int tp = 1);
 

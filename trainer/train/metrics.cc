@@ -165,11 +165,38 @@ coord::Status MetricsSink::WriteValidation(int64_t iteration, double lm_loss) {
 
 void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms,
                                 int64_t checkpoint) {
-  if (progress_fd_ < 0) return;
-  nlohmann::json j = {{"iteration", iteration}, {"loss", loss}, {"time_ms", time_ms}};
-  if (checkpoint >= 0) j["checkpoint"] = checkpoint;
+  ProgressRecord r;
+  r.iteration = iteration;
+  r.loss = loss;
+  r.time_ms = time_ms;
+  r.checkpoint = checkpoint;
+  WriteProgress(r);
+}
+
+std::string ProgressRecordJson(const ProgressRecord& r) {
+  const auto us = [](double ms) { return std::round(ms * 1000.0) / 1000.0; };
+  nlohmann::json j = {{"iteration", r.iteration}, {"loss", r.loss}, {"time_ms", r.time_ms}};
+  if (r.checkpoint >= 0) j["checkpoint"] = r.checkpoint;
+  if (r.train_iters >= 0) j["train_iters"] = r.train_iters;
+  if (r.tokens_per_s > 0) j["tokens_per_s"] = std::round(r.tokens_per_s * 10.0) / 10.0;
+  if (r.stage >= 0) j["stage"] = r.stage;
+  if (r.has_timings) {
+    const StepTimings& t = r.timings;
+    j["compute_ms"] = us(t.compute_ms);
+    j["wait_ms"] = us(t.wait_ms);
+    if (t.wait_tp_ms > 0) j["wait_tp_ms"] = us(t.wait_tp_ms);
+    if (t.wait_dp_ms > 0) j["wait_dp_ms"] = us(t.wait_dp_ms);
+    if (t.wait_pp_ms > 0) j["wait_pp_ms"] = us(t.wait_pp_ms);
+    j["data_ms"] = us(t.data_ms);
+    j["optimizer_ms"] = us(t.optimizer_ms);
+  }
   // NaN is not JSON: nlohmann writes null, which the agent reads as "no loss".
-  const std::string text = j.dump() + "\n";
+  return j.dump();
+}
+
+void MetricsSink::WriteProgress(const ProgressRecord& r) {
+  if (progress_fd_ < 0) return;
+  const std::string text = ProgressRecordJson(r) + "\n";
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = write(progress_fd_, text.data() + done, text.size() - done);

@@ -208,6 +208,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
 
   coord::Status Forward(int chunk, int64_t m, const float* input, float* output) override {
     ASSIGN_OR_RETURN(const MicroBatch mb, (*load_)(m));
+    Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(trainer::GptModel * model, ModelFor(chunk, m, /*take=*/true));
     trainer::StepOptions options;
     options.training = training_;
@@ -224,6 +225,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
 
   coord::Status Backward(int chunk, int64_t m, const float* output_grad,
                          float* input_grad) override {
+    Phase(coord::RankPhase::kBackward, m);
     ASSIGN_OR_RETURN(trainer::GptModel * model, ModelFor(chunk, m, /*take=*/false));
     RETURN_IF_ERROR(model->Backward(loss_scale_, {}, output_grad));
     if (input_grad != nullptr) {

@@ -35,8 +35,9 @@ const std::vector<std::string> kModelKeys = {
     "group_query_attention", "num_query_groups", "untie_embeddings_and_output_weights",
     "disable_bias_linear", "add_qkv_bias", "ffn_hidden_size"};
 const std::vector<std::string> kDataKeys = {
-    "data_path", "train_data",     "vocab_file", "merge_file", "cache_dir",   "json_key",
-    "skip_bad_lines", "split",     "seed",       "data_impl",  "lazy_loader", "tokenizer_type"};
+    "data_path",   "train_data",     "vocab_file",      "merge_file",    "cache_dir",
+    "json_key",    "skip_bad_lines", "split",           "seed",          "data_impl",
+    "lazy_loader", "tokenizer_type", "tokenizer_model", "tokenizer_file"};
 const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "global_batch_size",
                                                 "train_iters",
@@ -58,6 +59,8 @@ const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "save_interval",
                                                 "load",
                                                 "metrics_file",
+                                                "tensorboard_dir",
+                                                "tensorboard_log_interval",
                                                 "seed",
                                                 "threads",
                                                 "checkpoint_activations",
@@ -173,6 +176,9 @@ void ParseData(const json* d, Parser* p, TrainerConfig* c) {
   p->String(d, s, "train_data", true, &data.train_data);
   p->String(d, s, "vocab_file", true, &data.vocab_file);
   p->String(d, s, "merge_file", true, &data.merge_file);
+  p->String(d, s, "tokenizer_type", false, &data.tokenizer_type);
+  p->String(d, s, "tokenizer_model", true, &data.tokenizer_model);
+  p->String(d, s, "tokenizer_file", true, &data.tokenizer_file);
   p->String(d, s, "cache_dir", true, &data.cache_dir);
   p->String(d, s, "json_key", false, &data.json_key);
   p->Bool(d, s, "skip_bad_lines", &data.skip_bad_lines);
@@ -192,11 +198,21 @@ void ParseData(const json* d, Parser* p, TrainerConfig* c) {
                            "(loose JSON, one {\"text\": ...} per line)"
                          : "give data.data_path or data.train_data, not both");
   }
-  if (data.vocab_file.empty() && Parser::Find(d, "vocab_file") == nullptr) {
-    p->Error("data.vocab_file", "required (GPT-2 vocab.json)");
-  }
-  if (data.merge_file.empty() && Parser::Find(d, "merge_file") == nullptr) {
-    p->Error("data.merge_file", "required (GPT-2 merges.txt)");
+  const bool hf_tokenizer = !data.tokenizer_model.empty() || !data.tokenizer_file.empty();
+  if (!data.tokenizer_model.empty() && !data.tokenizer_file.empty()) {
+    p->Error("data.tokenizer_file",
+             "give data.tokenizer_file or data.tokenizer_model (Megatron's name), not both");
+  } else if (!hf_tokenizer &&
+             (data.tokenizer_type.empty() || data.tokenizer_type == "GPT2BPETokenizer")) {
+    const char* or_hf = "; or data.tokenizer_file for a Hugging Face tokenizer.json)";
+    if (data.vocab_file.empty() && Parser::Find(d, "vocab_file") == nullptr) {
+      p->Error("data.vocab_file", std::string("required (GPT-2 vocab.json") + or_hf);
+    }
+    if (data.merge_file.empty() && Parser::Find(d, "merge_file") == nullptr) {
+      p->Error("data.merge_file", std::string("required (GPT-2 merges.txt") + or_hf);
+    }
+  } else if (auto type = trainer::data::ResolveTokenizerType(TokenizerSpecOf(data)); !type.ok()) {
+    p->Error("data", type.status().message());
   }
   if (data.cache_dir.empty()) {
     data.cache_dir = ExpandEnv("${COORD_DATA_DIR:-${HOME}/.cache/coord}/preprocessed");
@@ -295,6 +311,13 @@ void ParseTraining(const json* t, Parser* p, TrainerConfig* c) {
   if (tr.metrics_file.empty() && !tr.save.empty()) {
     tr.metrics_file = coord::JoinPath(tr.save, "metrics.jsonl");
   }
+  // Inside save, beside metrics.jsonl: a folder beside save itself would be shared by
+  // every job saving under the same parent (runs/<job>).
+  p->String(t, s, "tensorboard_dir", true, &tr.tensorboard_dir);
+  if (Parser::Find(t, "tensorboard_dir") == nullptr && !tr.save.empty()) {
+    tr.tensorboard_dir = coord::JoinPath(tr.save, "tensorboard");
+  }
+  p->Int(t, s, "tensorboard_log_interval", 1, "a positive integer", &tr.tensorboard_log_interval);
 }
 
 // Megatron's two spellings of the interleaved schedule's model chunks per stage:
@@ -633,10 +656,13 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   resolved("data", "train_data", c.data.train_data);
   resolved("data", "vocab_file", c.data.vocab_file);
   resolved("data", "merge_file", c.data.merge_file);
+  resolved("data", "tokenizer_model", c.data.tokenizer_model);
+  resolved("data", "tokenizer_file", c.data.tokenizer_file);
   resolved("data", "cache_dir", c.data.cache_dir);
   resolved("training", "save", tr.save);
   resolved("training", "load", tr.load);
   resolved("training", "metrics_file", tr.metrics_file);
+  resolved("training", "tensorboard_dir", tr.tensorboard_dir);
   c.job = std::move(root);
   result.warnings = std::move(p.warnings());
   return result;
