@@ -57,9 +57,8 @@ coord::StatusOr<std::string> GetString(const json& section, const char* sname, c
 // The Llama / Qwen2 family's keys (the trainer's parser checks them; here they only
 // rebuild the architecture a checkpoint was saved with).
 coord::Status GetModelFamily(const json& m, const std::string& origin, GptConfig* c) {
-  ASSIGN_OR_RETURN(const std::string norm,
-                   GetString(m, "model", "normalization", origin,
-                             NormalizationName(c->normalization)));
+  ASSIGN_OR_RETURN(const std::string norm, GetString(m, "model", "normalization", origin,
+                                                     NormalizationName(c->normalization)));
   auto n = ParseNormalization(norm);
   if (!n.ok()) return n.status().WithContext(origin);
   c->normalization = *n;

@@ -31,11 +31,12 @@ constexpr HfArch kQwen2{"qwen2", "Qwen2ForCausalLM"};
 // Keys of config.json gpt-rank reads (or knows to be harmless: token ids, dtype and
 // bookkeeping); any other key is refused by name.
 const std::set<std::string> kCommonKeys = {
-    "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-    "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "vocab_size",
-    "rms_norm_eps", "rope_theta", "rope_scaling", "tie_word_embeddings", "hidden_act",
-    "attention_dropout", "initializer_range", "bos_token_id", "eos_token_id", "pad_token_id",
-    "torch_dtype", "transformers_version", "use_cache", "_name_or_path"};
+    "architectures",        "model_type",          "hidden_size",         "intermediate_size",
+    "num_hidden_layers",    "num_attention_heads", "num_key_value_heads", "max_position_embeddings",
+    "vocab_size",           "rms_norm_eps",        "rope_theta",          "rope_scaling",
+    "tie_word_embeddings",  "hidden_act",          "attention_dropout",   "initializer_range",
+    "bos_token_id",         "eos_token_id",        "pad_token_id",        "torch_dtype",
+    "transformers_version", "use_cache",           "_name_or_path"};
 const std::set<std::string> kQwen2Keys = {"use_sliding_window", "sliding_window",
                                           "max_window_layers"};
 const std::set<std::string> kLlamaKeys = {"attention_bias", "mlp_bias", "pretraining_tp",
@@ -90,8 +91,8 @@ coord::Status CheckArchitecture(const json& j, const ConfigReader& r, const HfAr
   if (!a.is_array() || a.size() != 1 || !a[0].is_string() ||
       a[0].get<std::string>() != arch.architecture) {
     return r.Error("architectures", a.dump() + " is not supported for model_type " +
-                                        arch.model_type + " (gpt-rank trains " +
-                                        arch.architecture + ")");
+                                        arch.model_type + " (gpt-rank trains " + arch.architecture +
+                                        ")");
   }
   return coord::Status::Ok();
 }
@@ -161,14 +162,16 @@ coord::StatusOr<GptConfig> ReadHfLlamaConfig(const std::string& dir) {
     c.add_qkv_bias = true;  // Qwen2Attention: q/k/v with bias, o_proj without
     bool sliding = false;
     RETURN_IF_ERROR(r.Bool("use_sliding_window", &sliding));
-    if (sliding) return r.Error("use_sliding_window", "true is not supported (full attention only)");
+    if (sliding)
+      return r.Error("use_sliding_window", "true is not supported (full attention only)");
   } else {
     bool attention_bias = false, mlp_bias = false;
     RETURN_IF_ERROR(r.Bool("attention_bias", &attention_bias));
     RETURN_IF_ERROR(r.Bool("mlp_bias", &mlp_bias));
     if (attention_bias != mlp_bias) {
-      return r.Error("attention_bias", "differs from mlp_bias: gpt-rank has biases on every "
-                                       "linear layer (disable_bias_linear false) or on none");
+      return r.Error("attention_bias",
+                     "differs from mlp_bias: gpt-rank has biases on every "
+                     "linear layer (disable_bias_linear false) or on none");
     }
     c.add_bias_linear = attention_bias;
     int tp = 1;
@@ -247,15 +250,15 @@ std::vector<HfMapped> HfTensors(const GptConfig& c, const GptParamLayout& layout
     const Placement place[3] = {Placement::kGroupedQ, Placement::kGroupedK, Placement::kGroupedV};
     for (int k = 0; k < 3; ++k) {
       const Placement pl = grouped ? place[k] : Placement::kRows;
-      out.push_back({p + "self_attn." + parts[k] + ".weight", {rows[k], C}, slot(kQkvWeight), pl,
-                     row0[k]});
+      out.push_back(
+          {p + "self_attn." + parts[k] + ".weight", {rows[k], C}, slot(kQkvWeight), pl, row0[k]});
       if (c.qkv_bias()) {
-        out.push_back({p + "self_attn." + parts[k] + ".bias", {rows[k]}, slot(kQkvBias), pl,
-                       row0[k]});
+        out.push_back(
+            {p + "self_attn." + parts[k] + ".bias", {rows[k]}, slot(kQkvBias), pl, row0[k]});
       }
     }
-    out.push_back({p + "self_attn.o_proj.weight", {C, NH * HS}, slot(kAttnProjWeight),
-                   Placement::kRows, 0});
+    out.push_back(
+        {p + "self_attn.o_proj.weight", {C, NH * HS}, slot(kAttnProjWeight), Placement::kRows, 0});
     if (c.add_bias_linear) {
       out.push_back({p + "self_attn.o_proj.bias", {C}, slot(kAttnProjBias), Placement::kRows, 0});
     }
@@ -288,7 +291,8 @@ size_t Numel(const std::vector<int64_t>& shape) {
 bool Ignorable(const GptConfig& c, const std::string& name) {
   if (c.tied_output() && name == "lm_head.weight") return true;
   const std::string tail = "rotary_emb.inv_freq";
-  return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  return name.size() >= tail.size() &&
+         name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 }  // namespace
@@ -313,7 +317,8 @@ coord::Status ImportHfLlama(const std::string& dir, const GptConfig& config, flo
   }
   std::vector<float> scratch;  // one grouped q/k/v tensor at a time
   for (const HfMapped& m : mapped) {
-    const ParamTensorInfo& t = layout.tensors()[static_cast<size_t>(layout.LocalIndex(m.global_index))];
+    const ParamTensorInfo& t =
+        layout.tensors()[static_cast<size_t>(layout.LocalIndex(m.global_index))];
     const size_t cols = t.full_shape.size() == 2 ? static_cast<size_t>(t.full_shape[1]) : 1;
     float* dst = params + t.offset;
     if (m.place == Placement::kRows) {
@@ -347,7 +352,8 @@ coord::Status ExportHfLlama(const std::string& dir, const GptConfig& config, con
   for (const HfMapped& m : mapped) specs.push_back({m.name, m.shape});
   auto fill = [&](size_t k, float* out) {
     const HfMapped& m = mapped[k];
-    const ParamTensorInfo& t = layout.tensors()[static_cast<size_t>(layout.LocalIndex(m.global_index))];
+    const ParamTensorInfo& t =
+        layout.tensors()[static_cast<size_t>(layout.LocalIndex(m.global_index))];
     const size_t cols = t.full_shape.size() == 2 ? static_cast<size_t>(t.full_shape[1]) : 1;
     for (int64_t r = 0; r < m.shape[0]; ++r) {
       std::memcpy(out + static_cast<size_t>(r) * cols,

@@ -87,7 +87,8 @@ class AtomicFile {
     if (fsync(fd_) != 0) return coord::ErrnoStatus("fsync " + tmp_, errno);
     close(fd_);
     fd_ = -1;
-    if (rename(tmp_.c_str(), path_.c_str()) != 0) return coord::ErrnoStatus("rename " + tmp_, errno);
+    if (rename(tmp_.c_str(), path_.c_str()) != 0)
+      return coord::ErrnoStatus("rename " + tmp_, errno);
     committed_ = true;
     const int dfd = open(coord::Dirname(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -232,7 +233,7 @@ coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) 
     return errno == ENOENT ? coord::NotFound(path + ": no such file")
                            : coord::ErrnoStatus("open " + path, errno);
   }
-  struct stat st{};
+  struct stat st {};
   if (fstat(fd, &st) != 0) {
     const int err = errno;
     close(fd);

@@ -182,8 +182,8 @@ coord::Status SaveTensorParallelCheckpoint(const std::string& save_dir, TrainSta
       }
     }
     const ModelShardId id(r);
-    auto optimizer = WriteOptimizerShard(save_dir, state.iteration, 0, zeros.data(), zeros.data(),
-                                         n, id);
+    auto optimizer =
+        WriteOptimizerShard(save_dir, state.iteration, 0, zeros.data(), zeros.data(), n, id);
     if (!optimizer.ok()) {
       st = optimizer.status();
       break;

@@ -83,8 +83,7 @@ coord::Status CheckSameArchitecture(const trainer::GptConfig& hf, const trainer:
     const std::string a = f.get(hf), b = f.get(job);
     if (a == b) return coord::Status::Ok();
     return coord::InvalidArgument(std::string("model.") + f.key + " is " + b +
-                                  " in the job config but " + a +
-                                  " in the Hugging Face config");
+                                  " in the job config but " + a + " in the Hugging Face config");
   };
   for (const Field& f : kGpt2Fields) RETURN_IF_ERROR(check(f));
   if (!hf.is_gpt2() || !job.is_gpt2()) {
@@ -119,8 +118,10 @@ coord::StatusOr<uint64_t> ParseShardSize(const std::string& text) {
   if (unit == "MiB") scale = 1024.0 * 1024;
   if (unit == "GiB") scale = 1024.0 * 1024 * 1024;
   if (pos == 0 || scale == 0 || !(value > 0)) {
-    return coord::InvalidArgument("--max-shard-size: expected a size such as 5GB, 500MB or a "
-                                  "number of bytes, got \"" + text + "\"");
+    return coord::InvalidArgument(
+        "--max-shard-size: expected a size such as 5GB, 500MB or a "
+        "number of bytes, got \"" +
+        text + "\"");
   }
   return static_cast<uint64_t>(value * scale);
 }

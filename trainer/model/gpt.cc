@@ -296,8 +296,8 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
     return 0.0f;
   }
   ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kForward));
-  NormForward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
-              head.params.lnfw, head.params.lnfb);
+  NormForward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC, head.params.lnfw,
+              head.params.lnfb);
   cpu::matmul_forward(acts_.logits, acts_.lnf, head.params.lm_head(), nullptr, BT, C, Vl);
   RETURN_IF_ERROR(source_->Release(kHead, Pass::kForward));
   if (tp_comm_ == nullptr) {

@@ -13,8 +13,8 @@
 
 namespace trainer {
 
-enum class Normalization { kLayerNorm, kRMSNorm };             // model.normalization
-enum class PositionEmbedding { kLearnedAbsolute, kRope };      // model.position_embedding_type
+enum class Normalization { kLayerNorm, kRMSNorm };         // model.normalization
+enum class PositionEmbedding { kLearnedAbsolute, kRope };  // model.position_embedding_type
 
 struct GptConfig {
   int num_layers = 12;                 // L
@@ -40,9 +40,9 @@ struct GptConfig {
   bool group_query_attention = false;  // KV heads = num_query_groups (else NH)
   int num_query_groups = 1;            // KV heads with group_query_attention
   bool untie_embeddings_and_output_weights = false;  // a separate output_layer (Vp, C)
-  bool add_bias_linear = true;         // false: Megatron's --disable-bias-linear
-  bool add_qkv_bias = false;           // q/k/v biases even without linear biases (Qwen2)
-  int ffn_hidden_size = 0;             // F; 0: Megatron's default (ffn_size())
+  bool add_bias_linear = true;                       // false: Megatron's --disable-bias-linear
+  bool add_qkv_bias = false;  // q/k/v biases even without linear biases (Qwen2)
+  int ffn_hidden_size = 0;    // F; 0: Megatron's default (ffn_size())
 
   int head_size() const { return hidden_size / num_attention_heads; }
   // KV heads (the query groups): query head h uses KV head h / (NH / KV).
@@ -53,8 +53,7 @@ struct GptConfig {
   // SwiGLU int(4C * 2/3 / 64) * 64 (megatron/training/arguments.py).
   int ffn_size() const {
     if (ffn_hidden_size > 0) return ffn_hidden_size;
-    return swiglu ? static_cast<int>((4.0 * hidden_size * 2.0 / 3.0) / 64.0) * 64
-                  : 4 * hidden_size;
+    return swiglu ? static_cast<int>((4.0 * hidden_size * 2.0 / 3.0) / 64.0) * 64 : 4 * hidden_size;
   }
   // Rows of the fc weight: F, or [gate | up] = 2F with SwiGLU.
   int fc_rows() const { return swiglu ? 2 * ffn_size() : ffn_size(); }

@@ -66,8 +66,8 @@ coord::Status GptModel::LayerForward(int l, const LayerParams& w, const LayerAct
                                      const float* in, float* out) {
   const int B = B_, T = T_, C = config_.hidden_size;
   const int NHl = config_.num_attention_heads / tp_, HS = config_.head_size();
-  const int ATTl = NHl * HS;                      // attention output width (C/tp here)
-  const int QKVl = config_.qkv_rows() / tp_;      // this rank's q, k, v rows
+  const int ATTl = NHl * HS;                  // attention output width (C/tp here)
+  const int QKVl = config_.qkv_rows() / tp_;  // this rank's q, k, v rows
   const int FCl = config_.fc_rows() / tp_, Fl = config_.ffn_size() / tp_;
   // kv_heads 0: the plain [q | k | v] layout; else the grouped one with this rank's groups.
   const int KVl = config_.group_query_attention ? config_.num_query_groups / tp_ : 0;
@@ -138,8 +138,7 @@ coord::Status GptModel::LayerBackward(int l, const LayerParams& w, LayerParams& 
   }
   // The replicated fc_proj bias gets the same gradient on every tensor-parallel rank.
   Zero(d.dfch_gelu, static_cast<size_t>(BT) * Fl);
-  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, Fl,
-                       C);
+  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, Fl, C);
   Zero(d.dfch, static_cast<size_t>(BT) * FCl);
   if (config_.swiglu) {
     cpu::swiglu_backward(d.dfch, a.fch, d.dfch_gelu, BT, Fl);

@@ -156,7 +156,8 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
   if (c.rope()) {
     if (c.num_attention_heads > 0 && c.head_size() % 2 != 0) {
       add("model.position_embedding_type rope needs an even head size (hidden_size / "
-          "num_attention_heads), got " + std::to_string(c.head_size()));
+          "num_attention_heads), got " +
+          std::to_string(c.head_size()));
     }
     if (!(c.rotary_base > 0.0f)) add("model.rotary_base: expected > 0");
   }
@@ -188,8 +189,8 @@ coord::StatusOr<int> Lookup(const Named (&table)[N], const std::string& name, co
     if (name == n.name) return n.value;
     accepted += std::string(accepted.empty() ? "" : " or ") + "\"" + n.name + "\"";
   }
-  return coord::InvalidArgument(std::string("model.") + key + ": expected " + accepted + ", got \"" +
-                                name + "\"");
+  return coord::InvalidArgument(std::string("model.") + key + ": expected " + accepted +
+                                ", got \"" + name + "\"");
 }
 
 }  // namespace
@@ -213,16 +214,14 @@ coord::Status CheckTensorParallel(const GptConfig& c, int tp) {
   if (tp <= 1) return coord::Status::Ok();
   const std::string tps = std::to_string(tp);
   if (c.num_attention_heads % tp != 0) {
-    return coord::InvalidArgument("tensor parallel size " + tps +
-                                  " must divide model.num_attention_heads (" +
-                                  std::to_string(c.num_attention_heads) +
-                                  "): each rank owns whole heads");
+    return coord::InvalidArgument(
+        "tensor parallel size " + tps + " must divide model.num_attention_heads (" +
+        std::to_string(c.num_attention_heads) + "): each rank owns whole heads");
   }
   if (c.group_query_attention && c.num_query_groups % tp != 0) {
-    return coord::InvalidArgument("tensor parallel size " + tps +
-                                  " must divide model.num_query_groups (" +
-                                  std::to_string(c.num_query_groups) +
-                                  "): each rank owns whole KV groups (Megatron's rule)");
+    return coord::InvalidArgument(
+        "tensor parallel size " + tps + " must divide model.num_query_groups (" +
+        std::to_string(c.num_query_groups) + "): each rank owns whole KV groups (Megatron's rule)");
   }
   if (c.ffn_size() % tp != 0) {
     return coord::InvalidArgument("tensor parallel size " + tps +
@@ -230,11 +229,11 @@ coord::Status CheckTensorParallel(const GptConfig& c, int tp) {
                                   std::to_string(c.ffn_size()) + ")");
   }
   if (c.padded_vocab_size() % tp != 0) {
-    return coord::InvalidArgument(
-        "tensor parallel size " + tps + " must divide the padded vocabulary (" +
-        std::to_string(c.padded_vocab_size()) +
-        "; model.tensor_model_parallel_size pads it to a multiple of "
-        "make_vocab_size_divisible_by x tp)");
+    return coord::InvalidArgument("tensor parallel size " + tps +
+                                  " must divide the padded vocabulary (" +
+                                  std::to_string(c.padded_vocab_size()) +
+                                  "; model.tensor_model_parallel_size pads it to a multiple of "
+                                  "make_vocab_size_divisible_by x tp)");
   }
   return coord::Status::Ok();
 }
@@ -399,7 +398,8 @@ GptParams GptParamLayout::Views(float* base) const {
   p.wpe = at(wpe_index());
   p.layers.assign(static_cast<size_t>(L), LayerParams{});
   for (int l = 0; l < L; ++l) {
-    if (has_layer(l)) p.layers[static_cast<size_t>(l)] = BindModule({ModuleKind::kLayer, l}, at).layer;
+    if (has_layer(l))
+      p.layers[static_cast<size_t>(l)] = BindModule({ModuleKind::kLayer, l}, at).layer;
   }
   p.lnfw = at(lnf_weight_index());
   p.lnfb = at(lnf_bias_index());
@@ -409,10 +409,12 @@ GptParams GptParamLayout::Views(float* base) const {
 
 LayerParams GptParamLayout::LayerViews(int l, float* layer_base) const {
   const size_t begin = layer_begin(l);
-  return BindModule({ModuleKind::kLayer, l}, [&](int global_index) {
-           const ParamTensorInfo& t = tensors_[static_cast<size_t>(LocalIndex(global_index))];
-           return layer_base + (t.offset - begin);
-         })
+  return BindModule({ModuleKind::kLayer, l},
+                    [&](int global_index) {
+                      const ParamTensorInfo& t =
+                          tensors_[static_cast<size_t>(LocalIndex(global_index))];
+                      return layer_base + (t.offset - begin);
+                    })
       .layer;
 }
 

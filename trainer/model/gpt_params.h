@@ -120,9 +120,25 @@ struct LayerParams {
 };
 // The rows of a layer's tensor table (LayerParams members in flat order).
 enum LayerSlot : int {
-  kLn1Weight, kLn1Bias, kQkvWeight, kQkvBias, kAttnProjWeight, kAttnProjBias,
-  kLn2Weight, kLn2Bias, kFcWeight, kFcBias, kFcProjWeight, kFcProjBias, kNumLayerSlots
+  kLn1Weight,
+  kLn1Bias,
+  kQkvWeight,
+  kQkvBias,
+  kAttnProjWeight,
+  kAttnProjBias,
+  kLn2Weight,
+  kLn2Bias,
+  kFcWeight,
+  kFcBias,
+  kFcProjWeight,
+  kFcProjBias,
+  kNumLayerSlots
 };
+// The LayerParams member of each slot.
+inline constexpr float* LayerParams::*kLayerSlotMembers[kNumLayerSlots] = {
+    &LayerParams::ln1w,     &LayerParams::ln1b,     &LayerParams::qkvw,    &LayerParams::qkvb,
+    &LayerParams::attprojw, &LayerParams::attprojb, &LayerParams::ln2w,    &LayerParams::ln2b,
+    &LayerParams::fcw,      &LayerParams::fcb,      &LayerParams::fcprojw, &LayerParams::fcprojb};
 // Whether a layer of `config` has the tensor of `slot`.
 bool HasLayerSlot(const GptConfig& config, LayerSlot slot);
 // Our name of a slot ("qkv_weight").
@@ -187,7 +203,9 @@ class GptParamLayout {
     return j < 0 ? -1 : first_layer_index_ + l * tensors_per_layer() + j;
   }
   int wpe_index() const { return first_layer_index_ == 2 ? 1 : -1; }
-  int lnf_weight_index() const { return first_layer_index_ + config_.num_layers * tensors_per_layer(); }
+  int lnf_weight_index() const {
+    return first_layer_index_ + config_.num_layers * tensors_per_layer();
+  }
   int lnf_bias_index() const { return config_.rms_norm() ? -1 : lnf_weight_index() + 1; }
   int output_index() const {
     return config_.tied_output() ? -1 : lnf_weight_index() + (config_.rms_norm() ? 1 : 2);
@@ -205,8 +223,8 @@ class GptParamLayout {
     return tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, kLn1Weight)))].offset;
   }
   size_t layer_end(int l) const {
-    const ParamTensorInfo& last = tensors_[static_cast<size_t>(
-        LocalIndex(layer_tensor_index(l, layer_slots_.back())))];
+    const ParamTensorInfo& last =
+        tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, layer_slots_.back())))];
     return last.offset + last.numel;
   }
   // Views of a buffer of num_params() floats laid out as above.
@@ -253,23 +271,7 @@ ModuleTensors GptParamLayout::BindModule(Module m, At at) const {
     case ModuleKind::kLayer:
       t.layer = LayerParams{};
       for (LayerSlot slot : layer_slots_) {
-        float* LayerParams::*member = nullptr;
-        switch (slot) {
-          case kLn1Weight: member = &LayerParams::ln1w; break;
-          case kLn1Bias: member = &LayerParams::ln1b; break;
-          case kQkvWeight: member = &LayerParams::qkvw; break;
-          case kQkvBias: member = &LayerParams::qkvb; break;
-          case kAttnProjWeight: member = &LayerParams::attprojw; break;
-          case kAttnProjBias: member = &LayerParams::attprojb; break;
-          case kLn2Weight: member = &LayerParams::ln2w; break;
-          case kLn2Bias: member = &LayerParams::ln2b; break;
-          case kFcWeight: member = &LayerParams::fcw; break;
-          case kFcBias: member = &LayerParams::fcb; break;
-          case kFcProjWeight: member = &LayerParams::fcprojw; break;
-          case kFcProjBias: member = &LayerParams::fcprojb; break;
-          case kNumLayerSlots: break;
-        }
-        if (member != nullptr) t.layer.*member = ptr(layer_tensor_index(m.layer, slot));
+        t.layer.*kLayerSlotMembers[slot] = ptr(layer_tensor_index(m.layer, slot));
       }
       break;
     case ModuleKind::kHead:

@@ -46,8 +46,18 @@ std::array<int64_t, 12> LayerTensors(const trainer::GptConfig& m, int64_t t) {
   const int64_t h = m.hidden_size, qkv = m.qkv_rows(), fc = m.fc_rows(), F = m.ffn_size();
   const int64_t attn = static_cast<int64_t>(m.num_attention_heads) * m.head_size();
   const int64_t norm_bias = m.rms_norm() ? 0 : h, bias = m.add_bias_linear ? 1 : 0;
-  return {h,         norm_bias, qkv * h / t,  m.qkv_bias() ? qkv / t : 0, attn * h / t, bias * h,
-          h,         norm_bias, fc * h / t,   bias * fc / t,              F * h / t,    bias * h};
+  return {h,
+          norm_bias,
+          qkv * h / t,
+          m.qkv_bias() ? qkv / t : 0,
+          attn * h / t,
+          bias * h,
+          h,
+          norm_bias,
+          fc * h / t,
+          bias * fc / t,
+          F * h / t,
+          bias * h};
 }
 
 }  // namespace
@@ -108,8 +118,8 @@ double LayerActivationBytes(const trainer::GptConfig& m, int micro_batch, int tp
   // with GQA), V 2, the projection's input 2, the fc output (the activation's input) 2
   // FC/h = 8, the activation's output 2 F/h = 8. SwiGLU's fc output is [gate | up].
   const double kv = static_cast<double>(m.kv_heads()) / m.num_attention_heads;
-  const double split = 2.0 * (1.0 + kv) + 2.0 * kv + 2.0 + 2.0 * m.fc_rows() / h +
-                       2.0 * m.ffn_size() / h;
+  const double split =
+      2.0 * (1.0 + kv) + 2.0 * kv + 2.0 + 2.0 * m.fc_rows() / h + 2.0 * m.ffn_size() / h;
   return s * b * h * (10.0 + split / t + 5.0 * a * s / (h * t));
 }
 

@@ -26,11 +26,10 @@ using Parser = ConfigParser;
 // Key tables
 
 const std::vector<std::string> kModelKeys = {
-    "num_layers",         "hidden_size",       "num_attention_heads",
-    "seq_length",         "max_position_embeddings", "make_vocab_size_divisible_by",
-    "hidden_dropout",     "attention_dropout", "init_method_std",
-    "checkpoint_activations", "vocab_size",    "layernorm_epsilon",
-    "partition_activations",  "checkpoint_in_cpu",  // Megatron-DeepSpeed's flags
+    "num_layers", "hidden_size", "num_attention_heads", "seq_length", "max_position_embeddings",
+    "make_vocab_size_divisible_by", "hidden_dropout", "attention_dropout", "init_method_std",
+    "checkpoint_activations", "vocab_size", "layernorm_epsilon", "partition_activations",
+    "checkpoint_in_cpu",  // Megatron-DeepSpeed's flags
     // The Llama / Qwen2 family (Megatron-LM's names; gpt_config.h)
     "normalization", "norm_epsilon", "swiglu", "position_embedding_type", "rotary_base",
     "group_query_attention", "num_query_groups", "untie_embeddings_and_output_weights",
@@ -119,8 +118,9 @@ void ParseModelFamily(const json* m, Parser* p, trainer::GptConfig* g) {
   p->Bool(m, s, "group_query_attention", &g->group_query_attention);
   p->Int(m, s, "num_query_groups", 1, "a positive integer", &g->num_query_groups);
   if (Parser::Find(m, "num_query_groups") != nullptr && !g->group_query_attention) {
-    p->Error("model.num_query_groups", "needs model.group_query_attention: true (Megatron's "
-                                       "--group-query-attention)");
+    p->Error("model.num_query_groups",
+             "needs model.group_query_attention: true (Megatron's "
+             "--group-query-attention)");
   }
   p->Bool(m, s, "untie_embeddings_and_output_weights", &g->untie_embeddings_and_output_weights);
   bool disable_bias = !g->add_bias_linear;

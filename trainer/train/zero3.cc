@@ -161,9 +161,10 @@ size_t Zero3Params::ReuseDistance(int index, bool backward) const {
 trainer::ModuleView Zero3Params::Views(int index, bool params, bool grads) const {
   const ModuleState& s = modules_[static_cast<size_t>(index)];
   const int head = static_cast<int>(modules_.size()) - 1;
-  const trainer::Module m = index == 0      ? trainer::Module{trainer::ModuleKind::kEmbedding, -1}
-                            : index == head ? trainer::Module{trainer::ModuleKind::kHead, -1}
-                                            : trainer::Module{trainer::ModuleKind::kLayer, index - 1};
+  const trainer::Module m = index == 0 ? trainer::Module{trainer::ModuleKind::kEmbedding, -1}
+                            : index == head
+                                ? trainer::Module{trainer::ModuleKind::kHead, -1}
+                                : trainer::Module{trainer::ModuleKind::kLayer, index - 1};
   const std::vector<int> members = layout_.ModuleMembers(m);  // the order of s.segs
   auto tensors = [&](float* base) {
     return layout_.BindModule(m, [&](int global) -> float* {

@@ -9,6 +9,8 @@
 //    config.json (the tensor and both shapes), a shard the index lists but that is
 //    missing, a tensor the architecture has no place for, a job whose architecture
 //    differs.
+#include "trainer/checkpoint/hf_llama.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -21,7 +23,6 @@
 #include "tests/support/temp_dir.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/hf_checkpoint.h"
-#include "trainer/checkpoint/hf_llama.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/cli/commands.h"
 #include "trainer/model/gpt_params.h"
@@ -70,16 +71,26 @@ json Qwen2Config() {
 
 // Llama-2's keys: no GQA, no biases, untied.
 json LlamaConfig() {
-  return {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-          {"hidden_size", 32},           {"intermediate_size", 96},
-          {"num_hidden_layers", 2},      {"num_attention_heads", 4},
-          {"num_key_value_heads", 4},    {"max_position_embeddings", 64},
-          {"vocab_size", 200},           {"rms_norm_eps", 1e-05},
-          {"rope_theta", 10000.0},       {"rope_scaling", nullptr},
-          {"tie_word_embeddings", false}, {"hidden_act", "silu"},
-          {"attention_bias", false},     {"mlp_bias", false},
-          {"pretraining_tp", 1},         {"torch_dtype", "float16"},
-          {"bos_token_id", 1},           {"eos_token_id", 2}};
+  return {{"architectures", {"LlamaForCausalLM"}},
+          {"model_type", "llama"},
+          {"hidden_size", 32},
+          {"intermediate_size", 96},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 4},
+          {"max_position_embeddings", 64},
+          {"vocab_size", 200},
+          {"rms_norm_eps", 1e-05},
+          {"rope_theta", 10000.0},
+          {"rope_scaling", nullptr},
+          {"tie_word_embeddings", false},
+          {"hidden_act", "silu"},
+          {"attention_bias", false},
+          {"mlp_bias", false},
+          {"pretraining_tp", 1},
+          {"torch_dtype", "float16"},
+          {"bos_token_id", 1},
+          {"eos_token_id", 2}};
 }
 
 // The job's model section for an HF config (what a user writes; configs/ has real ones).
@@ -168,8 +179,8 @@ TEST(HfLlamaTest, Qwen2Bf16ShardsRoundTripThroughATensorParallelCheckpointBitFor
       << err;
   EXPECT_NE(err.find("as 2 tensor-parallel shards"), std::string::npos) << err;
   for (const char* shard : {"mp_rank_00", "mp_rank_01"}) {
-    EXPECT_TRUE(coord::PathExists(dir.File(std::string("ckpt/iter_0000000/") + shard +
-                                           "/manifest.json")))
+    EXPECT_TRUE(
+        coord::PathExists(dir.File(std::string("ckpt/iter_0000000/") + shard + "/manifest.json")))
         << shard;
   }
   auto state = trainer::LoadFirstShardState(dir.File("ckpt/iter_0000000"));
@@ -206,8 +217,8 @@ TEST(HfLlamaTest, LlamaFp16UntiedRoundTripsAndAnFp32ExportReimportsToTheSameBits
             0)
       << err;
   ASSERT_EQ(RunVerb(RunExportHf,
-                    {"export-hf", "--load", dir.File("ckpt"), "--out", dir.File("out16"),
-                     "--dtype", "fp16"},
+                    {"export-hf", "--load", dir.File("ckpt"), "--out", dir.File("out16"), "--dtype",
+                     "fp16"},
                     &err),
             0)
       << err;
@@ -231,10 +242,10 @@ TEST(HfLlamaTest, LlamaFp16UntiedRoundTripsAndAnFp32ExportReimportsToTheSameBits
 void ExpectRefused(const TempDir& dir, const std::string& hf, const std::string& want) {
   std::string err;
   const std::string save = dir.File("refused-save");
-  EXPECT_EQ(RunVerb(RunImportHf,
-                    {"import-hf", "--hf", hf, "--config", dir.File("job.json"), "--save", save},
-                    &err),
-            2)
+  EXPECT_EQ(
+      RunVerb(RunImportHf,
+              {"import-hf", "--hf", hf, "--config", dir.File("job.json"), "--save", save}, &err),
+      2)
       << err;
   EXPECT_NE(err.find(want), std::string::npos) << err;
   EXPECT_FALSE(coord::PathExists(save)) << "nothing may be written: " << err;
@@ -288,16 +299,17 @@ TEST(HfLlamaTest, BadInputIsRefusedByNameBeforeAnythingIsLoaded) {
   ExpectRefused(dir, missing, "lists shard model-00002-of-00005.safetensors (for ");
   // A tensor this architecture has no place for.
   const std::string extra = variant("extra", Qwen2Config());
-  ASSERT_TRUE(trainer::WriteSafetensors(extra + "/model.safetensors",
-                                        {{"model.layers.0.self_attn.o_proj.bias", {64},
-                                          std::vector<float>(64, 1.0f)}})
+  ASSERT_TRUE(trainer::WriteSafetensors(
+                  extra + "/model.safetensors",
+                  {{"model.layers.0.self_attn.o_proj.bias", {64}, std::vector<float>(64, 1.0f)}})
                   .ok());
   {
     json index = json::parse(*coord::ReadFile(extra + "/model.safetensors.index.json"));
     index["weight_map"]["model.layers.0.self_attn.o_proj.bias"] = "model.safetensors";
     WriteTextFile(extra + "/model.safetensors.index.json", index.dump());
   }
-  ExpectRefused(dir, extra, "tensor model.layers.0.self_attn.o_proj.bias is not part of this model");
+  ExpectRefused(dir, extra,
+                "tensor model.layers.0.self_attn.o_proj.bias is not part of this model");
   // A job with another architecture.
   {
     json job = JobFor(c, 1, 16);

@@ -99,8 +99,8 @@ TEST(SwigluTest, ForwardAndBackwardMatchDoubleReference) {
 
 // HF's apply_rotary_pos_emb on every q and k head of a plain [q | k | v] row layout,
 // in double: x * cos + rotate_half(x) * sin with rotate_half(x) = [-x2, x1].
-std::vector<double> RopeRef(std::vector<double> qkv, int B, int T, const QkvLayout& l,
-                            double base, const std::vector<int>& pos) {
+std::vector<double> RopeRef(std::vector<double> qkv, int B, int T, const QkvLayout& l, double base,
+                            const std::vector<int>& pos) {
   const int half = l.HS / 2;
   for (int bt = 0; bt < B * T; ++bt) {
     const double p = pos.empty() ? bt % T : pos[bt];
@@ -146,9 +146,7 @@ void CheckRope(const QkvLayout& l, const std::vector<int>& pos) {
   EXPECT_LT(RelErr(dx, g), kBwdTol);
 }
 
-TEST(RopeTest, RotatesQueriesAndKeysInThePlainLayout) {
-  CheckRope(QkvLayout::Make(16, 2, 0), {});
-}
+TEST(RopeTest, RotatesQueriesAndKeysInThePlainLayout) { CheckRope(QkvLayout::Make(16, 2, 0), {}); }
 TEST(RopeTest, RotatesQueriesAndKeysInTheGroupedLayout) {
   CheckRope(QkvLayout::Make(32, 4, 2), {});
 }
@@ -191,8 +189,7 @@ std::vector<double> GqaRef(const std::vector<double>& qkv, int B, int T, const Q
         for (double& v : s) sum += (v = std::exp(v - mx));
         for (int t2 = 0; t2 <= t; ++t2)
           for (int i = 0; i < HS; ++i)
-            out[(b * T + t) * C + h * HS + i] +=
-                s[t2] / sum * qkv[(b * T + t2) * row + l.v(g) + i];
+            out[(b * T + t) * C + h * HS + i] += s[t2] / sum * qkv[(b * T + t2) * row + l.v(g) + i];
       }
   return out;
 }

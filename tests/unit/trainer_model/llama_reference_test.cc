@@ -40,7 +40,9 @@ constexpr int kB = 4, kT = 32, kNumBatches = 4, kAccum = 2, kIters = 20;
 // (Qwen2.5's 152064 for 151665 tokens) are in the softmax but never a target.
 constexpr int kTokens = 450;
 
-std::string Script() { return std::string(COORD_SOURCE_DIR) + "/tests/reference/llama_reference.py"; }
+std::string Script() {
+  return std::string(COORD_SOURCE_DIR) + "/tests/reference/llama_reference.py";
+}
 
 // Targets follow a learnable rule (next = 7*cur + 3 mod kTokens, 10% noise).
 std::vector<std::vector<int>> MakeBatches() {
@@ -83,12 +85,19 @@ class LlamaReferenceTest : public ::testing::TestWithParam<std::string> {
     bf.write(reinterpret_cast<const char*>(header), sizeof(header));
     for (const auto& b : batches_) bf.write(reinterpret_cast<const char*>(b.data()), b.size() * 4);
     bf.close();
-    const nlohmann::json train = {
-        {"lr", 3e-3},          {"min_lr", 3e-4},           {"lr_decay_style", "cosine"},
-        {"train_iters", kIters}, {"lr_decay_iters", kIters}, {"lr_warmup_iters", 4},
-        {"micro_batch_size", kB}, {"accum", kAccum},        {"beta1", 0.9},
-        {"beta2", 0.95},       {"eps", 1e-8},              {"weight_decay", 0.1},
-        {"clip_grad", 0.5}};
+    const nlohmann::json train = {{"lr", 3e-3},
+                                  {"min_lr", 3e-4},
+                                  {"lr_decay_style", "cosine"},
+                                  {"train_iters", kIters},
+                                  {"lr_decay_iters", kIters},
+                                  {"lr_warmup_iters", 4},
+                                  {"micro_batch_size", kB},
+                                  {"accum", kAccum},
+                                  {"beta1", 0.9},
+                                  {"beta2", 0.95},
+                                  {"eps", 1e-8},
+                                  {"weight_decay", 0.1},
+                                  {"clip_grad", 0.5}};
     std::ofstream(tmp_->File("train.json")) << train.dump();
   }
   static void TearDownTestSuite() {
@@ -198,7 +207,8 @@ TEST_P(LlamaReferenceTest, LossAndEveryGradientMatchPyTorch) {
     }
     // Padded vocabulary rows (500..511) get exactly zero gradient.
     const GptConfig& c = model->config();
-    const float* head = model->grads().output != nullptr ? model->grads().output : model->grads().wte;
+    const float* head =
+        model->grads().output != nullptr ? model->grads().output : model->grads().wte;
     for (size_t i = static_cast<size_t>(c.vocab_size) * c.hidden_size;
          i < static_cast<size_t>(c.padded_vocab_size()) * c.hidden_size; ++i) {
       ASSERT_EQ(model->grads().wte[i], 0.0f);

@@ -36,8 +36,8 @@ ClusterShape LaunchCluster(const std::string& name) {
 
 train::TrainerConfig Load(const std::string& name) {
   const ClusterShape cluster = LaunchCluster(name);
-  auto r = train::LoadTrainerConfig(ConfigPath(name), {}, cluster.world_size(),
-                                    cluster.gpus_per_node);
+  auto r =
+      train::LoadTrainerConfig(ConfigPath(name), {}, cluster.world_size(), cluster.gpus_per_node);
   EXPECT_TRUE(r.ok()) << name << ": " << r.status().ToString();
   if (r.ok()) {
     EXPECT_TRUE(r->warnings.empty()) << name << ": " << r->warnings[0];
@@ -73,8 +73,7 @@ TEST(LlamaPlanTest, ReadyConfigsHaveHuggingFacesParameterCounts) {
   const int64_t padding = static_cast<int64_t>(m.padded_vocab_size() - m.vocab_size) * 896;
   EXPECT_EQ(CountShardParams(small.model, 1, 1, 0).model, 494032768 + padding);
   // The real layout agrees.
-  EXPECT_EQ(static_cast<int64_t>(trainer::GptParamLayout(m).num_params()),
-            494032768 + padding);
+  EXPECT_EQ(static_cast<int64_t>(trainer::GptParamLayout(m).num_params()), 494032768 + padding);
 }
 
 TEST(LlamaPlanTest, ShardCountsAndCpuBuffersEqualTheRealLayouts) {

@@ -5,7 +5,8 @@
 //   grouped Megatron's GQA layout: per KV group g, [q heads g R .. g R + R - 1 | k_g | v_g]
 //           with R = NH / KV query heads per group; a tensor-parallel rank's rows are
 //           whole groups.
-// Query head h uses KV head (group) h / R in both.
+// Query head h uses KV head (group) h / R in both. The members are constexpr so CUDA
+// kernels call them too (nvcc --expt-relaxed-constexpr).
 #pragma once
 
 namespace kernels::cpu {
@@ -17,7 +18,7 @@ struct QkvLayout {
   bool grouped = false;
 
   // kv_heads 0 means NH, the plain layout (GPT-2); > 0 the grouped GQA layout.
-  static QkvLayout Make(int C, int NH, int kv_heads) {
+  static constexpr QkvLayout Make(int C, int NH, int kv_heads) {
     QkvLayout l;
     l.NH = NH;
     l.HS = C / NH;
@@ -25,14 +26,16 @@ struct QkvLayout {
     l.grouped = kv_heads > 0;
     return l;
   }
-  int row() const { return (NH + 2 * KV) * HS; }  // floats per token
-  int per_group() const { return NH / KV; }        // R
-  int group(int h) const { return h / per_group(); }
-  int q(int h) const {
+  constexpr int row() const { return (NH + 2 * KV) * HS; }  // floats per token
+  constexpr int per_group() const { return NH / KV; }       // R
+  constexpr int group(int h) const { return h / per_group(); }
+  constexpr int q(int h) const {
     return grouped ? group(h) * (per_group() + 2) * HS + (h % per_group()) * HS : h * HS;
   }
-  int k(int g) const { return grouped ? g * (per_group() + 2) * HS + per_group() * HS : (NH + g) * HS; }
-  int v(int g) const { return grouped ? k(g) + HS : (NH + KV + g) * HS; }
+  constexpr int k(int g) const {
+    return grouped ? g * (per_group() + 2) * HS + per_group() * HS : (NH + g) * HS;
+  }
+  constexpr int v(int g) const { return grouped ? k(g) + HS : (NH + KV + g) * HS; }
 };
 
 }  // namespace kernels::cpu

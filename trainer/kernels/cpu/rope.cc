@@ -17,8 +17,10 @@ void rope_table(float* cos, float* sin, int P, int HS, float base) {
     const float inv_freq = 1.0f / power;
     for (int p = 0; p < P; ++p) {
       const float angle = static_cast<float>(p) * inv_freq;
-      cos[static_cast<size_t>(p) * half + i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin[static_cast<size_t>(p) * half + i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      cos[static_cast<size_t>(p) * half + i] =
+          static_cast<float>(std::cos(static_cast<double>(angle)));
+      sin[static_cast<size_t>(p) * half + i] =
+          static_cast<float>(std::sin(static_cast<double>(angle)));
     }
   }
 }
@@ -35,8 +37,8 @@ inline void Rotate(float* x, const float* c, const float* s, int half, float sig
   }
 }
 
-void RopeApply(float* qkv, const float* cos, const float* sin, int B, int T,
-               const QkvLayout& l, const int* pos, float sign) {
+void RopeApply(float* qkv, const float* cos, const float* sin, int B, int T, const QkvLayout& l,
+               const int* pos, float sign) {
   const int half = l.HS / 2, row = l.row();
 #pragma omp parallel for collapse(2) schedule(static) if (1LL * B * T * row >= kParallelMinWork)
   for (int b = 0; b < B; ++b) {
