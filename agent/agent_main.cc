@@ -18,13 +18,18 @@ namespace po = boost::program_options;
 
 int main(int argc, char** argv) {
   coord::agent::AgentOptions opts;
-  std::string port_file, log_level = "info";
+  std::string port_file, http_port_file, log_level = "info";
   po::options_description desc("coord-agent options");
   auto add = desc.add_options();
   add("help,h", "show this help");
   add("listen", po::value(&opts.listen)->default_value(opts.listen), "HOST:PORT (0: pick a port)");
   add("state-dir", po::value(&opts.state_dir), "state directory (required)");
   add("port-file", po::value(&port_file), "write the bound port here (atomically)");
+  add("http-listen", po::value(&opts.http_listen),
+      "HOST:PORT of the HTTP endpoint (/metrics); HTTPS with client certificates of the "
+      "cluster CA unless on loopback without certificates, or --insecure (default: none)");
+  add("http-port-file", po::value(&http_port_file),
+      "write the HTTP endpoint's bound port here (atomically)");
   add("heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
       "Watch heartbeat period");
   add("grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
@@ -82,6 +87,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   opts.security = *security;
+  if (!opts.http_listen.empty()) {
+    // Prometheus and people read it with user certificates; coordd with its own.
+    auto http = coord::HttpServerSecurity(
+        tls, opts.http_listen, {coord::CertRole::kUser, coord::CertRole::kCoordinator},
+        "coord-agent", "--http-listen");
+    if (!http.ok()) {
+      LOG_ERROR << http.status().message();
+      return 2;
+    }
+    opts.http_security = *http;
+  } else if (!http_port_file.empty()) {
+    LOG_ERROR << "--http-port-file needs --http-listen";
+    return 2;
+  }
   if (opts.security.tls) LOG_INFO << "mutual TLS with certificate " << tls.paths.cert;
   auto server = coord::agent::AgentServer::Create(opts);
   if (!server.ok()) {
@@ -92,6 +111,14 @@ int main(int argc, char** argv) {
     coord::Status st = coord::WriteFileAtomic(port_file, std::to_string((*server)->port()) + "\n");
     if (!st.ok()) {
       LOG_ERROR << "cannot write --port-file: " << st.ToString();
+      return 2;
+    }
+  }
+  if (!http_port_file.empty()) {
+    coord::Status st =
+        coord::WriteFileAtomic(http_port_file, std::to_string((*server)->http_port()) + "\n");
+    if (!st.ok()) {
+      LOG_ERROR << "cannot write --http-port-file: " << st.ToString();
       return 2;
     }
   }

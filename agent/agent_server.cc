@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "agent/agent_http.h"
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
 #include "agent/grpc_service.h"
@@ -106,6 +107,14 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   }
   s->server_ = std::move(started->server);
   s->port_ = started->port;
+  if (!options.http_listen.empty()) {
+    auto http = AgentHttp::Start(options.http_listen, options.http_security, s->service_.get());
+    if (!http.ok()) {
+      s->Shutdown();
+      return http.status();
+    }
+    s->http_ = std::move(*http);
+  }
   LOG_INFO << "listening on " << host << ":" << s->port_ << " (agent " << s->service_->agent_id()
            << ", state dir " << so.state_dir << ")";
   return s;
@@ -113,10 +122,13 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
 
 const std::string& AgentServer::agent_id() const { return service_->agent_id(); }
 
+int AgentServer::http_port() const { return http_ ? http_->port() : 0; }
+
 void AgentServer::Shutdown() {
   std::lock_guard<std::mutex> lock(shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
+  if (http_) http_->Stop();  // its collectors read the service
   // Streams first (they return once the hub is closed), then the server. gRPC's
   // Shutdown waits out the whole deadline while a client still holds an idle
   // connection, so keep it short: unary calls finish in well under that.

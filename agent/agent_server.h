@@ -20,6 +20,7 @@ namespace coord::agent {
 
 class AgentService;
 class AgentGrpcService;
+class AgentHttp;
 
 struct AgentOptions {
   std::string listen = "0.0.0.0:7071";  // host:port, port 0 = pick one
@@ -29,6 +30,8 @@ struct AgentOptions {
   int default_grace_ms = 5000;
   std::string cgroup_parent;  // empty: auto-detect; "none" disables cgroups
   RpcSecurity security;       // default plaintext (loopback); coord-agent sets mTLS
+  std::string http_listen;    // the HTTP(S) endpoint (/metrics): "" = none; port 0 = pick
+  RpcSecurity http_security;  // from HttpServerSecurity (default: plaintext)
 };
 
 class AgentServer {
@@ -36,6 +39,7 @@ class AgentServer {
   static StatusOr<std::unique_ptr<AgentServer>> Create(
       const AgentOptions& options);  // starts serving
   int port() const { return port_; }
+  int http_port() const;  // 0 when there is no HTTP endpoint
   const std::string& agent_id() const;
   void Shutdown();  // stops serving; NEVER kills running jobs
   ~AgentServer();   // calls Shutdown
@@ -47,6 +51,7 @@ class AgentServer {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<AgentGrpcService> grpc_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AgentHttp> http_;
   int lock_fd_ = -1;                     // flock on STATE/agent.lock, held for our lifetime
   std::string cgroup_parent_to_remove_;  // the auto-created parent, removed when empty
   std::mutex shutdown_mu_;               // serializes Shutdown

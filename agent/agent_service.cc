@@ -215,6 +215,8 @@ StatusOr<GenSpec> AgentService::BuildSpec(const LaunchRequest& req, const std::s
     in.max_restarts = req.max_restarts();
     in.job_tag = tag;
     in.node_name = req.node_name();
+    in.flight_record = JoinPath(GenDir(options_.state_dir, req.job_id(), req.generation()),
+                                RankFlightName(req.ranks(i)));
     RankSpec rs;
     rs.rank = req.ranks(i);
     rs.local_rank = i;
@@ -464,6 +466,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
     if (!write(ev)) return Status(StatusCode::kCancelled, "watcher went away");
   }
   int64_t next_hb = clock_->MonoMs();  // a first heartbeat right after the snapshot marks its end
+  std::map<std::string, int64_t> progress_sent;  // per rank: the records its timings covered
   for (;;) {
     if (cancelled()) return Status(StatusCode::kCancelled, "watcher went away");
     int64_t now = clock_->MonoMs();
@@ -477,7 +480,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
             for (const auto& r : gen->ranks) running += r.state == RANK_RUNNING;
           }
         }
-        CollectProgressLocked(ev.mutable_heartbeat());
+        CollectProgressLocked(ev.mutable_heartbeat(), &progress_sent);
       }
       ev.mutable_heartbeat()->set_running_ranks(running);
       if (!write(hub_.Stamp(std::move(ev)))) {

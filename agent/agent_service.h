@@ -29,8 +29,10 @@
 #include "agent/gen_watcher.h"
 #include "agent/kill.h"
 #include "agent/lifecycle.h"
+#include "agent/node_metrics.h"
 #include "agent/node_processes.h"
 #include "agent/port_reservations.h"
+#include "agent/progress_reader.h"
 #include "agent/state_dir.h"
 #include "common/clock.h"
 #include "common/status.h"
@@ -58,6 +60,7 @@ class AgentHandler {
   virtual Status ListJobs(const ListJobsRequest& req, ListJobsReply* reply) = 0;
   virtual Status CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) = 0;
   virtual Status SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) = 0;
+  virtual Status RankSnapshots(const RankSnapshotsRequest& req, RankSnapshotsReply* reply) = 0;
 };
 
 struct AgentServiceOptions {
@@ -95,11 +98,19 @@ class AgentService final : public AgentHandler {
   // node_checks.cc
   Status CheckNode(const CheckNodeRequest& req, CheckNodeReply* reply) override;
   Status SharedTokens(const SharedTokensRequest& req, SharedTokensReply* reply) override;
+  // rank_snapshots.cc
+  Status RankSnapshots(const RankSnapshotsRequest& req, RankSnapshotsReply* reply) override;
+
+  // The ranks running now, with their processes (the /metrics page). agent_state.cc.
+  std::vector<RunningRank> RunningRanks() const;
 
   // Ends open streams and stops the monitor thread. Never kills a job.
   void Shutdown();
   const std::string& agent_id() const { return agent_id_; }
   const std::string& agent_tag() const { return agent_tag_; }
+  /// Progress records ignored so far (malformed or too long), every rank together: for
+  /// the agent's metrics.
+  int64_t malformed_progress_records() const { return malformed_progress_records_.load(); }
 
  private:
   struct Rank {
@@ -110,6 +121,7 @@ class AgentService final : public AgentHandler {
     RankState state = RANK_STATE_UNKNOWN;  // change with SetRankStateLocked
     RankExit exit;                         // valid in RANK_EXITED
     RankProgress progress;  // the last progress record read (records = file size then)
+    ProgressReader progress_reader;  // where reading rank-R.progress has got to
   };
   struct Generation {
     uint64_t key = 0;
@@ -145,8 +157,10 @@ class AgentService final : public AgentHandler {
   void OnPidExit(uint64_t key);
   void OnTick();
   RankStatus MakeRankStatusLocked(const Generation& gen, const Rank& r) const;
-  // The running ranks' latest progress records, for a heartbeat (agent_state.cc).
-  void CollectProgressLocked(Heartbeat* hb);
+  // The running ranks' latest progress records, for a heartbeat (agent_state.cc);
+  // `sent`: the records count each rank had in this stream's last heartbeat, so each
+  // record's timings go out once per stream.
+  void CollectProgressLocked(Heartbeat* hb, std::map<std::string, int64_t>* sent);
   void PublishLocked(const Generation& gen, const Rank& r);
   GenPtr FindLocked(const std::string& job_id, int generation) const;
   KillTarget MakeKillTargetLocked(const Generation& gen) const;
@@ -173,6 +187,7 @@ class AgentService final : public AgentHandler {
   PortReservations ports_;
   std::unique_ptr<GenWatcher> monitor_;
   std::atomic<bool> shutting_down_{false};
+  std::atomic<int64_t> malformed_progress_records_{0};
 
   mutable std::mutex mu_;
   std::condition_variable launch_cv_;  // a generation left LAUNCHING / LAUNCHING_ENDED

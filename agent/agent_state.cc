@@ -3,18 +3,11 @@
 // generations, kill what nobody supervises), RankStatus building and the two
 // lifecycle setters. Runs in coord-agent: Recover() at start, the On* callbacks
 // on the watcher's thread.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
 #include "common/fs.h"
-#include "common/json_file.h"
 #include "common/logging.h"
 
 namespace coord::agent {
@@ -343,58 +336,57 @@ void AgentService::KillUnknownTaggedLocked() {
 }
 
 // Progress records: ranks append lines to rank-R.progress (COORD_PROGRESS_FD). A
-// heartbeat carries each running rank's latest one; a file only grows, so its
-// size says whether anything new was written since the last heartbeat.
-void AgentService::CollectProgressLocked(Heartbeat* hb) {
-  constexpr size_t kTail = 512;
+// heartbeat carries each running rank's latest one, and the timings of the records
+// written since this stream's last heartbeat; a file only grows, so its size says
+// whether anything new was written. Malformed records are ignored and counted, with a
+// warning for a rank's first and then every 1000th.
+void AgentService::CollectProgressLocked(Heartbeat* hb, std::map<std::string, int64_t>* sent) {
   for (auto& [id, gens] : jobs_) {
     for (auto& [g, gen] : gens) {
       for (Rank& r : gen->ranks) {
         if (r.state != RANK_RUNNING) continue;
         const std::string path = JoinPath(gen->dir, RankProgressName(r.rank));
-        struct stat st;
-        if (stat(path.c_str(), &st) != 0 || st.st_size == 0) continue;
-        if (st.st_size != r.progress.records()) {
-          std::string tail;
-          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0) continue;
-          const off_t from = st.st_size > static_cast<off_t>(kTail) ? st.st_size - kTail : 0;
-          tail.resize(kTail);
-          ssize_t got = pread(fd, tail.data(), kTail, from);
-          close(fd);
-          tail.resize(got > 0 ? static_cast<size_t>(got) : 0);
-          // The last complete line (a record being written has no newline yet).
-          size_t end = tail.rfind('\n');
-          if (end == std::string::npos) continue;
-          size_t begin = tail.rfind('\n', end == 0 ? 0 : end - 1);
-          begin = (begin == std::string::npos || begin >= end) ? 0 : begin + 1;
-          std::string line = tail.substr(begin, end - begin);
+        const int64_t before = r.progress.malformed_records();
+        ProgressReader::Poll poll = r.progress_reader.Read(path, &r.progress);
+        if (poll.grew) {
           r.progress.set_job_id(gen->job_id);
           r.progress.set_generation(gen->generation);
           r.progress.set_rank(r.rank);
-          r.progress.set_records(st.st_size);
-          r.progress.set_time_ms(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
-                                 st.st_mtim.tv_nsec / 1000000);
-          r.progress.set_text(line);
-          // The rank's own text: a record that is not JSON just carries no numbers.
-          StatusOr<nlohmann::json> parsed = ParseJson(line, path);
-          const nlohmann::json rec = parsed.ok() ? std::move(*parsed) : nlohmann::json();
-          r.progress.set_iteration(rec.is_object() && rec.contains("iteration") &&
-                                           rec["iteration"].is_number_integer()
-                                       ? rec["iteration"].get<int64_t>()
-                                       : -1);
-          r.progress.set_loss(rec.is_object() && rec.contains("loss") && rec["loss"].is_number()
-                                  ? rec["loss"].get<double>()
-                                  : std::nan(""));
-          r.progress.set_checkpoint(rec.is_object() && rec.contains("checkpoint") &&
-                                            rec["checkpoint"].is_number_integer()
-                                        ? rec["checkpoint"].get<int64_t>()
-                                        : -1);
         }
-        *hb->add_progress() = r.progress;
+        if (poll.malformed > 0) {
+          malformed_progress_records_ += poll.malformed;
+          const int64_t after = r.progress.malformed_records();
+          if (before == 0 || after / 1000 != before / 1000) {
+            LOG_WARN << "job " << gen->job_id << " rank " << r.rank << ": ignored "
+                     << poll.malformed << " malformed progress record(s) in " << path << " ("
+                     << poll.first_error << "); " << after << " so far";
+          }
+        }
+        if (r.progress.records() == 0) continue;
+        RankProgress* out = hb->add_progress();
+        *out = r.progress;
+        int64_t& last = (*sent)[gen->job_id + "/" + std::to_string(gen->generation) + "/" +
+                                std::to_string(r.rank)];
+        if (last == r.progress.records()) out->clear_timings();  // this stream has them
+        last = r.progress.records();
       }
     }
   }
+}
+
+std::vector<RunningRank> AgentService::RunningRanks() const {
+  std::vector<RunningRank> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, gens] : jobs_) {
+    for (const auto& [g, gen] : gens) {
+      for (const Rank& r : gen->ranks) {
+        if (r.state == RANK_RUNNING && r.proc.pid > 0) {
+          out.push_back({gen->job_id, gen->generation, r.rank, r.local_rank, r.proc});
+        }
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace coord::agent

@@ -54,4 +54,9 @@ grpc::Status AgentGrpcService::SharedTokens(grpc::ServerContext*, const SharedTo
   return ToGrpc(handler_->SharedTokens(*req, reply));
 }
 
+grpc::Status AgentGrpcService::RankSnapshots(grpc::ServerContext*, const RankSnapshotsRequest* req,
+                                             RankSnapshotsReply* reply) {
+  return ToGrpc(handler_->RankSnapshots(*req, reply));
+}
+
 }  // namespace coord::agent

@@ -35,6 +35,8 @@ class AgentGrpcService final : public Agent::Service {
                          CheckNodeReply* reply) override;
   grpc::Status SharedTokens(grpc::ServerContext* ctx, const SharedTokensRequest* req,
                             SharedTokensReply* reply) override;
+  grpc::Status RankSnapshots(grpc::ServerContext* ctx, const RankSnapshotsRequest* req,
+                             RankSnapshotsReply* reply) override;
 
  private:
   AgentHandler* handler_;  // not owned; outlives the server

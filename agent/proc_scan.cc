@@ -10,10 +10,8 @@
 #include <cstring>
 
 namespace coord::agent {
-namespace {
 
-// Reads a small /proc file in one go (no fs.h: those files report size 0).
-bool ReadSmall(const std::string& path, std::string* out, size_t limit = 1 << 20) {
+bool ReadProcFile(const std::string& path, std::string* out, size_t limit) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   out->clear();
@@ -29,8 +27,6 @@ bool ReadSmall(const std::string& path, std::string* out, size_t limit = 1 << 20
   return true;
 }
 
-}  // namespace
-
 bool ParseProcStat(const std::string& text, ProcStat* out) {
   // "pid (comm) S ppid pgrp session ..."; comm may contain anything, so split at
   // the LAST ')'.
@@ -42,23 +38,25 @@ bool ParseProcStat(const std::string& text, ProcStat* out) {
   // Fields after comm, 1-based from field 3 (state).
   int field = 3;
   const char* cur = p;
-  while (*cur && field < 22) {
-    cur = std::strchr(cur, ' ');
-    if (!cur) return false;
-    ++cur;
+  while (*cur && field < 24) {
+    const char* next = std::strchr(cur, ' ');
+    if (!next) break;
+    cur = next + 1;
     ++field;
     if (field == 4) out->ppid = std::atoi(cur);
     if (field == 5) out->pgrp = std::atoi(cur);
     if (field == 6) out->session = std::atoi(cur);
+    if (field == 14) out->utime_ticks = std::strtoull(cur, nullptr, 10);
+    if (field == 15) out->stime_ticks = std::strtoull(cur, nullptr, 10);
+    if (field == 22) out->start_ticks = std::strtoull(cur, nullptr, 10);
+    if (field == 24) out->rss_pages = std::strtoll(cur, nullptr, 10);
   }
-  if (field != 22) return false;
-  out->start_ticks = std::strtoull(cur, nullptr, 10);
-  return true;
+  return field >= 22;
 }
 
 bool ReadProcStat(int pid, ProcStat* out) {
   std::string text;
-  if (!ReadSmall("/proc/" + std::to_string(pid) + "/stat", &text)) return false;
+  if (!ReadProcFile("/proc/" + std::to_string(pid) + "/stat", &text)) return false;
   return ParseProcStat(text, out);
 }
 
@@ -102,7 +100,7 @@ std::string EnvironBlockValue(const std::string& block, const std::string& key) 
 
 std::string EnvironValue(int pid, const std::string& key) {
   std::string block;
-  if (!ReadSmall("/proc/" + std::to_string(pid) + "/environ", &block, 4 << 20)) return "";
+  if (!ReadProcFile("/proc/" + std::to_string(pid) + "/environ", &block, 4 << 20)) return "";
   return EnvironBlockValue(block, key);
 }
 
@@ -111,7 +109,7 @@ std::vector<TaggedProc> FindTagged(const std::string& prefix, bool exact, int ra
   const std::string rank_text = std::to_string(rank);
   for (int pid : ListPids()) {
     std::string block;
-    if (!ReadSmall("/proc/" + std::to_string(pid) + "/environ", &block, 4 << 20)) continue;
+    if (!ReadProcFile("/proc/" + std::to_string(pid) + "/environ", &block, 4 << 20)) continue;
     if (block.empty()) continue;  // kernel threads and zombies
     std::string tag = EnvironBlockValue(block, "COORD_JOB_TAG");
     if (tag.empty() || tag.compare(0, prefix.size(), prefix) != 0) continue;

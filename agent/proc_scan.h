@@ -17,8 +17,15 @@ struct ProcStat {
   int ppid = 0;
   int pgrp = 0;
   int session = 0;
+  uint64_t utime_ticks = 0;  // field 14: user CPU time, in clock ticks
+  uint64_t stime_ticks = 0;  // field 15: system CPU time
   uint64_t start_ticks = 0;  // field 22
+  int64_t rss_pages = 0;     // field 24: resident set size
 };
+
+// Reads a /proc file in one go, up to `limit` bytes (fs.h's ReadFile trusts st_size,
+// which is 0 for /proc files). False when it cannot be opened.
+bool ReadProcFile(const std::string& path, std::string* out, size_t limit = 1 << 20);
 
 // Parses the text of /proc/<pid>/stat (robust to ')' and spaces in comm).
 bool ParseProcStat(const std::string& text, ProcStat* out);

@@ -38,6 +38,7 @@ const std::vector<RankEnvVar>& RankEnvTable() {
       {"COORD_JOB_TAG", [](const RankEnvInput& in) { return in.job_tag; }},
       {"COORD_PROGRESS_FD", [](const RankEnvInput&) { return I(kProgressFd); }},
       {"COORD_NODE_NAME", [](const RankEnvInput& in) { return in.node_name; }},
+      {"COORD_FLIGHT_RECORD", [](const RankEnvInput& in) { return in.flight_record; }},
   };
   return kTable;
 }

@@ -26,6 +26,7 @@ struct RankEnvInput {
   int max_restarts = 0;
   std::string job_tag;  // COORD_JOB_TAG
   std::string node_name;  // COORD_NODE_NAME: the hosts-file name (log prefixes)
+  std::string flight_record;  // COORD_FLIGHT_RECORD: the rank's flight record file
 };
 
 struct RankEnvVar {

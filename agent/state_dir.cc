@@ -86,6 +86,7 @@ std::string RankExitName(int rank) { return "rank-" + std::to_string(rank) + ".e
 std::string RankOutName(int rank) { return "rank-" + std::to_string(rank) + ".out"; }
 std::string RankErrName(int rank) { return "rank-" + std::to_string(rank) + ".err"; }
 std::string RankProgressName(int rank) { return "rank-" + std::to_string(rank) + ".progress"; }
+std::string RankFlightName(int rank) { return "rank-" + std::to_string(rank) + ".flight"; }
 
 int ParseRankRecordName(const std::string& name, const std::string& suffix) {
   const std::string prefix = "rank-";

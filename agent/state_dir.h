@@ -49,6 +49,9 @@ std::string RankErrName(int rank);      // rank-<R>.err
 // COORD_PROGRESS_FD); the agent reports the last one with its heartbeats.
 std::string RankProgressName(int rank);
 constexpr int kProgressFd = 3;  // COORD_PROGRESS_FD in every rank
+// rank-<R>.flight: the rank's flight record (common/flight_record.h), which the rank
+// maps and updates in place (COORD_FLIGHT_RECORD); the agent reads it for hang reports.
+std::string RankFlightName(int rank);
 // Parses "rank-<R>.started" / "rank-<R>.exit"; -1 otherwise.
 int ParseRankRecordName(const std::string& name, const std::string& suffix);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Trainer benchmark: gpt-rank against plain PyTorch, side by side in one run.
 
-For each config (tiny, gpt-125m) both sides train the SAME GPT-2 model (layers,
+For each config (tiny, gpt2-small-cpu) both sides train the SAME GPT-2 model (layers,
 hidden, heads, seq, micro-batch, vocab 50257 padded to a multiple of 128, dropout 0,
 float32, AdamW + clip_grad_norm 1.0) with the SAME thread count, one process each:
 
@@ -35,8 +35,8 @@ twice that; the causal mask is not subtracted). GFLOP/s = flops/token * tokens/s
 Every wait has a deadline; children are killed by PID on timeout, error or Ctrl-C,
 and the temp dir is removed.
 
-  /usr/bin/python3 bench/trainer_bench.py --configs tiny,gpt-125m --threads 2 \\
-      --iters tiny=6,gpt-125m=3 --warmup 2 --wait-idle 300 --json /tmp/trainer_bench.json
+  /usr/bin/python3 bench/trainer_bench.py --configs tiny,gpt2-small-cpu --threads 2 \\
+      --iters tiny=6,gpt2-small-cpu=3 --warmup 2 --wait-idle 300 --json /tmp/trainer_bench.json
 """
 import argparse
 import json
@@ -60,9 +60,9 @@ ROOT = os.path.dirname(HERE)
 CONFIGS = {
     # name: (config file, micro batch, seq)
     "tiny": ("configs/tiny.json", 8, 256),
-    "gpt-125m": ("configs/gpt-125m.json", 8, 256),
+    "gpt2-small-cpu": ("configs/gpt2-small-cpu.json", 8, 256),
 }
-DEFAULT_ITERS = {"tiny": 6, "gpt-125m": 3}
+DEFAULT_ITERS = {"tiny": 6, "gpt2-small-cpu": 3}
 
 _children = []  # Popen objects still running (killed by PID on exit)
 
@@ -296,9 +296,9 @@ def main():
         torch_worker(json.loads(sys.argv[2]))
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--configs", default="tiny,gpt-125m")
+    ap.add_argument("--configs", default="tiny,gpt2-small-cpu")
     ap.add_argument("--iters", default="",
-                    help="measured iterations: N for all, or tiny=6,gpt-125m=3 (default)")
+                    help="measured iterations: N for all, or tiny=6,gpt2-small-cpu=3 (default)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up iterations (not timed)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--torch-blas-threads", type=int, default=None,

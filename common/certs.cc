@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -346,6 +347,33 @@ StatusOr<PemPair> LoadCaDir(const std::string& dir) {
 Status WritePemPair(const PemPair& pair, const std::string& dir, const std::string& name) {
   RETURN_IF_ERROR(WriteFileAtomic(JoinPath(dir, name + ".key"), pair.key_pem, true, 0600));
   return WriteFileAtomic(JoinPath(dir, name + ".crt"), pair.cert_pem, true, 0644);
+}
+
+StatusOr<std::string> MakePkcs12(const PemPair& pair, const std::string& ca_pem,
+                                 const std::string& friendly_name, const std::string& password) {
+  ASSIGN_OR_RETURN(X509Ptr cert, ReadCert(pair.cert_pem));
+  ASSIGN_OR_RETURN(KeyPtr key, ReadKey(pair.key_pem));
+  ASSIGN_OR_RETURN(X509Ptr ca, ReadCert(ca_pem));
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return InvalidArgument("the private key does not belong to the certificate");
+  }
+  struct ChainFree {  // the stack only: ca stays owned by its X509Ptr
+    void operator()(STACK_OF(X509) * s) const { sk_X509_free(s); }
+  };
+  std::unique_ptr<STACK_OF(X509), ChainFree> chain(sk_X509_new_null());
+  if (!chain || sk_X509_push(chain.get(), ca.get()) == 0) return SslFail("PKCS#12 chain");
+  // OpenSSL 3's defaults: AES-256-CBC with PBKDF2 for the key and certificates, and an
+  // HMAC-SHA256 MAC, which current browsers and curl read.
+  std::unique_ptr<PKCS12, Deleter<PKCS12, PKCS12_free>> p12(
+      PKCS12_create(password.c_str(), friendly_name.c_str(), key.get(), cert.get(), chain.get(),
+                    0, 0, 0, 0, 0));
+  if (!p12) return SslFail("PKCS12_create");
+  BioPtr out(BIO_new(BIO_s_mem()));
+  if (!out || i2d_PKCS12_bio(out.get(), p12.get()) != 1) return SslFail("PKCS#12 encoding");
+  char* data = nullptr;
+  long n = BIO_get_mem_data(out.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
 }
 
 }  // namespace coord

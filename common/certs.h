@@ -67,6 +67,11 @@ StatusOr<PemPair> LoadCaDir(const std::string& dir);
 // Writes DIR/NAME.key (0600 from the start) then DIR/NAME.crt, each atomically.
 Status WritePemPair(const PemPair& pair, const std::string& dir, const std::string& name);
 
+// A PKCS#12 bundle (DER) of a certificate, its key and the CA, for a browser's
+// certificate import or `curl --cert-type P12`; encrypted with `password` ("" allowed).
+StatusOr<std::string> MakePkcs12(const PemPair& pair, const std::string& ca_pem,
+                                 const std::string& friendly_name, const std::string& password);
+
 // "2026-01-02 03:04:05 UTC".
 std::string FormatUtc(int64_t seconds);
 

@@ -76,9 +76,10 @@ Status Load(const TlsPaths& paths, const std::string& program, bool must_be_vali
 }
 
 // Shared rule of ServerSecurity / ClientSecurity.
+// `what` names the protocol in the --insecure warning ("gRPC", "HTTP").
 StatusOr<RpcSecurity> Choose(const TlsSettings& settings, const std::string& host,
                              const std::string& program, bool must_be_valid,
-                             const std::string& where) {
+                             const std::string& where, const std::string& what = "gRPC") {
   RpcSecurity sec;
   const TlsPaths& p = settings.paths;
   bool any = PathExists(p.ca) || PathExists(p.cert) || PathExists(p.key);
@@ -87,8 +88,13 @@ StatusOr<RpcSecurity> Choose(const TlsSettings& settings, const std::string& hos
     return sec;
   }
   if (settings.insecure) {
-    LOG_WARN << program << ": --insecure: plaintext gRPC " << where
-             << "; anyone who can reach it can run programs as this user";
+    if (what == "gRPC") {
+      LOG_WARN << program << ": --insecure: plaintext gRPC " << where
+               << "; anyone who can reach it can run programs as this user";
+    } else {
+      LOG_WARN << program << ": --insecure: plaintext " << what << " " << where
+               << "; anyone who can reach it can read it";
+    }
     return sec;
   }
   if (IsLoopbackHost(host)) return sec;  // both ends are this machine
@@ -221,6 +227,18 @@ StatusOr<RpcSecurity> ServerSecurity(const TlsSettings& settings, const std::str
   // An empty host or 0.0.0.0 / [::] listens on every address, loopback or not.
   ASSIGN_OR_RETURN(RpcSecurity sec,
                    Choose(settings, host, program, /*must_be_valid=*/true, "on " + listen));
+  sec.allowed_callers = allowed_callers;
+  return sec;
+}
+
+StatusOr<RpcSecurity> HttpServerSecurity(const TlsSettings& settings, const std::string& listen,
+                                         const std::vector<CertRole>& allowed_callers,
+                                         const std::string& program, const std::string& flag) {
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(SplitHostPort(listen, &host, &port).WithContext(flag));
+  ASSIGN_OR_RETURN(RpcSecurity sec, Choose(settings, host, program, /*must_be_valid=*/true,
+                                           "on " + listen + " (" + flag + ")", "HTTP"));
   sec.allowed_callers = allowed_callers;
   return sec;
 }

@@ -59,6 +59,12 @@ bool IsLoopbackHost(const std::string& host);
 StatusOr<RpcSecurity> ServerSecurity(const TlsSettings& settings, const std::string& listen,
                                      const std::vector<CertRole>& allowed_callers,
                                      const std::string& program);
+// The same rule for an HTTP endpoint (`flag` names it in messages: "--http-listen"):
+// HTTPS with a client certificate of the CA when the files exist, plaintext on
+// loopback or under --insecure, else an error that says what to do.
+StatusOr<RpcSecurity> HttpServerSecurity(const TlsSettings& settings, const std::string& listen,
+                                         const std::vector<CertRole>& allowed_callers,
+                                         const std::string& program, const std::string& flag);
 // A client of `target`: the same rule. An expired or foreign certificate of our
 // own is not refused here (the server is the judge, and says why); it is
 // reported by ExplainConnectFailure.

@@ -47,6 +47,9 @@ class AgentClient {
       const coord::agent::CheckNodeRequest& request, int timeout_ms) = 0;
   virtual StatusOr<coord::agent::SharedTokensReply> SharedTokens(
       const coord::agent::SharedTokensRequest& request, int timeout_ms) = 0;
+  /// Where the generation's ranks on the node are (flight records, process states).
+  virtual StatusOr<coord::agent::RankSnapshotsReply> RankSnapshots(
+      const coord::agent::RankSnapshotsRequest& request, int timeout_ms) = 0;
 
   /// Opens the agent's event stream: a snapshot (replay = true), then live events and a
   /// heartbeat every `heartbeat_ms`. Callbacks run on a thread owned by the handle.

@@ -3,6 +3,7 @@
 // (the journal lets the next coordd pick them up). Exit codes: 0 ok, 1 runtime error, 2 usage.
 #include <signal.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <iostream>
 #include <string>
@@ -20,6 +21,7 @@ namespace {
 struct Flags {
   coord::coordinator::CoordinatorOptions options;
   std::string port_file;
+  std::string http_port_file;
   std::string log_level = "info";
   coord::TlsSettings tls;
 };
@@ -34,6 +36,11 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
                                                  "HOST:PORT to serve on (port 0 picks a free one)")(
       "state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")(
       "port-file", po::value(&flags->port_file), "write the bound port here (atomically)")(
+      "http-listen", po::value(&o.http_listen),
+      "HOST:PORT of the HTTP endpoint (/metrics); HTTPS with client certificates of the "
+      "cluster CA unless on loopback without certificates, or --insecure (default: none)")(
+      "http-port-file", po::value(&flags->http_port_file),
+      "write the HTTP endpoint's bound port here (atomically)")(
       "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
       "how long an agent has to answer Ping when a job starts")(
       "launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
@@ -42,6 +49,11 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "heartbeat period asked of the agents")(
       "missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
       "heartbeats a node may miss before its job fails")(
+      "straggler-threshold",
+      po::value(&o.straggler.threshold)->default_value(o.straggler.threshold),
+      "name a rank whose compute time is this many times its peers' (0: never name)")(
+      "straggler-window", po::value(&o.straggler.window)->default_value(o.straggler.window),
+      "iterations per rank its straggler score is the median of")(
       "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
       "debug|info|warning|error");
   // clang-format on
@@ -73,6 +85,16 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
     std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
     return 2;
   }
+  if (!(o.straggler.threshold == 0 || o.straggler.threshold > 1) || o.straggler.window < 2 ||
+      o.straggler.window > 10000) {
+    std::cerr << "coordd: --straggler-threshold must be 0 (off) or above 1, --straggler-window "
+                 "in [2, 10000]\n";
+    return 2;
+  }
+  // Scored once half the window has peers to compare; cleared at the threshold's
+  // second half (1.2 -> 1.1), so a score at the line does not flap.
+  o.straggler.min_samples = std::max(1, o.straggler.window / 2);
+  o.straggler.clear_threshold = 1 + (o.straggler.threshold - 1) / 2;
   return 0;
 }
 
@@ -100,6 +122,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   flags.options.security = *security;
+  if (!flags.options.http_listen.empty()) {
+    // People and Prometheus read it: user certificates (and coordinator ones, for tools
+    // that run with coordd's identity).
+    auto http = coord::HttpServerSecurity(flags.tls, flags.options.http_listen,
+                                          {coord::CertRole::kUser, coord::CertRole::kCoordinator},
+                                          "coordd", "--http-listen");
+    if (!http.ok()) {
+      LOG_ERROR << http.status().message();
+      return 2;
+    }
+    flags.options.http_security = *http;
+  } else if (!flags.http_port_file.empty()) {
+    LOG_ERROR << "--http-port-file needs --http-listen";
+    return 2;
+  }
   flags.options.agent_tls = flags.tls;
   if (security->tls) LOG_INFO << "mutual TLS with certificate " << flags.tls.paths.cert;
   auto server = coord::coordinator::CoordinatorServer::Create(flags.options);
@@ -114,6 +151,14 @@ int main(int argc, char** argv) {
     coord::Status st = coord::WriteFileAtomic(flags.port_file, std::to_string(port) + "\n");
     if (!st.ok()) {
       LOG_ERROR << "--port-file: " << st.ToString();
+      return 1;
+    }
+  }
+  if (!flags.http_port_file.empty()) {
+    coord::Status st = coord::WriteFileAtomic(flags.http_port_file,
+                                              std::to_string((*server)->http_port()) + "\n");
+    if (!st.ok()) {
+      LOG_ERROR << "--http-port-file: " << st.ToString();
       return 1;
     }
   }

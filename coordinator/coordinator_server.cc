@@ -1,9 +1,10 @@
 // CoordinatorServer (see coordinator_server.h): wiring only. Destruction order matters:
-// the gRPC server stops before the JobManager its handlers call into.
+// the HTTP and gRPC servers stop before the JobManager their handlers call into.
 #include "coordinator/coordinator_server.h"
 
 #include "common/logging.h"
 #include "common/rpc_util.h"
+#include "coordinator/coordinator_http.h"
 #include "coordinator/grpc_agent_client.h"
 #include "coordinator/grpc_service.h"
 
@@ -21,6 +22,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   jm.connect_timeout_ms = options.connect_timeout_ms;
   jm.launch_timeout_ms = options.launch_timeout_ms;
   jm.heartbeat_ms = options.heartbeat_ms;
+  jm.straggler = options.straggler;
   jm.missed_heartbeats = options.missed_heartbeats;
   jm.agent_factory =
       options.agent_factory ? options.agent_factory : MakeGrpcAgentClientFactory(options.agent_tls);
@@ -30,10 +32,17 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   ASSIGN_OR_RETURN(StartedServer started, StartGrpcServer(options.listen, {s->service_.get()}, options.security));
   s->server_ = std::move(started.server);
   s->port_ = started.port;
+  if (!options.http_listen.empty()) {
+    ASSIGN_OR_RETURN(s->http_, CoordinatorHttp::Start(options.http_listen, options.http_security,
+                                                      s->jobs_.get()));
+  }
   return s;
 }
 
+int CoordinatorServer::http_port() const { return http_ ? http_->port() : 0; }
+
 void CoordinatorServer::Shutdown() {
+  if (http_) http_->Stop();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(kShutdownGraceMs));

@@ -18,6 +18,7 @@ class Server;
 namespace coord::coordinator {
 
 class CoordinatorGrpcService;
+class CoordinatorHttp;
 
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7070";  // port 0 = pick one
@@ -26,9 +27,13 @@ struct CoordinatorOptions {
   int launch_timeout_ms = 60000;
   int heartbeat_ms = 500;            // asked of agents' Watch
   int missed_heartbeats = 4;         // then the node is lost: 2 s of silence by default
+  StragglerOptions straggler;        // straggler detection (straggler.h)
   AgentClientFactory agent_factory;  // empty: gRPC clients, secured by agent_tls
   TlsSettings agent_tls;             // how coordd reaches agents (tls.h's rule)
   RpcSecurity security;              // how coordd serves coordctl (default: plaintext)
+  /// The HTTP(S) endpoint (/metrics): "" = none; else host:port (port 0 = pick one).
+  std::string http_listen;
+  RpcSecurity http_security;  // from HttpServerSecurity (default: plaintext)
 };
 
 class CoordinatorServer {
@@ -37,6 +42,8 @@ class CoordinatorServer {
   static StatusOr<std::unique_ptr<CoordinatorServer>> Create(const CoordinatorOptions& options);
   /// The bound port (the real one when port 0 was asked for).
   int port() const { return port_; }
+  /// The HTTP endpoint's bound port; 0 when there is none.
+  int http_port() const;
   /// For in-process use and tests.
   JobManager* jobs() { return jobs_.get(); }
   /// Stops serving (in-flight calls get a short grace) and supervision; does NOT kill jobs.
@@ -50,6 +57,7 @@ class CoordinatorServer {
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<CoordinatorGrpcService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<CoordinatorHttp> http_;
   int port_ = 0;
 };
 

@@ -119,6 +119,10 @@ class GrpcAgentClient final : public AgentClient {
                                                   int timeout_ms) override {
     return Unary(&agent::Agent::Stub::SharedTokens, request, timeout_ms);
   }
+  StatusOr<agent::RankSnapshotsReply> RankSnapshots(const agent::RankSnapshotsRequest& request,
+                                                    int timeout_ms) override {
+    return Unary(&agent::Agent::Stub::RankSnapshots, request, timeout_ms);
+  }
 
   std::unique_ptr<WatchHandle> Watch(int heartbeat_ms, AgentEventFn on_event,
                                      WatchEndFn on_end) override {
@@ -196,6 +200,10 @@ class UnusableAgentClient final : public AgentClient {
     return why_;
   }
   StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&, int) override {
+    return why_;
+  }
+  StatusOr<agent::RankSnapshotsReply> RankSnapshots(const agent::RankSnapshotsRequest&,
+                                                    int) override {
     return why_;
   }
   std::unique_ptr<WatchHandle> Watch(int, AgentEventFn, WatchEndFn on_end) override {

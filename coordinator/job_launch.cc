@@ -113,6 +113,7 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
 
   auto job = std::make_unique<Job>();
   job->plan = plan;
+  job->stragglers = StragglerDetector(options_.straggler);
   JobStatus& st = job->status;
   st.set_job_id(job_id);
   st.set_state(PENDING);

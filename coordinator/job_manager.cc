@@ -149,6 +149,10 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
     auto job = std::make_unique<Job>();
     job->plan = std::move(jj.plan);
     job->status = std::move(jj.status);
+    // Scores are of the live generation only: they start again from the next records.
+    job->stragglers = StragglerDetector(options_.straggler);
+    job->status.clear_rank_timings();
+    job->status.clear_stragglers();
     if (job->status.ranks_size() != job->plan.world_size || job->plan.hosts.empty()) {
       return InvalidArgument(journal_->path() + ": job '" + job->status.job_id() +
                              "' has an inconsistent rank table");
@@ -271,6 +275,11 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
   job.status.set_iteration(-1);
   job.last_progress_mono = 0;
   job.progress_records.clear();
+  job.last_progress.clear();
+  job.stragglers = StragglerDetector(options_.straggler);
+  job.status.clear_rank_timings();
+  job.status.clear_stragglers();
+  job.status.set_step_ms(0);
   FillLayout(job.plan, excluded, &job.status);
   return left_out;
 }
@@ -409,6 +418,17 @@ Status JobManager::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& id : order_) *reply->add_jobs() = jobs_.at(id)->status;
   return Status::Ok();
+}
+
+std::vector<JobSnapshot> JobManager::Snapshot() {
+  std::vector<JobSnapshot> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  out.reserve(order_.size());
+  for (const std::string& id : order_) {
+    const Job& job = *jobs_.at(id);
+    out.push_back({job.status, job.plan.name, job.last_progress});
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include "coordinator/job_plan.h"
 #include "coordinator/journal.h"
 #include "coordinator/progress_deadline.h"
+#include "coordinator/straggler.h"
 #include "proto/coordinator.pb.h"
 
 namespace coord::coordinator {
@@ -44,6 +45,17 @@ struct JobManagerOptions {
   /// Every deadline, heartbeat age and timestamp; null: the machine's (SystemClock()).
   /// Tests pass a FakeClock and advance it instead of sleeping.
   std::shared_ptr<const Clock> clock;
+  /// Straggler detection over the ranks' progress records (straggler.h).
+  StragglerOptions straggler;
+};
+
+/// A copy of one job for read-only views (the /metrics page, the status page).
+struct JobSnapshot {
+  JobStatus status;
+  std::string name;  // the spec's "name" (id-safe)
+  /// Each rank's newest progress record of the current generation, by global rank: the
+  /// rank's own text is there too (step time_ms, tokens_per_s, whatever it reports).
+  std::map<int, coord::agent::RankProgress> progress;
 };
 
 /// Thread-safe. Lock order: mu_ -> Journal::mu_ (journal writes happen under mu_ so that
@@ -75,6 +87,9 @@ class JobManager final : public CoordinatorHandler {
   Status StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
                     const CancelledFn& cancelled) override;
 
+  /// Every job, oldest first, copied under the lock (cheap enough for a scrape a second).
+  std::vector<JobSnapshot> Snapshot();
+
   /// Stops the monitor, closes the watches and waits for task threads. Jobs keep running
   /// on the agents. Idempotent. Callers must have stopped calling the methods above.
   void Shutdown();
@@ -103,6 +118,12 @@ class JobManager final : public CoordinatorHandler {
   void OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status);
   Followup OnRankStatusLocked(Job& job, const coord::agent::RankStatus& rank);
   void OnProgressLocked(const coord::agent::RankProgress& progress, int64_t age_ms);
+  // The straggler scores after new progress: status.rank_timings and stragglers, and a
+  // log line when a rank is named or cleared.
+  void UpdateStragglersLocked(Job& job);
+  // Before a hung job's generation is killed: asks every node where its ranks are and
+  // adds the answer to the failure's message (hang_report.h). Task thread.
+  void ReportHang(const std::string& job_id, int generation);
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
   ProgressSeen ProgressSeenLocked(const Job& job) const;

@@ -27,6 +27,11 @@ struct JobManager::Job {
   // generation (0: none yet), and each rank's record count (a rank absent: still starting).
   int64_t last_progress_mono = 0;
   std::map<int, int64_t> progress_records;
+  std::map<int, agent::RankProgress> last_progress;  // by rank, this generation (Snapshot)
+  // This generation's straggler scores, and each rank's count of malformed records.
+  StragglerDetector stragglers;
+  int64_t stragglers_scored_mono = 0;  // the last re-score (at most every 100 ms)
+  std::map<int, int64_t> malformed_records;
 };
 
 struct JobManager::AgentLink {

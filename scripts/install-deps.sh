@@ -9,10 +9,11 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssh2-1-dev libboost-program-options-dev
   libopenmpi-dev openmpi-bin libgloo-dev
-  libopenblas-dev libopenblas0-pthread nlohmann-json3-dev
-  libyaml-cpp-dev libssl-dev
+  libopenblas-dev libopenblas0-pthread nlohmann-json3-dev libicu-dev
+  libyaml-cpp-dev libssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libsystemd-dev systemd libxxhash-dev
   iproute2 procps openssh-server openssh-client
+  python3-protobuf prometheus
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
   packages+=(python3-torch hyperfine)

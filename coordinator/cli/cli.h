@@ -42,6 +42,7 @@ struct Verb {
 int RunStart(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunKill(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args);
+int RunTop(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunLogs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args);
 int RunCheck(const GlobalOptions& global, const std::vector<std::string>& args);

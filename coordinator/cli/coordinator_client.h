@@ -1,6 +1,8 @@
 // coordctl's view of coordd: one stub with a deadline on every unary call.
 // Errors come back as Status with a message a person can act on (which address
-// was tried and how to start a coordinator). Not thread-safe; one per command.
+// was tried and how to start a coordinator). One per command; its calls may run on
+// two threads at once (start --follow polls GetJob while StreamLogs streams: a gRPC
+// stub is thread-safe and each call has its own context).
 #pragma once
 
 #include <functional>

@@ -1,5 +1,6 @@
 // Text formatting for coordctl (tables and summaries).
 #include "coordinator/cli/format.h"
+#include "coordinator/cli/progress_view.h"
 #include "coordinator/node_state.h"
 
 #include <csignal>
@@ -83,6 +84,7 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
   if (job.last_checkpoint_iteration() >= 0) {
     out << "checkpoint: iteration " << job.last_checkpoint_iteration() << " (the newest saved)\n";
   }
+  PrintTimingSummary(job, out);
   if (!job.message().empty() && job.message() != job.failure().message()) {
     out << "message:    " << job.message() << "\n";
   }
@@ -131,6 +133,7 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
         << r.local_rank() << std::setw(9) << (r.pid() > 0 ? std::to_string(r.pid()) : "-")
         << RankOutcome(r) << "\n";
   }
+  PrintTimingTable(job, out);
 }
 
 }  // namespace coord::cli

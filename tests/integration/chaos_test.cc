@@ -29,6 +29,7 @@
 #include "common/fs.h"
 #include "tests/support/files.h"
 #include "tests/support/process.h"
+#include "tests/support/proto_json.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
@@ -58,13 +59,6 @@ constexpr int kDaemonStartMs = 30000;
 template <typename Pred>
 bool Poll(Pred pred, int timeout_ms) {
   return WaitUntil(pred, timeout_ms, /*poll_ms=*/200);
-}
-
-// Proto JSON writes int64 as a string.
-int64_t Int64(const json& j, const char* key) {
-  if (!j.contains(key)) return 0;
-  const json& v = j[key];
-  return v.is_string() ? std::stoll(v.get<std::string>()) : v.get<int64_t>();
 }
 
 class ChaosTest : public ::testing::Test {
@@ -193,8 +187,8 @@ class ChaosTest : public ::testing::Test {
         [&] {
           s = Status(job);
           if (s.value("generation", 0) != gen || s.value("state", "") != "RUNNING") return false;
-          const int64_t it = Int64(s, "iteration");
-          const int64_t ckpt = Int64(s, "last_checkpoint_iteration");
+          const int64_t it = JsonInt64(s, "iteration");
+          const int64_t ckpt = JsonInt64(s, "last_checkpoint_iteration");
           if (it < 0) return false;
           if (first_ckpt < 0) first_ckpt = ckpt;
           return ckpt > first_ckpt && it > ckpt;
@@ -219,7 +213,7 @@ class ChaosTest : public ::testing::Test {
           json s = Status(job);
           if (!s.contains("failures") || static_cast<int>(s["failures"].size()) <= n) return false;
           f = s["failures"][n];
-          return Int64(f, "relaunched_ms") > 0;
+          return JsonInt64(f, "relaunched_ms") > 0;
         },
         kGetGoingMs);
     if (!ok) {
@@ -227,13 +221,13 @@ class ChaosTest : public ::testing::Test {
              << what << ": no restart recorded: " << Status(job).dump(1) << "\ncoordd log:\n"
              << ReadAll(dir_.File("coordd.log"));
     }
-    const int64_t decided = Int64(f, "time_ms");
+    const int64_t decided = JsonInt64(f, "time_ms");
     std::cout << "chaos: " << what << ": " << f.value("kind", "?") << " detected "
               << decided - injected_ms
-              << " ms after the injection (coordd: " << decided - Int64(f, "occurred_ms")
+              << " ms after the injection (coordd: " << decided - JsonInt64(f, "occurred_ms")
               << " ms after it happened); generation gone "
-              << Int64(f, "confirmed_gone_ms") - decided << " ms and relaunched "
-              << Int64(f, "relaunched_ms") - decided << " ms after the decision; "
+              << JsonInt64(f, "confirmed_gone_ms") - decided << " ms and relaunched "
+              << JsonInt64(f, "relaunched_ms") - decided << " ms after the decision; "
               << f.value("message", "") << " [" << f.value("action", "") << "]" << std::endl;
     if (f.value("kind", "") != kind) {
       return ::testing::AssertionFailure()
@@ -255,7 +249,7 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   const std::string clean = StartJob("clean");
   ASSERT_FALSE(clean.empty());
   ASSERT_EQ(WaitEnded(clean, 300000), "SUCCEEDED") << Status(clean).dump(1);
-  ASSERT_EQ(Int64(Status(clean), "restarts"), 0);
+  ASSERT_EQ(JsonInt64(Status(clean), "restarts"), 0);
 
   const std::string job = StartJob("chaos");
   ASSERT_FALSE(job.empty());

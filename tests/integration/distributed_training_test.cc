@@ -1,13 +1,17 @@
-// Distributed training through the whole control plane: a real coordd and two real
-// coord-agents on their own loopback addresses (127.0.0.2, 127.0.0.3), and
-// `coordctl start --hosts hosts.txt --config job.json` of a 2-node x 2-rank gpt-rank
-// job. The ranks find each other through the rendezvous store rank 0 hosts on the
-// MASTER_PORT coordd reserved, train with gloo, and finish; every iteration's loss
-// equals the single-process run's within 1e-5, each rank tags its log lines with
-// [node:rank], and nothing of the job is left running. Two layouts: data parallel 4
-// with ZeRO-1, and tensor parallel 2 inside each node x data parallel 2 across the
-// nodes with ZeRO-3 and the optimizer offloaded to the CPU (the 100B run's layout, scaled down).
+// Distributed training through the whole control plane: a real coordd and real
+// coord-agents on their own loopback addresses (127.0.0.2, ...), and
+// `coordctl start --hosts hosts.txt --config job.json` of a gpt-rank job. The ranks
+// find each other through the rendezvous store rank 0 hosts on the MASTER_PORT coordd
+// reserved, train with gloo, and finish; every iteration's loss equals the
+// single-process run's within 1e-5, each rank tags its log lines with [node:rank], and
+// nothing of the job is left running. Three layouts: 2 nodes x 2 ranks in data
+// parallel 4 with ZeRO-1; tensor parallel 2 inside each node x data parallel 2 across
+// the nodes with ZeRO-3 and the optimizer offloaded to the CPU (the 100B run's layout,
+// scaled down); and 4 nodes x 1 rank in data parallel 2 x pipeline parallel 2.
+// A 4-stage pipeline whose middle stage is SIGKILLed restarts from its last checkpoint
+// and ends with the clean run's weights, bit for bit.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,8 +19,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/fs.h"
 #include "tests/support/files.h"
 #include "tests/support/process.h"
+#include "tests/support/proto_json.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 #include "tests/trainer_e2e/e2e_util.h"
@@ -37,13 +43,18 @@ class DistributedTrainingTest : public ::testing::Test {
     const std::string port = WaitForFile(port_file, 10000);
     ASSERT_FALSE(port.empty()) << ReadAll(dir_.File("coordd.log"));
     coordinator_ = "127.0.0.1:" + std::to_string(std::stoi(port));
+  }
+  // n agents on 127.0.0.2 .. 127.0.0.(n+1), listed in hosts.txt.
+  void StartAgents(int n) {
     std::string hosts;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < n; ++i) {
       const std::string addr = "127.0.0." + std::to_string(i + 2);
       const std::string pf = dir_.File("agent" + std::to_string(i) + ".port");
-      ASSERT_TRUE(agents_[i].Start({BinPath("coord-agent"), "--listen", addr + ":0", "--state-dir",
-                                    dir_.File("agent" + std::to_string(i)), "--port-file", pf},
-                                   dir_.File("agent" + std::to_string(i) + ".log")));
+      agents_.push_back(std::make_unique<Process>());
+      ASSERT_TRUE(agents_.back()->Start({BinPath("coord-agent"), "--listen", addr + ":0",
+                                         "--state-dir", dir_.File("agent" + std::to_string(i)),
+                                         "--port-file", pf},
+                                        dir_.File("agent" + std::to_string(i) + ".log")));
       const std::string ap = WaitForFile(pf, 10000);
       ASSERT_FALSE(ap.empty());
       hosts += addr + ":" + std::to_string(std::stoi(ap)) + "\n";
@@ -56,7 +67,7 @@ class DistributedTrainingTest : public ::testing::Test {
       EXPECT_TRUE(left.empty()) << left.size() << " process(es) of job " << job_ << " left";
       KillPids(left);
     }
-    for (auto& a : agents_) a.Stop();
+    for (auto& a : agents_) a->Stop();
     coordd_.Stop();
   }
   RunResult Ctl(std::vector<std::string> args, int timeout_ms = 60000) {
@@ -65,7 +76,8 @@ class DistributedTrainingTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  Process coordd_, agents_[2];
+  Process coordd_;
+  std::vector<std::unique_ptr<Process>> agents_;
   std::string coordinator_, job_;
 };
 
@@ -73,6 +85,8 @@ struct Layout {
   int tp;
   int zero_stage;
   bool offload_optimizer;
+  int pp = 1;
+  int nodes = 2;  // agents, nproc_per_node = 4 / nodes
 };
 
 class DistributedLayouts : public DistributedTrainingTest,
@@ -80,6 +94,8 @@ class DistributedLayouts : public DistributedTrainingTest,
 
 TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   const Layout layout = GetParam();
+  const int nproc = 4 / layout.nodes;
+  StartAgents(layout.nodes);
   json job = gpt_rank::e2e::SmallJob(dir_.path());
   job["training"]["micro_batch_size"] = 2;
   job["training"]["global_batch_size"] = 8;
@@ -97,12 +113,13 @@ TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   job["name"] = "tiny-dp";
   job["training"]["save"] = dir_.File("distributed");
   job["parallel"]["tensor_model_parallel_size"] = layout.tp;
+  job["parallel"]["pipeline_model_parallel_size"] = layout.pp;
   job["zero_optimization"] = {{"stage", layout.zero_stage}};
   if (layout.offload_optimizer) {
     job["zero_optimization"]["offload_optimizer"] = {{"device", "cpu"}};
   }
   job["launch"] = {
-      {"nproc_per_node", 2},
+      {"nproc_per_node", nproc},
       {"command", {gpt_rank::e2e::GptRank(), "train", "--config", dir_.File("distributed.json")}},
       {"env", {{"OMP_NUM_THREADS", "1"}}},
       {"kill_grace_s", 2}};
@@ -123,8 +140,10 @@ TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   RunResult logs = Ctl({"logs", job_});
   ASSERT_EQ(state, "SUCCEEDED") << logs.out << logs.err;
 
-  // Ranks 2 and 3 ran on the second node and say so in their own tags.
-  EXPECT_NE(logs.out.find("[127.0.0.3:3] rank 3 of 4 (local 1 of 2, from env://)"),
+  // Rank 3 ran on the last node and says so in its own tags.
+  EXPECT_NE(logs.out.find("[127.0.0." + std::to_string(2 + 3 / nproc) + ":3] rank 3 of 4 (local " +
+                          std::to_string(3 % nproc) + " of " + std::to_string(nproc) +
+                          ", from env://)"),
             std::string::npos)
       << logs.out;
   const auto want = gpt_rank::e2e::LossPerIteration(dir_.File("single"));
@@ -137,15 +156,113 @@ TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
   if (layout.tp > 1) {  // tensor groups {0,1} and {2,3}: each inside one node
     EXPECT_NE(logs.out.find("tensor parallel: 2 ranks per group"), std::string::npos) << logs.out;
   }
+  if (layout.pp > 1) {
+    EXPECT_NE(logs.out.find("pipeline parallel: 2 stages (gloo), this rank is stage 0"),
+              std::string::npos)
+        << logs.out;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Layouts, DistributedLayouts,
-                         ::testing::Values(Layout{1, 1, false}, Layout{2, 3, true}),
+                         ::testing::Values(Layout{1, 1, false}, Layout{2, 3, true},
+                                           Layout{1, 1, false, 2, 4}),
                          [](const auto& info) {
-                           return "tp" + std::to_string(info.param.tp) + "_zero" +
-                                  std::to_string(info.param.zero_stage) +
+                           return "tp" + std::to_string(info.param.tp) +
+                                  (info.param.pp > 1 ? "_pp" + std::to_string(info.param.pp) : "") +
+                                  "_zero" + std::to_string(info.param.zero_stage) +
                                   (info.param.offload_optimizer ? "_offload" : "");
                          });
+
+class PipelineRestartTest : public DistributedTrainingTest {
+ protected:
+  json Status(const std::string& job) {
+    RunResult r = Ctl({"status", job, "--json"});
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_object() ? j : json::object();
+  }
+  // A 4-stage pipeline, one rank per node, checkpoints every 3 iterations, resumed
+  // from its save directory on a restart.
+  std::string StartPipelineJob(const std::string& name) {
+    json job = gpt_rank::e2e::SmallJob(dir_.path());
+    job["name"] = name;
+    job["model"]["num_layers"] = 4;
+    job["training"]["micro_batch_size"] = 1;
+    job["training"]["global_batch_size"] = 4;  // 4 micro-batches fill the 4 stages
+    job["training"]["train_iters"] = 12;
+    job["training"]["save_interval"] = 3;
+    job["training"]["eval_interval"] = 6;
+    job["training"]["threads"] = 1;
+    job["training"]["save"] = dir_.File(name);
+    job["training"]["load"] = dir_.File(name);
+    job["parallel"]["pipeline_model_parallel_size"] = 4;
+    job["parallel"]["collective_timeout_s"] = 30;
+    const std::string cfg = dir_.File(name + ".json");
+    job["launch"] = {{"nproc_per_node", 1},
+                     {"command", {gpt_rank::e2e::GptRank(), "train", "--config", cfg}},
+                     {"env", {{"OMP_NUM_THREADS", "1"}}},
+                     {"kill_grace_s", 1},
+                     {"max_restarts", 2},
+                     {"restart_backoff_s", 0}};
+    gpt_rank::e2e::WriteJob(cfg, job);
+    RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+  std::string WaitEnded(const std::string& job) {
+    std::string state;
+    WaitUntil(
+        [&] {
+          state = Status(job).value("state", "");
+          return state == "SUCCEEDED" || state == "FAILED" || state == "KILLED";
+        },
+        240000);
+    return state;
+  }
+};
+
+TEST_F(PipelineRestartTest, AKilledMiddleStageRestartsFromItsCheckpointAndEndsBitwiseLikeACleanRun) {
+  StartAgents(4);
+  const std::string clean = StartPipelineJob("clean");
+  ASSERT_EQ(WaitEnded(clean), "SUCCEEDED") << Ctl({"logs", clean}).out;
+  EXPECT_TRUE(ProcessesWithEnv("COORD_JOB_ID", clean).empty());
+
+  job_ = StartPipelineJob("faulty");
+  json s;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        s = Status(job_);
+        return s.value("state", "") == "RUNNING" && JsonInt64(s, "iteration") >= 4 &&
+               JsonInt64(s, "last_checkpoint_iteration") >= 3;
+      },
+      180000))
+      << s.dump(1);
+  const int stage2 = static_cast<int>(JsonInt64(s["ranks"][2], "pid"));
+  ASSERT_GT(stage2, 0) << s.dump(1);
+  ASSERT_EQ(kill(stage2, SIGKILL), 0);
+  ASSERT_EQ(WaitEnded(job_), "SUCCEEDED") << Ctl({"logs", job_}).out;
+  const json done = Status(job_);
+  EXPECT_EQ(done.value("restarts", 0), 1) << done.dump(1);
+
+  // Every stage's final parameters and optimizer state, bit for bit, and every loss.
+  for (int stage = 0; stage < 4; ++stage) {
+    const std::string shard = "/iter_0000012/mp_rank_00_00" + std::to_string(stage);
+    auto names = coord::ListDir(dir_.File("clean") + shard);
+    ASSERT_TRUE(names.ok()) << names.status().ToString();
+    int compared = 0;
+    for (const std::string& name : *names) {
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".bin") != 0) continue;
+      auto want = coord::ReadFile(dir_.File("clean") + shard + "/" + name);
+      auto got = coord::ReadFile(dir_.File("faulty") + shard + "/" + name);
+      ASSERT_TRUE(want.ok() && got.ok()) << shard << "/" << name;
+      EXPECT_TRUE(*want == *got) << "final checkpoints differ in " << shard << "/" << name;
+      ++compared;
+    }
+    // model_optim_rng.bin (parameters) and zero_optim_rank_00000.bin (Adam's m and v)
+    EXPECT_EQ(compared, 2) << shard;
+  }
+  EXPECT_EQ(gpt_rank::e2e::LossPerIteration(dir_.File("faulty")),
+            gpt_rank::e2e::LossPerIteration(dir_.File("clean")));
+}
 
 }  // namespace
 }  // namespace coord::testing

@@ -1,7 +1,8 @@
 // The gpt-rank binary end to end: --help on every verb, exit codes, `plan` on the
 // 10B/100B configs with the exact parameter count, config errors, a short training
 // run on the Brown corpus (loss falls; Megatron's lines; metrics.jsonl; progress
-// records on a pipe), the NaN stop, and preprocess + data-info.
+// records on a pipe), the NaN stop, and preprocess + data-info (GPT-2's tokenizer and
+// Qwen's tokenizer.json, through preprocess, training and generate).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -83,6 +84,35 @@ TEST(GptRankCliTest, Plan100BOnEightNodesFitsAndJsonParses) {
     EXPECT_EQ(j["parameters"]["model"], GptParams(480, 4096, 51200, 1024));
     EXPECT_GT(j["time_s"]["total"].get<double>(), 0.0);
   }
+}
+
+// A ready config plans on the cluster its launch section names (launch.nnodes x
+// nproc_per_node) and prints the training time for --train-tokens.
+TEST(GptRankCliTest, PlanReadyPipelineConfigOnItsLaunchClusterWithTrainTokens) {
+  const std::string cfg = std::string(COORD_SOURCE_DIR) + "/configs/gpt-1.3b-4xdp-4xpp.json";
+  RunResult r = RunCommand(
+      {GptRank(), "plan", "--config", cfg, "--gpu", "a100-40gb", "--train-tokens", "26e9", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["cluster"]["nodes"], 2);
+  EXPECT_EQ(j["cluster"]["gpus_per_node"], 8);
+  EXPECT_EQ(j["cluster"]["pp"], 4);
+  EXPECT_EQ(j["cluster"]["dp"], 4);
+  EXPECT_EQ(j["pipeline"]["stages_bytes"].size(), 4u);
+  EXPECT_EQ(j["training"]["tokens"].get<double>(), 26e9);
+  EXPECT_NEAR(j["training"]["seconds"].get<double>(),
+              26e9 / j["time_s"]["tokens_per_s"].get<double>(), 1e-6);
+  RunResult text = RunCommand({GptRank(), "plan", "--config", cfg, "--gpu", "a100-40gb",
+                               "--train-tokens", "26e9"});
+  ASSERT_EQ(text.exit_code, 0) << text.out << text.err;
+  EXPECT_NE(text.out.find("2 node(s) x 8 GPU(s) = 16 ranks"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("training time for 2.6e+10 tokens (--train-tokens): "), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("pipeline bubble"), std::string::npos) << text.out;
+  RunResult bad = RunCommand({GptRank(), "plan", "--config", cfg, "--train-tokens", "0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--train-tokens: expected a token count"), std::string::npos) << bad.err;
 }
 
 TEST(GptRankCliTest, PlanThatDoesNotFitExits1AndNamesTheResource) {
@@ -258,6 +288,7 @@ TEST(GptRankTrainTest, BuffersBeyondTheAddressSpaceAreRefusedWithThePlansFigure)
   job["model"]["num_attention_heads"] = 8;
   job["training"]["train_iters"] = 2;
   job["training"]["lr_warmup_iters"] = 1;
+  job["training"]["lr_warmup_iters"] = 1;
   job["training"]["eval_iters"] = 0;
   const std::string cfg = WriteJob(dir.File("job.json"), job);
   // OpenBLAS's own thread pool spins in its start-up under a tight RLIMIT_AS (before
@@ -325,6 +356,71 @@ TEST(GptRankDataTest, PreprocessThenDataInfo) {
   RunResult past = RunCommand({GptRank(), "data-info", "--data-path",
                                dir.File("brown_text_document"), "--docs", "9:10"});
   EXPECT_EQ(past.exit_code, 2);
+}
+
+// Qwen's tokenizer.json the way Megatron's flags and a job name it: preprocess writes
+// int32 tokens ending in <|endoftext|>, data-info decodes them back to the text, a job
+// with data.tokenizer_file trains on them, and generate finds the tokenizer in the
+// checkpoint's config (there are no GPT-2 files in it).
+TEST(GptRankDataTest, QwenTokenizerThroughPreprocessTrainAndGenerate) {
+  if (std::string why = MissingData(); !why.empty()) GTEST_SKIP() << why;
+  const std::string qwen = DataDir() + "/qwen3";
+  if (!coord::PathExists(qwen + "/tokenizer.json")) GTEST_SKIP() << qwen << " missing";
+  TempDir dir;
+  std::vector<std::string> texts;
+  {
+    std::ifstream in(DataDir() + "/brown/brown.jsonl");
+    std::ofstream out(dir.File("small.jsonl"));
+    std::string l;
+    for (int i = 0; i < 5 && std::getline(in, l); ++i) {
+      out << l << "\n";
+      texts.push_back(json::parse(l)["text"]);
+    }
+  }
+  RunResult p = RunCommand({GptRank(), "preprocess", "--input", dir.File("small.jsonl"),
+                            "--output-prefix", dir.File("qwen"), "--tokenizer-type",
+                            "HuggingFaceTokenizer", "--tokenizer-model", qwen, "--append-eod"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.out.find("5 documents"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("(int32)"), std::string::npos) << p.out;
+  RunResult info =
+      RunCommand({GptRank(), "data-info", "--data-path", dir.File("qwen_text_document"), "--docs",
+                  "1", "--json", "--tokenizer-model", qwen + "/tokenizer.json"});
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  json j = json::parse(info.out);
+  EXPECT_EQ(j["dtype"], "int32");
+  EXPECT_EQ(j["chosen"][0]["tokens"].back(), 151643);  // <|endoftext|>
+  EXPECT_EQ(j["chosen"][0]["text"], texts[1] + "<|endoftext|>");
+  RunResult both = RunCommand({GptRank(), "preprocess", "--input", dir.File("small.jsonl"),
+                               "--output-prefix", dir.File("x"), "--tokenizer-model", qwen,
+                               "--vocab-file", "v.json", "--merge-file", "m.txt"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("not both"), std::string::npos) << both.err;
+
+  json job = SmallJob(dir.path());
+  job["data"].erase("vocab_file");
+  job["data"].erase("merge_file");
+  job["data"]["tokenizer_file"] = qwen + "/tokenizer.json";
+  job["data"]["train_data"] = dir.File("small.jsonl");
+  job["data"]["cache_dir"] = dir.File("cache");
+  job["training"]["train_iters"] = 2;
+  job["training"]["lr_warmup_iters"] = 1;
+  job["training"]["save_interval"] = 2;
+  job["training"]["eval_iters"] = 0;
+  const std::string cfg = WriteJob(dir.File("job.json"), job);
+  RunResult train = RunCommand({GptRank(), "train", "--config", cfg},
+                               {{"RANK", "0"}, {"WORLD_SIZE", "1"}}, 300000);
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  std::vector<json> iters;
+  for (const json& m : ReadJsonLines(dir.File("save/metrics.jsonl"))) {
+    if (!m.contains("event")) iters.push_back(m);
+  }
+  ASSERT_EQ(iters.size(), 2u);
+  EXPECT_GT(iters[0]["lm_loss"].get<double>(), 11.0);  // ln(151669) = 11.9 at init
+  RunResult gen = RunCommand({GptRank(), "generate", "--load", dir.File("save"), "--prompt",
+                              "The jury said", "--max-tokens", "4", "--temperature", "0"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  EXPECT_EQ(gen.out.rfind("The jury said", 0), 0u) << gen.out;
 }
 
 }  // namespace

@@ -35,6 +35,54 @@ coord::Status GetFloat(const json& section, const char* sname, const char* key,
   return coord::Status::Ok();
 }
 
+coord::Status GetBool(const json& section, const char* sname, const char* key,
+                      const std::string& origin, bool* out) {
+  if (!section.contains(key)) return coord::Status::Ok();
+  if (!section[key].is_boolean()) {
+    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected true or false");
+  }
+  *out = section[key].get<bool>();
+  return coord::Status::Ok();
+}
+
+coord::StatusOr<std::string> GetString(const json& section, const char* sname, const char* key,
+                                       const std::string& origin, const std::string& fallback) {
+  if (!section.contains(key)) return fallback;
+  if (!section[key].is_string()) {
+    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected a string");
+  }
+  return section[key].get<std::string>();
+}
+
+// The Llama / Qwen2 family's keys (the trainer's parser checks them; here they only
+// rebuild the architecture a checkpoint was saved with).
+coord::Status GetModelFamily(const json& m, const std::string& origin, GptConfig* c) {
+  ASSIGN_OR_RETURN(const std::string norm,
+                   GetString(m, "model", "normalization", origin,
+                             NormalizationName(c->normalization)));
+  auto n = ParseNormalization(norm);
+  if (!n.ok()) return n.status().WithContext(origin);
+  c->normalization = *n;
+  ASSIGN_OR_RETURN(const std::string pos,
+                   GetString(m, "model", "position_embedding_type", origin,
+                             PositionEmbeddingName(c->position_embedding_type)));
+  auto p = ParsePositionEmbedding(pos);
+  if (!p.ok()) return p.status().WithContext(origin);
+  c->position_embedding_type = *p;
+  RETURN_IF_ERROR(GetFloat(m, "model", "norm_epsilon", origin, &c->layernorm_epsilon));
+  RETURN_IF_ERROR(GetBool(m, "model", "swiglu", origin, &c->swiglu));
+  RETURN_IF_ERROR(GetFloat(m, "model", "rotary_base", origin, &c->rotary_base));
+  RETURN_IF_ERROR(GetBool(m, "model", "group_query_attention", origin, &c->group_query_attention));
+  RETURN_IF_ERROR(GetInt(m, "model", "num_query_groups", origin, &c->num_query_groups));
+  RETURN_IF_ERROR(GetBool(m, "model", "untie_embeddings_and_output_weights", origin,
+                          &c->untie_embeddings_and_output_weights));
+  bool disable_bias = !c->add_bias_linear;
+  RETURN_IF_ERROR(GetBool(m, "model", "disable_bias_linear", origin, &disable_bias));
+  c->add_bias_linear = !disable_bias;
+  RETURN_IF_ERROR(GetBool(m, "model", "add_qkv_bias", origin, &c->add_qkv_bias));
+  return GetInt(m, "model", "ffn_hidden_size", origin, &c->ffn_hidden_size);
+}
+
 const json& Section(const json& j, const char* name) {
   static const json kEmpty = json::object();
   return j.contains(name) && j[name].is_object() ? j[name] : kEmpty;
@@ -63,12 +111,19 @@ coord::StatusOr<JobModelConfig> ParseJobModelConfig(const std::string& config_js
   RETURN_IF_ERROR(GetFloat(m, "model", "hidden_dropout", origin, &c.hidden_dropout));
   RETURN_IF_ERROR(GetFloat(m, "model", "attention_dropout", origin, &c.attention_dropout));
   RETURN_IF_ERROR(GetFloat(m, "model", "init_method_std", origin, &c.init_method_std));
+  RETURN_IF_ERROR(GetModelFamily(m, origin, &c));
   // Megatron pads the vocab to divisible_by * tp, so tp changes the parameter count.
   RETURN_IF_ERROR(GetInt(Section(j, "parallel"), "parallel", "tensor_model_parallel_size", origin,
                          &c.tensor_model_parallel_size));
   const json& d = Section(j, "data");
   if (d.contains("vocab_file") && d["vocab_file"].is_string()) out.vocab_file = d["vocab_file"];
   if (d.contains("merge_file") && d["merge_file"].is_string()) out.merge_file = d["merge_file"];
+  if (d.contains("tokenizer_type") && d["tokenizer_type"].is_string()) {
+    out.tokenizer_type = d["tokenizer_type"];
+  }
+  for (const char* key : {"tokenizer_file", "tokenizer_model"}) {
+    if (d.contains(key) && d[key].is_string()) out.tokenizer_model = d[key];
+  }
   const json& t = Section(j, "training");
   if (t.contains("seed") && t["seed"].is_number_unsigned()) out.seed = t["seed"].get<uint64_t>();
   return out;
@@ -85,12 +140,15 @@ coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
 
 namespace {
 
-// One iteration as the whole model: mp_rank_00 as saved, or (tensor parallel) every
-// shard put back together. The state is read first, so the shards are read once.
+// One iteration as the whole model: mp_rank_00 as saved, or (tensor or pipeline
+// parallel) every shard put back together. The state is read first, so the shards are
+// read once.
 coord::StatusOr<LoadedCheckpoint> LoadWholeModel(const std::string& iter_dir) {
-  ASSIGN_OR_RETURN(const TrainState state, LoadCheckpointState(iter_dir, 0));
+  ASSIGN_OR_RETURN(const TrainState state, LoadFirstShardState(iter_dir));
   const OptimizerRange none{0, 0, false};
-  if (state.tensor_model_parallel_size == 1) return LoadCheckpoint(iter_dir, 0, none);
+  if (state.tensor_model_parallel_size == 1 && state.pipeline_model_parallel_size == 1) {
+    return LoadCheckpoint(iter_dir, 0, none);
+  }
   ASSIGN_OR_RETURN(JobModelConfig job,
                    ParseJobModelConfig(state.config_json, "checkpoint " + iter_dir));
   if (state.vocab_size <= 0) {
@@ -99,7 +157,7 @@ coord::StatusOr<LoadedCheckpoint> LoadWholeModel(const std::string& iter_dir) {
                                      " tensor-parallel shards but no vocab_size in its state");
   }
   job.model.vocab_size = state.vocab_size;
-  return LoadIterationForLayout(iter_dir, job.model, 1, 0, none);
+  return LoadIterationForLayout(iter_dir, job.model, ModelLayout{}, none);
 }
 
 }  // namespace

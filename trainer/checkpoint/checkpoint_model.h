@@ -18,6 +18,8 @@ struct JobModelConfig {
   bool vocab_size_given = false;  // model.vocab_size present
   std::string vocab_file;         // data.vocab_file ("" if absent)
   std::string merge_file;         // data.merge_file
+  std::string tokenizer_type;     // data.tokenizer_type ("" if absent)
+  std::string tokenizer_model;    // data.tokenizer_model, else data.tokenizer_file
   uint64_t seed = 1234;           // training.seed
 };
 

@@ -241,6 +241,8 @@ std::string StateToJson(const TrainState& s) {
             {"adam_step", s.adam_step},
             {"tensor_model_parallel_size", s.tensor_model_parallel_size},
             {"vocab_size", s.vocab_size},
+            {"pipeline_model_parallel_size", s.pipeline_model_parallel_size},
+            {"virtual_pipeline_model_parallel_size", s.virtual_pipeline_model_parallel_size},
             {"config_json", s.config_json}};
   if (s.loss_scale > 0) {
     j["loss_scaler"] = {{"scale", s.loss_scale},
@@ -255,8 +257,9 @@ std::string StateToJson(const TrainState& s) {
 // directory is complete.
 Status WriteManifest(const std::string& tmp_dir, int64_t iteration, size_t n,
                      const std::vector<FileRecord>& files,
-                     const std::vector<OptimizerShardInfo>& shards, int mp_rank = 0) {
-  const std::string rank_dir = coord::JoinPath(tmp_dir, MpRankDirName(mp_rank));
+                     const std::vector<OptimizerShardInfo>& shards,
+                     const ModelShardId& shard = ModelShardId()) {
+  const std::string rank_dir = coord::JoinPath(tmp_dir, MpRankDirName(shard));
   json manifest = {{"format", "gpt-rank-checkpoint"},
                    {"version", kVersion},
                    {"iteration", iteration},
@@ -357,9 +360,13 @@ Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
 
 // --- ZeRO saves -----------------------------------------------------------------------
 
-std::string MpRankDirName(int mp_rank) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "mp_rank_%02d", mp_rank);
+std::string MpRankDirName(const ModelShardId& shard) {
+  char name[40];
+  if (shard.pipeline) {
+    std::snprintf(name, sizeof(name), "mp_rank_%02d_%03d", shard.tp_rank, shard.pp_rank);
+  } else {
+    std::snprintf(name, sizeof(name), "mp_rank_%02d", shard.tp_rank);
+  }
   return name;
 }
 
@@ -382,16 +389,16 @@ Status BeginShardedSave(const std::string& save_dir, int64_t iteration) {
   }
   const std::string tmp_dir = ShardedSaveTmpDir(save_dir, iteration);
   RETURN_IF_ERROR(coord::RemoveTree(tmp_dir));  // a leftover of a crashed save
-  return coord::MakeDirs(coord::JoinPath(tmp_dir, MpRankDirName(0)));
+  return coord::MakeDirs(tmp_dir);  // each shard's writers make its mp_rank directory
 }
 
 StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir, int64_t iteration,
                                                    int dp_rank, const float* adam_m,
                                                    const float* adam_v, size_t count,
-                                                   int mp_rank) {
+                                                   const ModelShardId& shard) {
   const std::string name = OptimizerShardFileName(dp_rank);
   const std::string dir =
-      coord::JoinPath(ShardedSaveTmpDir(save_dir, iteration), MpRankDirName(mp_rank));
+      coord::JoinPath(ShardedSaveTmpDir(save_dir, iteration), MpRankDirName(shard));
   RETURN_IF_ERROR(coord::MakeDirs(dir));
   FileRecord rec;
   Status st = WriteTensors(coord::JoinPath(dir, name), name, {adam_m, adam_v}, count, &rec);
@@ -402,9 +409,9 @@ StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir, 
 StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(const std::string& save_dir,
                                                                    const TrainState& state,
                                                                    const float* params, size_t n,
-                                                                   int mp_rank) {
+                                                                   const ModelShardId& shard) {
   const std::string rank_dir =
-      coord::JoinPath(ShardedSaveTmpDir(save_dir, state.iteration), MpRankDirName(mp_rank));
+      coord::JoinPath(ShardedSaveTmpDir(save_dir, state.iteration), MpRankDirName(shard));
   RETURN_IF_ERROR(coord::MakeDirs(rank_dir));
   std::vector<FileRecord> files(2);
   RETURN_IF_ERROR(
@@ -414,13 +421,13 @@ StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(const std::st
   return files;
 }
 
-Status WriteShardManifest(const std::string& save_dir, const TrainState& state, int mp_rank,
-                          size_t n, const std::vector<CheckpointFileRecord>& files,
+Status WriteShardManifest(const std::string& save_dir, const TrainState& state,
+                          const ModelShardId& shard, size_t n, const std::vector<CheckpointFileRecord>& files,
                           const std::vector<OptimizerShardInfo>& shards) {
   const std::string tmp_dir = ShardedSaveTmpDir(save_dir, state.iteration);
   for (const FileRecord& f : files) {
     struct stat sb;
-    const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName(mp_rank)), f.name);
+    const std::string path = coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName(shard)), f.name);
     if (stat(path.c_str(), &sb) != 0 || static_cast<uint64_t>(sb.st_size) != f.size) {
       return coord::FailedPrecondition(
           path +
@@ -428,18 +435,23 @@ Status WriteShardManifest(const std::string& save_dir, const TrainState& state, 
           "the checkpoint directory must be on storage every rank shares (CFS)");
     }
   }
-  return WriteManifest(tmp_dir, state.iteration, n, files, shards, mp_rank);
+  return WriteManifest(tmp_dir, state.iteration, n, files, shards, shard);
 }
 
-Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp) {
+Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp, int pp) {
   const std::string final_dir = CheckpointIterDir(save_dir, state.iteration);
   const std::string tmp_dir = ShardedSaveTmpDir(save_dir, state.iteration);
   Status st;
-  for (int r = 0; r < tp && st.ok(); ++r) {  // every tensor-parallel shard is complete
-    const std::string m = coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName(r)), kManifestFile);
-    if (!coord::PathExists(m)) {
-      st = coord::FailedPrecondition(m + " missing: tensor-parallel shard " + std::to_string(r) +
-                                     " of " + std::to_string(tp) + " was not written");
+  for (int p = 0; p < pp && st.ok(); ++p) {  // every model-parallel shard is complete
+    for (int r = 0; r < tp && st.ok(); ++r) {
+      const std::string m =
+          coord::JoinPath(coord::JoinPath(tmp_dir, MpRankDirName({r, p, pp})), kManifestFile);
+      if (!coord::PathExists(m)) {
+        st = coord::FailedPrecondition(m + " missing: tensor-parallel shard " + std::to_string(r) +
+                                       " of " + std::to_string(tp) +
+                                       (pp > 1 ? " of pipeline stage " + std::to_string(p) : "") +
+                                       " was not written");
+      }
     }
   }
   if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
@@ -560,9 +572,16 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
     // Absent in checkpoints older than tensor parallel: one shard, vocab from the config.
     s.tensor_model_parallel_size = j.value("tensor_model_parallel_size", 1);
     s.vocab_size = j.value("vocab_size", 0);
-    if (s.tensor_model_parallel_size < 1 || s.tensor_model_parallel_size > 4096) {
-      return Corrupt(path, "tensor_model_parallel_size " +
-                               std::to_string(s.tensor_model_parallel_size) + " out of range");
+    s.pipeline_model_parallel_size = j.value("pipeline_model_parallel_size", 1);
+    s.virtual_pipeline_model_parallel_size = j.value("virtual_pipeline_model_parallel_size", 1);
+    for (const auto& [key, v] : {std::pair<const char*, int>{"tensor_model_parallel_size",
+                                                             s.tensor_model_parallel_size},
+                                 {"pipeline_model_parallel_size", s.pipeline_model_parallel_size},
+                                 {"virtual_pipeline_model_parallel_size",
+                                  s.virtual_pipeline_model_parallel_size}}) {
+      if (v < 1 || v > 4096) {
+        return Corrupt(path, std::string(key) + " " + std::to_string(v) + " out of range");
+      }
     }
     if (auto ls = j.find("loss_scaler"); ls != j.end()) {
       s.loss_scale = ls->at("scale").get<double>();
@@ -670,11 +689,11 @@ int64_t ReadTracker(const std::string& load_dir, std::string* why) {
 namespace {
 
 // The manifest of one mp_rank_XX directory and its train_state.json, checked against it.
-Status ReadRankState(const std::string& iter_dir, int mp_rank,
+Status ReadRankState(const std::string& iter_dir, const ModelShardId& shard,
                      std::map<std::string, ManifestFile>* files,
                      std::vector<OptimizerShardInfo>* shards, TrainState* state) {
   if (!coord::IsDirectory(iter_dir)) return coord::NotFound("no checkpoint directory " + iter_dir);
-  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(mp_rank));
+  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(shard));
   RETURN_IF_ERROR(ParseManifest(coord::JoinPath(rank_dir, kManifestFile), files, shards));
   const std::string state_path = coord::JoinPath(rank_dir, kStateFile);
   ASSIGN_OR_RETURN(std::string state_text, coord::ReadFile(state_path));
@@ -689,22 +708,31 @@ Status ReadRankState(const std::string& iter_dir, int mp_rank,
 
 }  // namespace
 
-StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir, int mp_rank) {
+StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir, const ModelShardId& shard) {
   std::map<std::string, ManifestFile> files;
   std::vector<OptimizerShardInfo> shards;
   TrainState state;
-  RETURN_IF_ERROR(ReadRankState(iter_dir, mp_rank, &files, &shards, &state));
+  RETURN_IF_ERROR(ReadRankState(iter_dir, shard, &files, &shards, &state));
   return state;
 }
 
+StatusOr<TrainState> LoadFirstShardState(const std::string& iter_dir) {
+  const ModelShardId staged(0, 0, 2);  // mp_rank_00_000
+  if (coord::IsDirectory(coord::JoinPath(iter_dir, MpRankDirName(staged)))) {
+    return LoadCheckpointState(iter_dir, staged);
+  }
+  return LoadCheckpointState(iter_dir, ModelShardId());
+}
+
 StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
-                                          const OptimizerRange& optimizer, int mp_rank) {
+                                          const OptimizerRange& optimizer,
+                                          const ModelShardId& shard) {
   std::map<std::string, ManifestFile> files;
   std::vector<OptimizerShardInfo> shards;
   LoadedCheckpoint out;
   out.path = iter_dir;
-  RETURN_IF_ERROR(ReadRankState(iter_dir, mp_rank, &files, &shards, &out.state));
-  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(mp_rank));
+  RETURN_IF_ERROR(ReadRankState(iter_dir, shard, &files, &shards, &out.state));
+  const std::string rank_dir = coord::JoinPath(iter_dir, MpRankDirName(shard));
   const ManifestFile& tm = files[kTensorFile];
   const std::string tensor_path = coord::JoinPath(rank_dir, kTensorFile);
   uint64_t n = 0;
@@ -795,9 +823,11 @@ StatusOr<LoadedCheckpoint> LoadLatestWith(const std::string& load_dir,
 bool HasCheckpoint(const std::string& load_dir) {
   if (coord::PathExists(coord::JoinPath(load_dir, kLatestIterationFile))) return true;
   for (int64_t it : ListIterations(load_dir)) {
-    const std::string m =
-        coord::JoinPath(coord::JoinPath(CheckpointIterDir(load_dir, it), MpRankDirName(0)), kManifestFile);
-    if (coord::PathExists(m)) return true;
+    for (const ModelShardId& first : {ModelShardId(), ModelShardId(0, 0, 2)}) {
+      const std::string m = coord::JoinPath(
+          coord::JoinPath(CheckpointIterDir(load_dir, it), MpRankDirName(first)), kManifestFile);
+      if (coord::PathExists(m)) return true;
+    }
   }
   return false;
 }

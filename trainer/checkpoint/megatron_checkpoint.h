@@ -50,12 +50,27 @@ struct TrainState {
   // tp). 1 and 0 in checkpoints older than tensor parallel.
   int tensor_model_parallel_size = 1;
   int vocab_size = 0;
+  // Pipeline stages (mp_rank_TT_PPP directories when > 1) and virtual chunks per stage
+  // (which layers a stage held); 1 in checkpoints older than pipeline parallel.
+  int pipeline_model_parallel_size = 1;
+  int virtual_pipeline_model_parallel_size = 1;
   // fp16 runs: the dynamic loss scaler (LossScaler::State), so a resumed run goes on
   // with the scale it had; absent (loss_scale 0) otherwise and in older checkpoints.
   double loss_scale = 0;
   int64_t loss_scale_iter = 0, loss_scale_last_overflow = -1;
   int loss_scale_hysteresis = 0;
   std::string config_json;  // the resolved job config that produced it (stored verbatim)
+};
+
+// Which model-parallel shard's directory inside an iteration: mp_rank_TT without
+// pipeline stages (Megatron's naming, and this format's before them), mp_rank_TT_PPP
+// with them.
+struct ModelShardId {
+  int tp_rank = 0;
+  int pp_rank = 0;
+  bool pipeline = false;  // pp > 1: the _PPP suffix
+  ModelShardId(int tp = 0) : tp_rank(tp) {}  // NOLINT(runtime/explicit): a TP rank
+  ModelShardId(int tp, int pp_rank_, int pp) : tp_rank(tp), pp_rank(pp_rank_), pipeline(pp > 1) {}
 };
 
 // Views of the flat buffers to save; each is (n,) in GptParamLayout order.
@@ -104,12 +119,15 @@ struct LoadedCheckpoint {
 // message names the file).
 // Only the TrainState of one shard's directory (manifest and checksum checked), for a
 // caller that must know how an iteration was saved before reading its tensors.
-coord::StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir, int mp_rank = 0);
+coord::StatusOr<TrainState> LoadCheckpointState(const std::string& iter_dir,
+                                                const ModelShardId& shard = ModelShardId());
+// The first shard's state (mp_rank_00 or mp_rank_00_000): how the iteration was saved.
+coord::StatusOr<TrainState> LoadFirstShardState(const std::string& iter_dir);
 
-// mp_rank: which tensor-parallel shard's directory (mp_rank_XX) to read.
+// shard: which model-parallel shard's directory (mp_rank_XX[_PPP]) to read.
 coord::StatusOr<LoadedCheckpoint> LoadCheckpoint(const std::string& iter_dir, size_t expected_n,
                                                  const OptimizerRange& optimizer = {},
-                                                 int mp_rank = 0);
+                                                 const ModelShardId& shard = ModelShardId());
 
 // Loads the iteration named by the tracker; if that one is corrupt or incomplete, says
 // so in warnings and falls back to the newest older complete one. With no tracker (a
@@ -131,8 +149,9 @@ using IterationLoader = std::function<coord::StatusOr<LoadedCheckpoint>(const st
 coord::StatusOr<LoadedCheckpoint> LoadLatestWith(const std::string& load_dir,
                                                  const IterationLoader& load_iteration);
 
-// "mp_rank_03": the directory of tensor-parallel shard 3 inside an iteration.
-std::string MpRankDirName(int mp_rank);
+// "mp_rank_03": the directory of tensor-parallel shard 3 inside an iteration;
+// "mp_rank_03_001" that of its pipeline stage 1.
+std::string MpRankDirName(const ModelShardId& shard);
 
 // --- ZeRO checkpoints: the optimizer state in per-rank shards ---------------------
 // Same directory layout as above, but model_optim_rng.bin holds the parameters only
@@ -165,18 +184,22 @@ coord::Status BeginShardedSave(const std::string& save_dir, int64_t iteration);
 coord::StatusOr<CheckpointFileRecord> WriteOptimizerShard(const std::string& save_dir,
                                                           int64_t iteration, int dp_rank,
                                                           const float* adam_m, const float* adam_v,
-                                                          size_t count, int mp_rank = 0);
+                                                          size_t count,
+                                                          const ModelShardId& shard = ModelShardId());
 // Rank 0 of each tensor-parallel shard: its parameters and train_state.json.
 coord::StatusOr<std::vector<CheckpointFileRecord>> WriteShardedModelFiles(
     const std::string& save_dir, const TrainState& state, const float* params, size_t n,
-    int mp_rank = 0);
+    const ModelShardId& shard = ModelShardId());
 // Tensor parallel: the writer of each shard checks its files and writes its manifest
 // (WriteShardManifest), then rank 0 checks that every shard has one and installs the
 // iteration (InstallShardedSave). FinishShardedSave is both, for one shard.
-coord::Status WriteShardManifest(const std::string& save_dir, const TrainState& state, int mp_rank,
+coord::Status WriteShardManifest(const std::string& save_dir, const TrainState& state,
+                                 const ModelShardId& shard,
                                  size_t n, const std::vector<CheckpointFileRecord>& files,
                                  const std::vector<OptimizerShardInfo>& shards);
-coord::Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp);
+// Every shard of the tp x pp grid must have its manifest.
+coord::Status InstallShardedSave(const std::string& save_dir, const TrainState& state, int tp,
+                                 int pp = 1);
 // Rank 0: checks every listed file is there with its size (a rank that wrote to a
 // directory rank 0 cannot see is named), writes the manifest, renames the directory
 // into place and updates the tracker. On error the temporary directory is removed.

@@ -1,10 +1,18 @@
 // safetensors reader/writer and the HF GPT-2 mapping (see safetensors.h).
 #include "trainer/checkpoint/safetensors.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "trainer/kernels/cpu/adamw_simd.h"
 #include "trainer/model/gpt_params.h"
 
 namespace trainer {
@@ -15,12 +23,6 @@ using coord::InvalidArgument;
 using nlohmann::json;
 
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the format's own limit (100 MB)
-
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + ")";
-}
 
 int DtypeBytes(const std::string& dtype) {
   if (dtype == "F64" || dtype == "I64" || dtype == "U64") return 8;
@@ -56,14 +58,135 @@ void AppendLe64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
 }
 
+// A file written through a temporary name: Commit fsyncs and renames it into place;
+// destroyed uncommitted, it removes the temporary.
+class AtomicFile {
+ public:
+  static coord::StatusOr<std::unique_ptr<AtomicFile>> Create(const std::string& path) {
+    auto f = std::unique_ptr<AtomicFile>(new AtomicFile(path));
+    unlink(f->tmp_.c_str());
+    f->fd_ = open(f->tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (f->fd_ < 0) return coord::ErrnoStatus("create " + f->tmp_, errno);
+    return f;
+  }
+  ~AtomicFile() {
+    if (fd_ >= 0) close(fd_);
+    if (!committed_) unlink(tmp_.c_str());
+  }
+  coord::Status Write(const char* data, size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::write(fd_, data, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return coord::ErrnoStatus("write " + tmp_, errno);
+      data += w;
+      n -= static_cast<size_t>(w);
+    }
+    return coord::Status::Ok();
+  }
+  coord::Status Commit() {
+    if (fsync(fd_) != 0) return coord::ErrnoStatus("fsync " + tmp_, errno);
+    close(fd_);
+    fd_ = -1;
+    if (rename(tmp_.c_str(), path_.c_str()) != 0) return coord::ErrnoStatus("rename " + tmp_, errno);
+    committed_ = true;
+    const int dfd = open(coord::Dirname(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    return coord::Status::Ok();
+  }
+
+ private:
+  explicit AtomicFile(std::string path)
+      : path_(std::move(path)), tmp_(path_ + ".tmp." + std::to_string(getpid())) {}
+  std::string path_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
 }  // namespace
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "(";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + ")";
+}
+
+const char* SafetensorsDtypeName(SafetensorsDtype d) {
+  switch (d) {
+    case SafetensorsDtype::kF32:
+      return "F32";
+    case SafetensorsDtype::kBF16:
+      return "BF16";
+    case SafetensorsDtype::kF16:
+      return "F16";
+  }
+  return "F32";
+}
+
+size_t SafetensorsDtypeBytes(SafetensorsDtype d) { return d == SafetensorsDtype::kF32 ? 4 : 2; }
+
+coord::StatusOr<SafetensorsDtype> ParseSafetensorsDtype(const std::string& name) {
+  if (name == "fp32" || name == "float32" || name == "F32") return SafetensorsDtype::kF32;
+  if (name == "bf16" || name == "bfloat16" || name == "BF16") return SafetensorsDtype::kBF16;
+  if (name == "fp16" || name == "float16" || name == "F16") return SafetensorsDtype::kF16;
+  return InvalidArgument("dtype: expected fp32, bf16 or fp16, got \"" + name + "\"");
+}
+
+coord::Status WriteSafetensorsStreaming(const std::string& path,
+                                        const std::vector<SafetensorsSpec>& tensors,
+                                        SafetensorsDtype dtype, const SafetensorsFill& fill,
+                                        const std::map<std::string, std::string>& metadata) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  const size_t elem = SafetensorsDtypeBytes(dtype);
+  size_t offset = 0, largest = 0;
+  for (const SafetensorsSpec& t : tensors) {
+    size_t numel = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) return InvalidArgument(path + ": tensor " + t.name + ": negative dimension");
+      numel *= static_cast<size_t>(d);
+    }
+    if (header.contains(t.name)) return InvalidArgument(path + ": duplicate tensor " + t.name);
+    header[t.name] = {{"dtype", SafetensorsDtypeName(dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + numel * elem}}};
+    offset += numel * elem;
+    largest = std::max(largest, numel);
+  }
+  std::string head = header.dump();
+  while (head.size() % 8 != 0) head.push_back(' ');  // align data to 8 bytes
+  std::string prefix;
+  AppendLe64(&prefix, head.size());
+  prefix += head;
+  ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> file, AtomicFile::Create(path));
+  RETURN_IF_ERROR(file->Write(prefix.data(), prefix.size()));
+  std::vector<float> values(largest);
+  std::vector<uint16_t> half(dtype == SafetensorsDtype::kF32 ? 0 : largest);
+  for (size_t k = 0; k < tensors.size(); ++k) {
+    size_t numel = 1;
+    for (int64_t d : tensors[k].shape) numel *= static_cast<size_t>(d);
+    RETURN_IF_ERROR(fill(k, values.data()));
+    // Little-endian: this host's layout (x86-64 / aarch64 are little-endian).
+    if (dtype == SafetensorsDtype::kF32) {
+      RETURN_IF_ERROR(
+          file->Write(reinterpret_cast<const char*>(values.data()), numel * sizeof(float)));
+      continue;
+    }
+    for (size_t i = 0; i < numel; ++i) {
+      half[i] = dtype == SafetensorsDtype::kBF16 ? kernels::cpu::float_to_bf16_bits(values[i])
+                                                 : kernels::cpu::float_to_fp16_bits(values[i]);
+    }
+    RETURN_IF_ERROR(file->Write(reinterpret_cast<const char*>(half.data()), numel * 2));
+  }
+  return file->Commit();
+}
 
 coord::Status WriteSafetensors(const std::string& path,
                                const std::vector<SafetensorsEntry>& tensors,
                                const std::map<std::string, std::string>& metadata) {
-  json header = json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  size_t offset = 0;
+  std::vector<SafetensorsSpec> specs;
   for (const SafetensorsEntry& t : tensors) {
     int64_t numel = 1;
     for (int64_t d : t.shape) numel *= d;
@@ -71,46 +194,77 @@ coord::Status WriteSafetensors(const std::string& path,
       return InvalidArgument(path + ": tensor " + t.name + " has shape " + ShapeString(t.shape) +
                              " but " + std::to_string(t.data.size()) + " values");
     }
-    if (header.contains(t.name)) return InvalidArgument(path + ": duplicate tensor " + t.name);
-    const size_t bytes = t.data.size() * sizeof(float);
-    header[t.name] = {
-        {"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+    specs.push_back({t.name, t.shape});
   }
-  std::string header_text = header.dump();
-  while (header_text.size() % 8 != 0) header_text.push_back(' ');  // align data to 8 bytes
-  std::string file;
-  file.reserve(8 + header_text.size() + offset);
-  AppendLe64(&file, header_text.size());
-  file += header_text;
-  for (const SafetensorsEntry& t : tensors) {
-    // fp32 little-endian: this host's layout (x86-64 / aarch64 are little-endian).
-    file.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float));
-  }
-  return coord::WriteFileAtomic(path, file);
+  return WriteSafetensorsStreaming(
+      path, specs, SafetensorsDtype::kF32,
+      [&](size_t k, float* out) {
+        std::copy(tensors[k].data.begin(), tensors[k].data.end(), out);
+        return coord::Status::Ok();
+      },
+      metadata);
 }
 
+class SafetensorsFile::Mapping {
+ public:
+  Mapping(void* addr, size_t size) : addr_(addr), size_(size) {}
+  ~Mapping() {
+    if (addr_ != nullptr) munmap(addr_, size_);
+  }
+  const char* data() const { return static_cast<const char*>(addr_); }
+  size_t size() const { return size_; }
+  // Drops the pages of [begin, end) from this process's memory (they are re-read from
+  // the file if touched again).
+  void Release(size_t begin, size_t end) const {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t b = (begin + page - 1) / page * page, e = end / page * page;
+    if (e > b) madvise(static_cast<char*>(addr_) + b, e - b, MADV_DONTNEED);
+  }
+
+ private:
+  void* addr_;
+  size_t size_;
+};
+
 coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) {
-  auto contents = coord::ReadFile(path);
-  if (!contents.ok()) return contents.status();
-  const std::string& raw = *contents;
-  if (raw.size() < 8) {
-    return InvalidArgument(path + ": not a safetensors file (" + std::to_string(raw.size()) +
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT ? coord::NotFound(path + ": no such file")
+                           : coord::ErrnoStatus("open " + path, errno);
+  }
+  struct stat st{};
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    return coord::ErrnoStatus("stat " + path, err);
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  if (size < 8) {
+    close(fd);
+    return InvalidArgument(path + ": not a safetensors file (" + std::to_string(size) +
                            " bytes, need at least the 8-byte header length)");
   }
+  void* addr = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_err = errno;
+  close(fd);  // the mapping keeps the file
+  if (addr == MAP_FAILED) return coord::ErrnoStatus("mmap " + path, map_err);
+  auto map = std::make_shared<const Mapping>(addr, size);
+  const char* raw = map->data();
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(raw[i]);
-  if (header_len > kMaxHeaderBytes || header_len > raw.size() - 8) {
+  if (header_len > kMaxHeaderBytes || header_len > size - 8) {
     return InvalidArgument(path + ": header length " + std::to_string(header_len) +
-                           " does not fit in the file (" + std::to_string(raw.size()) + " bytes)");
+                           " does not fit in the file (" + std::to_string(size) + " bytes)");
   }
-  json header = json::parse(raw.begin() + 8, raw.begin() + 8 + header_len, nullptr, false);
+  json header = json::parse(raw + 8, raw + 8 + header_len, nullptr, false);
   if (header.is_discarded() || !header.is_object()) {
     return InvalidArgument(path + ": header is not a JSON object");
   }
   SafetensorsFile file;
   file.path_ = path;
-  file.data_ = raw.substr(8 + header_len);
+  file.data_ = raw + 8 + header_len;
+  file.data_size_ = size - 8 - header_len;
+  file.map_ = std::move(map);
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     const json& e = it.value();
@@ -138,10 +292,10 @@ coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) 
     info.end = off[1].get<size_t>();
     const int dtype_bytes = DtypeBytes(info.dtype);
     if (dtype_bytes == 0) return InvalidArgument(where + ": unknown dtype " + info.dtype);
-    if (info.end < info.begin || info.end > file.data_.size()) {
+    if (info.end < info.begin || info.end > file.data_size_) {
       return InvalidArgument(where + ": data_offsets [" + std::to_string(info.begin) + ", " +
                              std::to_string(info.end) + ") outside the data section (" +
-                             std::to_string(file.data_.size()) + " bytes); file truncated?");
+                             std::to_string(file.data_size_) + " bytes); file truncated?");
     }
     if (info.end - info.begin != static_cast<size_t>(numel) * dtype_bytes) {
       return InvalidArgument(where + ": " + std::to_string(info.end - info.begin) +
@@ -152,25 +306,33 @@ coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) 
   return file;
 }
 
+coord::Status SafetensorsFile::CheckShape(const std::string& name,
+                                          const std::vector<int64_t>& expected_shape) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) return coord::NotFound(path_ + ": no tensor " + name);
+  if (it->second.shape != expected_shape) {
+    return InvalidArgument(path_ + ": tensor " + name + ": expected shape " +
+                           ShapeString(expected_shape) + ", got " + ShapeString(it->second.shape));
+  }
+  return coord::Status::Ok();
+}
+
 coord::Status SafetensorsFile::ReadF32(const std::string& name,
                                        const std::vector<int64_t>& expected_shape,
                                        float* out) const {
-  auto it = tensors_.find(name);
-  if (it == tensors_.end()) return coord::NotFound(path_ + ": no tensor " + name);
-  const TensorInfo& info = it->second;
-  if (info.shape != expected_shape) {
-    return InvalidArgument(path_ + ": tensor " + name + ": expected shape " +
-                           ShapeString(expected_shape) + ", got " + ShapeString(info.shape));
-  }
-  const char* src = data_.data() + info.begin;
+  RETURN_IF_ERROR(CheckShape(name, expected_shape));
+  const TensorInfo& info = tensors_.at(name);
+  const char* src = data_ + info.begin;
   const size_t n = (info.end - info.begin) / DtypeBytes(info.dtype);
   if (info.dtype == "F32") {
     std::memcpy(out, src, n * sizeof(float));
   } else if (info.dtype == "F16" || info.dtype == "BF16") {
+    const bool f16 = info.dtype == "F16";
+#pragma omp parallel for schedule(static) if (n >= (1u << 20))
     for (size_t i = 0; i < n; ++i) {
       uint16_t h;
       std::memcpy(&h, src + 2 * i, 2);
-      if (info.dtype == "F16") {
+      if (f16) {
         out[i] = HalfToFloat(h);
       } else {
         uint32_t bits = static_cast<uint32_t>(h) << 16;
@@ -181,6 +343,8 @@ coord::Status SafetensorsFile::ReadF32(const std::string& name,
     return InvalidArgument(path_ + ": tensor " + name + ": dtype " + info.dtype +
                            " is not a float type (need F32, F16 or BF16)");
   }
+  const size_t header_bytes = static_cast<size_t>(data_ - map_->data());
+  map_->Release(header_bytes + info.begin, header_bytes + info.end);
   return coord::Status::Ok();
 }
 
@@ -194,7 +358,7 @@ struct HfLayerName {
   const char* suffix;
   bool transposed;
 };
-constexpr HfLayerName kHfLayerNames[kTensorsPerLayer] = {
+constexpr HfLayerName kHfLayerNames[kNumLayerSlots] = {
     {"ln_1.weight", false},      {"ln_1.bias", false},         {"attn.c_attn.weight", true},
     {"attn.c_attn.bias", false}, {"attn.c_proj.weight", true}, {"attn.c_proj.bias", false},
     {"ln_2.weight", false},      {"ln_2.bias", false},         {"mlp.c_fc.weight", true},
@@ -224,8 +388,9 @@ std::vector<HfTensor> HfTensors(const GptConfig& config, const GptParamLayout& l
   out.push_back({"transformer.wte.weight", {config.vocab_size, C}, false});
   out.push_back({"transformer.wpe.weight", {config.max_position_embeddings, C}, false});
   for (int l = 0; l < config.num_layers; ++l) {
-    for (int j = 0; j < kTensorsPerLayer; ++j) {
-      const ParamTensorInfo& t = layout.tensors()[GptParamLayout::layer_tensor_index(l, j)];
+    for (int j = 0; j < kNumLayerSlots; ++j) {  // GPT-2 has every slot
+      const ParamTensorInfo& t = layout.tensors()[static_cast<size_t>(
+          layout.layer_tensor_index(l, static_cast<LayerSlot>(j)))];
       HfTensor h{"transformer.h." + std::to_string(l) + "." + kHfLayerNames[j].suffix,
                  {},
                  kHfLayerNames[j].transposed};
@@ -246,6 +411,7 @@ std::vector<HfTensor> HfTensors(const GptConfig& config, const GptParamLayout& l
 
 coord::Status ExportHfGpt2(const std::string& dir, const GptConfig& config, const float* params) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) return InvalidArgument("ExportHfGpt2: not a GPT-2 architecture");
   RETURN_IF_ERROR(coord::MakeDirs(dir));
   GptParamLayout layout(config);
   std::vector<HfTensor> names = HfTensors(config, layout);
@@ -326,6 +492,7 @@ coord::StatusOr<GptConfig> ReadHfGpt2Config(const std::string& dir) {
 
 coord::Status ImportHfGpt2(const std::string& dir, const GptConfig& config, float* params) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) return InvalidArgument("ImportHfGpt2: not a GPT-2 architecture");
   auto file = SafetensorsFile::Read(coord::JoinPath(dir, "model.safetensors"));
   if (!file.ok()) return file.status();
   GptParamLayout layout(config);

@@ -1,6 +1,6 @@
 // gpt-rank generate: sample text from a checkpoint (prompt, temperature, top-k, max
 // tokens, seed). The model config comes from the config stored in the checkpoint, the
-// tokenizer from --vocab-file/--merge-file or the config's data section.
+// tokenizer from --vocab-file/--merge-file, --tokenizer-model or the config's data section.
 #include "trainer/model/generate.h"
 
 #include <boost/program_options.hpp>
@@ -12,7 +12,7 @@
 #include "common/verb_args.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/cli/commands.h"
-#include "trainer/data/bpe_tokenizer.h"
+#include "trainer/data/tokenizer.h"
 
 namespace gpt_rank::cli {
 
@@ -21,7 +21,7 @@ namespace {
 namespace po = boost::program_options;
 
 struct GenerateArgs {
-  std::string load, prompt, vocab_file, merge_file;
+  std::string load, prompt, vocab_file, merge_file, tokenizer_model;
   int64_t iteration = -1;
   trainer::SampleOptions sample;
 };
@@ -39,7 +39,9 @@ int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, b
       "top-k", po::value(&out->sample.top_k)->default_value(0), "0: no top-k cut")(
       "seed", po::value(&out->sample.seed)->default_value(1234), "sampling seed")(
       "vocab-file", po::value(&out->vocab_file), "vocab.json (default: from the checkpoint)")(
-      "merge-file", po::value(&out->merge_file), "merges.txt (default: from the checkpoint)");
+      "merge-file", po::value(&out->merge_file), "merges.txt (default: from the checkpoint)")(
+      "tokenizer-model", po::value(&out->tokenizer_model),
+      "a Hugging Face tokenizer.json or its directory (default: from the checkpoint)");
   const coord::VerbUsage verb = {"gpt-rank", "generate", "generate --load DIR [--prompt TEXT]",
                                  "sample text from a checkpoint"};
   po::variables_map vm;
@@ -57,6 +59,29 @@ int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, b
     return 2;
   }
   return 0;
+}
+
+// The tokenizer: the command line's (--tokenizer-model, or --vocab-file/--merge-file),
+// else the one the checkpoint's job config names.
+coord::StatusOr<std::unique_ptr<trainer::data::Tokenizer>> LoadGenerateTokenizer(
+    const GenerateArgs& a, const trainer::LoadedCheckpoint& ckpt, const std::string& vocab,
+    const std::string& merges) {
+  trainer::data::TokenizerSpec spec;
+  if (!a.tokenizer_model.empty()) {
+    spec = {"", a.vocab_file, a.merge_file, a.tokenizer_model};
+  } else if (a.vocab_file.empty() && a.merge_file.empty()) {
+    ASSIGN_OR_RETURN(const trainer::JobModelConfig job,
+                     trainer::ParseJobModelConfig(ckpt.state.config_json, ckpt.path));
+    if (!job.tokenizer_model.empty()) spec = {job.tokenizer_type, "", "", job.tokenizer_model};
+  }
+  if (spec.model.empty()) {
+    if (vocab.empty() || merges.empty()) {
+      return coord::InvalidArgument(
+          "no tokenizer: pass --vocab-file and --merge-file, or --tokenizer-model");
+    }
+    spec = {"", vocab, merges, ""};
+  }
+  return trainer::data::LoadTokenizer(spec);
 }
 
 }  // namespace
@@ -78,11 +103,7 @@ int RunGenerate(const std::vector<std::string>& args) {
     std::cerr << "gpt-rank generate: " << config.status().message() << "\n";
     return 2;
   }
-  if (vocab.empty() || merges.empty()) {
-    std::cerr << "gpt-rank generate: no tokenizer: pass --vocab-file and --merge-file\n";
-    return 2;
-  }
-  auto tok = trainer::data::Gpt2Tokenizer::Load(vocab, merges);
+  auto tok = LoadGenerateTokenizer(a, *ckpt, vocab, merges);
   if (!tok.ok()) {
     std::cerr << "gpt-rank generate: " << tok.status().message() << "\n";
     return 2;

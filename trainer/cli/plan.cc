@@ -1,11 +1,15 @@
 // `gpt-rank plan --config job.json [--hosts hosts.txt | --nodes N --gpus-per-node G]
-// [--gpu v100-32gb|a100-40gb|a100-80gb|h100-80gb] [--json]`: validates the config
-// for that cluster and prints the plan of trainer/plan/plan.h (memory per GPU and per
-// node, time per iteration, the largest micro-batch that fits, DeepSpeed's estimates).
+// [--gpu v100-32gb|a100-40gb|a100-80gb|h100-80gb] [--train-tokens 2.5e9] [--json]`:
+// validates the config for that cluster and prints the plan of trainer/plan/plan.h
+// (memory per GPU of every pipeline stage and per node, time per iteration with the
+// pipeline bubble, the training time for the token budget, the largest micro-batch that
+// fits, DeepSpeed's estimates).
 // Nothing is allocated, so it plans configs/100B.json on any machine. Exit 0 when it
 // fits, 1 when it does not (the plan says which resource and what to change), 2 for
 // bad usage or config.
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -13,7 +17,7 @@
 #include "common/hostfile.h"
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
-#include "trainer/data/bpe_tokenizer.h"
+#include "trainer/data/tokenizer.h"
 #include "trainer/plan/plan.h"
 #include "trainer/plan/plan_format.h"
 #include "trainer/train/cli_args.h"
@@ -25,30 +29,52 @@ namespace {
 namespace po = boost::program_options;
 using nlohmann::json;
 
-// launch.nproc_per_node of the job file, 0 when absent or unreadable (the config
-// parse that follows reports what is wrong with the file).
-int NprocPerNode(const std::string& path) {
+// launch.nproc_per_node and launch.nnodes of the job file (an elastic "MIN:MAX" plans
+// MAX, the job's full size), 0 when absent or unreadable (the config parse that
+// follows reports what is wrong with the file).
+struct LaunchShape {
+  int nproc_per_node = 0;
+  int nnodes = 0;
+};
+
+LaunchShape LaunchShapeOf(const std::string& path) {
+  LaunchShape shape;
   std::ifstream in(path);
   std::stringstream text;
   text << in.rdbuf();
-  try {
-    json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("launch") || !j["launch"].is_object()) return 0;
-    const json& n = j["launch"]["nproc_per_node"];
-    if (n.is_number_integer() && n.get<int64_t>() > 0 && n.get<int64_t>() <= 1024) {
-      return static_cast<int>(n.get<int64_t>());
-    }
-  } catch (const json::exception&) {
+  json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("launch") || !j["launch"].is_object()) return shape;
+  const json& launch = j["launch"];
+  auto count = [](const json& n) {
+    return n.is_number_integer() && n.get<int64_t>() > 0 && n.get<int64_t>() <= 100000
+               ? static_cast<int>(n.get<int64_t>())
+               : 0;
+  };
+  if (launch.contains("nproc_per_node")) {
+    shape.nproc_per_node = std::min(count(launch["nproc_per_node"]), 1024);
   }
-  return 0;
+  if (launch.contains("nnodes")) {
+    const json& n = launch["nnodes"];
+    if (n.is_string()) {
+      const std::string v = n.get<std::string>();
+      const int max = std::atoi(v.substr(v.find(':') == std::string::npos ? 0 : v.find(':') + 1)
+                                    .c_str());
+      shape.nnodes = max > 0 && max <= 100000 ? max : 0;
+    } else {
+      shape.nnodes = count(n);
+    }
+  }
+  return shape;
 }
 
 // The cluster from --hosts (slots= per host, else launch.nproc_per_node), or
-// --nodes / --gpus-per-node, or one node of launch.nproc_per_node (or WORLD_SIZE).
+// --nodes / --gpus-per-node, or launch.nnodes nodes of launch.nproc_per_node (one node
+// when nnodes is absent; WORLD_SIZE ranks when nproc_per_node is too).
 coord::StatusOr<plan::ClusterShape> Cluster(const po::variables_map& vm,
                                             const std::string& config_path) {
   plan::ClusterShape shape;
-  const int nproc = NprocPerNode(config_path);
+  const LaunchShape launch = LaunchShapeOf(config_path);
+  const int nproc = launch.nproc_per_node;
   shape.gpus_per_node = vm.count("gpus-per-node") ? vm["gpus-per-node"].as<int>() : nproc;
   if (vm.count("hosts")) {
     if (vm.count("nodes")) return coord::InvalidArgument("give --hosts or --nodes, not both");
@@ -69,6 +95,8 @@ coord::StatusOr<plan::ClusterShape> Cluster(const po::variables_map& vm,
     if (slots != 0) shape.gpus_per_node = slots;
   } else if (vm.count("nodes")) {
     shape.nodes = vm["nodes"].as<int>();
+  } else if (launch.nnodes > 0) {
+    shape.nodes = launch.nnodes;
   } else if (shape.gpus_per_node == 0) {
     ASSIGN_OR_RETURN(shape.gpus_per_node, train::WorldSizeFromEnv());
   }
@@ -100,12 +128,13 @@ void PrintHeader(const train::TrainerConfig& c, const std::string& path,
 int RunPlan(const std::vector<std::string>& args) {
   const train::VerbInfo verb = {
       "plan",
-      "plan --config F [--hosts H | --nodes N --gpus-per-node G] [--gpu NAME] [--json]",
+      "plan --config F [--hosts H | --nodes N --gpus-per-node G] [--gpu NAME] "
+      "[--train-tokens T] [--json]",
       "validate a job config for a cluster; print memory per GPU and node, time per "
-      "iteration and what to change if it does not fit"};
+      "iteration, training time and what to change if it does not fit"};
   std::string config_path, gpu_name = "v100-32gb";
   std::vector<std::string> sets;
-  double host_gb = 0;
+  double host_gb = 0, train_tokens = 0;
   po::options_description options("options");
   options.add_options()("config,c", po::value(&config_path)->required(), "job spec JSON")(
       "set", po::value(&sets)->composing(), "override a config key by its JSON path")(
@@ -115,10 +144,17 @@ int RunPlan(const std::vector<std::string>& args) {
       "gpu", po::value(&gpu_name), "v100-32gb, a100-40gb, a100-80gb or h100-80gb")(
       "host-memory-gb", po::value(&host_gb), "host memory per node in GiB (default: the GPU "
                                              "table's node)")(
+      "train-tokens", po::value(&train_tokens), "tokens to train on, e.g. 2.5e9 or 26e9 "
+                                                "(default: train_iters x global batch x seq)")(
       "json", "print the plan as one JSON object");
   po::variables_map vm;
   int code = train::kExitOk;
   if (!train::ParseVerbArgs(args, verb, options, {}, &vm, &code)) return code;
+  if (vm.count("train-tokens") && !(train_tokens >= 1 && train_tokens < 1e18)) {
+    return train::ReportSetupError(coord::InvalidArgument(
+        "--train-tokens: expected a token count from 1 to 1e18 (e.g. 2.5e9), got " +
+        std::to_string(train_tokens)));
+  }
   auto gpu = plan::FindGpuSpec(gpu_name);
   if (!gpu.ok()) return train::ReportSetupError(gpu.status());
   auto cluster = Cluster(vm, config_path);
@@ -133,12 +169,19 @@ int RunPlan(const std::vector<std::string>& args) {
   train::TrainerConfig& c = parsed->config;
   std::string vocab_note = "from model.vocab_size";
   if (!c.vocab_size_given) {
-    auto tok = trainer::data::Gpt2Tokenizer::Load(c.data.vocab_file, c.data.merge_file);
-    vocab_note = tok.ok() ? "from " + c.data.vocab_file
-                          : "GPT-2's 50257 (vocab file not readable here)";
+    const trainer::data::TokenizerSpec spec = train::TokenizerSpecOf(c.data);
+    auto tok = trainer::data::LoadTokenizer(spec);
+    if (tok.ok()) {
+      vocab_note = "from " + (spec.model.empty() ? c.data.vocab_file : spec.model);
+    } else if (spec.model.empty()) {
+      vocab_note = "GPT-2's 50257 (vocab file not readable here)";
+    } else {
+      vocab_note = "GPT-2's 50257 (" + spec.model + " not readable here; set model.vocab_size)";
+    }
     if (tok.ok()) c.model.vocab_size = (*tok)->vocab_size();
   }
-  const plan::Plan p = plan::MakePlan(c, *cluster, *gpu, host_gb * 1024.0 * 1024.0 * 1024.0);
+  const plan::Plan p =
+      plan::MakePlan(c, *cluster, *gpu, host_gb * 1024.0 * 1024.0 * 1024.0, train_tokens);
   coord::Status trainable = train::CheckTrainable(c);
   if (vm.count("json")) {
     json j = plan::PlanToJson(p, c);

@@ -36,7 +36,7 @@ StatusOr<DocumentRange> ParseDocumentRange(const std::string& text) {
 }
 
 StatusOr<DatasetDescription> DescribeDataset(const std::string& prefix, const DocumentRange& docs,
-                                             const Gpt2Tokenizer* tokenizer) {
+                                             const Tokenizer* tokenizer) {
   ASSIGN_OR_RETURN(auto data, IndexedDataset::Open(prefix));
   DatasetDescription d;
   d.prefix = prefix;

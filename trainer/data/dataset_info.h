@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/indexed_dataset.h"
+#include "trainer/data/tokenizer.h"
 
 namespace trainer::data {
 
@@ -42,7 +42,7 @@ struct DatasetDescription {
 // OutOfRange error naming the document count.
 coord::StatusOr<DatasetDescription> DescribeDataset(const std::string& prefix,
                                                     const DocumentRange& docs,
-                                                    const Gpt2Tokenizer* tokenizer);
+                                                    const Tokenizer* tokenizer);
 // The same as JSON ("--json"), and as a few human-readable lines.
 nlohmann::json DescriptionToJson(const DatasetDescription& d);
 std::string DescriptionToText(const DatasetDescription& d);

@@ -8,9 +8,10 @@
 namespace trainer::data {
 
 coord::StatusOr<PreprocessStats> PreprocessLooseJson(const PreprocessOptions& options,
-                                                     Gpt2Tokenizer* tokenizer) {
+                                                     Tokenizer* tokenizer) {
   if (options.append_eod && tokenizer->eod_id() < 0) {
-    return coord::InvalidArgument("preprocess: --append-eod needs <|endoftext|> in the vocab");
+    return coord::InvalidArgument(
+        "preprocess: --append-eod needs an end-of-document token (<|endoftext|>) in the tokenizer");
   }
   LooseJsonOptions json_options;
   json_options.key = options.json_key;

@@ -8,8 +8,8 @@
 #include <string>
 
 #include "common/status.h"
-#include "trainer/data/bpe_tokenizer.h"
 #include "trainer/data/indexed_dataset.h"
+#include "trainer/data/tokenizer.h"
 
 namespace trainer::data {
 
@@ -36,6 +36,6 @@ inline std::string MegatronOutputPrefix(const std::string& prefix, const std::st
 }
 
 coord::StatusOr<PreprocessStats> PreprocessLooseJson(const PreprocessOptions& options,
-                                                     Gpt2Tokenizer* tokenizer);
+                                                     Tokenizer* tokenizer);
 
 }  // namespace trainer::data

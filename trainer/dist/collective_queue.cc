@@ -5,7 +5,7 @@
 
 namespace gpt_rank::dist {
 
-CollectiveQueue::CollectiveQueue(bool threaded) {
+CollectiveQueue::CollectiveQueue(bool threaded, CommGroup group) : group_(group) {
   if (threaded) worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -39,12 +39,14 @@ CollectiveQueue::Ticket CollectiveQueue::Submit(Task task) {
 }
 
 coord::Status CollectiveQueue::Wait(Ticket ticket) {
+  ScopedCommWait wait(group_, worker_.joinable());
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return finished_ >= ticket; });
   return error_;
 }
 
 coord::Status CollectiveQueue::Drain() {
+  ScopedCommWait wait(group_, worker_.joinable());
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return finished_ == submitted_; });
   return error_;

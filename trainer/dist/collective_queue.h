@@ -11,6 +11,9 @@
 //
 // Without a thread (threaded = false: one rank, or overlap turned off) Submit runs the
 // task at once, so the same caller code is synchronous.
+//
+// The time a caller spends blocked in Wait/Drain counts as its thread's wait in
+// `group` (comm_wait.h): the training thread waiting for the reducer's buckets.
 #pragma once
 
 #include <condition_variable>
@@ -21,6 +24,7 @@
 #include <thread>
 
 #include "common/status.h"
+#include "trainer/dist/comm_wait.h"
 
 namespace gpt_rank::dist {
 
@@ -29,7 +33,7 @@ class CollectiveQueue {
   using Task = std::function<coord::Status()>;
   using Ticket = uint64_t;  // 1, 2, ... in submission order; 0 is "none"
 
-  explicit CollectiveQueue(bool threaded);
+  explicit CollectiveQueue(bool threaded, CommGroup group = CommGroup::kData);
   ~CollectiveQueue();  // finishes the pending tasks first
   CollectiveQueue(const CollectiveQueue&) = delete;
   CollectiveQueue& operator=(const CollectiveQueue&) = delete;
@@ -51,6 +55,7 @@ class CollectiveQueue {
   Ticket finished_ = 0;         // guarded by mu_
   bool stop_ = false;           // guarded by mu_
   coord::Status error_;         // guarded by mu_: the first failure
+  const CommGroup group_;
   std::thread worker_;          // started last
 };
 

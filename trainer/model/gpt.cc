@@ -1,7 +1,8 @@
-// GPT-2 forward/backward on the CPU kernels (see gpt.h). Per layer, exactly
-// Megatron's ParallelTransformerLayer with pre-LN:
+// The model's forward/backward on the CPU kernels (see gpt.h): embedding, the layers
+// (gpt_layer.cc), the head and loss; the ParamSource choreography. Per layer, exactly
+// Megatron's ParallelTransformerLayer with pre-norm:
 //   x1 = x  + dropout(attn_proj(attention(ln1(x))))
-//   y  = x1 + dropout(fc_proj(gelu(fc(ln2(x1)))))
+//   y  = x1 + dropout(fc_proj(act(fc(ln2(x1)))))     act: GELU or SwiGLU
 // With checkpoint_activations only the layer inputs (residual[l]) are kept;
 // backward re-runs LayerForward for layer l into the single activation slot
 // right before LayerBackward(l). Same kernels, same inputs, same dropout
@@ -15,13 +16,10 @@
 #include <string>
 
 #include "trainer/core/philox.h"
-#include "trainer/kernels/cpu/attention.h"
 #include "trainer/kernels/cpu/dropout.h"
 #include "trainer/kernels/cpu/encoder.h"
-#include "trainer/kernels/cpu/gelu.h"
-#include "trainer/kernels/cpu/layernorm.h"
 #include "trainer/kernels/cpu/matmul.h"
-#include "trainer/kernels/cpu/residual.h"
+#include "trainer/kernels/cpu/rope.h"
 #include "trainer/kernels/cpu/softmax_cross_entropy.h"
 #include "trainer/kernels/cpu/vocab_parallel.h"
 
@@ -49,9 +47,10 @@ ModuleTensors WholeModuleTensors(const GptParams& views, Module m) {
       t.layer = views.layers[static_cast<size_t>(m.layer)];
       break;
     case ModuleKind::kHead:
-      t.wte = views.wte;
+      if (views.output == nullptr) t.wte = views.wte;  // tied LM head
       t.lnfw = views.lnfw;
       t.lnfb = views.lnfb;
+      t.output = views.output;
       break;
   }
   return t;
@@ -95,8 +94,15 @@ GptModel::GptModel(const GptConfig& config, int max_batch, int max_seq,
     source_ = whole_.get();
   }
   acts_memory_.assign(ActivationFloats(PartConfig(), max_batch, max_seq,
-                                      config.checkpoint_activations, tp_),
+                                      config.checkpoint_activations, tp_, head_),
                      0.0f);
+  if (config.rope()) {
+    const size_t half = static_cast<size_t>(config.head_size() / 2);
+    rope_cos_.assign(static_cast<size_t>(max_seq) * half, 0.0f);
+    rope_sin_.assign(rope_cos_.size(), 0.0f);
+    cpu::rope_table(rope_cos_.data(), rope_sin_.data(), max_seq, config.head_size(),
+                    config.rotary_base);
+  }
   if (tp_ > 1) {
     const size_t BT = static_cast<size_t>(max_batch) * max_seq;
     ce_max_.assign(BT * tp_, 0.0f);
@@ -121,15 +127,7 @@ coord::StatusOr<std::unique_ptr<GptModel>> GptModel::Create(const GptConfig& con
     return coord::InvalidArgument("GptModel: a part of the model needs a ParamSource");
   }
   if (tp_comm != nullptr && tp_comm->size() > 1) {
-    const int tp = tp_comm->size();
-    if (config.num_attention_heads % tp != 0 || config.padded_vocab_size() % tp != 0) {
-      return coord::InvalidArgument(
-          "tensor parallel size " + std::to_string(tp) + " must divide model.num_attention_heads (" +
-          std::to_string(config.num_attention_heads) + ") and the padded vocabulary (" +
-          std::to_string(config.padded_vocab_size()) +
-          "; model.tensor_model_parallel_size pads it to a multiple of "
-          "make_vocab_size_divisible_by x tp)");
-    }
+    RETURN_IF_ERROR(CheckTensorParallel(config, tp_comm->size()));
   }
   if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
     return coord::InvalidArgument(
@@ -198,59 +196,6 @@ RngStream GptModel::DropoutRng(int layer, DropoutSite site) const {
 
 // --- forward -----------------------------------------------------------------
 
-coord::Status GptModel::TpAllReduce(float* data, size_t count) {
-  if (tp_comm_ == nullptr) return coord::Status::Ok();
-  return tp_comm_->AllReduceSum(data, count);
-}
-
-coord::Status GptModel::RowParallelOutput(float* out, const float* bias) {
-  if (tp_comm_ == nullptr) return coord::Status::Ok();
-  const int BT = B_ * T_, C = config_.hidden_size;
-  RETURN_IF_ERROR(tp_comm_->AllReduceSum(out, static_cast<size_t>(BT) * C));
-  cpu::bias_add_forward(out, bias, BT, C);
-  return coord::Status::Ok();
-}
-
-// With tensor parallel, Cl = C/tp and NHl = NH/tp are this rank's part of the heads
-// and 4*Cl its part of the MLP; everything (B, T, C) is whole on every rank.
-coord::Status GptModel::LayerForward(int l, const LayerParams& w, const LayerActivations& a,
-                                     const float* in, float* out) {
-  const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
-  const int NHl = config_.num_attention_heads / tp_;
-  const int BT = B * T;
-  const size_t BTC = static_cast<size_t>(BT) * C;
-  const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
-  const float p_attn = training_ ? config_.attention_dropout : 0.0f;
-  const bool one_rank = tp_comm_ == nullptr;
-  float* proj = acts_.scratch;  // (B,T,C) projection output, then its dropout
-
-  cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, in, w.ln1w, w.ln1b, BT, C,
-                         config_.layernorm_epsilon);
-  cpu::matmul_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, 3 * Cl);
-  cpu::attention_forward(a.atty, a.att, a.qkv, B, T, Cl, NHl, p_attn,
-                         DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl);
-  cpu::matmul_forward(proj, a.atty, w.attprojw, one_rank ? w.attprojb : nullptr, BT, Cl, C);
-  RETURN_IF_ERROR(RowParallelOutput(proj, w.attprojb));
-  if (p_hidden > 0.0f) {
-    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kAttentionOut),
-                         RowElems());
-  }
-  cpu::residual_forward(a.residual2, in, proj, BTC);
-
-  cpu::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w, w.ln2b, BT, C,
-                         config_.layernorm_epsilon);
-  cpu::matmul_forward(a.fch, a.ln2, w.fcw, w.fcb, BT, C, 4 * Cl);
-  cpu::gelu_forward(a.fch_gelu, a.fch, BT * 4 * Cl);
-  cpu::matmul_forward(proj, a.fch_gelu, w.fcprojw, one_rank ? w.fcprojb : nullptr, BT, 4 * Cl, C);
-  RETURN_IF_ERROR(RowParallelOutput(proj, w.fcprojb));
-  if (p_hidden > 0.0f) {
-    cpu::dropout_forward(proj, proj, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut),
-                         RowElems());
-  }
-  cpu::residual_forward(out, a.residual2, proj, BTC);
-  return coord::Status::Ok();
-}
-
 // Megatron's vocab_parallel_cross_entropy: the max, the sum of exponentials and the
 // target logit are reduced over the tensor-parallel ranks; each keeps its columns.
 coord::Status GptModel::VocabParallelLoss() {
@@ -304,7 +249,8 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   inputs_.assign(inputs, inputs + BT);
   targets_.assign(targets, targets + BT);
   acts_ =
-      ActivationViews(acts_memory_.data(), PartConfig(), B, T, config_.checkpoint_activations, tp_);
+      ActivationViews(acts_memory_.data(), PartConfig(), B, T, config_.checkpoint_activations, tp_,
+                      head_);
 
   const int C = config_.hidden_size, L = static_cast<int>(layers_.size());
   const int Vl = config_.padded_vocab_size() / tp_;  // this rank's rows of wte
@@ -324,7 +270,9 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
       cpu::vocab_parallel_embedding_forward(acts_.residual, inputs, emb.params.wte,
                                             layout_.vocab_begin(), Vl, B, T, C);
       RETURN_IF_ERROR(TpAllReduce(acts_.residual, BTC));
-      cpu::position_embedding_add(acts_.residual, emb.params.wpe, B, T, C);
+      if (emb.params.wpe != nullptr) {
+        cpu::position_embedding_add(acts_.residual, emb.params.wpe, B, T, C);
+      }
     }
     RETURN_IF_ERROR(source_->Release(kEmbedding, Pass::kForward));
     if (training_ && config_.hidden_dropout > 0.0f) {
@@ -348,9 +296,9 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
     return 0.0f;
   }
   ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kForward));
-  cpu::layernorm_forward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
-                         head.params.lnfw, head.params.lnfb, BT, C, config_.layernorm_epsilon);
-  cpu::matmul_forward(acts_.logits, acts_.lnf, head.params.wte, nullptr, BT, C, Vl);
+  NormForward(acts_.lnf, acts_.lnf_mean, acts_.lnf_rstd, acts_.residual + L * BTC,
+              head.params.lnfw, head.params.lnfb);
+  cpu::matmul_forward(acts_.logits, acts_.lnf, head.params.lm_head(), nullptr, BT, C, Vl);
   RETURN_IF_ERROR(source_->Release(kHead, Pass::kForward));
   if (tp_comm_ == nullptr) {
     cpu::softmax_cross_entropy_forward(acts_.losses, acts_.logits, targets, BT, V, Vl);
@@ -363,60 +311,7 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
   return static_cast<float>(sum / BT);
 }
 
-// --- backward ----------------------------------------------------------------
-
-// On entry grad_acts_.dresidual holds d(loss)/d(out of layer l); on exit
-// d/d(in).
-coord::Status GptModel::LayerBackward(int l, const LayerParams& w, LayerParams& g,
-                                      const LayerActivations& a, const float* in) {
-  const int B = B_, T = T_, C = config_.hidden_size, Cl = C / tp_;
-  const int NHl = config_.num_attention_heads / tp_;
-  const int BT = B * T;
-  const size_t BTCl = static_cast<size_t>(BT) * Cl;
-  const size_t BTC = static_cast<size_t>(BT) * C;
-  const GptGradActivations& d = grad_acts_;
-  const float p_hidden = training_ ? config_.hidden_dropout : 0.0f;
-  const float p_attn = training_ ? config_.attention_dropout : 0.0f;
-
-  // out = residual2 + dropout(fc_proj(...)): dresidual flows to residual2
-  // unchanged.
-  const float* dproj = d.dresidual;
-  if (p_hidden > 0.0f) {
-    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden, DropoutRng(l, DropoutSite::kMlpOut),
-                          RowElems());
-    dproj = d.dbtc;
-  }
-  // The replicated fc_proj bias gets the same gradient on every tensor-parallel rank.
-  Zero(d.dfch_gelu, BTCl * 4);
-  cpu::matmul_backward(d.dfch_gelu, g.fcprojw, g.fcprojb, dproj, a.fch_gelu, w.fcprojw, BT, 4 * Cl,
-                       C);
-  Zero(d.dfch, BTCl * 4);
-  cpu::gelu_backward(d.dfch, a.fch, d.dfch_gelu, BT * 4 * Cl);
-  Zero(d.dbtc2, BTC);
-  cpu::matmul_backward(d.dbtc2, g.fcw, g.fcb, d.dfch, a.ln2, w.fcw, BT, C, 4 * Cl);
-  RETURN_IF_ERROR(TpAllReduce(d.dbtc2, BTC));  // column-parallel input: sum the ranks' parts
-  cpu::layernorm_backward(d.dresidual, g.ln2w, g.ln2b, d.dbtc2, a.residual2, w.ln2w, a.ln2_mean,
-                          a.ln2_rstd, BT, C);
-
-  // residual2 = in + dropout(attn_proj(...)): dresidual now is d/d(residual2).
-  dproj = d.dresidual;
-  if (p_hidden > 0.0f) {
-    cpu::dropout_backward(d.dbtc, d.dresidual, BTC, p_hidden,
-                          DropoutRng(l, DropoutSite::kAttentionOut), RowElems());
-    dproj = d.dbtc;
-  }
-  Zero(d.dbtc2, BTCl);  // d(atty), this rank's heads
-  cpu::matmul_backward(d.dbtc2, g.attprojw, g.attprojb, dproj, a.atty, w.attprojw, BT, Cl, C);
-  Zero(d.dqkv, BTCl * 3);
-  cpu::attention_backward(d.dqkv, d.dbtc2, a.qkv, a.att, B, T, Cl, NHl, p_attn,
-                          DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl);
-  Zero(d.dbtc, BTC);  // d(ln1)
-  cpu::matmul_backward(d.dbtc, g.qkvw, g.qkvb, d.dqkv, a.ln1, w.qkvw, BT, C, 3 * Cl);
-  RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
-  cpu::layernorm_backward(d.dresidual, g.ln1w, g.ln1b, d.dbtc, in, w.ln1w, a.ln1_mean, a.ln1_rstd,
-                          BT, C);
-  return coord::Status::Ok();
-}
+// --- backward ---------------------------------------------------------------
 
 // The loss (loss_scale x mean over the B x T tokens), the LM head and the final
 // LayerNorm: leaves d/d(output of the last layer) in grad_acts_.dresidual.
@@ -435,13 +330,12 @@ coord::Status GptModel::HeadBackward(float loss_scale) {
   constexpr Module kHead{ModuleKind::kHead, -1};
   ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kBackward));
   Zero(d.dbtc, BTC);  // d(lnf)
-  cpu::matmul_backward(d.dbtc, head.grads.wte, nullptr, acts_.logits, acts_.lnf, head.params.wte,
-                       BT, C, Vl);
+  cpu::matmul_backward(d.dbtc, head.grads.lm_head(), nullptr, acts_.logits, acts_.lnf,
+                       head.params.lm_head(), BT, C, Vl);
   RETURN_IF_ERROR(TpAllReduce(d.dbtc, BTC));
   Zero(d.dresidual, BTC);
-  cpu::layernorm_backward(d.dresidual, head.grads.lnfw, head.grads.lnfb, d.dbtc,
-                          acts_.residual + L * BTC, head.params.lnfw, acts_.lnf_mean,
-                          acts_.lnf_rstd, BT, C);
+  NormBackward(d.dresidual, head.grads.lnfw, head.grads.lnfb, d.dbtc, acts_.residual + L * BTC,
+               head.params.lnfw, acts_.lnf_mean, acts_.lnf_rstd);
   return source_->Release(kHead, Pass::kBackward);
 }
 
@@ -451,14 +345,14 @@ coord::Status GptModel::Backward(float loss_scale, const GradsReadyFn& grads_rea
     return coord::FailedPrecondition("GptModel::Backward without a preceding Forward");
   }
   have_forward_ = false;  // probs are overwritten with dlogits below
-  if (grad_acts_memory_.empty()) {
-    grad_acts_memory_.assign(GradActivationFloats(config_, max_batch_, max_seq_, tp_), 0.0f);
-  }
+  std::vector<float>& grad_memory = grad_scratch_ != nullptr ? *grad_scratch_ : grad_acts_memory_;
+  const size_t grad_floats = GradActivationFloats(config_, max_batch_, max_seq_, tp_);
+  if (grad_memory.size() < grad_floats) grad_memory.assign(grad_floats, 0.0f);
   const int B = B_, T = T_, BT = B * T, C = config_.hidden_size;
   const int L = static_cast<int>(layers_.size());
   const int Vl = config_.padded_vocab_size() / tp_;
   const size_t BTC = static_cast<size_t>(BT) * C;
-  grad_acts_ = GradActivationViews(grad_acts_memory_.data(), config_, B, T, tp_);
+  grad_acts_ = GradActivationViews(grad_memory.data(), config_, B, T, tp_);
   const GptGradActivations& d = grad_acts_;
   constexpr Module kEmbedding{ModuleKind::kEmbedding, -1};
   if (head_) {

@@ -1,5 +1,8 @@
-// The GPT-2 model as Megatron builds it (pre-LN blocks, learned positions, GELU(tanh),
-// final LN, LM head tied to wte), on the fp32 CPU kernels of trainer/kernels/cpu.
+// The GPT model as Megatron builds it (pre-norm blocks, final norm, LM head), on the
+// fp32 CPU kernels of trainer/kernels/cpu, for both families of gpt_config.h: GPT-2
+// (LayerNorm, learned positions, GELU(tanh), tied LM head) and Llama / Qwen2 (RMSNorm,
+// RoPE on q and k, grouped-query attention, SwiGLU, optional q/k/v biases, tied or
+// untied output layer).
 // Owns the flat parameter and gradient buffers (layout: gpt_params.h) and the
 // activations for up to (max_batch, max_seq). Forward returns the mean loss over
 // tokens; Backward ACCUMULATES into the gradient buffer, so gradient accumulation is
@@ -13,8 +16,8 @@
 // cross-entropy. Dropout masks are keyed on the global head and position, so any tp
 // gives the one-rank losses with dropout on.
 //
-// Parameters come from a ParamSource, module by module (the embedding, each layer,
-// the final LayerNorm + tied LM head): by default the model's own whole flat buffers;
+// Parameters come from a ParamSource, module by module (gpt_params.h's Module: the
+// embedding, each layer, the final norm + LM head): by default the model's own whole flat buffers;
 // under ZeRO-3 (trainer/train/zero3.h) each module is gathered from the data-parallel
 // partitions just before use and released (its gradients reduce-scattered) after.
 //
@@ -65,29 +68,11 @@ void InitMegatronParamsRange(const GptConfig& config, const GptParamLayout& layo
 // SampleStream(.., b), i.e. sample rng_step + b (philox.h). Both backends draw from it.
 RngStream DropoutStream(uint64_t seed, uint64_t rng_step, int layer, DropoutSite site);
 
-// The units a ParamSource hands out, in the order the model uses them:
-//   forward:  kEmbedding, kLayer 0 .. L-1, kHead
-//   backward: kHead, kLayer L-1 .. 0 (with checkpoint_activations the recompute runs
-//             inside the same acquisition), kEmbedding (gradients only: the embedding
-//             backward reads token ids and dresidual, never the weights)
-// kHead is the final LayerNorm plus wte (the LM head is tied to the token embedding).
-enum class ModuleKind { kEmbedding, kLayer, kHead };
-struct Module {
-  ModuleKind kind = ModuleKind::kEmbedding;
-  int layer = -1;  // kLayer only
-};
+// What an acquisition of a Module (gpt_params.h) is for.
 enum class Pass {
   kForward,    // parameters
   kBackward,   // parameters and gradient accumulators
   kGradsOnly,  // gradient accumulators only
-};
-// One module's tensors; null where the module does not hold the tensor.
-struct ModuleTensors {
-  float* wte = nullptr;
-  float* wpe = nullptr;
-  LayerParams layer{};
-  float* lnfw = nullptr;
-  float* lnfb = nullptr;
 };
 struct ModuleView {
   ModuleTensors params;  // kForward, kBackward
@@ -97,7 +82,7 @@ struct ModuleView {
 // Where the model's parameters live. Acquire makes a module's tensors available until
 // the matching Release; after Release(m, kBackward or kGradsOnly) the module's
 // gradients from this backward are complete (the source reduces them). Calls come in
-// the order above, one module at a time.
+// the order ModuleKind's comment gives (gpt_params.h), one module at a time.
 class ParamSource {
  public:
   virtual ~ParamSource() = default;
@@ -167,6 +152,11 @@ class GptModel {
   // what the previous stage receives). Valid until the next Backward.
   const float* input_grad() const { return grad_acts_.dresidual; }
 
+  // Backward's buffers in *scratch instead of the model's own: models that never run
+  // backward at the same time (a pipeline stage's micro-batches in flight) share one
+  // set. input_grad() then points into it, valid until the next sharer's Backward.
+  void ShareBackwardBuffers(std::vector<float>* scratch) { grad_scratch_ = scratch; }
+
   // (B, T, Vp) probabilities of the last Forward (valid until Backward).
   const float* probs() const { return acts_.logits; }
 
@@ -188,8 +178,13 @@ class GptModel {
                              const float* in, float* out);
   coord::Status LayerBackward(int l, const LayerParams& w, LayerParams& g,
                               const LayerActivations& a, const float* in);
+  // The pre-attention / pre-MLP / final norm (LayerNorm or RMSNorm) of (B, T, C) rows.
+  void NormForward(float* out, float* mean, float* rstd, const float* in, const float* w,
+                   const float* b) const;
+  void NormBackward(float* din, float* dw, float* db, const float* dout, const float* in,
+                    const float* w, const float* mean, const float* rstd) const;
   // The row-parallel projections' output: sum over the tensor-parallel ranks, then the
-  // (replicated) bias. A no-op for one rank, where matmul_forward added the bias.
+  // (replicated) bias if any. A no-op for one rank, where matmul_forward added the bias.
   coord::Status RowParallelOutput(float* out, const float* bias);
   // Sum over the tensor-parallel ranks of a (B, T, C) partial (column-parallel input
   // gradients, the embedding lookup); no-op for one rank.
@@ -211,10 +206,13 @@ class GptModel {
   ParamSource* source_ = nullptr;       // whole_ or the external source
   std::vector<float> acts_memory_;       // ActivationFloats(max_batch, max_seq)
   std::vector<float> grad_acts_memory_;  // GradActivationFloats, allocated on first Backward
+  std::vector<float>* grad_scratch_ = nullptr;  // shared instead (ShareBackwardBuffers)
   // Vocab-parallel loss scratch (tp > 1): per row max (gathered over ranks), sum of
   // exponentials, target logit.
   std::vector<float> ce_max_, ce_target_;
   std::vector<double> ce_sum_;
+  // RoPE's cos and sin (max_seq, HS/2) for positions 0..max_seq-1 (rope only).
+  std::vector<float> rope_cos_, rope_sin_;
   GptActivations acts_;                  // views for the (B, T) of the last Forward
   GptGradActivations grad_acts_;
   // Last Forward's batch, needed by Backward.

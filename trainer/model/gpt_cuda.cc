@@ -126,7 +126,7 @@ struct LayerWeights {
 };
 
 template <typename floatX>
-struct LayerSlot {
+struct LayerActs {
   floatX *ln1, *qkv, *atty, *residual2, *ln2, *fch, *fch_gelu;
   float *ln1_mean, *ln1_rstd, *lse, *ln2_mean, *ln2_rstd;
 };
@@ -176,7 +176,7 @@ class CudaModel final : public CudaGptModel {
     m_ = take_f(N);
     v_ = take_f(N);
     slots_.resize(static_cast<size_t>(s.slots));
-    for (LayerSlot<floatX>& a : slots_) {
+    for (LayerActs<floatX>& a : slots_) {
       a.ln1 = take_t(s.ln);
       a.qkv = take_t(s.qkv);
       a.atty = take_t(s.atty);
@@ -320,8 +320,9 @@ class CudaModel final : public CudaGptModel {
   floatX* P(int k) const { return params_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   float* G(int k) const { return grads_ + layout_.tensors()[static_cast<size_t>(k)].offset; }
   template <typename U, typename F>
-  static LayerWeights<U> LayerViews(int l, F ptr) {
-    auto at = [&](int j) { return ptr(GptParamLayout::layer_tensor_index(l, j)); };
+  LayerWeights<U> LayerViews(int l, F ptr) const {
+    // GPT-2 only (Create refuses the rest), so all 12 slots are present.
+    auto at = [&](int j) { return ptr(layout_.layer_tensor_index(l, static_cast<trainer::LayerSlot>(j))); };
     return {at(0), at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(10), at(11)};
   }
   LayerWeights<floatX> Weights(int l) const {
@@ -330,7 +331,7 @@ class CudaModel final : public CudaGptModel {
   LayerWeights<float> Grads(int l) const {
     return LayerViews<float>(l, [this](int k) { return G(k); });
   }
-  int lnf_index() const { return 2 + config_.num_layers * kTensorsPerLayer; }
+  int lnf_index() const { return layout_.lnf_weight_index(); }
 
   RngStream DropoutRng(int layer, DropoutSite site) const {
     return DropoutStream(config_.seed, rng_step_, layer, site);
@@ -340,8 +341,8 @@ class CudaModel final : public CudaGptModel {
     return residual_ + static_cast<size_t>(l) * B_ * T_ * config_.hidden_size;
   }
 
-  coord::Status LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in, floatX* out);
-  coord::Status LayerBackward(int l, const LayerSlot<floatX>& a, const floatX* in);
+  coord::Status LayerForward(int l, const LayerActs<floatX>& a, const floatX* in, floatX* out);
+  coord::Status LayerBackward(int l, const LayerActs<floatX>& a, const floatX* in);
 
   GptConfig config_;
   GptParamLayout layout_;
@@ -359,7 +360,7 @@ class CudaModel final : public CudaGptModel {
 
   float *master_ = nullptr, *grads_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   floatX* params_ = nullptr;
-  std::vector<LayerSlot<floatX>> slots_;
+  std::vector<LayerActs<floatX>> slots_;
   floatX *residual_ = nullptr, *scratch_ = nullptr, *lnf_ = nullptr, *logits_ = nullptr;
   float *lnf_mean_ = nullptr, *lnf_rstd_ = nullptr, *losses_ = nullptr, *loss_lse_ = nullptr;
   int *inputs_ = nullptr, *targets_ = nullptr;
@@ -378,7 +379,7 @@ class CudaModel final : public CudaGptModel {
 // --- forward -----------------------------------------------------------------
 
 template <typename floatX>
-coord::Status CudaModel<floatX>::LayerForward(int l, const LayerSlot<floatX>& a, const floatX* in,
+coord::Status CudaModel<floatX>::LayerForward(int l, const LayerActs<floatX>& a, const floatX* in,
                                               floatX* out) {
   const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
   const int BT = B * T;
@@ -449,7 +450,7 @@ coord::StatusOr<float> CudaModel<floatX>::Forward(const int* inputs, const int* 
                                                 s));
   }
   for (int l = 0; l < L; ++l) {
-    const LayerSlot<floatX>& a =
+    const LayerActs<floatX>& a =
         slots_[config_.checkpoint_activations ? 0 : static_cast<size_t>(l)];
     RETURN_IF_ERROR(LayerForward(l, a, ResidualAt(l), ResidualAt(l + 1)));
   }
@@ -473,7 +474,7 @@ coord::StatusOr<float> CudaModel<floatX>::Forward(const int* inputs, const int* 
 
 // On entry dresidual_ holds d(loss)/d(out of layer l); on exit d/d(in).
 template <typename floatX>
-coord::Status CudaModel<floatX>::LayerBackward(int l, const LayerSlot<floatX>& a,
+coord::Status CudaModel<floatX>::LayerBackward(int l, const LayerActs<floatX>& a,
                                                const floatX* in) {
   const int B = B_, T = T_, C = config_.hidden_size, NH = config_.num_attention_heads;
   const int BT = B * T;
@@ -717,6 +718,13 @@ coord::StatusOr<std::unique_ptr<CudaGptModel>> CudaGptModel::Create(const GptCon
                                                                     Precision precision, int device,
                                                                     const AdamWConfig& adam) {
   RETURN_IF_ERROR(ValidateGptConfig(config));
+  if (!config.is_gpt2()) {
+    return coord::InvalidArgument(
+        "training.device \"cuda\" runs the GPT-2 architecture only: the Llama/Qwen2 options "
+        "(model.normalization RMSNorm, position_embedding_type rope, swiglu, "
+        "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
+        "ffn_hidden_size other than 4 x hidden_size) run on the CPU (training.device \"cpu\")");
+  }
   if (max_batch <= 0 || max_seq <= 0 || max_seq > config.max_position_embeddings) {
     return coord::InvalidArgument(
         "CudaGptModel: need 0 < batch and 0 < seq <= "

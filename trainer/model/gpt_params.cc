@@ -8,36 +8,68 @@ namespace trainer {
 
 namespace {
 
-// The 12 per-layer tensors in flat order: name, member, shape in units of C, decay,
-// init, and how tensor parallel splits it (Megatron's ColumnParallelLinear for QKV and
-// fc, RowParallelLinear for the projections, whose biases stay whole).
+// The layer's tensor table, in flat order (kLayerSlots): name, decay, init. Which
+// slots a config has, their shapes and splits follow in SlotShape.
 struct LayerTensorSpec {
   const char* name;
-  float* LayerParams::*member;
-  int rows_times_c;  // first dim / C (0 for a vector of cols_times_c * C)
-  int cols_times_c;  // last dim / C
   bool weight_decay;
   ParamInit init;
+};
+
+constexpr std::array<LayerTensorSpec, kNumLayerSlots> kLayerSpecs = {{
+    {"ln1_weight", false, ParamInit::kOne},
+    {"ln1_bias", false, ParamInit::kZero},
+    {"qkv_weight", true, ParamInit::kNormal},
+    {"qkv_bias", false, ParamInit::kZero},
+    {"attn_proj_weight", true, ParamInit::kScaledNormal},
+    {"attn_proj_bias", false, ParamInit::kZero},
+    {"ln2_weight", false, ParamInit::kOne},
+    {"ln2_bias", false, ParamInit::kZero},
+    {"fc_weight", true, ParamInit::kNormal},
+    {"fc_bias", false, ParamInit::kZero},
+    {"fc_proj_weight", true, ParamInit::kScaledNormal},
+    {"fc_proj_bias", false, ParamInit::kZero},
+}};
+
+// The whole tensor's shape of a slot and how tensor parallel splits it: Megatron's
+// ColumnParallelLinear for QKV and fc (grouped QKV as plain rows: whole KV groups per
+// rank; SwiGLU's [gate | up] per half), RowParallelLinear for the projections, whose
+// biases stay whole.
+struct SlotShape {
+  std::vector<int> shape;
   TpSplit split;
 };
 
-constexpr std::array<LayerTensorSpec, kTensorsPerLayer> kLayerSpecs = {{
-    {"ln1_weight", &LayerParams::ln1w, 0, 1, false, ParamInit::kOne, TpSplit::kReplicated},
-    {"ln1_bias", &LayerParams::ln1b, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
-    {"qkv_weight", &LayerParams::qkvw, 3, 1, true, ParamInit::kNormal, TpSplit::kQkvRows},
-    {"qkv_bias", &LayerParams::qkvb, 0, 3, false, ParamInit::kZero, TpSplit::kQkvRows},
-    {"attn_proj_weight", &LayerParams::attprojw, 1, 1, true, ParamInit::kScaledNormal,
-     TpSplit::kColumns},
-    {"attn_proj_bias", &LayerParams::attprojb, 0, 1, false, ParamInit::kZero,
-     TpSplit::kReplicated},
-    {"ln2_weight", &LayerParams::ln2w, 0, 1, false, ParamInit::kOne, TpSplit::kReplicated},
-    {"ln2_bias", &LayerParams::ln2b, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
-    {"fc_weight", &LayerParams::fcw, 4, 1, true, ParamInit::kNormal, TpSplit::kRows},
-    {"fc_bias", &LayerParams::fcb, 0, 4, false, ParamInit::kZero, TpSplit::kRows},
-    {"fc_proj_weight", &LayerParams::fcprojw, 1, 4, true, ParamInit::kScaledNormal,
-     TpSplit::kColumns},
-    {"fc_proj_bias", &LayerParams::fcprojb, 0, 1, false, ParamInit::kZero, TpSplit::kReplicated},
-}};
+SlotShape ShapeOf(const GptConfig& c, LayerSlot slot) {
+  const int C = c.hidden_size, QKV = c.qkv_rows(), F = c.ffn_size(), FC = c.fc_rows();
+  const int attn = c.num_attention_heads * c.head_size();
+  const TpSplit qkv_split = c.group_query_attention ? TpSplit::kRows : TpSplit::kQkvRows;
+  const TpSplit fc_split = c.swiglu ? TpSplit::kGluRows : TpSplit::kRows;
+  switch (slot) {
+    case kLn1Weight:
+    case kLn1Bias:
+    case kLn2Weight:
+    case kLn2Bias:
+    case kAttnProjBias:
+    case kFcProjBias:
+      return {{C}, TpSplit::kReplicated};
+    case kQkvWeight:
+      return {{QKV, C}, qkv_split};
+    case kQkvBias:
+      return {{QKV}, qkv_split};
+    case kAttnProjWeight:
+      return {{C, attn}, TpSplit::kColumns};
+    case kFcWeight:
+      return {{FC, C}, fc_split};
+    case kFcBias:
+      return {{FC}, fc_split};
+    case kFcProjWeight:
+      return {{C, F}, TpSplit::kColumns};
+    case kNumLayerSlots:
+      break;
+  }
+  return {{}, TpSplit::kReplicated};
+}
 
 // The shard's shape of a full shape: a vector (1-D) splits like its rows.
 std::vector<int> ShardShape(std::vector<int> full, TpSplit split, int tp) {
@@ -50,11 +82,36 @@ std::vector<int> ShardShape(std::vector<int> full, TpSplit split, int tp) {
   return full;
 }
 
+// Row blocks each split separately: [q | k | v] or [gate | up]; 1 for plain rows.
+size_t RowBlocks(TpSplit split) {
+  return split == TpSplit::kQkvRows ? 3 : split == TpSplit::kGluRows ? 2 : 1;
+}
+
 std::string Problem(const char* key, long long got, const char* want) {
   return std::string("model.") + key + ": expected " + want + ", got " + std::to_string(got);
 }
 
 }  // namespace
+
+bool HasLayerSlot(const GptConfig& c, LayerSlot slot) {
+  switch (slot) {
+    case kLn1Bias:
+    case kLn2Bias:
+      return !c.rms_norm();
+    case kQkvBias:
+      return c.qkv_bias();
+    case kAttnProjBias:
+    case kFcBias:
+    case kFcProjBias:
+      return c.add_bias_linear;
+    case kNumLayerSlots:
+      return false;
+    default:
+      return true;
+  }
+}
+
+const char* LayerSlotName(LayerSlot slot) { return kLayerSpecs[static_cast<size_t>(slot)].name; }
 
 coord::Status ValidateGptConfig(const GptConfig& c) {
   std::string errors;
@@ -86,8 +143,99 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
     add("model.attention_dropout: expected [0, 1)");
   }
   if (!(c.init_method_std > 0.0f)) add("model.init_method_std: expected > 0");
-  if (!(c.layernorm_epsilon > 0.0f)) add("model.layernorm_epsilon: expected > 0");
+  if (!(c.layernorm_epsilon > 0.0f)) add("model.norm_epsilon: expected > 0");
+  if (c.group_query_attention) {
+    if (c.num_query_groups <= 0) {
+      add(Problem("num_query_groups", c.num_query_groups, "positive integer"));
+    } else if (c.num_attention_heads > 0 && c.num_attention_heads % c.num_query_groups != 0) {
+      add("model.num_query_groups (" + std::to_string(c.num_query_groups) +
+          ") must divide model.num_attention_heads (" + std::to_string(c.num_attention_heads) +
+          ")");
+    }
+  }
+  if (c.rope()) {
+    if (c.num_attention_heads > 0 && c.head_size() % 2 != 0) {
+      add("model.position_embedding_type rope needs an even head size (hidden_size / "
+          "num_attention_heads), got " + std::to_string(c.head_size()));
+    }
+    if (!(c.rotary_base > 0.0f)) add("model.rotary_base: expected > 0");
+  }
+  if (c.ffn_hidden_size < 0) add(Problem("ffn_hidden_size", c.ffn_hidden_size, ">= 0"));
+  if (c.hidden_size > 0 && c.ffn_size() <= 0) {
+    add("model.ffn_hidden_size: the MLP's inner size is " + std::to_string(c.ffn_size()) +
+        "; set it explicitly");
+  }
   if (!errors.empty()) return coord::InvalidArgument(errors);
+  return coord::Status::Ok();
+}
+
+namespace {
+
+struct Named {
+  const char* name;
+  int value;
+};
+constexpr Named kNormalizations[] = {{"LayerNorm", static_cast<int>(Normalization::kLayerNorm)},
+                                     {"RMSNorm", static_cast<int>(Normalization::kRMSNorm)}};
+constexpr Named kPositionEmbeddings[] = {
+    {"learned_absolute", static_cast<int>(PositionEmbedding::kLearnedAbsolute)},
+    {"rope", static_cast<int>(PositionEmbedding::kRope)}};
+
+template <size_t N>
+coord::StatusOr<int> Lookup(const Named (&table)[N], const std::string& name, const char* key) {
+  std::string accepted;
+  for (const Named& n : table) {
+    if (name == n.name) return n.value;
+    accepted += std::string(accepted.empty() ? "" : " or ") + "\"" + n.name + "\"";
+  }
+  return coord::InvalidArgument(std::string("model.") + key + ": expected " + accepted + ", got \"" +
+                                name + "\"");
+}
+
+}  // namespace
+
+const char* NormalizationName(Normalization n) {
+  return kNormalizations[static_cast<size_t>(n)].name;
+}
+const char* PositionEmbeddingName(PositionEmbedding p) {
+  return kPositionEmbeddings[static_cast<size_t>(p)].name;
+}
+coord::StatusOr<Normalization> ParseNormalization(const std::string& name) {
+  ASSIGN_OR_RETURN(const int v, Lookup(kNormalizations, name, "normalization"));
+  return static_cast<Normalization>(v);
+}
+coord::StatusOr<PositionEmbedding> ParsePositionEmbedding(const std::string& name) {
+  ASSIGN_OR_RETURN(const int v, Lookup(kPositionEmbeddings, name, "position_embedding_type"));
+  return static_cast<PositionEmbedding>(v);
+}
+
+coord::Status CheckTensorParallel(const GptConfig& c, int tp) {
+  if (tp <= 1) return coord::Status::Ok();
+  const std::string tps = std::to_string(tp);
+  if (c.num_attention_heads % tp != 0) {
+    return coord::InvalidArgument("tensor parallel size " + tps +
+                                  " must divide model.num_attention_heads (" +
+                                  std::to_string(c.num_attention_heads) +
+                                  "): each rank owns whole heads");
+  }
+  if (c.group_query_attention && c.num_query_groups % tp != 0) {
+    return coord::InvalidArgument("tensor parallel size " + tps +
+                                  " must divide model.num_query_groups (" +
+                                  std::to_string(c.num_query_groups) +
+                                  "): each rank owns whole KV groups (Megatron's rule)");
+  }
+  if (c.ffn_size() % tp != 0) {
+    return coord::InvalidArgument("tensor parallel size " + tps +
+                                  " must divide the MLP's inner size (model.ffn_hidden_size " +
+                                  std::to_string(c.ffn_size()) + ")");
+  }
+  if (c.padded_vocab_size() % tp != 0) {
+    return coord::InvalidArgument(
+        "tensor parallel size " + tps + " must divide the padded vocabulary (" +
+        std::to_string(c.padded_vocab_size()) +
+        "; model.tensor_model_parallel_size pads it to a multiple of "
+        "make_vocab_size_divisible_by x tp)");
+  }
   return coord::Status::Ok();
 }
 
@@ -126,6 +274,14 @@ GptParamLayout::GptParamLayout(const GptConfig& config, int tp_size, int tp_rank
     : config_(config), tp_size_(tp_size), tp_rank_(tp_rank), part_(part) {
   const int C = config.hidden_size, L = config.num_layers;
   const bool embedding = part.whole || part.embedding, head = part.whole || part.head;
+  slot_position_.assign(kNumLayerSlots, -1);
+  for (int j = 0; j < kNumLayerSlots; ++j) {
+    const LayerSlot slot = static_cast<LayerSlot>(j);
+    if (!HasLayerSlot(config, slot)) continue;
+    slot_position_[static_cast<size_t>(j)] = static_cast<int>(layer_slots_.size());
+    layer_slots_.push_back(slot);
+  }
+  first_layer_index_ = config.rope() ? 1 : 2;
   size_t offset = 0;
   auto push = [&](std::string name, std::vector<int> full, bool decay, int layer, ParamInit init,
                   TpSplit split, int global_index) {
@@ -136,32 +292,37 @@ GptParamLayout::GptParamLayout(const GptConfig& config, int tp_size, int tp_rank
                         split, full, global_index, false});
     offset += numel;
   };
-  if (embedding || head) {
-    push("wte", {config.padded_vocab_size(), C}, true, -1, ParamInit::kNormal, TpSplit::kRows, 0);
+  const int Vp = config.padded_vocab_size();
+  if (embedding || (head && config.tied_output())) {
+    push("wte", {Vp, C}, true, -1, ParamInit::kNormal, TpSplit::kRows, 0);
     tensors_.back().pipeline_copy = !embedding;
   }
-  if (embedding) {
+  if (embedding && wpe_index() >= 0) {
     push("wpe", {config.max_position_embeddings, C}, true, -1, ParamInit::kNormal,
-         TpSplit::kReplicated, 1);
+         TpSplit::kReplicated, wpe_index());
   }
   for (int l : part.Layers(L)) {
-    for (int j = 0; j < kTensorsPerLayer; ++j) {
-      const LayerTensorSpec& spec = kLayerSpecs[static_cast<size_t>(j)];
-      std::vector<int> shape;
-      if (spec.rows_times_c > 0) shape.push_back(spec.rows_times_c * C);
-      shape.push_back(spec.cols_times_c * C);
-      push("layers." + std::to_string(l) + "." + spec.name, shape, spec.weight_decay, l, spec.init,
-           spec.split, layer_tensor_index(l, j));
+    for (LayerSlot slot : layer_slots_) {
+      const LayerTensorSpec& spec = kLayerSpecs[static_cast<size_t>(slot)];
+      SlotShape shape = ShapeOf(config, slot);
+      push("layers." + std::to_string(l) + "." + spec.name, std::move(shape.shape),
+           spec.weight_decay, l, spec.init, shape.split, layer_tensor_index(l, slot));
     }
   }
   if (head) {
-    push("lnf_weight", {C}, false, -1, ParamInit::kOne, TpSplit::kReplicated,
-         layer_tensor_index(L, 0));
-    push("lnf_bias", {C}, false, -1, ParamInit::kZero, TpSplit::kReplicated,
-         layer_tensor_index(L, 1));
+    push("lnf_weight", {C}, false, -1, ParamInit::kOne, TpSplit::kReplicated, lnf_weight_index());
+    if (lnf_bias_index() >= 0) {
+      push("lnf_bias", {C}, false, -1, ParamInit::kZero, TpSplit::kReplicated, lnf_bias_index());
+    }
+    if (output_index() >= 0) {
+      push("output_layer", {Vp, C}, true, -1, ParamInit::kNormal, TpSplit::kRows, output_index());
+    }
   }
   num_params_ = offset;
-  local_index_.assign(static_cast<size_t>(layer_tensor_index(L, 2)), -1);
+  int num_global = lnf_weight_index() + 1;
+  if (lnf_bias_index() >= 0) ++num_global;
+  if (output_index() >= 0) ++num_global;
+  local_index_.assign(static_cast<size_t>(num_global), -1);
   for (size_t k = 0; k < tensors_.size(); ++k) {
     local_index_[static_cast<size_t>(tensors_[k].global_index)] = static_cast<int>(k);
   }
@@ -176,9 +337,11 @@ size_t GptParamLayout::ToFullIndex(const ParamTensorInfo& t, size_t i) const {
   switch (t.split) {
     case TpSplit::kRows:
       return (r * rows + row) * cols + col;
-    case TpSplit::kQkvRows: {  // shard rows [q_r | k_r | v_r], each rows/3 long
-      const size_t block_rows = rows / 3, block = row / block_rows, j = row % block_rows;
-      const size_t full_block_rows = static_cast<size_t>(t.full_shape[0]) / 3;
+    case TpSplit::kQkvRows:    // shard rows [q_r | k_r | v_r], each rows/3 long
+    case TpSplit::kGluRows: {  // shard rows [gate_r | up_r], each rows/2 long
+      const size_t blocks = RowBlocks(t.split);
+      const size_t block_rows = rows / blocks, block = row / block_rows, j = row % block_rows;
+      const size_t full_block_rows = static_cast<size_t>(t.full_shape[0]) / blocks;
       return (block * full_block_rows + r * block_rows + j) * cols + col;
     }
     case TpSplit::kColumns:
@@ -204,8 +367,10 @@ void GptParamLayout::Locate(const ParamTensorInfo& t, size_t full, int* rank,
       *local = (row % rows) * full_cols + col;
       return;
     }
-    case TpSplit::kQkvRows: {
-      const size_t block_rows = static_cast<size_t>(t.full_shape[0]) / 3, shard_rows = block_rows / tp;
+    case TpSplit::kQkvRows:
+    case TpSplit::kGluRows: {
+      const size_t block_rows = static_cast<size_t>(t.full_shape[0]) / RowBlocks(t.split);
+      const size_t shard_rows = block_rows / tp;
       const size_t block = row / block_rows, j = row % block_rows;
       *rank = static_cast<int>(j / shard_rows);
       *local = (block * shard_rows + j % shard_rows) * full_cols + col;
@@ -231,155 +396,47 @@ GptParams GptParamLayout::Views(float* base) const {
     return k < 0 ? nullptr : base + tensors_[static_cast<size_t>(k)].offset;
   };
   p.wte = at(0);
-  p.wpe = at(1);
+  p.wpe = at(wpe_index());
   p.layers.assign(static_cast<size_t>(L), LayerParams{});
   for (int l = 0; l < L; ++l) {
-    if (!has_layer(l)) continue;
-    for (int j = 0; j < kTensorsPerLayer; ++j) {
-      p.layers[static_cast<size_t>(l)].*(kLayerSpecs[static_cast<size_t>(j)].member) =
-          at(layer_tensor_index(l, j));
-    }
+    if (has_layer(l)) p.layers[static_cast<size_t>(l)] = BindModule({ModuleKind::kLayer, l}, at).layer;
   }
-  p.lnfw = at(layer_tensor_index(L, 0));
-  p.lnfb = at(layer_tensor_index(L, 1));
+  p.lnfw = at(lnf_weight_index());
+  p.lnfb = at(lnf_bias_index());
+  p.output = at(output_index());
   return p;
 }
 
 LayerParams GptParamLayout::LayerViews(int l, float* layer_base) const {
-  LayerParams p{};
   const size_t begin = layer_begin(l);
-  for (int j = 0; j < kTensorsPerLayer; ++j) {
-    const ParamTensorInfo& t = tensors_[static_cast<size_t>(LocalIndex(layer_tensor_index(l, j)))];
-    p.*(kLayerSpecs[static_cast<size_t>(j)].member) = layer_base + (t.offset - begin);
-  }
-  return p;
+  return BindModule({ModuleKind::kLayer, l}, [&](int global_index) {
+           const ParamTensorInfo& t = tensors_[static_cast<size_t>(LocalIndex(global_index))];
+           return layer_base + (t.offset - begin);
+         })
+      .layer;
 }
 
-// --- activations -------------------------------------------------------------
-
-namespace {
-
-// Walks the activation layout once; with base == nullptr it only counts.
-template <typename Fn>
-size_t WalkActivations(const GptConfig& c, int B, int T, bool checkpoint, int tp, Fn take) {
-  const size_t BT = static_cast<size_t>(B) * T, C = c.hidden_size, L = c.num_layers;
-  // Per tensor-parallel rank: its heads, its slice of the MLP and of the vocab.
-  const size_t NH = c.num_attention_heads / tp, Vp = c.padded_vocab_size() / tp;
-  const size_t Cl = C / tp;
-  size_t total = 0;
-  auto alloc = [&](float** slot, size_t n) {
-    take(slot, total);
-    total += n;
+std::vector<int> GptParamLayout::ModuleMembers(Module m) const {
+  std::vector<int> out;
+  auto add = [&out](int global) {
+    if (global >= 0) out.push_back(global);
   };
-  alloc(take.residual(), (L + 1) * BT * C);
-  const size_t nlayers = checkpoint ? 1 : L;
-  for (size_t l = 0; l < nlayers; ++l) {
-    LayerActivations* la = take.layer(l);
-    alloc(&la->ln1, BT * C);
-    alloc(&la->ln1_mean, BT);
-    alloc(&la->ln1_rstd, BT);
-    alloc(&la->qkv, BT * 3 * Cl);
-    alloc(&la->att, BT * NH * T);
-    alloc(&la->atty, BT * Cl);
-    alloc(&la->residual2, BT * C);
-    alloc(&la->ln2, BT * C);
-    alloc(&la->ln2_mean, BT);
-    alloc(&la->ln2_rstd, BT);
-    alloc(&la->fch, BT * 4 * Cl);
-    alloc(&la->fch_gelu, BT * 4 * Cl);
+  switch (m.kind) {
+    case ModuleKind::kEmbedding:
+      add(0);
+      add(wpe_index());
+      break;
+    case ModuleKind::kLayer:
+      for (LayerSlot slot : layer_slots_) add(layer_tensor_index(m.layer, slot));
+      break;
+    case ModuleKind::kHead:
+      if (config_.tied_output()) add(0);
+      add(lnf_weight_index());
+      add(lnf_bias_index());
+      add(output_index());
+      break;
   }
-  GptActivations* top = take.top();
-  alloc(&top->scratch, BT * C);
-  alloc(&top->lnf, BT * C);
-  alloc(&top->lnf_mean, BT);
-  alloc(&top->lnf_rstd, BT);
-  alloc(&top->logits, BT * Vp);
-  alloc(&top->losses, BT);
-  return total;
-}
-
-// Assigns pointers (base != nullptr) or just counts.
-struct ActivationTaker {
-  float* base;
-  GptActivations* acts;
-  void operator()(float** slot, size_t offset) const {
-    if (base != nullptr) *slot = base + offset;
-  }
-  float** residual() const { return &acts->residual; }
-  LayerActivations* layer(size_t l) const { return &acts->layers[l]; }
-  GptActivations* top() const { return acts; }
-};
-
-}  // namespace
-
-GptActivations ActivationViews(float* base, const GptConfig& c, int B, int T, bool checkpoint,
-                               int tp) {
-  GptActivations acts;
-  acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{base, &acts});
-  return acts;
-}
-
-size_t ActivationFloats(const GptConfig& c, int B, int T, bool checkpoint, int tp) {
-  GptActivations acts;
-  acts.layers.resize(checkpoint ? 1 : c.num_layers);
-  return WalkActivations(c, B, T, checkpoint, tp, ActivationTaker{nullptr, &acts});
-}
-
-size_t GradActivationFloats(const GptConfig& c, int B, int T, int tp) {
-  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size, BTCl = BTC / tp;
-  return 3 * BTC + 3 * BTCl + 2 * 4 * BTCl;
-}
-
-GptGradActivations GradActivationViews(float* base, const GptConfig& c, int B, int T, int tp) {
-  const size_t BTC = static_cast<size_t>(B) * T * c.hidden_size, BTCl = BTC / tp;
-  GptGradActivations g;
-  g.dresidual = base;
-  g.dbtc = g.dresidual + BTC;
-  g.dbtc2 = g.dbtc + BTC;
-  g.dqkv = g.dbtc2 + BTC;
-  g.dfch = g.dqkv + 3 * BTCl;
-  g.dfch_gelu = g.dfch + 4 * BTCl;
-  return g;
-}
-
-// --- memory plan -------------------------------------------------------------
-
-size_t MemoryPlan::total_bytes(bool checkpoint_activations) const {
-  return param_bytes + grad_bytes + optimizer_bytes +
-         (checkpoint_activations ? activation_bytes_checkpointed : activation_bytes) +
-         backward_bytes;
-}
-
-MemoryPlan PlanMemory(const GptConfig& config, int B, int T, int tp) {
-  MemoryPlan plan;
-  plan.num_params = GptParamLayout(config, tp).num_params();
-  plan.param_bytes = plan.num_params * sizeof(float);
-  plan.grad_bytes = plan.param_bytes;
-  plan.optimizer_bytes = 2 * plan.param_bytes;
-  plan.activation_bytes = ActivationFloats(config, B, T, false, tp) * sizeof(float);
-  plan.activation_bytes_checkpointed = ActivationFloats(config, B, T, true, tp) * sizeof(float);
-  plan.backward_bytes = GradActivationFloats(config, B, T, tp) * sizeof(float);
-  return plan;
-}
-
-std::string FormatMemoryPlan(const MemoryPlan& plan, bool checkpoint_activations) {
-  auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
-  char buf[640];
-  std::snprintf(buf, sizeof(buf),
-                "parameters            %12zu (%.1f MiB fp32)\n"
-                "gradients             %10.1f MiB\n"
-                "optimizer (Adam m,v)  %10.1f MiB\n"
-                "activations           %10.1f MiB%s\n"
-                "activations (ckpt)    %10.1f MiB%s\n"
-                "backward buffers      %10.1f MiB\n"
-                "total                 %10.1f MiB\n",
-                plan.num_params, mib(plan.param_bytes), mib(plan.grad_bytes),
-                mib(plan.optimizer_bytes), mib(plan.activation_bytes),
-                checkpoint_activations ? "" : "  <- used", mib(plan.activation_bytes_checkpointed),
-                checkpoint_activations ? "  <- used" : "", mib(plan.backward_bytes),
-                mib(plan.total_bytes(checkpoint_activations)));
-  return buf;
+  return out;
 }
 
 }  // namespace trainer

@@ -14,6 +14,7 @@ struct GpuSpec {
   const char* name;         // --gpu value, e.g. "v100-32gb"
   const char* node;         // the reference node the per-node figures come from
   double memory_bytes;      // device memory
+  double hbm_bytes_s;       // device memory bandwidth, bytes/s (the memory-bound ops' roof)
   double peak_flops_16bit;  // dense fp16/bf16 tensor-core peak, FLOP/s
   double peak_flops_fp32;   // dense fp32 (no TF32), FLOP/s
   double nvlink_bytes_s;    // NVLink per GPU, one direction, bytes/s

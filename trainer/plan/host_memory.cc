@@ -77,7 +77,7 @@ coord::Status CheckHostMemory(const train::TrainerConfig& c, int local_ranks,
   cluster.nodes = std::max(1, c.parallel.world_size / cluster.gpus_per_node);
   auto gpu = FindGpuSpec("h100-80gb");  // only the host figures are read here
   if (!gpu.ok()) return gpu.status();
-  const RankMemory r = PlanRankMemory(c, cluster, *gpu);
+  const RankMemory r = PlanWorstStageMemory(c, cluster, *gpu);  // any stage may run here
   const double rank = cpu ? r.device_total : r.host_total;
   if (rank <= 0) return coord::Status::Ok();
   const double node = rank * cluster.gpus_per_node;

@@ -4,8 +4,12 @@
 #include "trainer/plan/plan.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+
+#include "trainer/model/gpt_params.h"
+#include "trainer/plan/pipeline_schedule.h"
 
 namespace gpt_rank::plan {
 namespace {
@@ -32,36 +36,65 @@ std::string GiBText(double bytes) {
 // ---------------------------------------------------------------------------
 // Parameters
 
+namespace {
+
+// One layer's tensors, split for tensor parallel t (the order of gpt_params.h's table):
+// norm 1 (w, b), qkv (w, b), attn proj (w, b), norm 2 (w, b), fc (w, b), fc proj (w, b);
+// 0 where the architecture has none (RMSNorm's bias, --disable-bias-linear). QKV rows
+// are (NH + 2 KV) HS (GQA), fc's F or 2F (SwiGLU's gate and up).
+std::array<int64_t, 12> LayerTensors(const trainer::GptConfig& m, int64_t t) {
+  const int64_t h = m.hidden_size, qkv = m.qkv_rows(), fc = m.fc_rows(), F = m.ffn_size();
+  const int64_t attn = static_cast<int64_t>(m.num_attention_heads) * m.head_size();
+  const int64_t norm_bias = m.rms_norm() ? 0 : h, bias = m.add_bias_linear ? 1 : 0;
+  return {h,         norm_bias, qkv * h / t,  m.qkv_bias() ? qkv / t : 0, attn * h / t, bias * h,
+          h,         norm_bias, fc * h / t,   bias * fc / t,              F * h / t,    bias * h};
+}
+
+}  // namespace
+
 ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
-                             int64_t persistence_threshold) {
+                             int64_t persistence_threshold, int pipeline_rank) {
   trainer::GptConfig m = model;
   m.tensor_model_parallel_size = tp;  // Megatron pads the vocab to a multiple of div * tp
-  const int64_t h = m.hidden_size, Vp = m.padded_vocab_size(), maxT = m.max_position_embeddings;
+  const int64_t h = m.hidden_size, Vp = m.padded_vocab_size();
+  const int64_t wpe = m.rope() ? 0 : static_cast<int64_t>(m.max_position_embeddings) * h;
+  const int64_t lnf = m.rms_norm() ? h : 2 * h;
   const int64_t L = m.num_layers, t = std::max(1, tp);
+  pp = std::max(1, pp);
+  const bool first = pipeline_rank <= 0, last = pipeline_rank >= pp - 1;
   ShardParams s;
-  s.model = Vp * h + maxT * h + L * (12 * h * h + 13 * h) + 2 * h;
-  // One layer of the shard: ln1 (w, b), qkv (w, b), attn proj (w, b), ln2 (w, b), fc (w,
-  // b), fc proj (w, b); column-parallel output dims and row-parallel input dims / tp.
-  const int64_t layer_tensors[] = {h,         h,     3 * h * h / t, 3 * h / t, h * h / t, h,
-                                   h,         h,     4 * h * h / t, 4 * h / t, 4 * h * h / t, h};
-  const int64_t layers = (L + pp - 1) / pp;  // the first stage, with the embeddings
+  int64_t full_layer = 0;
+  for (int64_t n : LayerTensors(m, 1)) full_layer += n;
+  s.model = Vp * h + wpe + L * full_layer + lnf + (m.tied_output() ? 0 : Vp * h);
+  // One layer of the shard: column-parallel output dims and row-parallel input dims / tp.
+  const std::array<int64_t, 12> layer_tensors = LayerTensors(m, t);
+  s.layers = (L + pp - 1) / pp;  // the config check makes pp divide L
   for (int64_t n : layer_tensors) {
+    if (n == 0) continue;  // a tensor the architecture does not have
     s.layer += n;
-    if (n < persistence_threshold) s.persistent += layers * n;
+    if (n < persistence_threshold) s.persistent += s.layers * n;
   }
-  const int64_t top_tensors[] = {Vp * h / t, maxT * h};  // wte (vocab-parallel), wpe
-  s.shard = layers * s.layer;
-  for (int64_t n : top_tensors) {
+  s.shard = s.layers * s.layer;
+  auto add = [&](int64_t n) {
     s.shard += n;
     if (n < persistence_threshold) s.persistent += n;
+  };
+  if (first) {  // wte (vocab-parallel), wpe (learned positions)
+    add(Vp * h / t);
+    if (wpe > 0) add(wpe);
   }
-  if (pp == 1) {  // final LayerNorm on the last stage
-    s.shard += 2 * h;
-    if (h < persistence_threshold) s.persistent += 2 * h;
+  if (last) {  // final norm (w, b); the untied output layer, or with pp > 1 the last
+               // stage's copy of the tied wte
+    add(h);
+    if (!m.rms_norm()) add(h);
+    if (!m.tied_output() || !first) add(Vp * h / t);
   }
-  // DeepSpeed's "largest layer": the module with the most parameters of its own.
-  s.largest_module = std::max({Vp * h / t, maxT * h, 4 * h * h / t + 4 * h / t,
-                               4 * h * h / t + h, 3 * h * h / t + 3 * h / t});
+  // DeepSpeed's "largest layer": the module with the most parameters of its own (the
+  // linear layers with their biases).
+  const auto& lt = layer_tensors;
+  s.largest_module = std::max({lt[8] + lt[9], lt[10] + lt[11], lt[2] + lt[3], lt[4] + lt[5]});
+  if (first) s.largest_module = std::max({s.largest_module, Vp * h / t, wpe});
+  if (last) s.largest_module = std::max(s.largest_module, Vp * h / t);
   return s;
 }
 
@@ -71,7 +104,13 @@ ShardParams CountShardParams(const trainer::GptConfig& model, int tp, int pp,
 double LayerActivationBytes(const trainer::GptConfig& m, int micro_batch, int tp) {
   const double s = m.seq_length, b = micro_batch, h = m.hidden_size, a = m.num_attention_heads;
   const double t = std::max(1, tp);
-  return s * b * h * (10.0 + 24.0 / t + 5.0 * a * s / (h * t));
+  // The tensor-parallel part, 24 for GPT-2: Q and K for the scores 4 (K is KV/NH of Q
+  // with GQA), V 2, the projection's input 2, the fc output (the activation's input) 2
+  // FC/h = 8, the activation's output 2 F/h = 8. SwiGLU's fc output is [gate | up].
+  const double kv = static_cast<double>(m.kv_heads()) / m.num_attention_heads;
+  const double split = 2.0 * (1.0 + kv) + 2.0 * kv + 2.0 + 2.0 * m.fc_rows() / h +
+                       2.0 * m.ffn_size() / h;
+  return s * b * h * (10.0 + split / t + 5.0 * a * s / (h * t));
 }
 
 size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp, bool checkpoint) {
@@ -79,10 +118,10 @@ size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp
   m.tensor_model_parallel_size = tp;
   const size_t BT = static_cast<size_t>(B) * T, C = m.hidden_size, L = m.num_layers;
   const size_t NH = m.num_attention_heads, Vp = m.padded_vocab_size(), t = std::max(1, tp);
-  const size_t BTC = BT * C;
+  const size_t BTC = BT * C, QKV = m.qkv_rows(), FC = m.fc_rows(), F = m.ffn_size();
   // ln1, ln1 mean/rstd, qkv, att, atty, residual2, ln2, ln2 mean/rstd, fch, fch_gelu
-  const size_t layer = BTC + 2 * BT + 3 * BTC / t + BT * (NH / t) * T + BTC / t + BTC + BTC +
-                       2 * BT + 4 * BTC / t + 4 * BTC / t;
+  const size_t layer = BTC + 2 * BT + BT * (QKV / t) + BT * (NH / t) * T + BTC / t + BTC + BTC +
+                       2 * BT + BT * (FC / t) + BT * (F / t);
   const size_t residual = (L + 1) * BTC;
   // scratch, lnf, lnf mean/rstd, logits (vocab-parallel), losses
   const size_t top = BTC + BTC + 2 * BT + BT * (Vp / t) + BT;
@@ -90,8 +129,9 @@ size_t CpuActivationFloats(const trainer::GptConfig& model, int B, int T, int tp
 }
 
 size_t CpuBackwardFloats(const trainer::GptConfig& m, int B, int T, int tp) {
-  const size_t BTC = static_cast<size_t>(B) * T * m.hidden_size, t = std::max(1, tp);
-  return 3 * BTC + 3 * BTC / t + 4 * BTC / t + 4 * BTC / t;  // dresidual, dbtc, dbtc2; dqkv, dfch, dfch_gelu
+  const size_t BT = static_cast<size_t>(B) * T, BTC = BT * m.hidden_size, t = std::max(1, tp);
+  // dresidual, dbtc, dbtc2; dqkv, dfch, dfch_gelu
+  return 3 * BTC + BT * (m.qkv_rows() / t) + BT * (m.fc_rows() / t) + BT * (m.ffn_size() / t);
 }
 
 // ---------------------------------------------------------------------------
@@ -110,12 +150,37 @@ double Zero3LiveParams(const train::ZeroConfig& z, const ShardParams& sp) {
   return std::min(gatherable, live);
 }
 
-void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankMemory* r) {
+// One pipeline stage's share of the model and of the schedule: its parameters, and the
+// layer activations it holds at once (all L layers of one micro-batch without PP).
+struct Stage {
+  ShardParams sp;
+  bool last = true;
+  int64_t in_flight = 1;
+  double layers_held = 0;
+};
+
+Stage StageOf(const train::TrainerConfig& c, int tp, int dp, int64_t b, int pipeline_rank) {
+  const train::ParallelConfig& pc = c.parallel;
+  const int pp = std::max(1, pc.pipeline_model_parallel_size);
+  const int vpp = std::max(1, pc.virtual_pipeline_model_parallel_size);
+  Stage st;
+  st.sp =
+      CountShardParams(c.model, tp, pp, pc.zero.stage3_param_persistence_threshold, pipeline_rank);
+  st.last = pipeline_rank >= pp - 1;
+  const int64_t m =
+      std::max<int64_t>(1, c.training.global_batch_size / std::max<int64_t>(1, b * dp));
+  st.in_flight = pp > 1 ? InFlightMicroBatches(pp, vpp, m, pipeline_rank) : 1;
+  const double per_chunk = static_cast<double>(st.sp.layers) / (pp > 1 ? vpp : 1);
+  st.layers_held = static_cast<double>(st.in_flight) * per_chunk;
+  return st;
+}
+
+void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, const Stage& st,
+                 RankMemory* r) {
   const trainer::GptConfig& m = c.model;
   const train::ZeroConfig& z = c.parallel.zero;
   const int stage = c.parallel.zero_stage;
-  const ShardParams sp = CountShardParams(m, tp, c.parallel.pipeline_model_parallel_size,
-                                          z.stage3_param_persistence_threshold);
+  const ShardParams& sp = st.sp;
   const double f = sizeof(float), P = static_cast<double>(sp.shard);
   if (stage == 3) {
     // trainer/train/zero3.h: the partition (an even range of the whole shard, as ZeRO
@@ -128,13 +193,15 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
     trainer::GptConfig mt = m;
     mt.tensor_model_parallel_size = tp;
     const double h = m.hidden_size, wte = static_cast<double>(mt.padded_vocab_size()) * h / tp;
-    const double module = std::max({wte + m.max_position_embeddings * h, wte + 2 * h,
-                                    static_cast<double>(sp.layer)});
+    const double wpe = m.rope() ? 0.0 : static_cast<double>(m.max_position_embeddings) * h;
+    const double lnf = m.rms_norm() ? h : 2 * h;  // the head: final norm + wte or output layer
+    const double module = std::max({wte + wpe, wte + lnf, static_cast<double>(sp.layer)});
     const double live = std::max(module, static_cast<double>(z.stage3_max_live_parameters));
     r->params = f * CeilDiv(P, dp);
     r->grads = f * CeilDiv(P, dp);
     // The head and the embedding each gather the tied wte into their own buffer, so a
-    // window that keeps both holds it twice: at most the shard plus one more wte.
+    // window that keeps both holds it twice: at most the shard plus one more wte (an
+    // untied output layer is counted in the shard already; the bound stays an upper one).
     r->zero3_window =
         f * static_cast<double>(sp.persistent) + f * std::min(P + wte, live) + f * module +
         (z.overlap_comm && dp > 1 ? f * static_cast<double>(sp.layer) : 0.0);
@@ -149,10 +216,20 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
   }
   r->optimizer = 2 * f * (stage >= 1 ? CeilDiv(P, dp) : P);  // Adam m, v (params are the master)
   const int T = m.seq_length, B = static_cast<int>(b);
-  r->activations_no_ckpt = f * static_cast<double>(CpuActivationFloats(m, B, T, tp, false));
-  r->activations_ckpt = f * static_cast<double>(CpuActivationFloats(m, B, T, tp, true));
+  // A stage's buffers as the model's with its held layers; the output layer's (final
+  // LayerNorm, logits, losses) only on the last stage.
+  trainer::GptConfig held = m;
+  held.num_layers = static_cast<int>(std::ceil(st.layers_held));
+  trainer::GptConfig mt = m;
+  mt.tensor_model_parallel_size = tp;
+  const double BT = static_cast<double>(b) * T;
+  const double head =
+      st.last ? 0.0 : BT * m.hidden_size + 2 * BT + BT * (mt.padded_vocab_size() / tp) + BT;
+  r->activations_no_ckpt =
+      f * (static_cast<double>(CpuActivationFloats(held, B, T, tp, false)) - head);
+  r->activations_ckpt = f * (static_cast<double>(CpuActivationFloats(held, B, T, tp, true)) - head);
   r->checkpoints = m.checkpoint_activations
-                       ? f * static_cast<double>(m.num_layers + 1) * b * T * m.hidden_size
+                       ? f * static_cast<double>(held.num_layers + 1) * b * T * m.hidden_size
                        : 0.0;
   r->activations = m.checkpoint_activations ? r->activations_ckpt : r->activations_no_ckpt;
   r->backward = f * static_cast<double>(CpuBackwardFloats(m, B, T, tp));
@@ -161,13 +238,14 @@ void PlanCpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
                     r->backward + r->buckets + r->runtime_reserve;
 }
 
-void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankMemory* r) {
+void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, const Stage& st,
+                 RankMemory* r) {
   const trainer::GptConfig& m = c.model;
   const train::ParallelConfig& pc = c.parallel;
   const train::ZeroConfig& z = pc.zero;
   const train::ActivationCheckpointingConfig& ac = c.activation_checkpointing;
-  const int stage = pc.zero_stage, pp = pc.pipeline_model_parallel_size;
-  const ShardParams sp = CountShardParams(m, tp, pp, z.stage3_param_persistence_threshold);
+  const int stage = pc.zero_stage;
+  const ShardParams& sp = st.sp;
   const double p = Mixed(c) ? 2.0 : 4.0, P = static_cast<double>(sp.shard);
   const double gatherable = static_cast<double>(sp.shard - sp.persistent);
   const double part = stage >= 1 ? CeilDiv(P, dp) : P;  // this rank's optimizer partition
@@ -189,8 +267,9 @@ void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
   r->host_pinned = (off_opt && z.offload_optimizer.pin_memory) ||
                    (off_par && z.offload_param.pin_memory);
 
-  // Activations in the compute precision (Korthikanti's figures are for 16-bit).
-  const double scale = p / 2.0, layers = std::ceil(static_cast<double>(m.num_layers) / pp);
+  // Activations in the compute precision (Korthikanti's figures are for 16-bit), of
+  // every layer and micro-batch the schedule keeps in flight on this stage.
+  const double scale = p / 2.0, layers = st.layers_held;
   const double one_layer = scale * LayerActivationBytes(m, static_cast<int>(b), tp);
   const double inputs = layers * 2.0 * m.seq_length * b * m.hidden_size * scale;
   const double ckpts = inputs / (ac.partition_activations ? tp : 1);
@@ -205,7 +284,7 @@ void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
   }
   trainer::GptConfig mt = m;
   mt.tensor_model_parallel_size = tp;
-  r->logits = 4.0 * m.seq_length * b * mt.padded_vocab_size() / tp;
+  r->logits = st.last ? 4.0 * m.seq_length * b * mt.padded_vocab_size() / tp : 0.0;
   // Buckets in the gradient precision, each at most the shard; overlap_comm double-buffers.
   const double reduce = std::min(P, static_cast<double>(z.reduce_bucket_size)) * p *
                         (z.overlap_comm ? 2 : 1);
@@ -220,18 +299,33 @@ void PlanGpuRank(const train::TrainerConfig& c, int tp, int dp, int64_t b, RankM
 }  // namespace
 
 RankMemory PlanRankMemory(const train::TrainerConfig& c, const ClusterShape& cluster,
-                          const GpuSpec& /*gpu*/, int64_t micro_batch) {
+                          const GpuSpec& /*gpu*/, int64_t micro_batch, int pipeline_rank) {
   RankMemory r;
   r.micro_batch = micro_batch > 0 ? micro_batch : c.training.micro_batch_size;
   r.cpu_backend = c.training.device == "cpu";
+  r.pipeline_rank = pipeline_rank;
   const int tp = std::max(1, c.parallel.tensor_model_parallel_size);
   const int dp = DataParallel(c, cluster);
+  const Stage st = StageOf(c, tp, dp, r.micro_batch, pipeline_rank);
+  r.layers = st.sp.layers;
+  r.in_flight = st.in_flight;
+  r.layers_held = st.layers_held;
   if (r.cpu_backend) {
-    PlanCpuRank(c, tp, dp, r.micro_batch, &r);
+    PlanCpuRank(c, tp, dp, r.micro_batch, st, &r);
   } else {
-    PlanGpuRank(c, tp, dp, r.micro_batch, &r);
+    PlanGpuRank(c, tp, dp, r.micro_batch, st, &r);
   }
   return r;
+}
+
+RankMemory PlanWorstStageMemory(const train::TrainerConfig& c, const ClusterShape& cluster,
+                                const GpuSpec& gpu, int64_t micro_batch) {
+  RankMemory worst;
+  for (int s = 0; s < std::max(1, c.parallel.pipeline_model_parallel_size); ++s) {
+    RankMemory r = PlanRankMemory(c, cluster, gpu, micro_batch, s);
+    if (s == 0 || r.device_total + r.host_total > worst.device_total + worst.host_total) worst = r;
+  }
+  return worst;
 }
 
 // ---------------------------------------------------------------------------
@@ -286,38 +380,76 @@ DeepSpeedEstimate EstimateZero2(double total_params, int gpus_per_node, int node
 // ---------------------------------------------------------------------------
 // Time per iteration
 
-IterationTime PlanIterationTime(const train::TrainerConfig& c, const ClusterShape& cluster,
-                                const GpuSpec& gpu) {
-  IterationTime t;
+double ModelFlopsPerToken(const trainer::GptConfig& m) {
+  const ShardParams sp = CountShardParams(m, 1, 1, 0);
+  return 6.0 * static_cast<double>(sp.model) +
+         12.0 * m.num_layers * static_cast<double>(m.seq_length) * m.hidden_size;
+}
+
+namespace {
+
+// One stage's share of an iteration on one GPU, before the pipeline's bubble.
+struct StageTime {
+  double flops = 0, matmul = 0, memory_bound = 0, tp = 0, p2p = 0, dp = 0, pcie = 0, adam = 0;
+  double busy() const { return matmul + memory_bound + tp + p2p; }
+};
+
+StageTime TimeStage(const train::TrainerConfig& c, const ClusterShape& cluster, const GpuSpec& gpu,
+                    int pipeline_rank, bool pp_across_nodes) {
+  StageTime t;
   const trainer::GptConfig& m = c.model;
   const train::ParallelConfig& pc = c.parallel;
-  const int tp = std::max(1, pc.tensor_model_parallel_size), pp = pc.pipeline_model_parallel_size;
+  const int tp = std::max(1, pc.tensor_model_parallel_size);
+  const int pp = std::max(1, pc.pipeline_model_parallel_size);
+  const int vpp = pp > 1 ? std::max(1, pc.virtual_pipeline_model_parallel_size) : 1;
   const int dp = DataParallel(c, cluster), gpn = cluster.gpus_per_node, stage = pc.zero_stage;
-  const ShardParams sp = CountShardParams(m, tp, pp, pc.zero.stage3_param_persistence_threshold);
+  const ShardParams sp =
+      CountShardParams(m, tp, pp, pc.zero.stage3_param_persistence_threshold, pipeline_rank);
+  const bool last = pipeline_rank >= pp - 1;
   const double p = Mixed(c) ? 2.0 : 4.0, b = static_cast<double>(c.training.micro_batch_size);
   const double s = m.seq_length, h = m.hidden_size, P = static_cast<double>(sp.shard);
-  const double tokens = static_cast<double>(c.training.global_batch_size) * s;
   const double micro_steps = std::max(1.0, static_cast<double>(c.training.global_batch_size) /
                                                (b * dp));
+  const double tokens = micro_steps * b * s;  // this DP rank's tokens per iteration
   const bool ckpt = m.checkpoint_activations;
+  trainer::GptConfig mt = m;
+  mt.tensor_model_parallel_size = tp;
+  const double V = mt.padded_vocab_size(), layers = static_cast<double>(sp.layers);
 
-  t.flops_per_gpu = (ckpt ? 8.0 : 6.0) * static_cast<double>(sp.model) * tokens /
-                    cluster.world_size();
+  // GEMMs: 6 FLOPs per parameter and token plus the attention matmuls 12 s h per layer
+  // (8 and 16 with recomputation, which reruns the layers' forward but not the output
+  // layer's), the output layer's 6 V h on the last stage; all split over tp.
+  double layer_params = 0;  // 12 h^2 + 13 h for GPT-2
+  for (int64_t n : LayerTensors(m, 1)) layer_params += static_cast<double>(n);
+  const double per_layer = (ckpt ? 8.0 : 6.0) * layer_params + (ckpt ? 16.0 : 12.0) * s * h;
+  t.flops = tokens * (layers * per_layer + (last ? 6.0 * V * h : 0.0)) / tp;
   const double peak = Mixed(c) ? gpu.peak_flops_16bit : gpu.peak_flops_fp32;
-  t.compute = t.flops_per_gpu / (peak * kAchievableFlopsFraction);
+  t.matmul = t.flops / (peak * kAchievableFlopsFraction);
+  // Elementwise ops (LayerNorm, GELU, dropout, softmax, residual adds) are memory-bound:
+  // each byte of Korthikanti's stored activations is written in forward, read in
+  // backward, and its gradient written and read once (4x; 5x with the recomputed
+  // forward), at the HBM's peak; the last stage also the fp32 logits (4x).
+  const double layer_bytes = (p / 2.0) * LayerActivationBytes(m, static_cast<int>(b), tp);
+  const double logit_bytes = last ? 4.0 * s * b * V / tp : 0.0;
+  t.memory_bound = micro_steps * ((ckpt ? 5.0 : 4.0) * layers * layer_bytes + 4.0 * logit_bytes) /
+                   gpu.hbm_bytes_s;
 
   // A collective among GPUs of one node runs on NVLink; across nodes every GPU of the
   // node shares the node's NICs.
   const double nvlink = gpu.nvlink_bytes_s * kLinkEfficiency;
   const double network = gpu.node_network_bytes_s / std::max(1, gpn) * kLinkEfficiency;
   if (tp > 1) {
-    t.tp_across_nodes = tp > gpn;
-    const double bw = t.tp_across_nodes ? network : nvlink;
+    const double bw = tp > gpn ? network : nvlink;
     // 2 all-reduces forward + 2 backward per layer (4 per layer), 2 more for the
     // recomputed forward with checkpointing; each of s*b*h in the compute precision.
-    const double per_layer = ckpt ? 6.0 : 4.0;
-    const double layers = std::ceil(static_cast<double>(m.num_layers) / pp);
-    t.tp_comm = micro_steps * layers * per_layer * 2.0 * (tp - 1) / tp * s * b * h * p / bw;
+    const double per = ckpt ? 6.0 : 4.0;
+    t.tp = micro_steps * layers * per * 2.0 * (tp - 1) / tp * s * b * h * p / bw;
+  }
+  if (pp > 1) {
+    // Each (chunk) micro-batch sends its activation forward and, in backward, its
+    // gradient back: s*b*h*p bytes each way per stage boundary, blocking as in
+    // Megatron's p2p_communication without overlap_p2p_comm.
+    t.p2p = micro_steps * vpp * 2.0 * s * b * h * p / (pp_across_nodes ? network : nvlink);
   }
   if (dp > 1) {
     const bool inside = static_cast<int64_t>(tp) * pp * dp <= gpn;
@@ -325,26 +457,82 @@ IterationTime PlanIterationTime(const train::TrainerConfig& c, const ClusterShap
     double passes = 2.0;                                 // stage 0/1: once per iteration
     if (stage == 2) passes = micro_steps + 1.0;          // RS per micro-batch + AG
     if (stage == 3) passes = 3.0 * micro_steps;          // AG fwd, AG bwd, RS per micro-batch
-    t.dp_comm = passes * frac * bytes / bw;
+    t.dp = passes * frac * bytes / bw;
   }
   const double part = stage >= 1 ? std::ceil(P / dp) : P;
   if (pc.cpu_optimizer) {
     double bytes = micro_steps * p * part + p * part;  // gradients down, params up
     if (stage == 3 && pc.zero.offload_param.cpu()) bytes += 2.0 * micro_steps * p * part;
-    t.offload_pcie = bytes / gpu.pcie_bytes_s;
+    t.pcie = bytes / gpu.pcie_bytes_s;
     // Each node's CPUs update the partitions of its gpn GPUs.
-    t.cpu_adam = gpn * part * kCpuAdamBytesPerParam /
-                 (gpu.host_memory_bytes_s * kHostMemoryEfficiency);
+    t.adam = gpn * part * kCpuAdamBytesPerParam / (gpu.host_memory_bytes_s * kHostMemoryEfficiency);
   }
   if (ckpt && c.activation_checkpointing.cpu_checkpointing) {
-    const RankMemory r = PlanRankMemory(c, cluster, gpu);
-    t.offload_pcie += 2.0 * micro_steps * r.host_checkpoints / gpu.pcie_bytes_s;
+    const RankMemory r = PlanRankMemory(c, cluster, gpu, 0, pipeline_rank);
+    t.pcie += 2.0 * micro_steps * r.host_checkpoints / gpu.pcie_bytes_s;
   }
-  const bool overlap = stage >= 1 ? pc.zero.overlap_comm : pc.overlap_grad_reduce;
-  const double hidden = overlap ? t.compute : 0.0;
-  t.total = t.compute + t.tp_comm + t.cpu_adam +
-            std::max(0.0, t.dp_comm + t.offload_pcie - hidden);
+  return t;
+}
+
+}  // namespace
+
+IterationTime PlanIterationTime(const train::TrainerConfig& c, const ClusterShape& cluster,
+                                const GpuSpec& gpu) {
+  IterationTime t;
+  const train::ParallelConfig& pc = c.parallel;
+  const int tp = std::max(1, pc.tensor_model_parallel_size);
+  const int pp = std::max(1, pc.pipeline_model_parallel_size);
+  const int vpp = pp > 1 ? std::max(1, pc.virtual_pipeline_model_parallel_size) : 1;
+  const int dp = DataParallel(c, cluster), gpn = cluster.gpus_per_node;
+  const double b = static_cast<double>(c.training.micro_batch_size);
+  t.micro_batches = std::max<int64_t>(
+      1, static_cast<int64_t>(static_cast<double>(c.training.global_batch_size) / (b * dp)));
+  t.tp_across_nodes = tp > gpn;
+  // Adjacent stages are dp * tp ranks apart (Megatron's grid): the pipeline crosses a
+  // node boundary somewhere as soon as it does not fit in one node.
+  t.pp_across_nodes = pp > 1 && static_cast<int64_t>(tp) * dp * pp > gpn;
+
+  // The pipeline runs at the pace of its slowest stage; the rest of the step (DP
+  // collectives, the optimizer) after the flush, each stage with its own shard.
+  StageTime slowest;
+  double after = 0;
+  const bool overlap = pc.zero_stage >= 1 ? pc.zero.overlap_comm : pc.overlap_grad_reduce;
+  for (int r = 0; r < pp; ++r) {
+    const StageTime st = TimeStage(c, cluster, gpu, r, t.pp_across_nodes);
+    if (r == 0 || st.busy() > slowest.busy()) {
+      slowest = st;
+      t.slowest_stage = r;
+    }
+    const double hidden = overlap ? st.matmul + st.memory_bound : 0.0;
+    after = std::max(after, st.adam + std::max(0.0, st.dp + st.pcie - hidden));
+    t.dp_comm = std::max(t.dp_comm, st.dp);
+    t.offload_pcie = std::max(t.offload_pcie, st.pcie);
+    t.cpu_adam = std::max(t.cpu_adam, st.adam);
+  }
+  t.flops_per_gpu = slowest.flops;
+  t.matmul = slowest.matmul;
+  t.memory_bound = slowest.memory_bound;
+  t.compute = slowest.matmul + slowest.memory_bound;
+  t.tp_comm = slowest.tp;
+  t.pp_p2p = slowest.p2p;
+  t.bubble_fraction = BubbleFraction(pp, vpp, t.micro_batches);
+  t.bubble = slowest.busy() * t.bubble_fraction;
+  if (pp > 1 && c.model.tied_output()) {
+    // The tied wte's gradient, all-reduced by its two holders (first and last stage)
+    // once per iteration after the flush: 2 (2-1)/2 of p V h / tp bytes.
+    trainer::GptConfig mt = c.model;
+    mt.tensor_model_parallel_size = tp;
+    const double p = Mixed(c) ? 2.0 : 4.0;
+    const double bw = t.pp_across_nodes
+                          ? gpu.node_network_bytes_s / std::max(1, gpn) * kLinkEfficiency
+                          : gpu.nvlink_bytes_s * kLinkEfficiency;
+    t.embedding_sync = p * mt.padded_vocab_size() * c.model.hidden_size / tp / bw;
+  }
+  t.total = slowest.busy() + t.bubble + t.embedding_sync + after;
+  const double tokens = static_cast<double>(c.training.global_batch_size) * c.model.seq_length;
   t.tokens_per_s = t.total > 0 ? tokens / t.total : 0.0;
+  const double peak = Mixed(c) ? gpu.peak_flops_16bit : gpu.peak_flops_fp32;
+  t.mfu = ModelFlopsPerToken(c.model) * t.tokens_per_s / (cluster.world_size() * peak);
   return t;
 }
 
@@ -422,9 +610,11 @@ void AddAdvice(const train::TrainerConfig& c, Plan* plan) {
           GiBText(r.optimizer) + " to host memory)");
     if (pc.zero_stage == 3 && !pc.zero.offload_param.cpu() && !r.cpu_backend)
       add("offload the parameters: zero_optimization.offload_param.device \"cpu\"");
-    if (plan->tp < plan->cluster.gpus_per_node && c.model.num_attention_heads % (plan->tp * 2) == 0)
+    if (plan->tp < plan->cluster.gpus_per_node &&
+        trainer::CheckTensorParallel(c.model, plan->tp * 2).ok())
       add("raise parallel.tensor_model_parallel_size to " + std::to_string(plan->tp * 2) +
-          " (divides the heads; stays inside a node)");
+          " (divides the heads" + (c.model.group_query_attention ? " and query groups" : "") +
+          "; stays inside a node)");
   }
   if (!plan->fits_host) {
     add("host memory overflows: " + GiBText(plan->host_per_node) + " per node needed, " +
@@ -441,43 +631,58 @@ void AddAdvice(const train::TrainerConfig& c, Plan* plan) {
 }  // namespace
 
 Plan MakePlan(const train::TrainerConfig& c, const ClusterShape& cluster, const GpuSpec& gpu,
-              double host_memory_bytes) {
+              double host_memory_bytes, double train_tokens) {
   Plan plan;
   plan.cluster = cluster;
   plan.gpu = gpu;
   plan.host_memory_bytes = host_memory_bytes > 0 ? host_memory_bytes : gpu.host_memory_bytes;
   plan.tp = std::max(1, c.parallel.tensor_model_parallel_size);
   plan.pp = std::max(1, c.parallel.pipeline_model_parallel_size);
+  plan.vpp = plan.pp > 1 ? std::max(1, c.parallel.virtual_pipeline_model_parallel_size) : 1;
   plan.dp = DataParallel(c, cluster);
-  plan.params = CountShardParams(c.model, plan.tp, plan.pp,
-                                 c.parallel.zero.stage3_param_persistence_threshold);
-  auto evaluate = [&](int64_t b, RankMemory* r, bool* dev_ok, bool* host_ok, double* per_node) {
-    *r = PlanRankMemory(c, cluster, gpu, b);
+  // A node's ranks may belong to different stages: each is held to the worst stage.
+  auto evaluate = [&](const RankMemory& r, bool* dev_ok, bool* host_ok, double* per_node) {
     const int gpn = cluster.gpus_per_node;
-    if (r->cpu_backend) {  // the ranks of a node share its memory
-      *per_node = gpn * r->device_total;
+    if (r.cpu_backend) {  // the ranks of a node share its memory
+      *per_node = gpn * r.device_total;
       *dev_ok = *host_ok = *per_node <= plan.host_memory_bytes;
     } else {
-      *per_node = gpn * r->host_total;
-      *dev_ok = r->device_total <= gpu.memory_bytes;
+      *per_node = gpn * r.host_total;
+      *dev_ok = r.device_total <= gpu.memory_bytes;
       *host_ok = *per_node <= plan.host_memory_bytes;
     }
   };
-  evaluate(0, &plan.rank, &plan.fits_device, &plan.fits_host, &plan.host_per_node);
+  for (int s = 0; s < plan.pp; ++s) {
+    plan.stages.push_back(PlanRankMemory(c, cluster, gpu, 0, s));
+    const RankMemory& r = plan.stages.back();
+    const RankMemory& w = plan.stages[plan.worst_stage];
+    if (r.device_total + r.host_total > w.device_total + w.host_total) plan.worst_stage = s;
+  }
+  plan.rank = plan.stages[plan.worst_stage];
+  plan.params =
+      CountShardParams(c.model, plan.tp, plan.pp,
+                       c.parallel.zero.stage3_param_persistence_threshold, plan.worst_stage);
+  evaluate(plan.rank, &plan.fits_device, &plan.fits_host, &plan.host_per_node);
   plan.usable_device_bytes = plan.rank.cpu_backend
                                  ? plan.host_memory_bytes / cluster.gpus_per_node
                                  : gpu.memory_bytes;
   // Memory grows with the micro-batch; the first that does not fit ends the search.
   constexpr int64_t kMaxMicroBatch = 4096;
   for (int64_t b = 1; b <= kMaxMicroBatch; ++b) {
-    RankMemory r;
     bool dev = false, host = false;
     double per_node = 0;
-    evaluate(b, &r, &dev, &host, &per_node);
+    evaluate(PlanWorstStageMemory(c, cluster, gpu, b), &dev, &host, &per_node);
     if (!dev || !host) break;
     plan.largest_micro_batch = b;
   }
-  if (!plan.rank.cpu_backend) plan.time = PlanIterationTime(c, cluster, gpu);
+  plan.train_tokens_given = train_tokens > 0;
+  plan.train_tokens = train_tokens > 0 ? train_tokens
+                                       : static_cast<double>(c.training.train_iters) *
+                                             c.training.global_batch_size * c.model.seq_length;
+  if (!plan.rank.cpu_backend) {
+    plan.time = PlanIterationTime(c, cluster, gpu);
+    if (plan.time.tokens_per_s > 0) plan.train_time_s = plan.train_tokens / plan.time.tokens_per_s;
+  }
   AddDeepSpeedEstimate(c, &plan);
   AddAdvice(c, &plan);
   return plan;

@@ -95,8 +95,11 @@ double FlopsPerIteration(const trainer::GptConfig& c, int64_t global_batch_size)
   const double f = c.checkpoint_activations ? 4.0 : 3.0;
   const double T = c.seq_length, L = c.num_layers, C = c.hidden_size;
   const double V = c.padded_vocab_size();
+  // Weights of a layer: q, k, v (k and v of kv_heads), the projection, the MLP.
+  const double qkv = C + 2.0 * C * c.kv_heads() / c.num_attention_heads;
+  const double weights = (qkv + C) * C + (c.swiglu ? 3.0 : 2.0) * c.ffn_size() * C;
   return 24.0 * f * static_cast<double>(global_batch_size) * T * L * C * C *
-         (1.0 + T / (6.0 * C) + V / (16.0 * L * C));
+         (weights / (12.0 * C * C) + T / (6.0 * C) + V / (16.0 * L * C));
 }
 
 coord::StatusOr<int> ProgressFdFromEnv() {
@@ -162,11 +165,38 @@ coord::Status MetricsSink::WriteValidation(int64_t iteration, double lm_loss) {
 
 void MetricsSink::WriteProgress(int64_t iteration, double loss, double time_ms,
                                 int64_t checkpoint) {
-  if (progress_fd_ < 0) return;
-  nlohmann::json j = {{"iteration", iteration}, {"loss", loss}, {"time_ms", time_ms}};
-  if (checkpoint >= 0) j["checkpoint"] = checkpoint;
+  ProgressRecord r;
+  r.iteration = iteration;
+  r.loss = loss;
+  r.time_ms = time_ms;
+  r.checkpoint = checkpoint;
+  WriteProgress(r);
+}
+
+std::string ProgressRecordJson(const ProgressRecord& r) {
+  const auto us = [](double ms) { return std::round(ms * 1000.0) / 1000.0; };
+  nlohmann::json j = {{"iteration", r.iteration}, {"loss", r.loss}, {"time_ms", r.time_ms}};
+  if (r.checkpoint >= 0) j["checkpoint"] = r.checkpoint;
+  if (r.train_iters >= 0) j["train_iters"] = r.train_iters;
+  if (r.tokens_per_s > 0) j["tokens_per_s"] = std::round(r.tokens_per_s * 10.0) / 10.0;
+  if (r.stage >= 0) j["stage"] = r.stage;
+  if (r.has_timings) {
+    const StepTimings& t = r.timings;
+    j["compute_ms"] = us(t.compute_ms);
+    j["wait_ms"] = us(t.wait_ms);
+    if (t.wait_tp_ms > 0) j["wait_tp_ms"] = us(t.wait_tp_ms);
+    if (t.wait_dp_ms > 0) j["wait_dp_ms"] = us(t.wait_dp_ms);
+    if (t.wait_pp_ms > 0) j["wait_pp_ms"] = us(t.wait_pp_ms);
+    j["data_ms"] = us(t.data_ms);
+    j["optimizer_ms"] = us(t.optimizer_ms);
+  }
   // NaN is not JSON: nlohmann writes null, which the agent reads as "no loss".
-  const std::string text = j.dump() + "\n";
+  return j.dump();
+}
+
+void MetricsSink::WriteProgress(const ProgressRecord& r) {
+  if (progress_fd_ < 0) return;
+  const std::string text = ProgressRecordJson(r) + "\n";
   size_t done = 0;
   while (done < text.size()) {
     const ssize_t n = write(progress_fd_, text.data() + done, text.size() - done);

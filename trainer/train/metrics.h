@@ -50,11 +50,45 @@ nlohmann::json IterationRecordJson(const IterationRecord& r);
 
 // Megatron-DeepSpeed's flops per iteration (training.py, throughput calculation):
 // 24 * f * B * T * L * C^2 * (1 + T / (6 C) + V / (16 L C)), f = 4 with activation
-// checkpointing (one extra forward) else 3; B = global batch size.
+// checkpointing (one extra forward) else 3; B = global batch size. For the Llama /
+// Qwen2 family the 1 becomes the layer's weights / 12 C^2 (GQA's smaller k, v; SwiGLU's
+// three F x C matrices), as Megatron-LM's num_floating_point_operations counts them;
+// exactly 1 for GPT-2.
 double FlopsPerIteration(const trainer::GptConfig& config, int64_t global_batch_size);
 
 // COORD_PROGRESS_FD: -1 when unset; InvalidArgument when not a non-negative integer.
 coord::StatusOr<int> ProgressFdFromEnv();
+
+// Where one iteration's time went on this rank (ms), for straggler detection: compute
+// is forward-backward minus data loading and minus the time the training thread was
+// blocked in communication there, so a slow rank shows a long compute and its peers a
+// long wait (in synchronous training every rank's step time is the same).
+struct StepTimings {
+  double compute_ms = 0.0;
+  double wait_ms = 0.0;  // blocked in communication over the whole step
+  double wait_tp_ms = 0.0, wait_dp_ms = 0.0, wait_pp_ms = 0.0;  // ... of which per group
+  double data_ms = 0.0;
+  double optimizer_ms = 0.0;  // grad norm, clipping and the update (Megatron's timer)
+};
+
+// One progress record. The fields after `checkpoint` came later: readers take what they
+// know and ignore the rest (older agents read iteration, loss and checkpoint only).
+struct ProgressRecord {
+  int64_t iteration = 0;
+  double loss = 0.0;
+  double time_ms = 0.0;  // the iteration's wall time
+  int64_t checkpoint = -1;  // the newest saved iteration; -1: none (not written)
+  int64_t train_iters = -1;  // -1: not written
+  double tokens_per_s = 0.0;  // 0: not written
+  int stage = -1;             // pipeline stage: ranks are compared within one; -1: not written
+  bool has_timings = false;
+  StepTimings timings;
+};
+// {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C][,"train_iters":I,"tokens_per_s":S,
+// "stage":P,"compute_ms":...,"wait_ms":...,"wait_tp_ms":...,"wait_dp_ms":...,
+// "wait_pp_ms":...,"data_ms":...,"optimizer_ms":...]}: times rounded to the microsecond,
+// so a record stays well under the 512 bytes an older agent reads.
+std::string ProgressRecordJson(const ProgressRecord& r);
 
 class MetricsSink {
  public:
@@ -70,6 +104,7 @@ class MetricsSink {
   // training.save, when there is one); a closed or bad fd gives one warning and then
   // progress records stop (training goes on).
   void WriteProgress(int64_t iteration, double loss, double time_ms, int64_t checkpoint = -1);
+  void WriteProgress(const ProgressRecord& r);
   // {"event":"validation","iteration":N,"lm_loss":L,"ppl":P} to metrics.jsonl.
   coord::Status WriteValidation(int64_t iteration, double lm_loss);
 

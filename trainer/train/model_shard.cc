@@ -28,8 +28,10 @@ coord::StatusOr<double> ModelShard::ForwardBackward(const MicroBatchLoader& load
     trainer::StepOptions options;
     options.training = true;
     options.rng_step = mb.rng_step;
+    Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
     loss += static_cast<double>(l) / static_cast<double>(num_micro);
+    Phase(coord::RankPhase::kBackward, m);
     RETURN_IF_ERROR(Backward(loss_scale, m, num_micro));
   }
   return loss;
@@ -41,6 +43,7 @@ coord::StatusOr<double> ModelShard::ForwardOnly(const MicroBatchLoader& load, in
     ASSIGN_OR_RETURN(const MicroBatch mb, load(m));
     trainer::StepOptions options;
     options.training = false;
+    Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
     loss += l;
   }

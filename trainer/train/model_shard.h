@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "common/flight_record.h"
 #include "common/status.h"
 #include "trainer/dist/communicator.h"
 #include "trainer/dist/store.h"
@@ -94,6 +95,10 @@ class ModelShard {
   // Writes +inf into the reduced gradient, as an fp16 overflow would (fault injection).
   virtual coord::Status InjectGradOverflow() = 0;
 
+  // Told as each micro-batch's forward and backward begin (the rank's flight record).
+  using PhaseFn = std::function<void(coord::RankPhase phase, int64_t m)>;
+  void set_phase_hook(PhaseFn fn) { phase_hook_ = std::move(fn); }
+
   // The flat range whose Adam state this rank owns (the whole model unless ZeRO
   // partitions it), and every rank's count when it is partitioned (empty otherwise).
   virtual size_t optimizer_begin() const = 0;
@@ -105,6 +110,14 @@ class ModelShard {
   // range with the update count `step`.
   virtual coord::Status LoadState(const float* params, const float* adam_m, const float* adam_v,
                                   int64_t step) = 0;
+
+ protected:
+  void Phase(coord::RankPhase phase, int64_t m) const {
+    if (phase_hook_) phase_hook_(phase, m);
+  }
+
+ private:
+  PhaseFn phase_hook_;
 };
 
 // The backend of config.training.device: Megatron init from training.seed (the same

@@ -181,7 +181,8 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
   // The tied embedding's two copies get the sum of their gradients (Megatron's
   // embedding group), then the data-parallel reduction of the whole stage.
   coord::Status FinalizeGrads(int64_t num_micro) {
-    if (groups_->embedding != nullptr) {
+    // Untied models have no shared weight: the last stage's output layer is its own.
+    if (groups_->embedding != nullptr && layout_.config().tied_output()) {
       const trainer::ParamTensorInfo& wte = layout_.tensors()[static_cast<size_t>(
           layout_.LocalIndex(0))];
       RETURN_IF_ERROR(groups_->embedding->AllReduceSum(grads_.data() + wte.offset, wte.numel));
@@ -207,6 +208,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
 
   coord::Status Forward(int chunk, int64_t m, const float* input, float* output) override {
     ASSIGN_OR_RETURN(const MicroBatch mb, (*load_)(m));
+    Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(trainer::GptModel * model, ModelFor(chunk, m, /*take=*/true));
     trainer::StepOptions options;
     options.training = training_;
@@ -223,6 +225,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
 
   coord::Status Backward(int chunk, int64_t m, const float* output_grad,
                          float* input_grad) override {
+    Phase(coord::RankPhase::kBackward, m);
     ASSIGN_OR_RETURN(trainer::GptModel * model, ModelFor(chunk, m, /*take=*/false));
     RETURN_IF_ERROR(model->Backward(loss_scale_, {}, output_grad));
     if (input_grad != nullptr) {
@@ -250,6 +253,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
     ASSIGN_OR_RETURN(auto model,
                      trainer::GptModel::Create(config_, micro_batch_, config_.seq_length,
                                                groups_->tensor, &source_, c.part));
+    model->ShareBackwardBuffers(&backward_scratch_);  // one backward runs at a time
     c.models.push_back(std::move(model));
     c.holds.push_back(m);
     return c.models.back().get();
@@ -273,6 +277,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
   int micro_batch_;
   std::string plan_text_;
   std::vector<Chunk> chunks_;
+  std::vector<float> backward_scratch_;  // every model's backward buffers
   // The iteration in progress (RunSchedule).
   const MicroBatchLoader* load_ = nullptr;
   float loss_scale_ = 0.0f;

@@ -90,13 +90,13 @@ class Exchanger {
     return b;
   }
 
-  // "pipeline stage 2 of 4, waiting for the activation of micro-batch 3 (chunk 0)
-  // from stage 1": what a hang or a dead peer held up.
+  // "waiting for the activation of micro-batch 3 (chunk 0) from stage 1": what a hang
+  // or a dead peer held up (the trainer adds which stage this is).
   std::string Describe(int recv_fwd_chunk, int recv_bwd_chunk) const {
-    std::string out = "pipeline stage " + std::to_string(shape_.stage) + " of " +
-                      std::to_string(shape_.pp);
+    std::string out;
     auto waiting = [&](const char* what, int chunk, int64_t m, int from) {
-      out += std::string(", waiting for the ") + what + " of micro-batch " + std::to_string(m) +
+      out += std::string(out.empty() ? "" : ", ") + "waiting for the " + what + " of micro-batch " +
+             std::to_string(m) +
              (shape_.vpp > 1 ? " (chunk " + std::to_string(chunk) + ")" : "") + " from stage " +
              std::to_string(from);
     };
@@ -108,7 +108,7 @@ class Exchanger {
       waiting("gradient", recv_bwd_chunk, grads_received_[static_cast<size_t>(recv_bwd_chunk)],
               next());
     }
-    if (recv_fwd_chunk < 0 && recv_bwd_chunk < 0) out += ", sending to its neighbours";
+    if (recv_fwd_chunk < 0 && recv_bwd_chunk < 0) out = "sending to its neighbours";
     return out;
   }
 

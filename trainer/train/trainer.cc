@@ -3,6 +3,7 @@
 #include "trainer/train/trainer.h"
 
 #include <omp.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -46,37 +47,15 @@ coord::StatusOr<std::string> CachePrefix(const DataConfig& data) {
   const std::string key = data.train_data + "|" + std::to_string(st.st_size) + "|" +
                           std::to_string(st.st_mtime) + "|" + data.vocab_file + "|" +
                           data.merge_file + "|" + data.json_key + "|" +
-                          (data.skip_bad_lines ? "skip" : "strict");
+                          (data.skip_bad_lines ? "skip" : "strict") +
+                          // (Hugging Face tokenizers only, so GPT-2 keys stay as they were.)
+                          (TokenizerSpecOf(data).model.empty()
+                               ? ""
+                               : "|" + data.tokenizer_type + "|" + TokenizerSpecOf(data).model);
   std::string stem = data.train_data.substr(data.train_data.find_last_of('/') + 1);
   stem = stem.substr(0, stem.find('.'));
   return coord::JoinPath(
       data.cache_dir, stem + "-" + Hex(trainer::Xxh64(key.data(), key.size())) + "_text_document");
-}
-
-// GPT_RANK_INJECT_OVERFLOW="3,7": iterations whose gradients get an inf after the
-// reduction, on every rank (a fault-injection hook for the fp16 tests; empty normally).
-coord::StatusOr<std::vector<int64_t>> InjectedOverflowsFromEnv() {
-  std::vector<int64_t> out;
-  const char* v = std::getenv("GPT_RANK_INJECT_OVERFLOW");
-  if (v == nullptr || *v == '\0') return out;
-  std::string text = v;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    char* end = nullptr;
-    const long long it = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || it < 1) {
-      return coord::InvalidArgument(
-          "GPT_RANK_INJECT_OVERFLOW: expected iterations like \"3,7\", "
-          "got \"" +
-          text + "\"");
-    }
-    out.push_back(it);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
 }
 
 }  // namespace
@@ -85,7 +64,7 @@ coord::StatusOr<std::vector<int64_t>> InjectedOverflowsFromEnv() {
 // Data
 
 coord::StatusOr<std::unique_ptr<trainer::data::IndexedDataset>> OpenTrainingData(
-    const DataConfig& data, trainer::data::Gpt2Tokenizer* tokenizer) {
+    const DataConfig& data, trainer::data::Tokenizer* tokenizer) {
   namespace td = trainer::data;
   if (!data.data_path.empty()) {
     auto ds = td::IndexedDataset::Open(data.data_path);
@@ -136,6 +115,35 @@ coord::StatusOr<double> Trainer::MeanOverRanks(double value) {
   return value / comm_->size();
 }
 
+void Trainer::WrapGroups(ParallelGroups* groups) {
+  using dist::CommGroup;
+  using dist::TimedCommunicator;
+  coord::FlightRecorder* r = recorder_.get();
+  tp_timed_ = std::make_unique<TimedCommunicator>(groups->tensor, CommGroup::kTensor, "tp", r);
+  dp_timed_ = std::make_unique<TimedCommunicator>(groups->data, CommGroup::kData, "dp", r);
+  pp_timed_ = std::make_unique<TimedCommunicator>(groups->pipeline, CommGroup::kPipeline, "pp", r);
+  world_timed_ = std::make_unique<TimedCommunicator>(groups->world, CommGroup::kOther, "world", r);
+  if (groups->embedding != nullptr) {
+    embedding_timed_ = std::make_unique<TimedCommunicator>(groups->embedding, CommGroup::kPipeline,
+                                                           "embedding", r);
+  }
+  if (inject_.hang.first == groups->world->rank()) {
+    // The gradient buckets' all-reduce runs on the reducer thread: hence the atomics.
+    dp_timed_->set_before_call([this](coord::CollectiveOp op, uint64_t seq) {
+      if (in_progress_.load() != inject_.hang.second || hang_injected_.exchange(true)) return;
+      LOG_WARN << "GPT_RANK_INJECT_HANG: stopping inside " << coord::CollectiveOpName(op) << " #"
+               << seq << " (dp) of iteration " << inject_.hang.second;
+      raise(SIGSTOP);
+    });
+  }
+  timed_groups_.world = world_timed_.get();
+  timed_groups_.tensor = tp_timed_.get();
+  timed_groups_.data = dp_timed_.get();
+  timed_groups_.pipeline = pp_timed_.get();
+  timed_groups_.embedding = embedding_timed_.get();
+  groups_ = &timed_groups_;
+}
+
 coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store) {
   TrainingConfig& tr = config_.training;
   if (groups == nullptr) {
@@ -143,15 +151,11 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
     own_groups_ = SingleProcessGroups(own_comm_.get());
     groups = &own_groups_;
   }
-  tp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->tensor);
-  dp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->data);
-  pp_timed_ = std::make_unique<dist::TimedCommunicator>(groups->pipeline);
-  timed_groups_.world = groups->world;
-  timed_groups_.tensor = tp_timed_.get();
-  timed_groups_.data = dp_timed_.get();
-  timed_groups_.pipeline = pp_timed_.get();
-  timed_groups_.embedding = groups->embedding;
-  groups_ = &timed_groups_;
+  ASSIGN_OR_RETURN(inject_, FaultInjectionFromEnv());
+  const char* flight = std::getenv("COORD_FLIGHT_RECORD");
+  ASSIGN_OR_RETURN(recorder_, coord::FlightRecorder::Create(flight != nullptr ? flight : "",
+                                                            groups->world->rank()));
+  WrapGroups(groups);
   comm_ = groups_->world;
   dp_comm_ = groups_->data;
   if (comm_->size() != config_.parallel.world_size ||
@@ -166,17 +170,25 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
         ", pipeline_model_parallel_size " +
         std::to_string(config_.parallel.pipeline_model_parallel_size));
   }
+  if (!tr.tensorboard_dir.empty()) {  // before any work: an unwritable dir stops every rank
+    coord::Status opened;
+    if (is_root()) {
+      auto tb = TensorBoardLog::Open(tr, comm_->size());
+      opened = tb.status();
+      if (tb.ok()) tensorboard_ = std::move(*tb);
+    }
+    RETURN_IF_ERROR(Agree(opened, "opening training.tensorboard_dir"));
+  }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());
-  auto tok = trainer::data::Gpt2Tokenizer::Load(config_.data.vocab_file, config_.data.merge_file);
-  if (!tok.ok()) return tok.status().WithContext("data.vocab_file/merge_file");
+  auto tok = trainer::data::LoadTokenizer(TokenizerSpecOf(config_.data));
+  if (!tok.ok()) return tok.status().WithContext("data's tokenizer");
   tokenizer_ = std::move(*tok);
   if (!config_.vocab_size_given) config_.model.vocab_size = tokenizer_->vocab_size();
   config_.model.seed = tr.seed;
   RETURN_IF_ERROR(SetupData());
 
   const trainer::GptConfig& mc = config_.model;
-  ASSIGN_OR_RETURN(inject_overflow_at_, InjectedOverflowsFromEnv());
   if (config_.parallel.precision == "fp16") {
     scaler_ = std::make_unique<trainer::LossScaler>(tr.loss_scaler);
     LOG_INFO << "fp16: loss scale " << scaler_->scale()
@@ -193,6 +205,9 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
              << ". Set training.device \"cuda\" to train in " << config_.parallel.precision;
   }
   ASSIGN_OR_RETURN(shard_, CreateModelShard(config_, *groups_, store));
+  shard_->set_phase_hook([this](coord::RankPhase phase, int64_t m) {
+    recorder_->SetPhase(phase, static_cast<int32_t>(m));
+  });
   ASSIGN_OR_RETURN(trainer::LrSchedule schedule, trainer::LrSchedule::Create(tr.lr));
   schedule_ = std::make_unique<trainer::LrSchedule>(schedule);
   LOG_INFO << "model: " << mc.num_layers << " layers, hidden " << mc.hidden_size << ", "
@@ -281,6 +296,12 @@ coord::Status Trainer::SetupData() {
   return coord::Status::Ok();
 }
 
+trainer::ModelLayout Trainer::ModelLayout() const {
+  return trainer::ModelLayout{groups_->tp_size(), groups_->tensor->rank(), groups_->pp_size(),
+                              groups_->stage(),
+                              config_.parallel.virtual_pipeline_model_parallel_size};
+}
+
 coord::Status Trainer::Resume() {
   const std::string& dir = config_.training.load;
   if (!trainer::HasCheckpoint(dir)) {
@@ -291,9 +312,8 @@ coord::Status Trainer::Resume() {
   // full tensors or from whichever saved shards overlap it (re-sharding).
   const size_t opt_begin = shard_->optimizer_begin(), opt_end = shard_->optimizer_end();
   trainer::OptimizerRange range{opt_begin, opt_end, true};
-  // Any tensor-parallel layout loads into this one (re-sharded when it differs).
-  auto loaded = trainer::LoadCheckpointForLayout(dir, config_.model, groups_->tp_size(),
-                                                 groups_->tensor->rank(), range);
+  // Any model-parallel layout loads into this one (re-sharded when it differs).
+  auto loaded = trainer::LoadCheckpointForLayout(dir, config_.model, ModelLayout(), range);
   if (!loaded.ok()) return loaded.status().WithContext("training.load");
   if (is_root()) {
     for (const std::string& w : loaded->warnings) LOG_WARN << w;
@@ -357,6 +377,9 @@ coord::Status Trainer::LoadBatch(const trainer::data::GptDataset& ds,
 
 coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   const int64_t it = iteration_ + 1;
+  in_progress_ = it;
+  recorder_->SetIteration(it);
+  step_timer_.BeginStep();
   const double loss_scale = scaler_ != nullptr ? scaler_->scale() : 1.0;
   // Every micro-batch of every rank contributes 1/(micro-batches x ranks) of the
   // gradient, so the reduction's sum is the mean over the global batch; fp16 scales
@@ -369,9 +392,12 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
                    shard_->ForwardBackward(Loader(*train_ds_, *train_sampler_,
                                                   consumed_train_samples_, true),
                                            num_micro_batches_, contribution));
-  forward_backward_s_ += MsSince(fb0) / 1000.0;
-  if (std::find(inject_overflow_at_.begin(), inject_overflow_at_.end(), it) !=
-      inject_overflow_at_.end()) {
+  const double fb_ms = MsSince(fb0);
+  forward_backward_s_ += fb_ms / 1000.0;
+  step_timer_.EndForwardBackward(fb_ms);
+  recorder_->SetPhase(coord::RankPhase::kOptimizer);
+  if (std::find(inject_.overflow_at.begin(), inject_.overflow_at.end(), it) !=
+      inject_.overflow_at.end()) {
     LOG_WARN << "GPT_RANK_INJECT_OVERFLOW: forcing an inf gradient at iteration " << it;
     RETURN_IF_ERROR(shard_->InjectGradOverflow());
   }
@@ -405,6 +431,7 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   const Clock::time_point opt0 = Clock::now();
   RETURN_IF_ERROR(shard_->Step(lr, static_cast<float>(coef / loss_scale)));
   optimizer_s_ += MsSince(opt0) / 1000.0;
+  step_timer_.SetOptimizerMs(MsSince(opt0));
   if (scaler_ != nullptr) RETURN_IF_ERROR(scaler_->Update(false));
   consumed_train_samples_ += config_.training.global_batch_size;
   iteration_ = it;
@@ -412,6 +439,7 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
 }
 
 coord::StatusOr<double> Trainer::Evaluate() {
+  recorder_->SetPhase(coord::RankPhase::kEvaluation);
   double total = 0.0;
   for (int64_t k = 0; k < config_.training.eval_iters; ++k) {
     ASSIGN_OR_RETURN(const double loss,
@@ -432,8 +460,18 @@ MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
     if (training && g_stop_requested.load()) {
       return coord::Status(coord::StatusCode::kCancelled, "stop");
     }
+    if (training && m == 1 && inject_.stop.first == groups_->stage() &&
+        inject_.stop.second == iteration_ + 1) {
+      LOG_WARN << "GPT_RANK_INJECT_STOP: stopping pipeline stage " << inject_.stop.first
+               << " at iteration " << inject_.stop.second;
+      raise(SIGSTOP);
+    }
+    recorder_->SetPhase(coord::RankPhase::kDataLoading, static_cast<int32_t>(m));
+    const Clock::time_point load0 = Clock::now();
     ASSIGN_OR_RETURN(std::vector<int64_t> idx, sampler.MicroBatch(consumed, m));
     RETURN_IF_ERROR(LoadBatch(ds, idx));
+    if (training) step_timer_.AddDataMs(MsSince(load0));
+    if (training && m == 0) inject_.MaybeDelay(comm_->rank(), iteration_ + 1);  // as compute
     MicroBatch mb;
     mb.inputs = inputs_.data();
     mb.targets = targets_.data();
@@ -451,6 +489,7 @@ coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
   ASSIGN_OR_RETURN(double loss, Evaluate());
   if (!is_root()) return coord::Status::Ok();
   LOG_INFO << "\n" << FormatValidationBlock(prefix, loss);
+  if (tensorboard_ != nullptr) tensorboard_->OnValidation(iteration_, consumed_train_samples_, loss);
   return metrics_->WriteValidation(iteration_, loss);
 }
 
@@ -484,6 +523,7 @@ std::string Trainer::LastCheckpointText() const {
 coord::Status Trainer::Save() {
   const std::string& dir = config_.training.save;
   if (dir.empty() || last_saved_iteration_ == iteration_) return coord::Status::Ok();
+  recorder_->SetPhase(coord::RankPhase::kCheckpoint);
   trainer::TrainState s;
   s.iteration = iteration_;
   s.consumed_train_samples = consumed_train_samples_;
@@ -492,6 +532,8 @@ coord::Status Trainer::Save() {
   s.seed = config_.training.seed;
   s.adam_step = shard_->optimizer_step();
   s.tensor_model_parallel_size = groups_->tp_size();
+  s.pipeline_model_parallel_size = groups_->pp_size();
+  s.virtual_pipeline_model_parallel_size = config_.parallel.virtual_pipeline_model_parallel_size;
   s.vocab_size = config_.model.vocab_size;
   if (scaler_ != nullptr) {
     const trainer::LossScaler::State ls = scaler_->state();
@@ -504,7 +546,8 @@ coord::Status Trainer::Save() {
   const Clock::time_point t0 = Clock::now();
   std::vector<float> scratch;  // the state, where it does not live on the host
   ASSIGN_OR_RETURN(const HostState host, shard_->StateOnHost(&scratch));
-  if (!shard_->optimizer_shard_counts().empty() || groups_->tp_size() > 1) {
+  if (!shard_->optimizer_shard_counts().empty() || groups_->tp_size() > 1 ||
+      groups_->pp_size() > 1) {
     RETURN_IF_ERROR(SaveSharded(s, host));
   } else {
     // Rank 0 holds the whole optimizer (stage 0: every rank does); the others wait.
@@ -522,8 +565,9 @@ coord::Status Trainer::Save() {
   return coord::Status::Ok();
 }
 
-// ZeRO and/or tensor parallel: rank 0 prepares the directory; each tensor-parallel
-// shard goes to its mp_rank_XX, where every data-parallel rank writes its optimizer
+// ZeRO, tensor and/or pipeline parallel: rank 0 prepares the directory; each
+// model-parallel shard goes to its mp_rank_XX[_PPP], where every data-parallel rank
+// writes its optimizer
 // shard (ZeRO; without ZeRO data-parallel rank 0 writes the whole range) and
 // data-parallel rank 0 the parameters; the records reach data-parallel rank 0, which
 // checks them and writes the shard's manifest; rank 0 then installs the iteration.
@@ -532,7 +576,8 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s, const HostState
   const std::string& dir = config_.training.save;
   const std::string what = "saving checkpoint iteration " + std::to_string(s.iteration);
   const int dp = dp_comm_->size(), dp_rank = dp_comm_->rank();
-  const int mp_rank = groups_->tensor->rank();
+  const trainer::ModelShardId mp_rank(groups_->tensor->rank(), groups_->stage(),
+                                      groups_->pp_size());
   const size_t n = shard_->num_params();
   std::vector<size_t> counts = shard_->optimizer_shard_counts();
   const bool zero = !counts.empty();
@@ -587,7 +632,9 @@ coord::Status Trainer::SaveSharded(const trainer::TrainState& s, const HostState
     return agreed;
   }
   coord::Status installed;
-  if (is_root()) installed = trainer::InstallShardedSave(dir, s, groups_->tp_size());
+  if (is_root()) {
+    installed = trainer::InstallShardedSave(dir, s, groups_->tp_size(), groups_->pp_size());
+  }
   return Agree(installed, what);
 }
 
@@ -615,9 +662,22 @@ coord::Status Trainer::Run() {
       metrics_->WriteProgress(iteration_ + 1, loss, MsSince(t0));
     }
     if (s.code() == coord::StatusCode::kAborted) return s;  // names its iteration already
-    if (!s.ok()) return s.WithContext("iteration " + std::to_string(iteration_ + 1));
+    if (!s.ok()) {
+      // A pipeline stage says which it is: its neighbours' errors name it too.
+      return s.WithContext((groups_->pp_size() > 1 ? "pipeline stage " +
+                                                         std::to_string(groups_->stage()) + " of " +
+                                                         std::to_string(groups_->pp_size()) + ", "
+                                                   : std::string()) +
+                           "iteration " + std::to_string(iteration_ + 1));
+    }
     const double ms = MsSince(t0);
-    metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
+    ProgressRecord progress = ProgressFor(loss, ms);
+    metrics_->WriteProgress(progress);
+    if (tensorboard_ != nullptr) {
+      tensorboard_->OnIteration({iteration_, consumed_train_samples_, loss, grad_norm,
+                                 schedule_->LoggedLrForIteration(iteration_),
+                                 scaler_ != nullptr ? scaler_->scale() : 0.0});
+    }
     interval_loss += loss;
     interval_ms += ms;
     ++interval_iters;
@@ -649,6 +709,7 @@ coord::Status Trainer::Run() {
         LOG_INFO << FormatMegatronLogLine(r);
         LOG_INFO << FormatTimersLine(r);
         RETURN_IF_ERROR(metrics_->WriteMetrics(r));
+        if (tensorboard_ != nullptr) tensorboard_->OnLogLine(r);
       }
       interval_loss = interval_ms = 0.0;
       interval_iters = 0;
@@ -662,14 +723,32 @@ coord::Status Trainer::Run() {
     if (tr.save_interval > 0 && iteration_ % tr.save_interval == 0) {
       RETURN_IF_ERROR(Save());
       // The supervisor learns of the checkpoint now, not one iteration later.
-      metrics_->WriteProgress(iteration_, loss, ms, last_saved_iteration_);
+      progress.checkpoint = last_saved_iteration_;
+      metrics_->WriteProgress(progress);
     }
   }
   // As Megatron's pretrain(): evaluate once more at the end, then save.
   if (tr.eval_iters > 0) RETURN_IF_ERROR(EvaluateAndPrint("the end of training for val data"));
   RETURN_IF_ERROR(Save());
+  recorder_->SetPhase(coord::RankPhase::kFinished);
   LOG_INFO << "training done at iteration " << iteration_;
   return coord::Status::Ok();
+}
+
+ProgressRecord Trainer::ProgressFor(double loss, double ms) const {
+  ProgressRecord p;
+  p.iteration = iteration_;
+  p.loss = loss;
+  p.time_ms = ms;
+  p.checkpoint = last_saved_iteration_;
+  p.train_iters = config_.training.train_iters;
+  p.tokens_per_s = ms > 0 ? static_cast<double>(config_.training.global_batch_size) *
+                                config_.model.seq_length / (ms / 1000.0)
+                          : 0.0;
+  p.stage = groups_->stage();
+  p.has_timings = true;
+  p.timings = step_timer_.Finish();
+  return p;
 }
 
 }  // namespace gpt_rank::train

@@ -30,10 +30,15 @@ const std::vector<std::string> kModelKeys = {
     "seq_length",         "max_position_embeddings", "make_vocab_size_divisible_by",
     "hidden_dropout",     "attention_dropout", "init_method_std",
     "checkpoint_activations", "vocab_size",    "layernorm_epsilon",
-    "partition_activations",  "checkpoint_in_cpu"};  // Megatron-DeepSpeed's flags
+    "partition_activations",  "checkpoint_in_cpu",  // Megatron-DeepSpeed's flags
+    // The Llama / Qwen2 family (Megatron-LM's names; gpt_config.h)
+    "normalization", "norm_epsilon", "swiglu", "position_embedding_type", "rotary_base",
+    "group_query_attention", "num_query_groups", "untie_embeddings_and_output_weights",
+    "disable_bias_linear", "add_qkv_bias", "ffn_hidden_size"};
 const std::vector<std::string> kDataKeys = {
-    "data_path", "train_data",     "vocab_file", "merge_file", "cache_dir",   "json_key",
-    "skip_bad_lines", "split",     "seed",       "data_impl",  "lazy_loader", "tokenizer_type"};
+    "data_path",   "train_data",     "vocab_file",      "merge_file",    "cache_dir",
+    "json_key",    "skip_bad_lines", "split",           "seed",          "data_impl",
+    "lazy_loader", "tokenizer_type", "tokenizer_model", "tokenizer_file"};
 const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "global_batch_size",
                                                 "train_iters",
@@ -55,6 +60,8 @@ const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "save_interval",
                                                 "load",
                                                 "metrics_file",
+                                                "tensorboard_dir",
+                                                "tensorboard_log_interval",
                                                 "seed",
                                                 "threads",
                                                 "checkpoint_activations",
@@ -83,6 +90,46 @@ const std::vector<std::string> kParallelKeys = {
 // ---------------------------------------------------------------------------
 // Sections
 
+// The Llama / Qwen2 family's keys; absent keys keep GPT-2's values.
+void ParseModelFamily(const json* m, Parser* p, trainer::GptConfig* g) {
+  const std::string s = "model";
+  std::string name;
+  if (Parser::Find(m, "normalization") != nullptr) {
+    p->String(m, s, "normalization", false, &name);
+    auto n = trainer::ParseNormalization(name);
+    n.ok() ? void(g->normalization = *n) : p->Error("model.normalization", n.status().message());
+  }
+  if (Parser::Find(m, "position_embedding_type") != nullptr) {
+    p->String(m, s, "position_embedding_type", false, &name);
+    auto e = trainer::ParsePositionEmbedding(name);
+    e.ok() ? void(g->position_embedding_type = *e)
+           : p->Error("model.position_embedding_type", e.status().message());
+  }
+  // Megatron-core's name of layernorm_epsilon (both norms use it).
+  if (const json* v = Parser::Find(m, "norm_epsilon"); v != nullptr) {
+    const json* old = Parser::Find(m, "layernorm_epsilon");
+    if (old != nullptr && *old != *v) {
+      p->Error("model.norm_epsilon", Shown(*v) + " disagrees with model.layernorm_epsilon = " +
+                                         Shown(*old) + "; keep one of them");
+    }
+    p->Number(m, s, "norm_epsilon", 0.0, true, 1.0, "a positive number", &g->layernorm_epsilon);
+  }
+  p->Bool(m, s, "swiglu", &g->swiglu);
+  p->Number(m, s, "rotary_base", 0.0, true, 1e12, "a positive number", &g->rotary_base);
+  p->Bool(m, s, "group_query_attention", &g->group_query_attention);
+  p->Int(m, s, "num_query_groups", 1, "a positive integer", &g->num_query_groups);
+  if (Parser::Find(m, "num_query_groups") != nullptr && !g->group_query_attention) {
+    p->Error("model.num_query_groups", "needs model.group_query_attention: true (Megatron's "
+                                       "--group-query-attention)");
+  }
+  p->Bool(m, s, "untie_embeddings_and_output_weights", &g->untie_embeddings_and_output_weights);
+  bool disable_bias = !g->add_bias_linear;
+  p->Bool(m, s, "disable_bias_linear", &disable_bias);
+  g->add_bias_linear = !disable_bias;
+  p->Bool(m, s, "add_qkv_bias", &g->add_qkv_bias);
+  p->Int(m, s, "ffn_hidden_size", 1, "a positive integer", &g->ffn_hidden_size);
+}
+
 void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
   trainer::GptConfig& g = c->model;
   const std::string s = "model";
@@ -104,6 +151,7 @@ void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
   p->Number(m, s, "layernorm_epsilon", 0.0, true, 1.0, "a positive number",
             &g.layernorm_epsilon);
   p->Bool(m, s, "checkpoint_activations", &g.checkpoint_activations);
+  ParseModelFamily(m, p, &g);
   // Megatron-DeepSpeed's --partition-activations / --checkpoint-in-cpu; merged with
   // DeepSpeed's activation_checkpointing block later.
   p->Bool(m, s, "partition_activations", &c->activation_checkpointing.partition_activations);
@@ -128,6 +176,9 @@ void ParseData(const json* d, Parser* p, TrainerConfig* c) {
   p->String(d, s, "train_data", true, &data.train_data);
   p->String(d, s, "vocab_file", true, &data.vocab_file);
   p->String(d, s, "merge_file", true, &data.merge_file);
+  p->String(d, s, "tokenizer_type", false, &data.tokenizer_type);
+  p->String(d, s, "tokenizer_model", true, &data.tokenizer_model);
+  p->String(d, s, "tokenizer_file", true, &data.tokenizer_file);
   p->String(d, s, "cache_dir", true, &data.cache_dir);
   p->String(d, s, "json_key", false, &data.json_key);
   p->Bool(d, s, "skip_bad_lines", &data.skip_bad_lines);
@@ -147,11 +198,21 @@ void ParseData(const json* d, Parser* p, TrainerConfig* c) {
                            "(loose JSON, one {\"text\": ...} per line)"
                          : "give data.data_path or data.train_data, not both");
   }
-  if (data.vocab_file.empty() && Parser::Find(d, "vocab_file") == nullptr) {
-    p->Error("data.vocab_file", "required (GPT-2 vocab.json)");
-  }
-  if (data.merge_file.empty() && Parser::Find(d, "merge_file") == nullptr) {
-    p->Error("data.merge_file", "required (GPT-2 merges.txt)");
+  const bool hf_tokenizer = !data.tokenizer_model.empty() || !data.tokenizer_file.empty();
+  if (!data.tokenizer_model.empty() && !data.tokenizer_file.empty()) {
+    p->Error("data.tokenizer_file",
+             "give data.tokenizer_file or data.tokenizer_model (Megatron's name), not both");
+  } else if (!hf_tokenizer &&
+             (data.tokenizer_type.empty() || data.tokenizer_type == "GPT2BPETokenizer")) {
+    const char* or_hf = "; or data.tokenizer_file for a Hugging Face tokenizer.json)";
+    if (data.vocab_file.empty() && Parser::Find(d, "vocab_file") == nullptr) {
+      p->Error("data.vocab_file", std::string("required (GPT-2 vocab.json") + or_hf);
+    }
+    if (data.merge_file.empty() && Parser::Find(d, "merge_file") == nullptr) {
+      p->Error("data.merge_file", std::string("required (GPT-2 merges.txt") + or_hf);
+    }
+  } else if (auto type = trainer::data::ResolveTokenizerType(TokenizerSpecOf(data)); !type.ok()) {
+    p->Error("data", type.status().message());
   }
   if (data.cache_dir.empty()) {
     data.cache_dir = ExpandEnv("${COORD_DATA_DIR:-${HOME}/.cache/coord}/preprocessed");
@@ -250,6 +311,13 @@ void ParseTraining(const json* t, Parser* p, TrainerConfig* c) {
   if (tr.metrics_file.empty() && !tr.save.empty()) {
     tr.metrics_file = coord::JoinPath(tr.save, "metrics.jsonl");
   }
+  // Inside save, beside metrics.jsonl: a folder beside save itself would be shared by
+  // every job saving under the same parent (runs/<job>).
+  p->String(t, s, "tensorboard_dir", true, &tr.tensorboard_dir);
+  if (Parser::Find(t, "tensorboard_dir") == nullptr && !tr.save.empty()) {
+    tr.tensorboard_dir = coord::JoinPath(tr.save, "tensorboard");
+  }
+  p->Int(t, s, "tensorboard_log_interval", 1, "a positive integer", &tr.tensorboard_log_interval);
 }
 
 // Megatron's two spellings of the interleaved schedule's model chunks per stage:
@@ -334,6 +402,17 @@ void CheckLayout(Parser* p, TrainerConfig* c) {
              tps + " does not divide model.num_attention_heads (" +
                  std::to_string(c->model.num_attention_heads) +
                  "): each TP rank owns whole heads; choose a divisor of the heads");
+  } else if (tp > 0 && c->model.group_query_attention && c->model.num_query_groups > 0 &&
+             c->model.num_query_groups % tp != 0) {
+    p->Error("parallel.tensor_model_parallel_size",
+             tps + " does not divide model.num_query_groups (" +
+                 std::to_string(c->model.num_query_groups) +
+                 "): each TP rank owns whole KV groups (Megatron's rule); choose a divisor of "
+                 "the query groups");
+  } else if (tp > 0 && c->model.ffn_size() % tp != 0) {
+    p->Error("parallel.tensor_model_parallel_size",
+             tps + " does not divide the MLP's inner size (model.ffn_hidden_size " +
+                 std::to_string(c->model.ffn_size()) + ")");
   }
   if (tp > 0 && pp > 0 && pc.world_size % (tp * pp) != 0) {
     p->Error("parallel.tensor_model_parallel_size",
@@ -577,10 +656,13 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   resolved("data", "train_data", c.data.train_data);
   resolved("data", "vocab_file", c.data.vocab_file);
   resolved("data", "merge_file", c.data.merge_file);
+  resolved("data", "tokenizer_model", c.data.tokenizer_model);
+  resolved("data", "tokenizer_file", c.data.tokenizer_file);
   resolved("data", "cache_dir", c.data.cache_dir);
   resolved("training", "save", tr.save);
   resolved("training", "load", tr.load);
   resolved("training", "metrics_file", tr.metrics_file);
+  resolved("training", "tensorboard_dir", tr.tensorboard_dir);
   c.job = std::move(root);
   result.warnings = std::move(p.warnings());
   return result;
@@ -594,9 +676,16 @@ coord::StatusOr<TrainerConfigResult> LoadTrainerConfig(const std::string& path,
   return ParseTrainerConfig(*text, path, overrides, world_size, local_world_size);
 }
 
-coord::Status CheckTrainable(const TrainerConfig& /*config*/) {
+coord::Status CheckTrainable(const TrainerConfig& config) {
   // Tensor, pipeline parallel and ZeRO are the trainer's to refuse where it builds the
-  // model; nothing that parses is refused here today.
+  // model. The CUDA backend knows the GPT-2 architecture only (gpt_cuda.h).
+  if (config.training.device == "cuda" && !config.model.is_gpt2()) {
+    return coord::FailedPrecondition(
+        "training.device \"cuda\" runs the GPT-2 architecture only: the Llama/Qwen2 options "
+        "of the model section (normalization RMSNorm, position_embedding_type rope, swiglu, "
+        "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
+        "ffn_hidden_size other than 4 x hidden_size) run on training.device \"cpu\"");
+  }
   return coord::Status::Ok();
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "trainer/data/tokenizer.h"
 #include "trainer/model/gpt_config.h"
 #include "trainer/optim/adamw.h"
 #include "trainer/optim/loss_scaler.h"
@@ -28,14 +29,27 @@ namespace gpt_rank::train {
 struct DataConfig {
   std::string data_path;   // MMIDIDX prefix (prefix.bin / prefix.idx), or
   std::string train_data;  // loose JSON, preprocessed once into cache_dir
+  // The tokenizer (trainer/data/tokenizer.h), with Megatron's names: GPT2BPETokenizer
+  // reads vocab_file + merge_file, HuggingFaceTokenizer tokenizer_model (a tokenizer.json
+  // or the model directory holding it); tokenizer_file is HF's name for a
+  // tokenizer.json. tokenizer_type may be left out: the paths given say which.
+  std::string tokenizer_type;
   std::string vocab_file;  // GPT-2 vocab.json (encoder.json)
   std::string merge_file;  // GPT-2 merges.txt (vocab.bpe)
+  std::string tokenizer_model;
+  std::string tokenizer_file;
   std::string cache_dir;   // where train_data is preprocessed; default below
   std::string json_key = "text";
   bool skip_bad_lines = false;   // loose JSON: skip and count bad lines, else fail
   std::string split = "969,30,1";  // Megatron's default split
   uint32_t seed = 1234;           // sample shuffling (Megatron's --seed)
 };
+
+// The tokenizer the data section names, for trainer::data::LoadTokenizer.
+inline trainer::data::TokenizerSpec TokenizerSpecOf(const DataConfig& d) {
+  return {d.tokenizer_type, d.vocab_file, d.merge_file,
+          d.tokenizer_model.empty() ? d.tokenizer_file : d.tokenizer_model};
+}
 
 struct TrainingConfig {
   int64_t micro_batch_size = 1;   // per rank and micro-step
@@ -53,6 +67,10 @@ struct TrainingConfig {
   int64_t save_interval = 0;      // 0: save only at the end
   std::string load;               // resume from here ("" = fresh start)
   std::string metrics_file;       // default: <save>/metrics.jsonl ("" without save)
+  // TensorBoard event files (Megatron's --tensorboard-dir), written by rank 0. Default
+  // <save>/tensorboard; "" (given, or no save) = none.
+  std::string tensorboard_dir;
+  int64_t tensorboard_log_interval = 0;  // Megatron's name; 0 (not given): log_interval
   uint64_t seed = 1234;           // init and dropout (Megatron's --seed)
   int threads = 0;                // OpenMP threads; 0: OMP_NUM_THREADS or all cores
   std::string device = "cpu";     // "cpu" (the fp32 reference) or "cuda" (LOCAL_RANK's GPU)
@@ -185,9 +203,10 @@ coord::StatusOr<int> WorldSizeFromEnv();
 // Expands ${NAME} and ${NAME:-default} (default expanded too) in a path.
 std::string ExpandEnv(const std::string& text);
 
-// Problems that stop `train` but not `plan`: FailedPrecondition naming each. None
-// today: tensor, pipeline parallel and ZeRO pass here; the trainer refuses any
-// combination it cannot run where it builds the model.
+// Problems that stop `train` but not `plan`: FailedPrecondition naming each. Today the
+// Llama/Qwen2 options on training.device "cuda" (the CUDA backend is GPT-2's); tensor,
+// pipeline parallel and ZeRO pass here: the trainer refuses any combination it cannot
+// run where it builds the model.
 coord::Status CheckTrainable(const TrainerConfig& config);
 
 }  // namespace gpt_rank::train

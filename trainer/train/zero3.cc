@@ -66,18 +66,20 @@ Zero3Params::Zero3Params(const trainer::GptParamLayout& layout, dist::Communicat
   }
   replica_.assign(replica, 0.0f);
 
-  // Modules: their tensors by index in layout.tensors().
-  const int L = static_cast<int>((tensors.size() - 4) / trainer::kTensorsPerLayer);
+  // Modules: their tensors by index in layout.tensors() (ZeRO-3 holds the whole model,
+  // so whole-model and local indices agree), in flat order.
+  const int L = layout_.config().num_layers;
   std::vector<std::vector<size_t>> members;
-  members.push_back({0, 1});  // wte, wpe
-  for (int l = 0; l < L; ++l) {
+  auto add_module = [&](trainer::Module m) {
     std::vector<size_t> ids;
-    for (int j = 0; j < trainer::kTensorsPerLayer; ++j) {
-      ids.push_back(static_cast<size_t>(trainer::GptParamLayout::layer_tensor_index(l, j)));
+    for (int global : layout_.ModuleMembers(m)) {
+      ids.push_back(static_cast<size_t>(layout_.LocalIndex(global)));
     }
-    members.push_back(ids);
-  }
-  members.push_back({0, tensors.size() - 2, tensors.size() - 1});  // wte, lnf w, b
+    members.push_back(std::move(ids));
+  };
+  add_module({trainer::ModuleKind::kEmbedding, -1});
+  for (int l = 0; l < L; ++l) add_module({trainer::ModuleKind::kLayer, l});
+  add_module({trainer::ModuleKind::kHead, -1});
   modules_.resize(members.size());
   for (size_t i = 0; i < members.size(); ++i) {
     ModuleState& s = modules_[i];
@@ -159,19 +161,17 @@ size_t Zero3Params::ReuseDistance(int index, bool backward) const {
 trainer::ModuleView Zero3Params::Views(int index, bool params, bool grads) const {
   const ModuleState& s = modules_[static_cast<size_t>(index)];
   const int head = static_cast<int>(modules_.size()) - 1;
+  const trainer::Module m = index == 0      ? trainer::Module{trainer::ModuleKind::kEmbedding, -1}
+                            : index == head ? trainer::Module{trainer::ModuleKind::kHead, -1}
+                                            : trainer::Module{trainer::ModuleKind::kLayer, index - 1};
+  const std::vector<int> members = layout_.ModuleMembers(m);  // the order of s.segs
   auto tensors = [&](float* base) {
-    trainer::ModuleTensors t;
-    if (index == 0) {
-      t.wte = base + s.segs[0].buf;
-      t.wpe = base + s.segs[1].buf;
-    } else if (index == head) {
-      t.wte = base + s.segs[0].buf;
-      t.lnfw = base + s.segs[1].buf;
-      t.lnfb = base + s.segs[2].buf;
-    } else {
-      t.layer = layout_.LayerViews(index - 1, base);  // a layer's buffer is its flat range
-    }
-    return t;
+    return layout_.BindModule(m, [&](int global) -> float* {
+      for (size_t k = 0; k < members.size(); ++k) {
+        if (members[k] == global) return base + s.segs[k].buf;
+      }
+      return nullptr;
+    });
   };
   trainer::ModuleView v;
   if (params) v.params = tensors(s.params.get());

@@ -2,6 +2,8 @@
 //   certs init                 a new CA in DIR (ca.crt, ca.key) and a user certificate for you
 //   certs issue NAME --role R  a certificate for a node, the coordinator or a user
 //   certs show FILE            what a certificate says, and whether it verifies now
+//   certs export NAME          NAME.crt + NAME.key + the CA as NAME.p12, for a browser
+//                              (the HTTPS /metrics and status pages) or curl
 // DIR is --dir, else --tls-dir / $COORD_TLS_DIR, else ~/.coord/tls. Keys are 0600.
 #include "common/certs.h"
 
@@ -25,7 +27,8 @@ constexpr const char* kCertsUsage =
     "       coordctl certs issue NAME --role node|coordinator|user [--san A,B] [--days N] [--dir "
     "D] "
     "[--out D] [--force]\n"
-    "       coordctl certs show FILE [--dir D]";
+    "       coordctl certs show FILE [--dir D]\n"
+    "       coordctl certs export NAME [--dir D] [--out FILE.p12] [--password-file F]";
 
 std::string CurrentUser() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
@@ -198,6 +201,52 @@ int Show(const std::vector<std::string>& args) {
   return st.ok() ? kExitOk : kExitJobFailed;
 }
 
+// A browser (or curl) cannot read PEM files: it imports a PKCS#12 bundle. Prometheus
+// reads the PEM files themselves (tls_config: ca_file, cert_file, key_file).
+int Export(const std::vector<std::string>& args) {
+  std::string name, dir = UserTlsDir(), out, password_file;
+  po::options_description opts("certs export options");
+  opts.add_options()("name", po::value(&name), "the certificate to export: DIR/NAME.crt and .key")(
+      "dir", po::value(&dir)->default_value(dir), "where NAME.crt, NAME.key and ca.crt are")(
+      "out", po::value(&out), "the PKCS#12 file to write (default: DIR/NAME.p12)")(
+      "password-file", po::value(&password_file),
+      "the bundle's password: this file's first line (default: $COORD_P12_PASSWORD, else none)");
+  po::positional_options_description pos;
+  pos.add("name", 1);
+  po::variables_map vm;
+  int code = 0;
+  if (!ParseVerbArgs(args, FindVerb("certs"), opts, pos, &vm, &code)) return code;
+  if (name.empty() || name.find('/') != std::string::npos) {
+    std::cerr << "coordctl certs export: expected the NAME of DIR/NAME.crt (e.g. user)\n";
+    return kExitUsage;
+  }
+  PemPair pair;
+  for (auto [path, into] : {std::pair{JoinPath(dir, name + ".crt"), &pair.cert_pem},
+                            std::pair{JoinPath(dir, name + ".key"), &pair.key_pem}}) {
+    auto text = ReadFile(path);
+    if (!text.ok()) return ReportError(text.status().WithContext(path));
+    *into = *text;
+  }
+  auto ca = ReadFile(JoinPath(dir, "ca.crt"));
+  if (!ca.ok()) return ReportError(ca.status().WithContext(JoinPath(dir, "ca.crt")));
+  std::string password;
+  if (!password_file.empty()) {
+    auto text = ReadFile(password_file);
+    if (!text.ok()) return ReportError(text.status().WithContext(password_file));
+    password = text->substr(0, text->find('\n'));
+  } else if (const char* env = std::getenv("COORD_P12_PASSWORD")) {
+    password = env;
+  }
+  auto p12 = MakePkcs12(pair, *ca, name, password);
+  if (!p12.ok()) return ReportError(p12.status().WithContext(name));
+  if (out.empty()) out = JoinPath(dir, name + ".p12");
+  if (Status st = WriteFileAtomic(out, *p12, true, 0600); !st.ok()) return ReportError(st);
+  std::cout << "wrote " << out << " (" << name << ".crt, its key and the CA; "
+            << (password.empty() ? "no password" : "password-protected")
+            << "): import it into the browser's certificates to open the HTTPS pages\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunCerts(const GlobalOptions& global, const std::vector<std::string>& args) {
@@ -208,11 +257,12 @@ int RunCerts(const GlobalOptions& global, const std::vector<std::string>& args) 
   if (sub == "init") return Init(rest);
   if (sub == "issue") return Issue(rest);
   if (sub == "show") return Show(rest);
+  if (sub == "export") return Export(rest);
   if (sub == "--help" || sub == "-h") {
     std::cout << "usage: coordctl " << kCertsUsage << "\n";
     return kExitOk;
   }
-  std::cerr << "coordctl certs: expected init, issue or show\nusage: coordctl " << kCertsUsage
+  std::cerr << "coordctl certs: expected init, issue or show (or export NAME)\nusage: coordctl " << kCertsUsage
             << "\n";
   return kExitUsage;
 }

@@ -1,12 +1,21 @@
 // coordctl status: a job's state, nodes, ranks, and for a failed job the first
-// rank that failed with the end of its stderr. --json for scripts.
+// rank that failed with the end of its stderr. --json for scripts. --watch (and
+// `coordctl top`): the job's progress refreshed until it ends: a panel on a terminal,
+// one plain line per new iteration otherwise.
 #include <google/protobuf/util/json_util.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <iostream>
+#include <thread>
 
+#include "common/clock.h"
 #include "coordinator/cli/cli.h"
 #include "coordinator/cli/coordinator_client.h"
 #include "coordinator/cli/format.h"
+#include "coordinator/cli/progress_view.h"
 
 namespace coord::cli {
 
@@ -22,20 +31,70 @@ std::string ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
+namespace {
+
+// Until the job ends: on a terminal the panel, redrawn every interval; otherwise one
+// progress line whenever the iteration or state changes.
+int Watch(CoordinatorClient& client, std::string job_id, double interval_s) {
+  const bool tty = isatty(STDOUT_FILENO) == 1;
+  int64_t shown_iteration = -2;
+  coordinator::JobState shown_state = coordinator::JOB_STATE_UNKNOWN;
+  for (;;) {
+    auto job = client.GetJob(job_id);
+    if (!job.ok()) return ReportError(job.status());
+    job_id = job->job_id();  // "the most recent job" stays this one
+    if (tty) {
+      struct winsize ws {};
+      const bool sized = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0;
+      const size_t width = sized ? ws.ws_col : 120;
+      const int rows = sized ? std::max(4, ws.ws_row - 6) : 20;
+      std::cout << "\033[H\033[2J";  // home, clear
+      for (const std::string& line : ProgressPanel(*job, WallMs(), rows, width)) {
+        std::cout << line << "\n";
+      }
+      std::cout.flush();
+    } else if (job->iteration() != shown_iteration || job->state() != shown_state) {
+      std::cout << ProgressLine(*job) << std::endl;
+      shown_iteration = job->iteration();
+      shown_state = job->state();
+    }
+    if (IsTerminal(job->state())) {
+      std::cout << OneLineSummary(*job) << std::endl;
+      return job->state() == coordinator::SUCCEEDED ? kExitOk : kExitJobFailed;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(interval_s * 1000)));
+  }
+}
+
+}  // namespace
+
 int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args) {
   std::string job_id;
-  bool json = false;
+  bool json = false, watch = false;
+  double interval_s = 1.0;
   po::options_description opts("status options");
   opts.add_options()
       ("job", po::value(&job_id), "job id (default: the most recent job)")
-      ("json", po::bool_switch(&json), "print the status as JSON");
+      ("json", po::bool_switch(&json), "print the status as JSON")
+      ("watch,w", po::bool_switch(&watch), "show the job's progress, refreshed until it ends")
+      ("interval", po::value(&interval_s)->default_value(1.0), "seconds between refreshes");
   po::positional_options_description pos;
   pos.add("job", 1);
   po::variables_map vm;
   int code = 0;
-  if (!ParseVerbArgs(args, FindVerb("status"), opts, pos, &vm, &code)) return code;
+  const Verb& verb = FindVerb(args.empty() || args[0] != "top" ? "status" : "top");
+  if (!ParseVerbArgs(args, verb, opts, pos, &vm, &code)) return code;
+  if (!(interval_s >= 0.1 && interval_s <= 3600)) {
+    std::cerr << "coordctl: --interval: expected seconds in [0.1, 3600]\n";
+    return kExitUsage;
+  }
+  if (watch && json) {
+    std::cerr << "coordctl: --watch and --json do not go together (poll status --json instead)\n";
+    return kExitUsage;
+  }
 
   CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
+  if (watch || verb.run == RunTop) return Watch(client, job_id, interval_s);
   auto job = client.GetJob(job_id);
   if (!job.ok()) return ReportError(job.status());
   if (json) {
@@ -44,6 +103,11 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
     PrintJobStatus(*job, std::cout);
   }
   return job->state() == coordinator::FAILED ? kExitJobFailed : kExitOk;
+}
+
+// `coordctl top [JOB]`: status --watch.
+int RunTop(const GlobalOptions& global, const std::vector<std::string>& args) {
+  return RunStatus(global, args);
 }
 
 int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args) {

@@ -29,6 +29,7 @@ RankEnvInput Input() {
   in.max_restarts = 5;
   in.job_tag = "abc:j1:g3";
   in.node_name = "gpu-node-3";
+  in.flight_record = "/state/jobs/j1/g3/rank-17.flight";
   return in;
 }
 
@@ -54,7 +55,9 @@ TEST(RankEnvTest, TableSetsTorchrunAndCoordVariables) {
                                              {"COORD_NODE_RANK", "2"},
                                              {"COORD_JOB_TAG", "abc:j1:g3"},
                                              {"COORD_PROGRESS_FD", "3"},
-                                             {"COORD_NODE_NAME", "gpu-node-3"}};
+                                             {"COORD_NODE_NAME", "gpu-node-3"},
+                                             {"COORD_FLIGHT_RECORD",
+                                              "/state/jobs/j1/g3/rank-17.flight"}};
   EXPECT_EQ(env, want);
   EXPECT_EQ(RankEnvTable().size(), want.size());
 }

@@ -137,5 +137,29 @@ TEST_F(CertsTest, BadInputIsAnErrorNotACrash) {
   EXPECT_EQ(*ParseCertRole("coordinator"), CertRole::kCoordinator);
 }
 
+// The browser bundle: `openssl pkcs12` opens it with the password (and only with it)
+// and finds the certificate, its key and the CA.
+TEST_F(CertsTest, Pkcs12BundleOpensWithOpenssl) {
+  auto u = IssueCertificate(ca_, {"alice", CertRole::kUser, {}});
+  ASSERT_TRUE(u.ok());
+  auto p12 = MakePkcs12(*u, ca_.cert_pem, "alice", "s3cret");
+  ASSERT_TRUE(p12.ok()) << p12.status().ToString();
+  const std::string file = Write("alice.p12", *p12);
+  testing::RunResult r = testing::RunCommand(
+      {"openssl", "pkcs12", "-in", file, "-passin", "pass:s3cret", "-nodes", "-info"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("friendlyName: alice"));
+  EXPECT_THAT(r.out, HasSubstr("subject=O = coord, OU = user, CN = alice"));
+  EXPECT_THAT(r.out, HasSubstr("subject=O = coord, OU = ca, CN = test CA"));
+  EXPECT_THAT(r.out, HasSubstr("BEGIN PRIVATE KEY"));
+  EXPECT_NE(testing::RunCommand({"openssl", "pkcs12", "-in", file, "-passin", "pass:wrong",
+                                 "-nodes"})
+                .exit_code,
+            0);
+  auto other = IssueCertificate(ca_, {"bob", CertRole::kUser, {}});
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(MakePkcs12({u->cert_pem, other->key_pem}, ca_.cert_pem, "x", "").ok());
+}
+
 }  // namespace
 }  // namespace coord

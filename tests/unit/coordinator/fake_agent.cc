@@ -62,6 +62,10 @@ class FakeAgentClient final : public AgentClient {
   StatusOr<agent::SharedTokensReply> SharedTokens(const agent::SharedTokensRequest&, int) override {
     return Unimplemented("fake agents have no shared path");
   }
+  StatusOr<agent::RankSnapshotsReply> RankSnapshots(const agent::RankSnapshotsRequest& r,
+                                                    int) override {
+    return agent_->RankSnapshots(r);
+  }
   std::unique_ptr<WatchHandle> Watch(int, AgentEventFn on_event, WatchEndFn on_end) override {
     return agent_->Watch(std::move(on_event), std::move(on_end));
   }
@@ -118,6 +122,22 @@ void FakeAgent::SetStderr(int rank, std::vector<std::string> lines) {
 void FakeAgent::SetCheckResults(std::vector<agent::CheckResult> results) {
   std::lock_guard<std::mutex> l(mu_);
   check_results_ = std::move(results);
+}
+
+void FakeAgent::SetRankSnapshots(StatusOr<agent::RankSnapshotsReply> reply) {
+  std::lock_guard<std::mutex> l(mu_);
+  snapshots_ = std::move(reply);
+}
+
+StatusOr<agent::RankSnapshotsReply> FakeAgent::RankSnapshots(const agent::RankSnapshotsRequest& r) {
+  std::lock_guard<std::mutex> l(mu_);
+  snapshot_requests_.push_back(r);
+  return snapshots_;
+}
+
+std::vector<agent::RankSnapshotsRequest> FakeAgent::snapshot_requests() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return snapshot_requests_;
 }
 
 int FakeAgent::checks() const {

@@ -31,6 +31,8 @@ class FakeAgent {
   void SetStderr(int rank, std::vector<std::string> lines);
   // CheckNode answers with these results (default: none, i.e. a healthy node).
   void SetCheckResults(std::vector<coord::agent::CheckResult> results);
+  // RankSnapshots answers with this (default: UNIMPLEMENTED, as an older agent would).
+  void SetRankSnapshots(StatusOr<coord::agent::RankSnapshotsReply> reply);
 
   // --- observations ---
   int pings() const;
@@ -57,6 +59,9 @@ class FakeAgent {
   std::unique_ptr<WatchHandle> Watch(AgentEventFn on_event, WatchEndFn on_end);
   Status TailLogs(const coord::agent::TailLogsRequest& r, const LogBatchFn& on_batch);
   StatusOr<coord::agent::CheckNodeReply> CheckNode(const coord::agent::CheckNodeRequest& r);
+  StatusOr<coord::agent::RankSnapshotsReply> RankSnapshots(
+      const coord::agent::RankSnapshotsRequest& r);
+  std::vector<coord::agent::RankSnapshotsRequest> snapshot_requests() const;
 
   struct Subscriber;
 
@@ -78,6 +83,9 @@ class FakeAgent {
   bool watch_refused_ = false;
   std::map<int, std::vector<std::string>> stderr_;
   std::vector<coord::agent::CheckResult> check_results_;
+  StatusOr<coord::agent::RankSnapshotsReply> snapshots_ =
+      Status(StatusCode::kUnimplemented, "this fake agent has no rank snapshots");
+  std::vector<coord::agent::RankSnapshotsRequest> snapshot_requests_;
   int checks_ = 0;
   int pings_ = 0;
   int reserves_ = 0;

@@ -155,5 +155,44 @@ TEST_F(JobProgressTest, ARankThatExitedIsNotWaitedForAndTheDefaultIsGenerous) {
   EXPECT_TRUE(WaitUntil([&] { return StateNow(b) == SUCCEEDED; }, 3000));
 }
 
+// What /metrics reads: each rank's newest record of the current generation, the rank's
+// own text included; a record naming a rank outside the job is not kept.
+TEST_F(JobProgressTest, SnapshotKeepsEachRanksLastRecord) {
+  const std::string id = StartWith(R"(, "hang_timeout_s": 30)");
+  writing_[0] = writing_[1] = true;
+  Advance(200);
+  agent::AgentEvent e;
+  agent::RankProgress* p = e.mutable_heartbeat()->add_progress();
+  p->set_job_id(job_);
+  p->set_rank(1);
+  p->set_records(++records_);
+  p->set_iteration(records_);
+  p->set_text(R"({"iteration":1,"time_ms":12.5})");
+  agent::RankProgress* stray = e.mutable_heartbeat()->add_progress();
+  *stray = *p;
+  stray->set_rank(7);  // not a rank of this 2-rank job
+  Node(1)->PushEvent(e);
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        for (const JobSnapshot& j : jm_->Snapshot()) {
+          if (j.status.job_id() == id && j.progress.count(1) &&
+              j.progress.at(1).text() == R"({"iteration":1,"time_ms":12.5})") {
+            return true;
+          }
+        }
+        return false;
+      },
+      10000));
+  for (const JobSnapshot& j : jm_->Snapshot()) {
+    if (j.status.job_id() != id) continue;
+    EXPECT_EQ(j.name, "t");
+    EXPECT_EQ(j.status.state(), RUNNING);
+    ASSERT_EQ(j.progress.size(), 2u);
+    EXPECT_EQ(j.progress.at(0).rank(), 0);
+    EXPECT_GT(j.progress.at(0).iteration(), 0);
+    EXPECT_EQ(j.progress.count(7), 0u);
+  }
+}
+
 }  // namespace
 }  // namespace coord::coordinator

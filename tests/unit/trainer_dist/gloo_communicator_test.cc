@@ -3,7 +3,7 @@
 // collective against a serial computation of the same result, uneven and empty
 // blocks, float and double, and the two ways a peer fails (stops: timeout; exits:
 // connection error), which must end the call promptly instead of hanging.
-#include "tests/support/ports.h"
+#include "tests/unit/trainer_dist/gloo_ranks.h"
 #include "trainer/dist/gloo_communicator.h"
 #include "trainer/dist/tcp_store.h"
 
@@ -21,61 +21,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Runs body(rank, comm) in `size` forked processes, one rank each, as in a real
-// job (several gloo devices in one process are not what gpt-rank runs, and gloo's
-// connect is not reliable that way). Rank 0 hosts the TCP store on a free port.
-// gtest failures inside a child are printed by the child and make it exit 1;
-// the parent asserts that every rank exited 0. The parent has no threads, so
-// forking is safe.
-int FailedParts() {
-  const ::testing::TestResult* result =
-      ::testing::UnitTest::GetInstance()->current_test_info()->result();
-  int failed = 0;
-  for (int i = 0; i < result->total_part_count(); ++i) failed += result->GetTestPartResult(i).failed();
-  return failed;
-}
-
-void RunRanks(int size, milliseconds timeout,
-              const std::function<void(int, GlooCommunicator&)>& body) {
-  const int port = coord::testing::UnusedTcpPort();
-  std::vector<pid_t> pids;
-  for (int r = 0; r < size; ++r) {
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      // Failures recorded before the fork belong to the parent.
-      const int parts_before = FailedParts();
-      std::unique_ptr<TcpStoreServer> server;
-      if (r == 0) {
-        auto started = TcpStoreServer::Start("127.0.0.1", port);
-        if (!started.ok()) {
-          std::fprintf(stderr, "rank 0: %s\n", started.status().ToString().c_str());
-          _exit(3);
-        }
-        server = std::move(*started);
-      }
-      auto store = TcpStore::Connect("127.0.0.1", port, milliseconds(10000));
-      EXPECT_TRUE(store.ok()) << store.status().ToString();
-      if (store.ok()) {
-        GlooOptions o;
-        o.hostname = "127.0.0.1";
-        o.timeout = timeout;
-        auto comm = GlooCommunicator::Create(**store, r, size, o);
-        EXPECT_TRUE(comm.ok()) << "rank " << r << ": " << comm.status().ToString();
-        if (comm.ok()) body(r, **comm);
-      }
-      std::fflush(stdout);
-      _exit(FailedParts() > parts_before ? 1 : 0);
-    }
-    pids.push_back(pid);
-  }
-  for (int r = 0; r < size; ++r) {
-    int status = 0;
-    ASSERT_EQ(waitpid(pids[static_cast<size_t>(r)], &status, 0), pids[static_cast<size_t>(r)]);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "rank " << r << " of " << size << " failed (status " << status << ", output above)";
-  }
-}
 
 // Rank r's input element i: distinct per rank and element, exact in float.
 float Input(int r, size_t i) {

@@ -103,6 +103,13 @@ TEST(MetricsTest, ProgressRecordsThroughAPipe) {
     ASSERT_TRUE(sink.ok());
     sink->WriteProgress(1, 10.5, 12.25);
     sink->WriteProgress(2, 9.75, 11.0);
+    ProgressRecord r;  // a checkpoint and the job's tokens/s
+    r.iteration = 3;
+    r.loss = 9.5;
+    r.time_ms = 10.0;
+    r.checkpoint = 2;
+    r.tokens_per_s = 4096.5;
+    sink->WriteProgress(r);
   }
   close(fds[1]);
   std::string text;
@@ -117,6 +124,13 @@ TEST(MetricsTest, ProgressRecordsThroughAPipe) {
             nlohmann::json({{"iteration", 1}, {"loss", 10.5}, {"time_ms", 12.25}}));
   std::getline(lines, line);
   EXPECT_EQ(nlohmann::json::parse(line)["iteration"], 2);
+  std::getline(lines, line);
+  EXPECT_EQ(nlohmann::json::parse(line),
+            nlohmann::json({{"iteration", 3},
+                            {"loss", 9.5},
+                            {"time_ms", 10.0},
+                            {"checkpoint", 2},
+                            {"tokens_per_s", 4096.5}}));
   EXPECT_FALSE(std::getline(lines, line));
 }
 
@@ -144,6 +158,53 @@ TEST(MetricsTest, ProgressFdFromEnv) {
   setenv("COORD_PROGRESS_FD", "x", 1);
   EXPECT_FALSE(ProgressFdFromEnv().ok());
   unsetenv("COORD_PROGRESS_FD");
+}
+
+// The timings extend the record without changing the old fields, and even at extreme
+// values a record stays under the 512 bytes an older agent reads of the file's end.
+TEST(MetricsTest, ProgressRecordWithTimingsKeepsTheOldFieldsAndStaysSmall) {
+  ProgressRecord r;
+  r.iteration = 120;
+  r.loss = 3.25;
+  r.time_ms = 101.5;
+  r.checkpoint = 100;
+  r.train_iters = 500;
+  r.tokens_per_s = 2521.53;
+  r.stage = 1;
+  r.has_timings = true;
+  r.timings.compute_ms = 60.1234567;
+  r.timings.wait_ms = 30.5;
+  r.timings.wait_dp_ms = 30.5;
+  r.timings.data_ms = 1.25;
+  r.timings.optimizer_ms = 9.5;
+  const nlohmann::json j = nlohmann::json::parse(ProgressRecordJson(r));
+  EXPECT_EQ(j["iteration"], 120);
+  EXPECT_EQ(j["loss"], 3.25);
+  EXPECT_EQ(j["time_ms"], 101.5);
+  EXPECT_EQ(j["checkpoint"], 100);
+  EXPECT_EQ(j["train_iters"], 500);
+  EXPECT_EQ(j["tokens_per_s"], 2521.5);
+  EXPECT_EQ(j["stage"], 1);
+  EXPECT_EQ(j["compute_ms"], 60.123);  // to the microsecond
+  EXPECT_EQ(j["wait_ms"], 30.5);
+  EXPECT_EQ(j["wait_dp_ms"], 30.5);
+  EXPECT_FALSE(j.contains("wait_tp_ms"));  // groups it never waited in are left out
+  EXPECT_EQ(j["data_ms"], 1.25);
+  EXPECT_EQ(j["optimizer_ms"], 9.5);
+
+  ProgressRecord big = r;
+  big.iteration = big.train_iters = big.checkpoint = INT64_MAX / 3;
+  big.loss = big.time_ms = 1.0 / 3.0 * 1e300;
+  big.tokens_per_s = 1e300;
+  big.stage = 1 << 30;
+  big.timings = {1e300, 1e300, 1e300, 1e300, 1e300, 1e300, 1e300};
+  EXPECT_LT(ProgressRecordJson(big).size(), 512u) << ProgressRecordJson(big);
+  // Without timings: exactly the old record.
+  ProgressRecord old;
+  old.iteration = 1;
+  old.loss = 10.5;
+  old.time_ms = 12.25;
+  EXPECT_EQ(ProgressRecordJson(old), R"({"iteration":1,"loss":10.5,"time_ms":12.25})");
 }
 
 }  // namespace

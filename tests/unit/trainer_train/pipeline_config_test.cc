@@ -144,10 +144,11 @@ TEST(PipelineConfigTest, ZeroStage2And3AreRefusedWithPipelineParallel) {
 
 TEST(PipelineConfigTest, WorldMustBeDataTimesPipelineTimesTensor) {
   json j = PipelineJob(4, 8);
-  EXPECT_NE(Errors(j, 6).find("job.json: parallel.tensor_model_parallel_size: world size 6 is not a "
-                              "multiple of tensor (1) x pipeline (4) parallel; start a multiple of "
-                              "4 ranks"),
-            std::string::npos);
+  EXPECT_NE(
+      Errors(j, 6).find("job.json: parallel.tensor_model_parallel_size: world size 6 is not a "
+                        "multiple of tensor (1) x pipeline (4) parallel; start a multiple of "
+                        "4 ranks"),
+      std::string::npos);
   j["parallel"]["tensor_model_parallel_size"] = 2;
   EXPECT_NE(Errors(j, 12).find("world size 12 is not a multiple of tensor (2) x pipeline (4)"),
             std::string::npos);

@@ -57,6 +57,31 @@ TEST(TrainerConfigTest, MetricsFileDefaultsToSaveDir) {
   EXPECT_EQ(r->config.training.metrics_file, "/ck/metrics.jsonl");
 }
 
+TEST(TrainerConfigTest, TensorBoardDirDefaultsInsideSaveDir) {
+  auto none = Parse(MinimalJob());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->config.training.tensorboard_dir.empty());  // no save, no events
+  auto r = Parse(MinimalJob(), {"training.save=/ck"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->config.training.tensorboard_dir, "/ck/tensorboard");
+  EXPECT_EQ(r->config.training.tensorboard_log_interval, 0);  // = log_interval
+  auto off = Parse(MinimalJob(), {"training.save=/ck", "training.tensorboard_dir=\"\""});
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->config.training.tensorboard_dir.empty());  // given "": none
+  auto given = Parse(MinimalJob(), {"training.tensorboard_dir=/tb/${COORD_TB_TEST_RUN:-run1}",
+                                    "training.tensorboard_log_interval=1"});
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ(given->config.training.tensorboard_dir, "/tb/run1");
+  EXPECT_EQ(given->config.training.tensorboard_log_interval, 1);
+  EXPECT_EQ(given->config.job["training"]["tensorboard_dir"], "/tb/run1");
+  EXPECT_EQ(ErrorFor("training.tensorboard_log_interval", "0"),
+            "job.json: training.tensorboard_log_interval: expected a positive integer, got 0");
+  EXPECT_EQ(ErrorFor("training.tensorboard_dir", "1"),
+            "job.json: training.tensorboard_dir: expected a string, got 1");
+  EXPECT_EQ(ErrorFor("training.tensorboard_dirr", "\"/tb\""),
+            "job.json: training.tensorboard_dirr: unknown key; did you mean tensorboard_dir?");
+}
+
 TEST(TrainerConfigTest, BadValuesNameFileAndPath) {
   EXPECT_EQ(ErrorFor("training.lr", "\"x\""),
             "job.json: training.lr: expected a positive number, got \"x\"");
@@ -120,6 +145,61 @@ TEST(TrainerConfigTest, DataSourceRequiredAndExclusive) {
   r = Parse(j);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("job.json: data.vocab_file: required"), std::string::npos);
+}
+
+// The tokenizer keys, with Megatron's names: GPT-2 files, or a Hugging Face
+// tokenizer.json (tokenizer_file, or tokenizer_model with tokenizer_type), never both.
+TEST(TrainerConfigTest, TokenizerKeysPickOneTokenizer) {
+  json hf = MinimalJob();
+  hf["data"].erase("vocab_file");
+  hf["data"].erase("merge_file");
+  hf["data"]["tokenizer_file"] = "/q/tokenizer.json";
+  auto r = Parse(hf);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  trainer::data::TokenizerSpec spec = TokenizerSpecOf(r->config.data);
+  EXPECT_EQ(spec.model, "/q/tokenizer.json");
+  EXPECT_TRUE(spec.vocab_file.empty());
+  EXPECT_EQ(r->config.job["data"]["tokenizer_file"], "/q/tokenizer.json");
+
+  json megatron = hf;
+  megatron["data"].erase("tokenizer_file");
+  megatron["data"]["tokenizer_type"] = "HuggingFaceTokenizer";
+  megatron["data"]["tokenizer_model"] = "/models/Qwen2.5-7B";
+  r = Parse(megatron);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(TokenizerSpecOf(r->config.data).model, "/models/Qwen2.5-7B");
+  EXPECT_EQ(TokenizerSpecOf(r->config.data).type, "HuggingFaceTokenizer");
+
+  auto error = [](json j) {
+    auto p = Parse(j);
+    return p.ok() ? std::string("accepted") : p.status().message();
+  };
+  json both = MinimalJob();
+  both["data"]["tokenizer_file"] = "/q/tokenizer.json";
+  EXPECT_NE(error(both).find("job.json: data: give vocab_file + merge_file (GPT-2 BPE) or "
+                             "tokenizer_model"),
+            std::string::npos)
+      << error(both);
+  json two_names = hf;
+  two_names["data"]["tokenizer_model"] = "/q";
+  EXPECT_NE(error(two_names).find("job.json: data.tokenizer_file: give data.tokenizer_file or "
+                                  "data.tokenizer_model"),
+            std::string::npos)
+      << error(two_names);
+  json no_model = megatron;
+  no_model["data"].erase("tokenizer_model");
+  EXPECT_NE(error(no_model).find("job.json: data: tokenizer_model: required by "
+                                 "HuggingFaceTokenizer"),
+            std::string::npos)
+      << error(no_model);
+  json sentencepiece = MinimalJob();
+  sentencepiece["data"]["tokenizer_type"] = "SentencePieceTokenizer";
+  EXPECT_NE(error(sentencepiece).find("tokenizer_type \"SentencePieceTokenizer\" is not supported"),
+            std::string::npos)
+      << error(sentencepiece);
+  json gpt2_named = MinimalJob();
+  gpt2_named["data"]["tokenizer_type"] = "GPT2BPETokenizer";
+  EXPECT_TRUE(Parse(gpt2_named).ok());
 }
 
 TEST(TrainerConfigTest, MissingTrainItersIsAnError) {

@@ -14,7 +14,11 @@ void encoder_forward(float* out, const int* inp, const float* wte, const float* 
     for (int t = 0; t < T; ++t) {
       float* out_bt = out + (static_cast<size_t>(b) * T + t) * C;           // (C,)
       const float* wte_ix = wte + static_cast<size_t>(inp[b * T + t]) * C;  // (C,)
-      const float* wpe_t = wpe + static_cast<size_t>(t) * C;                // (C,)
+      if (wpe == nullptr) {  // rotary positions: the token embedding only
+        for (int i = 0; i < C; ++i) out_bt[i] = wte_ix[i];
+        continue;
+      }
+      const float* wpe_t = wpe + static_cast<size_t>(t) * C;  // (C,)
       for (int i = 0; i < C; ++i) out_bt[i] = wte_ix[i] + wpe_t[i];
     }
   }
@@ -34,6 +38,10 @@ void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* in
       for (int t = 0; t < T; ++t) {
         const float* dout_bt = dout + (static_cast<size_t>(b) * T + t) * C;
         float* dwte_ix = dwte + static_cast<size_t>(inp[b * T + t]) * C;
+        if (dwpe == nullptr) {
+          for (int i = c0; i < c1; ++i) dwte_ix[i] += dout_bt[i];
+          continue;
+        }
         float* dwpe_t = dwpe + static_cast<size_t>(t) * C;
         for (int i = c0; i < c1; ++i) {
           dwte_ix[i] += dout_bt[i];

@@ -54,12 +54,13 @@ void vocab_parallel_embedding_backward(float* dwte_shard, float* dwpe, const flo
     for (int b = 0; b < B; ++b) {
       for (int t = 0; t < T; ++t) {
         const float* dout_bt = dout + (static_cast<size_t>(b) * T + t) * C;
-        float* dwpe_t = dwpe + static_cast<size_t>(t) * C;
         const int local = inp[b * T + t] - vocab_begin;
         if (local >= 0 && local < Vl) {
           float* dwte_ix = dwte_shard + static_cast<size_t>(local) * C;
           for (int i = c0; i < c1; ++i) dwte_ix[i] += dout_bt[i];
         }
+        if (dwpe == nullptr) continue;  // rotary positions
+        float* dwpe_t = dwpe + static_cast<size_t>(t) * C;
         for (int i = c0; i < c1; ++i) dwpe_t[i] += dout_bt[i];
       }
     }

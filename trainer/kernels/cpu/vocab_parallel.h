@@ -24,7 +24,7 @@ void vocab_parallel_embedding_forward(float* out, const int* inp, const float* w
 // out (B,T,C) += wpe[t]: after the all-reduce, so positions are added once.
 void position_embedding_add(float* out, const float* wpe, int B, int T, int C);
 // dwte_shard += dout scattered to this shard's tokens; dwpe (maxT,C) += sum over b of
-// dout (every rank computes the same dwpe).
+// dout (every rank computes the same dwpe; skipped when null: rotary positions).
 void vocab_parallel_embedding_backward(float* dwte_shard, float* dwpe, const float* dout,
                                        const int* inp, int vocab_begin, int Vl, int B, int T,
                                        int C);
