@@ -20,8 +20,11 @@ iterations after --warmup, over --repeats runs):
             stages has no bubble in t1 / p. Megatron's definition: bubble time over
             ideal time, (p-1)/m.
   idle      stage 0's pp-comm timer over its busy time, pp-comm / (t - pp-comm): the
-            time the first stage waits in pipeline sends and receives, which with even
-            stages and free communication is the bubble, (p-1)/m per stage.
+            time the first stage waits in pipeline sends and receives (and the loss
+            broadcast and the scalar grad-norm all-reduce over the stages), which with
+            even stages and free communication is the bubble, (p-1)/m per stage. It
+            needs no PP 1 run; busy / (t1 / p) says how far the stage's compute is
+            from the PP 1 run's, the assumption behind `bubble`.
 
 Two CPU modes:
   cores     one thread per rank, nothing else: PP 2 has a core per stage; PP 4 puts 4
@@ -97,10 +100,12 @@ def write_job(tmp, vocab, hidden):
         cache = os.path.join(tmp, "cache")  # preprocessed once, by the first (PP 1) run
     else:
         vocab_file = os.path.join(DATA, "gpt2", "encoder.json")
-        merge_file, cache = os.path.join(DATA, "gpt2", "vocab.bpe"), os.path.join(DATA, "preprocessed")
+        merge_file = os.path.join(DATA, "gpt2", "vocab.bpe")
+        cache = os.path.join(DATA, "preprocessed")
     job = {
-        "model": {"num_layers": 8, "hidden_size": hidden, "num_attention_heads": 8, "seq_length": 128,
-                  "max_position_embeddings": 128, "hidden_dropout": 0.0, "attention_dropout": 0.0},
+        "model": {"num_layers": 8, "hidden_size": hidden, "num_attention_heads": 8,
+                  "seq_length": 128, "max_position_embeddings": 128, "hidden_dropout": 0.0,
+                  "attention_dropout": 0.0},
         "data": {"train_data": os.path.join(DATA, "brown", "brown.jsonl"), "vocab_file": vocab_file,
                  "merge_file": merge_file, "cache_dir": cache, "split": "949,50,1"},
         "training": {"micro_batch_size": 2, "lr": 1e-3, "min_lr": 1e-4, "lr_warmup_iters": 1,
@@ -125,20 +130,21 @@ class CpuCaps:
         if quota_us < 1000:  # the kernel's minimum
             sys.exit("--share x --period-us is %d us: the CFS quota must be >= 1000 us" % quota_us)
         self.root = os.path.join(CGROUP_CPU, "pp-bubble-bench-%d" % os.getpid())
-        os.mkdir(self.root)
-        # The largest weight: under other load CFS still gives every rank its whole
-        # share (the caps bound what that takes from the rest: p x share CPUs).
-        with open(os.path.join(self.root, "cpu.shares"), "w") as f:
-            f.write("262144")
         self.groups = []
-        for r in range(ranks):
-            g = os.path.join(self.root, "rank%d" % r)
-            os.mkdir(g)
-            self.groups.append(g)
-            with open(os.path.join(g, "cpu.cfs_period_us"), "w") as f:
-                f.write(str(period_us))
-            with open(os.path.join(g, "cpu.cfs_quota_us"), "w") as f:
-                f.write(str(quota_us))
+        os.mkdir(self.root)
+        try:
+            # The largest weight: under other load CFS still gives every rank its whole
+            # share (the caps bound what that takes from the rest: p x share CPUs).
+            write_file(os.path.join(self.root, "cpu.shares"), "262144")
+            for r in range(ranks):
+                g = os.path.join(self.root, "rank%d" % r)
+                os.mkdir(g)
+                self.groups.append(g)
+                write_file(os.path.join(g, "cpu.cfs_period_us"), str(period_us))
+                write_file(os.path.join(g, "cpu.cfs_quota_us"), str(quota_us))
+        except OSError:
+            self.remove()
+            raise
 
     def wrap(self, argv):
         script = 'echo $$ > "%s/rank$RANK/cgroup.procs" && exec "$@"' % self.root
@@ -150,6 +156,11 @@ class CpuCaps:
                 os.rmdir(g)
             except OSError as e:
                 log("could not remove %s: %s" % (g, e))
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
 
 
 def cgroups_writable():
@@ -248,19 +259,20 @@ def table(mode, pooled, micro):
             if pp == 1 or (tag, m) not in pooled:
                 continue
             f = figures(pooled[(tag, m)], base, pp, vpp, m)
-            f.update(mode=mode, run=tag, pp=pp, vpp=vpp, m=m, pp1_fb_ms=statistics.median(base["fb_ms"]),
+            f.update(mode=mode, run=tag, pp=pp, vpp=vpp, m=m,
+                     pp1_fb_ms=statistics.median(base["fb_ms"]),
                      load=max(pooled[(tag, m)]["load"]))
             rows.append(f)
     return rows
 
 
 def print_table(rows):
-    print("\n| mode | run | m | t1 (PP 1) ms | t ms | t1/p ms | bubble | theory | measured/theory | "
-          "stage-0 idle | idle/theory | stage-0 busy / (t1/p) | spread | load |")
+    print("\n| mode | run | m | t1 (PP 1) ms | t ms | t1/p ms | bubble | theory | "
+          "measured/theory | stage-0 idle | idle/theory | stage-0 busy / (t1/p) | spread | load |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f%% | %.1f%% | %.2f | %.1f%% | %.2f | %.2f | "
-              "%.0f%% | %.2f |" % (
+        print("| %s | %s | %d | %.0f | %.0f | %.0f | %.1f%% | %.1f%% | %.2f | %.1f%% | %.2f | "
+              "%.2f | %.0f%% | %.2f |" % (
                   r["mode"], r["run"], r["m"], r["pp1_fb_ms"], r["fb_ms"], r["ideal_ms"],
                   100 * r["bubble"], 100 * r["theory"], r["bubble_ratio"], 100 * r["idle"],
                   r["idle_ratio"], r["busy_vs_ideal"], 100 * r["iter_spread"], r["load"]))
@@ -271,7 +283,7 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--iters", type=int, default=4, help="measured iterations per run")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2, help="runs of each configuration")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
     ap.add_argument("--micro", default="4,8", help="micro-batches per iteration, comma-separated")
     ap.add_argument("--modes", default="cores,capped", help="cores and/or capped")
     ap.add_argument("--share", type=float, default=0.4, help="CPU share per rank when capped")
@@ -290,8 +302,9 @@ def main():
     gpt_rank = os.path.join(args.build, "bin", "gpt-rank")
     if not os.path.exists(gpt_rank):
         sys.exit("no %s: build first (scripts/build.sh)" % gpt_rank)
-    if not os.path.exists(os.path.join(DATA, "brown", "brown.jsonl")):
-        sys.exit("no demo data under %s (scripts/fetch-demo-data.sh)" % DATA)
+    for f in ("brown/brown.jsonl", "gpt2/encoder.json", "gpt2/vocab.bpe"):
+        if not os.path.exists(os.path.join(DATA, f)):
+            sys.exit("no %s under %s (scripts/fetch-demo-data.sh)" % (f, DATA))
     modes = args.modes.split(",")
     if "capped" in modes and not cgroups_writable():
         print("note: %s is not writable: the capped mode is skipped" % CGROUP_CPU)
