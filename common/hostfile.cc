@@ -308,7 +308,11 @@ std::string HostEntry::Target() const {
 
 StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const std::string& path) {
   std::vector<HostEntry> hosts;
-  std::vector<std::string> errors;
+  std::vector<std::string> errors;  // the first kMaxErrorsListed problems
+  size_t num_errors = 0;
+  auto error = [&](std::string message) {
+    if (num_errors++ < static_cast<size_t>(kMaxErrorsListed)) errors.push_back(std::move(message));
+  };
   std::map<std::string, int> seen;  // canonical host:port -> first line
   size_t pos = 0;
   for (int line_no = 1; pos < text.size(); ++line_no) {
@@ -321,23 +325,33 @@ StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const st
     LineParser parser(path, line_no, Trim(raw));
     HostEntry entry;
     if (!parser.Parse(content, &entry)) {
-      errors.push_back(parser.error());
+      error(parser.error());
       continue;
     }
     std::string key = CanonicalHost(entry.host) + ":" + std::to_string(entry.port);
     auto [it, inserted] = seen.emplace(key, line_no);
     if (!inserted) {
-      errors.push_back(path + ":" + std::to_string(line_no) + ": duplicate host " + entry.Target() +
+      error(path + ":" + std::to_string(line_no) + ": duplicate host " + entry.Target() +
                        " (already on line " + std::to_string(it->second) + ") in \"" +
                        Printable(Trim(raw)) +
                        "\"; list each agent once (agents sharing a machine need different ports)");
       continue;
+    }
+    if (hosts.size() == static_cast<size_t>(kMaxHosts)) {
+      return InvalidArgument(path + ":" + std::to_string(line_no) + ": host number " +
+                             std::to_string(kMaxHosts + 1) + "; one coordd supervises at most " +
+                             std::to_string(kMaxHosts) +
+                             " nodes: split the cluster between coordd instances");
     }
     hosts.push_back(std::move(entry));
   }
   if (!errors.empty()) {
     std::string joined;
     for (const std::string& e : errors) joined += (joined.empty() ? "" : "\n") + e;
+    if (num_errors > errors.size()) {
+      joined += "\n" + path + ": and " + std::to_string(num_errors - errors.size()) +
+                " more problems";
+    }
     return InvalidArgument(joined);
   }
   if (hosts.empty()) {

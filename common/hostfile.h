@@ -16,6 +16,11 @@
 namespace coord {
 
 constexpr int kDefaultAgentPort = 7071;
+// The most nodes one coordd supervises (its scale is measured up to 1,250 nodes x 8
+// ranks). A hosts file with more is refused at once, naming the limit: without it a
+// stray 100,000-line file tied coordd up resolving and dialling every line.
+constexpr int kMaxHosts = 4096;
+constexpr int kMaxErrorsListed = 20;
 
 struct HostEntry {
   std::string host;  // as written (name or address, without brackets)
@@ -29,8 +34,9 @@ struct HostEntry {
 };
 
 // Parses the file's text. `path` is only used in messages.
-// Fails on: no host at all, a malformed line, a bad port or slots value,
-// unknown key=value options, and the same host:port twice (naming both lines).
+// Fails on: no host at all, more than kMaxHosts hosts, a malformed line, a bad port or
+// slots value, unknown key=value options, and the same host:port twice (naming both
+// lines). At most kMaxErrorsListed problems are listed, then how many more there were.
 StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const std::string& path);
 StatusOr<std::vector<HostEntry>> LoadHostfile(const std::string& path);
 

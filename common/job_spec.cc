@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "common/fs.h"
+#include "common/hostfile.h"
 #include "common/json_file.h"
 
 namespace coord {
@@ -25,7 +26,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr int kMaxProcsPerNode = 1024;
-constexpr long kMaxNodes = 100000;
 constexpr int kMaxHangTimeoutS = 7 * 24 * 3600;  // beyond a week it is a typo
 // Start-up is not a step: loading a 100B checkpoint from NFS, or a rendezvous of
 // hundreds of nodes, takes minutes while a healthy step takes seconds. Ten minutes
@@ -308,8 +308,8 @@ void ParseNnodes(const json& v, const std::string& where, Checker* c, LaunchSpec
     c->Error(where, expected);
     return;
   }
-  if (lo < 1 || hi < lo || hi > kMaxNodes) {
-    c->Error(where, expected + " (need 1 <= MIN <= MAX <= " + std::to_string(kMaxNodes) + ")");
+  if (lo < 1 || hi < lo || hi > kMaxHosts) {
+    c->Error(where, expected + " (need 1 <= MIN <= MAX <= " + std::to_string(kMaxHosts) + ")");
     return;
   }
   out->min_nodes = static_cast<int>(lo);

@@ -60,6 +60,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 inline Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
+inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 // errno-based: "open /x: No such file or directory".
 Status ErrnoStatus(const std::string& what, int err);
 

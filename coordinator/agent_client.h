@@ -60,6 +60,11 @@ class AgentClient {
   /// stream, `cancelled()` turns true, or `timeout_ms` passes (0: no deadline, for follow).
   virtual Status TailLogs(const coord::agent::TailLogsRequest& request, int timeout_ms,
                           const LogBatchFn& on_batch, const CancelledFn& cancelled) = 0;
+
+  /// For shutdown: ends every call in flight with Cancelled at once, and every later
+  /// one, so no thread waits out an RPC deadline (a launch to a frozen node: minutes).
+  /// Streams (Watch) are closed by their handles, not here.
+  virtual void CancelCalls() {}
 };
 
 /// Makes the client for one hosts-file entry. Called once per agent target, lazily.

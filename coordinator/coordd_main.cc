@@ -54,6 +54,12 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "name a rank whose compute time is this many times its peers' (0: never name)")(
       "straggler-window", po::value(&o.straggler.window)->default_value(o.straggler.window),
       "iterations per rank its straggler score is the median of")(
+      "journal-compact-mb",
+      po::value(&o.journal_compact_mb)->default_value(o.journal_compact_mb),
+      "rewrite the journal as a snapshot once it grows past this many MiB")(
+      "keep-finished-jobs",
+      po::value(&o.keep_finished_jobs)->default_value(o.keep_finished_jobs),
+      "finished jobs remembered (older ones, ended over an hour ago, are forgotten)")(
       "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
       "debug|info|warning|error");
   // clang-format on
@@ -83,6 +89,11 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   if (o.connect_timeout_ms <= 0 || o.launch_timeout_ms <= 0 || o.heartbeat_ms <= 0 ||
       o.missed_heartbeats <= 0) {
     std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
+    return 2;
+  }
+  if (o.journal_compact_mb < 1 || o.journal_compact_mb > 1 << 20 || o.keep_finished_jobs < 0) {
+    std::cerr << "coordd: --journal-compact-mb must be in [1, 1048576] and --keep-finished-jobs "
+                 ">= 0\n";
     return 2;
   }
   if (!(o.straggler.threshold == 0 || o.straggler.threshold > 1) || o.straggler.window < 2 ||

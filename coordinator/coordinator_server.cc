@@ -23,6 +23,8 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   jm.launch_timeout_ms = options.launch_timeout_ms;
   jm.heartbeat_ms = options.heartbeat_ms;
   jm.straggler = options.straggler;
+  jm.journal_compact_bytes = static_cast<uint64_t>(options.journal_compact_mb) << 20;
+  jm.keep_finished_jobs = options.keep_finished_jobs;
   jm.missed_heartbeats = options.missed_heartbeats;
   jm.agent_factory =
       options.agent_factory ? options.agent_factory : MakeGrpcAgentClientFactory(options.agent_tls);
@@ -43,6 +45,8 @@ int CoordinatorServer::http_port() const { return http_ ? http_->port() : 0; }
 
 void CoordinatorServer::Shutdown() {
   if (http_) http_->Stop();
+  // Before the gRPC server waits for its handlers: a StartJob may be dialling nodes.
+  if (jobs_) jobs_->BeginShutdown();
   if (server_) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(kShutdownGraceMs));

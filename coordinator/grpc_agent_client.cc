@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/rpc_util.h"
@@ -133,13 +134,40 @@ class GrpcAgentClient final : public AgentClient {
   Status TailLogs(const agent::TailLogsRequest& request, int timeout_ms, const LogBatchFn& on_batch,
                   const CancelledFn& cancelled) override;
 
+  void CancelCalls() override {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    calls_cancelled_ = true;
+    for (grpc::ClientContext* ctx : calls_) ctx->TryCancel();
+  }
+
  private:
+  // A call's context, known to CancelCalls for as long as the call runs.
+  class TrackedCall {
+   public:
+    TrackedCall(GrpcAgentClient* client, grpc::ClientContext* ctx) : client_(client), ctx_(ctx) {
+      std::lock_guard<std::mutex> lock(client_->calls_mu_);
+      if (client_->calls_cancelled_) ctx_->TryCancel();  // fails at once once started
+      client_->calls_.insert(ctx_);
+    }
+    ~TrackedCall() {
+      std::lock_guard<std::mutex> lock(client_->calls_mu_);
+      client_->calls_.erase(ctx_);
+    }
+    TrackedCall(const TrackedCall&) = delete;
+    TrackedCall& operator=(const TrackedCall&) = delete;
+
+   private:
+    GrpcAgentClient* client_;
+    grpc::ClientContext* ctx_;
+  };
+
   template <typename Req, typename Reply>
   StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*, const Req&,
                                                                    Reply*),
                         const Req& request, int timeout_ms, bool wait_for_ready = false) {
     std::unique_ptr<grpc::ClientContext> ctx = ContextWithDeadline(timeout_ms);
     ctx->set_wait_for_ready(wait_for_ready);
+    TrackedCall tracked(this, ctx.get());
     Reply reply;
     grpc::Status status = (stub_.get()->*method)(ctx.get(), request, &reply);
     if (!status.ok()) return FromGrpc(status);
@@ -149,6 +177,9 @@ class GrpcAgentClient final : public AgentClient {
   const std::string target_;
   const RpcSecurity security_;
   std::unique_ptr<agent::Agent::Stub> stub_;
+  std::mutex calls_mu_;
+  std::set<grpc::ClientContext*> calls_;  // in flight; guarded by calls_mu_
+  bool calls_cancelled_ = false;          // guarded by calls_mu_
 };
 
 Status GrpcAgentClient::TailLogs(const agent::TailLogsRequest& request, int timeout_ms,
@@ -169,6 +200,7 @@ Status GrpcAgentClient::TailLogs(const agent::TailLogsRequest& request, int time
       cv.wait_for(lock, std::chrono::milliseconds(kCancelPollMs));
     }
   });
+  TrackedCall tracked(this, ctx.get());
   std::unique_ptr<grpc::ClientReader<agent::LogBatch>> reader = stub_->TailLogs(ctx.get(), request);
   agent::LogBatch batch;
   while (reader->Read(&batch)) on_batch(batch);

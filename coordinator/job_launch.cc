@@ -174,6 +174,7 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
     results[static_cast<size_t>(i)] = r.status();
   });
   std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return Cancelled("coordd is shutting down");  // not the nodes' fault
   Job& job = *FindLocked(job_id);
   std::vector<std::string> bad;
   int first_bad = -1;
@@ -219,6 +220,7 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
   req.set_ttl_ms(options_.launch_timeout_ms + options_.connect_timeout_ms);
   StatusOr<agent::ReservePortReply> r = node0->ReservePort(req, options_.connect_timeout_ms);
   std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return Cancelled("coordd is shutting down");
   Job& job = *FindLocked(job_id);
   Status st = r.status();
   if (st.ok() && (r->port() <= 0 || r->port() > 65535)) {
@@ -306,6 +308,7 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
     Job& job = *FindLocked(job_id);
     job.launching = false;
     cv_.notify_all();  // a Restart waits for the launch to be over
+    if (stopping_) return;  // LAUNCHING in the journal: the next coordd sorts it out
     const int first_bad = ApplyLaunchRepliesLocked(job, replies);
     if (job.status.state() != LAUNCHING) {
       kill = true;  // killed or failed while we launched: some nodes started after that

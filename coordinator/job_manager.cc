@@ -4,6 +4,7 @@
 #include "coordinator/job_manager.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <set>
 
@@ -46,9 +47,16 @@ std::string Join(const std::vector<std::string>& items, const std::string& sep) 
 
 void ParallelFor(int n, const std::function<void(int)>& fn) {
   if (n == 1) return fn(0);
+  // Workers take the next index until none is left: RPCs to every node of a large
+  // cluster overlap without one thread (and its stack) per node.
+  std::atomic<int> next{0};
+  auto work = [&] {
+    for (int i = next++; i < n; i = next++) fn(i);
+  };
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(n));
-  for (int i = 0; i < n; ++i) threads.emplace_back(fn, i);
+  const int workers = std::min(n, kMaxParallelCalls);
+  threads.reserve(static_cast<size_t>(workers));
+  for (int w = 0; w < workers; ++w) threads.emplace_back(work);
   for (std::thread& t : threads) t.join();
 }
 
@@ -191,12 +199,19 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
 
 JobManager::~JobManager() { Shutdown(); }
 
-void JobManager::Shutdown() {
+void JobManager::BeginShutdown() {
+  std::vector<AgentClient*> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    for (auto& [target, link] : links_) clients.push_back(link->client.get());
   }
   cv_.notify_all();
+  for (AgentClient* client : clients) client->CancelCalls();
+}
+
+void JobManager::Shutdown() {
+  BeginShutdown();
   if (monitor_.joinable()) monitor_.join();
   std::vector<std::unique_ptr<WatchHandle>> watches;
   {

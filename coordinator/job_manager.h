@@ -47,6 +47,13 @@ struct JobManagerOptions {
   std::shared_ptr<const Clock> clock;
   /// Straggler detection over the ranks' progress records (straggler.h).
   StragglerOptions straggler;
+  /// The journal is compacted (journal.h) once it is this large and at least twice its
+  /// last snapshot, so a restart replays a snapshot plus a short tail.
+  uint64_t journal_compact_bytes = 64ull << 20;
+  /// At compaction, finished jobs beyond the newest this many, that ended over
+  /// forget_after_ms ago, are forgotten (journal and memory): coordd's state is bounded.
+  int keep_finished_jobs = 1000;
+  int64_t forget_after_ms = 3600 * 1000;
 };
 
 /// A copy of one job for read-only views (the /metrics page, the status page).
@@ -90,6 +97,11 @@ class JobManager final : public CoordinatorHandler {
   /// Every job, oldest first, copied under the lock (cheap enough for a scrape a second).
   std::vector<JobSnapshot> Snapshot();
 
+  /// The first half of Shutdown, safe while requests are in flight: no new job is
+  /// admitted and every agent call in flight ends now (a StartJob stuck dialling frozen
+  /// nodes returns at once, so the gRPC server can stop). A launch cut short this way
+  /// is left LAUNCHING in the journal: the next coordd kills what started and restarts.
+  void BeginShutdown();
   /// Stops the monitor, closes the watches and waits for task threads. Jobs keep running
   /// on the agents. Idempotent. Callers must have stopped calling the methods above.
   void Shutdown();
@@ -168,6 +180,9 @@ class JobManager final : public CoordinatorHandler {
   std::vector<std::string> SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
   void MaybeSucceedLocked(Job& job);
   void JournalStateLocked(const Job& job);
+  // Compacts the journal when it has grown enough (JobManagerOptions), forgetting old
+  // finished jobs beyond keep_finished_jobs first.
+  void MaybeCompactJournalLocked();
   Job* FindLocked(const std::string& job_id);
   StatusOr<Job*> ResolveLocked(const std::string& job_id);
   std::vector<AgentClient*> ClientsLocked(const JobPlan& plan);

@@ -54,7 +54,9 @@ struct JobManager::AgentLink {
 
 namespace internal {
 [[noreturn]] void CheckFailed(const char* file, int line, const std::string& what);
-// Runs fn(0..n-1) on n threads and waits for all: the agents' RPCs go out in parallel.
+// Runs fn(0..n-1) on up to kMaxParallelCalls threads and waits for all: the agents' RPCs
+// go out in parallel. A node that is slow to answer holds one worker, not the others.
+constexpr int kMaxParallelCalls = 256;
 void ParallelFor(int n, const std::function<void(int)>& fn);
 // The hosts-file nodes the job does not use now whose status.spares entry is in `state`:
 // NODE_SPARE (may replace a failed node) or NODE_EXCLUDED (left out after a failure:

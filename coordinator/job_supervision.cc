@@ -82,6 +82,48 @@ void JobManager::JournalStateLocked(const Job& job) {
   if (!st.ok()) {
     LOG_ERROR << "journal: " << st.ToString();
   }
+  MaybeCompactJournalLocked();
+}
+
+void JobManager::MaybeCompactJournalLocked() {
+  const uint64_t size = journal_->size_bytes();
+  if (size < options_.journal_compact_bytes || size < 2 * journal_->snapshot_bytes()) return;
+  // Forget the oldest finished jobs beyond the limit; only long-ended ones, so no task
+  // still running for a job (a kill, a stderr fetch) finds it gone.
+  int finished = 0;
+  for (const std::string& id : order_) finished += IsTerminal(jobs_.at(id)->status.state());
+  const int64_t now = clock_->WallMs();  // ended_ms survives coordd restarts
+  std::vector<std::string> kept;
+  int forgotten = 0;
+  for (const std::string& id : order_) {
+    const Job& job = *jobs_.at(id);
+    if (finished - forgotten > options_.keep_finished_jobs && IsTerminal(job.status.state()) &&
+        job.status.ended_ms() > 0 && now - job.status.ended_ms() > options_.forget_after_ms) {
+      jobs_.erase(id);
+      ++forgotten;
+      continue;
+    }
+    kept.push_back(id);
+  }
+  order_ = std::move(kept);
+  std::vector<JournaledJob> snapshot;
+  snapshot.reserve(order_.size());
+  for (const std::string& id : order_) {
+    const Job& job = *jobs_.at(id);
+    snapshot.push_back({job.plan, job.status});
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = journal_->Compact(snapshot);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+  if (!st.ok()) {
+    LOG_ERROR << "journal: " << st.ToString();
+    return;
+  }
+  LOG_INFO << "journal compacted from " << size << " to " << journal_->size_bytes() << " bytes ("
+           << order_.size() << " jobs, " << forgotten << " finished ones forgotten) in " << ms
+           << " ms";
 }
 
 JobManager::Followup JobManager::FailLocked(Job& job, Failure failure, bool fetch_stderr,

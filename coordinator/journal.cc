@@ -25,6 +25,8 @@ namespace {
 using nlohmann::json;
 constexpr int kFormatVersion = 1;
 constexpr char kFileName[] = "journal.jsonl";
+constexpr char kTmpInfix[] = ".tmp.";  // WriteFileAtomic's temporaries: journal.jsonl.tmp.PID
+constexpr char kLockFileName[] = "coordd.lock";
 
 // Never throws: text from ranks' logs may hold invalid UTF-8, which dump() would reject.
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -284,15 +286,31 @@ Status ReplayText(const std::string& path, const std::string& text, std::vector<
 StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
                                                  std::vector<JournaledJob>* jobs) {
   RETURN_IF_ERROR(MakeDirs(state_dir, 0700));
+  const std::string lock_path = JoinPath(state_dir, kLockFileName);
+  const int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return ErrnoStatus("open " + lock_path, errno);
+  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    close(lock_fd);
+    return FailedPrecondition("another coordd is using state dir " + state_dir + " (" +
+                              lock_path + " is locked)");
+  }
   std::string path = JoinPath(state_dir, kFileName);
+  // Compactions that did not reach their rename (WriteFileAtomic's temporaries): the
+  // journal itself is whole.
+  if (StatusOr<std::vector<std::string>> names = ListDir(state_dir); names.ok()) {
+    for (const std::string& name : *names) {
+      if (name.rfind(std::string(kFileName) + kTmpInfix, 0) == 0) {
+        (void)unlink(JoinPath(state_dir, name).c_str());
+      }
+    }
+  }
   bool existed = PathExists(path);
   int fd = open(path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus("open " + path, errno);
-  std::unique_ptr<Journal> journal(new Journal(path, fd));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    return FailedPrecondition("another coordd is using state dir " + state_dir + " (" + path +
-                              " is locked)");
+  if (fd < 0) {
+    close(lock_fd);
+    return ErrnoStatus("open " + path, errno);
   }
+  std::unique_ptr<Journal> journal(new Journal(path, fd, lock_fd));
   if (!existed) {
     // The new file's directory entry must be durable before its records are.
     int dfd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -310,20 +328,56 @@ StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
       return ErrnoStatus("truncate " + path, errno);
     }
   }
+  journal->size_ = journal->snapshot_size_ = keep_len;
   if (keep_len > 0 && text[keep_len - 1] != '\n') {
     RETURN_IF_ERROR(journal->AppendLine(""));  // a good last record without its newline
   }
   return journal;
 }
 
-Journal::~Journal() { close(fd_); }
+Journal::~Journal() {
+  close(fd_);
+  close(lock_fd_);
+}
 
 Status Journal::AppendLine(const std::string& line, bool sync) {
   std::string data = line + "\n";
   std::lock_guard<std::mutex> lock(mu_);
   RETURN_IF_ERROR(WriteAll(fd_, data, path_));
+  size_ += data.size();
   if (sync && fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
   return Status::Ok();
+}
+
+Status Journal::Compact(const std::vector<JournaledJob>& jobs) {
+  std::string snapshot;
+  for (const JournaledJob& job : jobs) {
+    json rec = Envelope("submit", job.status.job_id());
+    rec["plan"] = PlanToJson(job.plan);
+    rec["status"] = ProtoToJson(job.status);
+    snapshot += Dump(rec) + "\n";
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // Temporary file, fsync, rename, fsync of the directory: the old journal or the new.
+  Status written = WriteFileAtomic(path_, snapshot, /*durable=*/true, 0600);
+  if (!written.ok()) return written.WithContext("compacting the journal (it stays as it was)");
+  // From here journal.jsonl is the snapshot: appends must go to it.
+  const int fd = open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open " + path_ + " after compacting it", errno);
+  close(fd_);
+  fd_ = fd;
+  size_ = snapshot_size_ = snapshot.size();
+  return Status::Ok();
+}
+
+uint64_t Journal::size_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return size_;
+}
+
+uint64_t Journal::snapshot_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return snapshot_size_;
 }
 
 Status Journal::AppendSubmit(const JobPlan& plan, const JobStatus& status) {

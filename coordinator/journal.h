@@ -7,6 +7,13 @@
 //   failure the last Failure, completed later: stderr tail, kill confirmed, relaunched
 // Every record has "v" (format version), "job" and "time_ms". Replay re-checks state
 // transitions against job_state's table. Thread-safe (one mutex, held across the write).
+//
+// Compaction keeps replay short however long coordd runs: Compact() writes every job as
+// one submit record carrying its current plan and status (the snapshot) to a temporary
+// file, fsyncs it and renames it over journal.jsonl; the records that follow are the
+// tail. A crash at any point leaves either the old journal or the new one, whole (a
+// leftover temporary is removed by the next Open). The state dir is
+// locked through STATE_DIR/coordd.lock, which compaction never replaces.
 #pragma once
 
 #include <memory>
@@ -49,15 +56,27 @@ class Journal {
   Status AppendRank(const std::string& job_id, const coord::agent::RankStatus& rank);
   Status AppendFailure(const std::string& job_id, const Failure& failure);
 
+  /// Replaces the journal by a snapshot of `jobs` (in order). The caller must make sure
+  /// no record is appended between taking the snapshot and this call (JobManager holds
+  /// its job-table mutex across both). On error the old journal stays in use.
+  Status Compact(const std::vector<JournaledJob>& jobs);
+  /// Bytes of the journal file now, and right after the last compaction (or open).
+  uint64_t size_bytes();
+  uint64_t snapshot_bytes();
+
   const std::string& path() const { return path_; }
 
  private:
-  Journal(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  Journal(std::string path, int fd, int lock_fd)
+      : path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
   Status AppendLine(const std::string& line, bool sync = true);
 
   const std::string path_;
-  std::mutex mu_;  // serializes appends (write + fdatasync)
-  int fd_;         // O_APPEND; guarded by mu_
+  std::mutex mu_;   // serializes appends (write + fdatasync) and compaction
+  int fd_;          // O_APPEND; guarded by mu_
+  int lock_fd_;     // STATE_DIR/coordd.lock, flock'ed for the Journal's lifetime
+  uint64_t size_ = 0;           // guarded by mu_
+  uint64_t snapshot_size_ = 0;  // guarded by mu_
 };
 
 }  // namespace coord::coordinator

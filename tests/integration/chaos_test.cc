@@ -225,7 +225,7 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   cluster_.agent(2).Crash();
   ASSERT_TRUE(Poll([&] { return Status(job).value("state", "") == "RESTARTING"; }, 60000));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE(cluster_.StartAgent(2, {cluster_.agent_port(2)}));
+  ASSERT_TRUE(cluster_.StartAgent(2, {cluster_.agent_port(2), false, {}}));
   ASSERT_TRUE(ExpectFailure(job, 1, "FAILURE_NODE_LOST", t, "SIGKILL of node 2's agent"));
 
   // 3. A rank stops (SIGSTOP): every process alive, nothing moves.

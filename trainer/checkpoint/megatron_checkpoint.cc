@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "trainer/checkpoint/save_fence.h"
 
 namespace trainer {
 
@@ -311,6 +312,22 @@ Status InstallIterDir(const std::string& tmp_dir, const std::string& final_dir) 
   return coord::RemoveTree(old_dir);
 }
 
+// Publishes a written iteration: the directory renamed into place, then the tracker.
+// Fenced (save_fence.h) when this process has an owner: a stale generation publishes
+// nothing.
+Status PublishIteration(const std::string& save_dir, const std::string& tmp_dir,
+                        const std::string& final_dir, int64_t iteration) {
+  auto publish = [&]() -> Status {
+    RETURN_IF_ERROR(InstallIterDir(tmp_dir, final_dir));
+    RETURN_IF_ERROR(FsyncDir(save_dir));
+    // Last: the tracker names the new iteration only once it is complete and durable.
+    return coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
+                                  std::to_string(iteration) + "\n");
+  };
+  const SaveOwner* owner = ProcessSaveOwner();
+  return owner ? PublishFenced(save_dir, *owner, publish) : publish();
+}
+
 }  // namespace
 
 void SetCheckpointWriteFaultForTesting(int64_t bytes, int err) {
@@ -346,16 +363,12 @@ Status SaveCheckpoint(const std::string& save_dir, const TrainState& state,
   const std::string tmp_dir = final_dir + ".tmp-" + std::to_string(getpid());
   RETURN_IF_ERROR(coord::RemoveTree(tmp_dir));  // a leftover of an earlier crash with our pid
   st = WriteIterDir(tmp_dir, state, tensors);
-  if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
-  if (st.ok()) st = FsyncDir(save_dir);
+  if (st.ok()) st = PublishIteration(save_dir, tmp_dir, final_dir, state.iteration);
   if (!st.ok()) {
     (void)coord::RemoveTree(tmp_dir);  // best effort: the error below is the one that matters
     return st.WithContext("saving checkpoint " + final_dir);
   }
-  // Last: the tracker names the new iteration only once it is complete and durable.
-  st = coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
-                              std::to_string(state.iteration) + "\n");
-  return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
+  return st;
 }
 
 // --- ZeRO saves -----------------------------------------------------------------------
@@ -377,7 +390,17 @@ std::string OptimizerShardFileName(int dp_rank) {
 }
 
 std::string ShardedSaveTmpDir(const std::string& save_dir, int64_t iteration) {
-  return CheckpointIterDir(save_dir, iteration) + ".tmp-zero";
+  // Each generation its own: a stale one starting the same iteration's save must not
+  // remove (BeginShardedSave) or write into the current generation's.
+  const SaveOwner* owner = ProcessSaveOwner();
+  std::string tag;
+  if (owner) {
+    char hash[24];
+    std::snprintf(hash, sizeof(hash), "%08x",
+                  static_cast<unsigned>(Xxh64(owner->run_id.data(), owner->run_id.size(), 0)));
+    tag = "-g" + std::to_string(owner->restart_count) + "-" + hash;
+  }
+  return CheckpointIterDir(save_dir, iteration) + ".tmp-zero" + tag;
 }
 
 Status BeginShardedSave(const std::string& save_dir, int64_t iteration) {
@@ -454,15 +477,12 @@ Status InstallShardedSave(const std::string& save_dir, const TrainState& state, 
       }
     }
   }
-  if (st.ok()) st = InstallIterDir(tmp_dir, final_dir);
-  if (st.ok()) st = FsyncDir(save_dir);
+  if (st.ok()) st = PublishIteration(save_dir, tmp_dir, final_dir, state.iteration);
   if (!st.ok()) {
     (void)coord::RemoveTree(tmp_dir);
     return st.WithContext("saving checkpoint " + final_dir);
   }
-  st = coord::WriteFileAtomic(coord::JoinPath(save_dir, kLatestIterationFile),
-                              std::to_string(state.iteration) + "\n");
-  return st.ok() ? st : st.WithContext("saving checkpoint " + final_dir);
+  return st;
 }
 
 Status FinishShardedSave(const std::string& save_dir, const TrainState& state, size_t n,

@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
 #include "trainer/dist/process_group.h"
+#include "trainer/checkpoint/save_fence.h"
 #include "trainer/dist/rank_env.h"
 #include "trainer/train/cli_args.h"
 #include "trainer/plan/host_memory.h"
@@ -64,6 +65,8 @@ int RunTrain(const std::vector<std::string>& args) {
     return train::ReportSetupError(env.status());
   }
   train::SetRankLogTag(env->rank);
+  // Checkpoint saves are fenced by run and generation (save_fence.h).
+  trainer::SetProcessSaveOwner({env->run_id, env->restart_count});
   auto parsed =
       train::LoadTrainerConfig(config_path, sets, env->world_size, env->local_world_size);
   if (!parsed.ok()) {

@@ -234,12 +234,20 @@ StatusOr<RankEnv> FromSlurm(const Env& env) {
 
 StatusOr<RankEnv> DiscoverRankEnv(const EnvLookup& lookup) {
   Env env(lookup);
-  if (env.Has("RANK") || env.Has("WORLD_SIZE")) return FromTorchEnv(env);
-  if (env.Has("OMPI_COMM_WORLD_RANK")) return FromOpenMpi(env);
-  if (env.Has("SLURM_PROCID")) return FromSlurm(env);
-  RankEnv single;
-  single.source = "single";
-  return single;
+  RankEnv r;
+  if (env.Has("RANK") || env.Has("WORLD_SIZE")) {
+    ASSIGN_OR_RETURN(r, FromTorchEnv(env));
+  } else if (env.Has("OMPI_COMM_WORLD_RANK")) {
+    ASSIGN_OR_RETURN(r, FromOpenMpi(env));
+  } else if (env.Has("SLURM_PROCID")) {
+    ASSIGN_OR_RETURN(r, FromSlurm(env));
+  } else {
+    r.source = "single";
+  }
+  r.run_id = env.Get("TORCHELASTIC_RUN_ID").value_or("");
+  ASSIGN_OR_RETURN(r.restart_count,
+                   env.IntOr("TORCHELASTIC_RESTART_COUNT", 0, 0, INT_MAX, "an integer >= 0"));
+  return r;
 }
 
 StatusOr<RankEnv> DiscoverRankEnv() {

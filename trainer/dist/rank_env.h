@@ -48,6 +48,11 @@ struct RankEnv {
   std::string master_addr;
   int master_port = 0;
   std::string source;  // "env://", "openmpi", "slurm" or "single"
+  // Which run, and which of its restarts, this process belongs to (torchrun's and
+  // Coord's TORCHELASTIC_RUN_ID / TORCHELASTIC_RESTART_COUNT, under any launcher; ""
+  // and 0 when unset). Checkpoint saves are fenced by them (save_fence.h).
+  std::string run_id;
+  int restart_count = 0;
 };
 
 // Like getenv: nullptr when the variable is unset. Lets tests pass a map.

@@ -17,6 +17,7 @@
 #include "common/fs.h"
 #include "common/logging.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/checkpoint/save_fence.h"
 #include "trainer/checkpoint/tp_checkpoint.h"
 #include "trainer/data/preprocess.h"
 #include "trainer/optim/adamw.h"
@@ -178,6 +179,13 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
       if (tb.ok()) tensorboard_ = std::move(*tb);
     }
     RETURN_IF_ERROR(Agree(opened, "opening training.tensorboard_dir"));
+  }
+  // Claim the save directory for this generation before any work, so a rank of an
+  // older one still alive somewhere can publish nothing there from now on.
+  if (!tr.save.empty() && trainer::ProcessSaveOwner() != nullptr) {
+    RETURN_IF_ERROR(Agree(is_root() ? trainer::ClaimSaveDir(tr.save, *trainer::ProcessSaveOwner())
+                                    : coord::Status::Ok(),
+                          "claiming training.save " + tr.save));
   }
   if (tr.threads > 0) omp_set_num_threads(tr.threads);
   num_micro_batches_ = tr.global_batch_size / (tr.micro_batch_size * dp_comm_->size());

@@ -119,6 +119,32 @@ TEST(ParseHostfileTest, SameHostOnDifferentPortsIsNotADuplicate) {
                 {Entry("node-01", 7071, 0, 1), Entry("node-01", 7072, 0, 2)});
 }
 
+// A file beyond one coordd's reach is refused at its first host too many, by number and
+// limit, without reading the rest: 100,000 lines used to tie coordd up for minutes.
+TEST(ParseHostfileTest, MoreHostsThanOneCoorddSupervisesAreRefusedAtOnce) {
+  std::string text;
+  for (int i = 0; i < kMaxHosts; ++i) text += "node-" + std::to_string(i) + "\n";
+  EXPECT_EQ(ParseOk(text).size(), static_cast<size_t>(kMaxHosts));
+  for (int i = kMaxHosts; i < 100000; ++i) text += "node-" + std::to_string(i) + "\n";
+  const std::string why = ParseError(text);
+  EXPECT_THAT(why, AllOf(HasSubstr("hosts.txt:" + std::to_string(kMaxHosts + 1) + ": host number " +
+                                   std::to_string(kMaxHosts + 1)),
+                         HasSubstr("at most " + std::to_string(kMaxHosts) + " nodes")));
+}
+
+// Every bad line is counted, but only the first few are spelled out: the message of a
+// garbage file stays readable (and small).
+TEST(ParseHostfileTest, ManyBadLinesAreListedUpToALimitThenCounted) {
+  std::string text;
+  for (int i = 0; i < 5000; ++i) text += "bad host " + std::to_string(i) + "\n";
+  const std::string why = ParseError(text);
+  EXPECT_THAT(why, AllOf(HasSubstr("hosts.txt:1:"), HasSubstr("hosts.txt:20:"),
+                         Not(HasSubstr("hosts.txt:21:")),
+                         HasSubstr("hosts.txt: and " + std::to_string(5000 - kMaxErrorsListed) +
+                                   " more problems")));
+  EXPECT_LT(why.size(), 8000u);
+}
+
 TEST(HostEntryTest, TargetBracketsIPv6Only) {
   EXPECT_EQ(Entry("node-01", 7071, 0, 1).Target(), "node-01:7071");
   EXPECT_EQ(Entry("10.0.0.2", 80, 0, 1).Target(), "10.0.0.2:80");

@@ -340,10 +340,10 @@ INSTANTIATE_TEST_SUITE_P(
                   R"(3600, got "1")"},
         BadLaunch{"NnodesZero", R"("nnodes": 0)",
                   "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
-                  "as torchrun's --nnodes), got 0 (need 1 <= MIN <= MAX <= 100000)"},
+                  "as torchrun's --nnodes), got 0 (need 1 <= MIN <= MAX <= 4096)"},
         BadLaunch{"NnodesMinAboveMax", R"("nnodes": "4:2")",
                   "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
-                  R"(as torchrun's --nnodes), got "4:2" (need 1 <= MIN <= MAX <= 100000))"},
+                  R"(as torchrun's --nnodes), got "4:2" (need 1 <= MIN <= MAX <= 4096))"},
         BadLaunch{"NnodesNotARange", R"("nnodes": "2-4")",
                   "job.json: launch.nnodes: expected a positive integer or \"MIN:MAX\" (elastic, "
                   R"(as torchrun's --nnodes), got "2-4")"},

@@ -22,6 +22,7 @@
 namespace coord::coordinator {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 class CoordinatorServerTest : public ::testing::Test {
@@ -108,6 +109,29 @@ TEST_F(CoordinatorServerTest, ServesJobsOverGrpcAndRemembersThemAcrossRestart) {
   missing.set_job_id("nope");
   ctx = ContextWithDeadline(5000);
   EXPECT_EQ(stub_->GetJob(ctx.get(), missing, &status).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A raw StartJob (no coordctl in front) with 100,000 hosts: refused at once, naming
+// the limit, and the server still answers and shuts down.
+TEST_F(CoordinatorServerTest, AHostsListBeyondTheLimitIsRefusedAtOnce) {
+  StartServer();
+  StartJobRequest huge = Request();
+  std::string hosts;
+  for (int i = 0; i < 100000; ++i) hosts += "10." + std::to_string(i / 65536) + "." +
+                                            std::to_string(i / 256 % 256) + "." +
+                                            std::to_string(i % 256) + "\n";
+  huge.set_hosts_text(hosts);
+  huge.set_hosts_path("huge.txt");
+  StartJobReply reply;
+  auto ctx = ContextWithDeadline(60000);
+  const auto t0 = std::chrono::steady_clock::now();
+  grpc::Status st = stub_->StartJob(ctx.get(), huge, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), AllOf(HasSubstr("huge.txt:4097: host number 4097"),
+                                        HasSubstr("at most 4096 nodes")));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  ctx = ContextWithDeadline(5000);
+  EXPECT_TRUE(stub_->StartJob(ctx.get(), Request(), &reply).ok());
 }
 
 TEST_F(CoordinatorServerTest, CreateFailsClearlyWithoutStateDir) {
@@ -212,6 +236,30 @@ TEST(GrpcAgentClientTest, UnaryCallsStreamsDeadlinesAndCancellation) {
   // Nobody listens any more: an error within the deadline, not a hang.
   auto gone = client->Ping(500);
   EXPECT_FALSE(gone.ok());
+}
+
+// Shutdown's lever: a Launch that would wait out a 60 s deadline ends as soon as
+// CancelCalls runs, and calls made after it fail at once.
+TEST(GrpcAgentClientTest, CancelCallsEndsCallsInFlightAndRefusesLaterOnes) {
+  TinyAgent service;
+  auto started = StartGrpcServer("127.0.0.1:0", {&service});
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  HostEntry h;
+  h.host = "127.0.0.1";
+  h.port = started->port;
+  auto client = MakeGrpcAgentClient(h);
+  ASSERT_TRUE(client->Ping(2000).ok());
+
+  StatusOr<agent::LaunchReply> launch = Internal("not returned");
+  std::thread caller([&] { launch = client->Launch(agent::LaunchRequest(), 60000); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // let the call go out
+  const auto t0 = std::chrono::steady_clock::now();
+  client->CancelCalls();
+  caller.join();
+  EXPECT_EQ(launch.status().code(), StatusCode::kCancelled) << launch.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(client->Ping(60000).status().code(), StatusCode::kCancelled);
+  started->server->Shutdown(std::chrono::system_clock::now());
 }
 
 }  // namespace

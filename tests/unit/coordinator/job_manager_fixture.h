@@ -40,6 +40,8 @@ class JobManagerTest : public ::testing::Test {
     o.heartbeat_ms = heartbeat_ms_;
     o.missed_heartbeats = 3;
     o.clock = clock_;  // null: the machine's
+    o.journal_compact_bytes = journal_compact_bytes_;
+    o.keep_finished_jobs = keep_finished_jobs_;
     auto jm = JobManager::Create(o);
     ASSERT_TRUE(jm.ok()) << jm.status().ToString();
     jm_ = std::move(*jm);
@@ -88,6 +90,8 @@ class JobManagerTest : public ::testing::Test {
   coord::testing::TempDir tmp_;
   std::string dir_;  // tmp_'s path: the journal
   int heartbeat_ms_ = 60000;
+  uint64_t journal_compact_bytes_ = 64ull << 20;
+  int keep_finished_jobs_ = 1000;
   std::shared_ptr<const Clock> clock_;  // set before Start() to drive the manager's time
   std::unique_ptr<JobManager> jm_;
 };

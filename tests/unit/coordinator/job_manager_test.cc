@@ -7,9 +7,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "common/fs.h"
@@ -714,6 +716,61 @@ TEST_F(JobManagerTest, RestartRestoresEndedJobsAndResumesRunningOnes) {
   Node(3)->PushRankExit(running, 0, 1, 0);
   EXPECT_EQ(StateNow(running), SUCCEEDED);
   EXPECT_EQ(Get("").job_id(), running);  // empty id: the most recent job
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+// Bounded state: a small compaction threshold and 2 finished jobs kept. Jobs that ended
+// over an hour ago beyond those 2 are forgotten at the next compaction, the journal
+// shrinks to a snapshot, and a restarted manager replays exactly the remembered jobs;
+// a running job is never forgotten.
+TEST_F(JobManagerTest, CompactionForgetsOldFinishedJobsBeyondTheLimitAndReplaysTheRest) {
+  auto clock = std::make_shared<coord::FakeClock>();
+  clock_ = clock;
+  journal_compact_bytes_ = 16 * 1024;
+  keep_finished_jobs_ = 2;
+  Start();
+  const std::string running = MustStart(Request(1, 1, 9)).job_id();  // node9, never ends
+  std::vector<std::string> finished;
+  for (int i = 0; i < 6; ++i) {
+    const std::string id = MustStart(Request(1, 1, i)).job_id();
+    ASSERT_TRUE(WaitUntil([&] { return Node(i)->open_watches() == 1; }, 3000));
+    Node(i)->PushRankExit(id, 0, 0, 0);
+    ASSERT_EQ(StateNow(id), SUCCEEDED);
+    finished.push_back(id);
+  }
+  // They all ended over an hour ago (wall time only: heartbeat deadlines stay put).
+  clock->SetWallMs(clock->WallMs() + 2 * 3600 * 1000);
+  const uint64_t before = FileSize(dir_ + "/journal.jsonl");
+  // Journal records until the threshold is crossed: a job started and killed.
+  for (int i = 0; i < 20 && FileSize(dir_ + "/journal.jsonl") >= before; ++i) {
+    const std::string id = MustStart(Request(1, 1, 20 + i)).job_id();
+    KillJobRequest kill;
+    kill.set_job_id(id);
+    KillJobReply reply;
+    ASSERT_TRUE(jm_->KillJob(kill, &reply).ok());
+    finished.push_back(id);
+  }
+  EXPECT_LT(FileSize(dir_ + "/journal.jsonl"), before) << "the journal was never compacted";
+
+  ListJobsReply live;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &live).ok());
+  std::set<std::string> remembered;
+  for (const auto& j : live.jobs()) remembered.insert(j.job_id());
+  EXPECT_TRUE(remembered.count(running));
+  EXPECT_FALSE(remembered.count(finished[0])) << "an old finished job beyond the limit stays";
+  EXPECT_TRUE(remembered.count(finished.back()));  // ended now: not an hour ago
+
+  jm_.reset();
+  Start();
+  ListJobsReply replayed;
+  ASSERT_TRUE(jm_->ListJobs(ListJobsRequest(), &replayed).ok());
+  std::set<std::string> after;
+  for (const auto& j : replayed.jobs()) after.insert(j.job_id());
+  EXPECT_EQ(after, remembered);
 }
 
 }  // namespace

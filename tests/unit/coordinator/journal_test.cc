@@ -5,7 +5,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
 
 #include "common/fs.h"
 #include "tests/support/temp_dir.h"
@@ -81,6 +88,11 @@ class JournalTest : public ::testing::Test {
     ASSERT_TRUE(j->AppendFailure(id, f).ok());
   }
   std::string JournalPath() const { return dir_ + "/journal.jsonl"; }
+
+ public:
+  void WriteFailedJobForTest(Journal* j, const std::string& id) { WriteFailedJob(j, id); }
+
+ protected:
   void AppendRaw(const std::string& text) {
     auto old = ReadFile(JournalPath());
     ASSERT_TRUE(old.ok());
@@ -312,6 +324,101 @@ TEST_F(JournalTest, SecondOpenOfTheSameStateDirIsRefused) {
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("another coordd"));
+}
+
+// --- compaction -------------------------------------------------------------------------
+
+// What replay gives, as text: every job's status (proto text format, deterministic) and
+// the plan fields replay restores.
+std::string Describe(const std::vector<JournaledJob>& jobs) {
+  std::string out;
+  for (const JournaledJob& j : jobs) {
+    out += j.status.DebugString() + "plan " + j.plan.name + " " + j.plan.config_json + " " +
+           j.plan.hosts_text + " " + std::to_string(j.plan.hosts.size()) + " " +
+           std::to_string(j.plan.world_size) + " " + j.plan.master_addr + " " +
+           std::to_string(j.plan.kill_grace_ms) + " " + std::to_string(j.plan.startup_timeout_ms);
+    for (const std::string& a : j.plan.argv) out += " " + a;
+    for (const auto& [k, v] : j.plan.env) out += " " + k + "=" + v;
+    out += "\n";
+  }
+  return out;
+}
+
+// Ten jobs, three of them with a history of failures and restarts.
+void WriteHistory(JournalTest* t, Journal* j) {
+  for (int i = 0; i < 10; ++i) t->WriteFailedJobForTest(j, "job-" + std::to_string(i));
+}
+
+TEST_F(JournalTest, ACompactedJournalReplaysToTheSameJobsAndKeepsItsTail) {
+  std::string before;
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    WriteHistory(this, j->get());
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok());
+  before = Describe(jobs);
+  const uint64_t old_size = (*j)->size_bytes();
+  ASSERT_TRUE((*j)->Compact(jobs).ok());
+  EXPECT_LT((*j)->size_bytes(), old_size);
+  EXPECT_EQ((*j)->size_bytes(), (*j)->snapshot_bytes());
+  WriteFailedJobForTest(j->get(), "after-compaction");  // the tail
+  j->reset();
+
+  std::vector<JournaledJob> again;
+  auto reopened = Journal::Open(dir_, &again);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ASSERT_EQ(again.size(), 11u);
+  EXPECT_EQ(again.back().status.job_id(), "after-compaction");
+  again.pop_back();
+  EXPECT_EQ(Describe(again), before);
+}
+
+// kill -9 of a process compacting over and over, at random moments: every replay gives
+// the same jobs, and no temporary file outlives the next open.
+TEST_F(JournalTest, AKillNineAtAnyPointOfCompactionLosesNothing) {
+  std::string expected;
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    WriteHistory(this, j->get());
+  }
+  {
+    std::vector<JournaledJob> jobs;
+    ASSERT_TRUE(Journal::Open(dir_, &jobs).ok());
+    expected = Describe(jobs);
+  }
+  std::mt19937 rng(42);
+  for (int round = 0; round < 25; ++round) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      std::vector<JournaledJob> jobs;
+      auto j = Journal::Open(dir_, &jobs);
+      if (!j.ok()) _exit(3);
+      for (;;) {
+        if (!(*j)->Compact(jobs).ok()) _exit(4);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 30000));
+    ASSERT_EQ(kill(child, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the compacting child ended by itself: " << status;
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << "round " << round << ": " << j.status().ToString();
+    EXPECT_EQ(Describe(jobs), expected) << "round " << round;
+    const auto names = ListDir(dir_);
+    ASSERT_TRUE(names.ok());
+    for (const std::string& name : *names) {
+      EXPECT_EQ(name.find(".tmp"), std::string::npos) << "round " << round << ": " << name;
+    }
+  }
 }
 
 }  // namespace

@@ -1,0 +1,129 @@
+// coordd at and beyond its limits (issue 23), with real daemons on loopback:
+//   - SIGTERM while a launch waits on a frozen node (its agent SIGSTOPped: TCP still
+//     connects, nothing answers) stops coordd at once, not after the 120 s connect
+//     deadline; the coordd started next finds the job cut short in LAUNCHING, fails it
+//     as a coordinator failure, and leaves nothing running.
+//   - `coordctl start` with a hosts file beyond one coordd's limit is refused at once,
+//     naming the line and the limit.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/hostfile.h"
+#include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace coord::testing {
+namespace {
+
+using nlohmann::json;
+
+// The launch's own deadline on the frozen node: far above the bound on shutdown below,
+// so a coordd that waits for the launch cannot pass.
+constexpr int kConnectTimeoutMs = 120000;
+// "At once" for a loaded 2-core machine (gRPC server shutdown, thread joins).
+constexpr int kShutdownBoundMs = 20000;
+
+class CoorddLimitsTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (HasFailure()) std::cout << cluster_.Logs();
+    for (int i = 0; i < cluster_.num_agents(); ++i) {
+      if (cluster_.agent(i).pid() > 0) kill(cluster_.agent(i).pid(), SIGCONT);
+    }
+    ExpectJobProcessesGone(job_, 10000);
+    cluster_.StopAll();
+  }
+  std::string ProbeJob() {
+    const std::string cfg = dir_.File("probe.json");
+    json job = {{"name", "probe"},
+                {"launch",
+                 {{"nproc_per_node", 1},
+                  {"command", {BinPath("rank_probe"), "--sleep-ms", "600000"}},
+                  {"kill_grace_s", 1}}}};
+    EXPECT_TRUE(WriteTextFile(cfg, job.dump()));
+    return cfg;
+  }
+
+  TempDir dir_;
+  LocalCluster cluster_{dir_};
+  std::string job_;
+};
+
+TEST_F(CoorddLimitsTest, SigtermDuringALaunchToAFrozenNodeStopsCoorddAtOnce) {
+  ASSERT_TRUE(
+      cluster_.StartCoordd({0, false, {"--connect-timeout-ms", std::to_string(kConnectTimeoutMs)}}));
+  ASSERT_TRUE(cluster_.StartAgents(2));
+  ASSERT_EQ(kill(cluster_.agent(1).pid(), SIGSTOP), 0);
+
+  Process start;
+  ASSERT_TRUE(start.Start({BinPath("coordctl"), "--coordinator", cluster_.coordinator(), "start",
+                           "--hosts", cluster_.hosts_file(), "--config", ProbeJob(),
+                           "--skip-checks"},
+                          dir_.File("start.log")));
+  json jobs;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        json reply = json::parse(cluster_.Ctl({"jobs", "--json"}).out, nullptr, false);
+        jobs = reply.is_object() ? reply.value("jobs", json::array()) : json::array();
+        return jobs.size() == 1 && jobs[0].value("state", "") == "LAUNCHING";
+      },
+      30000, 100))
+      << jobs.dump(1);
+  job_ = jobs[0].value("job_id", "");
+
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(cluster_.coordd().pid(), SIGTERM), 0);
+  const int status = cluster_.coordd().Wait(kShutdownBoundMs);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+  std::cout << "coordd stopped " << ms << " ms after SIGTERM, mid-launch" << std::endl;
+  ASSERT_NE(status, -1) << "coordd still running " << kShutdownBoundMs
+                        << " ms after SIGTERM: it waits for the launch";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_NE(start.Wait(kShutdownBoundMs), -1) << "coordctl start still waits";
+
+  // The next coordd: the launch was cut short, so the job fails as the coordinator's
+  // failure (it has no restarts), and nothing of it runs anywhere.
+  ASSERT_EQ(kill(cluster_.agent(1).pid(), SIGCONT), 0);
+  ASSERT_TRUE(cluster_.StartCoordd({cluster_.coordd_port(), false, {}}));
+  json st;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        st = cluster_.Status(job_);
+        return st.value("state", "") == "FAILED";
+      },
+      30000, 100))
+      << st.dump(1);
+  ASSERT_GE(st["failures"].size(), 1u) << st.dump(1);
+  EXPECT_NE(st["failures"][0].value("message", "").find("coordd restarted while job"),
+            std::string::npos)
+      << st.dump(1);
+}
+
+TEST_F(CoorddLimitsTest, AHostsFileBeyondTheLimitIsRefusedAtOnceNamingIt) {
+  ASSERT_TRUE(cluster_.StartCoordd());
+  std::string hosts;
+  for (int i = 0; i < 100000; ++i) hosts += "node-" + std::to_string(i) + "\n";
+  ASSERT_TRUE(WriteTextFile(dir_.File("huge.txt"), hosts));
+  RunResult r = cluster_.Ctl({"start", "--hosts", dir_.File("huge.txt"), "--config", ProbeJob()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  const std::string limit = std::to_string(kMaxHosts);
+  EXPECT_NE(r.err.find("huge.txt:" + std::to_string(kMaxHosts + 1) + ": host number"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("at most " + limit + " nodes"), std::string::npos) << r.err;
+  EXPECT_LT(r.seconds, 20.0);
+}
+
+}  // namespace
+}  // namespace coord::testing
