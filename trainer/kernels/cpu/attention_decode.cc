@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "trainer/kernels/cpu/reduce.h"
+
 namespace kernels::cpu {
 
 void kv_cache_append(float* k_cache, float* v_cache, const float* qkv, int n, int pos0, int S,
@@ -27,7 +29,10 @@ void attention_decode_forward(float* out, const float* qkv, const float* k_cache
                               const QkvLayout& layout) {
   const int NH = layout.NH, HS = layout.HS, row = layout.row();
   const float scale = 1.0f / std::sqrt(static_cast<float>(HS));
-#pragma omp parallel for collapse(2) schedule(static)
+  // A decode step early in the sequence is a few thousand flops: not worth a fork/join
+  // (which on a loaded machine waits for a descheduled thread).
+  const long long work = 2LL * n * NH * (pos0 + n) * HS;
+#pragma omp parallel for collapse(2) schedule(static) if (work >= kParallelMinWork)
   for (int i = 0; i < n; ++i) {
     for (int h = 0; h < NH; ++h) {
       const int t = pos0 + i;  // this token's position: it sees cache rows 0..t
