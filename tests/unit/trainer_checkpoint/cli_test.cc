@@ -1,5 +1,7 @@
 // generate / export-hf / import-hf verbs: usage errors exit 2 with a clear message,
-// export-hf -> import-hf is a bitwise round trip, generate prints text for a seed.
+// export-hf -> import-hf is a bitwise round trip, generate prints text for a seed, the
+// KV cache gives the text the window re-run gives, generation_config.json's eos ids stop
+// it, and requests beyond the context are refused.
 #include <gtest/gtest.h>
 
 #include "tests/support/files.h"
@@ -128,6 +130,70 @@ TEST(CliTest, GenerateIsDeterministic) {
   EXPECT_EQ(out1, out2);
   EXPECT_EQ(out1.rfind("hello", 0), 0u) << out1;
   EXPECT_NE(err.find("iteration 7"), std::string::npos) << err;
+}
+
+TEST(CliTest, GenerateWithAndWithoutKvCacheAgree) {
+  TinyRun run;
+  std::string err, cached, uncached;
+  const std::vector<std::string> args = {"generate",      "--load",       run.dir.File("save"),
+                                         "--prompt",      "hello",        "--max-tokens",
+                                         "8",             "--temperature", "0"};
+  ASSERT_EQ(RunVerb(RunGenerate, args, &err, &cached), 0) << err;
+  EXPECT_NE(err.find("prefill: "), std::string::npos) << err;
+  EXPECT_NE(err.find("tokens/s); decode: "), std::string::npos) << err;
+  std::vector<std::string> slow = args;
+  slow.push_back("--no-kv-cache");
+  ASSERT_EQ(RunVerb(RunGenerate, slow, &err, &uncached), 0) << err;
+  EXPECT_NE(err.find("generate (no KV cache): "), std::string::npos) << err;
+  EXPECT_EQ(cached, uncached);
+  EXPECT_GT(cached.size(), std::string("hello\n").size()) << cached;
+
+  // Make the first new token an eos id: nothing but the prompt is left. Its id is
+  // found by trying each as the eos id with one new token (the text may not re-encode
+  // to that one id).
+  std::vector<std::string> one = args;
+  one[6] = "1";  // --max-tokens 1
+  one.insert(one.end(), {"--generation-config", run.dir.File("generation_config.json")});
+  int stop_id = -1;
+  for (int id = 0; id < 264 && stop_id < 0; ++id) {
+    WriteTextFile(run.dir.File("generation_config.json"),
+                  R"({"bos_token_id": 1, "eos_token_id": [)" + std::to_string(id) + "]}");
+    std::string out;
+    ASSERT_EQ(RunVerb(RunGenerate, one, &err, &out), 0) << err;
+    if (out == "hello\n") stop_id = id;
+  }
+  ASSERT_GE(stop_id, 0) << "no eos id stopped the first token";
+  std::vector<std::string> with = args;
+  with.insert(with.end(), {"--generation-config", run.dir.File("generation_config.json")});
+  std::string out;
+  ASSERT_EQ(RunVerb(RunGenerate, with, &err, &out), 0) << err;
+  EXPECT_EQ(out, "hello\n");
+  EXPECT_NE(err.find("stopped: stop token"), std::string::npos) << err;
+}
+
+TEST(CliTest, GenerateRefusesRequestsBeyondTheContext) {
+  TinyRun run;  // context: 16 positions
+  std::string err;
+  const std::string save = run.dir.File("save");
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--max-tokens", "17"}, &err), 2);
+  EXPECT_NE(err.find("max_tokens 17 exceeds the model's context of 16"), std::string::npos)
+      << err;
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "hello ";
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--prompt", long_prompt}, &err), 2);
+  EXPECT_NE(err.find("longer than the model's context of 16"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--top-p", "0"}, &err), 2);
+  EXPECT_NE(err.find("top_p must be in (0, 1]"), std::string::npos) << err;
+  WriteTextFile(run.dir.File("gen.json"), R"({"eos_token_id": "x"})");
+  EXPECT_EQ(RunVerb(RunGenerate,
+                    {"generate", "--load", save, "--generation-config", run.dir.File("gen.json")},
+                    &err),
+            2);
+  EXPECT_NE(err.find("eos_token_id must be a token id"), std::string::npos) << err;
+  // The default --max-tokens (64) is capped by the context, not refused.
+  std::string out;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--prompt", "hi"}, &err, &out), 0)
+      << err;
 }
 
 }  // namespace
