@@ -6,6 +6,10 @@
 // --tokenizer-model or the config's data section. Stops at <|endoftext|> (the
 // tokenizer's end of document) and at generation_config.json's eos ids (beside the
 // tokenizer, or --generation-config). Tokens/s (prefill and decode) go to stderr.
+// Chat: --chat TEXT (one user turn) or --messages FILE (ms-swift's {"messages": [...]})
+// rendered with the chat template (trainer/data/chat_template.h: from the tokenizer's
+// tokenizer_config.json, or --chat-template) and its generation prompt; the reply stops
+// at the template's end token (<|im_end|>) and only the reply is printed.
 #include "trainer/model/generate.h"
 
 #include <algorithm>
@@ -14,13 +18,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/verb_args.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/hf_generation_config.h"
+#include "common/json_file.h"
 #include "trainer/cli/commands.h"
+#include "trainer/data/chat_template.h"
 #include "trainer/data/tokenizer.h"
 
 namespace gpt_rank::cli {
@@ -33,6 +40,8 @@ constexpr int kDefaultMaxTokens = 64;  // capped by the context when not given
 
 struct GenerateArgs {
   std::string load, prompt, vocab_file, merge_file, tokenizer_model, generation_config;
+  std::string chat, messages_file, chat_template = "auto", system;
+  bool system_given = false;
   int64_t iteration = -1;
   bool no_kv_cache = false;
   bool max_tokens_given = false;
@@ -59,6 +68,14 @@ int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, b
       "generation-config", po::value(&out->generation_config),
       "a Hugging Face generation_config.json whose eos_token_id ends the text (default: "
       "the one beside --tokenizer-model, if any)")(
+      "chat", po::value(&out->chat), "a user message: reply to it with the chat template")(
+      "messages", po::value(&out->messages_file),
+      "a conversation to continue: JSON {\"messages\": [{\"role\", \"content\"}, ...]} "
+      "(ms-swift) or the bare list")(
+      "chat-template", po::value(&out->chat_template)->default_value("auto"),
+      "chatml, qwen, qwen2_5 or auto (the tokenizer_config.json beside the tokenizer)")(
+      "system", po::value(&out->system),
+      "the system prompt when the conversation has none (default: the template's)")(
       "vocab-file", po::value(&out->vocab_file), "vocab.json (default: from the checkpoint)")(
       "merge-file", po::value(&out->merge_file), "merges.txt (default: from the checkpoint)")(
       "tokenizer-model", po::value(&out->tokenizer_model),
@@ -72,6 +89,12 @@ int ParseGenerateArgs(const std::vector<std::string>& args, GenerateArgs* out, b
     return code;
   }
   out->max_tokens_given = !vm["max-tokens"].defaulted();
+  out->system_given = vm.count("system") > 0;
+  const int modes = !out->prompt.empty() + !out->chat.empty() + !out->messages_file.empty();
+  if (modes > 1) {
+    std::cerr << "gpt-rank generate: give one of --prompt, --chat and --messages\n";
+    return 2;
+  }
   if (out->load.empty()) {
     std::cerr << "gpt-rank generate: --load is required (a checkpoint directory)\n";
     return 2;
@@ -122,6 +145,52 @@ coord::Status SetStopTokens(const GenerateArgs& a, const std::string& tokenizer_
   ASSIGN_OR_RETURN(const std::vector<int> eos, trainer::ReadHfEosTokenIds(gen_config));
   o->stop_tokens.insert(o->stop_tokens.end(), eos.begin(), eos.end());
   return coord::Status::Ok();
+}
+
+// A conversation file: {"messages": [...]} (ms-swift's form) or the bare list, each
+// {"role": ..., "content": ...}; roles are checked when the template renders them.
+coord::StatusOr<std::vector<trainer::data::ChatMessage>> ReadMessages(const std::string& path) {
+  ASSIGN_OR_RETURN(const nlohmann::json j, coord::LoadJsonFile(path));
+  const nlohmann::json* list = &j;
+  if (j.is_object() && j.contains("messages")) list = &j["messages"];
+  if (!list->is_array() || list->empty()) {
+    return coord::InvalidArgument(path + ": expected {\"messages\": [...]} or a non-empty list "
+                                  "of {\"role\", \"content\"}");
+  }
+  std::vector<trainer::data::ChatMessage> out;
+  for (size_t i = 0; i < list->size(); ++i) {
+    const nlohmann::json& m = (*list)[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
+        !m.contains("content") || !m["content"].is_string()) {
+      return coord::InvalidArgument(path + ": messages[" + std::to_string(i) +
+                                    "] needs string \"role\" and \"content\"");
+    }
+    out.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return out;
+}
+
+// The prompt ids of a chat: the conversation rendered with the generation prompt; the
+// template's end token becomes a stop token.
+coord::StatusOr<std::vector<int32_t>> ChatPrompt(const GenerateArgs& a,
+                                                 const std::string& tokenizer_model,
+                                                 trainer::data::Tokenizer* tok,
+                                                 trainer::SampleOptions* o) {
+  std::vector<trainer::data::ChatMessage> messages;
+  if (!a.chat.empty()) {
+    messages.push_back({"user", a.chat});
+  } else {
+    ASSIGN_OR_RETURN(messages, ReadMessages(a.messages_file));
+  }
+  const std::optional<std::string> system =
+      a.system_given ? std::optional<std::string>(a.system) : std::nullopt;
+  auto tmpl = trainer::data::ChatTemplate::Resolve(a.chat_template, tokenizer_model, system);
+  if (!tmpl.ok()) return tmpl.status().WithContext("--chat-template " + a.chat_template);
+  ASSIGN_OR_RETURN(const trainer::data::ChatTokens rendered,
+                   tmpl->Render(messages, tok, /*add_generation_prompt=*/true));
+  const int32_t end = tok->TokenId(tmpl->end_token());
+  if (end >= 0) o->stop_tokens.push_back(end);
+  return rendered.ids;
 }
 
 void PrintRate(const char* what, int tokens, double seconds) {
@@ -184,8 +253,16 @@ int RunGenerate(const std::vector<std::string>& args) {
     a.sample.max_tokens = std::min(a.sample.max_tokens, config->max_position_embeddings);
   }
 
-  std::vector<int32_t> prompt = (*tok)->Encode(a.prompt);
-  if (prompt.empty() && (*tok)->eod_id() >= 0) prompt.push_back((*tok)->eod_id());
+  const bool chat = !a.chat.empty() || !a.messages_file.empty();
+  std::vector<int32_t> prompt;
+  if (chat) {
+    auto rendered = ChatPrompt(a, tokenizer_model, tok->get(), &a.sample);
+    if (!rendered.ok()) return Fail(rendered.status(), 2);
+    prompt = std::move(*rendered);
+  } else {
+    prompt = (*tok)->Encode(a.prompt);
+    if (prompt.empty() && (*tok)->eod_id() >= 0) prompt.push_back((*tok)->eod_id());
+  }
   auto ids = Generate(a, *config, ckpt->params, prompt);
   if (!ids.ok()) return Fail(ids.status(), 2);
   const std::vector<int>& stops = a.sample.stop_tokens;
@@ -196,7 +273,7 @@ int RunGenerate(const std::vector<std::string>& args) {
   auto text = (*tok)->Decode(*ids);
   if (!text.ok()) return Fail(text.status(), 1);
   std::cerr << "loaded " << ckpt->path << " (iteration " << ckpt->state.iteration << ")\n";
-  std::cout << a.prompt << *text << std::endl;
+  std::cout << (chat ? "" : a.prompt) << *text << std::endl;  // a chat prints the reply only
   return 0;
 }
 
