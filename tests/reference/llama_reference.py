@@ -8,10 +8,6 @@
   run   --weights DIR --batches F --out DIR [--train F] [--dtype float64]
         loads it and writes OUT/ref_grads.safetensors (d(mean loss)/d(param) on batch 0,
         HF names, float32) and OUT/ref.json {"loss0", "train_losses", "lrs", "grad_norms"}.
-  generate --weights DIR --prompt 1,2,3 --new-tokens N --out FILE [--dtype float64]
-        greedy generation, the whole sequence re-run every token (no cache), writes
-        FILE {"tokens": [...], "margins": [...]}: the new ids and, per step, the gap
-        between the two largest logits (a near-tie may legitimately go either way).
 
 The architecture is written out below from the papers' and HF's definitions (not
 transformers): RMSNorm in the compute dtype, x * rsqrt(mean(x^2) + eps) * w; RoPE with
@@ -218,16 +214,13 @@ class LlamaFamily(torch.nn.Module):
         m = F.silu(self.linear(m, p + "mlp.gate_proj")) * self.linear(m, p + "mlp.up_proj")
         return x + self.linear(m, p + "mlp.down_proj")
 
-    def logits(self, idx):
+    def forward(self, idx, targets):
         x = self.p("model.embed_tokens.weight")[idx]
         for i in range(self.cfg["num_hidden_layers"]):
             x = self.block(x, i)
         x = self.rms(x, self.p("model.norm.weight"))
         head = "lm_head.weight" if self.has("lm_head.weight") else "model.embed_tokens.weight"
-        return x @ self.p(head).t()
-
-    def forward(self, idx, targets):
-        logits = self.logits(idx)
+        logits = x @ self.p(head).t()
         return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
 
 
@@ -283,25 +276,6 @@ def run(args):
         json.dump(result, f, indent=1)
 
 
-def generate(args):
-    dtype = getattr(torch, args.dtype)
-    with open(os.path.join(args.weights, "config.json")) as f:
-        cfg = json.load(f)
-    cfg.setdefault("num_key_value_heads", cfg["num_attention_heads"])
-    model = LlamaFamily(cfg, read_checkpoint(args.weights), dtype)
-    seq = [int(x) for x in args.prompt.split(",")]
-    tokens, margins = [], []
-    with torch.no_grad():
-        for _ in range(args.new_tokens):
-            last = model.logits(torch.tensor([seq]))[0, -1]
-            top = torch.topk(last, 2)
-            tokens.append(int(top.indices[0]))
-            margins.append(float(top.values[0] - top.values[1]))
-            seq.append(tokens[-1])
-    with open(args.out, "w") as f:
-        json.dump({"tokens": tokens, "margins": margins}, f)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -317,15 +291,9 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--train")
     r.add_argument("--dtype", default="float64", choices=["float32", "float64"])
-    g = sub.add_parser("generate")
-    g.add_argument("--weights", required=True)
-    g.add_argument("--prompt", required=True, help="comma-separated token ids")
-    g.add_argument("--new-tokens", type=int, required=True)
-    g.add_argument("--out", required=True)
-    g.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     args = ap.parse_args()
     torch.set_num_threads(1)
-    {"init": init, "run": run, "generate": generate}[args.cmd](args)
+    init(args) if args.cmd == "init" else run(args)
 
 
 if __name__ == "__main__":
