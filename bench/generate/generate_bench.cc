@@ -28,8 +28,8 @@ struct Args {
 bool ParseArgs(int argc, char** argv, Args* a) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    int* ints[] = {&a->layers, &a->hidden, &a->heads, &a->kv_heads, &a->ffn, &a->vocab,
-                   &a->prompt, &a->new_tokens};
+    int* ints[] = {&a->layers, &a->hidden, &a->heads,  &a->kv_heads,
+                   &a->ffn,    &a->vocab,  &a->prompt, &a->new_tokens};
     const char* names[] = {"--layers", "--hidden", "--heads",  "--kv-heads",
                            "--ffn",    "--vocab",  "--prompt", "--new-tokens"};
     bool found = false;
@@ -80,8 +80,7 @@ bool Wants(const std::string& list, const std::string& engine) {
 }
 
 double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -114,9 +113,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     cached = g->tokens;
-    std::printf("{\"engine\": \"cache\", \"new_tokens\": %zu, \"seconds\": %.6f, "
-                "\"prefill_seconds\": %.6f, \"decode_tokens\": %d, \"decode_seconds\": %.6f}\n",
-                g->tokens.size(), s, g->prefill_seconds, g->decode_tokens, g->decode_seconds);
+    std::printf(
+        "{\"engine\": \"cache\", \"new_tokens\": %zu, \"seconds\": %.6f, "
+        "\"prefill_seconds\": %.6f, \"decode_tokens\": %d, \"decode_seconds\": %.6f}\n",
+        g->tokens.size(), s, g->prefill_seconds, g->decode_tokens, g->decode_seconds);
     std::fflush(stdout);
   }
   if (Wants(a.engines, "nocache")) {

@@ -17,8 +17,10 @@ coord::StatusOr<std::vector<int>> ReadHfEosTokenIds(const std::string& path) {
   const nlohmann::json list = e.is_array() ? e : nlohmann::json::array({e});
   for (const nlohmann::json& id : list) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return coord::InvalidArgument(path + ": eos_token_id must be a token id or a list of "
-                                    "them, got " + e.dump());
+      return coord::InvalidArgument(path +
+                                    ": eos_token_id must be a token id or a list of "
+                                    "them, got " +
+                                    e.dump());
     }
     ids.push_back(static_cast<int>(id.get<int64_t>()));
   }

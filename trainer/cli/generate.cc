@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
+#include "common/json_file.h"
 #include "common/verb_args.h"
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/hf_generation_config.h"
-#include "common/json_file.h"
 #include "trainer/cli/commands.h"
 #include "trainer/data/chat_template.h"
 #include "trainer/data/tokenizer.h"
@@ -154,14 +154,15 @@ coord::StatusOr<std::vector<trainer::data::ChatMessage>> ReadMessages(const std:
   const nlohmann::json* list = &j;
   if (j.is_object() && j.contains("messages")) list = &j["messages"];
   if (!list->is_array() || list->empty()) {
-    return coord::InvalidArgument(path + ": expected {\"messages\": [...]} or a non-empty list "
+    return coord::InvalidArgument(path +
+                                  ": expected {\"messages\": [...]} or a non-empty list "
                                   "of {\"role\", \"content\"}");
   }
   std::vector<trainer::data::ChatMessage> out;
   for (size_t i = 0; i < list->size(); ++i) {
     const nlohmann::json& m = (*list)[i];
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
-        !m.contains("content") || !m["content"].is_string()) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string()) {
       return coord::InvalidArgument(path + ": messages[" + std::to_string(i) +
                                     "] needs string \"role\" and \"content\"");
     }
@@ -204,9 +205,9 @@ coord::StatusOr<std::vector<int32_t>> Generate(const GenerateArgs& a,
                                                std::vector<float>& params,
                                                const std::vector<int32_t>& prompt) {
   if (!a.no_kv_cache) {
-    ASSIGN_OR_RETURN(trainer::Generation g,
-                     trainer::GenerateWithCache(config, params.data(), params.size(), prompt,
-                                                a.sample));
+    ASSIGN_OR_RETURN(
+        trainer::Generation g,
+        trainer::GenerateWithCache(config, params.data(), params.size(), prompt, a.sample));
     PrintRate("prefill", g.prompt_tokens, g.prefill_seconds);
     std::fputs("; ", stderr);
     PrintRate("decode", g.decode_tokens, g.decode_seconds);
@@ -219,8 +220,7 @@ coord::StatusOr<std::vector<int32_t>> Generate(const GenerateArgs& a,
   const auto start = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::vector<int32_t> ids,
                    trainer::GenerateTokens(model.get(), prompt, a.sample, max_seq));
-  const double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   PrintRate("generate (no KV cache)", static_cast<int>(ids.size()), s);
   std::fputs("\n", stderr);
   return ids;

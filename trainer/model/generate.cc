@@ -146,8 +146,7 @@ const char* StopReasonName(StopReason reason) {
 }
 
 coord::StatusOr<Generation> GenerateWithCache(const GptConfig& config, const float* params,
-                                              size_t num_params,
-                                              const std::vector<int32_t>& prompt,
+                                              size_t num_params, const std::vector<int32_t>& prompt,
                                               const SampleOptions& options) {
   RETURN_IF_ERROR(CheckPrompt(prompt, config.vocab_size));
   RETURN_IF_ERROR(ValidateSampleOptions(options));

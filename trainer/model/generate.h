@@ -18,12 +18,12 @@
 namespace trainer {
 
 struct SampleOptions {
-  int max_tokens = 64;       // tokens to generate (> 0)
-  float temperature = 1.0f;  // 0: greedy argmax; else softmax(logits / temperature)
-  int top_k = 0;             // 0: the whole vocabulary; else the k most likely ids
-  float top_p = 1.0f;        // (0, 1]: keep the most likely ids until their mass reaches top_p
-  uint64_t seed = 1234;      // sampling stream (ignored when greedy)
-  int stop_token = -1;       // stop after emitting this id (e.g. <|endoftext|>); -1: never
+  int max_tokens = 64;           // tokens to generate (> 0)
+  float temperature = 1.0f;      // 0: greedy argmax; else softmax(logits / temperature)
+  int top_k = 0;                 // 0: the whole vocabulary; else the k most likely ids
+  float top_p = 1.0f;            // (0, 1]: keep the most likely ids until their mass reaches top_p
+  uint64_t seed = 1234;          // sampling stream (ignored when greedy)
+  int stop_token = -1;           // stop after emitting this id (e.g. <|endoftext|>); -1: never
   std::vector<int> stop_tokens;  // more ids that stop likewise (<|im_end|>, HF's eos ids)
 };
 
@@ -63,8 +63,7 @@ struct Generation {
 // allocated); a generation that fills the context stops there (kContextFull).
 // Same seed and options give GenerateTokens' draws: greedy picks the same ids.
 coord::StatusOr<Generation> GenerateWithCache(const GptConfig& config, const float* params,
-                                              size_t num_params,
-                                              const std::vector<int32_t>& prompt,
+                                              size_t num_params, const std::vector<int32_t>& prompt,
                                               const SampleOptions& options);
 
 }  // namespace trainer

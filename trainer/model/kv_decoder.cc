@@ -103,12 +103,10 @@ void KvDecoder::LayerForward(int l, int n, int pos0) {
   Norm(ln_.data(), x_.data(), w.ln1w, w.ln1b, n);
   Linear(qkv_.data(), ln_.data(), w.qkvw, w.qkvb, n, C, QKV);
   if (config_.rope()) {
-    cpu::rope_forward(qkv_.data(), rope_cos_.data(), rope_sin_.data(), 1, n, layout,
-                      pos_.data());
+    cpu::rope_forward(qkv_.data(), rope_cos_.data(), rope_sin_.data(), 1, n, layout, pos_.data());
   }
   // Append first: each new token attends to itself and the new tokens before it.
-  cpu::kv_cache_append(cache_.k(l), cache_.v(l), qkv_.data(), n, pos0, cache_.capacity(),
-                       layout);
+  cpu::kv_cache_append(cache_.k(l), cache_.v(l), qkv_.data(), n, pos0, cache_.capacity(), layout);
   cpu::attention_decode_forward(atty_.data(), qkv_.data(), cache_.k(l), cache_.v(l), n, pos0,
                                 cache_.capacity(), layout);
   Linear(proj_.data(), atty_.data(), w.attprojw, w.attprojb, n, ATT, C);

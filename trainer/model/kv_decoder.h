@@ -33,8 +33,8 @@ class KvDecoder {
   // not owned, read only, must outlive the decoder. capacity: positions the cache
   // holds (KvCache::Create's checks).
   static coord::StatusOr<std::unique_ptr<KvDecoder>> Create(const GptConfig& config,
-                                                            const float* params,
-                                                            size_t num_params, int capacity);
+                                                            const float* params, size_t num_params,
+                                                            int capacity);
 
   // tokens (n,) ids in [0, V) at positions length() .. length()+n-1 (n >= 1, within
   // capacity). Returns the (Vp,) probabilities of the token after the last one
@@ -56,18 +56,18 @@ class KvDecoder {
   GptParams params_;  // views of the caller's buffer (never written)
   KvCache cache_;
   // Scratch for up to R = min(kPrefillChunk, capacity) rows.
-  std::vector<float> x_;      // (R, C) residual stream
-  std::vector<float> ln_;     // (R, C) norm output
-  std::vector<float> mean_;   // (R,) LayerNorm's mean
-  std::vector<float> rstd_;   // (R,)
-  std::vector<float> qkv_;    // (R, QKV)
-  std::vector<float> atty_;   // (R, NH HS)
-  std::vector<float> proj_;   // (R, C) projection outputs
-  std::vector<float> fch_;    // (R, FC) fc output ([gate | up] with SwiGLU)
-  std::vector<float> act_;    // (R, F) GELU / SwiGLU output
-  std::vector<float> probs_;  // (Vp,) LM head logits, then probabilities
-  std::vector<int> pos_;      // (R,) positions of the rows (RoPE)
-  std::vector<int> ids_;      // (R,) token ids of the rows
+  std::vector<float> x_;                    // (R, C) residual stream
+  std::vector<float> ln_;                   // (R, C) norm output
+  std::vector<float> mean_;                 // (R,) LayerNorm's mean
+  std::vector<float> rstd_;                 // (R,)
+  std::vector<float> qkv_;                  // (R, QKV)
+  std::vector<float> atty_;                 // (R, NH HS)
+  std::vector<float> proj_;                 // (R, C) projection outputs
+  std::vector<float> fch_;                  // (R, FC) fc output ([gate | up] with SwiGLU)
+  std::vector<float> act_;                  // (R, F) GELU / SwiGLU output
+  std::vector<float> probs_;                // (Vp,) LM head logits, then probabilities
+  std::vector<int> pos_;                    // (R,) positions of the rows (RoPE)
+  std::vector<int> ids_;                    // (R,) token ids of the rows
   std::vector<float> rope_cos_, rope_sin_;  // (capacity, HS/2), rope only
 };
 

@@ -1,7 +1,7 @@
 // Greedy generation with the KV cache against the plain PyTorch reference
 // (tests/reference/llama_generate_reference.py over llama_reference.py's model: float64,
-// the whole sequence re-run every token): a Qwen2-shaped (GQA, q/k/v biases, tied, 3 shards) and a Llama-shaped
-// (untied, no biases) tiny model with the reference's random weights, imported through
+// the whole sequence re-run every token): a Qwen2-shaped (GQA, q/k/v biases, tied, 3 shards) and a
+// Llama-shaped (untied, no biases) tiny model with the reference's random weights, imported through
 // import-hf's path. The ids must agree at every step whose top-two logit gap in the
 // reference is at least kMinMargin; the first closer step (a near-tie fp32 may break the
 // other way) ends the comparison, and at least kMinCompared steps must be compared.
@@ -41,16 +41,16 @@ TEST_P(KvGenerateReferenceTest, GreedyTokensMatchPyTorch) {
   const std::string arch = GetParam();
   coord::testing::TempDir tmp;
   const std::string weights = tmp.File("weights");
-  auto init = coord::testing::RunCommand({kPython, Script("llama_reference.py"), "init", "--out",
-                                          weights, "--arch", arch, "--shards",
-                                          arch == "qwen2" ? "3" : "1"});
+  auto init =
+      coord::testing::RunCommand({kPython, Script("llama_reference.py"), "init", "--out", weights,
+                                  "--arch", arch, "--shards", arch == "qwen2" ? "3" : "1"});
   ASSERT_EQ(init.exit_code, 0) << init.out << init.err;
   const std::vector<int32_t> prompt = {3, 17, 92, 5, 250, 41};
   std::string prompt_arg;
   for (int32_t id : prompt) prompt_arg += (prompt_arg.empty() ? "" : ",") + std::to_string(id);
   auto ref_run = coord::testing::RunCommand(
-      {kPython, Script("llama_generate_reference.py"), "--weights", weights, "--prompt",
-       prompt_arg, "--new-tokens", std::to_string(kNewTokens), "--out", tmp.File("ref.json")},
+      {kPython, Script("llama_generate_reference.py"), "--weights", weights, "--prompt", prompt_arg,
+       "--new-tokens", std::to_string(kNewTokens), "--out", tmp.File("ref.json")},
       {}, /*timeout_ms=*/300000);
   ASSERT_EQ(ref_run.exit_code, 0) << ref_run.out << ref_run.err;
   auto text = coord::ReadFile(tmp.File("ref.json"));
@@ -74,8 +74,8 @@ TEST_P(KvGenerateReferenceTest, GreedyTokensMatchPyTorch) {
     if (ref["margins"][compared].get<double>() < kMinMargin) break;
     ASSERT_EQ(g->tokens[compared], ref["tokens"][compared].get<int>()) << "step " << compared;
   }
-  EXPECT_GE(compared, kMinCompared) << "a near-tie at step " << compared
-                                    << " left too few steps to compare";
+  EXPECT_GE(compared, kMinCompared)
+      << "a near-tie at step " << compared << " left too few steps to compare";
 }
 
 INSTANTIATE_TEST_SUITE_P(Family, KvGenerateReferenceTest, ::testing::Values("qwen2", "llama"));

@@ -160,8 +160,7 @@ TEST(KvGenerateTest, BadRequestsAreRefused) {
   };
   auto too_long = run(std::vector<int32_t>(65, 1), o);  // the context is 64
   ASSERT_FALSE(too_long.ok());
-  EXPECT_NE(too_long.status().message().find("longer than the model's context"),
-            std::string::npos);
+  EXPECT_NE(too_long.status().message().find("longer than the model's context"), std::string::npos);
   o.max_tokens = 1000000000;
   auto too_many = run({1}, o);
   ASSERT_FALSE(too_many.ok());

@@ -26,14 +26,14 @@ constexpr double kTol = 1e-6;
 // attention_forward's output for one sequence (B = 1) of T tokens, no dropout.
 std::vector<float> FullAttention(const std::vector<float>& qkv, int T, int C, int NH, int kv) {
   std::vector<float> out(static_cast<size_t>(T) * C), att(static_cast<size_t>(NH) * T * T);
-  attention_forward(out.data(), att.data(), qkv.data(), 1, T, C, NH, 0.0f, trainer::RngStream{},
-                    0, kv);
+  attention_forward(out.data(), att.data(), qkv.data(), 1, T, C, NH, 0.0f, trainer::RngStream{}, 0,
+                    kv);
   return out;
 }
 
 // The same T tokens fed to the cache in chunks of the given sizes (summing to T).
-std::vector<float> CachedAttention(const std::vector<float>& qkv, int T, const QkvLayout& l,
-                                   int S, const std::vector<int>& chunks) {
+std::vector<float> CachedAttention(const std::vector<float>& qkv, int T, const QkvLayout& l, int S,
+                                   const std::vector<int>& chunks) {
   const int C = l.NH * l.HS;
   std::vector<float> k(static_cast<size_t>(l.KV) * S * l.HS, -7.0f), v(k.size(), -7.0f);
   std::vector<float> out(static_cast<size_t>(T) * C);
@@ -41,8 +41,8 @@ std::vector<float> CachedAttention(const std::vector<float>& qkv, int T, const Q
   for (int n : chunks) {
     const float* rows = qkv.data() + static_cast<size_t>(pos) * l.row();
     kv_cache_append(k.data(), v.data(), rows, n, pos, S, l);
-    attention_decode_forward(out.data() + static_cast<size_t>(pos) * C, rows, k.data(), v.data(),
-                             n, pos, S, l);
+    attention_decode_forward(out.data() + static_cast<size_t>(pos) * C, rows, k.data(), v.data(), n,
+                             pos, S, l);
     pos += n;
   }
   EXPECT_EQ(pos, T);

@@ -36,11 +36,11 @@ void attention_decode_forward(float* out, const float* qkv, const float* k_cache
   for (int i = 0; i < n; ++i) {
     for (int h = 0; h < NH; ++h) {
       const int t = pos0 + i;  // this token's position: it sees cache rows 0..t
-      const float* q = qkv + static_cast<size_t>(i) * row + layout.q(h);     // (HS,)
-      const size_t head = static_cast<size_t>(layout.group(h)) * S * HS;   // its KV head
-      const float* kh = k_cache + head;                                    // (S, HS)
-      const float* vh = v_cache + head;                                    // (S, HS)
-      std::vector<float> att(static_cast<size_t>(t) + 1);                  // (t+1,)
+      const float* q = qkv + static_cast<size_t>(i) * row + layout.q(h);  // (HS,)
+      const size_t head = static_cast<size_t>(layout.group(h)) * S * HS;  // its KV head
+      const float* kh = k_cache + head;                                   // (S, HS)
+      const float* vh = v_cache + head;                                   // (S, HS)
+      std::vector<float> att(static_cast<size_t>(t) + 1);                 // (t+1,)
       float maxval = -INFINITY;
       for (int t2 = 0; t2 <= t; ++t2) {
         const float* k = kh + static_cast<size_t>(t2) * HS;
