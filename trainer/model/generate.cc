@@ -1,12 +1,58 @@
-// Sampling loop and next-token choice (see generate.h).
+// Sampling loops and next-token choice (see generate.h).
 #include "trainer/model/generate.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <string>
 
+#include "trainer/model/kv_decoder.h"
+
 namespace trainer {
+
+namespace {
+
+// One uniform [0, 1) draw per step, greedy or not, so both engines consume the stream
+// alike. mt19937_64's output sequence is fixed by the standard; the [0, 1) mapping is
+// ours (std::uniform_real_distribution is not portable across standard libraries).
+double NextU01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
+}
+
+bool IsStop(const SampleOptions& o, int id) {
+  return id == o.stop_token ||
+         std::find(o.stop_tokens.begin(), o.stop_tokens.end(), id) != o.stop_tokens.end();
+}
+
+coord::Status CheckPrompt(const std::vector<int32_t>& prompt, int V) {
+  if (prompt.empty()) return coord::InvalidArgument("generate: empty prompt");
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= V) {
+      return coord::InvalidArgument("generate: prompt token " + std::to_string(id) +
+                                    " outside the vocabulary [0, " + std::to_string(V) + ")");
+    }
+  }
+  return coord::Status::Ok();
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+}  // namespace
+
+coord::Status ValidateSampleOptions(const SampleOptions& o) {
+  if (o.max_tokens <= 0) return coord::InvalidArgument("generate: max_tokens must be > 0");
+  if (o.temperature < 0.0f || !std::isfinite(o.temperature)) {
+    return coord::InvalidArgument("generate: temperature must be >= 0");
+  }
+  if (o.top_k < 0) return coord::InvalidArgument("generate: top_k must be >= 0");
+  if (!(o.top_p > 0.0f && o.top_p <= 1.0f)) {
+    return coord::InvalidArgument("generate: top_p must be in (0, 1]");
+  }
+  return coord::Status::Ok();
+}
 
 int SampleFromProbs(const float* probs, int V, const SampleOptions& options, double u01) {
   // Candidate ids, most likely first, ties by id (stable): greedy is candidates[0].
@@ -33,6 +79,19 @@ int SampleFromProbs(const float* probs, int V, const SampleOptions& options, dou
     w[i] = p > 0.0 ? std::exp((std::log(p) - log_top) * inv_t) : 0.0;  // zero stays zero
     total += w[i];
   }
+  if (options.top_p < 1.0f) {
+    // Nucleus: the shortest most-likely-first prefix whose mass reaches top_p (HF keeps
+    // a token while the mass before it is below top_p; the top one always).
+    double mass = 0.0, kept = 0.0;
+    size_t keep = 0;
+    while (keep < k && (keep == 0 || mass < options.top_p * total)) {
+      mass += w[keep];
+      kept += w[keep];
+      ++keep;
+    }
+    k = keep;
+    total = kept;
+  }
   double target = u01 * total, acc = 0.0;
   for (size_t i = 0; i < k; ++i) {
     acc += w[i];
@@ -49,23 +108,11 @@ coord::StatusOr<std::vector<int32_t>> GenerateTokens(GptModel* model,
                                                      const SampleOptions& options, int max_seq) {
   const GptConfig& cfg = model->config();
   const int V = cfg.vocab_size, Vp = cfg.padded_vocab_size();
-  if (prompt.empty()) return coord::InvalidArgument("generate: empty prompt");
-  if (options.max_tokens <= 0) return coord::InvalidArgument("generate: max_tokens must be > 0");
-  if (options.temperature < 0.0f || !std::isfinite(options.temperature)) {
-    return coord::InvalidArgument("generate: temperature must be >= 0");
-  }
-  if (options.top_k < 0) return coord::InvalidArgument("generate: top_k must be >= 0");
+  RETURN_IF_ERROR(CheckPrompt(prompt, V));
+  RETURN_IF_ERROR(ValidateSampleOptions(options));
   if (max_seq <= 0 || max_seq > cfg.max_position_embeddings) {
     return coord::InvalidArgument("generate: max_seq out of range: " + std::to_string(max_seq));
   }
-  for (int32_t id : prompt) {
-    if (id < 0 || id >= V) {
-      return coord::InvalidArgument("generate: prompt token " + std::to_string(id) +
-                                    " outside the vocabulary [0, " + std::to_string(V) + ")");
-    }
-  }
-  // mt19937_64's output sequence is fixed by the standard; the [0, 1) mapping below is
-  // ours (std::uniform_real_distribution is not portable across standard libraries).
   std::mt19937_64 rng(options.seed);
   std::vector<int32_t> tokens(prompt);  // prompt + generated so far
   std::vector<int32_t> generated;
@@ -78,13 +125,74 @@ coord::StatusOr<std::vector<int32_t>> GenerateTokens(GptModel* model,
     auto loss = model->Forward(window.data(), targets.data(), 1, static_cast<int>(T), eval);
     if (!loss.ok()) return loss.status();
     const float* last = model->probs() + (T - 1) * static_cast<size_t>(Vp);  // (Vp,)
-    const double u01 = static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0);
-    const int next = SampleFromProbs(last, V, options, u01);
+    const int next = SampleFromProbs(last, V, options, NextU01(rng));
     tokens.push_back(next);
     generated.push_back(next);
-    if (next == options.stop_token) break;
+    if (IsStop(options, next)) break;
   }
   return generated;
+}
+
+const char* StopReasonName(StopReason reason) {
+  switch (reason) {
+    case StopReason::kMaxTokens:
+      return "max tokens";
+    case StopReason::kStopToken:
+      return "stop token";
+    case StopReason::kContextFull:
+      return "context full";
+  }
+  return "?";
+}
+
+coord::StatusOr<Generation> GenerateWithCache(const GptConfig& config, const float* params,
+                                              size_t num_params, const std::vector<int32_t>& prompt,
+                                              const SampleOptions& options) {
+  RETURN_IF_ERROR(CheckPrompt(prompt, config.vocab_size));
+  RETURN_IF_ERROR(ValidateSampleOptions(options));
+  const int context = config.max_position_embeddings;
+  const int P = static_cast<int>(std::min<size_t>(prompt.size(), static_cast<size_t>(INT32_MAX)));
+  if (P > context) {
+    return coord::InvalidArgument("generate: the prompt has " + std::to_string(prompt.size()) +
+                                  " tokens, longer than the model's context of " +
+                                  std::to_string(context));
+  }
+  if (options.max_tokens > context) {
+    return coord::InvalidArgument("generate: max_tokens " + std::to_string(options.max_tokens) +
+                                  " exceeds the model's context of " + std::to_string(context));
+  }
+  // The last new token is never fed back, so the cache needs P + max_tokens - 1 rows
+  // (in 64 bits: both are at most the context here).
+  const int capacity =
+      static_cast<int>(std::min<int64_t>(int64_t{P} + options.max_tokens - 1, context));
+  ASSIGN_OR_RETURN(std::unique_ptr<KvDecoder> decoder,
+                   KvDecoder::Create(config, params, num_params, capacity));
+  Generation out;
+  out.prompt_tokens = P;
+  std::mt19937_64 rng(options.seed);
+  auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(const float* probs, decoder->Forward(prompt.data(), P));
+  int next = SampleFromProbs(probs, config.vocab_size, options, NextU01(rng));
+  out.prefill_seconds = Seconds(start);
+  out.tokens.push_back(next);
+  start = std::chrono::steady_clock::now();
+  while (true) {
+    if (IsStop(options, next)) {
+      out.stop = StopReason::kStopToken;
+      break;
+    }
+    if (static_cast<int>(out.tokens.size()) >= options.max_tokens) break;
+    if (decoder->length() >= decoder->capacity()) {
+      out.stop = StopReason::kContextFull;
+      break;
+    }
+    ASSIGN_OR_RETURN(probs, decoder->Forward(&next, 1));
+    next = SampleFromProbs(probs, config.vocab_size, options, NextU01(rng));
+    out.tokens.push_back(next);
+    ++out.decode_tokens;
+  }
+  out.decode_seconds = Seconds(start);
+  return out;
 }
 
 }  // namespace trainer

@@ -1,9 +1,13 @@
 // generate / export-hf / import-hf verbs: usage errors exit 2 with a clear message,
-// export-hf -> import-hf is a bitwise round trip, generate prints text for a seed.
+// export-hf -> import-hf is a bitwise round trip, generate prints text for a seed, the
+// KV cache gives the text the window re-run gives, generation_config.json's eos ids stop
+// it, and requests beyond the context are refused; --chat / --messages render the chat
+// template and stop at <|im_end|>.
 #include <gtest/gtest.h>
 
 #include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
+#include "tests/unit/trainer_data/tiny_chat_tokenizer.h"
 #include "tests/unit/trainer_data/tiny_vocab.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
 #include "trainer/cli/commands.h"
@@ -128,6 +132,168 @@ TEST(CliTest, GenerateIsDeterministic) {
   EXPECT_EQ(out1, out2);
   EXPECT_EQ(out1.rfind("hello", 0), 0u) << out1;
   EXPECT_NE(err.find("iteration 7"), std::string::npos) << err;
+}
+
+TEST(CliTest, GenerateWithAndWithoutKvCacheAgree) {
+  TinyRun run;
+  std::string err, cached, uncached;
+  const std::vector<std::string> args = {"generate",      "--load",       run.dir.File("save"),
+                                         "--prompt",      "hello",        "--max-tokens",
+                                         "8",             "--temperature", "0"};
+  ASSERT_EQ(RunVerb(RunGenerate, args, &err, &cached), 0) << err;
+  EXPECT_NE(err.find("prefill: "), std::string::npos) << err;
+  EXPECT_NE(err.find("tokens/s); decode: "), std::string::npos) << err;
+  std::vector<std::string> slow = args;
+  slow.push_back("--no-kv-cache");
+  ASSERT_EQ(RunVerb(RunGenerate, slow, &err, &uncached), 0) << err;
+  EXPECT_NE(err.find("generate (no KV cache): "), std::string::npos) << err;
+  EXPECT_EQ(cached, uncached);
+  EXPECT_GT(cached.size(), std::string("hello\n").size()) << cached;
+
+  // Make the first new token an eos id: nothing but the prompt is left. Its id is
+  // found by trying each as the eos id with one new token (the text may not re-encode
+  // to that one id).
+  std::vector<std::string> one = args;
+  one[6] = "1";  // --max-tokens 1
+  one.insert(one.end(), {"--generation-config", run.dir.File("generation_config.json")});
+  int stop_id = -1;
+  for (int id = 0; id < 264 && stop_id < 0; ++id) {
+    WriteTextFile(run.dir.File("generation_config.json"),
+                  R"({"bos_token_id": 1, "eos_token_id": [)" + std::to_string(id) + "]}");
+    std::string out;
+    ASSERT_EQ(RunVerb(RunGenerate, one, &err, &out), 0) << err;
+    if (out == "hello\n") stop_id = id;
+  }
+  ASSERT_GE(stop_id, 0) << "no eos id stopped the first token";
+  std::vector<std::string> with = args;
+  with.insert(with.end(), {"--generation-config", run.dir.File("generation_config.json")});
+  std::string out;
+  ASSERT_EQ(RunVerb(RunGenerate, with, &err, &out), 0) << err;
+  EXPECT_EQ(out, "hello\n");
+  EXPECT_NE(err.find("stopped: stop token"), std::string::npos) << err;
+}
+
+TEST(CliTest, GenerateRefusesRequestsBeyondTheContext) {
+  TinyRun run;  // context: 16 positions
+  std::string err;
+  const std::string save = run.dir.File("save");
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--max-tokens", "17"}, &err), 2);
+  EXPECT_NE(err.find("max_tokens 17 exceeds the model's context of 16"), std::string::npos)
+      << err;
+  std::string long_prompt;
+  for (int i = 0; i < 40; ++i) long_prompt += "hello ";
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--prompt", long_prompt}, &err), 2);
+  EXPECT_NE(err.find("longer than the model's context of 16"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--top-p", "0"}, &err), 2);
+  EXPECT_NE(err.find("top_p must be in (0, 1]"), std::string::npos) << err;
+  WriteTextFile(run.dir.File("gen.json"), R"({"eos_token_id": "x"})");
+  EXPECT_EQ(RunVerb(RunGenerate,
+                    {"generate", "--load", save, "--generation-config", run.dir.File("gen.json")},
+                    &err),
+            2);
+  EXPECT_NE(err.find("eos_token_id must be a token id"), std::string::npos) << err;
+  // The default --max-tokens (64) is capped by the context, not refused.
+  std::string out;
+  EXPECT_EQ(RunVerb(RunGenerate, {"generate", "--load", save, "--prompt", "hi"}, &err, &out), 0)
+      << err;
+}
+
+// A checkpoint whose job names a Qwen-style tokenizer.json (the tiny vocab + <|endoftext|>
+// 263, <|im_start|> 264, <|im_end|> 265). With always_im_end the model's greedy choice
+// is always <|im_end|>: the final LayerNorm outputs ones (weight 0, bias 1) and the
+// tied embedding row of 265 is all 10s, so its logit (320) dwarfs the others.
+struct ChatRun {
+  TempDir dir;
+  explicit ChatRun(bool always_im_end) {
+    WriteTextFile(dir.File("tokenizer.json"),
+                  trainer::data::testing::TinyChatTokenizerJson().dump());
+    const std::string job = R"({"model": {"num_layers": 2, "hidden_size": 32,
+      "num_attention_heads": 4, "seq_length": 64, "max_position_embeddings": 64,
+      "vocab_size": 266}, "data": {"tokenizer_model": ")" +
+                            dir.File("tokenizer.json") + R"("}})";
+    trainer::GptConfig c;
+    c.num_layers = 2, c.hidden_size = 32, c.num_attention_heads = 4;
+    c.seq_length = c.max_position_embeddings = 64;
+    c.vocab_size = 266;
+    c.init_method_std = 0.5f;  // peaky: the reply depends on the prompt
+    auto model = trainer::GptModel::Create(c, 1, 64);
+    (*model)->InitMegatron(3);
+    std::vector<float> params((*model)->param_data(),
+                              (*model)->param_data() + (*model)->num_params());
+    if (always_im_end) {
+      const trainer::GptParams v = (*model)->layout().Views(params.data());
+      std::fill(v.lnfw, v.lnfw + 32, 0.0f);
+      std::fill(v.lnfb, v.lnfb + 32, 1.0f);
+      std::fill(v.wte + 265 * 32, v.wte + 266 * 32, 10.0f);
+    }
+    trainer::TrainState state;
+    state.config_json = job;
+    std::vector<float> mv(params.size(), 0.0f);
+    EXPECT_TRUE(trainer::SaveCheckpoint(dir.File("save"), state,
+                                        {params.data(), mv.data(), mv.data(), params.size()})
+                    .ok());
+  }
+  std::vector<std::string> Args(std::vector<std::string> more) const {
+    std::vector<std::string> args = {"generate", "--load", dir.File("save"), "--temperature",
+                                     "0", "--max-tokens", "6", "--chat-template", "qwen"};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+};
+
+TEST(CliTest, ChatRendersTheTemplateAndMessagesFileAgrees) {
+  ChatRun run(/*always_im_end=*/false);
+  std::string err, chat, messages, uncached;
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--chat", "hello"}), &err, &chat), 0) << err;
+  EXPECT_EQ(chat.find("hello"), std::string::npos) << "a chat prints the reply only: " << chat;
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--chat", "hello", "--no-kv-cache"}), &err, &uncached),
+            0)
+      << err;
+  EXPECT_EQ(chat, uncached);
+  WriteTextFile(run.dir.File("chat.json"),
+                R"({"messages": [{"role": "user", "content": "hello"}]})");
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--messages", run.dir.File("chat.json")}), &err,
+                    &messages),
+            0)
+      << err;
+  EXPECT_EQ(messages, chat);
+  // Another system prompt is another conversation (the default one is the template's).
+  std::string other;
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--chat", "hello", "--system", "Be brief."}), &err,
+                    &other),
+            0)
+      << err;
+  EXPECT_NE(other, chat);
+}
+
+TEST(CliTest, ChatStopsAtImEnd) {
+  ChatRun run(/*always_im_end=*/true);
+  std::string err, out;
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--chat", "hello"}), &err, &out), 0) << err;
+  EXPECT_EQ(out, "\n");  // the first reply token was <|im_end|>: an empty reply
+  EXPECT_NE(err.find("stopped: stop token"), std::string::npos) << err;
+  // Outside a chat <|im_end|> is just a token: all 6 come out.
+  ASSERT_EQ(RunVerb(RunGenerate, run.Args({"--prompt", "hello"}), &err, &out), 0) << err;
+  EXPECT_NE(err.find("stopped: max tokens"), std::string::npos) << err;
+}
+
+TEST(CliTest, ChatBadInput) {
+  ChatRun run(/*always_im_end=*/false);
+  std::string err;
+  WriteTextFile(run.dir.File("robot.json"),
+                R"({"messages": [{"role": "robot", "content": "beep"}]})");
+  EXPECT_EQ(RunVerb(RunGenerate, run.Args({"--messages", run.dir.File("robot.json")}), &err), 2);
+  EXPECT_NE(err.find("messages[0].role: unknown role \"robot\""), std::string::npos) << err;
+  WriteTextFile(run.dir.File("bad.json"), R"({"messages": [{"role": "user"}]})");
+  EXPECT_EQ(RunVerb(RunGenerate, run.Args({"--messages", run.dir.File("bad.json")}), &err), 2);
+  EXPECT_NE(err.find("messages[0] needs string"), std::string::npos) << err;
+  EXPECT_EQ(RunVerb(RunGenerate, run.Args({"--messages", run.dir.File("none.json")}), &err), 2);
+  EXPECT_EQ(RunVerb(RunGenerate, run.Args({"--chat", "hi", "--prompt", "x"}), &err), 2);
+  EXPECT_NE(err.find("give one of --prompt, --chat and --messages"), std::string::npos) << err;
+  std::vector<std::string> args = run.Args({"--chat", "hi"});
+  args[8] = "llama3";  // --chat-template
+  EXPECT_EQ(RunVerb(RunGenerate, args, &err), 2);
+  EXPECT_NE(err.find("--chat-template llama3"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ namespace kernels::cpu {
 
 void softmax_cross_entropy_forward(float* losses, float* logits, const int* targets, int N, int V,
                                    int Vp) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > 1)  // rows: one row is one task
   for (int n = 0; n < N; ++n) {
     float* row = logits + static_cast<size_t>(n) * Vp;  // (Vp,)
     float maxval = -INFINITY;
