@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "proto/agent.pb.h"
 #include "env_check/system.h"
 
 namespace coord::agent {
@@ -32,6 +33,8 @@ class GpuMetrics {
   GpuMetrics& operator=(const GpuMetrics&) = delete;
 
   void Collect(metrics::MetricsPage* page);
+  // Each GPU's utilisation, memory and power into usage->gpus (node_usage.h).
+  void Sample(NodeUsage* usage);
   int gpu_count() const { return static_cast<int>(gpus_.size()); }
   const std::string& error() const { return error_; }
 
