@@ -28,6 +28,7 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/proto_json.h"
 #include "tests/support/temp_dir.h"
@@ -53,7 +54,6 @@ constexpr int kHangTimeoutS = 15;
 constexpr int kMissedHeartbeats = 15;
 // Bounds on waits for something that must happen (a restart, training to get going).
 constexpr int kGetGoingMs = 240000;
-constexpr int kDaemonStartMs = 30000;
 
 // Polls every 200 ms: each look runs coordctl, and the ranks need the 2 cores.
 template <typename Pred>
@@ -66,69 +66,28 @@ class ChaosTest : public ::testing::Test {
   void SetUp() override {
     if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
     ASSERT_TRUE(StartCoordinator(0));
-    std::string hosts;
-    for (int i = 0; i < kNodes; ++i) {
-      ASSERT_TRUE(StartAgent(i, 0)) << "agent " << i;
-      hosts += Addr(i) + ":" + std::to_string(agent_ports_[i]) + "\n";
-    }
-    ASSERT_TRUE(WriteTextFile(dir_.File("hosts.txt"), hosts));
+    ASSERT_TRUE(cluster_.StartAgents(kNodes));
   }
 
   void TearDown() override {
-    if (HasFailure()) {
-      std::cout << "---- coordd log ----\n" << ReadAll(dir_.File("coordd.log"));
-      for (int i = 0; i < kNodes; ++i) {
-        std::cout << "---- agent " << i << " log ----\n"
-                  << ReadAll(dir_.File("agent" + std::to_string(i) + ".log"));
-      }
+    if (HasFailure()) std::cout << cluster_.Logs();
+    for (int i = 0; i < cluster_.num_agents(); ++i) {
+      // a failed test may leave one frozen
+      if (cluster_.agent(i).pid() > 0) kill(cluster_.agent(i).pid(), SIGCONT);
     }
-    for (auto& a : agents_) {
-      if (a.pid() > 0) kill(a.pid(), SIGCONT);  // a failed test may leave one frozen
-    }
-    for (const std::string& job : jobs_) {
-      auto left = ProcessesWithEnv("COORD_JOB_ID", job);
-      EXPECT_TRUE(left.empty()) << left.size() << " process(es) of job " << job << " left";
-      KillPids(left);
-    }
-    for (auto& a : agents_) a.Stop();
-    coordd_.Stop();
+    for (const std::string& job : jobs_) ExpectJobProcessesGone(job);
+    cluster_.StopAll();
   }
-
-  static std::string Addr(int i) { return "127.0.0." + std::to_string(i + 2); }
 
   // port 0: any; else the old port (a restart, as systemd would do it).
   bool StartCoordinator(int port) {
-    const std::string port_file = dir_.File("coordd.port");
-    unlink(port_file.c_str());
-    coordd_.Start(
-        {BinPath("coordd"), "--listen", "127.0.0.1:" + std::to_string(port), "--state-dir",
-         dir_.File("coordd"), "--port-file", port_file, "--connect-timeout-ms", "1000",
-         "--heartbeat-ms", "200", "--missed-heartbeats", std::to_string(kMissedHeartbeats)},
-        dir_.File("coordd.log"));
-    const std::string got = WaitForFile(port_file, kDaemonStartMs);
-    if (got.empty()) return false;
-    coordd_port_ = std::stoi(got);
-    return true;
+    return cluster_.StartCoordd(
+        {port, false,
+         {"--connect-timeout-ms", "1000", "--heartbeat-ms", "200", "--missed-heartbeats",
+          std::to_string(kMissedHeartbeats)}});
   }
 
-  bool StartAgent(int i, int port) {
-    const std::string port_file = dir_.File("agent" + std::to_string(i) + ".port");
-    unlink(port_file.c_str());
-    agents_[i].Start(
-        {BinPath("coord-agent"), "--listen", Addr(i) + ":" + std::to_string(port), "--state-dir",
-         dir_.File("agent" + std::to_string(i)), "--port-file", port_file},
-        dir_.File("agent" + std::to_string(i) + ".log"));
-    const std::string got = WaitForFile(port_file, kDaemonStartMs);
-    if (got.empty()) return false;
-    agent_ports_[i] = std::stoi(got);
-    return true;
-  }
-
-  RunResult Ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {BinPath("coordctl"), "--coordinator",
-                               "127.0.0.1:" + std::to_string(coordd_port_)});
-    return RunCommand(args, {}, 60000);
-  }
+  RunResult Ctl(std::vector<std::string> args) { return cluster_.Ctl(std::move(args)); }
 
   json Status(const std::string& job) {
     RunResult r = Ctl({"status", job, "--json"});
@@ -160,7 +119,7 @@ class ChaosTest : public ::testing::Test {
                      {"startup_timeout_s", kStartupTimeoutS},
                      {"hang_timeout_s", kHangTimeoutS}};
     gpt_rank::e2e::WriteJob(cfg, job);
-    RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+    RunResult r = Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", cfg});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     const std::string id = r.out.substr(0, r.out.find('\n'));
     if (!id.empty()) jobs_.insert(id);
@@ -237,10 +196,7 @@ class ChaosTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  Process coordd_;
-  Process agents_[kNodes];
-  int agent_ports_[kNodes] = {0};
-  int coordd_port_ = 0;
+  LocalCluster cluster_{dir_};
   std::set<std::string> jobs_;
 };
 
@@ -266,10 +222,10 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   // back after the coordinator has given the node up, as systemd would restart it.
   ASSERT_TRUE(WaitTrainingIn(job, 1));
   t = WallMs();
-  agents_[2].Crash();
+  cluster_.agent(2).Crash();
   ASSERT_TRUE(Poll([&] { return Status(job).value("state", "") == "RESTARTING"; }, 60000));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ASSERT_TRUE(StartAgent(2, agent_ports_[2]));
+  ASSERT_TRUE(cluster_.StartAgent(2, {cluster_.agent_port(2)}));
   ASSERT_TRUE(ExpectFailure(job, 1, "FAILURE_NODE_LOST", t, "SIGKILL of node 2's agent"));
 
   // 3. A rank stops (SIGSTOP): every process alive, nothing moves.
@@ -282,17 +238,17 @@ TEST_F(ChaosTest, AJobSurvivesEveryKindOfFaultAndEndsBitwiseLikeAFaultFreeRun) {
   // thaws once the coordinator has given the node up.
   ASSERT_TRUE(WaitTrainingIn(job, 3));
   t = WallMs();
-  ASSERT_EQ(kill(agents_[1].pid(), SIGSTOP), 0);
+  ASSERT_EQ(kill(cluster_.agent(1).pid(), SIGSTOP), 0);
   ASSERT_TRUE(Poll([&] { return Status(job).value("state", "") == "RESTARTING"; }, 60000));
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  ASSERT_EQ(kill(agents_[1].pid(), SIGCONT), 0);
+  ASSERT_EQ(kill(cluster_.agent(1).pid(), SIGCONT), 0);
   ASSERT_TRUE(ExpectFailure(job, 3, "FAILURE_NODE_LOST", t, "node 1's agent frozen"));
 
   // 5. coordd is SIGKILLed and started again on its port: it re-reads its journal and
   // goes on supervising the running generation.
   ASSERT_TRUE(WaitTrainingIn(job, 4));
-  coordd_.Crash();
-  ASSERT_TRUE(StartCoordinator(coordd_port_));
+  cluster_.coordd().Crash();
+  ASSERT_TRUE(StartCoordinator(cluster_.coordd_port()));
   json after = Status(job);
   EXPECT_EQ(after.value("state", ""), "RUNNING") << after.dump(1);
   EXPECT_EQ(after.value("generation", 0), 4);

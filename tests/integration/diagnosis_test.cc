@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/proto_json.h"
 #include "tests/support/temp_dir.h"
@@ -38,48 +39,20 @@ using nlohmann::json;
 class DiagnosisTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string port_file = dir_.File("coordd.port");
-    ASSERT_TRUE(coordd_.Start({BinPath("coordd"), "--listen", "127.0.0.1:0", "--state-dir",
-                               dir_.File("coordd"), "--port-file", port_file},
-                              dir_.File("coordd.log")));
-    const std::string port = WaitForFile(port_file, 10000);
-    ASSERT_FALSE(port.empty()) << ReadAll(dir_.File("coordd.log"));
-    coordinator_ = "127.0.0.1:" + std::to_string(std::stoi(port));
-    std::string hosts;
-    for (int i = 0; i < 2; ++i) {
-      const std::string addr = "127.0.0." + std::to_string(i + 2);
-      const std::string pf = dir_.File("agent" + std::to_string(i) + ".port");
-      agents_.push_back(std::make_unique<Process>());
-      ASSERT_TRUE(agents_.back()->Start({BinPath("coord-agent"), "--listen", addr + ":0",
-                                         "--state-dir", dir_.File("agent" + std::to_string(i)),
-                                         "--port-file", pf},
-                                        dir_.File("agent" + std::to_string(i) + ".log")));
-      const std::string ap = WaitForFile(pf, 10000);
-      ASSERT_FALSE(ap.empty());
-      hosts += addr + ":" + std::to_string(std::stoi(ap)) + "\n";
-    }
-    std::ofstream(dir_.File("hosts.txt")) << hosts;
+    ASSERT_TRUE(cluster_.StartCoordd());
+    ASSERT_TRUE(cluster_.StartAgents(2));
   }
   void TearDown() override {
     if (!job_.empty()) {
       Ctl({"kill", job_, "--grace", "1"});
-      auto left = ProcessesWithEnv("COORD_JOB_ID", job_);
-      EXPECT_TRUE(WaitUntil([&] { return ProcessesWithEnv("COORD_JOB_ID", job_).empty(); }, 10000))
-          << left.size() << " process(es) of job " << job_ << " left";
-      KillPids(ProcessesWithEnv("COORD_JOB_ID", job_));
+      ExpectJobProcessesGone(job_, 10000);
     }
-    for (auto& a : agents_) a->Stop();
-    coordd_.Stop();
+    cluster_.StopAll();
   }
   RunResult Ctl(std::vector<std::string> args, int timeout_ms = 60000) {
-    args.insert(args.begin(), {BinPath("coordctl"), "--coordinator", coordinator_});
-    return RunCommand(args, {}, timeout_ms);
+    return cluster_.Ctl(std::move(args), timeout_ms);
   }
-  json Status() {
-    RunResult r = Ctl({"status", job_, "--json"});
-    json j = json::parse(r.out, nullptr, false);
-    return j.is_object() ? j : json::object();
-  }
+  json Status() { return cluster_.Status(job_); }
   // 2 nodes x 2 ranks in data parallel 4; one micro-batch of 2 per rank and iteration.
   void Start(const std::string& name, int train_iters, const json& env, const json& launch = json::object()) {
     if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
@@ -105,16 +78,15 @@ class DiagnosisTest : public ::testing::Test {
                      {"kill_grace_s", 1}};
     if (launch.is_object()) job["launch"].update(launch);
     const std::string cfg = gpt_rank::e2e::WriteJob(dir_.File(name + ".json"), job);
-    RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+    RunResult start = Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", cfg});
     ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
     job_ = start.out.substr(0, start.out.find('\n'));
   }
   std::string Logs() { return Ctl({"logs", job_}).out; }
 
   TempDir dir_;
-  Process coordd_;
-  std::vector<std::unique_ptr<Process>> agents_;
-  std::string coordinator_, job_;
+  LocalCluster cluster_{dir_};
+  std::string job_;
 };
 
 TEST_F(DiagnosisTest, ARankSlowedOnPurposeIsNamedWithItsNodeWithin20Iterations) {
@@ -239,7 +211,7 @@ TEST_F(DiagnosisTest, MalformedAndOversizedProgressRecordsAreCountedAndIgnored) 
                {{"nproc_per_node", 2}, {"command", {"/bin/sh", "-c", script}}, {"kill_grace_s", 1}}}};
   const std::string cfg = dir_.File("garbage.json");
   std::ofstream(cfg) << job.dump(2);
-  RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+  RunResult start = Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", cfg});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   job_ = start.out.substr(0, start.out.find('\n'));
   json st;
@@ -248,8 +220,8 @@ TEST_F(DiagnosisTest, MalformedAndOversizedProgressRecordsAreCountedAndIgnored) 
   // Heartbeats read the files every 0.5 s: the last ones were seen before the end.
   EXPECT_EQ(JsonInt64(st, "iteration"), 4) << st.dump(1);
   EXPECT_EQ(JsonInt64(st, "malformed_progress_records"), 4 * 3 * 3) << st.dump(1);
-  EXPECT_TRUE(coordd_.Alive());
-  for (auto& a : agents_) EXPECT_TRUE(a->Alive());
+  EXPECT_TRUE(cluster_.coordd().Alive());
+  for (int i = 0; i < cluster_.num_agents(); ++i) EXPECT_TRUE(cluster_.agent(i).Alive());
   const std::string agent_log = ReadAll(dir_.File("agent1.log"));
   EXPECT_NE(agent_log.find("malformed progress record(s) in "), std::string::npos) << agent_log;
   EXPECT_NE(agent_log.find("(not JSON)"), std::string::npos) << agent_log;

@@ -21,6 +21,7 @@
 
 #include "common/fs.h"
 #include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/proto_json.h"
 #include "tests/support/temp_dir.h"
@@ -36,49 +37,21 @@ class DistributedTrainingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (std::string why = gpt_rank::e2e::MissingData(); !why.empty()) GTEST_SKIP() << why;
-    const std::string port_file = dir_.File("coordd.port");
-    ASSERT_TRUE(coordd_.Start({BinPath("coordd"), "--listen", "127.0.0.1:0", "--state-dir",
-                               dir_.File("coordd"), "--port-file", port_file},
-                              dir_.File("coordd.log")));
-    const std::string port = WaitForFile(port_file, 10000);
-    ASSERT_FALSE(port.empty()) << ReadAll(dir_.File("coordd.log"));
-    coordinator_ = "127.0.0.1:" + std::to_string(std::stoi(port));
+    ASSERT_TRUE(cluster_.StartCoordd());
   }
   // n agents on 127.0.0.2 .. 127.0.0.(n+1), listed in hosts.txt.
-  void StartAgents(int n) {
-    std::string hosts;
-    for (int i = 0; i < n; ++i) {
-      const std::string addr = "127.0.0." + std::to_string(i + 2);
-      const std::string pf = dir_.File("agent" + std::to_string(i) + ".port");
-      agents_.push_back(std::make_unique<Process>());
-      ASSERT_TRUE(agents_.back()->Start({BinPath("coord-agent"), "--listen", addr + ":0",
-                                         "--state-dir", dir_.File("agent" + std::to_string(i)),
-                                         "--port-file", pf},
-                                        dir_.File("agent" + std::to_string(i) + ".log")));
-      const std::string ap = WaitForFile(pf, 10000);
-      ASSERT_FALSE(ap.empty());
-      hosts += addr + ":" + std::to_string(std::stoi(ap)) + "\n";
-    }
-    std::ofstream(dir_.File("hosts.txt")) << hosts;
-  }
+  void StartAgents(int n) { ASSERT_TRUE(cluster_.StartAgents(n)); }
   void TearDown() override {
-    if (!job_.empty()) {
-      auto left = ProcessesWithEnv("COORD_JOB_ID", job_);
-      EXPECT_TRUE(left.empty()) << left.size() << " process(es) of job " << job_ << " left";
-      KillPids(left);
-    }
-    for (auto& a : agents_) a->Stop();
-    coordd_.Stop();
+    ExpectJobProcessesGone(job_);
+    cluster_.StopAll();
   }
   RunResult Ctl(std::vector<std::string> args, int timeout_ms = 60000) {
-    args.insert(args.begin(), {BinPath("coordctl"), "--coordinator", coordinator_});
-    return RunCommand(args, {}, timeout_ms);
+    return cluster_.Ctl(std::move(args), timeout_ms);
   }
 
   TempDir dir_;
-  Process coordd_;
-  std::vector<std::unique_ptr<Process>> agents_;
-  std::string coordinator_, job_;
+  LocalCluster cluster_{dir_};
+  std::string job_;
 };
 
 struct Layout {
@@ -124,7 +97,7 @@ TEST_P(DistributedLayouts, TwoNodesTimesTwoRanksTrainLikeOneProcess) {
       {"env", {{"OMP_NUM_THREADS", "1"}}},
       {"kill_grace_s", 2}};
   const std::string cfg = gpt_rank::e2e::WriteJob(dir_.File("distributed.json"), job);
-  RunResult start = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+  RunResult start = Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", cfg});
   ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
   job_ = start.out.substr(0, start.out.find('\n'));
   std::string state;
@@ -204,7 +177,7 @@ class PipelineRestartTest : public DistributedTrainingTest {
                      {"max_restarts", 2},
                      {"restart_backoff_s", 0}};
     gpt_rank::e2e::WriteJob(cfg, job);
-    RunResult r = Ctl({"start", "--hosts", dir_.File("hosts.txt"), "--config", cfg});
+    RunResult r = Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", cfg});
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     return r.out.substr(0, r.out.find('\n'));
   }

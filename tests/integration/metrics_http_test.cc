@@ -20,6 +20,7 @@
 #include "common/fs.h"
 #include "tests/support/files.h"
 #include "tests/support/http_client.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/ports.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -118,71 +119,24 @@ class MetricsHttpTest : public ::testing::Test {
     }
   }
   void TearDown() override {
-    if (!job_.empty()) {
-      auto left = ProcessesWithEnv("COORD_JOB_ID", job_);
-      EXPECT_TRUE(left.empty()) << left.size() << " process(es) of job " << job_ << " left";
-      KillPids(left);
-    }
+    ExpectJobProcessesGone(job_);
     prometheus_.Stop();
-    for (auto& a : agents_) a->Stop();
-    coordd_.Stop();
-    if (HasFailure()) {
-      std::cerr << "--- coordd.log\n" << ReadAll(dir_.File("coordd.log"));
-      for (size_t i = 0; i < agents_.size(); ++i) {
-        std::cerr << "--- agent" << i << ".log\n"
-                  << ReadAll(dir_.File("agent" + std::to_string(i) + ".log"));
-      }
-      std::cerr << "--- prometheus.log\n" << prometheus_.Log();
-    }
+    cluster_.StopAll();
+    if (HasFailure()) std::cerr << cluster_.Logs() << "--- prometheus.log\n" << prometheus_.Log();
   }
   // coordd on 127.0.0.1, HTTP on 127.0.0.1:0; `tls`: extra flags (certificates).
   void StartCoordd(const std::vector<std::string>& tls = {}) {
-    std::vector<std::string> argv = {BinPath("coordd"),
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--state-dir",
-                                     dir_.File("coordd"),
-                                     "--port-file",
-                                     dir_.File("coordd.port"),
-                                     "--http-listen",
-                                     "127.0.0.1:0",
-                                     "--http-port-file",
-                                     dir_.File("coordd.http")};
-    argv.insert(argv.end(), tls.begin(), tls.end());
-    ASSERT_TRUE(coordd_.Start(argv, dir_.File("coordd.log")));
-    const std::string port = WaitForFile(dir_.File("coordd.port"), 10000);
-    const std::string http = WaitForFile(dir_.File("coordd.http"), 10000);
-    ASSERT_FALSE(port.empty() || http.empty()) << ReadAll(dir_.File("coordd.log"));
-    coordinator_ = "127.0.0.1:" + std::to_string(std::stoi(port));
-    coordd_http_ = "127.0.0.1:" + std::to_string(std::stoi(http));
+    ASSERT_TRUE(cluster_.StartCoordd({0, true, tls}));
+    coordd_http_ = cluster_.coordd_http();
   }
   // Agent i on 127.0.0.(i+2), its gRPC and HTTP ports picked by the kernel.
   void StartAgent(int i, const std::vector<std::string>& tls = {}) {
-    const std::string addr = "127.0.0." + std::to_string(i + 2);
-    const std::string n = std::to_string(i);
-    std::vector<std::string> argv = {BinPath("coord-agent"),
-                                     "--listen",
-                                     addr + ":0",
-                                     "--state-dir",
-                                     dir_.File("agent" + n),
-                                     "--port-file",
-                                     dir_.File("agent" + n + ".port"),
-                                     "--http-listen",
-                                     addr + ":0",
-                                     "--http-port-file",
-                                     dir_.File("agent" + n + ".http")};
-    argv.insert(argv.end(), tls.begin(), tls.end());
-    agents_.push_back(std::make_unique<Process>());
-    ASSERT_TRUE(agents_.back()->Start(argv, dir_.File("agent" + n + ".log")));
-    const std::string port = WaitForFile(dir_.File("agent" + n + ".port"), 10000);
-    const std::string http = WaitForFile(dir_.File("agent" + n + ".http"), 10000);
-    ASSERT_FALSE(port.empty() || http.empty()) << ReadAll(dir_.File("agent" + n + ".log"));
-    agent_grpc_.push_back(addr + ":" + std::to_string(std::stoi(port)));
-    agent_http_.push_back(addr + ":" + std::to_string(std::stoi(http)));
+    ASSERT_TRUE(cluster_.StartAgent(i, {0, true, tls}));
+    agent_grpc_.push_back(cluster_.agent_grpc(i));
+    agent_http_.push_back(cluster_.agent_http(i));
   }
   RunResult Ctl(std::vector<std::string> args, int timeout_ms = 60000) {
-    args.insert(args.begin(), {BinPath("coordctl"), "--coordinator", coordinator_});
-    return RunCommand(args, {}, timeout_ms);
+    return cluster_.Ctl(std::move(args), timeout_ms);
   }
   std::string Targets(const std::vector<std::string>& addrs) const {
     std::string out;
@@ -191,9 +145,8 @@ class MetricsHttpTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  Process coordd_;
-  std::vector<std::unique_ptr<Process>> agents_;
-  std::string coordinator_, coordd_http_, job_;
+  LocalCluster cluster_{dir_};
+  std::string coordd_http_, job_;
   std::vector<std::string> agent_grpc_, agent_http_;
   Prometheus prometheus_;
 };
