@@ -17,6 +17,8 @@ function drawChart(id, xTitle, datasets) {
   const canvas = document.getElementById(id);
   const count = datasets.reduce((n, d) => n + d.points.length, 0);
   canvas.setAttribute('data-points', String(count));
+  // An empty chart says so (no GPU on the node, no "lr" in the ranks' progress records).
+  canvas.parentElement.classList.toggle('empty', count === 0);
   if (typeof Chart === 'undefined') {
     document.getElementById('charts-missing').hidden = false;
     return;
@@ -128,7 +130,7 @@ function drawGrid(nodes) {
                           'data-rank': r.rank, 'data-state': r.state,
                           title: r.error || (r.straggler ? 'straggler' : '')},
             el('b', {}, 'rank ' + r.rank + ' ' + r.state), bits.join(' · '));
-      }))))));
+      })))));
   document.querySelector('#grid tbody').replaceChildren(...rows);
 }
 
