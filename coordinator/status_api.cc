@@ -141,7 +141,7 @@ json StateChangesJson(const JobSnapshot& j, const JobHistoryView& h) {
                    {"to", StateName(c.to)},
                    {"message", c.message}});
   }
-  if (!h.known) {
+  if (h.states.empty()) {
     // coordd restarted since (or the job is older than the history keeps): what the
     // journaled status still says.
     const JobStatus& st = j.status;
