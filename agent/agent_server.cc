@@ -115,8 +115,8 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   s->server_ = std::move(started->server);
   s->port_ = started->port;
   if (!options.http_listen.empty()) {
-    auto http = AgentHttp::Start(options.http_listen, options.http_security, s->service_.get(),
-                                 gpus);
+    auto http =
+        AgentHttp::Start(options.http_listen, options.http_security, s->service_.get(), gpus);
     if (!http.ok()) {
       s->Shutdown();
       return http.status();

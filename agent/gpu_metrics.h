@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "common/metrics.h"
-#include "proto/agent.pb.h"
 #include "env_check/system.h"
+#include "proto/agent.pb.h"
 
 namespace coord::agent {
 

@@ -16,7 +16,8 @@ NodeUsage SampleNodeUsage(const std::string& proc_root, GpuMetrics* gpus) {
     double busy = 0, total = 0;
     for (const CpuTimes& c : ParseCpuTimes(text, kTicks)) {
       const double idle = c.idle + c.iowait;
-      const double all = c.user + c.nice + c.system + c.idle + c.iowait + c.irq + c.softirq + c.steal;
+      const double all =
+          c.user + c.nice + c.system + c.idle + c.iowait + c.irq + c.softirq + c.steal;
       busy += all - idle;
       total += all;
     }

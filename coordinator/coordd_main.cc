@@ -37,8 +37,9 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")(
       "port-file", po::value(&flags->port_file), "write the bound port here (atomically)")(
       "http-listen", po::value(&o.http_listen),
-      "HOST:PORT of the HTTP endpoint (/metrics, the status page); HTTPS with client certificates of the "
-      "cluster CA unless on loopback without certificates, or --insecure (default: none)")(
+      "HOST:PORT of the HTTP endpoint (/metrics, the status page); HTTPS with client "
+      "certificates of the cluster CA unless on loopback without certificates, or --insecure "
+      "(default: none)")(
       "http-port-file", po::value(&flags->http_port_file),
       "write the HTTP endpoint's bound port here (atomically)")(
       "web-dir", po::value(&o.page.web_dir),

@@ -37,9 +37,7 @@ void CoordinatorHttp::AddRoutes(JobManager* jobs) {
   AddStatusApiRoutes(server_.get(), jobs);
 }
 
-std::string DefaultWebDir() {
-  return Dirname(Dirname(SelfExePath())) + "/share/coord/web";
-}
+std::string DefaultWebDir() { return Dirname(Dirname(SelfExePath())) + "/share/coord/web"; }
 
 Status CoordinatorHttp::AddPage(const StatusPageFiles& files) {
   std::string web = files.web_dir.empty() ? DefaultWebDir() : files.web_dir;

@@ -29,8 +29,7 @@ DownsampledSeries::Point DownsampledSeries::Sum::Mean(size_t width) const {
 }
 
 DownsampledSeries::DownsampledSeries(size_t capacity, size_t width)
-    : capacity_(std::max<size_t>(2, capacity & ~size_t{1})),
-      width_(std::min(width, kMaxWidth)) {
+    : capacity_(std::max<size_t>(2, capacity & ~size_t{1})), width_(std::min(width, kMaxWidth)) {
   points_.reserve(capacity_);
 }
 

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,9 +82,9 @@ struct CheckpointSeen {
 // One node's resource columns (kUsageColumns), derived from two successive heartbeat
 // samples (rates) or one (levels).
 inline constexpr const char* kUsageColumns[] = {
-    "cpu_percent",    "mem_used_bytes", "mem_total_bytes", "net_rx_bytes_per_s",
-    "net_tx_bytes_per_s", "gpu_util_percent", "gpu_mem_used_mib", "gpu_mem_total_mib",
-    "gpu_power_w"};
+    "cpu_percent",        "mem_used_bytes",     "mem_total_bytes",
+    "net_rx_bytes_per_s", "net_tx_bytes_per_s", "gpu_util_percent",
+    "gpu_mem_used_mib",   "gpu_mem_total_mib",  "gpu_power_w"};
 inline constexpr size_t kUsageWidth = sizeof(kUsageColumns) / sizeof(kUsageColumns[0]);
 // Rank 0's progress columns.
 inline constexpr const char* kProgressColumns[] = {"iteration", "loss", "lr", "tokens_per_s"};
@@ -125,8 +125,8 @@ class JobHistory {
   JobHistory(const JobHistory&) = delete;
   JobHistory& operator=(const JobHistory&) = delete;
 
-  void OnState(const std::string& job_id, int64_t t_ms, int generation, JobState from,
-               JobState to, const std::string& message);
+  void OnState(const std::string& job_id, int64_t t_ms, int generation, JobState from, JobState to,
+               const std::string& message);
   // Rank 0's newest record; a point only when its iteration moved.
   void OnProgress(const std::string& job_id, int64_t t_ms, int generation, int64_t iteration,
                   double loss, double lr, double tokens_per_s);

@@ -21,8 +21,8 @@ std::atomic<bool> g_search_running{false};
 
 StatusOr<int64_t> ParseCount(const std::string& name, const std::string& text, int64_t lo,
                              int64_t hi) {
-  const std::string range = name + " must be a number in " + std::to_string(lo) + ".." +
-                            std::to_string(hi);
+  const std::string range =
+      name + " must be a number in " + std::to_string(lo) + ".." + std::to_string(hi);
   if (text.empty() || text.size() > 12 ||
       !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return InvalidArgument(range + ", not '" + text.substr(0, 32) + "'");
@@ -42,8 +42,7 @@ StatusOr<agent::LogStream> ParseStream(const std::string& text) {
   if (text == "both") return agent::LOG_BOTH;
   if (text == "stdout") return agent::LOG_STDOUT;
   if (text == "stderr") return agent::LOG_STDERR;
-  return InvalidArgument("stream must be stdout, stderr or both, not '" + text.substr(0, 32) +
-                         "'");
+  return InvalidArgument("stream must be stdout, stderr or both, not '" + text.substr(0, 32) + "'");
 }
 
 const char* StreamName(agent::LogStream s) {
@@ -52,7 +51,8 @@ const char* StreamName(agent::LogStream s) {
 
 Status OnlyKnown(const QueryParams& params, const std::set<std::string>& known) {
   for (const auto& [key, value] : params) {
-    if (known.count(key) == 0) return InvalidArgument("unknown parameter '" + key.substr(0, 32) + "'");
+    if (known.count(key) == 0)
+      return InvalidArgument("unknown parameter '" + key.substr(0, 32) + "'");
     if (params.count(key) > 1) return InvalidArgument("parameter '" + key + "' given twice");
   }
   return Status::Ok();
@@ -106,14 +106,15 @@ StatusOr<RankLogQuery> ParseRankLogQuery(const QueryParams& params) {
     q.lines = static_cast<int>(n);
   }
   if (params.count("max_bytes")) {
-    ASSIGN_OR_RETURN(q.max_bytes, ParseCount("max_bytes", Get(params, "max_bytes"), 1, kMaxLogBytes));
+    ASSIGN_OR_RETURN(q.max_bytes,
+                     ParseCount("max_bytes", Get(params, "max_bytes"), 1, kMaxLogBytes));
   }
   return q;
 }
 
 StatusOr<LogSearchQuery> ParseLogSearchQuery(const QueryParams& params, int world_size) {
-  RETURN_IF_ERROR(OnlyKnown(params, {"q", "regex", "icase", "rank", "stream", "max_matches",
-                                     "max_scan_bytes"}));
+  RETURN_IF_ERROR(OnlyKnown(
+      params, {"q", "regex", "icase", "rank", "stream", "max_matches", "max_scan_bytes"}));
   LogSearchQuery q;
   q.pattern = Get(params, "q");
   if (q.pattern.empty()) return InvalidArgument("q (the text to search for) is required");
@@ -134,8 +135,8 @@ StatusOr<LogSearchQuery> ParseLogSearchQuery(const QueryParams& params, int worl
     ASSIGN_OR_RETURN(q.stream, ParseStream(Get(params, "stream")));
   }
   if (params.count("max_matches")) {
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("max_matches", Get(params, "max_matches"), 1,
-                                           kMaxSearchMatches));
+    ASSIGN_OR_RETURN(int64_t n,
+                     ParseCount("max_matches", Get(params, "max_matches"), 1, kMaxSearchMatches));
     q.max_matches = static_cast<int>(n);
   }
   if (params.count("max_scan_bytes")) {
@@ -247,14 +248,16 @@ StatusOr<json> SearchLogs(JobManager* jobs, const std::string& job_id, const Log
             hit = RE2::PartialMatch(l.text(), *re);
           } else if (q.ignore_case) {
             lower = l.text();
-            for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            for (char& c : lower)
+              c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             hit = lower.find(needle) != std::string::npos;
           } else {
             hit = l.text().find(needle) != std::string::npos;
           }
           if (hit) {
             const bool cut = l.text().size() > kMaxMatchTextBytes;
-            found.emplace_back(l.rank(), l.stream(), n, l.text().substr(0, kMaxMatchTextBytes), cut);
+            found.emplace_back(l.rank(), l.stream(), n, l.text().substr(0, kMaxMatchTextBytes),
+                               cut);
           }
           if (static_cast<int>(found.size()) >= q.max_matches) truncated = true;
           if (scanned >= q.max_scan_bytes) complete = false;
@@ -266,8 +269,8 @@ StatusOr<json> SearchLogs(JobManager* jobs, const std::string& job_id, const Log
         return true;
       },
       nullptr);
-  json out = {{"scanned_bytes", scanned}, {"complete", complete && !truncated},
-              {"truncated", truncated}};
+  json out = {
+      {"scanned_bytes", scanned}, {"complete", complete && !truncated}, {"truncated", truncated}};
   if (!StoppedByUs(st, stopped)) {
     if (found.empty() && scanned == 0) return st;
     out["error"] = st.message();  // some nodes answered: what they had, and why not all

@@ -22,8 +22,8 @@ using QueryParams = std::multimap<std::string, std::string>;
 // ?stream=stdout|stderr|both (both) &tail=N | &from=L&lines=N (tail=200) &max_bytes=B.
 struct RankLogQuery {
   agent::LogStream stream = agent::LOG_BOTH;
-  int64_t from_line = 0;  // 1-based; 0: the last `lines` lines of each stream (no numbers)
-  int lines = 200;        // 1..kMaxLogLines
+  int64_t from_line = 0;           // 1-based; 0: the last `lines` lines of each stream (no numbers)
+  int lines = 200;                 // 1..kMaxLogLines
   int64_t max_bytes = 256 * 1024;  // of text returned, 1..kMaxLogBytes
 };
 inline constexpr int kMaxLogLines = 5000;

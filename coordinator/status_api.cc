@@ -145,11 +145,16 @@ json StateChangesJson(const JobSnapshot& j, const JobHistoryView& h) {
     // coordd restarted since (or the job is older than the history keeps): what the
     // journaled status still says.
     const JobStatus& st = j.status;
-    out.push_back({{"t_ms", Millis(st.created_ms())}, {"generation", 0}, {"from", nullptr},
-                   {"to", StateName(PENDING)}, {"message", "submitted"}});
+    out.push_back({{"t_ms", Millis(st.created_ms())},
+                   {"generation", 0},
+                   {"from", nullptr},
+                   {"to", StateName(PENDING)},
+                   {"message", "submitted"}});
     out.push_back({{"t_ms", Millis(st.ended_ms() > 0 ? st.ended_ms() : st.started_ms())},
-                   {"generation", st.generation()}, {"from", nullptr},
-                   {"to", StateName(st.state())}, {"message", st.message()}});
+                   {"generation", st.generation()},
+                   {"from", nullptr},
+                   {"to", StateName(st.state())},
+                   {"message", st.message()}});
   }
   return out;
 }
@@ -272,13 +277,22 @@ json ResourcesJson(const JobSnapshot& j, const JobHistoryView& h) {
 HttpResponse ErrorResponse(const Status& status) {
   int code = 500;
   switch (status.code()) {
-    case StatusCode::kNotFound: code = 404; break;
+    case StatusCode::kNotFound:
+      code = 404;
+      break;
     case StatusCode::kInvalidArgument:
-    case StatusCode::kOutOfRange: code = 400; break;
+    case StatusCode::kOutOfRange:
+      code = 400;
+      break;
     case StatusCode::kResourceExhausted:
-    case StatusCode::kUnavailable: code = 503; break;
-    case StatusCode::kDeadlineExceeded: code = 504; break;
-    default: break;
+    case StatusCode::kUnavailable:
+      code = 503;
+      break;
+    case StatusCode::kDeadlineExceeded:
+      code = 504;
+      break;
+    default:
+      break;
   }
   HttpResponse r = HttpResponse::Json(code, json{{"error", status.message()}}.dump() + "\n");
   r.headers.emplace_back("Cache-Control", "no-store");
@@ -287,7 +301,8 @@ HttpResponse ErrorResponse(const Status& status) {
 
 HttpResponse JsonResponse(const json& body) {
   // Replace, not throw, on a rank's invalid UTF-8 (log lines, messages).
-  HttpResponse r = HttpResponse::Json(200, body.dump(-1, ' ', false, json::error_handler_t::replace));
+  HttpResponse r =
+      HttpResponse::Json(200, body.dump(-1, ' ', false, json::error_handler_t::replace));
   r.headers.emplace_back("Cache-Control", "no-store");
   return r;
 }

@@ -146,8 +146,8 @@ TEST_F(WebPageTest, ChromiumShowsTheRunningJob) {
       << hits.dump();
   const json& hit = hits["matches"][0];
   json at = GetJson(http, api + "/ranks/" + std::to_string(hit["rank"].get<int>()) +
-                              "/log?stream=" + hit["stream"].get<std::string>() + "&from=" +
-                              std::to_string(hit["line"].get<int64_t>()) + "&lines=1");
+                              "/log?stream=" + hit["stream"].get<std::string>() +
+                              "&from=" + std::to_string(hit["line"].get<int64_t>()) + "&lines=1");
   ASSERT_EQ(at["lines"].size(), 1u) << at.dump();
   EXPECT_EQ(at["lines"][0]["text"], hit["text"]);
   json tail = GetJson(http, api + "/ranks/1/log?tail=10");
@@ -158,8 +158,9 @@ TEST_F(WebPageTest, ChromiumShowsTheRunningJob) {
   GetJson(http, api + "/ranks/2/log", 404);
   GetJson(http, api + "/ranks/0/log?tail=1000000", 400);
   GetJson(http, api + "/logs/search?q=(&regex=1", 400);
-  for (const char* p : {"/static/../coordd/journal", "/static/%2e%2e/coordd/journal",
-                        "/static/..%2f..%2fhosts.txt", "/static/vendor/chart.js/../../../etc/passwd"}) {
+  for (const char* p :
+       {"/static/../coordd/journal", "/static/%2e%2e/coordd/journal", "/static/..%2f..%2fhosts.txt",
+        "/static/vendor/chart.js/../../../etc/passwd"}) {
     HttpResult r = HttpGet(http, p);
     EXPECT_TRUE(r.status == 400 || r.status == 404) << p << " -> " << r.status;
     EXPECT_EQ(r.body.find("root:"), std::string::npos) << p;

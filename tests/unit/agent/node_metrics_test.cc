@@ -2,11 +2,11 @@
 // NICs), the collectors on a directory of fixtures, and the rank collector on a real
 // process (this test) and on a pid that was reused.
 #include "agent/node_metrics.h"
-#include "agent/node_usage.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "agent/node_usage.h"
 #include "agent/proc_scan.h"
 #include "common/fs.h"
 #include "tests/support/files.h"

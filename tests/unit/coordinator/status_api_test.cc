@@ -4,6 +4,8 @@
 // log and the search across ranks; and the bad requests: unknown job or rank (404),
 // malformed or out-of-range parameters and a bad regex (400), path tricks (never
 // anything but the job's own logs). Plus DownsampledSeries's bound.
+#include "coordinator/status_api.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,16 +13,15 @@
 
 #include "common/http_server.h"
 #include "coordinator/job_history.h"
-#include "coordinator/status_api.h"
 #include "job_manager_fixture.h"
 #include "tests/support/http_client.h"
 
 namespace coord::coordinator {
 namespace {
 
-using nlohmann::json;
 using coord::testing::HttpGet;
 using coord::testing::HttpResult;
+using nlohmann::json;
 
 TEST(DownsampledSeriesTest, KeepsTheWholeLifeInAFixedNumberOfPoints) {
   DownsampledSeries s(8, 1);
@@ -194,7 +195,7 @@ TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   ASSERT_EQ(r["nodes"].size(), 1u) << r.dump();
   EXPECT_EQ(r["nodes"][0]["node_rank"], 0);
   ASSERT_EQ(r["nodes"][0]["points"].size(), 6u);
-  EXPECT_TRUE(r["nodes"][0]["points"][0][1].is_null());  // no rate from one sample
+  EXPECT_TRUE(r["nodes"][0]["points"][0][1].is_null());                 // no rate from one sample
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][1].get<double>(), 20.0);  // 2 of 10 s busy
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][2].get<double>(), 2.0 * (1ull << 30));
   json job = Get("/api/jobs/" + id);
@@ -281,9 +282,8 @@ TEST_F(StatusApiTest, PathTricksReachNothingButJobs) {
   Node(0)->SetStderr(0, {"line"});
   // Encoded slashes and dots become a job id that is no job; a rank that is a path is
   // not a rank. The API never opens a file named by the request.
-  for (const char* p :
-       {"/api/jobs/..%2F..%2Fetc%2Fpasswd", "/api/jobs/%2e%2e/ranks/0/log",
-        "/api/jobs/..%2f/logs/search?q=root"}) {
+  for (const char* p : {"/api/jobs/..%2F..%2Fetc%2Fpasswd", "/api/jobs/%2e%2e/ranks/0/log",
+                        "/api/jobs/..%2f/logs/search?q=root"}) {
     HttpResult r = HttpGet(addr_, p);
     EXPECT_TRUE(r.status == 404 || r.status == 400) << p << ": " << r.status << " " << r.body;
     EXPECT_EQ(r.body.find("root:"), std::string::npos);
