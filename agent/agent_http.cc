@@ -8,19 +8,21 @@ namespace coord::agent {
 
 StatusOr<std::unique_ptr<AgentHttp>> AgentHttp::Start(const std::string& listen,
                                                       const RpcSecurity& security,
-                                                      AgentService* service) {
+                                                      AgentService* service,
+                                                      std::shared_ptr<GpuMetrics> gpus_in) {
   HttpServerOptions o;
   o.listen = listen;
   o.security = security;
   o.program = "coord-agent";
   std::unique_ptr<AgentHttp> h(new AgentHttp());
   ASSIGN_OR_RETURN(h->server_, HttpServer::Create(o));
-  std::shared_ptr<const env_check::System> system = env_check::MakeRealSystem();
-  h->gpus_ = GpuMetrics::Open(system, system->Hostname());
+  h->gpus_ = std::move(gpus_in);
   GpuMetrics* gpus = h->gpus_.get();
   metrics::Registry& r = h->registry_;
   r.AddCollector([](metrics::MetricsPage* page) { CollectNodeMetrics("/proc", page); });
-  r.AddCollector([gpus](metrics::MetricsPage* page) { gpus->Collect(page); });
+  if (gpus != nullptr) {
+    r.AddCollector([gpus](metrics::MetricsPage* page) { gpus->Collect(page); });
+  }
   r.AddCollector([service](metrics::MetricsPage* page) {
     CollectRankMetrics(service->RunningRanks(), "/proc", page);
   });

@@ -19,11 +19,12 @@ class AgentService;
 
 class AgentHttp {
  public:
-  // Binds `listen` ("host:port", port 0: pick one) with `security` and serves. NVML is
-  // opened here (absent without a driver: no GPU metrics).
+  // Binds `listen` ("host:port", port 0: pick one) with `security` and serves. `gpus`:
+  // the agent's NVML (no GPU metrics without a driver, or when null).
   static StatusOr<std::unique_ptr<AgentHttp>> Start(const std::string& listen,
                                                     const RpcSecurity& security,
-                                                    AgentService* service);
+                                                    AgentService* service,
+                                                    std::shared_ptr<GpuMetrics> gpus);
   ~AgentHttp();  // Stop()
   int port() const { return server_->port(); }
   metrics::Registry& registry() { return registry_; }
@@ -33,7 +34,7 @@ class AgentHttp {
   AgentHttp() = default;
 
   metrics::Registry registry_;
-  std::unique_ptr<GpuMetrics> gpus_;
+  std::shared_ptr<GpuMetrics> gpus_;
   std::unique_ptr<HttpServer> server_;
 };
 

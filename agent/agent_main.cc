@@ -32,6 +32,9 @@ int main(int argc, char** argv) {
       "write the HTTP endpoint's bound port here (atomically)");
   add("heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
       "Watch heartbeat period");
+  add("usage-ms", po::value(&opts.usage_ms)->default_value(opts.usage_ms),
+      "send the node's CPU, memory, network and GPU usage with a heartbeat this often, "
+      "for coordd's status page (0: never)");
   add("grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
       "default SIGTERM->SIGKILL grace of Kill");
   add("supervisor", po::value(&opts.supervisor_path),

@@ -15,7 +15,9 @@
 #include "agent/agent_http.h"
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
+#include "agent/gpu_metrics.h"
 #include "agent/grpc_service.h"
+#include "agent/node_usage.h"
 #include "common/fs.h"
 #include "common/logging.h"
 #include "common/rpc_util.h"
@@ -85,6 +87,11 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   }
   so.heartbeat_ms = options.heartbeat_ms;
   so.default_grace_ms = options.default_grace_ms;
+  // One NVML for the heartbeats' usage samples and /metrics.
+  std::shared_ptr<const env_check::System> system = env_check::MakeRealSystem();
+  std::shared_ptr<GpuMetrics> gpus = GpuMetrics::Open(system, system->Hostname());
+  so.usage_ms = options.usage_ms;
+  so.sample_usage = [gpus](NodeUsage* u) { *u = SampleNodeUsage("/proc", gpus.get()); };
   auto parent = SetUpCgroupParent(options.cgroup_parent, AgentTag(so.state_dir));
   if (parent.ok()) {
     so.cgroup_parent = *parent;
@@ -108,7 +115,8 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   s->server_ = std::move(started->server);
   s->port_ = started->port;
   if (!options.http_listen.empty()) {
-    auto http = AgentHttp::Start(options.http_listen, options.http_security, s->service_.get());
+    auto http =
+        AgentHttp::Start(options.http_listen, options.http_security, s->service_.get(), gpus);
     if (!http.ok()) {
       s->Shutdown();
       return http.status();

@@ -27,6 +27,7 @@ struct AgentOptions {
   std::string state_dir;                // required
   std::string supervisor_path;          // empty: next to this executable
   int heartbeat_ms = 1000;
+  int usage_ms = 2000;  // the node's usage rides on a heartbeat this often (0: never)
   int default_grace_ms = 5000;
   std::string cgroup_parent;  // empty: auto-detect; "none" disables cgroups
   RpcSecurity security;       // default plaintext (loopback); coord-agent sets mTLS

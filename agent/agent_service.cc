@@ -466,6 +466,7 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
     if (!write(ev)) return Status(StatusCode::kCancelled, "watcher went away");
   }
   int64_t next_hb = clock_->MonoMs();  // a first heartbeat right after the snapshot marks its end
+  int64_t next_usage = next_hb;
   std::map<std::string, int64_t> progress_sent;  // per rank: the records its timings covered
   for (;;) {
     if (cancelled()) return Status(StatusCode::kCancelled, "watcher went away");
@@ -483,6 +484,11 @@ Status AgentService::Watch(const WatchRequest& req, const StreamWriter& write,
         CollectProgressLocked(ev.mutable_heartbeat(), &progress_sent);
       }
       ev.mutable_heartbeat()->set_running_ranks(running);
+      // Read without mu_: /proc and NVML must not stall launches and kills.
+      if (options_.sample_usage && options_.usage_ms > 0 && now >= next_usage) {
+        options_.sample_usage(ev.mutable_heartbeat()->mutable_usage());
+        next_usage = now + options_.usage_ms;
+      }
       if (!write(hub_.Stamp(std::move(ev)))) {
         return Status(StatusCode::kCancelled, "watcher went away");
       }

@@ -68,6 +68,10 @@ struct AgentServiceOptions {
   std::string supervisor_path;  // absolute, executable (what the real processes spawn)
   std::string cgroup_parent;    // resolved parent cgroup, "" = no cgroups
   int heartbeat_ms = 1000;
+  // The node's usage (node_usage.h) rides on the first heartbeat after each usage_ms; no
+  // sampler (unit tests) or 0: never.
+  int usage_ms = 2000;
+  std::function<void(NodeUsage*)> sample_usage;
   int default_grace_ms = 5000;
   int launch_timeout_ms = 60000;  // every rank exec'd within this, or the launch fails
   // What the node checks read; null = this machine (tests give a fake node).

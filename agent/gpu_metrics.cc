@@ -190,4 +190,27 @@ void GpuMetrics::Collect(metrics::MetricsPage* page) {
   }
 }
 
+void GpuMetrics::Sample(NodeUsage* usage) {
+  if (gpus_.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto util_fn = Get<UtilizationFn>("nvmlDeviceGetUtilizationRates");
+  auto mem_fn = Get<MemoryFn>("nvmlDeviceGetMemoryInfo");
+  auto power_fn = Get<UintFn>("nvmlDeviceGetPowerUsage");
+  for (const Gpu& gpu : gpus_) {
+    GpuUsage* g = usage->add_gpus();
+    g->set_index(gpu.index);
+    nvmlUtilization_t util{};
+    const bool has_util = util_fn != nullptr && util_fn(gpu.handle, &util) == NVML_SUCCESS;
+    g->set_util_percent(has_util ? util.gpu : -1);
+    nvmlMemory_t mem{};
+    if (mem_fn != nullptr && mem_fn(gpu.handle, &mem) == NVML_SUCCESS) {
+      g->set_mem_used_mib(static_cast<double>(mem.used) / (1024 * 1024));
+      g->set_mem_total_mib(static_cast<double>(mem.total) / (1024 * 1024));
+    }
+    unsigned mw = 0;
+    const bool has_power = power_fn != nullptr && power_fn(gpu.handle, &mw) == NVML_SUCCESS;
+    g->set_power_w(has_power ? mw / 1000.0 : -1);
+  }
+}
+
 }  // namespace coord::agent

@@ -18,6 +18,7 @@
 
 #include "common/metrics.h"
 #include "env_check/system.h"
+#include "proto/agent.pb.h"
 
 namespace coord::agent {
 
@@ -32,6 +33,8 @@ class GpuMetrics {
   GpuMetrics& operator=(const GpuMetrics&) = delete;
 
   void Collect(metrics::MetricsPage* page);
+  // Each GPU's utilisation, memory and power into usage->gpus (node_usage.h).
+  void Sample(NodeUsage* usage);
   int gpu_count() const { return static_cast<int>(gpus_.size()); }
   const std::string& error() const { return error_; }
 

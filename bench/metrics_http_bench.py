@@ -1,8 +1,10 @@
 #!/usr/bin/python3
-"""What /metrics costs coordd: its CPU while N agents x P ranks report progress, first
-with nobody reading /metrics, then with a real Prometheus scraping coordd and every
-agent each second and a second client (standing in for the status page) fetching
-coordd's /metrics each second.
+"""What /metrics and the status page cost coordd: its CPU while N agents x P ranks
+report progress, first with nobody reading anything, then with a real Prometheus
+scraping coordd and every agent each second and a second client fetching coordd's
+/metrics each second, then with that and the status page's own polls on top: every
+second the API calls job.html makes (/api/jobs/JOB, .../progress, .../resources) and
+index.html's /api/jobs, and a log search across every rank every 10 s.
 
 The ranks are bench/progress_rank.c (compiled by this script into its temp dir): each
 writes a gpt-rank-like progress record every --record-ms and sleeps otherwise, so the
@@ -12,7 +14,8 @@ the CPUs more than a real rank's reporting would.
 Measured per phase (--seconds each, after --settle seconds): coordd's utime + stime
 (/proc/<pid>/stat) as a share of one core; the agents' mean; coordd's /metrics page
 size; the page's fetch time seen by the poller (median, p99); Prometheus's own
-scrape_duration_seconds for coordd (its query API).
+scrape_duration_seconds for coordd (its query API); the status page's poll (its four
+API calls together: bytes and time, median and p99) and the search's time.
 
   /usr/bin/python3 bench/metrics_http_bench.py --build build-nocuda                 # 8 x 8 = 64 ranks
   /usr/bin/python3 bench/metrics_http_bench.py --build build-nocuda --nodes 2 --nproc 2 --seconds 10
@@ -49,11 +52,12 @@ def get(url, timeout=5):
 
 
 class Poller(threading.Thread):
-    """GETs url every period seconds until stopped; keeps the fetch times."""
+    """GETs every url in turn every period seconds until stopped (a page's poll); keeps
+    each round's total fetch time and bytes."""
 
-    def __init__(self, url, period):
+    def __init__(self, urls, period):
         super().__init__(daemon=True)
-        self.url, self.period = url, period
+        self.urls, self.period = ([urls] if isinstance(urls, str) else urls), period
         self.times, self.errors, self.size = [], 0, 0
         self.stop_event = threading.Event()
 
@@ -61,12 +65,23 @@ class Poller(threading.Thread):
         while not self.stop_event.is_set():
             t_next = time.monotonic() + self.period
             try:
-                body, dt = get(self.url)
-                self.times.append(dt)
-                self.size = len(body)
+                size, total = 0, 0.0
+                for url in self.urls:
+                    body, dt = get(url)
+                    size, total = size + len(body), total + dt
+                self.times.append(total)
+                self.size = size
             except OSError:
                 self.errors += 1
             self.stop_event.wait(max(0.0, t_next - time.monotonic()))
+
+
+def quantiles(times):
+    """(median, p99) in ms."""
+    t = sorted(times)
+    if not t:
+        return float("nan"), float("nan")
+    return 1000 * statistics.median(t), 1000 * t[int(0.99 * (len(t) - 1))]
 
 
 def cpu_share(pids, seconds_fn):
@@ -168,6 +183,19 @@ def main():
         page.start()
         polled = phase("polled")
         polled_agents = cpu_share(agent_pids, lambda: time.sleep(min(10, a.seconds))) / a.nodes
+
+        # Phase 3: the status page too (job.html's and index.html's polls, a search).
+        api = "http://%s/api/jobs" % coordd_http
+        web = Poller([api, api + "/" + job, api + "/" + job + "/progress",
+                      api + "/" + job + "/resources"], a.poll)
+        search = Poller(api + "/" + job + "/logs/search?q=iteration&max_matches=100", 10.0)
+        web.start()
+        search.start()
+        with_page = phase("page")
+        web.stop_event.set()
+        search.stop_event.set()
+        web.join()
+        search.join()
         page.stop_event.set()
         page.join()
         q = urllib.parse.quote('quantile_over_time(0.5, scrape_duration_seconds{job="coordd"}[1m])')
@@ -186,13 +214,21 @@ def main():
         print("|---|---|---|---|")
         print("| %d ranks report, nobody reads /metrics | %.2f | %.2f | %.2f |" % (
             ranks, 100 * quiet["coordd"], 100 * quiet_agents, quiet["load1"]))
-        print("| + Prometheus (coordd, %d agents) and a page poller, every %g s | %.2f | %.2f | %.2f |" % (
+        print("| + Prometheus (coordd, %d agents) and a /metrics poller, every %g s | %.2f | %.2f | %.2f |" % (
             a.nodes, a.poll, 100 * polled["coordd"], 100 * polled_agents, polled["load1"]))
+        print("| + the status page's API poll every %g s, a log search every 10 s | %.2f | | %.2f |" % (
+            a.poll, 100 * with_page["coordd"], with_page["load1"]))
         print("\ncoordd /metrics: %d bytes; fetch by the poller median %.1f ms, p99 %.1f ms (%d fetches, "
               "%d errors); Prometheus scrape_duration_seconds (median) %.1f ms" % (
                   page.size, 1000 * statistics.median(times) if times else float("nan"),
                   1000 * times[int(0.99 * (len(times) - 1))] if times else float("nan"),
                   len(times), page.errors, scrape_ms))
+        med, p99 = quantiles(web.times)
+        smed, sp99 = quantiles(search.times)
+        print("status page poll (4 API calls): %d bytes; median %.1f ms, p99 %.1f ms (%d polls, "
+              "%d errors); log search over %d ranks: median %.1f ms, p99 %.1f ms (%d searches, "
+              "%d errors)" % (web.size, med, p99, len(web.times), web.errors, ranks, smed, sp99,
+                              len(search.times), search.errors))
     finally:
         left = run.cleanup()
         if left:

@@ -37,10 +37,15 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")(
       "port-file", po::value(&flags->port_file), "write the bound port here (atomically)")(
       "http-listen", po::value(&o.http_listen),
-      "HOST:PORT of the HTTP endpoint (/metrics); HTTPS with client certificates of the "
-      "cluster CA unless on loopback without certificates, or --insecure (default: none)")(
+      "HOST:PORT of the HTTP endpoint (/metrics, the status page); HTTPS with client "
+      "certificates of the cluster CA unless on loopback without certificates, or --insecure "
+      "(default: none)")(
       "http-port-file", po::value(&flags->http_port_file),
       "write the HTTP endpoint's bound port here (atomically)")(
+      "web-dir", po::value(&o.page.web_dir),
+      "the status page's files (default: share/coord/web beside the binary's bin/)")(
+      "chart-js-dir", po::value(&o.page.chart_js_dir)->default_value(o.page.chart_js_dir),
+      "Chart.js for the status page's charts (Debian: libjs-chart.js)")(
       "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
       "how long an agent has to answer Ping when a job starts")(
       "launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),

@@ -36,7 +36,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   s->port_ = started.port;
   if (!options.http_listen.empty()) {
     ASSIGN_OR_RETURN(s->http_, CoordinatorHttp::Start(options.http_listen, options.http_security,
-                                                      s->jobs_.get()));
+                                                      s->jobs_.get(), options.page));
   }
   return s;
 }

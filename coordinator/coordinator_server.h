@@ -9,6 +9,7 @@
 #include "common/status.h"
 #include "common/tls.h"
 #include "coordinator/agent_client.h"
+#include "coordinator/coordinator_http.h"
 #include "coordinator/job_manager.h"
 
 namespace grpc {
@@ -36,6 +37,7 @@ struct CoordinatorOptions {
   /// The HTTP(S) endpoint (/metrics): "" = none; else host:port (port 0 = pick one).
   std::string http_listen;
   RpcSecurity http_security;  // from HttpServerSecurity (default: plaintext)
+  StatusPageFiles page;       // the status page's files (coordinator_http.h)
 };
 
 class CoordinatorServer {

@@ -132,6 +132,7 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
                     journaled.message());
   }
   EnsureLinksLocked(plan);
+  history_.OnState(job_id, st.created_ms(), 0, JOB_STATE_UNKNOWN, PENDING, "submitted");
   jobs_[job_id] = std::move(job);
   order_.push_back(job_id);
   LOG_INFO << "job " << job_id << ": " << plan.hosts.size() << " nodes x " << plan.nproc_per_node

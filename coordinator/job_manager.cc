@@ -446,6 +446,13 @@ std::vector<JobSnapshot> JobManager::Snapshot() {
   return out;
 }
 
+StatusOr<JobSnapshot> JobManager::SnapshotJob(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const Job* job = FindLocked(job_id);
+  if (job == nullptr) return NotFound("no job '" + job_id + "'");
+  return JobSnapshot{job->status, job->plan.name, job->last_progress};
+}
+
 // ---------------------------------------------------------------------------------------
 // StreamLogs
 

@@ -25,6 +25,7 @@
 #include "common/status.h"
 #include "coordinator/agent_client.h"
 #include "coordinator/coordinator_handler.h"
+#include "coordinator/job_history.h"
 #include "coordinator/job_plan.h"
 #include "coordinator/journal.h"
 #include "coordinator/progress_deadline.h"
@@ -96,6 +97,10 @@ class JobManager final : public CoordinatorHandler {
 
   /// Every job, oldest first, copied under the lock (cheap enough for a scrape a second).
   std::vector<JobSnapshot> Snapshot();
+  /// One job by its exact id (no "most recent" default); NotFound when unknown.
+  StatusOr<JobSnapshot> SnapshotJob(const std::string& job_id);
+  /// Curves and state changes over the jobs' lives, for the status page (job_history.h).
+  const JobHistory& history() const { return history_; }
 
   /// The first half of Shutdown, safe while requests are in flight: no new job is
   /// admitted and every agent call in flight ends now (a StartJob stuck dialling frozen
@@ -130,6 +135,7 @@ class JobManager final : public CoordinatorHandler {
   void OnWatchEnd(const std::string& target, uint64_t epoch, const Status& status);
   Followup OnRankStatusLocked(Job& job, const coord::agent::RankStatus& rank);
   void OnProgressLocked(const coord::agent::RankProgress& progress, int64_t age_ms);
+  void OnNodeUsageLocked(const std::string& target, const coord::agent::NodeUsage& usage);
   // The straggler scores after new progress: status.rank_timings and stragglers, and a
   // log line when a rank is named or cleared.
   void UpdateStragglersLocked(Job& job);
@@ -210,6 +216,7 @@ class JobManager final : public CoordinatorHandler {
   const JobManagerOptions options_;
   const std::shared_ptr<const Clock> clock_;
   std::unique_ptr<Journal> journal_;
+  JobHistory history_;  // its own leaf lock (after mu_)
 
   std::mutex mu_;
   std::condition_variable cv_;  // monitor wakeups and GetJob's wait for failure details

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/clock.h"
@@ -23,6 +24,16 @@ namespace coord::coordinator {
 namespace agent = coord::agent;
 
 namespace {
+
+// The learning rate of a rank's record, when it carries one ("lr"); NaN otherwise. The
+// record is the rank's own text: never trusted, parsed only when it names the key.
+double RecordLr(const std::string& text) {
+  if (text.find("\"lr\"") == std::string::npos) return std::nan("");
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nan("");
+  auto it = j.find("lr");
+  return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
+}
 
 constexpr int kMinBackoffMs = 100;
 constexpr int kMaxBackoffMs = 2000;
@@ -65,6 +76,8 @@ void JobManager::TransitionLocked(Job& job, JobState to, const std::string& mess
                                                StateName(to));
   job.status.set_state(to);
   job.status.set_message(message);
+  history_.OnState(job.status.job_id(), clock_->WallMs(), job.status.generation(), from, to,
+                   message);
   if (to == RUNNING) job.status.set_started_ms(clock_->WallMs());
   if (IsTerminal(to)) {
     job.status.set_ended_ms(clock_->WallMs());
@@ -293,6 +306,7 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
     link.last_heard_mono = clock_->MonoMs();
     link.backoff_ms = 0;
     if (event.has_heartbeat()) {
+      if (event.heartbeat().has_usage()) OnNodeUsageLocked(target, event.heartbeat().usage());
       std::set<Job*> touched;
       for (const agent::RankProgress& p : event.heartbeat().progress()) {
         // How old the record was when the agent sent it, on the agent's own clock:
@@ -395,6 +409,11 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   if (p.rank() == 0 && !std::isnan(p.loss())) job->status.set_loss(p.loss());
   if (p.checkpoint() > job->status.last_checkpoint_iteration()) {
     job->status.set_last_checkpoint_iteration(p.checkpoint());
+    history_.OnCheckpoint(p.job_id(), clock_->WallMs(), p.generation(), p.checkpoint());
+  }
+  if (p.rank() == 0 && p.iteration() >= 0) {
+    history_.OnProgress(p.job_id(), clock_->WallMs(), p.generation(), p.iteration(), p.loss(),
+                        RecordLr(p.text()), p.tokens_per_s() > 0 ? p.tokens_per_s() : std::nan(""));
   }
   if (p.rank() < 0 || p.rank() >= job->plan.world_size) return;  // not a rank of this job
   if (p.train_iters() > 0) job->status.set_train_iters(p.train_iters());
@@ -410,6 +429,19 @@ void JobManager::OnProgressLocked(const agent::RankProgress& p, int64_t age_ms) 
   if (job->stragglers.ignored_samples() > ignored && ignored == 0) {
     LOG_WARN << "job " << p.job_id() << ": ignored an invalid timing sample of rank " << p.rank()
              << " (not a finite time, or an iteration already seen); counting from now on";
+  }
+}
+
+// A heartbeat's node counters go to the history of every live job on that node.
+void JobManager::OnNodeUsageLocked(const std::string& target, const agent::NodeUsage& usage) {
+  const int64_t now = clock_->WallMs();
+  for (const auto& [id, job] : jobs_) {
+    if (IsTerminal(job->status.state())) continue;
+    for (const HostEntry& h : job->plan.hosts) {
+      if (h.Target() != target) continue;
+      history_.OnNodeUsage(id, target, now, usage);
+      break;
+    }
   }
 }
 

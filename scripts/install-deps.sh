@@ -10,10 +10,11 @@ packages=(
   libssh2-1-dev libboost-program-options-dev
   libopenmpi-dev openmpi-bin libgloo-dev
   libopenblas-dev libopenblas0-pthread nlohmann-json3-dev libicu-dev
-  libyaml-cpp-dev libssl-dev libcpp-httplib-dev
+  libyaml-cpp-dev libssl-dev libcpp-httplib-dev libre2-dev
   libgtest-dev libgmock-dev libsystemd-dev systemd libxxhash-dev
   iproute2 procps openssh-server openssh-client
   python3-protobuf prometheus
+  libjs-chart.js chromium
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
   packages+=(python3-torch hyperfine)

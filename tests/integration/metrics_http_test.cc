@@ -318,6 +318,12 @@ TEST_F(MetricsHttpTest, HttpsNeedsAClientCertificateOfTheCluster) {
     EXPECT_NE(plain.status, 200) << addr << ": served plaintext";
     EXPECT_EQ(plain.body.find("# TYPE"), std::string::npos);
   }
+  // The status page and its JSON API sit behind the same rule.
+  for (const char* path :
+       {"/api/jobs", "/static/index.html", "/static/vendor/chart.js/chart.min.js"}) {
+    EXPECT_EQ(HttpGet(coordd_http_, path, &user).status, 200) << path;
+    EXPECT_EQ(HttpGet(coordd_http_, path, &none).status, -1) << path << ": without a certificate";
+  }
   // A browser's way in: the PKCS#12 bundle coordctl exports, here through curl.
   ASSERT_TRUE(WriteTextFile(dir_.File("p12.pass"), "hunter2\n"));
   RunResult exported =

@@ -63,6 +63,8 @@ class AgentServiceTest : public ::testing::Test {
     o.clock = clock_;
     o.processes = node_->processes();
     o.make_watcher = node_->watcher_factory();
+    o.sample_usage = sample_usage_;
+    o.usage_ms = 1000;
     auto s = AgentService::Create(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     agent_ = std::move(*s);
@@ -112,6 +114,7 @@ class AgentServiceTest : public ::testing::Test {
   std::shared_ptr<FakeClock> clock_;
   std::shared_ptr<FakeNode> node_;
   std::unique_ptr<AgentService> agent_;
+  std::function<void(NodeUsage*)> sample_usage_;  // set before StartAgent (null: none)
 };
 
 // --- launch ----------------------------------------------------------------------------
@@ -530,6 +533,51 @@ TEST_F(AgentServiceTest, WatchReplaysRanksThenHeartbeatsOnTheClock) {
   }
   cancel = true;
   EXPECT_EQ(watch.get().code(), StatusCode::kCancelled);
+}
+
+// The node's usage rides on the first heartbeat at or after each usage_ms (1000 here),
+// not on every one (500): the page needs a sample every few seconds, not twice a second.
+TEST_F(AgentServiceTest, HeartbeatsCarryTheNodeUsageEveryUsageMs) {
+  std::atomic<int> samples{0};
+  sample_usage_ = [&](NodeUsage* u) {
+    u->set_cpu_busy_s(++samples);
+    u->set_mem_total_bytes(1 << 30);
+  };
+  StartAgent();
+  std::mutex mu;
+  std::vector<Heartbeat> beats;
+  std::atomic<bool> cancel{false};
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return beats.size();
+  };
+  WatchRequest req;
+  req.set_heartbeat_ms(500);
+  auto watch = std::async(std::launch::async, [&] {
+    return agent_->Watch(
+        req,
+        [&](const AgentEvent& e) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (e.has_heartbeat()) beats.push_back(e.heartbeat());
+          return true;
+        },
+        [&] { return cancel.load(); });
+  });
+  ASSERT_TRUE(WaitUntil([&] { return count() == 1; }));
+  for (size_t n = 2; n <= 3; ++n) {
+    clock_->Advance(500);
+    ASSERT_TRUE(WaitUntil([&] { return count() == n; }));
+  }
+  cancel = true;
+  EXPECT_EQ(watch.get().code(), StatusCode::kCancelled);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(beats.size(), 3u);
+  EXPECT_TRUE(beats[0].has_usage());
+  EXPECT_EQ(beats[0].usage().cpu_busy_s(), 1);
+  EXPECT_FALSE(beats[1].has_usage());  // 500 ms later
+  EXPECT_TRUE(beats[2].has_usage());   // 1000 ms later
+  EXPECT_EQ(beats[2].usage().cpu_busy_s(), 2);
+  EXPECT_EQ(samples.load(), 2);
 }
 
 TEST_F(AgentServiceTest, PingAnswersWithTheInjectedClock) {

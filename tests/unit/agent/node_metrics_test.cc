@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "agent/node_usage.h"
 #include "agent/proc_scan.h"
 #include "common/fs.h"
 #include "tests/support/files.h"
@@ -128,6 +129,33 @@ TEST(NodeCollectorTest, WritesNodeExporterFamiliesFromProcFiles) {
     EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
   }
   EXPECT_EQ(text.find("node_disk_"), std::string::npos);
+}
+
+// The heartbeat's usage sample (node_usage.h) from the same files: every CPU's busy and
+// total seconds (idle and iowait are not busy), memory, and bytes off loopback.
+TEST(NodeUsageTest, SumsCpusAndLeavesLoopbackOut) {
+  testing::TempDir dir;
+  ASSERT_TRUE(MakeDirs(dir.File("net")).ok());
+  ASSERT_TRUE(testing::WriteTextFile(dir.File("stat"), kStat));
+  ASSERT_TRUE(testing::WriteTextFile(dir.File("meminfo"), kMeminfo));
+  ASSERT_TRUE(testing::WriteTextFile(dir.File("net/dev"), kNetDev));
+  const NodeUsage u = SampleNodeUsage(dir.path(), nullptr);
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double idle = (411437.0 + 3621 + 382896 + 6027) / tick;
+  const double total = (1272600.0 + 2376 + 454642 + 411437 + 3621 + 0 + 22536 + 8385 + 1288697 +
+                        2637 + 463294 + 382896 + 6027 + 7 + 23358 + 8449) /
+                       tick;
+  EXPECT_NEAR(u.cpu_total_s(), total, 1e-6);
+  EXPECT_NEAR(u.cpu_busy_s(), total - idle, 1e-6);
+  EXPECT_EQ(u.mem_total_bytes(), 24522436ull * 1024);
+  EXPECT_EQ(u.mem_available_bytes(), 22761428ull * 1024);
+  EXPECT_EQ(u.net_rx_bytes(), 123456u);  // eth0 only; "bad" has too few fields
+  EXPECT_EQ(u.net_tx_bytes(), 654321u);
+  EXPECT_EQ(u.gpus_size(), 0);
+  // A node without those files: zeros, not a crash.
+  const NodeUsage none = SampleNodeUsage(dir.File("missing"), nullptr);
+  EXPECT_EQ(none.cpu_total_s(), 0);
+  EXPECT_EQ(none.mem_total_bytes(), 0u);
 }
 
 TEST(RankCollectorTest, ReportsALiveRankAndSkipsAReusedPid) {

@@ -1,0 +1,47 @@
+// The status page's JSON API on coordd's HTTP endpoint (read-only; routes in
+// AddStatusApiRoutes, documented in docs/observability.md "The web status page"):
+//   /api/jobs                              the jobs list (like squeue)
+//   /api/jobs/ID                           one job: states, failures, nodes x ranks grid
+//   /api/jobs/ID/progress                  rank 0's iteration, loss, lr, tokens/s over time
+//   /api/jobs/ID/resources                 each node's CPU, memory, network, GPU over time
+//   /api/jobs/ID/ranks/R/log               one rank's log (log_api.h)
+//   /api/jobs/ID/logs/search?q=            every rank's log searched (log_api.h)
+// The same status model `coordctl status` prints (JobManager::Snapshot) rendered as JSON,
+// plus the curves of JobHistory. The renderers are pure functions (unit-tested); the
+// handlers run on the HTTP server's threads. Errors: unknown job or rank 404, a bad
+// parameter 400, each with {"error": "..."}.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "common/http_server.h"
+#include "common/status.h"
+#include "coordinator/job_history.h"
+#include "coordinator/job_manager.h"
+
+namespace coord::coordinator {
+
+// --- renderers ---------------------------------------------------------------------
+
+nlohmann::json JobsListJson(const std::vector<JobSnapshot>& jobs, int64_t now_ms);
+// The job, its state changes, failures, grid, stragglers and checkpoints.
+nlohmann::json JobJson(const JobSnapshot& job, const JobHistoryView& history, int64_t now_ms);
+// {"columns": [...], "stride": n, "points": [[t_ms, iteration, loss, lr, tokens/s], ...]}.
+nlohmann::json ProgressJson(const JobHistoryView& history);
+// {"columns": [...], "nodes": [{"host", "node_rank", "gpus", "stride", "points"}]}.
+nlohmann::json ResourcesJson(const JobSnapshot& job, const JobHistoryView& history);
+
+// --- HTTP ----------------------------------------------------------------------------
+
+// A Status as the HTTP answer: NotFound 404, InvalidArgument/OutOfRange 400,
+// ResourceExhausted/Unavailable 503, DeadlineExceeded 504, else 500; {"error": message}.
+HttpResponse ErrorResponse(const Status& status);
+// 200 with `body`, never cached (the page polls).
+HttpResponse JsonResponse(const nlohmann::json& body);
+
+// Adds the /api/ routes above to `server` (before its Start()).
+void AddStatusApiRoutes(HttpServer* server, JobManager* jobs);
+
+}  // namespace coord::coordinator
