@@ -179,6 +179,7 @@ std::string ProgressRecordJson(const ProgressRecord& r) {
   if (r.checkpoint >= 0) j["checkpoint"] = r.checkpoint;
   if (r.train_iters >= 0) j["train_iters"] = r.train_iters;
   if (r.tokens_per_s > 0) j["tokens_per_s"] = std::round(r.tokens_per_s * 10.0) / 10.0;
+  if (r.lr >= 0) j["lr"] = r.lr;
   if (r.stage >= 0) j["stage"] = r.stage;
   if (r.has_timings) {
     const StepTimings& t = r.timings;

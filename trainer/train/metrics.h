@@ -80,11 +80,12 @@ struct ProgressRecord {
   int64_t checkpoint = -1;  // the newest saved iteration; -1: none (not written)
   int64_t train_iters = -1;  // -1: not written
   double tokens_per_s = 0.0;  // 0: not written
+  double lr = -1.0;           // the iteration's learning rate; < 0: not written
   int stage = -1;             // pipeline stage: ranks are compared within one; -1: not written
   bool has_timings = false;
   StepTimings timings;
 };
-// {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C][,"train_iters":I,"tokens_per_s":S,
+// {"iteration":N,"loss":L,"time_ms":T[,"checkpoint":C][,"train_iters":I,"tokens_per_s":S,"lr":R,
 // "stage":P,"compute_ms":...,"wait_ms":...,"wait_tp_ms":...,"wait_dp_ms":...,
 // "wait_pp_ms":...,"data_ms":...,"optimizer_ms":...]}: times rounded to the microsecond,
 // so a record stays well under the 512 bytes an older agent reads.

@@ -753,6 +753,7 @@ ProgressRecord Trainer::ProgressFor(double loss, double ms) const {
   p.tokens_per_s = ms > 0 ? static_cast<double>(config_.training.global_batch_size) *
                                 config_.model.seq_length / (ms / 1000.0)
                           : 0.0;
+  p.lr = schedule_->LoggedLrForIteration(iteration_);
   p.stage = groups_->stage();
   p.has_timings = true;
   p.timings = step_timer_.Finish();

@@ -170,6 +170,7 @@ TEST(MetricsTest, ProgressRecordWithTimingsKeepsTheOldFieldsAndStaysSmall) {
   r.checkpoint = 100;
   r.train_iters = 500;
   r.tokens_per_s = 2521.53;
+  r.lr = 2.5e-4;
   r.stage = 1;
   r.has_timings = true;
   r.timings.compute_ms = 60.1234567;
@@ -184,6 +185,7 @@ TEST(MetricsTest, ProgressRecordWithTimingsKeepsTheOldFieldsAndStaysSmall) {
   EXPECT_EQ(j["checkpoint"], 100);
   EXPECT_EQ(j["train_iters"], 500);
   EXPECT_EQ(j["tokens_per_s"], 2521.5);
+  EXPECT_EQ(j["lr"], 2.5e-4);  // the web page's learning-rate curve
   EXPECT_EQ(j["stage"], 1);
   EXPECT_EQ(j["compute_ms"], 60.123);  // to the microsecond
   EXPECT_EQ(j["wait_ms"], 30.5);
@@ -196,6 +198,7 @@ TEST(MetricsTest, ProgressRecordWithTimingsKeepsTheOldFieldsAndStaysSmall) {
   big.iteration = big.train_iters = big.checkpoint = INT64_MAX / 3;
   big.loss = big.time_ms = 1.0 / 3.0 * 1e300;
   big.tokens_per_s = 1e300;
+  big.lr = 1.0 / 3.0 * 1e300;
   big.stage = 1 << 30;
   big.timings = {1e300, 1e300, 1e300, 1e300, 1e300, 1e300, 1e300};
   EXPECT_LT(ProgressRecordJson(big).size(), 512u) << ProgressRecordJson(big);
