@@ -296,7 +296,7 @@ TEST(DiscoverRankEnv, RunIdAndRestartCountUnderAnyLauncher) {
   ASSERT_TRUE(env.ok()) << env.status().ToString();
   EXPECT_EQ(env->run_id, "job-1");
   EXPECT_EQ(env->restart_count, 3);
-  const Vars slurm = {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_NTASKS_PER_NODE", "1"},
+  const Vars slurm = {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_NTASKS_PER_NODE", "1"}, {"SLURM_LOCALID", "0"},
                       {"TORCHELASTIC_RESTART_COUNT", "2"}};
   env = DiscoverRankEnv(LookupIn(slurm));
   ASSERT_TRUE(env.ok()) << env.status().ToString();
