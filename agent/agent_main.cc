@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
       "for coordd's status page (0: never)");
   add("grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
       "default SIGTERM->SIGKILL grace of Kill");
+  add("keep-jobs", po::value(&opts.keep_jobs)->default_value(opts.keep_jobs),
+      "keep the state dirs (logs, records) of this many finished jobs, and every generation "
+      "that did not end with all ranks exiting 0; older ones are removed (-1: keep all)");
   add("supervisor", po::value(&opts.supervisor_path),
       "coord-supervisor binary (default: next to this one)");
   add("cgroup-parent", po::value(&opts.cgroup_parent),

@@ -87,6 +87,7 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   }
   so.heartbeat_ms = options.heartbeat_ms;
   so.default_grace_ms = options.default_grace_ms;
+  so.keep_jobs = options.keep_jobs;
   // One NVML for the heartbeats' usage samples and /metrics.
   std::shared_ptr<const env_check::System> system = env_check::MakeRealSystem();
   std::shared_ptr<GpuMetrics> gpus = GpuMetrics::Open(system, system->Hostname());

@@ -74,6 +74,11 @@ struct AgentServiceOptions {
   std::function<void(NodeUsage*)> sample_usage;
   int default_grace_ms = 5000;
   int launch_timeout_ms = 60000;  // every rank exec'd within this, or the launch fails
+  // Retention of STATE/jobs: the generation dirs (logs, records) of the newest keep_jobs
+  // finished jobs are kept, and every generation that did not end with all ranks
+  // exiting 0; older clean ones are removed when a generation ends and at start.
+  // Negative: keep everything.
+  int keep_jobs = 50;
   // What the node checks read; null = this machine (tests give a fake node).
   std::shared_ptr<const env_check::System> system;
   // --- seams: null = the real one ---
@@ -155,6 +160,8 @@ class AgentService final : public AgentHandler {
   void ApplyStartedLocked(Generation& gen, int rank);
   void ApplyExitLocked(Generation& gen, int rank);
   void CheckDoneLocked(Generation& gen);
+  // Applies options_.keep_jobs (see AgentServiceOptions) to jobs_ and the state dir.
+  void PruneStateLocked();
   void CleanupOrphanLocked(Generation& gen, const std::string& why);
   void KillUnknownTaggedLocked();
   void OnFile(uint64_t key, const std::string& name);

@@ -4,6 +4,9 @@
 // lifecycle setters. Runs in coord-agent: Recover() at start, the On* callbacks
 // on the watcher's thread.
 #include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 
 #include "agent/agent_service.h"
 #include "agent/cgroup.h"
@@ -130,6 +133,55 @@ void AgentService::ApplyExitLocked(Generation& gen, int rank) {
 void AgentService::CheckDoneLocked(Generation& gen) {
   if (!HasEnded(gen.state) && PathExists(JoinPath(gen.dir, kDoneFile))) {
     SetGenStateLocked(gen, EndedStateFrom(gen.state));
+    if (gen.state == GenState::kEnded) PruneStateLocked();
+  }
+}
+
+void AgentService::PruneStateLocked() {
+  if (options_.keep_jobs < 0) return;
+  // Finished jobs (every generation ended, Launch returned), newest last rank exit first.
+  std::vector<std::pair<int64_t, std::string>> finished;
+  for (const auto& [job_id, gens] : jobs_) {
+    bool ended = true;
+    int64_t last_ms = 0;
+    for (const auto& [g, gen] : gens) {
+      ended = ended && gen->state == GenState::kEnded;
+      for (const Rank& r : gen->ranks) last_ms = std::max(last_ms, r.exit.end_ms);
+    }
+    if (ended) finished.emplace_back(last_ms, job_id);
+  }
+  if (finished.size() <= static_cast<size_t>(options_.keep_jobs)) return;
+  std::sort(finished.rbegin(), finished.rend());
+  for (size_t i = static_cast<size_t>(options_.keep_jobs); i < finished.size(); ++i) {
+    const std::string& job_id = finished[i].second;
+    auto& gens = jobs_[job_id];
+    for (auto it = gens.begin(); it != gens.end();) {
+      const Generation& gen = *it->second;
+      bool clean = true;  // every rank exited 0: nothing anyone needs to read again
+      for (const Rank& r : gen.ranks) {
+        clean = clean && r.state == RANK_EXITED && r.exit.exit_code == 0 && r.exit.signal == 0 &&
+                r.exit.error.empty();
+      }
+      if (!clean) {
+        ++it;
+        continue;
+      }
+      Status removed = RemoveTree(gen.dir);
+      if (!removed.ok()) {
+        LOG_WARN << "state retention: " << removed.ToString();
+        ++it;
+        continue;
+      }
+      LOG_INFO << "state retention: removed " << gen.dir << " (job " << job_id
+               << " is older than the newest " << options_.keep_jobs << " finished jobs)";
+      monitor_->UnwatchDir(gen.key);
+      by_key_.erase(gen.key);
+      it = gens.erase(it);
+    }
+    if (gens.empty()) {
+      (void)rmdir(JoinPath(JobsDir(options_.state_dir), job_id).c_str());
+      jobs_.erase(job_id);
+    }
   }
 }
 
@@ -298,6 +350,7 @@ void AgentService::Recover() {
     }
   }
   KillUnknownTaggedLocked();
+  PruneStateLocked();
   LOG_INFO << "state dir " << options_.state_dir << ": " << adopted << " generations re-adopted, "
            << finished << " finished, " << orphaned << " orphaned (killed)";
 }

@@ -65,6 +65,7 @@ class AgentServiceTest : public ::testing::Test {
     o.make_watcher = node_->watcher_factory();
     o.sample_usage = sample_usage_;
     o.usage_ms = 1000;
+    o.keep_jobs = keep_jobs_;
     auto s = AgentService::Create(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     agent_ = std::move(*s);
@@ -115,6 +116,7 @@ class AgentServiceTest : public ::testing::Test {
   std::shared_ptr<FakeNode> node_;
   std::unique_ptr<AgentService> agent_;
   std::function<void(NodeUsage*)> sample_usage_;  // set before StartAgent (null: none)
+  int keep_jobs_ = -1;                             // set before StartAgent
 };
 
 // --- launch ----------------------------------------------------------------------------
@@ -578,6 +580,42 @@ TEST_F(AgentServiceTest, HeartbeatsCarryTheNodeUsageEveryUsageMs) {
   EXPECT_TRUE(beats[2].has_usage());   // 1000 ms later
   EXPECT_EQ(beats[2].usage().cpu_busy_s(), 2);
   EXPECT_EQ(samples.load(), 2);
+}
+
+// Retention: the newest keep_jobs finished jobs keep their generation dirs; an older job
+// loses its clean generations but keeps a failed one; a restarted agent applies the
+// same rule to what it finds on disk.
+TEST_F(AgentServiceTest, StateRetentionKeepsTheNewestJobsAndEveryFailedGeneration) {
+  keep_jobs_ = 2;
+  StartAgent();
+  auto run = [&](const std::string& job, int generation, int exit_code) {
+    ASSERT_TRUE(Launch(MakeLaunch(job, 1, generation)).ok());
+    clock_->Advance(1000);
+    node_->RankExits(Dir(job, generation), 0, exit_code);
+    node_->Deliver();
+    ASSERT_TRUE(Listed(job, generation).finished());
+  };
+  run("a", 0, 0);
+  run("b", 0, 3);  // failed, then restarted and finished cleanly
+  run("b", 1, 0);
+  run("c", 0, 0);
+  EXPECT_FALSE(PathExists(Dir("a"))) << "a is the third newest finished job";
+  EXPECT_TRUE(PathExists(Dir("b", 0)));
+  EXPECT_TRUE(PathExists(Dir("b", 1)));
+  run("d", 0, 0);
+  EXPECT_TRUE(PathExists(Dir("b", 0))) << "a failed generation is kept";
+  EXPECT_FALSE(PathExists(Dir("b", 1)));
+  EXPECT_TRUE(PathExists(Dir("c")));
+  EXPECT_TRUE(PathExists(Dir("d")));
+  EXPECT_EQ(ListedCount(), 3);  // b g0, c, d
+
+  // On disk before a restart with a smaller limit: only the newest job's clean one stays.
+  keep_jobs_ = 1;
+  StartAgent();
+  EXPECT_FALSE(PathExists(Dir("c")));
+  EXPECT_TRUE(PathExists(Dir("d")));
+  EXPECT_TRUE(PathExists(Dir("b", 0)));
+  EXPECT_EQ(ListedCount(), 2);
 }
 
 TEST_F(AgentServiceTest, PingAnswersWithTheInjectedClock) {
