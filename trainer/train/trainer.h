@@ -7,7 +7,8 @@
 // and at the end (ZeRO: one optimizer shard per rank), exact resume from `load` with
 // any number of ranks, and a clear stop on a NaN/inf loss that leaves the last good
 // checkpoint. Rank 0 alone writes the log lines, metrics.jsonl, TensorBoard events and
-// manifests; every rank reports progress on COORD_PROGRESS_FD.
+// manifests; every rank reports progress on COORD_PROGRESS_FD. data.format "sft" swaps
+// the indexed dataset for a chat set (sft_batches.h: masks, packing, per-token loss).
 // Runs on the main thread of a rank; the kernels use OpenMP inside. Not thread-safe,
 // except RequestStop, which a signal handler may call.
 #pragma once
