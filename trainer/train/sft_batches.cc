@@ -136,6 +136,10 @@ coord::StatusOr<MicroBatch> SftBatches::Load(bool valid, int64_t consumed, int64
                    split.sampler->GlobalBatch(consumed, global_batch_));
   int64_t trained = 0;
   for (int64_t i : all) trained += rows.trained_count[static_cast<size_t>(split.order[i])];
+  if (trained == 0) {  // every row holds a sample with a trained token: a bug if not
+    return coord::Internal("the global batch at sample " + std::to_string(consumed) +
+                           " has no trained token");
+  }
   const float scale =
       static_cast<float>(static_cast<double>(num_micro * dp_size_) / static_cast<double>(trained));
   ASSIGN_OR_RETURN(const std::vector<int64_t> idx, split.sampler->MicroBatch(consumed, m));
