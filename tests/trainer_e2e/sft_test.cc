@@ -33,7 +33,8 @@ void WriteChatSet(const std::string& path, bool with_bad_line) {
     json j;
     switch (i % 4) {
       case 0:
-        j = {{"messages", {{{"role", "user"}, {"content", q}}, {{"role", "assistant"}, {"content", r}}}}};
+        j = {{"messages",
+              {{{"role", "user"}, {"content", q}}, {{"role", "assistant"}, {"content", r}}}}};
         break;
       case 1:
         j = {{"query", q},
@@ -41,15 +42,19 @@ void WriteChatSet(const std::string& path, bool with_bad_line) {
              {"history", json::array({json::array({"add 1 1", "1+1=2"})})}};
         break;
       case 2:
-        j = {{"instruction", "add"}, {"input", std::to_string(a) + " " + std::to_string(b)},
+        j = {{"instruction", "add"},
+             {"input", std::to_string(a) + " " + std::to_string(b)},
              {"output", r}};
         break;
       default:
         j = {{"system", "sum"},
-             {"conversations", {{{"from", "human"}, {"value", q}}, {{"from", "gpt"}, {"value", r}}}}};
+             {"conversations",
+              {{{"from", "human"}, {"value", q}}, {{"from", "gpt"}, {"value", r}}}}};
     }
     out << j.dump() << "\n";
-    if (with_bad_line && i == 2) out << R"({"messages": [{"role": "user", "content": "no answer"}]})" << "\n";
+    if (with_bad_line && i == 2)
+      out << R"({"messages": [{"role": "user", "content": "no answer"}]})"
+          << "\n";
   }
 }
 
@@ -92,7 +97,7 @@ struct SftRun {
 };
 
 SftRun Train(const TempDir& dir, const std::string& cfg, const std::string& tag, int world,
-          const std::vector<std::string>& extra) {
+             const std::vector<std::string>& extra) {
   const std::string save = dir.File(tag);
   std::vector<std::string> sets = {"training.save=" + save};
   sets.insert(sets.end(), extra.begin(), extra.end());
@@ -112,7 +117,8 @@ SftRun Train(const TempDir& dir, const std::string& cfg, const std::string& tag,
 class SftE2e : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream(dir_.File("tokenizer.json")) << trainer::data::testing::TinyChatTokenizerJson().dump();
+    std::ofstream(dir_.File("tokenizer.json"))
+        << trainer::data::testing::TinyChatTokenizerJson().dump();
     WriteChatSet(dir_.File("chat.jsonl"), true);
   }
   std::string Config(const json& job) { return WriteJob(dir_.File("job.json"), job); }

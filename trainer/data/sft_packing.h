@@ -20,9 +20,9 @@ struct SftRows {
   int64_t rows = 0;
   // Each (rows, T), row-major.
   std::vector<int32_t> inputs, targets;
-  std::vector<uint8_t> trained;     // 1: the target is an assistant token (loss on it)
-  std::vector<int32_t> positions;   // position ids, 0 at each sample's first token
-  std::vector<int32_t> segments;    // sample index within the row; padding the next one
+  std::vector<uint8_t> trained;        // 1: the target is an assistant token (loss on it)
+  std::vector<int32_t> positions;      // position ids, 0 at each sample's first token
+  std::vector<int32_t> segments;       // sample index within the row; padding the next one
   std::vector<int64_t> trained_count;  // (rows,) trained targets per row
   std::vector<int32_t> filled;         // (rows,) positions holding samples (the rest: padding)
 };

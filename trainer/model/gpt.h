@@ -135,8 +135,9 @@ class GptModel {
   void ZeroGrad();
 
   // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy, or
-  // with options.loss_weights the weighted sum (0 for a part without the head). input_activation: the (B, T, C) input of a part
-  // without the embedding (copied), else ignored.
+  // with options.loss_weights the weighted sum (0 for a part without the head).
+  // input_activation: the (B, T, C) input of a part without the embedding (copied), else
+  // ignored.
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const StepOptions& options,
                                  const float* input_activation = nullptr);

@@ -35,8 +35,10 @@ std::string RowsText(const char* name, const td::SftRows& r, size_t samples) {
   const double fill =
       r.rows > 0 ? 100.0 * static_cast<double>(filled) / static_cast<double>(r.rows * r.T) : 0.0;
   char buf[200];
-  std::snprintf(buf, sizeof(buf), "%s: %zu samples in %lld rows (%.0f%% filled), %lld trained "
-                "tokens", name, samples, static_cast<long long>(r.rows), fill,
+  std::snprintf(buf, sizeof(buf),
+                "%s: %zu samples in %lld rows (%.0f%% filled), %lld trained "
+                "tokens",
+                name, samples, static_cast<long long>(r.rows), fill,
                 static_cast<long long>(trained));
   return buf;
 }
@@ -60,22 +62,22 @@ coord::StatusOr<std::unique_ptr<SftBatches>> SftBatches::Create(const TrainerCon
   auto data = td::LoadSftJsonl(path, *tmpl, tokenizer, options);
   if (!data.ok()) return data.status().WithContext("data.train_data");
   std::unique_ptr<SftBatches> b(new SftBatches());
-  b->report_.push_back("sft data: " + path + ", " + std::to_string(data->lines) + " lines, " +
-                       std::to_string(data->samples.size()) + " samples, " +
-                       std::to_string(data->skipped.size()) + " skipped, " +
-                       std::to_string(data->truncated) + " truncated (" +
-                       sft.truncation_strategy + " to " + std::to_string(sft.max_length) +
-                       " tokens); chat template " + tmpl->name() +
-                       (tmpl->default_system().empty()
-                            ? ""
-                            : ", default system \"" + tmpl->default_system() + "\""));
+  b->report_.push_back(
+      "sft data: " + path + ", " + std::to_string(data->lines) + " lines, " +
+      std::to_string(data->samples.size()) + " samples, " + std::to_string(data->skipped.size()) +
+      " skipped, " + std::to_string(data->truncated) + " truncated (" + sft.truncation_strategy +
+      " to " + std::to_string(sft.max_length) + " tokens); chat template " + tmpl->name() +
+      (tmpl->default_system().empty() ? ""
+                                      : ", default system \"" + tmpl->default_system() + "\""));
   for (std::string& line : SkipLines(path, data->skipped)) b->report_.push_back(std::move(line));
   if (data->samples.empty()) {
     return coord::InvalidArgument("data.train_data: " + path + ": no usable sample (" +
                                   std::to_string(data->skipped.size()) + " lines skipped" +
-                                  (data->skipped.empty() ? "" : "; first: line " +
-                                   std::to_string(data->skipped[0].line) + ": " +
-                                   data->skipped[0].reason) + ")");
+                                  (data->skipped.empty()
+                                       ? ""
+                                       : "; first: line " + std::to_string(data->skipped[0].line) +
+                                             ": " + data->skipped[0].reason) +
+                                  ")");
   }
   std::vector<td::SftSample> train, valid;
   const double ratio = valid_samples > 0 ? sft.split_dataset_ratio : 0.0;
@@ -106,8 +108,8 @@ coord::StatusOr<std::unique_ptr<SftBatches>> SftBatches::Create(const TrainerCon
 }
 
 // Epochs of the rows, each shuffled with its own seed, until num_samples.
-coord::Status SftBatches::Prepare(Split* split, int64_t num_samples, uint32_t seed,
-                                  int64_t dp_rank, int64_t dp_size) {
+coord::Status SftBatches::Prepare(Split* split, int64_t num_samples, uint32_t seed, int64_t dp_rank,
+                                  int64_t dp_size) {
   const int64_t n = split->rows.rows;
   split->order.clear();
   split->order.reserve(static_cast<size_t>(num_samples));
@@ -119,8 +121,8 @@ coord::Status SftBatches::Prepare(Split* split, int64_t num_samples, uint32_t se
     const auto take = std::min<int64_t>(n, num_samples - static_cast<int64_t>(split->order.size()));
     split->order.insert(split->order.end(), perm.begin(), perm.begin() + take);
   }
-  ASSIGN_OR_RETURN(auto s, td::PretrainingSampler::Create(num_samples, micro_batch_, dp_rank,
-                                                          dp_size));
+  ASSIGN_OR_RETURN(auto s,
+                   td::PretrainingSampler::Create(num_samples, micro_batch_, dp_rank, dp_size));
   split->sampler = std::make_unique<td::PretrainingSampler>(s);
   return coord::Status::Ok();
 }

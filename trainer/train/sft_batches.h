@@ -38,8 +38,8 @@ class SftBatches {
   static coord::StatusOr<std::unique_ptr<SftBatches>> Create(const TrainerConfig& config,
                                                              trainer::data::Tokenizer* tokenizer,
                                                              int64_t train_samples,
-                                                             int64_t valid_samples,
-                                                             int64_t dp_rank, int64_t dp_size);
+                                                             int64_t valid_samples, int64_t dp_rank,
+                                                             int64_t dp_size);
 
   // Micro-batch m of the global batch that starts at `consumed` (training split, or
   // the validation split), with the loss weights of the header. Valid until the next Load.

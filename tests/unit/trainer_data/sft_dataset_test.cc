@@ -34,8 +34,8 @@ bool Same(const V& a, const V& b) {
 }
 
 TEST(SftFormatsTest, AllFormatsGiveTheSameConversation) {
-  const V want = {{"system", "s"}, {"user", "q1"}, {"assistant", "r1"}, {"user", "q2"},
-                  {"assistant", "r2"}};
+  const V want = {
+      {"system", "s"}, {"user", "q1"}, {"assistant", "r1"}, {"user", "q2"}, {"assistant", "r2"}};
   const json lines[] = {
       json::parse(R"({"messages": [{"role": "system", "content": "s"},
                    {"role": "user", "content": "q1"}, {"role": "assistant", "content": "r1"},
@@ -53,10 +53,12 @@ TEST(SftFormatsTest, AllFormatsGiveTheSameConversation) {
     ASSERT_TRUE(c.ok()) << j.dump() << ": " << c.status().ToString();
     EXPECT_TRUE(Same(*c, want)) << j.dump();
   }
-  auto alpaca = ParseConversation(json::parse(R"({"instruction": "do", "input": "x", "output": "y"})"));
+  auto alpaca =
+      ParseConversation(json::parse(R"({"instruction": "do", "input": "x", "output": "y"})"));
   ASSERT_TRUE(alpaca.ok());
   EXPECT_TRUE(Same(*alpaca, V{{"user", "do\nx"}, {"assistant", "y"}}));
-  auto no_input = ParseConversation(json::parse(R"({"instruction": "do", "input": "", "output": "y"})"));
+  auto no_input =
+      ParseConversation(json::parse(R"({"instruction": "do", "input": "", "output": "y"})"));
   ASSERT_TRUE(no_input.ok());
   EXPECT_TRUE(Same(*no_input, V{{"user", "do"}, {"assistant", "y"}}));
 }
@@ -67,8 +69,10 @@ TEST(SftFormatsTest, ErrorsNameTheJsonPath) {
     EXPECT_FALSE(c.ok()) << text;
     return c.ok() ? std::string() : c.status().message();
   };
-  EXPECT_EQ(error(R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]})"),
-            "messages[1].role: unknown role \"tool\" (system, user or assistant)");
+  EXPECT_EQ(
+      error(
+          R"({"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]})"),
+      "messages[1].role: unknown role \"tool\" (system, user or assistant)");
   EXPECT_EQ(error(R"({"messages": [{"role": "user"}]})"), "messages[0].content: missing");
   EXPECT_EQ(error(R"({"conversations": [{"from": "bot", "value": "b"}]})"),
             "conversations[0].from: unknown role \"bot\" (system, human or gpt)");
@@ -100,11 +104,9 @@ const char kGood[] = R"({"query": "hi", "response": "hello"})";
 constexpr int kGoodTokens = 1 + 5 + 2 + 1 + 1 + 1 + 10 + 1 + 1 + 1;
 
 TEST_F(SftLoadTest, BadLinesAreCountedAndSkippedWithTheirLine) {
-  const std::string jsonl = std::string(kGood) + "\n" +
-                            R"({"messages": [{"role": "user", "content": "x"}]})" + "\n\n" +
-                            "{not json\n" +
-                            R"({"messages": [{"role": "robot", "content": "x"}]})" + "\n" +
-                            kGood + "\n";
+  const std::string jsonl =
+      std::string(kGood) + "\n" + R"({"messages": [{"role": "user", "content": "x"}]})" + "\n\n" +
+      "{not json\n" + R"({"messages": [{"role": "robot", "content": "x"}]})" + "\n" + kGood + "\n";
   auto d = Load(jsonl, {});
   ASSERT_TRUE(d.ok()) << d.status().ToString();
   EXPECT_EQ(d->lines, 5);
@@ -139,7 +141,8 @@ TEST_F(SftLoadTest, TruncationRules) {
   EXPECT_EQ(del->samples[0].line, 2);
   ASSERT_EQ(del->skipped.size(), 1u);
   EXPECT_EQ(del->skipped[0].line, 1);
-  EXPECT_EQ(del->skipped[0].reason, "24 tokens, longer than max_length 23 (truncation_strategy delete)");
+  EXPECT_EQ(del->skipped[0].reason,
+            "24 tokens, longer than max_length 23 (truncation_strategy delete)");
   o.truncation = Truncation::kLeft;
   auto left = Load(jsonl, o);
   ASSERT_TRUE(left.ok());

@@ -72,8 +72,8 @@ struct Result {
   std::vector<float> grads;
 };
 
-Result RunModel(const GptConfig& c, int B, int T, const std::vector<int>& in, const std::vector<int>& tg,
-           const StepOptions& o) {
+Result RunModel(const GptConfig& c, int B, int T, const std::vector<int>& in,
+                const std::vector<int>& tg, const StepOptions& o) {
   auto model = GptModel::Create(c, B, T);
   EXPECT_TRUE(model.ok()) << model.status().ToString();
   (*model)->InitMegatron(5);
