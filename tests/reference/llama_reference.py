@@ -5,9 +5,13 @@
   init  --out DIR --arch qwen2|llama [--shards N] [--dtype float32|bfloat16] [--seed S]
         writes a tiny model with random weights in Hugging Face's layout: DIR/config.json
         and its safetensors (N > 1: model-0000i-of-0000N.safetensors + the index).
-  run   --weights DIR --batches F --out DIR [--train F] [--dtype float64]
+  run   --weights DIR --batches F --out DIR [--train F] [--packed F] [--dtype float64]
         loads it and writes OUT/ref_grads.safetensors (d(mean loss)/d(param) on batch 0,
         HF names, float32) and OUT/ref.json {"loss0", "train_losses", "lrs", "grad_norms"}.
+        --packed F: JSON {"positions", "segments", "weights"} (B*T each) for batch 0 as a
+        packed SFT batch: RoPE at the given positions, attention only within a segment
+        (equal ids), loss = sum(weights * CE); adds "packed_loss" and
+        OUT/packed_grads.safetensors.
 
 The architecture is written out below from the papers' and HF's definitions (not
 transformers): RMSNorm in the compute dtype, x * rsqrt(mean(x^2) + eps) * w; RoPE with
@@ -185,15 +189,16 @@ class LlamaFamily(torch.nn.Module):
         y = x @ self.p(name + ".weight").t()
         return y + self.p(name + ".bias") if self.has(name + ".bias") else y
 
-    def rope(self, x, T):  # x (B, H, T, HS); rotate_half pairing
+    def rope(self, x, T, pos=None):  # x (B, H, T, HS); rotate_half pairing; pos (B, T)
         HS = x.shape[-1]
         inv_freq = 1.0 / (self.cfg["rope_theta"] ** (torch.arange(0, HS, 2, dtype=x.dtype) / HS))
-        ang = torch.arange(T, dtype=x.dtype)[:, None] * inv_freq[None, :]
+        p = torch.arange(T, dtype=x.dtype) if pos is None else pos.to(x.dtype)[:, None, :]
+        ang = p[..., None] * inv_freq  # (T, HS/2) or (B, 1, T, HS/2)
         cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()
         x1, x2 = x[..., :HS // 2], x[..., HS // 2:]
         return x * cos + torch.cat([-x2, x1], -1) * sin
 
-    def block(self, x, i):
+    def block(self, x, i, pos=None, seg=None):
         B, T, C = x.shape
         NH, KV = self.cfg["num_attention_heads"], self.cfg["num_key_value_heads"]
         HS = C // NH
@@ -202,11 +207,13 @@ class LlamaFamily(torch.nn.Module):
         q = self.linear(a, p + "self_attn.q_proj").view(B, T, NH, HS).transpose(1, 2)
         k = self.linear(a, p + "self_attn.k_proj").view(B, T, KV, HS).transpose(1, 2)
         v = self.linear(a, p + "self_attn.v_proj").view(B, T, KV, HS).transpose(1, 2)
-        q, k = self.rope(q, T), self.rope(k, T)
+        q, k = self.rope(q, T, pos), self.rope(k, T, pos)
         k = k.repeat_interleave(NH // KV, dim=1)  # query head h reads KV head h // (NH/KV)
         v = v.repeat_interleave(NH // KV, dim=1)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(HS)
         mask = torch.ones(T, T, dtype=torch.bool).tril()
+        if seg is not None:  # (B, 1, T, T): a packed sample sees only itself
+            mask = (mask & (seg[:, :, None] == seg[:, None, :]))[:, None]
         att = att.masked_fill(~mask, float("-inf")).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(B, T, NH * HS)
         x = x + self.linear(y, p + "self_attn.o_proj")
@@ -214,14 +221,18 @@ class LlamaFamily(torch.nn.Module):
         m = F.silu(self.linear(m, p + "mlp.gate_proj")) * self.linear(m, p + "mlp.up_proj")
         return x + self.linear(m, p + "mlp.down_proj")
 
-    def forward(self, idx, targets):
+    def forward(self, idx, targets, pos=None, seg=None, weights=None):
         x = self.p("model.embed_tokens.weight")[idx]
         for i in range(self.cfg["num_hidden_layers"]):
-            x = self.block(x, i)
+            x = self.block(x, i, pos, seg)
         x = self.rms(x, self.p("model.norm.weight"))
         head = "lm_head.weight" if self.has("lm_head.weight") else "model.embed_tokens.weight"
         logits = x @ self.p(head).t()
-        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+        if weights is None:
+            return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
+        ce = F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1),
+                             reduction="none")
+        return (ce * weights.reshape(-1).to(ce.dtype)).sum()
 
 
 def train(model, batches, t):
@@ -267,6 +278,19 @@ def run(args):
     write_safetensors(os.path.join(args.out, "ref_grads.safetensors"),
                       {hf: getattr(model, k).grad for hf, k in model.names})
     result = {"loss0": loss0.item(), "dtype": args.dtype}
+    if args.packed:
+        with open(args.packed) as f:
+            pk = json.load(f)
+        shape = idx.shape
+        pos = torch.tensor(pk["positions"], dtype=torch.int64).reshape(shape)
+        seg = torch.tensor(pk["segments"], dtype=torch.int64).reshape(shape)
+        w = torch.tensor(pk["weights"], dtype=torch.float64).reshape(shape)
+        model.zero_grad()
+        packed = model(idx, tgt, pos, seg, w)
+        packed.backward()
+        write_safetensors(os.path.join(args.out, "packed_grads.safetensors"),
+                          {hf: getattr(model, k).grad for hf, k in model.names})
+        result["packed_loss"] = packed.item()
     if args.train:
         with open(args.train) as f:
             t = json.load(f)
@@ -290,6 +314,7 @@ def main():
     r.add_argument("--batches", required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--train")
+    r.add_argument("--packed")
     r.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     args = ap.parse_args()
     torch.set_num_threads(1)

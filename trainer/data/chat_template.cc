@@ -105,7 +105,8 @@ coord::StatusOr<ChatTemplate> ChatTemplate::FromJinja(const std::string& jinja) 
     }
     return coord::InvalidArgument(
         "chat_template is not ChatML (no <|im_start|>) and not a template gpt-rank knows; "
-        "name one with data.chat_template (" + KnownNames() + ")");
+        "name one with data.chat_template (" +
+        KnownNames() + ")");
   }
   // Qwen3's template adds an empty <think></think> block to the last assistant turn,
   // which this renderer does not: refuse rather than train on a different text.
@@ -163,9 +164,9 @@ coord::StatusOr<ChatTokens> ChatTemplate::Render(const std::vector<ChatMessage>&
   const int32_t im_start = tokenizer->TokenId("<|im_start|>");
   const int32_t im_end = tokenizer->TokenId("<|im_end|>");
   if (im_start < 0 || im_end < 0) {
-    return coord::InvalidArgument("chat template " + name_ + " needs <|im_start|> and <|im_end|>, " +
-                                  "which the tokenizer (" + tokenizer->Describe() +
-                                  ") does not have");
+    return coord::InvalidArgument("chat template " + name_ +
+                                  " needs <|im_start|> and <|im_end|>, " + "which the tokenizer (" +
+                                  tokenizer->Describe() + ") does not have");
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     if (!KnownRole(messages[i].role)) {

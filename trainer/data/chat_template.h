@@ -66,8 +66,8 @@ class ChatTemplate {
   // add_generation_prompt, "<|im_start|>assistant\n" (masked) for the model to
   // continue. InvalidArgument on an unknown role (messages[i].role named) or a
   // tokenizer without the template's special tokens.
-  coord::StatusOr<ChatTokens> Render(const std::vector<ChatMessage>& messages,
-                                     Tokenizer* tokenizer, bool add_generation_prompt) const;
+  coord::StatusOr<ChatTokens> Render(const std::vector<ChatMessage>& messages, Tokenizer* tokenizer,
+                                     bool add_generation_prompt) const;
   // The same conversation as text (what HF's apply_chat_template(tokenize=False) gives).
   std::string RenderText(const std::vector<ChatMessage>& messages,
                          bool add_generation_prompt) const;

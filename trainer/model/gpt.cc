@@ -242,6 +242,7 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
                                     std::to_string(V) + ")");
     }
   }
+  RETURN_IF_ERROR(TakeTokenOptions(options, B, T));
   B_ = B;
   T_ = T;
   training_ = options.training;
@@ -306,26 +307,76 @@ coord::StatusOr<float> GptModel::Forward(const int* inputs, const int* targets, 
     RETURN_IF_ERROR(VocabParallelLoss());
   }
   double sum = 0.0;  // in token order: deterministic
-  for (int i = 0; i < BT; ++i) sum += acts_.losses[i];
   have_forward_ = true;
+  if (!loss_weights_.empty()) {
+    for (int i = 0; i < BT; ++i) sum += static_cast<double>(acts_.losses[i]) * loss_weights_[i];
+    return static_cast<float>(sum);
+  }
+  for (int i = 0; i < BT; ++i) sum += acts_.losses[i];
   return static_cast<float>(sum / BT);
+}
+
+coord::Status GptModel::TakeTokenOptions(const StepOptions& options, int B, int T) {
+  const size_t BT = static_cast<size_t>(B) * T;
+  loss_weights_.clear();
+  positions_.clear();
+  kv_begin_.clear();
+  if (options.loss_weights != nullptr) {
+    loss_weights_.assign(options.loss_weights, options.loss_weights + BT);
+  }
+  if (options.position_ids != nullptr) {
+    if (!config_.rope()) {
+      return coord::InvalidArgument("GptModel::Forward: position ids need position_embedding_type "
+                                    "\"rope\" (learned positions are always 0..T-1)");
+    }
+    for (size_t i = 0; i < BT; ++i) {
+      if (options.position_ids[i] < 0 || options.position_ids[i] >= max_seq_) {
+        return coord::InvalidArgument("GptModel::Forward: position id " +
+                                      std::to_string(options.position_ids[i]) + " of token " +
+                                      std::to_string(i) + " outside [0, " +
+                                      std::to_string(max_seq_) + ")");
+      }
+    }
+    positions_.assign(options.position_ids, options.position_ids + BT);
+  }
+  if (options.segment_ids != nullptr) {  // a token's first key: where its run of ids began
+    kv_begin_.resize(BT);
+    for (int b = 0; b < B; ++b) {
+      const int* seg = options.segment_ids + static_cast<size_t>(b) * T;
+      int* begin = kv_begin_.data() + static_cast<size_t>(b) * T;
+      for (int t = 0; t < T; ++t) begin[t] = t > 0 && seg[t] == seg[t - 1] ? begin[t - 1] : t;
+    }
+  }
+  return coord::Status::Ok();
 }
 
 // --- backward ---------------------------------------------------------------
 
-// The loss (loss_scale x mean over the B x T tokens), the LM head and the final
-// LayerNorm: leaves d/d(output of the last layer) in grad_acts_.dresidual.
+// The loss (loss_scale x mean over the B x T tokens, or x the weighted sum), the LM
+// head and the final LayerNorm: leaves d/d(output of the last layer) in
+// grad_acts_.dresidual.
 coord::Status GptModel::HeadBackward(float loss_scale) {
   const int BT = B_ * T_, C = config_.hidden_size, L = static_cast<int>(layers_.size());
   const int V = config_.vocab_size, Vl = config_.padded_vocab_size() / tp_;
   const size_t BTC = static_cast<size_t>(BT) * C;
   const GptGradActivations& d = grad_acts_;
+  const bool weighted = !loss_weights_.empty();
+  // Weighted: d(loss)/d(CE_i) = loss_scale w_i, applied to each row below.
+  const float dloss = weighted ? loss_scale : loss_scale / BT;
   if (tp_comm_ == nullptr) {
-    cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vl, loss_scale / BT);
+    cpu::softmax_cross_entropy_backward(acts_.logits, targets_.data(), BT, V, Vl, dloss);
   } else {
     cpu::vocab_parallel_ce_backward(acts_.logits, targets_.data(), BT, Vl,
                                     cpu::vocab_shard_valid(V, layout_.vocab_begin(), Vl),
-                                    layout_.vocab_begin(), loss_scale / BT);
+                                    layout_.vocab_begin(), dloss);
+  }
+  if (weighted) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < BT; ++i) {
+      float* row = acts_.logits + static_cast<size_t>(i) * Vl;  // (Vl,) dlogits of token i
+      const float w = loss_weights_[static_cast<size_t>(i)];
+      for (int v = 0; v < Vl; ++v) row[v] *= w;
+    }
   }
   constexpr Module kHead{ModuleKind::kHead, -1};
   ASSIGN_OR_RETURN(const ModuleView head, source_->Acquire(kHead, Pass::kBackward));

@@ -43,6 +43,13 @@ struct StepOptions {
                           // sample in the training order (row b is rng_step + b), so a
                           // sample draws the same masks on any rank, micro-batch or
                           // resume (< 2^40)
+  // Optional per-token (B, T) arrays of supervised fine-tuning (sft_packing.h), copied
+  // by Forward; null: pretraining's defaults.
+  const float* loss_weights = nullptr;  // the loss is sum_i w_i CE_i (null: the mean
+                                        // over the B x T tokens)
+  const int* position_ids = nullptr;    // RoPE positions in [0, max_seq) (null: t); rope only
+  const int* segment_ids = nullptr;     // attention stays inside runs of equal ids (packed
+                                        // samples); null: one segment per row
 };
 
 // Dropout sites inside a layer; part of the RNG stream id.
@@ -127,9 +134,10 @@ class GptModel {
   void InitMegatron(uint64_t seed);
   void ZeroGrad();
 
-  // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy (0
-  // for a part without the head). input_activation: the (B, T, C) input of a part
-  // without the embedding (copied), else ignored.
+  // inputs, targets are (B, T) token ids in [0, V). Returns the mean cross-entropy, or
+  // with options.loss_weights the weighted sum (0 for a part without the head).
+  // input_activation: the (B, T, C) input of a part without the embedding (copied), else
+  // ignored.
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const StepOptions& options,
                                  const float* input_activation = nullptr);
@@ -191,6 +199,10 @@ class GptModel {
   coord::Status TpAllReduce(float* data, size_t count);
   coord::Status VocabParallelLoss();
   coord::Status HeadBackward(float loss_scale);  // acts_.logits -> probs, acts_.losses (tp > 1)
+  // Checks and copies options' per-token arrays for a (B, T) batch.
+  coord::Status TakeTokenOptions(const StepOptions& options, int B, int T);
+  const int* positions() const { return positions_.empty() ? nullptr : positions_.data(); }
+  const int* kv_begin() const { return kv_begin_.empty() ? nullptr : kv_begin_.data(); }
 
   GptConfig config_;
   gpt_rank::dist::Communicator* tp_comm_ = nullptr;  // null for one rank
@@ -218,6 +230,10 @@ class GptModel {
   // Last Forward's batch, needed by Backward.
   int B_ = 0, T_ = 0;
   std::vector<int> inputs_, targets_;  // (B, T)
+  // The last Forward's StepOptions arrays; empty when not given.
+  std::vector<float> loss_weights_;  // (B, T)
+  std::vector<int> positions_;       // (B, T)
+  std::vector<int> kv_begin_;        // (B, T) first key of each token's segment
   bool training_ = false;
   uint64_t rng_step_ = 0;
   bool have_forward_ = false;

@@ -82,10 +82,11 @@ coord::Status GptModel::LayerForward(int l, const LayerParams& w, const LayerAct
   cpu::matmul_forward(a.qkv, a.ln1, w.qkvw, w.qkvb, BT, C, QKVl);
   if (config_.rope()) {
     cpu::rope_forward(a.qkv, rope_cos_.data(), rope_sin_.data(), B, T,
-                      cpu::QkvLayout::Make(ATTl, NHl, KVl));
+                      cpu::QkvLayout::Make(ATTl, NHl, KVl), positions());
   }
   cpu::attention_forward(a.atty, a.att, a.qkv, B, T, ATTl, NHl, p_attn,
-                         DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl, KVl);
+                         DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl, KVl,
+                         kv_begin());
   cpu::matmul_forward(proj, a.atty, w.attprojw, one_rank ? w.attprojb : nullptr, BT, ATTl, C);
   RETURN_IF_ERROR(RowParallelOutput(proj, w.attprojb));
   if (p_hidden > 0.0f) {
@@ -161,10 +162,11 @@ coord::Status GptModel::LayerBackward(int l, const LayerParams& w, LayerParams& 
   cpu::matmul_backward(d.dbtc2, g.attprojw, g.attprojb, dproj, a.atty, w.attprojw, BT, ATTl, C);
   Zero(d.dqkv, static_cast<size_t>(BT) * QKVl);
   cpu::attention_backward(d.dqkv, d.dbtc2, a.qkv, a.att, B, T, ATTl, NHl, p_attn,
-                          DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl, KVl);
+                          DropoutRng(l, DropoutSite::kAttentionProbs), tp_rank_ * NHl, KVl,
+                          kv_begin());
   if (config_.rope()) {  // d/d(rotated q, k) -> d/d(projection output)
     cpu::rope_backward(d.dqkv, rope_cos_.data(), rope_sin_.data(), B, T,
-                       cpu::QkvLayout::Make(ATTl, NHl, KVl));
+                       cpu::QkvLayout::Make(ATTl, NHl, KVl), positions());
   }
   Zero(d.dbtc, BTC);  // d(ln1)
   cpu::matmul_backward(d.dbtc, g.qkvw, g.qkvb, d.dqkv, a.ln1, w.qkvw, BT, C, QKVl);

@@ -25,6 +25,12 @@ class CudaModelShard final : public ModelShard {
 
   coord::StatusOr<float> Forward(const int* inputs, const int* targets, int B, int T,
                                  const trainer::StepOptions& options) override {
+    if (options.loss_weights != nullptr || options.position_ids != nullptr ||
+        options.segment_ids != nullptr) {
+      return coord::FailedPrecondition(
+          "training.device \"cuda\": loss masks, position ids and packed segments (data.format "
+          "\"sft\") are not implemented on the CUDA backend yet; fine-tune on \"cpu\"");
+    }
     return model_->Forward(inputs, targets, B, T, options);
   }
 

@@ -20,14 +20,22 @@ coord::StatusOr<double> RangeGradNormSquared(const trainer::GptParamLayout& layo
   return sq;
 }
 
+trainer::StepOptions StepOptionsFor(const MicroBatch& mb, bool training) {
+  trainer::StepOptions options;
+  options.training = training;
+  options.rng_step = mb.rng_step;
+  options.loss_weights = mb.loss_weights;
+  options.position_ids = mb.position_ids;
+  options.segment_ids = mb.segment_ids;
+  return options;
+}
+
 coord::StatusOr<double> ModelShard::ForwardBackward(const MicroBatchLoader& load,
                                                     int64_t num_micro, float loss_scale) {
   double loss = 0.0;
   for (int64_t m = 0; m < num_micro; ++m) {
     ASSIGN_OR_RETURN(const MicroBatch mb, load(m));
-    trainer::StepOptions options;
-    options.training = true;
-    options.rng_step = mb.rng_step;
+    const trainer::StepOptions options = StepOptionsFor(mb, true);
     Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
     loss += static_cast<double>(l) / static_cast<double>(num_micro);
@@ -41,8 +49,8 @@ coord::StatusOr<double> ModelShard::ForwardOnly(const MicroBatchLoader& load, in
   double loss = 0.0;
   for (int64_t m = 0; m < num_micro; ++m) {
     ASSIGN_OR_RETURN(const MicroBatch mb, load(m));
-    trainer::StepOptions options;
-    options.training = false;
+    trainer::StepOptions options = StepOptionsFor(mb, false);
+    options.rng_step = 0;  // no dropout in evaluation
     Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(const float l, Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options));
     loss += l;

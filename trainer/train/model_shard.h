@@ -48,13 +48,20 @@ struct HostState {
 };
 
 // One micro-batch's tokens as the training loop loads them: (B, T) host ids, valid
-// until the next load, and the dropout counter of its first sample.
+// until the next load, and the dropout counter of its first sample. Supervised
+// fine-tuning adds (B, T) loss weights, position ids and segment ids (StepOptions;
+// null for pretraining).
 struct MicroBatch {
   const int* inputs = nullptr;
   const int* targets = nullptr;
   int batch = 0, seq = 0;  // B, T
   uint64_t rng_step = 0;
+  const float* loss_weights = nullptr;
+  const int* position_ids = nullptr;
+  const int* segment_ids = nullptr;
 };
+// The StepOptions of a micro-batch: its dropout counter and per-token arrays.
+trainer::StepOptions StepOptionsFor(const MicroBatch& mb, bool training);
 // Loads micro-batch m (0-based) of the current iteration; Cancelled stops the step.
 using MicroBatchLoader = std::function<coord::StatusOr<MicroBatch>(int64_t m)>;
 

@@ -210,9 +210,7 @@ class PipelineModelShard final : public ModelShard, private PipelineStage {
     ASSIGN_OR_RETURN(const MicroBatch mb, (*load_)(m));
     Phase(coord::RankPhase::kForward, m);
     ASSIGN_OR_RETURN(trainer::GptModel * model, ModelFor(chunk, m, /*take=*/true));
-    trainer::StepOptions options;
-    options.training = training_;
-    options.rng_step = mb.rng_step;
+    const trainer::StepOptions options = StepOptionsFor(mb, training_);
     ASSIGN_OR_RETURN(const float loss,
                      model->Forward(mb.inputs, mb.targets, mb.batch, mb.seq, options, input));
     if (chunks_[static_cast<size_t>(chunk)].part.head) loss_sum_ += loss;

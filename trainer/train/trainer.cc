@@ -256,6 +256,7 @@ coord::Status Trainer::Setup(ParallelGroups* groups, dist::KeyValueStore* store)
 coord::Status Trainer::SetupData() {
   namespace td = trainer::data;
   const TrainingConfig& tr = config_.training;
+  if (config_.data.format == "sft") return SetupSftData();
   // Rank 0 preprocesses a loose-JSON corpus (once, into the cache) while the others
   // wait, instead of every rank tokenizing the same file at once.
   if (is_root()) {
@@ -301,6 +302,25 @@ coord::Status Trainer::SetupData() {
   ASSIGN_OR_RETURN(auto vs, td::PretrainingSampler::Create(valid_ds_->size(), tr.micro_batch_size,
                                                            dp_comm_->rank(), dp_comm_->size()));
   valid_sampler_ = std::make_unique<td::PretrainingSampler>(vs);
+  return coord::Status::Ok();
+}
+
+coord::Status Trainer::SetupSftData() {
+  const TrainingConfig& tr = config_.training;
+  const auto num_samples = trainer::data::TrainValidTestNumSamples(
+      tr.train_iters, tr.eval_interval, tr.eval_iters, tr.global_batch_size);
+  // Every rank reads the file; they agree on whether it worked.
+  auto sft = SftBatches::Create(config_, tokenizer_.get(), num_samples[0], num_samples[1],
+                                dp_comm_->rank(), dp_comm_->size());
+  RETURN_IF_ERROR(Agree(sft.status(), "reading the chat dataset"));
+  sft_ = std::move(*sft);
+  if (is_root()) {
+    for (const std::string& line : sft_->report()) LOG_INFO << line;
+    if (tr.eval_iters > 0 && !sft_->has_valid()) {
+      LOG_WARN << "data.split_dataset_ratio " << config_.data.sft.split_dataset_ratio
+               << " holds out no sample; no evaluation";
+    }
+  }
   return coord::Status::Ok();
 }
 
@@ -397,8 +417,7 @@ coord::Status Trainer::TrainStep(double* loss, double* grad_norm) {
   RETURN_IF_ERROR(shard_->ZeroGrad());
   const Clock::time_point fb0 = Clock::now();
   ASSIGN_OR_RETURN(const double local_loss,
-                   shard_->ForwardBackward(Loader(*train_ds_, *train_sampler_,
-                                                  consumed_train_samples_, true),
+                   shard_->ForwardBackward(Loader(false, consumed_train_samples_, true),
                                            num_micro_batches_, contribution));
   const double fb_ms = MsSince(fb0);
   forward_backward_s_ += fb_ms / 1000.0;
@@ -451,8 +470,7 @@ coord::StatusOr<double> Trainer::Evaluate() {
   double total = 0.0;
   for (int64_t k = 0; k < config_.training.eval_iters; ++k) {
     ASSIGN_OR_RETURN(const double loss,
-                     shard_->ForwardOnly(Loader(*valid_ds_, *valid_sampler_,
-                                                consumed_valid_samples_, false),
+                     shard_->ForwardOnly(Loader(true, consumed_valid_samples_, false),
                                          num_micro_batches_));
     total += loss;
     consumed_valid_samples_ += config_.training.global_batch_size;
@@ -461,10 +479,8 @@ coord::StatusOr<double> Trainer::Evaluate() {
   return mean / static_cast<double>(config_.training.eval_iters);
 }
 
-MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
-                                 trainer::data::PretrainingSampler& sampler, int64_t consumed,
-                                 bool training) {
-  return [this, &ds, &sampler, consumed, training](int64_t m) -> coord::StatusOr<MicroBatch> {
+MicroBatchLoader Trainer::Loader(bool valid, int64_t consumed, bool training) {
+  return [this, valid, consumed, training](int64_t m) -> coord::StatusOr<MicroBatch> {
     if (training && g_stop_requested.load()) {
       return coord::Status(coord::StatusCode::kCancelled, "stop");
     }
@@ -476,7 +492,14 @@ MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
     }
     recorder_->SetPhase(coord::RankPhase::kDataLoading, static_cast<int32_t>(m));
     const Clock::time_point load0 = Clock::now();
-    ASSIGN_OR_RETURN(std::vector<int64_t> idx, sampler.MicroBatch(consumed, m));
+    if (sft_ != nullptr) {
+      auto mb = sft_->Load(valid, consumed, m, num_micro_batches_);
+      if (training) step_timer_.AddDataMs(MsSince(load0));
+      return mb;
+    }
+    const trainer::data::GptDataset& ds = valid ? *valid_ds_ : *train_ds_;
+    ASSIGN_OR_RETURN(std::vector<int64_t> idx,
+                     (valid ? valid_sampler_ : train_sampler_)->MicroBatch(consumed, m));
     RETURN_IF_ERROR(LoadBatch(ds, idx));
     if (training) step_timer_.AddDataMs(MsSince(load0));
     if (training && m == 0) inject_.MaybeDelay(comm_->rank(), iteration_ + 1);  // as compute
@@ -493,7 +516,7 @@ MicroBatchLoader Trainer::Loader(const trainer::data::GptDataset& ds,
 }
 
 coord::Status Trainer::EvaluateAndPrint(const std::string& prefix) {
-  if (valid_ds_ == nullptr) return coord::Status::Ok();
+  if (valid_ds_ == nullptr && (sft_ == nullptr || !sft_->has_valid())) return coord::Status::Ok();
   ASSIGN_OR_RETURN(double loss, Evaluate());
   if (!is_root()) return coord::Status::Ok();
   LOG_INFO << "\n" << FormatValidationBlock(prefix, loss);

@@ -7,7 +7,8 @@
 // and at the end (ZeRO: one optimizer shard per rank), exact resume from `load` with
 // any number of ranks, and a clear stop on a NaN/inf loss that leaves the last good
 // checkpoint. Rank 0 alone writes the log lines, metrics.jsonl, TensorBoard events and
-// manifests; every rank reports progress on COORD_PROGRESS_FD.
+// manifests; every rank reports progress on COORD_PROGRESS_FD. data.format "sft" swaps
+// the indexed dataset for a chat set (sft_batches.h: masks, packing, per-token loss).
 // Runs on the main thread of a rank; the kernels use OpenMP inside. Not thread-safe,
 // except RequestStop, which a signal handler may call.
 #pragma once
@@ -33,6 +34,7 @@
 #include "trainer/train/fault_injection.h"
 #include "trainer/train/model_shard.h"
 #include "trainer/train/parallel_groups.h"
+#include "trainer/train/sft_batches.h"
 #include "trainer/train/metrics.h"
 #include "trainer/train/tensorboard_log.h"
 #include "trainer/train/step_timer.h"
@@ -77,14 +79,15 @@ class Trainer {
  private:
   explicit Trainer(const TrainerConfig& config);
   coord::Status Setup(ParallelGroups* groups, dist::KeyValueStore* store);
-  // Micro-batch m of the iteration starting at `consumed` samples, loaded into
-  // inputs_/targets_ (training: Cancelled once a stop is requested).
-  MicroBatchLoader Loader(const trainer::data::GptDataset& ds,
-                          trainer::data::PretrainingSampler& sampler, int64_t consumed,
-                          bool training);
+  // Micro-batch m of the iteration starting at `consumed` samples of the training or
+  // validation split, loaded into inputs_/targets_ or by sft_ (training: Cancelled
+  // once a stop is requested).
+  MicroBatchLoader Loader(bool valid, int64_t consumed, bool training);
   // Mean of a per-rank value over the ranks (losses for the log).
   coord::StatusOr<double> MeanOverRanks(double value);
   coord::Status SetupData();
+  coord::Status SetupSftData();  // data.format "sft"
+
   coord::Status Resume();
   // This rank's place in the tensor x pipeline grid, for checkpoints.
   trainer::ModelLayout ModelLayout() const;
@@ -125,6 +128,7 @@ class Trainer {
   std::unique_ptr<trainer::data::IndexedDataset> dataset_;
   std::unique_ptr<trainer::data::GptDataset> train_ds_, valid_ds_;  // valid_ds_ may be null
   std::unique_ptr<trainer::data::PretrainingSampler> train_sampler_, valid_sampler_;
+  std::unique_ptr<SftBatches> sft_;  // data.format "sft" instead of the datasets above
   std::unique_ptr<ModelShard> shard_;            // the model on training.device
   std::unique_ptr<trainer::LossScaler> scaler_;  // fp16 only
   FaultInjection inject_;                        // GPT_RANK_INJECT_* (tests, benchmarks)

@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/job_spec.h"
 #include "common/json_file.h"
+#include "trainer/data/sft_dataset.h"
 #include "trainer/model/gpt_params.h"
 #include "trainer/train/config_parser.h"
 #include "trainer/train/deepspeed_config.h"
@@ -37,7 +38,10 @@ const std::vector<std::string> kModelKeys = {
 const std::vector<std::string> kDataKeys = {
     "data_path",   "train_data",     "vocab_file",      "merge_file",    "cache_dir",
     "json_key",    "skip_bad_lines", "split",           "seed",          "data_impl",
-    "lazy_loader", "tokenizer_type", "tokenizer_model", "tokenizer_file"};
+    "lazy_loader", "tokenizer_type", "tokenizer_model", "tokenizer_file", "format",
+    // supervised fine-tuning (format "sft")
+    "chat_template", "default_system", "max_length", "truncation_strategy", "packing",
+    "strict_samples", "split_dataset_ratio"};
 const std::vector<std::string> kTrainingKeys = {"micro_batch_size",
                                                 "global_batch_size",
                                                 "train_iters",
@@ -166,6 +170,58 @@ void ParseModel(const json* m, Parser* p, TrainerConfig* c) {
     p->Error("model.seq_length", std::to_string(g.seq_length) +
                                      " is larger than model.max_position_embeddings (" +
                                      std::to_string(g.max_position_embeddings) + ")");
+  }
+}
+
+// The supervised fine-tuning keys of the data section (format "sft").
+void ParseSft(const json* d, Parser* p, TrainerConfig* c) {
+  SftConfig& sft = c->data.sft;
+  const std::string s = "data";
+  p->String(d, s, "format", false, &c->data.format);
+  const bool is_sft = c->data.format == "sft";
+  if (!is_sft && c->data.format != "pretrain") {
+    p->Error("data.format", "expected \"pretrain\" or \"sft\", got \"" + c->data.format + "\"");
+  }
+  for (const char* key : {"chat_template", "default_system", "max_length", "truncation_strategy",
+                          "packing", "strict_samples", "split_dataset_ratio"}) {
+    if (!is_sft && Parser::Find(d, key) != nullptr) {
+      p->Error(std::string("data.") + key, "only for data.format \"sft\"");
+    }
+  }
+  if (!is_sft) return;
+  p->String(d, s, "chat_template", false, &sft.chat_template);
+  if (const json* v = Parser::Find(d, "default_system"); v != nullptr) {
+    if (v->is_string()) {
+      sft.default_system = v->get<std::string>();
+    } else {
+      p->Error("data.default_system", "expected a string (\"\" for none), got " + Shown(*v));
+    }
+  }
+  p->Int(d, s, "max_length", 2, "an integer >= 2", &sft.max_length);
+  p->String(d, s, "truncation_strategy", false, &sft.truncation_strategy);
+  if (auto t = trainer::data::ParseTruncation(sft.truncation_strategy); !t.ok()) {
+    p->Error("data.truncation_strategy", t.status().message());
+  }
+  p->Bool(d, s, "packing", &sft.packing);
+  p->Bool(d, s, "strict_samples", &sft.strict_samples);
+  p->Number(d, s, "split_dataset_ratio", 0.0, false, 0.5, "a number in [0, 0.5]",
+            &sft.split_dataset_ratio);
+  const int64_t row = c->model.seq_length + 1;
+  if (sft.max_length == 0) sft.max_length = row;
+  if (sft.max_length > row) {
+    p->Error("data.max_length", std::to_string(sft.max_length) +
+                                    " is longer than a row holds: model.seq_length + 1 = " +
+                                    std::to_string(row) + " (a sample of n tokens fills n - 1 "
+                                    "positions)");
+  }
+  if (c->data.train_data.empty()) {
+    p->Error("data.train_data", "data.format \"sft\" reads a JSONL chat dataset from "
+                                "data.train_data (data.data_path is for pretraining)");
+  }
+  if (sft.packing && !c->model.rope()) {
+    p->Error("data.packing", "packing restarts each sample's positions, which needs "
+                             "model.position_embedding_type \"rope\" (learned positions "
+                             "are 0..T-1 per row)");
   }
 }
 
@@ -619,6 +675,7 @@ coord::StatusOr<TrainerConfigResult> ParseTrainerConfig(const std::string& json_
   c.parallel.local_world_size = local_world_size;
   ParseModel(p.Section(root, "model", kModelKeys), &p, &c);
   ParseData(p.Section(root, "data", kDataKeys), &p, &c);
+  ParseSft(Parser::Find(&root, "data"), &p, &c);
   ParseTraining(p.Section(root, "training", kTrainingKeys), &p, &c);
   ParseParallel(p.Section(root, "parallel", kParallelKeys), &p, &c);
   ParseZeroOptimization(root, &p, &c);
@@ -685,6 +742,11 @@ coord::Status CheckTrainable(const TrainerConfig& config) {
         "of the model section (normalization RMSNorm, position_embedding_type rope, swiglu, "
         "group_query_attention, untie_embeddings_and_output_weights, disable_bias_linear, "
         "ffn_hidden_size other than 4 x hidden_size) run on training.device \"cpu\"");
+  }
+  if (config.training.device == "cuda" && config.data.format == "sft") {
+    return coord::FailedPrecondition(
+        "data.format \"sft\" (loss masks, position ids, packed segments) runs on "
+        "training.device \"cpu\" only for now");
   }
   return coord::Status::Ok();
 }

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,17 @@
 #include "trainer/optim/lr_schedule.h"
 
 namespace gpt_rank::train {
+
+// Supervised fine-tuning (data.format "sft"); keys in the data section, ms-swift's names.
+struct SftConfig {
+  std::string chat_template = "auto";  // chat_template.h: auto, chatml, qwen, qwen2_5
+  std::optional<std::string> default_system;  // replaces the template's ("" = none)
+  int64_t max_length = 0;  // tokens per sample; 0: model.seq_length + 1 (one full row)
+  std::string truncation_strategy = "delete";  // delete | left | right
+  bool packing = false;         // several samples per row (rope models only)
+  bool strict_samples = false;  // a bad line is fatal instead of counted and skipped
+  double split_dataset_ratio = 0.01;  // held out for validation
+};
 
 struct DataConfig {
   std::string data_path;   // MMIDIDX prefix (prefix.bin / prefix.idx), or
@@ -43,6 +55,10 @@ struct DataConfig {
   bool skip_bad_lines = false;   // loose JSON: skip and count bad lines, else fail
   std::string split = "969,30,1";  // Megatron's default split
   uint32_t seed = 1234;           // sample shuffling (Megatron's --seed)
+  // "pretrain": train_data / data_path is a text corpus; "sft": train_data is a JSONL
+  // chat dataset (trainer/data/sft_dataset.h) fine-tuned with a loss on assistant tokens.
+  std::string format = "pretrain";
+  SftConfig sft;  // format "sft" only
 };
 
 // The tokenizer the data section names, for trainer::data::LoadTokenizer.

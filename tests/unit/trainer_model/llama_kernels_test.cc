@@ -169,25 +169,28 @@ TEST(RopeTest, TableMatchesHfFp32Angles) {
 
 // --- grouped-query attention -------------------------------------------------
 
-// Naive causal attention in double over any QkvLayout (no dropout).
-std::vector<double> GqaRef(const std::vector<double>& qkv, int B, int T, const QkvLayout& l) {
+// Naive causal attention in double over any QkvLayout (no dropout); kv_begin (B,T):
+// the first key each token sees (null: 0).
+std::vector<double> GqaRef(const std::vector<double>& qkv, int B, int T, const QkvLayout& l,
+                           const std::vector<int>* kv_begin = nullptr) {
   const int HS = l.HS, C = l.NH * HS, row = l.row();
   std::vector<double> out(static_cast<size_t>(B) * T * C, 0.0);
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < l.NH; ++h)
       for (int t = 0; t < T; ++t) {
         const int g = h / (l.NH / l.KV);
-        std::vector<double> s(t + 1);
+        const int lo = kv_begin != nullptr ? (*kv_begin)[b * T + t] : 0;
+        std::vector<double> s(t + 1, 0.0);
         double mx = -1e300, sum = 0;
-        for (int t2 = 0; t2 <= t; ++t2) {
+        for (int t2 = lo; t2 <= t; ++t2) {
           double d = 0;
           for (int i = 0; i < HS; ++i)
             d += qkv[(b * T + t) * row + l.q(h) + i] * qkv[(b * T + t2) * row + l.k(g) + i];
           s[t2] = d / std::sqrt(static_cast<double>(HS));
           mx = std::max(mx, s[t2]);
         }
-        for (double& v : s) sum += (v = std::exp(v - mx));
-        for (int t2 = 0; t2 <= t; ++t2)
+        for (int t2 = lo; t2 <= t; ++t2) sum += (s[t2] = std::exp(s[t2] - mx));
+        for (int t2 = lo; t2 <= t; ++t2)
           for (int i = 0; i < HS; ++i)
             out[(b * T + t) * C + h * HS + i] += s[t2] / sum * qkv[(b * T + t2) * row + l.v(g) + i];
       }
@@ -236,6 +239,58 @@ TEST(GqaAttentionTest, OneGroupPerHeadEqualsMultiHeadOnTheSameVectors) {
   attention_forward(out_a.data(), att.data(), a.data(), B, T, C, NH, 0.0f, rng, 0, 0);
   attention_forward(out_b.data(), att.data(), b.data(), B, T, C, NH, 0.0f, rng, 0, NH);
   EXPECT_EQ(out_a, out_b);
+}
+
+// --- segments (packed samples) -------------------------------------------------
+
+TEST(GqaAttentionTest, SegmentsMatchDoubleReference) {
+  // Two rows of 7 tokens packed as [0 0 0 1 1 2 2] and [0 0 0 0 0 0 1]: each token sees
+  // its own segment's earlier tokens only.
+  const int B = 2, T = 7, NH = 4, KV = 2, HS = 4, C = NH * HS;
+  const QkvLayout l = QkvLayout::Make(C, NH, KV);
+  const std::vector<int> kv_begin = {0, 0, 0, 3, 3, 5, 5, 0, 0, 0, 0, 0, 0, 6};
+  const RngStream rng{42, 7};
+  auto qkv = RandomVector(static_cast<size_t>(B) * T * l.row(), 31);
+  auto dout = RandomVector(static_cast<size_t>(B) * T * C, 32);
+  std::vector<float> out(B * T * C), att(B * NH * T * T), dqkv(qkv.size(), 0.0f);
+  attention_forward(out.data(), att.data(), qkv.data(), B, T, C, NH, 0.0f, rng, 0, KV,
+                    kv_begin.data());
+  EXPECT_LT(RelErr(out, GqaRef(ToDouble(qkv), B, T, l, &kv_begin)), kFwdTol);
+  // No probability crosses a segment boundary.
+  for (int h = 0; h < NH; ++h)
+    for (int t = 0; t < T; ++t)
+      for (int t2 = 0; t2 < kv_begin[t]; ++t2) EXPECT_EQ(att[(h * T + t) * T + t2], 0.0f);
+  attention_backward(dqkv.data(), dout.data(), qkv.data(), att.data(), B, T, C, NH, 0.0f, rng, 0,
+                     KV, kv_begin.data());
+  auto g = NumericalGrad(
+      [&](const std::vector<double>& x) { return Dot(GqaRef(x, B, T, l, &kv_begin), dout); },
+      ToDouble(qkv));
+  EXPECT_LT(RelErr(dqkv, g), kBwdTol);
+}
+
+TEST(GqaAttentionTest, PackedSegmentEqualsTheSampleAlone) {
+  // A sample packed at positions [3, 7) of a row gives bit for bit the outputs and
+  // q/k/v gradients it gets alone in a row of 4 (the same sums in the same order).
+  const int T = 7, NH = 2, KV = 1, HS = 4, C = NH * HS, S0 = 3, N = 4;
+  const QkvLayout l = QkvLayout::Make(C, NH, KV);
+  const int row = l.row();
+  const std::vector<int> kv_begin = {0, 0, 0, S0, S0, S0, S0};
+  const RngStream rng{3, 4};
+  auto packed = RandomVector(static_cast<size_t>(T) * row, 41);
+  auto dout = RandomVector(static_cast<size_t>(T) * C, 42);
+  std::vector<float> alone(packed.begin() + S0 * row, packed.end());
+  std::vector<float> dalone_out(dout.begin() + S0 * C, dout.end());
+  std::vector<float> out_p(T * C), att_p(NH * T * T), d_p(packed.size(), 0.0f);
+  std::vector<float> out_a(N * C), att_a(NH * N * N), d_a(alone.size(), 0.0f);
+  attention_forward(out_p.data(), att_p.data(), packed.data(), 1, T, C, NH, 0.0f, rng, 0, KV,
+                    kv_begin.data());
+  attention_forward(out_a.data(), att_a.data(), alone.data(), 1, N, C, NH, 0.0f, rng, 0, KV);
+  EXPECT_EQ(std::vector<float>(out_p.begin() + S0 * C, out_p.end()), out_a);
+  attention_backward(d_p.data(), dout.data(), packed.data(), att_p.data(), 1, T, C, NH, 0.0f, rng,
+                     0, KV, kv_begin.data());
+  attention_backward(d_a.data(), dalone_out.data(), alone.data(), att_a.data(), 1, N, C, NH, 0.0f,
+                     rng, 0, KV);
+  EXPECT_EQ(std::vector<float>(d_p.begin() + S0 * row, d_p.end()), d_a);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 // layout, imported through import-hf's path (ImportHfLlama): the loss at iteration 0
 // within 1e-5 relative, every gradient within 1e-4 (norm-wise; with and without
 // checkpoint_activations), and the loss of each of 20 AdamW iterations (warmup + cosine
-// + clipping + 2-way accumulation) within 1e-4. Skips only without torch.
+// + clipping + 2-way accumulation) within 1e-4; and batch 0 as a packed SFT batch
+// (per-row segments with positions restarting at 0, loss weights on a subset of the
+// targets): loss within 1e-5 and every gradient within 1e-4. Skips only without torch.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -63,6 +65,32 @@ std::vector<std::vector<int>> MakeBatches() {
   return batches;
 }
 
+// Batch 0 as packed supervised fine-tuning rows: row b holds segments of 9 + b, 13 and
+// the rest of the T positions (positions restarting at 0 in each); targets at t % 4 != 0
+// are trained, except in row 3's last segment (padding), with weights 1 / (trained count).
+struct Packing {
+  std::vector<int> positions, segments;
+  std::vector<float> weights;
+};
+Packing MakePacking() {
+  Packing p;
+  int trained = 0;
+  for (int b = 0; b < kB; ++b) {
+    const int ends[3] = {9 + b, 22 + b, kT};
+    int seg = 0, start = 0;
+    for (int t = 0; t < kT; ++t) {
+      if (t == ends[seg]) start = ends[seg++];
+      p.positions.push_back(t - start);
+      p.segments.push_back(seg);
+      const bool w = t % 4 != 0 && !(b == 3 && seg == 2);
+      p.weights.push_back(w ? 1.0f : 0.0f);
+      trained += w;
+    }
+  }
+  for (float& w : p.weights) w /= static_cast<float>(trained);
+  return p;
+}
+
 struct Reference {
   std::string weights;  // the HF directory
   GptConfig config;
@@ -99,6 +127,11 @@ class LlamaReferenceTest : public ::testing::TestWithParam<std::string> {
                                   {"weight_decay", 0.1},
                                   {"clip_grad", 0.5}};
     std::ofstream(tmp_->File("train.json")) << train.dump();
+    packing_ = MakePacking();
+    const nlohmann::json packed = {{"positions", packing_.positions},
+                                   {"segments", packing_.segments},
+                                   {"weights", packing_.weights}};
+    std::ofstream(tmp_->File("packed.json")) << packed.dump();
   }
   static void TearDownTestSuite() {
     if (tmp_ && std::getenv("KEEP_REFERENCE_DIR") != nullptr) tmp_->Keep();
@@ -123,7 +156,7 @@ class LlamaReferenceTest : public ::testing::TestWithParam<std::string> {
     r.config.seq_length = kT;
     auto run = coord::testing::RunCommand(
         {kPython, Script(), "run", "--weights", r.weights, "--batches", tmp_->File("batches.bin"),
-         "--out", dir, "--train", tmp_->File("train.json")},
+         "--out", dir, "--train", tmp_->File("train.json"), "--packed", tmp_->File("packed.json")},
         {}, /*timeout_ms=*/600000);
     if (run.exit_code != 0) return r.error = "run: " + run.out + run.err, r;
     auto text = coord::ReadFile(dir + "/ref.json");
@@ -153,6 +186,31 @@ class LlamaReferenceTest : public ::testing::TestWithParam<std::string> {
     return loss.ok() ? *loss : NAN;
   }
 
+  // Every gradient of the model against a reference file in HF names (norm-wise
+  // relative error per tensor < 1e-4); returns the worst.
+  double CompareGrads(const GptModel& model, const std::string& ours_dir, const std::string& ref) {
+    EXPECT_TRUE(ExportHfLlama(ours_dir, model.config(), model.grad_data()).ok());
+    auto a = HfCheckpoint::Open(ours_dir);
+    auto b = SafetensorsFile::Read(ref);
+    EXPECT_TRUE(a.ok() && b.ok());
+    if (!a.ok() || !b.ok()) return INFINITY;
+    EXPECT_EQ(a->Names().size(), b->tensors().size());
+    double worst = 0.0;
+    for (const auto& [name, info] : b->tensors()) {
+      EXPECT_TRUE(a->Has(name)) << name;
+      size_t n = 1;
+      for (int64_t d : info.shape) n *= d;
+      std::vector<float> ga(n), gb(n);
+      EXPECT_TRUE(a->ReadF32(name, info.shape, ga.data()).ok());
+      EXPECT_TRUE(b->ReadF32(name, info.shape, gb.data()).ok());
+      const double err = testing::RelErr(ga, gb);
+      worst = std::max(worst, err);
+      EXPECT_LT(err, 1e-4) << name;
+    }
+    return worst;
+  }
+
+  static inline Packing packing_;
   static inline std::unique_ptr<coord::testing::TempDir> tmp_;
   static inline std::string skip_reason_;
   static inline std::vector<std::vector<int>> batches_;
@@ -260,6 +318,29 @@ TEST_P(LlamaReferenceTest, TwentyAdamWItersWithWarmupCosineClippingMatchPyTorch)
       << "it trains";
   std::printf("[ figures ] %s worst train-loss rel err over %d iters: %.2e (%d clipped)\n",
               GetParam().c_str(), kIters, worst, clipped);
+}
+
+TEST_P(LlamaReferenceTest, PackedSftBatchMatchesPyTorch) {
+  for (bool checkpoint : {false, true}) {
+    SCOPED_TRACE(checkpoint ? "checkpoint_activations" : "plain");
+    auto model = LoadModel(checkpoint);
+    StepOptions o;
+    o.position_ids = packing_.positions.data();
+    o.segment_ids = packing_.segments.data();
+    o.loss_weights = packing_.weights.data();
+    const std::vector<int>& b = batches_[0];
+    auto loss = model->Forward(b.data(), b.data() + kB * kT, kB, kT, o);
+    ASSERT_TRUE(loss.ok()) << loss.status().ToString();
+    const double ref_loss = Ref().ref["packed_loss"].get<double>();
+    EXPECT_LT(std::abs(*loss - ref_loss) / ref_loss, 1e-5) << *loss << " vs " << ref_loss;
+    ASSERT_TRUE(model->Backward(1.0f).ok());
+    const double worst = CompareGrads(
+        *model, tmp_->File(GetParam() + (checkpoint ? "/packed_grads_ckpt" : "/packed_grads_ours")),
+        tmp_->File(GetParam() + "/packed_grads.safetensors"));
+    std::printf("[ figures ] %s packed ckpt=%d loss %.9f ref %.9f rel %.2e; worst grad rel err "
+                "%.2e\n", GetParam().c_str(), checkpoint, *loss, ref_loss,
+                std::abs(*loss - ref_loss) / ref_loss, worst);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Family, LlamaReferenceTest, ::testing::Values("qwen2", "llama"),
