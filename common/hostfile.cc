@@ -332,9 +332,8 @@ StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const st
     auto [it, inserted] = seen.emplace(key, line_no);
     if (!inserted) {
       error(path + ":" + std::to_string(line_no) + ": duplicate host " + entry.Target() +
-                       " (already on line " + std::to_string(it->second) + ") in \"" +
-                       Printable(Trim(raw)) +
-                       "\"; list each agent once (agents sharing a machine need different ports)");
+            " (already on line " + std::to_string(it->second) + ") in \"" + Printable(Trim(raw)) +
+            "\"; list each agent once (agents sharing a machine need different ports)");
       continue;
     }
     if (hosts.size() == static_cast<size_t>(kMaxHosts)) {
@@ -349,8 +348,8 @@ StatusOr<std::vector<HostEntry>> ParseHostfile(const std::string& text, const st
     std::string joined;
     for (const std::string& e : errors) joined += (joined.empty() ? "" : "\n") + e;
     if (num_errors > errors.size()) {
-      joined += "\n" + path + ": and " + std::to_string(num_errors - errors.size()) +
-                " more problems";
+      joined +=
+          "\n" + path + ": and " + std::to_string(num_errors - errors.size()) + " more problems";
     }
     return InvalidArgument(joined);
   }

@@ -13,9 +13,9 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "coordinator/hang_report.h"
 #include "coordinator/job_manager.h"
 #include "coordinator/job_manager_internal.h"
-#include "coordinator/hang_report.h"
 #include "coordinator/job_state.h"
 #include "coordinator/node_state.h"
 
@@ -127,9 +127,9 @@ void JobManager::MaybeCompactJournalLocked() {
   }
   const auto t0 = std::chrono::steady_clock::now();
   Status st = journal_->Compact(snapshot);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   if (!st.ok()) {
     LOG_ERROR << "journal: " << st.ToString();
     return;

@@ -291,8 +291,8 @@ StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& state_dir,
   if (lock_fd < 0) return ErrnoStatus("open " + lock_path, errno);
   if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     close(lock_fd);
-    return FailedPrecondition("another coordd is using state dir " + state_dir + " (" +
-                              lock_path + " is locked)");
+    return FailedPrecondition("another coordd is using state dir " + state_dir + " (" + lock_path +
+                              " is locked)");
   }
   std::string path = JoinPath(state_dir, kFileName);
   // Compactions that did not reach their rename (WriteFileAtomic's temporaries): the

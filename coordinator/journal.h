@@ -72,9 +72,9 @@ class Journal {
   Status AppendLine(const std::string& line, bool sync = true);
 
   const std::string path_;
-  std::mutex mu_;   // serializes appends (write + fdatasync) and compaction
-  int fd_;          // O_APPEND; guarded by mu_
-  int lock_fd_;     // STATE_DIR/coordd.lock, flock'ed for the Journal's lifetime
+  std::mutex mu_;               // serializes appends (write + fdatasync) and compaction
+  int fd_;                      // O_APPEND; guarded by mu_
+  int lock_fd_;                 // STATE_DIR/coordd.lock, flock'ed for the Journal's lifetime
   uint64_t size_ = 0;           // guarded by mu_
   uint64_t snapshot_size_ = 0;  // guarded by mu_
 };

@@ -81,10 +81,10 @@ class ChaosTest : public ::testing::Test {
 
   // port 0: any; else the old port (a restart, as systemd would do it).
   bool StartCoordinator(int port) {
-    return cluster_.StartCoordd(
-        {port, false,
-         {"--connect-timeout-ms", "1000", "--heartbeat-ms", "200", "--missed-heartbeats",
-          std::to_string(kMissedHeartbeats)}});
+    return cluster_.StartCoordd({port,
+                                 false,
+                                 {"--connect-timeout-ms", "1000", "--heartbeat-ms", "200",
+                                  "--missed-heartbeats", std::to_string(kMissedHeartbeats)}});
   }
 
   RunResult Ctl(std::vector<std::string> args) { return cluster_.Ctl(std::move(args)); }

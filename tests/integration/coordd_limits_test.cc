@@ -59,16 +59,16 @@ class CoorddLimitsTest : public ::testing::Test {
 };
 
 TEST_F(CoorddLimitsTest, SigtermDuringALaunchToAFrozenNodeStopsCoorddAtOnce) {
-  ASSERT_TRUE(
-      cluster_.StartCoordd({0, false, {"--connect-timeout-ms", std::to_string(kConnectTimeoutMs)}}));
+  ASSERT_TRUE(cluster_.StartCoordd(
+      {0, false, {"--connect-timeout-ms", std::to_string(kConnectTimeoutMs)}}));
   ASSERT_TRUE(cluster_.StartAgents(2));
   ASSERT_EQ(kill(cluster_.agent(1).pid(), SIGSTOP), 0);
 
   Process start;
-  ASSERT_TRUE(start.Start({BinPath("coordctl"), "--coordinator", cluster_.coordinator(), "start",
-                           "--hosts", cluster_.hosts_file(), "--config", ProbeJob(),
-                           "--skip-checks"},
-                          dir_.File("start.log")));
+  ASSERT_TRUE(
+      start.Start({BinPath("coordctl"), "--coordinator", cluster_.coordinator(), "start", "--hosts",
+                   cluster_.hosts_file(), "--config", ProbeJob(), "--skip-checks"},
+                  dir_.File("start.log")));
   json jobs;
   ASSERT_TRUE(WaitUntil(
       [&] {
@@ -83,9 +83,9 @@ TEST_F(CoorddLimitsTest, SigtermDuringALaunchToAFrozenNodeStopsCoorddAtOnce) {
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(kill(cluster_.coordd().pid(), SIGTERM), 0);
   const int status = cluster_.coordd().Wait(kShutdownBoundMs);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::steady_clock::now() - t0)
-                      .count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   std::cout << "coordd stopped " << ms << " ms after SIGTERM, mid-launch" << std::endl;
   ASSERT_NE(status, -1) << "coordd still running " << kShutdownBoundMs
                         << " ms after SIGTERM: it waits for the launch";

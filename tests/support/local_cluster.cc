@@ -24,9 +24,10 @@ int WaitForPort(const std::string& file) {
   const std::string port_file = dir_.File("coordd.port"), http_file = dir_.File("coordd.http");
   unlink(port_file.c_str());
   unlink(http_file.c_str());
-  std::vector<std::string> argv = {BinPath("coordd"), "--listen",
-                                   "127.0.0.1:" + std::to_string(options.port), "--state-dir",
-                                   dir_.File("coordd"), "--port-file", port_file};
+  std::vector<std::string> argv = {
+      BinPath("coordd"), "--listen",          "127.0.0.1:" + std::to_string(options.port),
+      "--state-dir",     dir_.File("coordd"), "--port-file",
+      port_file};
   if (options.http) {
     argv.insert(argv.end(), {"--http-listen", "127.0.0.1:0", "--http-port-file", http_file});
   }

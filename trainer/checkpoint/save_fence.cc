@@ -34,8 +34,9 @@ StatusOr<std::optional<SaveOwner>> ReadOwner(const std::string& save_dir) {
       !j.contains("restart_count") || !j["restart_count"].is_number_integer() ||
       j["restart_count"].get<int64_t>() < 0 || j["restart_count"].get<int64_t>() > INT32_MAX) {
     return coord::InvalidArgument(
-        path + ": expected {\"run_id\": string, \"restart_count\": integer >= 0}; it records "
-               "which run saves checkpoints here: delete it if no job uses this directory");
+        path +
+        ": expected {\"run_id\": string, \"restart_count\": integer >= 0}; it records "
+        "which run saves checkpoints here: delete it if no job uses this directory");
   }
   SaveOwner owner;
   owner.run_id = j["run_id"].get<std::string>();
@@ -56,8 +57,7 @@ class DirLock {
     const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return coord::ErrnoStatus("open " + path, errno);
     std::unique_ptr<DirLock> lock(new DirLock(fd));
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       struct flock fl = {};
       fl.l_type = F_WRLCK;
@@ -105,7 +105,8 @@ Status ClaimSaveDir(const std::string& save_dir, const SaveOwner& me) {
   if (owner && owner->run_id == me.run_id && owner->restart_count > me.restart_count) {
     return coord::FailedPrecondition(
         save_dir + ": " + owner->Describe() + " saves checkpoints here, and this process is " +
-        me.Describe() + ", an older one: it must not write checkpoints (a rank of a node "
+        me.Describe() +
+        ", an older one: it must not write checkpoints (a rank of a node "
         "that was cut off, or that did not die when its generation was replaced)");
   }
   if (owner && *owner == me) return Status::Ok();
@@ -119,9 +120,9 @@ Status PublishFenced(const std::string& save_dir, const SaveOwner& me,
   if (!owner) {
     RETURN_IF_ERROR(WriteOwner(save_dir, me));
   } else if (!(*owner == me)) {
-    return coord::FailedPrecondition(
-        "not published: " + owner->Describe() + " has taken over " + save_dir +
-        " since this process (" + me.Describe() + ") started; its checkpoints stay as they are");
+    return coord::FailedPrecondition("not published: " + owner->Describe() + " has taken over " +
+                                     save_dir + " since this process (" + me.Describe() +
+                                     ") started; its checkpoints stay as they are");
   }
   return publish();
 }

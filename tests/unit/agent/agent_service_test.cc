@@ -116,7 +116,7 @@ class AgentServiceTest : public ::testing::Test {
   std::shared_ptr<FakeNode> node_;
   std::unique_ptr<AgentService> agent_;
   std::function<void(NodeUsage*)> sample_usage_;  // set before StartAgent (null: none)
-  int keep_jobs_ = -1;                             // set before StartAgent
+  int keep_jobs_ = -1;                            // set before StartAgent
 };
 
 // --- launch ----------------------------------------------------------------------------

@@ -117,9 +117,9 @@ TEST_F(CoordinatorServerTest, AHostsListBeyondTheLimitIsRefusedAtOnce) {
   StartServer();
   StartJobRequest huge = Request();
   std::string hosts;
-  for (int i = 0; i < 100000; ++i) hosts += "10." + std::to_string(i / 65536) + "." +
-                                            std::to_string(i / 256 % 256) + "." +
-                                            std::to_string(i % 256) + "\n";
+  for (int i = 0; i < 100000; ++i)
+    hosts += "10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) + "." +
+             std::to_string(i % 256) + "\n";
   huge.set_hosts_text(hosts);
   huge.set_hosts_path("huge.txt");
   StartJobReply reply;
@@ -127,8 +127,8 @@ TEST_F(CoordinatorServerTest, AHostsListBeyondTheLimitIsRefusedAtOnce) {
   const auto t0 = std::chrono::steady_clock::now();
   grpc::Status st = stub_->StartJob(ctx.get(), huge, &reply);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(st.error_message(), AllOf(HasSubstr("huge.txt:4097: host number 4097"),
-                                        HasSubstr("at most 4096 nodes")));
+  EXPECT_THAT(st.error_message(),
+              AllOf(HasSubstr("huge.txt:4097: host number 4097"), HasSubstr("at most 4096 nodes")));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   ctx = ContextWithDeadline(5000);
   EXPECT_TRUE(stub_->StartJob(ctx.get(), Request(), &reply).ok());

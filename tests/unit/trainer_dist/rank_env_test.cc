@@ -290,13 +290,18 @@ TEST(DiscoverRankEnv, RejectedEnvironmentsNameTheVariable) {
 // The run and its restart count (what checkpoint saves are fenced by) come from torchrun's
 // variables under every launcher, and default to "" and 0.
 TEST(DiscoverRankEnv, RunIdAndRestartCountUnderAnyLauncher) {
-  const Vars torch = {{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"TORCHELASTIC_RUN_ID", "job-1"},
+  const Vars torch = {{"RANK", "0"},
+                      {"WORLD_SIZE", "1"},
+                      {"TORCHELASTIC_RUN_ID", "job-1"},
                       {"TORCHELASTIC_RESTART_COUNT", "3"}};
   coord::StatusOr<RankEnv> env = DiscoverRankEnv(LookupIn(torch));
   ASSERT_TRUE(env.ok()) << env.status().ToString();
   EXPECT_EQ(env->run_id, "job-1");
   EXPECT_EQ(env->restart_count, 3);
-  const Vars slurm = {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "1"}, {"SLURM_NTASKS_PER_NODE", "1"}, {"SLURM_LOCALID", "0"},
+  const Vars slurm = {{"SLURM_PROCID", "0"},
+                      {"SLURM_NTASKS", "1"},
+                      {"SLURM_NTASKS_PER_NODE", "1"},
+                      {"SLURM_LOCALID", "0"},
                       {"TORCHELASTIC_RESTART_COUNT", "2"}};
   env = DiscoverRankEnv(LookupIn(slurm));
   ASSERT_TRUE(env.ok()) << env.status().ToString();
