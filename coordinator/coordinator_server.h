@@ -29,7 +29,7 @@ struct CoordinatorOptions {
   int heartbeat_ms = 500;            // asked of agents' Watch
   int missed_heartbeats = 4;         // then the node is lost: 2 s of silence by default
   StragglerOptions straggler;        // straggler detection (straggler.h)
-  int journal_compact_mb = 64;       // compact the journal past this size (journal.h)
+  int journal_compact_mb = 16;       // compact the journal past this size (journal.h)
   int keep_finished_jobs = 1000;     // finished jobs remembered beyond an hour after
   AgentClientFactory agent_factory;  // empty: gRPC clients, secured by agent_tls
   TlsSettings agent_tls;             // how coordd reaches agents (tls.h's rule)

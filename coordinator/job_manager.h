@@ -50,7 +50,7 @@ struct JobManagerOptions {
   StragglerOptions straggler;
   /// The journal is compacted (journal.h) once it is this large and at least twice its
   /// last snapshot, so a restart replays a snapshot plus a short tail.
-  uint64_t journal_compact_bytes = 64ull << 20;
+  uint64_t journal_compact_bytes = 16ull << 20;
   /// At compaction, finished jobs beyond the newest this many, that ended over
   /// forget_after_ms ago, are forgotten (journal and memory): coordd's state is bounded.
   int keep_finished_jobs = 1000;
