@@ -25,6 +25,9 @@ using internal::NodeName;
 
 namespace {
 
+// Free space the state dir must have for coordd to admit a job.
+constexpr uint64_t kJournalReserveBytes = 4ull << 20;
+
 std::string RandomHex6() {
   static std::mutex mu;
   static std::mt19937_64 rng{std::random_device{}()};
@@ -126,6 +129,8 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   st.set_iteration(-1);
   st.set_last_checkpoint_iteration(-1);
   FillLayout(plan, {}, &st);
+  // Room for this job's records first: a job the journal cannot follow is not started.
+  RETURN_IF_ERROR(journal_->CheckRoom(kJournalReserveBytes));
   Status journaled = journal_->AppendSubmit(plan, st);
   if (!journaled.ok()) {
     return Internal("cannot record the job in the journal, so it was not started: " +

@@ -6,10 +6,12 @@
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -343,7 +345,16 @@ Journal::~Journal() {
 Status Journal::AppendLine(const std::string& line, bool sync) {
   std::string data = line + "\n";
   std::lock_guard<std::mutex> lock(mu_);
-  RETURN_IF_ERROR(WriteAll(fd_, data, path_));
+  Status written = WriteAll(fd_, data, path_);
+  if (!written.ok()) {
+    // A full disk can take part of the record: cut it off, or the next record would
+    // share its line and the journal would no longer replay.
+    if (ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      return written.WithContext("and cutting the partial record off failed too (" +
+                                 std::string(std::strerror(errno)) + ")");
+    }
+    return written;
+  }
   size_ += data.size();
   if (sync && fdatasync(fd_) != 0) return ErrnoStatus("fdatasync " + path_, errno);
   return Status::Ok();
@@ -368,6 +379,19 @@ Status Journal::Compact(const std::vector<JournaledJob>& jobs) {
   fd_ = fd;
   size_ = snapshot_size_ = snapshot.size();
   return Status::Ok();
+}
+
+Status Journal::CheckRoom(uint64_t bytes) {
+  struct statvfs fs;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (fstatvfs(fd_, &fs) != 0) return ErrnoStatus("statvfs " + path_, errno);
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes >= bytes) return Status::Ok();
+  return ResourceExhausted(path_ + ": only " + std::to_string(free_bytes / 1024) +
+                           " KiB free on its filesystem, and coordd keeps " +
+                           std::to_string(bytes >> 20) +
+                           " MiB for journaling the jobs it runs; free space there to start jobs "
+                           "(running jobs are still supervised)");
 }
 
 uint64_t Journal::size_bytes() {

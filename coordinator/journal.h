@@ -60,6 +60,10 @@ class Journal {
   /// no record is appended between taking the snapshot and this call (JobManager holds
   /// its job-table mutex across both). On error the old journal stays in use.
   Status Compact(const std::vector<JournaledJob>& jobs);
+  /// ResourceExhausted, naming the journal and what is free, when its filesystem has
+  /// less than `bytes` available: a new job is refused rather than admitted with a
+  /// journal that cannot follow it.
+  Status CheckRoom(uint64_t bytes);
   /// Bytes of the journal file now, and right after the last compaction (or open).
   uint64_t size_bytes();
   uint64_t snapshot_bytes();

@@ -5,11 +5,17 @@
 //     as a coordinator failure, and leaves nothing running.
 //   - `coordctl start` with a hosts file beyond one coordd's limit is refused at once,
 //     naming the line and the limit.
+//   - With its state dir on a full disk (a small tmpfs), coordd refuses new jobs saying
+//     why, still kills a running one, and its journal replays afterwards: a record the
+//     disk took only part of is cut off, never left to corrupt the next one.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -123,6 +129,58 @@ TEST_F(CoorddLimitsTest, AHostsFileBeyondTheLimitIsRefusedAtOnceNamingIt) {
       << r.err;
   EXPECT_NE(r.err.find("at most " + limit + " nodes"), std::string::npos) << r.err;
   EXPECT_LT(r.seconds, 20.0);
+}
+
+TEST_F(CoorddLimitsTest, AFullDiskRefusesNewJobsWithTheReasonAndCorruptsNothing) {
+  const std::string state = dir_.File("coordd");  // LocalCluster's coordd state dir
+  ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
+  if (geteuid() != 0 || mount("tmpfs", state.c_str(), "tmpfs", 0, "size=16m") != 0) {
+    GTEST_SKIP() << "needs root to mount a small tmpfs (CI runs as root)";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{state};
+  ASSERT_TRUE(cluster_.StartCoordd());
+  ASSERT_TRUE(cluster_.StartAgents(1));
+  auto start = [&] {
+    return cluster_.Ctl(
+        {"start", "--hosts", cluster_.hosts_file(), "--config", ProbeJob(), "--skip-checks",
+         "--allow-overlap"});
+  };
+  RunResult a = start();
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  job_ = a.out.substr(0, a.out.find('\n'));
+
+  // Fill the disk to the last byte.
+  {
+    std::ofstream filler(state + "/filler", std::ios::binary);
+    const std::string block(4096, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) && filler.flush()) {
+    }
+  }
+  RunResult b = start();
+  EXPECT_NE(b.exit_code, 0) << b.out;
+  EXPECT_NE(b.err.find("journal.jsonl: only 0 KiB free"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("free space there to start jobs"), std::string::npos) << b.err;
+  RunResult killed = cluster_.Ctl({"kill", job_});
+  EXPECT_EQ(killed.exit_code, 0) << killed.out << killed.err;
+  ExpectJobProcessesGone(job_, 10000);
+  EXPECT_TRUE(cluster_.coordd().Alive());
+
+  // Space again: jobs start, and their records follow whatever the full disk cut short;
+  // a new coordd replays the journal whole.
+  ASSERT_EQ(unlink((state + "/filler").c_str()), 0);
+  RunResult c = start();
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  const std::string job_c = c.out.substr(0, c.out.find('\n'));
+  EXPECT_EQ(cluster_.Ctl({"kill", job_c}).exit_code, 0);
+  ExpectJobProcessesGone(job_c, 10000);
+  cluster_.coordd().Stop();
+  ASSERT_TRUE(cluster_.StartCoordd({cluster_.coordd_port(), false, {}}));
+  const std::string jobs = cluster_.Ctl({"jobs"}).out;
+  EXPECT_NE(jobs.find(job_), std::string::npos) << jobs;
+  EXPECT_NE(jobs.find(job_c), std::string::npos) << jobs;
 }
 
 }  // namespace

@@ -6,11 +6,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -419,6 +422,50 @@ TEST_F(JournalTest, AKillNineAtAnyPointOfCompactionLosesNothing) {
       EXPECT_EQ(name.find(".tmp"), std::string::npos) << "round " << round << ": " << name;
     }
   }
+}
+
+// A full disk takes part of a record (the journal's last page has room for its start):
+// the part is cut off, so the next record, once there is space again, starts on a line
+// of its own and the journal replays. Needs root for a small tmpfs.
+TEST_F(JournalTest, ARecordTheFullDiskTookPartOfIsCutOff) {
+  if (geteuid() != 0 || mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k") != 0) {
+    GTEST_SKIP() << "needs root to mount a small tmpfs";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+  } unmount{dir_};
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  WriteFailedJob(j->get(), "before");
+  // Leave room in the journal's last page, less than the big record below needs.
+  while ((*j)->size_bytes() % 4096 > 2048 || (*j)->size_bytes() % 4096 == 0) {
+    ASSERT_TRUE((*j)->AppendState(Status0("before")).ok());
+  }
+  const uint64_t before = (*j)->size_bytes();
+  {
+    std::ofstream filler(dir_ + "/filler", std::ios::binary);
+    const std::string block(1024, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
+           filler.flush()) {
+    }
+  }
+  Failure big;
+  big.set_message(std::string(8192, 'e'));
+  Status full = (*j)->AppendFailure("before", big);
+  ASSERT_FALSE(full.ok());
+  EXPECT_THAT(full.message(), HasSubstr("No space left on device"));
+  struct stat st;
+  ASSERT_EQ(stat(JournalPath().c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), before) << "the partial record was left";
+
+  ASSERT_EQ(unlink((dir_ + "/filler").c_str()), 0);
+  ASSERT_TRUE((*j)->AppendFailure("before", Failure()).ok());
+  j->reset();
+  auto reopened = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
 }
 
 }  // namespace
