@@ -61,9 +61,11 @@ class AgentClient {
   virtual Status TailLogs(const coord::agent::TailLogsRequest& request, int timeout_ms,
                           const LogBatchFn& on_batch, const CancelledFn& cancelled) = 0;
 
-  /// For shutdown: ends every call in flight with Cancelled at once, and every later
-  /// one, so no thread waits out an RPC deadline (a launch to a frozen node: minutes).
-  /// Streams (Watch) are closed by their handles, not here.
+  /// For shutdown: ends the launch path's calls in flight (Ping, ReservePort, Launch,
+  /// CheckNode, SharedTokens, TailLogs) with Cancelled at once, and every later one, so
+  /// no thread waits out a deadline (a launch to a frozen node: minutes). Kill,
+  /// ListJobs and RankSnapshots still run to their deadlines: a kill in flight must
+  /// finish. Streams (Watch) are closed by their handles, not here.
   virtual void CancelCalls() {}
 };
 

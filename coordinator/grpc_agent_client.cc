@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -107,10 +108,11 @@ class GrpcAgentClient final : public AgentClient {
     return Unary(&agent::Agent::Stub::Launch, request, timeout_ms);
   }
   StatusOr<agent::KillReply> Kill(const agent::KillRequest& request, int timeout_ms) override {
-    return Unary(&agent::Agent::Stub::Kill, request, timeout_ms);
+    return Unary(&agent::Agent::Stub::Kill, request, timeout_ms, false, /*cancellable=*/false);
   }
   StatusOr<agent::ListJobsReply> ListJobs(int timeout_ms) override {
-    return Unary(&agent::Agent::Stub::ListJobs, agent::ListJobsRequest(), timeout_ms);
+    return Unary(&agent::Agent::Stub::ListJobs, agent::ListJobsRequest(), timeout_ms, false,
+                 /*cancellable=*/false);
   }
   StatusOr<agent::CheckNodeReply> CheckNode(const agent::CheckNodeRequest& request,
                                             int timeout_ms) override {
@@ -122,7 +124,8 @@ class GrpcAgentClient final : public AgentClient {
   }
   StatusOr<agent::RankSnapshotsReply> RankSnapshots(const agent::RankSnapshotsRequest& request,
                                                     int timeout_ms) override {
-    return Unary(&agent::Agent::Stub::RankSnapshots, request, timeout_ms);
+    return Unary(&agent::Agent::Stub::RankSnapshots, request, timeout_ms, false,
+                 /*cancellable=*/false);
   }
 
   std::unique_ptr<WatchHandle> Watch(int heartbeat_ms, AgentEventFn on_event,
@@ -164,10 +167,12 @@ class GrpcAgentClient final : public AgentClient {
   template <typename Req, typename Reply>
   StatusOr<Reply> Unary(grpc::Status (agent::Agent::Stub::*method)(grpc::ClientContext*, const Req&,
                                                                    Reply*),
-                        const Req& request, int timeout_ms, bool wait_for_ready = false) {
+                        const Req& request, int timeout_ms, bool wait_for_ready = false,
+                        bool cancellable = true) {
     std::unique_ptr<grpc::ClientContext> ctx = ContextWithDeadline(timeout_ms);
     ctx->set_wait_for_ready(wait_for_ready);
-    TrackedCall tracked(this, ctx.get());
+    std::optional<TrackedCall> tracked;
+    if (cancellable) tracked.emplace(this, ctx.get());
     Reply reply;
     grpc::Status status = (stub_.get()->*method)(ctx.get(), request, &reply);
     if (!status.ok()) return FromGrpc(status);

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -50,7 +51,7 @@ TEST(LocalModeTest, AFailingRankMakesExitCodeOne) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("FAILED"), std::string::npos) << r.err;
   std::string job = r.out.substr(0, r.out.find('\n'));
-  EXPECT_TRUE(ProcessesWithEnv("COORD_JOB_ID", job).empty());
+  ExpectJobProcessesGone(job);
 }
 
 TEST(LocalModeTest, CtrlCKillsTheJob) {
@@ -84,7 +85,7 @@ TEST(LocalModeTest, CtrlCKillsTheJob) {
   ASSERT_TRUE(WaitUntil([&] { return waitpid(ctl.pid(), &status, WNOHANG) == ctl.pid(); }, 15000));
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1) << ReadAll(dir.File("ctl.log"));
-  EXPECT_TRUE(ProcessesWithEnv("COORD_JOB_ID", job).empty());
+  ExpectJobProcessesGone(job);
   EXPECT_NE(ReadAll(dir.File("ctl.log")).find("KILLED"), std::string::npos);
 }
 

@@ -239,7 +239,7 @@ TEST(GrpcAgentClientTest, UnaryCallsStreamsDeadlinesAndCancellation) {
 }
 
 // Shutdown's lever: a Launch that would wait out a 60 s deadline ends as soon as
-// CancelCalls runs, and calls made after it fail at once.
+// CancelCalls runs, and launch-path calls made after it fail at once; a Kill still goes.
 TEST(GrpcAgentClientTest, CancelCallsEndsCallsInFlightAndRefusesLaterOnes) {
   TinyAgent service;
   auto started = StartGrpcServer("127.0.0.1:0", {&service});
@@ -259,6 +259,9 @@ TEST(GrpcAgentClientTest, CancelCallsEndsCallsInFlightAndRefusesLaterOnes) {
   EXPECT_EQ(launch.status().code(), StatusCode::kCancelled) << launch.status().ToString();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
   EXPECT_EQ(client->Ping(60000).status().code(), StatusCode::kCancelled);
+  // A kill is never cut short: it reaches the agent (which does not implement it).
+  EXPECT_EQ(client->Kill(agent::KillRequest(), 5000).status().code(),
+            StatusCode::kUnimplemented);
   started->server->Shutdown(std::chrono::system_clock::now());
 }
 
