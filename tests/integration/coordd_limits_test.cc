@@ -10,7 +10,6 @@
 //     disk took only part of is cut off, never left to corrupt the next one.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -25,6 +24,7 @@
 #include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tmpfs_mount.h"
 #include "tests/support/wait.h"
 
 namespace coord::testing {
@@ -134,13 +134,10 @@ TEST_F(CoorddLimitsTest, AHostsFileBeyondTheLimitIsRefusedAtOnceNamingIt) {
 TEST_F(CoorddLimitsTest, AFullDiskRefusesNewJobsWithTheReasonAndCorruptsNothing) {
   const std::string state = dir_.File("coordd");  // LocalCluster's coordd state dir
   ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
-  if (geteuid() != 0 || mount("tmpfs", state.c_str(), "tmpfs", 0, "size=16m") != 0) {
+  TmpfsMount mounted;
+  if (!mounted.Mount(state, "16m")) {
     GTEST_SKIP() << "needs root to mount a small tmpfs (CI runs as root)";
   }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
-  } unmount{state};
   ASSERT_TRUE(cluster_.StartCoordd());
   ASSERT_TRUE(cluster_.StartAgents(1));
   auto start = [&] {

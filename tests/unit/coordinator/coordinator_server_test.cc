@@ -177,14 +177,18 @@ class TinyAgent final : public agent::Agent::Service {
   std::atomic<bool> end_watch_{false};
 };
 
+std::unique_ptr<AgentClient> ClientOn(int port) {
+  HostEntry h;
+  h.host = "127.0.0.1";
+  h.port = port;
+  return MakeGrpcAgentClient(h);
+}
+
 TEST(GrpcAgentClientTest, UnaryCallsStreamsDeadlinesAndCancellation) {
   TinyAgent service;
   auto started = StartGrpcServer("127.0.0.1:0", {&service});
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  HostEntry h;
-  h.host = "127.0.0.1";
-  h.port = started->port;
-  auto client = MakeGrpcAgentClient(h);
+  auto client = ClientOn(started->port);
 
   auto ping = client->Ping(2000);
   ASSERT_TRUE(ping.ok()) << ping.status().ToString();
@@ -244,10 +248,7 @@ TEST(GrpcAgentClientTest, CancelCallsEndsCallsInFlightAndRefusesLaterOnes) {
   TinyAgent service;
   auto started = StartGrpcServer("127.0.0.1:0", {&service});
   ASSERT_TRUE(started.ok()) << started.status().ToString();
-  HostEntry h;
-  h.host = "127.0.0.1";
-  h.port = started->port;
-  auto client = MakeGrpcAgentClient(h);
+  auto client = ClientOn(started->port);
   ASSERT_TRUE(client->Ping(2000).ok());
 
   StatusOr<agent::LaunchReply> launch = Internal("not returned");

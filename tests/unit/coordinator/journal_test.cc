@@ -6,7 +6,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -19,6 +18,7 @@
 
 #include "common/fs.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tmpfs_mount.h"
 
 namespace coord::coordinator {
 namespace {
@@ -428,13 +428,8 @@ TEST_F(JournalTest, AKillNineAtAnyPointOfCompactionLosesNothing) {
 // the part is cut off, so the next record, once there is space again, starts on a line
 // of its own and the journal replays. Needs root for a small tmpfs.
 TEST_F(JournalTest, ARecordTheFullDiskTookPartOfIsCutOff) {
-  if (geteuid() != 0 || mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k") != 0) {
-    GTEST_SKIP() << "needs root to mount a small tmpfs";
-  }
-  struct Unmount {
-    std::string path;
-    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
-  } unmount{dir_};
+  coord::testing::TmpfsMount mounted;
+  if (!mounted.Mount(dir_, "64k")) GTEST_SKIP() << "needs root to mount a small tmpfs";
   std::vector<JournaledJob> jobs;
   auto j = Journal::Open(dir_, &jobs);
   ASSERT_TRUE(j.ok()) << j.status().ToString();

@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/tmpfs_mount.h"
 #include "tests/unit/trainer_checkpoint/test_util.h"
 
 namespace trainer {
@@ -193,17 +194,12 @@ TEST(MegatronCheckpointTest, UnwritableDirectoryIsNamed) {
 }
 
 // Unmounts on scope exit, so a failed assertion never leaves a mount behind.
-struct MountGuard {
-  std::string path;
-  ~MountGuard() { umount(path.c_str()); }
-};
-
 TEST(MegatronCheckpointTest, ReadOnlyMountIsNamed) {
   TempDir dir;
-  if (geteuid() != 0 || mount("tmpfs", dir.path().c_str(), "tmpfs", MS_RDONLY, "size=64k") != 0) {
+  coord::testing::TmpfsMount mounted;
+  if (!mounted.Mount(dir.path(), "64k", MS_RDONLY)) {
     GTEST_SKIP() << "cannot mount a read-only tmpfs here";
   }
-  MountGuard guard{dir.path()};
   Fixture f(10, 1);
   coord::Status st = SaveCheckpoint(dir.path(), f.state, f.tensors());
   ASSERT_FALSE(st.ok());
@@ -230,10 +226,10 @@ void ExpectFullDiskKeepsPrevious(const std::string& save_dir, size_t n_big) {
 
 TEST(MegatronCheckpointTest, DiskFullOnRealTmpfs) {
   TempDir dir;
-  if (geteuid() != 0 || mount("tmpfs", dir.path().c_str(), "tmpfs", 0, "size=64k") != 0) {
+  coord::testing::TmpfsMount mounted;
+  if (!mounted.Mount(dir.path(), "64k")) {
     GTEST_SKIP() << "cannot mount a 64 KiB tmpfs here (covered by InjectedEnospc)";
   }
-  MountGuard guard{dir.path()};
   ExpectFullDiskKeepsPrevious(dir.path(), 20000);  // ~240 KiB does not fit
 }
 
