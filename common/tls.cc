@@ -98,7 +98,7 @@ StatusOr<RpcSecurity> Choose(const TlsSettings& settings, const std::string& hos
     return sec;
   }
   if (IsLoopbackHost(host)) return sec;  // both ends are this machine
-  return FailedPrecondition("no TLS certificate (" + p.cert + " not found) for " + where +
+  return FailedPrecondition("no TLS certificate (" + p.cert + " not found) for " + what + " " + where +
                             " off loopback; " + IssueHint(program) +
                             ", or pass --insecure to run without authentication");
 }

@@ -192,6 +192,12 @@ Status JobManager::Restore(std::vector<JournaledJob> journaled) {
       ref.running_since_mono = clock_->MonoMs();
       LOG_INFO << "job " << id << " is RUNNING: supervising it again";
     }
+    if (!IsTerminal(state)) {
+      // A node left out earlier may still be cut off with ranks of an old generation.
+      for (const HostEntry& h : internal::SparesIn(ref.plan, ref.status, NODE_EXCLUDED)) {
+        followups.push_back([this, id, h] { KillLeftOutWhenBack(id, h); });
+      }
+    }
   }
   for (Followup& f : followups) RunTask(std::move(f));
   return Status::Ok();
@@ -401,6 +407,7 @@ JobManager::KillOutcome JobManager::KillOn(const std::string& job_id,
   KillOutcome out;
   for (size_t n = 0; n < replies.size(); ++n) {
     std::string error;
+    if (replies[n].ok()) out.signalled += replies[n]->ranks_signalled();
     if (!replies[n].ok()) {
       error = replies[n].status().ToString();
     } else if (replies[n]->survivors() > 0) {

@@ -184,6 +184,11 @@ class JobManager final : public CoordinatorHandler {
   // Makes `hosts` the job's nodes for generation `generation` (fresh rank table); nodes
   // of the old layout left out become "excluded" spares. Returns those, for the log.
   std::vector<std::string> SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
+  // A node a restart left out may still run ranks of an old generation (a network cut:
+  // the kill never reached it). Kills every generation of the job there as soon as it
+  // answers again, asking every 0.2 to 2 s until the agent confirms (job_restart.cc).
+  // Task thread; ends with the kill confirmed or coordd stopping.
+  void KillLeftOutWhenBack(const std::string& job_id, const HostEntry& node);
   void MaybeSucceedLocked(Job& job);
   void JournalStateLocked(const Job& job);
   // Compacts the journal when it has grown enough (JobManagerOptions), forgetting old
@@ -199,6 +204,7 @@ class JobManager final : public CoordinatorHandler {
     bool clean = true;
     std::vector<std::string> unconfirmed;  // "host:port"
     std::vector<std::string> errors;       // one line per node that did not confirm
+    int signalled = 0;                     // ranks still running when the kill began
   };
   // On the job's current nodes.
   KillOutcome KillEverywhere(const std::string& job_id, int generation, int grace_ms);

@@ -31,6 +31,9 @@ constexpr int kMinWaitStepMs = 200;
 // Asking a node that is down is cheap (refused at once, or one call waiting on a frozen
 // agent), and a node that comes back should not wait long to be noticed.
 constexpr int kMaxWaitStepMs = 1000;
+// A left-out node may stay cut off for hours: each try costs one call that waits out
+// connect_timeout_ms, so ask a little less often than for a node a restart waits for.
+constexpr int kMaxLeftOutStepMs = 2000;
 
 bool FailureOfANode(const Failure& f) {
   return f.node_rank() >= 0 && (f.kind() == FAILURE_RANK_EXIT || f.kind() == FAILURE_NODE_LOST ||
@@ -279,6 +282,7 @@ void JobManager::RelaunchAfterBackoff(const std::string& job_id, int failed, int
     f->set_action(action);
   });
   const size_t nodes = layout.hosts.size();
+  const std::vector<HostEntry> old_hosts = job.plan.hosts;
   // A replaced or dropped node is never used again by this job (its ranks, if it comes
   // back, are still killed with the job).
   const std::vector<std::string> out = SetLayoutLocked(job, std::move(layout.hosts), failed + 1);
@@ -286,8 +290,46 @@ void JobManager::RelaunchAfterBackoff(const std::string& job_id, int failed, int
            << (out.empty() ? "" : "; left out: " + Join(out, ", ")) << "; launching generation "
            << failed + 1 << " on " << nodes << " nodes after the backoff";
   job.status.set_restarts(job.status.restarts() + 1);
+  std::vector<HostEntry> left_out;
+  for (const HostEntry& h : old_hosts) {
+    if (std::find(out.begin(), out.end(), h.Target()) != out.end()) left_out.push_back(h);
+  }
   lock.unlock();
+  // Its ranks may still live (a partition): never used again, so every generation of the
+  // job there goes, the moment the node answers; the new generation is elsewhere.
+  for (const HostEntry& h : left_out) RunTask([this, job_id, h] { KillLeftOutWhenBack(job_id, h); });
   Launch(job_id);
+}
+
+void JobManager::KillLeftOutWhenBack(const std::string& job_id, const HostEntry& node) {
+  int step_ms = kMinWaitStepMs;
+  for (int attempt = 1;; ++attempt) {
+    int grace_ms = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const Job* job = FindLocked(job_id);
+      if (stopping_ || job == nullptr) return;  // a finished job forgotten meanwhile
+      grace_ms = job->plan.kill_grace_ms;
+    }
+    const KillOutcome k =
+        KillOn(job_id, {node}, /*generation=*/-1, grace_ms, grace_ms + options_.connect_timeout_ms);
+    std::unique_lock<std::mutex> lock(mu_);
+    if (k.unconfirmed.empty()) {
+      if (attempt > 1) {
+        const std::string what = "old generations on " + node.Target() +
+                                 " (cut off, left out) confirmed gone once it answered again (" +
+                                 std::to_string(k.signalled) + " ranks still running killed)";
+        LOG_INFO << "job " << job_id << ": " << what;
+        if (Job* job = FindLocked(job_id)) {
+          UpdateFailureLocked(*job, [&](Failure* f) { f->set_action(f->action() + "; " + what); });
+        }
+      }
+      return;
+    }
+    WaitUntilLocked(lock, clock_->MonoMs() + step_ms, [&] { return stopping_; });
+    if (stopping_) return;
+    step_ms = std::min(step_ms * 2, kMaxLeftOutStepMs);
+  }
 }
 
 }  // namespace coord::coordinator

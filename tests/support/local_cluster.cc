@@ -55,7 +55,8 @@ int WaitForPort(const std::string& file) {
     agents_.back().process = std::make_unique<Process>();
   }
   Agent& agent = agents_[i];
-  const std::string n = std::to_string(i), addr = AgentAddr(i);
+  const std::string n = std::to_string(i);
+  const std::string addr = options.address.empty() ? AgentAddr(i) : options.address;
   const std::string port_file = dir_.File("agent" + n + ".port");
   const std::string http_file = dir_.File("agent" + n + ".http");
   unlink(port_file.c_str());
@@ -71,6 +72,7 @@ int WaitForPort(const std::string& file) {
     argv.insert(argv.end(), {"--http-listen", addr + ":0", "--http-port-file", http_file});
   }
   argv.insert(argv.end(), options.flags.begin(), options.flags.end());
+  argv.insert(argv.begin(), options.exec_prefix.begin(), options.exec_prefix.end());
   const std::string log = dir_.File("agent" + n + ".log");
   if (!agent.process->Start(argv, log)) {
     return ::testing::AssertionFailure() << "cannot start " << argv[0];

@@ -27,6 +27,10 @@ struct DaemonOptions {
   int port = 0;                    // gRPC port; 0: any (a restart passes the old one)
   bool http = false;               // also serve HTTP (/metrics, the status page) on :0
   std::vector<std::string> flags;  // extra command-line flags (TLS, heartbeats, ...)
+  // Agents only: the address to listen on ("": AgentAddr(i)), and a command the agent
+  // runs under (netns_exec NS --: a node with a network of its own); it must exec.
+  std::string address;
+  std::vector<std::string> exec_prefix;
 };
 
 class LocalCluster {
