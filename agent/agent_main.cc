@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
   add("keep-jobs", po::value(&opts.keep_jobs)->default_value(opts.keep_jobs),
       "keep the state dirs (logs, records) of this many finished jobs, and every generation "
       "that did not end with all ranks exiting 0; older ones are removed (-1: keep all)");
+  add("min-free-mb", po::value(&opts.min_free_mb)->default_value(opts.min_free_mb),
+      "refuse launches, naming the reason, while the state dir's filesystem has less free "
+      "than this; running jobs go on (0: never refuse)");
   add("supervisor", po::value(&opts.supervisor_path),
       "coord-supervisor binary (default: next to this one)");
   add("cgroup-parent", po::value(&opts.cgroup_parent),

@@ -88,6 +88,7 @@ StatusOr<std::unique_ptr<AgentServer>> AgentServer::Create(const AgentOptions& o
   so.heartbeat_ms = options.heartbeat_ms;
   so.default_grace_ms = options.default_grace_ms;
   so.keep_jobs = options.keep_jobs;
+  so.min_free_mb = options.min_free_mb;
   // One NVML for the heartbeats' usage samples and /metrics.
   std::shared_ptr<const env_check::System> system = env_check::MakeRealSystem();
   std::shared_ptr<GpuMetrics> gpus = GpuMetrics::Open(system, system->Hostname());

@@ -30,6 +30,7 @@ struct AgentOptions {
   int usage_ms = 2000;  // the node's usage rides on a heartbeat this often (0: never)
   int default_grace_ms = 5000;
   int keep_jobs = 50;  // finished jobs whose clean generations' dirs are kept (-1: all)
+  int min_free_mb = 64;  // launches refused below this much free in the state dir (0: never)
   std::string cgroup_parent;  // empty: auto-detect; "none" disables cgroups
   RpcSecurity security;       // default plaintext (loopback); coord-agent sets mTLS
   std::string http_listen;    // the HTTP(S) endpoint (/metrics): "" = none; port 0 = pick

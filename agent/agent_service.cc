@@ -4,6 +4,7 @@
 #include "agent/agent_service.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -244,6 +245,7 @@ void AgentService::DropGeneration(const GenPtr& gen) {
 Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
   if (shutting_down_) return Unavailable("agent on " + hostname_ + " is shutting down");
   RETURN_IF_ERROR(ValidateLaunch(req));
+  RETURN_IF_ERROR(CheckRoomForLaunch());
   std::string dir = GenDir(options_.state_dir, req.job_id(), req.generation());
   auto gen = std::make_shared<Generation>();
   {
@@ -279,6 +281,25 @@ Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
   return st;
 }
 
+// A launch needs room for its records and the ranks' first logs; on a fuller disk it is
+// refused with the reason, while running generations go on (their last records have a
+// reserve of their own: state_dir.h).
+Status AgentService::CheckRoomForLaunch() const {
+  if (options_.min_free_mb <= 0) return Status::Ok();
+  struct statvfs fs;
+  if (statvfs(options_.state_dir.c_str(), &fs) != 0) {
+    return ErrnoStatus("statvfs " + options_.state_dir, errno);
+  }
+  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free_bytes >= static_cast<uint64_t>(options_.min_free_mb) << 20) return Status::Ok();
+  return ResourceExhausted(
+      "node " + hostname_ + ": state dir " + options_.state_dir + " has only " +
+      std::to_string(free_bytes / 1024) + " KiB free, and coord-agent wants " +
+      std::to_string(options_.min_free_mb) + " MiB (--min-free-mb) for a launch's logs and " +
+      "records; free space there (old jobs' logs go with --keep-jobs) to launch on this node "
+      "(running jobs are still supervised)");
+}
+
 // Writes the spec, starts the supervisor and waits for its handshake.
 Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen,
                                      LaunchReply* reply) {
@@ -289,6 +310,7 @@ Status AgentService::StartGeneration(const LaunchRequest& req, const GenPtr& gen
   if (st.ok() && mkdir(gen->dir.c_str(), 0755) != 0) st = ErrnoStatus("mkdir " + gen->dir, errno);
   StatusOr<GenSpec> spec = BuildSpec(req, gen->tag, gen->cgroup_dir);
   if (st.ok() && !spec.ok()) st = spec.status();
+  if (st.ok()) st = CreateRecordReserve(gen->dir);
   if (st.ok()) st = WriteRecord(JoinPath(gen->dir, kSpecFile), ToJson(*spec));
   // Watch before the supervisor exists, so no record it writes can be missed.
   if (st.ok()) st = monitor_->WatchDir(gen->key, gen->dir);
@@ -412,7 +434,7 @@ Status AgentService::Kill(const KillRequest& req, KillReply* reply) {
     if (targets.empty()) return Status::Ok();
   }
   for (auto& g : gens) {
-    (void)WriteRecord(JoinPath(g->dir, kKilledFile),
+    (void)WriteRecordOrUseReserve(g->dir, JoinPath(g->dir, kKilledFile),
                       "{\"time_ms\":" + std::to_string(clock_->WallMs()) + "}\n");
   }
   int64_t t0 = clock_->MonoMs();

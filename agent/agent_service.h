@@ -79,6 +79,8 @@ struct AgentServiceOptions {
   // exiting 0; older clean ones are removed when a generation ends and at start.
   // Negative: keep everything.
   int keep_jobs = 50;
+  // A launch is refused while the state dir's filesystem has less free (0: never).
+  int min_free_mb = 64;
   // What the node checks read; null = this machine (tests give a fake node).
   std::shared_ptr<const env_check::System> system;
   // --- seams: null = the real one ---
@@ -160,6 +162,7 @@ class AgentService final : public AgentHandler {
   void ApplyStartedLocked(Generation& gen, int rank);
   void ApplyExitLocked(Generation& gen, int rank);
   void CheckDoneLocked(Generation& gen);
+  Status CheckRoomForLaunch() const;
   // Applies options_.keep_jobs (see AgentServiceOptions) to jobs_ and the state dir.
   void PruneStateLocked();
   void CleanupOrphanLocked(Generation& gen, const std::string& why);

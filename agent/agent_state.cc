@@ -267,13 +267,13 @@ void AgentService::CleanupOrphanLocked(Generation& gen, const std::string& why) 
     rec.signal = SIGKILL;
     rec.end_ms = clock_->WallMs();
     rec.error = (r.state == RANK_RUNNING ? "killed by coord-agent: " : "never started: ") + why;
-    Status s = WriteRecord(JoinPath(gen.dir, RankExitName(r.rank)), ToJson(rec));
+    Status s = WriteRecordOrUseReserve(gen.dir, JoinPath(gen.dir, RankExitName(r.rank)), ToJson(rec));
     if (!s.ok()) {
       LOG_ERROR << s.ToString();
     }
     ApplyExitLocked(gen, r.rank);
   }
-  Status s = WriteRecord(JoinPath(gen.dir, kDoneFile),
+  Status s = WriteRecordOrUseReserve(gen.dir, JoinPath(gen.dir, kDoneFile),
                          "{\"end_ms\":" + std::to_string(clock_->WallMs()) + "}\n");
   if (!s.ok()) {
     LOG_ERROR << s.ToString();

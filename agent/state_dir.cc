@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/logging.h"
 
 namespace coord::agent {
 
@@ -100,6 +101,31 @@ Status WriteRecord(const std::string& path, const std::string& contents) {
   // Records must survive a crashed process, not a power loss: no fsync on the
   // launch path (it would cost milliseconds per rank).
   return WriteFileAtomic(path, contents, /*durable=*/false);
+}
+
+Status CreateRecordReserve(const std::string& gen_dir) {
+  const std::string path = JoinPath(gen_dir, kReserveFile);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus("create " + path, errno);
+  // Real blocks, not a sparse file: freeing it must give the space back.
+  const int err = posix_fallocate(fd, 0, kRecordReserveBytes);
+  close(fd);
+  if (err != 0) {
+    unlink(path.c_str());
+    return ErrnoStatus("reserve " + std::to_string(kRecordReserveBytes / 1024) + " KiB in " + path,
+                       err);
+  }
+  return Status::Ok();
+}
+
+Status WriteRecordOrUseReserve(const std::string& gen_dir, const std::string& path,
+                               const std::string& contents) {
+  Status s = WriteRecord(path, contents);
+  if (s.ok() || s.code() != StatusCode::kResourceExhausted) return s;
+  const std::string reserve = JoinPath(gen_dir, kReserveFile);
+  if (unlink(reserve.c_str()) != 0) return s;  // spent already
+  LOG_WARN << path << ": the disk is full; written from the space kept for the last records";
+  return WriteRecord(path, contents);
 }
 
 // --- records -----------------------------------------------------------------

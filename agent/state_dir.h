@@ -61,6 +61,15 @@ int ParseRankRecordName(const std::string& name, const std::string& suffix);
 // per rank on the launch path.
 Status WriteRecord(const std::string& path, const std::string& contents);
 
+// A full disk (the ranks' logs filled it) must not cost coordd the news that a rank
+// ended: each generation dir holds a ballast file of kRecordReserveBytes, made at its
+// start, which a record write that fails for want of space frees before trying again.
+inline constexpr char kReserveFile[] = ".reserve";
+inline constexpr int64_t kRecordReserveBytes = 256 * 1024;
+Status CreateRecordReserve(const std::string& gen_dir);
+Status WriteRecordOrUseReserve(const std::string& gen_dir, const std::string& path,
+                               const std::string& contents);
+
 // --- records -----------------------------------------------------------------
 
 struct RankSpec {

@@ -304,7 +304,7 @@ void Supervisor::RecordExit(RankProc& r, int status, const std::string& error) {
     rec.exit_code = WEXITSTATUS(status);
   }
   r.ended = true;
-  Status s = WriteRecord(JoinPath(dir_, RankExitName(r.spec.rank)), ToJson(rec));
+  Status s = WriteRecordOrUseReserve(dir_, JoinPath(dir_, RankExitName(r.spec.rank)), ToJson(rec));
   if (!s.ok()) {
     LOG_ERROR << s.ToString();
   }
@@ -374,7 +374,7 @@ int Supervisor::Run() {
     LOG_ERROR << s.ToString();
     Notify({false, -1, s.message()});
     if (!spec_.cgroup_dir.empty()) RemoveCgroupTree(spec_.cgroup_dir);
-    (void)WriteRecord(JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
+    (void)WriteRecordOrUseReserve(dir_, JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
     return 1;
   }
   int64_t t0 = MonoMs();
@@ -394,7 +394,7 @@ int Supervisor::Run() {
   Notify(launched_);
   ReapUntilAllEnded();
   FinalCleanup();
-  s = WriteRecord(JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
+  s = WriteRecordOrUseReserve(dir_, JoinPath(dir_, kDoneFile), "{\"end_ms\":" + std::to_string(WallMs()) + "}\n");
   if (!s.ok()) {
     LOG_ERROR << s.ToString();
   }

@@ -34,6 +34,7 @@ Status ErrnoStatus(const std::string& what, int err) {
     case EEXIST: code = StatusCode::kAlreadyExists; break;
     case EINVAL: code = StatusCode::kInvalidArgument; break;
     case ETIMEDOUT: code = StatusCode::kDeadlineExceeded; break;
+    case ENOSPC: case EDQUOT: code = StatusCode::kResourceExhausted; break;
     default: break;
   }
   return Status(code, what + ": " + std::strerror(err));

@@ -180,5 +180,80 @@ TEST_F(CoorddLimitsTest, AFullDiskRefusesNewJobsWithTheReasonAndCorruptsNothing)
   EXPECT_NE(jobs.find(job_c), std::string::npos) << jobs;
 }
 
+TEST_F(CoorddLimitsTest, ANodeWithAFullDiskRefusesLaunchesAndStillReportsItsRanks) {
+  const std::string state = dir_.File("agent0");  // LocalCluster's state dir of agent 0
+  ASSERT_EQ(mkdir(state.c_str(), 0700), 0);
+  TmpfsMount mounted;
+  if (!mounted.Mount(state, "16m")) {
+    GTEST_SKIP() << "needs root to mount a small tmpfs (CI runs as root)";
+  }
+  ASSERT_TRUE(cluster_.StartCoordd());
+  ASSERT_TRUE(cluster_.StartAgent(0, {0, false, {"--min-free-mb", "4"}}));
+  ASSERT_TRUE(WriteTextFile(cluster_.hosts_file(), cluster_.agent_grpc(0) + "\n"));
+  auto start = [&] {
+    return cluster_.Ctl({"start", "--hosts", cluster_.hosts_file(), "--config", ProbeJob(),
+                         "--skip-checks", "--allow-overlap"});
+  };
+  RunResult a = start();
+  ASSERT_EQ(a.exit_code, 0) << a.out << a.err;
+  job_ = a.out.substr(0, a.out.find('\n'));
+  ASSERT_TRUE(WaitUntil([&] { return cluster_.Status(job_).value("state", "") == "RUNNING"; },
+                        30000, 100));
+  const int rank = static_cast<int>(cluster_.Status(job_)["ranks"][0].value("pid", 0));
+  ASSERT_GT(rank, 0);
+
+  // The ranks' logs fill the disk to the last byte.
+  {
+    std::ofstream filler(state + "/filler", std::ios::binary);
+    const std::string block(4096, 'x');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) && filler.flush()) {
+    }
+  }
+  // A new job is refused by the node, with the reason.
+  RunResult b = start();
+  const std::string job_b = b.out.substr(0, b.out.find('\n'));
+  json sb;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        sb = cluster_.Status(job_b);
+        return sb.value("state", "") == "FAILED";
+      },
+      30000, 100))
+      << b.out << b.err << sb.dump(1);
+  const std::string why = sb["failure"].value("message", "");
+  EXPECT_NE(why.find("has only 0 KiB free"), std::string::npos) << why;
+  EXPECT_NE(why.find("--min-free-mb"), std::string::npos) << why;
+
+  // The running job is still supervised: its rank's death reaches coordd, exit and all,
+  // though the disk has no room for the record (it uses the generation's reserve).
+  ASSERT_EQ(kill(rank, SIGKILL), 0);
+  json sa;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        sa = cluster_.Status(job_);
+        return sa.value("state", "") == "FAILED";
+      },
+      30000, 100))
+      << sa.dump(1);
+  EXPECT_EQ(sa["failure"].value("kind", ""), "FAILURE_RANK_EXIT") << sa.dump(1);
+  EXPECT_NE(sa["failure"].value("message", "").find("signal 9"), std::string::npos) << sa.dump(1);
+  ExpectJobProcessesGone(job_, 10000);
+  EXPECT_TRUE(cluster_.agent(0).Alive());
+
+  // Space again: a restarted agent reads its records whole, and jobs start.
+  ASSERT_EQ(unlink((state + "/filler").c_str()), 0);
+  cluster_.agent(0).Stop();
+  ASSERT_TRUE(cluster_.StartAgent(0, {cluster_.agent_port(0), false, {"--min-free-mb", "4"}}));
+  const std::string log = ReadAll(dir_.File("agent0.log"));
+  EXPECT_EQ(log.find(" E ["), std::string::npos) << log;
+  RunResult c = start();
+  EXPECT_EQ(c.exit_code, 0) << c.out << c.err;
+  const std::string job_c = c.out.substr(0, c.out.find('\n'));
+  EXPECT_TRUE(WaitUntil([&] { return cluster_.Status(job_c).value("state", "") == "RUNNING"; },
+                        30000, 100));
+  EXPECT_EQ(cluster_.Ctl({"kill", job_c}).exit_code, 0);
+  ExpectJobProcessesGone(job_c, 10000);
+}
+
 }  // namespace
 }  // namespace coord::testing
