@@ -88,8 +88,11 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int timeout_ms) {
   return ctx;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const RpcSecurity& security) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const RpcSecurity& security,
+                                           const std::string& connection) {
   grpc::ChannelArguments args;
+  // Part of the subchannel's key: another name, another connection.
+  if (!connection.empty()) args.SetString("coord.connection", connection);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

@@ -25,8 +25,11 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(int timeout_ms);
 // certificate must be signed by the CA and name the target's host), else
 // plaintext (see tls.h for when that is allowed). Keepalive pings every 10 s so
 // a dead peer is noticed on idle streams too; servers permit exactly that.
+// Channels with different `connection` names never share a TCP connection: bulk
+// streams (logs) on one cannot hold up what must arrive on time (heartbeats) on another.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const RpcSecurity& security = RpcSecurity());
+                                           const RpcSecurity& security = RpcSecurity(),
+                                           const std::string& connection = "");
 
 struct StartedServer {
   std::unique_ptr<grpc::Server> server;

@@ -71,7 +71,8 @@ class GrpcAgentClient final : public AgentClient {
   GrpcAgentClient(const std::string& target, const RpcSecurity& security)
       : target_(target),
         security_(security),
-        stub_(agent::Agent::NewStub(MakeChannel(target, security))) {}
+        stub_(agent::Agent::NewStub(MakeChannel(target, security))),
+        logs_stub_(agent::Agent::NewStub(MakeChannel(target, security, "logs"))) {}
 
   StatusOr<agent::PingReply> Ping(int timeout_ms) override {
     const auto start = std::chrono::steady_clock::now();
@@ -182,6 +183,9 @@ class GrpcAgentClient final : public AgentClient {
   const std::string target_;
   const RpcSecurity security_;
   std::unique_ptr<agent::Agent::Stub> stub_;
+  // Log streams on a connection of their own: megabytes of logs queued on the control
+  // connection delayed Watch heartbeats past their deadline (api_load_test).
+  std::unique_ptr<agent::Agent::Stub> logs_stub_;
   std::mutex calls_mu_;
   std::set<grpc::ClientContext*> calls_;  // in flight; guarded by calls_mu_
   bool calls_cancelled_ = false;          // guarded by calls_mu_
@@ -206,7 +210,8 @@ Status GrpcAgentClient::TailLogs(const agent::TailLogsRequest& request, int time
     }
   });
   TrackedCall tracked(this, ctx.get());
-  std::unique_ptr<grpc::ClientReader<agent::LogBatch>> reader = stub_->TailLogs(ctx.get(), request);
+  std::unique_ptr<grpc::ClientReader<agent::LogBatch>> reader =
+      logs_stub_->TailLogs(ctx.get(), request);
   agent::LogBatch batch;
   while (reader->Read(&batch)) on_batch(batch);
   grpc::Status status = reader->Finish();

@@ -13,7 +13,8 @@
  * (a fault that a restart cures).
  * --progress-ms N writes a progress record ({"iteration": i, "loss": ...}) to
  * COORD_PROGRESS_FD every N ms; after --progress-count K records it stops writing
- * and sleeps forever: alive, and hung. --startup-ms N delays the first record by
+ * and sleeps forever: alive, and hung (with --sleep-ms N > 0 as well it exits
+ * instead, with --exit CODE: a job that ends). --startup-ms N delays the first record by
  * N ms (a slow start-up: rendezvous, checkpoint load); 0: it never comes (stuck in
  * start-up). With --startup-rank R only rank R is slow. */
 #define _GNU_SOURCE
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
       if (fd >= 0 && write(fd, rec, (size_t)n) != n) return 71;
       usleep((useconds_t)progress_ms * 1000);
     }
+    if (sleep_ms > 0) return exit_code;
     sleep_forever();
   }
   if (exit_rank >= 0) {
