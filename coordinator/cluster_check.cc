@@ -35,6 +35,7 @@ StatusOr<env_check::ClusterReport> RunClusterCheck(const ClusterCheckRequest& re
   const size_t n = request.hosts.size();
   env_check::ClusterReport report;
   report.nodes.resize(n);
+  if (request.agent_ids != nullptr) request.agent_ids->assign(n, "");
 
   std::vector<std::string> peers;
   for (const HostEntry& h : request.hosts) {
@@ -78,6 +79,7 @@ StatusOr<env_check::ClusterReport> RunClusterCheck(const ClusterCheckRequest& re
       return;
     }
     node.hostname = ping->hostname();
+    if (request.agent_ids != nullptr) (*request.agent_ids)[static_cast<size_t>(i)] = ping->agent_id();
     if (ping->time_ms() > 0) {
       node.clock_offset_ms = ping->time_ms() - (sent + received) / 2;
       node.clock_uncertainty_ms = (received - sent + 1) / 2;

@@ -29,6 +29,8 @@ struct ClusterCheckRequest {
   std::map<std::string, std::string> env;  // launch.env, as the ranks will have it
   std::string workdir;                     // the ranks' working directory
   int connect_timeout_ms = 2000;           // Ping: a node that does not answer is unreachable
+  // Out, when not null: the agent_id that answered each node's Ping ("" unreachable).
+  std::vector<std::string>* agent_ids = nullptr;
 };
 
 /// Invalid config JSON is an error (INVALID_ARGUMENT naming the file); everything a

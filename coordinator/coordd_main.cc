@@ -46,6 +46,9 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
       "the status page's files (default: share/coord/web beside the binary's bin/)")(
       "chart-js-dir", po::value(&o.page.chart_js_dir)->default_value(o.page.chart_js_dir),
       "Chart.js for the status page's charts (Debian: libjs-chart.js)")(
+      "check-reuse-s", po::value(&o.check_reuse_s)->default_value(o.check_reuse_s),
+      "a job on the same nodes with the same spec reuses node and cluster checks that "
+      "passed this recently on the same agent processes (0: check every job)")(
       "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
       "how long an agent has to answer Ping when a job starts")(
       "launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
@@ -94,6 +97,10 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   if (o.connect_timeout_ms <= 0 || o.launch_timeout_ms <= 0 || o.heartbeat_ms <= 0 ||
       o.missed_heartbeats <= 0) {
     std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
+    return 2;
+  }
+  if (o.check_reuse_s < 0 || o.check_reuse_s > 24 * 3600) {
+    std::cerr << "coordd: --check-reuse-s must be in [0, 86400]\n";
     return 2;
   }
   if (o.journal_compact_mb < 1 || o.journal_compact_mb > 1 << 20 || o.keep_finished_jobs < 0) {

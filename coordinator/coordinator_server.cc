@@ -25,6 +25,7 @@ StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Create(
   jm.straggler = options.straggler;
   jm.journal_compact_bytes = static_cast<uint64_t>(options.journal_compact_mb) << 20;
   jm.keep_finished_jobs = options.keep_finished_jobs;
+  jm.check_reuse_ms = static_cast<int64_t>(options.check_reuse_s) * 1000;
   jm.missed_heartbeats = options.missed_heartbeats;
   jm.agent_factory =
       options.agent_factory ? options.agent_factory : MakeGrpcAgentClientFactory(options.agent_tls);

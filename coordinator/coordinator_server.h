@@ -30,6 +30,7 @@ struct CoordinatorOptions {
   int missed_heartbeats = 4;         // then the node is lost: 2 s of silence by default
   StragglerOptions straggler;        // straggler detection (straggler.h)
   int journal_compact_mb = 16;       // compact the journal past this size (journal.h)
+  int check_reuse_s = 300;           // passing checks reused this long (0: never)
   int keep_finished_jobs = 1000;     // finished jobs remembered beyond an hour after
   AgentClientFactory agent_factory;  // empty: gRPC clients, secured by agent_tls
   TlsSettings agent_tls;             // how coordd reaches agents (tls.h's rule)

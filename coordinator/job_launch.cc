@@ -3,10 +3,13 @@
 // all nodes in parallel, and the replies turned into node and rank states. A node that
 // fails any step fails the generation (and the job, or a restart) by name.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <random>
 
+#include "common/clock.h"
 #include "common/hostfile.h"
 #include "common/logging.h"
 #include "coordinator/cluster_check.h"
@@ -48,24 +51,8 @@ Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply
   if (plan->plan.skip_checks) {
     plan->warnings.push_back("started without the node and cluster checks (--skip-checks)");
   } else {
-    // The same checks as `coordctl check`, on these nodes for this job; a FAIL
-    // anywhere means no job: the reply carries the table that says why.
-    ClusterCheckRequest check;
-    check.hosts = plan->plan.hosts;
-    check.config_json = plan->plan.config_json;
-    check.config_path = plan->plan.config_path;
-    check.env = plan->plan.env;
-    check.workdir = plan->plan.workdir;
-    check.connect_timeout_ms = options_.connect_timeout_ms;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return Unavailable("coordd is shutting down");
-      EnsureLinksLocked(plan->plan);
-      check.clients = ClientsLocked(plan->plan);
-    }
-    ASSIGN_OR_RETURN(env_check::ClusterReport report, RunClusterCheck(check));
-    *reply->mutable_checks() = env_check::ToProto(report);
-    if (env_check::ClusterExitCode(report) == 2) {
+    ASSIGN_OR_RETURN(bool passed, CheckBeforeLaunch(&*plan, reply));
+    if (!passed) {
       LOG_WARN << "refused to start " << plan->plan.name << " from " << plan->plan.config_path
                << ": the node or cluster checks failed";
       return Status::Ok();
@@ -84,6 +71,56 @@ Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply
   std::lock_guard<std::mutex> lock(mu_);
   *reply->mutable_status() = FindLocked(job_id)->status;
   return Status::Ok();
+}
+
+StatusOr<bool> JobManager::CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply) {
+  // The same checks as `coordctl check`, on these nodes for this job; a FAIL
+  // anywhere means no job: the reply carries the table that says why.
+  ClusterCheckRequest check;
+  check.hosts = plan->plan.hosts;
+  check.config_json = plan->plan.config_json;
+  check.config_path = plan->plan.config_path;
+  check.env = plan->plan.env;
+  check.workdir = plan->plan.workdir;
+  check.connect_timeout_ms = options_.connect_timeout_ms;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Unavailable("coordd is shutting down");
+    EnsureLinksLocked(plan->plan);
+    check.clients = ClientsLocked(plan->plan);
+  }
+  // A remembered result counts only for the agent processes that were checked: ask
+  // who answers now (one Ping each) only when there is one to reuse.
+  const std::string fingerprint = CheckMemo::Fingerprint(check);
+  const int64_t reuse_ms = options_.check_reuse_ms;
+  if (reuse_ms > 0 && check_memo_.Has(fingerprint, clock_->MonoMs(), reuse_ms)) {
+    std::vector<std::string> now_ids(check.clients.size());
+    internal::ParallelFor(static_cast<int>(check.clients.size()), [&](int i) {
+      StatusOr<agent::PingReply> ping =
+          check.clients[static_cast<size_t>(i)]->Ping(options_.connect_timeout_ms);
+      if (ping.ok()) now_ids[static_cast<size_t>(i)] = ping->agent_id();
+    });
+    if (std::optional<CheckMemo::Hit> hit =
+            check_memo_.Find(fingerprint, now_ids, clock_->MonoMs(), reuse_ms)) {
+      *reply->mutable_checks() = env_check::ToProto(hit->report);
+      plan->warnings.push_back(
+          "node and cluster checks not run again: they passed " +
+          FormatSeconds(std::chrono::milliseconds(hit->age_ms)) +
+          " ago on these nodes (same agents, same spec); coordd --check-reuse-s 0 runs "
+          "them for every job");
+      return true;
+    }
+  }
+  std::vector<std::string> agent_ids;
+  check.agent_ids = &agent_ids;
+  const int64_t started = clock_->MonoMs();
+  ASSIGN_OR_RETURN(env_check::ClusterReport report, RunClusterCheck(check));
+  *reply->mutable_checks() = env_check::ToProto(report);
+  const bool passed = env_check::ClusterExitCode(report) != 2;
+  if (passed && reuse_ms > 0) {
+    check_memo_.Remember(fingerprint, std::move(agent_ids), started, std::move(report));
+  }
+  return passed;
 }
 
 StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {

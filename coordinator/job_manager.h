@@ -27,6 +27,7 @@
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/job_history.h"
 #include "coordinator/job_plan.h"
+#include "coordinator/check_memo.h"
 #include "coordinator/journal.h"
 #include "coordinator/progress_deadline.h"
 #include "coordinator/straggler.h"
@@ -55,6 +56,9 @@ struct JobManagerOptions {
   /// forget_after_ms ago, are forgotten (journal and memory): coordd's state is bounded.
   int keep_finished_jobs = 1000;
   int64_t forget_after_ms = 3600 * 1000;
+  /// A job started on the same nodes with the same spec reuses checks that passed this
+  /// recently on the same agent processes (check_memo.h); 0: check every time.
+  int64_t check_reuse_ms = 300 * 1000;
 };
 
 /// A copy of one job for read-only views (the /metrics page, the status page).
@@ -121,6 +125,9 @@ class JobManager final : public CoordinatorHandler {
   Status Restore(std::vector<JournaledJob> jobs);
 
   // --- launch (StartJob's thread) ---
+  // The pre-launch checks (or a recent passing result of them, check_memo.h) into
+  // reply->checks; false: a FAIL, the job must not start.
+  StatusOr<bool> CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply);
   StatusOr<std::string> AdmitLocked(const PlanResult& plan);
   void Launch(const std::string& job_id);
   Status PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients);
@@ -223,6 +230,7 @@ class JobManager final : public CoordinatorHandler {
   const std::shared_ptr<const Clock> clock_;
   std::unique_ptr<Journal> journal_;
   JobHistory history_;  // its own leaf lock (after mu_)
+  CheckMemo check_memo_;  // its own leaf lock; used without mu_
 
   std::mutex mu_;
   std::condition_variable cv_;  // monitor wakeups and GetJob's wait for failure details

@@ -42,6 +42,7 @@ class JobManagerTest : public ::testing::Test {
     o.clock = clock_;  // null: the machine's
     o.journal_compact_bytes = journal_compact_bytes_;
     o.keep_finished_jobs = keep_finished_jobs_;
+    o.check_reuse_ms = check_reuse_ms_;
     auto jm = JobManager::Create(o);
     ASSERT_TRUE(jm.ok()) << jm.status().ToString();
     jm_ = std::move(*jm);
@@ -92,6 +93,7 @@ class JobManagerTest : public ::testing::Test {
   int heartbeat_ms_ = 60000;
   uint64_t journal_compact_bytes_ = 64ull << 20;
   int keep_finished_jobs_ = 1000;
+  int64_t check_reuse_ms_ = 0;  // every start runs the checks unless a test says otherwise
   std::shared_ptr<const Clock> clock_;  // set before Start() to drive the manager's time
   std::unique_ptr<JobManager> jm_;
 };
