@@ -448,6 +448,19 @@ class Bench:
             for rep in range(self.a.reps):
                 self.coord_launch_kill(cl, size, world, "sleep", "kill (SIGTERM honoured)",
                                        measure_launch=True)
+            # The same spec on the same nodes again (a resubmit, a sweep): the checks that
+            # passed are reused (coordd --check-reuse-s). One unmeasured start records them.
+            fixed = os.path.join(self.run.root, "stamps", "reused-%s" % size)
+            for rep in range(self.a.reps + 1):
+                if os.path.exists(fixed):
+                    os.unlink(fixed)
+                self.coord_launch_kill(cl, size, world, "sleep", "kill (SIGTERM honoured)",
+                                       measure_launch=rep > 0, stamps=fixed,
+                                       launch_metric="launch (checks reused)")
+            for rep in range(self.a.reps):
+                self.coord_launch_kill(cl, size, world, "sleep", "kill (SIGTERM honoured)",
+                                       measure_launch=True, start_args=["--skip-checks"],
+                                       launch_metric="launch (--skip-checks)")
             for rep in range(self.a.ignore_reps):
                 self.coord_launch_kill(cl, size, world, "ignore",
                                        "kill (SIGTERM ignored, grace %g s)" % self.a.grace,
@@ -466,12 +479,13 @@ class Bench:
     def ctl_jobs(self, cl):
         return cl.ctl("jobs")
 
-    def coord_start(self, cl, argv, follow=False):
+    def coord_start(self, cl, argv, follow=False, start_args=()):
         d = os.path.join(self.run.root, "specs")
         os.makedirs(d, exist_ok=True)
         spec = cl.spec(os.path.join(d, "%04d.json" % self.n), argv, self.a.grace)
         out = os.path.join(self.run.root, "logs", "start-%04d.out" % self.n)
-        args = ["start", "--hosts", cl.hosts, "--config", spec] + (["--follow"] if follow else [])
+        args = (["start", "--hosts", cl.hosts, "--config", spec] + (["--follow"] if follow else [])
+                + list(start_args))
         t0 = now()
         p = self.run.spawn(cl.ctl(*args), "coordctl-start", stdout_path=out)
         return t0, p, out
@@ -489,12 +503,13 @@ class Bench:
         self.run.popens.remove(p)
         return lines[0]
 
-    def coord_launch_kill(self, cl, size, world, mode, metric, measure_launch):
-        stamps = self.stamp_path()
+    def coord_launch_kill(self, cl, size, world, mode, metric, measure_launch, stamps=None,
+                          start_args=(), launch_metric="launch"):
+        stamps = stamps or self.stamp_path()
         daemons = [q.pid for q in cl.agents + [cl.coordd]]
         cpu0, dcpu0 = cpu_busy_ms(), proc_cpu_ms(daemons)
         t0_real = time.time_ns()
-        t0, p, out = self.coord_start(cl, [self.rank, stamps, mode])
+        t0, p, out = self.coord_start(cl, [self.rank, stamps, mode], start_args=start_args)
         w = ExitWatch([], [p])
         st = wait_stamps(stamps, world, self.launch_timeout(world), p)
         cpu1, dcpu1 = cpu_busy_ms(), proc_cpu_ms(daemons)
@@ -502,7 +517,9 @@ class Bench:
         w.close()
         job = self.job_id(p, out, 10)
         pids = [s[2] for s in st]
-        if measure_launch:
+        if measure_launch and launch_metric != "launch":
+            self.res.add("coord", size, launch_metric, ms(max(s[3] for s in st) - t0))
+        elif measure_launch:
             self.res.add("coord", size, "launch", ms(max(s[3] for s in st) - t0))
             self.res.add("coord", size, "launch: CPU busy, all cores", cpu1 - cpu0)
             self.res.add("coord", size, "launch: CPU of coordd + agents", dcpu1 - dcpu0)
@@ -702,6 +719,8 @@ class Bench:
 ROWS = [
     ("launch", "launch: exec to last rank's start stamp"),
     ("launch (coordctl start returned)", "  coordctl start returned (job RUNNING)"),
+    ("launch (checks reused)", "launch, checks reused (the same spec on the same nodes again)"),
+    ("launch (--skip-checks)", "launch, coordctl start --skip-checks"),
     ("phase: exec to coordd has the job", "  phase: exec to coordd has the job (log, 1 ms)"),
     ("phase: LAUNCHING to RUNNING (agents)", "  phase: coordd LAUNCHING to RUNNING"),
     ("phase: LAUNCHING to first rank stamp", "  phase: LAUNCHING to first rank stamp"),
@@ -797,6 +816,19 @@ def report(res, pairs, grace):
             out.append("\nFloor on this machine: one process posix_spawn()s the %d ranks "
                        "(from Python), exec to last stamp: p50 %s ms, p99 %s ms (n=%d)." % (
                            world, fmt(pct(fl, 50)), fmt(pct(fl, 99)), len(fl)))
+            # The launch targets (issue 23), p50 against p50 of this run.
+            mp = res.get("mpirun", "%d ranks" % world, "launch")
+            checked = res.get("coord", size, "launch")
+            if mp and checked:
+                out.append("Target, with checks at most mpirun's launch: coordctl %s ms / mpirun "
+                           "%s ms = %.2fx." % (fmt(pct(checked, 50)), fmt(pct(mp, 50)),
+                                                pct(checked, 50) / pct(mp, 50)))
+            for key, what in (("launch (checks reused)", "checks reused"),
+                              ("launch (--skip-checks)", "--skip-checks")):
+                v = res.get("coord", size, key)
+                if v:
+                    out.append("Target, %s within 1.2x of the floor: %s ms / %s ms = %.2fx." % (
+                        what, fmt(pct(v, 50)), fmt(pct(fl, 50)), pct(v, 50) / pct(fl, 50)))
     out.append("\nRatios: the competitor's p50 divided by coordctl's p50 for the same metric "
                "(exit detection: against `coordctl start --follow` exiting, the client-visible equivalent of a launcher exiting; ignored SIGTERM: against coordctl "
                "with grace %g s). >1x means coordctl is faster." % grace)
