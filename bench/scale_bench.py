@@ -12,8 +12,9 @@ backoff 0, --skip-checks):
   steady    coordd's CPU (utime + stime from /proc/PID/stat, share of one core) over
             --window s with every agent heartbeating and every rank reporting progress,
             and its RSS (VmRSS) at the end
-  status    `coordctl status JOB` (text) and `status JOB --json`: latency (median of 5)
-            and reply size
+  status    `coordctl status JOB` (text: counts and the first 64 ranks), `status JOB
+            --json --ranks 64` and `status JOB --json` (every rank): latency (median of
+            5) and reply size
   loss      agent N/2 vanishes (its streams end, its port closes): until coordd records
             the node lost (the failure's time_ms), and the restart: until generation 1
             is relaunched on the spare (relaunched_ms - time_ms)
@@ -104,7 +105,8 @@ class Coordd:
         return p, time.monotonic() - t0
 
     def status(self, job):
-        p, _ = self.ctl("status", job, "--json")
+        """The job's status with one rank row: `counts` covers the whole job."""
+        p, _ = self.ctl("status", job, "--json", "--ranks", "1")
         try:
             return json.loads(p.stdout)
         except ValueError:
@@ -139,7 +141,7 @@ def measure(args, run, bins, n):
         if p.returncode != 0 or not job:
             raise BenchError("start: exit %d: %s %s" % (p.returncode, p.stdout[:500], p.stderr[:500]))
         s = coordd.status(job)
-        running = sum(r["state"] == "RANK_RUNNING" for r in s["ranks"])
+        running = s["counts"]["ranks_running"]
         if s["state"] != "RUNNING" or running != n * NPROC:
             raise BenchError("after start: %s with %d of %d ranks RUNNING" % (
                 s["state"], running, n * NPROC))
@@ -159,10 +161,11 @@ def measure(args, run, bins, n):
         log("%d agents: steady %.3f cores, %.0f MiB, %d threads, %.0f heartbeats/s" % (
             n, out["cpu_cores"], out["rss_mib"], out["threads"], out["heartbeats_per_s"]))
 
-        for mode in ("text", "json"):
+        modes = {"text": [], "json": ["--json"], "json_page": ["--json", "--ranks", "64"]}
+        for mode, flags in modes.items():
             times, size = [], 0
             for _ in range(5):
-                p, dt = coordd.ctl("status", job, *(["--json"] if mode == "json" else []))
+                p, dt = coordd.ctl("status", job, *flags)
                 times.append(dt)
                 size = len(p.stdout.encode())
             out["status_%s_s" % mode] = statistics.median(times)
@@ -209,8 +212,8 @@ def table(rows):
     cols = [("agents", "%d"), ("ranks", "%d"), ("launch_s", "%.2f"), ("kill_s", "%.2f"),
             ("kill_all_exited_s", "%.2f"), ("detect_s", "%.2f"), ("restart_s", "%.2f"),
             ("cpu_cores", "%.3f"), ("rss_mib", "%.0f"), ("threads", "%d"),
-            ("status_text_s", "%.3f"), ("status_text_kib", "%.1f"), ("status_json_s", "%.3f"),
-            ("status_json_kib", "%.0f")]
+            ("status_text_s", "%.3f"), ("status_text_kib", "%.1f"), ("status_json_page_s", "%.3f"),
+            ("status_json_page_kib", "%.1f"), ("status_json_s", "%.3f"), ("status_json_kib", "%.0f")]
     lines = ["| " + " | ".join(c for c, _ in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:

@@ -58,11 +58,14 @@ StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
   return reply;
 }
 
-StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id) {
+StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id,
+                                                           int rank_limit, int rank_offset) {
   if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::GetJobRequest req;
   req.set_job_id(job_id);
+  req.set_rank_limit(rank_limit);
+  req.set_rank_offset(rank_offset);
   coordinator::JobStatus reply;
   Status st = FromGrpc(stub_->GetJob(ctx.get(), req, &reply));
   if (!st.ok()) return Explain(st);

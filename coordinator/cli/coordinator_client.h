@@ -27,7 +27,9 @@ class CoordinatorClient {
   StatusOr<coordinator::StartJobReply> StartJob(const coordinator::StartJobRequest& request,
                                                 int timeout_ms);
   StatusOr<coordinator::KillJobReply> KillJob(const coordinator::KillJobRequest& request);
-  StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id);
+  // rank_limit 0: every rank and node; else a page (GetJobRequest).
+  StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id, int rank_limit = 0,
+                                          int rank_offset = 0);
   StatusOr<coordinator::ListJobsReply> ListJobs();
   // Streams until the server ends the stream (follow: job ended) or `stop` says so.
   Status StreamLogs(const coordinator::StreamLogsRequest& request,
