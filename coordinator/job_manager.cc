@@ -297,6 +297,7 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
   job.status.clear_stragglers();
   job.status.set_step_ms(0);
   FillLayout(job.plan, excluded, &job.status);
+  job.ranks_dirty = true;
   return left_out;
 }
 
@@ -437,10 +438,10 @@ Status JobManager::ListJobs(const ListJobsRequest& request, ListJobsReply* reply
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& id : order_) {
     JobStatus* job = &jobs_.at(id)->status;
-    if (request.with_tables()) {
-      CopyPage(job, 0, 0, reply->add_jobs());
-    } else {
+    if (request.summary()) {
       CopyWithoutTables(job, reply->add_jobs());
+    } else {
+      CopyPage(job, 0, 0, reply->add_jobs());
     }
   }
   return Status::Ok();

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -145,7 +146,8 @@ class JobManager final : public CoordinatorHandler {
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
   ProgressSeen ProgressSeenLocked(const Job& job) const;
-  bool LinkWantedLocked(const std::string& target, int64_t now, int64_t* next_check) const;
+  // The targets whose Watch stream is wanted now; lowers *next_check to when that changes.
+  std::unordered_set<std::string> WantedLinksLocked(int64_t now, int64_t* next_check) const;
 
   // --- transitions and helpers (mu_ held) ---
   void TransitionLocked(Job& job, JobState to, const std::string& message);
@@ -185,7 +187,7 @@ class JobManager final : public CoordinatorHandler {
   // of the old layout left out become "excluded" spares. Returns those, for the log.
   std::vector<std::string> SetLayoutLocked(Job& job, std::vector<HostEntry> hosts, int generation);
   void MaybeSucceedLocked(Job& job);
-  void JournalStateLocked(const Job& job);
+  void JournalStateLocked(Job& job);
   // Compacts the journal when it has grown enough (JobManagerOptions), forgetting old
   // finished jobs beyond keep_finished_jobs first.
   void MaybeCompactJournalLocked();

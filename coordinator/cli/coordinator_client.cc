@@ -33,6 +33,7 @@ bool CoordinatorClient::Reachable(int timeout_ms) {
   auto ctx = ContextWithDeadline(timeout_ms);
   ctx->set_wait_for_ready(false);
   coordinator::ListJobsRequest req;
+  req.set_summary(true);  // a probe: no job's tables
   coordinator::ListJobsReply reply;
   return stub_->ListJobs(ctx.get(), req, &reply).ok();
 }
@@ -72,10 +73,11 @@ StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& jo
   return reply;
 }
 
-StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs() {
+StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs(bool summary) {
   if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::ListJobsRequest req;
+  req.set_summary(summary);
   coordinator::ListJobsReply reply;
   Status st = FromGrpc(stub_->ListJobs(ctx.get(), req, &reply));
   if (!st.ok()) return Explain(st);

@@ -30,7 +30,8 @@ class CoordinatorClient {
   // rank_limit 0: every rank and node; else a page (GetJobRequest).
   StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id, int rank_limit = 0,
                                           int rank_offset = 0);
-  StatusOr<coordinator::ListJobsReply> ListJobs();
+  // summary: without each job's rank and node tables (ListJobsRequest).
+  StatusOr<coordinator::ListJobsReply> ListJobs(bool summary = false);
   // Streams until the server ends the stream (follow: job ended) or `stop` says so.
   Status StreamLogs(const coordinator::StreamLogsRequest& request,
                     const std::function<void(const coordinator::LogBatch&)>& on_batch);

@@ -153,7 +153,7 @@ int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args) {
   if (!ParseVerbArgs(args, FindVerb("jobs"), opts, pos, &vm, &code)) return code;
 
   CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
-  auto list = client.ListJobs();
+  auto list = client.ListJobs(/*summary=*/true);  // a listing: counts, not every rank
   if (!list.ok()) return ReportError(list.status());
   if (json) {
     std::cout << ToJson(*list);
