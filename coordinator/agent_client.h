@@ -52,7 +52,8 @@ class AgentClient {
       const coord::agent::RankSnapshotsRequest& request, int timeout_ms) = 0;
 
   /// Opens the agent's event stream: a snapshot (replay = true), then live events and a
-  /// heartbeat every `heartbeat_ms`. Callbacks run on a thread owned by the handle.
+  /// heartbeat every `heartbeat_ms`. Callbacks of one stream run one at a time, in order,
+  /// on threads that are not the caller's (gRPC's callback threads for the real client).
   virtual std::unique_ptr<WatchHandle> Watch(int heartbeat_ms, AgentEventFn on_event,
                                              WatchEndFn on_end) = 0;
 

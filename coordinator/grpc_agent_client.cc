@@ -26,44 +26,57 @@ constexpr int kCancelPollMs = 100;
 // How long Ping lets a channel whose first connect failed try again.
 constexpr int kPingRetryMs = 1000;
 
-class GrpcWatchHandle final : public WatchHandle {
+// The Watch stream as a callback-API reactor: no thread per stream (coordd holds one
+// stream per agent, 1,250 and more); gRPC's shared callback threads run on_event and
+// on_end, one callback of a stream at a time, in order.
+class GrpcWatchHandle final : public WatchHandle,
+                              public grpc::ClientReadReactor<agent::AgentEvent> {
  public:
   GrpcWatchHandle(agent::Agent::Stub* stub, int heartbeat_ms, AgentEventFn on_event,
                   WatchEndFn on_end)
       : on_event_(std::move(on_event)), on_end_(std::move(on_end)) {
-    agent::WatchRequest request;
-    request.set_heartbeat_ms(heartbeat_ms);
-    thread_ = std::thread([this, stub, request] { Run(stub, request); });
+    request_.set_heartbeat_ms(heartbeat_ms);
+    stub->async()->Watch(&ctx_, &request_, this);
+    StartRead(&event_);
+    StartCall();
   }
+  // Waits for OnDone: after it gRPC touches nothing of this object.
   ~GrpcWatchHandle() override {
     Cancel();
-    thread_.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return done_; });
   }
   void Cancel() override {
     cancelled_ = true;
     ctx_.TryCancel();
   }
 
- private:
-  void Run(agent::Agent::Stub* stub, const agent::WatchRequest& request) {
-    std::unique_ptr<grpc::ClientReader<agent::AgentEvent>> reader = stub->Watch(&ctx_, request);
-    agent::AgentEvent event;
-    while (reader->Read(&event)) {
-      if (cancelled_) break;
-      on_event_(event);
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream is over; OnDone follows with its status
+    if (!cancelled_) on_event_(event_);
+    StartRead(&event_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    if (!cancelled_) {
+      Status st = FromGrpc(status);
+      if (st.ok()) st = Unavailable("agent ended the watch stream");
+      on_end_(st);
     }
-    grpc::Status status = reader->Finish();
-    if (cancelled_) return;
-    Status st = FromGrpc(status);
-    if (st.ok()) st = Unavailable("agent ended the watch stream");
-    on_end_(st);
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    done_cv_.notify_all();
   }
 
+ private:
   grpc::ClientContext ctx_;
+  agent::WatchRequest request_;
+  agent::AgentEvent event_;  // the read in flight writes here
   std::atomic<bool> cancelled_{false};
   AgentEventFn on_event_;
   WatchEndFn on_end_;
-  std::thread thread_;  // started last: it uses every field above
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  bool done_ = false;  // guarded by mu_
 };
 
 class GrpcAgentClient final : public AgentClient {

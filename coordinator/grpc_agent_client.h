@@ -1,5 +1,5 @@
 // AgentClient over gRPC: one channel and stub per agent target. Unary calls carry a
-// deadline; Watch reads on a thread owned by its handle; TailLogs blocks the caller
+// deadline; Watch is a callback-API reactor (no thread per stream); TailLogs blocks the caller
 // and is cancelled from a small watcher thread. Thread-safe (gRPC stubs are).
 #pragma once
 

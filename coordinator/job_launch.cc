@@ -310,6 +310,7 @@ int JobManager::ApplyLaunchRepliesLocked(Job& job,
       agent::RankStatus* r = job.status.mutable_ranks(info.rank());
       // A fast rank may already have reported its exit over Watch: keep that.
       if (r->state() != agent::RANK_STATE_UNKNOWN) continue;
+      job.ranks_dirty = true;
       r->set_pid(info.pid());
       r->set_state(agent::RANK_RUNNING);
       r->set_start_time_ms(clock_->WallMs());

@@ -14,6 +14,7 @@
 #include "coordinator/cluster_check.h"
 #include "coordinator/job_manager_internal.h"
 #include "coordinator/job_state.h"
+#include "coordinator/job_view.h"
 #include "coordinator/node_state.h"
 #include "env_check/check_proto.h"
 
@@ -302,6 +303,7 @@ std::vector<std::string> JobManager::SetLayoutLocked(Job& job, std::vector<HostE
   job.status.clear_stragglers();
   job.status.set_step_ms(0);
   FillLayout(job.plan, excluded, &job.status);
+  job.ranks_dirty = true;
   return left_out;
 }
 
@@ -432,13 +434,23 @@ Status JobManager::GetJob(const GetJobRequest& request, JobStatus* reply) {
   // the failure should show it.
   cv_.wait_for(lock, std::chrono::milliseconds(kDetailsWaitMs),
                [job] { return !job->details_pending; });
-  *reply = job->status;
+  if (request.rank_limit() < 0 || request.rank_offset() < 0) {
+    return InvalidArgument("rank_limit and rank_offset must not be negative");
+  }
+  CopyPage(&job->status, request.rank_limit(), request.rank_offset(), reply);
   return Status::Ok();
 }
 
-Status JobManager::ListJobs(const ListJobsRequest&, ListJobsReply* reply) {
+Status JobManager::ListJobs(const ListJobsRequest& request, ListJobsReply* reply) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const std::string& id : order_) *reply->add_jobs() = jobs_.at(id)->status;
+  for (const std::string& id : order_) {
+    JobStatus* job = &jobs_.at(id)->status;
+    if (request.summary()) {
+      CopyWithoutTables(job, reply->add_jobs());
+    } else {
+      CopyPage(job, 0, 0, reply->add_jobs());
+    }
+  }
   return Status::Ok();
 }
 

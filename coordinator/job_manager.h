@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common/clock.h"
@@ -152,7 +153,8 @@ class JobManager final : public CoordinatorHandler {
   void MonitorLoop();
   int64_t CheckHeartbeatsLocked(int64_t now, std::vector<Followup>* followups);
   ProgressSeen ProgressSeenLocked(const Job& job) const;
-  bool LinkWantedLocked(const std::string& target, int64_t now, int64_t* next_check) const;
+  // The targets whose Watch stream is wanted now; lowers *next_check to when that changes.
+  std::unordered_set<std::string> WantedLinksLocked(int64_t now, int64_t* next_check) const;
 
   // --- transitions and helpers (mu_ held) ---
   void TransitionLocked(Job& job, JobState to, const std::string& message);
@@ -197,7 +199,7 @@ class JobManager final : public CoordinatorHandler {
   // Task thread; ends with the kill confirmed or coordd stopping.
   void KillLeftOutWhenBack(const std::string& job_id, const HostEntry& node);
   void MaybeSucceedLocked(Job& job);
-  void JournalStateLocked(const Job& job);
+  void JournalStateLocked(Job& job);
   // Compacts the journal when it has grown enough (JobManagerOptions), forgetting old
   // finished jobs beyond keep_finished_jobs first.
   void MaybeCompactJournalLocked();

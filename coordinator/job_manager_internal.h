@@ -30,8 +30,12 @@ struct JobManager::Job {
   std::map<int, agent::RankProgress> last_progress;  // by rank, this generation (Snapshot)
   // This generation's straggler scores, and each rank's count of malformed records.
   StragglerDetector stragglers;
-  int64_t stragglers_scored_mono = 0;  // the last re-score (at most every 100 ms)
+  int64_t stragglers_scored_mono = 0;  // the last re-score (job_supervision.cc: how often)
+  int64_t stragglers_cost_us = 0;      // what the last re-score took (steady clock)
   std::map<int, int64_t> malformed_records;
+  // The rank table changed other than through journaled rank records (launch replies, a
+  // new layout) since the journal last had it whole: the next state record carries it.
+  bool ranks_dirty = false;
 };
 
 struct JobManager::AgentLink {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_set>
 
 #include "common/clock.h"
 #include "common/logging.h"
@@ -48,8 +49,12 @@ constexpr int kMaxFailureHistory = 100;
 // as silent, and the kill goes ahead.
 constexpr int kSnapshotTimeoutMs = 2000;
 // A job's straggler scores are refreshed at most this often, however many agents send
-// heartbeats (a re-score of 64 ranks costs ~0.2 ms of CPU).
+// heartbeats (a re-score of 64 ranks costs ~0.2 ms of CPU) ...
 constexpr int64_t kStragglerRefreshMs = 100;
+// ... and the re-scores of a job take at most 1/kStragglerCpuShare of a core: a re-score
+// is O(ranks x window) (10,000 ranks: ~30 ms), so a big job waits this many times its
+// last re-score's cost before the next one (10,000 ranks: about every 0.6 s; 64: 100 ms).
+constexpr int64_t kStragglerCpuShare = 20;
 
 bool Failed(const agent::RankStatus& r) {
   return r.state() == agent::RANK_EXITED && (r.exit_code() != 0 || r.signal() != 0);
@@ -89,8 +94,16 @@ void JobManager::TransitionLocked(Job& job, JobState to, const std::string& mess
   cv_.notify_all();  // the monitor re-evaluates watches and deadlines
 }
 
-void JobManager::JournalStateLocked(const Job& job) {
-  Status st = journal_->AppendState(job.status, /*sync=*/job.status.state() != LAUNCHING);
+void JobManager::JournalStateLocked(Job& job) {
+  // The rank table (10,000 ranks: megabytes of JSON) goes into the record only when the
+  // journal does not have it already: rank records keep it current in between.
+  google::protobuf::RepeatedPtrField<agent::RankStatus> ranks;
+  const bool omit_ranks = !job.ranks_dirty;
+  if (omit_ranks) ranks.Swap(job.status.mutable_ranks());
+  Status st = journal_->AppendState(job.status, /*sync=*/job.status.state() != LAUNCHING,
+                                    /*ranks_unchanged=*/omit_ranks);
+  if (omit_ranks) ranks.Swap(job.status.mutable_ranks());
+  if (st.ok()) job.ranks_dirty = false;
   // The in-memory state is already the truth; a restart would miss this record.
   if (!st.ok()) {
     LOG_ERROR << "journal: " << st.ToString();
@@ -317,9 +330,15 @@ void JobManager::OnAgentEvent(const std::string& target, uint64_t epoch,
       }
       const int64_t now = clock_->MonoMs();
       for (Job* job : touched) {
-        if (now - job->stragglers_scored_mono < kStragglerRefreshMs) continue;
+        const int64_t wait_ms =
+            std::max(kStragglerRefreshMs, kStragglerCpuShare * job->stragglers_cost_us / 1000);
+        if (now - job->stragglers_scored_mono < wait_ms) continue;
         job->stragglers_scored_mono = now;
+        const auto t0 = std::chrono::steady_clock::now();  // CPU spent, not the job's clock
         UpdateStragglersLocked(*job);
+        job->stragglers_cost_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - t0)
+                                      .count();
       }
       return;
     }
@@ -518,25 +537,31 @@ void JobManager::OnWatchEnd(const std::string& target, uint64_t epoch, const Sta
 
 // A target's stream is wanted while a job on it launches or runs, and for a while after a
 // job ended while ranks there still show as running (their kill-exits are still to come).
-bool JobManager::LinkWantedLocked(const std::string& target, int64_t now,
-                                  int64_t* next_check) const {
+// One pass over the jobs' nodes for every target at once: the monitor runs this every
+// time it wakes, and a target-by-target scan was O(agents x nodes), 1.5 M steps at 1,250.
+std::unordered_set<std::string> JobManager::WantedLinksLocked(int64_t now,
+                                                              int64_t* next_check) const {
+  std::unordered_set<std::string> wanted;
   for (const auto& [id, job] : jobs_) {
     JobState s = job->status.state();
     const bool live = s == LAUNCHING || s == RUNNING;
     const int64_t linger_end = job->ended_mono + job->plan.kill_grace_ms + kLingerSlackMs;
     if (!live && !(IsTerminal(s) && job->ended_mono > 0 && now < linger_end)) continue;
     for (size_t n = 0; n < job->plan.hosts.size(); ++n) {
-      if (job->plan.hosts[n].Target() != target) continue;
-      if (live) return true;
+      if (live) {
+        wanted.insert(job->plan.hosts[n].Target());
+        continue;
+      }
       for (int r : RanksOfNode(job->plan, static_cast<int>(n))) {
         if (job->status.ranks(r).state() == agent::RANK_RUNNING) {
           *next_check = std::min(*next_check, linger_end);
-          return true;
+          wanted.insert(job->plan.hosts[n].Target());
+          break;
         }
       }
     }
   }
-  return false;
+  return wanted;
 }
 
 // The progress deadlines' view of a RUNNING job. A rank that exited (0, or a failure
@@ -617,8 +642,9 @@ void JobManager::MonitorLoop() {
     int64_t next = CheckHeartbeatsLocked(now, &followups);
     std::vector<std::unique_ptr<WatchHandle>> to_close;
     std::vector<std::pair<AgentLink*, uint64_t>> to_open;
+    const std::unordered_set<std::string> wanted_links = WantedLinksLocked(now, &next);
     for (auto& [target, link] : links_) {
-      const bool wanted = LinkWantedLocked(target, now, &next);
+      const bool wanted = wanted_links.count(target) > 0;
       if (link->watch && (link->broken || !wanted)) {
         to_close.push_back(std::move(link->watch));
         ++link->epoch;  // callbacks still in flight from it are ignored from now on

@@ -148,7 +148,9 @@ class Replayer {
     if (it == index_.end())
       return InvalidArgument("record for job '" + job_id + "' before its submit");
     JournaledJob& job = jobs_[it->second];
-    if (type == "state") return ApplyState(job, rec.at("status"));
+    if (type == "state") {
+      return ApplyState(job, rec.at("status"), rec.value("ranks_unchanged", false));
+    }
     if (type == "rank") return ApplyRank(job, rec.at("rank"));
     if (type == "failure") return ApplyFailure(job, rec.at("failure"));
     return InvalidArgument("unknown record type '" + type + "'");
@@ -168,11 +170,12 @@ class Replayer {
     jobs_.push_back(std::move(job));
     return Status::Ok();
   }
-  Status ApplyState(JournaledJob& job, const json& j) {
+  Status ApplyState(JournaledJob& job, const json& j, bool ranks_unchanged) {
     JobStatus next;
     json upgraded = j;
     UpgradeLegacyNodeStates(&upgraded);
     RETURN_IF_ERROR(JsonToProto(upgraded, &next));
+    if (ranks_unchanged) next.mutable_ranks()->Swap(job.status.mutable_ranks());
     JobState from = job.status.state();
     if (next.job_id() != job.status.job_id()) return InvalidArgument("status of another job");
     // Same-state records only refresh the snapshot (node states, master port).
@@ -411,9 +414,10 @@ Status Journal::AppendSubmit(const JobPlan& plan, const JobStatus& status) {
   return AppendLine(Dump(rec));
 }
 
-Status Journal::AppendState(const JobStatus& status, bool sync) {
+Status Journal::AppendState(const JobStatus& status, bool sync, bool ranks_unchanged) {
   json rec = Envelope("state", status.job_id());
   rec["status"] = ProtoToJson(status);
+  if (ranks_unchanged) rec["ranks_unchanged"] = true;
   return AppendLine(Dump(rec), sync);
 }
 

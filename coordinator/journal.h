@@ -2,7 +2,8 @@
 // transition, each write followed by fdatasync (rank records excepted, see AppendRank),
 // so coordd restarts without forgetting jobs. Record types (field "type"):
 //   submit  the job's plan: spec text, hosts text, workdir, rank layout (+ "status")
-//   state   a state change: "status" = the whole JobStatus after it (proto JSON)
+//   state   a state change: "status" = the whole JobStatus after it (proto JSON); with
+//           "ranks_unchanged": true, without its ranks (the journal's table stands)
 //   rank    one rank's new RankStatus ("rank")
 //   failure the last Failure, completed later: stderr tail, kill confirmed, relaunched
 // Every record has "v" (format version), "job" and "time_ms". Replay re-checks state
@@ -48,7 +49,9 @@ class Journal {
   Status AppendSubmit(const JobPlan& plan, const JobStatus& status);
   /// \param sync false only where losing the record is harmless (LAUNCHING: a restart
   /// treats PENDING and LAUNCHING alike); a later synced record makes it durable anyway.
-  Status AppendState(const JobStatus& status, bool sync = true);
+  /// \param ranks_unchanged the status comes without its ranks: replay keeps the table it
+  /// has (from earlier records), so a transition of a 10,000-rank job writes kilobytes.
+  Status AppendState(const JobStatus& status, bool sync = true, bool ranks_unchanged = false);
   /// Not fsynced on its own: 64 ranks starting or ending would mean 64 fsyncs on the launch
   /// and exit paths. It becomes durable with the next state/failure record (fdatasync
   /// flushes all earlier writes); if coordd dies first, the agents' Watch snapshots repeat

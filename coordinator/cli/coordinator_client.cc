@@ -33,6 +33,7 @@ bool CoordinatorClient::Reachable(int timeout_ms) {
   auto ctx = ContextWithDeadline(timeout_ms);
   ctx->set_wait_for_ready(false);
   coordinator::ListJobsRequest req;
+  req.set_summary(true);  // a probe: no job's tables
   coordinator::ListJobsReply reply;
   return stub_->ListJobs(ctx.get(), req, &reply).ok();
 }
@@ -58,21 +59,25 @@ StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
   return reply;
 }
 
-StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id) {
+StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id,
+                                                           int rank_limit, int rank_offset) {
   if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::GetJobRequest req;
   req.set_job_id(job_id);
+  req.set_rank_limit(rank_limit);
+  req.set_rank_offset(rank_offset);
   coordinator::JobStatus reply;
   Status st = FromGrpc(stub_->GetJob(ctx.get(), req, &reply));
   if (!st.ok()) return Explain(st);
   return reply;
 }
 
-StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs() {
+StatusOr<coordinator::ListJobsReply> CoordinatorClient::ListJobs(bool summary) {
   if (!stub_) return security_.status();
   auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::ListJobsRequest req;
+  req.set_summary(summary);
   coordinator::ListJobsReply reply;
   Status st = FromGrpc(stub_->ListJobs(ctx.get(), req, &reply));
   if (!st.ok()) return Explain(st);

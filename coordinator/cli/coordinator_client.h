@@ -27,8 +27,11 @@ class CoordinatorClient {
   StatusOr<coordinator::StartJobReply> StartJob(const coordinator::StartJobRequest& request,
                                                 int timeout_ms);
   StatusOr<coordinator::KillJobReply> KillJob(const coordinator::KillJobRequest& request);
-  StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id);
-  StatusOr<coordinator::ListJobsReply> ListJobs();
+  // rank_limit 0: every rank and node; else a page (GetJobRequest).
+  StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id, int rank_limit = 0,
+                                          int rank_offset = 0);
+  // summary: without each job's rank and node tables (ListJobsRequest).
+  StatusOr<coordinator::ListJobsReply> ListJobs(bool summary = false);
   // Streams until the server ends the stream (follow: job ended) or `stop` says so.
   Status StreamLogs(const coordinator::StreamLogsRequest& request,
                     const std::function<void(const coordinator::LogBatch&)>& on_batch);

@@ -66,6 +66,27 @@ std::string OneLineSummary(const coordinator::JobStatus& job) {
   return s;
 }
 
+std::string RankCountsLine(const coordinator::JobCounts& c) {
+  std::string s;
+  auto add = [&s](int n, const char* what) {
+    if (n > 0) s += (s.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+  };
+  add(c.ranks_running(), "running");
+  add(c.ranks_exited_ok(), "exited 0");
+  add(c.ranks_exited_error(), "ended otherwise (code, signal or launch error)");
+  add(c.ranks_not_started(), "not started");
+  return s.empty() ? "none" : s;
+}
+
+std::string NodeCountsLine(const coordinator::JobCounts& c) {
+  std::string s;
+  for (const auto& n : c.node_states()) {
+    s += (s.empty() ? "" : ", ") + std::to_string(n.count()) + " " +
+         coordinator::NodeStateWord(n.state());
+  }
+  return s.empty() ? "none" : s;
+}
+
 void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
   out << "job:        " << job.job_id() << "\n"
       << "state:      " << JobStateName(job.state()) << "\n"
@@ -108,6 +129,9 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
       for (const auto& l : f.stderr_tail()) out << "    " << l << "\n";
     }
   }
+  const bool paged = job.ranks_size() < job.world_size() || job.nodes_size() < job.counts().nodes();
+  if (paged) out << "ranks:      " << RankCountsLine(job.counts()) << "\n";
+  if (paged) out << "nodes:      " << NodeCountsLine(job.counts()) << "\n";
   out << "\nNODE  HOST                    STATE        ERROR\n";
   for (const auto& n : job.nodes()) {
     out << std::left << std::setw(6) << n.node_rank() << std::setw(24)
@@ -132,6 +156,11 @@ void PrintJobStatus(const coordinator::JobStatus& job, std::ostream& out) {
     out << std::left << std::setw(6) << r.rank() << std::setw(6) << r.node_rank() << std::setw(7)
         << r.local_rank() << std::setw(9) << (r.pid() > 0 ? std::to_string(r.pid()) : "-")
         << RankOutcome(r) << "\n";
+  }
+  if (paged && job.ranks_size() > 0) {
+    out << "(ranks " << job.ranks(0).rank() << "-" << job.ranks(job.ranks_size() - 1).rank()
+        << " of " << job.world_size() << " and their nodes, with every node in trouble; more: "
+        << "--ranks N --from RANK, or --ranks all)\n";
   }
   PrintTimingTable(job, out);
 }

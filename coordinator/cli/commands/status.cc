@@ -33,6 +33,20 @@ std::string ToJson(const google::protobuf::Message& m) {
 
 namespace {
 
+// Rank rows `status` shows as text unless --ranks says otherwise: a job of 10,000 ranks
+// is summarised (counts) and paged, not printed in full.
+constexpr int kStatusRanks = 64;
+
+int ParseRankLimit(const std::string& text) {
+  try {
+    size_t used = 0;
+    const int n = std::stoi(text, &used);
+    return used == text.size() ? n : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
 // Until the job ends: on a terminal the panel, redrawn every interval; otherwise one
 // progress line whenever the iteration or state changes.
 int Watch(CoordinatorClient& client, std::string job_id, double interval_s) {
@@ -72,12 +86,16 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
   std::string job_id;
   bool json = false, watch = false;
   double interval_s = 1.0;
+  std::string ranks = "";  // text: kStatusRanks; --json: all
+  int from = 0;
   po::options_description opts("status options");
   opts.add_options()
       ("job", po::value(&job_id), "job id (default: the most recent job)")
       ("json", po::bool_switch(&json), "print the status as JSON")
       ("watch,w", po::bool_switch(&watch), "show the job's progress, refreshed until it ends")
-      ("interval", po::value(&interval_s)->default_value(1.0), "seconds between refreshes");
+      ("interval", po::value(&interval_s)->default_value(1.0), "seconds between refreshes")
+      ("ranks", po::value(&ranks), "rank rows to show, or 'all' (default: 64 as text, all with --json)")
+      ("from", po::value(&from)->default_value(0), "the first rank row shown (with --ranks)");
   po::positional_options_description pos;
   pos.add("job", 1);
   po::variables_map vm;
@@ -93,9 +111,24 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
     return kExitUsage;
   }
 
+  int rank_limit = json ? 0 : kStatusRanks;
+  if (ranks == "all") {
+    rank_limit = 0;
+  } else if (!ranks.empty()) {
+    rank_limit = ParseRankLimit(ranks);
+    if (rank_limit <= 0) {
+      std::cerr << "coordctl: --ranks: expected a positive number or 'all', got '" << ranks << "'\n";
+      return kExitUsage;
+    }
+  }
+  if (from < 0) {
+    std::cerr << "coordctl: --from: expected a rank >= 0\n";
+    return kExitUsage;
+  }
+
   CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
   if (watch || verb.run == RunTop) return Watch(client, job_id, interval_s);
-  auto job = client.GetJob(job_id);
+  auto job = client.GetJob(job_id, rank_limit, from);
   if (!job.ok()) return ReportError(job.status());
   if (json) {
     std::cout << ToJson(*job);
@@ -120,7 +153,7 @@ int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args) {
   if (!ParseVerbArgs(args, FindVerb("jobs"), opts, pos, &vm, &code)) return code;
 
   CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
-  auto list = client.ListJobs();
+  auto list = client.ListJobs(/*summary=*/true);  // a listing: counts, not every rank
   if (!list.ok()) return ReportError(list.status());
   if (json) {
     std::cout << ToJson(*list);
@@ -129,7 +162,7 @@ int RunJobs(const GlobalOptions& global, const std::vector<std::string>& args) {
   std::printf("%-24s %-11s %5s %6s  %s\n", "JOB", "STATE", "NODES", "RANKS", "SUMMARY");
   for (const auto& j : list->jobs()) {
     std::printf("%-24s %-11s %5d %6d  %s\n", j.job_id().c_str(), JobStateName(j.state()).c_str(),
-                j.nodes_size(), j.world_size(),
+                j.counts().nodes(), j.world_size(),
                 j.state() == coordinator::FAILED ? j.failure().message().c_str() : j.message().c_str());
   }
   return kExitOk;

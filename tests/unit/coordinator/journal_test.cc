@@ -143,6 +143,46 @@ TEST_F(JournalTest, RoundTripRestoresStateFailureRanksAndPlan) {
   EXPECT_EQ(job.plan.hosts_text, Plan().hosts_text);
 }
 
+// A state record without the rank table ("ranks_unchanged", as coordd writes once the
+// journal has the table): replay keeps the table that submit, the last full state and
+// the rank records built, and still takes the record's other fields.
+TEST_F(JournalTest, AStateRecordWithoutRanksKeepsTheJournaledTable) {
+  const std::string id = "demo-000002";
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    JobStatus s = Status0(id);
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), s).ok());
+    s.set_state(LAUNCHING);
+    ASSERT_TRUE((*j)->AppendState(s).ok());
+    s.set_state(RUNNING);
+    for (auto& r : *s.mutable_ranks()) r.set_state(agent::RANK_RUNNING), r.set_pid(40 + r.rank());
+    ASSERT_TRUE((*j)->AppendState(s).ok());  // the launch's pids: the table, whole
+    agent::RankStatus r0 = s.ranks(0);
+    r0.set_state(agent::RANK_EXITED);
+    r0.set_signal(15);
+    ASSERT_TRUE((*j)->AppendRank(id, r0).ok());
+    JobStatus killed = s;
+    killed.set_state(KILLED);
+    killed.set_message("killed by request");
+    killed.clear_ranks();
+    ASSERT_TRUE((*j)->AppendState(killed, true, /*ranks_unchanged=*/true).ok());
+  }
+  std::vector<JournaledJob> jobs;
+  auto j = Journal::Open(dir_, &jobs);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(jobs.size(), 1u);
+  const JobStatus& st = jobs[0].status;
+  EXPECT_EQ(st.state(), KILLED);
+  EXPECT_EQ(st.message(), "killed by request");
+  ASSERT_EQ(st.ranks_size(), 2);
+  EXPECT_EQ(st.ranks(0).state(), agent::RANK_EXITED);
+  EXPECT_EQ(st.ranks(0).signal(), 15);
+  EXPECT_EQ(st.ranks(1).state(), agent::RANK_RUNNING);
+  EXPECT_EQ(st.ranks(1).pid(), 41);
+}
+
 // A journal written before the startup deadline existed: the hang timeout counted from
 // the launch then, so it becomes the startup timeout.
 TEST_F(JournalTest, AJournalWithoutAStartupTimeoutTakesTheHangTimeout) {

@@ -1,0 +1,90 @@
+// Counting and paging of a job's status tables (job_view.h).
+#include "coordinator/job_view.h"
+
+#include <algorithm>
+#include <map>
+
+namespace coord::coordinator {
+
+namespace agent = coord::agent;
+
+JobCounts CountJob(const JobStatus& job) {
+  JobCounts c;
+  c.set_nodes(job.nodes_size());
+  for (const agent::RankStatus& r : job.ranks()) {
+    switch (r.state()) {
+      case agent::RANK_RUNNING:
+        c.set_ranks_running(c.ranks_running() + 1);
+        break;
+      case agent::RANK_EXITED:
+        if (r.exit_code() == 0 && r.signal() == 0 && r.error().empty()) {
+          c.set_ranks_exited_ok(c.ranks_exited_ok() + 1);
+        } else {
+          c.set_ranks_exited_error(c.ranks_exited_error() + 1);
+        }
+        break;
+      default:
+        c.set_ranks_not_started(c.ranks_not_started() + 1);
+    }
+  }
+  std::map<int, int> by_state;  // ordered: the enum's order
+  for (const NodeStatus& n : job.nodes()) ++by_state[n.state()];
+  for (const auto& [state, count] : by_state) {
+    NodeStateCount* s = c.add_node_states();
+    s->set_state(static_cast<NodeState>(state));
+    s->set_count(count);
+  }
+  return c;
+}
+
+void CopyWithoutTables(JobStatus* job, JobStatus* out) {
+  JobStatus tables;  // holds the four tables while the rest is copied
+  tables.mutable_ranks()->Swap(job->mutable_ranks());
+  tables.mutable_rank_timings()->Swap(job->mutable_rank_timings());
+  tables.mutable_nodes()->Swap(job->mutable_nodes());
+  tables.mutable_spares()->Swap(job->mutable_spares());
+  *out = *job;
+  job->mutable_ranks()->Swap(tables.mutable_ranks());
+  job->mutable_rank_timings()->Swap(tables.mutable_rank_timings());
+  job->mutable_nodes()->Swap(tables.mutable_nodes());
+  job->mutable_spares()->Swap(tables.mutable_spares());
+  *out->mutable_counts() = CountJob(*job);
+}
+
+void CopyPage(JobStatus* job, int limit, int offset, JobStatus* out) {
+  if (limit <= 0) {
+    *out = *job;
+    *out->mutable_counts() = CountJob(*job);
+    return;
+  }
+  CopyWithoutTables(job, out);
+  const int first = std::clamp(offset, 0, job->ranks_size());
+  const int end = first + std::min(limit, job->ranks_size() - first);
+  std::vector<bool> page_node(static_cast<size_t>(job->nodes_size()), false);
+  for (int i = first; i < end; ++i) {
+    const agent::RankStatus& r = job->ranks(i);
+    *out->add_ranks() = r;
+    if (r.node_rank() >= 0 && r.node_rank() < job->nodes_size()) {
+      page_node[static_cast<size_t>(r.node_rank())] = true;
+    }
+  }
+  int troubled = 0;
+  for (int n = 0; n < job->nodes_size(); ++n) {
+    const NodeStatus& node = job->nodes(n);
+    const bool trouble = node.state() == NODE_FAILED || node.state() == NODE_UNREACHABLE ||
+                         node.state() == NODE_LOST;
+    if (page_node[static_cast<size_t>(n)]) {
+      *out->add_nodes() = node;
+    } else if (trouble && troubled < limit) {
+      *out->add_nodes() = node;
+      ++troubled;
+    }
+  }
+  for (const RankTiming& t : job->rank_timings()) {
+    if (t.rank() >= first && t.rank() < end) *out->add_rank_timings() = t;
+  }
+  // Spares: the same bound (a pool of thousands of hosts is paged too).
+  for (int i = 0; i < job->spares_size() && i < limit; ++i) *out->add_spares() = job->spares(i);
+}
+
+}  // namespace coord::coordinator

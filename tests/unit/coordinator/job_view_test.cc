@@ -1,0 +1,112 @@
+// Counting and paging of a job's status tables (coordinator/job_view.h): the counts cover
+// the whole job, a page holds its ranks, their nodes and the nodes in trouble, and the
+// job's own tables are left as they were.
+#include "coordinator/job_view.h"
+
+#include <gtest/gtest.h>
+
+namespace coord::coordinator {
+namespace {
+
+namespace agent = coord::agent;
+
+// nodes x nproc ranks, all running, each node launched.
+JobStatus Job(int nodes, int nproc) {
+  JobStatus st;
+  st.set_job_id("j");
+  st.set_world_size(nodes * nproc);
+  for (int n = 0; n < nodes; ++n) {
+    NodeStatus* node = st.add_nodes();
+    node->set_host("h" + std::to_string(n));
+    node->set_node_rank(n);
+    node->set_state(NODE_LAUNCHED);
+    for (int l = 0; l < nproc; ++l) {
+      agent::RankStatus* r = st.add_ranks();
+      r->set_rank(n * nproc + l);
+      r->set_node_rank(n);
+      r->set_local_rank(l);
+      r->set_state(agent::RANK_RUNNING);
+      RankTiming* t = st.add_rank_timings();
+      t->set_rank(n * nproc + l);
+    }
+  }
+  NodeStatus* spare = st.add_spares();
+  spare->set_host("spare");
+  spare->set_state(NODE_SPARE);
+  return st;
+}
+
+TEST(JobViewTest, CountsRanksByOutcomeAndNodesByState) {
+  JobStatus st = Job(3, 2);
+  st.mutable_ranks(0)->set_state(agent::RANK_EXITED);  // exit 0
+  st.mutable_ranks(1)->set_state(agent::RANK_EXITED);
+  st.mutable_ranks(1)->set_signal(15);
+  st.mutable_ranks(2)->set_state(agent::RANK_STATE_UNKNOWN);
+  st.mutable_nodes(2)->set_state(NODE_LOST);
+  const JobCounts c = CountJob(st);
+  EXPECT_EQ(c.nodes(), 3);
+  EXPECT_EQ(c.ranks_running(), 3);
+  EXPECT_EQ(c.ranks_exited_ok(), 1);
+  EXPECT_EQ(c.ranks_exited_error(), 1);
+  EXPECT_EQ(c.ranks_not_started(), 1);
+  ASSERT_EQ(c.node_states_size(), 2);
+  EXPECT_EQ(c.node_states(0).state(), NODE_LAUNCHED);
+  EXPECT_EQ(c.node_states(0).count(), 2);
+  EXPECT_EQ(c.node_states(1).state(), NODE_LOST);
+  EXPECT_EQ(c.node_states(1).count(), 1);
+}
+
+TEST(JobViewTest, APageHoldsItsRanksTheirNodesAndTheNodesInTrouble) {
+  JobStatus st = Job(100, 8);  // 800 ranks
+  st.mutable_nodes(90)->set_state(NODE_LOST);
+  const JobStatus before = st;
+  JobStatus page;
+  CopyPage(&st, 16, 8, &page);  // ranks 8..23: nodes 1 and 2
+  ASSERT_EQ(page.ranks_size(), 16);
+  EXPECT_EQ(page.ranks(0).rank(), 8);
+  EXPECT_EQ(page.ranks(15).rank(), 23);
+  ASSERT_EQ(page.nodes_size(), 3);
+  EXPECT_EQ(page.nodes(0).node_rank(), 1);
+  EXPECT_EQ(page.nodes(1).node_rank(), 2);
+  EXPECT_EQ(page.nodes(2).node_rank(), 90);  // lost: shown wherever the page is
+  ASSERT_EQ(page.rank_timings_size(), 16);
+  EXPECT_EQ(page.rank_timings(0).rank(), 8);
+  EXPECT_EQ(page.spares_size(), 1);
+  EXPECT_EQ(page.counts().ranks_running(), 800);
+  EXPECT_EQ(page.job_id(), "j");
+  EXPECT_EQ(page.world_size(), 800);
+  EXPECT_EQ(st.SerializeAsString(), before.SerializeAsString());  // the job is untouched
+}
+
+TEST(JobViewTest, APagePastTheEndIsEmptyAndNoLimitIsEverything) {
+  JobStatus st = Job(4, 2);
+  JobStatus page;
+  CopyPage(&st, 5, 100, &page);
+  EXPECT_EQ(page.ranks_size(), 0);
+  EXPECT_EQ(page.counts().ranks_running(), 8);
+  JobStatus all;
+  CopyPage(&st, 0, 0, &all);
+  EXPECT_EQ(all.ranks_size(), 8);
+  EXPECT_EQ(all.nodes_size(), 4);
+  EXPECT_EQ(all.rank_timings_size(), 8);
+  EXPECT_EQ(all.counts().nodes(), 4);
+}
+
+TEST(JobViewTest, WithoutTablesKeepsTheRestAndTheCounts) {
+  JobStatus st = Job(2, 2);
+  st.set_message("running");
+  const JobStatus before = st;
+  JobStatus out;
+  CopyWithoutTables(&st, &out);
+  EXPECT_EQ(out.ranks_size(), 0);
+  EXPECT_EQ(out.nodes_size(), 0);
+  EXPECT_EQ(out.rank_timings_size(), 0);
+  EXPECT_EQ(out.spares_size(), 0);
+  EXPECT_EQ(out.message(), "running");
+  EXPECT_EQ(out.counts().nodes(), 2);
+  EXPECT_EQ(out.counts().ranks_running(), 4);
+  EXPECT_EQ(st.SerializeAsString(), before.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace coord::coordinator
