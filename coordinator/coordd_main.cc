@@ -2,6 +2,7 @@
 // everything else is coordinator_lib. SIGTERM/SIGINT stop serving but leave jobs running
 // (the journal lets the next coordd pick them up). Exit codes: 0 ok, 1 runtime error, 2 usage.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "common/fs.h"
+#include "common/hostfile.h"
 #include "common/logging.h"
 #include "common/rpc_util.h"
 #include "common/verb_args.h"
@@ -121,6 +123,25 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   return 0;
 }
 
+// coordd holds a connection to every agent (up to kMaxHosts) besides its clients' and
+// the journal: a shell's soft limit of 1024 descriptors is reached at ~1,000 nodes.
+// Raise it to the hard limit (the systemd unit sets LimitNOFILE itself) and say so
+// when even that is short.
+void RaiseFileLimit() {
+  rlimit l{};
+  if (getrlimit(RLIMIT_NOFILE, &l) != 0) return;
+  if (l.rlim_cur < l.rlim_max) {
+    l.rlim_cur = l.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &l);
+  }
+  constexpr rlim_t kWanted = 2 * coord::kMaxHosts + 1024;
+  if (getrlimit(RLIMIT_NOFILE, &l) == 0 && l.rlim_cur < kWanted) {
+    LOG_WARN << "open files limited to " << l.rlim_cur << " (ulimit -n): a cluster of more than "
+             << (l.rlim_cur > 1024 ? (l.rlim_cur - 1024) / 2 : 0)
+             << " nodes may run out; raise the hard limit to " << kWanted;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -136,6 +157,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  RaiseFileLimit();
 
   // coordctl users call coordd; coordd presents the same certificate to agents.
   auto security = coord::ServerSecurity(flags.tls, flags.options.listen, {coord::CertRole::kUser},
