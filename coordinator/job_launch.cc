@@ -350,9 +350,11 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = *FindLocked(job_id);
-    job.launching = false;
-    cv_.notify_all();  // a Restart waits for the launch to be over
-    if (stopping_) return;  // LAUNCHING in the journal: the next coordd sorts it out
+    if (stopping_) {  // LAUNCHING in the journal: the next coordd sorts it out
+      job.launching = false;
+      cv_.notify_all();
+      return;
+    }
     const int first_bad = ApplyLaunchRepliesLocked(job, replies);
     if (job.status.state() != LAUNCHING) {
       kill = true;  // killed or failed while we launched: some nodes started after that
@@ -374,6 +376,11 @@ void JobManager::LaunchAll(const std::string& job_id, const std::vector<AgentCli
       TransitionLocked(job, RUNNING, "running");
       MaybeSucceedLocked(job);
     }
+    // Only now: FailLocked above saw the launch in flight and left the kill to this
+    // thread (it killed a second time when this was cleared first). A Restart waits
+    // for it.
+    job.launching = false;
+    cv_.notify_all();
   }
   // Synchronously, so StartJob returns only once nothing is left half-started.
   if (kill) KillEverywhere(job_id, generation, grace_ms);
