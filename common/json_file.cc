@@ -305,4 +305,13 @@ std::string JsonIndexPath(const std::string& parent, size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
 
+namespace json_internal {
+
+void ThrowDoesNotFit(const json& j, const char* type) {
+  throw json::out_of_range::create(
+      406, "the number " + j.dump() + " does not fit " + std::string(type), &j);
+}
+
+}  // namespace json_internal
+
 }  // namespace coord
