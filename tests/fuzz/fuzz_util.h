@@ -18,19 +18,20 @@ inline std::string AsString(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// Created on first use; libFuzzer's workers (-jobs) each get their own.
+// Created on first use; libFuzzer's workers (-jobs) each get their own. Never destroyed:
+// the atexit handler that removes it runs after static destructors registered later.
 inline const std::string& ScratchDir() {
-  static const std::string dir = [] {
+  static const std::string* dir = [] {
     const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    std::string pattern = std::string(base) + "/coord-fuzz-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) abort();
+    auto* pattern = new std::string(std::string(base) + "/coord-fuzz-XXXXXX");
+    if (mkdtemp(pattern->data()) == nullptr) abort();
     atexit([] {
       std::error_code ec;
       std::filesystem::remove_all(ScratchDir(), ec);
     });
     return pattern;
   }();
-  return dir;
+  return *dir;
 }
 
 // Writes `contents` to ScratchDir()/name (a relative path; its folders are created)
