@@ -594,7 +594,8 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
     s.tensor_model_parallel_size = coord::JsonValue(j, "tensor_model_parallel_size", 1);
     s.vocab_size = coord::JsonValue(j, "vocab_size", 0);
     s.pipeline_model_parallel_size = coord::JsonValue(j, "pipeline_model_parallel_size", 1);
-    s.virtual_pipeline_model_parallel_size = coord::JsonValue(j, "virtual_pipeline_model_parallel_size", 1);
+    s.virtual_pipeline_model_parallel_size =
+        coord::JsonValue(j, "virtual_pipeline_model_parallel_size", 1);
     for (const auto& [key, v] : {std::pair<const char*, int>{"tensor_model_parallel_size",
                                                              s.tensor_model_parallel_size},
                                  {"pipeline_model_parallel_size", s.pipeline_model_parallel_size},
@@ -685,7 +686,8 @@ Status ParseManifestJson(const std::string& path, const json& j,
       next = info.end;
       shards->push_back(info);
     }
-    if (next != coord::JsonValue(j, "n", uint64_t{0})) return Corrupt(path, "zero_shards do not cover n");
+    if (next != coord::JsonValue(j, "n", uint64_t{0}))
+      return Corrupt(path, "zero_shards do not cover n");
   }
   return Status::Ok();
 }

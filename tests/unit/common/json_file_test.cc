@@ -154,8 +154,8 @@ TEST(JsonGetTest, NumbersThatDoNotFitThrowOutOfRange) {
               HasSubstr("the number -1 does not fit uint64"));
   EXPECT_THAT(ThrownBy([] { JsonGet<uint64_t>(json(-1.5)); }), HasSubstr("does not fit uint64"));
   EXPECT_THAT(ThrownBy([] { JsonGet<float>(json(1e300)); }), HasSubstr("does not fit float"));
-  EXPECT_THAT(ThrownBy([] { JsonValue<int>(json{{"n", -1e300}}, "n", 0); }),
-              HasSubstr("does not fit int32"));
+  const json huge = {{"n", -1e300}};
+  EXPECT_THAT(ThrownBy([&] { JsonValue<int>(huge, "n", 0); }), HasSubstr("does not fit int32"));
   // Not a number: get()'s own type_error.
   EXPECT_THAT(ThrownBy([] { JsonGet<int>(json("7")); }), HasSubstr("type must be number"));
 }

@@ -23,8 +23,8 @@
 namespace coord::coordinator {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 class JournalTest : public ::testing::Test {

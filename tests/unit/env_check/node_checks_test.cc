@@ -319,9 +319,9 @@ TEST(JobContext, OutOfRangeNumbersNameFileAndPath) {
   EXPECT_THAT(error_of("{\"env_check\": {\"shared_path\": \"/cfs\xFF\"}}"),
               HasSubstr("job.json:1:"));
   // A model too big for a uint64 of bytes is saturated, not converted with UB.
-  EXPECT_EQ(EstimateCheckpointBytes(
-                {{"num_layers", 1e300}, {"hidden_size", 1e300}, {"seq_length", 1}}),
-            UINT64_MAX);
+  EXPECT_EQ(
+      EstimateCheckpointBytes({{"num_layers", 1e300}, {"hidden_size", 1e300}, {"seq_length", 1}}),
+      UINT64_MAX);
 }
 
 TEST(Report, ExitCodeAndTable) {

@@ -137,12 +137,14 @@ TEST(ConditionTest, DeepNestingAndLongChainsAreErrorsNotACrash) {
             "few comparisons, simplify it");
   c = Condition::Parse(std::string(40, '(') + "a" + std::string(40, ')'));
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "at character 33: \"(\" and \"not\" nested deeper than 32 levels");
+  EXPECT_EQ(c.status().message(),
+            "at character 33: \"(\" and \"not\" nested deeper than 32 levels");
   std::string nots;
   for (int i = 0; i < 40; ++i) nots += "not ";
   c = Condition::Parse(nots + "a");
   ASSERT_FALSE(c.ok());
-  EXPECT_EQ(c.status().message(), "at character 129: \"(\" and \"not\" nested deeper than 32 levels");
+  EXPECT_EQ(c.status().message(),
+            "at character 129: \"(\" and \"not\" nested deeper than 32 levels");
   std::string nested = "a";
   for (int i = 0; i < 32; ++i) nested = "(" + nested + ")";
   EXPECT_TRUE(Condition::Parse(nested).ok());  // the limit itself is fine

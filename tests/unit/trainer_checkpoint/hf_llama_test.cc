@@ -355,7 +355,7 @@ TEST(HfLlamaTest, MalformedConfigJsonIsAnErrorNamingTheFileAndKey) {
   has(read_error(cfg.dump()), "head_dim");
   has(read_error(std::string(100000, '[') + std::string(100000, ']')), "nested deeper than 64");
 
-  const json gpt2 = {{"model_type", "gpt2"}, {"n_layer", 2},     {"n_embd", 64},
+  const json gpt2 = {{"model_type", "gpt2"}, {"n_layer", 2},      {"n_embd", 64},
                      {"n_head", 4},          {"n_positions", 32}, {"vocab_size", 100}};
   cfg = gpt2;
   cfg["n_inner"] = "x";

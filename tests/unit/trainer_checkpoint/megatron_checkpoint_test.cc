@@ -199,8 +199,8 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
     return state.ok() ? std::string() : state.status().message();
   };
   for (const char* bad : {R"({"format": 1, "files": []})",
-                                 R"({"format": "gpt-rank-checkpoint", "version": "1", "files": []})",
-                                 R"({"format": "gpt-rank-checkpoint", "version": -1, "files": []})"}) {
+                          R"({"format": "gpt-rank-checkpoint", "version": "1", "files": []})",
+                          R"({"format": "gpt-rank-checkpoint", "version": -1, "files": []})"}) {
     EXPECT_NE(load_error(bad).find(manifest), std::string::npos) << bad;
   }
   // A manifest that lists the state right, and a state with an out-of-range number.
@@ -209,11 +209,10 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx",
              static_cast<unsigned long long>(Xxh64(state.data(), state.size())));
-    return load_error(
-        R"({"format": "gpt-rank-checkpoint", "version": 1, "n": 0, "files": [)"
-        R"({"name": "model_optim_rng.bin", "size": 0, "xxh64": "0"},)"
-        R"({"name": "train_state.json", "size": )" +
-        std::to_string(state.size()) + R"(, "xxh64": ")" + hash + "\"}]}");
+    return load_error(R"({"format": "gpt-rank-checkpoint", "version": 1, "n": 0, "files": [)"
+                      R"({"name": "model_optim_rng.bin", "size": 0, "xxh64": "0"},)"
+                      R"({"name": "train_state.json", "size": )" +
+                      std::to_string(state.size()) + R"(, "xxh64": ")" + hash + "\"}]}");
   };
   const std::string fields =
       R"("consumed_train_samples": 0, "consumed_valid_samples": 0, "rng_step": 0, )"
