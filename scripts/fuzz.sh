@@ -6,7 +6,7 @@
 # Exits non-zero on any crash, leak, timeout or out-of-memory, naming the reproducer.
 # Usage: scripts/fuzz.sh [--smoke] [--seconds N] [--keep DIR] [harness...]
 #   --smoke      every harness over its corpus plus 4 s each (test.sh runs this)
-#   --seconds N  time per harness after the corpus (default 60)
+#   --seconds N  time per harness, its seed corpus included (default 60)
 #   --keep DIR   scratch dir to use and keep (default: a temp dir, removed on success)
 #   harness      names as in tests/fuzz (job_spec, safetensors, ...); default all
 # Reproduce a crash: build-fuzz/bin/fuzz/<harness>_fuzz <reproducer> (see docs/fuzzing.md).
@@ -21,7 +21,7 @@ while (( $# > 0 )); do
     --smoke) seconds=4 ;;
     --seconds) seconds="$2"; shift ;;
     --keep) scratch="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) harnesses+=("$1") ;;
   esac
