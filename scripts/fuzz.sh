@@ -57,6 +57,10 @@ else
   mkdir -p "$scratch"
   keep_scratch=1
 fi
+# The harnesses' scratch files (tests/fuzz/fuzz_util.h), removed even after a crash.
+COORD_FUZZ_TMPDIR=$(mktemp -d /dev/shm/coord-fuzz-run.XXXXXX 2>/dev/null || mktemp -d)
+export COORD_FUZZ_TMPDIR
+trap 'rm -rf "$COORD_FUZZ_TMPDIR"' EXIT
 # Leaks count as failures; a harness's own aborts give a stack, not a core.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:disable_coredump=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"

@@ -18,11 +18,16 @@ inline std::string AsString(const uint8_t* data, size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);
 }
 
-// Created on first use; libFuzzer's workers (-jobs) each get their own. Never destroyed:
-// the atexit handler that removes it runs after static destructors registered later.
+// Created on first use, under $COORD_FUZZ_TMPDIR (scripts/fuzz.sh removes that at its end,
+// so a harness that crashed leaves nothing behind), else /dev/shm or /tmp; libFuzzer's
+// workers (-jobs) each get their own. Never destroyed: the atexit handler that removes it
+// runs after static destructors registered later.
 inline const std::string& ScratchDir() {
   static const std::string* dir = [] {
-    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    const char* env = getenv("COORD_FUZZ_TMPDIR");
+    const char* base = env != nullptr && *env != '\0'  ? env
+                       : access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                       : "/tmp";
     auto* pattern = new std::string(std::string(base) + "/coord-fuzz-XXXXXX");
     if (mkdtemp(pattern->data()) == nullptr) abort();
     atexit([] {
