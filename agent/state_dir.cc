@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "common/logging.h"
 
 namespace coord::agent {
@@ -185,16 +186,16 @@ static Status ParseWith(const std::string& text, F fill) {
 Status FromJson(const std::string& text, GenSpec* v) {
   return ParseWith(text, [v](const json& j) {
     v->job_id = j.at("job_id").get<std::string>();
-    v->generation = j.at("generation").get<int>();
-    v->node_rank = j.at("node_rank").get<int>();
+    v->generation = JsonGet<int>(j.at("generation"));
+    v->node_rank = JsonGet<int>(j.at("node_rank"));
     v->tag = j.at("tag").get<std::string>();
     v->workdir = j.at("workdir").get<std::string>();
     v->cgroup_dir = j.at("cgroup_dir").get<std::string>();
     v->ranks.clear();
     for (const auto& r : j.at("ranks")) {
       RankSpec rs;
-      rs.rank = r.at("rank").get<int>();
-      rs.local_rank = r.at("local_rank").get<int>();
+      rs.rank = JsonGet<int>(r.at("rank"));
+      rs.local_rank = JsonGet<int>(r.at("local_rank"));
       rs.argv = r.at("argv").get<std::vector<std::string>>();
       rs.env = r.at("env").get<std::vector<std::string>>();
       v->ranks.push_back(std::move(rs));
@@ -204,27 +205,27 @@ Status FromJson(const std::string& text, GenSpec* v) {
 
 Status FromJson(const std::string& text, ProcId* v) {
   return ParseWith(text, [v](const json& j) {
-    v->pid = j.at("pid").get<int>();
-    v->start_ticks = j.at("start_ticks").get<uint64_t>();
+    v->pid = JsonGet<int>(j.at("pid"));
+    v->start_ticks = JsonGet<uint64_t>(j.at("start_ticks"));
   });
 }
 
 Status FromJson(const std::string& text, RankStarted* v) {
   return ParseWith(text, [v](const json& j) {
-    v->rank = j.at("rank").get<int>();
-    v->local_rank = j.at("local_rank").get<int>();
-    v->proc.pid = j.at("pid").get<int>();
-    v->proc.start_ticks = j.at("start_ticks").get<uint64_t>();
-    v->start_ms = j.at("start_ms").get<int64_t>();
+    v->rank = JsonGet<int>(j.at("rank"));
+    v->local_rank = JsonGet<int>(j.at("local_rank"));
+    v->proc.pid = JsonGet<int>(j.at("pid"));
+    v->proc.start_ticks = JsonGet<uint64_t>(j.at("start_ticks"));
+    v->start_ms = JsonGet<int64_t>(j.at("start_ms"));
   });
 }
 
 Status FromJson(const std::string& text, RankExit* v) {
   return ParseWith(text, [v](const json& j) {
-    v->rank = j.at("rank").get<int>();
-    v->exit_code = j.at("exit_code").get<int>();
-    v->signal = j.at("signal").get<int>();
-    v->end_ms = j.at("end_ms").get<int64_t>();
+    v->rank = JsonGet<int>(j.at("rank"));
+    v->exit_code = JsonGet<int>(j.at("exit_code"));
+    v->signal = JsonGet<int>(j.at("signal"));
+    v->end_ms = JsonGet<int64_t>(j.at("end_ms"));
     v->error = j.at("error").get<std::string>();
   });
 }
@@ -232,7 +233,7 @@ Status FromJson(const std::string& text, RankExit* v) {
 Status FromJson(const std::string& text, Launched* v) {
   return ParseWith(text, [v](const json& j) {
     v->ok = j.at("ok").get<bool>();
-    v->failed_rank = j.at("failed_rank").get<int>();
+    v->failed_rank = JsonGet<int>(j.at("failed_rank"));
     v->error = j.at("error").get<std::string>();
   });
 }

@@ -238,13 +238,16 @@ StatusOr<json> ParseJson(const std::string& text, const std::string& path,
     return InvalidArgument(path + ": empty; expected a JSON value such as {\"key\": 1}");
   }
   DuplicateKeyFinder finder;
-  json::parser_callback_t callback = [&finder](int depth, json::parse_event_t event, json& parsed) {
+  json::parser_callback_t callback = [&finder, duplicate_keys](int depth, json::parse_event_t event,
+                                                               json& parsed) {
     // `depth` counts the containers around this one: the top level is 0.
     if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
         depth >= kMaxJsonDepth) {
       throw TooDeep{};
     }
-    return finder.OnEvent(event, parsed);
+    // Following keys costs a set per object: only when the caller asked (the journal's
+    // replay parses millions of lines).
+    return duplicate_keys == nullptr || finder.OnEvent(event, parsed);
   };
   json root;
   try {
@@ -304,5 +307,14 @@ std::string JsonChildPath(const std::string& parent, const std::string& key) {
 std::string JsonIndexPath(const std::string& parent, size_t index) {
   return parent + "[" + std::to_string(index) + "]";
 }
+
+namespace json_internal {
+
+void ThrowDoesNotFit(const json& j, const char* type) {
+  throw json::out_of_range::create(
+      406, "the number " + j.dump() + " does not fit " + std::string(type), &j);
+}
+
+}  // namespace json_internal
 
 }  // namespace coord

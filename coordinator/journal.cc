@@ -17,6 +17,8 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/hostfile.h"
+#include "common/json_file.h"
 #include "common/logging.h"
 #include "coordinator/job_state.h"
 #include "coordinator/node_state.h"
@@ -67,9 +69,9 @@ std::vector<HostEntry> HostsFromJson(const json& j) {
   for (const json& h : j) {
     HostEntry e;
     e.host = h.at("host").get<std::string>();
-    e.port = h.at("port").get<int>();
-    e.slots = h.at("slots").get<int>();
-    e.line = h.at("line").get<int>();
+    e.port = JsonGet<int>(h.at("port"));
+    e.slots = JsonGet<int>(h.at("slots"));
+    e.line = JsonGet<int>(h.at("line"));
     out.push_back(e);
   }
   return out;
@@ -116,21 +118,38 @@ JobPlan PlanFromJson(const json& j) {
   p.hosts = HostsFromJson(j.at("hosts"));
   // Journals from before spares: the pool was the nodes.
   p.pool = j.contains("pool") ? HostsFromJson(j.at("pool")) : p.hosts;
-  p.min_nodes = j.value("min_nodes", static_cast<int>(p.hosts.size()));
-  p.max_nodes = j.value("max_nodes", static_cast<int>(p.hosts.size()));
-  p.nproc_per_node = j.at("nproc_per_node").get<int>();
-  p.world_size = j.at("world_size").get<int>();
+  p.min_nodes = JsonValue(j, "min_nodes", static_cast<int>(p.hosts.size()));
+  p.max_nodes = JsonValue(j, "max_nodes", static_cast<int>(p.hosts.size()));
+  p.nproc_per_node = JsonGet<int>(j.at("nproc_per_node"));
+  p.world_size = JsonGet<int>(j.at("world_size"));
   p.master_addr = j.at("master_addr").get<std::string>();
-  p.master_port = j.at("master_port").get<int>();
+  p.master_port = JsonGet<int>(j.at("master_port"));
   p.argv = j.at("argv").get<std::vector<std::string>>();
   p.env = j.at("env").get<std::map<std::string, std::string>>();
-  p.kill_grace_ms = j.at("kill_grace_ms").get<int>();
-  p.max_restarts = j.at("max_restarts").get<int>();
-  p.restart_backoff_ms = j.value("restart_backoff_ms", 1000);
-  p.hang_timeout_ms = j.value("hang_timeout_ms", 0);
+  p.kill_grace_ms = JsonGet<int>(j.at("kill_grace_ms"));
+  p.max_restarts = JsonGet<int>(j.at("max_restarts"));
+  p.restart_backoff_ms = JsonValue(j, "restart_backoff_ms", 1000);
+  p.hang_timeout_ms = JsonValue(j, "hang_timeout_ms", 0);
   // Journals from before the startup deadline: the hang timeout counted from the launch.
-  p.startup_timeout_ms = j.value("startup_timeout_ms", p.hang_timeout_ms);
+  p.startup_timeout_ms = JsonValue(j, "startup_timeout_ms", p.hang_timeout_ms);
   return p;
+}
+
+// The numbers replay multiplies (nodes x processes per node) within what a job spec allows
+// (common/job_spec.cc: 1024 processes per node; kMaxHosts nodes), so a corrupt record is an
+// error rather than an overflow.
+constexpr int kMaxProcsPerNode = 1024;
+
+Status CheckPlanLayout(const JobPlan& p) {
+  if (p.nproc_per_node < 1 || p.nproc_per_node > kMaxProcsPerNode) {
+    return InvalidArgument("plan.nproc_per_node " + std::to_string(p.nproc_per_node) +
+                           " is not in [1, " + std::to_string(kMaxProcsPerNode) + "]");
+  }
+  if (p.pool.size() > static_cast<size_t>(kMaxHosts) ||
+      p.hosts.size() > static_cast<size_t>(kMaxHosts)) {
+    return InvalidArgument("plan has more than " + std::to_string(kMaxHosts) + " hosts");
+  }
+  return Status::Ok();
 }
 
 // Replays parsed records in order. Jobs are kept in submit order.
@@ -138,7 +157,7 @@ class Replayer {
  public:
   Status Apply(const json& rec) {
     if (!rec.is_object()) return InvalidArgument("not a JSON object");
-    if (rec.value("v", 0) != kFormatVersion) {
+    if (JsonValue(rec, "v", 0) != kFormatVersion) {
       return InvalidArgument("unknown record version " + rec.value("v", json(0)).dump());
     }
     const std::string type = rec.at("type").get<std::string>();
@@ -162,6 +181,7 @@ class Replayer {
     if (index_.count(job_id)) return InvalidArgument("job '" + job_id + "' submitted twice");
     JournaledJob job;
     job.plan = PlanFromJson(rec.at("plan"));
+    RETURN_IF_ERROR(CheckPlanLayout(job.plan));
     json status = rec.at("status");
     UpgradeLegacyNodeStates(&status);
     RETURN_IF_ERROR(JsonToProto(status, &job.status));
@@ -261,9 +281,10 @@ Status ReplayText(const std::string& path, const std::string& text, std::vector<
     size_t line_start = offset;
     offset += line.size() + 1;
     if (IsBlank(line)) continue;
-    json rec = json::parse(line, nullptr, /*allow_exceptions=*/false);
     std::string where = path + ":" + std::to_string(i + 1);
-    if (rec.is_discarded()) {
+    // The shared parser bounds the nesting: JsonToProto's Dump() recurses over it.
+    StatusOr<json> parsed = ParseJson(line, where);
+    if (!parsed.ok()) {
       if (i + 1 == last) {
         LOG_WARN << where << ": torn final record (coordd stopped mid-write?); skipped";
         *keep_len = line_start;
@@ -271,8 +292,10 @@ Status ReplayText(const std::string& path, const std::string& text, std::vector<
       }
       return InvalidArgument(where +
                              ": corrupt journal record (not JSON); fix or move the "
-                             "journal aside to start coordd");
+                             "journal aside to start coordd (" +
+                             parsed.status().message() + ")");
     }
+    const json& rec = *parsed;
     Status st;
     try {
       st = replayer.Apply(rec);

@@ -1,6 +1,7 @@
 #include "env_check/job_context.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
@@ -17,14 +18,16 @@ Status TypeError(const std::string& file, const std::string& key, const char* ex
   return InvalidArgument(file + ": " + key + ": expected " + expected + ", got " + got.dump());
 }
 
-// Reads obj[key] when present into *out, checking its type. `where` is the JSON
-// path of obj ("env_check").
+// Reads obj[key] when present into *out, checking its type and range: at most 1e9 (GB or
+// seconds), so converting it to bytes or milliseconds cannot overflow. `where` is the
+// JSON path of obj ("env_check").
 Status Number(const std::string& file, const json& obj, const std::string& where, const char* key,
               double* out) {
   if (!obj.contains(key)) return Status::Ok();
   const json& v = obj.at(key);
   if (!v.is_number() || v.get<double>() < 0)
     return TypeError(file, where + "." + key, "a non-negative number", v);
+  if (v.get<double>() > 1e9) return TypeError(file, where + "." + key, "at most 1e9", v);
   *out = v.get<double>();
   return Status::Ok();
 }
@@ -83,7 +86,7 @@ Status ReadEnvCheckSection(const std::string& file, const json& s, CheckContext*
   ctx->probe_deadline = std::chrono::milliseconds(static_cast<int64_t>(probe_s * 1000));
   if (s.contains("cuda_runtime_version")) {
     const json& v = s["cuda_runtime_version"];
-    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
       return TypeError(file, "env_check.cuda_runtime_version",
                        "a non-negative integer like 12040 (CUDA 12.4)", v);
     ctx->cuda_runtime_version = v.get<int>();
@@ -110,8 +113,10 @@ uint64_t EstimateCheckpointBytes(const json& model) {
   // LayerNorms (13h); then the embeddings and the final LayerNorm.
   const double params = layers * (12 * hidden * hidden + 13 * hidden) + (vocab + positions) * hidden +
                         2 * hidden;
-  // fp32 weights plus Adam's two moments.
-  return static_cast<uint64_t>(params * 12);
+  // fp32 weights plus Adam's two moments; a size past 2^64 bytes (a fuzzed model section)
+  // is saturated, as converting it would be undefined.
+  const double bytes = params * 12;
+  return bytes < 1.8e19 ? static_cast<uint64_t>(bytes) : UINT64_MAX;
 }
 
 std::string ExpandEnvVars(const std::string& text) {
@@ -164,7 +169,7 @@ StatusOr<CheckContext> ContextFromJob(const std::string& job_json_text, const st
 
   if (launch->contains("nproc_per_node")) {
     const json& v = (*launch)["nproc_per_node"];
-    if (!v.is_number_integer() || v.get<int64_t>() < 0)
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
       return TypeError(path, "launch.nproc_per_node", "a positive integer", v);
     ctx.nproc_per_node = v.get<int>();
   }

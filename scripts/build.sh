@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds Coord into build/ (Ninja, all cores). Installs missing
 # Debian packages first. CUDA targets are built when nvcc is found.
+# Environment: COORD_BUILD_DIR (build/), COORD_BUILD_TYPE (RelWithDebInfo),
+# COORD_CMAKE_ARGS (extra cmake arguments), COORD_BUILD_TARGET (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh "$@"
@@ -18,4 +20,4 @@ fi
 build_dir="${COORD_BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${COORD_BUILD_TYPE:-RelWithDebInfo}" \
   "${launcher[@]}" ${COORD_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+cmake --build "$build_dir" -j"$(nproc)" --target "${COORD_BUILD_TARGET:-all}"

@@ -15,6 +15,7 @@ packages=(
   iproute2 procps openssh-server openssh-client
   python3-protobuf prometheus
   libjs-chart.js chromium
+  clang libclang-rt-14-dev libomp-dev  # scripts/fuzz.sh: libFuzzer + sanitizers, clang's OpenMP
 )
 if [[ "${1:-}" == "--with-bench" ]]; then
   packages+=(python3-torch hyperfine)

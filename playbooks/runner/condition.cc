@@ -38,6 +38,12 @@ std::string Describe(const Token& t) {
   return "\"" + t.text + "\"";
 }
 
+// Parsing and evaluating recurse once per "(" / "not" and per operator of a chain (the
+// tree of "a and b and c" is as deep as it is long), so both are bounded: a real `when:`
+// has a handful of each, and 4000 "(" overflowed the stack.
+constexpr size_t kMaxConditionTokens = 256;
+constexpr int kMaxConditionNesting = 32;
+
 Status ErrorAt(size_t pos, const std::string& what) {
   return InvalidArgument("at character " + std::to_string(pos) + ": " + what);
 }
@@ -96,6 +102,12 @@ StatusOr<std::vector<Token>> Tokenize(const std::string& s) {
     }
   }
   out.push_back({Token::kEnd, "", s.size() + 1});
+  if (out.size() > kMaxConditionTokens + 1) {
+    return ErrorAt(out[kMaxConditionTokens].pos,
+                   "more than " + std::to_string(kMaxConditionTokens) +
+                       " names, strings and operators; a `when:` holds a few comparisons, "
+                       "simplify it");
+  }
   return out;
 }
 
@@ -148,15 +160,28 @@ class ConditionParser {
 
   StatusOr<NodePtr> ParseNot() {
     if (Peek().kind != Token::kNot) return ParsePrimary();
-    Take();
+    const Token& t = Take();
+    RETURN_IF_ERROR(Enter(t));
     ASSIGN_OR_RETURN(NodePtr operand, ParseNot());
+    --depth_;
     return Binary(Condition::Node::kNot, operand, nullptr);
+  }
+
+  // One more level of "(" or "not"; an error past kMaxConditionNesting.
+  Status Enter(const Token& t) {
+    if (++depth_ > kMaxConditionNesting) {
+      return ErrorAt(t.pos, "\"(\" and \"not\" nested deeper than " +
+                                std::to_string(kMaxConditionNesting) + " levels");
+    }
+    return Status::Ok();
   }
 
   StatusOr<NodePtr> ParsePrimary() {
     const Token& t = Take();
     if (t.kind == Token::kLParen) {
+      RETURN_IF_ERROR(Enter(t));
       ASSIGN_OR_RETURN(NodePtr inner, ParseOr());
+      --depth_;
       if (Peek().kind != Token::kRParen) {
         return ErrorAt(Peek().pos, "expected \")\" to close the \"(\" at character " +
                                        std::to_string(t.pos) + ", got " + Describe(Peek()));
@@ -187,6 +212,7 @@ class ConditionParser {
 
   std::vector<Token> tokens_;
   size_t next_ = 0;
+  int depth_ = 0;  // "(" and "not" around the token being parsed
   std::vector<std::string>* variables_ = nullptr;
 };
 

@@ -3,12 +3,14 @@
 #include "trainer/checkpoint/hf_llama.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "trainer/checkpoint/hf_checkpoint.h"
 #include "trainer/model/gpt_params.h"
 
@@ -61,8 +63,17 @@ class ConfigReader {
   }
   coord::Status Float(const char* key, float* out) const {
     if (!j_.contains(key) || j_[key].is_null()) return coord::Status::Ok();
-    if (!j_[key].is_number()) return Error(key, "expected a number, got " + j_[key].dump());
-    *out = j_[key].get<float>();
+    // Past float's range the conversion is undefined; no real value comes near 1e30.
+    if (!j_[key].is_number() || !(std::fabs(j_[key].get<double>()) <= 1e30)) {
+      return Error(key, "expected a number, got " + j_[key].dump());
+    }
+    *out = static_cast<float>(j_[key].get<double>());
+    return coord::Status::Ok();
+  }
+  coord::Status String(const char* key, std::string* out) const {
+    if (!j_.contains(key) || j_[key].is_null()) return coord::Status::Ok();
+    if (!j_[key].is_string()) return Error(key, "expected a string, got " + j_[key].dump());
+    *out = j_[key].get<std::string>();
     return coord::Status::Ok();
   }
   coord::Status Bool(const char* key, bool* out) const {
@@ -80,9 +91,13 @@ class ConfigReader {
 coord::StatusOr<json> ReadConfigJson(const std::string& dir, std::string* path) {
   *path = coord::JoinPath(dir, "config.json");
   ASSIGN_OR_RETURN(const std::string text, coord::ReadFile(*path));
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument(*path + ": not a JSON object");
-  return j;
+  // The shared parser bounds the nesting (values are dump()ed into messages, recursively).
+  auto j = coord::ParseJson(text, *path);
+  if (!j.ok() || !j->is_object()) {
+    return InvalidArgument(*path + ": not a JSON object" +
+                           (j.ok() ? "" : " (" + j.status().message() + ")"));
+  }
+  return std::move(*j);
 }
 
 coord::Status CheckArchitecture(const json& j, const ConfigReader& r, const HfArch& arch) {
@@ -117,7 +132,8 @@ coord::StatusOr<GptConfig> ReadHfLlamaConfig(const std::string& dir) {
   std::string path;
   ASSIGN_OR_RETURN(const json j, ReadConfigJson(dir, &path));
   const ConfigReader r(j, path);
-  const std::string type = j.value("model_type", std::string());
+  std::string type;
+  RETURN_IF_ERROR(r.String("model_type", &type));
   const bool qwen2 = type == kQwen2.model_type;
   if (!qwen2 && type != kLlama.model_type) {
     return r.Error("model_type", "\"" + type + "\" is not supported (gpt2, llama, qwen2)");
@@ -153,7 +169,8 @@ coord::StatusOr<GptConfig> ReadHfLlamaConfig(const std::string& dir) {
   bool tie = false;  // LlamaConfig's and Qwen2Config's default
   RETURN_IF_ERROR(r.Bool("tie_word_embeddings", &tie));
   c.untie_embeddings_and_output_weights = !tie;
-  const std::string act = j.value("hidden_act", std::string("silu"));
+  std::string act = "silu";
+  RETURN_IF_ERROR(r.String("hidden_act", &act));
   if (act != "silu") {
     return r.Error("hidden_act", "\"" + act + "\" is not supported (SwiGLU needs \"silu\")");
   }
@@ -179,7 +196,7 @@ coord::StatusOr<GptConfig> ReadHfLlamaConfig(const std::string& dir) {
     if (tp != 1) return r.Error("pretraining_tp", "only 1 is supported");
     int head_dim = c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0;
     RETURN_IF_ERROR(r.Int("head_dim", &head_dim, /*required=*/false));
-    if (head_dim * c.num_attention_heads != c.hidden_size) {
+    if (int64_t{head_dim} * c.num_attention_heads != c.hidden_size) {  // 2^30 * 2^30: int64
       return r.Error("head_dim", std::to_string(head_dim) +
                                      " is not hidden_size / num_attention_heads (gpt-rank's head "
                                      "size)");
@@ -403,7 +420,8 @@ coord::Status ExportHfLlama(const std::string& dir, const GptConfig& config, con
 coord::StatusOr<GptConfig> ReadHfModelConfig(const std::string& dir) {
   std::string path;
   ASSIGN_OR_RETURN(const json j, ReadConfigJson(dir, &path));
-  const std::string type = j.value("model_type", std::string("gpt2"));
+  std::string type = "gpt2";
+  RETURN_IF_ERROR(ConfigReader(j, path).String("model_type", &type));
   if (type == "gpt2") return ReadHfGpt2Config(dir);
   return ReadHfLlamaConfig(dir);  // refuses other model types by name
 }

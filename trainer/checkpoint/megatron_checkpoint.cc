@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "trainer/checkpoint/save_fence.h"
 
 namespace trainer {
@@ -582,18 +583,19 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
   if (!j.is_object()) return Corrupt(path, "not a JSON object");
   TrainState s;
   try {
-    s.iteration = j.at("iteration").get<int64_t>();
-    s.consumed_train_samples = j.at("consumed_train_samples").get<int64_t>();
-    s.consumed_valid_samples = j.at("consumed_valid_samples").get<int64_t>();
-    s.rng_step = j.at("rng_step").get<int64_t>();
-    s.seed = j.at("seed").get<uint64_t>();
-    s.adam_step = j.at("adam_step").get<int64_t>();
+    s.iteration = coord::JsonGet<int64_t>(j.at("iteration"));
+    s.consumed_train_samples = coord::JsonGet<int64_t>(j.at("consumed_train_samples"));
+    s.consumed_valid_samples = coord::JsonGet<int64_t>(j.at("consumed_valid_samples"));
+    s.rng_step = coord::JsonGet<int64_t>(j.at("rng_step"));
+    s.seed = coord::JsonGet<uint64_t>(j.at("seed"));
+    s.adam_step = coord::JsonGet<int64_t>(j.at("adam_step"));
     s.config_json = j.at("config_json").get<std::string>();
     // Absent in checkpoints older than tensor parallel: one shard, vocab from the config.
-    s.tensor_model_parallel_size = j.value("tensor_model_parallel_size", 1);
-    s.vocab_size = j.value("vocab_size", 0);
-    s.pipeline_model_parallel_size = j.value("pipeline_model_parallel_size", 1);
-    s.virtual_pipeline_model_parallel_size = j.value("virtual_pipeline_model_parallel_size", 1);
+    s.tensor_model_parallel_size = coord::JsonValue(j, "tensor_model_parallel_size", 1);
+    s.vocab_size = coord::JsonValue(j, "vocab_size", 0);
+    s.pipeline_model_parallel_size = coord::JsonValue(j, "pipeline_model_parallel_size", 1);
+    s.virtual_pipeline_model_parallel_size =
+        coord::JsonValue(j, "virtual_pipeline_model_parallel_size", 1);
     for (const auto& [key, v] : {std::pair<const char*, int>{"tensor_model_parallel_size",
                                                              s.tensor_model_parallel_size},
                                  {"pipeline_model_parallel_size", s.pipeline_model_parallel_size},
@@ -604,10 +606,10 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
       }
     }
     if (auto ls = j.find("loss_scaler"); ls != j.end()) {
-      s.loss_scale = ls->at("scale").get<double>();
-      s.loss_scale_iter = ls->at("iter").get<int64_t>();
-      s.loss_scale_last_overflow = ls->at("last_overflow_iter").get<int64_t>();
-      s.loss_scale_hysteresis = ls->at("hysteresis_left").get<int>();
+      s.loss_scale = coord::JsonGet<double>(ls->at("scale"));
+      s.loss_scale_iter = coord::JsonGet<int64_t>(ls->at("iter"));
+      s.loss_scale_last_overflow = coord::JsonGet<int64_t>(ls->at("last_overflow_iter"));
+      s.loss_scale_hysteresis = coord::JsonGet<int>(ls->at("hysteresis_left"));
     }
   } catch (const json::exception& e) {
     return Corrupt(path, std::string("bad field: ") + e.what());
@@ -620,6 +622,10 @@ struct ManifestFile {
   bool present = false;
 };
 
+Status ParseManifestJson(const std::string& path, const json& j,
+                         std::map<std::string, ManifestFile>* files,
+                         std::vector<OptimizerShardInfo>* shards);
+
 // name -> (size, hash) for the files the format requires.
 Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile>* files,
                      std::vector<OptimizerShardInfo>* shards) {
@@ -631,18 +637,31 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
     return text.status();
   }
   const json j = json::parse(*text, nullptr, false);
+  // A field of the wrong type ("format": 1, "n": "x") throws from value(): an error too.
+  try {
+    return ParseManifestJson(path, j, files, shards);
+  } catch (const json::exception& e) {
+    return Corrupt(path, std::string("bad field: ") + e.what());
+  }
+}
+
+Status ParseManifestJson(const std::string& path, const json& j,
+                         std::map<std::string, ManifestFile>* files,
+                         std::vector<OptimizerShardInfo>* shards) {
   if (!j.is_object() || j.value("format", "") != "gpt-rank-checkpoint" || !j.contains("files") ||
       !j["files"].is_array()) {
     return Corrupt(path, "not a gpt-rank checkpoint manifest");
   }
-  if (j.value("version", 0u) != kVersion) return Corrupt(path, "unsupported manifest version");
+  if (coord::JsonValue(j, "version", 0u) != kVersion) {
+    return Corrupt(path, "unsupported manifest version");
+  }
   for (const json& f : j["files"]) {
     if (!f.is_object() || !f.contains("name") || !f.contains("size") || !f.contains("xxh64") ||
         !f["name"].is_string() || !f["size"].is_number_unsigned() || !f["xxh64"].is_string()) {
       return Corrupt(path, "malformed file entry");
     }
     ManifestFile& m = (*files)[f["name"].get<std::string>()];
-    m.size = f["size"].get<uint64_t>();
+    m.size = coord::JsonGet<uint64_t>(f["size"]);
     m.hash = std::strtoull(f["xxh64"].get<std::string>().c_str(), nullptr, 16);
     m.present = true;
   }
@@ -658,8 +677,8 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
           !sh["end"].is_number_unsigned()) {
         return Corrupt(path, "malformed zero_shards entry");
       }
-      OptimizerShardInfo info{sh["file"].get<std::string>(), sh["begin"].get<uint64_t>(),
-                              sh["end"].get<uint64_t>()};
+      OptimizerShardInfo info{sh["file"].get<std::string>(), coord::JsonGet<uint64_t>(sh["begin"]),
+                              coord::JsonGet<uint64_t>(sh["end"])};
       if (info.begin != next || info.end < info.begin || !(*files)[info.file].present) {
         return Corrupt(path, "zero_shards entry " + info.file +
                                  " does not continue the previous range or is not listed");
@@ -667,7 +686,8 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
       next = info.end;
       shards->push_back(info);
     }
-    if (next != j.value("n", uint64_t{0})) return Corrupt(path, "zero_shards do not cover n");
+    if (next != coord::JsonValue(j, "n", uint64_t{0}))
+      return Corrupt(path, "zero_shards do not cover n");
   }
   return Status::Ok();
 }

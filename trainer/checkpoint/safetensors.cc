@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 #include "trainer/kernels/cpu/adamw_simd.h"
 #include "trainer/model/gpt_params.h"
 
@@ -277,13 +279,16 @@ coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) 
     }
     TensorInfo info;
     info.dtype = e["dtype"].get<std::string>();
+    // The element count is checked against the file as it is multiplied: a header's
+    // shape [2^40, 2^40] overflowed int64 (undefined) and could wrap to a small count.
     int64_t numel = 1;
+    bool numel_overflows = false;
     for (const json& d : e["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) {
         return InvalidArgument(where + ": shape must hold non-negative integers");
       }
       info.shape.push_back(d.get<int64_t>());
-      numel *= info.shape.back();
+      numel_overflows |= __builtin_mul_overflow(numel, info.shape.back(), &numel);
     }
     const json& off = e["data_offsets"];
     if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) {
@@ -298,7 +303,8 @@ coord::StatusOr<SafetensorsFile> SafetensorsFile::Read(const std::string& path) 
                              std::to_string(info.end) + ") outside the data section (" +
                              std::to_string(file.data_size_) + " bytes); file truncated?");
     }
-    if (info.end - info.begin != static_cast<size_t>(numel) * dtype_bytes) {
+    if (numel_overflows || static_cast<uint64_t>(numel) > file.data_size_ / dtype_bytes ||
+        info.end - info.begin != static_cast<size_t>(numel) * dtype_bytes) {
       return InvalidArgument(where + ": " + std::to_string(info.end - info.begin) +
                              " bytes for shape " + ShapeString(info.shape) + " of " + info.dtype);
     }
@@ -454,18 +460,49 @@ coord::Status ExportHfGpt2(const std::string& dir, const GptConfig& config, cons
   return coord::WriteFileAtomic(coord::JoinPath(dir, "config.json"), cfg.dump(2) + "\n");
 }
 
+namespace {
+coord::StatusOr<GptConfig> Gpt2ConfigFromJson(const std::string& path, const json& j);
+}  // namespace
+
 coord::StatusOr<GptConfig> ReadHfGpt2Config(const std::string& dir) {
   const std::string path = coord::JoinPath(dir, "config.json");
   auto text = coord::ReadFile(path);
   if (!text.ok()) return text.status();
-  json j = json::parse(*text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument(path + ": not a JSON object");
+  // The shared parser bounds the nesting and says where the syntax breaks.
+  auto parsed = coord::ParseJson(*text, path);
+  if (!parsed.ok() || !parsed->is_object()) {
+    return InvalidArgument(path + ": not a JSON object" +
+                           (parsed.ok() ? "" : " (" + parsed.status().message() + ")"));
+  }
+  const json& j = *parsed;
+  try {
+    return Gpt2ConfigFromJson(path, j);
+  } catch (const json::exception& e) {  // a value of the wrong type ("n_inner": "x")
+    return InvalidArgument(path + ": " + e.what());
+  }
+}
+
+namespace {
+
+coord::StatusOr<GptConfig> Gpt2ConfigFromJson(const std::string& path, const json& j) {
   GptConfig c;
+  // Sizes are multiplied later (4 * n_embd, layer sizes): at most 2^30, as for Llama.
   auto get_int = [&](const char* key, int* out) -> coord::Status {
-    if (!j.contains(key) || !j[key].is_number_integer()) {
-      return InvalidArgument(path + ": " + key + ": expected an integer");
+    if (!j.contains(key)) return InvalidArgument(path + ": " + key + ": expected an integer");
+    if (!j[key].is_number_integer() || j[key].get<int64_t>() > (1ll << 30) ||
+        j[key].get<int64_t>() < -(1ll << 30)) {
+      return InvalidArgument(path + ": " + key + ": expected an integer, got " + j[key].dump());
     }
     *out = j[key].get<int>();
+    return coord::Status::Ok();
+  };
+  auto get_float = [&](const char* key, float* out) -> coord::Status {
+    if (!j.contains(key)) return coord::Status::Ok();
+    const double d = coord::JsonGet<double>(j[key]);
+    if (!(std::fabs(d) <= 1e30)) {
+      return InvalidArgument(path + ": " + key + ": " + j[key].dump() + " is out of range");
+    }
+    *out = static_cast<float>(d);
     return coord::Status::Ok();
   };
   RETURN_IF_ERROR(get_int("n_layer", &c.num_layers));
@@ -480,16 +517,18 @@ coord::StatusOr<GptConfig> ReadHfGpt2Config(const std::string& dir) {
                            "\" is not supported (GPT-2 uses gelu_new, the tanh GELU)");
   }
   if (j.contains("n_inner") && !j["n_inner"].is_null() &&
-      j["n_inner"].get<int>() != 4 * c.hidden_size) {
+      coord::JsonGet<int64_t>(j["n_inner"]) != 4 * int64_t{c.hidden_size}) {
     return InvalidArgument(path + ": n_inner must be null or 4 * n_embd");
   }
-  c.hidden_dropout = j.value("resid_pdrop", c.hidden_dropout);
-  c.attention_dropout = j.value("attn_pdrop", c.attention_dropout);
-  c.layernorm_epsilon = j.value("layer_norm_epsilon", c.layernorm_epsilon);
-  c.init_method_std = j.value("initializer_range", c.init_method_std);
+  RETURN_IF_ERROR(get_float("resid_pdrop", &c.hidden_dropout));
+  RETURN_IF_ERROR(get_float("attn_pdrop", &c.attention_dropout));
+  RETURN_IF_ERROR(get_float("layer_norm_epsilon", &c.layernorm_epsilon));
+  RETURN_IF_ERROR(get_float("initializer_range", &c.init_method_std));
   RETURN_IF_ERROR(ValidateGptConfig(c).WithContext(path));
   return c;
 }
+
+}  // namespace
 
 coord::Status ImportHfGpt2(const std::string& dir, const GptConfig& config, float* params) {
   RETURN_IF_ERROR(ValidateGptConfig(config));

@@ -23,6 +23,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "trainer/dist/tcp_store_wire.h"
 
 namespace gpt_rank::dist {
 namespace {
@@ -31,12 +32,15 @@ using coord::Status;
 using coord::StatusOr;
 using Clock = std::chrono::steady_clock;
 
-// Larger frames are a protocol error (or a stray client): gloo's addresses are
-// bytes per peer, so 64 MiB is far above any real rendezvous value.
-constexpr uint32_t kMaxFrameBytes = 64u << 20;
+using wire::BodyReader;
+using wire::GetU32;
+using wire::kAdd;
+using wire::kGet;
+using wire::kMaxFrameBytes;
+using wire::kSet;
+using wire::kWait;
+using wire::Op;
 constexpr size_t kReadChunk = 64 << 10;
-
-enum Op : uint8_t { kSet = 1, kGet = 2, kAdd = 3, kWait = 4 };
 enum ReplyStatus : uint8_t { kReplyOk = 0, kReplyError = 1 };
 
 // ---------------------------------------------------------------------------
@@ -48,11 +52,6 @@ void PutU32(std::string* out, uint32_t v) {
   out->append(b, 4);
 }
 
-uint32_t GetU32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
-
 void PutI64(std::string* out, int64_t v) {
   PutU32(out, static_cast<uint32_t>(static_cast<uint64_t>(v) >> 32));
   PutU32(out, static_cast<uint32_t>(static_cast<uint64_t>(v)));
@@ -62,56 +61,6 @@ void PutString(std::string* out, const std::string& s) {
   PutU32(out, static_cast<uint32_t>(s.size()));
   out->append(s);
 }
-
-// Bounds-checked reader over one frame body; any overrun clears ok.
-class BodyReader {
- public:
-  BodyReader(const char* data, size_t size) : p_(data), left_(size) {}
-  bool ok() const { return ok_; }
-  bool done() const { return ok_ && left_ == 0; }
-  uint8_t U8() {
-    if (!Need(1)) return 0;
-    uint8_t v = static_cast<uint8_t>(*p_);
-    Skip(1);
-    return v;
-  }
-  uint32_t U32() {
-    if (!Need(4)) return 0;
-    uint32_t v = GetU32(p_);
-    Skip(4);
-    return v;
-  }
-  int64_t I64() {
-    uint64_t hi = U32();
-    uint64_t lo = U32();
-    return static_cast<int64_t>((hi << 32) | lo);
-  }
-  std::string String() {
-    uint32_t n = U32();
-    if (!Need(n)) return "";
-    std::string s(p_, n);
-    Skip(n);
-    return s;
-  }
-  std::string Rest() {
-    std::string s(p_, left_);
-    Skip(left_);
-    return s;
-  }
-
- private:
-  bool Need(size_t n) {
-    if (left_ < n) ok_ = false;
-    return ok_;
-  }
-  void Skip(size_t n) {
-    p_ += n;
-    left_ -= n;
-  }
-  const char* p_;
-  size_t left_;
-  bool ok_ = true;
-};
 
 std::string Framed(const std::string& body) {
   std::string frame;
@@ -317,7 +266,7 @@ class TcpStoreServer::Loop {
   void AcceptAll();
   void ReadFrom(uint64_t id, Connection& c);
   void HandleRequests(uint64_t id, Connection& c);
-  void Handle(uint64_t id, Connection& c, BodyReader body);
+  void Handle(uint64_t id, Connection& c, wire::StoreRequest request);
   void Park(uint64_t id, Connection& c, Op op, std::string key, std::vector<std::string> missing);
   void KeySet(const std::string& key);
   void Reply(Connection& c, ReplyStatus status, const std::string& payload);
@@ -434,17 +383,24 @@ void TcpStoreServer::Loop::ReadFrom(uint64_t id, Connection& c) {
 
 void TcpStoreServer::Loop::HandleRequests(uint64_t id, Connection& c) {
   while (!c.parked && !c.dead) {
-    size_t available = c.in.size() - c.in_pos;
-    if (available < 4) break;
-    uint32_t length = GetU32(c.in.data() + c.in_pos);
-    if (length > kMaxFrameBytes) {
-      Drop(c, "frame of " + std::to_string(length) + " bytes exceeds the 64 MiB limit");
+    uint32_t length = 0;
+    const wire::FrameState frame =
+        wire::NextFrame(c.in.data() + c.in_pos, c.in.size() - c.in_pos, &length);
+    if (frame == wire::FrameState::kTooLarge) {
+      Drop(c, "frame of " + std::to_string(GetU32(c.in.data() + c.in_pos)) +
+                  " bytes exceeds the 64 MiB limit");
       return;
     }
-    if (available < 4 + size_t{length}) break;
-    BodyReader body(c.in.data() + c.in_pos + 4, length);
+    if (frame == wire::FrameState::kNeedMore) break;
+    const char* body = c.in.data() + c.in_pos + 4;
     c.in_pos += 4 + size_t{length};
-    Handle(id, c, body);
+    std::optional<wire::StoreRequest> request = wire::DecodeRequest(body, length);
+    if (!request) {
+      Drop(c, "malformed request (op " +
+                  std::to_string(length > 0 ? static_cast<uint8_t>(body[0]) : 0) + ")");
+      break;
+    }
+    Handle(id, c, std::move(*request));
   }
   if (c.in_pos == c.in.size()) {
     c.in.clear();
@@ -455,21 +411,16 @@ void TcpStoreServer::Loop::HandleRequests(uint64_t id, Connection& c) {
   }
 }
 
-void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, BodyReader body) {
-  const uint8_t op = body.U8();
-  switch (op) {
+void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, wire::StoreRequest request) {
+  std::string& key = request.key;
+  switch (request.op) {
     case kSet: {
-      std::string key = body.String();
-      std::string value = body.String();
-      if (!body.done()) break;
-      data_[key] = std::move(value);
+      data_[key] = std::move(request.value);
       Reply(c, kReplyOk, "");
       KeySet(key);
       return;
     }
     case kGet: {
-      std::string key = body.String();
-      if (!body.done()) break;
       auto it = data_.find(key);
       if (it != data_.end()) {
         Reply(c, kReplyOk, it->second);
@@ -479,9 +430,7 @@ void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, BodyReader body) {
       return;
     }
     case kAdd: {
-      std::string key = body.String();
-      int64_t delta = body.I64();
-      if (!body.done()) break;
+      const int64_t delta = request.delta;
       int64_t sum = delta;
       auto it = data_.find(key);
       if (it != data_.end()) {
@@ -508,13 +457,10 @@ void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, BodyReader body) {
       return;
     }
     case kWait: {
-      uint32_t count = body.U32();
       std::vector<std::string> missing;
-      for (uint32_t i = 0; i < count && body.ok(); ++i) {
-        std::string key = body.String();
-        if (data_.find(key) == data_.end()) missing.push_back(std::move(key));
+      for (std::string& k : request.keys) {
+        if (data_.find(k) == data_.end()) missing.push_back(std::move(k));
       }
-      if (!body.done()) break;
       if (missing.empty()) {
         Reply(c, kReplyOk, "");
       } else {
@@ -522,10 +468,7 @@ void TcpStoreServer::Loop::Handle(uint64_t id, Connection& c, BodyReader body) {
       }
       return;
     }
-    default:
-      break;
   }
-  Drop(c, "malformed request (op " + std::to_string(op) + ")");
 }
 
 void TcpStoreServer::Loop::Park(uint64_t id, Connection& c, Op op, std::string key,

@@ -625,8 +625,10 @@ coord::Status ApplyOverride(const std::string& assignment, json* job) {
                                   "training.train_iters=20");
   }
   const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;  // not JSON: a string
+  // The shared parser, as for the file: its nesting bound keeps the checks' dump() of a
+  // value from recursing 100000 levels deep. Not JSON (or past the bound): a string.
+  coord::StatusOr<json> parsed = coord::ParseJson(text, "--set " + key);
+  json value = parsed.ok() ? std::move(*parsed) : json(text);
   json* node = job;
   size_t start = 0;
   while (true) {

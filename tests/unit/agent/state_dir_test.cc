@@ -112,5 +112,37 @@ TEST(StateDirTest, RecordsRoundTrip) {
   ASSERT_TRUE(tmp.Remove().ok());
 }
 
+// Records are read back after an agent restart from files anything could have written
+// (tests/fuzz/state_dir_fuzz.cc): a number that does not fit its field (1e300 used to be
+// converted to an int with undefined behaviour), 1e400, deep nesting, bytes that are not
+// UTF-8 and wrong types are each an INVALID_ARGUMENT naming the file and what was wrong.
+TEST(StateDirTest, MalformedRecordsAreErrorsNamingTheFile) {
+  coord::testing::TempDir tmp;
+  const std::string path = tmp.path() + "/rank-0.exit";
+  auto error_of = [&](const std::string& text) {
+    EXPECT_TRUE(WriteRecord(path, text).ok());
+    RankExit exit;
+    Status st = ReadRecord(path, &exit);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << text.substr(0, 60);
+    EXPECT_NE(st.message().find(path), std::string::npos) << st.message();
+    return st.message();
+  };
+  const std::string tail = R"(, "signal": 0, "end_ms": 1, "error": ""})";
+  EXPECT_NE(error_of(R"({"rank": 1e300, "exit_code": 0)" + tail).find("1e+300 does not fit int32"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"rank": 0, "exit_code": 2147483648)" + tail).find("does not fit int32"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"rank": 0, "exit_code": 1e400)" + tail).find("1e400"), std::string::npos);
+  EXPECT_NE(error_of(R"({"rank": "0", "exit_code": 0)" + tail).find("type must be number"),
+            std::string::npos);
+  error_of(std::string(100000, '[') + std::string(100000, ']'));
+  error_of("{\"rank\": 0, \"exit_code\": 0, \"signal\": 0, \"end_ms\": 1, \"error\": \"\xFF\"}");
+
+  ProcId proc;
+  ASSERT_TRUE(WriteRecord(path, R"({"pid": 1, "start_ticks": -1})").ok());
+  EXPECT_NE(ReadRecord(path, &proc).message().find("the number -1 does not fit uint64"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace coord::agent

@@ -555,6 +555,22 @@ TEST(JsonSyntaxTest, DeepNestingIsAnErrorNotACrash) {
   EXPECT_THAT(ParseError(std::string(100000, '{')), HasSubstr("job.json:1:"));
 }
 
+// What the fuzzer (tests/fuzz/job_spec_fuzz.cc) throws at every JSON entry point: bytes
+// that are not UTF-8, integers past int64 and past the field's type, numbers past double.
+TEST(JsonSyntaxTest, InvalidUtf8AndOutOfRangeNumbersAreErrorsNamingTheFile) {
+  EXPECT_THAT(ParseError(WithLaunch("\"workdir\": \"/home/\xFF\xFE\"")), HasSubstr("job.json:1:"));
+  EXPECT_THAT(ParseError(WithLaunch("\"env\": {\"A\": \"\xC3\"}")),
+              AllOf(HasSubstr("job.json:1:"), HasSubstr("invalid JSON")));
+  EXPECT_THAT(
+      ParseError(WithLaunch(R"("nproc_per_node": 9223372036854775808)")),
+      AllOf(HasSubstr("job.json: launch.nproc_per_node:"), HasSubstr("got 9223372036854775808")));
+  EXPECT_THAT(ParseError(WithLaunch(R"("nproc_per_node": -9223372036854775809)")),
+              HasSubstr("launch.nproc_per_node:"));
+  EXPECT_THAT(ParseError(WithLaunch(R"("max_restarts": 1e400)")), HasSubstr("job.json:1:"));
+  EXPECT_THAT(ParseError(WithLaunch(R"("hang_timeout_s": 1e300)")),
+              HasSubstr("launch.hang_timeout_s:"));
+}
+
 TEST(JsonSyntaxTest, LongValuesAreCutInMessages) {
   std::string message = ParseError(WithLaunch(R"("workdir": ")" + std::string(500, 'x') + "\""));
   EXPECT_LT(message.size(), 200u) << message;

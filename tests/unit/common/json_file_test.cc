@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -107,6 +108,56 @@ TEST(LoadJsonFileTest, ReadsAndNamesTheFile) {
   ASSERT_FALSE(j.ok());
   EXPECT_EQ(j.status().code(), StatusCode::kNotFound);
   EXPECT_THAT(j.status().message(), HasSubstr("missing.json"));
+}
+
+// ---------------------------------------------------------------------------
+// JsonGet / JsonValue: numbers from files programs wrote, range-checked
+
+// The message of the json::exception `get` throws, or "" (with a failure) if none.
+template <typename F>
+std::string ThrownBy(F get) {
+  try {
+    get();
+  } catch (const nlohmann::json::exception& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no exception";
+  return "";
+}
+
+TEST(JsonGetTest, NumbersThatFitComeBackAsGetWouldReturnThem) {
+  using nlohmann::json;
+  EXPECT_EQ(JsonGet<int>(json(-7)), -7);
+  EXPECT_EQ(JsonGet<int>(json(2147483647)), 2147483647);
+  EXPECT_EQ(JsonGet<int64_t>(json(-9223372036854775807LL - 1)), INT64_MIN);
+  EXPECT_EQ(JsonGet<uint64_t>(json(18446744073709551615ULL)), UINT64_MAX);
+  EXPECT_EQ(JsonGet<int>(json(2.9)), 2);  // truncated, as get<int>() does
+  EXPECT_EQ(JsonGet<double>(json(1e300)), 1e300);
+  EXPECT_EQ(JsonGet<std::string>(json("x")), "x");
+  EXPECT_TRUE(JsonGet<bool>(json(true)));
+  EXPECT_EQ(JsonValue<int>(json::object(), "n", 5), 5);
+  EXPECT_EQ(JsonValue<int>(json{{"n", 6}}, "n", 5), 6);
+}
+
+// get<int>() of 1e300 or 2^63 is undefined behaviour (UBSan stops the fuzzers on it) and
+// get<uint64_t>() of -1 is 2^64-1: each is an error saying what did not fit.
+TEST(JsonGetTest, NumbersThatDoNotFitThrowOutOfRange) {
+  using nlohmann::json;
+  EXPECT_THAT(ThrownBy([] { JsonGet<int>(json(1e300)); }),
+              HasSubstr("the number 1e+300 does not fit int32"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<int>(json(2147483648LL)); }),
+              HasSubstr("the number 2147483648 does not fit int32"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<int64_t>(json(9223372036854775808ULL)); }),
+              HasSubstr("the number 9223372036854775808 does not fit int64"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<int64_t>(json(9.3e18)); }), HasSubstr("does not fit int64"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<uint64_t>(json(-1)); }),
+              HasSubstr("the number -1 does not fit uint64"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<uint64_t>(json(-1.5)); }), HasSubstr("does not fit uint64"));
+  EXPECT_THAT(ThrownBy([] { JsonGet<float>(json(1e300)); }), HasSubstr("does not fit float"));
+  const json huge = {{"n", -1e300}};
+  EXPECT_THAT(ThrownBy([&] { JsonValue<int>(huge, "n", 0); }), HasSubstr("does not fit int32"));
+  // Not a number: get()'s own type_error.
+  EXPECT_THAT(ThrownBy([] { JsonGet<int>(json("7")); }), HasSubstr("type must be number"));
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 namespace coord::coordinator {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -357,6 +358,46 @@ TEST_F(JournalTest, ReplayRejectsInvalidTransitionsAndUnknownJobs) {
   auto typed = Journal::Open(dir_, &jobs);
   ASSERT_FALSE(typed.ok());
   EXPECT_THAT(typed.status().message(), HasSubstr("journal.jsonl:1"));
+}
+
+// What tests/fuzz/journal_fuzz.cc feeds the replay: numbers that do not fit their field
+// (1e300 used to become an int with undefined behaviour), a plan whose nodes x processes
+// overflow, deep nesting (Dump() recursed over it), bytes that are not UTF-8. Each is an
+// error naming the file and line, never a crash.
+TEST_F(JournalTest, ReplayRefusesOutOfRangeNumbersDeepNestingAndBadUtf8) {
+  {
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    ASSERT_TRUE(j.ok());
+    ASSERT_TRUE((*j)->AppendSubmit(Plan(), Status0("demo-000005")).ok());
+  }
+  auto text = ReadFile(JournalPath());
+  ASSERT_TRUE(text.ok());
+  const std::string submit = *text;  // one line
+  auto replay_error = [&](const std::string& journal) {
+    EXPECT_TRUE(WriteFileAtomic(JournalPath(), journal + "\n{}\n").ok());
+    std::vector<JournaledJob> jobs;
+    auto j = Journal::Open(dir_, &jobs);
+    EXPECT_FALSE(j.ok());
+    return j.ok() ? std::string() : j.status().message();
+  };
+  auto replace = [&](const std::string& from, const std::string& to) {
+    std::string s = submit.substr(0, submit.size() - 1);  // without its newline
+    const size_t at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? s : s.replace(at, from.size(), to);
+  };
+  EXPECT_THAT(replay_error(replace("\"nproc_per_node\":", "\"nproc_per_node\":1e300,\"x\":")),
+              AllOf(HasSubstr("journal.jsonl:1"), HasSubstr("1e+300 does not fit int32")));
+  EXPECT_THAT(replay_error(replace("\"nproc_per_node\":", "\"nproc_per_node\":2147483647,\"x\":")),
+              AllOf(HasSubstr("journal.jsonl:1"),
+                    HasSubstr("plan.nproc_per_node 2147483647 is not in [1, 1024]")));
+  EXPECT_THAT(replay_error(replace("\"v\":1", "\"v\":1e300")),
+              AllOf(HasSubstr("journal.jsonl:1"), HasSubstr("does not fit int32")));
+  EXPECT_THAT(replay_error(submit + std::string(100000, '[') + std::string(100000, ']')),
+              AllOf(HasSubstr("journal.jsonl:2"), HasSubstr("nested deeper than 64")));
+  EXPECT_THAT(replay_error(replace("\"demo\"", "\"de\xFFmo\"")),
+              AllOf(HasSubstr("journal.jsonl:1"), HasSubstr("corrupt")));
 }
 
 TEST_F(JournalTest, SecondOpenOfTheSameStateDirIsRefused) {

@@ -298,6 +298,32 @@ TEST(JobContext, BadInputNamesFileAndPath) {
   EXPECT_THAT(save.status().message(), HasSubstr("training.save: expected a path string"));
 }
 
+// Numbers past what their field holds (tests/fuzz/job_context_fuzz.cc): 1e300 GB used to
+// be converted to bytes with undefined behaviour, 2^40 processes truncated to an int.
+TEST(JobContext, OutOfRangeNumbersNameFileAndPath) {
+  auto error_of = [](const std::string& text) {
+    auto ctx = ContextFromJob(text, "job.json");
+    EXPECT_FALSE(ctx.ok()) << text;
+    return ctx.ok() ? std::string() : ctx.status().message();
+  };
+  EXPECT_THAT(error_of(R"({"env_check": {"min_shm_gb": 1e300}})"),
+              HasSubstr("job.json: env_check.min_shm_gb: expected at most 1e9, got 1e+300"));
+  EXPECT_THAT(error_of(R"({"env_check": {"probe_deadline_s": 1e19}})"),
+              HasSubstr("job.json: env_check.probe_deadline_s: expected at most 1e9"));
+  EXPECT_THAT(error_of(R"({"launch": {"nproc_per_node": 1099511627776}})"),
+              HasSubstr("job.json: launch.nproc_per_node: expected a positive integer"));
+  EXPECT_THAT(error_of(R"({"env_check": {"cuda_runtime_version": 18446744073709551615}})"),
+              HasSubstr("job.json: env_check.cuda_runtime_version: expected a non-negative"));
+  EXPECT_THAT(error_of(R"({"launch": {"master_port": 1e400}})"), HasSubstr("job.json:1:"));
+  EXPECT_THAT(error_of(std::string(100000, '[')), HasSubstr("job.json:1:"));
+  EXPECT_THAT(error_of("{\"env_check\": {\"shared_path\": \"/cfs\xFF\"}}"),
+              HasSubstr("job.json:1:"));
+  // A model too big for a uint64 of bytes is saturated, not converted with UB.
+  EXPECT_EQ(
+      EstimateCheckpointBytes({{"num_layers", 1e300}, {"hidden_size", 1e300}, {"seq_length", 1}}),
+      UINT64_MAX);
+}
+
 TEST(Report, ExitCodeAndTable) {
   std::vector<CheckResult> results(3);
   results[0].id = "shm_size";

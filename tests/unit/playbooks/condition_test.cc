@@ -126,6 +126,38 @@ TEST(ConditionTest, MoreParseErrorsNameTheCharacterAndTheExpectation) {
   }
 }
 
+// Parsing and evaluating recurse per "(" / "not" and per operator: 4000 "(" overflowed
+// the stack (tests/fuzz/when_condition_fuzz.cc), so nesting and length are bounded.
+TEST(ConditionTest, DeepNestingAndLongChainsAreErrorsNotACrash) {
+  const std::string deep = std::string(100000, '(') + "a" + std::string(100000, ')');
+  StatusOr<Condition> c = Condition::Parse(deep);  // refused by length before parsing
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "at character 257: more than 256 names, strings and operators; a `when:` holds a "
+            "few comparisons, simplify it");
+  c = Condition::Parse(std::string(40, '(') + "a" + std::string(40, ')'));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "at character 33: \"(\" and \"not\" nested deeper than 32 levels");
+  std::string nots;
+  for (int i = 0; i < 40; ++i) nots += "not ";
+  c = Condition::Parse(nots + "a");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "at character 129: \"(\" and \"not\" nested deeper than 32 levels");
+  std::string nested = "a";
+  for (int i = 0; i < 32; ++i) nested = "(" + nested + ")";
+  EXPECT_TRUE(Condition::Parse(nested).ok());  // the limit itself is fine
+
+  std::string chain = "a";
+  for (int i = 0; i < 200; ++i) chain += " and a";
+  c = Condition::Parse(chain);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "at character 769: more than 256 names, strings and operators; a `when:` holds a "
+            "few comparisons, simplify it");
+}
+
 TEST(ConditionTest, Truthiness) {
   for (const char* falsy : {"", "false", "False", "FALSE", "0", "no", "No", "NO"}) {
     EXPECT_FALSE(IsTruthy(falsy)) << falsy;

@@ -322,5 +322,54 @@ TEST(HfLlamaTest, BadInputIsRefusedByNameBeforeAnythingIsLoaded) {
   ExpectRefused(dir, good, "must divide model.num_query_groups (2)");
 }
 
+// What tests/fuzz/hf_config_fuzz.cc writes into config.json: values of the wrong type
+// (model_type 1 threw out of the reader), numbers past what their field holds (1e300 became
+// a float, head_dim x heads overflowed an int, n_embd 2^40 was truncated), nesting deeper
+// than any config. Each is an error naming the file and the key.
+TEST(HfLlamaTest, MalformedConfigJsonIsAnErrorNamingTheFileAndKey) {
+  TempDir dir;
+  const std::string path = dir.File("config.json");
+  auto read_error = [&](const std::string& text) {
+    WriteTextFile(path, text);
+    auto c = trainer::ReadHfModelConfig(dir.path());
+    EXPECT_FALSE(c.ok()) << text.substr(0, 80);
+    const std::string m = c.ok() ? "" : c.status().message();
+    EXPECT_NE(m.find(path), std::string::npos) << m;
+    return m;
+  };
+  auto has = [](const std::string& m, const std::string& part) {
+    EXPECT_NE(m.find(part), std::string::npos) << m;
+  };
+  json cfg = Qwen2Config();
+  cfg["model_type"] = 1;
+  has(read_error(cfg.dump()), "model_type: expected a string, got 1");
+  cfg = Qwen2Config();
+  cfg["hidden_act"] = {{"a", 1}};
+  has(read_error(cfg.dump()), "hidden_act: expected a string");
+  cfg = Qwen2Config();
+  cfg["rms_norm_eps"] = 1e300;
+  has(read_error(cfg.dump()), "rms_norm_eps: expected a number, got 1e+300");
+  cfg = Qwen2Config();
+  cfg["num_attention_heads"] = 1 << 30;
+  cfg["head_dim"] = 1 << 30;
+  has(read_error(cfg.dump()), "head_dim");
+  has(read_error(std::string(100000, '[') + std::string(100000, ']')), "nested deeper than 64");
+
+  const json gpt2 = {{"model_type", "gpt2"}, {"n_layer", 2},      {"n_embd", 64},
+                     {"n_head", 4},          {"n_positions", 32}, {"vocab_size", 100}};
+  cfg = gpt2;
+  cfg["n_inner"] = "x";
+  has(read_error(cfg.dump()), "type must be number");
+  cfg = gpt2;
+  cfg["n_embd"] = 1ll << 40;
+  has(read_error(cfg.dump()), "n_embd: expected an integer, got 1099511627776");
+  cfg = gpt2;
+  cfg["resid_pdrop"] = 1e300;
+  has(read_error(cfg.dump()), "resid_pdrop: 1e+300 is out of range");
+  cfg = gpt2;
+  cfg["activation_function"] = 7;
+  has(read_error(cfg.dump()), "type must be string");
+}
+
 }  // namespace
 }  // namespace gpt_rank::cli

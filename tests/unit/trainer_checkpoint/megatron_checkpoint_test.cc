@@ -183,6 +183,49 @@ TEST_F(CorruptionTest, WrongParameterCountRefusesBoth) {
   EXPECT_NE(msg.find("holds 500 parameters, the model has 501"), std::string::npos) << msg;
 }
 
+// What tests/fuzz/checkpoint_manifest_fuzz.cc writes: manifests with fields of the wrong
+// type (value() threw out of the loader) and states with numbers that do not fit (1e300
+// became an int64 with undefined behaviour). Each is an error naming the file.
+TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) {
+  TempDir dir;
+  const std::string iter_dir = dir.File("iter_0000010");
+  const std::string manifest = iter_dir + "/mp_rank_00/manifest.json";
+  const std::string state_path = iter_dir + "/mp_rank_00/train_state.json";
+  ASSERT_TRUE(coord::MakeDirs(iter_dir + "/mp_rank_00").ok());
+  auto load_error = [&](const std::string& manifest_text) {
+    WriteTextFile(manifest, manifest_text);
+    auto state = LoadCheckpointState(iter_dir, ModelShardId());
+    EXPECT_FALSE(state.ok()) << manifest_text;
+    return state.ok() ? std::string() : state.status().message();
+  };
+  for (const char* bad : {R"({"format": 1, "files": []})",
+                          R"({"format": "gpt-rank-checkpoint", "version": "1", "files": []})",
+                          R"({"format": "gpt-rank-checkpoint", "version": -1, "files": []})"}) {
+    EXPECT_NE(load_error(bad).find(manifest), std::string::npos) << bad;
+  }
+  // A manifest that lists the state right, and a state with an out-of-range number.
+  auto with_state = [&](const std::string& state) {
+    WriteTextFile(state_path, state);
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx",
+             static_cast<unsigned long long>(Xxh64(state.data(), state.size())));
+    return load_error(R"({"format": "gpt-rank-checkpoint", "version": 1, "n": 0, "files": [)"
+                      R"({"name": "model_optim_rng.bin", "size": 0, "xxh64": "0"},)"
+                      R"({"name": "train_state.json", "size": )" +
+                      std::to_string(state.size()) + R"(, "xxh64": ")" + hash + "\"}]}");
+  };
+  const std::string fields =
+      R"("consumed_train_samples": 0, "consumed_valid_samples": 0, "rng_step": 0, )"
+      R"("seed": 1, "adam_step": 0, "config_json": "{}")";
+  std::string why = with_state(R"({"iteration": 1e300, )" + fields + "}");
+  EXPECT_NE(why.find(state_path), std::string::npos) << why;
+  EXPECT_NE(why.find("1e+300 does not fit int64"), std::string::npos) << why;
+  why = with_state(R"({"iteration": 1, "vocab_size": 1e19, )" + fields + "}");
+  EXPECT_NE(why.find("does not fit int32"), std::string::npos) << why;
+  why = with_state(R"({"iteration": 1, "tensor_model_parallel_size": 4294967297, )" + fields + "}");
+  EXPECT_NE(why.find("does not fit int32"), std::string::npos) << why;
+}
+
 TEST(MegatronCheckpointTest, UnwritableDirectoryIsNamed) {
   TempDir dir;
   WriteTextFile(dir.File("file"), "x");

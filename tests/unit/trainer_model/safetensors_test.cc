@@ -142,6 +142,13 @@ TEST_F(SafetensorsTest, MalformedFilesGiveClearErrors) {
   WriteRaw("baddtype", R"({"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})",
            std::string(1, '\0'));
   EXPECT_NE(ReadError("baddtype").find("unknown dtype Q4"), std::string::npos);
+  // An element count past int64 (tests/fuzz/safetensors_fuzz.cc): the multiplication was
+  // undefined and wrapped to 0 here, which matched the empty data_offsets.
+  WriteRaw("overflow",
+           R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4],"data_offsets":[0,0]}})", "");
+  EXPECT_NE(ReadError("overflow").find("tensor a: 0 bytes for shape (4294967296, 4294967296, 4)"),
+            std::string::npos)
+      << ReadError("overflow");
 
   // Wrong shape on import names the file, the tensor, and both shapes.
   GptConfig c = Tiny();

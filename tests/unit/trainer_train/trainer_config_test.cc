@@ -258,6 +258,20 @@ TEST(TrainerConfigTest, SetCreatesSectionsAndRejectsBadForms) {
   EXPECT_NE(s.message().find("training.lr is not an object"), std::string::npos) << s.message();
 }
 
+// --set values go through the file's parser (tests/fuzz/set_override_fuzz.cc): 100000 '['
+// is not built (the checks print values with dump(), which recurses), and it or 1e400 stays
+// text, refused with the usual message naming the file and the key.
+TEST(TrainerConfigTest, SetValuesPastTheParsersLimitsStayText) {
+  json j = MinimalJob();
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  ASSERT_TRUE(ApplyOverride("training.lr=" + deep, &j).ok());
+  EXPECT_EQ(j["training"]["lr"], deep);
+  EXPECT_EQ(ErrorFor("training.lr", deep).rfind("job.json: training.lr: expected ", 0), 0u)
+      << ErrorFor("training.lr", deep).substr(0, 200);
+  EXPECT_EQ(ErrorFor("training.train_iters", "1e400").rfind("job.json: training.train_iters: ", 0),
+            0u);
+}
+
 TEST(TrainerConfigTest, DeepSpeedKeysMustAgree) {
   json j = MinimalJob();
   j["train_batch_size"] = 4;

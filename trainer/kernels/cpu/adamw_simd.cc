@@ -7,6 +7,7 @@
 // them only ever runs the scalar path.
 #include "trainer/kernels/cpu/adamw_simd.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -198,14 +199,20 @@ ChunkFn chunk_fn(AdamIsa isa) {
 
 // --- run-time selection -----------------------------------------------------------
 
+// F16C is CPUID.1:ECX bit 29, read directly: clang before 15 does not know "f16c" in
+// __builtin_cpu_supports (the fuzzing build, tests/fuzz, uses Debian's clang 14).
+static bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+
 bool adamw_isa_supported(AdamIsa isa) {
   switch (isa) {
     case AdamIsa::kAuto:
     case AdamIsa::kScalar:
       return true;
     case AdamIsa::kAvx2:  // libgcc's check includes the OS saving the ymm state (XCR0)
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-             __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     case AdamIsa::kAvx512:
       return __builtin_cpu_supports("avx512f");
   }
