@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds, runs every CPU test
 # (unit, integration with real agents/coordd/sshd, PyTorch reference checks).
-# GPU tests (label gpu) run by scripts/gpu-check.sh on a machine with a GPU.
+# GPU tests (label gpu) run by scripts/gpu-check.sh on a machine with a GPU. Then the
+# fuzz smoke run (scripts/fuzz.sh --smoke).
 #
 # Where nvcc is installed, both configurations are built, so neither can break:
 #   build/         with the CUDA backend (what GPU nodes run): the unit tests; the
@@ -17,8 +18,12 @@ if grep -q '^COORD_WITH_CUDA:BOOL=ON' build/CMakeCache.txt; then
   echo "test: the CUDA configuration (build/), unit tests"
   (cd build && ctest -L unit -LE gpu --output-on-failure --timeout 900 -j"$jobs")
   echo "test: the configuration without CUDA (build-nocuda/), every CPU test"
-  cd build-nocuda
+  cpu_build=build-nocuda
 else
-  cd build
+  cpu_build=build
 fi
-ctest -LE gpu --output-on-failure --timeout 900 -j"$jobs"
+(cd "$cpu_build" && ctest -LE gpu --output-on-failure --timeout 900 -j"$jobs")
+# Every parser of outside input under libFuzzer + ASan + UBSan: each harness over its
+# corpus and a few seconds more (build-fuzz/, clang; docs/fuzzing.md).
+echo "test: fuzz smoke run (build-fuzz/)"
+scripts/fuzz.sh --smoke
