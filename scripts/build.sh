@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds Coord into build/ (Ninja, all cores). Installs missing
+# Configures and builds Coord into build/ (Ninja, all cores; COORD_BUILD_DIR,
+# COORD_CMAKE_ARGS, COORD_BUILD_TYPE and COORD_BUILD_TARGETS change that). Installs missing
 # Debian packages first. CUDA targets are built when nvcc is found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +19,7 @@ fi
 build_dir="${COORD_BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${COORD_BUILD_TYPE:-RelWithDebInfo}" \
   "${launcher[@]}" ${COORD_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" -j"$(nproc)"
+# COORD_BUILD_TARGETS (space-separated) builds only those targets (scripts/sanitize.sh).
+targets=()
+for t in ${COORD_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"
