@@ -5,7 +5,8 @@
 #   scripts/sanitize.sh tsan [ctest args]         TSan (build-tsan/), the control-plane tests: the
 #                                                 unit tests of common/, agent/, coordinator/ and
 #                                                 the integration tests of coordd and the agents
-# Every process a test starts (coordd, coord-agent, coord-supervisor, ranks) is a sanitized
+# COORD_BUILD_TARGETS (space-separated) builds only those targets first (default: asan all,
+# tsan the list below). Every process a test starts (coordd, coord-agent, coord-supervisor, ranks) is a sanitized
 # binary and inherits the options below; all reports go to files under
 # <build>/sanitizer-logs/, and the run fails, printing them, if any is there at the end (a
 # daemon's report would otherwise only reach its log in a deleted temp dir).
@@ -31,8 +32,8 @@ tsan_targets="coordd coord-agent coordctl coord-supervisor rank_probe gpt-rank
   progress_view_test $tsan_integration"
 
 case "$mode" in
-  asan) build_dir=build-asan; sanitize=address,undefined; targets="" ;;
-  tsan) build_dir=build-tsan; sanitize=thread; targets="$tsan_targets" ;;
+  asan) build_dir=build-asan; sanitize=address,undefined; targets="${COORD_BUILD_TARGETS:-}" ;;
+  tsan) build_dir=build-tsan; sanitize=thread; targets="${COORD_BUILD_TARGETS:-$tsan_targets}" ;;
   *) echo "usage: $0 asan|tsan [--unit] [ctest args...]" >&2; exit 2 ;;
 esac
 if [[ $unit == 1 && $mode != asan ]]; then echo "$0: --unit is for asan" >&2; exit 2; fi
