@@ -7,9 +7,10 @@
 #                                                 the integration tests of coordd and the agents
 # COORD_BUILD_TARGETS (space-separated) builds only those targets first (default: asan all,
 # tsan the list below). Every process a test starts (coordd, coord-agent, coord-supervisor, ranks) is a sanitized
-# binary and inherits the options below; all reports go to files under
+# binary and inherits the options below: ASan and TSan reports go to files under
 # <build>/sanitizer-logs/, and the run fails, printing them, if any is there at the end (a
-# daemon's report would otherwise only reach its log in a deleted temp dir).
+# daemon's report would otherwise only reach its log in a deleted temp dir); a UBSan
+# report aborts the process that hit it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
