@@ -63,19 +63,40 @@ if [[ $mode == asan && $unit == 1 ]]; then
 elif [[ $mode == asan ]]; then
   select=(-LE gpu)
 else
+  # ctest applies -I to the tests that -R/-E leave, so a -R/-E given here filters the
+  # selection below instead of going to ctest (-L/-LE are not supported with tsan).
+  include="" exclude="" rest=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -R) include="$2"; shift 2 ;;
+      -E) exclude="$2"; shift 2 ;;
+      *) rest+=("$1"); shift ;;
+    esac
+  done
+  set -- "${rest[@]}"
   # ctest selects by name or label; the control-plane tests are picked by the directory
-  # of their executable, listed as test numbers in a file for -I.
-  (cd "$build_dir" && ctest --show-only=json-v1) | python3 -c '
-import json, os, sys
-root, unit_dirs, integration = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-picked = []
-for i, t in enumerate(json.load(sys.stdin)["tests"], 1):
-    exe = os.path.relpath(t.get("command", [""])[0], root)
+  # of their executable, then listed by their ctest number (ctest -N) in a file for -I.
+  (cd "$build_dir" && python3 -c '
+import json, os, re, subprocess, sys
+unit_dirs, integration = sys.argv[1].split(), sys.argv[2].split()
+tests = json.loads(subprocess.run(["ctest", "--show-only=json-v1"], capture_output=True,
+                                  text=True, check=True).stdout)["tests"]
+picked = set()
+for t in tests:
+    command = t.get("command") or [""]
+    if not command[0]:
+        continue  # a placeholder for a test executable that is not built
+    exe = os.path.relpath(command[0], os.getcwd())
     if os.path.dirname(exe) in unit_dirs or (
             os.path.dirname(exe) == "tests/integration" and os.path.basename(exe) in integration):
-        picked.append(str(i))
-print("0,0,0," + ",".join(picked))
-' "$PWD/$build_dir" "$tsan_unit_dirs" "$tsan_integration" >"$logs/../tsan-tests.txt"
+        picked.add(t["name"])
+include, exclude = re.compile(sys.argv[3]), re.compile(sys.argv[4]) if sys.argv[4] else None
+listing = subprocess.run(["ctest", "-N"], capture_output=True, text=True, check=True).stdout
+numbers = [m.group(1) for m in re.finditer(r"Test +#(\d+): (\S+)", listing)
+           if m.group(2) in picked and include.search(m.group(2))
+           and not (exclude and exclude.search(m.group(2)))]
+print("0,0,0," + ",".join(numbers))
+' "$tsan_unit_dirs" "$tsan_integration" "$include" "$exclude") >"$build_dir/tsan-tests.txt"
   select=(-I "$PWD/$build_dir/tsan-tests.txt")
 fi
 
