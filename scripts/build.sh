@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds Coord into build/ (Ninja, all cores). Installs missing
+# Configures and builds Coord into build/ (Ninja, all cores; COORD_BUILD_DIR,
+# COORD_CMAKE_ARGS, COORD_BUILD_TYPE and COORD_BUILD_TARGETS change that). Installs missing
 # Debian packages first. CUDA targets are built when nvcc is found.
 # Environment: COORD_BUILD_DIR (build/), COORD_BUILD_TYPE (RelWithDebInfo),
 # COORD_CMAKE_ARGS (extra cmake arguments), COORD_BUILD_TARGET (default: all).
@@ -20,4 +21,8 @@ fi
 build_dir="${COORD_BUILD_DIR:-build}"
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${COORD_BUILD_TYPE:-RelWithDebInfo}" \
   "${launcher[@]}" ${COORD_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" -j"$(nproc)" --target "${COORD_BUILD_TARGET:-all}"
+# COORD_BUILD_TARGETS (space-separated) builds only those targets (scripts/sanitize.sh,
+# scripts/fuzz.sh).
+targets=()
+for t in ${COORD_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j"$(nproc)" "${targets[@]}"

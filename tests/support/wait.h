@@ -4,9 +4,20 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 namespace coord::testing {
+
+// How much slower this build runs than a plain one: COORD_TEST_TIME_SCALE (set by
+// scripts/sanitize.sh; sanitized code runs 2-10x slower), at least 1. Only bounds that
+// are about speed (an "answered within N s" check) scale by it; deadlines for liveness
+// are generous already.
+inline double TimeScale() {
+  const char* s = std::getenv("COORD_TEST_TIME_SCALE");
+  const double v = s ? std::atof(s) : 1.0;
+  return v > 1.0 ? v : 1.0;
+}
 
 // Calls `pred` every poll_ms until it returns true or timeout_ms have passed;
 // returns its last value (it is called once more at the deadline). A larger
