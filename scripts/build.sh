@@ -3,7 +3,7 @@
 # COORD_CMAKE_ARGS, COORD_BUILD_TYPE and COORD_BUILD_TARGETS change that). Installs missing
 # Debian packages first. CUDA targets are built when nvcc is found.
 # Environment: COORD_BUILD_DIR (build/), COORD_BUILD_TYPE (RelWithDebInfo),
-# COORD_CMAKE_ARGS (extra cmake arguments), COORD_BUILD_TARGET (default: all).
+# COORD_CMAKE_ARGS (extra cmake arguments), COORD_BUILD_TARGETS (default: all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh "$@"

@@ -38,7 +38,7 @@ declare -A dict=(
 
 # --- build (scripts/build.sh's conventions: Ninja, ccache, install-deps) ---
 mkdir -p build-fuzz
-if ! COORD_BUILD_DIR=build-fuzz COORD_BUILD_TARGET=fuzzers CC=clang CXX=clang++ \
+if ! COORD_BUILD_DIR=build-fuzz COORD_BUILD_TARGETS=fuzzers CC=clang CXX=clang++ \
   COORD_CMAKE_ARGS="-DCOORD_FUZZ=ON -DCOORD_WITH_CUDA=OFF ${COORD_CMAKE_ARGS:-}" \
   scripts/build.sh >build-fuzz/fuzz-build.log 2>&1; then
   tail -40 build-fuzz/fuzz-build.log >&2

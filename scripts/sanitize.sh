@@ -2,6 +2,8 @@
 # The test suite under sanitizers (docs/testing.md, "Sanitizers"):
 #   scripts/sanitize.sh asan [ctest args]         ASan + UBSan (build-asan/), every CPU test (-LE gpu)
 #   scripts/sanitize.sh asan --unit [ctest args]  the same build, unit tests only (-L unit)
+#   scripts/sanitize.sh asan --control-plane      builds and runs only the unit tests of
+#                                                 common/, agent/, coordinator/ (CI's step)
 #   scripts/sanitize.sh tsan [ctest args]         TSan (build-tsan/), the control-plane tests: the
 #                                                 unit tests of common/, agent/, coordinator/ and
 #                                                 the integration tests of coordd and the agents
@@ -15,8 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-}"
 [[ $# -gt 0 ]] && shift
-unit=0
+unit=0 control_plane=0
 if [[ "${1:-}" == --unit ]]; then unit=1; shift; fi
+if [[ "${1:-}" == --control-plane ]]; then control_plane=1; shift; fi
 
 # What `tsan` builds and runs: the control plane, plus gpt-rank for the jobs of the
 # chaos, diagnosis and metrics tests.
@@ -37,7 +40,15 @@ case "$mode" in
   tsan) build_dir=build-tsan; sanitize=thread; targets="${COORD_BUILD_TARGETS:-$tsan_targets}" ;;
   *) echo "usage: $0 asan|tsan [--unit] [ctest args...]" >&2; exit 2 ;;
 esac
-if [[ $unit == 1 && $mode != asan ]]; then echo "$0: --unit is for asan" >&2; exit 2; fi
+if [[ ($unit == 1 || $control_plane == 1) && $mode != asan ]]; then
+  echo "$0: --unit and --control-plane are for asan" >&2
+  exit 2
+fi
+if [[ $control_plane == 1 ]]; then
+  # Ninja's per-directory targets: every unit test of the control plane, whatever is added.
+  targets="tests/unit/common/all tests/unit/agent/all tests/unit/coordinator/all"
+  tsan_integration=""
+fi
 
 COORD_BUILD_DIR="$build_dir" COORD_BUILD_TARGETS="$targets" \
   COORD_CMAKE_ARGS="-DCOORD_WITH_CUDA=OFF -DCOORD_SANITIZE=$sanitize ${COORD_CMAKE_ARGS:-}" \
@@ -58,9 +69,9 @@ if [[ -f scripts/tsan.supp ]]; then TSAN_OPTIONS+=":suppressions=$PWD/scripts/ts
 export COORD_TEST_TIME_SCALE="${COORD_TEST_TIME_SCALE:-4}"
 
 select=()
-if [[ $mode == asan && $unit == 1 ]]; then
+if [[ $mode == asan && $unit == 1 && $control_plane == 0 ]]; then
   select=(-L unit -LE gpu)
-elif [[ $mode == asan ]]; then
+elif [[ $mode == asan && $control_plane == 0 ]]; then
   select=(-LE gpu)
 else
   # ctest applies -I to the tests that -R/-E leave, so a -R/-E given here filters the

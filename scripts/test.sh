@@ -2,7 +2,8 @@
 # The whole test suite: installs what is missing, builds, runs every CPU test
 # (unit, integration with real agents/coordd/sshd, PyTorch reference checks).
 # GPU tests (label gpu) run by scripts/gpu-check.sh on a machine with a GPU. Then the
-# fuzz smoke run (scripts/fuzz.sh --smoke).
+# fuzz smoke run (scripts/fuzz.sh --smoke) and the control plane's unit tests under
+# ASan + UBSan (scripts/sanitize.sh asan --control-plane).
 #
 # Where nvcc is installed, both configurations are built, so neither can break:
 #   build/         with the CUDA backend (what GPU nodes run): the unit tests; the
@@ -27,3 +28,7 @@ fi
 # corpus and a few seconds more (build-fuzz/, clang; docs/fuzzing.md).
 echo "test: fuzz smoke run (build-fuzz/)"
 scripts/fuzz.sh --smoke
+# The control plane's unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+# (build-asan/; the whole suite and TSan: scripts/sanitize.sh, docs/testing.md).
+echo "test: control-plane unit tests under ASan + UBSan (build-asan/)"
+scripts/sanitize.sh asan --control-plane
