@@ -34,12 +34,17 @@ std::string CheckMemo::Fingerprint(const ClusterCheckRequest& request) {
   return hex;
 }
 
+const CheckMemo::Entry* CheckMemo::FreshLocked(const std::string& fingerprint, int64_t now_mono,
+                                               int64_t max_age_ms) const {
+  auto it = entries_.find(fingerprint);
+  if (it == entries_.end()) return nullptr;
+  const int64_t age = now_mono - it->second.passed_mono;
+  return age >= 0 && age <= max_age_ms ? &it->second : nullptr;
+}
+
 bool CheckMemo::Has(const std::string& fingerprint, int64_t now_mono, int64_t max_age_ms) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(fingerprint);
-  if (it == entries_.end()) return false;
-  const int64_t age = now_mono - it->second.passed_mono;
-  return age >= 0 && age <= max_age_ms;
+  return FreshLocked(fingerprint, now_mono, max_age_ms) != nullptr;
 }
 
 std::optional<CheckMemo::Hit> CheckMemo::Find(const std::string& fingerprint,
@@ -50,12 +55,9 @@ std::optional<CheckMemo::Hit> CheckMemo::Find(const std::string& fingerprint,
     return std::nullopt;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(fingerprint);
-  if (it == entries_.end()) return std::nullopt;
-  const Entry& e = it->second;
-  const int64_t age = now_mono - e.passed_mono;
-  if (age < 0 || age > max_age_ms || e.agent_ids != agent_ids) return std::nullopt;
-  return Hit{e.report, age};
+  const Entry* e = FreshLocked(fingerprint, now_mono, max_age_ms);
+  if (e == nullptr || e->agent_ids != agent_ids) return std::nullopt;
+  return Hit{e->report, now_mono - e->passed_mono};
 }
 
 void CheckMemo::Remember(const std::string& fingerprint, std::vector<std::string> agent_ids,

@@ -46,6 +46,9 @@ class CheckMemo {
     int64_t passed_mono = 0;
     env_check::ClusterReport report;
   };
+  // The entry for `fingerprint` if it passed at most max_age_ms before now_mono.
+  const Entry* FreshLocked(const std::string& fingerprint, int64_t now_mono,
+                           int64_t max_age_ms) const;
   std::mutex mu_;
   std::map<std::string, Entry> entries_;  // guarded by mu_
 };
