@@ -3,6 +3,7 @@
 // all nodes in parallel, and the replies turned into node and rank states. A node that
 // fails any step fails the generation (and the job, or a restart) by name.
 #include <algorithm>
+#include <future>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -48,10 +49,11 @@ std::string RandomHex6() {
 Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply) {
   StatusOr<PlanResult> plan = BuildPlan(request, options_.resolve_hosts);
   if (!plan.ok()) return plan.status();
+  bool every_node_answered = false;
   if (plan->plan.skip_checks) {
     plan->warnings.push_back("started without the node and cluster checks (--skip-checks)");
   } else {
-    ASSIGN_OR_RETURN(bool passed, CheckBeforeLaunch(&*plan, reply));
+    ASSIGN_OR_RETURN(bool passed, CheckBeforeLaunch(&*plan, reply, &every_node_answered));
     if (!passed) {
       LOG_WARN << "refused to start " << plan->plan.name << " from " << plan->plan.config_path
                << ": the node or cluster checks failed";
@@ -65,7 +67,9 @@ Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply
     ASSIGN_OR_RETURN(job_id, AdmitLocked(*plan));
   }
   for (const std::string& w : plan->warnings) LOG_WARN << "job " << job_id << ": " << w;
-  Launch(job_id);
+  // The checks' own Pings just reached every node: a second round would only add a
+  // round trip to every launch (a node lost since then fails its Launch instead).
+  Launch(job_id, /*ping=*/!every_node_answered);
   reply->set_job_id(job_id);
   for (const std::string& w : plan->warnings) reply->add_warnings(w);
   std::lock_guard<std::mutex> lock(mu_);
@@ -73,7 +77,11 @@ Status JobManager::StartJob(const StartJobRequest& request, StartJobReply* reply
   return Status::Ok();
 }
 
-StatusOr<bool> JobManager::CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply) {
+StatusOr<bool> JobManager::CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply,
+                                             bool* every_node_answered) {
+  auto all_answered = [](const std::vector<std::string>& ids) {
+    return std::none_of(ids.begin(), ids.end(), [](const std::string& id) { return id.empty(); });
+  };
   // The same checks as `coordctl check`, on these nodes for this job; a FAIL
   // anywhere means no job: the reply carries the table that says why.
   ClusterCheckRequest check;
@@ -103,6 +111,7 @@ StatusOr<bool> JobManager::CheckBeforeLaunch(PlanResult* plan, StartJobReply* re
     if (std::optional<CheckMemo::Hit> hit =
             check_memo_.Find(fingerprint, now_ids, clock_->MonoMs(), reuse_ms)) {
       *reply->mutable_checks() = env_check::ToProto(hit->report);
+      *every_node_answered = all_answered(now_ids);  // Find matched every id: true
       plan->warnings.push_back(
           "node and cluster checks not run again: they passed " +
           FormatSeconds(std::chrono::milliseconds(hit->age_ms)) +
@@ -117,6 +126,7 @@ StatusOr<bool> JobManager::CheckBeforeLaunch(PlanResult* plan, StartJobReply* re
   ASSIGN_OR_RETURN(env_check::ClusterReport report, RunClusterCheck(check));
   *reply->mutable_checks() = env_check::ToProto(report);
   const bool passed = env_check::ClusterExitCode(report) != 2;
+  *every_node_answered = all_answered(agent_ids);
   if (passed && reuse_ms > 0) {
     check_memo_.Remember(fingerprint, std::move(agent_ids), started, std::move(report));
   }
@@ -182,9 +192,9 @@ StatusOr<std::string> JobManager::AdmitLocked(const PlanResult& result) {
   return job_id;
 }
 
-// The launch sequence: LAUNCHING, Ping everyone, reserve MASTER_PORT, Launch everyone,
-// RUNNING. Every step's RPCs go to all nodes in parallel; no step sleeps.
-void JobManager::Launch(const std::string& job_id) {
+// The launch sequence: LAUNCHING, Ping everyone (unless the checks just did) while
+// MASTER_PORT is reserved, Launch everyone, RUNNING. Every step's RPCs go to all nodes in parallel; no step sleeps.
+void JobManager::Launch(const std::string& job_id, bool ping) {
   std::vector<AgentClient*> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -197,8 +207,13 @@ void JobManager::Launch(const std::string& job_id) {
                      "launching generation " + std::to_string(job.status.generation()));
     clients = ClientsLocked(job.plan);
   }
-  Status pinged = PingAll(job_id, clients);
-  StatusOr<int> port = pinged.ok() ? ChooseMasterPort(job_id, clients[0]) : StatusOr<int>(pinged);
+  // MASTER_PORT is reserved while the Pings are out: one round trip instead of two. If a
+  // Ping fails, the reservation on node 0 lapses by its TTL.
+  std::future<StatusOr<int>> reserving = std::async(
+      std::launch::async, [this, &job_id, &clients] { return ReserveMasterPort(job_id, clients[0]); });
+  Status pinged = ping ? PingAll(job_id, clients) : Status::Ok();
+  StatusOr<int> reserved = reserving.get();
+  StatusOr<int> port = pinged.ok() ? ApplyMasterPort(job_id, reserved) : StatusOr<int>(pinged);
   if (!port.ok()) {
     // Nothing was launched yet, so there is nothing to kill.
     std::lock_guard<std::mutex> lock(mu_);
@@ -251,7 +266,9 @@ Status JobManager::PingAll(const std::string& job_id, const std::vector<AgentCli
   return Unavailable(message);
 }
 
-StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClient* node0) {
+// The RPC half (no job state changes, so it can run beside the Pings): the port the
+// job spec fixes, or one node 0 reserves.
+StatusOr<int> JobManager::ReserveMasterPort(const std::string& job_id, AgentClient* node0) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Job& job = *FindLocked(job_id);
@@ -262,16 +279,21 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
   req.set_job_id(job_id);
   req.set_ttl_ms(options_.launch_timeout_ms + options_.connect_timeout_ms);
   StatusOr<agent::ReservePortReply> r = node0->ReservePort(req, options_.connect_timeout_ms);
+  if (!r.ok()) return r.status();
+  if (r->port() <= 0 || r->port() > 65535) {
+    return Internal("agent returned port " + std::to_string(r->port()));
+  }
+  return r->port();
+}
+
+// The job half: records the port, or fails the launch naming node 0.
+StatusOr<int> JobManager::ApplyMasterPort(const std::string& job_id, const StatusOr<int>& port) {
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return Cancelled("coordd is shutting down");
   Job& job = *FindLocked(job_id);
-  Status st = r.status();
-  if (st.ok() && (r->port() <= 0 || r->port() > 65535)) {
-    st = Internal("agent returned port " + std::to_string(r->port()));
-  }
-  if (!st.ok()) {
+  if (!port.ok()) {
     std::string message = "cannot reserve MASTER_PORT on " + NodeName(job.plan, 0) + ": " +
-                          st.ToString() + " (or set launch.master_port)";
+                          port.status().ToString() + " (or set launch.master_port)";
     if (job.status.state() == LAUNCHING) {
       Failure f;
       f.set_rank(-1);
@@ -283,8 +305,8 @@ StatusOr<int> JobManager::ChooseMasterPort(const std::string& job_id, AgentClien
     }
     return Unavailable(message);
   }
-  job.status.set_master_port(r->port());
-  return r->port();
+  job.status.set_master_port(*port);
+  return *port;
 }
 
 // Records each node's Launch outcome (node state, rank pids); returns the first node

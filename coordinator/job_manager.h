@@ -127,12 +127,16 @@ class JobManager final : public CoordinatorHandler {
 
   // --- launch (StartJob's thread) ---
   // The pre-launch checks (or a recent passing result of them, check_memo.h) into
-  // reply->checks; false: a FAIL, the job must not start.
-  StatusOr<bool> CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply);
+  // reply->checks; false: a FAIL, the job must not start. *every_node_answered: each
+  // agent answered a Ping during the checks (Launch need not ask again).
+  StatusOr<bool> CheckBeforeLaunch(PlanResult* plan, StartJobReply* reply,
+                                   bool* every_node_answered);
   StatusOr<std::string> AdmitLocked(const PlanResult& plan);
-  void Launch(const std::string& job_id);
+  // ping: ask every node first, so none is launched when one is known to be down.
+  void Launch(const std::string& job_id, bool ping = true);
   Status PingAll(const std::string& job_id, const std::vector<AgentClient*>& clients);
-  StatusOr<int> ChooseMasterPort(const std::string& job_id, AgentClient* node0);
+  StatusOr<int> ReserveMasterPort(const std::string& job_id, AgentClient* node0);
+  StatusOr<int> ApplyMasterPort(const std::string& job_id, const StatusOr<int>& port);
   void LaunchAll(const std::string& job_id, const std::vector<AgentClient*>& clients,
                  int master_port);
   int ApplyLaunchRepliesLocked(Job& job,

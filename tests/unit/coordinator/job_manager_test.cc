@@ -217,6 +217,23 @@ TEST_F(JobManagerTest, SkipChecksLaunchesWithoutCheckingAndIsJournaled) {
   EXPECT_THAT(*journal, HasSubstr("\"skip_checks\":true"));
 }
 
+// Every node answers the checks' own Ping moments before the launch; a second round
+// would add a round trip to every start. Without the checks, the launch asks itself.
+TEST_F(JobManagerTest, ALaunchAfterTheChecksPingsEachNodeOnce) {
+  Start();
+  StartJobReply checked = MustStart(Request(3, 1));
+  ASSERT_EQ(checked.status().state(), RUNNING);
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(Node(n)->pings(), 1) << n;
+    EXPECT_EQ(Node(n)->checks(), 1) << n;
+  }
+  StartJobRequest req = Request(3, 1);
+  req.set_skip_checks(true);
+  req.set_allow_overlap(true);
+  ASSERT_EQ(MustStart(req).status().state(), RUNNING);
+  for (int n = 0; n < 3; ++n) EXPECT_EQ(Node(n)->pings(), 2) << n;
+}
+
 // With the checks skipped, a node that is down is found by the launch itself: a
 // FAILED job naming the node.
 TEST_F(JobManagerTest, UnreachableAgentFailsTheLaunchNamingHostWhenChecksAreSkipped) {
