@@ -9,7 +9,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string dir = coord::fuzz::ScratchDir() + "/save";
   const trainer::SaveOwner me{"run-1", 1};
   coord::fuzz::WriteScratch(std::string("save/") + trainer::kSaveOwnerFile, record);
-  (void)trainer::PublishFenced(dir, me, [] { return coord::Status::Ok(); }, 1000);
+  (void)trainer::PublishFenced(
+      dir, me, [] { return coord::Status::Ok(); }, 1000);
   coord::fuzz::WriteScratch(std::string("save/") + trainer::kSaveOwnerFile, record);
   (void)trainer::ClaimSaveDir(dir, me);
   return 0;

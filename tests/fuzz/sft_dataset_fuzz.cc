@@ -27,8 +27,7 @@ trainer::data::HfBpeTokenizer* Tokenizer() {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   trainer::data::HfBpeTokenizer* tok = Tokenizer();
   std::string jsonl, config;
-  coord::fuzz::SplitInput(coord::fuzz::AsString(data, size), "\n@@CONFIG@@\n", &jsonl, &config,
-                          "");
+  coord::fuzz::SplitInput(coord::fuzz::AsString(data, size), "\n@@CONFIG@@\n", &jsonl, &config, "");
   auto tmpl = trainer::data::ChatTemplate::ByName("chatml");
   if (!config.empty()) {
     coord::fuzz::WriteScratch("sft/tokenizer_config.json", config);

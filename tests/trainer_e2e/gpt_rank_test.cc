@@ -184,18 +184,22 @@ TEST(GptRankCliTest, MalformedJsonIsAClearErrorNotACrash) {
   RunResult utf8 = RunCommand({GptRank(), "plan", "--config", latin1});
   EXPECT_EQ(utf8.exit_code, 2) << utf8.err;
   EXPECT_NE(utf8.err.find(latin1 + ":1:25: invalid JSON: invalid string: ill-formed UTF-8"),
-            std::string::npos) << utf8.err;
+            std::string::npos)
+      << utf8.err;
   json huge = SmallJob(dir.path());
   huge["launch"] = {{"nproc_per_node", 1e300}, {"nnodes", 1e300}};
   RunResult h = RunCommand({GptRank(), "plan", "--config", WriteJob(dir.File("huge.json"), huge)});
   EXPECT_EQ(h.exit_code, 2) << h.out << h.err;
   EXPECT_NE(h.err.find("huge.json: launch.nproc_per_node: expected an integer 1..1024, got 1e+300"),
-            std::string::npos) << h.err;
+            std::string::npos)
+      << h.err;
   huge["launch"] = {{"nproc_per_node", 2}, {"nnodes", "1:200000"}};
   h = RunCommand({GptRank(), "plan", "--config", WriteJob(dir.File("huge.json"), huge)});
   EXPECT_EQ(h.exit_code, 2) << h.out << h.err;
-  EXPECT_NE(h.err.find(R"(launch.nnodes: expected an integer 1..100000 or "MIN:MAX", got "1:200000")"),
-            std::string::npos) << h.err;
+  EXPECT_NE(
+      h.err.find(R"(launch.nnodes: expected an integer 1..100000 or "MIN:MAX", got "1:200000")"),
+      std::string::npos)
+      << h.err;
   // A config path that is not UTF-8 (a Latin-1 file name) is printed, not thrown on.
   const std::string latin1_name = dir.File("job-caf\xe9.json");
   RunResult named = RunCommand(

@@ -1,12 +1,11 @@
 // Job-config parsing for checkpoint consumers (see checkpoint_model.h).
 #include "trainer/checkpoint/checkpoint_model.h"
 
-#include "trainer/checkpoint/tp_checkpoint.h"
-
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
 #include "common/json_file.h"
+#include "trainer/checkpoint/tp_checkpoint.h"
 #include "trainer/model/gpt_params.h"
 
 namespace trainer {
@@ -41,7 +40,7 @@ coord::Status GetFloat(const json& section, const char* sname, const char* key,
   const json& v = section[key];
   if (!v.is_number()) return Expected(origin, sname, key, "a number", v);
   try {
-    *out = coord::JsonGet<float>(v);  // 1e300 to float is undefined behaviour
+    *out = coord::JsonGet<float>(v);  // 1e300 would be inf (undefined behaviour in C++)
   } catch (const json::exception&) {
     return Expected(origin, sname, key, "a number that fits a float", v);
   }
@@ -51,7 +50,8 @@ coord::Status GetFloat(const json& section, const char* sname, const char* key,
 coord::Status GetBool(const json& section, const char* sname, const char* key,
                       const std::string& origin, bool* out) {
   if (!section.contains(key)) return coord::Status::Ok();
-  if (!section[key].is_boolean()) return Expected(origin, sname, key, "true or false", section[key]);
+  if (!section[key].is_boolean())
+    return Expected(origin, sname, key, "true or false", section[key]);
   *out = section[key].get<bool>();
   return coord::Status::Ok();
 }

@@ -35,11 +35,12 @@ StatusOr<std::optional<SaveOwner>> ReadOwner(const std::string& save_dir) {
       "; it records which run saves checkpoints here: delete it if no job uses this directory";
   StatusOr<nlohmann::json> j = coord::ParseJson(*text, path);
   if (!j.ok()) return coord::InvalidArgument(j.status().message() + fix);
-  auto bad = [&](const std::string& field, const std::string& expected,
-                 const nlohmann::json* got) {
-    return coord::InvalidArgument(
-        path + ": " + field + "expected " + expected + ", got " +
-        (got == nullptr ? "nothing" : got->is_number() ? got->dump() : got->type_name()) + fix);
+  auto bad = [&](const std::string& field, const std::string& expected, const nlohmann::json* got) {
+    return coord::InvalidArgument(path + ": " + field + "expected " + expected + ", got " +
+                                  (got == nullptr     ? "nothing"
+                                   : got->is_number() ? got->dump()
+                                                      : got->type_name()) +
+                                  fix);
   };
   if (!j->is_object()) {
     return bad("", "{\"run_id\": string, \"restart_count\": integer >= 0}", &*j);

@@ -7,6 +7,8 @@
 // Nothing is allocated, so it plans configs/100B.json on any machine. Exit 0 when it
 // fits, 1 when it does not (the plan says which resource and what to change), 2 for
 // bad usage or config.
+#include "trainer/plan/plan.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -18,7 +20,6 @@
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
 #include "trainer/data/tokenizer.h"
-#include "trainer/plan/plan.h"
 #include "trainer/plan/plan_format.h"
 #include "trainer/train/cli_args.h"
 #include "trainer/train/trainer_config.h"

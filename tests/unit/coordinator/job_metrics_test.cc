@@ -147,9 +147,11 @@ TEST(JobMetricsTest, HostileRecordsGiveNoSeriesAndBreakNothing) {
   for (size_t i = 0; i < texts.size(); ++i) {
     const std::string rank = std::to_string(i + 1);
     EXPECT_FALSE(Has(t, "coord_job_rank_step_seconds{job_id=\"tiny-2\",rank=\"" + rank + "\"}"))
-        << rank << "\n" << t;
+        << rank << "\n"
+        << t;
     EXPECT_TRUE(Has(t, "coord_job_rank_iteration{job_id=\"tiny-2\",rank=\"" + rank + "\"} 119\n"))
-        << rank << "\n" << t;
+        << rank << "\n"
+        << t;
   }
 }
 

@@ -4,6 +4,8 @@
 // ids (hf_generation_config.h): numbers that do not fit, wrong types, nesting without
 // end and bytes that are not UTF-8 are errors naming the file (or origin) and the JSON
 // path, never an exception or undefined behaviour.
+#include "trainer/checkpoint/checkpoint_model.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +15,6 @@
 
 #include "tests/support/files.h"
 #include "tests/support/temp_dir.h"
-#include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/hf_generation_config.h"
 
 namespace trainer {
@@ -43,18 +44,22 @@ TEST(CheckpointModelTest, HostileConfigsAreErrorsNamingTheOriginAndField) {
       {R"({"model": {"num_layers": 1e300}})", "model.num_layers: expected an integer, got 1e+300"},
       {R"({"model": {"hidden_size": 1099511627776}})",
        "model.hidden_size: expected an integer that fits int32, got 1099511627776"},
-      {R"({"model": {"hidden_size": -2147483649}})", "model.hidden_size: expected an integer that fits"},
+      {R"({"model": {"hidden_size": -2147483649}})",
+       "model.hidden_size: expected an integer that fits"},
       {R"({"model": {"layernorm_epsilon": 1e300}})",
        "model.layernorm_epsilon: expected a number that fits a float, got 1e+300"},
       {R"({"model": {"num_attention_heads": "4"}})",
        "model.num_attention_heads: expected an integer, got string"},
       {R"({"model": {"swiglu": 1}})", "model.swiglu: expected true or false, got 1"},
-      {R"({"model": {"normalization": ["RMSNorm"]}})", "model.normalization: expected a string, got array"},
+      {R"({"model": {"normalization": ["RMSNorm"]}})",
+       "model.normalization: expected a string, got array"},
       {R"({"parallel": {"tensor_model_parallel_size": 4294967297}})",
        "parallel.tensor_model_parallel_size: expected an integer that fits int32"},
-      {R"({"model": {"num_layers": 1e400}})", ":1:26: invalid JSON: the number 1e400 is out of range"},
+      {R"({"model": {"num_layers": 1e400}})",
+       ":1:26: invalid JSON: the number 1e400 is out of range"},
       {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
-      {"{\"data\": {\"vocab_file\": \"v\xff.json\"}}", ":1:27: invalid JSON: invalid string: ill-formed UTF-8"},
+      {"{\"data\": {\"vocab_file\": \"v\xff.json\"}}",
+       ":1:27: invalid JSON: invalid string: ill-formed UTF-8"},
       {"[1]", "config is not a JSON object"},
   };
   for (const auto& [text, says] : cases) {

@@ -377,9 +377,11 @@ TEST(HfLlamaTest, MalformedConfigJsonIsAnErrorNamingTheFileAndKey) {
 // errors naming the index and the entry (its tensor name quoted: it holds dots).
 TEST(HfLlamaTest, MalformedShardIndexIsAnErrorNamingTheFileAndEntry) {
   TempDir dir;
-  ASSERT_TRUE(trainer::WriteSafetensors(dir.File("model-1.safetensors"), {{"w", {1}, {0.5f}}}).ok());
+  ASSERT_TRUE(
+      trainer::WriteSafetensors(dir.File("model-1.safetensors"), {{"w", {1}, {0.5f}}}).ok());
   const std::string index = dir.File(trainer::kHfIndexFile);
-  WriteTextFile(index, R"({"metadata": {"total_size": 4}, "weight_map": {"w": "model-1.safetensors"}})");
+  WriteTextFile(index,
+                R"({"metadata": {"total_size": 4}, "weight_map": {"w": "model-1.safetensors"}})");
   auto good = trainer::HfCheckpoint::Open(dir.path());
   ASSERT_TRUE(good.ok()) << good.status().ToString();
   EXPECT_EQ(good->Names(), std::vector<std::string>{"w"});

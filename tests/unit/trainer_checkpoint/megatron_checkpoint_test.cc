@@ -234,7 +234,8 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
       {R"({"iteration": 1, "vocab_size": 1e19, )" + fields + "}",
        "bad field vocab_size: the number 1e+19 does not fit int32"},
       {R"({"iteration": 1, "loss_scaler": {"scale": 1, "iter": 1, "last_overflow_iter": 1,)"
-       R"( "hysteresis_left": 4294967296}, )" + fields + "}",
+       R"( "hysteresis_left": 4294967296}, )" +
+           fields + "}",
        "bad field loss_scaler.hysteresis_left: the number 4294967296 does not fit int32"},
       {R"({"iteration": 1, "loss_scaler": {"scale": 1}, )" + fields + "}",
        "bad field loss_scaler.iter: key 'iter' not found"},
@@ -246,8 +247,7 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
   };
   for (const auto& [text, says] : states) {
     why = with_state(text);
-    EXPECT_NE(why.find(state_path + (says[0] == ':' ? "" : ": ") + says), std::string::npos)
-        << why;
+    EXPECT_NE(why.find(state_path + (says[0] == ':' ? "" : ": ") + says), std::string::npos) << why;
   }
   // Manifests: the entry that is wrong, by index; 1e400, nesting and UTF-8 by position.
   for (const auto& [text, says] : std::vector<std::pair<std::string, std::string>>{
@@ -265,7 +265,8 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
             R"({"name": "train_state.json", "size": 0, "xxh64": "0"}], "n": 1,)"
             R"( "zero_shards": [{"file": "a", "begin": -1, "end": 1}]})",
             ": malformed zero_shards entry zero_shards[0]"},
-           {R"({"format": "gpt-rank-checkpoint", "version": 1e400})", ":1:46: invalid JSON: the number 1e400"},
+           {R"({"format": "gpt-rank-checkpoint", "version": 1e400})",
+            ":1:46: invalid JSON: the number 1e400"},
            {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper"},
            {"{\"format\": \"gpt-rank-checkpoint\xfe\"}", ":1:32: invalid JSON: invalid string"},
        }) {

@@ -82,10 +82,12 @@ TEST(SaveFenceTest, HostileRecordsAreErrorsNamingTheFileAndField) {
     std::string text;
     const char* says;
   } cases[] = {
-      {R"({"run_id": "a", "restart_count": 1e300})", "restart_count: expected an integer in [0, 2^31), got 1e+300"},
+      {R"({"run_id": "a", "restart_count": 1e300})",
+       "restart_count: expected an integer in [0, 2^31), got 1e+300"},
       {R"({"run_id": "a", "restart_count": 4294967296})", "restart_count: expected an integer"},
       {R"({"run_id": "a", "restart_count": -1})", "restart_count: expected an integer"},
-      {R"({"run_id": "a", "restart_count": "3"})", "restart_count: expected an integer in [0, 2^31), got string"},
+      {R"({"run_id": "a", "restart_count": "3"})",
+       "restart_count: expected an integer in [0, 2^31), got string"},
       {R"({"run_id": "a"})", "restart_count: expected an integer in [0, 2^31), got nothing"},
       {R"({"run_id": ["a"], "restart_count": 1})", "run_id: expected a string, got array"},
       {R"([1])", "expected {\"run_id\": string"},

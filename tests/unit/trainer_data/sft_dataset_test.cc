@@ -140,11 +140,13 @@ TEST_F(SftLoadTest, HostileLinesAreSkippedWithLineColumnAndPath) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"query": "hi", "response": "hello", "n": 1e400})",
        "not valid JSON at column 43: the number 1e400 is out of range"},
-      {std::string(100000, '['), "not valid JSON at column 65: arrays/objects nested deeper than 64"},
+      {std::string(100000, '['),
+       "not valid JSON at column 65: arrays/objects nested deeper than 64"},
       {"{\"query\": \"h\xffi\", \"response\": \"hello\"}",
        "not valid JSON at column 13: invalid string: ill-formed UTF-8 byte"},
       {R"({"query": 1e300, "response": "hello"})", "query: not a string"},
-      {R"({"messages": [{"role": "user", "content": ["x"]}]})", "messages[0].content: not a string"},
+      {R"({"messages": [{"role": "user", "content": ["x"]}]})",
+       "messages[0].content: not a string"},
       {R"({"conversations": {"from": "human"}})", "conversations: not an array"},
   };
   std::string jsonl = std::string(kGood) + "\n";
