@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/json_file.h"
 #include "coordinator/job_state.h"
 
 namespace coord::coordinator {
@@ -98,7 +99,9 @@ void CollectRunningJob(const JobSnapshot& j, int64_t now_ms, MetricsPage* page) 
                 std::max<int64_t>(0, now_ms - st.last_progress_ms()) / 1000.0);
   }
   for (const auto& [rank, p] : j.progress) {
-    const nlohmann::json record = nlohmann::json::parse(p.text(), nullptr, false);
+    // The shared parser bounds the nesting; a record that is not JSON gives no series.
+    StatusOr<nlohmann::json> parsed = ParseJson(p.text(), "progress record");
+    const nlohmann::json record = parsed.ok() ? std::move(*parsed) : nlohmann::json();
     const Labels rank_labels = {{"job_id", st.job_id()}, {"rank", std::to_string(rank)}};
     if (p.iteration() >= 0) {
       page->Gauge("coord_job_rank_iteration", "The iteration of a rank's last progress record.",

@@ -13,6 +13,7 @@
 #include <unordered_set>
 
 #include "common/clock.h"
+#include "common/json_file.h"
 #include "common/logging.h"
 #include "coordinator/hang_report.h"
 #include "coordinator/job_manager.h"
@@ -30,10 +31,11 @@ namespace {
 // record is the rank's own text: never trusted, parsed only when it names the key.
 double RecordLr(const std::string& text) {
   if (text.find("\"lr\"") == std::string::npos) return std::nan("");
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_object()) return std::nan("");
-  auto it = j.find("lr");
-  return it != j.end() && it->is_number() ? it->get<double>() : std::nan("");
+  // The shared parser: nesting bounded, 1e400 an error (NaN here), never a throw.
+  const StatusOr<nlohmann::json> j = ParseJson(text, "progress record");
+  if (!j.ok() || !j->is_object()) return std::nan("");
+  auto it = j->find("lr");
+  return it != j->end() && it->is_number() ? JsonGet<double>(*it) : std::nan("");
 }
 
 constexpr int kMinBackoffMs = 100;

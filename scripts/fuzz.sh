@@ -33,7 +33,8 @@ declare -A dict=(
   [json_file]=json [job_spec]=json [job_context]=json [journal]=json [state_dir]=json
   [progress_record]=json [loose_json]=json [trainer_config]=json [set_override]=json
   [hf_config]=json [checkpoint_manifest]=json [hf_tokenizer]=json [gpt2_bpe]=json
-  [safetensors]=json [playbook]=yaml [when_condition]=when
+  [safetensors]=json [sft_dataset]=json [hf_generation_config]=json [save_fence]=json
+  [checkpoint_model]=json [hf_index]=json [playbook]=yaml [when_condition]=when
 )
 
 # --- build (scripts/build.sh's conventions: Ninja, ccache, install-deps) ---

@@ -177,6 +177,38 @@ TEST(GptRankCliTest, MalformedJsonIsAClearErrorNotACrash) {
     EXPECT_EQ(r.exit_code, 2) << i << ": " << r.err;  // -1 would be a signal
     EXPECT_NE(r.err.find(cfg + cases[i].second), std::string::npos) << r.err;
   }
+  // Bytes that are not UTF-8 are named where they are; a launch size that is not a count
+  // is refused by key (the plan would otherwise be for one node).
+  const std::string latin1 = dir.File("bad-utf8.json");
+  std::ofstream(latin1) << "{\"model\": {\"name\": \"caf\xe9\"}}";
+  RunResult utf8 = RunCommand({GptRank(), "plan", "--config", latin1});
+  EXPECT_EQ(utf8.exit_code, 2) << utf8.err;
+  EXPECT_NE(utf8.err.find(latin1 + ":1:25: invalid JSON: invalid string: ill-formed UTF-8"),
+            std::string::npos)
+      << utf8.err;
+  json huge = SmallJob(dir.path());
+  huge["launch"] = {{"nproc_per_node", 1e300}, {"nnodes", 1e300}};
+  RunResult h = RunCommand({GptRank(), "plan", "--config", WriteJob(dir.File("huge.json"), huge)});
+  EXPECT_EQ(h.exit_code, 2) << h.out << h.err;
+  EXPECT_NE(h.err.find("huge.json: launch.nproc_per_node: expected an integer 1..1024, got 1e+300"),
+            std::string::npos)
+      << h.err;
+  huge["launch"] = {{"nproc_per_node", 2}, {"nnodes", "1:200000"}};
+  h = RunCommand({GptRank(), "plan", "--config", WriteJob(dir.File("huge.json"), huge)});
+  EXPECT_EQ(h.exit_code, 2) << h.out << h.err;
+  EXPECT_NE(
+      h.err.find(R"(launch.nnodes: expected an integer 1..100000 or "MIN:MAX", got "1:200000")"),
+      std::string::npos)
+      << h.err;
+  // A config path that is not UTF-8 (a Latin-1 file name) is printed, not thrown on.
+  const std::string latin1_name = dir.File("job-caf\xe9.json");
+  RunResult named = RunCommand(
+      {GptRank(), "plan", "--json", "--config", WriteJob(latin1_name, SmallJob(dir.path()))});
+  EXPECT_EQ(named.exit_code, 0) << named.err;
+  json printed = json::parse(named.out, nullptr, false);
+  ASSERT_FALSE(printed.is_discarded()) << named.out;
+  EXPECT_EQ(printed["config"], dir.File("job-caf\xef\xbf\xbd.json"));  // U+FFFD for the byte
+
   json job = SmallJob(dir.path());
   job["data"]["vocab_file"] = dir.File("vocab.json");
   std::ofstream(dir.File("vocab.json")) << "{\"a\": 1e400}";

@@ -1,11 +1,11 @@
 // Job-config parsing for checkpoint consumers (see checkpoint_model.h).
 #include "trainer/checkpoint/checkpoint_model.h"
 
-#include "trainer/checkpoint/tp_checkpoint.h"
-
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
+#include "trainer/checkpoint/tp_checkpoint.h"
 #include "trainer/model/gpt_params.h"
 
 namespace trainer {
@@ -14,33 +14,44 @@ namespace {
 
 using nlohmann::json;
 
+// "origin: model.hidden_size: expected an integer that fits int32, got 1e+300"
+coord::Status Expected(const std::string& origin, const char* sname, const char* key,
+                       const char* what, const json& got) {
+  return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected " + what +
+                                ", got " + (got.is_number() ? got.dump() : got.type_name()));
+}
+
 coord::Status GetInt(const json& section, const char* sname, const char* key,
                      const std::string& origin, int* out) {
   if (!section.contains(key)) return coord::Status::Ok();
   const json& v = section[key];
-  if (!v.is_number_integer()) {
-    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected an integer");
+  if (!v.is_number_integer()) return Expected(origin, sname, key, "an integer", v);
+  try {
+    *out = coord::JsonGet<int>(v);  // 2^40 does not fit: an error, not a truncation
+  } catch (const json::exception&) {
+    return Expected(origin, sname, key, "an integer that fits int32", v);
   }
-  *out = v.get<int>();
   return coord::Status::Ok();
 }
 
 coord::Status GetFloat(const json& section, const char* sname, const char* key,
                        const std::string& origin, float* out) {
   if (!section.contains(key)) return coord::Status::Ok();
-  if (!section[key].is_number()) {
-    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected a number");
+  const json& v = section[key];
+  if (!v.is_number()) return Expected(origin, sname, key, "a number", v);
+  try {
+    *out = coord::JsonGet<float>(v);  // 1e300 would be inf (undefined behaviour in C++)
+  } catch (const json::exception&) {
+    return Expected(origin, sname, key, "a number that fits a float", v);
   }
-  *out = section[key].get<float>();
   return coord::Status::Ok();
 }
 
 coord::Status GetBool(const json& section, const char* sname, const char* key,
                       const std::string& origin, bool* out) {
   if (!section.contains(key)) return coord::Status::Ok();
-  if (!section[key].is_boolean()) {
-    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected true or false");
-  }
+  if (!section[key].is_boolean())
+    return Expected(origin, sname, key, "true or false", section[key]);
   *out = section[key].get<bool>();
   return coord::Status::Ok();
 }
@@ -48,9 +59,7 @@ coord::Status GetBool(const json& section, const char* sname, const char* key,
 coord::StatusOr<std::string> GetString(const json& section, const char* sname, const char* key,
                                        const std::string& origin, const std::string& fallback) {
   if (!section.contains(key)) return fallback;
-  if (!section[key].is_string()) {
-    return coord::InvalidArgument(origin + ": " + sname + "." + key + ": expected a string");
-  }
+  if (!section[key].is_string()) return Expected(origin, sname, key, "a string", section[key]);
   return section[key].get<std::string>();
 }
 
@@ -91,7 +100,8 @@ const json& Section(const json& j, const char* name) {
 
 coord::StatusOr<JobModelConfig> ParseJobModelConfig(const std::string& config_json,
                                                     const std::string& origin) {
-  const json j = json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  // The shared parser: nesting bounded, 1e400 and invalid UTF-8 reported with line:column.
+  ASSIGN_OR_RETURN(const json j, coord::ParseJson(config_json, origin));
   if (!j.is_object()) return coord::InvalidArgument(origin + ": config is not a JSON object");
   JobModelConfig out;
   GptConfig& c = out.model;
@@ -129,8 +139,7 @@ coord::StatusOr<JobModelConfig> ParseJobModelConfig(const std::string& config_js
 }
 
 coord::StatusOr<int> ReadVocabSize(const std::string& vocab_file) {
-  ASSIGN_OR_RETURN(std::string text, coord::ReadFile(vocab_file));
-  const json j = json::parse(text, nullptr, false);
+  ASSIGN_OR_RETURN(const json j, coord::LoadJsonFile(vocab_file));
   if (!j.is_object() || j.empty()) {
     return coord::InvalidArgument(vocab_file + ": not a JSON object of token -> id");
   }

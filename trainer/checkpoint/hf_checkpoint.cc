@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 
 namespace trainer {
 
@@ -35,20 +36,21 @@ coord::StatusOr<HfCheckpoint> HfCheckpoint::Open(const std::string& dir) {
     ckpt.shards_.push_back(std::move(file));
     return ckpt;
   }
-  ASSIGN_OR_RETURN(const std::string text, coord::ReadFile(index_path));
-  const json index = json::parse(text, nullptr, false);
+  ASSIGN_OR_RETURN(const json index, coord::LoadJsonFile(index_path));
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     return coord::InvalidArgument(index_path + ": expected an object with a \"weight_map\" object");
   }
   std::map<std::string, size_t> shard_of_file;
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
     if (!it.value().is_string()) {
-      return coord::InvalidArgument(index_path + ": weight_map." + it.key() +
-                                    ": expected a shard file name");
+      return coord::InvalidArgument(index_path + ": " +
+                                    coord::JsonChildPath("weight_map", it.key()) +
+                                    ": expected a shard file name, got " + it.value().type_name());
     }
     const std::string file = it.value().get<std::string>();
     if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") {
-      return coord::InvalidArgument(index_path + ": weight_map." + it.key() + ": \"" + file +
+      return coord::InvalidArgument(index_path + ": " +
+                                    coord::JsonChildPath("weight_map", it.key()) + ": \"" + file +
                                     "\" is not a file name in the checkpoint directory");
     }
     auto found = shard_of_file.find(file);

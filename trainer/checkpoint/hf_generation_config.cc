@@ -15,14 +15,17 @@ coord::StatusOr<std::vector<int>> ReadHfEosTokenIds(const std::string& path) {
   if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return ids;
   const nlohmann::json& e = j["eos_token_id"];
   const nlohmann::json list = e.is_array() ? e : nlohmann::json::array({e});
-  for (const nlohmann::json& id : list) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return coord::InvalidArgument(path +
-                                    ": eos_token_id must be a token id or a list of "
-                                    "them, got " +
-                                    e.dump());
+  for (size_t i = 0; i < list.size(); ++i) {
+    const nlohmann::json& id = list[i];
+    // Only integers in [0, 2^31): 1e300, -1 and 2^40 are refused, never converted.
+    if (!id.is_number_unsigned() || id.get<uint64_t>() > INT32_MAX) {
+      return coord::InvalidArgument(
+          path + ": " + (e.is_array() ? coord::JsonIndexPath("eos_token_id", i) : "eos_token_id") +
+          ": got " + (id.is_number() ? id.dump() : id.type_name()) +
+          "; eos_token_id must be a token id (an integer in [0, 2^31)) or a list of them: "
+          "fix the file, or pass --generation-config with another");
     }
-    ids.push_back(static_cast<int>(id.get<int64_t>()));
+    ids.push_back(coord::JsonGet<int>(id));
   }
   return ids;
 }

@@ -578,24 +578,44 @@ Status ReadTensors(const std::string& path, uint64_t manifest_size, uint64_t man
   return Status::Ok();
 }
 
+// nlohmann's "[json.exception.type_error.302] type must be number, but is string"
+// without its tag, after the JSON path of the field that threw it.
+Status BadField(const std::string& path, const std::string& field, const json::exception& e) {
+  const std::string what = e.what();
+  const size_t tag_end = what.find("] ");
+  return Corrupt(path, "bad field " + field + ": " +
+                           (tag_end == std::string::npos ? what : what.substr(tag_end + 2)));
+}
+
 StatusOr<TrainState> ParseState(const std::string& path, const std::string& text) {
-  const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // The shared parser bounds the nesting and reports 1e400 or invalid UTF-8 by line:column.
+  StatusOr<json> parsed = coord::ParseJson(text, path);
+  if (!parsed.ok()) return coord::FailedPrecondition(parsed.status().message());
+  const json& j = *parsed;
   if (!j.is_object()) return Corrupt(path, "not a JSON object");
   TrainState s;
+  std::string field;  // the JSON path being read, named if it throws
+  auto at = [&field](const json& parent, const char* parent_path, const char* key) -> const json& {
+    field = coord::JsonChildPath(parent_path, key);
+    return parent.at(key);
+  };
+  auto value = [&field, &j](const char* key, int fallback) {
+    field = key;
+    return coord::JsonValue(j, key, fallback);
+  };
   try {
-    s.iteration = coord::JsonGet<int64_t>(j.at("iteration"));
-    s.consumed_train_samples = coord::JsonGet<int64_t>(j.at("consumed_train_samples"));
-    s.consumed_valid_samples = coord::JsonGet<int64_t>(j.at("consumed_valid_samples"));
-    s.rng_step = coord::JsonGet<int64_t>(j.at("rng_step"));
-    s.seed = coord::JsonGet<uint64_t>(j.at("seed"));
-    s.adam_step = coord::JsonGet<int64_t>(j.at("adam_step"));
-    s.config_json = j.at("config_json").get<std::string>();
+    s.iteration = coord::JsonGet<int64_t>(at(j, "", "iteration"));
+    s.consumed_train_samples = coord::JsonGet<int64_t>(at(j, "", "consumed_train_samples"));
+    s.consumed_valid_samples = coord::JsonGet<int64_t>(at(j, "", "consumed_valid_samples"));
+    s.rng_step = coord::JsonGet<int64_t>(at(j, "", "rng_step"));
+    s.seed = coord::JsonGet<uint64_t>(at(j, "", "seed"));
+    s.adam_step = coord::JsonGet<int64_t>(at(j, "", "adam_step"));
+    s.config_json = at(j, "", "config_json").get<std::string>();
     // Absent in checkpoints older than tensor parallel: one shard, vocab from the config.
-    s.tensor_model_parallel_size = coord::JsonValue(j, "tensor_model_parallel_size", 1);
-    s.vocab_size = coord::JsonValue(j, "vocab_size", 0);
-    s.pipeline_model_parallel_size = coord::JsonValue(j, "pipeline_model_parallel_size", 1);
-    s.virtual_pipeline_model_parallel_size =
-        coord::JsonValue(j, "virtual_pipeline_model_parallel_size", 1);
+    s.tensor_model_parallel_size = value("tensor_model_parallel_size", 1);
+    s.vocab_size = value("vocab_size", 0);
+    s.pipeline_model_parallel_size = value("pipeline_model_parallel_size", 1);
+    s.virtual_pipeline_model_parallel_size = value("virtual_pipeline_model_parallel_size", 1);
     for (const auto& [key, v] : {std::pair<const char*, int>{"tensor_model_parallel_size",
                                                              s.tensor_model_parallel_size},
                                  {"pipeline_model_parallel_size", s.pipeline_model_parallel_size},
@@ -606,13 +626,14 @@ StatusOr<TrainState> ParseState(const std::string& path, const std::string& text
       }
     }
     if (auto ls = j.find("loss_scaler"); ls != j.end()) {
-      s.loss_scale = coord::JsonGet<double>(ls->at("scale"));
-      s.loss_scale_iter = coord::JsonGet<int64_t>(ls->at("iter"));
-      s.loss_scale_last_overflow = coord::JsonGet<int64_t>(ls->at("last_overflow_iter"));
-      s.loss_scale_hysteresis = coord::JsonGet<int>(ls->at("hysteresis_left"));
+      s.loss_scale = coord::JsonGet<double>(at(*ls, "loss_scaler", "scale"));
+      s.loss_scale_iter = coord::JsonGet<int64_t>(at(*ls, "loss_scaler", "iter"));
+      s.loss_scale_last_overflow =
+          coord::JsonGet<int64_t>(at(*ls, "loss_scaler", "last_overflow_iter"));
+      s.loss_scale_hysteresis = coord::JsonGet<int>(at(*ls, "loss_scaler", "hysteresis_left"));
     }
   } catch (const json::exception& e) {
-    return Corrupt(path, std::string("bad field: ") + e.what());
+    return BadField(path, field, e);
   }
   return s;
 }
@@ -636,10 +657,11 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
     }
     return text.status();
   }
-  const json j = json::parse(*text, nullptr, false);
-  // A field of the wrong type ("format": 1, "n": "x") throws from value(): an error too.
+  StatusOr<json> j = coord::ParseJson(*text, path);
+  if (!j.ok()) return coord::FailedPrecondition(j.status().message());
+  // The fields are checked before they are read; a throw left is still an error.
   try {
-    return ParseManifestJson(path, j, files, shards);
+    return ParseManifestJson(path, *j, files, shards);
   } catch (const json::exception& e) {
     return Corrupt(path, std::string("bad field: ") + e.what());
   }
@@ -648,17 +670,25 @@ Status ParseManifest(const std::string& path, std::map<std::string, ManifestFile
 Status ParseManifestJson(const std::string& path, const json& j,
                          std::map<std::string, ManifestFile>* files,
                          std::vector<OptimizerShardInfo>* shards) {
-  if (!j.is_object() || j.value("format", "") != "gpt-rank-checkpoint" || !j.contains("files") ||
-      !j["files"].is_array()) {
+  auto format = j.is_object() ? j.find("format") : j.end();
+  if (!j.is_object() || format == j.end() || *format != "gpt-rank-checkpoint" ||
+      !j.contains("files") || !j["files"].is_array()) {
     return Corrupt(path, "not a gpt-rank checkpoint manifest");
   }
-  if (coord::JsonValue(j, "version", 0u) != kVersion) {
-    return Corrupt(path, "unsupported manifest version");
+  auto version = j.find("version");
+  if (version == j.end() || !version->is_number_unsigned() ||
+      version->get<uint64_t>() != kVersion) {
+    return Corrupt(path, "unsupported manifest version " +
+                             (version == j.end() ? std::string("(none)") : version->dump()));
   }
-  for (const json& f : j["files"]) {
+  const json& listed = j["files"];
+  for (size_t i = 0; i < listed.size(); ++i) {
+    const json& f = listed[i];
     if (!f.is_object() || !f.contains("name") || !f.contains("size") || !f.contains("xxh64") ||
         !f["name"].is_string() || !f["size"].is_number_unsigned() || !f["xxh64"].is_string()) {
-      return Corrupt(path, "malformed file entry");
+      return Corrupt(path, "malformed file entry files[" + std::to_string(i) +
+                               "] (expected {\"name\": string, \"size\": integer >= 0, "
+                               "\"xxh64\": hex string})");
     }
     ManifestFile& m = (*files)[f["name"].get<std::string>()];
     m.size = coord::JsonGet<uint64_t>(f["size"]);
@@ -670,12 +700,20 @@ Status ParseManifestJson(const std::string& path, const json& j,
   }
   if (j.contains("zero_shards")) {
     if (!j["zero_shards"].is_array()) return Corrupt(path, "zero_shards is not an array");
+    auto n = j.find("n");
+    if (n != j.end() && !n->is_number_unsigned()) {
+      return Corrupt(path, "n: expected an integer >= 0, got " + n->dump());
+    }
     uint64_t next = 0;  // shards tile [0, n) in order
-    for (const json& sh : j["zero_shards"]) {
+    const json& zero = j["zero_shards"];
+    for (size_t i = 0; i < zero.size(); ++i) {
+      const json& sh = zero[i];
       if (!sh.is_object() || !sh.contains("file") || !sh["file"].is_string() ||
           !sh.contains("begin") || !sh["begin"].is_number_unsigned() || !sh.contains("end") ||
           !sh["end"].is_number_unsigned()) {
-        return Corrupt(path, "malformed zero_shards entry");
+        return Corrupt(path, "malformed zero_shards entry zero_shards[" + std::to_string(i) +
+                                 "] (expected {\"file\": string, \"begin\", \"end\": "
+                                 "integers >= 0})");
       }
       OptimizerShardInfo info{sh["file"].get<std::string>(), coord::JsonGet<uint64_t>(sh["begin"]),
                               coord::JsonGet<uint64_t>(sh["end"])};
@@ -686,8 +724,9 @@ Status ParseManifestJson(const std::string& path, const json& j,
       next = info.end;
       shards->push_back(info);
     }
-    if (next != coord::JsonValue(j, "n", uint64_t{0}))
+    if (next != (n == j.end() ? 0 : n->get<uint64_t>())) {
       return Corrupt(path, "zero_shards do not cover n");
+    }
   }
   return Status::Ok();
 }

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/fs.h"
+#include "common/json_file.h"
 
 namespace trainer {
 namespace {
@@ -23,24 +24,41 @@ using coord::StatusOr;
 
 constexpr int kLockPollMs = 10;
 
-// The owner recorded in save_dir; nullopt when there is no record yet.
+// The owner recorded in save_dir; nullopt when there is no record yet. Whatever the
+// file holds, a bad record is an error naming the file and the field, never a throw.
 StatusOr<std::optional<SaveOwner>> ReadOwner(const std::string& save_dir) {
   const std::string path = coord::JoinPath(save_dir, kSaveOwnerFile);
   if (!coord::PathExists(path)) return std::optional<SaveOwner>();
   StatusOr<std::string> text = coord::ReadFile(path);
   if (!text.ok()) return text.status().WithContext("reading the checkpoint directory's owner");
-  nlohmann::json j = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("run_id") || !j["run_id"].is_string() ||
-      !j.contains("restart_count") || !j["restart_count"].is_number_integer() ||
-      j["restart_count"].get<int64_t>() < 0 || j["restart_count"].get<int64_t>() > INT32_MAX) {
-    return coord::InvalidArgument(
-        path +
-        ": expected {\"run_id\": string, \"restart_count\": integer >= 0}; it records "
-        "which run saves checkpoints here: delete it if no job uses this directory");
+  const std::string fix =
+      "; it records which run saves checkpoints here: delete it if no job uses this directory";
+  StatusOr<nlohmann::json> j = coord::ParseJson(*text, path);
+  if (!j.ok()) return coord::InvalidArgument(j.status().message() + fix);
+  auto bad = [&](const std::string& field, const std::string& expected, const nlohmann::json* got) {
+    return coord::InvalidArgument(path + ": " + field + "expected " + expected + ", got " +
+                                  (got == nullptr     ? "nothing"
+                                   : got->is_number() ? got->dump()
+                                                      : got->type_name()) +
+                                  fix);
+  };
+  if (!j->is_object()) {
+    return bad("", "{\"run_id\": string, \"restart_count\": integer >= 0}", &*j);
+  }
+  auto run_id = j->find("run_id");
+  if (run_id == j->end() || !run_id->is_string()) {
+    return bad("run_id: ", "a string", run_id == j->end() ? nullptr : &*run_id);
+  }
+  // Negative integers parse as number_integer, the others as number_unsigned.
+  auto restart = j->find("restart_count");
+  if (restart == j->end() || !restart->is_number_unsigned() ||
+      restart->get<uint64_t>() > INT32_MAX) {
+    return bad("restart_count: ", "an integer in [0, 2^31)",
+               restart == j->end() ? nullptr : &*restart);
   }
   SaveOwner owner;
-  owner.run_id = j["run_id"].get<std::string>();
-  owner.restart_count = static_cast<int>(j["restart_count"].get<int64_t>());
+  owner.run_id = run_id->get<std::string>();
+  owner.restart_count = coord::JsonGet<int>(*restart);  // in range: checked above
   return std::optional<SaveOwner>(owner);
 }
 

@@ -7,18 +7,19 @@
 // Nothing is allocated, so it plans configs/100B.json on any machine. Exit 0 when it
 // fits, 1 when it does not (the plan says which resource and what to change), 2 for
 // bad usage or config.
+#include "trainer/plan/plan.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
+#include "common/fs.h"
 #include "common/hostfile.h"
+#include "common/json_file.h"
 #include "common/logging.h"
 #include "trainer/cli/commands.h"
 #include "trainer/data/tokenizer.h"
-#include "trainer/plan/plan.h"
 #include "trainer/plan/plan_format.h"
 #include "trainer/train/cli_args.h"
 #include "trainer/train/trainer_config.h"
@@ -30,39 +31,49 @@ namespace po = boost::program_options;
 using nlohmann::json;
 
 // launch.nproc_per_node and launch.nnodes of the job file (an elastic "MIN:MAX" plans
-// MAX, the job's full size), 0 when absent or unreadable (the config parse that
-// follows reports what is wrong with the file).
+// MAX, the job's full size), 0 when absent. A file that cannot be read or parsed is left
+// to the config load that follows (it names the position); a launch value that is not
+// a count (1e300, "many", -1) is an error here, naming the file and the key.
 struct LaunchShape {
   int nproc_per_node = 0;
   int nnodes = 0;
 };
 
-LaunchShape LaunchShapeOf(const std::string& path) {
+coord::StatusOr<LaunchShape> LaunchShapeOf(const std::string& path) {
   LaunchShape shape;
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  json j = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("launch") || !j["launch"].is_object()) return shape;
-  const json& launch = j["launch"];
-  auto count = [](const json& n) {
-    return n.is_number_integer() && n.get<int64_t>() > 0 && n.get<int64_t>() <= 100000
-               ? static_cast<int>(n.get<int64_t>())
-               : 0;
-  };
-  if (launch.contains("nproc_per_node")) {
-    shape.nproc_per_node = std::min(count(launch["nproc_per_node"]), 1024);
-  }
-  if (launch.contains("nnodes")) {
-    const json& n = launch["nnodes"];
-    if (n.is_string()) {
-      const std::string v = n.get<std::string>();
-      const int max = std::atoi(v.substr(v.find(':') == std::string::npos ? 0 : v.find(':') + 1)
-                                    .c_str());
-      shape.nnodes = max > 0 && max <= 100000 ? max : 0;
-    } else {
-      shape.nnodes = count(n);
+  coord::StatusOr<std::string> text = coord::ReadFile(path);
+  if (!text.ok()) return shape;
+  coord::StatusOr<json> parsed = coord::ParseJson(*text, path);
+  if (!parsed.ok() || !parsed->is_object()) return shape;
+  auto launch = parsed->find("launch");
+  if (launch == parsed->end() || !launch->is_object()) return shape;
+  // n as a count 1..max, or an error showing what the file says (`as_written`).
+  // Negative integers parse as number_integer, the others as number_unsigned.
+  auto count = [&path](const char* key, const json& n, const json& as_written,
+                       uint64_t max) -> coord::StatusOr<int> {
+    if (n.is_number_unsigned() && n.get<uint64_t>() >= 1 && n.get<uint64_t>() <= max) {
+      return coord::JsonGet<int>(n);
     }
+    return coord::InvalidArgument(
+        path + ": launch." + key + ": expected an integer 1.." + std::to_string(max) +
+        (as_written.is_string() ? " or \"MIN:MAX\"" : "") + ", got " +
+        (as_written.is_number() || as_written.is_string() ? as_written.dump()
+                                                          : as_written.type_name()));
+  };
+  if (auto n = launch->find("nproc_per_node"); n != launch->end() && !n->is_null()) {
+    ASSIGN_OR_RETURN(shape.nproc_per_node, count("nproc_per_node", *n, *n, 1024));
+  }
+  if (auto n = launch->find("nnodes"); n != launch->end() && !n->is_null()) {
+    json max = *n;
+    if (n->is_string()) {  // "N" or "MIN:MAX": plan MAX
+      const std::string& v = n->get_ref<const std::string&>();
+      const std::string digits = v.substr(v.find(':') == std::string::npos ? 0 : v.find(':') + 1);
+      if (!digits.empty() && digits.size() <= 6 &&
+          std::all_of(digits.begin(), digits.end(), ::isdigit)) {
+        max = std::stoul(digits);
+      }
+    }
+    ASSIGN_OR_RETURN(shape.nnodes, count("nnodes", max, *n, 100000));
   }
   return shape;
 }
@@ -73,7 +84,7 @@ LaunchShape LaunchShapeOf(const std::string& path) {
 coord::StatusOr<plan::ClusterShape> Cluster(const po::variables_map& vm,
                                             const std::string& config_path) {
   plan::ClusterShape shape;
-  const LaunchShape launch = LaunchShapeOf(config_path);
+  ASSIGN_OR_RETURN(const LaunchShape launch, LaunchShapeOf(config_path));
   const int nproc = launch.nproc_per_node;
   shape.gpus_per_node = vm.count("gpus-per-node") ? vm["gpus-per-node"].as<int>() : nproc;
   if (vm.count("hosts")) {
@@ -187,7 +198,8 @@ int RunPlan(const std::vector<std::string>& args) {
     json j = plan::PlanToJson(p, c);
     j["config"] = config_path;
     j["trainable"] = trainable.ok();
-    std::printf("%s\n", j.dump(2).c_str());
+    // replace: a config path that is not UTF-8 (a Latin-1 file name) must not throw.
+    std::printf("%s\n", j.dump(2, ' ', false, json::error_handler_t::replace).c_str());
   } else {
     PrintHeader(c, config_path, vocab_note);
     std::printf("%s", plan::FormatPlanText(p, c).c_str());

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "common/json_file.h"
 #include "trainer/data/numpy_random.h"
 
 namespace trainer::data {
@@ -112,6 +113,25 @@ coord::StatusOr<std::vector<ChatMessage>> FromAlpaca(const json& j, const std::s
   return out;
 }
 
+// One JSONL line through the shared parser (nesting bounded, 1e400 and invalid UTF-8
+// refused with their column); the reason, like the others, leaves file:line to the
+// caller: "not valid JSON at column 2: object key - invalid literal; ...".
+coord::StatusOr<json> ParseLine(const std::string& raw) {
+  coord::StatusOr<json> j = coord::ParseJson(raw, "");
+  if (j.ok()) return j;
+  // ParseJson says ":1:COLUMN: invalid JSON: what" (one line), or ": invalid JSON: what".
+  std::string what = j.status().message();
+  std::string column;
+  const size_t end = what.rfind(":1:", 0) == 0 ? what.find(':', 3) : std::string::npos;
+  if (end != std::string::npos) {
+    column = " at column " + what.substr(3, end - 3);
+    what = what.substr(end);
+  }
+  const std::string kTag = ": invalid JSON: ";
+  if (what.rfind(kTag, 0) == 0) what = what.substr(kTag.size());
+  return coord::InvalidArgument("not valid JSON" + column + ": " + what);
+}
+
 // A sample held to max_length by the rule; false when it must be dropped (delete).
 bool Truncate(SftSample* s, const SftLoadOptions& o, bool* cut) {
   *cut = false;
@@ -160,8 +180,7 @@ coord::StatusOr<SftData> LoadSftJsonl(const std::string& path, const ChatTemplat
   int64_t line = 0;
   // The sample of one line, or why the line is not one.
   auto sample_of = [&](const std::string& raw) -> coord::StatusOr<SftSample> {
-    json j = json::parse(raw, nullptr, false);
-    if (j.is_discarded()) return coord::InvalidArgument("not valid JSON");
+    ASSIGN_OR_RETURN(const json j, ParseLine(raw));
     ASSIGN_OR_RETURN(const std::vector<ChatMessage> chat, ParseConversation(j));
     if (std::none_of(chat.begin(), chat.end(),
                      [](const ChatMessage& m) { return m.role == "assistant"; })) {

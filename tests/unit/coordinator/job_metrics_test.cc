@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace coord::coordinator {
 namespace {
@@ -120,6 +122,37 @@ TEST(JobMetricsTest, ARunningJobsProgress) {
   // Ended jobs have no per-job series.
   EXPECT_FALSE(Has(t, "job_id=\"old-1\"")) << t;
   EXPECT_FALSE(Has(t, "job_id=\"done-3\"")) << t;
+}
+
+// A rank's record is its own text: a time out of double range, nesting without end,
+// bytes that are not UTF-8 or a time that is not a number give no step time for that
+// rank, and the page is still written (rank 0's good record still counts).
+TEST(JobMetricsTest, HostileRecordsGiveNoSeriesAndBreakNothing) {
+  const std::vector<std::string> texts = {
+      R"({"iteration":5,"time_ms":1e400})",
+      "{\"time_ms\":" + std::string(100000, '['),
+      "{\"time_ms\":5,\"x\":\"\xff\"}",
+      R"({"time_ms":"5"})",
+      R"({"time_ms":[5]})",
+  };
+  std::vector<JobSnapshot> jobs = Jobs();
+  for (size_t i = 0; i < texts.size(); ++i) {
+    jobs[1].progress[static_cast<int>(i) + 1] = Record(static_cast<int>(i) + 1, 119, 1.0, texts[i]);
+  }
+  jobs[1].status.set_world_size(static_cast<int>(texts.size()) + 1);
+  metrics::MetricsPage page;
+  CollectJobMetrics(jobs, 52500, &page);
+  const std::string t = page.Text();
+  EXPECT_TRUE(Has(t, "coord_job_rank_step_seconds{job_id=\"tiny-2\",rank=\"0\"} 0.2505\n")) << t;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string rank = std::to_string(i + 1);
+    EXPECT_FALSE(Has(t, "coord_job_rank_step_seconds{job_id=\"tiny-2\",rank=\"" + rank + "\"}"))
+        << rank << "\n"
+        << t;
+    EXPECT_TRUE(Has(t, "coord_job_rank_iteration{job_id=\"tiny-2\",rank=\"" + rank + "\"} 119\n"))
+        << rank << "\n"
+        << t;
+  }
 }
 
 TEST(JobMetricsTest, NoProgressYetMeansNoProgressSeries) {

@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "common/http_server.h"
 #include "coordinator/job_history.h"
@@ -113,7 +115,7 @@ class StatusApiTest : public JobManagerTest {
     return id;
   }
   void Heartbeat(const std::string& id, int node, int64_t iteration, double cpu_busy,
-                 bool usage = true) {
+                 bool usage = true, const std::string& text = "") {
     agent::AgentEvent e;
     e.set_time_ms(WallMs());
     agent::Heartbeat* hb = e.mutable_heartbeat();
@@ -127,7 +129,8 @@ class StatusApiTest : public JobManagerTest {
     p->set_loss(10.0 / static_cast<double>(iteration));
     p->set_checkpoint(iteration >= 5 ? 5 : -1);
     p->set_tokens_per_s(1000);
-    p->set_text(R"({"iteration":)" + std::to_string(iteration) + R"(,"lr":0.001})");
+    p->set_text(text.empty() ? R"({"iteration":)" + std::to_string(iteration) + R"(,"lr":0.001})"
+                             : text);
     if (!usage) {
       Node(node)->PushEvent(e);
       return;
@@ -202,6 +205,37 @@ TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   EXPECT_EQ(job["checkpoints"]["last_iteration"], 5);
   ASSERT_EQ(job["checkpoints"]["seen"].size(), 1u);
   EXPECT_EQ(job["checkpoints"]["seen"][0]["iteration"], 5);
+}
+
+// The lr of the progress curve comes from rank 0's own text: an lr out of double range,
+// nesting without end, bytes that are not UTF-8 or an lr that is not a number leave the
+// point's lr empty (null), and coordd goes on serving the rest.
+TEST_F(StatusApiTest, HostileProgressTextLeavesTheLrEmpty) {
+  const std::string id = StartRunning();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        Heartbeat(id, 0, 1, 0, /*usage=*/false);
+        return Get("/api/jobs/" + id)["job"]["iteration"] == 1;
+      },
+      5000));
+  const std::vector<std::string> texts = {
+      R"({"lr":1e400})",
+      R"({"lr":)" + std::string(100000, '['),
+      "{\"lr\":0.5,\"x\":\"\xff\"}",
+      R"({"lr":"0.5"})",
+  };
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const int64_t iteration = static_cast<int64_t>(i) + 2;
+    Heartbeat(id, 0, iteration, 0, /*usage=*/false, texts[i]);
+    ASSERT_EQ(Get("/api/jobs/" + id)["job"]["iteration"], iteration);
+  }
+  json p = Get("/api/jobs/" + id + "/progress");
+  ASSERT_EQ(p["points"].size(), texts.size() + 1) << p.dump();
+  EXPECT_DOUBLE_EQ(p["points"][0][3].get<double>(), 0.001);
+  for (size_t i = 1; i <= texts.size(); ++i) {
+    EXPECT_EQ(p["points"][i][1], static_cast<int64_t>(i) + 1);
+    EXPECT_TRUE(p["points"][i][3].is_null()) << i << ": " << p["points"][i].dump();
+  }
 }
 
 TEST_F(StatusApiTest, RankLogAndSearch) {

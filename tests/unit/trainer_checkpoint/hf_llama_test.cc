@@ -24,6 +24,7 @@
 #include "trainer/checkpoint/checkpoint_model.h"
 #include "trainer/checkpoint/hf_checkpoint.h"
 #include "trainer/checkpoint/megatron_checkpoint.h"
+#include "trainer/checkpoint/safetensors.h"
 #include "trainer/cli/commands.h"
 #include "trainer/model/gpt_params.h"
 
@@ -369,6 +370,37 @@ TEST(HfLlamaTest, MalformedConfigJsonIsAnErrorNamingTheFileAndKey) {
   cfg = gpt2;
   cfg["activation_function"] = 7;
   has(read_error(cfg.dump()), "type must be string");
+}
+
+// model.safetensors.index.json of a sharded checkpoint: a weight_map entry of the wrong
+// type or naming no file, 1e400, nesting without end and bytes that are not UTF-8 are
+// errors naming the index and the entry (its tensor name quoted: it holds dots).
+TEST(HfLlamaTest, MalformedShardIndexIsAnErrorNamingTheFileAndEntry) {
+  TempDir dir;
+  ASSERT_TRUE(
+      trainer::WriteSafetensors(dir.File("model-1.safetensors"), {{"w", {1}, {0.5f}}}).ok());
+  const std::string index = dir.File(trainer::kHfIndexFile);
+  WriteTextFile(index,
+                R"({"metadata": {"total_size": 4}, "weight_map": {"w": "model-1.safetensors"}})");
+  auto good = trainer::HfCheckpoint::Open(dir.path());
+  ASSERT_TRUE(good.ok()) << good.status().ToString();
+  EXPECT_EQ(good->Names(), std::vector<std::string>{"w"});
+  for (const auto& [text, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"weight_map": {"model.embed_tokens.weight": 1e300}})",
+            R"(: weight_map["model.embed_tokens.weight"]: expected a shard file name, got number)"},
+           {R"({"weight_map": {"w": "../model-1.safetensors"}})",
+            R"(: weight_map.w: "../model-1.safetensors" is not a file name)"},
+           {R"({"weight_map": ["w"]})", R"(: expected an object with a "weight_map" object)"},
+           {R"({"weight_map": {"w": 1e400}})", ":1:22: invalid JSON: the number 1e400"},
+           {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
+           {"{\"weight_map\": {\"w\xff\": \"model-1.safetensors\"}}",
+            ":1:19: invalid JSON: invalid string: ill-formed UTF-8 byte"},
+       }) {
+    WriteTextFile(index, text);
+    auto c = trainer::HfCheckpoint::Open(dir.path());
+    ASSERT_FALSE(c.ok()) << text.substr(0, 80);
+    EXPECT_NE(c.status().message().find(index + says), std::string::npos) << c.status().message();
+  }
 }
 
 }  // namespace

@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/fs.h"
 #include "tests/support/files.h"
@@ -224,6 +227,52 @@ TEST(MegatronCheckpointTest, MalformedManifestsAndStatesAreErrorsNamingTheFile) 
   EXPECT_NE(why.find("does not fit int32"), std::string::npos) << why;
   why = with_state(R"({"iteration": 1, "tensor_model_parallel_size": 4294967297, )" + fields + "}");
   EXPECT_NE(why.find("does not fit int32"), std::string::npos) << why;
+  // The field is named by its JSON path; the parser's own errors by line:column.
+  const std::vector<std::pair<std::string, std::string>> states = {
+      {R"({"iteration": 1e300, )" + fields + "}", "bad field iteration: the number 1e+300"},
+      {R"({"iteration": "1", )" + fields + "}", "bad field iteration: type must be number"},
+      {R"({"iteration": 1, "vocab_size": 1e19, )" + fields + "}",
+       "bad field vocab_size: the number 1e+19 does not fit int32"},
+      {R"({"iteration": 1, "loss_scaler": {"scale": 1, "iter": 1, "last_overflow_iter": 1,)"
+       R"( "hysteresis_left": 4294967296}, )" +
+           fields + "}",
+       "bad field loss_scaler.hysteresis_left: the number 4294967296 does not fit int32"},
+      {R"({"iteration": 1, "loss_scaler": {"scale": 1}, )" + fields + "}",
+       "bad field loss_scaler.iter: key 'iter' not found"},
+      {R"({"iteration": 1e400, )" + fields + "}",
+       ":1:15: invalid JSON: the number 1e400 is out of range"},
+      {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper than 64"},
+      {"{\"iteration\": 1, \"x\": \"\xff\", " + fields + "}",
+       ":1:24: invalid JSON: invalid string: ill-formed UTF-8 byte"},
+  };
+  for (const auto& [text, says] : states) {
+    why = with_state(text);
+    EXPECT_NE(why.find(state_path + (says[0] == ':' ? "" : ": ") + says), std::string::npos) << why;
+  }
+  // Manifests: the entry that is wrong, by index; 1e400, nesting and UTF-8 by position.
+  for (const auto& [text, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"format": "gpt-rank-checkpoint", "version": 1, "files": [{"name": "a"}]})",
+            ": malformed file entry files[0]"},
+           {R"({"format": "gpt-rank-checkpoint", "version": 1e300, "files": []})",
+            ": unsupported manifest version 1e+300"},
+           {R"({"format": "gpt-rank-checkpoint", "version": 1, "files": [)"
+            R"({"name": "model_optim_rng.bin", "size": 0, "xxh64": "0"},)"
+            R"({"name": "train_state.json", "size": 0, "xxh64": "0"}], "n": "x",)"
+            R"( "zero_shards": []})",
+            ": n: expected an integer >= 0, got \"x\""},
+           {R"({"format": "gpt-rank-checkpoint", "version": 1, "files": [)"
+            R"({"name": "model_optim_rng.bin", "size": 0, "xxh64": "0"},)"
+            R"({"name": "train_state.json", "size": 0, "xxh64": "0"}], "n": 1,)"
+            R"( "zero_shards": [{"file": "a", "begin": -1, "end": 1}]})",
+            ": malformed zero_shards entry zero_shards[0]"},
+           {R"({"format": "gpt-rank-checkpoint", "version": 1e400})",
+            ":1:46: invalid JSON: the number 1e400"},
+           {std::string(100000, '['), ":1:65: invalid JSON: arrays/objects nested deeper"},
+           {"{\"format\": \"gpt-rank-checkpoint\xfe\"}", ":1:32: invalid JSON: invalid string"},
+       }) {
+    why = load_error(text);
+    EXPECT_NE(why.find(manifest + says), std::string::npos) << why;
+  }
 }
 
 TEST(MegatronCheckpointTest, UnwritableDirectoryIsNamed) {

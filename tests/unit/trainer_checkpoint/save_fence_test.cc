@@ -75,6 +75,36 @@ TEST(SaveFenceTest, ACorruptRecordIsNamedWithWhatToDo) {
               AllOf(HasSubstr(dir.File(kSaveOwnerFile)), HasSubstr("delete it if no job uses")));
 }
 
+// Numbers that do not fit, wrong types, deep nesting and invalid UTF-8: an error naming
+// the file and the field, never an exception or undefined behaviour.
+TEST(SaveFenceTest, HostileRecordsAreErrorsNamingTheFileAndField) {
+  const struct {
+    std::string text;
+    const char* says;
+  } cases[] = {
+      {R"({"run_id": "a", "restart_count": 1e300})",
+       "restart_count: expected an integer in [0, 2^31), got 1e+300"},
+      {R"({"run_id": "a", "restart_count": 4294967296})", "restart_count: expected an integer"},
+      {R"({"run_id": "a", "restart_count": -1})", "restart_count: expected an integer"},
+      {R"({"run_id": "a", "restart_count": "3"})",
+       "restart_count: expected an integer in [0, 2^31), got string"},
+      {R"({"run_id": "a"})", "restart_count: expected an integer in [0, 2^31), got nothing"},
+      {R"({"run_id": ["a"], "restart_count": 1})", "run_id: expected a string, got array"},
+      {R"([1])", "expected {\"run_id\": string"},
+      {R"({"run_id": "a", "restart_count": 1e400})", "the number 1e400 is out of range"},
+      {std::string(100000, '['), "nested deeper than 64 levels"},
+      {"{\"run_id\": \"a\xff\", \"restart_count\": 1}", "invalid JSON"},
+  };
+  for (const auto& c : cases) {
+    TempDir dir;
+    ASSERT_TRUE(coord::testing::WriteTextFile(dir.File(kSaveOwnerFile), c.text));
+    coord::Status st = ClaimSaveDir(dir.path(), {"job-1", 0});
+    EXPECT_EQ(st.code(), coord::StatusCode::kInvalidArgument) << c.says;
+    EXPECT_THAT(st.message(), AllOf(HasSubstr(dir.File(kSaveOwnerFile)), HasSubstr(c.says),
+                                    HasSubstr("delete it if no job uses")));
+  }
+}
+
 // fcntl locks are per process: the holder must be another one.
 TEST(SaveFenceTest, ALockHeldByAnotherProcessTimesOutNamingItsPid) {
   TempDir dir;

@@ -118,7 +118,9 @@ TEST_F(SftLoadTest, BadLinesAreCountedAndSkippedWithTheirLine) {
   EXPECT_EQ(d->skipped[0].line, 2);
   EXPECT_EQ(d->skipped[0].reason, "no assistant turn");
   EXPECT_EQ(d->skipped[1].line, 4);
-  EXPECT_EQ(d->skipped[1].reason, "not valid JSON");
+  // The shared parser's reason, with the column ("{not json": "no" is not a literal).
+  EXPECT_EQ(d->skipped[1].reason.rfind("not valid JSON at column 3: ", 0), 0u)
+      << d->skipped[1].reason;
   EXPECT_EQ(d->skipped[2].line, 5);
   EXPECT_NE(d->skipped[2].reason.find("messages[0].role: unknown role \"robot\""),
             std::string::npos);
@@ -129,6 +131,43 @@ TEST_F(SftLoadTest, BadLinesAreCountedAndSkippedWithTheirLine) {
   ASSERT_FALSE(f.ok());
   EXPECT_NE(f.status().message().find("chat.jsonl:2: no assistant turn"), std::string::npos)
       << f.status().message();
+}
+
+// Lines a user's file may hold: a number out of double range, nesting without end, bytes
+// that are not UTF-8, a wrong type. Each is skipped with its reason (line, column, JSON
+// path), or with strict the error "chat.jsonl:LINE: ...", never an exception.
+TEST_F(SftLoadTest, HostileLinesAreSkippedWithLineColumnAndPath) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"query": "hi", "response": "hello", "n": 1e400})",
+       "not valid JSON at column 43: the number 1e400 is out of range"},
+      {std::string(100000, '['),
+       "not valid JSON at column 65: arrays/objects nested deeper than 64"},
+      {"{\"query\": \"h\xffi\", \"response\": \"hello\"}",
+       "not valid JSON at column 13: invalid string: ill-formed UTF-8 byte"},
+      {R"({"query": 1e300, "response": "hello"})", "query: not a string"},
+      {R"({"messages": [{"role": "user", "content": ["x"]}]})",
+       "messages[0].content: not a string"},
+      {R"({"conversations": {"from": "human"}})", "conversations: not an array"},
+  };
+  std::string jsonl = std::string(kGood) + "\n";
+  for (const auto& c : cases) jsonl += c.first + "\n";
+  auto d = Load(jsonl, {});
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->samples.size(), 1u);
+  ASSERT_EQ(d->skipped.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(d->skipped[i].line, static_cast<int64_t>(i) + 2);
+    EXPECT_EQ(d->skipped[i].reason.rfind(cases[i].second, 0), 0u) << d->skipped[i].reason;
+  }
+  SftLoadOptions strict;
+  strict.strict = true;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto f = Load(std::string(kGood) + "\n" + cases[i].first + "\n", strict);
+    ASSERT_FALSE(f.ok()) << i;
+    EXPECT_EQ(f.status().code(), coord::StatusCode::kInvalidArgument);
+    EXPECT_NE(f.status().message().find("chat.jsonl:2: " + cases[i].second), std::string::npos)
+        << f.status().message();
+  }
 }
 
 TEST_F(SftLoadTest, TruncationRules) {
