@@ -16,6 +16,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+// XXH64_state_t on the stack (its layout is fixed within a libxxhash version).
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
 #include "common/fs.h"
 #include "common/json_file.h"
 #include "trainer/checkpoint/save_fence.h"
@@ -37,12 +41,17 @@ constexpr char kTensorFile[] = "model_optim_rng.bin";
 constexpr char kStateFile[] = "train_state.json";
 constexpr char kManifestFile[] = "manifest.json";
 
-// --- XXH64 (Yann Collet's xxHash, 64-bit variant), streaming -----------------------
-constexpr uint64_t kP1 = 11400714785074694791ull, kP2 = 14029467366897019727ull,
-                   kP3 = 1609587929392839161ull, kP4 = 9650029242287828579ull,
-                   kP5 = 2870177450012600261ull;
+// Streaming XXH64 (libxxhash): one state follows a tensor file through its write or read.
+class Xxh64State {
+ public:
+  explicit Xxh64State(uint64_t seed = 0) { XXH64_reset(&state_, seed); }
+  void Update(const void* data, size_t size) { XXH64_update(&state_, data, size); }
+  uint64_t Digest() const { return XXH64_digest(&state_); }
 
-inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+ private:
+  XXH64_state_t state_;
+};
+
 inline uint64_t Read64(const unsigned char* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);  // little-endian hosts only (x86-64, aarch64)
@@ -53,71 +62,6 @@ inline uint32_t Read32(const unsigned char* p) {
   std::memcpy(&v, p, 4);
   return v;
 }
-inline uint64_t Round(uint64_t acc, uint64_t in) { return Rotl(acc + in * kP2, 31) * kP1; }
-inline uint64_t MergeRound(uint64_t acc, uint64_t v) { return (acc ^ Round(0, v)) * kP1 + kP4; }
-
-class Xxh64State {
- public:
-  explicit Xxh64State(uint64_t seed = 0)
-      : v_{seed + kP1 + kP2, seed + kP2, seed, seed - kP1}, seed_(seed) {}
-
-  void Update(const void* data, size_t size) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    total_ += size;
-    if (buffered_ + size < 32) {
-      std::memcpy(buf_ + buffered_, p, size);
-      buffered_ += size;
-      return;
-    }
-    if (buffered_ > 0) {  // complete the pending stripe
-      const size_t take = 32 - buffered_;
-      std::memcpy(buf_ + buffered_, p, take);
-      Stripe(buf_);
-      p += take;
-      size -= take;
-      buffered_ = 0;
-    }
-    for (; size >= 32; p += 32, size -= 32) Stripe(p);
-    std::memcpy(buf_, p, size);
-    buffered_ = size;
-  }
-
-  uint64_t Digest() const {
-    uint64_t h;
-    if (total_ >= 32) {
-      h = Rotl(v_[0], 1) + Rotl(v_[1], 7) + Rotl(v_[2], 12) + Rotl(v_[3], 18);
-      for (uint64_t v : v_) h = MergeRound(h, v);
-    } else {
-      h = seed_ + kP5;
-    }
-    h += total_;
-    const unsigned char* p = buf_;
-    size_t n = buffered_;
-    for (; n >= 8; p += 8, n -= 8) h = Rotl(h ^ Round(0, Read64(p)), 27) * kP1 + kP4;
-    if (n >= 4) {
-      h = Rotl(h ^ (static_cast<uint64_t>(Read32(p)) * kP1), 23) * kP2 + kP3;
-      p += 4;
-      n -= 4;
-    }
-    for (; n > 0; ++p, --n) h = Rotl(h ^ (*p * kP5), 11) * kP1;
-    h ^= h >> 33;
-    h *= kP2;
-    h ^= h >> 29;
-    h *= kP3;
-    h ^= h >> 32;
-    return h;
-  }
-
- private:
-  void Stripe(const unsigned char* p) {
-    for (int i = 0; i < 4; ++i) v_[i] = Round(v_[i], Read64(p + 8 * i));
-  }
-  uint64_t v_[4];
-  uint64_t seed_;
-  uint64_t total_ = 0;
-  unsigned char buf_[32] = {};
-  size_t buffered_ = 0;
-};
 
 std::string Hex64(uint64_t v) {
   char s[17];
@@ -336,11 +280,7 @@ void SetCheckpointWriteFaultForTesting(int64_t bytes, int err) {
   g_fault_errno = err;
 }
 
-uint64_t Xxh64(const void* data, size_t size, uint64_t seed) {
-  Xxh64State s(seed);
-  s.Update(data, size);
-  return s.Digest();
-}
+uint64_t Xxh64(const void* data, size_t size, uint64_t seed) { return XXH64(data, size, seed); }
 
 std::string CheckpointIterDir(const std::string& save_dir, int64_t iteration) {
   char name[32];
