@@ -171,6 +171,26 @@ TEST_F(StatusApiTest, JobsListAndOneJob) {
   EXPECT_TRUE(job["failures"].empty());
 }
 
+TEST_F(StatusApiTest, OneJobIsPagedWithTheWholeJobCounted) {
+  const std::string id = StartRunning();  // 2 nodes x 2 ranks
+  json job = Get("/api/jobs/" + id);        // the default page holds all four
+  EXPECT_EQ(job["page"], json({{"offset", 0}, {"limit", 256}, {"ranks", 4}, {"total", 4}}));
+  EXPECT_EQ(job["trouble"], json({{"total", 0}, {"ranks", json::array()}}));
+  job = Get("/api/jobs/" + id + "?limit=2&offset=2");
+  EXPECT_EQ(job["page"], json({{"offset", 2}, {"limit", 2}, {"ranks", 2}, {"total", 4}}));
+  ASSERT_EQ(job["nodes"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["nodes"][0]["node_rank"], 1);
+  ASSERT_EQ(job["nodes"][0]["ranks"].size(), 2u);
+  EXPECT_EQ(job["nodes"][0]["ranks"][0]["rank"], 2);
+  EXPECT_EQ(job["counts"]["ranks_running"], 4);
+  EXPECT_EQ(job["counts"]["nodes"], 2);
+  EXPECT_EQ(job["counts"]["node_states"], json({{"launched", 2}}));
+  EXPECT_EQ(job["job"]["nodes"], 2);  // the whole job's, not the page's
+  EXPECT_EQ(job["job"]["ranks"], 4);
+  job = Get("/api/jobs/" + id + "?offset=3&limit=1024");
+  EXPECT_EQ(job["page"]["ranks"], 1);
+}
+
 TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   const std::string id = StartRunning();
   // Until coordd's watch stream is open, the fake agent drops events: a first record
@@ -275,6 +295,13 @@ TEST_F(StatusApiTest, BadParametersAre400) {
   Get(search + "?q=x&max_matches=5000", 400);
   Get(search + "?q=x&max_scan_bytes=99999999999", 400);
   Get(search + "?q=x&regex=maybe", 400);
+  // The job's page: each error names its parameter.
+  const std::string one = "/api/jobs/" + id;
+  for (const char* query : {"?limit=0", "?limit=1025", "?limit=ten", "?offset=-1", "?offset=4",
+                            "?offset=1&offset=2", "?ranks=all"}) {
+    const std::string name = std::string(query).substr(1, std::string(query).find('=') - 1);
+    EXPECT_NE(Get(one + query, 400).value("error", "").find(name), std::string::npos) << query;
+  }
 }
 
 TEST_F(StatusApiTest, PathTricksReachNothingButJobs) {
