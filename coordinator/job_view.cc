@@ -143,13 +143,17 @@ std::vector<RankTrouble> TroubleRanks(const JobStatus& job,
     }
   }
   for (const Straggler& s : job.stragglers()) add(s.rank(), "straggler");
-  if (job.iteration() >= 0) {
+  // Stalled: by the ranks' own clocks (synced, as the ages the page shows assume), a rank
+  // silent for kStalledMs while another still reports. Iterations are no measure: records
+  // arrive with the heartbeats, so fast ranks' known iterations differ by several.
+  int64_t newest_ms = 0;
+  for (const auto& [rank, p] : progress) newest_ms = std::max(newest_ms, p.time_ms());
+  if (newest_ms > 0) {
     for (const agent::RankStatus& r : job.ranks()) {
       if (r.state() != agent::RANK_RUNNING) continue;
       auto p = progress.find(r.rank());
-      if (p == progress.end() || p->second.iteration() < job.iteration() - 1) {
-        add(r.rank(), "behind");
-      }
+      const int64_t last_ms = p != progress.end() ? p->second.time_ms() : job.started_ms();
+      if (last_ms > 0 && newest_ms - last_ms > kStalledMs) add(r.rank(), "stalled");
     }
   }
   return out;

@@ -5,6 +5,7 @@
 // its lock.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,16 +35,19 @@ void CopySlowest(JobStatus* job, int n, JobStatus* out);
 /// A rank worth a look in a job too big to read rank by rank (the status page lists
 /// them next to its page of ranks).
 struct RankTrouble {
-  std::string why;  // "failed", "straggler", "ended with an error", "behind"
+  std::string why;  // "failed", "ended with an error", "straggler", "stalled"
   std::string host;
   coord::agent::RankStatus status;
 };
 
-/// The ranks in trouble, at most `max`, each once, in this order: the rank the job's
-/// failure names, ranks that exited with a non-zero code or an error (not a signal: a
-/// kill signals every rank), the stragglers, and running ranks behind the job (no
-/// progress record yet while the job has one, or an iteration more than one behind the
-/// highest). `progress`: each rank's newest record. `*total`: how many in all.
+/// A running rank whose newest progress record is this much older than the job's
+/// newest (or, without any record, the job's start) is "stalled".
+inline constexpr int64_t kStalledMs = 30 * 1000;
+
+/// The ranks in trouble, at most `max`, each once, in this order: the rank the failure
+/// of a FAILED job names, ranks that exited with a non-zero code or an error (not a
+/// signal: a kill signals every rank), the stragglers, and stalled ranks (kStalledMs).
+/// `progress`: each rank's newest record. `*total`: how many in all.
 std::vector<RankTrouble> TroubleRanks(const JobStatus& job,
                                       const std::map<int, coord::agent::RankProgress>& progress,
                                       int max, int* total);

@@ -140,10 +140,10 @@ TEST(JobViewTest, SlowestHoldsTheHighestScoresInRankOrderAndTheirNodes) {
   EXPECT_EQ(more.rank_timings_size(), 800);
 }
 
-TEST(JobViewTest, TroubleListsFailuresErrorsStragglersAndRanksBehindOnce) {
+TEST(JobViewTest, TroubleListsFailuresErrorsStragglersAndStalledRanksOnce) {
   JobStatus st = Job(4, 2);  // 8 ranks
   st.set_state(FAILED);
-  st.set_iteration(10);
+  st.set_started_ms(1'000'000);
   st.mutable_failure()->set_rank(6);
   st.mutable_ranks(6)->set_state(agent::RANK_EXITED);
   st.mutable_ranks(6)->set_signal(11);  // crashed: named by the failure
@@ -153,10 +153,13 @@ TEST(JobViewTest, TroubleListsFailuresErrorsStragglersAndRanksBehindOnce) {
   st.mutable_ranks(4)->set_signal(15);  // killed with the job: not trouble by itself
   st.add_stragglers()->set_rank(2);     // already listed
   st.add_stragglers()->set_rank(5);
+  // Running: 0, 1, 3, 5, 7. Rank 7's newest record is 31 s older than the newest; rank
+  // 1's 29 s (reports arrive late, not stalled); rank 0 has none.
+  const int64_t now = 1'000'000 + 100'000;
   std::map<int, agent::RankProgress> progress;
-  for (int r : {0, 1, 3, 5, 7}) progress[r].set_iteration(10);
-  progress[7].set_iteration(8);  // two behind
-  // Rank 0..7 running but 2, 4, 6; no record: none. Behind: 7 (8 < 9).
+  for (int r : {1, 3, 5, 7}) progress[r].set_time_ms(now);
+  progress[1].set_time_ms(now - 29'000);
+  progress[7].set_time_ms(now - 31'000);
   int total = 0;
   std::vector<RankTrouble> t = TroubleRanks(st, progress, 10, &total);
   std::vector<std::pair<int, std::string>> got;
@@ -164,18 +167,20 @@ TEST(JobViewTest, TroubleListsFailuresErrorsStragglersAndRanksBehindOnce) {
   EXPECT_EQ(got, (std::vector<std::pair<int, std::string>>{{6, "failed"},
                                                            {2, "ended with an error"},
                                                            {5, "straggler"},
-                                                           {7, "behind"}}));
-  EXPECT_EQ(total, 4);
+                                                           {0, "stalled"},
+                                                           {7, "stalled"}}));
+  EXPECT_EQ(total, 5);
   EXPECT_EQ(t[0].host, "h3");
   t = TroubleRanks(st, progress, 2, &total);
   EXPECT_EQ(t.size(), 2u);
-  EXPECT_EQ(total, 4);  // counted beyond the list
+  EXPECT_EQ(total, 5);  // counted beyond the list
 
-  progress.erase(0);  // a running rank without a record while the job has them
+  // Rank 0 has been silent only 29 s since the start: not yet stalled. No records at
+  // all: nothing to compare with.
+  st.set_started_ms(now - 29'000);
   t = TroubleRanks(st, progress, 10, &total);
   EXPECT_EQ(t.back().status.rank(), 7);
-  EXPECT_EQ(t[t.size() - 2].status.rank(), 0);
-  EXPECT_EQ(t[t.size() - 2].why, "behind");
+  EXPECT_EQ(TroubleRanks(st, {}, 10, &total).size(), 3u);
 }
 
 }  // namespace
