@@ -232,6 +232,15 @@ TEST_F(ScaleTest, ARefreshOfWatchAndTheStatusPageStaysTheSameSizeFrom64To256Node
     EXPECT_EQ(reply.rank_timings_size(), 20);
     EXPECT_EQ(reply.ranks_size(), 0);
 
+    // coordctl's JSON of the same view (status --json --slowest N).
+    RunResult view = cluster_.Ctl({"status", job, "--json", "--slowest", "5"});
+    ASSERT_EQ(view.exit_code, 0) << view.err;
+    const json v = json::parse(view.out, nullptr, false);
+    EXPECT_EQ(v["rank_timings"].size(), 5u) << view.out.substr(0, 2000);
+    EXPECT_EQ(v["ranks"].size(), 0u);
+    EXPECT_EQ(v["counts"]["rank_timings"], ranks);
+    EXPECT_LT(view.out.size(), 16u * 1024);
+
     t0 = std::chrono::steady_clock::now();
     HttpResult page = HttpGet(cluster_.coordd_http(), "/api/jobs/" + job, nullptr, 15000);
     r.page_s = SecondsSince(t0);

@@ -1,5 +1,6 @@
 // coordctl status: a job's state, nodes, ranks, and for a failed job the first
-// rank that failed with the end of its stderr. --json for scripts. --watch (and
+// rank that failed with the end of its stderr. --json for scripts (--slowest N: the
+// counts and the N slowest ranks' timings, the view --watch refreshes). --watch (and
 // `coordctl top`): the job's progress refreshed until it ends: a panel on a terminal,
 // one plain line per new iteration otherwise.
 #include <google/protobuf/util/json_util.h>
