@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "common/clock.h"
@@ -248,6 +249,20 @@ StatusOr<RankPage> ParseRankPage(const QueryParams& params) {
   return page;
 }
 
+StatusOr<NodePage> ParseNodePage(const QueryParams& params) {
+  RETURN_IF_ERROR(OnlyKnown(params, {"limit", "offset"}));
+  NodePage page;
+  if (params.count("limit")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, kMaxPageNodes));
+    page.limit = static_cast<int>(n);
+  }
+  if (params.count("offset")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("offset", QueryValue(params, "offset"), 0, 1 << 30));
+    page.offset = static_cast<int>(n);
+  }
+  return page;
+}
+
 // --- renderers -------------------------------------------------------------------------
 
 json JobsListJson(const std::vector<JobSnapshot>& jobs, int64_t now_ms) {
@@ -323,25 +338,34 @@ json ProgressJson(const JobHistoryView& h) {
           {"points", PointsJson(h.progress)}};
 }
 
-json ResourcesJson(const JobSnapshot& j, const JobHistoryView& h) {
+json ResourcesJson(const JobSnapshot& j, const JobHistoryView& h, const NodePage& page) {
   json columns = json::array({"t_ms"});
   for (const char* c : kUsageColumns) columns.push_back(c);
+  std::map<std::string, int> node_ranks;  // target -> node rank, current generation
+  for (const NodeStatus& s : j.status.nodes()) {
+    HostEntry e;
+    e.host = s.host();
+    e.port = s.port();
+    node_ranks[e.Target()] = s.node_rank();
+  }
   json nodes = json::array();
   for (const NodeHistory& n : h.nodes) {
-    json node_rank = nullptr;
-    for (const NodeStatus& s : j.status.nodes()) {
-      HostEntry e;
-      e.host = s.host();
-      e.port = s.port();
-      if (e.Target() == n.target) node_rank = s.node_rank();
-    }
+    auto it = node_ranks.find(n.target);
+    const bool on_page = it == node_ranks.end()
+                             ? page.offset == 0
+                             : it->second >= page.offset && it->second - page.offset < page.limit;
+    if (!on_page) continue;
     nodes.push_back({{"host", n.target},
-                     {"node_rank", node_rank},
+                     {"node_rank", it == node_ranks.end() ? json(nullptr) : json(it->second)},
                      {"gpus", n.gpus},
                      {"stride", n.usage.stride()},
                      {"points", PointsJson(n.usage)}});
   }
-  return {{"columns", std::move(columns)}, {"nodes", std::move(nodes)}};
+  json page_json = {{"offset", page.offset},
+                    {"limit", page.limit},
+                    {"nodes", nodes.size()},
+                    {"total", h.nodes.size()}};
+  return {{"columns", std::move(columns)}, {"nodes", std::move(nodes)}, {"page", page_json}};
 }
 
 // --- HTTP ----------------------------------------------------------------------------
@@ -404,9 +428,17 @@ void AddStatusApiRoutes(HttpServer* server, JobManager* jobs) {
     return JsonResponse(ProgressJson(jobs->history().View(req.captures[0])));
   });
   server->Get("/api/jobs/([^/]+)/resources", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto page = ParseNodePage(req.query);
+    if (!page.ok()) return ErrorResponse(page.status());
+    auto j = jobs->SnapshotJob(req.captures[0]);  // every node's name (the ranks too)
     if (!j.ok()) return ErrorResponse(j.status());
-    return JsonResponse(ResourcesJson(*j, jobs->history().View(req.captures[0])));
+    const int nodes = j->status.nodes_size();
+    if (page->offset > 0 && page->offset >= nodes) {
+      return ErrorResponse(InvalidArgument("offset " + std::to_string(page->offset) +
+                                           " is past the job's last node (it has " +
+                                           std::to_string(nodes) + " nodes)"));
+    }
+    return JsonResponse(ResourcesJson(*j, jobs->history().View(req.captures[0]), *page));
   });
   server->Get("/api/jobs/([^/]+)/ranks/([^/]+)/log", [jobs](const HttpRequest& req) {
     auto j = jobs->SnapshotJobPage(req.captures[0], 1, 0);

@@ -4,7 +4,7 @@
 //   /api/jobs/ID[?limit=N&offset=R]        one job: states, failures, counts, a page of the
 //                                          nodes x ranks grid, the ranks in trouble
 //   /api/jobs/ID/progress                  rank 0's iteration, loss, lr, tokens/s over time
-//   /api/jobs/ID/resources                 each node's CPU, memory, network, GPU over time
+//   /api/jobs/ID/resources[?limit=&offset=] some nodes' CPU, memory, network, GPU over time
 //   /api/jobs/ID/ranks/R/log               one rank's log (log_api.h)
 //   /api/jobs/ID/logs/search?q=            every rank's log searched (log_api.h)
 // The same status model `coordctl status` prints (JobManager::Snapshot) rendered as JSON,
@@ -38,6 +38,17 @@ struct RankPage {
 // Unknown parameters and numbers out of range are InvalidArgument naming the parameter.
 StatusOr<RankPage> ParseRankPage(const QueryParams& params);
 
+// The resource curves of some nodes (?limit=N&offset=R: node ranks [R, R+N)): each node
+// keeps up to 360 points of 10 columns (~30 KB of JSON), so 1,250 nodes would be ~37 MB
+// a poll. Nodes without a node rank (spares) come with the first page.
+inline constexpr int kDefaultPageNodes = 32;
+inline constexpr int kMaxPageNodes = 128;
+struct NodePage {
+  int limit = kDefaultPageNodes;  // 1..kMaxPageNodes
+  int offset = 0;                 // a node rank; past the last one is a 400
+};
+StatusOr<NodePage> ParseNodePage(const QueryParams& params);
+
 // --- renderers ---------------------------------------------------------------------
 
 nlohmann::json JobsListJson(const std::vector<JobSnapshot>& jobs, int64_t now_ms);
@@ -47,8 +58,10 @@ nlohmann::json JobsListJson(const std::vector<JobSnapshot>& jobs, int64_t now_ms
 nlohmann::json JobJson(const JobSnapshot& job, const JobHistoryView& history, int64_t now_ms);
 // {"columns": [...], "stride": n, "points": [[t_ms, iteration, loss, lr, tokens/s], ...]}.
 nlohmann::json ProgressJson(const JobHistoryView& history);
-// {"columns": [...], "nodes": [{"host", "node_rank", "gpus", "stride", "points"}]}.
-nlohmann::json ResourcesJson(const JobSnapshot& job, const JobHistoryView& history);
+// {"columns": [...], "nodes": [{"host", "node_rank", "gpus", "stride", "points"}],
+//  "page": {"offset", "limit", "nodes" (on this page), "total" (nodes with curves)}}.
+nlohmann::json ResourcesJson(const JobSnapshot& job, const JobHistoryView& history,
+                             const NodePage& page = NodePage{});
 
 // --- HTTP ----------------------------------------------------------------------------
 

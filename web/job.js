@@ -277,6 +277,21 @@ function jobPath() {
   return base + '?' + q;
 }
 
+// The resource curves of the grid page's nodes (the API's node page: at most 128).
+function resourcesPath(job) {
+  const nproc = Math.max(1, job.job.nproc_per_node || 1);
+  const q = new URLSearchParams({offset: Math.floor(page.offset / nproc),
+                                 limit: Math.min(128, Math.max(1, Math.ceil(job.page.limit / nproc)))});
+  return base + '/resources?' + q;
+}
+
+function drawResourcesRange(p) {
+  const range = document.getElementById('resources-range');
+  range.hidden = p.total <= p.nodes;
+  range.textContent = 'nodes ' + p.offset + '–' + (p.offset + p.limit - 1) + ' (the page of ranks above): ' +
+      p.nodes + ' of ' + p.total + ' nodes with curves';
+}
+
 function drawJob(job) {
   drawSummary(job);
   drawCounts(job.counts);
@@ -312,9 +327,10 @@ document.getElementById('pager').onsubmit = (ev) => {
 
 let first = true;
 poll(async () => {
-  const [job, progress, resources] = await Promise.all(
-      [api(jobPath()), api(base + '/progress'), api(base + '/resources')]);
+  const [job, progress] = await Promise.all([api(jobPath()), api(base + '/progress')]);
+  const resources = await api(resourcesPath(job));
   drawJob(job);
+  drawResourcesRange(resources.page);
   drawStates(job.states);
   drawFailures(job.failures);
   drawCheckpoints(job.checkpoints);

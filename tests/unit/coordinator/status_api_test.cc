@@ -173,7 +173,7 @@ TEST_F(StatusApiTest, JobsListAndOneJob) {
 
 TEST_F(StatusApiTest, OneJobIsPagedWithTheWholeJobCounted) {
   const std::string id = StartRunning();  // 2 nodes x 2 ranks
-  json job = Get("/api/jobs/" + id);        // the default page holds all four
+  json job = Get("/api/jobs/" + id);      // the default page holds all four
   EXPECT_EQ(job["page"], json({{"offset", 0}, {"limit", 256}, {"ranks", 4}, {"total", 4}}));
   EXPECT_EQ(job["trouble"], json({{"total", 0}, {"ranks", json::array()}}));
   job = Get("/api/jobs/" + id + "?limit=2&offset=2");
@@ -218,6 +218,16 @@ TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   EXPECT_TRUE(r["nodes"][0]["points"][0][1].is_null());                 // no rate from one sample
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][1].get<double>(), 20.0);  // 2 of 10 s busy
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][2].get<double>(), 2.0 * (1ull << 30));
+  EXPECT_EQ(r["page"], json({{"offset", 0}, {"limit", 32}, {"nodes", 1}, {"total", 1}}));
+  // Paged by node rank: node 0's curves are on the page from 0, not on the one from 1.
+  EXPECT_EQ(Get("/api/jobs/" + id + "/resources?limit=1&offset=1")["nodes"].size(), 0u);
+  EXPECT_EQ(Get("/api/jobs/" + id + "/resources?limit=1")["nodes"].size(), 1u);
+  for (const char* bad : {"?limit=0", "?limit=129", "?offset=2", "?offset=x", "?node=1"}) {
+    const std::string name = std::string(bad).substr(1, std::string(bad).find('=') - 1);
+    EXPECT_NE(Get("/api/jobs/" + id + "/resources" + bad, 400).value("error", "").find(name),
+              std::string::npos)
+        << bad;
+  }
   json job = Get("/api/jobs/" + id);
   EXPECT_EQ(job["checkpoints"]["last_iteration"], 5);
   ASSERT_EQ(job["checkpoints"]["seen"].size(), 1u);
