@@ -39,7 +39,7 @@ struct RankPage {
 StatusOr<RankPage> ParseRankPage(const QueryParams& params);
 
 // The resource curves of some nodes (?limit=N&offset=R: node ranks [R, R+N)): each node
-// keeps up to 360 points of 10 columns (~30 KB of JSON), so 1,250 nodes would be ~37 MB
+// keeps up to 360 points of 10 columns (tens of KB of JSON), so 1,250 nodes would be tens of MB
 // a poll. Nodes without a node rank (spares) come with the first page.
 inline constexpr int kDefaultPageNodes = 32;
 inline constexpr int kMaxPageNodes = 128;
