@@ -15,6 +15,12 @@ backoff 0, --skip-checks):
   status    `coordctl status JOB` (text: counts and the first 64 ranks), `status JOB
             --json --ranks 64` and `status JOB --json` (every rank): latency (median of
             5) and reply size
+  refresh   one refresh of `status --watch` / `start --follow`: `status JOB --json
+            --slowest 20` (the GetJob they send: counts and the 20 slowest ranks) against
+            `status JOB --json` (every rank: what they fetched before); and one poll of
+            the status page's job API, GET /api/jobs/JOB (the default page of 256 ranks)
+            against every rank (all pages of 1,024, summed: before, one reply held them
+            all): latency (median of 5) and bytes
   loss      agent N/2 vanishes (its streams end, its port closes): until coordd records
             the node lost (the failure's time_ms), and the restart: until generation 1
             is relaunched on the spare (relaunched_ms - time_ms)
@@ -36,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import log, loadavg  # noqa: E402
@@ -92,11 +99,20 @@ class Coordd:
         self.run, self.bins = run, bins
         d = os.path.join(run.root, "coordd-%s" % tag)
         os.makedirs(d)
-        pf = os.path.join(d, "port")
+        pf, hf = os.path.join(d, "port"), os.path.join(d, "http-port")
         self.p = run.spawn([bins["coordd"], "--listen", "127.0.0.1:0", "--state-dir",
-                            os.path.join(d, "state"), "--port-file", pf, "--log-level", "warning"],
+                            os.path.join(d, "state"), "--port-file", pf, "--log-level", "warning",
+                            "--http-listen", "127.0.0.1:0", "--http-port-file", hf],
                            "coordd-%s" % tag)
         self.addr = "127.0.0.1:%d" % wait_port(self.p, pf, "coordd")
+        self.http = "127.0.0.1:%d" % wait_port(self.p, hf, "coordd (HTTP)")
+
+    def get(self, path):
+        """GET http://coordd/path: (body bytes, seconds)."""
+        t0 = time.monotonic()
+        with urllib.request.urlopen("http://%s%s" % (self.http, path), timeout=60) as r:
+            body = r.read()
+        return body, time.monotonic() - t0
 
     def ctl(self, *args, timeout=120):
         t0 = time.monotonic()
@@ -171,6 +187,37 @@ def measure(args, run, bins, n):
             out["status_%s_s" % mode] = statistics.median(times)
             out["status_%s_kib" % mode] = size / 1024.0
 
+        # One refresh of the pollers, now and as they were (every rank).
+        times, size = [], 0
+        for _ in range(5):
+            p, dt = coordd.ctl("status", job, "--json", "--slowest", "20")
+            times.append(dt)
+            size = len(p.stdout.encode())
+        out["watch_s"], out["watch_kib"] = statistics.median(times), size / 1024.0
+        out["watch_all_s"] = out["status_json_s"]
+        out["watch_all_kib"] = out["status_json_kib"]
+        times = []
+        for _ in range(5):
+            body, dt = coordd.get("/api/jobs/%s" % job)
+            times.append(dt)
+        page = json.loads(body)
+        if page["page"]["total"] != n * NPROC or page["counts"]["ranks_running"] != n * NPROC:
+            raise BenchError("web API page: %s" % json.dumps(page["page"]))
+        out["web_s"], out["web_kib"] = statistics.median(times), len(body) / 1024.0
+        times, size = [], 0
+        for _ in range(5):
+            total_s, total_b, offset = 0.0, 0, 0
+            while offset < n * NPROC:
+                body, dt = coordd.get("/api/jobs/%s?limit=1024&offset=%d" % (job, offset))
+                total_s, total_b, offset = total_s + dt, total_b + len(body), offset + 1024
+            times.append(total_s)
+            size = total_b
+        out["web_all_s"], out["web_all_kib"] = statistics.median(times), size / 1024.0
+        log("%d agents: a watch refresh %.1f KiB in %.3f s (every rank: %.0f KiB in %.3f s); "
+            "a status page poll %.1f KiB in %.3f s (every rank: %.0f KiB in %.3f s)" % (
+                n, out["watch_kib"], out["watch_s"], out["watch_all_kib"], out["watch_all_s"],
+                out["web_kib"], out["web_s"], out["web_all_kib"], out["web_all_s"]))
+
         lost = n // 2
         t_lose = time.time() * 1000
         sim.cmd("lose %d" % lost)
@@ -218,6 +265,15 @@ def table(rows):
              "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
         lines.append("| " + " | ".join(fmt % r[c] for c, fmt in cols) + " |")
+    refresh = [("agents", "%d"), ("ranks", "%d"), ("watch_s", "%.3f"), ("watch_kib", "%.1f"),
+               ("watch_all_s", "%.3f"), ("watch_all_kib", "%.0f"), ("web_s", "%.3f"),
+               ("web_kib", "%.1f"), ("web_all_s", "%.3f"), ("web_all_kib", "%.0f")]
+    lines += ["", "one refresh: status --watch / start --follow (watch_*), the status page (web_*); "
+              "*_all: every rank, as before",
+              "| " + " | ".join(c for c, _ in refresh) + " |",
+              "|" + "|".join("---" for _ in refresh) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt % r[c] for c, fmt in refresh) + " |")
     top = rows[-1]
     lines.append("")
     lines.append("at %d agents x %d ranks, against the targets:" % (top["agents"], NPROC))

@@ -119,7 +119,6 @@ constexpr int kTailTimeoutMs = 10000;
 // GetJob waits this long, at most, for a failure's stderr tail to arrive.
 constexpr int kDetailsWaitMs = 3000;
 
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------
@@ -434,8 +433,15 @@ Status JobManager::GetJob(const GetJobRequest& request, JobStatus* reply) {
   // the failure should show it.
   cv_.wait_for(lock, std::chrono::milliseconds(kDetailsWaitMs),
                [job] { return !job->details_pending; });
-  if (request.rank_limit() < 0 || request.rank_offset() < 0) {
-    return InvalidArgument("rank_limit and rank_offset must not be negative");
+  if (request.rank_limit() < 0 || request.rank_offset() < 0 || request.slowest() < 0) {
+    return InvalidArgument("rank_limit, rank_offset and slowest must not be negative");
+  }
+  if (request.slowest() > 0) {
+    if (request.rank_limit() > 0) {
+      return InvalidArgument("slowest and rank_limit exclude each other (a view or a page)");
+    }
+    CopySlowest(&job->status, request.slowest(), reply);
+    return Status::Ok();
   }
   CopyPage(&job->status, request.rank_limit(), request.rank_offset(), reply);
   return Status::Ok();
@@ -460,7 +466,10 @@ std::vector<JobSnapshot> JobManager::Snapshot() {
   out.reserve(order_.size());
   for (const std::string& id : order_) {
     const Job& job = *jobs_.at(id);
-    out.push_back({job.status, job.plan.name, job.last_progress});
+    JobSnapshot& s = out.emplace_back();
+    s.status = job.status;
+    s.name = job.plan.name;
+    s.progress = job.last_progress;
   }
   return out;
 }
@@ -469,7 +478,33 @@ StatusOr<JobSnapshot> JobManager::SnapshotJob(const std::string& job_id) {
   std::lock_guard<std::mutex> lock(mu_);
   const Job* job = FindLocked(job_id);
   if (job == nullptr) return NotFound("no job '" + job_id + "'");
-  return JobSnapshot{job->status, job->plan.name, job->last_progress};
+  JobSnapshot out;
+  out.status = job->status;
+  out.name = job->plan.name;
+  out.progress = job->last_progress;
+  return out;
+}
+
+StatusOr<JobSnapshot> JobManager::SnapshotJobPage(const std::string& job_id, int limit,
+                                                  int offset) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = FindLocked(job_id);
+  if (job == nullptr) return NotFound("no job '" + job_id + "'");
+  JobSnapshot out;
+  out.name = job->plan.name;
+  out.paged = true;
+  out.page_limit = limit;
+  out.page_offset = offset;
+  CopyPage(&job->status, limit, offset, &out.status);
+  out.trouble = TroubleRanks(job->status, job->last_progress, limit, &out.trouble_total);
+  // Progress records of the page's ranks and of the troubled ones only.
+  auto copy_progress = [&](int rank) {
+    auto p = job->last_progress.find(rank);
+    if (p != job->last_progress.end()) out.progress.insert(*p);
+  };
+  for (const agent::RankStatus& r : out.status.ranks()) copy_progress(r.rank());
+  for (const RankTrouble& t : out.trouble) copy_progress(t.status.rank());
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include "coordinator/coordinator_handler.h"
 #include "coordinator/job_history.h"
 #include "coordinator/job_plan.h"
+#include "coordinator/job_view.h"
 #include "coordinator/check_memo.h"
 #include "coordinator/journal.h"
 #include "coordinator/progress_deadline.h"
@@ -69,6 +70,15 @@ struct JobSnapshot {
   /// Each rank's newest progress record of the current generation, by global rank: the
   /// rank's own text is there too (step time_ms, tokens_per_s, whatever it reports).
   std::map<int, coord::agent::RankProgress> progress;
+  /// A paged snapshot (SnapshotJobPage): status holds ranks [page_offset, page_offset +
+  /// page_limit) and their nodes (job_view.h CopyPage), `progress` only theirs and the
+  /// troubled ranks'; `trouble` the ranks worth a look anywhere in the job (at most
+  /// page_limit of trouble_total).
+  bool paged = false;
+  int page_limit = 0;
+  int page_offset = 0;
+  std::vector<RankTrouble> trouble;
+  int trouble_total = 0;
 };
 
 /// Thread-safe. Lock order: mu_ -> Journal::mu_ (journal writes happen under mu_ so that
@@ -104,6 +114,9 @@ class JobManager final : public CoordinatorHandler {
   std::vector<JobSnapshot> Snapshot();
   /// One job by its exact id (no "most recent" default); NotFound when unknown.
   StatusOr<JobSnapshot> SnapshotJob(const std::string& job_id);
+  /// One job with its rank tables paged (limit > 0 ranks from `offset`), as the status
+  /// page polls it: the copy under the lock is the page's size, not the job's.
+  StatusOr<JobSnapshot> SnapshotJobPage(const std::string& job_id, int limit, int offset);
   /// Curves and state changes over the jobs' lives, for the status page (job_history.h).
   const JobHistory& history() const { return history_; }
 

@@ -12,12 +12,8 @@
 #include <vector>
 
 namespace coord::coordinator {
-namespace {
 
-using nlohmann::json;
-
-// One search at a time, coordd-wide: a search reads every rank's log from every node.
-std::atomic<bool> g_search_running{false};
+// --- query parameters (log_api.h) -------------------------------------------------------
 
 StatusOr<int64_t> ParseCount(const std::string& name, const std::string& text, int64_t lo,
                              int64_t hi) {
@@ -31,6 +27,27 @@ StatusOr<int64_t> ParseCount(const std::string& name, const std::string& text, i
   if (v < lo || v > hi) return InvalidArgument(range + ", not " + text);
   return v;
 }
+
+Status OnlyKnown(const QueryParams& params, const std::set<std::string>& known) {
+  for (const auto& [key, value] : params) {
+    if (known.count(key) == 0)
+      return InvalidArgument("unknown parameter '" + key.substr(0, 32) + "'");
+    if (params.count(key) > 1) return InvalidArgument("parameter '" + key + "' given twice");
+  }
+  return Status::Ok();
+}
+
+std::string QueryValue(const QueryParams& params, const std::string& key) {
+  auto it = params.find(key);
+  return it == params.end() ? std::string() : it->second;
+}
+
+namespace {
+
+using nlohmann::json;
+
+// One search at a time, coordd-wide: a search reads every rank's log from every node.
+std::atomic<bool> g_search_running{false};
 
 StatusOr<bool> ParseFlag(const std::string& name, const std::string& text) {
   if (text == "1" || text == "true") return true;
@@ -47,20 +64,6 @@ StatusOr<agent::LogStream> ParseStream(const std::string& text) {
 
 const char* StreamName(agent::LogStream s) {
   return s == agent::LOG_STDOUT ? "stdout" : s == agent::LOG_STDERR ? "stderr" : "both";
-}
-
-Status OnlyKnown(const QueryParams& params, const std::set<std::string>& known) {
-  for (const auto& [key, value] : params) {
-    if (known.count(key) == 0)
-      return InvalidArgument("unknown parameter '" + key.substr(0, 32) + "'");
-    if (params.count(key) > 1) return InvalidArgument("parameter '" + key + "' given twice");
-  }
-  return Status::Ok();
-}
-
-std::string Get(const QueryParams& params, const std::string& key) {
-  auto it = params.find(key);
-  return it == params.end() ? std::string() : it->second;
 }
 
 // Line numbers per (rank, stream), as the agents send each file's lines in order.
@@ -85,7 +88,7 @@ StatusOr<RankLogQuery> ParseRankLogQuery(const QueryParams& params) {
   RETURN_IF_ERROR(OnlyKnown(params, {"stream", "tail", "from", "lines", "max_bytes"}));
   RankLogQuery q;
   if (params.count("stream")) {
-    ASSIGN_OR_RETURN(q.stream, ParseStream(Get(params, "stream")));
+    ASSIGN_OR_RETURN(q.stream, ParseStream(QueryValue(params, "stream")));
   }
   if (params.count("tail") && params.count("from")) {
     return InvalidArgument("tail and from cannot both be given");
@@ -94,20 +97,21 @@ StatusOr<RankLogQuery> ParseRankLogQuery(const QueryParams& params) {
     return InvalidArgument("tail=N already says how many lines");
   }
   if (params.count("tail")) {
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("tail", Get(params, "tail"), 1, kMaxLogLines));
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("tail", QueryValue(params, "tail"), 1, kMaxLogLines));
     q.lines = static_cast<int>(n);
   }
   if (params.count("from")) {
-    ASSIGN_OR_RETURN(q.from_line, ParseCount("from", Get(params, "from"), 1, int64_t{1} << 40));
+    ASSIGN_OR_RETURN(q.from_line,
+                     ParseCount("from", QueryValue(params, "from"), 1, int64_t{1} << 40));
   }
   if (params.count("lines")) {
     if (q.from_line == 0) return InvalidArgument("lines=N goes with from=L (or use tail=N)");
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("lines", Get(params, "lines"), 1, kMaxLogLines));
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("lines", QueryValue(params, "lines"), 1, kMaxLogLines));
     q.lines = static_cast<int>(n);
   }
   if (params.count("max_bytes")) {
     ASSIGN_OR_RETURN(q.max_bytes,
-                     ParseCount("max_bytes", Get(params, "max_bytes"), 1, kMaxLogBytes));
+                     ParseCount("max_bytes", QueryValue(params, "max_bytes"), 1, kMaxLogBytes));
   }
   return q;
 }
@@ -116,15 +120,15 @@ StatusOr<LogSearchQuery> ParseLogSearchQuery(const QueryParams& params, int worl
   RETURN_IF_ERROR(OnlyKnown(
       params, {"q", "regex", "icase", "rank", "stream", "max_matches", "max_scan_bytes"}));
   LogSearchQuery q;
-  q.pattern = Get(params, "q");
+  q.pattern = QueryValue(params, "q");
   if (q.pattern.empty()) return InvalidArgument("q (the text to search for) is required");
   if (q.pattern.size() > kMaxPatternBytes) {
     return InvalidArgument("q is longer than " + std::to_string(kMaxPatternBytes) + " bytes");
   }
-  ASSIGN_OR_RETURN(q.regex, ParseFlag("regex", Get(params, "regex")));
-  ASSIGN_OR_RETURN(q.ignore_case, ParseFlag("icase", Get(params, "icase")));
+  ASSIGN_OR_RETURN(q.regex, ParseFlag("regex", QueryValue(params, "regex")));
+  ASSIGN_OR_RETURN(q.ignore_case, ParseFlag("icase", QueryValue(params, "icase")));
   if (params.count("rank")) {
-    ASSIGN_OR_RETURN(int64_t r, ParseCount("rank", Get(params, "rank"), 0, 1 << 24));
+    ASSIGN_OR_RETURN(int64_t r, ParseCount("rank", QueryValue(params, "rank"), 0, 1 << 24));
     if (r >= world_size) {
       return NotFound("rank " + std::to_string(r) + " is not in the job (world size " +
                       std::to_string(world_size) + ")");
@@ -132,16 +136,17 @@ StatusOr<LogSearchQuery> ParseLogSearchQuery(const QueryParams& params, int worl
     q.rank = static_cast<int>(r);
   }
   if (params.count("stream")) {
-    ASSIGN_OR_RETURN(q.stream, ParseStream(Get(params, "stream")));
+    ASSIGN_OR_RETURN(q.stream, ParseStream(QueryValue(params, "stream")));
   }
   if (params.count("max_matches")) {
-    ASSIGN_OR_RETURN(int64_t n,
-                     ParseCount("max_matches", Get(params, "max_matches"), 1, kMaxSearchMatches));
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("max_matches", QueryValue(params, "max_matches"), 1,
+                                           kMaxSearchMatches));
     q.max_matches = static_cast<int>(n);
   }
   if (params.count("max_scan_bytes")) {
-    ASSIGN_OR_RETURN(q.max_scan_bytes, ParseCount("max_scan_bytes", Get(params, "max_scan_bytes"),
-                                                  1, kMaxLogScanBytes));
+    ASSIGN_OR_RETURN(
+        q.max_scan_bytes,
+        ParseCount("max_scan_bytes", QueryValue(params, "max_scan_bytes"), 1, kMaxLogScanBytes));
   }
   return q;
 }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "common/status.h"
@@ -18,6 +19,15 @@
 namespace coord::coordinator {
 
 using QueryParams = std::multimap<std::string, std::string>;
+
+// Query parameters, shared by the /api/ routes. A whole number `name` in lo..hi, else
+// InvalidArgument naming it and the range.
+StatusOr<int64_t> ParseCount(const std::string& name, const std::string& text, int64_t lo,
+                             int64_t hi);
+// InvalidArgument for a parameter not in `known` or given twice.
+Status OnlyKnown(const QueryParams& params, const std::set<std::string>& known);
+// The parameter's value, "" when absent.
+std::string QueryValue(const QueryParams& params, const std::string& key);
 
 // ?stream=stdout|stderr|both (both) &tail=N | &from=L&lines=N (tail=200) &max_bytes=B.
 struct RankLogQuery {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <string>
 
 #include "common/clock.h"
@@ -45,7 +46,8 @@ json SummaryJson(const JobSnapshot& j, int64_t now_ms) {
   return {{"id", st.job_id()},
           {"name", j.name},
           {"state", StateName(st.state())},
-          {"nodes", st.nodes_size()},
+          // A paged status holds some nodes only: its counts say how many in all.
+          {"nodes", st.has_counts() ? st.counts().nodes() : st.nodes_size()},
           {"ranks", st.world_size()},
           {"generation", st.generation()},
           {"restarts", st.restarts()},
@@ -132,6 +134,52 @@ json GridJson(const JobSnapshot& j, int64_t now_ms) {
   return nodes;
 }
 
+json CountsJson(const JobCounts& c) {
+  json nodes = json::object();
+  for (const NodeStateCount& n : c.node_states()) {
+    nodes[EnumLabel(NodeState_Name(n.state()), "NODE_")] = n.count();
+  }
+  return {{"nodes", c.nodes()},
+          {"ranks_running", c.ranks_running()},
+          {"ranks_exited_ok", c.ranks_exited_ok()},
+          {"ranks_exited_error", c.ranks_exited_error()},
+          {"ranks_not_started", c.ranks_not_started()},
+          {"node_states", std::move(nodes)}};
+}
+
+int RankRows(const JobCounts& c) {
+  return c.ranks_running() + c.ranks_exited_ok() + c.ranks_exited_error() + c.ranks_not_started();
+}
+
+// The ranks worth a look anywhere in the job (job_view.h TroubleRanks), for a paged job.
+json TroubleJson(const JobSnapshot& j, int64_t now_ms) {
+  json ranks = json::array();
+  for (const RankTrouble& t : j.trouble) {
+    const agent::RankStatus& r = t.status;
+    json rank = {{"rank", r.rank()},
+                 {"why", t.why},
+                 {"node_rank", r.node_rank()},
+                 {"host", t.host},
+                 {"state", EnumLabel(agent::RankState_Name(r.state()), "RANK_")},
+                 {"exit_code", nullptr},
+                 {"signal", nullptr},
+                 {"error", r.error()},
+                 {"iteration", nullptr},
+                 {"progress_age_s", nullptr}};
+    if (r.state() == agent::RANK_EXITED) {
+      rank["exit_code"] = r.exit_code();
+      rank["signal"] = r.signal();
+    }
+    auto p = j.progress.find(r.rank());
+    if (p != j.progress.end()) {
+      rank["iteration"] = Count(p->second.iteration());
+      rank["progress_age_s"] = Seconds(p->second.time_ms(), AgeBase(j.status, now_ms));
+    }
+    ranks.push_back(std::move(rank));
+  }
+  return {{"total", j.trouble_total}, {"ranks", std::move(ranks)}};
+}
+
 json StateChangesJson(const JobSnapshot& j, const JobHistoryView& h) {
   json out = json::array();
   for (const StateChange& c : h.states) {
@@ -185,6 +233,36 @@ StatusOr<int> ParseRank(const std::string& text, int world_size) {
 
 }  // namespace
 
+// --- parameters ------------------------------------------------------------------------
+
+StatusOr<RankPage> ParseRankPage(const QueryParams& params) {
+  RETURN_IF_ERROR(OnlyKnown(params, {"limit", "offset"}));
+  RankPage page;
+  if (params.count("limit")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, kMaxPageRanks));
+    page.limit = static_cast<int>(n);
+  }
+  if (params.count("offset")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("offset", QueryValue(params, "offset"), 0, 1 << 30));
+    page.offset = static_cast<int>(n);
+  }
+  return page;
+}
+
+StatusOr<NodePage> ParseNodePage(const QueryParams& params) {
+  RETURN_IF_ERROR(OnlyKnown(params, {"limit", "offset"}));
+  NodePage page;
+  if (params.count("limit")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, kMaxPageNodes));
+    page.limit = static_cast<int>(n);
+  }
+  if (params.count("offset")) {
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("offset", QueryValue(params, "offset"), 0, 1 << 30));
+    page.offset = static_cast<int>(n);
+  }
+  return page;
+}
+
 // --- renderers -------------------------------------------------------------------------
 
 json JobsListJson(const std::vector<JobSnapshot>& jobs, int64_t now_ms) {
@@ -230,17 +308,26 @@ json JobJson(const JobSnapshot& j, const JobHistoryView& h, int64_t now_ms) {
     checkpoints.push_back(
         {{"iteration", c.iteration}, {"t_ms", c.t_ms}, {"generation", c.generation}});
   }
-  return {{"now_ms", now_ms},
-          {"job", std::move(job)},
-          {"states", StateChangesJson(j, h)},
-          {"states_dropped", h.states_dropped},
-          {"failures", std::move(failures)},
-          {"nodes", GridJson(j, now_ms)},
-          {"spares", std::move(spares)},
-          {"stragglers", std::move(stragglers)},
-          {"checkpoints",
-           {{"last_iteration", Count(st.last_checkpoint_iteration())},
-            {"seen", std::move(checkpoints)}}}};
+  json out = {{"now_ms", now_ms},
+              {"job", std::move(job)},
+              {"states", StateChangesJson(j, h)},
+              {"states_dropped", h.states_dropped},
+              {"failures", std::move(failures)},
+              {"nodes", GridJson(j, now_ms)},
+              {"spares", std::move(spares)},
+              {"stragglers", std::move(stragglers)},
+              {"checkpoints",
+               {{"last_iteration", Count(st.last_checkpoint_iteration())},
+                {"seen", std::move(checkpoints)}}}};
+  if (j.paged) {
+    out["counts"] = CountsJson(st.counts());
+    out["page"] = {{"offset", j.page_offset},
+                   {"limit", j.page_limit},
+                   {"ranks", st.ranks_size()},
+                   {"total", RankRows(st.counts())}};
+    out["trouble"] = TroubleJson(j, now_ms);
+  }
+  return out;
 }
 
 json ProgressJson(const JobHistoryView& h) {
@@ -251,25 +338,34 @@ json ProgressJson(const JobHistoryView& h) {
           {"points", PointsJson(h.progress)}};
 }
 
-json ResourcesJson(const JobSnapshot& j, const JobHistoryView& h) {
+json ResourcesJson(const JobSnapshot& j, const JobHistoryView& h, const NodePage& page) {
   json columns = json::array({"t_ms"});
   for (const char* c : kUsageColumns) columns.push_back(c);
+  std::map<std::string, int> node_ranks;  // target -> node rank, current generation
+  for (const NodeStatus& s : j.status.nodes()) {
+    HostEntry e;
+    e.host = s.host();
+    e.port = s.port();
+    node_ranks[e.Target()] = s.node_rank();
+  }
   json nodes = json::array();
   for (const NodeHistory& n : h.nodes) {
-    json node_rank = nullptr;
-    for (const NodeStatus& s : j.status.nodes()) {
-      HostEntry e;
-      e.host = s.host();
-      e.port = s.port();
-      if (e.Target() == n.target) node_rank = s.node_rank();
-    }
+    auto it = node_ranks.find(n.target);
+    const bool on_page = it == node_ranks.end()
+                             ? page.offset == 0
+                             : it->second >= page.offset && it->second - page.offset < page.limit;
+    if (!on_page) continue;
     nodes.push_back({{"host", n.target},
-                     {"node_rank", node_rank},
+                     {"node_rank", it == node_ranks.end() ? json(nullptr) : json(it->second)},
                      {"gpus", n.gpus},
                      {"stride", n.usage.stride()},
                      {"points", PointsJson(n.usage)}});
   }
-  return {{"columns", std::move(columns)}, {"nodes", std::move(nodes)}};
+  json page_json = {{"offset", page.offset},
+                    {"limit", page.limit},
+                    {"nodes", nodes.size()},
+                    {"total", h.nodes.size()}};
+  return {{"columns", std::move(columns)}, {"nodes", std::move(nodes)}, {"page", page_json}};
 }
 
 // --- HTTP ----------------------------------------------------------------------------
@@ -313,22 +409,39 @@ void AddStatusApiRoutes(HttpServer* server, JobManager* jobs) {
   });
   // ID: anything but a slash; unknown ones (and "..", "%2e%2e%2f...") are simply not jobs.
   server->Get("/api/jobs/([^/]+)", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto page = ParseRankPage(req.query);
+    if (!page.ok()) return ErrorResponse(page.status());
+    auto j = jobs->SnapshotJobPage(req.captures[0], page->limit, page->offset);
     if (!j.ok()) return ErrorResponse(j.status());
+    const int total = RankRows(j->status.counts());
+    if (page->offset > 0 && page->offset >= total) {
+      return ErrorResponse(InvalidArgument("offset " + std::to_string(page->offset) +
+                                           " is past the job's last rank (it has " +
+                                           std::to_string(total) + " ranks)"));
+    }
     return JsonResponse(JobJson(*j, jobs->history().View(req.captures[0]), WallMs()));
   });
+  // The routes below need only the job's scalars: a page of one rank is copied, not all.
   server->Get("/api/jobs/([^/]+)/progress", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto j = jobs->SnapshotJobPage(req.captures[0], 1, 0);
     if (!j.ok()) return ErrorResponse(j.status());
     return JsonResponse(ProgressJson(jobs->history().View(req.captures[0])));
   });
   server->Get("/api/jobs/([^/]+)/resources", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto page = ParseNodePage(req.query);
+    if (!page.ok()) return ErrorResponse(page.status());
+    auto j = jobs->SnapshotJob(req.captures[0]);  // every node's name (the ranks too)
     if (!j.ok()) return ErrorResponse(j.status());
-    return JsonResponse(ResourcesJson(*j, jobs->history().View(req.captures[0])));
+    const int nodes = j->status.nodes_size();
+    if (page->offset > 0 && page->offset >= nodes) {
+      return ErrorResponse(InvalidArgument("offset " + std::to_string(page->offset) +
+                                           " is past the job's last node (it has " +
+                                           std::to_string(nodes) + " nodes)"));
+    }
+    return JsonResponse(ResourcesJson(*j, jobs->history().View(req.captures[0]), *page));
   });
   server->Get("/api/jobs/([^/]+)/ranks/([^/]+)/log", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto j = jobs->SnapshotJobPage(req.captures[0], 1, 0);
     if (!j.ok()) return ErrorResponse(j.status());
     auto rank = ParseRank(req.captures[1], j->status.world_size());
     if (!rank.ok()) return ErrorResponse(rank.status());
@@ -338,7 +451,7 @@ void AddStatusApiRoutes(HttpServer* server, JobManager* jobs) {
     return out.ok() ? JsonResponse(*out) : ErrorResponse(out.status());
   });
   server->Get("/api/jobs/([^/]+)/logs/search", [jobs](const HttpRequest& req) {
-    auto j = jobs->SnapshotJob(req.captures[0]);
+    auto j = jobs->SnapshotJobPage(req.captures[0], 1, 0);
     if (!j.ok()) return ErrorResponse(j.status());
     auto query = ParseLogSearchQuery(req.query, j->status.world_size());
     if (!query.ok()) return ErrorResponse(query.status());

@@ -1,13 +1,19 @@
-// One job (job.html?id=JOB[&q=TEXT]): the job, its progress curves and its nodes'
-// resources every 2 s while it lives; its logs on demand. `q` in the URL runs a log
-// search on load (a link to a search result can be shared). Chart.js draws the curves;
-// each canvas's data-points says how many points it drew.
+// One job (job.html?id=JOB[&offset=R&limit=N][&q=TEXT]): the job, its progress curves
+// and its nodes' resources every 2 s while it lives; its logs on demand. The grid is one
+// page of ranks (the API's limit/offset: 10,000 ranks are megabytes), with the whole
+// job's counts and the ranks needing attention anywhere in it above; offset in the URL
+// opens that page. `q` in the URL runs a log search on load (a link to a search result
+// can be shared). Chart.js draws the curves; each canvas's data-points says how many
+// points it drew.
 'use strict';
 
 const params = new URLSearchParams(location.search);
 const jobId = params.get('id') || '';
 const base = '/api/jobs/' + encodeURIComponent(jobId);
 const charts = {};
+// The page of ranks shown: the API's default size unless the URL says otherwise.
+const page = {offset: Math.max(0, Number(params.get('offset')) || 0),
+              limit: Number(params.get('limit')) || 0};
 const COLORS = ['#0969da', '#cf222e', '#1a7f37', '#8250df', '#bf8700', '#0a3069', '#bc4c00', '#57606a'];
 
 // --- charts -----------------------------------------------------------------------------
@@ -134,6 +140,47 @@ function drawGrid(nodes) {
   document.querySelector('#grid tbody').replaceChildren(...rows);
 }
 
+function drawCounts(c) {
+  const parts = [['running', c.ranks_running], ['exited 0', c.ranks_exited_ok],
+      ['ended otherwise', c.ranks_exited_error], ['not started', c.ranks_not_started]]
+      .filter(([, n]) => n > 0).map(([what, n]) => fmtNum(n, 0) + ' ' + what);
+  const nodes = Object.entries(c.node_states).map(([state, n]) => fmtNum(n, 0) + ' ' + state);
+  document.getElementById('counts').textContent = 'ranks: ' + (parts.join(', ') || 'none') +
+      ' · nodes: ' + (nodes.join(', ') || 'none');
+}
+
+function drawPager(p) {
+  const range = document.getElementById('page-range');
+  const last = p.offset + p.ranks - 1;
+  range.textContent = p.ranks ? p.offset + '–' + last : 'none';
+  range.setAttribute('data-first', p.ranks ? String(p.offset) : '');
+  range.setAttribute('data-last', p.ranks ? String(last) : '');
+  document.getElementById('page-total').textContent = fmtNum(p.total, 0);
+  page.limit = p.limit;
+  page.total = p.total;
+  document.getElementById('page-prev').disabled = p.offset === 0;
+  document.getElementById('page-next').disabled = p.offset + p.limit >= p.total;
+}
+
+function drawTrouble(t) {
+  document.getElementById('no-trouble').hidden = t.ranks.length > 0;
+  const more = document.getElementById('trouble-more');
+  more.hidden = t.total <= t.ranks.length;
+  more.textContent = (t.total - t.ranks.length) + ' more not listed';
+  document.querySelector('#trouble tbody').replaceChildren(...t.ranks.map((r) => {
+    const show = el('button', {type: 'button'}, 'show in grid');
+    show.onclick = () => goToRank(r.rank);
+    return el('tr', {'data-rank': r.rank, 'data-why': r.why},
+        el('td', {class: 'num'}, r.rank), el('td', {}, r.why),
+        el('td', {}, r.node_rank + ' ' + r.host),
+        el('td', {}, r.state + (r.error ? ': ' + r.error : '')),
+        el('td', {}, r.exit_code === null ? '' : r.signal ? 'signal ' + r.signal : r.exit_code),
+        el('td', {class: 'num'}, r.iteration ?? ''),
+        el('td', {}, r.progress_age_s === null ? '' : fmtAge(r.progress_age_s) + ' ago'),
+        el('td', {}, show));
+  }));
+}
+
 function drawStates(states) {
   document.querySelector('#states tbody').replaceChildren(...states.map((s) => el('tr', {},
       el('td', {}, fmtTime(s.t_ms)), el('td', {class: 'num'}, s.generation),
@@ -222,14 +269,68 @@ document.getElementById('search-form').onsubmit = (ev) => {
          document.getElementById('search-icase').checked);
 };
 
+// --- the page of ranks ------------------------------------------------------------------
+
+function jobPath() {
+  const q = new URLSearchParams({offset: page.offset});
+  if (page.limit) q.set('limit', page.limit);
+  return base + '?' + q;
+}
+
+// The resource curves of the grid page's nodes (the API's node page: at most 128).
+function resourcesPath(job) {
+  const nproc = Math.max(1, job.job.nproc_per_node || 1);
+  const q = new URLSearchParams({offset: Math.floor(page.offset / nproc),
+                                 limit: Math.min(128, Math.max(1, Math.ceil(job.page.limit / nproc)))});
+  return base + '/resources?' + q;
+}
+
+function drawResourcesRange(p) {
+  const range = document.getElementById('resources-range');
+  range.hidden = p.total <= p.nodes;
+  range.textContent = 'nodes ' + p.offset + '–' + (p.offset + p.limit - 1) + ' (the page of ranks above): ' +
+      p.nodes + ' of ' + p.total + ' nodes with curves';
+}
+
+function drawJob(job) {
+  drawSummary(job);
+  drawCounts(job.counts);
+  drawPager(job.page);
+  drawTrouble(job.trouble);
+  drawGrid(job.nodes);
+}
+
+// Another page now (the poll may have stopped: the job ended); the URL keeps it.
+async function showPage(offset) {
+  page.offset = Math.max(0, offset);
+  const q = new URLSearchParams(location.search);
+  q.set('offset', page.offset);
+  history.replaceState(null, '', '?' + q);
+  try { drawJob(await api(jobPath())); showError(null); } catch (e) { showError(e); }
+}
+function goToRank(rank) {
+  const limit = page.limit || 1;
+  showPage(Math.floor(rank / limit) * limit);
+}
+
+document.getElementById('page-prev').onclick = () => showPage(page.offset - (page.limit || 0));
+document.getElementById('page-next').onclick = () => showPage(page.offset + (page.limit || 0));
+document.getElementById('pager').onsubmit = (ev) => {
+  ev.preventDefault();
+  const rank = Number(document.getElementById('page-rank').value);
+  if (Number.isInteger(rank) && rank >= 0 && (page.total === undefined || rank < page.total)) {
+    goToRank(rank);
+  }
+};
+
 // --- the poll ---------------------------------------------------------------------------
 
 let first = true;
 poll(async () => {
-  const [job, progress, resources] = await Promise.all(
-      [api(base), api(base + '/progress'), api(base + '/resources')]);
-  drawSummary(job);
-  drawGrid(job.nodes);
+  const [job, progress] = await Promise.all([api(jobPath()), api(base + '/progress')]);
+  const resources = await api(resourcesPath(job));
+  drawJob(job);
+  drawResourcesRange(resources.page);
   drawStates(job.states);
   drawFailures(job.failures);
   drawCheckpoints(job.checkpoints);

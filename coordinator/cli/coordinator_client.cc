@@ -61,14 +61,19 @@ StatusOr<coordinator::KillJobReply> CoordinatorClient::KillJob(
 
 StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(const std::string& job_id,
                                                            int rank_limit, int rank_offset) {
-  if (!stub_) return security_.status();
-  auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::GetJobRequest req;
   req.set_job_id(job_id);
   req.set_rank_limit(rank_limit);
   req.set_rank_offset(rank_offset);
+  return GetJob(req);
+}
+
+StatusOr<coordinator::JobStatus> CoordinatorClient::GetJob(
+    const coordinator::GetJobRequest& request) {
+  if (!stub_) return security_.status();
+  auto ctx = ContextWithDeadline(timeout_ms_);
   coordinator::JobStatus reply;
-  Status st = FromGrpc(stub_->GetJob(ctx.get(), req, &reply));
+  Status st = FromGrpc(stub_->GetJob(ctx.get(), request, &reply));
   if (!st.ok()) return Explain(st);
   return reply;
 }

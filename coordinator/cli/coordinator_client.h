@@ -30,6 +30,7 @@ class CoordinatorClient {
   // rank_limit 0: every rank and node; else a page (GetJobRequest).
   StatusOr<coordinator::JobStatus> GetJob(const std::string& job_id, int rank_limit = 0,
                                           int rank_offset = 0);
+  StatusOr<coordinator::JobStatus> GetJob(const coordinator::GetJobRequest& request);
   // summary: without each job's rank and node tables (ListJobsRequest).
   StatusOr<coordinator::ListJobsReply> ListJobs(bool summary = false);
   // Streams until the server ends the stream (follow: job ended) or `stop` says so.

@@ -122,7 +122,8 @@ int FollowJob(CoordinatorClient& client, const std::string& job_id,
     std::unique_lock<std::mutex> lock(poll_mu);
     while (!done) {
       lock.unlock();
-      auto job = client.GetJob(job_id);
+      // The line needs the counts and the slowest rank, not every rank's row.
+      auto job = client.GetJob(ProgressRequest(job_id, 1));
       if (job.ok()) display.Update(*job);
       lock.lock();
       poll_cv.wait_for(lock, std::chrono::milliseconds(kProgressPollMs), [&] { return done.load(); });
@@ -149,7 +150,7 @@ int FollowJob(CoordinatorClient& client, const std::string& job_id,
   if (!st.ok()) {
     code = ReportError(st);
   } else {
-    auto job = client.GetJob(job_id);
+    auto job = client.GetJob(ProgressRequest(job_id, 1));  // the summary and the failure
     if (!job.ok()) {
       code = ReportError(job.status());
     } else {

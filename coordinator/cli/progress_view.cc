@@ -76,6 +76,13 @@ std::string FormatCount(double v) {
   return Fixed(v / 1e9, 2) + "G";
 }
 
+coordinator::GetJobRequest ProgressRequest(const std::string& job_id, int rows) {
+  coordinator::GetJobRequest req;
+  req.set_job_id(job_id);
+  req.set_slowest(std::max(rows, 1));  // the line names the slowest rank
+  return req;
+}
+
 std::string ProgressLine(const coordinator::JobStatus& job, size_t width) {
   std::string s = coordinator::JobState_Name(job.state());
   if (job.iteration() < 0) return Cut(s + " waiting for the first progress record", width);
@@ -124,9 +131,11 @@ std::vector<std::string> RankRows(const coordinator::JobStatus& job, int max_row
                   t.score() > 0 ? Fixed(t.score(), 2).c_str() : "-", named ? "  straggler" : "");
     out.push_back(Cut(buf, width));
   }
-  if (rows.size() > static_cast<size_t>(max_rows)) {
-    out.push_back("... " + std::to_string(rows.size() - static_cast<size_t>(max_rows)) +
-                  " more ranks");
+  // A ProgressRequest reply holds the slowest rows only; counts says how many in all.
+  const size_t all = job.has_counts() ? static_cast<size_t>(job.counts().rank_timings())
+                                      : rows.size();
+  if (all > static_cast<size_t>(max_rows)) {
+    out.push_back("... " + std::to_string(all - static_cast<size_t>(max_rows)) + " more ranks");
   }
   return out;
 }
@@ -138,7 +147,9 @@ std::vector<std::string> ProgressPanel(const coordinator::JobStatus& job, int64_
   std::vector<std::string> out;
   out.push_back(Cut("job " + job.job_id() + "  generation " + std::to_string(job.generation()) +
                         "  " + std::to_string(job.world_size()) + " ranks on " +
-                        std::to_string(job.nodes_size()) + " nodes",
+                        std::to_string(job.has_counts() ? job.counts().nodes()
+                                                        : job.nodes_size()) +
+                        " nodes",
                     width));
   out.push_back(ProgressLine(job, width));
   std::string age = "last progress record: ";

@@ -5,14 +5,21 @@
 // job, sees progress, loses a node (its agent vanishes) and sees the loss detected and
 // the job restarted on the spare, then kills it. Limits are generous (a loaded 2-core
 // box); the timings are printed (bench/scale_bench.py measures them at 1,250 agents).
+// A second test runs a 64-node and then a 256-node job and checks that one refresh of
+// `coordctl status --watch` / `start --follow` (their GetJob request) and of the status
+// page's job API stays the same size: counts and a page, not every rank.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "common/rpc_util.h"
+#include "coordinator/cli/progress_view.h"
+#include "proto/coordinator.grpc.pb.h"
 #include "tests/programs/sim_agents.h"
 #include "tests/support/files.h"
+#include "tests/support/http_client.h"
 #include "tests/support/local_cluster.h"
 #include "tests/support/wait.h"
 
@@ -40,7 +47,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t0) {
 class ScaleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(cluster_.StartCoordd());
+    ASSERT_TRUE(cluster_.StartCoordd({0, true, {}}));  // with HTTP: the status page's API
     sim::SimOptions options;
     options.agents = kNodes + 1;  // the last one is the spare
     options.progress_ms = 200;
@@ -130,9 +137,11 @@ TEST_F(ScaleTest, LaunchProgressNodeLossRestartAndKillOf256NodesX8Ranks) {
       120000, 100))
       << s.dump();
   const double restart_s =
-      static_cast<double>(Int(s["failure"], "relaunched_ms") - Int(s["failure"], "time_ms")) / 1000.0;
+      static_cast<double>(Int(s["failure"], "relaunched_ms") - Int(s["failure"], "time_ms")) /
+      1000.0;
   full = cluster_.Status(job);
-  EXPECT_EQ(full["nodes"][lost]["host"], sim_->Target(kNodes).substr(0, sim_->Target(kNodes).rfind(':')));
+  EXPECT_EQ(full["nodes"][lost]["host"],
+            sim_->Target(kNodes).substr(0, sim_->Target(kNodes).rfind(':')));
   EXPECT_EQ(full["spares"][0]["state"], "NODE_EXCLUDED") << full["spares"].dump();
   for (const json& r : full["ranks"]) {
     ASSERT_EQ(r["state"], "RANK_RUNNING") << r.dump();
@@ -155,10 +164,112 @@ TEST_F(ScaleTest, LaunchProgressNodeLossRestartAndKillOf256NodesX8Ranks) {
       << s.dump();
   EXPECT_LE(kill_s, 60.0);
 
-  std::cout << "scale_test: " << kNodes << " agents x " << kNproc << " ranks: launch "
-            << launch_s << " s, status " << status_s << " s (" << text.out.size()
+  std::cout << "scale_test: " << kNodes << " agents x " << kNproc << " ranks: launch " << launch_s
+            << " s, status " << status_s << " s (" << text.out.size()
             << " bytes), node loss detected in " << detect_s << " s, restarted in " << restart_s
             << " s, kill " << kill_s << " s" << std::endl;
+}
+
+// "key: bytes" of each member, to say what grew.
+std::string KeySizes(const json& j) {
+  std::string out;
+  for (const auto& [key, value] : j.items()) {
+    out += key + ": " + std::to_string(value.dump().size()) + " ";
+  }
+  return out;
+}
+
+// One refresh of each poller, as it is at 64 and at 256 nodes x 8 ranks.
+struct Refresh {
+  size_t watch_bytes = 0;  // GetJob reply (protobuf) of status --watch's request
+  double watch_s = 0;
+  size_t page_bytes = 0;  // /api/jobs/ID as job.html polls it (the default page)
+  double page_s = 0;
+  json page;
+};
+
+TEST_F(ScaleTest, ARefreshOfWatchAndTheStatusPageStaysTheSameSizeFrom64To256Nodes) {
+  auto stub = coordinator::Coordinator::NewStub(MakeChannel(cluster_.coordinator()));
+  std::map<int, Refresh> at;
+  for (const int nodes : {64, kNodes}) {
+    const std::string hosts = dir_.File("hosts-" + std::to_string(nodes));
+    std::string text;
+    for (int i = 0; i < nodes; ++i) text += sim_->Target(i) + "\n";
+    ASSERT_TRUE(WriteTextFile(hosts, text));
+    const json spec = {{"name", "refresh"},
+                       {"launch",
+                        {{"nproc_per_node", kNproc},
+                         {"command", {"sim-rank"}},
+                         {"kill_grace_s", 1},
+                         {"restart_backoff_s", 0}}}};
+    const std::string spec_path = dir_.File("refresh.json");
+    ASSERT_TRUE(WriteTextFile(spec_path, spec.dump(2)));
+    RunResult start =
+        cluster_.Ctl({"start", "--hosts", hosts, "--config", spec_path, "--skip-checks"}, 120000);
+    ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
+    const std::string job = start.out.substr(0, start.out.find('\n'));
+    const int ranks = nodes * kNproc;
+
+    // Steady state: every rank has reported timings, so the full tables are full.
+    const coordinator::GetJobRequest req = cli::ProgressRequest(job, 20);
+    coordinator::JobStatus reply;
+    ASSERT_TRUE(WaitUntil(
+        [&] {
+          grpc::ClientContext ctx;
+          reply.Clear();
+          return stub->GetJob(&ctx, req, &reply).ok() && reply.counts().rank_timings() == ranks &&
+                 reply.iteration() >= 3;
+        },
+        60000, 100))
+        << reply.ShortDebugString().substr(0, 2000);
+    Refresh& r = at[nodes];
+    auto t0 = std::chrono::steady_clock::now();
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stub->GetJob(&ctx, req, &reply).ok());
+    r.watch_s = SecondsSince(t0);
+    r.watch_bytes = reply.ByteSizeLong();
+    EXPECT_EQ(reply.counts().ranks_running(), ranks);
+    EXPECT_EQ(reply.rank_timings_size(), 20);
+    EXPECT_EQ(reply.ranks_size(), 0);
+
+    // coordctl's JSON of the same view (status --json --slowest N).
+    RunResult view = cluster_.Ctl({"status", job, "--json", "--slowest", "5"});
+    ASSERT_EQ(view.exit_code, 0) << view.err;
+    const json v = json::parse(view.out, nullptr, false);
+    EXPECT_EQ(v["rank_timings"].size(), 5u) << view.out.substr(0, 2000);
+    EXPECT_EQ(v["ranks"].size(), 0u);
+    EXPECT_EQ(v["counts"]["rank_timings"], ranks);
+    EXPECT_LT(view.out.size(), 16u * 1024);
+
+    t0 = std::chrono::steady_clock::now();
+    HttpResult page = HttpGet(cluster_.coordd_http(), "/api/jobs/" + job, nullptr, 15000);
+    r.page_s = SecondsSince(t0);
+    ASSERT_EQ(page.status, 200) << page.body.substr(0, 2000);
+    r.page_bytes = page.body.size();
+    r.page = json::parse(page.body, nullptr, false);
+    EXPECT_EQ(r.page["counts"]["ranks_running"], ranks);
+    EXPECT_EQ(r.page["page"]["total"], ranks);
+    EXPECT_EQ(r.page["page"]["ranks"], 256);  // the default page
+    EXPECT_EQ(r.page["job"]["nodes"], nodes);
+    EXPECT_EQ(r.page["job"]["ranks"], ranks);
+    size_t shown = 0;
+    for (const json& n : r.page["nodes"]) shown += n["ranks"].size();
+    EXPECT_EQ(shown, 256u);
+
+    RunResult kill = cluster_.Ctl({"kill", job}, 120000);
+    ASSERT_EQ(kill.exit_code, 0) << kill.out << kill.err;
+    std::cout << "scale_test: " << nodes << " agents x " << kNproc << " ranks: one status "
+              << "--watch refresh " << r.watch_bytes << " bytes in " << r.watch_s
+              << " s, one status page refresh " << r.page_bytes << " bytes in " << r.page_s << " s"
+              << std::endl;
+  }
+  // 4x the ranks, the same size (the names and numbers in them vary by a few bytes).
+  // Every rank in each reply would be ~100 KiB and ~400 KiB (protobuf) and 4x the JSON.
+  EXPECT_LT(at[kNodes].watch_bytes, 8u * 1024);
+  EXPECT_LT(at[kNodes].watch_bytes, at[64].watch_bytes + 512);
+  EXPECT_LT(at[kNodes].page_bytes, 128u * 1024);
+  EXPECT_LT(at[kNodes].page_bytes, at[64].page_bytes * 11 / 10)
+      << "64 nodes: " << KeySizes(at[64].page) << "; 256: " << KeySizes(at[kNodes].page);
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 // job page: its DOM shows the job's state, every rank in the grid, a loss chart that drew
 // points (the canvas's data-points) and a log search hit. The screenshot is kept in the
 // build tree (web_page_test_artifacts/job.png; the path is printed). Skipped only when
-// chromium or the demo data is missing.
+// chromium or the demo data is missing. A second test pages a job of 40 simulated nodes
+// x 8 ranks (tests/programs/sim_agents): the API's limit/offset and their 400s, and the
+// page's grid, pager and "ranks needing attention" in Chromium.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include <string>
 
 #include "common/fs.h"
+#include "tests/programs/sim_agents.h"
 #include "tests/support/files.h"
 #include "tests/support/http_client.h"
 #include "tests/support/local_cluster.h"
@@ -201,6 +204,126 @@ TEST_F(WebPageTest, ChromiumShowsTheRunningJob) {
   // The jobs list too.
   RunResult index = Chromium(dir_, "http://" + http + "/");
   EXPECT_NE(index.out.find("data-job=\"" + job_ + "\""), std::string::npos) << index.out;
+}
+
+// --- paging: 320 ranks ------------------------------------------------------------------
+
+class WebPagingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!PathExists(kChromium)) {
+      GTEST_SKIP() << kChromium << " not installed (Debian: chromium; scripts/install-deps.sh)";
+    }
+    ASSERT_TRUE(cluster_.StartCoordd({0, true, {}}));
+    sim::SimOptions options;
+    options.agents = kNodes;
+    options.progress_ms = 200;
+    auto sim = sim::SimCluster::Create(options);
+    ASSERT_TRUE(sim.ok()) << sim.status().ToString();
+    sim_ = std::move(*sim);
+    ASSERT_TRUE(WriteTextFile(cluster_.hosts_file(), sim_->HostsText()));
+  }
+  void TearDown() override {
+    if (HasFailure()) std::cerr << cluster_.Logs();
+    cluster_.StopAll();
+    sim_.reset();
+  }
+  static bool Has(const std::string& html, int rank, const char* attr) {
+    return html.find("data-rank=\"" + std::to_string(rank) + "\" " + attr) != std::string::npos;
+  }
+
+  static constexpr int kNodes = 40, kNproc = 8, kRanks = kNodes * kNproc;
+  TempDir dir_;
+  LocalCluster cluster_{dir_};
+  std::unique_ptr<sim::SimCluster> sim_;
+};
+
+TEST_F(WebPagingTest, TheApiAndThePageShowAPageOfRanksAndTheRanksInTrouble) {
+  const json spec = {{"name", "paging"},
+                     {"launch",
+                      {{"nproc_per_node", kNproc},
+                       {"command", {"sim-rank"}},
+                       {"kill_grace_s", 1},
+                       {"max_restarts", 0}}}};
+  ASSERT_TRUE(WriteTextFile(dir_.File("job.json"), spec.dump(2)));
+  RunResult start = cluster_.Ctl({"start", "--hosts", cluster_.hosts_file(), "--config",
+                                  dir_.File("job.json"), "--skip-checks"});
+  ASSERT_EQ(start.exit_code, 0) << start.out << start.err;
+  const std::string job = start.out.substr(0, start.out.find('\n'));
+  const std::string http = cluster_.coordd_http(), api = "/api/jobs/" + job;
+  json one;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        one = GetJson(http, api);
+        return one["job"]["iteration"].is_number() && one["job"]["iteration"] >= 2;
+      },
+      30000, 100))
+      << one.dump().substr(0, 2000);
+
+  // The default page: the first 256 ranks; the counts and the total are the whole job's.
+  EXPECT_EQ(one["page"], json({{"offset", 0}, {"limit", 256}, {"ranks", 256}, {"total", kRanks}}));
+  EXPECT_EQ(one["counts"]["ranks_running"], kRanks);
+  EXPECT_EQ(one["counts"]["node_states"]["launched"], kNodes);
+  EXPECT_EQ(one["job"]["nodes"], kNodes);
+  EXPECT_EQ(one["nodes"].size(), 32u);
+  EXPECT_EQ(one["trouble"]["total"], 0);
+  // The last page, part full.
+  json last = GetJson(http, api + "?limit=10&offset=315");
+  EXPECT_EQ(last["page"]["ranks"], 5);
+  ASSERT_EQ(last["nodes"].size(), 1u);
+  EXPECT_EQ(last["nodes"][0]["node_rank"], 39);
+  EXPECT_EQ(last["nodes"][0]["ranks"][0]["rank"], 315);
+  EXPECT_EQ(last["nodes"][0]["ranks"][4]["rank"], 319);
+  // Bad parameters: a 400 whose error names the parameter.
+  for (const auto& [query, name] :
+       std::vector<std::pair<std::string, std::string>>{{"?limit=0", "limit"},
+                                                        {"?limit=1025", "limit"},
+                                                        {"?limit=x", "limit"},
+                                                        {"?offset=-1", "offset"},
+                                                        {"?offset=320", "offset"},
+                                                        {"?limit=5&limit=6", "limit"},
+                                                        {"?rank=3", "rank"}}) {
+    json e = GetJson(http, api + query, 400);
+    EXPECT_NE(e.value("error", "").find(name), std::string::npos) << query << ": " << e.dump();
+  }
+
+  // The page: the first 256 ranks in the grid, the pager, no trouble.
+  const std::string url = "http://" + http + "/static/job.html?id=" + job;
+  RunResult dom = Chromium(dir_, url);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_TRUE(Has(dom.out, 0, "data-state=\"running\"")) << dom.out.substr(0, 4000);
+  EXPECT_TRUE(Has(dom.out, 255, "data-state=\"running\""));
+  EXPECT_FALSE(Has(dom.out, 256, "data-state="));
+  EXPECT_NE(dom.out.find(R"(id="page-range" data-first="0" data-last="255")"), std::string::npos);
+  EXPECT_NE(dom.out.find(R"(<span id="page-total">320</span>)"), std::string::npos);
+  EXPECT_NE(dom.out.find(R"(id="no-trouble" class="sub">)"), std::string::npos) << "not hidden";
+  // The second page, as the URL names it.
+  dom = Chromium(dir_, url + "&offset=256");
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_TRUE(Has(dom.out, 300, "data-state=\"running\""));
+  EXPECT_FALSE(Has(dom.out, 0, "data-state="));
+  EXPECT_NE(dom.out.find(R"(id="page-range" data-first="256" data-last="319")"), std::string::npos);
+
+  // Rank 300 (on the second page) fails: the first page lists it as needing attention.
+  ASSERT_TRUE(sim_->ExitRank(job, 300, 3).ok());
+  ASSERT_TRUE(
+      WaitUntil([&] { return GetJson(http, api)["job"]["state"] == "FAILED"; }, 30000, 100));
+  one = GetJson(http, api);
+  ASSERT_GE(one["trouble"]["ranks"].size(), 1u) << one["trouble"].dump();
+  EXPECT_EQ(one["trouble"]["ranks"][0]["rank"], 300);
+  EXPECT_EQ(one["trouble"]["ranks"][0]["why"], "failed");
+  EXPECT_EQ(one["trouble"]["ranks"][0]["exit_code"], 3);
+  dom = Chromium(dir_, url);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_TRUE(Has(dom.out, 300, "data-why=\"failed\"")) << dom.out.substr(0, 4000);
+  EXPECT_FALSE(Has(dom.out, 300, "data-state="));  // not in the grid's first page
+
+  const std::string artifacts = COORD_WEB_PAGE_ARTIFACTS;
+  ASSERT_TRUE(MakeDirs(artifacts).ok());
+  const std::string png = artifacts + "/paging.png";
+  RunResult shot = Chromium(dir_, url, png);
+  EXPECT_EQ(shot.exit_code, 0) << shot.err;
+  std::cout << "screenshot: " << png << "\n";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // coordctl status: a job's state, nodes, ranks, and for a failed job the first
-// rank that failed with the end of its stderr. --json for scripts. --watch (and
+// rank that failed with the end of its stderr. --json for scripts (--slowest N: the
+// counts and the N slowest ranks' timings, the view --watch refreshes). --watch (and
 // `coordctl top`): the job's progress refreshed until it ends: a panel on a terminal,
 // one plain line per new iteration otherwise.
 #include <google/protobuf/util/json_util.h>
@@ -54,14 +55,15 @@ int Watch(CoordinatorClient& client, std::string job_id, double interval_s) {
   int64_t shown_iteration = -2;
   coordinator::JobState shown_state = coordinator::JOB_STATE_UNKNOWN;
   for (;;) {
-    auto job = client.GetJob(job_id);
+    struct winsize ws {};
+    const bool sized = tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0;
+    const size_t width = sized ? ws.ws_col : 120;
+    // The panel's rank rows; without a terminal only the line (it names the slowest).
+    const int rows = !tty ? 1 : sized ? std::max(4, ws.ws_row - 6) : 20;
+    auto job = client.GetJob(ProgressRequest(job_id, rows));
     if (!job.ok()) return ReportError(job.status());
     job_id = job->job_id();  // "the most recent job" stays this one
     if (tty) {
-      struct winsize ws {};
-      const bool sized = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0;
-      const size_t width = sized ? ws.ws_col : 120;
-      const int rows = sized ? std::max(4, ws.ws_row - 6) : 20;
       std::cout << "\033[H\033[2J";  // home, clear
       for (const std::string& line : ProgressPanel(*job, WallMs(), rows, width)) {
         std::cout << line << "\n";
@@ -87,7 +89,7 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
   bool json = false, watch = false;
   double interval_s = 1.0;
   std::string ranks = "";  // text: kStatusRanks; --json: all
-  int from = 0;
+  int from = 0, slowest = 0;
   po::options_description opts("status options");
   opts.add_options()
       ("job", po::value(&job_id), "job id (default: the most recent job)")
@@ -95,7 +97,9 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
       ("watch,w", po::bool_switch(&watch), "show the job's progress, refreshed until it ends")
       ("interval", po::value(&interval_s)->default_value(1.0), "seconds between refreshes")
       ("ranks", po::value(&ranks), "rank rows to show, or 'all' (default: 64 as text, all with --json)")
-      ("from", po::value(&from)->default_value(0), "the first rank row shown (with --ranks)");
+      ("from", po::value(&from)->default_value(0), "the first rank row shown (with --ranks)")
+      ("slowest", po::value(&slowest)->default_value(0),
+       "with --json: no rank rows, the N slowest ranks' timings (what --watch refreshes)");
   po::positional_options_description pos;
   pos.add("job", 1);
   po::variables_map vm;
@@ -126,9 +130,16 @@ int RunStatus(const GlobalOptions& global, const std::vector<std::string>& args)
     return kExitUsage;
   }
 
+  if (slowest < 0 || (slowest > 0 && (!json || !ranks.empty() || from > 0))) {
+    std::cerr << "coordctl: --slowest: expected a number of ranks >= 1, with --json and "
+                 "without --ranks/--from\n";
+    return kExitUsage;
+  }
+
   CoordinatorClient client(global.coordinator, global.rpc_timeout_ms, global.tls);
   if (watch || verb.run == RunTop) return Watch(client, job_id, interval_s);
-  auto job = client.GetJob(job_id, rank_limit, from);
+  auto job = slowest > 0 ? client.GetJob(ProgressRequest(job_id, slowest))
+                         : client.GetJob(job_id, rank_limit, from);
   if (!job.ok()) return ReportError(job.status());
   if (json) {
     std::cout << ToJson(*job);

@@ -28,6 +28,7 @@ JobStatus Job(int nodes, int nproc) {
       r->set_state(agent::RANK_RUNNING);
       RankTiming* t = st.add_rank_timings();
       t->set_rank(n * nproc + l);
+      t->set_node_rank(n);
     }
   }
   NodeStatus* spare = st.add_spares();
@@ -106,6 +107,80 @@ TEST(JobViewTest, WithoutTablesKeepsTheRestAndTheCounts) {
   EXPECT_EQ(out.counts().nodes(), 2);
   EXPECT_EQ(out.counts().ranks_running(), 4);
   EXPECT_EQ(st.SerializeAsString(), before.SerializeAsString());
+}
+
+TEST(JobViewTest, SlowestHoldsTheHighestScoresInRankOrderAndTheirNodes) {
+  JobStatus st = Job(100, 8);  // 800 ranks, every score 0
+  st.mutable_rank_timings(700)->set_score(1.9);
+  st.mutable_rank_timings(5)->set_score(1.2);
+  st.mutable_rank_timings(300)->set_score(1.2);  // a tie: the lower rank goes first
+  st.mutable_rank_timings(301)->set_score(1.1);
+  Straggler* g = st.add_stragglers();
+  g->set_rank(450);
+  g->set_node_rank(56);
+  const JobStatus before = st;
+  JobStatus out;
+  CopySlowest(&st, 3, &out);
+  EXPECT_EQ(out.ranks_size(), 0);
+  ASSERT_EQ(out.rank_timings_size(), 3);
+  EXPECT_EQ(out.rank_timings(0).rank(), 5);
+  EXPECT_EQ(out.rank_timings(1).rank(), 300);
+  EXPECT_EQ(out.rank_timings(2).rank(), 700);
+  std::vector<int> nodes;
+  for (const NodeStatus& n : out.nodes()) nodes.push_back(n.node_rank());
+  EXPECT_EQ(nodes, (std::vector<int>{0, 37, 56, 87}));  // the ranks' and the straggler's
+  EXPECT_EQ(out.stragglers_size(), 1);
+  EXPECT_EQ(out.counts().nodes(), 100);
+  EXPECT_EQ(out.counts().rank_timings(), 800);
+  EXPECT_EQ(out.counts().ranks_running(), 800);
+  EXPECT_EQ(st.SerializeAsString(), before.SerializeAsString());
+
+  JobStatus more;
+  CopySlowest(&st, 1000, &more);  // more than there are: all of them
+  EXPECT_EQ(more.rank_timings_size(), 800);
+}
+
+TEST(JobViewTest, TroubleListsFailuresErrorsStragglersAndStalledRanksOnce) {
+  JobStatus st = Job(4, 2);  // 8 ranks
+  st.set_state(FAILED);
+  st.set_started_ms(1'000'000);
+  st.mutable_failure()->set_rank(6);
+  st.mutable_ranks(6)->set_state(agent::RANK_EXITED);
+  st.mutable_ranks(6)->set_signal(11);  // crashed: named by the failure
+  st.mutable_ranks(2)->set_state(agent::RANK_EXITED);
+  st.mutable_ranks(2)->set_exit_code(3);
+  st.mutable_ranks(4)->set_state(agent::RANK_EXITED);
+  st.mutable_ranks(4)->set_signal(15);  // killed with the job: not trouble by itself
+  st.add_stragglers()->set_rank(2);     // already listed
+  st.add_stragglers()->set_rank(5);
+  // Running: 0, 1, 3, 5, 7. Rank 7's newest record is 31 s older than the newest; rank
+  // 1's 29 s (reports arrive late, not stalled); rank 0 has none.
+  const int64_t now = 1'000'000 + 100'000;
+  std::map<int, agent::RankProgress> progress;
+  for (int r : {1, 3, 5, 7}) progress[r].set_time_ms(now);
+  progress[1].set_time_ms(now - 29'000);
+  progress[7].set_time_ms(now - 31'000);
+  int total = 0;
+  std::vector<RankTrouble> t = TroubleRanks(st, progress, 10, &total);
+  std::vector<std::pair<int, std::string>> got;
+  for (const RankTrouble& r : t) got.emplace_back(r.status.rank(), r.why);
+  EXPECT_EQ(got, (std::vector<std::pair<int, std::string>>{{6, "failed"},
+                                                           {2, "ended with an error"},
+                                                           {5, "straggler"},
+                                                           {0, "stalled"},
+                                                           {7, "stalled"}}));
+  EXPECT_EQ(total, 5);
+  EXPECT_EQ(t[0].host, "h3");
+  t = TroubleRanks(st, progress, 2, &total);
+  EXPECT_EQ(t.size(), 2u);
+  EXPECT_EQ(total, 5);  // counted beyond the list
+
+  // Rank 0 has been silent only 29 s since the start: not yet stalled. No records at
+  // all: nothing to compare with.
+  st.set_started_ms(now - 29'000);
+  t = TroubleRanks(st, progress, 10, &total);
+  EXPECT_EQ(t.back().status.rank(), 7);
+  EXPECT_EQ(TroubleRanks(st, {}, 10, &total).size(), 3u);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 
 #include <sstream>
 
+#include "coordinator/job_view.h"
+
 namespace coord::cli {
 namespace {
 
@@ -98,6 +100,46 @@ TEST(ProgressViewTest, ThePanelListsTheSlowestRanksFirst) {
   EXPECT_EQ(p[6].substr(0, 6), "1     ");
   EXPECT_EQ(p[7], "... 2 more ranks");
   for (const std::string& line : ProgressPanel(j, 1'002'400, 10, 40)) EXPECT_LE(line.size(), 40u);
+}
+
+// What a refresh asks coordd for (ProgressRequest) shows the same line and panel as
+// the whole status did, on a job of 1,000 nodes x 8 ranks with ties and a straggler.
+TEST(ProgressViewTest, TheSlowestViewShowsWhatTheFullStatusShows) {
+  coordinator::JobStatus j;
+  j.set_job_id("big");
+  j.set_state(coordinator::RUNNING);
+  j.set_world_size(8000);
+  j.set_iteration(40);
+  j.set_last_progress_ms(1'000'000);
+  j.set_last_checkpoint_iteration(-1);
+  for (int n = 0; n < 1000; ++n) {
+    coordinator::NodeStatus* node = j.add_nodes();
+    node->set_node_rank(n);
+    node->set_host("node" + std::to_string(n));
+    for (int l = 0; l < 8; ++l) {
+      const int rank = n * 8 + l;
+      j.add_ranks()->set_rank(rank);
+      AddTiming(&j, rank, 250, 1.0 + (rank % 97 == 0 ? 0.3 : 0) + (rank % 7) * 0.01);
+      j.mutable_rank_timings(rank)->set_node_rank(n);
+    }
+  }
+  coordinator::Straggler* g = j.add_stragglers();
+  g->set_rank(7001);
+  g->set_node_rank(875);
+  g->set_score(1.6);
+  for (const int rows : {1, 4, 20}) {
+    const coordinator::GetJobRequest req = ProgressRequest("big", rows);
+    EXPECT_EQ(req.job_id(), "big");
+    EXPECT_EQ(req.rank_limit(), 0);
+    coordinator::JobStatus full = j, view;
+    coordinator::CopySlowest(&full, req.slowest(), &view);
+    EXPECT_EQ(view.ranks_size(), 0);
+    EXPECT_LT(view.ByteSizeLong() * 50, j.ByteSizeLong()) << rows << " rows";
+    EXPECT_EQ(ProgressLine(view, 0), ProgressLine(j, 0));
+    EXPECT_EQ(ProgressPanel(view, 1'002'000, rows, 120), ProgressPanel(j, 1'002'000, rows, 120))
+        << rows << " rows";
+  }
+  EXPECT_NE(ProgressLine(j).find("straggler: rank 7001 on node875"), std::string::npos);
 }
 
 TEST(ProgressViewTest, TheStatusTextsTimingLines) {

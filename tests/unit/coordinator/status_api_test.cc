@@ -174,6 +174,26 @@ TEST_F(StatusApiTest, JobsListAndOneJob) {
   EXPECT_TRUE(job["failures"].empty());
 }
 
+TEST_F(StatusApiTest, OneJobIsPagedWithTheWholeJobCounted) {
+  const std::string id = StartRunning();  // 2 nodes x 2 ranks
+  json job = Get("/api/jobs/" + id);      // the default page holds all four
+  EXPECT_EQ(job["page"], json({{"offset", 0}, {"limit", 256}, {"ranks", 4}, {"total", 4}}));
+  EXPECT_EQ(job["trouble"], json({{"total", 0}, {"ranks", json::array()}}));
+  job = Get("/api/jobs/" + id + "?limit=2&offset=2");
+  EXPECT_EQ(job["page"], json({{"offset", 2}, {"limit", 2}, {"ranks", 2}, {"total", 4}}));
+  ASSERT_EQ(job["nodes"].size(), 1u) << job.dump();
+  EXPECT_EQ(job["nodes"][0]["node_rank"], 1);
+  ASSERT_EQ(job["nodes"][0]["ranks"].size(), 2u);
+  EXPECT_EQ(job["nodes"][0]["ranks"][0]["rank"], 2);
+  EXPECT_EQ(job["counts"]["ranks_running"], 4);
+  EXPECT_EQ(job["counts"]["nodes"], 2);
+  EXPECT_EQ(job["counts"]["node_states"], json({{"launched", 2}}));
+  EXPECT_EQ(job["job"]["nodes"], 2);  // the whole job's, not the page's
+  EXPECT_EQ(job["job"]["ranks"], 4);
+  job = Get("/api/jobs/" + id + "?offset=3&limit=1024");
+  EXPECT_EQ(job["page"]["ranks"], 1);
+}
+
 TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   const std::string id = StartRunning();
   // Until coordd's watch stream is open, the fake agent drops events: a first record
@@ -201,6 +221,16 @@ TEST_F(StatusApiTest, ProgressResourcesAndCheckpointsFromHeartbeats) {
   EXPECT_TRUE(r["nodes"][0]["points"][0][1].is_null());                 // no rate from one sample
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][1].get<double>(), 20.0);  // 2 of 10 s busy
   EXPECT_DOUBLE_EQ(r["nodes"][0]["points"][5][2].get<double>(), 2.0 * (1ull << 30));
+  EXPECT_EQ(r["page"], json({{"offset", 0}, {"limit", 32}, {"nodes", 1}, {"total", 1}}));
+  // Paged by node rank: node 0's curves are on the page from 0, not on the one from 1.
+  EXPECT_EQ(Get("/api/jobs/" + id + "/resources?limit=1&offset=1")["nodes"].size(), 0u);
+  EXPECT_EQ(Get("/api/jobs/" + id + "/resources?limit=1")["nodes"].size(), 1u);
+  for (const char* bad : {"?limit=0", "?limit=129", "?offset=2", "?offset=x", "?node=1"}) {
+    const std::string name = std::string(bad).substr(1, std::string(bad).find('=') - 1);
+    EXPECT_NE(Get("/api/jobs/" + id + "/resources" + bad, 400).value("error", "").find(name),
+              std::string::npos)
+        << bad;
+  }
   json job = Get("/api/jobs/" + id);
   EXPECT_EQ(job["checkpoints"]["last_iteration"], 5);
   ASSERT_EQ(job["checkpoints"]["seen"].size(), 1u);
@@ -309,6 +339,13 @@ TEST_F(StatusApiTest, BadParametersAre400) {
   Get(search + "?q=x&max_matches=5000", 400);
   Get(search + "?q=x&max_scan_bytes=99999999999", 400);
   Get(search + "?q=x&regex=maybe", 400);
+  // The job's page: each error names its parameter.
+  const std::string one = "/api/jobs/" + id;
+  for (const char* query : {"?limit=0", "?limit=1025", "?limit=ten", "?offset=-1", "?offset=4",
+                            "?offset=1&offset=2", "?ranks=all"}) {
+    const std::string name = std::string(query).substr(1, std::string(query).find('=') - 1);
+    EXPECT_NE(Get(one + query, 400).value("error", "").find(name), std::string::npos) << query;
+  }
 }
 
 TEST_F(StatusApiTest, PathTricksReachNothingButJobs) {
