@@ -43,7 +43,8 @@ TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
   ASSERT_TRUE(victim.Start({BinPath("harness_victim"), dir.path(), std::to_string(kWorld)},
                            dir.File("victim.log")));
   const std::string text = WaitForFile(dir.File("pids"), 30000);
-  ASSERT_FALSE(text.empty()) << "harness_victim wrote no pids:\n" << ReadAll(dir.File("victim.log"));
+  ASSERT_FALSE(text.empty()) << "harness_victim wrote no pids:\n"
+                             << ReadAll(dir.File("victim.log"));
   std::vector<pid_t> pids;
   std::istringstream in(text);
   for (pid_t p; in >> p;) pids.push_back(p);
