@@ -11,6 +11,7 @@
 #include "agent/agent_server.h"
 #include "common/fs.h"
 #include "common/logging.h"
+#include "common/ranged_flags.h"
 #include "common/rpc_util.h"
 #include "common/verb_args.h"
 
@@ -30,19 +31,22 @@ int main(int argc, char** argv) {
       "cluster CA unless on loopback without certificates, or --insecure (default: none)");
   add("http-port-file", po::value(&http_port_file),
       "write the HTTP endpoint's bound port here (atomically)");
-  add("heartbeat-ms", po::value(&opts.heartbeat_ms)->default_value(opts.heartbeat_ms),
-      "Watch heartbeat period");
-  add("usage-ms", po::value(&opts.usage_ms)->default_value(opts.usage_ms),
-      "send the node's CPU, memory, network and GPU usage with a heartbeat this often, "
-      "for coordd's status page (0: never)");
-  add("grace-ms", po::value(&opts.default_grace_ms)->default_value(opts.default_grace_ms),
-      "default SIGTERM->SIGKILL grace of Kill");
-  add("keep-jobs", po::value(&opts.keep_jobs)->default_value(opts.keep_jobs),
-      "keep the state dirs (logs, records) of this many finished jobs, and every generation "
-      "that did not end with all ranks exiting 0; older ones are removed (-1: keep all)");
-  add("min-free-mb", po::value(&opts.min_free_mb)->default_value(opts.min_free_mb),
-      "refuse launches, naming the reason, while the state dir's filesystem has less free "
-      "than this; running jobs go on (0: never refuse)");
+  // Numeric flags, each with the values it accepts (checked before anything starts).
+  coord::RangedFlags numbers("coord-agent");
+  numbers.AddInt(&desc, "heartbeat-ms", &opts.heartbeat_ms, 10, 600000,
+                 "Watch heartbeat period");
+  numbers.AddInt(&desc, "usage-ms", &opts.usage_ms, 0, 3600000,
+                 "send the node's CPU, memory, network and GPU usage with a heartbeat this "
+                 "often, for coordd's status page (0: never)");
+  numbers.AddInt(&desc, "grace-ms", &opts.default_grace_ms, 0, 3600000,
+                 "default SIGTERM->SIGKILL grace of Kill (0: SIGKILL at once)");
+  numbers.AddInt(&desc, "keep-jobs", &opts.keep_jobs, -1, 1000000,
+                 "keep the state dirs (logs, records) of this many finished jobs, and every "
+                 "generation that did not end with all ranks exiting 0; older ones are removed "
+                 "(-1: keep all)");
+  numbers.AddInt(&desc, "min-free-mb", &opts.min_free_mb, 0, 1048576,
+                 "refuse launches, naming the reason, while the state dir's filesystem has less "
+                 "free than this many MiB; running jobs go on (0: never refuse)");
   add("supervisor", po::value(&opts.supervisor_path),
       "coord-supervisor binary (default: next to this one)");
   add("cgroup-parent", po::value(&opts.cgroup_parent),
@@ -64,6 +68,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   coord::FinishTlsOptions(vm, &tls);
+  if (coord::Status st = numbers.Apply(); !st.ok()) {
+    std::cerr << "coord-agent: " << st.message() << "\n";
+    return 2;
+  }
   coord::LogLevel level;
   if (!coord::ParseLogLevel(log_level, &level)) {
     std::cerr << "coord-agent: --log-level must be debug|info|warning|error\n";

@@ -4,7 +4,6 @@
 #include "agent/agent_service.h"
 
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +16,7 @@
 #include "agent/gen_monitor.h"
 #include "agent/log_tailer.h"
 #include "agent/rank_env.h"
+#include "common/disk_space.h"
 #include "common/fs.h"
 #include "common/logging.h"
 
@@ -286,11 +286,7 @@ Status AgentService::Launch(const LaunchRequest& req, LaunchReply* reply) {
 // reserve of their own: state_dir.h).
 Status AgentService::CheckRoomForLaunch() const {
   if (options_.min_free_mb <= 0) return Status::Ok();
-  struct statvfs fs;
-  if (statvfs(options_.state_dir.c_str(), &fs) != 0) {
-    return ErrnoStatus("statvfs " + options_.state_dir, errno);
-  }
-  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  ASSIGN_OR_RETURN(const uint64_t free_bytes, FreeBytes(options_.state_dir));
   if (free_bytes >= static_cast<uint64_t>(options_.min_free_mb) << 20) return Status::Ok();
   return ResourceExhausted(
       "node " + hostname_ + ": state dir " + options_.state_dir + " has only " +

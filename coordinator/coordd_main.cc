@@ -12,6 +12,7 @@
 #include "common/fs.h"
 #include "common/hostfile.h"
 #include "common/logging.h"
+#include "common/ranged_flags.h"
 #include "common/rpc_util.h"
 #include "common/verb_args.h"
 #include "coordinator/coordinator_server.h"
@@ -32,47 +33,47 @@ struct Flags {
 int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
   coord::coordinator::CoordinatorOptions& o = flags->options;
   po::options_description desc("coordd: the Coord coordinator daemon\nOptions");
-  // clang-format off: one flag per row reads better than the formatter's packing.
-  desc.add_options()("help,h", "show this help")("listen",
-                                                 po::value(&o.listen)->default_value(o.listen),
-                                                 "HOST:PORT to serve on (port 0 picks a free one)")(
-      "state-dir", po::value(&o.state_dir)->required(), "directory of the job journal")(
-      "port-file", po::value(&flags->port_file), "write the bound port here (atomically)")(
-      "http-listen", po::value(&o.http_listen),
+  auto add = desc.add_options();
+  add("help,h", "show this help");
+  add("listen", po::value(&o.listen)->default_value(o.listen),
+      "HOST:PORT to serve on (port 0 picks a free one)");
+  add("state-dir", po::value(&o.state_dir)->required(), "directory of the job journal");
+  add("port-file", po::value(&flags->port_file), "write the bound port here (atomically)");
+  add("http-listen", po::value(&o.http_listen),
       "HOST:PORT of the HTTP endpoint (/metrics, the status page); HTTPS with client "
       "certificates of the cluster CA unless on loopback without certificates, or --insecure "
-      "(default: none)")(
-      "http-port-file", po::value(&flags->http_port_file),
-      "write the HTTP endpoint's bound port here (atomically)")(
-      "web-dir", po::value(&o.page.web_dir),
-      "the status page's files (default: share/coord/web beside the binary's bin/)")(
-      "chart-js-dir", po::value(&o.page.chart_js_dir)->default_value(o.page.chart_js_dir),
-      "Chart.js for the status page's charts (Debian: libjs-chart.js)")(
-      "check-reuse-s", po::value(&o.check_reuse_s)->default_value(o.check_reuse_s),
-      "a job on the same nodes with the same spec reuses node and cluster checks that "
-      "passed this recently on the same agent processes (0: check every job)")(
-      "connect-timeout-ms", po::value(&o.connect_timeout_ms)->default_value(o.connect_timeout_ms),
-      "how long an agent has to answer Ping when a job starts")(
-      "launch-timeout-ms", po::value(&o.launch_timeout_ms)->default_value(o.launch_timeout_ms),
-      "how long an agent has to start its ranks")(
-      "heartbeat-ms", po::value(&o.heartbeat_ms)->default_value(o.heartbeat_ms),
-      "heartbeat period asked of the agents")(
-      "missed-heartbeats", po::value(&o.missed_heartbeats)->default_value(o.missed_heartbeats),
-      "heartbeats a node may miss before its job fails")(
-      "straggler-threshold",
-      po::value(&o.straggler.threshold)->default_value(o.straggler.threshold),
-      "name a rank whose compute time is this many times its peers' (0: never name)")(
-      "straggler-window", po::value(&o.straggler.window)->default_value(o.straggler.window),
-      "iterations per rank its straggler score is the median of")(
-      "journal-compact-mb",
-      po::value(&o.journal_compact_mb)->default_value(o.journal_compact_mb),
-      "rewrite the journal as a snapshot once it grows past this many MiB")(
-      "keep-finished-jobs",
-      po::value(&o.keep_finished_jobs)->default_value(o.keep_finished_jobs),
-      "finished jobs remembered (older ones, ended over an hour ago, are forgotten)")(
-      "log-level", po::value(&flags->log_level)->default_value(flags->log_level),
+      "(default: none)");
+  add("http-port-file", po::value(&flags->http_port_file),
+      "write the HTTP endpoint's bound port here (atomically)");
+  add("web-dir", po::value(&o.page.web_dir),
+      "the status page's files (default: share/coord/web beside the binary's bin/)");
+  add("chart-js-dir", po::value(&o.page.chart_js_dir)->default_value(o.page.chart_js_dir),
+      "Chart.js for the status page's charts (Debian: libjs-chart.js)");
+  // Numeric flags, each with the values it accepts (checked before anything starts).
+  // The heartbeat's floor is the agents' (they clamp a faster one to 10 ms).
+  coord::RangedFlags numbers("coordd");
+  numbers.AddInt(&desc, "check-reuse-s", &o.check_reuse_s, 0, 24 * 3600,
+                 "a job on the same nodes with the same spec reuses node and cluster checks "
+                 "that passed this recently on the same agent processes (0: check every job)");
+  numbers.AddInt(&desc, "connect-timeout-ms", &o.connect_timeout_ms, 1, 3600000,
+                 "how long an agent has to answer Ping when a job starts");
+  numbers.AddInt(&desc, "launch-timeout-ms", &o.launch_timeout_ms, 1, 3600000,
+                 "how long an agent has to start its ranks");
+  numbers.AddInt(&desc, "heartbeat-ms", &o.heartbeat_ms, 10, 600000,
+                 "heartbeat period asked of the agents");
+  numbers.AddInt(&desc, "missed-heartbeats", &o.missed_heartbeats, 1, 1000,
+                 "heartbeats a node may miss before its job fails");
+  numbers.AddReal(&desc, "straggler-threshold", &o.straggler.threshold, 0, 1000,
+                  "name a rank whose compute time is this many times its peers' (above 1; "
+                  "0: never name)");
+  numbers.AddInt(&desc, "straggler-window", &o.straggler.window, 2, 10000,
+                 "iterations per rank its straggler score is the median of");
+  numbers.AddInt(&desc, "journal-compact-mb", &o.journal_compact_mb, 1, 1 << 20,
+                 "rewrite the journal as a snapshot once it grows past this many MiB");
+  numbers.AddInt(&desc, "keep-finished-jobs", &o.keep_finished_jobs, 0, 10000000,
+                 "finished jobs remembered (older ones, ended over an hour ago, are forgotten)");
+  add("log-level", po::value(&flags->log_level)->default_value(flags->log_level),
       "debug|info|warning|error");
-  // clang-format on
   flags->tls.paths = coord::DaemonTlsPaths("coordinator");
   coord::AddTlsOptions(&desc, &flags->tls);
   po::variables_map vm;
@@ -96,24 +97,14 @@ int ParseFlags(int argc, char** argv, Flags* flags, bool* done) {
     return 2;
   }
   coord::SetLogLevel(level);
-  if (o.connect_timeout_ms <= 0 || o.launch_timeout_ms <= 0 || o.heartbeat_ms <= 0 ||
-      o.missed_heartbeats <= 0) {
-    std::cerr << "coordd: timeouts, --heartbeat-ms and --missed-heartbeats must be positive\n";
-    return 2;
+  coord::Status numbers_ok = numbers.Apply();
+  if (numbers_ok.ok() && o.straggler.threshold > 0 && o.straggler.threshold <= 1) {
+    numbers_ok = numbers.RangeError("straggler-threshold",
+                                    vm["straggler-threshold"].as<std::string>(),
+                                    "0 (off) or a number in (1, 1000]");
   }
-  if (o.check_reuse_s < 0 || o.check_reuse_s > 24 * 3600) {
-    std::cerr << "coordd: --check-reuse-s must be in [0, 86400]\n";
-    return 2;
-  }
-  if (o.journal_compact_mb < 1 || o.journal_compact_mb > 1 << 20 || o.keep_finished_jobs < 0) {
-    std::cerr << "coordd: --journal-compact-mb must be in [1, 1048576] and --keep-finished-jobs "
-                 ">= 0\n";
-    return 2;
-  }
-  if (!(o.straggler.threshold == 0 || o.straggler.threshold > 1) || o.straggler.window < 2 ||
-      o.straggler.window > 10000) {
-    std::cerr << "coordd: --straggler-threshold must be 0 (off) or above 1, --straggler-window "
-                 "in [2, 10000]\n";
+  if (!numbers_ok.ok()) {
+    std::cerr << "coordd: " << numbers_ok.message() << "\n";
     return 2;
   }
   // Scored once half the window has peers to compare; cleared at the threshold's

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <google/protobuf/util/json_util.h>
 #include <sys/file.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "common/disk_space.h"
 #include "common/fs.h"
 #include "common/hostfile.h"
 #include "common/json_file.h"
@@ -408,10 +408,9 @@ Status Journal::Compact(const std::vector<JournaledJob>& jobs) {
 }
 
 Status Journal::CheckRoom(uint64_t bytes) {
-  struct statvfs fs;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fstatvfs(fd_, &fs) != 0) return ErrnoStatus("statvfs " + path_, errno);
-  const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  // By path, not fd_: path_ is const and always names the journal (compaction renames
+  // over it), so no lock is needed.
+  ASSIGN_OR_RETURN(const uint64_t free_bytes, FreeBytes(path_));
   if (free_bytes >= bytes) return Status::Ok();
   return ResourceExhausted(path_ + ": only " + std::to_string(free_bytes / 1024) +
                            " KiB free on its filesystem, and coordd keeps " +

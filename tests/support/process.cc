@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,10 +24,15 @@
 namespace coord::testing {
 namespace {
 
-// Child side of fork: environment, output files, exec. Only called in the child.
-[[noreturn]] void ExecChild(const std::vector<std::string>& argv,
+// Child side of fork: dies with the test, environment, output files, exec. Only called
+// in the child; `parent` is the test's pid, taken before the fork.
+[[noreturn]] void ExecChild(pid_t parent, const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env, const std::string& out,
                             const std::string& err) {
+  // When ctest's timeout SIGKILLs the test, nothing of ours runs to stop its children:
+  // the kernel does (the flag survives exec). A test that already died before the
+  // prctl left us with another parent: exit rather than run unowned.
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
   // Programs under test never pick up the developer's own certificates
   // (~/.coord/tls); a test that wants TLS passes COORD_TLS_DIR or --tls-dir.
   setenv("COORD_TLS_DIR", "/nonexistent/coord-test-tls", 1);
@@ -56,8 +62,9 @@ RunResult RunCommand(const std::vector<std::string>& argv,
   std::string out = tmp.File("out"), err = tmp.File("err");
   auto start = std::chrono::steady_clock::now();
   RunResult result;
+  const pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid == 0) ExecChild(argv, env, out, err);
+  if (pid == 0) ExecChild(parent, argv, env, out, err);
   int status = 0;
   bool done = WaitUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
   if (!done) {
@@ -79,8 +86,9 @@ bool Process::Start(const std::vector<std::string>& argv, const std::string& log
                     const std::map<std::string, std::string>& env) {
   reaped_ = false;
   wait_status_ = -1;
+  const pid_t parent = getpid();
   pid_ = fork();
-  if (pid_ == 0) ExecChild(argv, env, log_path, log_path);
+  if (pid_ == 0) ExecChild(parent, argv, env, log_path, log_path);
   return pid_ > 0;
 }
 

@@ -2,7 +2,10 @@
 // (RunCommand), or spawn a long-running one with extra environment and its output
 // in a file (Process), stop it by PID (never by name), and scan /proc for
 // processes carrying an env marker, so a test can prove that nothing it started is
-// left running.
+// left running. Every child gets PR_SET_PDEATHSIG=SIGKILL: it dies with the test even
+// when the test is SIGKILLed (ctest's timeout). The signal follows the *thread* that
+// forked, so start a long-running Process from a thread that outlives it (the test's
+// own thread).
 #pragma once
 
 #include <sys/types.h>

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -182,8 +183,12 @@ void Sshd::Spawn(int conn) {
   argv.push_back(nullptr);
   const char* err_path = stderr_log_.c_str();
   std::lock_guard<std::mutex> lock(mu_);
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    // Ends with the acceptor thread, or with the test if ctest SIGKILLs it. SIGTERM, not
+    // SIGKILL: the sshd monitor passes it on, so its session ends too (see ~Sshd).
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
     dup2(conn, 0);  // dup2 clears close-on-exec on the copies
     dup2(conn, 1);
     const int err = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);

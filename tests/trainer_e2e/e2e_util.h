@@ -132,25 +132,42 @@ inline std::map<std::string, std::string> RankEnv(int rank, int world, int port)
           {"MASTER_ADDR", "127.0.0.1"},         {"MASTER_PORT", std::to_string(port)}};
 }
 
+// `world` ranks of argv, started and not waited for. Each dies with the test, even
+// when ctest's timeout SIGKILLs it (Process: PR_SET_PDEATHSIG; harness_cleanup_test).
+struct StartedRanks {
+  std::vector<std::unique_ptr<coord::testing::Process>> procs;
+  std::vector<std::string> logs;  // log_prefix-rankN.log
+  bool ok = true;                 // false if a fork failed
+};
+
+inline StartedRanks StartRanks(const std::string& log_prefix, int world,
+                               const std::vector<std::string>& argv,
+                               const std::map<std::string, std::string>& extra_env = {}) {
+  const int port = coord::testing::UnusedTcpPort();
+  StartedRanks r;
+  for (int rank = 0; rank < world; ++rank) {
+    r.procs.push_back(std::make_unique<coord::testing::Process>());
+    const std::string log = log_prefix + "-rank" + std::to_string(rank) + ".log";
+    std::map<std::string, std::string> env = RankEnv(rank, world, port);
+    env.insert(extra_env.begin(), extra_env.end());
+    r.ok = r.procs.back()->Start(argv, log, env) && r.ok;
+    r.logs.push_back(log);
+  }
+  return r;
+}
+
 // Runs `world` ranks of `gpt-rank train --config cfg` to completion.
 inline RanksResult RunRanks(const coord::testing::TempDir& dir, const std::string& tag, int world, const std::string& cfg,
                      const std::vector<std::string>& sets, int timeout_ms = 120000,
                      const std::map<std::string, std::string>& extra_env = {}) {
-  const int port = coord::testing::UnusedTcpPort();
-  std::vector<std::unique_ptr<coord::testing::Process>> procs;
+  std::vector<std::string> argv = {GptRank(), "train", "--config", cfg};
+  for (const std::string& s : sets) argv.insert(argv.end(), {"--set", s});
+  StartedRanks started = StartRanks(dir.File(tag), world, argv, extra_env);
+  EXPECT_TRUE(started.ok);
   RanksResult r;
-  for (int rank = 0; rank < world; ++rank) {
-    std::vector<std::string> argv = {GptRank(), "train", "--config", cfg};
-    for (const std::string& s : sets) argv.insert(argv.end(), {"--set", s});
-    procs.push_back(std::make_unique<coord::testing::Process>());
-    const std::string log = dir.File(tag + "-rank" + std::to_string(rank) + ".log");
-    std::map<std::string, std::string> env = RankEnv(rank, world, port);
-    env.insert(extra_env.begin(), extra_env.end());
-    EXPECT_TRUE(procs.back()->Start(argv, log, env));
-    r.logs.push_back(log);
-  }
+  r.logs = started.logs;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (auto& p : procs) {
+  for (auto& p : started.procs) {
     const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                           deadline - std::chrono::steady_clock::now())
                                           .count());

@@ -1,0 +1,69 @@
+// The test harness leaves nothing running when ctest's timeout SIGKILLs a test binary:
+// harness_victim starts ranks the way the e2e tests do (StartRanks, RunCommand), is
+// SIGKILLed from outside, and every child it started must be gone within seconds.
+// Needs no demo data.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/support/files.h"
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/wait.h"
+
+namespace coord::testing {
+namespace {
+
+// The parent of a live process, from /proc/PID/stat ("pid (comm) S ppid ..."); 0 if gone.
+pid_t ParentOf(pid_t pid) {
+  const std::string stat = ReadAll("/proc/" + std::to_string(pid) + "/stat");
+  const size_t close = stat.rfind(')');
+  char state = 0;
+  int ppid = 0;
+  if (close == std::string::npos || sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2)
+    return 0;
+  return state == 'Z' ? 0 : ppid;
+}
+
+std::string Join(const std::vector<pid_t>& pids) {
+  std::string out;
+  for (pid_t p : pids) out += (out.empty() ? "" : " ") + std::to_string(p);
+  return out;
+}
+
+TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
+  TempDir dir;
+  constexpr int kWorld = 2;
+  Process victim;
+  ASSERT_TRUE(victim.Start({BinPath("harness_victim"), dir.path(), std::to_string(kWorld)},
+                           dir.File("victim.log")));
+  const std::string text = WaitForFile(dir.File("pids"), 30000);
+  ASSERT_FALSE(text.empty()) << "harness_victim wrote no pids:\n"
+                             << ReadAll(dir.File("victim.log"));
+  std::vector<pid_t> pids;
+  std::istringstream in(text);
+  for (pid_t p; in >> p;) pids.push_back(p);
+  ASSERT_EQ(pids.size(), kWorld + 1u) << text;  // the ranks and RunCommand's child
+  std::sort(pids.begin(), pids.end());
+
+  // They run, as the victim's own children, and carry its marker.
+  std::vector<pid_t> marked = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
+  std::sort(marked.begin(), marked.end());
+  EXPECT_EQ(marked, pids);
+  for (pid_t p : pids) EXPECT_EQ(ParentOf(p), victim.pid()) << "pid " << p;
+
+  victim.Crash();  // SIGKILL, as ctest's timeout does: the victim runs no cleanup
+  const bool gone = WaitUntil(
+      [&] { return ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path()).empty(); }, 5000, 20);
+  const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
+  KillPids(left);  // never leave them behind, even when the test fails
+  EXPECT_TRUE(gone) << "still running 5 s after their test binary was SIGKILLed: " << Join(left);
+}
+
+}  // namespace
+}  // namespace coord::testing
