@@ -113,6 +113,8 @@ class RealSystem : public System {
 
   CommandResult Run(const std::vector<std::string>& argv,
                     std::chrono::milliseconds deadline) const override;
+  CommandResult RunVersionQuery(const std::vector<std::string>& argv,
+                                std::chrono::milliseconds deadline) const override;
 
   void* Symbol(const std::string& library, const std::string& symbol) const override {
     std::lock_guard<std::mutex> lock(dl_mu_);
@@ -180,7 +182,59 @@ class RealSystem : public System {
   std::string root_;
   mutable std::mutex dl_mu_;
   mutable std::map<std::string, void*> handles_;
+  mutable std::mutex answers_mu_;
+  mutable std::map<std::string, CommandResult> answers_;  // RunVersionQuery's
 };
+
+namespace {
+
+// The file posix_spawnp would run for `program` with this process's PATH, and its
+// identity: a reinstalled or replaced program gets another key. "" when not found.
+std::string ProgramIdentity(const std::string& program) {
+  std::string path_env = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
+  std::vector<std::string> candidates;
+  if (program.find('/') != std::string::npos) {
+    candidates.push_back(program);
+  } else {
+    std::stringstream dirs(path_env);
+    for (std::string dir; std::getline(dirs, dir, ':');) {
+      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
+    }
+  }
+  for (const std::string& c : candidates) {
+    struct stat st;
+    if (stat(c.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || access(c.c_str(), X_OK) != 0) continue;
+    return c + " " + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + " " +
+           std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec) + " " + std::to_string(st.st_ctim.tv_sec) + "." +
+           std::to_string(st.st_ctim.tv_nsec);
+  }
+  return "";
+}
+
+constexpr size_t kMaxRememberedAnswers = 64;
+
+}  // namespace
+
+CommandResult RealSystem::RunVersionQuery(const std::vector<std::string>& argv,
+                                          std::chrono::milliseconds deadline) const {
+  if (argv.empty()) return Run(argv, deadline);
+  std::string key = ProgramIdentity(argv[0]);
+  if (key.empty()) return Run(argv, deadline);  // not found: Run says so
+  for (size_t i = 1; i < argv.size(); ++i) key += '\0' + argv[i];
+  {
+    std::lock_guard<std::mutex> lock(answers_mu_);
+    auto it = answers_.find(key);
+    if (it != answers_.end()) return it->second;
+  }
+  CommandResult r = Run(argv, deadline);
+  if (!r.timed_out && !r.not_found) {
+    std::lock_guard<std::mutex> lock(answers_mu_);
+    if (answers_.size() >= kMaxRememberedAnswers) answers_.clear();
+    answers_[key] = r;
+  }
+  return r;
+}
 
 CommandResult RealSystem::Run(const std::vector<std::string>& argv,
                               std::chrono::milliseconds deadline) const {

@@ -59,6 +59,13 @@ class System {
   // `deadline` (the process group is killed then).
   virtual CommandResult Run(const std::vector<std::string>& argv,
                             std::chrono::milliseconds deadline) const = 0;
+  // Run for a question only the installed program answers (`ompi_info --version`): a
+  // long-lived System (the agent's) may answer again from memory while the program
+  // file is unchanged, saving a process per check. By default it just runs.
+  virtual CommandResult RunVersionQuery(const std::vector<std::string>& argv,
+                                        std::chrono::milliseconds deadline) const {
+    return Run(argv, deadline);
+  }
 
   // dlopen(library) (kept open) and dlsym(symbol); null when either is missing.
   // Callers cast to the function type they know the symbol has.

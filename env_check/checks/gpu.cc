@@ -527,9 +527,18 @@ bool PermissionProblem(const CommandResult& r) {
          text.find("not permitted") != std::string::npos;
 }
 
+// Present while nvidia.ko is loaded.
+constexpr char kNvidiaModuleVersion[] = "/proc/driver/nvidia/version";
+
 CheckResult XidErrors(const CheckContext& ctx, const System& sys) {
   CheckResult r{"xid_errors", true, Severity::kWarn, "", "no NVIDIA Xid errors in the kernel log",
                 "",           {}};
+  // Xids are messages of the NVIDIA kernel module (NVRM): where it is not loaded there
+  // are none, and reading the kernel log (one or two processes) is left out.
+  if (!sys.Exists(kNvidiaModuleVersion)) {
+    r.found = "no NVIDIA kernel module loaded (no " + std::string(kNvidiaModuleVersion) + ")";
+    return r;
+  }
   // journalctl bounds the window to the last hour; dmesg (the fallback, when there
   // is no journal or it is not readable) has the whole ring buffer. No -q: quiet
   // journalctl prints nothing both for "no kernel messages in the last hour" and for

@@ -30,7 +30,7 @@ CheckResult OpenMpiVersion(const CheckContext& ctx, const System& sys) {
                          "install the same Open MPI on every node if the job uses mpirun");
   const std::vector<std::string> probes[] = {{"ompi_info", "--version"}, {"mpirun", "--version"}};
   for (const auto& argv : probes) {
-    CommandResult c = sys.Run(argv, ctx.command_deadline);
+    CommandResult c = sys.RunVersionQuery(argv, ctx.command_deadline);
     if (c.not_found) continue;
     if (c.timed_out) {
       r.found = argv[0] + " --version timed out";

@@ -373,7 +373,24 @@ constexpr const char* kKernelLog =
     "Nov 23 03:59:10 node0 kernel: NVRM: Xid (PCI:0000:86:00): 13, pid=4321, name=python, "
     "Graphics SM Warp Exception\n";
 
+constexpr char kNvrmVersion[] =
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n";
+
+// Without nvidia.ko there can be no Xid: the kernel log is not read (two processes
+// fewer per check on CPU nodes), even where it holds an old Xid line.
+TEST_F(GpuChecksTest, XidErrorsNeedTheNvidiaKernelModule) {
+  fs_.commands["journalctl -k --since -1h --no-pager"] = Output(kKernelLog);
+  CheckResult xid = Gpu("xid_errors");
+  EXPECT_TRUE(xid.passed);
+  EXPECT_EQ(xid.found, "no NVIDIA kernel module loaded (no /proc/driver/nvidia/version)");
+  fs_.files["/proc/driver/nvidia/version"] = kNvrmVersion;
+  xid = Gpu("xid_errors");
+  EXPECT_FALSE(xid.passed);
+  EXPECT_EQ(xid.found, "Xid 13, Xid 79 x2 in the last hour");
+}
+
 TEST_F(GpuChecksTest, XidErrorsFromJournal) {
+  fs_.files["/proc/driver/nvidia/version"] = kNvrmVersion;
   fs_.commands["journalctl -k --since -1h --no-pager"] = Output(kKernelLog);
   CheckResult xid = Gpu("xid_errors");
   EXPECT_FALSE(xid.passed);
@@ -388,6 +405,7 @@ TEST_F(GpuChecksTest, XidErrorsFromJournal) {
 }
 
 TEST_F(GpuChecksTest, XidErrorsFallBackToDmesg) {
+  fs_.files["/proc/driver/nvidia/version"] = kNvrmVersion;
   // No journal on this node (a container): journalctl answers, with nothing in it.
   fs_.commands["journalctl"] = Output("-- No entries --\n", 0, "No journal files were found.\n");
   fs_.commands["dmesg"] = Output("[ 12.3] NVRM: Xid (PCI:0000:3b:00): 48, pid=1, DBE\n");
@@ -397,6 +415,7 @@ TEST_F(GpuChecksTest, XidErrorsFallBackToDmesg) {
 }
 
 TEST_F(GpuChecksTest, UnreadableKernelLogIsInfo) {
+  fs_.files["/proc/driver/nvidia/version"] = kNvrmVersion;
   fs_.commands["journalctl"] =
       Output("", 0, "No journal files were opened due to insufficient permissions.\n");
   fs_.commands["dmesg"] =

@@ -431,6 +431,42 @@ TEST(RealSystem, LocateProgramSearchesThePathAndDigestsTheFile) {
   EXPECT_FALSE(sys->LocateProgram("trainer", bin, std::chrono::seconds(5)).ok());
 }
 
+// The agent asks `ompi_info --version` before every launch's checks: the answer is
+// kept while the program file is the same, and asked again once it is replaced.
+TEST(RealSystem, AVersionQueryRunsAgainOnlyWhenTheProgramChanges) {
+  coord::testing::TempDir dir;
+  auto sys = MakeRealSystem();
+  const std::string prog = dir.File("fake_ompi_info");
+  const std::string runs = dir.File("runs");
+  auto install = [&](const std::string& version) {
+    std::string tmp = prog + ".new";  // replaced by rename, as a package upgrade does
+    std::ofstream(tmp) << "#!/bin/sh\necho run >> " << runs << "\necho \"Open MPI " << version
+                       << "\"\n";
+    chmod(tmp.c_str(), 0755);
+    ASSERT_EQ(rename(tmp.c_str(), prog.c_str()), 0);
+  };
+  auto run_count = [&] {
+    std::ifstream f(runs);
+    int n = 0;
+    for (std::string line; std::getline(f, line);) ++n;
+    return n;
+  };
+  install("4.1.4");
+  CommandResult first = sys->RunVersionQuery({prog, "--version"}, std::chrono::seconds(5));
+  EXPECT_EQ(first.out, "Open MPI 4.1.4\n");
+  CommandResult again = sys->RunVersionQuery({prog, "--version"}, std::chrono::seconds(5));
+  EXPECT_EQ(again.out, "Open MPI 4.1.4\n");
+  EXPECT_EQ(run_count(), 1);
+  sys->RunVersionQuery({prog, "--other"}, std::chrono::seconds(5));  // other arguments: asked
+  EXPECT_EQ(run_count(), 2);
+  install("5.0.3");
+  CommandResult upgraded = sys->RunVersionQuery({prog, "--version"}, std::chrono::seconds(5));
+  EXPECT_EQ(upgraded.out, "Open MPI 5.0.3\n");
+  EXPECT_EQ(run_count(), 3);
+  EXPECT_TRUE(sys->RunVersionQuery({dir.File("missing"), "--version"}, std::chrono::seconds(5))
+                  .not_found);
+}
+
 TEST(RealSystem, SmallFilesAreWrittenReadAndRemovedWithTheirDirectories) {
   coord::testing::TempDir dir;
   auto sys = MakeRealSystem();
