@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/files.h"
+#include "tests/support/local_cluster.h"
 #include "tests/support/process.h"
 #include "tests/support/sshd.h"
 #include "tests/support/temp_dir.h"
@@ -58,6 +59,7 @@ class ProvisionTest : public ::testing::Test {
       }
     }
     for (const auto& job : jobs_) KillPids(ProcessesWithEnv("COORD_JOB_ID", job));
+    for (const char* node : kNodes) RemoveAgentCgroup(Root(node) + "/state");
     if (HasFailure()) {
       for (auto& s : sshd_) std::cerr << "--- sshd log\n" << s->Log();
     }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include "agent/cgroup.h"
+#include "agent/state_dir.h"
 #include "tests/support/files.h"
 #include "tests/support/wait.h"
 
@@ -123,6 +125,14 @@ std::string LocalCluster::Logs() const {
 void LocalCluster::StopAll() {
   for (Agent& a : agents_) a.process->Stop();
   coordd_.Stop();
+  for (int i = 0; i < num_agents(); ++i) RemoveAgentCgroup(dir_.File("agent" + std::to_string(i)));
+}
+
+void RemoveAgentCgroup(const std::string& state_dir) {
+  const std::string mount = agent::ParseCgroup2Mount(ReadAll("/proc/self/mountinfo"));
+  if (mount.empty()) return;
+  const std::string own = agent::ParseOwnCgroup(ReadAll("/proc/self/cgroup"));
+  agent::RemoveCgroupTree(agent::DefaultCgroupParent(mount, own, agent::AgentTag(state_dir)));
 }
 
 void ExpectJobProcessesGone(const std::string& job, int wait_ms) {

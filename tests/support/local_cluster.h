@@ -84,6 +84,12 @@ class LocalCluster {
   std::vector<Agent> agents_;
 };
 
+// After its agent stopped: removes the agent's default parent cgroup
+// (coord-<tag of state_dir>, agent/cgroup.h) if nothing is left inside. An agent that was
+// SIGKILLed, or stopped while a generation's ranks still ran, cannot; and each test's
+// state dirs are new, so nothing would ever reuse or remove it. StopAll calls it.
+void RemoveAgentCgroup(const std::string& state_dir);
+
 // After a test: every process carrying COORD_JOB_ID=job must be gone within wait_ms
 // (0: now). Fails the test with their count otherwise, and SIGKILLs them.
 void ExpectJobProcessesGone(const std::string& job, int wait_ms = 0);
