@@ -235,11 +235,15 @@ StatusOr<int> ParseRank(const std::string& text, int world_size) {
 
 // --- parameters ------------------------------------------------------------------------
 
-StatusOr<RankPage> ParseRankPage(const QueryParams& params) {
+namespace {
+
+// ?limit=N&offset=R of either page: limit in 1..max_limit, offset >= 0.
+template <typename Page>
+StatusOr<Page> ParsePage(const QueryParams& params, int max_limit) {
   RETURN_IF_ERROR(OnlyKnown(params, {"limit", "offset"}));
-  RankPage page;
+  Page page;
   if (params.count("limit")) {
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, kMaxPageRanks));
+    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, max_limit));
     page.limit = static_cast<int>(n);
   }
   if (params.count("offset")) {
@@ -249,18 +253,14 @@ StatusOr<RankPage> ParseRankPage(const QueryParams& params) {
   return page;
 }
 
+}  // namespace
+
+StatusOr<RankPage> ParseRankPage(const QueryParams& params) {
+  return ParsePage<RankPage>(params, kMaxPageRanks);
+}
+
 StatusOr<NodePage> ParseNodePage(const QueryParams& params) {
-  RETURN_IF_ERROR(OnlyKnown(params, {"limit", "offset"}));
-  NodePage page;
-  if (params.count("limit")) {
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("limit", QueryValue(params, "limit"), 1, kMaxPageNodes));
-    page.limit = static_cast<int>(n);
-  }
-  if (params.count("offset")) {
-    ASSIGN_OR_RETURN(int64_t n, ParseCount("offset", QueryValue(params, "offset"), 0, 1 << 30));
-    page.offset = static_cast<int>(n);
-  }
-  return page;
+  return ParsePage<NodePage>(params, kMaxPageNodes);
 }
 
 // --- renderers -------------------------------------------------------------------------
