@@ -188,20 +188,24 @@ class RealSystem : public System {
 
 namespace {
 
+// Where execvp looks for `program`, in its order: the path itself when it has a '/',
+// else each directory of `path_env` (empty: the default PATH; an empty entry: ".").
+std::vector<std::string> ExecCandidates(const std::string& program, std::string path_env) {
+  if (program.find('/') != std::string::npos) return {program};
+  if (path_env.empty()) path_env = "/usr/local/bin:/usr/bin:/bin";
+  std::vector<std::string> candidates;
+  std::istringstream dirs(path_env);
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
+  }
+  return candidates;
+}
+
 // The file posix_spawnp would run for `program` with this process's PATH, and its
 // identity: a reinstalled or replaced program gets another key. "" when not found.
 std::string ProgramIdentity(const std::string& program) {
-  std::string path_env = getenv("PATH") ? getenv("PATH") : "/usr/local/bin:/usr/bin:/bin";
-  std::vector<std::string> candidates;
-  if (program.find('/') != std::string::npos) {
-    candidates.push_back(program);
-  } else {
-    std::stringstream dirs(path_env);
-    for (std::string dir; std::getline(dirs, dir, ':');) {
-      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
-    }
-  }
-  for (const std::string& c : candidates) {
+  const char* path_env = getenv("PATH");
+  for (const std::string& c : ExecCandidates(program, path_env ? path_env : "")) {
     struct stat st;
     if (stat(c.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || access(c.c_str(), X_OK) != 0) continue;
     return c + " " + std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + " " +
@@ -475,16 +479,8 @@ StatusOr<ProgramInfo> RealSystem::LocateProgram(const std::string& program,
                                                 std::chrono::milliseconds deadline) const {
   if (program.empty()) return InvalidArgument("no program given");
   // Candidates in execvp's order, built before the fork.
-  std::vector<std::string> candidates;
-  if (program.find('/') != std::string::npos) {
-    candidates.push_back(program);
-  } else {
-    std::string dirs = search_path.empty() ? Getenv("PATH") : search_path;
-    if (dirs.empty()) dirs = "/usr/local/bin:/usr/bin:/bin";
-    std::istringstream in(dirs);
-    for (std::string dir; std::getline(in, dir, ':');)
-      candidates.push_back((dir.empty() ? "." : dir) + "/" + program);
-  }
+  const std::vector<std::string> candidates =
+      ExecCandidates(program, search_path.empty() ? Getenv("PATH") : search_path);
   std::vector<const char*> paths;
   for (const std::string& c : candidates) paths.push_back(c.c_str());
   SharedPage page;
