@@ -474,14 +474,27 @@ std::vector<JobSnapshot> JobManager::Snapshot() {
   return out;
 }
 
-StatusOr<JobSnapshot> JobManager::SnapshotJob(const std::string& job_id) {
+std::vector<JobSnapshot> JobManager::SnapshotSummaries() {
+  std::vector<JobSnapshot> out;
   std::lock_guard<std::mutex> lock(mu_);
-  const Job* job = FindLocked(job_id);
+  out.reserve(order_.size());
+  for (const std::string& id : order_) {
+    Job& job = *jobs_.at(id);
+    JobSnapshot& s = out.emplace_back();
+    CopyWithoutTables(&job.status, &s.status);
+    s.name = job.plan.name;
+  }
+  return out;
+}
+
+StatusOr<JobSnapshot> JobManager::SnapshotJobNodes(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Job* job = FindLocked(job_id);
   if (job == nullptr) return NotFound("no job '" + job_id + "'");
   JobSnapshot out;
-  out.status = job->status;
+  CopyWithoutTables(&job->status, &out.status);
+  *out.status.mutable_nodes() = job->status.nodes();
   out.name = job->plan.name;
-  out.progress = job->last_progress;
   return out;
 }
 

@@ -110,10 +110,14 @@ class JobManager final : public CoordinatorHandler {
   Status StreamLogs(const StreamLogsRequest& request, const LogSink& sink,
                     const CancelledFn& cancelled) override;
 
-  /// Every job, oldest first, copied under the lock (cheap enough for a scrape a second).
+  /// Every job, oldest first, copied under the lock with every rank (the /metrics scrape).
   std::vector<JobSnapshot> Snapshot();
-  /// One job by its exact id (no "most recent" default); NotFound when unknown.
-  StatusOr<JobSnapshot> SnapshotJob(const std::string& job_id);
+  /// Every job, oldest first, without rank, node or spare tables and without progress
+  /// records: what the jobs list needs, so a poll of it copies O(jobs), not O(ranks).
+  std::vector<JobSnapshot> SnapshotSummaries();
+  /// One job by its exact id (no "most recent" default) with its node table only (no
+  /// rank tables, no progress records); NotFound when unknown.
+  StatusOr<JobSnapshot> SnapshotJobNodes(const std::string& job_id);
   /// One job with its rank tables paged (limit > 0 ranks from `offset`), as the status
   /// page polls it: the copy under the lock is the page's size, not the job's.
   StatusOr<JobSnapshot> SnapshotJobPage(const std::string& job_id, int limit, int offset);

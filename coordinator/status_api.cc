@@ -405,7 +405,7 @@ HttpResponse JsonResponse(const json& body) {
 
 void AddStatusApiRoutes(HttpServer* server, JobManager* jobs) {
   server->Get("/api/jobs/?", [jobs](const HttpRequest&) {
-    return JsonResponse(JobsListJson(jobs->Snapshot(), WallMs()));
+    return JsonResponse(JobsListJson(jobs->SnapshotSummaries(), WallMs()));
   });
   // ID: anything but a slash; unknown ones (and "..", "%2e%2e%2f...") are simply not jobs.
   server->Get("/api/jobs/([^/]+)", [jobs](const HttpRequest& req) {
@@ -430,7 +430,7 @@ void AddStatusApiRoutes(HttpServer* server, JobManager* jobs) {
   server->Get("/api/jobs/([^/]+)/resources", [jobs](const HttpRequest& req) {
     auto page = ParseNodePage(req.query);
     if (!page.ok()) return ErrorResponse(page.status());
-    auto j = jobs->SnapshotJob(req.captures[0]);  // every node's name (the ranks too)
+    auto j = jobs->SnapshotJobNodes(req.captures[0]);  // every node's name, no ranks
     if (!j.ok()) return ErrorResponse(j.status());
     const int nodes = j->status.nodes_size();
     if (page->offset > 0 && page->offset >= nodes) {

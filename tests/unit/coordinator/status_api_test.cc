@@ -174,6 +174,32 @@ TEST_F(StatusApiTest, JobsListAndOneJob) {
   EXPECT_TRUE(job["failures"].empty());
 }
 
+// The jobs list and the resources view copy no rank tables under coordd's lock (a poll
+// of them costs O(jobs) and O(nodes), not O(ranks)), yet say what the full copy says.
+TEST_F(StatusApiTest, TheJobsListAndResourcesCopyNoRankTables) {
+  const std::string id = StartRunning();
+  Heartbeat(id, 0, 3, 1.0);
+  ASSERT_TRUE(WaitUntil([&] { return Get("/api/jobs/" + id)["job"]["iteration"] == 3; }, 5000));
+  std::vector<JobSnapshot> full = jm_->Snapshot();
+  std::vector<JobSnapshot> summaries = jm_->SnapshotSummaries();
+  ASSERT_EQ(summaries.size(), 1u);
+  ASSERT_EQ(full[0].status.ranks_size(), 4);
+  ASSERT_FALSE(full[0].progress.empty());
+  EXPECT_EQ(summaries[0].status.ranks_size(), 0);
+  EXPECT_EQ(summaries[0].status.nodes_size(), 0);
+  EXPECT_EQ(summaries[0].status.rank_timings_size(), 0);
+  EXPECT_TRUE(summaries[0].progress.empty());
+  EXPECT_EQ(JobsListJson(summaries, 1000), JobsListJson(full, 1000));
+
+  auto nodes = jm_->SnapshotJobNodes(id);
+  ASSERT_TRUE(nodes.ok()) << nodes.status().ToString();
+  EXPECT_EQ(nodes->status.ranks_size(), 0);
+  EXPECT_EQ(nodes->status.nodes_size(), 2);
+  EXPECT_TRUE(nodes->progress.empty());
+  EXPECT_EQ(nodes->status.counts().ranks_running(), 4);
+  EXPECT_EQ(jm_->SnapshotJobNodes("nope").status().code(), StatusCode::kNotFound);
+}
+
 TEST_F(StatusApiTest, OneJobIsPagedWithTheWholeJobCounted) {
   const std::string id = StartRunning();  // 2 nodes x 2 ranks
   json job = Get("/api/jobs/" + id);      // the default page holds all four
