@@ -208,14 +208,11 @@ function drawCheckpoints(cp) {
 
 // --- logs -------------------------------------------------------------------------------
 
-let ranksKnown = -1;
+// A number field, not a list: a job of 10,000 ranks would be 10,000 <option>s.
 function fillRanks(world) {
-  if (world === ranksKnown) return;
-  ranksKnown = world;
-  const sel = document.getElementById('log-rank');
-  const keep = sel.value;
-  sel.replaceChildren(...Array.from({length: world}, (_, i) => el('option', {value: i}, i)));
-  if (keep !== '' && Number(keep) < world) sel.value = keep;
+  const input = document.getElementById('log-rank');
+  input.max = Math.max(0, world - 1);
+  if (Number(input.value) >= world) input.value = 0;
 }
 
 async function showLog(rank, stream, from) {

@@ -297,6 +297,9 @@ TEST_F(WebPagingTest, TheApiAndThePageShowAPageOfRanksAndTheRanksInTrouble) {
   EXPECT_NE(dom.out.find(R"(id="page-range" data-first="0" data-last="255")"), std::string::npos);
   EXPECT_NE(dom.out.find(R"(<span id="page-total">320</span>)"), std::string::npos);
   EXPECT_NE(dom.out.find(R"(id="no-trouble" class="sub">)"), std::string::npos) << "not hidden";
+  // The log panel's rank is a number field bounded by the job's last rank, not 320 <option>s.
+  EXPECT_NE(dom.out.find(R"(id="log-rank" type="number" min="0" max="319")"), std::string::npos);
+  EXPECT_EQ(dom.out.find("<option value=\"319\""), std::string::npos);
   // The second page, as the URL names it.
   dom = Chromium(dir_, url + "&offset=256");
   ASSERT_EQ(dom.exit_code, 0) << dom.err;
