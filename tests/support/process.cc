@@ -28,11 +28,11 @@ namespace {
 // in the child; `parent` is the test's pid, taken before the fork.
 [[noreturn]] void ExecChild(pid_t parent, const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env, const std::string& out,
-                            const std::string& err) {
+                            const std::string& err, int death_signal = SIGKILL) {
   // When ctest's timeout SIGKILLs the test, nothing of ours runs to stop its children:
   // the kernel does (the flag survives exec). A test that already died before the
   // prctl left us with another parent: exit rather than run unowned.
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+  if (prctl(PR_SET_PDEATHSIG, death_signal) != 0 || getppid() != parent) _exit(127);
   // Programs under test never pick up the developer's own certificates
   // (~/.coord/tls); a test that wants TLS passes COORD_TLS_DIR or --tls-dir.
   setenv("COORD_TLS_DIR", "/nonexistent/coord-test-tls", 1);
@@ -57,20 +57,24 @@ std::string BinDir() { return COORD_TEST_BIN_DIR; }
 std::string BinPath(const std::string& name) { return BinDir() + "/" + name; }
 
 RunResult RunCommand(const std::vector<std::string>& argv,
-                     const std::map<std::string, std::string>& env, int timeout_ms) {
+                     const std::map<std::string, std::string>& env, int timeout_ms,
+                     int stop_signal) {
   TempDir tmp;
   std::string out = tmp.File("out"), err = tmp.File("err");
   auto start = std::chrono::steady_clock::now();
   RunResult result;
   const pid_t parent = getpid();
   pid_t pid = fork();
-  if (pid == 0) ExecChild(parent, argv, env, out, err);
+  if (pid == 0) ExecChild(parent, argv, env, out, err, stop_signal);
   int status = 0;
-  bool done = WaitUntil([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout_ms);
-  if (!done) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
+  auto exited = [&] { return waitpid(pid, &status, WNOHANG) == pid; };
+  if (!WaitUntil(exited, timeout_ms)) {
     result.timed_out = true;
+    kill(pid, stop_signal);
+    if (stop_signal == SIGKILL || !WaitUntil(exited, 5000)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+    }
   }
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -2,12 +2,13 @@
 // (RunCommand), or spawn a long-running one with extra environment and its output
 // in a file (Process), stop it by PID (never by name), and scan /proc for
 // processes carrying an env marker, so a test can prove that nothing it started is
-// left running. Every child gets PR_SET_PDEATHSIG=SIGKILL: it dies with the test even
+// left running. Every child gets PR_SET_PDEATHSIG (SIGKILL, or RunCommand's stop_signal): it dies with the test even
 // when the test is SIGKILLed (ctest's timeout). The signal follows the *thread* that
 // forked, so start a long-running Process from a thread that outlives it (the test's
 // own thread).
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <map>
@@ -28,9 +29,13 @@ struct RunResult {
   double seconds = 0;
 };
 
-// Runs argv to completion (or kills it at the deadline) with env overrides.
+// Runs argv to completion (or stops it at the deadline) with env overrides.
+// stop_signal: what the child gets when the test dies or the deadline passes (then
+// SIGKILL 5 s later). SIGKILL by default; a launcher whose ranks are its own children
+// (mpirun) needs SIGTERM, which it forwards to them: SIGKILL would orphan them.
 RunResult RunCommand(const std::vector<std::string>& argv,
-                     const std::map<std::string, std::string>& env = {}, int timeout_ms = 60000);
+                     const std::map<std::string, std::string>& env = {}, int timeout_ms = 60000,
+                     int stop_signal = SIGKILL);
 
 // A long-running child (a daemon under test). Output goes to log_path.
 class Process {

@@ -134,7 +134,7 @@ TEST(DataParallelMpirun, MpirunWithFourRanksGivesTheSameLosses) {
       coord::testing::RunCommand({"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", "4",
                                   "-x", "MASTER_PORT=" + std::to_string(port), GptRank(), "train",
                                   "--config", cfg, "--set", "training.save=" + dir.File("mpi")},
-                                 {}, 120000);
+                                 {}, 120000, SIGTERM);  // mpirun forwards it to its ranks
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE((r.out + r.err).find("from openmpi"), std::string::npos);
   ExpectSameLosses(LossPerIteration(dir.File("one")), LossPerIteration(dir.File("mpi")), 1, 8,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "common/fs.h"
 #include "tests/support/files.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -63,6 +64,33 @@ TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
   const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
   KillPids(left);  // never leave them behind, even when the test fails
   EXPECT_TRUE(gone) << "still running 5 s after their test binary was SIGKILLed: " << Join(left);
+}
+
+// mpirun's ranks are its children, not the test's: RunCommand gives mpirun SIGTERM as
+// its death signal, which mpirun forwards to them (SIGKILL would orphan them).
+TEST(HarnessCleanupTest, MpirunRanksDieWithATestBinaryThatIsSigkilled) {
+  if (!PathExists("/usr/bin/mpirun")) GTEST_SKIP() << "no mpirun (openmpi-bin)";
+  TempDir dir;
+  constexpr int kWorld = 2;
+  Process victim;
+  ASSERT_TRUE(victim.Start(
+      {BinPath("harness_victim"), dir.path(), std::to_string(kWorld), "mpirun"},
+      dir.File("victim.log")));
+  const std::string text = WaitForFile(dir.File("pids"), 40000);
+  ASSERT_FALSE(text.empty()) << "harness_victim saw no mpirun ranks:\n"
+                             << ReadAll(dir.File("victim.log"));
+  std::vector<pid_t> pids;
+  std::istringstream in(text);
+  for (pid_t p; in >> p;) pids.push_back(p);
+  ASSERT_EQ(pids.size(), kWorld + 1u) << text;  // mpirun and its ranks
+
+  victim.Crash();
+  const bool gone = WaitUntil(
+      [&] { return ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path()).empty(); }, 10000, 20);
+  const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
+  KillPids(left);
+  EXPECT_TRUE(gone) << "still running 10 s after their test binary was SIGKILLed: "
+                    << Join(left);
 }
 
 }  // namespace
