@@ -44,6 +44,26 @@ constexpr char kHostKeyPrefs[] =
 
 // --- small helpers ------------------------------------------------------------
 
+// `wanted` (comma-separated) less what this libssh2 does not support, in order.
+// libssh2 1.10's method_pref drops an unknown method with a memcpy over the rest of its
+// own copy of the list (overlapping: undefined behaviour, ASan's memcpy-param-overlap).
+std::string SupportedMethods(LIBSSH2_SESSION* session, int method_type, const std::string& wanted) {
+  const char** algs = nullptr;
+  const int n = libssh2_session_supported_algs(session, method_type, &algs);
+  std::vector<std::string> supported(algs, algs + std::max(n, 0));
+  if (algs != nullptr) libssh2_free(session, algs);
+  std::string out;
+  for (size_t begin = 0; begin <= wanted.size();) {
+    const size_t end = std::min(wanted.find(',', begin), wanted.size());
+    const std::string name = wanted.substr(begin, end - begin);
+    if (std::find(supported.begin(), supported.end(), name) != supported.end()) {
+      out += (out.empty() ? "" : ",") + name;
+    }
+    begin = end + 1;
+  }
+  return out;
+}
+
 int InitLibssh2Once() {
   static std::once_flag once;
   static int rc = 0;
@@ -366,7 +386,8 @@ Status SshSession::Impl::Handshake(Clock::time_point deadline) {
   session = libssh2_session_init();
   if (!session) return Internal(Prefix() + "libssh2_session_init failed");
   libssh2_session_set_blocking(session, 0);
-  libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, kHostKeyPrefs);
+  const std::string prefs = SupportedMethods(session, LIBSSH2_METHOD_HOSTKEY, kHostKeyPrefs);
+  if (!prefs.empty()) libssh2_session_method_pref(session, LIBSSH2_METHOD_HOSTKEY, prefs.c_str());
   return Call([&] { return libssh2_session_handshake(session, fd); }, deadline, "SSH handshake");
 }
 
