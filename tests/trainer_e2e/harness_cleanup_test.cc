@@ -37,6 +37,27 @@ std::string Join(const std::vector<pid_t>& pids) {
   return out;
 }
 
+// The PIDs harness_victim wrote to DIR/pids, one a line, in ascending order.
+std::vector<pid_t> ParsePids(const std::string& text) {
+  std::vector<pid_t> pids;
+  std::istringstream in(text);
+  for (pid_t p; in >> p;) pids.push_back(p);
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
+
+// SIGKILLs the victim, as ctest's timeout does (it runs no cleanup), and expects every
+// process carrying its marker gone within wait_ms; SIGKILLs what is left either way.
+void ExpectAllGoneAfterCrash(Process* victim, const std::string& dir, int wait_ms) {
+  victim->Crash();
+  const bool gone =
+      WaitUntil([&] { return ProcessesWithEnv("COORD_HARNESS_VICTIM", dir).empty(); }, wait_ms, 20);
+  const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir);
+  KillPids(left);  // never leave them behind, even when the test fails
+  EXPECT_TRUE(gone) << "still running " << wait_ms / 1000
+                    << " s after their test binary was SIGKILLed: " << Join(left);
+}
+
 TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
   TempDir dir;
   constexpr int kWorld = 2;
@@ -46,11 +67,8 @@ TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
   const std::string text = WaitForFile(dir.File("pids"), 30000);
   ASSERT_FALSE(text.empty()) << "harness_victim wrote no pids:\n"
                              << ReadAll(dir.File("victim.log"));
-  std::vector<pid_t> pids;
-  std::istringstream in(text);
-  for (pid_t p; in >> p;) pids.push_back(p);
+  const std::vector<pid_t> pids = ParsePids(text);
   ASSERT_EQ(pids.size(), kWorld + 1u) << text;  // the ranks and RunCommand's child
-  std::sort(pids.begin(), pids.end());
 
   // They run, as the victim's own children, and carry its marker.
   std::vector<pid_t> marked = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
@@ -58,12 +76,7 @@ TEST(HarnessCleanupTest, RanksDieWithATestBinaryThatIsSigkilled) {
   EXPECT_EQ(marked, pids);
   for (pid_t p : pids) EXPECT_EQ(ParentOf(p), victim.pid()) << "pid " << p;
 
-  victim.Crash();  // SIGKILL, as ctest's timeout does: the victim runs no cleanup
-  const bool gone = WaitUntil(
-      [&] { return ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path()).empty(); }, 5000, 20);
-  const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
-  KillPids(left);  // never leave them behind, even when the test fails
-  EXPECT_TRUE(gone) << "still running 5 s after their test binary was SIGKILLed: " << Join(left);
+  ExpectAllGoneAfterCrash(&victim, dir.path(), 5000);
 }
 
 // mpirun's ranks are its children, not the test's: RunCommand gives mpirun SIGTERM as
@@ -73,24 +86,15 @@ TEST(HarnessCleanupTest, MpirunRanksDieWithATestBinaryThatIsSigkilled) {
   TempDir dir;
   constexpr int kWorld = 2;
   Process victim;
-  ASSERT_TRUE(victim.Start(
-      {BinPath("harness_victim"), dir.path(), std::to_string(kWorld), "mpirun"},
-      dir.File("victim.log")));
+  ASSERT_TRUE(
+      victim.Start({BinPath("harness_victim"), dir.path(), std::to_string(kWorld), "mpirun"},
+                   dir.File("victim.log")));
   const std::string text = WaitForFile(dir.File("pids"), 40000);
   ASSERT_FALSE(text.empty()) << "harness_victim saw no mpirun ranks:\n"
                              << ReadAll(dir.File("victim.log"));
-  std::vector<pid_t> pids;
-  std::istringstream in(text);
-  for (pid_t p; in >> p;) pids.push_back(p);
-  ASSERT_EQ(pids.size(), kWorld + 1u) << text;  // mpirun and its ranks
-
-  victim.Crash();
-  const bool gone = WaitUntil(
-      [&] { return ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path()).empty(); }, 10000, 20);
-  const std::vector<pid_t> left = ProcessesWithEnv("COORD_HARNESS_VICTIM", dir.path());
-  KillPids(left);
-  EXPECT_TRUE(gone) << "still running 10 s after their test binary was SIGKILLed: "
-                    << Join(left);
+  ASSERT_EQ(ParsePids(text).size(), kWorld + 1u) << text;  // mpirun and its ranks
+  // mpirun needs a moment to pass SIGTERM on and reap its ranks.
+  ExpectAllGoneAfterCrash(&victim, dir.path(), 10000);
 }
 
 }  // namespace

@@ -23,14 +23,25 @@
 
 namespace {
 
+// DIR/pids, whole once it exists (written aside, then renamed); then waits to be killed.
+// Returns 1 if it cannot write it.
+int PublishPidsAndWait(const std::string& dir, const std::string& pids) {
+  if (!coord::testing::WriteTextFile(dir + "/pids.tmp", pids) ||
+      std::rename((dir + "/pids.tmp").c_str(), (dir + "/pids").c_str()) != 0) {
+    return 1;
+  }
+  for (;;) pause();
+}
+
 // The ranks under mpirun: mpirun and the WORLD ranks it forks carry the marker (-x).
 int RunUnderMpirun(const std::string& dir, int world, const std::string& probe,
                    const std::map<std::string, std::string>& marker) {
-  std::thread([&] {
-    coord::testing::RunCommand({"mpirun", "--allow-run-as-root", "--oversubscribe", "-np",
-                                std::to_string(world), "-x", "COORD_HARNESS_VICTIM", probe,
-                                "--sleep-ms", "0"},
-                               marker, 24 * 3600 * 1000, SIGTERM);
+  // By value: the thread outlives this frame when the ranks never show up.
+  std::thread([world, probe, marker] {
+    coord::testing::RunCommand(
+        {"mpirun", "--allow-run-as-root", "--oversubscribe", "-np", std::to_string(world), "-x",
+         "COORD_HARNESS_VICTIM", probe, "--sleep-ms", "0"},
+        marker, 24 * 3600 * 1000, SIGTERM);
   }).detach();
   std::vector<pid_t> pids;
   const bool all = coord::testing::WaitUntil(
@@ -42,11 +53,7 @@ int RunUnderMpirun(const std::string& dir, int world, const std::string& probe,
   if (!all) return 1;
   std::string text;
   for (pid_t p : pids) text += std::to_string(p) + "\n";
-  if (!coord::testing::WriteTextFile(dir + "/pids.tmp", text) ||
-      std::rename((dir + "/pids.tmp").c_str(), (dir + "/pids").c_str()) != 0) {
-    return 1;
-  }
-  for (;;) pause();
+  return PublishPidsAndWait(dir, text);
 }
 
 }  // namespace
@@ -69,7 +76,7 @@ int main(int argc, char** argv) {
   // RunCommand waits for its child, so it runs on a thread of its own, which lives as
   // long as this process (the child's death signal follows the thread that forked).
   const std::string command_pid = dir + "/command.pid";
-  std::thread([&] {
+  std::thread([command_pid, probe, marker] {
     coord::testing::RunCommand(
         {"sh", "-c", "echo $$ > " + command_pid + "; exec " + probe + " --sleep-ms 0"}, marker,
         24 * 3600 * 1000);
@@ -80,9 +87,5 @@ int main(int argc, char** argv) {
   const std::string shell = coord::testing::WaitForFile(command_pid, 20000);
   if (shell.empty()) return 1;
   pids += shell;
-  if (!coord::testing::WriteTextFile(dir + "/pids.tmp", pids) ||
-      std::rename((dir + "/pids.tmp").c_str(), (dir + "/pids").c_str()) != 0) {
-    return 1;
-  }
-  for (;;) pause();
+  return PublishPidsAndWait(dir, pids);
 }
