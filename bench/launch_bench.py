@@ -34,7 +34,6 @@ temporary directory is removed, also on errors and Ctrl-C.
 import argparse
 import datetime
 import json
-import math
 import os
 import select
 import shutil
@@ -45,15 +44,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import tail, free_port, OtherLoad  # noqa: E402
+from benchlib import (tail, free_port, OtherLoad, BenchError, pct, proc_alive, cmdline,  # noqa: E402
+                      cpu_busy_ms, proc_cpu_ms, Runner, wait_port, find_build, COORD_BINS,
+                      TORCHRUN_WRAPPER)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-COORD_BINS = ("coordctl", "coordd", "coord-agent", "coord-supervisor")
 TOOLS = ("coord", "torchrun", "mpirun")
-
-
-class BenchError(Exception):
-    pass
 
 
 def now():
@@ -64,148 +60,11 @@ def ms(ns):
     return ns / 1e6
 
 
-def pct(values, p):
-    """Nearest-rank percentile (p99 of fewer than 100 samples is the maximum)."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100.0 * len(s)) - 1)]
-
-
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def proc_alive(pid):
-    """True if pid exists and is not a zombie."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2] not in "ZX"
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def cpu_busy_ms():
-    """CPU time used on all cores so far (from /proc/stat; 10 ms ticks)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
-    return (sum(v[:8]) - v[3] - v[4]) * tick  # all but idle and iowait
-
-
-def proc_cpu_ms(pids):
-    """utime + stime of these processes (10 ms ticks)."""
-    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/stat" % pid) as f:
-                st = f.read()
-            fields = st[st.rfind(")") + 2:].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total * tick
-
-
 # ---------------------------------------------------------------- processes
-
-
-class Runner:
-    """Starts processes, remembers them, and kills what is left by PID."""
-
-    def __init__(self, root):
-        self.root = root
-        self.popens = []
-        self.env = dict(os.environ)
-        self.env["OMP_NUM_THREADS"] = "1"
-        self.env["TMPDIR"] = root  # torchelastic and Open MPI session dirs go here
-        self.seq = 0
-
-    def spawn(self, argv, name, env=None, stdout_path=None):
-        self.seq += 1
-        logp = os.path.join(self.root, "logs", "%03d-%s.log" % (self.seq, name))
-        os.makedirs(os.path.dirname(logp), exist_ok=True)
-        out = open(stdout_path or logp, "wb")
-        err = open(logp, "ab") if stdout_path else subprocess.STDOUT
-        try:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 env=env or self.env, close_fds=True)
-        finally:
-            out.close()
-            if stdout_path:
-                err.close()
-        p.log_path = logp
-        p.name = name
-        self.popens.append(p)
-        return p
-
-    def stop(self, p, sig=signal.SIGTERM, timeout=5.0):
-        """Signal one process we started; SIGKILL it if it outlives timeout."""
-        if p.poll() is None:
-            try:
-                p.send_signal(sig)
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    log("warning: pid %d (%s) did not die after SIGKILL" % (p.pid, p.name))
-        if p in self.popens and p.poll() is not None:
-            self.popens.remove(p)
-
-    def kill_ranks(self, pids, marker):
-        """SIGKILL rank pids that are still alive and still our rank program."""
-        killed = 0
-        for pid in pids:
-            if proc_alive(pid) and marker in cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        while any(proc_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return killed
-
-    def strays(self):
-        """Processes whose command line names our temp dir: our descendants."""
-        found = []
-        me = os.getpid()
-        for d in os.listdir("/proc"):
-            if d.isdigit() and int(d) != me and proc_alive(int(d)) and self.root in cmdline(int(d)):
-                found.append(int(d))
-        return found
-
-    def cleanup(self):
-        for p in list(self.popens):
-            self.stop(p, signal.SIGTERM, 3.0)
-        left = self.strays()
-        if left:
-            log("cleanup: killing %d leftover process(es) by PID: %s" % (
-                len(left), ", ".join("%d (%s)" % (p, cmdline(p)[:60]) for p in left)))
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while any(proc_alive(p) for p in left) and time.monotonic() < deadline:
-                time.sleep(0.01)
-        return left
 
 
 class ExitWatch:
@@ -294,25 +153,6 @@ class Results:
 
 
 # ---------------------------------------------------------------- Coord
-
-
-def wait_port(proc, port_file, what, timeout_s=20):
-    """The port a daemon wrote to port_file ("port" or "host:port"); fails fast if it exits."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError("%s exited with %s before writing %s:\n%s" % (
-                what, proc.returncode, port_file, tail(proc.log_path)))
-        try:
-            with open(port_file) as f:
-                text = f.read().strip()
-            if text:
-                return int(text.replace(":", " ").split()[-1])
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.005)
-    raise BenchError("%s wrote no port to %s within %d s:\n%s" % (
-        what, port_file, timeout_s, tail(proc.log_path)))
 
 
 class CoordCluster:
@@ -838,24 +678,6 @@ def report(res, pairs, grace):
 # ---------------------------------------------------------------- main
 
 
-def find_build(arg):
-    if arg:
-        cands = [arg]
-    else:
-        base = "/work/main"
-        cands = [os.path.join(base, d) for d in sorted(os.listdir(base)) if d.startswith("build")]
-    good = []
-    for c in cands:
-        bins = {b: os.path.join(c, "bin", b) for b in COORD_BINS}
-        if all(os.access(p, os.X_OK) for p in bins.values()):
-            good.append((max(os.path.getmtime(p) for p in bins.values()), c, bins))
-    if not good:
-        raise BenchError("no Coord binaries: need %s in %s" % (
-            ", ".join(COORD_BINS), " or ".join(os.path.join(c, "bin") for c in cands) or "a build dir"))
-    good.sort()
-    return good[-1][1], good[-1][2]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1027,25 +849,6 @@ def main():
             shutil.rmtree(root, ignore_errors=True)
     return code
 
-
-# Debian's torch 1.13 on Python 3.11: Std.from_str iterates an IntFlag, which no
-# longer yields the zero member NONE, so "0" parses to None and torchrun dies in
-# to_map(). Patch only that parser, then run torchrun unchanged.
-TORCHRUN_WRAPPER = r'''
-import re, sys
-from torch.distributed.elastic.multiprocessing import api as _api
-
-def _from_str(cls, vm):
-    if re.match(_api._VALUE_REGEX, vm):
-        return cls(int(vm))
-    if re.match(_api._MAPPING_REGEX, vm):
-        return {int(i): cls(int(v)) for i, v in (m.split(":") for m in vm.split(","))}
-    raise ValueError("%s does not match: <%s> or <%s>" % (vm, _api._VALUE_REGEX, _api._MAPPING_REGEX))
-
-_api.Std.from_str = classmethod(_from_str)
-from torch.distributed import run
-run.main()
-'''
 
 if __name__ == "__main__":
     try:

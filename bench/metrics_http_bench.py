@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import log, free_port, loadavg  # noqa: E402
-from launch_bench import Runner, BenchError, wait_port, proc_cpu_ms  # noqa: E402
+from benchlib import Runner, BenchError, wait_port, proc_cpu_ms  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BINS = ("coordd", "coord-agent", "coord-supervisor", "coordctl")

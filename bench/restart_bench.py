@@ -59,8 +59,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import tail, free_port, OtherLoad, proc_table  # noqa: E402
-from launch_bench import (Runner, BenchError, wait_port, proc_alive, cmdline, cpu_busy_ms, pct,  # noqa: E402
-                          find_build, COORD_BINS, TORCHRUN_WRAPPER)
+from benchlib import (Runner, BenchError, wait_port, proc_alive, cmdline, cpu_busy_ms, pct,  # noqa: E402
+                      find_build, COORD_BINS, TORCHRUN_WRAPPER)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KINDS = ("rank-exit", "node-loss", "hang")

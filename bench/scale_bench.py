@@ -46,7 +46,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import log, loadavg  # noqa: E402
-from launch_bench import Runner, BenchError, wait_port, proc_cpu_ms  # noqa: E402
+from benchlib import Runner, BenchError, wait_port, proc_cpu_ms  # noqa: E402
 
 NPROC = 8
 TARGETS = {"launch_s": 5.0, "kill_s": 3.0, "detect_s": 3.0, "cpu_cores": 1.0, "rss_mib": 1024.0}
