@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/rpc_util.h"
+#include "common/tsan_handoff.h"
 #include "proto/agent.grpc.pb.h"
 
 namespace coord::coordinator {
@@ -38,6 +39,7 @@ class GrpcWatchHandle final : public WatchHandle,
     request_.set_heartbeat_ms(heartbeat_ms);
     stub->async()->Watch(&ctx_, &request_, this);
     StartRead(&event_);
+    HandoffRelease(this);  // to gRPC's callback threads (common/tsan_handoff.h)
     StartCall();
   }
   // Waits for OnDone: after it gRPC touches nothing of this object.
@@ -52,11 +54,14 @@ class GrpcWatchHandle final : public WatchHandle,
   }
 
   void OnReadDone(bool ok) override {
+    HandoffAcquire(this);
     if (!ok) return;  // the stream is over; OnDone follows with its status
     if (!cancelled_) on_event_(event_);
+    HandoffRelease(this);  // to the callback that runs next, on any gRPC thread
     StartRead(&event_);
   }
   void OnDone(const grpc::Status& status) override {
+    HandoffAcquire(this);
     if (!cancelled_) {
       Status st = FromGrpc(status);
       if (st.ok()) st = Unavailable("agent ended the watch stream");

@@ -117,7 +117,14 @@ inline std::map<int64_t, double> LossPerIteration(const std::string& save_dir) {
   return out;
 }
 
-inline std::string GptRank() { return coord::testing::BinPath("gpt-rank"); }
+// COORD_TEST_GPT_RANK: a gpt-rank from another build (tests/CMakeLists.txt).
+inline std::string GptRank() {
+#ifdef COORD_TEST_GPT_RANK
+  return COORD_TEST_GPT_RANK;
+#else
+  return coord::testing::BinPath("gpt-rank");
+#endif
+}
 
 // --- multi-rank runs: N `gpt-rank train` processes with torchrun's environment ------
 
