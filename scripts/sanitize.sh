@@ -76,8 +76,6 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1"
 # instrumented, so some reports are its own hand-offs, and scripts/tsan_triage.py decides
 # at the end which are findings (docs/testing.md, "TSan").
 export TSAN_OPTIONS="halt_on_error=0:exitcode=0:second_deadlock_stack=1:log_path=$logs/tsan:log_exe_name=1"
-# COORD_TSAN_OPTIONS is appended (later options win).
-if [[ -n "${COORD_TSAN_OPTIONS:-}" ]]; then TSAN_OPTIONS+=":$COORD_TSAN_OPTIONS"; fi
 if [[ -f scripts/tsan.supp ]]; then TSAN_OPTIONS+=":suppressions=$PWD/scripts/tsan.supp"; fi
 # Sanitized code runs 2-10x slower: deadlines inside tests scale by this (tests/support/wait.h).
 export COORD_TEST_TIME_SCALE="${COORD_TEST_TIME_SCALE:-4}"
