@@ -230,6 +230,25 @@ def proc_cpu_ms(pids):
     return total * tick
 
 
+def sigkill(pids):
+    """SIGKILLs each pid (one already gone is skipped); returns how many were signalled."""
+    killed = 0
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
+def wait_gone(pids, timeout_s):
+    """Polls (10 ms) until none of pids is alive, or timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while any(proc_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 class Runner:
     """Starts processes, remembers them, and kills what is left by PID."""
 
@@ -276,17 +295,8 @@ class Runner:
 
     def kill_ranks(self, pids, marker):
         """SIGKILL rank pids that are still alive and still our rank program."""
-        killed = 0
-        for pid in pids:
-            if proc_alive(pid) and marker in cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    killed += 1
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        while any(proc_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        killed = sigkill(p for p in pids if proc_alive(p) and marker in cmdline(p))
+        wait_gone(pids, 5)
         return killed
 
     def strays(self):
@@ -305,14 +315,8 @@ class Runner:
         if left:
             log("cleanup: killing %d leftover process(es) by PID: %s" % (
                 len(left), ", ".join("%d (%s)" % (p, cmdline(p)[:60]) for p in left)))
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + 5
-            while any(proc_alive(p) for p in left) and time.monotonic() < deadline:
-                time.sleep(0.01)
+            sigkill(left)
+            wait_gone(left, 5)
         return left
 
 
