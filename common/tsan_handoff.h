@@ -11,20 +11,12 @@
 
 namespace coord {
 
-inline void HandoffRelease(const void* obj) {
 #if defined(__SANITIZE_THREAD__)
-  __tsan_release(const_cast<void*>(obj));
+inline void HandoffRelease(const void* obj) { __tsan_release(const_cast<void*>(obj)); }
+inline void HandoffAcquire(const void* obj) { __tsan_acquire(const_cast<void*>(obj)); }
 #else
-  (void)obj;
+inline void HandoffRelease(const void*) {}
+inline void HandoffAcquire(const void*) {}
 #endif
-}
-
-inline void HandoffAcquire(const void* obj) {
-#if defined(__SANITIZE_THREAD__)
-  __tsan_acquire(const_cast<void*>(obj));
-#else
-  (void)obj;
-#endif
-}
 
 }  // namespace coord
