@@ -1,6 +1,6 @@
 // coord-supervisor logic (see supervisor.h). One process per job generation per
-// node; single-threaded. Between fork and exec the child only makes
-// async-signal-safe calls: every string it needs is prepared before fork.
+// node; single-threaded. Ranks are started by RankSpawner (rank_spawn.h) from
+// strings prepared before the first spawn.
 #include "agent/supervisor.h"
 
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 
 #include "agent/cgroup.h"
 #include "agent/proc_scan.h"
+#include "agent/rank_spawn.h"
 #include "agent/state_dir.h"
 #include "common/clock.h"
 #include "common/fs.h"
@@ -58,15 +59,8 @@ std::string ResolveExecutable(const std::string& prog, const std::string& path_e
 
 namespace {
 
-// What a child reports through its CLOEXEC pipe when it cannot exec.
-enum ChildStage : int { kStageCgroup = 1, kStageStdio, kStageChdir, kStageExec };
-
-struct ChildError {
-  int stage;
-  int err;
-};
-
-// Everything the child needs, prepared before fork (no allocation after fork).
+// Everything a rank's spawn needs, prepared before the first one (RankSpawner's
+// child allocates nothing).
 struct RankProc {
   RankSpec spec;
   std::string exe;
@@ -76,60 +70,20 @@ struct RankProc {
   std::vector<char*> argv, envp;
   int pid = 0;
   int resolve_err = 0;  // errno when exe could not be found in the rank's PATH
-  int err_fd = -1;      // read end of the exec-error pipe
   bool ended = false;
 };
 
-[[noreturn]] void ChildFail(int fd, int stage, int err) {
-  ChildError e{stage, err};
-  ssize_t ignored = write(fd, &e, sizeof(e));
-  (void)ignored;
-  _exit(127);
-}
-
-// Runs in the forked child: async-signal-safe calls only.
-[[noreturn]] void ChildExec(const RankProc& r, const char* workdir, int err_fd) {
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof(dfl));
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);  // SIGKILL/STOP fail: fine
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  setsid();  // own session and process group: kill(-pid) reaches the whole rank
-  if (!r.cgroup_procs.empty()) {
-    int fd = open(r.cgroup_procs.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "0", 1) != 1) ChildFail(err_fd, kStageCgroup, errno);
-    close(fd);
-  }
-  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  int out = open(r.out_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  int err = open(r.err_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  // Progress records go to their own file on kProgressFd (COORD_PROGRESS_FD).
-  int progress = open(r.progress_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (in < 0 || out < 0 || err < 0 || progress < 0) ChildFail(err_fd, kStageStdio, errno);
-  if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) {
-    ChildFail(err_fd, kStageStdio, errno);
-  }
-  // dup2 onto itself keeps CLOEXEC, so the descriptor is moved off kProgressFd first.
-  if (progress == kProgressFd) progress = fcntl(progress, F_DUPFD_CLOEXEC, kProgressFd + 1);
-  if (progress < 0 || dup2(progress, kProgressFd) < 0) ChildFail(err_fd, kStageStdio, errno);
-  if (chdir(workdir) != 0) ChildFail(err_fd, kStageChdir, errno);
-  // Nothing of the supervisor's leaks into the rank (err_fd is CLOEXEC too).
-  syscall(SYS_close_range, static_cast<unsigned>(kProgressFd) + 1, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
-  execve(r.exe.c_str(), r.argv.data(), r.envp.data());
-  ChildFail(err_fd, kStageExec, errno);
-}
-
-std::string ChildErrorText(const RankProc& r, const GenSpec& spec, const ChildError& e) {
-  const char* what = std::strerror(e.err);
-  switch (e.stage) {
-    case kStageCgroup:
+std::string SpawnErrorText(const RankProc& r, const GenSpec& spec, const SpawnResult& res) {
+  const char* what = std::strerror(res.err);
+  switch (res.failed) {
+    case SpawnStage::kCgroup:
       return "join cgroup " + r.cgroup_dir + ": " + what;
-    case kStageStdio:
+    case SpawnStage::kStdio:
       return "open " + r.out_path + " / .err: " + what;
-    case kStageChdir:
+    case SpawnStage::kChdir:
       return "chdir " + spec.workdir + ": " + what;
+    case SpawnStage::kClone:
+      return std::string("clone: ") + what;
     default:
       return "exec '" + r.spec.argv[0] + "': " + what;
   }
@@ -143,7 +97,7 @@ class Supervisor {
  private:
   Status Prepare();
   void StartAll();
-  void CollectExecResults();
+  void RecordStarts();
   void Notify(const Launched& launched);
   void KillRankLeftovers(const RankProc& r);
   void RecordExit(RankProc& r, int status, const std::string& error);
@@ -193,65 +147,46 @@ Status Supervisor::Prepare() {
   return Status::Ok();
 }
 
-// Forks every rank first and only then collects the exec results, so the ranks'
-// execs overlap instead of running one after another.
+// Starts the ranks in order and stops at the first that cannot start (a generation
+// starts whole or not at all: Run() then kills the ones already running). Their
+// records come after the last spawn, so the slow file writes never hold up a rank.
 void Supervisor::StartAll() {
+  RankSpawner spawner;
   for (auto& r : ranks_) {
+    std::string error;
     if (r.exe.empty()) {
-      std::string text = "exec '" + r.spec.argv[0] + "': " + std::strerror(r.resolve_err);
-      launched_ = {false, r.spec.rank,
-                   "rank " + std::to_string(r.spec.rank) + " (local rank " +
-                       std::to_string(r.spec.local_rank) + "): " + text};
-      RecordExit(r, -1, text);
-      return;
+      error = "exec '" + r.spec.argv[0] + "': " + std::strerror(r.resolve_err);
+    } else {
+      RankExec exec;
+      exec.exe = r.exe.c_str();
+      exec.argv = r.argv.data();
+      exec.envp = r.envp.data();
+      exec.cgroup_procs = r.cgroup_procs.c_str();
+      exec.out_path = r.out_path.c_str();
+      exec.err_path = r.err_path.c_str();
+      exec.progress_path = r.progress_path.c_str();
+      exec.workdir = spec_.workdir.c_str();
+      SpawnResult res = spawner.Spawn(exec);
+      if (res.pid > 0) {
+        r.pid = res.pid;
+        ++live_;
+        continue;
+      }
+      error = SpawnErrorText(r, spec_, res);
     }
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-      launched_ = {false, r.spec.rank, std::string("pipe: ") + std::strerror(errno)};
-      return;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      ChildExec(r, spec_.workdir.c_str(), fds[1]);
-    }
-    close(fds[1]);
-    if (pid < 0) {
-      close(fds[0]);
-      launched_ = {false, r.spec.rank, std::string("fork: ") + std::strerror(errno)};
-      return;
-    }
-    r.pid = pid;
-    r.err_fd = fds[0];
-    ++live_;
+    launched_ = {false, r.spec.rank,
+                 "rank " + std::to_string(r.spec.rank) + " (local rank " +
+                     std::to_string(r.spec.local_rank) + "): " + error};
+    RecordExit(r, -1, error);
+    return;
   }
 }
 
-void Supervisor::CollectExecResults() {
+void Supervisor::RecordStarts() {
   for (auto& r : ranks_) {
-    if (r.err_fd < 0) continue;
-    ChildError e{0, 0};
-    ssize_t n;
-    do {
-      n = read(r.err_fd, &e, sizeof(e));
-    } while (n < 0 && errno == EINTR);
-    close(r.err_fd);
-    r.err_fd = -1;
-    if (n == static_cast<ssize_t>(sizeof(e))) {
-      std::string text = ChildErrorText(r, spec_, e);
-      int status = 0;
-      waitpid(r.pid, &status, 0);
-      --live_;
-      RecordExit(r, -1, text);
-      if (launched_.ok) {
-        launched_ = {false, r.spec.rank,
-                     "rank " + std::to_string(r.spec.rank) + " (local rank " +
-                         std::to_string(r.spec.local_rank) + "): " + text};
-      }
-      continue;
-    }
-    // EOF: the exec succeeded. The child may already have exited (it is a zombie
-    // until we reap it), so read the start time without the liveness filter.
+    if (r.pid <= 0) continue;
+    // The rank may already have exited (a zombie until we reap it), so read its
+    // start time without the liveness filter.
     ProcStat st;
     RankStarted rec{r.spec.rank, r.spec.local_rank, {r.pid, 0}, WallMs()};
     if (ReadProcStat(r.pid, &st)) rec.proc.start_ticks = st.start_ticks;
@@ -380,10 +315,10 @@ int Supervisor::Run() {
   int64_t t0 = MonoMs();
   StartAll();
   int64_t t1 = MonoMs();
-  CollectExecResults();
-  LOG_INFO << "started " << ranks_.size() << " ranks: spec read in " << (t0 - start_ms_)
-           << " ms, forks " << (t1 - t0) << " ms, execs confirmed " << (MonoMs() - t1)
-           << " ms later";
+  RecordStarts();
+  LOG_INFO << "started " << live_ << " of " << ranks_.size() << " ranks: spec read in "
+           << (t0 - start_ms_) << " ms, spawns " << (t1 - t0) << " ms, records written "
+           << (MonoMs() - t1) << " ms later";
   if (!launched_.ok) {
     // A generation starts whole or not at all.
     LOG_ERROR << "launch failed: " << launched_.error << "; killing the ranks already started";

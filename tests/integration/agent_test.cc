@@ -327,6 +327,22 @@ TEST_F(AgentTest, EveryRankStartsInItsOwnCgroup) {
   Kill("cgjob", 3, 100);
 }
 
+// A rank starts as if exec'd from a clean shell: no signal ignored (the supervisor
+// ignores SIGPIPE, SIGHUP, SIGINT and SIGTERM itself) and none blocked.
+TEST_F(AgentTest, RanksStartWithDefaultSignalDispositions) {
+  LaunchReply reply;
+  grpc::Status st = Launch(MakeLaunch("sigjob", 2, {"--sleep-ms", "0"}), &reply);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(reply.ranks_size(), 2);
+  for (const auto& r : reply.ranks()) {
+    auto status = ReadFile("/proc/" + std::to_string(r.pid()) + "/status");
+    ASSERT_TRUE(status.ok()) << "rank " << r.rank() << " pid " << r.pid() << " is gone";
+    EXPECT_NE(status->find("\nSigIgn:\t0000000000000000\n"), std::string::npos) << *status;
+    EXPECT_NE(status->find("\nSigBlk:\t0000000000000000\n"), std::string::npos) << *status;
+  }
+  Kill("sigjob", 0, 100);
+}
+
 TEST_F(AgentTest, ExecOfMissingProgramFailsLaunchNamingIt) {
   LaunchRequest req = MakeLaunch("missing", 2, {});
   req.set_argv(0, "nosuchprog-coord");
