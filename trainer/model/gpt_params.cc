@@ -117,6 +117,11 @@ coord::Status ValidateGptConfig(const GptConfig& c) {
   std::string errors;
   auto add = [&errors](const std::string& e) { errors += (errors.empty() ? "" : "; ") + e; };
   if (c.num_layers <= 0) add(Problem("num_layers", c.num_layers, "positive integer"));
+  if (c.num_layers > kMaxGptLayers) {
+    const std::string most = "at most " + std::to_string(kMaxGptLayers) +
+                             " (the largest published models have under 200)";
+    add(Problem("num_layers", c.num_layers, most.c_str()));
+  }
   if (c.hidden_size <= 0) add(Problem("hidden_size", c.hidden_size, "positive integer"));
   if (c.num_attention_heads <= 0) {
     add(Problem("num_attention_heads", c.num_attention_heads, "positive integer"));

@@ -95,6 +95,19 @@ TEST(GptParamsTest, ValidationNamesTheProblem) {
   EXPECT_NE(s.message().find("divisible by model.num_attention_heads"), std::string::npos);
 }
 
+// Found by the checkpoint_model fuzzer: 42,753 layers passed and took seconds to lay out.
+TEST(GptParamsTest, LayersAreBoundedBeforeAnythingIsSizedByThem) {
+  GptConfig c = Tiny(false, 0.0f);
+  c.num_layers = kMaxGptLayers;
+  EXPECT_TRUE(ValidateGptConfig(c).ok()) << ValidateGptConfig(c).message();
+  c.num_layers = 42753;
+  coord::Status s = ValidateGptConfig(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("model.num_layers: expected at most 1024"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("got 42753"), std::string::npos) << s.message();
+}
+
 TEST(GptParamsTest, MemoryPlanCheckpointingSavesActivations) {
   GptConfig c;  // GPT-2 124M at B=8, T=1024
   MemoryPlan plan = PlanMemory(c, 8, 1024);
