@@ -3,11 +3,9 @@
 // strings prepared before the first spawn.
 #include "agent/supervisor.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -23,8 +23,10 @@ namespace {
 class RankSpawnTest : public ::testing::Test {
  protected:
   // Argv and envp as the supervisor holds them: char* into strings that outlive the spawn.
+  // Output goes to out_, err_ and progress_ (a test may point them elsewhere first);
+  // `spawner` is for a test that needs one made after it changed the signals.
   SpawnResult Spawn(std::vector<std::string> argv, const std::string& workdir,
-                    const std::string& cgroup_procs = "") {
+                    const std::string& cgroup_procs = "", RankSpawner* spawner = nullptr) {
     argv_strings_ = std::move(argv);
     argv_.clear();
     for (auto& a : argv_strings_) argv_.push_back(a.data());
@@ -33,9 +35,6 @@ class RankSpawnTest : public ::testing::Test {
     envp_.clear();
     for (auto& e : env_strings_) envp_.push_back(e.data());
     envp_.push_back(nullptr);
-    out_ = dir_.File("r.out");
-    err_ = dir_.File("r.err");
-    progress_ = dir_.File("r.progress");
     RankExec exec;
     exec.exe = argv_strings_[0].c_str();
     exec.argv = argv_.data();
@@ -45,7 +44,7 @@ class RankSpawnTest : public ::testing::Test {
     exec.err_path = err_.c_str();
     exec.progress_path = progress_.c_str();
     exec.workdir = workdir.c_str();
-    return spawner_.Spawn(exec);
+    return (spawner != nullptr ? spawner : &spawner_)->Spawn(exec);
   }
 
   // Waits for a spawned child by its PID and returns its exit code (-signal if killed).
@@ -64,7 +63,8 @@ class RankSpawnTest : public ::testing::Test {
   testing::TempDir dir_;
   std::vector<std::string> argv_strings_, env_strings_;
   std::vector<char*> argv_, envp_;
-  std::string out_, err_, progress_;
+  std::string out_ = dir_.File("r.out"), err_ = dir_.File("r.err"),
+              progress_ = dir_.File("r.progress");
   RankSpawner spawner_;
 };
 
@@ -93,19 +93,7 @@ TEST_F(RankSpawnTest, RankStartsInItsOwnSessionWithDefaultSignalsAndNoneBlocked)
   sigaddset(&usr1, SIGUSR1);
   sigprocmask(SIG_BLOCK, &usr1, &old_mask);
   RankSpawner spawner;
-  std::vector<std::string> argv = {"/bin/sleep", "30"};
-  std::vector<char*> args = {argv[0].data(), argv[1].data(), nullptr};
-  char* envp[] = {nullptr};
-  const std::string out = dir_.File("s.out"), err = dir_.File("s.err"), prog = dir_.File("s.p");
-  RankExec exec;
-  exec.exe = "/bin/sleep";
-  exec.argv = args.data();
-  exec.envp = envp;
-  exec.out_path = out.c_str();
-  exec.err_path = err.c_str();
-  exec.progress_path = prog.c_str();
-  exec.workdir = "/";
-  SpawnResult r = spawner.Spawn(exec);
+  SpawnResult r = Spawn({"/bin/sleep", "30"}, "/", "", &spawner);
   sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   ASSERT_GT(r.pid, 0) << SpawnStageName(r.failed) << ": " << r.err;
@@ -162,19 +150,7 @@ TEST_F(RankSpawnTest, EachStepThatFailsIsNamedWithItsErrno) {
 
 TEST_F(RankSpawnTest, AnUnwritableLogIsAStdioFailure) {
   out_ = dir_.File("missing-dir/r.out");
-  std::vector<std::string> argv = {"/bin/true"};
-  std::vector<char*> args = {argv[0].data(), nullptr};
-  char* envp[] = {nullptr};
-  const std::string err = dir_.File("e"), prog = dir_.File("p");
-  RankExec exec;
-  exec.exe = "/bin/true";
-  exec.argv = args.data();
-  exec.envp = envp;
-  exec.out_path = out_.c_str();
-  exec.err_path = err.c_str();
-  exec.progress_path = prog.c_str();
-  exec.workdir = "/";
-  SpawnResult r = spawner_.Spawn(exec);
+  SpawnResult r = Spawn({"/bin/true"}, "/");
   EXPECT_EQ(r.pid, -1);
   EXPECT_EQ(r.failed, SpawnStage::kStdio);
   EXPECT_EQ(r.err, ENOENT);
